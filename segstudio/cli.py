@@ -1,0 +1,74 @@
+"""Command-line front end: `segstudio [FOLDER]` opens the GUI, `segstudio <command> ...` runs headless.
+
+Each subcommand lives in its own module under `segstudio.commands` and is imported only when
+used, so `segstudio info` never pays for torch and the GUI never pays for argparse setup of
+commands it does not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from segstudio import __version__
+from segstudio.core.errors import SegStudioError
+
+#: subcommand name -> module in segstudio.commands exposing `add_arguments(parser)` and `run(args) -> int`
+COMMANDS: dict[str, str] = {
+    "gui": "gui",
+    "info": "info",
+    "predict": "predict",
+    "export": "export",
+    "import": "import_",
+    "train": "train",
+    "eval": "eval",
+}
+
+HELP: dict[str, str] = {
+    "gui": "open the annotation window (the default when no command is given)",
+    "info": "print a project summary",
+    "predict": "pre-annotate images with a segmentation model",
+    "export": "export corrected masks as a VOC, Cityscapes or COCO dataset",
+    "import": "import a VOC, Cityscapes or labelme dataset as a project",
+    "train": "fine-tune the project model on done images (torchrun-ready)",
+    "eval": "evaluate a model version on the project's val split",
+}
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"segstudio {command}", description=HELP[command])
+    module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
+    module.add_arguments(parser)
+    return parser
+
+
+def _usage() -> str:
+    lines = [f"SegStudio {__version__}", "", "usage: segstudio [FOLDER]", "       segstudio <command> [options]", "", "commands:"]
+    lines += [f"  {name:<8} {HELP[name]}" for name in COMMANDS]
+    lines += ["", "Run `segstudio <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if args and args[0] == "--version":
+        print(__version__)
+        return 0
+    command = args[0] if args and args[0] in COMMANDS else "gui"
+    rest = args[1:] if args and args[0] in COMMANDS else args
+    parser = build_parser(command)
+    parsed = parser.parse_args(rest)
+    module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
+    try:
+        return int(module.run(parsed) or 0)
+    except SegStudioError as error:
+        print(f"segstudio {command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"segstudio {command}: interrupted", file=sys.stderr)
+        return 130

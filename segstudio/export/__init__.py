@@ -1,0 +1,1 @@
+"""Dataset exporters and importers (VOC, Cityscapes, COCO, labelme). No Qt, no torch."""

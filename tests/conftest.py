@@ -1,0 +1,42 @@
+"""Shared test configuration: Qt offscreen, isolated settings, third-party test data location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Set before anything imports Qt: tests never need a display.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Keep torch from oversubscribing the 2-core CI machine and from touching the user's cache.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Give every test its own TORCH_HOME and Qt settings location; never the user's."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("SEGSTUDIO_SETTINGS_DIR", str(home / "settings"))
+    yield
+
+
+@pytest.fixture
+def shared_testdata() -> Path:
+    """The team's third-party test data; skips with the reason when `../shared` is absent."""
+    if not SHARED_TESTDATA.is_dir():
+        pytest.skip(f"third-party test data not found at {SHARED_TESTDATA} (only in CI and team checkouts)")
+    return SHARED_TESTDATA
+
+
+@pytest.fixture
+def labelme_example(shared_testdata: Path) -> Path:
+    path = shared_testdata / "labelme_voc_example"
+    if not path.is_dir():
+        pytest.skip(f"labelme example data not found at {path}")
+    return path
