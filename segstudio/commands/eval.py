@@ -1,15 +1,67 @@
-"""`segstudio eval`: not yet available (its issue has not landed)."""
+"""`segstudio eval`: a model version's metrics on the project's done images (val split by default)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("project", help="image folder of the project")
+    parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
+    parser.add_argument("--version", help="model version to evaluate (default: the active one)")
+    parser.add_argument("--split", choices=("val", "train", "all"), default="val", help="which done images (default val)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--max-side", type=int, default=1024, help="cap images' long side (as in training)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+
+
+def format_table(metrics: dict[str, Any], title: str) -> str:
+    """The metrics as a plain-text table: per-class IoU, then the summary numbers."""
+
+    def pct(value: float | None) -> str:
+        return "   n/a" if value is None else f"{100 * value:6.2f}"
+
+    per_class = metrics.get("per_class_iou", {})
+    width = max([len("class")] + [len(name) for name in per_class])
+    lines = [title, f"{'class':<{width}}  IoU %", f"{'-' * width}  ------"]
+    lines += [f"{name:<{width}}  {pct(iou)}" for name, iou in per_class.items()]
+    lines += [f"{'-' * width}  ------"]
+    for key, label in (("pixel_accuracy", "pixel acc"), ("mean_pixel_accuracy", "mean acc"), ("miou", "mIoU"),
+                       ("fwiou", "FWIoU")):
+        lines.append(f"{label:<{width}}  {pct(metrics.get(key))}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("segstudio eval: not yet available in this version", file=sys.stderr)
-    return 2
+    from segstudio.core.errors import SegStudioError
+    from segstudio.core.project import Project
+    from segstudio.ml.augment import AugmentConfig, eval_transform
+    from segstudio.ml.data import SegmentationDataset
+    from segstudio.ml.manifest import project_samples
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.evaluate import evaluate, metrics_record
+    from segstudio.ml.spec import ModelSpec
+    from segstudio.ml.weights import load_model
+
+    device = pick_device(args.device)
+    with Project.open(args.project, state_dir=args.project_dir) as project:
+        version = args.version or (project.active_model_version().version if project.active_model_version() else None)
+        if version is None:
+            raise SegStudioError("the project has no model version yet; run `segstudio train` first or pass --version")
+        train, val = project_samples(project)
+        samples = {"val": val, "train": train, "all": train + val}[args.split]
+        if not samples:
+            raise SegStudioError(f"no done images with masks in the {args.split} split; mark corrected images as done")
+        loaded = load_model(ModelSpec(weights="project", version=version), project.scheme, device, project=project)
+        norm = loaded.normalization
+        aug = AugmentConfig(max_side=args.max_side, mean=tuple(norm["mean"]), std=tuple(norm["std"]))  # type: ignore[arg-type]
+        dataset = SegmentationDataset(samples, eval_transform(aug))
+        cm = evaluate(loaded.model, dataset, project.scheme.num_classes, device)
+        metrics = metrics_record(cm, project.scheme.names)
+    if args.json:
+        print(json.dumps({"version": version, "split": args.split, "images": len(samples), **metrics}))
+    else:
+        print(format_table(metrics, f"model {version} on {len(samples)} {args.split} image(s)"))
+    return 0

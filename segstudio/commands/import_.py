@@ -1,15 +1,40 @@
-"""`segstudio import`: not yet available (its issue has not landed)."""
+"""`segstudio import voc|cityscapes|labelme SOURCE --out DIR`: turn a dataset into a project."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from segstudio.core.tasks import ConsoleProgress
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("kind", choices=["voc", "cityscapes", "labelme"], help="what the source folder holds")
+    parser.add_argument("source", help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, or labelme JSON folder")
+    parser.add_argument("--out", help="new (or empty) folder for the project; required unless --dry-run")
+    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes or a .json file)")
+    parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
+    parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("segstudio import: not yet available in this version", file=sys.stderr)
-    return 2
+    from segstudio.core.errors import ExportError
+    from segstudio.core.schemes import get_scheme
+    from segstudio.export.import_common import run_import
+    from segstudio.export.registry import get_importer
+
+    scheme = get_scheme(args.scheme) if args.scheme else None
+    preview = get_importer(args.kind)
+    plan = preview(args.source, scheme=scheme, labels_file=args.labels) if args.kind == "labelme" else preview(args.source, scheme=scheme)
+    print(plan.describe())
+    if args.dry_run:
+        return 1 if plan.unmapped else 0
+    if not args.out:
+        raise ExportError("--out is required to import (or pass --dry-run to only see the mapping)")
+    progress = None if args.quiet else ConsoleProgress(f"import {args.kind}")
+    target = run_import(plan, args.out, progress)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"imported {len(plan.samples)} images into {target}; open it with: segstudio {target}")
+    return 0

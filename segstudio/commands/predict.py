@@ -1,15 +1,164 @@
-"""`segstudio predict`: not yet available (its issue has not landed)."""
+"""`segstudio predict`: pre-annotate a project's images with a segmentation model (headless).
+
+Predictions go into the project next to (never over) corrected masks; images already predicted by
+the same model version are skipped unless --overwrite, so an interrupted run resumes where it stopped.
+Unreadable images are skipped, listed at the end, and make the exit status 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from segstudio.core.errors import ImageReadError, SegStudioError
+from segstudio.core.tasks import ConsoleProgress, NullTask
+
+WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
+
+
+class _ImageTask(NullTask):
+    """Forwards cancel and status from the run's progress bar; per-tile progress stays quiet."""
+
+    def __init__(self, parent: ConsoleProgress) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def set_status(self, message: str) -> None:
+        self._parent.set_status(message)
+
+    def is_cancelled(self) -> bool:
+        return self._parent.is_cancelled()
+
+    def check_cancelled(self) -> None:
+        self._parent.check_cancelled()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    from segstudio.ml.device import DEVICE_CHOICES
+
+    parser.add_argument("folder", help="image folder (the project is its .segstudio state) or that state folder")
+    parser.add_argument("--project-dir", help="project state folder, when it is not <folder>/.segstudio")
+    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large)")
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        help="auto (project model, else torchvision for VOC, else none) | project | torchvision | none | FILE",
+    )
+    parser.add_argument("--version", dest="model_version", help="project model version for --weights project")
+    parser.add_argument("--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)")
+    parser.add_argument("--precision", default="auto", help="auto | float32 | bfloat16 | float16")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                        help="dense CRF refinement (default: the project's CRF setting)")  # fmt: skip
+    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (faster), e.g. 2")
+    parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
+    parser.add_argument("--max-side", type=int, default=1024, help="resize so the long side is at most this (0 = off)")
+    parser.add_argument("--tile-size", type=int, default=1024, help="sliding-window tile size in pixels")
+    parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
+    parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
+    parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        raise SegStudioError(f"--limit must be at least 1 (got {args.limit})")
+    if args.crf_scale is not None and not 1.0 <= args.crf_scale <= 16.0:
+        raise SegStudioError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
+    if args.max_side is not None and args.max_side != 0 and args.max_side < 32:
+        raise SegStudioError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
+    if args.weights not in WEIGHT_WORDS and not Path(args.weights).expanduser().is_file():
+        raise SegStudioError(
+            f"--weights {args.weights!r} is neither one of {', '.join(WEIGHT_WORDS)} nor an existing file"
+        )
+
+
+def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
+    folder = Path(args.folder).expanduser()
+    if folder.name == ".segstudio" and (folder / "project.db").is_file() and args.project_dir is None:
+        return folder.parent, str(folder)
+    return folder, args.project_dir
 
 
 def run(args: argparse.Namespace) -> int:
-    print("segstudio predict: not yet available in this version", file=sys.stderr)
-    return 2
+    _validate(args)
+    from segstudio.core.project import Project, Status
+    from segstudio.ml import crf as crf_mod
+    from segstudio.ml.device import device_label, pick_device
+    from segstudio.ml.models import arch_info
+    from segstudio.ml.predict import Predictor
+    from segstudio.ml.spec import ModelSpec
+    from segstudio.ml.weights import load_model
+
+    if args.model:
+        arch_info(args.model)  # unknown name -> clear error before opening anything
+    device = pick_device(args.device)
+    image_dir, state_dir = _folders(args)
+    with Project.open(image_dir, state_dir) as project:
+        is_file = args.weights not in WEIGHT_WORDS
+        spec = ModelSpec(
+            arch=args.model,
+            weights="file" if is_file else args.weights,
+            path=str(Path(args.weights).expanduser()) if is_file else None,
+            version=args.model_version,
+            device=args.device,
+        )
+        progress = ConsoleProgress("predict")
+        loaded = load_model(spec, project.scheme, device, args.remap_classes, project, progress)
+        crf_params = crf_mod.load_params(project)
+        use_crf = crf_params.enabled and project.get_setting(crf_mod.SETTING_KEY) is not None
+        if args.crf is not None:
+            use_crf = args.crf
+        if args.crf_scale is not None:
+            crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
+        predictor = Predictor.from_loaded(
+            loaded,
+            max_side=args.max_side or None,
+            tile_size=args.tile_size,
+            tta=args.tta,
+            precision=args.precision,
+            crf=crf_params if use_crf else None,
+        )
+        print(
+            f"model: {loaded.description} [{loaded.version}] on {device_label(device)}, "
+            f"precision {predictor.precision}, CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
+            file=sys.stderr,
+        )
+        todo, already, unreadable, finished = [], 0, [], 0
+        for rec in project.images():
+            if rec.error:
+                unreadable.append((rec.rel_path, rec.error))
+            elif rec.status in (Status.DONE, Status.SKIPPED):
+                finished += 1
+            elif not args.overwrite and rec.model_version == loaded.version and project.has_prediction(rec):
+                already += 1
+            else:
+                todo.append(rec)
+        if args.limit is not None:
+            todo = todo[: args.limit]
+        done = 0
+        progress.set_progress(0, len(todo))
+        image_task = _ImageTask(progress)
+        for index, rec in enumerate(todo):
+            progress.set_status(rec.rel_path)
+            try:
+                image = project.load_image(rec)
+            except ImageReadError as error:
+                unreadable.append((rec.rel_path, error.reason))
+            else:
+                result = predictor.predict(image, image_task)
+                project.save_prediction(
+                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+                )
+                done += 1
+            progress.set_progress(index + 1, len(todo))
+        print(
+            f"predicted {done} image(s); skipped {already} already predicted by {loaded.version}"
+            f"{'' if args.overwrite else ' (use --overwrite to redo)'}, {finished} done/skipped by the user",
+            file=sys.stderr,
+        )
+        if unreadable:
+            print(f"{len(unreadable)} unreadable image(s) skipped:", file=sys.stderr)
+            for rel_path, reason in unreadable:
+                print(f"  {rel_path}: {reason}", file=sys.stderr)
+            return 1
+    return 0

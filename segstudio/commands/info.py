@@ -1,0 +1,102 @@
+"""`segstudio info FOLDER [--project-dir DIR] [--json]`: what a project holds and where its state lives.
+
+Opens the project like the app does (so files added, removed or renamed since the last session
+are reconciled first). If the project is open in a SegStudio window, it shows the last saved
+state read-only instead of failing. A folder that has never been opened is reported without
+creating anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.errors import ProjectError, ProjectLockedError
+from segstudio.core.project import DB_NAME, STATE_DIR_NAME, Project
+from segstudio.core.scan import scan_images
+
+_STATUS_LABELS = {"new": "new", "predicted": "predicted", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="the image folder")
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="where the project state lives if not in FOLDER/.segstudio (e.g. for a read-only image folder)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
+    folder = folder.expanduser().absolute()
+    if not folder.exists():
+        raise ProjectError(f"image folder {folder} does not exist; check the path")
+    if not folder.is_dir():
+        raise ProjectError(f"{folder} is not a folder; give the folder that contains the images")
+    state = project_dir.expanduser().absolute() if project_dir is not None else folder / STATE_DIR_NAME
+    if not (state / DB_NAME).is_file():
+        found = scan_images(folder, exclude=(state,))
+        return {"image_dir": str(folder), "state_dir": str(state), "project": False, "images": len(found)}
+    try:
+        with Project.open(folder, state_dir=project_dir) as project:
+            summary = project.summary()
+            report = project.last_reconcile
+            summary["changes"] = {
+                "added": len(report.added) + len(report.restored),
+                "removed": len(report.removed),
+                "renamed": len(report.renamed),
+                "changed": len(report.changed),
+            }
+            summary["read_only"] = False
+    except ProjectLockedError:
+        with Project.open_read_only(folder, state_dir=project_dir) as project:
+            summary = project.summary()
+            summary["read_only"] = True
+    summary["project"] = True
+    summary["state_location"] = "sidecar" if project_dir is None else "project folder"
+    return summary
+
+
+def _text(summary: dict[str, Any]) -> str:
+    if not summary["project"]:
+        return "\n".join([
+            f"Image folder: {summary['image_dir']}",
+            f"  images:  {summary['images']}",
+            f"  project: none yet (opening the folder in SegStudio creates its state in {summary['state_dir']})",
+        ])  # fmt: skip
+    status = " · ".join(f"{_STATUS_LABELS.get(k, k)} {v}" for k, v in summary["status"].items())
+    scheme = summary["scheme"]
+    classes = ", ".join(scheme["classes"][:8]) + (", ..." if len(scheme["classes"]) > 8 else "")
+    models = ", ".join(summary["model_versions"]) or "none"
+    if summary["active_model_version"]:
+        models += f" (active: {summary['active_model_version']})"
+    unreadable = f"  ({summary['unreadable']} unreadable)" if summary["unreadable"] else ""
+    lines = [
+        f"SegStudio project: {summary['image_dir']}",
+        f"  state:   {summary['state_dir']}  ({summary['state_location']})",
+        f"  images:  {summary['images']}{unreadable}",
+        f"  status:  {status}",
+        f"  split:   train {summary['split']['train']} · val {summary['split']['val']} "
+        f"(val fraction {summary['val_fraction']:.2f})",
+        f"  scheme:  {scheme['name']} ({len(scheme['classes'])} classes: {classes})",
+        f"  models:  {models}",
+    ]
+    changes = summary.get("changes")
+    if changes and any(changes.values()):
+        lines.append(
+            f"  on disk since last open: +{changes['added']} added, -{changes['removed']} removed, "
+            f"{changes['renamed']} renamed, {changes['changed']} changed"
+        )
+    if summary["read_only"]:
+        lines.append("  note:    the project is open in another SegStudio window; this is its last saved state")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = _summary(args.folder, args.project_dir)
+    print(json.dumps(summary, ensure_ascii=False) if args.json else _text(summary))
+    return 0

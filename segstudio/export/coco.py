@@ -1,0 +1,104 @@
+"""COCO stuff-style semantic annotations: one RLE annotation per (image, class present).
+
+    images/<split>/<name>.<ext>         the source file (JPEG/PNG kept as is; others encoded as JPEG)
+    annotations/<split>.json            {"images", "annotations", "categories", "info"}
+
+Category ids are mask index + 1 (COCO reserves 0); every scheme class is listed. Each annotation
+has an uncompressed-counts RLE from pycocotools (`counts` as a UTF-8 string), its `area` (pixel
+count), `bbox` ([x, y, w, h] from pycocotools), `iscrowd` 0. Unlabeled pixels get no annotation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from segstudio.core.atomic import atomic_write_json
+from segstudio.export.common import SPLITS, ExportItem, safe_name, source_image_bytes, stem_of, unique_names
+from segstudio.export.engine import DatasetFormat, ItemResult
+
+__all__ = ["CocoFormat", "encode_rle"]
+
+_KEEP = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+def encode_rle(binary: np.ndarray) -> dict[str, Any]:
+    """pycocotools RLE of a boolean mask, JSON-ready (counts decoded to str)."""
+    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+class CocoFormat(DatasetFormat):
+    name = "coco"
+    version = 1
+
+    def options_key(self) -> dict[str, Any]:
+        return {"jpeg_quality": self.options.jpeg_quality}
+
+    def prepare_names(self, items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
+        def wanted(item: ExportItem) -> str:
+            suffix = PurePosixPath(item.rel_path).suffix.lower()
+            return safe_name(stem_of(item.rel_path)) + (suffix if suffix in _KEEP else ".jpg")
+
+        return unique_names(((it.rel_path, wanted(it)) for it in items), previous)
+
+    def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
+        image_format = _KEEP[PurePosixPath(name).suffix]
+        image_rel = f"images/{item.split}/{name}"
+        self.write_file(root, image_rel, source_image_bytes(item.image_path, image_format, mask.shape, self.options.jpeg_quality))
+        annotations = []
+        for index in np.unique(mask):
+            if int(index) >= self.scheme.num_classes:
+                continue  # unknown indices are reported by the pre-export check, never invented classes
+            rle = mask_utils.encode(np.asfortranarray((mask == index).astype(np.uint8)))
+            annotations.append(
+                {
+                    "category_id": int(index) + 1,
+                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+                    "area": int(mask_utils.area(rle)),
+                    "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+                    "iscrowd": 0,
+                }
+            )
+        record = {
+            "image": {"file_name": f"{item.split}/{name}", "height": int(mask.shape[0]), "width": int(mask.shape[1])},
+            "annotations": annotations,
+        }
+        return ItemResult([image_rel], record)
+
+    def categories(self) -> list[dict[str, Any]]:
+        return [
+            {"id": i + 1, "name": cls.name, "supercategory": "", "color": list(cls.color)}
+            for i, cls in enumerate(self.scheme.classes)
+        ]
+
+    def write_index(self, root: Path, entries: list[tuple[ExportItem, str, ItemResult]]) -> list[str]:
+        written = []
+        next_ann = 1
+        for split in SPLITS:
+            images, annotations = [], []
+            for image_id, (item, _, result) in enumerate((e for e in entries if e[0].split == split), start=1):
+                record = result.record
+                images.append({"id": image_id, **record["image"], "segstudio_source": item.rel_path})
+                for ann in record["annotations"]:
+                    annotations.append({"id": next_ann, "image_id": image_id, **ann})
+                    next_ann += 1
+            rel = f"annotations/{split}.json"
+            atomic_write_json(
+                root / rel,
+                {
+                    "info": {"description": f"SegStudio export ({self.scheme.name})", "version": str(self.version)},
+                    "images": images,
+                    "annotations": annotations,
+                    "categories": self.categories(),
+                },
+                indent=None,
+            )
+            written.append(rel)
+        return written
+

@@ -1,0 +1,179 @@
+"""The export loop shared by every format: names, incremental reuse, progress, cancel, swap.
+
+A format (`DatasetFormat`) only knows how to write one image's files and the index files; the
+engine decides which images need writing at all. Each image gets a key (hash of format, options,
+scheme, image content, mask content, exported name and split); when the previous export in the
+target folder recorded the same key, its files are hard-linked instead of re-encoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.errors import ExportError
+from segstudio.core.schemes import LabelScheme
+from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.export.common import ExportItem, ExportOptions, json_ready, mask_digest
+from segstudio.export.staging import OutputFolder
+
+__all__ = ["DatasetFormat", "ItemResult", "ExportReport", "run_export"]
+
+
+@dataclass
+class ItemResult:
+    """Files one image produced (relative to the export root) and an optional JSON-able record
+    the format needs again in `write_index` (kept in the manifest so reused images keep it)."""
+
+    files: list[str]
+    record: Any = None
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    dataset_format: str
+    exported: int = 0
+    written: int = 0
+    reused: int = 0
+    skipped: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+class DatasetFormat(ABC):
+    """One dataset layout. Subclasses set `name` and `version` (bump it when the output changes)."""
+
+    name: str = ""
+    version: int = 1
+
+    def __init__(self, scheme: LabelScheme, options: ExportOptions | None = None) -> None:
+        self.scheme = scheme
+        self.options = options or ExportOptions()
+
+    def options_key(self) -> dict[str, Any]:
+        """The options that change this format's per-image files (part of the reuse key)."""
+        return {}
+
+    def prepare_names(self, items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
+        """rel_path -> exported name (stable across re-exports: reuse `previous` where possible)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult: ...
+
+    @abstractmethod
+    def write_index(self, root: Path, entries: list[tuple[ExportItem, str, ItemResult]]) -> list[str]:
+        """Write lists, class tables, annotation files; return their paths relative to root."""
+
+    def manifest_extra(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def write_file(root: Path, rel: str, data: bytes) -> str:
+        atomic_write_bytes(root / rel, data)
+        return rel
+
+
+def _item_key(fmt: DatasetFormat, item: ExportItem, name: str, mask_hash: str) -> str:
+    payload = {
+        "format": fmt.name,
+        "version": fmt.version,
+        "options": fmt.options_key(),
+        "scheme": fmt.scheme.to_dict(),
+        "image": item.content_hash or _file_digest(item.image_path),
+        "mask": mask_hash,
+        "name": name,
+        "split": item.split,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as error:
+        raise ExportError(f"cannot read image {path}: {error}") from None
+    return digest.hexdigest()
+
+
+def run_export(
+    fmt: DatasetFormat,
+    items: Sequence[ExportItem],
+    out_dir: str | os.PathLike[str],
+    handle: TaskHandle | None = None,
+) -> ExportReport:
+    """Export `items` with `fmt` into `out_dir` atomically and incrementally.
+
+    Raises ExportError for an unrelated non-empty folder or nothing to export, CancelledError
+    (leaving `out_dir` exactly as it was) when `handle` is cancelled.
+    """
+    handle = handle or NullTask()
+    if not items:
+        raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
+    folder = OutputFolder(out_dir, fmt.name)
+    previous = folder.previous or {}
+    old_entries = {e["source"]: e for e in previous.get("items", []) if isinstance(e, dict) and "source" in e}
+    names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})
+    report = ExportReport(out_dir=Path(out_dir), dataset_format=fmt.name, names=names)
+    entries: list[tuple[ExportItem, str, ItemResult]] = []
+    manifest_items: list[dict[str, Any]] = []
+    total = len(items)
+    handle.set_status(f"exporting {total} images as {fmt.name}")
+    handle.set_progress(0, total)
+    with folder:
+        assert folder.staging is not None
+        for done, item in enumerate(items, start=1):
+            handle.check_cancelled()
+            mask = item.load_mask()
+            if mask is None:
+                report.skipped.append(item.rel_path)
+                handle.set_progress(done, total)
+                continue
+            name = names[item.rel_path]
+            key = _item_key(fmt, item, name, mask_digest(mask))
+            old = old_entries.get(item.rel_path)
+            result: ItemResult | None = None
+            if old is not None and old.get("key") == key and folder.reuse(list(old.get("files", []))):
+                result = ItemResult(list(old["files"]), old.get("record"))
+                report.reused += 1
+            else:
+                result = fmt.write_item(folder.staging, item, name, mask)
+                result.record = json_ready(result.record)
+                report.written += 1
+            entries.append((item, name, result))
+            manifest_items.append(
+                {"source": item.rel_path, "name": name, "split": item.split, "key": key, "files": result.files, "record": result.record}
+            )
+            handle.set_progress(done, total)
+        if not entries:
+            raise ExportError("nothing to export: none of the selected images has a mask")
+        handle.check_cancelled()
+        handle.set_status("writing index files")
+        index_files = fmt.write_index(folder.staging, entries)
+        handle.check_cancelled()
+        folder.commit(
+            {
+                "dataset_format": fmt.name,
+                "format_version": fmt.version,
+                "scheme": fmt.scheme.to_dict(),
+                "options": fmt.options_key(),
+                "index_files": index_files,
+                "items": manifest_items,
+                **fmt.manifest_extra(),
+            }
+        )
+    report.exported = len(entries)
+    handle.set_status(f"exported {report.exported} images ({report.written} written, {report.reused} unchanged)")
+    return report

@@ -1,0 +1,162 @@
+"""Importing a dataset as a project: a plan you can show first, then one call that writes it.
+
+Every importer only *reads* in its preview function and returns an `ImportPlan`: the label
+scheme the project will get, the class mapping (source label -> project class, or void), and the
+samples. `run_import` then builds the project in a staging sibling of the target folder
+(images copied, masks saved as `done`) and renames it into place, so a cancelled or failed import
+leaves no half project behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.core.atomic import atomic_write_bytes, fsync_dir
+from segstudio.core.errors import ExportError, SegStudioError
+from segstudio.core.schemes import UNLABELED, LabelScheme
+from segstudio.core.tasks import NullTask, TaskHandle
+
+__all__ = ["MappingRow", "ImportSample", "ImportPlan", "run_import", "normalize_label", "lookup_by_name"]
+
+
+def normalize_label(name: str) -> str:
+    """Compare class names loosely: 'potted plant' = 'pottedplant', 'tv/monitor' = 'tvmonitor'."""
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+_BACKGROUND = {"background", "_background_", "bg"}
+
+
+def lookup_by_name(scheme: LabelScheme, name: str) -> int | None:
+    """The scheme index of a source label by loose name match (background aliases included)."""
+    key = normalize_label(name)
+    for index, cls in enumerate(scheme.classes):
+        if normalize_label(cls.name) == key:
+            return index
+    if name.strip().casefold() in _BACKGROUND:
+        for index, cls in enumerate(scheme.classes):
+            if cls.name.strip().casefold() in _BACKGROUND:
+                return index
+    return None
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    """One source label and where it goes; target_index 255 means void/unlabeled."""
+
+    source: str
+    target_index: int | None
+    target_name: str
+    note: str = ""
+
+
+@dataclass
+class ImportSample:
+    rel_path: str  # where the image goes inside the project folder
+    load_mask: Callable[[], np.ndarray] = field(repr=False)  # already in project indices
+    image_path: Path | None = None
+    image_bytes: Callable[[], bytes] | None = field(default=None, repr=False)  # e.g. labelme imageData
+    split: str | None = None
+
+
+@dataclass
+class ImportPlan:
+    kind: str
+    source: Path
+    scheme: LabelScheme
+    mapping: list[MappingRow]
+    samples: list[ImportSample]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def unmapped(self) -> list[str]:
+        return [row.source for row in self.mapping if row.target_index is None]
+
+    def describe(self) -> str:
+        """The mapping as a plain-text table (CLI --dry-run, GUI preview)."""
+        lines = [f"{self.kind} import from {self.source}: {len(self.samples)} images, scheme {self.scheme.name!r}"]
+        width = max([len(r.source) for r in self.mapping] + [6])
+        for row in self.mapping:
+            if row.target_index is None:
+                target = "UNMAPPED"
+            elif row.target_index == UNLABELED:
+                target = "void (255)"
+            else:
+                target = f"{row.target_index:3d} {row.target_name}"
+            lines.append(f"  {row.source:<{width}} -> {target}{('  ' + row.note) if row.note else ''}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _check_target(target: Path) -> None:
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
+
+
+def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None) -> Path:
+    """Create the project in `target_dir` (new or empty): images copied, masks saved as done."""
+    from segstudio.core.project import Project, Status  # the store is only needed when writing
+
+    handle = handle or NullTask()
+    if plan.unmapped:
+        raise ExportError(
+            f"{len(plan.unmapped)} source label(s) have no class in scheme {plan.scheme.name!r}: "
+            f"{', '.join(plan.unmapped)}; choose a scheme that has them (or import without a scheme to get one from the data)"
+        )
+    if not plan.samples:
+        raise ExportError(f"no annotated images found in {plan.source}; check the folder and the source kind")
+    target = Path(target_dir).expanduser().absolute()
+    _check_target(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.segstudio-import-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    total = len(plan.samples)
+    try:
+        handle.set_status(f"copying {total} images")
+        for done, sample in enumerate(plan.samples, start=1):
+            handle.check_cancelled()
+            dest = staging / sample.rel_path
+            if sample.image_path is not None and sample.image_path.is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sample.image_path, dest)
+            elif sample.image_bytes is not None:
+                atomic_write_bytes(dest, sample.image_bytes())
+            else:
+                raise ExportError(f"the image for {sample.rel_path} is missing ({sample.image_path}); restore it or remove its annotation")
+            handle.set_progress(done, 2 * total)
+        handle.set_status("saving masks")
+        with Project.open(staging, scheme=plan.scheme) as project:
+            for done, sample in enumerate(plan.samples, start=1):
+                handle.check_cancelled()
+                rec = project.get(sample.rel_path)
+                if rec is None or rec.error:
+                    reason = rec.error if rec is not None else "not recognised as an image"
+                    plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
+                    continue
+                try:
+                    mask = sample.load_mask()
+                    rec = project.save_mask(rec, mask, status=Status.DONE)
+                except SegStudioError as error:
+                    plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
+                    continue
+                set_split = getattr(project, "set_split", None)
+                if sample.split in ("train", "val") and callable(set_split):
+                    set_split(rec, sample.split)
+                handle.set_progress(total + done, 2 * total)
+        handle.check_cancelled()
+        if target.exists():
+            target.rmdir()
+        os.replace(staging, target)
+        fsync_dir(target.parent)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    handle.set_status(f"imported {total} images into {target}")
+    return target

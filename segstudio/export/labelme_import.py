@@ -1,0 +1,199 @@
+"""A folder of labelme JSON files -> an ImportPlan (rasterised masks, class mapping).
+
+Shapes are painted in file order, later shapes over earlier ones, on the background class (or
+void when the scheme has no background), with Pillow: polygon / rectangle / circle (centre +
+point on the rim) filled with their outline, line / linestrip as 10 px wide strokes, point as a
+disc of radius 5, and `mask` shapes (a PNG of the shape's bounding box) pasted at their box.
+
+labels.txt (in the folder or its parent, or given explicitly) follows labelme's conventions:
+`__ignore__` -> void (255), `_background_` -> index 0, then one class per line. Without it the
+classes are 'background' plus every label found, sorted. With an explicit scheme, labels map to
+its classes by loose name ('potted plant' = 'pottedplant', 'tv/monitor' = 'tvmonitor').
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from segstudio.core.errors import ExportError
+from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
+from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
+
+__all__ = ["preview_labelme", "shape_to_mask", "read_labels_file", "scheme_from_labels"]
+
+IGNORE = "__ignore__"
+BACKGROUND = "_background_"
+LINE_WIDTH = 10
+POINT_RADIUS = 5
+
+
+def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, int], mask_data: str | None = None) -> np.ndarray:
+    """Boolean (H, W) area of one labelme shape; ExportError for an unknown shape type."""
+    height, width = size
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    xy = [(float(x), float(y)) for x, y in points]
+    kind = shape_type or "polygon"
+    if not xy:
+        return np.zeros(size, dtype=bool)
+    if kind == "polygon":
+        if len(xy) >= 3:
+            draw.polygon(xy, outline=1, fill=1)
+        else:
+            draw.line(xy if len(xy) > 1 else xy * 2, fill=1, width=1)
+    elif kind == "rectangle":
+        (x0, y0), (x1, y1) = xy[0], xy[-1]
+        draw.rectangle([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=1, fill=1)
+    elif kind == "circle":
+        (cx, cy), (px, py) = xy[0], xy[-1]
+        r = math.hypot(px - cx, py - cy)
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+    elif kind in ("line", "linestrip"):
+        draw.line(xy if len(xy) > 1 else xy * 2, fill=1, width=LINE_WIDTH)
+    elif kind == "point":
+        cx, cy = xy[0]
+        draw.ellipse([cx - POINT_RADIUS, cy - POINT_RADIUS, cx + POINT_RADIUS, cy + POINT_RADIUS], outline=1, fill=1)
+    elif kind == "mask":
+        if not mask_data:
+            raise ExportError("a labelme 'mask' shape has no mask data; re-save the file with labelme")
+        with Image.open(io.BytesIO(base64.b64decode(mask_data))) as img:
+            patch = np.asarray(img.convert("L")) > 0
+        (x0, y0), (x1, y1) = xy[0], xy[-1]
+        left, top = int(round(min(x0, x1))), int(round(min(y0, y1)))
+        out = np.zeros(size, dtype=bool)
+        h = max(0, min(patch.shape[0], height - top))
+        w = max(0, min(patch.shape[1], width - left))
+        out[top : top + h, left : left + w] = patch[:h, :w]
+        return out
+    else:
+        raise ExportError(
+            f"unsupported labelme shape type {shape_type!r}; supported: polygon, rectangle, circle, line, linestrip, point, mask"
+        )
+    return np.asarray(canvas, dtype=np.uint8) > 0
+
+
+def read_labels_file(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
+    """labels.txt order -> scheme ('__ignore__' dropped, '_background_' named 'background'), VOC colours."""
+    names = ["background" if lab == BACKGROUND else lab for lab in labels if lab != IGNORE]
+    if not names:
+        raise ExportError("labels.txt lists no classes; add one class name per line")
+    cmap = voc_colormap(len(names))
+    return LabelScheme(name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+
+
+def _load_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        return None
+    return data
+
+
+def _find_labels_file(source: Path) -> Path | None:
+    for folder in (source, source.parent):
+        candidate = folder / "labels.txt"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def preview_labelme(
+    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None
+) -> ImportPlan:
+    """Read every labelme JSON under `source` (nothing is written)."""
+    source = Path(source).expanduser().absolute()
+    if not source.is_dir():
+        raise ExportError(f"{source} is not a folder; choose the folder that holds the labelme .json files")
+    warnings: list[str] = []
+    documents: list[tuple[Path, dict[str, Any]]] = []
+    for path in sorted(source.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(source).parts):
+            continue
+        data = _load_json(path)
+        if data is None:
+            warnings.append(f"{path.relative_to(source)} is not a labelme file (skipped)")
+            continue
+        documents.append((path, data))
+    found: list[str] = []
+    for _, data in documents:
+        for shape in data["shapes"]:
+            label = str(shape.get("label", ""))
+            if label not in found:
+                found.append(label)
+
+    labels_path = Path(labels_file) if labels_file else _find_labels_file(source)
+    file_labels = read_labels_file(labels_path) if labels_path else None
+    if scheme is None:
+        if file_labels is not None:
+            scheme = scheme_from_labels(file_labels)
+        else:
+            others = sorted(lab for lab in found if lab not in (IGNORE, BACKGROUND, "background"))
+            scheme = scheme_from_labels([BACKGROUND] + others)
+    mapping: dict[str, int | None] = {}
+    rows: list[MappingRow] = []
+    for label in (file_labels or []) + [lab for lab in found if lab not in (file_labels or [])]:
+        if label in mapping:
+            continue
+        index = UNLABELED if label == IGNORE else lookup_by_name(scheme, label)
+        mapping[label] = index
+        note = "" if label in found else "(not used)"
+        if file_labels is not None and label not in file_labels:
+            note = "(not in labels.txt)"
+        name = "void" if index == UNLABELED else (scheme.classes[index].name if index is not None else "")
+        rows.append(MappingRow(label, index, name, note))
+    background = lookup_by_name(scheme, BACKGROUND)
+    fill = background if background is not None else UNLABELED
+
+    samples = []
+    used_names: set[str] = set()
+    for path, data in documents:
+        rel_dir = PurePosixPath(path.parent.relative_to(source).as_posix())
+        image_name = PurePosixPath(str(data.get("imagePath") or path.with_suffix(".jpg").name).replace("\\", "/")).name
+        image_path = (path.parent / str(data.get("imagePath") or "")).resolve() if data.get("imagePath") else None
+        image_data = data.get("imageData")
+        rel = (rel_dir / image_name).as_posix() if str(rel_dir) != "." else image_name
+        if rel in used_names:
+            warnings.append(f"{path.relative_to(source)} points at an image already imported (skipped)")
+            continue
+        if (image_path is None or not image_path.is_file()) and not image_data:
+            warnings.append(f"{path.relative_to(source)}: image {data.get('imagePath')!r} not found and no embedded data (skipped)")
+            continue
+        used_names.add(rel)
+        samples.append(
+            ImportSample(
+                rel_path=rel,
+                load_mask=_mask_loader(path, data, mapping, fill),
+                image_path=image_path if image_path is not None and image_path.is_file() else None,
+                image_bytes=(lambda d=image_data: base64.b64decode(d)) if image_data else None,
+            )
+        )
+    return ImportPlan("labelme", source, scheme, rows, samples, warnings)
+
+
+def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int):
+    def load() -> np.ndarray:
+        height, width = int(data["imageHeight"]), int(data["imageWidth"])
+        mask = np.full((height, width), fill, dtype=np.uint8)
+        for shape in data["shapes"]:
+            index = mapping.get(str(shape.get("label", "")))
+            if index is None:
+                continue
+            area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), (height, width), shape.get("mask"))
+            mask[area] = index
+        return mask
+
+    return load

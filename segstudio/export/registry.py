@@ -1,0 +1,58 @@
+"""Named registries of export formats and import sources, with errors that list the choices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from segstudio.core.errors import ExportError
+from segstudio.core.schemes import LabelScheme
+from segstudio.export.cityscapes import CityscapesFormat
+from segstudio.export.coco import CocoFormat
+from segstudio.export.common import ExportOptions
+from segstudio.export.engine import DatasetFormat
+from segstudio.export.voc import VocFormat
+
+__all__ = ["available_formats", "get_format", "create_format", "available_importers", "get_importer"]
+
+_FORMATS: dict[str, type[DatasetFormat]] = {"voc": VocFormat, "cityscapes": CityscapesFormat, "coco": CocoFormat}
+
+#: import source kind -> "module:function" building an ImportPlan (imported lazily)
+_IMPORTERS: dict[str, str] = {
+    "voc": "segstudio.export.voc_import:preview_voc",
+    "cityscapes": "segstudio.export.cityscapes_import:preview_cityscapes",
+    "labelme": "segstudio.export.labelme_import:preview_labelme",
+}
+
+
+def available_formats() -> list[str]:
+    return list(_FORMATS)
+
+
+def get_format(name: str) -> type[DatasetFormat]:
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if key not in _FORMATS:
+        raise ExportError(f"unknown export format {name!r}; choose one of: {', '.join(_FORMATS)}")
+    return _FORMATS[key]
+
+
+def create_format(name: str, scheme: LabelScheme, options: ExportOptions | None = None, project_name: str = "city") -> DatasetFormat:
+    cls = get_format(name)
+    if cls is CityscapesFormat:
+        return CityscapesFormat(scheme, options, project_name=project_name)
+    return cls(scheme, options)
+
+
+def available_importers() -> list[str]:
+    return list(_IMPORTERS)
+
+
+def get_importer(kind: str) -> Callable[..., Any]:
+    """The preview function of an import source: preview(source, scheme=None) -> ImportPlan."""
+    key = kind.strip().lower() if isinstance(kind, str) else ""
+    if key not in _IMPORTERS:
+        raise ExportError(f"unknown import source {kind!r}; choose one of: {', '.join(_IMPORTERS)}")
+    import importlib
+
+    module_name, function = _IMPORTERS[key].split(":")
+    return getattr(importlib.import_module(module_name), function)

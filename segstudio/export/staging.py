@@ -1,0 +1,174 @@
+"""The export folder's life cycle: refuse unrelated folders, stage in a sibling, swap into place.
+
+An export is written into a hidden sibling folder (`.<name>.segstudio-tmp-<pid>-<random>`) and
+renamed into place only when complete, so a cancelled or crashed export never leaves a half
+dataset behind. The finished folder carries `segstudio_manifest.json` (format, options, and for
+every image its source path, exported name, files and a content key); a later export of the same
+format into that folder hard-links the files of unchanged images from the old folder instead of
+rewriting them, then swaps the folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.atomic import atomic_write_json, fsync_dir
+from segstudio.core.errors import ExportError
+
+__all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT", "OutputFolder", "read_manifest"]
+
+MANIFEST_NAME = "segstudio_manifest.json"
+MANIFEST_FORMAT = "segstudio-export"
+_TMP_TAG = ".segstudio-tmp-"
+_OLD_TAG = ".segstudio-old-"
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a previous SegStudio export in `folder`, or None."""
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return None
+    return data
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _listed_files(manifest: dict[str, Any]) -> set[str]:
+    files = set(manifest.get("index_files", []))
+    for entry in manifest.get("items", []):
+        files.update(entry.get("files", []))
+    files.add(MANIFEST_NAME)
+    return files
+
+
+class OutputFolder:
+    """Stages one export of `dataset_format` into `target` (see the module docstring)."""
+
+    def __init__(self, target: str | os.PathLike[str], dataset_format: str) -> None:
+        self.target = Path(target).absolute()
+        self.dataset_format = dataset_format
+        self.previous: dict[str, Any] | None = None
+        self.staging: Path | None = None
+        self._recover()
+        self._check_target()
+
+    # -- before -------------------------------------------------------------------------------
+
+    def _siblings(self, tag: str) -> list[Path]:
+        parent = self.target.parent
+        if not parent.is_dir():
+            return []
+        prefix = f".{self.target.name}{tag}"
+        return [p for p in parent.iterdir() if p.name.startswith(prefix)]
+
+    def _recover(self) -> None:
+        """Clean up after a crash: restore a swapped-out export, delete dead staging folders."""
+        for old in self._siblings(_OLD_TAG):
+            if not self.target.exists():
+                os.replace(old, self.target)
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+        for tmp in self._siblings(_TMP_TAG):
+            pid_text = tmp.name.rsplit(_TMP_TAG, 1)[1].split("-", 1)[0]
+            if not pid_text.isdigit() or not _pid_alive(int(pid_text)) or int(pid_text) == os.getpid():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _check_target(self) -> None:
+        target = self.target
+        if target.exists() and not target.is_dir():
+            raise ExportError(f"{target} is a file; choose a folder to export into")
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+        manifest = read_manifest(target)
+        if manifest is None:
+            raise ExportError(
+                f"{target} is not empty and is not a SegStudio export; choose an empty or new folder "
+                "(SegStudio only overwrites folders it exported itself)"
+            )
+        if manifest.get("dataset_format") != self.dataset_format:
+            raise ExportError(
+                f"{target} holds a SegStudio {manifest.get('dataset_format')!r} export; choose another folder for "
+                f"the {self.dataset_format!r} export, or delete that folder first"
+            )
+        listed = _listed_files(manifest)
+        foreign = []
+        for path in target.rglob("*"):
+            if path.is_file() or path.is_symlink():
+                rel = path.relative_to(target).as_posix()
+                if rel not in listed:
+                    foreign.append(rel)
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise ExportError(
+                f"{target} contains {len(foreign)} file(s) SegStudio did not write ({shown}); the export replaces "
+                "the whole folder, so move them elsewhere or choose another folder"
+            )
+        self.previous = manifest
+
+    # -- during -------------------------------------------------------------------------------
+
+    def __enter__(self) -> OutputFolder:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        name = f".{self.target.name}{_TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.staging = self.target.parent / name
+        self.staging.mkdir()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.staging is not None and self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging = None
+
+    def reuse(self, files: list[str]) -> bool:
+        """Hard-link (or copy) `files` from the previous export into staging; False if any is missing."""
+        assert self.staging is not None
+        sources = [self.target / f for f in files]
+        if not all(s.is_file() for s in sources):
+            return False
+        for rel, source in zip(files, sources):
+            dest = self.staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, dest)
+            except OSError:
+                shutil.copy2(source, dest)
+        return True
+
+    # -- after --------------------------------------------------------------------------------
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest and swap the staged folder into place."""
+        assert self.staging is not None
+        atomic_write_json(self.staging / MANIFEST_NAME, {"format": MANIFEST_FORMAT, **manifest})
+        target = self.target
+        backup = None
+        if target.exists():
+            if any(target.iterdir()):
+                backup = target.parent / f".{target.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
+                os.replace(target, backup)
+            else:
+                target.rmdir()
+        os.replace(self.staging, target)
+        self.staging = None
+        fsync_dir(target.parent)
+        if backup is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(backup)

@@ -1,0 +1,103 @@
+"""`run_app(folder)`: check the display, create the QApplication, show the main window.
+
+Qt aborts the whole process (no exception) when it cannot load its platform plugin, so the
+display and the xcb libraries are checked *before* the QApplication exists, and the user gets
+a sentence naming what to install instead of a core dump.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["run_app", "check_display", "missing_xcb_packages"]
+
+#: library name (as ctypes.util.find_library wants it) -> Debian package (packaging/system_deps.sh --gui)
+XCB_LIBS: dict[str, str] = {
+    "xcb-cursor": "libxcb-cursor0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-image": "libxcb-image0",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-randr": "libxcb-randr0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-xinerama": "libxcb-xinerama0",
+    "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon": "libxkbcommon0",
+    "EGL": "libegl1",
+    "fontconfig": "libfontconfig1",
+}
+
+
+def _ldconfig_names() -> set[str] | None:
+    try:
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {line.split()[0] for line in out.splitlines()[1:] if line.strip()}
+
+
+def missing_xcb_packages() -> list[str]:
+    """Debian packages whose libraries the xcb platform plugin needs but cannot be found."""
+    cached = _ldconfig_names()
+    missing = []
+    for lib, package in XCB_LIBS.items():
+        if cached is not None and any(name.startswith(f"lib{lib}.so") for name in cached):
+            continue
+        if ctypes.util.find_library(lib):  # slower (spawns tools); only for what ldconfig did not list
+            continue
+        missing.append(package)
+    return missing
+
+
+def check_display() -> str | None:
+    """None when a window can be shown; otherwise a message saying what to do."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return None  # the user chose a platform (offscreen, wayland, vnc…): trust it
+    if not sys.platform.startswith("linux"):
+        return None
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("SegStudio needs a graphical display, and none was found (DISPLAY and WAYLAND_DISPLAY are unset).\n"
+                "Run it on a desktop, over `ssh -X`, or under a virtual display: `xvfb-run segstudio FOLDER`.\n"
+                "The headless commands (`segstudio predict|export|train|...`) work without one.")
+    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        missing = missing_xcb_packages()
+        if missing:
+            return ("Qt cannot open a window: these system libraries are missing: " + ", ".join(missing) + ".\n"
+                    f"Install them with: sudo apt-get install {' '.join(missing)}\n"
+                    "(or run `bash packaging/system_deps.sh --gui` as root).")
+    return None
+
+
+def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
+    """Show the annotation window on `folder` (or the last folder / an empty window); returns the exit code."""
+    problem = check_display()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    from PySide6.QtWidgets import QApplication
+
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("SegStudio")
+    app.setOrganizationName("SegStudio")
+    icon = Path(__file__).resolve().parents[2] / "resources" / "icons" / "segstudio.png"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
+    settings = AppSettings()
+    window = MainWindow(settings)
+    window.show()
+    if folder is not None:
+        if not Path(folder).is_dir():
+            print(f"{folder} is not a folder; give the folder that contains your images", file=sys.stderr)
+            return 2
+        window.open_folder(folder, project_dir)
+    return int(app.exec())

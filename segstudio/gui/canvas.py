@@ -1,0 +1,313 @@
+"""The overlay canvas: image, label overlay, confidence and diff layers, brush cursor.
+
+The canvas only draws and forwards input (DESIGN.md): mouse positions are mapped to image
+pixel coordinates and emitted as signals; `tools.ToolController` turns them into document
+operations, and the document's change callback tells the canvas which box to redraw.
+
+Why redraws stay cheap on 2048x1024: layers are pyqtgraph `ImageItem`s over the *live* uint8
+arrays with a 256-entry lookup table (pyqtgraph renders those as an indexed QImage without
+copying the colours), and a change only invalidates the changed rectangle of the scene, so Qt
+repaints just that part of the viewport.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
+
+from segstudio.core.history import Box
+
+__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
+
+UNLABELED = 255
+
+
+def overlay_lut(colors: np.ndarray, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
+    """(256, 4) RGBA: class colours opaque, unlabeled / unused / hidden indices transparent."""
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    n = min(len(colors), 254)
+    lut[:n, :3] = colors[:n]
+    lut[:n, 3] = 255
+    for index in hidden:
+        if 0 <= index < 256:
+            lut[index, 3] = 0
+    lut[UNLABELED, 3] = 0
+    return lut
+
+
+def heat_lut() -> np.ndarray:
+    """Confidence 0..255 -> red (unsure, opaque) .. yellow .. transparent (sure)."""
+    c = np.arange(256, dtype=np.float64) / 255.0
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[:, 0] = 255
+    lut[:, 1] = np.clip(c * 2.0, 0, 1) * 230
+    lut[:, 2] = 0
+    lut[:, 3] = np.clip((1.0 - c) * 1.6, 0, 1) * 230
+    return lut
+
+
+def diff_lut() -> np.ndarray:
+    lut = np.zeros((256, 4), dtype=np.uint8)
+    lut[1] = (255, 0, 255, 230)
+    return lut
+
+
+def outline_of(labels: np.ndarray) -> np.ndarray:
+    """Labels kept only on region borders (elsewhere unlabeled), for the outline-only overlay."""
+    kernel = np.ones((3, 3), np.uint8)
+    border = cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
+    return np.where(border, labels, np.uint8(UNLABELED)).astype(np.uint8)
+
+
+class LabelLayer:
+    """A uint8 array drawn through a lookup table; redraws only the boxes it is told about."""
+
+    def __init__(self, view: pg.ViewBox, lut: np.ndarray, z: float) -> None:
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.item.setZValue(z)
+        self.item.setLookupTable(lut)
+        self.item.setAutoDownsample(False)
+        view.addItem(self.item)
+        self.array: np.ndarray | None = None
+
+    def set_array(self, array: np.ndarray | None) -> None:
+        self.array = array
+        if array is None:
+            self.item.clear()
+        else:
+            self.item.setImage(array, autoLevels=False, levels=None)
+
+    def set_lut(self, lut: np.ndarray) -> None:
+        self.item.setLookupTable(lut)
+
+    def update_region(self, box: Box | None) -> None:
+        """The array changed in place inside `box` (None: anywhere); repaint just that."""
+        if self.array is None:
+            return
+        if not hasattr(self.item, "_renderRequired"):  # another pyqtgraph version: full, always correct
+            self.item.updateImage()
+            return
+        # pyqtgraph 0.14: re-wrap the live array on the next paint (cheap for an indexed image).
+        self.item._renderRequired = True
+        if box is None:
+            self.item.update()
+        else:
+            self.item.update(QRectF(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0))
+
+    def set_visible(self, visible: bool) -> None:
+        self.item.setVisible(visible)
+
+    @property
+    def visible(self) -> bool:
+        return self.item.isVisible()
+
+
+class CanvasView(pg.GraphicsView):
+    """Zoomable image with layers. Emits image-pixel coordinates (x, y as floats, pixel centres)."""
+
+    pressed = Signal(float, float)  # left button down (not panning)
+    dragged = Signal(float, float)  # left button moved while down
+    released = Signal(float, float)
+    hovered = Signal(float, float)  # mouse moved (any buttons); use for status bar and cursor
+    left = Signal()
+    brush_wheel = Signal(int)  # Ctrl+wheel steps (+ larger)
+    polygon_finish = Signal()
+    polygon_cancel = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, useOpenGL=False, background=QColor(40, 40, 40))
+        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.vb.setDefaultPadding(0.01)
+        self.setCentralItem(self.vb)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setZValue(0)
+        self.vb.addItem(self.image_item)
+        self.overlay = LabelLayer(self.vb, overlay_lut(np.zeros((0, 3), np.uint8)), z=10)
+        self.confidence = LabelLayer(self.vb, heat_lut(), z=20)
+        self.diff = LabelLayer(self.vb, diff_lut(), z=30)
+        self.confidence.set_visible(False)
+        self.diff.set_visible(False)
+        self.overlay.item.setOpacity(0.5)
+
+        pen = QPen(QColor(255, 255, 255, 220))
+        pen.setCosmetic(True)
+        pen.setWidthF(1.5)
+        self.brush_cursor = QGraphicsEllipseItem()
+        self.brush_cursor.setPen(pen)
+        self.brush_cursor.setZValue(100)
+        self.brush_cursor.setVisible(False)
+        self.vb.addItem(self.brush_cursor, ignoreBounds=True)
+        poly_pen = QPen(QColor(255, 255, 0))
+        poly_pen.setCosmetic(True)
+        poly_pen.setWidthF(2.0)
+        self.polygon_item = QGraphicsPathItem()
+        self.polygon_item.setPen(poly_pen)
+        self.polygon_item.setZValue(90)
+        self.vb.addItem(self.polygon_item, ignoreBounds=True)
+        self.message = pg.TextItem("", color=(230, 230, 230), anchor=(0.5, 0.5))
+        self.vb.addItem(self.message, ignoreBounds=True)
+
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._painting = False
+        self._space = False
+        self.paint_enabled = True
+        self.brush_cursor_enabled = True
+        self._brush_radius = 5.0
+        self._image_shape: tuple[int, int] | None = None
+
+    # -- content ---------------------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        return self._image_shape
+
+    def set_image(self, image: np.ndarray | None, message: str = "") -> None:
+        """Show an RGB image (None clears and shows `message` instead)."""
+        self.message.setText(message)
+        if image is None:
+            self.image_item.clear()
+            self._image_shape = None
+            self.message.setPos(0, 0)
+            self.vb.setRange(QRectF(-100, -100, 200, 200), padding=0)
+            return
+        first = self._image_shape != image.shape[:2]
+        self._image_shape = image.shape[:2]
+        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        if first:
+            self.fit()
+
+    def fit(self) -> None:
+        if self._image_shape is not None:
+            h, w = self._image_shape
+            self.vb.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    def zoom_1to1(self) -> None:
+        """One image pixel per screen pixel, keeping the view centre."""
+        if self._image_shape is None:
+            return
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        w, h = max(1.0, self.vb.width()), max(1.0, self.vb.height())
+        self.vb.setRange(xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0)
+
+    def zoom_factor(self) -> float:
+        """Screen pixels per image pixel."""
+        (x0, x1), _ = self.vb.viewRange()
+        return self.vb.width() / max(1e-6, x1 - x0)
+
+    def view_state(self) -> list[float]:
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        return [x0, x1, y0, y1]
+
+    def restore_view_state(self, state: list[float] | None) -> None:
+        if state and len(state) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in state):
+            self.vb.setRange(xRange=state[0:2], yRange=state[2:4], padding=0)
+
+    # -- cursor / polygon ------------------------------------------------------------------------
+    def set_brush_radius(self, radius: float) -> None:
+        self._brush_radius = radius
+        self._move_brush_cursor(self.brush_cursor.rect().center() if self.brush_cursor.isVisible() else None)
+
+    def _move_brush_cursor(self, centre: QPointF | None) -> None:
+        if centre is None or not self.brush_cursor_enabled or self._image_shape is None:
+            self.brush_cursor.setVisible(False)
+            return
+        d = 2 * round(self._brush_radius) + 1  # the disc painted: radius r around the pixel
+        self.brush_cursor.setRect(QRectF(centre.x() - d / 2, centre.y() - d / 2, d, d))
+        self.brush_cursor.setVisible(True)
+
+    def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None) -> None:
+        path = QPainterPath()
+        pts = [*points, *([hover] if hover and points else [])]
+        if pts:
+            path.moveTo(pts[0][0] + 0.5, pts[0][1] + 0.5)
+            for x, y in pts[1:]:
+                path.lineTo(x + 0.5, y + 0.5)
+            if len(pts) > 2:
+                path.closeSubpath()
+        self.polygon_item.setPath(path)
+
+    # -- coordinate mapping -------------------------------------------------------------------------
+    def to_image(self, pos: QPointF | QPoint) -> tuple[float, float]:
+        """Widget position -> image pixel coordinates (integers are pixel centres)."""
+        scene = self.mapToScene(pos.toPoint() if isinstance(pos, QPointF) else pos)
+        p = self.vb.mapSceneToView(scene)
+        return p.x() - 0.5, p.y() - 0.5
+
+    def to_widget(self, x: float, y: float) -> QPoint:
+        """Image pixel (x, y) centre -> widget (viewport) position; used by tests and benchmarks."""
+        scene = self.vb.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+        return self.mapFromScene(scene)
+
+    # -- input -------------------------------------------------------------------------------------
+    def _pan_gesture(self, ev: QMouseEvent) -> bool:
+        return ev.button() != Qt.MouseButton.LeftButton or self._space or not self.paint_enabled
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:
+        if self._pan_gesture(ev) or self._image_shape is None:
+            super().mousePressEvent(ev)
+            return
+        self.setFocus()
+        self._painting = True
+        x, y = self.to_image(ev.position())
+        self.pressed.emit(x, y)
+        ev.accept()
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:
+        x, y = self.to_image(ev.position())
+        self._move_brush_cursor(QPointF(round(x) + 0.5, round(y) + 0.5))
+        self.hovered.emit(x, y)
+        if self._painting:
+            self.dragged.emit(x, y)
+            ev.accept()
+            return
+        super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
+        if self._painting and ev.button() == Qt.MouseButton.LeftButton:
+            self._painting = False
+            x, y = self.to_image(ev.position())
+            self.released.emit(x, y)
+            ev.accept()
+            return
+        super().mouseReleaseEvent(ev)
+
+    def leaveEvent(self, ev) -> None:  # noqa: ANN001
+        self.brush_cursor.setVisible(False)
+        self.left.emit()
+        super().leaveEvent(ev)
+
+    def wheelEvent(self, ev: QWheelEvent) -> None:
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = int(round(ev.angleDelta().y() / 120)) or (1 if ev.angleDelta().y() > 0 else -1)
+            self.brush_wheel.emit(steps)
+            ev.accept()
+            return
+        super().wheelEvent(ev)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:
+        key = ev.key()
+        if key == Qt.Key.Key_Space and not ev.isAutoRepeat():
+            self._space = True
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.polygon_finish.emit()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.polygon_cancel.emit()
+            return
+        super().keyPressEvent(ev)
+
+    def keyReleaseEvent(self, ev: QKeyEvent) -> None:
+        if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
+            self._space = False
+            self.unsetCursor()
+            return
+        super().keyReleaseEvent(ev)

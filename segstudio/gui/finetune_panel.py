@@ -1,0 +1,431 @@
+"""Train > Fine-tune: one button that fine-tunes the project model on the user's corrected images.
+
+Why a child process: training runs as `python -m segstudio train --manifest FILE`, so a CUDA crash,
+an out-of-memory kill or a Cancel never takes the editor down, and the same command runs under
+torchrun. This window holds the project lock, so it exports a training manifest (paths, split,
+scheme, base checkpoint, settings) for the child, follows the child's JSON-lines progress
+(`segstudio.ml.progress`), and registers the new model version itself when the child has written a
+checkpoint - also after Cancel, which keeps the best checkpoint so far.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.project import Project
+from segstudio.ml.manifest import manifest_from_project, project_samples
+from segstudio.ml.progress import parse_progress_line
+
+__all__ = ["FinetunePanel", "AUTO_USE_SETTING", "format_duration"]
+
+#: project setting: make a finished fine-tune the active model without asking
+AUTO_USE_SETTING = "finetune.auto_use"
+_KILL_AFTER_MS = 30_000
+_ARCHS = (
+    "deeplabv3_mobilenet_v3_large",
+    "lraspp_mobilenet_v3_large",
+    "deeplabv3plus_mobilenet_v3_large",
+    "deeplabv3_resnet50",
+    "deeplabv3plus_resnet50",
+    "fcn_resnet50",
+)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    seconds = max(0, int(round(seconds)))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+class FinetunePanel(QWidget):
+    """Settings, the Fine-tune/Cancel buttons, live curves and the before/after result."""
+
+    #: (version, checkpoint path) when the user (or the auto-use setting) makes a new version the model
+    model_version_ready = Signal(str, str)
+    #: the child ended: completed | early_stop | time_budget | cancelled | failed
+    training_finished = Signal(str)
+
+    def __init__(self, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        #: more TrainConfig fields for the manifest (power users, tests: workers, arch, min_iters_per_epoch...)
+        self.extra_settings: dict[str, Any] = {}
+        self.python = sys.executable
+        self._process: QProcess | None = None
+        self._buffer = b""
+        self._stderr_tail: list[str] = []
+        self._reset_run_state()
+        self._build()
+        self.refresh()
+
+    # ------------------------------------------------------------------------------------ widgets
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        data_box = QGroupBox("Data and base model")
+        data_form = QFormLayout(data_box)
+        self.counts_label = QLabel()
+        self.base_label = QLabel()
+        self.base_label.setWordWrap(True)
+        data_form.addRow("Done images:", self.counts_label)
+        data_form.addRow("Base model:", self.base_label)
+        layout.addWidget(data_box)
+
+        settings_box = QGroupBox("Settings")
+        form = QFormLayout(settings_box)
+        self.arch_combo = QComboBox()
+        self.arch_combo.addItems(list(_ARCHS))
+        self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
+        self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=20)
+        self.budget_check = QCheckBox("Stop after")
+        self.budget_spin = QSpinBox(minimum=1, maximum=24 * 60, value=10, suffix=" min")
+        self.budget_spin.setEnabled(False)
+        self.budget_check.toggled.connect(self.budget_spin.setEnabled)
+        budget_row = QHBoxLayout()
+        budget_row.addWidget(self.budget_check)
+        budget_row.addWidget(self.budget_spin)
+        self.lr_spin = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=0.001, value=0.01)
+        self.batch_spin = QSpinBox(minimum=2, maximum=256, value=4)
+        self.crop_spin = QSpinBox(minimum=32, maximum=2048, singleStep=32, value=384, suffix=" px")
+        self.freeze_check = QCheckBox("Freeze backbone (much faster on CPU; good for a few images)")
+        self.auto_use_check = QCheckBox("Use the new model automatically when it is better")
+        self.auto_use_check.setChecked(bool(self.project.get_setting(AUTO_USE_SETTING, False)))
+        self.auto_use_check.toggled.connect(lambda on: self.project.set_setting(AUTO_USE_SETTING, bool(on)))
+        form.addRow("Architecture:", self.arch_combo)
+        form.addRow("Epochs (max):", self.epochs_spin)
+        form.addRow("Time budget:", budget_row)
+        form.addRow("Learning rate:", self.lr_spin)
+        form.addRow("Batch:", self.batch_spin)
+        form.addRow("Crop:", self.crop_spin)
+        form.addRow(self.freeze_check)
+        form.addRow(self.auto_use_check)
+        layout.addWidget(settings_box)
+
+        buttons = QHBoxLayout()
+        self.fine_tune_button = QPushButton("Fine-tune")
+        self.fine_tune_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.fine_tune_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.progress_bar)
+
+        curves = QHBoxLayout()
+        self.loss_plot = pg.PlotWidget(title="Training loss")
+        self.loss_plot.setLabel("bottom", "epoch")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((220, 90, 40), width=1.5))
+        self.miou_plot = pg.PlotWidget(title="Val mIoU")
+        self.miou_plot.setLabel("bottom", "epoch")
+        self.miou_plot.setYRange(0, 1)
+        self.miou_curve = self.miou_plot.plot([], [], pen=pg.mkPen((40, 120, 220), width=2), symbol="o", symbolSize=5)
+        curves.addWidget(self.loss_plot)
+        curves.addWidget(self.miou_plot)
+        layout.addLayout(curves, stretch=1)
+
+        self.class_table = QTableWidget(0, 2)
+        self.class_table.setHorizontalHeaderLabels(["Class", "Val IoU"])
+        self.class_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.class_table.verticalHeader().setVisible(False)
+        layout.addWidget(self.class_table, stretch=1)
+
+        result_row = QHBoxLayout()
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self.use_new_model)
+        result_row.addWidget(self.result_label, stretch=1)
+        result_row.addWidget(self.use_button)
+        layout.addLayout(result_row)
+
+    # ------------------------------------------------------------------------------------ state
+
+    def _reset_run_state(self) -> None:
+        self.loss_points: list[tuple[float, float]] = []
+        self.miou_points: list[tuple[float, float]] = []
+        self.events: list[dict[str, Any]] = []
+        self.new_version: str | None = None
+        self.new_checkpoint: str | None = None
+        self.finish_reason: str | None = None
+        self._run_version: str | None = None
+        self._run_arch: str | None = None
+        self._run_parent: str | None = None
+        self._epochs = 1
+        self._last_checkpoint: dict[str, Any] | None = None
+        self._done: dict[str, Any] | None = None
+        self._baseline: float | None = None
+        self._cancel_requested = False
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
+
+    def refresh(self) -> None:
+        """Re-read counts and the base model from the project (call after marking images done)."""
+        train, val = project_samples(self.project)
+        self.counts_label.setText(f"{len(train)} train / {len(val)} val")
+        active = self.project.active_model_version()
+        if active is None:
+            self.base_label.setText("none yet: torchvision weights if cached, else a new model from scratch")
+            self.arch_combo.setEnabled(True)
+        else:
+            miou = active.metrics.get("miou") if isinstance(active.metrics, dict) else None
+            self.base_label.setText(f"{active.version} ({active.arch}, val mIoU {_pct(miou)})")
+            self.arch_combo.setEnabled(False)
+        if not self.is_running():
+            self.freeze_check.setChecked(len(train) < 30)
+            self.fine_tune_button.setEnabled(len(train) > 0)
+            if not train:
+                self.status_label.setText("Mark some corrected images as done (train split) to fine-tune.")
+
+    def settings(self) -> dict[str, Any]:
+        """The TrainConfig fields the widgets describe (plus `extra_settings`)."""
+        values: dict[str, Any] = {
+            "epochs": self.epochs_spin.value(),
+            "time_budget_s": self.budget_spin.value() * 60.0 if self.budget_check.isChecked() else None,
+            "lr": self.lr_spin.value(),
+            "batch": self.batch_spin.value(),
+            "crop": self.crop_spin.value(),
+            "freeze_backbone": self.freeze_check.isChecked(),
+        }
+        values.update(self.extra_settings)
+        return values
+
+    # ------------------------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        """Export the manifest and start the training child."""
+        if self.is_running():
+            return
+        self._reset_run_state()
+        self.loss_curve.setData([], [])
+        self.miou_curve.setData([], [])
+        self.class_table.setRowCount(0)
+        self.result_label.setText("")
+        self.use_button.setEnabled(False)
+        settings = self.settings()
+        arch = settings.pop("arch", None) or (self.arch_combo.currentText() if self.arch_combo.isEnabled() else None)
+        try:
+            manifest = manifest_from_project(self.project, base="active", arch=arch, settings=settings)
+            path = manifest.save(Path(manifest.output_dir) / "manifest.json")
+        except SegStudioError as error:
+            self.status_label.setText(f"Cannot start: {error}")
+            self.training_finished.emit("failed")
+            return
+        self._run_version, self._run_parent = manifest.version, manifest.base.version
+        self._epochs = int(settings.get("epochs", 1))
+        self._buffer = b""
+        self._stderr_tail = []
+        process = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        process.setProcessEnvironment(env)
+        process.readyReadStandardOutput.connect(self._read_stdout)
+        process.readyReadStandardError.connect(self._read_stderr)
+        process.finished.connect(self._finished)
+        process.errorOccurred.connect(self._process_error)
+        self._process = process
+        self.fine_tune_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status_label.setText(f"Starting training of {manifest.version}...")
+        self.progress_bar.setValue(0)
+        process.start(self.python, ["-m", "segstudio", "train", "--manifest", str(path)])
+
+    def cancel(self) -> None:
+        """Ask the child to stop (SIGTERM): it finishes the batch, keeps the best checkpoint, exits."""
+        if not self.is_running():
+            return
+        self._cancel_requested = True
+        self.cancel_button.setEnabled(False)
+        self.status_label.setText("Cancelling (the best checkpoint so far is kept)...")
+        assert self._process is not None
+        self._process.terminate()
+        process = self._process
+        QTimer.singleShot(_KILL_AFTER_MS, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Stop a running child before the window closes."""
+        if self.is_running():
+            assert self._process is not None
+            self._process.terminate()
+            if not self._process.waitForFinished(timeout_ms):
+                self._process.kill()
+                self._process.waitForFinished(2000)
+
+    # ------------------------------------------------------------------------------------ progress
+
+    def _read_stdout(self) -> None:
+        assert self._process is not None
+        self._buffer += bytes(self._process.readAllStandardOutput().data())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            event = parse_progress_line(line)
+            if event is not None:
+                self.handle_event(event)
+
+    def _read_stderr(self) -> None:
+        assert self._process is not None
+        text = bytes(self._process.readAllStandardError().data()).decode("utf-8", errors="replace")
+        self._stderr_tail = (self._stderr_tail + text.splitlines())[-20:]
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        """Update curves, table and labels from one progress event."""
+        self.events.append(event)
+        kind = event["event"]
+        if kind == "start":
+            self._epochs = int(event.get("epochs") or self._epochs)
+            self._run_arch = event.get("arch")
+            self._run_parent = event.get("parent", self._run_parent)
+            resumed = event.get("resumed_from")
+            self.status_label.setText(
+                f"Training {event.get('version')} from {event.get('base')} on {event.get('train_images')} images "
+                f"({event.get('device')}, {event.get('precision')})" + (f", resumed after epoch {resumed}" if resumed else "")
+            )
+        elif kind == "batch":
+            iters = max(1, int(event.get("iters") or 1))
+            x = int(event["epoch"]) - 1 + int(event["iter"]) / iters
+            if event.get("loss") is not None:
+                self.loss_points.append((x, float(event["loss"])))
+                self.loss_curve.setData([p[0] for p in self.loss_points], [p[1] for p in self.loss_points])
+            self.progress_bar.setValue(int(1000 * min(1.0, x / max(1, self._epochs))))
+            self.status_label.setText(
+                f"Epoch {event['epoch']}/{self._epochs} - loss {float(event.get('loss') or 0):.3f} - "
+                f"{float(event.get('images_per_s') or 0):.1f} img/s - ETA {format_duration(event.get('eta_s'))}"
+            )
+        elif kind == "val":
+            if event.get("miou") is not None:
+                self.miou_points.append((float(event["epoch"]), float(event["miou"])))
+                self.miou_curve.setData([p[0] for p in self.miou_points], [p[1] for p in self.miou_points])
+            if event.get("baseline"):
+                self._baseline = event.get("miou")
+            self._show_class_iou(event.get("per_class_iou") or {})
+        elif kind == "checkpoint":
+            self._last_checkpoint = event
+        elif kind == "done":
+            self._done = event
+        elif kind == "error":
+            self.status_label.setText(f"Training failed: {event.get('message')}")
+        elif kind == "warning":
+            self._stderr_tail.append(str(event.get("message")))
+
+    def _show_class_iou(self, per_class: dict[str, float | None]) -> None:
+        self.class_table.setRowCount(len(per_class))
+        for row, (name, iou) in enumerate(per_class.items()):
+            self.class_table.setItem(row, 0, QTableWidgetItem(str(name)))
+            self.class_table.setItem(row, 1, QTableWidgetItem(_pct(iou)))
+
+    # ------------------------------------------------------------------------------------ finishing
+
+    def _process_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self.status_label.setText(f"Cannot start the trainer ({self.python}): {self._process.errorString() if self._process else ''}")
+            self._end("failed")
+
+    def _finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        self._read_stdout()
+        if self._buffer.strip():
+            event = parse_progress_line(self._buffer)
+            self._buffer = b""
+            if event is not None:
+                self.handle_event(event)
+        done = self._done or {}
+        reason = done.get("reason") or ("cancelled" if self._cancel_requested else "failed")
+        checkpoint = done.get("checkpoint") or (self._last_checkpoint or {}).get("path")
+        if checkpoint and Path(checkpoint).is_file() and self._run_version:
+            metrics = done.get("metrics") or (self._last_checkpoint or {}).get("metrics") or {}
+            try:
+                self.project.add_model_version(self._run_version, checkpoint, done.get("arch") or self._run_arch or "",
+                                               metrics, done.get("parent", self._run_parent))
+            except SegStudioError as error:
+                self.status_label.setText(f"Could not register the new model: {error}")
+            else:
+                self.new_version, self.new_checkpoint = self._run_version, str(checkpoint)
+        if reason == "failed":
+            detail = next((e.get("message") for e in reversed(self.events) if e["event"] == "error"), None)
+            detail = detail or "\n".join(self._stderr_tail[-5:]) or f"exit code {exit_code}"
+            self.status_label.setText(f"Training failed: {detail}")
+        self._show_result(reason, done)
+        self._end(reason)
+
+    def _show_result(self, reason: str, done: dict[str, Any]) -> None:
+        if self.new_version is None:
+            if reason != "failed":
+                self.status_label.setText(f"Training {reason}; no checkpoint was written.")
+            return
+        before = done.get("baseline_miou", self._baseline)
+        after = done.get("best_miou")
+        if after is None and self._last_checkpoint:
+            after = (self._last_checkpoint.get("metrics") or {}).get("miou")
+        base = self._run_parent or "starting model"
+        self.result_label.setText(
+            f"<b>Val mIoU</b>: before ({base}) <b>{_pct(before)}</b> &nbsp;&rarr;&nbsp; "
+            f"after ({self.new_version}) <b>{_pct(after)}</b>"
+        )
+        self.status_label.setText(f"Training {reason.replace('_', ' ')}: new model {self.new_version} saved.")
+        self.use_button.setEnabled(True)
+        better = before is None or after is None or after >= before
+        if self.auto_use_check.isChecked() and better:
+            self.use_new_model()
+
+    def _end(self, reason: str) -> None:
+        self.finish_reason = reason
+        self.fine_tune_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if self._process is not None:
+            self._process.deleteLater()
+            self._process = None
+        self.refresh_counts_only()
+        self.training_finished.emit(reason)
+
+    def refresh_counts_only(self) -> None:
+        train, val = project_samples(self.project)
+        self.counts_label.setText(f"{len(train)} train / {len(val)} val")
+
+    def use_new_model(self) -> None:
+        """Make the new version the project model and tell the inference worker."""
+        if self.new_version is None or self.new_checkpoint is None:
+            return
+        self.project.set_active_model_version(self.new_version)
+        self.use_button.setEnabled(False)
+        self.status_label.setText(f"Now using model {self.new_version}.")
+        self.refresh()
+        self.model_version_ready.emit(self.new_version, self.new_checkpoint)

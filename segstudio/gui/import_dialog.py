@@ -1,0 +1,226 @@
+"""File -> Import...: pick a VOC / Cityscapes / labelme folder, see the class mapping, then import.
+
+Preview reads only; nothing is written until Import is pressed (and Import stays disabled until
+a preview without unmapped labels has been shown). On success `project_imported(image_dir)` is
+emitted so the main window can open the new project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core.schemes import UNLABELED, get_scheme
+from segstudio.export import import_common
+from segstudio.export.registry import get_importer
+from segstudio.gui.export_dialog import SignalTaskHandle, TaskThread
+
+__all__ = ["ImportDialog"]
+
+KINDS = [("labelme", "Folder of labelme JSON files"), ("voc", "Pascal VOC (VOCdevkit)"), ("cityscapes", "Cityscapes (leftImg8bit + gtFine)")]
+SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)")]
+
+
+def _row(path_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(path_edit)
+    row.addWidget(button)
+    return row
+
+
+class ImportDialog(QDialog):
+    project_imported = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import dataset")
+        self.plan: Any = None
+        self.imported_dir: str | None = None
+        self._thread: TaskThread | None = None
+
+        self.kind_combo = QComboBox()
+        for key, text in KINDS:
+            self.kind_combo.addItem(text, key)
+        self.scheme_combo = QComboBox()
+        for key, text in SCHEMES:
+            self.scheme_combo.addItem(text, key)
+        self.source_edit = QLineEdit()
+        self.target_edit = QLineEdit()
+        source_button = QPushButton("Browse...")
+        target_button = QPushButton("Browse...")
+        source_button.clicked.connect(lambda: self._browse(self.source_edit, "Dataset folder"))
+        target_button.clicked.connect(lambda: self._browse(self.target_edit, "New project folder"))
+        form = QFormLayout()
+        form.addRow("Source", self.kind_combo)
+        form.addRow("Folder", _row(self.source_edit, source_button))
+        form.addRow("Classes", self.scheme_combo)
+        form.addRow("New project folder", _row(self.target_edit, target_button))
+
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["Source label", "Project class", "Note"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.summary = QLabel("Choose a folder and press Preview to see how its labels map to classes.")
+        self.summary.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.preview_button = QPushButton("Preview")
+        self.import_button = QPushButton("Import")
+        self.import_button.setEnabled(False)
+        self.cancel_button = QPushButton("Close")
+        self.preview_button.clicked.connect(self.run_preview)
+        self.import_button.clicked.connect(self.start_import)
+        self.cancel_button.clicked.connect(self._cancel_or_close)
+        for widget in (self.kind_combo, self.scheme_combo):
+            widget.currentIndexChanged.connect(self._invalidate)
+        self.source_edit.textChanged.connect(self._invalidate)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.preview_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.import_button)
+        buttons.addWidget(self.cancel_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.table)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.progress)
+        layout.addLayout(buttons)
+
+    def _browse(self, edit: QLineEdit, title: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def _invalidate(self) -> None:
+        self.plan = None
+        self.import_button.setEnabled(False)
+        self.table.setRowCount(0)
+
+    # ------------------------------------------------------------------ preview
+
+    def run_preview(self) -> None:
+        if self._thread is not None:
+            return
+        source = self.source_edit.text().strip()
+        kind = str(self.kind_combo.currentData())
+        scheme_key = str(self.scheme_combo.currentData())
+        if not source:
+            self.summary.setText("Choose the dataset folder first.")
+            return
+        self._invalidate()
+
+        def work(handle: SignalTaskHandle) -> Any:
+            handle.set_status("reading annotations")
+            scheme = get_scheme(scheme_key) if scheme_key else None
+            return get_importer(kind)(source, scheme=scheme)
+
+        self._start(work, self._show_plan)
+
+    def _show_plan(self, plan: Any) -> None:
+        self.plan = plan
+        self.table.setRowCount(len(plan.mapping))
+        for row, entry in enumerate(plan.mapping):
+            if entry.target_index is None:
+                target = "UNMAPPED"
+            elif entry.target_index == UNLABELED:
+                target = "void (255)"
+            else:
+                target = f"{entry.target_index}: {entry.target_name}"
+            for column, text in enumerate((entry.source, target, entry.note)):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        lines = [f"{len(plan.samples)} annotated images; project classes: {plan.scheme.name} ({plan.scheme.num_classes})."]
+        if plan.unmapped:
+            lines.append(f"Unmapped labels: {', '.join(plan.unmapped)}. Choose other classes to import.")
+        lines += plan.warnings[:5]
+        self.summary.setText("\n".join(lines))
+        self.import_button.setEnabled(not plan.unmapped and bool(plan.samples))
+        if not self.target_edit.text().strip():
+            self.target_edit.setText(str(Path(plan.source).parent / f"{Path(plan.source).name}_project"))
+
+    # ------------------------------------------------------------------ import
+
+    def start_import(self) -> None:
+        if self._thread is not None or self.plan is None:
+            return
+        target = self.target_edit.text().strip()
+        if not target:
+            self.summary.setText("Choose a new folder for the project.")
+            return
+        plan = self.plan
+        self._start(lambda h: import_common.run_import(plan, target, h), self._on_imported)
+
+    def _on_imported(self, image_dir: Any) -> None:
+        self.imported_dir = str(image_dir)
+        self.summary.setText(f"Imported {len(self.plan.samples)} images into {image_dir}.")
+        self.project_imported.emit(self.imported_dir)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _start(self, work, on_success) -> None:
+        handle = SignalTaskHandle()
+        handle.progress.connect(self._on_progress)
+        handle.status.connect(self.summary.setText)
+        thread = TaskThread(work, handle, self)
+        thread.succeeded.connect(on_success)
+        thread.failed.connect(self._on_failed)
+        thread.cancelled.connect(lambda: self.summary.setText("Cancelled; nothing was imported."))
+        thread.finished.connect(self._on_thread_finished)
+        self._thread = thread
+        self._set_running(True)
+        thread.start()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_failed(self, message: str) -> None:
+        self.summary.setText(message)
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit, self.target_edit):
+            widget.setEnabled(not running)
+        self.import_button.setEnabled(not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples))
+        self.cancel_button.setText("Cancel" if running else "Close")
+
+    def _on_thread_finished(self) -> None:
+        if self._thread is not None:
+            self._thread.wait()
+        self._thread = None
+        self._set_running(False)
+        if self.imported_dir is not None:
+            self.import_button.setEnabled(False)
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def _cancel_or_close(self) -> None:
+        if self._thread is not None:
+            self._thread.handle.cancel()
+        else:
+            self.reject()
+
+    def reject(self) -> None:
+        if self._thread is not None:
+            self._thread.handle.cancel()
+            self._thread.wait()
+        super().reject()

@@ -1,0 +1,545 @@
+"""The main window: wiring only.
+
+Each part lives in its own module (browser, canvas + overlay presenter, palette, tools, session,
+model link); this file creates them, connects their signals, builds menus from the shortcut
+table, and persists layout and per-project state. No torch import here (see model_link.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QToolBar,
+)
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.project import ImageRecord, Project, Status
+from segstudio.core.schemes import get_scheme
+from segstudio.gui.browser import BrowserWidget
+from segstudio.gui.canvas import CanvasView
+from segstudio.gui.model_link import ModelLink, ModelStatus
+from segstudio.gui.overlay import OverlayPresenter
+from segstudio.gui.palette import PaletteWidget
+from segstudio.gui.panels import open_panel
+from segstudio.gui.session import EditorSession
+from segstudio.gui.settings import AppSettings
+from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
+from segstudio.gui.tools import Tool, ToolController, ToolOptionsBar, ToolState
+
+__all__ = ["MainWindow"]
+
+DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
+CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
+             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon"}
+
+
+class _Opener(QObject):
+    """Opens a project off the GUI thread (hashing a new 10,000-image folder takes a while).
+
+    Only the latest request counts: a project that finishes opening after the user asked for
+    another folder (or closed the window) is closed again, so its lock is never leaked.
+    """
+
+    opened = Signal(object)
+    failed = Signal(str)
+    _done = Signal(int, object, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._generation = 0
+        self._done.connect(self._finish)
+
+    def start(self, folder: str, project_dir: str | None) -> None:
+        self._generation += 1
+        generation = self._generation
+
+        def run() -> None:
+            try:
+                self._done.emit(generation, Project.open(folder, project_dir), "")
+            except SegStudioError as exc:
+                self._done.emit(generation, None, str(exc))
+            except Exception as exc:  # noqa: BLE001
+                self._done.emit(generation, None, f"cannot open {folder}: {exc}")
+
+        threading.Thread(target=run, name="segstudio-open", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._generation += 1
+
+    def _finish(self, generation: int, project: Project | None, message: str) -> None:
+        if generation != self._generation:
+            if project is not None:
+                project.close()
+            return
+        if project is None:
+            self.failed.emit(message)
+        else:
+            self.opened.emit(project)
+
+
+class MainWindow(QMainWindow):
+    project_opened = Signal()
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("SegStudio")
+        self.resize(1400, 900)
+        self.project: Project | None = None
+        self.session: EditorSession | None = None
+        self.model: ModelLink | None = None
+
+        self.canvas = CanvasView(self)
+        self.setCentralWidget(self.canvas)
+        self.overlay = OverlayPresenter(self.canvas, self)
+        self.browser = BrowserWidget(self)
+        self.palette = PaletteWidget(self)
+        self.tool_state = ToolState(self)
+        self.tools = ToolController(self.tool_state, self)
+        self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
+        self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
+        self.actions_by_id: dict[str, QAction] = {
+            s.id: make_action(self, s.id, checkable=s.id in CHECKABLE, bind_keys=s.id not in DISPLAY_ONLY)
+            for s in SHORTCUTS
+        }
+        for action in self.actions_by_id.values():
+            self.addAction(action)  # shortcuts work whatever has focus
+        self._build_status_bar()
+        self._build_menus_and_toolbars()
+        self._connect()
+        self._opener = _Opener(self)
+        self._opener.opened.connect(self._project_ready)
+        self._opener.failed.connect(lambda msg: self.show_error("Open folder", msg))
+        if (geometry := settings.window_geometry()) is not None:
+            self.restoreGeometry(geometry)
+        if (state := settings.window_state()) is not None:
+            self.restoreState(state)
+        self.overlay.set_opacity(settings.overlay_opacity)
+        self.opacity_slider.setValue(int(round(settings.overlay_opacity * 100)))
+        self._set_enabled(False)
+        self._tool_changed()
+
+    # -- construction ------------------------------------------------------------------------------------
+    def _dock(self, widget, title: str, area: Qt.DockWidgetArea, name: str) -> QDockWidget:  # noqa: ANN001
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.pos_label = QLabel("", self)
+        self.class_label = QLabel("", self)
+        self.effort_label = QLabel("", self)
+        for widget in (self.pos_label, self.class_label):
+            bar.addWidget(widget)
+        self.model_status = ModelStatus(self)
+        bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
+        bar.addPermanentWidget(self.model_status)
+
+    def _build_menus_and_toolbars(self) -> None:
+        a = self.actions_by_id
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(a["open_folder"])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addAction(a["save"])
+        file_menu.addSeparator()
+        self.export_action = file_menu.addAction("Export…")
+        self.import_action = file_menu.addAction("Import…")
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        edit = menu.addMenu("&Edit")
+        for key in ("undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"):
+            edit.addSeparator() if key is None else edit.addAction(a[key])
+        view = menu.addMenu("&View")
+        for key in ("toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
+                    "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"):
+            view.addSeparator() if key is None else view.addAction(a[key])
+        model = menu.addMenu("&Model")
+        model.addAction(a["predict_current"])
+        model.addAction(a["predict_all_new"])
+        self.cancel_batch_action = model.addAction("Cancel pre-annotation")
+        self.auto_predict_action = model.addAction("Auto-predict on open")
+        self.auto_predict_action.setCheckable(True)
+        self.auto_predict_action.setChecked(self.settings.auto_predict)
+        model.addAction(a["crf_toggle"])
+        model.addSeparator()
+        self.versions_action = model.addAction("Versions…")
+        train = menu.addMenu("&Train")
+        self.finetune_action = train.addAction("Fine-tune…")
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(a["shortcuts"])
+        a["toggle_overlay"].setChecked(True)
+        for key, short in (("tool_brush", "Brush"), ("tool_eraser", "Eraser"), ("tool_fill", "Fill"),
+                           ("tool_polygon", "Polygon"), ("toggle_overlay", "Overlay"), ("outline_mode", "Outline"),
+                           ("confidence_layer", "Confidence"), ("diff_layer", "Diff"),
+                           ("show_prediction", "Prediction"), ("crf_toggle", "Before CRF")):
+            a[key].setIconText(short)
+            a[key].setToolTip(f"{a[key].text()} ({a[key].shortcut().toString()})")
+        a["crf_toggle"].setText("Show prediction before CRF")
+
+        tools_bar = QToolBar("Tools", self)
+        tools_bar.setObjectName("tools_bar")
+        group = QActionGroup(self)
+        for key in ("tool_brush", "tool_eraser", "tool_fill", "tool_polygon"):
+            group.addAction(a[key])
+            tools_bar.addAction(a[key])
+        tools_bar.addAction(a["undo"])
+        tools_bar.addAction(a["redo"])
+        self.addToolBar(tools_bar)
+        self.options_bar = ToolOptionsBar(self.tool_state, self)
+        self.options_bar.protect_class_combo.setMinimumContentsLength(10)
+        self.addToolBar(self.options_bar)
+        view_bar = QToolBar("View", self)
+        view_bar.setObjectName("view_bar")
+        view_bar.addWidget(QLabel(" Opacity ", self))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setMaximumWidth(140)
+        view_bar.addWidget(self.opacity_slider)
+        for key in ("toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle"):
+            view_bar.addAction(a[key])
+        self.addToolBar(view_bar)
+
+    def _connect(self) -> None:
+        a = self.actions_by_id
+        c = self.canvas
+        c.pressed.connect(self._canvas_pressed)
+        c.dragged.connect(self.tools.drag)
+        c.released.connect(self.tools.release)
+        c.hovered.connect(self._hovered)
+        c.brush_wheel.connect(self.tool_state.grow)
+        c.polygon_finish.connect(self.tools.finish_polygon)
+        c.polygon_cancel.connect(self.tools.cancel_polygon)
+        self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
+        self.tools.edited.connect(self._edited)
+        self.tool_state.changed.connect(self._tool_changed)
+        self.browser.image_activated.connect(self.open_image)
+        self.palette.class_selected.connect(lambda i: setattr(self.tool_state, "active_class", i))
+        self.palette.hidden_changed.connect(self._hidden_changed)
+        self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
+        self.palette.scheme_edited.connect(self._scheme_edited)
+        self.palette.preset_requested.connect(self._preset_requested)
+        self.overlay.counts_changed.connect(self.palette.set_counts)
+        self.overlay.diff_fraction_changed.connect(self._effort)
+        self.opacity_slider.valueChanged.connect(self._opacity)
+
+        a["open_folder"].triggered.connect(self._choose_folder)
+        a["save"].triggered.connect(self.flush_current)
+        a["quit"].triggered.connect(self.close)
+        a["undo"].triggered.connect(lambda: self._doc_call("undo"))
+        a["redo"].triggered.connect(lambda: self._doc_call("redo"))
+        a["accept_prediction"].triggered.connect(lambda: self._doc_call("accept_prediction"))
+        a["replace_class"].triggered.connect(self._replace_class_dialog)
+        a["mark_done"].triggered.connect(lambda: self.mark(Status.DONE))
+        a["mark_skipped"].triggered.connect(lambda: self.mark(Status.SKIPPED))
+        a["next_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(1)))
+        a["prev_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(-1)))
+        a["next_unfinished"].triggered.connect(lambda: self.open_image(self.browser.next_unfinished()))
+        for key in ("brush", "eraser", "fill", "polygon"):
+            a[f"tool_{key}"].triggered.connect(lambda _=False, k=key: setattr(self.tool_state, "tool", Tool(k)))
+        a["protect_cycle"].triggered.connect(self.tool_state.cycle_protect)
+        a["brush_smaller"].triggered.connect(lambda: self.tool_state.grow(-1))
+        a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
+        for n in range(1, 11):
+            a[f"class_{n}"].triggered.connect(lambda _=False, n=n: self.palette.select_position(n))
+        a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
+        a["outline_mode"].toggled.connect(self.overlay.set_outline)
+        a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
+        a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
+        a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
+        a["crf_toggle"].toggled.connect(lambda raw: self.session and self.session.set_use_raw_prediction(raw))
+        a["zoom_fit"].triggered.connect(c.fit)
+        a["zoom_1to1"].triggered.connect(c.zoom_1to1)
+        a["predict_current"].triggered.connect(self.predict_current)
+        a["predict_all_new"].triggered.connect(self.predict_all_new)
+        a["shortcuts"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        self.cancel_batch_action.triggered.connect(self.model_status.cancel)
+        self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
+        self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
+        self.import_action.triggered.connect(self._import)
+        self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
+        self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for key, action in self.actions_by_id.items():
+            if key not in ("open_folder", "quit", "shortcuts"):
+                action.setEnabled(enabled)
+        for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action):
+            action.setEnabled(enabled)
+
+    # -- project -------------------------------------------------------------------------------------------
+    def open_folder(self, folder: str | Path, project_dir: str | Path | None = None) -> None:
+        """Open an image folder in the background; the window stays responsive meanwhile."""
+        self.close_project()
+        self.statusBar().showMessage(f"Opening {folder}…")
+        self._opener.start(str(folder), None if project_dir is None else str(project_dir))
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open image folder")
+        if folder:
+            self.open_folder(folder)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders():
+            self.recent_menu.addAction(folder).triggered.connect(lambda _=False, f=folder: self.open_folder(f))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def _project_ready(self, project: Project) -> None:
+        self.project = project
+        self.settings.add_recent_folder(project.image_dir)
+        self.session = EditorSession(project, self.settings.autosave_ms, self)
+        self.session.image_opened.connect(self._image_opened)
+        self.session.record_changed.connect(self.browser.update_record)
+        self.session.prediction_changed.connect(self.overlay.rebuild)
+        self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
+        self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
+        self.model = ModelLink(project, self)
+        self.model.prediction_ready.connect(self.session.apply_prediction)
+        self.model.error.connect(lambda where, msg: self.show_error(f"Model ({where})", msg))
+        self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
+        self.model_status.attach(self.model)
+        order = project.get_setting("gui.palette_order")
+        hidden = set(project.get_setting("gui.hidden_classes", []) or [])
+        self._apply_scheme(order if isinstance(order, list) else None, hidden)
+        self.browser.set_project(project)
+        self.tool_state.restore(project.get_setting("gui.tool"))
+        self.palette.select_class(self.tool_state.active_class, emit=False)
+        self.setWindowTitle(f"SegStudio — {project.image_dir}")
+        self._set_enabled(True)
+        self.statusBar().showMessage(f"{len(self.browser.model.records()):,} images", 3000)
+        last = project.get_setting("gui.last_image")
+        target = last if isinstance(last, str) and project.get(last) else self.browser.neighbour(1)
+        if target:
+            self.open_image(target, restore_view=True)
+        self.project_opened.emit()
+
+    def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
+        assert self.project is not None
+        scheme = self.project.scheme
+        self.palette.set_scheme(scheme, order, hidden)
+        self.overlay.set_colors(scheme.colors, self.palette.hidden)
+        self.options_bar.set_class_names(scheme.names)
+
+    def close_project(self) -> None:
+        if self.project is None:
+            return
+        self._save_project_state()
+        self.tools.set_document(None)
+        if self.model is not None:
+            self.model.shutdown()
+        if self.session is not None:
+            self.session.close()
+        self.browser.set_project(None)
+        self.overlay.set_document(None, None)
+        self.project.close()
+        self.project = self.session = self.model = None
+        self.model_status.attach(None)
+        self._set_enabled(False)
+
+    def _save_project_state(self) -> None:
+        if self.project is None or self.session is None:
+            return
+        if self.session.record is not None:
+            self._project_setting("gui.last_image", self.session.record.rel_path)
+            self._project_setting("gui.view", self.canvas.view_state())
+        self._project_setting("gui.tool", self.tool_state.to_dict())
+
+    def _project_setting(self, key: str, value: object) -> None:
+        if self.project is not None:
+            try:
+                self.project.set_setting(key, value)
+            except SegStudioError as exc:
+                self.show_error("SegStudio", str(exc))
+
+    # -- images -------------------------------------------------------------------------------------------
+    def open_image(self, rel_path: str | None, restore_view: bool = False) -> None:
+        if not rel_path or self.session is None:
+            return
+        if self.session.record is not None and self.session.record.rel_path != rel_path:
+            self._project_setting("gui.view", self.canvas.view_state())
+        self.tools.set_document(None)
+        if self.session.open_image(rel_path):
+            self._project_setting("gui.last_image", rel_path)
+            if restore_view:
+                self.canvas.restore_view_state(self.project.get_setting("gui.view") if self.project else None)
+
+    def _image_opened(self, rec: ImageRecord, image, document) -> None:  # noqa: ANN001
+        message = f"{rec.rel_path} cannot be opened:\n{rec.error}" if rec.error else ""
+        self.overlay.set_document(document, image, message)
+        self.tools.set_document(document)
+        self.canvas.paint_enabled = document is not None
+        self.browser.set_current(rec.rel_path)
+        self.browser.update_record(rec)
+        self.setWindowTitle(f"SegStudio — {rec.rel_path}")
+        if document is not None and self.settings.auto_predict and self.model is not None:
+            if document.prediction is None:
+                QTimer.singleShot(0, lambda p=rec.rel_path: self.model and self.model.predict(p))
+
+    def mark(self, status: Status) -> None:
+        if self.session is None or self.session.record is None:
+            return
+        if self.session.set_status(status) is not None:
+            nxt = self.browser.next_unfinished()
+            if nxt:
+                self.open_image(nxt)
+
+    # -- editing ------------------------------------------------------------------------------------------
+    def _canvas_pressed(self, x: float, y: float) -> None:
+        self.tools.press(x, y)
+
+    def _edited(self) -> None:
+        if self.session is not None:
+            self.session.stroke_finished()
+
+    def _doc_call(self, name: str) -> None:
+        doc = self.session.document if self.session else None
+        if doc is not None and getattr(doc, name)() is not None and self.session is not None:
+            self.session.stroke_finished()
+
+    def _replace_class_dialog(self) -> None:
+        doc = self.session.document if self.session else None
+        if doc is None or self.project is None:
+            return
+        names = self.project.scheme.names
+        a, ok = QInputDialog.getItem(self, "Replace class", "Replace every pixel of:", names, 0, False)
+        if not ok:
+            return
+        b, ok = QInputDialog.getItem(self, "Replace class", f"…{a} by:", names, self.tool_state.active_class, False)
+        if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
+            self.session.stroke_finished()
+
+    def _tool_changed(self) -> None:
+        state = self.tool_state
+        self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
+        self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER)
+        self.canvas.set_brush_radius(state.radius)
+        if state.tool != Tool.POLYGON:
+            self.tools.cancel_polygon()
+        if self.palette.active_class != state.active_class:
+            self.palette.select_class(state.active_class, emit=False)
+
+    def _hovered(self, x: float, y: float) -> None:
+        doc = self.session.document if self.session else None
+        xi, yi = int(round(x)), int(round(y))
+        self.pos_label.setText(f"x {xi}, y {yi}")
+        if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
+            self.class_label.setText("")
+            return
+        value = int(doc.labels[yi, xi])
+        names = self.project.scheme.names
+        self.class_label.setText(names[value] if value < len(names) else "unlabeled")
+        if self.tools.polygon:
+            self.canvas.set_polygon(self.tools.polygon, (x, y))
+
+    def _effort(self, fraction: float | None) -> None:
+        self.effort_label.setText("" if fraction is None else f"changed vs prediction: {fraction:.2%}")
+
+    def _opacity(self, value: int) -> None:
+        self.overlay.set_opacity(value / 100)
+        self.settings.overlay_opacity = value / 100
+
+    def _hidden_changed(self, hidden: frozenset[int]) -> None:
+        self.overlay.set_hidden(hidden)
+        self._project_setting("gui.hidden_classes", sorted(hidden))
+
+    def _scheme_edited(self, scheme) -> None:  # noqa: ANN001
+        if self.project is None:
+            return
+        try:
+            self.project.set_scheme(scheme)
+        except SegStudioError as exc:
+            self.show_error("Class palette", str(exc))
+        self._apply_scheme()
+
+    def _preset_requested(self, name: str) -> None:
+        if self.project is None:
+            return
+        self.flush_current()
+        labelled = any(r.status in (Status.IN_PROGRESS, Status.DONE) for r in self.project.images())
+        if labelled:
+            answer = QMessageBox.question(
+                self, "Change label scheme",
+                f"Switch this project to the '{name}' scheme? Existing masks keep their class numbers, "
+                "so they will be read with the new class names.")
+            if answer != QMessageBox.StandardButton.Yes:
+                self._apply_scheme()
+                return
+        self._scheme_edited(get_scheme(name))
+
+    def flush_current(self) -> None:
+        if self.session is not None:
+            self.session.flush()
+
+    # -- model --------------------------------------------------------------------------------------------
+    def predict_current(self) -> None:
+        if self.model is not None and self.session is not None and self.session.record is not None:
+            self.model_status.worker_label.setText("model: starting…")
+            self.model.predict(self.session.record.rel_path)
+
+    def predict_all_new(self) -> None:
+        if self.model is not None:
+            count = self.model.predict_all_new()
+            self.model_status.batch_started(count)
+            if not count:
+                self.statusBar().showMessage("No new images to pre-annotate", 3000)
+
+    # -- other engineers' panels -------------------------------------------------------------------------
+    def _panel(self, module: str, cls: str, modal: bool = False) -> object | None:
+        if self.project is None:
+            return None
+        return open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
+                          modal=modal, connect=self._connect_panel)
+
+    def _connect_panel(self, widget: object) -> None:
+        if hasattr(widget, "model_version_ready"):
+            widget.model_version_ready.connect(
+                lambda version, path: self.statusBar().showMessage(f"New model version {version} ({path})", 10000))
+        if hasattr(widget, "version_activated"):
+            widget.version_activated.connect(self._version_activated)
+
+    def _version_activated(self, version: str) -> None:
+        controller = self.model.controller if self.model is not None else None
+        if controller is not None and hasattr(controller, "set_model"):
+            controller.set_model(version)
+
+    def _import(self) -> None:
+        def connect(dialog: object) -> None:
+            dialog.project_imported.connect(lambda folder: self.open_folder(folder))
+
+        open_panel(self, "import_dialog", "ImportDialog", (self,), lambda m: self.show_error("Not available", m),
+                   modal=True, connect=connect)
+
+    # -- misc ---------------------------------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog)."""
+        self.statusBar().showMessage(message, 10000)
+        if self.isVisible():
+            box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+            self.last_error = message
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._opener.cancel()
+        self.close_project()
+        self.browser.shutdown()
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        super().closeEvent(event)

@@ -1,0 +1,155 @@
+"""Connects the window to the inference worker, created only when a model is first needed.
+
+Why lazily: the worker module pulls in torch (seconds of import); the window must appear in
+well under a second, so nothing here imports `segstudio.gui.inference_worker` until the user
+asks for a prediction (or auto-predict is on and an image opens, after the window is shown).
+Tests inject a fake controller with the same signals through `set_controller`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from segstudio.core.project import Project, Status
+
+__all__ = ["ModelLink", "ModelStatus"]
+
+
+class ModelLink(QObject):
+    prediction_ready = Signal(str, object)
+    progress = Signal(int, int, str)
+    state_changed = Signal(str)
+    error = Signal(str, str)
+    model_loaded = Signal(str, str)
+
+    def __init__(self, project: Project, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        self.controller: Any = None
+        self.batch_running = False
+
+    def set_controller(self, controller: Any) -> None:
+        """Use `controller` (the real InferenceController or a test fake) and forward its signals."""
+        self.controller = controller
+        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded"):
+            signal = getattr(controller, name, None)
+            if signal is not None:
+                signal.connect(getattr(self, f"_on_{name}"))
+
+    def ensure_controller(self) -> bool:
+        if self.controller is not None:
+            return True
+        try:
+            module = importlib.import_module("segstudio.gui.inference_worker")
+            cls = module.InferenceController
+            try:
+                controller = cls(self.project, parent=self)
+            except TypeError:
+                controller = cls(self.project)
+        except Exception as exc:  # noqa: BLE001 - a missing/broken worker must not take the editor down
+            self.error.emit("model", f"the model worker is not available: {exc}")
+            return False
+        self.set_controller(controller)
+        return True
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def predict(self, rel_path: str) -> None:
+        if self.ensure_controller():
+            self.controller.request(rel_path)
+
+    def prefetch(self, rel_paths: list[str]) -> None:
+        if rel_paths and self.ensure_controller() and hasattr(self.controller, "prefetch"):
+            self.controller.prefetch(rel_paths)
+
+    def predict_all_new(self) -> int:
+        paths = [r.rel_path for r in self.project.images(status=Status.NEW) if not r.error]
+        if paths and self.ensure_controller():
+            self.batch_running = True
+            self.controller.predict_batch(paths)
+        return len(paths)
+
+    def cancel_batch(self) -> None:
+        if self.controller is not None:
+            self.controller.cancel_batch()
+        self.batch_running = False
+
+    def shutdown(self) -> None:
+        if self.controller is not None and hasattr(self.controller, "shutdown"):
+            try:
+                self.controller.shutdown()
+            except Exception:  # noqa: BLE001 - closing the window must always succeed
+                pass
+
+    # -- forwarding ---------------------------------------------------------------------------------------
+    def _on_prediction_ready(self, rel_path: str, result: object) -> None:
+        self.prediction_ready.emit(rel_path, result)
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if total and done >= total:
+            self.batch_running = False
+        self.progress.emit(done, total, message)
+
+    def _on_state_changed(self, state: str) -> None:
+        self.state_changed.emit(state)
+
+    def _on_error(self, where: str, message: str) -> None:
+        self.error.emit(where, message)
+
+    def _on_model_loaded(self, version: str, device: str) -> None:
+        self.model_loaded.emit(version, device)
+
+
+class ModelStatus(QWidget):
+    """Status-bar part for the model: device, worker state, batch progress with a Cancel button."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.link: ModelLink | None = None
+        self.device_label = QLabel("device: not loaded", self)
+        self.worker_label = QLabel("model: idle", self)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setMaximumWidth(200)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.device_label, self.worker_label, self.progress_bar, self.cancel_button):
+            layout.addWidget(widget)
+        self._show_progress(False)
+
+    def attach(self, link: ModelLink | None) -> None:
+        self.link = link
+        self._show_progress(False)
+        self.worker_label.setText("model: idle")
+        if link is not None:
+            link.progress.connect(self.on_progress)
+            link.state_changed.connect(lambda state: self.worker_label.setText(f"model: {state}"))
+            link.model_loaded.connect(self.on_model_loaded)
+
+    def _show_progress(self, visible: bool) -> None:
+        self.progress_bar.setVisible(visible)
+        self.cancel_button.setVisible(visible)
+
+    def batch_started(self, count: int) -> None:
+        self.progress_bar.setRange(0, max(1, count))
+        self.progress_bar.setValue(0)
+        self._show_progress(count > 0)
+
+    def cancel(self) -> None:
+        if self.link is not None:
+            self.link.cancel_batch()
+        self._show_progress(False)
+
+    def on_progress(self, done: int, total: int, message: str) -> None:
+        self.progress_bar.setRange(0, max(1, total))
+        self.progress_bar.setValue(done)
+        self.progress_bar.setFormat("%v / %m")
+        self.progress_bar.setToolTip(message)
+        self._show_progress(not (total > 0 and done >= total))
+
+    def on_model_loaded(self, version: str, device: str) -> None:
+        self.device_label.setText(f"device: {device} · model {version}")

@@ -1,0 +1,103 @@
+"""Thumbnails made in a background thread and cached on disk under the project state folder.
+
+Why: decoding 10,000 photos on the GUI thread would freeze the browser for minutes. The list
+view asks only for the rows it shows; requests go to one daemon thread, newest first (the rows
+the user is looking at now), and each finished thumbnail arrives as a queued Qt signal. The
+disk cache is keyed by content hash, so renames keep their thumbnails and edits get new ones.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from segstudio.core.atomic import atomic_write_bytes
+
+__all__ = ["ThumbnailLoader", "THUMB_SIZE", "make_thumbnail"]
+
+THUMB_SIZE = 96
+
+
+def make_thumbnail(src: Path, size: int = THUMB_SIZE) -> bytes:
+    """JPEG bytes of an orientation-corrected thumbnail that fits in size x size."""
+    with Image.open(src) as img:
+        img.draft("RGB", (size * 2, size * 2))  # JPEG: decode at reduced scale, much faster
+        img = ImageOps.exif_transpose(img)
+        img.thumbnail((size, size))
+        if img.mode != "RGB":
+            img = img.convert("RGBA")
+            background = Image.new("RGB", img.size, (255, 255, 255))
+            background.paste(img, mask=img.getchannel("A"))
+            img = background
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=85)
+        return out.getvalue()
+
+
+class ThumbnailLoader(QObject):
+    """`request(key, src, cache_name)`; `ready(key, QImage)` is emitted on the GUI thread."""
+
+    ready = Signal(str, QImage)
+    failed = Signal(str, str)
+
+    def __init__(self, cache_dir: Path | None, size: int = THUMB_SIZE, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache_dir = cache_dir
+        self.size = size
+        self._pending: OrderedDict[str, tuple[Path, str]] = OrderedDict()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="segstudio-thumbnails", daemon=True)
+        self._thread.start()
+
+    def request(self, key: str, src: Path, cache_name: str) -> None:
+        with self._cond:
+            self._pending.pop(key, None)
+            self._pending[key] = (src, cache_name)  # newest last = served first
+            self._cond.notify()
+
+    def clear_pending(self) -> None:
+        with self._cond:
+            self._pending.clear()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._pending.clear()
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                key, (src, cache_name) = self._pending.popitem(last=True)
+            try:
+                data = self._load(src, cache_name)
+                image = QImage()
+                if not image.loadFromData(data):
+                    raise OSError("thumbnail could not be decoded")
+                self.ready.emit(key, image)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a badge, not a crash
+                self.failed.emit(key, str(exc))
+
+    def _load(self, src: Path, cache_name: str) -> bytes:
+        cached = self.cache_dir / f"{cache_name}_{self.size}.jpg" if self.cache_dir and cache_name else None
+        if cached is not None and cached.is_file():
+            return cached.read_bytes()
+        data = make_thumbnail(src, self.size)
+        if cached is not None:
+            try:
+                atomic_write_bytes(cached, data)
+            except OSError:
+                pass  # a read-only state folder only costs regenerating next time
+        return data

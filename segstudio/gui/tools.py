@@ -1,0 +1,262 @@
+"""Editing tools: brush, eraser, flood fill, polygon, and the protect mode.
+
+`ToolState` is the current tool, brush size, protect mode and active class (one QObject, so
+toolbar buttons, shortcuts and the canvas cursor stay in sync through its `changed` signal).
+`ToolController` turns canvas pixel coordinates into `MaskDocument` operations: a press opens
+one undo step, each drag event paints the segment from the previous position (so fast drags
+leave no gaps), release closes the step.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QWidget
+
+from segstudio.core.document import UNLABELED, MaskDocument, Protect, ProtectMode
+
+__all__ = ["Tool", "ToolState", "ToolController", "ToolOptionsBar", "MIN_BRUSH", "MAX_BRUSH"]
+
+MIN_BRUSH = 1
+MAX_BRUSH = 512
+
+
+class Tool(str, Enum):
+    BRUSH = "brush"
+    ERASER = "eraser"
+    FILL = "fill"
+    POLYGON = "polygon"
+
+
+class ToolState(QObject):
+    """What the next click does."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tool = Tool.BRUSH
+        self._size = 15  # brush diameter in image pixels
+        self._protect_mode = ProtectMode.NONE
+        self._protect_class = 0
+        self._active_class = 0
+
+    @property
+    def tool(self) -> Tool:
+        return self._tool
+
+    @tool.setter
+    def tool(self, value: Tool | str) -> None:
+        value = Tool(value)
+        if value != self._tool:
+            self._tool = value
+            self.changed.emit()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @size.setter
+    def size(self, value: int) -> None:
+        value = max(MIN_BRUSH, min(MAX_BRUSH, int(value)))
+        if value != self._size:
+            self._size = value
+            self.changed.emit()
+
+    @property
+    def radius(self) -> float:
+        return (self._size - 1) / 2.0
+
+    def grow(self, steps: int) -> None:
+        """`[`/`]` and Ctrl+wheel: about 15 % per step, at least one pixel."""
+        size = self._size
+        for _ in range(abs(steps)):
+            delta = max(1, round(size * 0.15))
+            size = size + delta if steps > 0 else size - delta
+        self.size = size
+
+    @property
+    def active_class(self) -> int:
+        return self._active_class
+
+    @active_class.setter
+    def active_class(self, value: int) -> None:
+        if value != self._active_class:
+            self._active_class = int(value)
+            self.changed.emit()
+
+    @property
+    def protect_mode(self) -> ProtectMode:
+        return self._protect_mode
+
+    @protect_mode.setter
+    def protect_mode(self, value: ProtectMode | str) -> None:
+        value = ProtectMode(value)
+        if value != self._protect_mode:
+            self._protect_mode = value
+            self.changed.emit()
+
+    @property
+    def protect_class(self) -> int:
+        return self._protect_class
+
+    @protect_class.setter
+    def protect_class(self, value: int) -> None:
+        if value != self._protect_class:
+            self._protect_class = int(value)
+            self.changed.emit()
+
+    def cycle_protect(self) -> None:
+        order = [ProtectMode.NONE, ProtectMode.UNLABELED_ONLY, ProtectMode.CLASS_ONLY]
+        self.protect_mode = order[(order.index(self._protect_mode) + 1) % len(order)]
+
+    def protect(self) -> Protect:
+        if self._protect_mode == ProtectMode.UNLABELED_ONLY:
+            return Protect.unlabeled_only()
+        if self._protect_mode == ProtectMode.CLASS_ONLY:
+            return Protect.only_class(self._protect_class)
+        return Protect.none()
+
+    def to_dict(self) -> dict:
+        return {"tool": self._tool.value, "size": self._size, "protect": self._protect_mode.value,
+                "protect_class": self._protect_class, "class": self._active_class}
+
+    def restore(self, data: dict | None) -> None:
+        if not isinstance(data, dict):
+            return
+        try:
+            self.tool = Tool(data.get("tool", self._tool))
+            self.size = int(data.get("size", self._size))
+            self.protect_mode = ProtectMode(data.get("protect", self._protect_mode))
+            self.protect_class = int(data.get("protect_class", self._protect_class))
+            self.active_class = int(data.get("class", self._active_class))
+        except (ValueError, TypeError):
+            pass  # a stale or hand-edited setting is not worth an error dialog
+
+
+class ToolController(QObject):
+    """Applies the current tool to the current document from canvas coordinates."""
+
+    polygon_changed = Signal(list)  # vertices in image coordinates
+    edited = Signal()  # an undo step was recorded
+
+    def __init__(self, state: ToolState, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.document: MaskDocument | None = None
+        self._last: tuple[float, float] | None = None
+        self.polygon: list[tuple[float, float]] = []
+
+    def set_document(self, document: MaskDocument | None) -> None:
+        self.finish_stroke()
+        self.cancel_polygon()
+        self.document = document
+
+    def _value(self) -> int:
+        return UNLABELED if self.state.tool == Tool.ERASER else self.state.active_class
+
+    # -- canvas events ---------------------------------------------------------------------------
+    def press(self, x: float, y: float) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        tool = self.state.tool
+        if tool in (Tool.BRUSH, Tool.ERASER):
+            doc.begin_stroke(tool.value)
+            self._last = (x, y)
+            doc.paint_stroke([(x, y)], self.state.radius, self._value(), self.state.protect())
+        elif tool == Tool.FILL:
+            if doc.flood_fill(x + 0.5, y + 0.5, self.state.active_class, self.state.protect()) is not None:
+                self.edited.emit()
+        elif tool == Tool.POLYGON:
+            self.polygon.append((x, y))
+            self.polygon_changed.emit(list(self.polygon))
+
+    def drag(self, x: float, y: float) -> None:
+        doc = self.document
+        if doc is None or self._last is None:
+            return
+        doc.paint_stroke([self._last, (x, y)], self.state.radius, self._value(), self.state.protect())
+        self._last = (x, y)
+
+    def release(self, x: float, y: float) -> None:
+        if self._last is not None:
+            self.drag(x, y)
+        self.finish_stroke()
+
+    def finish_stroke(self) -> None:
+        if self._last is None:
+            return
+        self._last = None
+        if self.document is not None and self.document.end_stroke():
+            self.edited.emit()
+
+    def finish_polygon(self) -> None:
+        doc = self.document
+        points, self.polygon = self.polygon, []
+        self.polygon_changed.emit([])
+        if doc is not None and len(points) >= 3:
+            if doc.fill_polygon(points, self.state.active_class, self.state.protect()) is not None:
+                self.edited.emit()
+
+    def cancel_polygon(self) -> None:
+        if self.polygon:
+            self.polygon = []
+            self.polygon_changed.emit([])
+
+
+class ToolOptionsBar(QToolBar):
+    """Brush size and protect mode widgets bound both ways to a `ToolState`."""
+
+    def __init__(self, state: ToolState, parent: QWidget | None = None) -> None:
+        super().__init__("Tool options", parent)
+        self.setObjectName("tool_options")
+        self.state = state
+        self.size_spin = QSpinBox(self)
+        self.size_spin.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Brush diameter in image pixels ([ and ], or Ctrl+wheel)")
+        self.protect_combo = QComboBox(self)
+        self.protect_combo.addItem("Paint over anything", ProtectMode.NONE.value)
+        self.protect_combo.addItem("Paint only unlabeled", ProtectMode.UNLABELED_ONLY.value)
+        self.protect_combo.addItem("Paint only over class…", ProtectMode.CLASS_ONLY.value)
+        self.protect_class_combo = QComboBox(self)
+        self.protect_class_combo.setToolTip("The only class the tools may overwrite")
+        self.addWidget(QLabel(" Size ", self))
+        self.addWidget(self.size_spin)
+        self.addSeparator()
+        self.addWidget(QLabel(" Protect ", self))
+        self.addWidget(self.protect_combo)
+        self.addWidget(self.protect_class_combo)
+        self.size_spin.valueChanged.connect(lambda v: setattr(state, "size", v))
+        self.protect_combo.currentIndexChanged.connect(
+            lambda i: setattr(state, "protect_mode", self.protect_combo.itemData(i)))
+        self.protect_class_combo.currentIndexChanged.connect(self._protect_class_picked)
+        state.changed.connect(self.sync)
+        self.sync()
+
+    def set_class_names(self, names: list[str]) -> None:
+        self.protect_class_combo.blockSignals(True)
+        self.protect_class_combo.clear()
+        for index, name in enumerate(names):
+            self.protect_class_combo.addItem(name, index)
+        self.protect_class_combo.blockSignals(False)
+        self.sync()
+
+    def _protect_class_picked(self, i: int) -> None:
+        if i >= 0:
+            self.state.protect_class = int(self.protect_class_combo.itemData(i))
+
+    def sync(self) -> None:
+        """Model -> widgets, with signals blocked so nothing echoes back."""
+        for widget in (self.size_spin, self.protect_combo, self.protect_class_combo):
+            widget.blockSignals(True)
+        self.size_spin.setValue(self.state.size)
+        self.protect_combo.setCurrentIndex(self.protect_combo.findData(self.state.protect_mode.value))
+        index = self.protect_class_combo.findData(self.state.protect_class)
+        if index >= 0:
+            self.protect_class_combo.setCurrentIndex(index)
+        self.protect_class_combo.setEnabled(self.state.protect_mode == ProtectMode.CLASS_ONLY)
+        for widget in (self.size_spin, self.protect_combo, self.protect_class_combo):
+            widget.blockSignals(False)

@@ -1,0 +1,157 @@
+"""Named registry of segmentation architectures: torchvision's DeepLabV3 / FCN / LR-ASPP and our DeepLabV3+.
+
+`build_model(arch, num_classes)` returns an `nn.Module` whose forward gives a dict with "out" (and "aux"
+where the arch has an auxiliary head), logits at input resolution. Unknown names raise a
+`ModelError` listing the choices (the segmentation_models.pytorch pattern).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchvision.models import (
+    MobileNet_V3_Large_Weights,
+    ResNet50_Weights,
+    ResNet101_Weights,
+)
+from torchvision.models import segmentation as tvseg
+from torchvision.models._api import WeightsEnum
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.tasks import TaskHandle
+from segstudio.ml import deeplabv3plus
+
+__all__ = [
+    "ModelError",
+    "ArchInfo",
+    "ARCHS",
+    "DEFAULT_ARCH",
+    "available_archs",
+    "arch_info",
+    "build_model",
+    "class_dependent_keys",
+    "load_pretrained_backbone",
+]
+
+DEFAULT_ARCH = "deeplabv3_mobilenet_v3_large"
+
+
+class ModelError(SegStudioError):
+    """Unknown architecture or a model that cannot be built as asked."""
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    name: str
+    build: Callable[[int, bool], nn.Module]  # (num_classes, aux_loss) -> model
+    has_aux: bool
+    backbone_weights: WeightsEnum
+    #: torchvision's COCO-with-VOC-labels weights (21 classes), when published for this arch
+    published_weights: WeightsEnum | None
+    description: str
+
+
+def _tv(fn: Callable[..., nn.Module]) -> Callable[[int, bool], nn.Module]:
+    def build(num_classes: int, aux_loss: bool) -> nn.Module:
+        return fn(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=aux_loss)
+
+    return build
+
+
+def _lraspp(num_classes: int, aux_loss: bool) -> nn.Module:
+    return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
+
+
+def _plus(fn: Callable[[int], nn.Module]) -> Callable[[int, bool], nn.Module]:
+    return lambda num_classes, aux_loss: fn(num_classes)
+
+
+_R50, _R101, _MNV3 = ResNet50_Weights.IMAGENET1K_V1, ResNet101_Weights.IMAGENET1K_V1, MobileNet_V3_Large_Weights.IMAGENET1K_V1
+_COCO = "COCO_WITH_VOC_LABELS_V1"
+
+ARCHS: dict[str, ArchInfo] = {
+    info.name: info
+    for info in (
+        ArchInfo("deeplabv3_resnet50", _tv(tvseg.deeplabv3_resnet50), True, _R50,
+                 tvseg.DeepLabV3_ResNet50_Weights[_COCO], "DeepLabV3, ResNet-50 (accurate, slow on CPU)"),
+        ArchInfo("deeplabv3_resnet101", _tv(tvseg.deeplabv3_resnet101), True, _R101,
+                 tvseg.DeepLabV3_ResNet101_Weights[_COCO], "DeepLabV3, ResNet-101 (most accurate, slowest)"),
+        ArchInfo("deeplabv3_mobilenet_v3_large", _tv(tvseg.deeplabv3_mobilenet_v3_large), True, _MNV3,
+                 tvseg.DeepLabV3_MobileNet_V3_Large_Weights[_COCO], "DeepLabV3, MobileNetV3-Large (fast)"),
+        ArchInfo("fcn_resnet50", _tv(tvseg.fcn_resnet50), True, _R50,
+                 tvseg.FCN_ResNet50_Weights[_COCO], "FCN, ResNet-50"),
+        ArchInfo("fcn_resnet101", _tv(tvseg.fcn_resnet101), True, _R101,
+                 tvseg.FCN_ResNet101_Weights[_COCO], "FCN, ResNet-101"),
+        ArchInfo("lraspp_mobilenet_v3_large", _lraspp, False, _MNV3,
+                 tvseg.LRASPP_MobileNet_V3_Large_Weights[_COCO], "LR-ASPP, MobileNetV3-Large (fastest)"),
+        ArchInfo("deeplabv3plus_resnet50", _plus(deeplabv3plus.deeplabv3plus_resnet50), False, _R50,
+                 None, "DeepLabV3+, ResNet-50 (sharp boundaries)"),
+        ArchInfo("deeplabv3plus_mobilenet_v3_large", _plus(deeplabv3plus.deeplabv3plus_mobilenet_v3_large), False,
+                 _MNV3, None, "DeepLabV3+, MobileNetV3-Large (sharp boundaries, fast)"),
+    )
+}  # fmt: skip
+
+
+def available_archs() -> list[str]:
+    return sorted(ARCHS)
+
+
+def arch_info(arch: str) -> ArchInfo:
+    try:
+        return ARCHS[arch]
+    except KeyError:
+        raise ModelError(f"unknown model {arch!r}; choose one of: {', '.join(available_archs())}") from None
+
+
+def build_model(
+    arch: str,
+    num_classes: int,
+    pretrained_backbone: bool = False,
+    aux_loss: bool | None = None,
+    handle: TaskHandle | None = None,
+) -> nn.Module:
+    """A freshly initialised model with `num_classes` outputs.
+
+    `aux_loss=None` means "the arch's usual setting" (an auxiliary head where torchvision's published
+    weights have one, so they load strictly). `pretrained_backbone` loads ImageNet weights into the
+    backbone through torchvision's cache (see `ml.hub`; offline raises `WeightsUnavailableError`).
+    """
+    info = arch_info(arch)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ModelError(f"a model needs at least one class, got num_classes={num_classes!r}")
+    aux = info.has_aux if aux_loss is None else bool(aux_loss and info.has_aux)
+    model = info.build(num_classes, aux)
+    if pretrained_backbone:
+        load_pretrained_backbone(model, arch, handle)
+    return model
+
+
+def load_pretrained_backbone(model: nn.Module, arch: str, handle: TaskHandle | None = None) -> None:
+    """Copy ImageNet weights into `model.backbone` (torchvision keys, `features.` prefix stripped for MobileNet)."""
+    from segstudio.ml.hub import fetch_state_dict
+
+    state = fetch_state_dict(arch_info(arch).backbone_weights, handle)
+    target = model.backbone.state_dict()
+    mapped = {}
+    for key, value in state.items():
+        short = key.removeprefix("features.")
+        if short in target:
+            mapped[short] = value
+    missing = set(target) - set(mapped)
+    if missing:
+        raise ModelError(f"ImageNet weights for {arch} do not cover the backbone (missing e.g. {sorted(missing)[:3]})")
+    model.backbone.load_state_dict(mapped)
+
+
+@functools.lru_cache(maxsize=None)
+def class_dependent_keys(arch: str, aux_loss: bool = True) -> frozenset[str]:
+    """State-dict keys whose first dimension is the class count (the classifier rows), found by
+    building the arch twice on the meta device with different class counts."""
+    with torch.device("meta"):
+        a = build_model(arch, 2, aux_loss=aux_loss).state_dict()
+        b = build_model(arch, 3, aux_loss=aux_loss).state_dict()
+    return frozenset(key for key in a if a[key].shape != b[key].shape)

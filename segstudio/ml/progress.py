@@ -1,0 +1,90 @@
+"""The trainer's progress protocol: one JSON object per line on stdout.
+
+Why JSON lines: the trainer runs as a child process (`segstudio train`, possibly under torchrun),
+so any front end - the GUI panel, a CI log, a shell pipe into `jq` - can follow it by reading
+lines, and a crash in the child never takes the reader down.
+
+Every object has an ``"event"`` key, one of `EVENTS`:
+
+- ``start``: ``epochs, iters_per_epoch, train_images, val_images, classes, device, world_size,
+  arch, base, resumed_from`` (epoch number or null)
+- ``batch``: ``epoch, iter, iters, loss, lr, images_per_s, eta_s`` (throttled)
+- ``epoch``: ``epoch, loss, lr, time_s, eta_s``
+- ``val``: ``epoch`` (0 = the starting model, before any training), ``miou, pixel_accuracy,
+  mean_pixel_accuracy, fwiou, per_class_iou`` (dict name -> IoU or null), ``best_miou, improved``
+- ``checkpoint``: ``path, epoch, version, metrics`` (a new best checkpoint is on disk)
+- ``done``: ``reason`` (completed | early_stop | time_budget | cancelled), ``checkpoint`` (path or
+  null), ``version, best_miou, baseline_miou, best_epoch, epochs_run``
+- ``error``: ``message``
+- ``warning``: ``message``
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["EVENTS", "ProgressWriter", "parse_progress_line"]
+
+EVENTS = ("start", "batch", "epoch", "val", "checkpoint", "done", "error", "warning")
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf are not JSON; they become null so every reader can parse every line."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item())
+    return value
+
+
+class ProgressWriter:
+    """Writes protocol events; silent when `enabled` is False (every rank but 0 under torchrun)."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True, batch_interval_s: float = 0.25) -> None:
+        self._stream = stream
+        self.enabled = enabled
+        self._batch_interval = batch_interval_s
+        self._last_batch = -math.inf
+        self.events: list[dict[str, Any]] = []  # kept for callers that run the trainer in-process
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"unknown progress event {event!r}")
+        record = _jsonable({"event": event, **fields})
+        self.events.append(record)
+        if not self.enabled:
+            return
+        stream = self._stream or sys.stdout
+        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        stream.flush()
+
+    def batch(self, force: bool = False, **fields: Any) -> None:
+        """A batch event at most every `batch_interval_s` (plus forced ones), so fast runs don't flood the reader."""
+        now = time.monotonic()
+        if force or now - self._last_batch >= self._batch_interval:
+            self._last_batch = now
+            self.emit("batch", **fields)
+
+
+def parse_progress_line(line: str | bytes) -> dict[str, Any] | None:
+    """The event in one output line, or None for anything else (warnings, stray prints, partial lines)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or record.get("event") not in EVENTS:
+        return None
+    return record

@@ -1,0 +1,29 @@
+"""`ModelSpec`: which model to run and how, as one small immutable value the CLI, GUI and worker pass around."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from segstudio.ml.crf import CRFParams
+
+__all__ = ["ModelSpec", "WEIGHT_SOURCES"]
+
+#: where weights come from; "auto" = project checkpoint, else torchvision (VOC scheme only), else none
+WEIGHT_SOURCES = ("auto", "project", "file", "torchvision", "none")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    arch: str | None = None  # None: the checkpoint's arch, else models.DEFAULT_ARCH
+    weights: str = "auto"
+    path: str | None = None  # checkpoint file when weights == "file"
+    version: str | None = None  # project model version when weights == "project" (None = the active one)
+    device: str = "auto"
+    precision: str = "auto"  # see predict.PRECISIONS
+    crf: CRFParams | None = None  # None = no CRF
+    tta: bool = False
+    max_side: int = field(default=1024)
+
+    def with_(self, **changes: Any) -> ModelSpec:
+        return replace(self, **changes)

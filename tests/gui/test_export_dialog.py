@@ -1,0 +1,135 @@
+"""Export and import dialogs: run in a worker thread, report progress, cancel, show the mapping first."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.core.errors import CancelledError
+from segstudio.core.project import Project, Status
+from segstudio.core.schemes import voc_scheme
+from segstudio.gui import export_dialog as export_dialog_module
+from segstudio.gui.export_dialog import ExportDialog
+from segstudio.gui.import_dialog import ImportDialog
+
+TIMEOUT = 60_000
+
+
+@pytest.fixture
+def project(tmp_path):
+    from skimage import data
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, photo in (("cat.png", data.chelsea()), ("astronaut.jpg", data.astronaut())):
+        Image.fromarray(photo).resize((80, 60)).save(images / name)
+    proj = Project.open(images, scheme=voc_scheme())
+    for rec in proj.images():
+        mask = np.zeros(rec.shape, dtype=np.uint8)
+        cv2.circle(mask, (40, 30), 12, 8, -1)
+        proj.save_mask(rec, mask, status=Status.DONE)
+    yield proj
+    proj.close()
+
+
+def test_export_runs_in_thread_and_reports(qtbot, project, tmp_path):
+    dialog = ExportDialog(project)
+    qtbot.addWidget(dialog)
+    out = tmp_path / "export"
+    dialog.out_edit.setText(str(out))
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("coco"))
+    assert not dialog.void_band.isEnabled()
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("voc"))
+    assert dialog.void_band.isEnabled()
+    with qtbot.waitSignal(dialog.export_finished, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(dialog.export_button, qtbot_button())
+    report = blocker.args[0]
+    assert report.exported == 2
+    assert (out / "VOCdevkit" / "VOC2012" / "SegmentationClass").is_dir()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert dialog.progress.value() == dialog.progress.maximum() == 2
+    assert "Exported 2 images" in dialog.status_label.text()
+    assert dialog.export_button.isEnabled()
+
+
+def test_check_lists_problems_and_failed_export_is_shown(qtbot, project, tmp_path):
+    dialog = ExportDialog(project)
+    qtbot.addWidget(dialog)
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("cityscapes"))
+    dialog.run_check()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert "no Cityscapes label" in dialog.problems.toPlainText()
+    assert "1 error" in dialog.status_label.text()
+    dialog.out_edit.setText(str(tmp_path / "cs"))
+    dialog.start_export()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert "aeroplane" in dialog.problems.toPlainText()
+    assert not (tmp_path / "cs").exists()
+
+
+def test_cancel_stops_the_worker(qtbot, project, tmp_path, monkeypatch):
+    started = threading.Event()
+
+    def slow_export(project, fmt, out, options, handle, check=None):
+        started.set()
+        while True:  # until the dialog cancels
+            handle.check_cancelled()
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(export_dialog_module.project_export, "export_project", slow_export)
+    dialog = ExportDialog(project)
+    qtbot.addWidget(dialog)
+    dialog.out_edit.setText(str(tmp_path / "never"))
+    dialog.start_export()
+    assert dialog.is_running() and dialog.cancel_button.text() == "Cancel"
+    qtbot.waitUntil(started.is_set, timeout=TIMEOUT)
+    qtbot.mouseClick(dialog.cancel_button, qtbot_button())
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert "Cancelled" in dialog.status_label.text()
+    assert dialog.cancel_button.text() == "Close"
+    assert isinstance(CancelledError("x"), Exception)
+
+
+def test_import_dialog_shows_mapping_before_writing(qtbot, labelme_example, tmp_path):
+    dialog = ImportDialog()
+    qtbot.addWidget(dialog)
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("labelme"))
+    dialog.source_edit.setText(str(labelme_example / "data_annotated"))
+    target = tmp_path / "imported"
+    dialog.target_edit.setText(str(target))
+    assert not dialog.import_button.isEnabled()
+    dialog.run_preview()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    sources = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    targets = [dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())]
+    assert "person" in sources and targets[sources.index("__ignore__")] == "void (255)"
+    assert not target.exists()  # nothing written by the preview
+    assert dialog.import_button.isEnabled()
+    with qtbot.waitSignal(dialog.project_imported, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(dialog.import_button, qtbot_button())
+    assert blocker.args == [str(target)]
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    with Project.open(target) as proj:
+        assert proj.counts()[Status.DONE] == 3
+
+
+def test_import_dialog_blocks_unmapped_labels(qtbot, labelme_example):
+    dialog = ImportDialog()
+    qtbot.addWidget(dialog)
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("labelme"))
+    dialog.scheme_combo.setCurrentIndex(dialog.scheme_combo.findData("cityscapes"))
+    dialog.source_edit.setText(str(labelme_example / "data_annotated"))
+    dialog.run_preview()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert "Unmapped labels" in dialog.summary.text() and "bottle" in dialog.summary.text()
+    assert not dialog.import_button.isEnabled()
+
+
+def qtbot_button():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton

@@ -1,0 +1,73 @@
+"""Start-up rules: no torch on the GUI thread at import, and clear messages without a display."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from segstudio.gui import app
+
+
+def test_main_window_import_does_not_import_torch():
+    code = (
+        "import sys; import segstudio.gui.main_window, segstudio.gui.app; "
+        "bad = [m for m in ('torch', 'torchvision', 'segstudio.ml') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_display_gives_a_clear_message_and_exit_code_2(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "platform", "linux")
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    assert app.run_app(None) == 2
+    err = capsys.readouterr().err
+    assert "needs a graphical display" in err and "xvfb-run" in err
+
+
+def test_missing_xcb_libraries_are_named_with_their_packages(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(app, "_ldconfig_names", lambda: {"libxcb-xkb.so.1"})
+    monkeypatch.setattr(app.ctypes.util, "find_library", lambda name: None)
+    assert app.run_app(None) == 2
+    err = capsys.readouterr().err
+    assert "libxcb-cursor0" in err and "sudo apt-get install" in err
+    assert "libxcb-xkb1" not in err  # the one that is present is not reported
+
+
+def test_explicit_platform_is_trusted(monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert app.check_display() is None
+
+
+@pytest.mark.parametrize("env", [{"WAYLAND_DISPLAY": "wayland-0"}])
+def test_wayland_session_needs_no_xcb(monkeypatch, env):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(app, "missing_xcb_packages", lambda: ["libxcb-cursor0"])
+    assert app.check_display() is None
+
+
+def test_settings_are_isolated_in_tests(tmp_path):
+    import os
+
+    from segstudio.gui.settings import AppSettings
+
+    settings = AppSettings()
+    assert settings.path.startswith(os.environ["SEGSTUDIO_SETTINGS_DIR"])
+    settings.add_recent_folder(tmp_path)
+    settings.overlay_opacity = 0.25
+    settings.sync()
+    again = AppSettings()
+    assert again.recent_folders() == [str(tmp_path.resolve())]
+    assert again.overlay_opacity == 0.25
