@@ -5,8 +5,9 @@ Run: `.venv/bin/python -m bench.export [--repeats 3] [--small 12] [--large 4]`
 Each line is JSON: the median over repeats of a full export (fresh folder; atomic staging,
 palette/label PNGs, image copy or PNG encode, polygons, manifest), the median of a re-export
 where nothing changed (incremental: hard links only), and, as a reference measured in the same
-run on the same masks, a plain `PIL.Image.save` of each mask as a PNG (the least any exporter
-must do per image).
+run on the same data, a plain `PIL.Image.save` of each mask as a PNG (the least any exporter
+must do per image) and of each source JPEG re-saved as PNG (what any Cityscapes exporter must
+add, since leftImg8bit images are PNGs).
 """
 
 from __future__ import annotations
@@ -86,6 +87,17 @@ def time_reference(masks: list[np.ndarray], root: Path) -> float:
     return len(masks) / (time.perf_counter() - start)
 
 
+def time_image_reference(items: list[ExportItem], root: Path) -> float:
+    """Decode each source JPEG and save it as PNG with PIL (what any Cityscapes export must do)."""
+    ref = root / "ref_img"
+    ref.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    for i, item in enumerate(items):
+        with Image.open(item.image_path) as img:
+            img.save(ref / f"{i}.png")
+    return len(items) / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
@@ -99,6 +111,7 @@ def main() -> None:
             folder.mkdir()
             items, masks = make_items(folder, shape, args.small if size == "500x375" else args.large)
             refs = [time_reference(masks, folder) for _ in range(args.repeats)]
+            image_refs = [time_image_reference(items, folder) for _ in range(args.repeats)]
             for fmt_name in ("voc", "cityscapes"):
                 runs = [time_export(fmt_name, items, folder) for _ in range(args.repeats)]
                 print(
@@ -112,6 +125,7 @@ def main() -> None:
                             "median_images_per_s": round(statistics.median(r[0] for r in runs), 2),
                             "median_unchanged_reexport_images_per_s": round(statistics.median(r[1] for r in runs), 2),
                             "reference_pil_mask_save_images_per_s": round(statistics.median(refs), 2),
+                            "reference_pil_image_png_save_images_per_s": round(statistics.median(image_refs), 2),
                         }
                     ),
                     flush=True,

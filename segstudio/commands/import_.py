@@ -11,7 +11,10 @@ from segstudio.core.tasks import ConsoleProgress
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=["voc", "cityscapes", "labelme"], help="what the source folder holds")
     parser.add_argument("source", help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, or labelme JSON folder")
-    parser.add_argument("--out", help="new (or empty) folder for the project; required unless --dry-run")
+    parser.add_argument("--out", help="new (or empty) folder for the project (images are copied there)")
+    parser.add_argument(
+        "--in-place", action="store_true", help="labelme: make the source folder itself the project (no copies; masks only)"
+    )
     parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes or a .json file)")
     parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
     parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
@@ -21,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import ExportError
     from segstudio.core.schemes import get_scheme
-    from segstudio.export.import_common import run_import
+    from segstudio.export.import_common import import_in_place, run_import
     from segstudio.export.registry import get_importer
 
     scheme = get_scheme(args.scheme) if args.scheme else None
@@ -30,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     print(plan.describe())
     if args.dry_run:
         return 1 if plan.unmapped else 0
-    if not args.out:
-        raise ExportError("--out is required to import (or pass --dry-run to only see the mapping)")
+    if bool(args.out) == bool(args.in_place):
+        raise ExportError("pass either --out DIR (a new project folder) or --in-place (or --dry-run to only see the mapping)")
     progress = None if args.quiet else ConsoleProgress(f"import {args.kind}")
-    target = run_import(plan, args.out, progress)
+    target = import_in_place(plan, progress) if args.in_place else run_import(plan, args.out, progress)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"imported {len(plan.samples)} images into {target}; open it with: segstudio {target}")

@@ -53,8 +53,9 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            with contextlib.suppress(OSError):
-                os.fchmod(handle.fileno(), _FILE_MODE)
+            if hasattr(os, "fchmod"):  # not on Windows
+                with contextlib.suppress(OSError):
+                    os.fchmod(handle.fileno(), _FILE_MODE)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

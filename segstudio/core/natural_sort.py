@@ -4,6 +4,9 @@
 `ORDER BY` (no Python collation needed on every query): each digit run becomes its length
 (3 digits) followed by the digits without leading zeros, and the path separator becomes
 "\\x01" so "a/x" sorts before "a b/x", as comparing component by component would.
+
+The keys are stored in project databases (`images.sort_key`): changing `natural_key` needs a
+schema migration that recomputes them.
 """
 
 from __future__ import annotations

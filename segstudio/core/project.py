@@ -228,21 +228,13 @@ def _status(value: Status | str) -> Status:
         ) from None
 
 
+_STATUS_BY_VALUE = {status.value: status for status in Status}
+
+
 def _record(row: tuple[Any, ...]) -> ImageRecord:
-    return ImageRecord(
-        id=row[0],
-        rel_path=row[1],
-        width=row[2],
-        height=row[3],
-        content_hash=row[4],
-        status=Status(row[5]),
-        split=row[6],
-        model_version=row[7],
-        mean_confidence=row[8],
-        error=row[9],
-        created_at=row[10],
-        updated_at=row[11],
-    )
+    fields = list(row)
+    fields[5] = _STATUS_BY_VALUE[row[5]]
+    return ImageRecord(*fields)
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,6 +727,12 @@ class Project:
             moved_targets = {stat.rel_path for _, stat in moves}
 
             with self._transaction() as conn:
+                # Records whose content is gone while another record's content now sits at their path.
+                for stat in edited:
+                    row = known[stat.rel_path]
+                    if stat.rel_path in moved_targets and row[0] not in moved_ids:
+                        conn.execute("UPDATE images SET removed_at=? WHERE id=?", (now, row[0]))
+                        report.removed.append(row[1])
                 # Two phases, so a swap never violates the unique live path.
                 for row, _ in moves:
                     conn.execute("UPDATE images SET rel_path=? WHERE id=?", (f"\x00moving/{row[0]}", row[0]))
@@ -749,11 +747,6 @@ class Project:
                     report.renamed.append((row[1], stat.rel_path))
                 for stat in touched:
                     row = known[stat.rel_path]
-                    if stat.rel_path in moved_targets and row[0] not in moved_ids:
-                        # Another record's content now sits here and this record's content is gone.
-                        conn.execute("UPDATE images SET removed_at=? WHERE id=?", (now, row[0]))
-                        report.removed.append(row[1])
-                        continue
                     if stat.rel_path in moved_targets or row[0] in moved_ids:
                         continue  # took another record / its record went elsewhere (handled below as new)
                     self._update_in_place(conn, row, stat, probed[stat.rel_path], now, val_fraction, report)

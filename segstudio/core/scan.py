@@ -7,16 +7,15 @@ read file contents (hashing happens only for new or changed files, see `core.pro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from segstudio.core.images import IMAGE_EXTENSIONS
 
 __all__ = ["FileStat", "scan_images"]
 
 
-@dataclass(frozen=True)
-class FileStat:
+class FileStat(NamedTuple):  # a NamedTuple: built 10,000 times per open, cheaper than a dataclass
     rel_path: str  # '/'-separated, relative to the image folder
     size: int
     mtime_ns: int
@@ -50,7 +49,8 @@ def scan_images(image_dir: str | os.PathLike[str], exclude: tuple[Path, ...] = (
                             if os.path.normcase(os.path.abspath(entry.path)) not in excluded:
                                 stack.append((entry.path, f"{prefix}{name}/"))
                             continue
-                        if os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
+                        dot = name.rfind(".")
+                        if dot <= 0 or name[dot:].lower() not in IMAGE_EXTENSIONS:
                             continue
                         st = entry.stat()  # follows a symlinked file to its target
                     except OSError:

@@ -4,7 +4,7 @@
     annotations/<split>.json            {"images", "annotations", "categories", "info"}
 
 Category ids are mask index + 1 (COCO reserves 0); every scheme class is listed. Each annotation
-has an uncompressed-counts RLE from pycocotools (`counts` as a UTF-8 string), its `area` (pixel
+has pycocotools' compressed RLE (`counts` as an ASCII string, `size` [h, w]), its `area` (pixel
 count), `bbox` ([x, y, w, h] from pycocotools), `iscrowd` 0. Unlabeled pixels get no annotation.
 """
 
@@ -21,16 +21,9 @@ from segstudio.core.atomic import atomic_write_json
 from segstudio.export.common import SPLITS, ExportItem, safe_name, source_image_bytes, stem_of, unique_names
 from segstudio.export.engine import DatasetFormat, ItemResult
 
-__all__ = ["CocoFormat", "encode_rle"]
+__all__ = ["CocoFormat"]
 
 _KEEP = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
-
-
-def encode_rle(binary: np.ndarray) -> dict[str, Any]:
-    """pycocotools RLE of a boolean mask, JSON-ready (counts decoded to str)."""
-    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
 
 
 class CocoFormat(DatasetFormat):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import ExportError
 from segstudio.core.schemes import LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
@@ -79,7 +79,17 @@ class DatasetFormat(ABC):
 
     @staticmethod
     def write_file(root: Path, rel: str, data: bytes) -> str:
-        atomic_write_bytes(root / rel, data)
+        """Write one file inside the staging folder.
+
+        No per-file temp+fsync here: the staging folder is hidden and becomes visible only through
+        one rename after `OutputFolder.commit` has flushed everything to disk at once, which is
+        the same all-or-nothing guarantee at a fraction of the cost (one sync instead of one
+        fsync per file; fsync was 40% of a Cityscapes export).
+        """
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(data)
         return rel
 
 
@@ -108,18 +118,37 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def default_workers() -> int:
+    """Encoders (OpenCV, Pillow, zlib) release the GIL, so a few threads scale on real cores."""
+    return max(1, min(4, (os.cpu_count() or 1)))
+
+
 def run_export(
     fmt: DatasetFormat,
     items: Sequence[ExportItem],
     out_dir: str | os.PathLike[str],
     handle: TaskHandle | None = None,
+    workers: int | None = None,
 ) -> ExportReport:
     """Export `items` with `fmt` into `out_dir` atomically and incrementally.
 
-    Raises ExportError for an unrelated non-empty folder or nothing to export, CancelledError
-    (leaving `out_dir` exactly as it was) when `handle` is cancelled.
+    Masks are loaded and keyed on the calling thread; changed images are encoded by `workers`
+    threads (at most 2 x workers images in flight). Raises ExportError for an unrelated non-empty
+    folder or nothing to export, CancelledError (leaving `out_dir` exactly as it was) when
+    `handle` is cancelled.
     """
-    handle = handle or NullTask()
+    try:
+        return _run_export(fmt, items, out_dir, handle or NullTask(), workers or default_workers())
+    except OSError as error:  # disk full, permissions, a file vanishing: say where, not a traceback
+        raise ExportError(
+            f"the export to {out_dir} failed: {error.strerror or error} ({error.filename or 'file'}); "
+            "check free space and permissions, then export again (the folder was left as it was)"
+        ) from None
+
+
+def _run_export(
+    fmt: DatasetFormat, items: Sequence[ExportItem], out_dir: str | os.PathLike[str], handle: TaskHandle, workers: int
+) -> ExportReport:
     if not items:
         raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
     folder = OutputFolder(out_dir, fmt.name)
@@ -127,41 +156,71 @@ def run_export(
     old_entries = {e["source"]: e for e in previous.get("items", []) if isinstance(e, dict) and "source" in e}
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})
     report = ExportReport(out_dir=Path(out_dir), dataset_format=fmt.name, names=names)
-    entries: list[tuple[ExportItem, str, ItemResult]] = []
-    manifest_items: list[dict[str, Any]] = []
     total = len(items)
+    results: list[tuple[ExportItem, str, str, ItemResult | Future[ItemResult]] | None] = [None] * total
     handle.set_status(f"exporting {total} images as {fmt.name}")
     handle.set_progress(0, total)
-    with folder:
+    with folder, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         assert folder.staging is not None
-        for done, item in enumerate(items, start=1):
-            handle.check_cancelled()
-            mask = item.load_mask()
-            if mask is None:
-                report.skipped.append(item.rel_path)
-                handle.set_progress(done, total)
-                continue
-            name = names[item.rel_path]
-            key = _item_key(fmt, item, name, mask_digest(mask))
-            old = old_entries.get(item.rel_path)
-            result: ItemResult | None = None
-            if old is not None and old.get("key") == key and folder.reuse(list(old.get("files", []))):
-                result = ItemResult(list(old["files"]), old.get("record"))
-                report.reused += 1
-            else:
-                result = fmt.write_item(folder.staging, item, name, mask)
-                result.record = json_ready(result.record)
+        staging = folder.staging
+        pending: set[Future[ItemResult]] = set()
+        done = 0
+
+        def settle(block_until: int) -> None:
+            nonlocal done
+            while len(pending) > block_until:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    pending.discard(future)
+                    future.result()  # re-raise a worker's error here
+                    done += 1
+                    handle.set_progress(done, total)
+
+        try:
+            for index, item in enumerate(items):
+                handle.check_cancelled()
+                mask = item.load_mask()
+                if mask is None:
+                    report.skipped.append(item.rel_path)
+                    done += 1
+                    handle.set_progress(done, total)
+                    continue
+                name = names[item.rel_path]
+                key = _item_key(fmt, item, name, mask_digest(mask))
+                old = old_entries.get(item.rel_path)
+                if old is not None and old.get("key") == key and folder.reuse(list(old.get("files", []))):
+                    results[index] = (item, name, key, ItemResult(list(old["files"]), old.get("record")))
+                    report.reused += 1
+                    done += 1
+                    handle.set_progress(done, total)
+                    continue
+                future = pool.submit(fmt.write_item, staging, item, name, mask)
+                pending.add(future)
+                results[index] = (item, name, key, future)
                 report.written += 1
+                settle(block_until=2 * workers)
+            settle(block_until=0)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        entries: list[tuple[ExportItem, str, ItemResult]] = []
+        manifest_items: list[dict[str, Any]] = []
+        for slot in results:
+            if slot is None:
+                continue
+            item, name, key, outcome = slot
+            result = outcome.result() if isinstance(outcome, Future) else outcome
+            result.record = json_ready(result.record)
             entries.append((item, name, result))
             manifest_items.append(
                 {"source": item.rel_path, "name": name, "split": item.split, "key": key, "files": result.files, "record": result.record}
             )
-            handle.set_progress(done, total)
         if not entries:
             raise ExportError("nothing to export: none of the selected images has a mask")
         handle.check_cancelled()
         handle.set_status("writing index files")
-        index_files = fmt.write_index(folder.staging, entries)
+        index_files = fmt.write_index(staging, entries)
         handle.check_cancelled()
         folder.commit(
             {

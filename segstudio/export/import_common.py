@@ -4,7 +4,8 @@ Every importer only *reads* in its preview function and returns an `ImportPlan`:
 scheme the project will get, the class mapping (source label -> project class, or void), and the
 samples. `run_import` then builds the project in a staging sibling of the target folder
 (images copied, masks saved as `done`) and renames it into place, so a cancelled or failed import
-leaves no half project behind.
+leaves no half project behind. `import_in_place` instead opens the source folder itself as the
+project when the images already sit there (a labelme folder), saving only the masks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from segstudio.core.errors import ExportError, SegStudioError
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
 
-__all__ = ["MappingRow", "ImportSample", "ImportPlan", "run_import", "normalize_label", "lookup_by_name"]
+__all__ = [
+    "MappingRow",
+    "ImportSample",
+    "ImportPlan",
+    "run_import",
+    "import_in_place",
+    "can_import_in_place",
+    "normalize_label",
+    "lookup_by_name",
+]
 
 
 def normalize_label(name: str) -> str:
@@ -100,11 +110,7 @@ def _check_target(target: Path) -> None:
         raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
 
 
-def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None) -> Path:
-    """Create the project in `target_dir` (new or empty): images copied, masks saved as done."""
-    from segstudio.core.project import Project, Status  # the store is only needed when writing
-
-    handle = handle or NullTask()
+def _check_plan(plan: ImportPlan) -> None:
     if plan.unmapped:
         raise ExportError(
             f"{len(plan.unmapped)} source label(s) have no class in scheme {plan.scheme.name!r}: "
@@ -112,6 +118,70 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         )
     if not plan.samples:
         raise ExportError(f"no annotated images found in {plan.source}; check the folder and the source kind")
+
+
+def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, total: int) -> None:
+    from segstudio.core.project import Status
+
+    for done, sample in enumerate(plan.samples, start=1):
+        handle.check_cancelled()
+        rec = project.get(sample.rel_path)
+        if rec is None or rec.error:
+            reason = rec.error if rec is not None else "not recognised as an image"
+            plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
+            continue
+        try:
+            rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
+        except SegStudioError as error:
+            plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
+            continue
+        set_split = getattr(project, "set_split", None)  # not in core yet: splits then follow the project's hash split
+        if sample.split in ("train", "val") and callable(set_split):
+            set_split(rec, sample.split)
+        handle.set_progress(offset + done, total)
+
+
+def can_import_in_place(plan: ImportPlan) -> bool:
+    """True when every image already sits in the source folder under its project path (labelme)."""
+    return bool(plan.samples) and all(
+        s.image_path is not None and s.image_path.resolve() == (plan.source / s.rel_path).resolve() for s in plan.samples
+    )
+
+
+def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Open the source folder itself as the project (no copies) and save the masks as done.
+
+    Refuses when any of these images already has a mask in that project, so imported shapes
+    never overwrite someone's corrections.
+    """
+    from segstudio.core.project import Project
+
+    handle = handle or NullTask()
+    _check_plan(plan)
+    if not can_import_in_place(plan):
+        raise ExportError(f"the images of {plan.source} are not all inside it; import into a new folder instead")
+    with Project.open(plan.source, state_dir=state_dir, scheme=plan.scheme, handle=handle) as project:
+        if project.scheme != plan.scheme:
+            raise ExportError(
+                f"{plan.source} is already a project with scheme {project.scheme.name!r}; import into a new folder instead"
+            )
+        existing = [s.rel_path for s in plan.samples if (rec := project.get(s.rel_path)) is not None and project.has_mask(rec)]
+        if existing:
+            raise ExportError(
+                f"{len(existing)} image(s) already have masks in this project ({', '.join(existing[:5])}); "
+                "import into a new folder instead, so no correction is overwritten"
+            )
+        _save_masks(project, plan, handle, 0, len(plan.samples))
+    handle.set_status(f"imported {len(plan.samples)} images in place")
+    return plan.source
+
+
+def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None) -> Path:
+    """Create the project in `target_dir` (new or empty): images copied, masks saved as done."""
+    from segstudio.core.project import Project  # the store is only needed when writing
+
+    handle = handle or NullTask()
+    _check_plan(plan)
     target = Path(target_dir).expanduser().absolute()
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,23 +203,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
             handle.set_progress(done, 2 * total)
         handle.set_status("saving masks")
         with Project.open(staging, scheme=plan.scheme) as project:
-            for done, sample in enumerate(plan.samples, start=1):
-                handle.check_cancelled()
-                rec = project.get(sample.rel_path)
-                if rec is None or rec.error:
-                    reason = rec.error if rec is not None else "not recognised as an image"
-                    plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
-                    continue
-                try:
-                    mask = sample.load_mask()
-                    rec = project.save_mask(rec, mask, status=Status.DONE)
-                except SegStudioError as error:
-                    plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
-                    continue
-                set_split = getattr(project, "set_split", None)
-                if sample.split in ("train", "val") and callable(set_split):
-                    set_split(rec, sample.split)
-                handle.set_progress(total + done, 2 * total)
+            _save_masks(project, plan, handle, total, 2 * total)
         handle.check_cancelled()
         if target.exists():
             target.rmdir()

@@ -7,11 +7,12 @@ the GUI dialog call `check_project` and `export_project` and nothing else.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Callable
 
 import numpy as np
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ExportError, SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.export.checks import CheckReport, Problem, check_items
@@ -75,9 +76,16 @@ def export_project(
     """Check, then export atomically and incrementally; ExportError if the check found errors."""
     options = options or ExportOptions()
     handle = handle or NullTask()
+    out = Path(out_dir).expanduser().absolute()
+    image_dir = Path(project.image_dir).absolute()
+    if out == image_dir or image_dir in out.parents:
+        raise ExportError(
+            f"{out} is inside the project's image folder, so the exported images would join the project; "
+            "choose a folder outside it"
+        )
     report = check if check is not None else check_project(project, dataset_format, options, handle)
     report.raise_for_errors()
     fmt = create_format(dataset_format, project.scheme, options, project_name=project.image_dir.name)
-    result = run_export(fmt, report.exportable, out_dir, handle)
+    result = run_export(fmt, report.exportable, out, handle)
     result.skipped.extend(p.rel_path for p in report.warnings if p.rel_path and p.code in ("no_mask", "unreadable"))
     return result

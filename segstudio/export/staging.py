@@ -59,6 +59,17 @@ def _listed_files(manifest: dict[str, Any]) -> set[str]:
     return files
 
 
+def _flush_tree(folder: Path) -> None:
+    """Make every staged file durable before the rename publishes them (they skip per-file fsync)."""
+    if hasattr(os, "sync"):
+        os.sync()
+        return
+    for path in folder.rglob("*"):  # pragma: no cover - Windows has no sync(); fsync file by file
+        if path.is_file():
+            with open(path, "rb+") as handle:
+                os.fsync(handle.fileno())
+
+
 class OutputFolder:
     """Stages one export of `dataset_format` into `target` (see the module docstring)."""
 
@@ -158,6 +169,7 @@ class OutputFolder:
         """Write the manifest and swap the staged folder into place."""
         assert self.staging is not None
         atomic_write_json(self.staging / MANIFEST_NAME, {"format": MANIFEST_FORMAT, **manifest})
+        _flush_tree(self.staging)
         target = self.target
         backup = None
         if target.exists():

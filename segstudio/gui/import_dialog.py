@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -73,6 +74,10 @@ class ImportDialog(QDialog):
         form.addRow("Folder", _row(self.source_edit, source_button))
         form.addRow("Classes", self.scheme_combo)
         form.addRow("New project folder", _row(self.target_edit, target_button))
+        self.in_place_check = QCheckBox("Keep the images where they are (the labelme folder becomes the project)")
+        self.in_place_check.setEnabled(False)
+        self.in_place_check.toggled.connect(lambda on: self.target_edit.setEnabled(not on))
+        form.addRow("", self.in_place_check)
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Source label", "Project class", "Note"])
@@ -114,6 +119,8 @@ class ImportDialog(QDialog):
     def _invalidate(self) -> None:
         self.plan = None
         self.import_button.setEnabled(False)
+        self.in_place_check.setChecked(False)
+        self.in_place_check.setEnabled(False)
         self.table.setRowCount(0)
 
     # ------------------------------------------------------------------ preview
@@ -154,6 +161,7 @@ class ImportDialog(QDialog):
         lines += plan.warnings[:5]
         self.summary.setText("\n".join(lines))
         self.import_button.setEnabled(not plan.unmapped and bool(plan.samples))
+        self.in_place_check.setEnabled(import_common.can_import_in_place(plan))
         if not self.target_edit.text().strip():
             self.target_edit.setText(str(Path(plan.source).parent / f"{Path(plan.source).name}_project"))
 
@@ -162,11 +170,14 @@ class ImportDialog(QDialog):
     def start_import(self) -> None:
         if self._thread is not None or self.plan is None:
             return
+        plan = self.plan
+        if self.in_place_check.isChecked():
+            self._start(lambda h: import_common.import_in_place(plan, h), self._on_imported)
+            return
         target = self.target_edit.text().strip()
         if not target:
             self.summary.setText("Choose a new folder for the project.")
             return
-        plan = self.plan
         self._start(lambda h: import_common.run_import(plan, target, h), self._on_imported)
 
     def _on_imported(self, image_dir: Any) -> None:
@@ -197,8 +208,10 @@ class ImportDialog(QDialog):
         self.summary.setText(message)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit, self.target_edit):
+        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit):
             widget.setEnabled(not running)
+        self.target_edit.setEnabled(not running and not self.in_place_check.isChecked())
+        self.in_place_check.setEnabled(not running and self.plan is not None and import_common.can_import_in_place(self.plan))
         self.import_button.setEnabled(not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples))
         self.cancel_button.setText("Cancel" if running else "Close")
 

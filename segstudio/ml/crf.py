@@ -132,7 +132,7 @@ def refine_probabilities(
     crf.addPairwiseBilateral(
         sxy=params.bilateral_sxy / scale,
         srgb=params.bilateral_srgb,
-        rgbim=np.ascontiguousarray(small),
+        rgbim=small if small.flags.c_contiguous and small.flags.writeable else np.array(small, order="C"),
         compat=params.bilateral_compat,
     )
     q, tmp1, tmp2 = crf.startInference()

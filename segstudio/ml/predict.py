@@ -134,7 +134,8 @@ class Predictor:
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device, non_blocking=True)
+        image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)  # torch wants writable
+        x = torch.from_numpy(image).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).float()
         return (x - self._mean.to(self.device)) / self._std.to(self.device)
 

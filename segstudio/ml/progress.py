@@ -8,7 +8,8 @@ Every object has an ``"event"`` key, one of `EVENTS`:
 
 - ``start``: ``epochs, iters_per_epoch, train_images, val_images, classes, device, world_size,
   arch, base, resumed_from`` (epoch number or null)
-- ``batch``: ``epoch, iter, iters, loss, lr, images_per_s, eta_s`` (throttled)
+- ``batch``: ``epoch, iter, iters, loss, lr, images_per_s`` (epoch average so far), ``step_s`` (wall time
+  of this step, data loading included), ``eta_s``
 - ``epoch``: ``epoch, loss, lr, time_s, eta_s``
 - ``val``: ``epoch`` (0 = the starting model, before any training), ``miou, pixel_accuracy,
   mean_pixel_accuracy, fwiou, per_class_iou`` (dict name -> IoU or null), ``best_miou, improved``
@@ -65,6 +66,10 @@ class ProgressWriter:
         stream = self._stream or sys.stdout
         stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         stream.flush()
+
+    def wants_batch(self) -> bool:
+        """Whether the next unforced `batch` call would be written (lets callers skip costly measurements)."""
+        return time.monotonic() - self._last_batch >= self._batch_interval
 
     def batch(self, force: bool = False, **fields: Any) -> None:
         """A batch event at most every `batch_interval_s` (plus forced ones), so fast runs don't flood the reader."""

@@ -25,5 +25,13 @@ class ModelSpec:
     tta: bool = False
     max_side: int = field(default=1024)
 
+    @classmethod
+    def from_project(cls, project: Any) -> ModelSpec:
+        """Defaults plus the project's saved settings (the CRF, when one was saved and is enabled)."""
+        from segstudio.ml.crf import SETTING_KEY, load_params
+
+        crf = load_params(project) if project.get_setting(SETTING_KEY) is not None else None
+        return cls(crf=crf if crf is not None and crf.enabled else None)
+
     def with_(self, **changes: Any) -> ModelSpec:
         return replace(self, **changes)

@@ -518,6 +518,7 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
         loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
         stop = None
         tick, seen = time.monotonic(), 0
+        last_step = tick
         for step, (images, targets) in enumerate(loader, start=1):
             halt = should_stop()
             over = bool(budget and elapsed() >= budget)
@@ -547,10 +548,13 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
             loss_sum += torch.stack([loss_value.double(), torch.ones((), dtype=torch.float64, device=device)])
             seen += images.shape[0] * dist.world_size
             if dist.is_main:
+                if device.type == "cuda" and progress.wants_batch():
+                    torch.cuda.synchronize(device)  # honest step times (only when a batch event goes out)
                 now = time.monotonic()
                 progress.batch(force=step == 1 or step == iters_per_epoch, epoch=epoch, iter=step,
                                iters=iters_per_epoch, loss=float(loss_value), lr=optimizer.param_groups[0]["lr"],
-                               images_per_s=seen / max(1e-9, now - tick), eta_s=eta())
+                               images_per_s=seen / max(1e-9, now - tick), step_s=now - last_step, eta_s=eta())
+                last_step = now
         dist.all_reduce_sum(loss_sum)
         mean_loss = float(loss_sum[0] / loss_sum[1]) if float(loss_sum[1]) > 0 else None
         progress.emit("epoch", epoch=epoch, loss=mean_loss, lr=optimizer.param_groups[0]["lr"],

@@ -60,3 +60,18 @@ def test_user_errors_exit_2_with_a_message(project_dir, tmp_path, capsys):
     assert not (tmp_path / "x").exists()  # --check only checks
     assert main(["import", "labelme", str(tmp_path / "missing"), "--out", str(tmp_path / "p")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_import_labelme_in_place_and_flag_errors(labelme_example, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "annotated"
+    shutil.copytree(labelme_example / "data_annotated", folder)
+    folder.chmod(0o755)
+    labels = str(labelme_example / "labels.txt")
+    assert main(["import", "labelme", str(folder), "--labels", labels, "--quiet"]) == 2
+    assert "either --out DIR" in capsys.readouterr().err
+    assert main(["import", "labelme", str(folder), "--labels", labels, "--in-place", "--quiet"]) == 0
+    assert "person" in capsys.readouterr().out
+    with Project.open(folder) as project:
+        assert project.counts()[Status.DONE] == 3

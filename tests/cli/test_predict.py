@@ -38,8 +38,19 @@ def folder(tmp_path):
     return images
 
 
-def _predict(*args: str) -> int:
-    return main(["predict", *args, "--device", "cpu", "--precision", "float32"])
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any download attempt fails at once, as offline (tests never touch the network)."""
+    import urllib.error
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
+def _predict(folder: str, *args: str) -> int:
+    return main(["predict", folder, "--device", "cpu", "--precision", "float32", *args])
 
 
 def test_predicts_into_the_project_and_resumes(folder, capsys):

@@ -595,3 +595,21 @@ def test_moved_into_subfolder_and_replaced_by_other_content(tmp_path: Path, writ
         assert project.get("old/a.png").id == ids["a.png"]
         fresh = project.get("a.png")
         assert fresh.id not in ids.values() and fresh.status is Status.NEW and project.load_mask(fresh) is None
+
+
+def test_exif_rotated_image_records_display_size(tmp_path: Path, real_photo) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    img = Image.fromarray(real_photo("rocket"))  # stored 640 x 427
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(folder / "portrait.jpg", quality=90, exif=exif.tobytes())
+    with Project.open(folder) as project:
+        rec = project.get("portrait.jpg")
+        assert (rec.width, rec.height) == (427, 640)
+        assert project.load_image(rec).shape[:2] == rec.shape == (640, 427)
+        project.save_mask(rec, np.zeros(rec.shape, np.uint8))  # a mask drawn on what the user sees fits
+        with pytest.raises(MaskError):
+            project.save_mask(rec, np.zeros((427, 640), np.uint8))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import sqlite3
 import sys
@@ -40,19 +41,32 @@ def _confidence(n: int, image_id: int) -> np.ndarray:
     return np.full(SHAPE, (n * 13 + image_id) % 256, dtype=np.uint8)
 
 
-def _writer(folder: Path, start: int, ready_w: int) -> None:
-    """Child body: open the project, signal readiness, write forever (until SIGKILL)."""
+def _writer(folder: Path, start: int, report_w: int) -> None:
+    """Child body: open the project, say "r", then write forever, saying "c" after each commit."""
     project = Project.open(folder)
     records = project.images()
-    os.write(ready_w, b"r")
-    os.close(ready_w)
+    os.write(report_w, b"r")
     n = start
     while True:
         for rec in records:
             project.save_prediction(rec, _pattern(n, rec.id), _confidence(n, rec.id), f"v{n}")
             project.save_mask(rec, _pattern(n, rec.id))
         project.set_setting("counter", n)
+        os.write(report_w, b"c")
         n += 1
+
+
+def _read_bytes(fd: int, count: int, timeout: float = 120.0) -> bytes:
+    """Read exactly `count` bytes from a pipe, failing (not hanging) if the child stops talking."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while len(data) < count:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, "the writer child stopped reporting progress"
+        chunk = os.read(fd, count - len(data))
+        assert chunk, "the writer child exited early"
+        data += chunk
+    return data
 
 
 def _check_after_kill(folder: Path) -> int:
@@ -96,32 +110,69 @@ def test_sigkill_during_writes_never_corrupts(tmp_path: Path, write_image) -> No
     Project.open(folder).close()
     chooser = random.Random(1234)
     committed = -1
-    progressed = 0
     deadline = time.monotonic() + 45.0  # keeps the test bounded on a very slow machine
     for trial in range(TRIALS):
         if trial >= 12 and time.monotonic() > deadline:
             break
-        ready_r, ready_w = os.pipe()
+        report_r, report_w = os.pipe()
+        start = committed + 1
         pid = os.fork()
         if pid == 0:  # child
             try:
-                os.close(ready_r)
-                _writer(folder, committed + 1, ready_w)
+                os.close(report_r)
+                _writer(folder, start, report_w)
             finally:
                 os._exit(1)
-        os.close(ready_w)
+        os.close(report_w)
         try:
-            assert os.read(ready_r, 1) == b"r", "writer child failed to open the project"
+            assert _read_bytes(report_r, 1) == b"r", "writer child failed to open the project"
+            # Let 0-2 iterations commit, then kill at a random moment inside the next ones.
+            waited = chooser.randint(0, 2)
+            assert _read_bytes(report_r, waited) == b"c" * waited
+            time.sleep(chooser.uniform(0.0, 0.06))
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         finally:
-            os.close(ready_r)
-        time.sleep(chooser.uniform(0.0, 0.35))
-        os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
+            os.close(report_r)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, "the writer died on its own"
         new_committed = _check_after_kill(folder)
-        assert new_committed >= committed
-        progressed += new_committed > committed
+        # Every iteration the child reported as committed survived the kill.
+        assert new_committed >= start + waited - 1
         committed = new_committed
-    # The kills landed while work was going on, not only before the first write.
-    assert progressed >= 3, f"only {progressed} trials committed anything"
     print(f"{trial + 1} kills, {committed + 1} iterations committed", file=sys.stderr)
+
+
+def _opener(folder: Path) -> None:
+    Project.open(folder).close()
+
+
+def test_sigkill_during_first_scan_leaves_a_reopenable_project(tmp_path: Path, write_image) -> None:
+    """Killed while hashing and inserting hundreds of new files: the next open finishes the job."""
+    folder = tmp_path / "scan"
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write_image(folder / f"keep{i}.png", rng.integers(0, 256, SHAPE + (3,), dtype=np.uint8))
+    with Project.open(folder) as project:
+        keep = project.images()[0]
+        project.save_mask(keep, _pattern(0, keep.id))
+    chooser = random.Random(99)
+    for trial in range(8):
+        for i in range(150):
+            write_image(folder / f"batch{trial}" / f"{i}.png", np.full((4, 4, 3), (trial, i, 3), dtype=np.uint8))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _opener(folder)
+            finally:
+                os._exit(0)
+        time.sleep(chooser.uniform(0.0, 0.25))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        conn = sqlite3.connect(folder / STATE_DIR_NAME / "project.db")
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            conn.close()
+        with Project.open(folder) as project:
+            assert len(project) == 3 + 150 * (trial + 1)  # either the child's insert committed, or this open did it
+            assert np.array_equal(project.load_mask(project.get_by_id(keep.id)), _pattern(0, keep.id))

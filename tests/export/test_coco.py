@@ -7,6 +7,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from segstudio.core.project import Status
 from segstudio.core.schemes import voc_scheme
 from segstudio.export.project_export import export_project
 
@@ -19,6 +20,25 @@ def test_pycocotools_decodes_exact_masks(voc_project, tmp_path):
     with voc_project.open() as project:
         splits = {rec.rel_path: rec.split for rec in project.images()}
         export_project(project, "coco", out)
+    _verify(out, voc_project.masks, splits)
+
+
+def test_incremental_reexport_keeps_annotations_of_unchanged_images(voc_project, tmp_path):
+    out = tmp_path / "coco"
+    masks = dict(voc_project.masks)
+    with voc_project.open() as project:
+        splits = {rec.rel_path: rec.split for rec in project.images()}
+        export_project(project, "coco", out)
+        changed = masks["coffee.jpg"].copy()
+        changed[:20, :20] = 9  # a new class (chair) appears
+        project.save_mask(project.get("coffee.jpg"), changed, status=Status.DONE)
+        masks["coffee.jpg"] = changed
+        report = export_project(project, "coco", out)
+    assert (report.written, report.reused) == (1, 3)
+    _verify(out, masks, splits)
+
+
+def _verify(out, masks, splits):
     scheme = voc_scheme()
     seen = set()
     for split in ("train", "val"):
@@ -31,7 +51,7 @@ def test_pycocotools_decodes_exact_masks(voc_project, tmp_path):
             rel = img["segstudio_source"]
             seen.add(rel)
             assert (out / "images" / img["file_name"]).is_file()
-            mask = voc_project.masks[rel]
+            mask = masks[rel]
             assert (img["height"], img["width"]) == mask.shape
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[img["id"]]))
             present = sorted(int(v) for v in np.unique(mask) if v != 255)
@@ -47,4 +67,6 @@ def test_pycocotools_decodes_exact_masks(voc_project, tmp_path):
                 assert np.array_equal(mask_utils.decode(ann["segmentation"]).astype(bool), expected)
                 rebuilt[binary] = ann["category_id"] - 1
             assert np.array_equal(rebuilt, mask)
-    assert seen == set(voc_project.masks)
+    assert seen == set(masks)
+    ids = [a["id"] for split in ("train", "val") for a in COCO(str(out / "annotations" / f"{split}.json")).dataset["annotations"]]
+    assert len(ids) == len(set(ids))

@@ -181,3 +181,23 @@ def test_voc_import_of_plain_devkit_without_lists(tmp_path):
     assert [s.rel_path for s in plan.samples] == ["a.jpg"] and plan.samples[0].split is None
     assert plan.unmapped == ["77: (no class name)"]
     shutil.rmtree(tmp_path / "VOCdevkit")
+
+
+def test_labelme_import_in_place_keeps_images_where_they_are(labelme_example, tmp_path):
+    from segstudio.export.import_common import can_import_in_place, import_in_place
+
+    folder = tmp_path / "annotated"
+    shutil.copytree(labelme_example / "data_annotated", folder)
+    folder.chmod(0o755)
+    plan = preview_labelme(folder, labels_file=labelme_example / "labels.txt")
+    assert can_import_in_place(plan)
+    before = sorted(p.name for p in folder.iterdir())
+    assert import_in_place(plan) == folder
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".segstudio") == before  # no copies
+    with Project.open(folder) as project:
+        assert project.counts()[Status.DONE] == 3
+        rec = project.get("2011_000025.jpg")
+        count, on_edge = _boundary_only(project.load_mask(rec), _expected(labelme_example, "2011_000025"))
+        assert count <= 3 and on_edge
+    with pytest.raises(ExportError, match="already have masks"):
+        import_in_place(preview_labelme(folder, labels_file=labelme_example / "labels.txt"))

@@ -93,7 +93,7 @@ def test_cancel_leaves_previous_export_untouched_and_no_temp_folder(voc_project,
         task = RecordingTask(cancel_after=3)
         with pytest.raises(CancelledError):
             export_project(project, "voc", out, handle=task, check=check)
-        assert task.progress == [(0, 4), (1, 4), (2, 4)]
+        assert task.progress[:3] == [(0, 4), (1, 4), (2, 4)]  # cancelled while writing images
     assert {k: v.st_ino for k, v in _files(out).items()} == before
     assert _siblings(out) == []
     first_new = tmp_path / "fresh"
@@ -125,3 +125,18 @@ def test_progress_and_split_option(voc_project, tmp_path):
     assert sets.joinpath("train.txt").read_text() == ""
     assert len(sets.joinpath("val.txt").read_text().split()) == report.exported == 4
     assert (4, 4) in task.progress and task.statuses[-1].startswith("exported 4")
+
+
+def test_refuses_output_inside_the_image_folder(voc_project):
+    with voc_project.open() as project, pytest.raises(ExportError, match="inside the project's image folder"):
+        export_project(project, "voc", voc_project.image_dir / "export")
+    assert not (voc_project.image_dir / "export").exists()
+
+
+def test_write_failure_is_a_user_error_and_leaves_nothing(voc_project, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(b"a file where the export's parent folder should be")  # fails even for root
+    with voc_project.open() as project, pytest.raises(ExportError, match="check free space and permissions"):
+        export_project(project, "voc", blocker / "out")
+    assert blocker.read_bytes().startswith(b"a file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "not_a_folder"]

@@ -31,6 +31,16 @@ EXPECTED = {
 
 
 @pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """A download attempt fails at once, as offline: tests never touch the network."""
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
+@pytest.fixture(autouse=True)
 def _one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,0 +1,254 @@
+"""Training throughput (images/s) of `segstudio.ml.train` vs a torchvision-reference-style loop.
+
+Run: `.venv/bin/python -m bench.train [--archs deeplabv3_mobilenet_v3_large,deeplabv3_resnet50]
+      [--crops 256] [--large] [--steps 4] [--warmup 2] [--workers 2] [--device auto]`
+
+Both sides train the same model (random init, same arch, crop 256 or 512, batch 4) on the same
+PNG files (photos from scikit-image with generated masks), with the same scale/crop/flip
+augmentation, the same DataLoader worker count, SGD + poly LR and the auxiliary loss. The reference
+is written the way torchvision's `references/segmentation/train.py` does it: PIL transforms
+(RandomResize, RandomHorizontalFlip, RandomCrop, PILToTensor, ToDtype, Normalize), a dataset that
+decodes each file per item, fp32 (plus its `--amp` fp16 mode on CUDA), `optimizer.zero_grad()`,
+`loss.backward()`, `optimizer.step()`, `lr_scheduler.step()`. Ours is the real trainer with its
+defaults (decoded-image cache, v2 tensor transforms, channels_last, bf16 autocast on CUDA).
+
+Every step after a few warm-up ones is timed (data loading included, so a slow input pipeline
+shows); a line of JSON per (arch, crop) gives the median images/s per step of both and their
+ratio (goal >= 1.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from skimage import data as skdata
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torchvision.transforms import functional as TVF
+from torchvision.transforms import v2
+
+from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
+from segstudio.ml.device import pick_device
+from segstudio.ml.manifest import BaseSpec
+from segstudio.ml.models import build_model
+from segstudio.ml.progress import ProgressWriter
+from segstudio.ml.synthetic import make_shapes_sample, shapes_scheme_dict
+from segstudio.ml.train import TrainConfig, train
+
+NUM_CLASSES = 4
+IMAGE_SIZE = (384, 512)  # h, w: a typical annotated photo after the app's size cap
+
+
+def make_files(folder: Path, count: int) -> list[tuple[Path, Path]]:
+    """`count` photo-like images with generated masks, as PNG files."""
+    photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(count):
+        photo = np.asarray(Image.fromarray(photos[i % len(photos)]).resize(IMAGE_SIZE[::-1]))
+        _, small_mask = make_shapes_sample(rng, 64)
+        mask = np.asarray(Image.fromarray(small_mask).resize(IMAGE_SIZE[::-1], Image.NEAREST))
+        image_path, mask_path = folder / f"img{i}.png", folder / f"mask{i}.png"
+        Image.fromarray(np.roll(photo, 17 * i, axis=1)).save(image_path)
+        Image.fromarray(mask).save(mask_path)
+        pairs.append((image_path, mask_path))
+    return pairs
+
+
+# ------------------------------------------------------------------------------ the reference loop
+
+
+class RefCompose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image, target):
+        for t in self.transforms:
+            image, target = t(image, target)
+        return image, target
+
+
+class RefRandomResize:
+    def __init__(self, min_size: int, max_size: int) -> None:
+        self.min_size, self.max_size = min_size, max_size
+
+    def __call__(self, image, target):
+        size = random.randint(self.min_size, self.max_size)
+        return TVF.resize(image, size), TVF.resize(target, size, interpolation=v2.InterpolationMode.NEAREST)
+
+
+class RefRandomHorizontalFlip:
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, image, target):
+        if random.random() < self.p:
+            return TVF.hflip(image), TVF.hflip(target)
+        return image, target
+
+
+def _pad_if_smaller(img, size: int, fill: int):
+    w, h = img.size
+    if min(w, h) < size:
+        return TVF.pad(img, [0, 0, max(0, size - w), max(0, size - h)], fill=fill)
+    return img
+
+
+class RefRandomCrop:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, image, target):
+        image, target = _pad_if_smaller(image, self.size, 0), _pad_if_smaller(target, self.size, 255)
+        from torchvision import transforms as T
+
+        top, left, h, w = T.RandomCrop.get_params(image, (self.size, self.size))
+        return TVF.crop(image, top, left, h, w), TVF.crop(target, top, left, h, w)
+
+
+class RefToTensorNormalize:
+    def __call__(self, image, target):
+        image = TVF.convert_image_dtype(TVF.pil_to_tensor(image), torch.float)
+        image = TVF.normalize(image, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        return image, torch.as_tensor(np.array(target), dtype=torch.int64)
+
+
+class RefDataset(Dataset):
+    """Like torchvision's VOCSegmentation: decode the files for every item."""
+
+    def __init__(self, pairs, transforms, repeats: int) -> None:
+        self.pairs, self.transforms, self.repeats = pairs, transforms, repeats
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.repeats
+
+    def __getitem__(self, index):
+        image_path, mask_path = self.pairs[index % len(self.pairs)]
+        return self.transforms(Image.open(image_path).convert("RGB"), Image.open(mask_path))
+
+
+def reference_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, workers: int,
+                    device: torch.device, amp: bool) -> list[float]:
+    """images/s of each timed step of the reference-style loop (data loading included)."""
+    base = min(IMAGE_SIZE)
+    transforms = RefCompose([RefRandomResize(int(0.5 * base), int(2.0 * base)), RefRandomHorizontalFlip(0.5),
+                             RefRandomCrop(crop), RefToTensorNormalize()])
+    dataset = RefDataset(pairs, transforms, repeats=max(1, (steps + warmup) * batch // len(pairs) + 1))
+    sampler = RandomSampler(dataset, num_samples=(steps + warmup) * batch)
+    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True,
+                        pin_memory=device.type == "cuda")
+    model = build_model(arch, NUM_CLASSES).to(device)
+    params = [
+        {"params": [p for n, p in model.named_parameters() if not n.startswith("aux_classifier.")]},
+        {"params": [p for n, p in model.named_parameters() if n.startswith("aux_classifier.")], "lr": 0.1},
+    ]
+    optimizer = torch.optim.SGD([g for g in params if g["params"]], lr=0.01, momentum=0.9, weight_decay=1e-4)
+    total = steps + warmup
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda x: (1 - x / total) ** 0.9)
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+
+    def criterion(inputs, target):
+        losses = {name: F.cross_entropy(x, target, ignore_index=255) for name, x in inputs.items()}
+        return losses["out"] + 0.5 * losses["aux"] if "aux" in losses else losses["out"]
+
+    step_times = []
+    model.train()
+    _sync(device)
+    last = time.perf_counter()
+    for image, target in loader:
+        image, target = image.to(device), target.to(device)
+        with torch.autocast(device_type=device.type, enabled=scaler is not None):
+            output = model(image)
+            loss = criterion(output, target)
+        optimizer.zero_grad()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        _sync(device)
+        now = time.perf_counter()
+        step_times.append(now - last)
+        last = now
+    return [batch / t for t in step_times[warmup:]]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ------------------------------------------------------------------------------ ours
+
+
+def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, workers: int, device: torch.device,
+              folder: Path) -> tuple[list[float], str]:
+    """images/s of each timed step of the real trainer (from its per-step progress events)."""
+    from segstudio.ml.manifest import Sample, TrainManifest
+
+    samples = [Sample(str(i), str(m), key=i.name) for i, m in pairs]
+    manifest = TrainManifest(scheme=shapes_scheme_dict(), train=samples, val=[],
+                             output_dir=str(folder / f"run-{arch}-{crop}"), base=BaseSpec("scratch"), arch=arch)
+    config = TrainConfig(epochs=1, batch=batch, crop=crop, workers=workers, min_iters_per_epoch=steps + warmup,
+                         device=str(device), patience=0, baseline_eval=False, max_side=max(IMAGE_SIZE))
+    writer = ProgressWriter(enabled=False, batch_interval_s=0.0)
+    train(manifest, config, progress=writer)
+    batches = [e for e in writer.events if e["event"] == "batch"]
+    start = next(e for e in writer.events if e["event"] == "start")
+    return [batch / e["step_s"] for e in batches[warmup : warmup + steps]], start["precision"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archs", default="deeplabv3_mobilenet_v3_large,deeplabv3_resnet50")
+    parser.add_argument("--crops", default="256")
+    parser.add_argument("--large", action="store_true", help="also crop 512")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per loop")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (workers start, allocator, cuDNN)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    crops = [int(c) for c in args.crops.split(",")] + ([512] if args.large else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pairs = make_files(folder, args.images)
+        for arch in args.archs.split(","):
+            for crop in crops:
+                torch.manual_seed(0)
+                random.seed(0)
+                ours, precision = our_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers,
+                                            device, folder)
+                ref = reference_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers, device,
+                                      amp=False)
+                record = {
+                    "bench": "train", "arch": arch, "crop": crop, "batch": args.batch, "device": str(device),
+                    "threads": torch.get_num_threads(), "workers": args.workers, "timed_steps": args.steps,
+                    "ours_images_per_s": round(statistics.median(ours), 2), "ours_precision": precision,
+                    "reference_images_per_s": round(statistics.median(ref), 2), "reference_precision": "fp32",
+                    "ratio": round(statistics.median(ours) / statistics.median(ref), 3),
+                }
+                if device.type == "cuda":
+                    ref_amp = reference_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers,
+                                              device, amp=True)
+                    record["reference_amp_images_per_s"] = round(statistics.median(ref_amp), 2)
+                    record["ratio_vs_amp"] = round(statistics.median(ours) / statistics.median(ref_amp), 3)
+                print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""The inference worker: one long-lived QThread that owns the model; the GUI thread never runs model or CRF code.
+
+API (all methods are called from the GUI thread and return at once)::
+
+    controller = InferenceController(project, spec=ModelSpec(...), parent=window)
+    controller.request(rel_path)          # the image on screen: first in line; a newer request supersedes
+    controller.prefetch([rel_path, ...])  # the next images in browser order (replaces the previous list)
+    controller.predict_batch([...])       # a cancellable batch, after the current image and prefetches
+    controller.cancel_batch()
+    controller.set_model(spec)            # hot swap: loaded in the worker before the next prediction
+    controller.shutdown()                 # cancel everything and join the thread (window close)
+
+Signals (delivered queued, in the GUI thread)::
+
+    prediction_ready(str rel_path, object PredictionResult)  # already saved in the project
+    progress(int done, int total, str message)              # batch progress, one step per image
+    state_changed(str)                                      # "loading", "predicting", "idle", "error"
+    error(str rel_path, str message)                        # rel_path "" for model-loading errors
+    model_loaded(str description, str device_label)
+
+Why this shape (Orange3's concurrent pattern, DESIGN.md): the work is the plain `ml.predict.Predictor`
+with a cancel handle; this module only queues requests and moves the work off the GUI thread.
+torch is imported lazily inside the thread, so creating the controller costs nothing at startup.
+Predictions are saved through `Project.save_prediction` (thread-safe), which never touches
+corrected masks; images already predicted by the loaded model version are read back, not recomputed.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections import deque
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.ml.spec import ModelSpec
+
+__all__ = ["InferenceController"]
+
+# job kinds, in priority order
+CURRENT, PREFETCH, BATCH = "current", "prefetch", "batch"
+
+
+class _JobCancelled(CancelledError):
+    pass
+
+
+class _JobHandle:
+    """TaskHandle for one job: cancelled when superseded, when its batch is cancelled, or on shutdown."""
+
+    def __init__(self, worker: _WorkerThread, kind: str, rel_path: str) -> None:
+        self._worker = worker
+        self.kind = kind
+        self.rel_path = rel_path
+        self.cancelled = threading.Event()
+
+    def set_status(self, message: str) -> None:
+        self._worker.status_message.emit(message)
+
+    def set_progress(self, done: int, total: int) -> None:
+        pass  # tile progress is too fine for the status bar; batch progress is per image
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled.is_set() or self._worker.stopping
+
+    def check_cancelled(self) -> None:
+        if self.is_cancelled():
+            raise _JobCancelled(f"prediction of {self.rel_path} cancelled")
+
+
+class _WorkerThread(QThread):
+    prediction_ready = Signal(str, object)
+    progress = Signal(int, int, str)
+    state_changed = Signal(str)
+    error = Signal(str, str)
+    model_loaded = Signal(str, str)
+    status_message = Signal(str)
+
+    def __init__(self, project: Any, spec: ModelSpec) -> None:
+        super().__init__()
+        self.project = project
+        self.stopping = False
+        self._cond = threading.Condition()
+        self._spec: ModelSpec | None = spec  # a spec waiting to be loaded
+        self._current: str | None = None
+        self._prefetch: deque[str] = deque()
+        self._batch: deque[str] = deque()
+        self._batch_total = 0
+        self._batch_done = 0
+        self._running: _JobHandle | None = None
+        self._loaded: Any = None
+        self._predictor: Any = None
+        self.thread_ident: int | None = None
+
+    # -------------------------------------------------------------- called from the GUI thread
+
+    def submit_current(self, rel_path: str) -> None:
+        with self._cond:
+            running = self._running
+            if running is not None and running.rel_path == rel_path:
+                self._current = None  # already being computed: the newer request supersedes nothing new
+            else:
+                self._current = rel_path
+                if running is not None and running.kind in (CURRENT, PREFETCH):
+                    running.cancelled.set()  # the user moved on: do the image on screen first
+            self._cond.notify_all()
+
+    def submit_prefetch(self, rel_paths: list[str]) -> None:
+        with self._cond:
+            self._prefetch = deque(p for p in rel_paths if p != self._current)
+            self._cond.notify_all()
+
+    def submit_batch(self, rel_paths: list[str]) -> None:
+        with self._cond:
+            fresh = [p for p in rel_paths if p not in self._batch]
+            self._batch.extend(fresh)
+            self._batch_total += len(fresh)
+            self._cond.notify_all()
+
+    def cancel_batch(self) -> None:
+        with self._cond:
+            self._batch.clear()
+            self._batch_total = self._batch_done = 0
+            if self._running is not None and self._running.kind == BATCH:
+                self._running.cancelled.set()
+            self._cond.notify_all()
+
+    def submit_model(self, spec: ModelSpec) -> None:
+        with self._cond:
+            self._spec = spec
+            if self._running is not None:
+                if self._running.kind == CURRENT and self._current is None:
+                    self._current = self._running.rel_path  # redo it with the new model
+                self._running.cancelled.set()
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopping = True
+            if self._running is not None:
+                self._running.cancelled.set()
+            self._cond.notify_all()
+
+    # -------------------------------------------------------------- the worker thread
+
+    def _next_job(self) -> tuple[str, Any] | None:
+        """Wait for work; returns ("model", spec) or (kind, rel_path); None when stopping."""
+        with self._cond:
+            while True:
+                if self.stopping:
+                    return None
+                if self._spec is not None:
+                    spec, self._spec = self._spec, None
+                    return "model", spec
+                if self._current is not None:
+                    path, self._current = self._current, None
+                    return CURRENT, path
+                if self._prefetch:
+                    return PREFETCH, self._prefetch.popleft()
+                if self._batch:
+                    return BATCH, self._batch.popleft()
+                self.state_changed.emit("idle")
+                self._cond.wait()
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        self.thread_ident = threading.get_ident()
+        while True:
+            job = self._next_job()
+            if job is None:
+                return
+            kind, payload = job
+            if kind == "model":
+                self._load(payload)
+            else:
+                self._predict(kind, payload)
+
+    def _load(self, spec: ModelSpec) -> None:
+        self.state_changed.emit("loading")
+        try:
+            from segstudio.ml.device import device_label, pick_device
+            from segstudio.ml.predict import Predictor
+            from segstudio.ml.weights import load_model
+
+            if self._loaded is not None:  # free the old model's memory before loading the new one
+                self._loaded = self._predictor = None
+            device = pick_device(spec.device)
+            loaded = load_model(spec, self.project.scheme, device, project=self.project)
+            predictor = Predictor.from_loaded(
+                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
+            self._loaded = self._predictor = None
+            self.state_changed.emit("error")
+            self.error.emit("", _message(exc))
+            return
+        self._loaded, self._predictor = loaded, predictor
+        self.model_loaded.emit(f"{loaded.description} [{loaded.version}]", device_label(loaded.device))
+
+    def _predict(self, kind: str, rel_path: str) -> None:
+        if self._predictor is None:
+            if kind != CURRENT:
+                with self._cond:  # one message for the whole queue, not one per image
+                    self._prefetch.clear()
+                    self._batch.clear()
+                    self._batch_total = self._batch_done = 0
+            self.error.emit(rel_path, "no model is loaded (see the previous error); choose another model")
+            return
+        handle = _JobHandle(self, kind, rel_path)
+        with self._cond:
+            self._running = handle
+        self.state_changed.emit("predicting")
+        try:
+            rec = self.project.get(rel_path)
+            if rec is None:
+                raise SegStudioError(f"{rel_path} is not part of the project")
+            result = self._existing(rec)
+            if result is None:
+                image = self.project.load_image(rec)
+                handle.check_cancelled()
+                result = self._predictor.predict(image, handle)
+                handle.check_cancelled()
+                with_crf = self._predictor.crf is not None
+                self.project.save_prediction(
+                    rec, result.labels, result.confidence, self._loaded.version, result.raw_labels if with_crf else None
+                )
+            self.prediction_ready.emit(rel_path, result)
+        except CancelledError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            self.error.emit(rel_path, _message(exc))
+        finally:
+            with self._cond:
+                self._running = None
+                if kind == BATCH and not handle.cancelled.is_set():
+                    self._batch_done += 1
+                    self.progress.emit(self._batch_done, self._batch_total, rel_path)
+                    if not self._batch:
+                        self._batch_total = self._batch_done = 0
+
+    def _existing(self, rec: Any) -> Any:
+        """The stored prediction when it came from the loaded model version (no need to recompute)."""
+        if rec.model_version != self._loaded.version:
+            return None
+        stored = self.project.load_prediction(rec)
+        if stored is None or stored.confidence is None:
+            return None
+        from segstudio.ml.predict import PredictionResult
+
+        raw = stored.raw_labels if stored.raw_labels is not None else stored.labels
+        return PredictionResult(stored.labels, stored.confidence, None, raw, {})
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, SegStudioError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} ({traceback.extract_tb(exc.__traceback__)[-1].name})"
+
+
+class InferenceController(QObject):
+    """GUI-side facade over the worker thread; see the module docstring."""
+
+    prediction_ready = Signal(str, object)
+    progress = Signal(int, int, str)
+    state_changed = Signal(str)
+    error = Signal(str, str)
+    model_loaded = Signal(str, str)
+    status_message = Signal(str)
+
+    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        self.spec = spec or ModelSpec.from_project(project)
+        self._worker = _WorkerThread(project, self.spec)
+        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message"):
+            getattr(self._worker, name).connect(getattr(self, name))
+        self._worker.start()
+
+    @property
+    def worker_thread(self) -> QThread:
+        return self._worker
+
+    def request(self, rel_path: str) -> None:
+        self._worker.submit_current(rel_path)
+
+    def prefetch(self, rel_paths: list[str]) -> None:
+        self._worker.submit_prefetch(list(rel_paths))
+
+    def predict_batch(self, rel_paths: list[str]) -> None:
+        self._worker.submit_batch(list(rel_paths))
+
+    def cancel_batch(self) -> None:
+        self._worker.cancel_batch()
+
+    def set_model(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._worker.submit_model(spec)
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        """Stop the worker (cancelling its job) and wait for it; True when it has finished."""
+        self._worker.stop()
+        return self._worker.wait(timeout_ms)
