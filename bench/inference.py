@@ -8,8 +8,10 @@ Prints one JSON line per measurement (medians in milliseconds) and a summary lin
     reference, measured in the same run) -- the Predictor's "auto" precision relies on this figure;
   * dense CRF at full resolution (reference) vs reduced resolution (--crf-scales): time and argmax agreement;
   * overhead = (decode + preprocess + postprocess) / total; the goal is <= 10 %.
-Models are randomly initialised (seeded): timings do not depend on the weights, agreement does a little
-(a random model has flatter outputs, so more near-ties than a trained one: a conservative figure).
+Models are randomly initialised (seeded) and their BatchNorm statistics re-estimated on the photo: without
+that, a random model labels every pixel with one class and any agreement figure is trivially 1.0. Timings
+do not depend on the weights; agreement does (a random model has small logit margins, hence many
+near-ties: a pessimistic figure for a trained model).
 """
 
 from __future__ import annotations
@@ -58,10 +60,30 @@ def _labels(probs: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def _random_model(arch: str, image: np.ndarray) -> torch.nn.Module:
+    """Seeded random init with BatchNorm statistics estimated on `image` (see the module docstring)."""
+    torch.manual_seed(0)
+    model = build_model(arch, NUM_CLASSES, aux_loss=False)
+    x = Predictor(model, "cpu", precision="float32").preprocess(_small(image))
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration pass
+    model.train()
+    with torch.no_grad():
+        model(torch.cat([x, x.flip(-1)]))  # batch of 2: the ASPP pooling BN needs > 1 value per channel
+    return model.eval()
+
+
+def _small(image: np.ndarray, side: int = 512) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = min(1.0, side / max(h, w))
+    return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale)))))
+
+
 def bench_model(arch: str, size: tuple[int, int], args: argparse.Namespace, device: torch.device, path: Path) -> dict:
     width, height = size
-    torch.manual_seed(0)
-    model = build_model(arch, NUM_CLASSES, aux_loss=False).eval()
+    model = _random_model(arch, _photo(width, height))
     decode = []
     for _ in range(args.reps):
         t0 = time.perf_counter()
@@ -101,8 +123,7 @@ def bench_crf(arch: str, size: tuple[int, int], args: argparse.Namespace, device
     """CRF on the model's probabilities for the photo: full resolution (reference) vs reduced."""
     width, height = size
     image = _photo(width, height)
-    torch.manual_seed(0)
-    model = build_model(arch, NUM_CLASSES, aux_loss=False).eval()
+    model = _random_model(arch, image)
     predictor = Predictor(model, device, precision="float32", max_side=args.max_side, tile_size=args.tile_size)
     probs = predictor.forward(predictor.preprocess(image)).cpu().numpy()
     record = {"bench": "crf", "size": f"{width}x{height}", "probabilities_from": arch, "iterations": 5}

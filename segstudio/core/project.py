@@ -1014,6 +1014,19 @@ class Project:
                 )
             return self._require(current.id)
 
+    def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
+        """Pin one image's split (an imported dataset keeps its own train/val lists).
+
+        The pin holds until the file's content changes or `val_fraction` re-assigns every split.
+        """
+        if split not in ("train", "val"):
+            raise ProjectError(f"unknown split {split!r}; choose 'train' or 'val'")
+        with self._lock:
+            current = self._require(rec)
+            with self._transaction() as conn:
+                conn.execute("UPDATE images SET split=?, updated_at=? WHERE id=?", (split, time.time(), current.id))
+            return self._require(current.id)
+
     # ---------------------------------------------------------------- model versions
 
     def add_model_version(

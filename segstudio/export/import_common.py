@@ -10,6 +10,7 @@ project when the images already sit there (a labelme folder), saving only the ma
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -135,10 +136,25 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
         except SegStudioError as error:
             plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
             continue
-        set_split = getattr(project, "set_split", None)  # not in core yet: splits then follow the project's hash split
-        if sample.split in ("train", "val") and callable(set_split):
-            set_split(rec, sample.split)
+        if sample.split in ("train", "val"):
+            project.set_split(rec, sample.split)  # keep the source dataset's own train/val lists
         handle.set_progress(offset + done, total)
+
+
+def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Path]:
+    """Disk full / permission problems become an ExportError naming the file, not a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> Path:
+        try:
+            return function(*args, **kwargs)
+        except OSError as error:
+            raise ExportError(
+                f"the import failed: {error.strerror or error} ({error.filename or 'file'}); "
+                "check free space and permissions, then import again"
+            ) from None
+
+    return wrapper
 
 
 def can_import_in_place(plan: ImportPlan) -> bool:
@@ -148,6 +164,7 @@ def can_import_in_place(plan: ImportPlan) -> bool:
     )
 
 
+@_os_errors_as_user_errors
 def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None) -> Path:
     """Open the source folder itself as the project (no copies) and save the masks as done.
 
@@ -176,6 +193,7 @@ def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_di
     return plan.source
 
 
+@_os_errors_as_user_errors
 def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None) -> Path:
     """Create the project in `target_dir` (new or empty): images copied, masks saved as done."""
     from segstudio.core.project import Project  # the store is only needed when writing

@@ -613,3 +613,14 @@ def test_exif_rotated_image_records_display_size(tmp_path: Path, real_photo) -> 
         project.save_mask(rec, np.zeros(rec.shape, np.uint8))  # a mask drawn on what the user sees fits
         with pytest.raises(MaskError):
             project.save_mask(rec, np.zeros((427, 640), np.uint8))
+
+
+def test_set_split_pins_an_image_and_survives_reopen(photo_dir: Path) -> None:
+    with Project.open(photo_dir) as project:
+        rec = project.images()[0]
+        other = "val" if rec.split == "train" else "train"
+        assert project.set_split(rec, other).split == other
+        with pytest.raises(ProjectError, match="unknown split"):
+            project.set_split(rec, "test")
+    with Project.open(photo_dir) as project:
+        assert project.get(rec.rel_path).split == other

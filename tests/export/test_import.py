@@ -146,6 +146,7 @@ def test_voc_round_trip(voc_project, tmp_path):
             rec = project.get(f"{name}.jpg")
             assert rec is not None and rec.status == Status.DONE
             assert np.array_equal(project.load_mask(rec), voc_project.masks[rel])
+            assert rec.split == splits[rel]  # the dataset's own split, not the hash split
 
 
 def test_cityscapes_round_trip(tmp_path, photo_project_factory):

@@ -182,3 +182,26 @@ def test_out_of_memory_falls_back_to_smaller_tiles_then_cpu(model, monkeypatch):
     assert tried == [("cuda", 1024), ("cuda", 512), ("cuda", 256), ("cpu", 256)]
     assert any("512 px tiles" in s for s in task.statuses)
     assert any("CPU" in s for s in task.statuses)
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_precision_on_cpu_checks_bf16_agreement_first(monkeypatch, native_bf16):
+    from segstudio.ml import predict as predict_module
+
+    monkeypatch.setattr(predict_module, "_cpu_has_native_bf16", lambda: native_bf16)
+    predictor = Predictor(LocalNet().eval(), precision="auto")
+    assert predictor.precision == "float32"
+    task = RecordingTask()
+    result = predictor.predict(photo(), task)
+    assert result.labels.shape == (96, 128)
+    if not native_bf16:
+        assert predictor.bf16_agreement is None and not task.statuses
+        return
+    agreement = predictor.bf16_agreement
+    assert agreement is not None and 0.0 < agreement <= 1.0
+    expected = "bfloat16" if agreement >= predict_module.BF16_MIN_AGREEMENT else "float32"
+    assert predictor.precision == expected
+    assert any(f"{agreement:.2%}" in status for status in task.statuses)
+    # the check ran once: a second prediction reports nothing new
+    predictor.predict(photo(), task)
+    assert len(task.statuses) == 1
