@@ -194,7 +194,7 @@ def _sync(device: torch.device) -> None:
 
 
 def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, workers: int, device: torch.device,
-              folder: Path) -> tuple[list[float], str]:
+              folder: Path, **overrides) -> tuple[list[float], str]:
     """images/s of each timed step of the real trainer (from its per-step progress events)."""
     from segstudio.ml.manifest import Sample, TrainManifest
 
@@ -202,7 +202,7 @@ def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, 
     manifest = TrainManifest(scheme=shapes_scheme_dict(), train=samples, val=[],
                              output_dir=str(folder / f"run-{arch}-{crop}"), base=BaseSpec("scratch"), arch=arch)
     config = TrainConfig(epochs=1, batch=batch, crop=crop, workers=workers, min_iters_per_epoch=steps + warmup,
-                         device=str(device), patience=0, baseline_eval=False, max_side=max(IMAGE_SIZE))
+                         device=str(device), patience=0, baseline_eval=False, max_side=max(IMAGE_SIZE), **overrides)
     writer = ProgressWriter(enabled=False, batch_interval_s=0.0)
     train(manifest, config, progress=writer)
     batches = [e for e in writer.events if e["event"] == "batch"]
@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", help="our trainer's precision (auto, fp32, bf16, fp16)")
+    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto", help="our trainer's layout")
     args = parser.parse_args()
     device = pick_device(args.device)
     crops = [int(c) for c in args.crops.split(",")] + ([512] if args.large else [])
@@ -231,8 +233,9 @@ def main() -> None:
             for crop in crops:
                 torch.manual_seed(0)
                 random.seed(0)
+                layout = {"auto": None, "on": True, "off": False}[args.channels_last]
                 ours, precision = our_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers,
-                                            device, folder)
+                                            device, folder, precision=args.precision, channels_last=layout)
                 ref = reference_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers, device,
                                       amp=False)
                 record = {

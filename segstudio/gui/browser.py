@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader
 
+
 __all__ = ["ImageListModel", "BrowserWidget", "badge_of", "UNFINISHED", "SORT_NAME", "SORT_LEAST_CONFIDENT"]
 
 RecordRole = Qt.ItemDataRole.UserRole + 1
@@ -277,8 +278,8 @@ class BrowserWidget(QWidget):
         self.view.setItemDelegate(BadgeDelegate(self.view))
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.view.clicked.connect(lambda index: self.image_activated.emit(index.data()))
-        self.view.activated.connect(lambda index: self.image_activated.emit(index.data()))
+        self.view.clicked.connect(self._activated)
+        self.view.activated.connect(self._activated)
         self.name_filter.textChanged.connect(lambda text: self._apply_filter())
         self.status_filter.currentIndexChanged.connect(lambda _: self._apply_filter())
         self.sort_combo.currentIndexChanged.connect(lambda _: self._apply_sort())
@@ -293,6 +294,10 @@ class BrowserWidget(QWidget):
         layout.addWidget(self.view, 1)
         self._current: str | None = None
         self.loader: ThumbnailLoader | None = None
+
+    def _activated(self, index: QModelIndex) -> None:
+        # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
+        self.image_activated.emit(index.data())
 
     # -- project ---------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:

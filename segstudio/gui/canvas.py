@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
 
+
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
 
 UNLABELED = 255

@@ -130,10 +130,15 @@ class _WorkerThread(QThread):
     def submit_model(self, spec: ModelSpec) -> None:
         with self._cond:
             self._spec = spec
-            if self._running is not None:
-                if self._running.kind == CURRENT and self._current is None:
-                    self._current = self._running.rel_path  # redo it with the new model
-                self._running.cancelled.set()
+            running = self._running
+            if running is not None:  # redo the interrupted image with the new model
+                if running.kind == CURRENT and self._current is None:
+                    self._current = running.rel_path
+                elif running.kind == PREFETCH:
+                    self._prefetch.appendleft(running.rel_path)
+                elif running.kind == BATCH:
+                    self._batch.appendleft(running.rel_path)
+                running.cancelled.set()
             self._cond.notify_all()
 
     def stop(self) -> None:

@@ -7,11 +7,10 @@ table, and persists layout and per-project state. No torch import here (see mode
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -19,8 +18,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSlider,
-    QToolBar,
 )
 
 from segstudio.core.errors import SegStudioError
@@ -28,64 +25,23 @@ from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
+from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
-from segstudio.gui.tools import Tool, ToolController, ToolOptionsBar, ToolState
+from segstudio.gui.tools import Tool, ToolController, ToolState
+
 
 __all__ = ["MainWindow"]
 
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
 CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
              "tool_brush", "tool_eraser", "tool_fill", "tool_polygon"}
-
-
-class _Opener(QObject):
-    """Opens a project off the GUI thread (hashing a new 10,000-image folder takes a while).
-
-    Only the latest request counts: a project that finishes opening after the user asked for
-    another folder (or closed the window) is closed again, so its lock is never leaked.
-    """
-
-    opened = Signal(object)
-    failed = Signal(str)
-    _done = Signal(int, object, str)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._generation = 0
-        self._done.connect(self._finish)
-
-    def start(self, folder: str, project_dir: str | None) -> None:
-        self._generation += 1
-        generation = self._generation
-
-        def run() -> None:
-            try:
-                self._done.emit(generation, Project.open(folder, project_dir), "")
-            except SegStudioError as exc:
-                self._done.emit(generation, None, str(exc))
-            except Exception as exc:  # noqa: BLE001
-                self._done.emit(generation, None, f"cannot open {folder}: {exc}")
-
-        threading.Thread(target=run, name="segstudio-open", daemon=True).start()
-
-    def cancel(self) -> None:
-        self._generation += 1
-
-    def _finish(self, generation: int, project: Project | None, message: str) -> None:
-        if generation != self._generation:
-            if project is not None:
-                project.close()
-            return
-        if project is None:
-            self.failed.emit(message)
-        else:
-            self.opened.emit(project)
 
 
 class MainWindow(QMainWindow):
@@ -118,7 +74,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus_and_toolbars()
         self._connect()
-        self._opener = _Opener(self)
+        self._opener = ProjectOpener(self)
         self._opener.opened.connect(self._project_ready)
         self._opener.failed.connect(lambda msg: self.show_error("Open folder", msg))
         if (geometry := settings.window_geometry()) is not None:
@@ -150,70 +106,13 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.model_status)
 
     def _build_menus_and_toolbars(self) -> None:
-        a = self.actions_by_id
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addAction(a["open_folder"])
-        self.recent_menu = file_menu.addMenu("Open &recent")
+        extra, self.recent_menu = build_menus(self, self.actions_by_id)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        file_menu.addAction(a["save"])
-        file_menu.addSeparator()
-        self.export_action = file_menu.addAction("Export…")
-        self.import_action = file_menu.addAction("Import…")
-        file_menu.addSeparator()
-        file_menu.addAction(a["quit"])
-        edit = menu.addMenu("&Edit")
-        for key in ("undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"):
-            edit.addSeparator() if key is None else edit.addAction(a[key])
-        view = menu.addMenu("&View")
-        for key in ("toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
-                    "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"):
-            view.addSeparator() if key is None else view.addAction(a[key])
-        model = menu.addMenu("&Model")
-        model.addAction(a["predict_current"])
-        model.addAction(a["predict_all_new"])
-        self.cancel_batch_action = model.addAction("Cancel pre-annotation")
-        self.auto_predict_action = model.addAction("Auto-predict on open")
-        self.auto_predict_action.setCheckable(True)
+        self.export_action, self.import_action = extra["export"], extra["import"]
+        self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
+        self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.auto_predict_action.setChecked(self.settings.auto_predict)
-        model.addAction(a["crf_toggle"])
-        model.addSeparator()
-        self.versions_action = model.addAction("Versions…")
-        train = menu.addMenu("&Train")
-        self.finetune_action = train.addAction("Fine-tune…")
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction(a["shortcuts"])
-        a["toggle_overlay"].setChecked(True)
-        for key, short in (("tool_brush", "Brush"), ("tool_eraser", "Eraser"), ("tool_fill", "Fill"),
-                           ("tool_polygon", "Polygon"), ("toggle_overlay", "Overlay"), ("outline_mode", "Outline"),
-                           ("confidence_layer", "Confidence"), ("diff_layer", "Diff"),
-                           ("show_prediction", "Prediction"), ("crf_toggle", "Before CRF")):
-            a[key].setIconText(short)
-            a[key].setToolTip(f"{a[key].text()} ({a[key].shortcut().toString()})")
-        a["crf_toggle"].setText("Show prediction before CRF")
-
-        tools_bar = QToolBar("Tools", self)
-        tools_bar.setObjectName("tools_bar")
-        group = QActionGroup(self)
-        for key in ("tool_brush", "tool_eraser", "tool_fill", "tool_polygon"):
-            group.addAction(a[key])
-            tools_bar.addAction(a[key])
-        tools_bar.addAction(a["undo"])
-        tools_bar.addAction(a["redo"])
-        self.addToolBar(tools_bar)
-        self.options_bar = ToolOptionsBar(self.tool_state, self)
-        self.options_bar.protect_class_combo.setMinimumContentsLength(10)
-        self.addToolBar(self.options_bar)
-        view_bar = QToolBar("View", self)
-        view_bar.setObjectName("view_bar")
-        view_bar.addWidget(QLabel(" Opacity ", self))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, self)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setMaximumWidth(140)
-        view_bar.addWidget(self.opacity_slider)
-        for key in ("toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle"):
-            view_bar.addAction(a[key])
-        self.addToolBar(view_bar)
+        self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
     def _connect(self) -> None:
         a = self.actions_by_id
@@ -262,18 +161,25 @@ class MainWindow(QMainWindow):
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
         a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
         a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
-        a["crf_toggle"].toggled.connect(lambda raw: self.session and self.session.set_use_raw_prediction(raw))
+        a["crf_toggle"].toggled.connect(self._crf_toggled)
         a["zoom_fit"].triggered.connect(c.fit)
         a["zoom_1to1"].triggered.connect(c.zoom_1to1)
         a["predict_current"].triggered.connect(self.predict_current)
         a["predict_all_new"].triggered.connect(self.predict_all_new)
-        a["shortcuts"].triggered.connect(lambda: ShortcutsDialog(self).exec())
+        a["shortcuts"].triggered.connect(self._show_shortcuts)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
         self.import_action.triggered.connect(self._import)
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+
+    def _crf_toggled(self, raw: bool) -> None:
+        if self.session is not None:
+            self.session.set_use_raw_prediction(raw)
+
+    def _show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
 
     def _set_enabled(self, enabled: bool) -> None:
         for key, action in self.actions_by_id.items():
@@ -312,7 +218,7 @@ class MainWindow(QMainWindow):
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
         self.model.prediction_ready.connect(self.session.apply_prediction)
-        self.model.error.connect(lambda where, msg: self.show_error(f"Model ({where})", msg))
+        self.model.error.connect(lambda where, msg: self.show_error(f"Model — {where}" if where else "Model", msg))
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
         order = project.get_setting("gui.palette_order")
@@ -389,8 +295,18 @@ class MainWindow(QMainWindow):
         self.browser.update_record(rec)
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
         if document is not None and self.settings.auto_predict and self.model is not None:
-            if document.prediction is None:
-                QTimer.singleShot(0, lambda p=rec.rel_path: self.model and self.model.predict(p))
+            # After this event: the image is painted first, the model request follows.
+            QTimer.singleShot(0, lambda p=rec.rel_path, predicted=document.prediction is not None:
+                              self._auto_predict(p, predicted))
+
+    def _auto_predict(self, rel_path: str, predicted: bool) -> None:
+        if self.model is None:
+            return
+        if not predicted:
+            self.model.predict(rel_path)
+        upcoming = [p for p in (self.browser.neighbour(1), self.browser.neighbour(2)) if p]
+        records = [self.browser.model.record(p) for p in upcoming]
+        self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
 
     def mark(self, status: Status) -> None:
         if self.session is None or self.session.record is None:
@@ -501,23 +417,27 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("No new images to pre-annotate", 3000)
 
     # -- other engineers' panels -------------------------------------------------------------------------
-    def _panel(self, module: str, cls: str, modal: bool = False) -> object | None:
+    def _panel(self, module: str, cls: str, modal: bool = False) -> None:
         if self.project is None:
-            return None
-        return open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
+            return
+        self.panel = open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
                           modal=modal, connect=self._connect_panel)
 
     def _connect_panel(self, widget: object) -> None:
         if hasattr(widget, "model_version_ready"):
             widget.model_version_ready.connect(
-                lambda version, path: self.statusBar().showMessage(f"New model version {version} ({path})", 10000))
+                lambda version, path: self.statusBar().showMessage(
+                    f"Model version {version} is ready; use it from Model → Versions… ({path})", 15000))
         if hasattr(widget, "version_activated"):
             widget.version_activated.connect(self._version_activated)
 
     def _version_activated(self, version: str) -> None:
+        """Versions dialog picked a model version: hot-swap it into a running worker."""
         controller = self.model.controller if self.model is not None else None
-        if controller is not None and hasattr(controller, "set_model"):
-            controller.set_model(version)
+        spec = getattr(controller, "spec", None)
+        if spec is not None and hasattr(spec, "with_"):
+            controller.set_model(spec.with_(weights="project", version=version))
+        # No worker yet: it starts from the project's active version when first needed.
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:
@@ -528,13 +448,17 @@ class MainWindow(QMainWindow):
 
     # -- misc ---------------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:
-        """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog)."""
+        """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
+
+        The same message twice in a row (e.g. "no model" for every prefetched image) only goes to
+        the status bar.
+        """
         self.statusBar().showMessage(message, 10000)
-        if self.isVisible():
+        if self.isVisible() and message != getattr(self, "last_error", None):
             box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()
-            self.last_error = message
+        self.last_error = message
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._opener.cancel()

@@ -45,7 +45,7 @@ def fetch_state_dict(weights: WeightsEnum, handle: TaskHandle | None = None) -> 
         raise WeightsUnavailableError(
             f"torchvision weights {name} are not cached and cannot be downloaded ({error}). "
             f"On a machine with internet, download {weights.url} and either copy it to {target} "
-            f"or pass it with `--weights FILE` (GUI: Model > Load weights file...)."
+            f"or pass it with `--weights FILE`."
         ) from None
     except RuntimeError as error:  # hash mismatch, truncated file
         raise CheckpointError(f"torchvision weights file {target} is corrupt ({error}); delete it and retry") from None

@@ -7,11 +7,13 @@ Pipeline (each stage timed in `PredictionResult.timings`):
   crf          optional dense CRF (`ml.crf`) on the full-resolution image (or a reduced grid)
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
-Precision ("auto"): float16 autocast on CUDA. On a CPU with native bf16 (AVX512-BF16 / AMX), bfloat16
-autocast + channels_last is 1.6-2.8x faster (bench/inference.py) but its argmax agreement with float32
-depends on the model's margins (a random-init model measured ~96 %, below the 99.5 % bar), so "auto"
-checks it on the first image with the loaded model (at <= 320 px) and uses bf16 only when it agrees on
->= 99.5 % of pixels; otherwise, and on CPUs without native bf16 (where it is emulated and slower), float32.
+Precision ("auto"): half precision (bfloat16 autocast, float16 on GPUs without bf16; + channels_last on
+the CPU) is tried on the first image against float32 with the loaded model and kept only if its labels
+agree on >= 99.5 % of pixels AND it is faster there. Why measured, not assumed: on this project's CPU
+(AVX512-BF16) bf16 was 1.6-2.8x faster but a random-init model agreed on only 41-98 %; on an H100 bf16
+made ResNet-50 DeepLabs 1.6x faster but MobileNet ones 2x slower, and float16 overflowed to NaN on
+ResNet-50. CPUs without native bf16 (emulated, slower) and MPS use float32. A non-finite half-precision
+output is recomputed in float32, which then stays the precision (reported through the handle).
 CUDA out of memory: the tile size is halved (down to `MIN_TILE`), then the model moves to the CPU;
 each step is reported through `handle.set_status`.
 """
@@ -38,8 +40,8 @@ __all__ = ["PRECISIONS", "MIN_TILE", "PredictionResult", "Predictor", "resolve_p
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 MIN_TILE = 256
-BF16_MIN_AGREEMENT = 0.995
-BF16_CHECK_SIDE = 320
+HALF_MIN_AGREEMENT = 0.995
+HALF_CHECK_SIDE = 320  # CPU: the check runs on the first image scaled to this long side (cost ~4 small passes)
 
 
 @dataclass
@@ -67,9 +69,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             raise SegStudioError("float16 is for GPUs; on the CPU use bfloat16 or float32")
         return precision
     if device.type == "cuda":
-        return "float16"
+        # bf16 has float32's range: float16 overflowed to inf/NaN on ResNet-50 DeepLabs in our H100 run
+        return "check:bfloat16" if torch.cuda.is_bf16_supported() else "check:float16"
     if device.type == "cpu" and _cpu_has_native_bf16():
-        return "bf16-check"  # decided on the first image, see Predictor._check_bf16
+        return "check:bfloat16"
     return "float32"
 
 
@@ -99,10 +102,12 @@ class Predictor:
             raise SegStudioError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
-        self._bf16_pending = self.precision == "bf16-check"
-        if self._bf16_pending:
+        self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
+        if self._half_candidate:
             self.precision = "float32"
-        self.bf16_agreement: float | None = None  # measured by the "auto" check, for the record
+        #: what the "auto" check measured: {"candidate", "agreement", "speedup"} (None until it ran)
+        self.half_check: dict[str, float | str] | None = None
+        self.notes: list[str] = []  # precision fallbacks not yet reported through a handle
         self._channels_last_option = channels_last
         self.channels_last = (self.precision == "bfloat16") if channels_last is None else channels_last
         self.model = model.eval().to(self.device)
@@ -119,6 +124,13 @@ class Predictor:
         self.crf = crf if crf is not None and crf.enabled else None
         self.return_probabilities = return_probabilities
         self.sync_timings = sync_timings
+
+    @property
+    def precision_label(self) -> str:
+        """For logs: the precision in use, or that it is still to be decided on the first image."""
+        if self._half_candidate:
+            return f"auto ({self._half_candidate} if it agrees with float32 and is faster on the first image)"
+        return self.precision
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel, **options: object) -> Predictor:
@@ -164,6 +176,10 @@ class Predictor:
             if self.tta:
                 flipped = self.model(batch.flip(-1))["out"].float().softmax(dim=1).flip(-1).contiguous()
                 probs = (probs + flipped) * 0.5
+        if self.precision != "float32" and not bool(torch.isfinite(probs).all()):
+            self.notes.append(f"{self.precision} overflowed (non-finite outputs): switched to float32")
+            self.precision = "float32"
+            return self._forward_batch(batch)
         return probs
 
     def _forward_tiled(self, x: torch.Tensor, handle: TaskHandle, tile_size: int) -> torch.Tensor:
@@ -199,7 +215,10 @@ class Predictor:
         tile_size = self.tile_size
         while True:
             try:
-                return self._forward_tiled(x, handle, tile_size)
+                probs = self._forward_tiled(x, handle, tile_size)
+                while self.notes:
+                    handle.set_status(self.notes.pop(0))
+                return probs
             except torch.OutOfMemoryError:
                 if self.device.type != "cuda":
                     raise
@@ -216,7 +235,8 @@ class Predictor:
     def _move_to_cpu(self) -> None:
         self.device = torch.device("cpu")
         self.precision, self.channels_last = "float32", False
-        self._bf16_pending = resolve_precision("auto", self.device) == "bf16-check"
+        candidate = resolve_precision("auto", self.device)
+        self._half_candidate = candidate.removeprefix("check:") if candidate.startswith("check:") else None
         self.model = self.model.to(self.device)
         self.tile_size = max(self.tile_size, MIN_TILE)
 
@@ -225,7 +245,9 @@ class Predictor:
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        for top, band in iter_upsampled_bands(probs, height, width):
+        # one band per ~64 M values: few host syncs on a GPU, bounded memory for huge images
+        band_rows = max(64, (64 << 20) // max(1, probs.shape[0] * width))
+        for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
             rows = slice(top, top + band.shape[1])
             labels[rows] = index.to(torch.uint8).cpu().numpy()
@@ -236,31 +258,55 @@ class Predictor:
 
     # ------------------------------------------------------------------ public
 
-    def _check_bf16(self, image: np.ndarray, handle: TaskHandle) -> None:
-        """Use CPU bfloat16 only if it agrees with float32 on >= 99.5 % of this model's labels."""
-        self._bf16_pending = False
+    def _timed_labels(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Labels and the best of a few timed passes (after a warm-up: oneDNN / cuDNN pick kernels on the first)."""
+        labels = self._forward_batch(x).argmax(1)
+        best = float("inf")
+        for _ in range(3 if self.device.type == "cuda" else 2):
+            self._sync_device()
+            t0 = time.perf_counter()
+            self._forward_batch(x)
+            self._sync_device()
+            best = min(best, time.perf_counter() - t0)
+        return labels, best
+
+    def _sync_device(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _check_half(self, image: np.ndarray, handle: TaskHandle) -> None:
+        """Keep half precision only if it agrees with float32 on >= 99.5 % of pixels and is faster."""
+        candidate, self._half_candidate = self._half_candidate, None
+        assert candidate is not None
         h, w = image.shape[:2]
-        scale = min(1.0, BF16_CHECK_SIDE / max(h, w))
+        side = HALF_CHECK_SIDE if self.device.type == "cpu" else self.tile_size
+        scale = min(1.0, side / max(h, w))
         small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         x = self.preprocess(small)
-        reference = self._forward_batch(x).argmax(1)
-        self.precision, self.channels_last = "bfloat16", self._channels_last_option is not False
+        reference, t_full = self._timed_labels(x)
+        cl_option = self._channels_last_option
+        self.precision = candidate
+        self.channels_last = (self.device.type == "cpu") if cl_option is None else cl_option
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        agreement = float((self._forward_batch(x).argmax(1) == reference).float().mean())
-        self.bf16_agreement = agreement
-        if agreement >= BF16_MIN_AGREEMENT:
-            handle.set_status(f"CPU bfloat16 agrees with float32 on {agreement:.2%} of pixels: using bfloat16")
+        labels, t_half = self._timed_labels(x)
+        agreement = float((labels == reference).float().mean())
+        speedup = t_full / max(t_half, 1e-9)
+        self.half_check = {"candidate": candidate, "agreement": agreement, "speedup": speedup}
+        if self.precision == candidate and agreement >= HALF_MIN_AGREEMENT and speedup > 1.0:
+            handle.set_status(
+                f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x faster: using {candidate}"
+            )
             return
-        self.precision, self.channels_last = "float32", bool(self._channels_last_option)
+        self.precision, self.channels_last = "float32", bool(cl_option)
         if not self.channels_last:
             self.model = self.model.to(memory_format=torch.contiguous_format)
-        handle.set_status(f"CPU bfloat16 agrees with float32 on only {agreement:.2%} of pixels: using float32")
+        handle.set_status(f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x speed: using float32")
 
     def predict(self, image: np.ndarray, handle: TaskHandle | None = None) -> PredictionResult:
         """Predict one HxWx3 uint8 RGB image; `handle` gets tile progress and can cancel."""
-        if self._bf16_pending:
-            self._check_bf16(image, handle or NullTask())
+        if self._half_candidate:
+            self._check_half(image, handle or NullTask())
         t0 = time.perf_counter()
         x = self.preprocess(image)
         self._sync()
@@ -320,8 +366,8 @@ class Predictor:
                 yield self._postprocess(image, p, handle, {"preprocess": 0.0, "forward": per_image})
 
         for image in images:
-            if self._bf16_pending:
-                self._check_bf16(image, handle)
+            if self._half_candidate:
+                self._check_half(image, handle)
             t0 = time.perf_counter()
             x = self.preprocess(image)
             single = len(tile_grid(x.shape[2], x.shape[3], self.tile_size, self.tile_overlap)) == 1

@@ -299,14 +299,26 @@ def _param_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
+def _ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean cross-entropy over labelled pixels (class-weighted like F.cross_entropy's mean).
+
+    Written as sum / count so a batch whose pixels are all 255 gives 0 instead of NaN without
+    asking the GPU whether any pixel is labelled (that question would stall every step).
+    """
+    total = F.cross_entropy(logits.float(), target, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
+    valid = target != IGNORE_INDEX
+    if weight is None:
+        count = valid.sum()
+    else:
+        count = (weight[target.masked_fill(~valid, 0)] * valid).sum()
+    return total / count.clamp(min=1)
+
+
 def _loss(outputs: dict[str, torch.Tensor], target: torch.Tensor, weight: torch.Tensor | None, aux_weight: float):
-    """Cross-entropy (255 ignored) + weighted auxiliary loss; a batch with no labelled pixel gives 0, not NaN."""
-    if not bool((target != IGNORE_INDEX).any()):
-        return sum(v.float().sum() for v in outputs.values() if v is not None) * 0.0  # keeps DDP's graph whole
-    loss = F.cross_entropy(outputs["out"].float(), target, weight=weight, ignore_index=IGNORE_INDEX)
-    if "aux" in outputs and outputs["aux"] is not None and aux_weight > 0:
-        loss = loss + aux_weight * F.cross_entropy(outputs["aux"].float(), target, weight=weight,
-                                                   ignore_index=IGNORE_INDEX)
+    """Cross-entropy (255 ignored) + weighted auxiliary loss."""
+    loss = _ce(outputs["out"], target, weight)
+    if outputs.get("aux") is not None and aux_weight > 0:
+        loss = loss + aux_weight * _ce(outputs["aux"], target, weight)
     return loss
 
 
@@ -427,11 +439,12 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
     groups = _param_groups(module, lr)
     if not groups:
         raise TrainingError("nothing to train: every parameter is frozen")
+    fused = device.type == "cuda"  # one kernel per step instead of one per tensor group: small models are launch-bound
     if config.optimizer == "sgd":
         optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum,
-                                                           weight_decay=config.weight_decay)
+                                                           weight_decay=config.weight_decay, fused=fused or None)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay, fused=fused or None)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
@@ -516,6 +529,7 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
             sampler.set_epoch(epoch)
         _set_train_mode(model, config.freeze_backbone)
         loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+        steps_done = 0
         stop = None
         tick, seen = time.monotonic(), 0
         last_step = tick
@@ -545,16 +559,18 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
             scaler.update()
             iteration += 1
             loss_value = loss.detach()
-            loss_sum += torch.stack([loss_value.double(), torch.ones((), dtype=torch.float64, device=device)])
+            loss_sum[0] += loss_value  # stays on the device: no host sync per step
+            steps_done += 1
             seen += images.shape[0] * dist.world_size
-            if dist.is_main:
-                if device.type == "cuda" and progress.wants_batch():
-                    torch.cuda.synchronize(device)  # honest step times (only when a batch event goes out)
+            forced = step == 1 or step == iters_per_epoch
+            if dist.is_main and (forced or progress.wants_batch()):
+                loss_float = float(loss_value)  # syncs: only when an event goes out
                 now = time.monotonic()
-                progress.batch(force=step == 1 or step == iters_per_epoch, epoch=epoch, iter=step,
-                               iters=iters_per_epoch, loss=float(loss_value), lr=optimizer.param_groups[0]["lr"],
-                               images_per_s=seen / max(1e-9, now - tick), step_s=now - last_step, eta_s=eta())
-                last_step = now
+                progress.batch(force=True, epoch=epoch, iter=step, iters=iters_per_epoch, loss=loss_float,
+                               lr=optimizer.param_groups[0]["lr"], images_per_s=seen / max(1e-9, now - tick),
+                               step_s=now - last_step, eta_s=eta())
+            last_step = time.monotonic()
+        loss_sum[1] = steps_done
         dist.all_reduce_sum(loss_sum)
         mean_loss = float(loss_sum[0] / loss_sum[1]) if float(loss_sum[1]) > 0 else None
         progress.emit("epoch", epoch=epoch, loss=mean_loss, lr=optimizer.param_groups[0]["lr"],

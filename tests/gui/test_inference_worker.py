@@ -199,3 +199,20 @@ def test_creating_the_controller_does_not_import_torch():
     code = "import sys, segstudio.gui.inference_worker; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_hot_swap_during_a_batch_redoes_the_interrupted_image(qtbot, controller, project, monkeypatch):
+    gate = Gate(monkeypatch, hold=True)
+    got = _collect(controller)
+    progress = []
+    controller.progress.connect(lambda done, total, message: progress.append((done, total)))
+    controller.predict_batch(["a.png", "b.png"])
+    assert gate.started.wait(30)  # a is running (held)
+    with qtbot.waitSignal(controller.model_loaded, timeout=60000):
+        controller.set_model(SPEC.with_(arch="deeplabv3plus_mobilenet_v3_large"))
+    gate.hold = False
+    qtbot.waitUntil(lambda: sorted(got) == ["a.png", "b.png"], timeout=60000)
+    assert gate.calls == ["a.png", "a.png", "b.png"]
+    assert progress == [(1, 2), (2, 2)]
+    for name in ("a.png", "b.png"):
+        assert project.get(name).model_version == "untrained:deeplabv3plus_mobilenet_v3_large"

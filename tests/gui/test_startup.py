@@ -71,3 +71,22 @@ def test_settings_are_isolated_in_tests(tmp_path):
     again = AppSettings()
     assert again.recent_folders() == [str(tmp_path.resolve())]
     assert again.overlay_opacity == 0.25
+
+
+def test_pinned_pyside6_survives_many_emits_in_a_fresh_interpreter():
+    """PySide6 6.12.0 dropped a reference to True on every emit() and aborted Python 3.11 after a
+    few thousand signals (pyqtgraph emits on every mouse move). We pin 6.11.3; this guards the pin."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QObject, Signal\n"
+        "import segstudio.gui.main_window\n"
+        "class E(QObject):\n    s = Signal(int)\n"
+        "e = E()\ne.s.connect(lambda v: None)\n"
+        "before = sys.getrefcount(True)\n"
+        "for i in range(50000):\n    e.s.emit(i)\n"
+        "print('delta', sys.getrefcount(True) - before)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    delta = int(result.stdout.split("delta")[1])
+    assert abs(delta) < 1000, f"emit() leaks references to True ({delta}); check the PySide6 pin"

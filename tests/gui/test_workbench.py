@@ -203,6 +203,9 @@ def test_reopen_finds_everything_as_left(make_window, image_folder, qtbot):
     window.close()
 
     assert window.project is None  # closing saved and released the project
+    settings = AppSettings()
+    assert settings.recent_folders()[0] == str(image_folder.resolve())
+    assert settings.window_geometry() is not None and settings.window_state() is not None
     reopened = make_window(image_folder)
     session = reopened.session
     assert session.record.rel_path == "chelsea.jpg"
@@ -492,9 +495,25 @@ def test_view_modes_zoom_and_space_pan(make_window, image_folder, qtbot):
     # Space + left drag pans instead of painting.
     before_labels = window.session.document.labels.copy()
     before_range = canvas.view_state()
+    viewport = canvas.viewport()
+
+    def pan_drag(button: Qt.MouseButton) -> None:
+        # pyqtgraph drops move events closer than 10 ms apart (its mouseRateLimit): space them out.
+        points = [canvas.to_widget(x, 200) for x in (100, 140, 180, 220)]
+        QTest.mousePress(viewport, button, Qt.KeyboardModifier.NoModifier, points[0])
+        for p in points[1:]:
+            qtbot.wait(30)
+            QTest.mouseMove(viewport, p)
+        QTest.mouseRelease(viewport, button, Qt.KeyboardModifier.NoModifier, points[-1])
+
     QTest.keyPress(canvas, Qt.Key.Key_Space)
-    stroke(window, [(50, 200), (120, 230), (200, 260)])
+    pan_drag(Qt.MouseButton.LeftButton)
     QTest.keyRelease(canvas, Qt.Key.Key_Space)
+    np.testing.assert_array_equal(window.session.document.labels, before_labels)
+    assert canvas.view_state() != before_range
+    # So does a middle-button drag.
+    before_range = canvas.view_state()
+    pan_drag(Qt.MouseButton.MiddleButton)
     np.testing.assert_array_equal(window.session.document.labels, before_labels)
     assert canvas.view_state() != before_range
 
@@ -524,8 +543,11 @@ def test_auto_predict_on_open_and_batch_cancel(make_window, image_folder, qtbot)
     window.model.set_controller(fake)
     window.auto_predict_action.setChecked(True)
     assert window.settings.auto_predict
+    prefetched: list[list[str]] = []
+    fake.prefetch = prefetched.append
     key(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: fake.requests == ["chelsea.jpg"], timeout=WAIT)
+    assert prefetched[-1] == ["coffee.jpg", "rocket.jpg"]  # the next new images, computed ahead
     window.auto_predict_action.setChecked(False)
     key(window, Qt.Key.Key_Right)
     qtbot.wait(50)
@@ -568,3 +590,31 @@ def test_switch_to_cityscapes_preset_on_a_fresh_project(make_window, image_folde
     assert window.options_bar.protect_class_combo.count() == 19
     key(window, Qt.Key.Key_1)
     assert "road" in window.palette.active_label.text()
+
+
+def test_real_inference_worker_end_to_end(make_window, image_folder, qtbot):
+    """The real InferenceController (tiny random model, CPU): prediction arrives, edits stay."""
+    torch = pytest.importorskip("torch")
+    from segstudio.gui.inference_worker import InferenceController
+    from segstudio.ml.spec import ModelSpec
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        window = make_window(image_folder)
+        spec = ModelSpec(arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32",
+                         max_side=64)
+        window.model.set_controller(InferenceController(window.project, spec=spec, parent=window.model))
+        key(window, Qt.Key.Key_2)
+        stroke(window, [(30, 30), (90, 30)])
+        edited = window.session.document.labels.copy()
+        window.predict_current()
+        doc = window.session.document
+        qtbot.waitUntil(lambda: doc.prediction is not None, timeout=120_000)
+        np.testing.assert_array_equal(doc.labels, edited)
+        assert doc.prediction.shape == doc.shape and doc.confidence is not None
+        assert window.project.has_prediction(window.project.get("astronaut.jpg"))
+        assert window.model_status.device_label.text().startswith("device:")
+        assert "not loaded" not in window.model_status.device_label.text()
+    finally:
+        torch.set_num_threads(threads)

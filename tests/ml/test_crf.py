@@ -41,6 +41,11 @@ def test_params_saved_in_the_project(tmp_path):
         save_params(project, CRFParams(iterations=7, scale=2.0))
     with Project.open(folder) as project:
         assert load_params(project) == CRFParams(iterations=7, scale=2.0)
+        from segstudio.ml.spec import ModelSpec
+
+        assert ModelSpec.from_project(project).crf == CRFParams(iterations=7, scale=2.0)
+        save_params(project, CRFParams(enabled=False))
+        assert ModelSpec.from_project(project).crf is None
 
 
 def _two_regions(height: int = 60, width: int = 100, edge: int = 50, shift: int = 8):

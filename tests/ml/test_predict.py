@@ -81,7 +81,8 @@ def test_rejects_bad_input(model):
         Predictor(model, tile_size=64, tile_overlap=64)
     with pytest.raises(SegStudioError, match="float16 is for GPUs"):
         resolve_precision("float16", torch.device("cpu"))
-    assert resolve_precision("auto", torch.device("cuda")) == "float16"
+    assert resolve_precision("auto", torch.device("cuda")) in ("check:bfloat16", "check:float16")
+    assert resolve_precision("bfloat16", torch.device("cpu")) == "bfloat16"
 
 
 def test_resize_policy_predicts_at_reduced_size_and_returns_full_size(model):
@@ -185,7 +186,7 @@ def test_out_of_memory_falls_back_to_smaller_tiles_then_cpu(model, monkeypatch):
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])
-def test_auto_precision_on_cpu_checks_bf16_agreement_first(monkeypatch, native_bf16):
+def test_auto_precision_on_cpu_checks_bf16_agreement_and_speed_first(monkeypatch, native_bf16):
     from segstudio.ml import predict as predict_module
 
     monkeypatch.setattr(predict_module, "_cpu_has_native_bf16", lambda: native_bf16)
@@ -195,13 +196,34 @@ def test_auto_precision_on_cpu_checks_bf16_agreement_first(monkeypatch, native_b
     result = predictor.predict(photo(), task)
     assert result.labels.shape == (96, 128)
     if not native_bf16:
-        assert predictor.bf16_agreement is None and not task.statuses
+        assert predictor.half_check is None and not task.statuses
         return
-    agreement = predictor.bf16_agreement
-    assert agreement is not None and 0.0 < agreement <= 1.0
-    expected = "bfloat16" if agreement >= predict_module.BF16_MIN_AGREEMENT else "float32"
-    assert predictor.precision == expected
-    assert any(f"{agreement:.2%}" in status for status in task.statuses)
+    check = predictor.half_check
+    assert check is not None and check["candidate"] == "bfloat16"
+    assert 0.0 < check["agreement"] <= 1.0 and check["speedup"] > 0
+    keep = check["agreement"] >= predict_module.HALF_MIN_AGREEMENT and check["speedup"] > 1.0
+    assert predictor.precision == ("bfloat16" if keep else "float32")
+    assert predictor.channels_last == keep
+    assert any(f"{check['agreement']:.2%}" in status for status in task.statuses)
     # the check ran once: a second prediction reports nothing new
     predictor.predict(photo(), task)
     assert len(task.statuses) == 1
+
+
+class Overflowing(nn.Module):
+    """Gives inf under autocast (as float16 did on a ResNet-50 DeepLab on an H100), finite in float32."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = torch.stack([x.mean(1), -x.mean(1)], dim=1)
+        if torch.is_autocast_enabled(x.device.type):
+            logits = logits + float("inf")
+        return OrderedDict(out=logits)
+
+
+def test_non_finite_half_precision_output_falls_back_to_float32():
+    predictor = Predictor(Overflowing(), precision="bfloat16", channels_last=False, return_probabilities=True)
+    task = RecordingTask()
+    result = predictor.predict(photo(), task)
+    assert predictor.precision == "float32"
+    assert np.isfinite(result.probabilities).all()
+    assert any("overflowed" in status for status in task.statuses)
