@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--version", dest="model_version", help="project model version for --weights project")
     parser.add_argument("--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto", help="auto | float32 | bfloat16 | float16")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                        help="auto: half precision only where it agrees with float32 and is faster")  # fmt: skip
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                         help="dense CRF refinement (default: the project's CRF setting)")  # fmt: skip
     parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (faster), e.g. 2")

@@ -89,6 +89,10 @@ class FinetunePanel(QWidget):
         self._reset_run_state()
         self._build()
         self.refresh()
+        # fine-tuning a trained model on a few corrected images: train only the heads (fast on CPU, and
+        # the backbone cannot overfit them); a new model needs its backbone trained
+        few = len(project_samples(project)[0]) < 30
+        self.freeze_check.setChecked(few and project.active_model_version() is not None)
 
     # ------------------------------------------------------------------------------------ widgets
 
@@ -212,7 +216,6 @@ class FinetunePanel(QWidget):
             self.base_label.setText(f"{active.version} ({active.arch}, val mIoU {_pct(miou)})")
             self.arch_combo.setEnabled(False)
         if not self.is_running():
-            self.freeze_check.setChecked(len(train) < 30)
             self.fine_tune_button.setEnabled(len(train) > 0)
             if not train:
                 self.status_label.setText("Mark some corrected images as done (train split) to fine-tune.")

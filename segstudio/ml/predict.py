@@ -2,15 +2,16 @@
 
 Pipeline (each stage timed in `PredictionResult.timings`):
   preprocess   resize so the long side is <= `max_side` (INTER_AREA), upload as uint8, normalise on device
-  forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger;
-               optional horizontal-flip TTA; autocast per `precision`; softmax probabilities
+  forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger
+               (the blend is kept at a coarser stride when it would exceed `accumulator_budget_mb`, so
+               memory stays bounded for any image size); optional flip TTA; autocast; softmax
   crf          optional dense CRF (`ml.crf`) on the full-resolution image (or a reduced grid)
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
 Precision ("auto"): half precision (bfloat16 autocast, float16 on GPUs without bf16; + channels_last on
 the CPU) is tried on the first image against float32 with the loaded model and kept only if its labels
 agree on >= 99.5 % of pixels AND it is faster there. Why measured, not assumed: on this project's CPU
-(AVX512-BF16) bf16 was 1.6-2.8x faster but a random-init model agreed on only 41-98 %; on an H100 bf16
+(AVX512-BF16) bf16 was 1.2-2.2x faster but random-init models agreed on only 41-99 %; on an H100 bf16
 made ResNet-50 DeepLabs 1.6x faster but MobileNet ones 2x slower, and float16 overflowed to NaN on
 ResNet-50. CPUs without native bf16 (emulated, slower) and MPS use float32. A non-finite half-precision
 output is recomputed in float32, which then stays the precision (reported through the handle).
@@ -20,6 +21,7 @@ each step is reported through `handle.set_status`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -29,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import NullTask, TaskHandle
@@ -41,7 +44,7 @@ __all__ = ["PRECISIONS", "MIN_TILE", "PredictionResult", "Predictor", "resolve_p
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
-HALF_CHECK_SIDE = 320  # CPU: the check runs on the first image scaled to this long side (cost ~4 small passes)
+HALF_CHECK_SIDE = 320  # CPU: the check runs on the first image scaled to this long side (6 small passes)
 
 
 @dataclass
@@ -88,13 +91,14 @@ class Predictor:
         max_side: int | None = 1024,
         tile_size: int = 1024,
         tile_overlap: int = 128,
-        batch_size: int = 4,
+        batch_size: int | None = None,
         tta: bool = False,
         precision: str = "auto",
         channels_last: bool | None = None,
         crf: CRFParams | None = None,
         return_probabilities: bool = False,
         sync_timings: bool = False,
+        accumulator_budget_mb: float = 256,
     ) -> None:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
             raise SegStudioError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
@@ -119,11 +123,13 @@ class Predictor:
         self.max_side = max_side
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
-        self.batch_size = max(1, batch_size)
+        # tiles per forward: batching helps a GPU; on the CPU it only multiplies the activation memory
+        self.batch_size = max(1, batch_size) if batch_size is not None else (4 if self.device.type == "cuda" else 1)
         self.tta = tta
         self.crf = crf if crf is not None and crf.enabled else None
         self.return_probabilities = return_probabilities
         self.sync_timings = sync_timings
+        self.accumulator_budget_mb = accumulator_budget_mb
 
     @property
     def precision_label(self) -> str:
@@ -182,6 +188,16 @@ class Predictor:
             return self._forward_batch(batch)
         return probs
 
+    def _accumulator_stride(self, num_classes: int, height: int, width: int) -> int:
+        """1, or the stride at which blended probabilities are kept so they fit `accumulator_budget_mb`.
+
+        DeepLab-style logits are produced at output stride 8-16 and only bilinearly upsampled, so
+        keeping their blend at a stride of a few pixels loses next to nothing, and a 4000x3000 image
+        at full resolution no longer needs C x 12 M floats."""
+        need = num_classes * height * width * 4
+        budget = self.accumulator_budget_mb * (1 << 20)
+        return 1 if need <= budget else math.ceil(math.sqrt(need / budget))
+
     def _forward_tiled(self, x: torch.Tensor, handle: TaskHandle, tile_size: int) -> torch.Tensor:
         _, _, h, w = x.shape
         tiles = tile_grid(h, w, tile_size, self.tile_overlap)
@@ -191,7 +207,8 @@ class Predictor:
             handle.set_progress(1, 1)
             return probs
         acc: torch.Tensor | None = None
-        weight_sum = torch.zeros((h, w), device=self.device)
+        weight_sum: torch.Tensor | None = None
+        stride = 1
         done = 0
         for start in range(0, len(tiles), self.batch_size):
             handle.check_cancelled()
@@ -199,14 +216,29 @@ class Predictor:
             batch = torch.cat([x[:, :, t.slices[0], t.slices[1]] for t in group])
             probs = self._forward_batch(batch)
             if acc is None:
-                acc = torch.zeros((probs.shape[1], h, w), device=self.device)
+                stride = self._accumulator_stride(probs.shape[1], h, w)
+                acc = torch.zeros((probs.shape[1], -(-h // stride), -(-w // stride)), device=self.device)
+                weight_sum = torch.zeros(acc.shape[1:], device=self.device)
+            assert weight_sum is not None
             for tile, p in zip(group, probs):
                 weight = tile_weight(tile, h, w, self.tile_overlap).to(self.device)
-                acc[:, tile.slices[0], tile.slices[1]] += p * weight
-                weight_sum[tile.slices] += weight
+                if stride == 1:
+                    acc[:, tile.slices[0], tile.slices[1]] += p * weight
+                    weight_sum[tile.slices] += weight
+                    continue
+                # Sum-pool onto the coarse grid: zero-pad the tile to whole cells, so every coarse
+                # cell gets sum(w * p) and sum(w) of exactly the pixels it covers.
+                top, left = tile.top % stride, tile.left % stride
+                pad = (left, -(-(left + tile.width) // stride) * stride - left - tile.width,
+                       top, -(-(top + tile.height) // stride) * stride - top - tile.height)  # fmt: skip
+                pooled_p = F.avg_pool2d(F.pad((p * weight)[None], pad), stride)[0]
+                pooled_w = F.avg_pool2d(F.pad(weight[None, None], pad), stride)[0, 0]
+                r0, c0 = tile.top // stride, tile.left // stride
+                acc[:, r0 : r0 + pooled_p.shape[1], c0 : c0 + pooled_p.shape[2]] += pooled_p
+                weight_sum[r0 : r0 + pooled_w.shape[0], c0 : c0 + pooled_w.shape[1]] += pooled_w
             done += len(group)
             handle.set_progress(done, len(tiles))
-        assert acc is not None
+        assert acc is not None and weight_sum is not None
         return acc / weight_sum
 
     def forward(self, x: torch.Tensor, handle: TaskHandle | None = None) -> torch.Tensor:
@@ -245,8 +277,9 @@ class Predictor:
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        # one band per ~64 M values: few host syncs on a GPU, bounded memory for huge images
-        band_rows = max(64, (64 << 20) // max(1, probs.shape[0] * width))
+        # bands of ~16 M values on a GPU (few host syncs), ~8 M on the CPU (~5 temporaries of 32 MB each)
+        budget = (16 << 20) if probs.device.type == "cuda" else (8 << 20)
+        band_rows = max(16, budget // max(1, probs.shape[0] * width))
         for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
             rows = slice(top, top + band.shape[1])

@@ -227,3 +227,52 @@ def test_non_finite_half_precision_output_falls_back_to_float32():
     assert predictor.precision == "float32"
     assert np.isfinite(result.probabilities).all()
     assert any("overflowed" in status for status in task.statuses)
+
+
+def test_blend_kept_at_a_coarser_stride_when_over_the_memory_budget():
+    """A tiny budget forces the tile blend onto a coarse grid; labels at full size barely change."""
+    image = np.ascontiguousarray(photo(150, 200))
+    net = LocalNet().eval()
+    exact = Predictor(net, precision="float32", max_side=None, tile_size=64, tile_overlap=16, return_probabilities=True)
+    budget_mb = 3 * 150 * 200 * 4 / 9 / (1 << 20)  # a ninth of the full-resolution blend -> stride 3
+    coarse = Predictor(net, precision="float32", max_side=None, tile_size=64, tile_overlap=16,
+                       return_probabilities=True, accumulator_budget_mb=budget_mb)  # fmt: skip
+    assert coarse._accumulator_stride(3, 150, 200) == 3
+    probs = coarse.forward(coarse.preprocess(image))
+    assert probs.shape == (3, 50, 67)
+    assert torch.allclose(probs.sum(0), torch.ones(()), atol=1e-4)
+    a, b = exact.predict(image), coarse.predict(image)
+    assert b.labels.shape == a.labels.shape
+    assert (a.labels == b.labels).mean() > 0.99
+    assert np.abs(a.probabilities - b.probabilities).mean() < 0.02
+
+
+@pytest.mark.parametrize(("height", "width"), [(100, 120), (37, 53), (20, 30), (200, 99)])
+def test_band_upsampling_equals_interpolate(height, width):
+    from torch.nn import functional as F
+
+    from segstudio.ml.tiling import iter_upsampled_bands
+
+    probs = torch.rand(3, 37, 53)
+    bands = list(iter_upsampled_bands(probs, height, width, band_rows=17))
+    assert [top for top, _ in bands] == list(range(0, height, 17)) or (height, width) == (37, 53)
+    full = torch.cat([band for _, band in bands], dim=1)
+    expected = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(full, expected, atol=1e-5)
+
+
+def test_tile_grid_covers_the_image_with_the_overlap():
+    from segstudio.ml.tiling import tile_grid, tile_weight
+
+    tiles = tile_grid(100, 250, 64, 16)
+    covered = np.zeros((100, 250), int)
+    for tile in tiles:
+        assert tile.height == 64 and tile.width == 64
+        covered[tile.slices] += 1
+        weight = tile_weight(tile, 100, 250, 16)
+        assert weight.min() > 0 and weight.max() == 1
+        if tile.top == 0:
+            assert bool((weight[0] == weight[20]).all())  # no ramp at the image border
+    assert covered.min() >= 1
+    lefts = sorted({t.left for t in tiles})
+    assert all(b - a <= 64 - 16 for a, b in zip(lefts, lefts[1:]))

@@ -67,6 +67,16 @@ def test_loss_ignores_255_and_never_nans():
     assert with_aux.item() == pytest.approx(1.5 * np.log(3))
 
 
+def test_weighted_loss_equals_torch_weighted_mean():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4)
+    target = torch.randint(0, 3, (2, 4, 4))
+    target[0, 0] = 255
+    weight = torch.tensor([0.5, 1.0, 2.0])
+    expected = torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=255)
+    assert _loss({"out": logits}, target, weight, 0.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_config_validation():
     with pytest.raises(TrainingError, match="at least 2"):
         TrainConfig(batch=1)
