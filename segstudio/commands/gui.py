@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from segstudio.core.errors import SegStudioError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,7 +13,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project-dir", help="keep project state here instead of FOLDER/.segstudio")
 
 
+def _check_folder(folder: str) -> None:
+    """Before any display check or window: a typo'd command or path gets its own clear message."""
+    path = Path(folder).expanduser()
+    if path.is_dir():
+        return
+    from segstudio.cli import COMMANDS
+
+    if not path.exists() and len(path.parts) == 1 and not path.suffix:
+        raise SegStudioError(
+            f"{folder!r} is neither a command nor a folder; the commands are: {', '.join(COMMANDS)} "
+            "(`segstudio --help`), or give the folder that contains your images"
+        )
+    what = "does not exist" if not path.exists() else "is not a folder"
+    raise SegStudioError(f"{folder} {what}; give the folder that contains your images")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.folder is not None:
+        _check_folder(args.folder)
     from segstudio.gui.app import run_app  # Qt import deferred until a window is really wanted
 
     return run_app(args.folder, project_dir=args.project_dir)

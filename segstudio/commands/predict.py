@@ -19,6 +19,11 @@ from segstudio.core.errors import ImageReadError, SegStudioError
 from segstudio.core.tasks import ConsoleProgress, NullTask
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
+UNTRAINED_WARNING = (
+    "warning: this model is untrained (random weights), so its predictions are meaningless. For real ones: "
+    "`--weights torchvision` (VOC classes; downloaded once into TORCH_HOME, or copy the .pth file there by hand), "
+    "`--weights FILE` (a SegStudio checkpoint or torchvision .pth), or fine-tune on done images with `segstudio train`."
+)
 
 
 class _ImageTask(NullTask):
@@ -145,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
             f"precision {predictor.precision_label}, CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
             file=sys.stderr,
         )
+        if loaded.source == "none":
+            print(UNTRAINED_WARNING, file=sys.stderr)
         todo, already, unreadable, finished = [], 0, [], 0
         for rec in project.images():
             if rec.error:

@@ -145,6 +145,8 @@ def _resumed_manifest(project: Any) -> Any:
         target = Path(project.models_dir) / version
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / "resume.pt", target / "resume.pt")
+        if (run / "best.pt").is_file():  # the best so far carries over: the resumed run competes with it
+            shutil.copy2(run / "best.pt", target / "best.pt")
         manifest.version, manifest.output_dir = version, str(target)
         manifest.save(target / "manifest.json")
         (run / "resume.pt").unlink()

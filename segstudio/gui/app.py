@@ -11,9 +11,13 @@ import ctypes.util
 import os
 import subprocess
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
-__all__ = ["run_app", "check_display", "missing_xcb_packages"]
+__all__ = ["run_app", "check_display", "missing_xcb_packages", "install_excepthook"]
 
 #: library name (as ctypes.util.find_library wants it) -> Debian package (packaging/system_deps.sh --gui)
 XCB_LIBS: dict[str, str] = {
@@ -73,6 +77,32 @@ def check_display() -> str | None:
     return None
 
 
+def install_excepthook(window: Any) -> Callable[..., None]:
+    """Route exceptions escaping Qt slots to stderr (full traceback) *and* an error box in `window`.
+
+    PySide6 hands such exceptions to sys.excepthook and carries on: without this the user would
+    see nothing at all (the action silently did nothing), or only a terminal they may not watch.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, error, tb)
+            return
+        traceback.print_exception(kind, error, tb, file=sys.stderr)
+        try:
+            window.show_error(
+                "Unexpected error",
+                f"{kind.__name__}: {error}\n\nSegStudio keeps running and your saved work is safe; the details "
+                "were printed on the terminal (please include them in a bug report).",
+            )
+        except Exception:  # noqa: BLE001 - the hook itself must never raise
+            traceback.print_exc(file=sys.stderr)
+
+    sys.excepthook = hook
+    return hook
+
+
 def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
     """Show the annotation window on `folder` (or the last folder / an empty window); returns the exit code."""
     problem = check_display()
@@ -94,6 +124,7 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
         app.setWindowIcon(QIcon(str(icon)))
     settings = AppSettings()
     window = MainWindow(settings)
+    install_excepthook(window)
     window.show()
     if folder is not None:
         if not Path(folder).is_dir():

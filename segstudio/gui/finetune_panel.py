@@ -283,7 +283,8 @@ class FinetunePanel(QWidget):
         assert self._process is not None
         self._process.terminate()
         process = self._process
-        QTimer.singleShot(_KILL_AFTER_MS, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+        # The process is the timer's context: if it is deleted first, the timer never fires.
+        QTimer.singleShot(_KILL_AFTER_MS, process, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop a running child before the window closes."""

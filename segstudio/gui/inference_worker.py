@@ -37,7 +37,14 @@ from PySide6.QtCore import QObject, QThread, Signal
 from segstudio.core.errors import CancelledError, SegStudioError
 from segstudio.ml.spec import ModelSpec
 
-__all__ = ["InferenceController"]
+__all__ = ["InferenceController", "CHOOSE_WEIGHTS_HINT"]
+
+#: what to do when no model can be loaded, in the app's own words (the CLI's --weights does not apply here)
+CHOOSE_WEIGHTS_HINT = (
+    "In SegStudio choose weights in the Model menu: 'Use weights file…' (a SegStudio checkpoint or a "
+    "torchvision .pth file), or 'Use untrained model' (random weights: predictions are meaningless, "
+    "only for trying the app)."
+)
 
 # job kinds, in priority order
 CURRENT, PREFETCH, BATCH = "current", "prefetch", "batch"
@@ -92,6 +99,8 @@ class _WorkerThread(QThread):
         self._running: _JobHandle | None = None
         self._loaded: Any = None
         self._predictor: Any = None
+        self._failed_spec: ModelSpec | None = None  # the spec whose load failed: retried on the next request
+        self._failure_reported = False  # its error was just shown; don't add a second, vaguer one
         self.thread_ident: int | None = None
 
     # -------------------------------------------------------------- called from the GUI thread
@@ -197,20 +206,28 @@ class _WorkerThread(QThread):
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
             self._loaded = self._predictor = None
+            self._failed_spec, self._failure_reported = spec, True
             self.state_changed.emit("error")
-            self.error.emit("", _message(exc))
+            self.error.emit("", f"{_message(exc)}\n\n{CHOOSE_WEIGHTS_HINT}")
             return
         self._loaded, self._predictor = loaded, predictor
+        self._failed_spec = None
         self.model_loaded.emit(f"{loaded.description} [{loaded.version}]", device_label(loaded.device))
 
     def _predict(self, kind: str, rel_path: str) -> None:
+        retried = False
+        if self._predictor is None and self._failed_spec is not None and not self._failure_reported:
+            retried = True  # a later request: the user may have fixed the cause (e.g. copied the weights file)
+            self._load(self._failed_spec)
         if self._predictor is None:
             if kind != CURRENT:
                 with self._cond:  # one message for the whole queue, not one per image
                     self._prefetch.clear()
                     self._batch.clear()
                     self._batch_total = self._batch_done = 0
-            self.error.emit(rel_path, "no model is loaded (see the previous error); choose another model")
+            if not retried:  # a failed retry has just said why itself
+                self.error.emit(rel_path, "no model is loaded, so it was not predicted (the model error says why)")
+            self._failure_reported = False
             return
         handle = _JobHandle(self, kind, rel_path)
         with self._cond:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.project: Project | None = None
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
+        self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
         self.setCentralWidget(self.canvas)
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self.export_action, self.import_action = extra["export"], extra["import"]
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
+        self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -171,6 +174,8 @@ class MainWindow(QMainWindow):
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
         self.import_action.triggered.connect(self._import)
+        self.weights_file_action.triggered.connect(self._choose_weights_file)
+        self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
 
@@ -185,7 +190,8 @@ class MainWindow(QMainWindow):
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
-        for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action):
+        for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action,
+                       self.weights_file_action, self.untrained_action):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
@@ -247,6 +253,7 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         self._save_project_state()
+        self._close_panels()
         self.tools.set_document(None)
         if self.model is not None:
             self.model.shutdown()
@@ -416,20 +423,52 @@ class MainWindow(QMainWindow):
             if not count:
                 self.statusBar().showMessage("No new images to pre-annotate", 3000)
 
+    def _choose_weights_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)")
+        if path:
+            self.use_weights(weights="file", path=path, version=None)
+
+    def use_weights(self, **changes: object) -> None:
+        """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
+        if self.model is not None:
+            self.model.use_weights(**changes)
+            what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
+            self.statusBar().showMessage(f"Predictions will use {what}", 10000)
+
     # -- other engineers' panels -------------------------------------------------------------------------
     def _panel(self, module: str, cls: str, modal: bool = False) -> None:
+        """Open (or bring back) a project-bound window; one of each kind, closed with the project."""
         if self.project is None:
             return
-        self.panel = open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
-                          modal=modal, connect=self._connect_panel)
+        existing = self._panels.get(module)
+        if existing is not None and shiboken6.isValid(existing) and existing.isVisible():
+            existing.raise_()
+            existing.activateWindow()
+            return
+        widget = open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
+                            modal=modal, connect=self._connect_panel)
+        if widget is not None and not modal:
+            self._panels[module] = widget
+
+    def _close_panels(self) -> None:
+        """A training child is stopped (its best checkpoint kept) before its project closes."""
+        for widget in self._panels.values():
+            if shiboken6.isValid(widget):
+                if hasattr(widget, "shutdown"):
+                    widget.shutdown()
+                widget.close()
+        self._panels.clear()
 
     def _connect_panel(self, widget: object) -> None:
         if hasattr(widget, "model_version_ready"):
-            widget.model_version_ready.connect(
-                lambda version, path: self.statusBar().showMessage(
-                    f"Model version {version} is ready; use it from Model → Versions… ({path})", 15000))
+            widget.model_version_ready.connect(self._new_version_ready)
         if hasattr(widget, "version_activated"):
             widget.version_activated.connect(self._version_activated)
+
+    def _new_version_ready(self, version: str, path: str) -> None:
+        """Fine-tuning finished and the user chose the new version: the worker predicts with it from now on."""
+        self._version_activated(version)
+        self.statusBar().showMessage(f"Now predicting with model version {version} ({path})", 15000)
 
     def _version_activated(self, version: str) -> None:
         """Versions dialog picked a model version: hot-swap it into a running worker."""
@@ -451,13 +490,19 @@ class MainWindow(QMainWindow):
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 
         The same message twice in a row (e.g. "no model" for every prefetched image) only goes to
-        the status bar.
+        the status bar; further messages while a box is open are added to it, never stacked as
+        boxes on top of each other.
         """
-        self.statusBar().showMessage(message, 10000)
+        self.statusBar().showMessage(message.split("\n")[0], 10000)
         if self.isVisible() and message != getattr(self, "last_error", None):
-            box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
+            box = getattr(self, "error_box", None)
+            if box is not None and shiboken6.isValid(box) and box.isVisible():
+                box.setText(f"{box.text()}\n\n{title}: {message}")
+            else:
+                box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+                box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+                self.error_box = box
+                box.open()
         self.last_error = message
 
     def closeEvent(self, event: QCloseEvent) -> None:

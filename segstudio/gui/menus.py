@@ -19,12 +19,14 @@ MENUS: dict[str, list[str | None]] = {
     "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"],
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
-    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@versions"],
+    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",
+               "@untrained", "@versions"],
     "&Train": ["@finetune"],
     "&Help": ["shortcuts"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
-             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…"}
+             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
+             "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
 SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
               "toggle_overlay": "Overlay", "outline_mode": "Outline", "confidence_layer": "Confidence",
               "diff_layer": "Diff", "show_prediction": "Prediction", "crf_toggle": "Before CRF"}

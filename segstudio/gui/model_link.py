@@ -31,6 +31,7 @@ class ModelLink(QObject):
         self.project = project
         self.controller: Any = None
         self.batch_running = False
+        self.spec_changes: dict[str, Any] = {}  # the user's weights choice, applied to the worker's spec
 
     def set_controller(self, controller: Any) -> None:
         """Use `controller` (the real InferenceController or a test fake) and forward its signals."""
@@ -46,15 +47,28 @@ class ModelLink(QObject):
         try:
             module = importlib.import_module("segstudio.gui.inference_worker")
             cls = module.InferenceController
+            kwargs: dict[str, Any] = {}
+            if self.spec_changes:
+                from segstudio.ml.spec import ModelSpec
+
+                kwargs["spec"] = ModelSpec.from_project(self.project).with_(**self.spec_changes)
             try:
-                controller = cls(self.project, parent=self)
+                controller = cls(self.project, parent=self, **kwargs)
             except TypeError:
-                controller = cls(self.project)
+                controller = cls(self.project, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a missing/broken worker must not take the editor down
             self.error.emit("model", f"the model worker is not available: {exc}")
             return False
         self.set_controller(controller)
         return True
+
+    def use_weights(self, **changes: Any) -> None:
+        """Switch the weights (e.g. weights="file", path=...): hot-swapped into a running worker,
+        otherwise used when the worker starts."""
+        self.spec_changes = dict(changes)
+        spec = getattr(self.controller, "spec", None)
+        if spec is not None and hasattr(spec, "with_"):
+            self.controller.set_model(spec.with_(**changes))
 
     # -- requests -----------------------------------------------------------------------------------------
     def predict(self, rel_path: str) -> None:

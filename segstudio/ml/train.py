@@ -457,7 +457,8 @@ def _train(manifest: TrainManifest, config: TrainConfig, progress: ProgressWrite
     history: list[dict[str, Any]] = []
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"]) if state.get("scaler") else None
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch = int(state["epoch"]) + 1
         iteration = int(state["iteration"])
         elapsed_before = float(state["elapsed"])

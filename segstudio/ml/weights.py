@@ -391,7 +391,10 @@ def load_model(
             torch.manual_seed(_RANDOM_SEED)
             model = build_model(arch, scheme.num_classes)
         version = f"untrained:{arch}"
-        description = f"{arch}, untrained (no pretrained weights)"
+        description = (
+            f"{arch}, UNTRAINED (random weights: its predictions are meaningless; use a project model, "
+            "torchvision's pretrained weights or a checkpoint file to get real ones)"
+        )
     if not keep_aux and getattr(model, "aux_classifier", None) is not None:
         model.aux_classifier = None
     model.eval().to(device)

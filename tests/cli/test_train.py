@@ -109,3 +109,45 @@ def test_train_refuses_a_project_open_elsewhere(project_folder):
     assert result.returncode == 2
     assert "error" in result.stderr.lower()
     assert _events(result.stdout)[-1]["event"] == "error"
+
+
+@pytest.mark.slow
+def test_cancelled_project_run_is_registered_and_resume_continues_as_a_new_version(project_folder, capsys):
+    import signal
+    import time
+
+    from segstudio.ml.weights import load_checkpoint as load
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "segstudio", "train", str(project_folder), "--base", "scratch", "--arch", ARCH,
+         *FAST, "--epochs", "40"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    resume_file = project_folder / ".segstudio" / "models" / "v1" / "resume.pt"
+    try:
+        deadline = time.monotonic() + 240
+        while not resume_file.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert resume_file.exists()
+        process.send_signal(signal.SIGTERM)  # Ctrl-C / kill: stop after this batch, keep the best
+        out, err = process.communicate(timeout=240)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert _events(out)[-1]["reason"] == "cancelled"
+    with Project.open(project_folder) as project:
+        v1 = project.get_model_version("v1")
+        assert v1 is not None  # the best checkpoint so far is kept and registered
+        v1_weights = load(v1.checkpoint_path).state_dict
+    assert resume_file.exists()
+
+    assert main(["train", str(project_folder), "--resume", *FAST, "--epochs", "3"]) == 0
+    events = _events(capsys.readouterr().out)
+    assert events[0]["resumed_from"] >= 1 and events[0]["version"] == "v2"
+    assert events[-1]["reason"] == "completed" and events[-1]["epochs_run"] == 3
+    with Project.open(project_folder) as project:
+        v2 = project.get_model_version("v2")
+        assert v2 is not None and v2.checkpoint_path.parent.name == "v2"
+        # v1's file was not overwritten by the continued run
+        assert all(load(v1.checkpoint_path).state_dict[k].equal(t) for k, t in v1_weights.items())
+    assert not resume_file.exists() and not (resume_file.parent.parent / "v2" / "resume.pt").exists()

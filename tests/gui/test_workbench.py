@@ -618,3 +618,27 @@ def test_real_inference_worker_end_to_end(make_window, image_folder, qtbot):
         assert "not loaded" not in window.model_status.device_label.text()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_finetuned_version_is_swapped_into_the_worker_and_panels_close_with_the_project(make_window, image_folder):
+    from segstudio.ml.spec import ModelSpec
+
+    window = make_window(image_folder)
+    fake = FakeController(window.project)
+    fake.spec = ModelSpec()
+    swapped: list[object] = []
+    fake.set_model = swapped.append
+    window.model.set_controller(fake)
+
+    window.finetune_action.trigger()
+    panel = window._panels["finetune_panel"]
+    window.finetune_action.trigger()  # a second click brings the same panel back, not a second trainer
+    assert window._panels["finetune_panel"] is panel
+
+    panel.model_version_ready.emit("v3", "/models/v3/best.pt")
+    assert len(swapped) == 1 and swapped[0].weights == "project" and swapped[0].version == "v3"
+
+    shut: list[bool] = []
+    panel.shutdown = lambda *args: shut.append(True)
+    window.close_project()
+    assert shut == [True] and window._panels == {}

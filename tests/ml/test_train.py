@@ -288,3 +288,14 @@ def test_progress_lines_are_json_and_junk_is_ignored():
     assert parse_progress_line(b'{"event": "done", "reason": "completed"}\n')["reason"] == "completed"
     with pytest.raises(ValueError):
         writer.emit("bogus")
+
+
+def test_adamw_with_balanced_class_weights_trains(tmp_path):
+    manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
+    writer = ProgressWriter(enabled=False)
+    result = train(manifest, _tiny_settings(optimizer="adamw", lr=1e-3, class_weights="balanced",
+                                            baseline_eval=False), progress=writer)
+    assert result.reason == "completed" and result.checkpoint is not None
+    losses = [e["loss"] for e in writer.events if e["event"] == "epoch"]
+    assert losses and all(np.isfinite(losses))
+    assert load_checkpoint(result.checkpoint).provenance["config"]["optimizer"] == "adamw"
