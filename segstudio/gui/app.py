@@ -104,7 +104,7 @@ def install_excepthook(window: Any) -> Callable[..., None]:
 
 
 def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
-    """Show the annotation window on `folder` (or the last folder / an empty window); returns the exit code."""
+    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code."""
     problem = check_display()
     if problem:
         print(problem, file=sys.stderr)

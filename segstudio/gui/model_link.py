@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from segstudio.core.project import Project, Status
@@ -166,4 +166,7 @@ class ModelStatus(QWidget):
         self._show_progress(not (total > 0 and done >= total))
 
     def on_model_loaded(self, version: str, device: str) -> None:
-        self.device_label.setText(f"device: {device} · model {version}")
+        """The status bar keeps one short line (elided); the full model description is the tooltip."""
+        text = f"device: {device} · model {version}"
+        self.device_label.setToolTip(text)
+        self.device_label.setText(self.device_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, 520))
