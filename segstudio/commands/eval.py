@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", help="model version to evaluate (default: the active one)")
     parser.add_argument("--split", choices=("val", "train", "all"), default="val", help="which done images (default val)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--max-side", type=int, default=1024, help="cap images' long side (as in training)")
+    parser.add_argument("--max-side", type=int,
+                        help="cap images' long side (default: the cap the version was trained with, else 1024)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
 
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.ml.manifest import project_samples
     from segstudio.ml.device import pick_device
     from segstudio.ml.evaluate import evaluate, metrics_record
+    from segstudio.ml.predict import DEFAULT_MAX_SIDE
     from segstudio.ml.spec import ModelSpec
     from segstudio.ml.weights import load_model
 
@@ -56,12 +58,16 @@ def run(args: argparse.Namespace) -> int:
             raise SegStudioError(f"no done images with masks in the {args.split} split; mark corrected images as done")
         loaded = load_model(ModelSpec(weights="project", version=version), project.scheme, device, project=project)
         norm = loaded.normalization
-        aug = AugmentConfig(max_side=args.max_side, mean=tuple(norm["mean"]), std=tuple(norm["std"]))  # type: ignore[arg-type]
+        max_side = args.max_side if args.max_side is not None else loaded.max_side  # as trained (0 = uncapped)
+        max_side = DEFAULT_MAX_SIDE if max_side is None else max_side
+        aug = AugmentConfig(max_side=max_side, mean=tuple(norm["mean"]), std=tuple(norm["std"]))  # type: ignore[arg-type]
         dataset = SegmentationDataset(samples, eval_transform(aug))
         cm = evaluate(loaded.model, dataset, project.scheme.num_classes, device)
         metrics = metrics_record(cm, project.scheme.names)
     if args.json:
-        print(json.dumps({"version": version, "split": args.split, "images": len(samples), **metrics}))
+        print(json.dumps({"version": version, "split": args.split, "images": len(samples), "max_side": max_side,
+                          **metrics}))
     else:
-        print(format_table(metrics, f"model {version} on {len(samples)} {args.split} image(s)"))
+        cap = f"long side <= {max_side} px" if max_side > 0 else "full resolution"
+        print(format_table(metrics, f"model {version} on {len(samples)} {args.split} image(s), {cap}"))
     return 0

@@ -79,8 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dense CRF refinement (default: the project's CRF setting)")  # fmt: skip
     parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (faster), e.g. 2")
     parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
-    parser.add_argument("--max-side", type=int, default=1024, help="resize so the long side is at most this (0 = off)")
+    parser.add_argument("--max-side", type=int,
+                        help="resize so the long side is at most this (default: the cap the model was "
+                             "fine-tuned with, else 1024; 0 = full resolution)")  # fmt: skip
     parser.add_argument("--tile-size", type=int, default=1024, help="sliding-window tile size in pixels")
+    parser.add_argument("--batch-size", type=int, help="same-size images per forward pass (default 4 on CUDA, 1 on CPU)")
     parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
     parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
     parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
@@ -89,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
         raise SegStudioError(f"--limit must be at least 1 (got {args.limit})")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise SegStudioError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.crf_scale is not None and not 1.0 <= args.crf_scale <= 16.0:
         raise SegStudioError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
     if args.max_side is not None and args.max_side != 0 and args.max_side < 32:
@@ -121,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     image_dir, state_dir = _folders(args)
     with Project.open(image_dir, state_dir) as project:
+        if not project.images():  # before loading (or downloading) a model for nothing
+            from segstudio.core.images import IMAGE_EXTENSIONS
+
+            raise SegStudioError(
+                f"no images in {project.image_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                "also in subfolders); check the folder"
+            )
         is_file = args.weights not in WEIGHT_WORDS
         spec = ModelSpec(
             arch=args.model,
@@ -139,15 +151,16 @@ def run(args: argparse.Namespace) -> int:
             crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
         predictor = Predictor.from_loaded(
             loaded,
-            max_side=args.max_side or None,
+            max_side=args.max_side,
             tile_size=args.tile_size,
+            batch_size=args.batch_size,
             tta=args.tta,
             precision=args.precision,
             crf=crf_params if use_crf else None,
         )
         print(
             f"model: {loaded.description} [{loaded.version}] on {device_label(device)}, "
-            f"precision {predictor.precision_label}, CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
+            f"max side {predictor.max_side or 'full'}, precision {predictor.precision_label}, CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
             file=sys.stderr,
         )
         if loaded.source == "none":
@@ -164,20 +177,32 @@ def run(args: argparse.Namespace) -> int:
                 todo.append(rec)
         if args.limit is not None:
             todo = todo[: args.limit]
-        done = 0
+        done, handled = 0, 0
         progress.set_progress(0, len(todo))
         image_task = _ImageTask(progress)
-        for index, (rec, image, read_error) in enumerate(_decoded_ahead(project, todo)):
-            progress.set_status(rec.rel_path)
-            if read_error is not None:
+        in_flight: deque[Any] = deque()  # records whose images went to the predictor, in order
+
+        def readable() -> Iterator[Any]:
+            nonlocal handled
+            for rec, image, read_error in _decoded_ahead(project, todo):
+                if read_error is None:
+                    in_flight.append(rec)
+                    yield image
+                    continue
                 unreadable.append((rec.rel_path, read_error.reason))
-            else:
-                result = predictor.predict(image, image_task)
-                project.save_prediction(
-                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
-                )
-                done += 1
-            progress.set_progress(index + 1, len(todo))
+                handled += 1
+                progress.set_progress(handled, len(todo))
+
+        # predict_many batches consecutive same-size images into one forward pass (batch_size: 4 on CUDA)
+        for result in predictor.predict_many(readable(), image_task):
+            rec = in_flight.popleft()
+            progress.set_status(rec.rel_path)
+            project.save_prediction(
+                rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+            )
+            done += 1
+            handled += 1
+            progress.set_progress(handled, len(todo))
         print(
             f"predicted {done} image(s); skipped {already} already predicted by {loaded.version}"
             f"{'' if args.overwrite else ' (use --overwrite to redo)'}, {finished} done/skipped by the user",

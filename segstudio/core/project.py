@@ -776,11 +776,14 @@ class Project:
         """Same path, same record: touched or edited. Masks that no longer fit are moved aside."""
         digest, width, height, error = probe
         digest = digest or row[4]
+        # Only new content gets a new split: a touched file keeps a split pinned by set_split().
+        # (SQLite evaluates every right-hand side against the row as it was before this UPDATE.)
         conn.execute(
-            "UPDATE images SET size=?, mtime_ns=?, width=?, height=?, content_hash=?, split=?, error=?, updated_at=? "
-            "WHERE id=?",
-            (stat.size, stat.mtime_ns, width, height, digest, split_for_hash(digest, val_fraction), error, now, row[0]),
-        )
+            "UPDATE images SET size=?, mtime_ns=?, width=?, height=?, content_hash=?, "
+            "split = CASE WHEN content_hash = ? THEN split ELSE ? END, error=?, updated_at=? WHERE id=?",
+            (stat.size, stat.mtime_ns, width, height, digest, digest, split_for_hash(digest, val_fraction), error,
+             now, row[0]),
+        )  # fmt: skip
         report.changed.append(stat.rel_path)
         if width is not None and row[5] is not None and (width, height) != (row[5], row[6]):
             self._move_to_stale(row[0], now)

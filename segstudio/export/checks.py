@@ -20,6 +20,15 @@ from segstudio.export.common import ExportItem
 __all__ = ["Problem", "CheckReport", "check_items"]
 
 
+#: model predictions alone are never exported (they are not ground truth): say how they become masks
+NOTHING_TO_EXPORT = (
+    "nothing to export: no selected image has a corrected mask. Model predictions are not exported until "
+    "you correct or accept them (in the app: paint on the image, or press A to accept the prediction), then "
+    "mark images done (D), or include every image with a mask (--include mask, or 'All images with a mask' "
+    "in the export dialog)"
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     severity: str  # "error" | "warning"
@@ -95,7 +104,7 @@ def check_items(
         handle.set_progress(done, len(items))
     if not report.exportable:
         report.problems.append(
-            Problem("error", "no_items", "nothing to export: no selected image has a mask (mark images done, or include all images with a mask)")
+            Problem("error", "no_items", NOTHING_TO_EXPORT)
         )
     elif not any(item.split == "val" for item in report.exportable):
         report.problems.append(

@@ -4,7 +4,8 @@ Every importer only *reads* in its preview function and returns an `ImportPlan`:
 scheme the project will get, the class mapping (source label -> project class, or void), and the
 samples. `run_import` then builds the project in a staging sibling of the target folder
 (images copied, masks saved as `done`) and renames it into place, so a cancelled or failed import
-leaves no half project behind. `import_in_place` instead opens the source folder itself as the
+leaves no half project behind (a staging folder left by a killed import is deleted by the next
+import into the same target). `import_in_place` instead opens the source folder itself as the
 project when the images already sit there (a labelme folder), saving only the masks.
 """
 
@@ -24,6 +25,7 @@ from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import ExportError, SegStudioError
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.export.staging import _flush_tree, _pid_alive
 
 __all__ = [
     "MappingRow",
@@ -104,6 +106,21 @@ class ImportPlan:
             lines.append(f"  {row.source:<{width}} -> {target}{('  ' + row.note) if row.note else ''}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+_IMPORT_TAG = ".segstudio-import-"
+
+
+def _remove_dead_staging(target: Path) -> None:
+    """Delete staging folders that a killed import left next to `target` (their process is gone)."""
+    if not target.parent.is_dir():
+        return
+    prefix = f".{target.name}{_IMPORT_TAG}"
+    for leftover in target.parent.iterdir():
+        if leftover.name.startswith(prefix) and leftover.is_dir():
+            pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
+            if not pid_text.isdigit() or not _pid_alive(int(pid_text)):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _check_target(target: Path) -> None:
@@ -203,7 +220,8 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
     target = Path(target_dir).expanduser().absolute()
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.segstudio-import-{uuid.uuid4().hex[:8]}"
+    _remove_dead_staging(target)
+    staging = target.parent / f".{target.name}{_IMPORT_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     total = len(plan.samples)
     try:
@@ -223,6 +241,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         with Project.open(staging, scheme=plan.scheme) as project:
             _save_masks(project, plan, handle, total, 2 * total)
         handle.check_cancelled()
+        _flush_tree(staging)  # the copied images skip per-file fsync: make them durable before publishing
         if target.exists():
             target.rmdir()
         os.replace(staging, target)

@@ -69,16 +69,17 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None) -> Import
     rows.append(MappingRow("255: void", UNLABELED, "void"))
 
     splits: dict[str, str | None] = {}
+    warnings: list[str] = []
     sets = root / "ImageSets" / "Segmentation"
     for split in ("train", "val"):
         list_file = sets / f"{split}.txt"
         if list_file.is_file():
             for line in list_file.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    splits.setdefault(line.strip(), split)
+                image_id = line.strip()
+                if image_id and splits.setdefault(image_id, split) != split:
+                    warnings.append(f"{image_id} is listed in both train.txt and val.txt; imported as train")
     if not splits:
         splits = {p.stem: None for p in sorted((root / "SegmentationClass").glob("*.png"))}
-    warnings: list[str] = []
     samples: list[ImportSample] = []
     seen_values = np.zeros(256, dtype=bool)
     for image_id, split in splits.items():

@@ -223,6 +223,9 @@ class MainWindow(QMainWindow):
         self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
+        weights = project.get_setting("gui.weights")
+        if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
+            self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.error.connect(lambda where, msg: self.show_error(f"Model — {where}" if where else "Model", msg))
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
@@ -361,10 +364,11 @@ class MainWindow(QMainWindow):
     def _hovered(self, x: float, y: float) -> None:
         doc = self.session.document if self.session else None
         xi, yi = int(round(x)), int(round(y))
-        self.pos_label.setText(f"x {xi}, y {yi}")
         if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
+            self.pos_label.setText("")  # off the image: no stale or negative coordinates
             self.class_label.setText("")
             return
+        self.pos_label.setText(f"x {xi}, y {yi}")
         value = int(doc.labels[yi, xi])
         names = self.project.scheme.names
         self.class_label.setText(names[value] if value < len(names) else "unlabeled")
@@ -432,6 +436,7 @@ class MainWindow(QMainWindow):
         """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
         if self.model is not None:
             self.model.use_weights(**changes)
+            self._project_setting("gui.weights", changes)  # the project reopens with the same choice
             what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
 

@@ -166,7 +166,10 @@ class ModelStatus(QWidget):
         self._show_progress(not (total > 0 and done >= total))
 
     def on_model_loaded(self, version: str, device: str) -> None:
-        """The status bar keeps one short line (elided); the full model description is the tooltip."""
-        text = f"device: {device} · model {version}"
-        self.device_label.setToolTip(text)
-        self.device_label.setText(self.device_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, 520))
+        """One short status-bar line (the full model description is the tooltip); an untrained model says so."""
+        full = f"device: {device} · model {version}"
+        tag = version[version.rfind("[") + 1 : -1] if version.endswith("]") and "[" in version else version
+        if tag.startswith("untrained:"):
+            tag = f"{tag.removeprefix('untrained:')} UNTRAINED (random weights: predictions are meaningless)"
+        self.device_label.setToolTip(full)
+        self.device_label.setText(f"device: {device} · model {tag}")

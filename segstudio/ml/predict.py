@@ -39,9 +39,11 @@ from segstudio.ml.crf import CRFParams, refine_probabilities
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
 from segstudio.ml.weights import IMAGENET_NORMALIZATION, LoadedModel
 
-__all__ = ["PRECISIONS", "MIN_TILE", "PredictionResult", "Predictor", "resolve_precision"]
+__all__ = ["PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
+           "resolve_precision"]
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
 HALF_CHECK_SIDE = 320  # CPU: the check runs on the first image scaled to this long side (6 small passes)
@@ -79,6 +81,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "float32"
 
 
+def resolve_max_side(requested: int | None, loaded: LoadedModel | None = None) -> int | None:
+    """The predictor's long-side cap for a user/spec choice: None = the cap the checkpoint was trained
+    with (so inference sees the scale the model learned), else `DEFAULT_MAX_SIDE`; 0 = no cap."""
+    if requested is None:
+        requested = loaded.max_side if loaded is not None and loaded.max_side is not None else DEFAULT_MAX_SIDE
+    return None if requested == 0 else requested
+
+
 class Predictor:
     """Runs a segmentation model on RGB uint8 images; see the module docstring for the pipeline."""
 
@@ -88,7 +98,7 @@ class Predictor:
         device: torch.device | str = "cpu",
         *,
         normalization: dict[str, Sequence[float]] | None = None,
-        max_side: int | None = 1024,
+        max_side: int | None = DEFAULT_MAX_SIDE,
         tile_size: int = 1024,
         tile_overlap: int = 128,
         batch_size: int | None = None,
@@ -139,8 +149,11 @@ class Predictor:
         return self.precision
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, **options: object) -> Predictor:
-        return cls(loaded.model, loaded.device, normalization=loaded.normalization, **options)  # type: ignore[arg-type]
+    def from_loaded(cls, loaded: LoadedModel, *, max_side: int | None = None, **options: object) -> Predictor:
+        """A predictor for a loaded model; `max_side` as in `resolve_max_side` (None = the checkpoint's
+        training cap, else the default; 0 = full resolution)."""
+        return cls(loaded.model, loaded.device, normalization=loaded.normalization,  # type: ignore[arg-type]
+                   max_side=resolve_max_side(max_side, loaded), **options)
 
     # ------------------------------------------------------------------ stages
 

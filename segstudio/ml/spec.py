@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from segstudio.ml.crf import CRFParams
@@ -23,7 +23,7 @@ class ModelSpec:
     precision: str = "auto"  # see predict.PRECISIONS
     crf: CRFParams | None = None  # None = no CRF
     tta: bool = False
-    max_side: int = field(default=1024)
+    max_side: int | None = None  # None: the checkpoint's training cap, else 1024; 0: full resolution
 
     @classmethod
     def from_project(cls, project: Any) -> ModelSpec:

@@ -270,6 +270,16 @@ class LoadedModel:
     source: str  # "project" | "file" | "torchvision" | "none"
     description: str
     normalization: dict[str, list[float]] = field(default_factory=lambda: dict(IMAGENET_NORMALIZATION))
+    #: the long-side cap the checkpoint was trained with (its provenance; 0 = none, full resolution), so
+    #: inference sees images at the scale the model learned; None when unknown (torchvision, bare state dicts)
+    max_side: int | None = None
+
+
+def _training_max_side(provenance: Mapping[str, Any]) -> int | None:
+    value = provenance.get("max_side")
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return 0 if value <= 0 else value if value >= 32 else None
 
 
 def _is_voc(scheme: LabelScheme) -> bool:
@@ -340,6 +350,7 @@ def load_model(
     device = torch.device(device)
     source = _resolve_source(spec, scheme, project)
     normalization = dict(IMAGENET_NORMALIZATION)
+    max_side: int | None = None
     if source in ("project", "file"):
         if source == "project":
             if project is None:
@@ -361,6 +372,7 @@ def load_model(
         model = build_model(arch, scheme.num_classes, aux_loss=has_aux)
         apply_state_dict(model, arch, ckpt.state_dict, ckpt.class_names, scheme, remap_by_name, where)
         normalization = ckpt.normalization
+        max_side = _training_max_side(ckpt.provenance)
         description = f"{arch}, {where}"
     elif source == "torchvision":
         arch = spec.arch or DEFAULT_ARCH
@@ -398,5 +410,5 @@ def load_model(
     if not keep_aux and getattr(model, "aux_classifier", None) is not None:
         model.aux_classifier = None
     model.eval().to(device)
-    return LoadedModel(model, arch, scheme, device, version, source, description, normalization)
+    return LoadedModel(model, arch, scheme, device, version, source, description, normalization, max_side)
 

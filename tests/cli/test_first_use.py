@@ -43,3 +43,20 @@ def test_untrained_model_is_announced_as_meaningless(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0
     assert "UNTRAINED" in err and "warning: this model is untrained" in err and "--weights FILE" in err
+    # predictions alone are not exported, and the message says how they become masks
+    assert main(["export", str(folder), "--format", "voc", "--out", str(tmp_path / "out"), "--include", "mask"]) == 2
+    err = capsys.readouterr().err
+    assert "Model predictions are not exported" in err and "press A to accept" in err
+
+
+def test_predict_on_a_folder_without_images_says_so_before_loading_a_model(tmp_path, capsys, monkeypatch):
+    import segstudio.ml.weights as weights
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded for an empty folder")
+
+    monkeypatch.setattr(weights, "load_model", no_model)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert main(["predict", str(tmp_path), "--weights", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "no images in" in err and ".jpg" in err

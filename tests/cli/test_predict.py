@@ -87,9 +87,11 @@ def test_checkpoint_file_with_crf(folder, tmp_path, capsys):
     (folder / "d_broken.jpg").unlink()
     torch.manual_seed(5)
     model = build_model(ARCH, 21).eval()
-    checkpoint = save_checkpoint(tmp_path / "mine.pt", model, ARCH, voc_scheme())
+    # trained with images capped at 64 px: predictions use the same cap unless --max-side says otherwise
+    checkpoint = save_checkpoint(tmp_path / "mine.pt", model, ARCH, voc_scheme(), provenance={"max_side": 64})
     assert _predict(str(folder), "--weights", str(checkpoint), "--crf", "--crf-scale", "2") == 0
-    assert "CRF on" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "CRF on" in err and "max side 64," in err
     loaded = load_model(ModelSpec(weights="file", path=str(checkpoint)), voc_scheme())
     predictor = Predictor.from_loaded(loaded, precision="float32")
     with Project.open(folder) as project:
@@ -97,14 +99,35 @@ def test_checkpoint_file_with_crf(folder, tmp_path, capsys):
         assert rec.model_version == loaded.version and rec.model_version.startswith("file:mine.pt:")
         stored = project.load_prediction(rec)
         expected = predictor.predict(project.load_image(rec))
+    assert predictor.max_side == 64
     assert stored.raw_labels is not None
     assert (stored.raw_labels == expected.labels).mean() > 0.999  # raw = the model's labels before the CRF
+    assert _predict(str(folder), "--weights", str(checkpoint), "--overwrite", "--limit", "1", "--max-side", "0") == 0
+    assert "max side full," in capsys.readouterr().err
+
+
+def test_same_size_images_are_batched_and_match_one_by_one(folder, capsys, monkeypatch):
+    (folder / "d_broken.jpg").unlink()
+    sizes: list[int] = []
+    forward = Predictor._forward_batch
+    monkeypatch.setattr(Predictor, "_forward_batch", lambda self, batch: sizes.append(batch.shape[0]) or forward(self, batch))
+    assert _predict(str(folder), "--weights", "none", "--model", ARCH, "--batch-size", "3") == 0
+    assert sizes == [3]  # the three 96x72 photos in one forward pass
+    assert "predicted 3 image(s)" in capsys.readouterr().err
+    loaded = load_model(ModelSpec(arch=ARCH, weights="none"), voc_scheme())
+    single = Predictor.from_loaded(loaded, precision="float32", batch_size=1)
+    with Project.open(folder) as project:
+        for name in ("a_cat.png", "b_astronaut.jpg", "c_coffee.png"):  # each result saved for its own image
+            rec = project.get(name)
+            expected = single.predict(project.load_image(rec)).labels
+            assert (project.load_prediction(rec).labels == expected).mean() > 0.999
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--limit", "0"], "--limit must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--model", "segformer_b9"], "unknown model 'segformer_b9'; choose one of"),
         (["--weights", "no/such/file.pt"], "neither one of"),
         (["--crf-scale", "0.5"], "--crf-scale must be between"),

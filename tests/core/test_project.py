@@ -624,3 +624,21 @@ def test_set_split_pins_an_image_and_survives_reopen(photo_dir: Path) -> None:
             project.set_split(rec, "test")
     with Project.open(photo_dir) as project:
         assert project.get(rec.rel_path).split == other
+
+
+def test_pinned_split_survives_a_touch_but_not_new_content(photo_dir: Path, write_image, rng) -> None:
+    """A file whose mtime changes but whose bytes do not keeps its pinned split; new content is re-split."""
+    with Project.open(photo_dir) as project:
+        rec = project.get("img2.jpg")
+        other = "val" if rec.split == "train" else "train"
+        project.set_split(rec, other)
+    path = photo_dir / "img2.jpg"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 7_000_000_000))
+    with Project.open(photo_dir) as project:
+        assert project.last_reconcile.changed == ["img2.jpg"]  # it was looked at again...
+        assert project.get("img2.jpg").split == other  # ...and kept its pin
+    write_image(path, rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    with Project.open(photo_dir) as project:
+        new = project.get("img2.jpg")
+        assert new.split == split_for_hash(new.content_hash, project.val_fraction)

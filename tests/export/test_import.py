@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -202,3 +203,100 @@ def test_labelme_import_in_place_keeps_images_where_they_are(labelme_example, tm
         assert count <= 3 and on_edge
     with pytest.raises(ExportError, match="already have masks"):
         import_in_place(preview_labelme(folder, labels_file=labelme_example / "labels.txt"))
+
+
+
+def _against_hash(path: Path) -> str:
+    """The split SegStudio's hash would NOT give this file in a new project (imports copy bytes)."""
+    from segstudio.core.project import DEFAULT_VAL_FRACTION, content_hash, split_for_hash
+
+    return "train" if split_for_hash(content_hash(path), DEFAULT_VAL_FRACTION) == "val" else "val"
+
+
+def test_voc_import_keeps_the_datasets_own_split_not_the_hash_split(voc_project, tmp_path):
+    """ImageSets decide train/val even where they disagree with the hash split a new project would use."""
+    from segstudio.core.project import split_for_hash
+
+    with voc_project.open() as project:
+        export_project(project, "voc", tmp_path / "voc")
+    root = tmp_path / "voc" / VOC_BASE
+    wanted = {jpg.stem: _against_hash(jpg) for jpg in sorted((root / "JPEGImages").glob("*.jpg"))}
+    sets = root / "ImageSets" / "Segmentation"
+    for split in ("train", "val"):
+        (sets / f"{split}.txt").write_text("".join(f"{i}\n" for i, s in wanted.items() if s == split))
+    plan = preview_voc(tmp_path / "voc")
+    assert plan.warnings == []
+    project_dir = run_import(plan, tmp_path / "back")
+    with Project.open(project_dir) as project:
+        records = project.images()
+        assert sorted(Path(r.rel_path).stem for r in records) == sorted(wanted)
+        for rec in records:
+            assert wanted[Path(rec.rel_path).stem] != split_for_hash(rec.content_hash, project.val_fraction)
+            assert rec.split == wanted[Path(rec.rel_path).stem], rec.rel_path
+        # touching a file (same content) must not drop the pinned split when the project reopens
+        first = project.image_path(records[0])
+        stat = first.stat()
+        os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    with Project.open(project_dir) as project:
+        assert project.last_reconcile.changed == [records[0].rel_path]
+        assert {Path(r.rel_path).stem: r.split for r in project.images()} == wanted
+
+
+def test_cityscapes_import_keeps_the_datasets_split(tmp_path, photo_project_factory):
+    from segstudio.core.project import split_for_hash
+
+    proj = photo_project_factory(tmp_path, cityscapes_scheme(), [0, 11, 13, 10], scale=0.25)
+    with proj.open() as project:
+        export_project(project, "cityscapes", tmp_path / "cs")
+    cs = tmp_path / "cs"
+    sources = {e["name"]: e["source"] for e in json.loads((cs / "segstudio_manifest.json").read_text())["items"]}
+    expected, source_of = {}, {}
+    for image in sorted(cs.glob("leftImg8bit/*/*/*_leftImg8bit.png")):
+        split, city, base = image.parent.parent.name, image.parent.name, image.name[: -len("_leftImg8bit.png")]
+        wanted = _against_hash(image)
+        expected[str(Path(sources[base]).with_suffix(".png"))] = wanted
+        source_of[str(Path(sources[base]).with_suffix(".png"))] = sources[base]
+        if wanted != split:  # move the image and all its gtFine files to the other split
+            for kind in ("leftImg8bit", "gtFine"):
+                (cs / kind / wanted / city).mkdir(parents=True, exist_ok=True)
+                for f in (cs / kind / split / city).glob(f"{base}_*"):
+                    f.rename(cs / kind / wanted / city / f.name)
+    assert len(expected) == len(proj.masks)
+    project_dir = run_import(preview_cityscapes(cs), tmp_path / "back")
+    with Project.open(project_dir) as project:
+        for rel, split in expected.items():
+            rec = project.get(rel)
+            assert rec is not None, rel
+            assert split != split_for_hash(rec.content_hash, project.val_fraction)
+            assert rec.split == split, rel
+            assert rec.status == Status.DONE and np.array_equal(project.load_mask(rec), proj.masks[source_of[rel]])
+
+
+def test_voc_image_listed_in_both_train_and_val_is_reported(voc_project, tmp_path):
+    with voc_project.open() as project:
+        report = export_project(project, "voc", tmp_path / "voc")
+    sets = tmp_path / "voc" / VOC_BASE / "ImageSets" / "Segmentation"
+    name = report.names["coffee.jpg"]
+    for split in ("train", "val"):
+        ids = sets.joinpath(f"{split}.txt").read_text().split()
+        if name not in ids:
+            sets.joinpath(f"{split}.txt").write_text("".join(f"{i}\n" for i in ids + [name]))
+    plan = preview_voc(tmp_path / "voc")
+    assert plan.warnings == [f"{name} is listed in both train.txt and val.txt; imported as train"]
+    assert f"warning: {name} is listed in both" in plan.describe()  # shown with the mapping, before writing
+    assert [s.split for s in plan.samples if s.rel_path == f"{name}.jpg"] == ["train"]
+    assert len(plan.samples) == len(voc_project.masks)
+
+
+def test_import_removes_staging_left_by_a_killed_import_only(labelme_example, tmp_path):
+    """A dead process's staging folder is deleted; one owned by a live process is left alone."""
+    dead_pid = 2**22 + 12345  # above Linux's largest possible pid (2**22), so no process has it
+    dead = tmp_path / f".proj.segstudio-import-{dead_pid}-deadbeef"
+    alive = tmp_path / f".proj.segstudio-import-{os.getpid()}-0000beef"
+    for folder in (dead, alive):
+        (folder / ".segstudio").mkdir(parents=True)
+        (folder / "half.jpg").write_bytes(b"half")
+    run_import(preview_labelme(labelme_example / "data_annotated"), tmp_path / "proj")
+    assert not dead.exists()
+    assert alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, "proj"])

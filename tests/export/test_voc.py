@@ -125,3 +125,37 @@ def test_include_option(tmp_path, include, expected, photo_project_factory):
         report = export_project(project, "voc", tmp_path / "out", ExportOptions(include=include, split="train"))
     assert report.exported == expected
     assert ("coffee.jpg" in report.names) == (include == "mask")
+
+
+def test_custom_scheme_exports_its_indices_with_the_voc_palette_and_names(tmp_path, photo_project_factory):
+    """A custom scheme keeps its own indices (not VOC's), the VOC palette, and its names; re-import restores it."""
+    from segstudio.core.project import Project
+    from segstudio.core.schemes import ClassDef, LabelScheme
+    from segstudio.export.import_common import run_import
+    from segstudio.export.voc_import import preview_voc
+
+    scheme = LabelScheme(
+        "weeds",
+        (ClassDef("soil", (120, 80, 40)), ClassDef("crop", (0, 255, 0)), ClassDef("weed", (255, 0, 255)), ClassDef("stone", (90, 90, 90))),
+    )
+    proj = photo_project_factory(tmp_path, scheme, [0, 1, 2, 3], scale=0.25)
+    out = tmp_path / "voc"
+    with proj.open() as project:
+        report = export_project(project, "voc", out)
+    by_name = {report.names[rel]: rel for rel in proj.masks}
+    dataset = VOCSegmentation(str(out), year="2012", image_set="trainval")
+    assert len(dataset) == len(proj.masks)
+    for index in range(len(dataset)):
+        _, target = dataset[index]
+        mask = proj.masks[by_name[Path(dataset.images[index]).stem]]
+        assert set(np.unique(mask).tolist()) == {0, 1, 2, 3, 255}
+        assert np.array_equal(np.array(target), mask)
+        palette = np.array(target.getpalette()[: 256 * 3], dtype=np.uint8).reshape(256, 3)
+        assert np.array_equal(palette, voc_colormap(256))
+    assert (out / VOC_BASE / "class_names.txt").read_text().splitlines() == ["soil", "crop", "weed", "stone"]
+    plan = preview_voc(out)
+    assert plan.scheme == scheme  # colours and names come back from the export
+    with Project.open(run_import(plan, tmp_path / "back")) as project:
+        assert project.scheme == scheme
+        for rel, name in report.names.items():
+            assert np.array_equal(project.load_mask(project.get(f"{name}.jpg")), proj.masks[rel])

@@ -52,6 +52,14 @@ def test_counts_and_base_shown(qtbot, project):
     assert "none yet" in panel.base_label.text()
     assert panel.fine_tune_button.isEnabled() and not panel.cancel_button.isEnabled()
     assert panel.settings()["epochs"] == 1 and panel.settings()["arch"] == ARCH
+    # the simple settings reach the trainer's config: time budget (off by default), lr, batch, crop, freeze
+    assert panel.settings()["time_budget_s"] is None
+    panel.budget_check.setChecked(True)
+    panel.budget_spin.setValue(3)
+    panel.freeze_check.setChecked(True)
+    settings = panel.settings()
+    assert settings["time_budget_s"] == 180.0 and settings["freeze_backbone"] is True
+    assert (settings["lr"], settings["batch"], settings["crop"]) == (pytest.approx(0.02), 4, 48)
 
 
 @pytest.mark.slow
@@ -67,6 +75,9 @@ def test_tiny_run_fills_curves_and_offers_the_new_version(qtbot, project):
     assert [x for x, _ in panel.miou_points] == [0.0, 1.0, 2.0]
     assert len(panel.miou_curve.getData()[1]) == 3
     assert panel.class_table.rowCount() == 4 and panel.class_table.item(1, 0).text() == "disk"
+    last_val = [e for e in panel.events if e["event"] == "val"][-1]["per_class_iou"]
+    shown = {panel.class_table.item(r, 0).text(): panel.class_table.item(r, 1).text() for r in range(4)}
+    assert shown == {name: "n/a" if iou is None else f"{100 * iou:.1f}%" for name, iou in last_val.items()}
     # registered as v1, before/after shown, offered with one click
     assert panel.new_version == "v1"
     version = project.get_model_version("v1")
@@ -119,6 +130,26 @@ def test_versions_dialog_lists_metrics_and_rolls_back(qtbot, project, tmp_path):
     assert activated.args == ["v1"]
     assert project.active_model_version().version == "v1"
     assert dialog.table.item(1, 1).text() == "yes"
+
+
+def test_progress_events_show_eta_throughput_and_per_class_iou(qtbot, project):
+    """The panel renders what the trainer's JSON lines say: ETA and img/s per batch, IoU per class per val."""
+    panel = _panel(qtbot, project, 3)
+    panel.handle_event({"event": "start", "epochs": 3, "version": "v1", "base": "scratch", "train_images": 7})
+    panel.handle_event({"event": "batch", "epoch": 2, "iter": 1, "iters": 4, "loss": 0.75, "images_per_s": 12.5,
+                        "eta_s": 125})
+    status = panel.status_label.text()
+    assert "Epoch 2/3" in status and "loss 0.750" in status and "12.5 img/s" in status and "ETA 2m 05s" in status
+    assert panel.loss_points == [(1.25, 0.75)]
+    assert panel.progress_bar.value() == int(1000 * 1.25 / 3)  # 1.25 of 3 epochs
+    per_class = {"background": 0.9, "disk": 0.625, "square": None, "triangle": 0.0}
+    panel.handle_event({"event": "val", "epoch": 2, "miou": 0.5, "per_class_iou": per_class})
+    table = panel.class_table
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows == {"background": "90.0%", "disk": "62.5%", "square": "n/a", "triangle": "0.0%"}
+    assert panel.miou_points == [(2.0, 0.5)]
+    panel.handle_event({"event": "val", "epoch": 3, "miou": 0.6, "per_class_iou": {"background": 0.95, "disk": 0.25}})
+    assert table.rowCount() == 2 and table.item(1, 1).text() == "25.0%"  # the latest epoch replaces the table
 
 
 def test_format_duration():

@@ -119,3 +119,34 @@ def test_exception_in_a_slot_reaches_the_user_and_the_terminal(window, capsys):
         sys.excepthook = previous
     assert "ValueError: boom in a slot" in window.last_error
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_status_bar_shows_no_coordinates_off_the_image(window, folder, qtbot):
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=20000)
+    window._hovered(10.0, 20.0)  # the canvas's hovered signal, in image coordinates
+    assert window.pos_label.text() == "x 10, y 20"
+    window._hovered(14.0, -67.0)
+    assert window.pos_label.text() == "" and window.class_label.text() == ""
+
+
+def test_model_status_keeps_the_untrained_warning_visible(window):
+    description = (
+        "deeplabv3_mobilenet_v3_large, UNTRAINED (random weights: its predictions are meaningless; use a project "
+        "model, torchvision's pretrained weights or a checkpoint file to get real ones) "
+        "[untrained:deeplabv3_mobilenet_v3_large]"
+    )
+    window.model_status.on_model_loaded(description, "CPU (2 threads, 2 cores)")
+    label = window.model_status.device_label
+    assert "UNTRAINED" in label.text() and "meaningless" in label.text() and len(label.text()) < len(description)
+    assert description in label.toolTip()
+
+
+def test_weights_choice_is_remembered_by_the_project(window, folder, qtbot):
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=20000)
+    window.untrained_action.trigger()
+    window.close_project()
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=20000)
+    assert window.model.spec_changes["weights"] == "none"

@@ -164,15 +164,23 @@ def test_hot_swap_to_a_checkpoint(qtbot, controller, project, tmp_path, monkeypa
     from segstudio.ml.models import build_model
     from segstudio.ml.weights import save_checkpoint
 
+    from segstudio.ml.predict import Predictor
+
     torch.manual_seed(3)
-    path = save_checkpoint(tmp_path / "swap.pt", build_model(ARCH, project.scheme.num_classes), ARCH, project.scheme)
+    # fine-tuned with images capped at 40 px: with no explicit max_side the worker predicts at that cap
+    path = save_checkpoint(tmp_path / "swap.pt", build_model(ARCH, project.scheme.num_classes), ARCH, project.scheme,
+                           provenance={"max_side": 40})
+    caps: list[int | None] = []
+    real = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda p, image, handle=None: caps.append(p.max_side) or real(p, image, handle))
     with qtbot.waitSignal(controller.model_loaded, timeout=60000) as blocker:
-        controller.set_model(SPEC.with_(weights="file", path=str(path)))
+        controller.set_model(SPEC.with_(weights="file", path=str(path), max_side=None))
     description, device = blocker.args
     assert "file:swap.pt" in description and "CPU" in device
-    with qtbot.waitSignal(controller.prediction_ready, timeout=60000):
+    with qtbot.waitSignal(controller.prediction_ready, timeout=60000) as ready:
         controller.request("a.png")
     assert project.get("a.png").model_version.startswith("file:swap.pt:")
+    assert caps == [40] and ready.args[1].labels.shape == (48, 64)
 
 
 def test_errors_become_signals(qtbot, controller):

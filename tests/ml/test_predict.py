@@ -133,7 +133,11 @@ def test_predict_many_batches_and_keeps_order(model):
     single = Predictor(model, precision="float32", batch_size=1)
     batched = Predictor(model, precision="float32", batch_size=3)
     expected = [single.predict(im).labels for im in images]
+    sizes: list[int] = []
+    forward = batched._forward_batch
+    batched._forward_batch = lambda batch: sizes.append(batch.shape[0]) or forward(batch)  # type: ignore[method-assign]
     got = [r.labels for r in batched.predict_many(images)]
+    assert sizes == [2, 1, 1]  # the two same-size images went through in one forward; sizes change flushes
     assert len(got) == 4
     for e, g in zip(expected, got):
         assert g.shape == e.shape and (g == e).mean() > 0.999

@@ -181,6 +181,29 @@ def test_auto_base_without_cached_weights_starts_from_scratch_with_a_warning():
     assert state_hash(a) == state_hash(b)  # deterministic start: same seed, same weights
 
 
+def test_auto_base_uses_cached_torchvision_weights_and_keeps_matching_class_rows():
+    """Starting point "torchvision weights when present": VOC rows of matching names are kept, others start fresh."""
+    from segstudio.core.schemes import VOC_CLASSES
+    from segstudio.ml.hub import cache_path
+    from segstudio.ml.models import arch_info
+
+    torch.manual_seed(4)
+    published = build_model(ARCH, 21).state_dict()
+    path = cache_path(arch_info(ARCH).published_weights)  # under the tests' isolated TORCH_HOME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(published, path)
+    scheme = _scheme("background", "cat", "road")
+    model, arch, parent, description, _ = build_start_model(BaseSpec("auto"), ARCH, scheme)
+    assert (arch, parent) == (ARCH, None) and description == "torchvision COCO_WITH_VOC_LABELS_V1"
+    state = model.state_dict()
+    cat = list(VOC_CLASSES).index("cat")
+    for key in sorted(class_dependent_keys(ARCH)):
+        assert torch.equal(state[key][0], published[key][0]) and torch.equal(state[key][1], published[key][cat])
+        assert not torch.equal(state[key][2], published[key][2])  # "road" is not a VOC class: fresh row
+    backbone = [k for k in published if k.startswith("backbone.") and published[k].is_floating_point()]
+    assert backbone and all(torch.equal(state[k], published[k]) for k in backbone)
+
+
 # ------------------------------------------------------------------------------------ runs in-process
 
 
@@ -191,9 +214,10 @@ def test_freeze_backbone_trains_only_the_head_and_writes_a_versioned_checkpoint(
     base = save_checkpoint(tmp_path / "base.pt", start, ARCH, scheme, version="v1")
     manifest.base = BaseSpec("checkpoint", str(base), "v1")
     stream = io.StringIO()
-    result = train(manifest, _tiny_settings(freeze_backbone=True), progress=ProgressWriter(stream))
+    result = train(manifest, _tiny_settings(freeze_backbone=True, max_side=200), progress=ProgressWriter(stream))
     assert result.reason == "completed" and result.checkpoint is not None
     ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt.provenance["max_side"] == 200  # inference on this version uses the same cap (test_weights)
     assert ckpt.version == "v2" and ckpt.parent == "v1" and ckpt.arch == ARCH
     assert ckpt.class_names == scheme.names
     assert ckpt.provenance["training_set_fingerprint"] == manifest.fingerprint()
@@ -209,7 +233,38 @@ def test_freeze_backbone_trains_only_the_head_and_writes_a_versioned_checkpoint(
     assert kinds[0] == "start" and kinds[-1] == "done"
     assert {"batch", "epoch", "val", "checkpoint"} <= set(kinds)
     assert [e["epoch"] for e in events if e["event"] == "val"] == [0, 1]  # baseline first
+    batches = [e for e in events if e["event"] == "batch"]
+    assert len(batches) >= 2 and all(e["images_per_s"] > 0 for e in batches)
+    assert batches[0]["eta_s"] > 0 and batches[-1]["eta_s"] == 0  # the ETA counts down to the end of the run
+    assert batches[-1]["iter"] == batches[-1]["iters"]
     assert not (tmp_path / "run" / "resume.pt").exists()  # completed: nothing to resume
+
+
+def test_seed_and_deterministic_option_repeat_a_run_exactly(tmp_path):
+    """The deterministic seed option: the same manifest and seed give bit-identical weights; another seed does not."""
+    hashes = []
+    try:
+        for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+            manifest = write_shapes_manifest(tmp_path / name, train=4, val=2, size=32, arch=ARCH,
+                                             base=BaseSpec("scratch"))
+            result = train(manifest, _tiny_settings(seed=seed, deterministic=True, baseline_eval=False),
+                           progress=ProgressWriter(enabled=False))
+            assert result.checkpoint is not None
+            hashes.append(state_hash_of(load_checkpoint(result.checkpoint).state_dict))
+    finally:
+        torch.use_deterministic_algorithms(False)  # the option is process-wide: do not leak it into other tests
+    assert hashes[0] == hashes[1]
+    assert hashes[2] != hashes[0]
+
+
+def state_hash_of(state: dict[str, torch.Tensor]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def test_early_stopping_when_val_miou_stalls(tmp_path, monkeypatch):

@@ -260,3 +260,26 @@ def test_auto_precedence(tmp_path):
         load_model(ModelSpec(weights="project", version="v7"), voc, project=project)
     with pytest.raises(CheckpointError, match="no active model version"):
         load_model(ModelSpec(weights="project"), voc, project=_FakeProject(tmp_path, [], None))
+
+
+def test_predictor_uses_the_max_side_the_checkpoint_was_trained_with(tmp_path):
+    """The trainer records its long-side cap; inference on that checkpoint uses the same cap unless asked."""
+    from segstudio.ml.predict import DEFAULT_MAX_SIDE, Predictor
+
+    scheme = scheme_of("a", "b")
+    model = trained_model(ARCH, 2)
+    save_checkpoint(tmp_path / "capped.pt", model, ARCH, scheme, provenance={"max_side": 320})
+    save_checkpoint(tmp_path / "plain.pt", model, ARCH, scheme)
+    save_checkpoint(tmp_path / "full.pt", model, ARCH, scheme, provenance={"max_side": 0})  # trained uncapped
+    full = load_model(ModelSpec(weights="file", path=str(tmp_path / "full.pt")), scheme)
+    assert full.max_side == 0 and Predictor.from_loaded(full, precision="float32").max_side is None
+    capped = load_model(ModelSpec(weights="file", path=str(tmp_path / "capped.pt")), scheme)
+    plain = load_model(ModelSpec(weights="file", path=str(tmp_path / "plain.pt")), scheme)
+    untrained = load_model(ModelSpec(arch=ARCH, weights="none"), scheme)
+    assert (capped.max_side, plain.max_side, untrained.max_side) == (320, None, None)
+    assert Predictor.from_loaded(capped, precision="float32").max_side == 320
+    assert Predictor.from_loaded(plain, precision="float32").max_side == DEFAULT_MAX_SIDE
+    assert Predictor.from_loaded(untrained, precision="float32").max_side == DEFAULT_MAX_SIDE
+    assert Predictor.from_loaded(capped, precision="float32", max_side=96).max_side == 96  # an explicit choice wins
+    assert Predictor.from_loaded(capped, precision="float32", max_side=0).max_side is None  # 0 = full resolution
+    assert Predictor.from_loaded(capped, precision="float32").working_size(480, 640) == (240, 320)
