@@ -7,7 +7,6 @@ and the export stops at the next image, leaving the output folder as it was.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.tasks import NullTask
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
 
@@ -41,14 +41,14 @@ INCLUDE = [("done", "Done images only"), ("mask", "All images with a mask")]
 
 
 class SignalTaskHandle(QObject):
-    """A `core.tasks.TaskHandle` for worker threads: calls become signals, cancel is a flag."""
+    """A `core.tasks.TaskHandle` for worker threads: calls become queued signals, cancel is a flag."""
 
     progress = Signal(int, int)
     status = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
-        self._cancel = threading.Event()
+        self._flag = NullTask()  # the cancel flag and its check, shared with every other handle
 
     def set_status(self, message: str) -> None:
         self.status.emit(message)
@@ -57,14 +57,13 @@ class SignalTaskHandle(QObject):
         self.progress.emit(int(done), int(total))
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._flag.cancel()
 
     def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._flag.is_cancelled()
 
     def check_cancelled(self) -> None:
-        if self._cancel.is_set():
-            raise CancelledError("cancelled")
+        self._flag.check_cancelled()
 
 
 class TaskThread(QThread):
