@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         )
         print(
             f"model: {loaded.description} [{loaded.version}] on {device_label(device)}, "
-            f"max side {predictor.max_side or 'full'}, precision {predictor.precision_label}, CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
+            f"max side {predictor.max_side or 'full'}, precision {predictor.precision_label}, "
+            f"CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
             file=sys.stderr,
         )
         if loaded.source == "none":
@@ -187,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             for rec, image, read_error in _decoded_ahead(project, todo):
                 if read_error is None:
                     in_flight.append(rec)
+                    progress.set_status(rec.rel_path)
                     yield image
                     continue
                 unreadable.append((rec.rel_path, read_error.reason))
@@ -196,7 +198,6 @@ def run(args: argparse.Namespace) -> int:
         # predict_many batches consecutive same-size images into one forward pass (batch_size: 4 on CUDA)
         for result in predictor.predict_many(readable(), image_task):
             rec = in_flight.popleft()
-            progress.set_status(rec.rel_path)
             project.save_prediction(
                 rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
             )

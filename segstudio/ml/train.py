@@ -349,9 +349,14 @@ def train(
     dist.init(device)
     progress = progress or ProgressWriter(enabled=dist.is_main)
     should_stop = should_stop or (lambda: False)
+    # process-wide switches the run may flip (deterministic option, cuDNN autotuning): put them back after it
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
     try:
         return _train(manifest, config, progress, dist, device, should_stop, resume)
     finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.benchmark = benchmark
         if own_dist:
             dist.shutdown()
 

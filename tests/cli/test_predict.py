@@ -110,7 +110,8 @@ def test_same_size_images_are_batched_and_match_one_by_one(folder, capsys, monke
     (folder / "d_broken.jpg").unlink()
     sizes: list[int] = []
     forward = Predictor._forward_batch
-    monkeypatch.setattr(Predictor, "_forward_batch", lambda self, batch: sizes.append(batch.shape[0]) or forward(self, batch))
+    monkeypatch.setattr(Predictor, "_forward_batch",
+                        lambda self, batch: sizes.append(batch.shape[0]) or forward(self, batch))
     assert _predict(str(folder), "--weights", "none", "--model", ARCH, "--batch-size", "3") == 0
     assert sizes == [3]  # the three 96x72 photos in one forward pass
     assert "predicted 3 image(s)" in capsys.readouterr().err

@@ -172,7 +172,8 @@ def test_hot_swap_to_a_checkpoint(qtbot, controller, project, tmp_path, monkeypa
                            provenance={"max_side": 40})
     caps: list[int | None] = []
     real = Predictor.predict
-    monkeypatch.setattr(Predictor, "predict", lambda p, image, handle=None: caps.append(p.max_side) or real(p, image, handle))
+    monkeypatch.setattr(Predictor, "predict",
+                        lambda p, image, handle=None: caps.append(p.max_side) or real(p, image, handle))
     with qtbot.waitSignal(controller.model_loaded, timeout=60000) as blocker:
         controller.set_model(SPEC.with_(weights="file", path=str(path), max_side=None))
     description, device = blocker.args

@@ -243,16 +243,14 @@ def test_freeze_backbone_trains_only_the_head_and_writes_a_versioned_checkpoint(
 def test_seed_and_deterministic_option_repeat_a_run_exactly(tmp_path):
     """The deterministic seed option: the same manifest and seed give bit-identical weights; another seed does not."""
     hashes = []
-    try:
-        for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-            manifest = write_shapes_manifest(tmp_path / name, train=4, val=2, size=32, arch=ARCH,
-                                             base=BaseSpec("scratch"))
-            result = train(manifest, _tiny_settings(seed=seed, deterministic=True, baseline_eval=False),
-                           progress=ProgressWriter(enabled=False))
-            assert result.checkpoint is not None
-            hashes.append(state_hash_of(load_checkpoint(result.checkpoint).state_dict))
-    finally:
-        torch.use_deterministic_algorithms(False)  # the option is process-wide: do not leak it into other tests
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        manifest = write_shapes_manifest(tmp_path / name, train=4, val=2, size=32, arch=ARCH,
+                                         base=BaseSpec("scratch"))
+        result = train(manifest, _tiny_settings(seed=seed, deterministic=True, baseline_eval=False),
+                       progress=ProgressWriter(enabled=False))
+        assert result.checkpoint is not None
+        hashes.append(state_hash_of(load_checkpoint(result.checkpoint).state_dict))
+        assert not torch.are_deterministic_algorithms_enabled()  # process-wide: restored after the run
     assert hashes[0] == hashes[1]
     assert hashes[2] != hashes[0]
 
