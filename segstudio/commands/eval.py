@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.ml.weights import load_model
 
     device = pick_device(args.device)
-    with Project.open(args.project, state_dir=args.project_dir) as project:
+    with Project.open_for_reading(args.project, state_dir=args.project_dir) as project:
         version = args.version or (project.active_model_version().version if project.active_model_version() else None)
         if version is None:
             raise SegStudioError("the project has no model version yet; run `segstudio train` first or pass --version")

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.export.project_export import check_project, export_project
 
     options = ExportOptions(include=args.include, split=args.split, void_band=args.void_band)
-    with Project.open(args.project, state_dir=args.project_dir) as project:
+    with Project.open_for_reading(args.project, state_dir=args.project_dir) as project:
+        if project.read_only:
+            print("note: the project is open in SegStudio; exporting its last saved state", file=sys.stderr)
         report = check_project(project, args.format, options)
         for problem in report.problems if args.check else report.warnings:
             print(f"{problem.severity}: {problem.message}", file=sys.stderr)

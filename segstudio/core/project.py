@@ -378,6 +378,20 @@ class Project:
         return project
 
     @classmethod
+    def open_for_reading(
+        cls, image_dir: str | os.PathLike[str], state_dir: str | os.PathLike[str] | None = None
+    ) -> Project:
+        """Open normally, or read-only when the app has the project open (`read_only` says which).
+
+        For commands that only read (info, export, eval): they work while an annotator keeps the window
+        open, on the last saved state, instead of failing on the lock.
+        """
+        try:
+            return cls.open(image_dir, state_dir=state_dir)
+        except ProjectLockedError:
+            return cls.open_read_only(image_dir, state_dir=state_dir)
+
+    @classmethod
     def open_read_only(
         cls, image_dir: str | os.PathLike[str], state_dir: str | os.PathLike[str] | None = None
     ) -> Project:

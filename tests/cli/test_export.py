@@ -75,3 +75,15 @@ def test_import_labelme_in_place_and_flag_errors(labelme_example, tmp_path, caps
     assert "person" in capsys.readouterr().out
     with Project.open(folder) as project:
         assert project.counts()[Status.DONE] == 3
+
+
+def test_export_works_while_the_app_holds_the_project(project_dir, tmp_path, capsys):
+    """Export only reads: with the project open elsewhere it exports the last saved state."""
+    out = tmp_path / "voc"
+    with Project.open(project_dir) as held:  # stands in for the open annotation window
+        assert main(["export", str(project_dir), "--format", "voc", "--out", str(out), "--quiet"]) == 0
+        captured = capsys.readouterr()
+        assert "open in SegStudio" in captured.err
+        assert json.loads(captured.out.strip().splitlines()[-1])["exported"] == 2
+        held.images()  # the holder is unaffected
+    assert len(list((out / "VOCdevkit" / "VOC2012" / "SegmentationClass").glob("*.png"))) == 2
