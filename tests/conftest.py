@@ -55,6 +55,29 @@ def _no_network(monkeypatch):
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch tests run on one thread: no oversubscription of the 2-core CI machine by parallel work."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def offline_downloads(monkeypatch):
+    """torch.hub downloads fail at once with the error an offline machine gives (URLError)."""
+    import urllib.error
+
+    torch = pytest.importorskip("torch")
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+
+
+@pytest.fixture
 def shared_testdata() -> Path:
     """The team's third-party test data; skips with the reason when `../shared` is absent."""
     if not SHARED_TESTDATA.is_dir():

@@ -15,15 +15,9 @@ from segstudio.ml.predict import Predictor
 from segstudio.ml.spec import ModelSpec
 from segstudio.ml.weights import load_model, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "offline_downloads")
+
 ARCH = "lraspp_mobilenet_v3_large"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -36,17 +30,6 @@ def folder(tmp_path):
         Image.fromarray(photo).resize((96, 72)).save(images / name)
     (images / "d_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return images
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """Any download attempt fails at once, as offline (tests never touch the network)."""
-    import urllib.error
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
 
 
 def _predict(folder: str, *args: str) -> int:

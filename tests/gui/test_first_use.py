@@ -13,16 +13,9 @@ from segstudio.core.project import Project
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ARCH = "lraspp_mobilenet_v3_large"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

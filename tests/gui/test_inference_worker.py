@@ -14,19 +14,11 @@ from segstudio.core.project import Project
 from segstudio.gui.inference_worker import InferenceController
 from segstudio.ml.spec import ModelSpec
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ARCH = "lraspp_mobilenet_v3_large"
 SPEC = ModelSpec(arch=ARCH, weights="none", device="cpu", precision="float32", max_side=64)
 NAMES = ("a.png", "b.png", "c.png", "d.png")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from segstudio.ml.models import (
     class_dependent_keys,
 )
 
+pytestmark = pytest.mark.usefixtures("offline_downloads", "one_torch_thread")
+
 EXPECTED = {
     "deeplabv3_resnet50",
     "deeplabv3_resnet101",
@@ -28,24 +30,6 @@ EXPECTED = {
     "deeplabv3plus_resnet50",
     "deeplabv3plus_mobilenet_v3_large",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """A download attempt fails at once, as offline: tests never touch the network."""
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_registry_lists_all_archs():

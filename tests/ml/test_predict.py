@@ -15,13 +15,7 @@ from segstudio.ml.crf import CRFParams
 from segstudio.ml.models import build_model
 from segstudio.ml.predict import Predictor, resolve_precision
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

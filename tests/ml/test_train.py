@@ -22,15 +22,9 @@ from segstudio.ml.synthetic import write_shapes_manifest
 from segstudio.ml.train import TrainConfig, TrainingError, _loss, build_start_model, poly_factor, state_hash, train
 from segstudio.ml.weights import load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ARCH = "lraspp_mobilenet_v3_large"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _scheme(*names: str) -> LabelScheme:

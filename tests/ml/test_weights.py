@@ -17,25 +17,9 @@ from segstudio.ml.models import arch_info, build_model
 from segstudio.ml.spec import ModelSpec
 from segstudio.ml.weights import load_checkpoint, load_model, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("offline_downloads", "one_torch_thread")
+
 ARCH = "lraspp_mobilenet_v3_large"
-
-
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch):
-    """A download attempt fails at once, as offline: tests never touch the network."""
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def scheme_of(*names: str, name: str = "test") -> LabelScheme:
