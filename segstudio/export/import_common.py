@@ -69,6 +69,15 @@ class MappingRow:
     target_name: str
     note: str = ""
 
+    @property
+    def target_label(self) -> str:
+        """Where this label goes, as the CLI preview and the GUI table both show it."""
+        if self.target_index is None:
+            return "UNMAPPED"
+        if self.target_index == UNLABELED:
+            return "void (255)"
+        return f"{self.target_index:3d} {self.target_name}"
+
 
 @dataclass
 class ImportSample:
@@ -97,13 +106,7 @@ class ImportPlan:
         lines = [f"{self.kind} import from {self.source}: {len(self.samples)} images, scheme {self.scheme.name!r}"]
         width = max([len(r.source) for r in self.mapping] + [6])
         for row in self.mapping:
-            if row.target_index is None:
-                target = "UNMAPPED"
-            elif row.target_index == UNLABELED:
-                target = "void (255)"
-            else:
-                target = f"{row.target_index:3d} {row.target_name}"
-            lines.append(f"  {row.source:<{width}} -> {target}{('  ' + row.note) if row.note else ''}")
+            lines.append(f"  {row.source:<{width}} -> {row.target_label}{('  ' + row.note) if row.note else ''}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

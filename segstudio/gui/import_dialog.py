@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.schemes import UNLABELED, get_scheme
+from segstudio.core.schemes import get_scheme
 from segstudio.export import import_common
 from segstudio.export.registry import get_importer
 from segstudio.gui.export_dialog import SignalTaskHandle, TaskThread
@@ -147,13 +147,7 @@ class ImportDialog(QDialog):
         self.plan = plan
         self.table.setRowCount(len(plan.mapping))
         for row, entry in enumerate(plan.mapping):
-            if entry.target_index is None:
-                target = "UNMAPPED"
-            elif entry.target_index == UNLABELED:
-                target = "void (255)"
-            else:
-                target = f"{entry.target_index}: {entry.target_name}"
-            for column, text in enumerate((entry.source, target, entry.note)):
+            for column, text in enumerate((entry.source, entry.target_label.strip(), entry.note)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
         lines = [f"{len(plan.samples)} annotated images; project classes: {plan.scheme.name} ({plan.scheme.num_classes})."]
         if plan.unmapped:

@@ -105,6 +105,7 @@ def test_import_dialog_shows_mapping_before_writing(qtbot, labelme_example, tmp_
     sources = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     targets = [dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())]
     assert "person" in sources and targets[sources.index("__ignore__")] == "void (255)"
+    assert targets[sources.index("person")] == "15 person"  # VOC index and name, as the CLI preview shows
     assert not target.exists()  # nothing written by the preview
     assert dialog.import_button.isEnabled()
     with qtbot.waitSignal(dialog.project_imported, timeout=TIMEOUT) as blocker:
