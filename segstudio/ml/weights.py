@@ -35,6 +35,7 @@ from segstudio.core.atomic import atomic_writer
 from segstudio.core.errors import CheckpointError, SegStudioError
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme
 from segstudio.core.tasks import TaskHandle
+from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.ml.models import ARCHS, DEFAULT_ARCH, arch_info, build_model, class_dependent_keys
 from segstudio.ml.spec import WEIGHT_SOURCES, ModelSpec
 
@@ -52,7 +53,7 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "segstudio-checkpoint"
 CHECKPOINT_FORMAT_VERSION = 1
-IMAGENET_NORMALIZATION: dict[str, list[float]] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+IMAGENET_NORMALIZATION: dict[str, list[float]] = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
 _RANDOM_SEED = 0
 
 
