@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
@@ -268,6 +269,13 @@ class BrowserWidget(QWidget):
         self.sort_combo.addItem("Least confident first", SORT_LEAST_CONFIDENT)
         self.counter = QLabel("no folder open", self)
         self.counter.setObjectName("browser_counter")
+        # A longer counter line wraps instead of widening the dock: the panel keeps the user's width.
+        self.counter.setWordWrap(True)
+        self.counter.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        for combo in (self.status_filter, self.sort_combo):  # shrink with the dock, elided, not the other way round
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+            combo.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.view = QListView(self)
         self.view.setObjectName("image_list")
         self.view.setModel(self.model)
