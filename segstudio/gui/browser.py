@@ -39,6 +39,7 @@ UNFINISHED = (Status.NEW, Status.PREDICTED, Status.IN_PROGRESS)
 SORT_NAME = "name"
 SORT_LEAST_CONFIDENT = "least_confident"
 UNREADABLE = "unreadable"
+PROBLEM = "problem"  # readable at scan time, but something failed later (see the Problems list)
 
 BADGE_COLORS = {
     Status.NEW.value: QColor(120, 120, 120),
@@ -47,6 +48,7 @@ BADGE_COLORS = {
     Status.DONE.value: QColor(40, 160, 70),
     Status.SKIPPED.value: QColor(150, 90, 170),
     UNREADABLE: QColor(200, 40, 40),
+    PROBLEM: QColor(215, 80, 20),
 }
 BADGE_TEXT = {Status.IN_PROGRESS.value: "in progress"}
 
@@ -73,6 +75,7 @@ class ImageListModel(QAbstractListModel):
         self.max_thumbs = 2000
         self.loader: ThumbnailLoader | None = None
         self.project: Project | None = None
+        self.problems: dict[str, str] = {}  # rel_path -> reason, marked in the list
         self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE * 3 // 4)
         self._placeholder.fill(QColor(70, 70, 70))
 
@@ -119,7 +122,7 @@ class ImageListModel(QAbstractListModel):
         if role == RecordRole:
             return rec
         if role == BadgeRole:
-            return badge_of(rec)
+            return PROBLEM if rec.rel_path in self.problems and not rec.error else badge_of(rec)
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [rec.rel_path, f"status: {BADGE_TEXT.get(rec.status, rec.status)}"]
             if rec.width:
@@ -128,6 +131,8 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"mean confidence: {rec.mean_confidence:.1%}")
             if rec.error:
                 lines.append(f"unreadable: {rec.error}")
+            if rec.rel_path in self.problems:
+                lines.append(f"problem: {self.problems[rec.rel_path]}")
             return "\n".join(lines)
         return None
 
@@ -151,6 +156,19 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_problem(self, rel_path: str, reason: str | None) -> None:
+        """Mark (reason) or unmark (None) an image as having a problem; repaints its row."""
+        if reason is None:
+            if self.problems.pop(rel_path, None) is None:
+                return
+        else:
+            self.problems[rel_path] = reason
+        i = self._row_of_path.get(rel_path)
+        row = None if i is None else self._visible_row.get(i)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index)
 
     def has_thumbnail(self, rel_path: str) -> bool:
         return rel_path in self._thumbs
