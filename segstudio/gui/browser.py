@@ -91,6 +91,19 @@ class ImageListModel(QAbstractListModel):
         self._recompute()
         self.endResetModel()
 
+    def replace_records(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
+        """The folder changed (see folder_watch.py): keep thumbnails and problem marks, following renames."""
+        self.beginResetModel()
+        self._records = list(records)
+        self._row_of_path = {r.rel_path: i for i, r in enumerate(self._records)}
+        thumbs = OrderedDict((renamed.get(k, k), v) for k, v in self._thumbs.items())
+        self._thumbs = OrderedDict((k, v) for k, v in thumbs.items() if k in self._row_of_path)
+        self._requested = {renamed.get(k, k) for k in self._requested} & set(self._row_of_path)
+        problems = {renamed.get(k, k): v for k, v in self.problems.items()}
+        self.problems = {k: v for k, v in problems.items() if k in self._row_of_path}
+        self._recompute()
+        self.endResetModel()
+
     def records(self) -> list[ImageRecord]:
         return self._records
 
@@ -330,6 +343,7 @@ class BrowserWidget(QWidget):
         if self.loader is not None:
             self.loader.stop()
             self.loader = None
+        self.model.problems.clear()
         if project is None:
             self.model.set_records([], None, None)
         else:
@@ -338,6 +352,15 @@ class BrowserWidget(QWidget):
             self.model.set_records(project.images(), project, self.loader)
         self._current = None
         self.update_counter()
+
+    def refresh(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
+        """New records after a rescan; the current image follows a rename (no signal emitted)."""
+        self.model.replace_records(records, renamed)
+        if self._current is not None:
+            self._current = renamed.get(self._current, self._current)
+            if self.model.record(self._current) is None:
+                self._current = None
+        self._reselect()
 
     def shutdown(self) -> None:
         if self.loader is not None:

@@ -26,6 +26,7 @@ from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -57,6 +58,7 @@ class MainWindow(QMainWindow):
         self.project: Project | None = None
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
+        self.folder_watch: FolderWatcher | None = None
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
@@ -152,6 +154,7 @@ class MainWindow(QMainWindow):
 
         a["open_folder"].triggered.connect(self._choose_folder)
         a["save"].triggered.connect(self.flush_current)
+        a["rescan"].triggered.connect(lambda: self.folder_watch.rescan() if self.folder_watch is not None else None)
         a["quit"].triggered.connect(self.close)
         a["undo"].triggered.connect(lambda: self._doc_call("undo"))
         a["redo"].triggered.connect(lambda: self._doc_call("redo"))
@@ -246,6 +249,9 @@ class MainWindow(QMainWindow):
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self.folder_watch = FolderWatcher(project, self)
+        self.folder_watch.changed.connect(self._folder_changed)
+        self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self.tool_state.restore(project.get_setting("gui.tool"))
         self.palette.select_class(self.tool_state.active_class, emit=False)
         self.setWindowTitle(f"SegStudio — {project.image_dir}")
@@ -269,6 +275,9 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.folder_watch is not None:
+            self.folder_watch.close()
+            self.folder_watch = None
         self.tools.set_document(None)
         if self.model is not None:
             self.model.shutdown()
@@ -331,6 +340,34 @@ class MainWindow(QMainWindow):
         upcoming = [p for p in (self.browser.neighbour(1), self.browser.neighbour(2)) if p]
         records = [self.browser.model.record(p) for p in upcoming]
         self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
+
+    def _folder_changed(self, report) -> None:  # noqa: ANN001 - core.project.ReconcileReport
+        """Files were added, removed or renamed on disk: the list, the open image and the problems follow."""
+        if self.project is None or self.session is None:
+            return
+        renamed = dict(report.renamed)
+        for old, new in renamed.items():
+            self.problems.rename(old, new)
+        for path in report.removed:
+            self.problems.resolve(path)
+        current = self.session.record.rel_path if self.session.record is not None else None
+        self.browser.refresh(self.project.images(), renamed)
+        if current in renamed and (rec := self.project.get(renamed[current])) is not None:
+            self.session.record = rec  # same content, same document: keep editing
+            self.setWindowTitle(f"SegStudio — {rec.rel_path}")
+        elif current is not None and (current in report.removed or current in report.invalidated):
+            self.tools.set_document(None)
+            self.session.close_image()  # its file is gone (or no longer fits its mask): nothing to save to
+            kept = self.project.get(current) is not None  # invalidated: same path, new pixels
+            target = current if kept else (self.browser.next_unfinished() or self.browser.neighbour(1))
+            if target:
+                self.open_image(target)
+            else:
+                self.overlay.set_document(None, None, "The folder has no images left.")
+        parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
+                                               ("renamed", report.renamed), ("changed", report.changed),
+                                               ("back", report.restored)) if v]
+        self.statusBar().showMessage(f"Folder changed on disk: {', '.join(parts)}", 8000)
 
     def mark(self, status: Status) -> None:
         if self.session is None or self.session.record is None:
@@ -519,7 +556,7 @@ class MainWindow(QMainWindow):
         """Model errors: loading (blocks all predictions) gets a box; per-image ones go to the problems list."""
         if not where:
             self.show_error("Model", message)
-        elif is_follow_up(message):
+        elif is_follow_up(message) or self.project is None or self.project.get(where) is None:
             self.statusBar().showMessage(f"{where}: {message}", 10000)  # the box already says why
         else:
             self.report_problem(where, message)

@@ -154,6 +154,13 @@ class EditorSession(QObject):
             self.cache.prefetch(recs)
         return True
 
+    def close_image(self) -> None:
+        """Forget the open image without saving (its file left the folder; saved strokes stay stored)."""
+        self._timer.stop()
+        if self.document is not None:
+            self.document.remove_listener(self._on_doc_changed)
+        self.record, self.image, self.document = None, None, None
+
     @property
     def pristine(self) -> bool:
         """No saved mask and no edit yet: a prediction may replace the labels shown."""

@@ -46,7 +46,7 @@ def _modal_boxes() -> list[QDialog]:
 
 def test_a_bad_file_in_a_batch_is_listed_and_marked_without_a_box(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
-    bad = sorted(p.name for p in demo_photos.iterdir())[-1]
+    bad = sorted(p.name for p in demo_photos.glob("*.jpg"))[-1]
     window.model.set_controller(BatchWithOneBadFile(window.project, bad))
     window.actions_by_id["predict_all_new"].trigger()
     qtbot.waitUntil(lambda: bad in window.problems.problems(), timeout=WAIT)
@@ -70,7 +70,7 @@ def test_a_bad_file_in_a_batch_is_listed_and_marked_without_a_box(shown_window, 
 
 def test_a_deleted_image_clicked_is_a_problem_not_a_box(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
-    gone = sorted(p.name for p in demo_photos.iterdir())[-1]  # not prefetched into the image cache
+    gone = sorted(p.name for p in demo_photos.glob("*.jpg"))[-1]  # not prefetched into the image cache
     (demo_photos / gone).unlink()
     window.open_image(gone)
     qtbot.waitUntil(lambda: gone in window.problems.problems(), timeout=WAIT)
