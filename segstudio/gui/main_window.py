@@ -38,6 +38,7 @@ from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.tools import Tool, ToolController, ToolState
+from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
@@ -62,7 +63,9 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
-        self.setCentralWidget(self.canvas)
+        self.central, self.welcome, self.model_hint = build_central(self, self.canvas)
+        self.setCentralWidget(self.central)
+        self.welcome.set_recent(settings.recent_folders())
         self.overlay = OverlayPresenter(self.canvas, self)
         self.browser = BrowserWidget(self)
         self.palette = PaletteWidget(self)
@@ -149,6 +152,11 @@ class MainWindow(QMainWindow):
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
         self.problems.image_requested.connect(self.open_image)
+        self.welcome.open_requested.connect(self._choose_folder)
+        self.welcome.recent_requested.connect(self.open_folder)
+        self.model_hint.weights_file.connect(self._choose_weights_file)
+        self.model_hint.untrained.connect(self.untrained_action.trigger)
+        self.model_hint.finetune.connect(self.finetune_action.trigger)
         self.problems.count_changed.connect(self.problems_button.set_count)
         self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
 
@@ -200,6 +208,7 @@ class MainWindow(QMainWindow):
         ShortcutsDialog(self).exec()
 
     def _set_enabled(self, enabled: bool) -> None:
+        self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
@@ -245,6 +254,8 @@ class MainWindow(QMainWindow):
         self.model.error.connect(self._model_error)
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
+        self._show_planned_model()
+        self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
@@ -261,6 +272,9 @@ class MainWindow(QMainWindow):
         target = last if isinstance(last, str) and project.get(last) else self.browser.neighbour(1)
         if target:
             self.open_image(target, restore_view=True)
+        else:
+            self.overlay.set_document(None, None, "This folder has no images yet. Copy images into it (they appear "
+                                                  "by themselves) or open another folder.")
         self.project_opened.emit()
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
@@ -289,6 +303,8 @@ class MainWindow(QMainWindow):
         self.project.close()
         self.project = self.session = self.model = None
         self.model_status.attach(None)
+        self.model_hint.hide()
+        self.welcome.set_recent(self.settings.recent_folders())
         self._set_enabled(False)
 
     def _save_project_state(self) -> None:
@@ -488,8 +504,17 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
+            self._show_planned_model()
             what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
+
+    def _show_planned_model(self) -> None:
+        """Status bar and hint bar name the model this project will use (never the previous project's)."""
+        if self.project is None or self.model is None:
+            return
+        choice = self.model.spec_changes
+        self.model_status.set_planned(planned_model(self.project, choice))
+        self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
     def _panel(self, module: str, cls: str, modal: bool = False) -> None:
