@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QCursor
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -34,6 +34,7 @@ from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
+from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
@@ -180,6 +181,7 @@ class MainWindow(QMainWindow):
         a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
         for n in range(1, 11):
             a[f"class_{n}"].triggered.connect(lambda _=False, n=n: self.palette.select_position(n))
+        a["quick_class"].triggered.connect(self._quick_class)
         a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
         a["outline_mode"].toggled.connect(self.overlay.set_outline)
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
@@ -417,6 +419,18 @@ class MainWindow(QMainWindow):
         b, ok = QInputDialog.getItem(self, "Replace class", f"…{a} by:", names, self.tool_state.active_class, False)
         if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
             self.session.stroke_finished()
+
+    def _quick_class(self) -> None:
+        """Type-to-search class choice, at the mouse when it is over the canvas."""
+        scheme = self.palette.scheme
+        if scheme is None:
+            return
+        if getattr(self, "quick_pick", None) is None:
+            self.quick_pick = QuickClassPicker(self)
+            self.quick_pick.picked.connect(self.palette.select_class)
+        c = self.canvas
+        at = QCursor.pos() if c.underMouse() else c.mapToGlobal(c.rect().center()) - QPoint(130, 160)
+        self.quick_pick.popup(scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class)
 
     def _tool_changed(self) -> None:
         state = self.tool_state
