@@ -26,7 +26,9 @@ from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.central)
         self.welcome.set_recent(settings.recent_folders())
         self.overlay = OverlayPresenter(self.canvas, self)
+        self.confidence_legend = ConfidenceLegend(self.canvas)
+        self._cursors = {Tool.FILL: fill_cursor(), Tool.POLYGON: polygon_cursor()}
         self.browser = BrowserWidget(self)
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
@@ -137,6 +141,7 @@ class MainWindow(QMainWindow):
         c.dragged.connect(self.tools.drag)
         c.released.connect(self.tools.release)
         c.hovered.connect(self._hovered)
+        c.left.connect(self._clear_readout)  # no stale coordinates once the mouse leaves the canvas
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.finish_polygon)
         c.polygon_cancel.connect(self.tools.cancel_polygon)
@@ -185,6 +190,7 @@ class MainWindow(QMainWindow):
         a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
         a["outline_mode"].toggled.connect(self.overlay.set_outline)
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
+        a["confidence_layer"].toggled.connect(self.confidence_legend.setVisible)
         a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
         a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
         a["crf_toggle"].toggled.connect(self._crf_toggled)
@@ -340,6 +346,7 @@ class MainWindow(QMainWindow):
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
+        self._clear_readout()  # the read-out described the previous image
         self.tools.set_document(document)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
@@ -436,6 +443,7 @@ class MainWindow(QMainWindow):
         state = self.tool_state
         self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
         self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER)
+        self.canvas.set_tool_cursor(self._cursors.get(state.tool))
         self.canvas.set_brush_radius(state.radius)
         if state.tool != Tool.POLYGON:
             self.tools.cancel_polygon()
@@ -446,8 +454,7 @@ class MainWindow(QMainWindow):
         doc = self.session.document if self.session else None
         xi, yi = int(round(x)), int(round(y))
         if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
-            self.pos_label.setText("")  # off the image: no stale or negative coordinates
-            self.class_label.setText("")
+            self._clear_readout()  # off the image: no stale or negative coordinates
             return
         self.pos_label.setText(f"x {xi}, y {yi}")
         value = int(doc.labels[yi, xi])
@@ -455,6 +462,10 @@ class MainWindow(QMainWindow):
         self.class_label.setText(names[value] if value < len(names) else "unlabeled")
         if self.tools.polygon:
             self.canvas.set_polygon(self.tools.polygon, (x, y))
+
+    def _clear_readout(self) -> None:
+        self.pos_label.setText("")
+        self.class_label.setText("")
 
     def _effort(self, fraction: float | None) -> None:
         self.effort_label.setText("" if fraction is None else f"changed vs prediction: {fraction:.2%}")
