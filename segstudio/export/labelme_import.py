@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, UnsafePathError
+from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
 
@@ -112,9 +113,14 @@ def _find_labels_file(source: Path) -> Path | None:
 
 
 def preview_labelme(
-    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None
+    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None, allow_outside: bool = False
 ) -> ImportPlan:
-    """Read every labelme JSON under `source` (nothing is written)."""
+    """Read every labelme JSON under `source` (nothing is written).
+
+    An `imagePath` must stay inside `source` (`img.jpg`, `../images/img.jpg` from a subfolder);
+    one that leaves it is refused with a warning (the embedded `imageData` is used when present,
+    else the file is skipped), unless `allow_outside`.
+    """
     source = Path(source).expanduser().absolute()
     if not source.is_dir():
         raise ExportError(f"{source} is not a folder; choose the folder that holds the labelme .json files")
@@ -161,27 +167,62 @@ def preview_labelme(
     samples = []
     used_names: set[str] = set()
     for path, data in documents:
-        rel_dir = PurePosixPath(path.parent.relative_to(source).as_posix())
-        image_name = PurePosixPath(str(data.get("imagePath") or path.with_suffix(".jpg").name).replace("\\", "/")).name
-        image_path = (path.parent / str(data.get("imagePath") or "")).resolve() if data.get("imagePath") else None
-        image_data = data.get("imageData")
-        rel = (rel_dir / image_name).as_posix() if str(rel_dir) != "." else image_name
-        if rel in used_names:
+        sample = _sample(source, path, data, allow_outside, warnings, _mask_loader(path, data, mapping, fill))
+        if sample is None:
+            continue
+        if sample.rel_path.casefold() in used_names:
             warnings.append(f"{path.relative_to(source)} points at an image already imported (skipped)")
             continue
-        if (image_path is None or not image_path.is_file()) and not image_data:
-            warnings.append(f"{path.relative_to(source)}: image {data.get('imagePath')!r} not found and no embedded data (skipped)")
-            continue
-        used_names.add(rel)
-        samples.append(
-            ImportSample(
-                rel_path=rel,
-                load_mask=_mask_loader(path, data, mapping, fill),
-                image_path=image_path if image_path is not None and image_path.is_file() else None,
-                image_bytes=(lambda d=image_data: base64.b64decode(d)) if image_data else None,
-            )
-        )
+        used_names.add(sample.rel_path.casefold())
+        samples.append(sample)
     return ImportPlan("labelme", source, scheme, rows, samples, warnings)
+
+
+def _sample(
+    source: Path, path: Path, data: dict[str, Any], allow_outside: bool, warnings: list[str], load_mask
+) -> ImportSample | None:
+    """One JSON file's image: where to read it, where it goes in the project; None = skipped (warned)."""
+    shown = path.relative_to(source).as_posix()
+    rel_dir = PurePosixPath(path.parent.relative_to(source).as_posix())
+    written = data.get("imagePath")
+    image_data = data.get("imageData") or None
+    image_path: Path | None = None
+    name = path.with_suffix(".jpg").name
+    if written:
+        try:
+            image_path = resolve_inside(source, written, base=rel_dir, allow_outside=allow_outside)
+        except UnsafePathError as error:
+            if not image_data:
+                warnings.append(f"{shown}: imagePath refused: {error} (skipped; pass --allow-outside if you trust it)")
+                return None
+            warnings.append(f"{shown}: imagePath refused: {error} (used the image embedded in the file)")
+        name = PurePosixPath(str(written).replace("\\", "/")).name
+    if image_path is not None and not image_path.is_file():
+        image_path = None
+    if image_path is None and not image_data:
+        warnings.append(f"{shown}: image {written!r} not found and no embedded data (skipped)")
+        return None
+    if image_data is not None and not isinstance(image_data, str):
+        warnings.append(f"{shown}: imageData is not base64 text (skipped)")
+        return None
+    try:
+        rel = contained_relative(name, base=rel_dir).as_posix()
+    except UnsafePathError as error:
+        warnings.append(f"{shown}: image name refused: {error} (skipped)")
+        return None
+    return ImportSample(
+        rel_path=rel,
+        load_mask=load_mask,
+        image_path=image_path,
+        image_bytes=(lambda d=image_data: _decode_base64(d, path)) if image_data else None,
+    )
+
+
+def _decode_base64(text: str, path: Path) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise ExportError(f"{path}: imageData is not valid base64; re-save the file with labelme or remove imageData") from None
 
 
 def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int):
