@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
+from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
 
@@ -65,8 +66,11 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
     elif kind == "mask":
         if not mask_data:
             raise ExportError("a labelme 'mask' shape has no mask data; re-save the file with labelme")
-        with Image.open(io.BytesIO(base64.b64decode(mask_data))) as img:
-            patch = np.asarray(img.convert("L")) > 0
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(mask_data, validate=True))) as img:
+                patch = np.asarray(img.convert("L")) > 0
+        except Exception as error:  # noqa: BLE001 - bad base64 or PNG data: a user error, not a traceback
+            raise ExportError(f"a labelme 'mask' shape has unreadable mask data ({type(error).__name__})") from None
         (x0, y0), (x1, y1) = xy[0], xy[-1]
         left, top = int(round(min(x0, x1))), int(round(min(y0, y1)))
         out = np.zeros(size, dtype=bool)
@@ -133,6 +137,7 @@ def preview_labelme(
         if data is None:
             warnings.append(f"{path.relative_to(source)} is not a labelme file (skipped)")
             continue
+        check_shapes(path, data["shapes"])  # objects with text labels, before anything reads them
         documents.append((path, data))
     found: list[str] = []
     for _, data in documents:
@@ -167,7 +172,7 @@ def preview_labelme(
     samples = []
     used_names: set[str] = set()
     for path, data in documents:
-        sample = _sample(source, path, data, allow_outside, warnings, _mask_loader(path, data, mapping, fill))
+        sample = _sample(source, path, data, allow_outside, warnings, lambda size, p=path, d=data: _mask_loader(p, d, mapping, fill, size))
         if sample is None:
             continue
         if sample.rel_path.casefold() in used_names:
@@ -179,7 +184,7 @@ def preview_labelme(
 
 
 def _sample(
-    source: Path, path: Path, data: dict[str, Any], allow_outside: bool, warnings: list[str], load_mask
+    source: Path, path: Path, data: dict[str, Any], allow_outside: bool, warnings: list[str], mask_loader
 ) -> ImportSample | None:
     """One JSON file's image: where to read it, where it goes in the project; None = skipped (warned)."""
     shown = path.relative_to(source).as_posix()
@@ -202,9 +207,9 @@ def _sample(
     if image_path is None and not image_data:
         warnings.append(f"{shown}: image {written!r} not found and no embedded data (skipped)")
         return None
-    if image_data is not None and not isinstance(image_data, str):
-        warnings.append(f"{shown}: imageData is not base64 text (skipped)")
-        return None
+    embedded = decode_base64(image_data, path) if image_data else None  # checked now, decoded again when copied
+    size = checked_size(path, data, image_path, embedded if image_path is None else None)
+    check_shapes(path, data["shapes"], size)
     try:
         rel = contained_relative(name, base=rel_dir).as_posix()
     except UnsafePathError as error:
@@ -212,28 +217,25 @@ def _sample(
         return None
     return ImportSample(
         rel_path=rel,
-        load_mask=load_mask,
+        load_mask=mask_loader(size),
         image_path=image_path,
-        image_bytes=(lambda d=image_data: _decode_base64(d, path)) if image_data else None,
+        image_bytes=(lambda d=image_data: decode_base64(d, path)) if image_data else None,
     )
 
 
-def _decode_base64(text: str, path: Path) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (ValueError, TypeError):
-        raise ExportError(f"{path}: imageData is not valid base64; re-save the file with labelme or remove imageData") from None
+def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int, size: tuple[int, int]):
+    """Paint the shapes on a mask of the checked image `size` (the file's claim is never trusted)."""
 
-
-def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int):
     def load() -> np.ndarray:
-        height, width = int(data["imageHeight"]), int(data["imageWidth"])
-        mask = np.full((height, width), fill, dtype=np.uint8)
+        mask = np.full(size, fill, dtype=np.uint8)
         for shape in data["shapes"]:
             index = mapping.get(str(shape.get("label", "")))
             if index is None:
                 continue
-            area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), (height, width), shape.get("mask"))
+            try:
+                area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), size, shape.get("mask"))
+            except ExportError as error:
+                raise ExportError(f"{path}: {error}") from None
             mask[area] = index
         return mask
 

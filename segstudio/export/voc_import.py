@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.errors import ExportError, SchemeError, SegStudioError, UnsafePathError
+from segstudio.core.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size
 from segstudio.core.masks import load_mask
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, VOC_CLASSES, ClassDef, LabelScheme, voc_colormap, voc_scheme
@@ -80,6 +81,16 @@ def _sample_paths(root: Path, image_id: str, allow_outside: bool) -> tuple[Path,
     return mask_path, image_path, rel
 
 
+def _image_shape(image_path: Path) -> tuple[int, int] | None:
+    """(height, width) from the image header, so a mask of another size is refused before decoding;
+    None for an unreadable image (the project records it as unreadable and imports no mask)."""
+    try:
+        width, height = read_image_size(image_path, DEFAULT_MAX_PIXELS)
+    except ImageReadError:
+        return None
+    return height, width
+
+
 def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
     """Read a VOC folder (nothing is written); list entries that leave their folders are skipped
     with a warning (read anyway with `allow_outside`)."""
@@ -119,7 +130,7 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_out
             warnings.append(f"{image_id}: another entry already imports {rel} (skipped)")
             continue
         try:
-            values = np.unique(load_mask(mask_path))
+            values = np.unique(load_mask(mask_path, _image_shape(image_path)))
         except SegStudioError as error:
             warnings.append(f"{image_id}: {error} (skipped)")
             continue
