@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import ExportError, ImageReadError
+from segstudio.core.schemes import control_characters
 from segstudio.core.images import DEFAULT_MAX_PIXELS, read_image_size, read_image_size_bytes
 
 __all__ = ["decode_base64", "checked_size", "check_shapes"]
@@ -87,6 +88,8 @@ def check_shapes(path: Path, shapes: list[Any], size: tuple[int, int] | None = N
             raise ExportError(f"{where} is {type(shape).__name__}, not an object with label and points")
         if not isinstance(shape.get("label", ""), str):
             raise ExportError(f"{where}: label must be text, got {shape.get('label')!r}")
+        if bad := control_characters(shape.get("label", "")):
+            raise ExportError(f"{where}: label {shape['label']!r} contains control characters ({', '.join(bad)})")
         if not isinstance(shape.get("shape_type") or "polygon", str):
             raise ExportError(f"{where}: shape_type must be text, got {shape.get('shape_type')!r}")
         points = shape.get("points", [])

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
-from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
+from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, control_characters, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
 
 __all__ = ["preview_labelme", "shape_to_mask", "read_labels_file", "scheme_from_labels"]
@@ -86,7 +86,15 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
 
 
 def read_labels_file(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """One label per line ('\\n' only: other line breaks inside a name are refused as control characters)."""
+    try:
+        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+    except (OSError, UnicodeError) as error:
+        raise ExportError(f"cannot read {path}: {error}; save it as UTF-8 text, one label per line") from None
+    for label in labels:
+        if bad := control_characters(label):
+            raise ExportError(f"{path}: label {label!r} contains control characters ({', '.join(bad)})")
+    return labels
 
 
 def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:

@@ -43,13 +43,16 @@ def _source_scheme(root: Path) -> LabelScheme:
             pass
     names_file = root / "class_names.txt"
     if names_file.is_file():
-        names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
-        if tuple(names) == VOC_CLASSES:
-            return voc_scheme()
-        if names:
-            cmap = voc_colormap(len(names))
-            names = ["background" if n == "_background_" else n for n in names]
-            return LabelScheme(root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+        try:
+            names = [n.strip() for n in names_file.read_text(encoding="utf-8").split("\n") if n.strip()]
+            if tuple(names) == VOC_CLASSES:
+                return voc_scheme()
+            if names:
+                cmap = voc_colormap(len(names))
+                names = ["background" if n == "_background_" else n for n in names]
+                return LabelScheme(root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+        except (OSError, UnicodeError, SchemeError) as error:
+            raise ExportError(f"{names_file}: {error}; fix the class list (one UTF-8 name per line)") from None
     return voc_scheme()
 
 

@@ -149,3 +149,26 @@ def test_cityscapes_manifest_field_of_wrong_type_via_cli(tmp_path, capsys):
     code = main(["import", "cityscapes", str(root), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "segstudio_manifest.json" in err and "item 0" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["labels.txt", "class_names.txt", "label"])
+def test_class_names_with_control_characters_are_refused_naming_the_file(where, tmp_path, capsys):
+    if where == "class_names.txt":
+        root = tmp_path / "VOC2012"
+        (root / "JPEGImages").mkdir(parents=True)
+        (root / "SegmentationClass").mkdir()
+        (root / "class_names.txt").write_text("background\ncat\x00dog\n")
+        argv = ["import", "voc", str(root), "--dry-run"]
+    else:
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "img.jpg").write_bytes(jpeg_bytes())
+        label = "cat\u2028dog" if where == "label" else "cat"
+        (source / "a.json").write_text(json.dumps(doc(shapes=[{"label": label, "points": [[1, 1], [5, 5], [1, 5]]}])))
+        if where == "labels.txt":
+            (source / "labels.txt").write_text("_background_\ncat\x00\n")
+        argv = ["import", "labelme", str(source), "--dry-run"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "control characters" in err and "Traceback" not in err
+    assert (where if where != "label" else "a.json") in err
