@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
-from segstudio.core.errors import DiskWriteError, ExportError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError
 from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
@@ -153,6 +153,11 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
         if rec is None or rec.error:
             reason = rec.error if rec is not None else "not recognised as an image"
             plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
+            continue
+        try:
+            project.load_image(rec)  # a truncated/corrupt image is recorded as unreadable, never marked done
+        except ImageReadError as error:
+            plan.warnings.append(f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask")
             continue
         try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
