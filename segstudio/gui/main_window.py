@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.error.connect(lambda where, msg: self.show_error(f"Model — {where}" if where else "Model", msg))
+        self.model.error.connect(self._refresh_record)  # an image found unreadable while predicting gets its badge
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
         order = project.get_setting("gui.palette_order")
@@ -491,6 +492,11 @@ class MainWindow(QMainWindow):
                    modal=True, connect=connect)
 
     # -- misc ---------------------------------------------------------------------------------------------
+    def _refresh_record(self, rel_path: str, _message: str = "") -> None:
+        rec = self.project.get(rel_path) if self.project is not None and rel_path else None
+        if rec is not None:
+            self.browser.update_record(rec)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 
