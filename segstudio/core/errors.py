@@ -50,8 +50,10 @@ class UnsafePathError(ExportError):
     """A path written inside a data file leaves the folder it belongs to (or is no file name at all)."""
 
 
-class DiskWriteError(SegStudioError):
-    """Writing to `destination` failed (disk full, read-only, no permission); what was saved before is intact."""
+class DiskWriteError(ExportError):
+    """Writing to `destination` failed (disk full, read-only, no permission); what was saved before is intact.
+
+    An ExportError because exports and imports are where most big writes happen; predict raises it too."""
 
     def __init__(self, destination: str | Path, action: str, error: Exception) -> None:
         import errno
@@ -69,6 +71,6 @@ class DiskWriteError(SegStudioError):
             todo = "fix the folder's permissions or choose another folder"
         else:
             cause = f"writing in {self.destination} failed ({getattr(error, 'strerror', None) or error})"
-            todo = "check the disk"
+            todo = "check free space and permissions"
         where = f" ({error.filename})" if getattr(error, "filename", None) else ""
         super().__init__(f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact")

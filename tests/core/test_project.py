@@ -22,7 +22,7 @@ from segstudio.core.project import (
     split_for_hash,
 )
 from segstudio.core.schemes import ClassDef, LabelScheme, cityscapes_scheme, voc_scheme
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 
 
 def _mask_for(rec: ImageRecord, value: int) -> np.ndarray:
