@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import DiskWriteError, ExportError
 from segstudio.core.paths import is_single_name, resolve_inside
 from segstudio.core.schemes import LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
@@ -162,10 +162,7 @@ def run_export(
     try:
         return _run_export(fmt, items, out_dir, handle or NullTask(), workers or default_workers())
     except OSError as error:  # disk full, permissions, a file vanishing: say where, not a traceback
-        raise ExportError(
-            f"the export to {out_dir} failed: {error.strerror or error} ({error.filename or 'file'}); "
-            "check free space and permissions, then export again (the folder was left as it was)"
-        ) from None
+        raise DiskWriteError(out_dir, f"the export to {out_dir} (the folder was left as it was)", error) from None
 
 
 def _run_export(

@@ -546,6 +546,7 @@ class MainWindow(QMainWindow):
         """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
         self.problems.add(rel_path, reason)
         self.browser.model.set_problem(rel_path, reason)
+        self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
 
     def resolve_problem(self, rel_path: str) -> None:
@@ -562,6 +563,11 @@ class MainWindow(QMainWindow):
             self.report_problem(where, message)
 
     # -- misc ---------------------------------------------------------------------------------------------
+    def _refresh_record(self, rel_path: str, _message: str = "") -> None:
+        rec = self.project.get(rel_path) if self.project is not None and rel_path else None
+        if rec is not None:
+            self.browser.update_record(rec)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 
