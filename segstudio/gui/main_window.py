@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QCursor
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -26,7 +26,9 @@ from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -34,10 +36,12 @@ from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
+from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.tools import Tool, ToolController, ToolState
+from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
@@ -62,8 +66,12 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
-        self.setCentralWidget(self.canvas)
+        self.central, self.welcome, self.model_hint = build_central(self, self.canvas)
+        self.setCentralWidget(self.central)
+        self.welcome.set_recent(settings.recent_folders())
         self.overlay = OverlayPresenter(self.canvas, self)
+        self.confidence_legend = ConfidenceLegend(self.canvas)
+        self._cursors = {Tool.FILL: fill_cursor(), Tool.POLYGON: polygon_cursor()}
         self.browser = BrowserWidget(self)
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
@@ -133,6 +141,7 @@ class MainWindow(QMainWindow):
         c.dragged.connect(self.tools.drag)
         c.released.connect(self.tools.release)
         c.hovered.connect(self._hovered)
+        c.left.connect(self._clear_readout)  # no stale coordinates once the mouse leaves the canvas
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.finish_polygon)
         c.polygon_cancel.connect(self.tools.cancel_polygon)
@@ -149,6 +158,11 @@ class MainWindow(QMainWindow):
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
         self.problems.image_requested.connect(self.open_image)
+        self.welcome.open_requested.connect(self._choose_folder)
+        self.welcome.recent_requested.connect(self.open_folder)
+        self.model_hint.weights_file.connect(self._choose_weights_file)
+        self.model_hint.untrained.connect(self.untrained_action.trigger)
+        self.model_hint.finetune.connect(self.finetune_action.trigger)
         self.problems.count_changed.connect(self.problems_button.set_count)
         self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
 
@@ -172,9 +186,11 @@ class MainWindow(QMainWindow):
         a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
         for n in range(1, 11):
             a[f"class_{n}"].triggered.connect(lambda _=False, n=n: self.palette.select_position(n))
+        a["quick_class"].triggered.connect(self._quick_class)
         a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
         a["outline_mode"].toggled.connect(self.overlay.set_outline)
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
+        a["confidence_layer"].toggled.connect(self.confidence_legend.setVisible)
         a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
         a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
         a["crf_toggle"].toggled.connect(self._crf_toggled)
@@ -200,6 +216,7 @@ class MainWindow(QMainWindow):
         ShortcutsDialog(self).exec()
 
     def _set_enabled(self, enabled: bool) -> None:
+        self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
@@ -245,6 +262,8 @@ class MainWindow(QMainWindow):
         self.model.error.connect(self._model_error)
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
+        self._show_planned_model()
+        self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
@@ -261,6 +280,9 @@ class MainWindow(QMainWindow):
         target = last if isinstance(last, str) and project.get(last) else self.browser.neighbour(1)
         if target:
             self.open_image(target, restore_view=True)
+        else:
+            self.overlay.set_document(None, None, "This folder has no images yet. Copy images into it (they appear "
+                                                  "by themselves) or open another folder.")
         self.project_opened.emit()
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
@@ -289,6 +311,8 @@ class MainWindow(QMainWindow):
         self.project.close()
         self.project = self.session = self.model = None
         self.model_status.attach(None)
+        self.model_hint.hide()
+        self.welcome.set_recent(self.settings.recent_folders())
         self._set_enabled(False)
 
     def _save_project_state(self) -> None:
@@ -322,6 +346,7 @@ class MainWindow(QMainWindow):
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
+        self._clear_readout()  # the read-out described the previous image
         self.tools.set_document(document)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
@@ -402,10 +427,23 @@ class MainWindow(QMainWindow):
         if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
             self.session.stroke_finished()
 
+    def _quick_class(self) -> None:
+        """Type-to-search class choice, at the mouse when it is over the canvas."""
+        scheme = self.palette.scheme
+        if scheme is None:
+            return
+        if getattr(self, "quick_pick", None) is None:
+            self.quick_pick = QuickClassPicker(self)
+            self.quick_pick.picked.connect(self.palette.select_class)
+        c = self.canvas
+        at = QCursor.pos() if c.underMouse() else c.mapToGlobal(c.rect().center()) - QPoint(130, 160)
+        self.quick_pick.popup(scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class)
+
     def _tool_changed(self) -> None:
         state = self.tool_state
         self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
         self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER)
+        self.canvas.set_tool_cursor(self._cursors.get(state.tool))
         self.canvas.set_brush_radius(state.radius)
         if state.tool != Tool.POLYGON:
             self.tools.cancel_polygon()
@@ -416,8 +454,7 @@ class MainWindow(QMainWindow):
         doc = self.session.document if self.session else None
         xi, yi = int(round(x)), int(round(y))
         if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
-            self.pos_label.setText("")  # off the image: no stale or negative coordinates
-            self.class_label.setText("")
+            self._clear_readout()  # off the image: no stale or negative coordinates
             return
         self.pos_label.setText(f"x {xi}, y {yi}")
         value = int(doc.labels[yi, xi])
@@ -425,6 +462,10 @@ class MainWindow(QMainWindow):
         self.class_label.setText(names[value] if value < len(names) else "unlabeled")
         if self.tools.polygon:
             self.canvas.set_polygon(self.tools.polygon, (x, y))
+
+    def _clear_readout(self) -> None:
+        self.pos_label.setText("")
+        self.class_label.setText("")
 
     def _effort(self, fraction: float | None) -> None:
         self.effort_label.setText("" if fraction is None else f"changed vs prediction: {fraction:.2%}")
@@ -488,8 +529,17 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
+            self._show_planned_model()
             what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
+
+    def _show_planned_model(self) -> None:
+        """Status bar and hint bar name the model this project will use (never the previous project's)."""
+        if self.project is None or self.model is None:
+            return
+        choice = self.model.spec_changes
+        self.model_status.set_planned(planned_model(self.project, choice))
+        self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
     def _panel(self, module: str, cls: str, modal: bool = False) -> None:

@@ -16,7 +16,7 @@ __all__ = ["MENUS", "build_menus", "build_toolbars"]
 
 MENUS: dict[str, list[str | None]] = {
     "&File": ["open_folder", "@recent", "rescan", "save", None, "@export", "@import", None, "quit"],
-    "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"],
+    "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", "quick_class", None, "mark_done", "mark_skipped"],
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
     "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",

@@ -13,10 +13,15 @@ def _paths(window) -> list[str]:
     return [r.rel_path for r in window.browser.model.records()]
 
 
+def _watching(window, qtbot) -> None:
+    """The watcher lists its folders in the background after the project opens."""
+    qtbot.waitUntil(lambda: bool(window.folder_watch._watcher.directories()), timeout=WAIT)
+
+
 def test_watcher_picks_up_an_added_file(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
     first = sorted(p.name for p in demo_photos.glob("*.jpg"))[0]
-    qtbot.waitUntil(lambda: bool(window.folder_watch._watcher.directories()), timeout=WAIT)
+    _watching(window, qtbot)
     (demo_photos / "later").mkdir()
     shutil.copy2(demo_photos / first, demo_photos / "later" / "copy.jpg")  # same pixels, another name
     qtbot.waitUntil(lambda: "later/copy.jpg" in _paths(window), timeout=WAIT)
@@ -34,6 +39,7 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
     window.mark(Status.DONE)  # marks the open image done and moves on
     qtbot.waitUntil(lambda: window.project.get(current).status == Status.DONE, timeout=WAIT)
     assert window.browser.counter.text().startswith("1 /")
+    _watching(window, qtbot)
     (demo_photos / current).unlink()
     qtbot.waitUntil(lambda: current not in _paths(window), timeout=WAIT)
     assert window.browser.counter.text().startswith("0 / 3 done")
@@ -53,6 +59,7 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
 
 def test_rescan_action_finds_a_file_without_the_watcher(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
+    _watching(window, qtbot)
     window.folder_watch._watcher.removePaths(window.folder_watch._watcher.directories())  # e.g. a network share
     first = sorted(p.name for p in demo_photos.glob("*.jpg"))[0]
     shutil.copy2(demo_photos / first, demo_photos / "zz_new.jpg")
