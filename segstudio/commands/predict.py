@@ -62,11 +62,13 @@ def _decoded_ahead(project: Any, records: list[Any]) -> Iterator[tuple[Any, Any,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.catalog import arch_names
     from segstudio.ml.device import DEVICE_CHOICES
 
     parser.add_argument("folder", help="image folder (the project is its .segstudio state) or that state folder")
     parser.add_argument("--project-dir", help="project state folder, when it is not <folder>/.segstudio")
-    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large)")
+    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large): "
+                        + ", ".join(arch_names()))
     parser.add_argument(
         "--weights",
         default="auto",
