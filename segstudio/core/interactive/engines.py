@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
+from skimage.graph import MCP_Geometric
 
 from segstudio.core.document import UNLABELED
 from segstudio.core.errors import SegStudioError
@@ -152,8 +153,6 @@ class GeodesicEngine(Engine):
         self.cost = (0.05 + grad / 8.0).astype(np.float64)  # ~free inside flat regions, expensive across edges
 
     def _distance(self, seeds: np.ndarray) -> np.ndarray:
-        from skimage.graph import MCP_Geometric
-
         starts = np.argwhere(seeds)
         if len(starts) == 0:
             return np.full(seeds.shape, np.inf)

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
+from skimage.segmentation import slic  # imported here, not lazily: a first import on a worker thread races
 
 from segstudio.core.interactive.prompts import Point
 
@@ -55,8 +56,6 @@ class Superpixels:
 def compute_superpixels(image: np.ndarray, n_segments: int = DEFAULT_SEGMENTS, compactness: float = 10.0,
                         hop_cost: float = 1.0) -> Superpixels:
     """SLIC on an HxWx3 uint8 RGB image, mean Lab colours and the 4-adjacency graph."""
-    from skimage.segmentation import slic
-
     segments = slic(image[..., :3], n_segments=n_segments, compactness=compactness, start_label=0,
                     convert2lab=True, enforce_connectivity=True).astype(np.int32)
     lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
