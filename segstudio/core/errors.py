@@ -44,3 +44,7 @@ class ExportError(SegStudioError):
 
 class CancelledError(SegStudioError):
     """Long work was cancelled by the user; partial results have been discarded or kept as documented."""
+
+
+class UnsafePathError(ExportError):
+    """A path written inside a data file leaves the folder it belongs to (or is no file name at all)."""

@@ -23,9 +23,10 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import ExportError, SegStudioError
+from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.export.staging import _flush_tree, _pid_alive
+from segstudio.export.staging import _flush_tree, _pid_alive, refuse_mount_point
 
 __all__ = [
     "MappingRow",
@@ -127,6 +128,7 @@ def _remove_dead_staging(target: Path) -> None:
 
 
 def _check_target(target: Path) -> None:
+    refuse_mount_point(target, "project")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
 
@@ -231,7 +233,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         handle.set_status(f"copying {total} images")
         for done, sample in enumerate(plan.samples, start=1):
             handle.check_cancelled()
-            dest = staging / sample.rel_path
+            dest = resolve_inside(staging, sample.rel_path)  # importers already refuse escapes: a second guard
             if sample.image_path is not None and sample.image_path.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample.image_path, dest)

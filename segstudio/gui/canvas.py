@@ -27,6 +27,7 @@ from segstudio.core.history import Box
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
 
 UNLABELED = 255
+MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT = 360, 240
 
 
 def overlay_lut(colors: np.ndarray, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
@@ -155,6 +156,8 @@ class CanvasView(pg.GraphicsView):
         self.message = pg.TextItem("", color=(230, 230, 230), anchor=(0.5, 0.5))
         self.vb.addItem(self.message, ignoreBounds=True)
 
+        # At small window sizes the side panels shrink first: the canvas keeps a usable share.
+        self.setMinimumSize(MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._painting = False

@@ -27,12 +27,14 @@ from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
+from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
@@ -57,6 +59,7 @@ class MainWindow(QMainWindow):
         self.project: Project | None = None
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
+        self.folder_watch: FolderWatcher | None = None
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
@@ -68,6 +71,10 @@ class MainWindow(QMainWindow):
         self.tools = ToolController(self.tool_state, self)
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
+        self.problems = ProblemsPanel(self)
+        self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea,
+                                        "problems_dock")
+        self.problems_dock.hide()  # opened from the status-bar notice, never by a problem itself
         self.actions_by_id: dict[str, QAction] = {
             s.id: make_action(self, s.id, checkable=s.id in CHECKABLE, bind_keys=s.id not in DISPLAY_ONLY)
             for s in SHORTCUTS
@@ -106,6 +113,8 @@ class MainWindow(QMainWindow):
             bar.addWidget(widget)
         self.model_status = ModelStatus(self)
         bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
+        self.problems_button = ProblemsButton(self)
+        bar.addPermanentWidget(self.problems_button)
         bar.addPermanentWidget(self.model_status)
 
     def _build_menus_and_toolbars(self) -> None:
@@ -142,9 +151,13 @@ class MainWindow(QMainWindow):
         self.overlay.counts_changed.connect(self.palette.set_counts)
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
+        self.problems.image_requested.connect(self.open_image)
+        self.problems.count_changed.connect(self.problems_button.set_count)
+        self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
 
         a["open_folder"].triggered.connect(self._choose_folder)
         a["save"].triggered.connect(self.flush_current)
+        a["rescan"].triggered.connect(lambda: self.folder_watch.rescan() if self.folder_watch is not None else None)
         a["quit"].triggered.connect(self.close)
         a["undo"].triggered.connect(lambda: self._doc_call("undo"))
         a["redo"].triggered.connect(lambda: self._doc_call("redo"))
@@ -224,19 +237,24 @@ class MainWindow(QMainWindow):
         self.session.record_changed.connect(self.browser.update_record)
         self.session.prediction_changed.connect(self.overlay.rebuild)
         self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
+        self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
         self.model.prediction_ready.connect(self.session.apply_prediction)
-        self.model.error.connect(lambda where, msg: self.show_error(f"Model — {where}" if where else "Model", msg))
+        self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
+        self.model.error.connect(self._model_error)
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self.folder_watch = FolderWatcher(project, self)
+        self.folder_watch.changed.connect(self._folder_changed)
+        self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self.tool_state.restore(project.get_setting("gui.tool"))
         self.palette.select_class(self.tool_state.active_class, emit=False)
         self.setWindowTitle(f"SegStudio — {project.image_dir}")
@@ -260,12 +278,16 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.folder_watch is not None:
+            self.folder_watch.close()
+            self.folder_watch = None
         self.tools.set_document(None)
         if self.model is not None:
             self.model.shutdown()
         if self.session is not None:
             self.session.close()
         self.browser.set_project(None)
+        self.problems.clear()
         self.overlay.set_document(None, None)
         self.project.close()
         self.project = self.session = self.model = None
@@ -300,7 +322,8 @@ class MainWindow(QMainWindow):
                 self.canvas.restore_view_state(self.project.get_setting("gui.view") if self.project else None)
 
     def _image_opened(self, rec: ImageRecord, image, document) -> None:  # noqa: ANN001
-        message = f"{rec.rel_path} cannot be opened:\n{rec.error}" if rec.error else ""
+        reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
+        message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
@@ -320,6 +343,34 @@ class MainWindow(QMainWindow):
         upcoming = [p for p in (self.browser.neighbour(1), self.browser.neighbour(2)) if p]
         records = [self.browser.model.record(p) for p in upcoming]
         self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
+
+    def _folder_changed(self, report) -> None:  # noqa: ANN001 - core.project.ReconcileReport
+        """Files were added, removed or renamed on disk: the list, the open image and the problems follow."""
+        if self.project is None or self.session is None:
+            return
+        renamed = dict(report.renamed)
+        for old, new in renamed.items():
+            self.problems.rename(old, new)
+        for path in report.removed:
+            self.problems.resolve(path)
+        current = self.session.record.rel_path if self.session.record is not None else None
+        self.browser.refresh(self.project.images(), renamed)
+        if current in renamed and (rec := self.project.get(renamed[current])) is not None:
+            self.session.record = rec  # same content, same document: keep editing
+            self.setWindowTitle(f"SegStudio — {rec.rel_path}")
+        elif current is not None and (current in report.removed or current in report.invalidated):
+            self.tools.set_document(None)
+            self.session.close_image()  # its file is gone (or no longer fits its mask): nothing to save to
+            kept = self.project.get(current) is not None  # invalidated: same path, new pixels
+            target = current if kept else (self.browser.next_unfinished() or self.browser.neighbour(1))
+            if target:
+                self.open_image(target)
+            else:
+                self.overlay.set_document(None, None, "The folder has no images left.")
+        parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
+                                               ("renamed", report.renamed), ("changed", report.changed),
+                                               ("back", report.restored)) if v]
+        self.statusBar().showMessage(f"Folder changed on disk: {', '.join(parts)}", 8000)
 
     def mark(self, status: Status) -> None:
         if self.session is None or self.session.record is None:
@@ -495,6 +546,26 @@ class MainWindow(QMainWindow):
         open_panel(self, "import_dialog", "ImportDialog", (self,), lambda m: self.show_error("Not available", m),
                    modal=True, connect=connect)
 
+    # -- problems -------------------------------------------------------------------------------------------
+    def report_problem(self, rel_path: str, reason: str) -> None:
+        """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
+        self.problems.add(rel_path, reason)
+        self.browser.model.set_problem(rel_path, reason)
+        self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
+
+    def resolve_problem(self, rel_path: str) -> None:
+        self.problems.resolve(rel_path)
+        self.browser.model.set_problem(rel_path, None)
+
+    def _model_error(self, where: str, message: str) -> None:
+        """Model errors: loading (blocks all predictions) gets a box; per-image ones go to the problems list."""
+        if not where:
+            self.show_error("Model", message)
+        elif is_follow_up(message) or self.project is None or self.project.get(where) is None:
+            self.statusBar().showMessage(f"{where}: {message}", 10000)  # the box already says why
+        else:
+            self.report_problem(where, message)
+
     # -- misc ---------------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
@@ -509,7 +580,8 @@ class MainWindow(QMainWindow):
             if box is not None and shiboken6.isValid(box) and box.isVisible():
                 box.setText(f"{box.text()}\n\n{title}: {message}")
             else:
-                box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+                box = QMessageBox(QMessageBox.Icon.Warning, title, one_paragraph(message),
+                                  QMessageBox.StandardButton.Ok, self)
                 box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
                 self.error_box = box
                 box.open()

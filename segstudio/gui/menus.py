@@ -16,7 +16,7 @@ from segstudio.gui.tools import ToolOptionsBar, ToolState
 __all__ = ["MENUS", "build_menus", "build_toolbars"]
 
 MENUS: dict[str, list[str | None]] = {
-    "&File": ["open_folder", "@recent", "save", None, "@export", "@import", None, "quit"],
+    "&File": ["open_folder", "@recent", "rescan", "save", None, "@export", "@import", None, "quit"],
     "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"],
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QPushButton,
+    QToolButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +42,13 @@ def _swatch(color: tuple[int, int, int], size: int = 16) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*color))
     return QIcon(pixmap)
+
+
+def _button(text: str, parent: QWidget) -> QToolButton:
+    button = QToolButton(parent)
+    button.setText(text)
+    button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    return button
 
 
 class PaletteWidget(QWidget):
@@ -63,19 +71,24 @@ class PaletteWidget(QWidget):
         for label, name in PRESETS.items():
             self.preset_combo.addItem(f"Preset: {label}", name)
         self.preset_combo.activated.connect(self._preset_picked)
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(10)
         self.active_label = QLabel(self)
         self.active_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # A long class name must not widen the dock (the canvas would jump): ignore its width hint.
+        self.active_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.active_label.setMinimumHeight(30)
         self.list = QListWidget(self)
         self.list.setObjectName("class_list")
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
         buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add", self)
-        self.rename_button = QPushButton("Rename", self)
-        self.color_button = QPushButton("Colour", self)
-        self.up_button = QPushButton("▲", self)
-        self.down_button = QPushButton("▼", self)
+        # Tool buttons, not push buttons: no style minimum of ~80 px each, so the dock can be narrow.
+        self.add_button = _button("Add", self)
+        self.rename_button = _button("Rename", self)
+        self.color_button = _button("Colour", self)
+        self.up_button = _button("▲", self)
+        self.down_button = _button("▼", self)
         for button, slot in ((self.add_button, self.add_class), (self.rename_button, self.rename_active),
                              (self.color_button, self.recolour_active), (self.up_button, lambda: self.move_active(-1)),
                              (self.down_button, lambda: self.move_active(1))):

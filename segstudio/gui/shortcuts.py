@@ -28,6 +28,7 @@ def _s(id: str, keys: str | tuple[str, ...], text: str, group: str) -> Shortcut:
 SHORTCUTS: tuple[Shortcut, ...] = (
     _s("open_folder", "Ctrl+O", "Open folder…", "File"),
     _s("save", "Ctrl+S", "Save mask now", "File"),
+    _s("rescan", "F5", "Rescan the folder (images added, removed or renamed on disk)", "File"),
     _s("quit", "Ctrl+Q", "Quit", "File"),
     _s("undo", "Ctrl+Z", "Undo", "Edit"),
     _s("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Edit"),
