@@ -150,6 +150,7 @@ class CanvasView(pg.GraphicsView):
     hovered = Signal(float, float)  # mouse moved (any buttons); use for status bar and cursor
     left = Signal()
     brush_wheel = Signal(int)  # Ctrl+wheel steps (+ larger)
+    secondary_pressed = Signal(float, float)  # right button, while `secondary_enabled` (negative clicks)
     polygon_finish = Signal()
     polygon_cancel = Signal()
 
@@ -193,6 +194,7 @@ class CanvasView(pg.GraphicsView):
         self._painting = False
         self._space = False
         self.paint_enabled = True
+        self.secondary_enabled = False  # right button: a tool action instead of pyqtgraph's zoom drag
         self.brush_cursor_enabled = True
         self._tool_cursor: QCursor | None = None  # the tool's own pointer (fill, polygon); None = default
         self._brush_radius = 5.0
@@ -298,6 +300,11 @@ class CanvasView(pg.GraphicsView):
         return ev.button() != Qt.MouseButton.LeftButton or self._space or not self.paint_enabled
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:
+        if (ev.button() == Qt.MouseButton.RightButton and self.secondary_enabled and self.paint_enabled
+                and not self._space and self._image_shape is not None):
+            self.secondary_pressed.emit(*self.to_image(ev.position()))
+            ev.accept()
+            return
         if self._pan_gesture(ev) or self._image_shape is None:
             super().mousePressEvent(ev)
             return

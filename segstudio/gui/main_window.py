@@ -13,6 +13,7 @@ import shiboken6
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QCursor
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -40,7 +41,7 @@ from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
-from segstudio.gui.tools import Tool, ToolController, ToolState
+from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
 from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
@@ -48,7 +49,7 @@ __all__ = ["MainWindow"]
 
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
 CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
-             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon"}
+             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon", *(f"tool_{t.value}" for t in SMART)}
 
 
 class MainWindow(QMainWindow):
@@ -143,8 +144,10 @@ class MainWindow(QMainWindow):
         c.hovered.connect(self._hovered)
         c.left.connect(self._clear_readout)  # no stale coordinates once the mouse leaves the canvas
         c.brush_wheel.connect(self.tool_state.grow)
-        c.polygon_finish.connect(self.tools.finish_polygon)
-        c.polygon_cancel.connect(self.tools.cancel_polygon)
+        c.polygon_finish.connect(self.tools.accept)
+        c.polygon_cancel.connect(self.tools.cancel)
+        c.secondary_pressed.connect(self.tools.secondary_press)
+        self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
         self.tools.edited.connect(self._edited)
         self.tool_state.changed.connect(self._tool_changed)
@@ -179,7 +182,7 @@ class MainWindow(QMainWindow):
         a["next_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(1)))
         a["prev_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(-1)))
         a["next_unfinished"].triggered.connect(lambda: self.open_image(self.browser.next_unfinished()))
-        for key in ("brush", "eraser", "fill", "polygon"):
+        for key in ("brush", "eraser", "fill", "polygon", *(t.value for t in SMART)):
             a[f"tool_{key}"].triggered.connect(lambda _=False, k=key: setattr(self.tool_state, "tool", Tool(k)))
         a["protect_cycle"].triggered.connect(self.tool_state.cycle_protect)
         a["brush_smaller"].triggered.connect(lambda: self.tool_state.grow(-1))
@@ -347,7 +350,7 @@ class MainWindow(QMainWindow):
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
         self._clear_readout()  # the read-out described the previous image
-        self.tools.set_document(document)
+        self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
         self.browser.update_record(rec)
@@ -404,7 +407,8 @@ class MainWindow(QMainWindow):
 
     # -- editing ------------------------------------------------------------------------------------------
     def _canvas_pressed(self, x: float, y: float) -> None:
-        self.tools.press(x, y)
+        shift = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self.tools.press(x, y, positive=not shift)
 
     def _edited(self) -> None:
         if self.session is not None:
@@ -442,7 +446,8 @@ class MainWindow(QMainWindow):
     def _tool_changed(self) -> None:
         state = self.tool_state
         self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
-        self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER)
+        self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER, Tool.SUPERPIXEL)
+        self.canvas.secondary_enabled = state.tool in (*SESSION, Tool.POLYGON)
         self.canvas.set_tool_cursor(self._cursors.get(state.tool))
         self.canvas.set_brush_radius(state.radius)
         if state.tool != Tool.POLYGON:
@@ -596,6 +601,7 @@ class MainWindow(QMainWindow):
         """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
         self.problems.add(rel_path, reason)
         self.browser.model.set_problem(rel_path, reason)
+        self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
 
     def resolve_problem(self, rel_path: str) -> None:
@@ -612,6 +618,11 @@ class MainWindow(QMainWindow):
             self.report_problem(where, message)
 
     # -- misc ---------------------------------------------------------------------------------------------
+    def _refresh_record(self, rel_path: str, _message: str = "") -> None:
+        rec = self.project.get(rel_path) if self.project is not None and rel_path else None
+        if rec is not None:
+            self.browser.update_record(rec)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 

@@ -136,6 +136,10 @@ class EditorSession(QObject):
             mask = self.project.load_mask(rec)
             prediction = self.project.load_prediction(rec)
         except SegStudioError as exc:
+            fresh = self.project.get(rel_path)  # a decode failure was recorded: badge and counters follow
+            if fresh is not None and fresh.error != rec.error:
+                rec = self.record = fresh
+                self.record_changed.emit(fresh)
             self.image_problem.emit(rel_path, str(exc))
             self.image_opened.emit(rec, None, None)
             return True
