@@ -8,6 +8,7 @@ Unreadable images are skipped, listed at the end, and make the exit status 1.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import ImageReadError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ImageReadError, SegStudioError
 from segstudio.core.tasks import ConsoleProgress, NullTask
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
@@ -200,9 +201,14 @@ def run(args: argparse.Namespace) -> int:
         # predict_many batches consecutive same-size images into one forward pass (batch_size: 4 on CUDA)
         for result in predictor.predict_many(readable(), image_task):
             rec = in_flight.popleft()
-            project.save_prediction(
-                rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
-            )
+            try:
+                project.save_prediction(
+                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+                )
+            except (OSError, sqlite3.OperationalError) as error:  # disk full / read-only: name the folder; earlier files are intact (atomic)
+                raise DiskWriteError(
+                    project.state_dir, f"predict (after {done} image(s); masks and earlier predictions are kept)", error
+                ) from None
             done += 1
             handled += 1
             progress.set_progress(handled, len(todo))
