@@ -11,6 +11,8 @@ from segstudio.core.errors import SegStudioError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", nargs="?", help="image folder to open (optional)")
     parser.add_argument("--project-dir", help="keep project state here instead of FOLDER/.segstudio")
+    parser.add_argument("--install-desktop-entry", action="store_true",
+                        help="add SegStudio to this user's application menu (Linux) and exit")
 
 
 def _check_folder(folder: str) -> None:
@@ -30,6 +32,12 @@ def _check_folder(folder: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.install_desktop_entry:
+        from segstudio.desktop_entry import install_desktop_entry
+
+        for path in install_desktop_entry():
+            print(f"wrote {path}")
+        return 0
     if args.folder is not None:
         _check_folder(args.folder)
     from segstudio.gui.app import run_app  # Qt import deferred until a window is really wanted

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.errors import CancelledError, SegStudioError
 from segstudio.core.tasks import NullTask
+from segstudio.core.logs import log_exception
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
 
@@ -86,6 +87,7 @@ class TaskThread(QThread):
         except SegStudioError as error:
             self.failed.emit(str(error))
         except Exception as error:  # noqa: BLE001 - a bug must reach the user, not kill the thread silently
+            log_exception("task", error)
             self.failed.emit(f"unexpected error: {type(error).__name__}: {error}")
         else:
             self.succeeded.emit(result)

@@ -35,6 +35,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.ml.spec import ModelSpec
 
 __all__ = ["InferenceController", "CHOOSE_WEIGHTS_HINT"]
@@ -205,6 +206,7 @@ class _WorkerThread(QThread):
                 loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
+            log_exception("inference.load", exc)
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
             self.state_changed.emit("error")
@@ -251,6 +253,7 @@ class _WorkerThread(QThread):
         except CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001
+            log_exception("inference.predict", exc)
             self.error.emit(rel_path, _message(exc))
         finally:
             with self._cond:

@@ -30,6 +30,7 @@ from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.legend import ConfidenceLegend
+from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
+        self.open_logs_action = extra["open_logs"]
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -202,6 +204,7 @@ class MainWindow(QMainWindow):
         a["predict_current"].triggered.connect(self.predict_current)
         a["predict_all_new"].triggered.connect(self.predict_all_new)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
+        self.open_logs_action.triggered.connect(self.open_log_folder)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
@@ -217,6 +220,10 @@ class MainWindow(QMainWindow):
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
+
+    def open_log_folder(self) -> Path | None:
+        """Help > Open log folder: the project's logs (or the user's) in the file manager."""
+        return open_log_folder(self.project)
 
     def _set_enabled(self, enabled: bool) -> None:
         self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
@@ -248,6 +255,7 @@ class MainWindow(QMainWindow):
 
     def _project_ready(self, project: Project) -> None:
         self.project = project
+        use_project_logs(project)  # this project's problems are logged in its state folder
         self.settings.add_recent_folder(project.image_dir)
         self.session = EditorSession(project, self.settings.autosave_ms, self)
         self.session.image_opened.connect(self._image_opened)
@@ -552,7 +560,9 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         existing = self._panels.get(module)
-        if existing is not None and shiboken6.isValid(existing) and existing.isVisible():
+        running = existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        if existing is not None and shiboken6.isValid(existing) and (existing.isVisible() or running):
+            existing.show()  # a fine-tune window closed during its run was only hidden
             existing.raise_()
             existing.activateWindow()
             return

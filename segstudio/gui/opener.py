@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Project
+from segstudio.core.logs import log_exception
 
 __all__ = ["ProjectOpener"]
 
@@ -38,6 +39,7 @@ class ProjectOpener(QObject):
             except SegStudioError as exc:
                 self._done.emit(generation, None, str(exc))
             except Exception as exc:  # noqa: BLE001
+                log_exception("open", exc)
                 self._done.emit(generation, None, f"cannot open {folder}: {exc}")
 
         threading.Thread(target=run, name="segstudio-open", daemon=True).start()

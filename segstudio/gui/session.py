@@ -22,6 +22,7 @@ from segstudio.core.document import UNLABELED, MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
 from segstudio.core.project import ImageRecord, Project, Status
+from segstudio.core.logs import log_exception
 
 __all__ = ["EditorSession", "ImageCache"]
 
@@ -201,6 +202,7 @@ class EditorSession(QObject):
             try:
                 result = job()
             except Exception as exc:  # noqa: BLE001 - shown to the user; the edit stays in memory
+                log_exception("save", exc)
                 self._failed.emit(f"saving failed: {exc}")
                 raise
             if isinstance(result, ImageRecord):

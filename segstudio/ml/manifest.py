@@ -192,8 +192,16 @@ def manifest_from_project(
     settings: dict[str, Any] | None = None,
     version: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
+    min_val: int | None = None,
 ) -> TrainManifest:
-    """The manifest for fine-tuning the project's model; output in `models/<version>/` by default."""
+    """The manifest for fine-tuning the project's model; output in `models/<version>/` by default.
+
+    First tops the val split up to `min_val` images (default `selection.MIN_VAL_IMAGES`, 0 = off) so
+    the before/after comparison is not decided by a handful of frames.
+    """
+    from segstudio.ml.selection import MIN_VAL_IMAGES, reserve_val_images
+
+    reserve_val_images(project, MIN_VAL_IMAGES if min_val is None else min_val)
     train, val = project_samples(project)
     if not train:
         raise ManifestError(
