@@ -6,7 +6,8 @@ a bilateral appearance kernel (sxy 80, srgb 13, compat 10), 5 mean-field iterati
 Fast by default. The CRF runs on the image downscaled by `scale` (default 4; INTER_AREA) with the spatial
 kernel widths divided by the same factor, so they cover the same part of the scene; small images keep at
 least `min_pixels` (32 768) on the grid, so a 500x375 photo runs at ~1/2.4 and not 1/4; huge ones at most
-`max_pixels` (1 M: time and memory bounded). Why this is enough: the unary comes from a network at output stride
+`max_pixels` (262 144 = 512x512: time and memory bounded; pydensecrf needs ~1 KB per grid pixel for
+19 classes). Why this is enough: the unary comes from a network at output stride
 8-16, so the CRF only moves boundaries by a few pixels, and the refined marginals are smooth between
 colour edges; bilinear upsampling of them agrees with the full-resolution CRF on >= 99.5 % of pixels
 while costing ~1/16 of it (`bench/crf.py` measures both against full-resolution pydensecrf in the same
@@ -49,7 +50,7 @@ class CRFParams:
     bilateral_srgb: float = 13.0
     bilateral_compat: float = 10.0
     scale: float = 4.0  # run at 1/scale resolution (1 = full); lowered for small images, see min_pixels
-    max_pixels: int = 1_000_000  # above this (after `scale`) the scale is raised to fit (speed + memory)
+    max_pixels: int = 262_144  # above this (after `scale`) the scale is raised to fit (speed + memory)
     enabled: bool = True
     min_pixels: int = 32_768  # `scale` is lowered (not below 1) so the grid keeps at least this many pixels
 
