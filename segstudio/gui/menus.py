@@ -19,13 +19,16 @@ MENUS: dict[str, list[str | None]] = {
     "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"],
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
-    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",
+    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@crf_on",
+               "@crf_panel", "@crf_tune", None, "@weights_file",
                "@untrained", "@versions"],
     "&Train": ["@finetune"],
     "&Help": ["shortcuts"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
              "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
+             "crf_on": "Dense CRF for this project", "crf_panel": "CRF settings…",
+             "crf_tune": "Tune CRF on corrected images",
              "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
 SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
               "toggle_overlay": "Overlay", "outline_mode": "Outline", "confidence_layer": "Confidence",
@@ -50,6 +53,7 @@ def build_menus(window: QMainWindow, actions: dict[str, QAction]) -> tuple[dict[
             else:
                 menu.addAction(actions[entry])
     extra["auto_predict"].setCheckable(True)
+    extra["crf_on"].setCheckable(True)
     for key, short in SHORT_TEXT.items():
         actions[key].setIconText(short)
         actions[key].setToolTip(f"{actions[key].text()} ({actions[key].shortcut().toString()})")

@@ -19,7 +19,7 @@ from segstudio.core.tasks import TaskHandle
 from segstudio.ml.crf import SETTING_KEY, CRFParams, load_params, save_params
 from segstudio.ml.crf_tune import TuneReport, TuneSample, tune
 
-__all__ = ["DEFAULT_ENABLED", "MIN_TUNE_IMAGES", "TUNE_REPORT_KEY", "project_crf", "set_enabled",
+__all__ = ["DEFAULT_ENABLED", "MIN_TUNE_IMAGES", "TUNE_REPORT_KEY", "project_crf", "set_enabled", "tunable_count",
            "tuning_samples", "tune_project"]
 
 DEFAULT_ENABLED = False
@@ -74,3 +74,12 @@ def tune_project(project: Any, handle: TaskHandle | None = None, save: bool = Tr
         save_params(project, report.tuned_params if report.keep else replace(load_params(project), enabled=False))
         project.set_setting(TUNE_REPORT_KEY, report.to_dict(list(project.scheme.names)))
     return report
+
+
+def tunable_count(project: Any) -> int:
+    """How many done images have a corrected mask and stored probabilities (cheap: file checks only)."""
+    from segstudio.core.probabilities import probabilities_path
+    from segstudio.core.project import Status
+
+    return sum(1 for rec in project.images(status=Status.DONE)
+               if not rec.error and project.has_mask(rec) and probabilities_path(project, rec.id).is_file())

@@ -4,8 +4,8 @@ DeepLab cross-validated the CRF's kernel weights and widths on held-out images; 
 on the network (how coarse its probabilities are) and on the photos. Here the search runs on done images
 that have stored probabilities (`core.probabilities`) against their corrected masks:
   * the images are split deterministically (by key) into a tuning part and a held-out part (1 in 3);
-  * a coordinate search over `SEARCH_SPACE` (each parameter in turn, others fixed, two rounds) maximises
-    mIoU on the tuning part (boundary accuracy breaks ties);
+  * a search over `SEARCH_SPACE` (the three bilateral parameters on their joint grid, then the others one
+    at a time) maximises mIoU on the tuning part (boundary accuracy breaks ties);
   * the decision is made on the held-out part only: the tuned settings are kept if they beat "no CRF"
     there, otherwise the CRF is turned off for the project. No CRF is ever saved that measured worse
     than no CRF on images it was not tuned on.
@@ -27,10 +27,12 @@ from segstudio.core.metrics import SegmentationMetrics, confusion_matrix
 from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.ml.crf import CRFParams, refine, upsampled_labels
 
-__all__ = ["BOUNDARY_RADIUS", "SEARCH_SPACE", "CRFScore", "TuneReport", "TuneSample", "boundary_band", "score",
+__all__ = ["BOUNDARY_RADIUS", "SEARCH_SPACE", "CRFScore", "ScoreAccumulator", "TuneReport", "TuneSample",
+           "boundary_band", "labels_for", "score",
            "search", "split_keys", "tune"]
 
 BOUNDARY_RADIUS = 5
+JOINT = ("bilateral_compat", "bilateral_sxy", "bilateral_srgb")  # searched together (see `search`)
 #: values tried per parameter (DeepLab cross-validated bilateral weight 3-6, sxy 30-100, srgb 3-6; here wider)
 SEARCH_SPACE: dict[str, tuple[float, ...]] = {
     "bilateral_compat": (0.0, 3.0, 5.0, 10.0),
@@ -74,29 +76,44 @@ def boundary_band(truth: np.ndarray, radius: int = BOUNDARY_RADIUS) -> np.ndarra
     return band & (truth != 255)
 
 
-def _labels(sample: TuneSample, params: CRFParams | None) -> np.ndarray:
+def labels_for(sample: TuneSample, params: CRFParams | None) -> np.ndarray:
+    """Labels at the truth's size: the CRF's, or the plain argmax when `params` is None or disabled."""
     if params is None or not params.enabled:
         return upsampled_labels(sample.probabilities, *sample.truth.shape)
     return refine(sample.image, sample.probabilities, params)
 
 
+class ScoreAccumulator:
+    """Adds up predictions image by image (so a caller can stream images) into a `CRFScore`."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.cm = np.zeros((num_classes, num_classes), np.int64)
+        self.hits = self.total = self.images = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        self.cm += confusion_matrix(pred, truth, self.cm.shape[0])
+        band = boundary_band(truth)
+        self.hits += int((pred[band] == truth[band]).sum())
+        self.total += int(band.sum())
+        self.images += 1
+
+    def result(self) -> CRFScore:
+        metrics = SegmentationMetrics.from_confusion(self.cm)
+        per_class = [None if not np.isfinite(v) else round(float(v), 5) for v in metrics.per_class_iou]
+        miou = float(metrics.miou) if np.isfinite(metrics.miou) else 0.0
+        boundary = round(self.hits / self.total, 5) if self.total else 0.0
+        return CRFScore(round(miou, 5), per_class, boundary, self.images)
+
+
 def score(samples: Sequence[TuneSample], params: CRFParams | None, num_classes: int,
           handle: TaskHandle | None = None) -> CRFScore:
     """mIoU (one confusion matrix over all samples), per-class IoU and boundary accuracy; None = no CRF."""
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    hits = total = 0
+    acc = ScoreAccumulator(num_classes)
     for sample in samples:
         if handle is not None:
             handle.check_cancelled()
-        pred = _labels(sample, params)
-        cm += confusion_matrix(pred, sample.truth, num_classes)
-        band = boundary_band(sample.truth)
-        hits += int((pred[band] == sample.truth[band]).sum())
-        total += int(band.sum())
-    metrics = SegmentationMetrics.from_confusion(cm)
-    per_class = [None if not np.isfinite(v) else round(float(v), 5) for v in metrics.per_class_iou]
-    miou = float(metrics.miou) if np.isfinite(metrics.miou) else 0.0
-    return CRFScore(round(miou, 5), per_class, round(hits / total, 5) if total else 0.0, len(samples))
+        acc.add(labels_for(sample, params), sample.truth)
+    return acc.result()
 
 
 def split_keys(keys: Sequence[str], held_out_every: int = 3) -> tuple[list[int], list[int]]:
@@ -112,29 +129,38 @@ def _key(value: CRFScore) -> tuple[float, float]:
     return (value.miou, value.boundary_accuracy)
 
 
+def _with(params: CRFParams, name: str, value: float) -> CRFParams:
+    return replace(params, **{name: int(value) if name == "iterations" else float(value)})
+
+
 def search(samples: Sequence[TuneSample], start: CRFParams, num_classes: int, handle: TaskHandle | None = None,
            space: dict[str, tuple[float, ...]] | None = None, rounds: int = 2) -> tuple[CRFParams, CRFScore]:
-    """Coordinate search from `start`: each parameter in turn takes its best value from `space`."""
+    """Best settings on `samples`: the bilateral weight, width and colour range (`JOINT`, which trade off
+    against each other, so one at a time gets stuck) over their full grid, then the other parameters
+    one at a time (coordinate search, up to `rounds` rounds)."""
     space = SEARCH_SPACE if space is None else space
     seen: dict[CRFParams, CRFScore] = {}
 
     def evaluate(params: CRFParams) -> CRFScore:
         if params not in seen:
             seen[params] = score(samples, params, num_classes, handle)
+            if handle is not None:
+                handle.set_progress(len(seen), total)
         return seen[params]
 
-    best = replace(start, enabled=True)
-    steps, total = 0, rounds * sum(len(v) for v in space.values())
+    joint = [name for name in JOINT if name in space]
+    others = [name for name in space if name not in joint]
+    grid = [replace(start, enabled=True)]
+    for name in joint:
+        grid = [_with(params, name, value) for params in grid for value in space[name]]
+    total = len(grid) + rounds * sum(len(space[name]) for name in others)
+    best = max(grid, key=lambda params: _key(evaluate(params)))
     for _ in range(rounds):
         before = best
-        for name, values in space.items():
-            for value in values:
-                candidate = replace(best, **{name: int(value) if name == "iterations" else float(value)})
-                if _key(evaluate(candidate)) > _key(evaluate(best)):
-                    best = candidate
-                steps += 1
-                if handle is not None:
-                    handle.set_progress(steps, total)
+        for name in others:
+            candidate = max((_with(best, name, v) for v in space[name]), key=lambda p: _key(evaluate(p)))
+            if _key(evaluate(candidate)) > _key(evaluate(best)):
+                best = candidate
         if best == before:
             break
     return best, evaluate(best)
