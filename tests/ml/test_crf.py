@@ -29,7 +29,7 @@ def test_params_round_trip_and_validation():
     assert CRFParams.from_dict(params.to_dict()) == params
     assert CRFParams() == CRFParams.from_dict({})
     assert (CRFParams().gaussian_sxy, CRFParams().gaussian_compat) == (3.0, 3.0)
-    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (80.0, 13.0, 10.0)
+    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (20.0, 3.0, 5.0)
     with pytest.raises(CRFError, match="unknown CRF setting"):
         CRFParams.from_dict({"iterations": 5, "sigma": 2})
     with pytest.raises(CRFError, match="iterations"):
