@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "import": "import_",
     "train": "train",
     "eval": "eval",
+    "crf": "crf",
 }
 
 HELP: dict[str, str] = {
@@ -34,6 +35,7 @@ HELP: dict[str, str] = {
     "import": "import a VOC, Cityscapes or labelme dataset as a project",
     "train": "fine-tune the project model on done images (torchrun-ready)",
     "eval": "evaluate a model version on the project's val split",
+    "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
 }
 
 

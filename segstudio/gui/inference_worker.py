@@ -203,7 +203,8 @@ class _WorkerThread(QThread):
             device = pick_device(spec.device)
             loaded = load_model(spec, self.project.scheme, device, project=self.project)
             predictor = Predictor.from_loaded(
-                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side
+                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side,
+                coarse_probabilities=True,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
             log_exception("inference.load", exc)
@@ -246,6 +247,9 @@ class _WorkerThread(QThread):
                 result = self._predictor.predict(image, handle)
                 handle.check_cancelled()
                 with_crf = self._predictor.crf is not None
+                from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
+
+                save_probabilities(self.project, rec.id, result.coarse, result.labels.shape)
                 self.project.save_prediction(
                     rec, result.labels, result.confidence, self._loaded.version, result.raw_labels if with_crf else None
                 )

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
+from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
+        self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -213,6 +215,9 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+        self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
+        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
+        self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
@@ -231,7 +236,7 @@ class MainWindow(QMainWindow):
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
         for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action,
-                       self.weights_file_action, self.untrained_action):
+                       self.weights_file_action, self.untrained_action, *self.crf_actions.values()):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
@@ -265,6 +270,7 @@ class MainWindow(QMainWindow):
         self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
+        self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
@@ -409,6 +415,8 @@ class MainWindow(QMainWindow):
         if self.session is None or self.session.record is None:
             return
         if self.session.set_status(status) is not None:
+            if status == Status.DONE:
+                self._offer_crf_tuning()
             nxt = self.browser.next_unfinished()
             if nxt:
                 self.open_image(nxt)
@@ -580,7 +588,37 @@ class MainWindow(QMainWindow):
                 widget.close()
         self._panels.clear()
 
+    # -- dense CRF (Model menu; the panel does the work) ----------------------------------------------------
+    def _crf_switched(self, on: bool) -> None:
+        if self.project is not None:
+            params = crf_project.set_enabled(self.project, on)
+            self._crf_changed(params if on else None)
+
+    def _crf_changed(self, params: object) -> None:
+        """New predictions use this CRF (None = off): hot-swapped into a running worker."""
+        self.crf_actions["crf_on"].setChecked(params is not None)
+        spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
+        if spec is not None and hasattr(spec, "with_"):
+            self.model.controller.set_model(spec.with_(crf=params))
+        self.statusBar().showMessage(f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000)
+
+    def _tune_crf(self) -> None:
+        self._panel("crf_panel", "CRFPanel")
+        panel = self._panels.get("crf_panel")
+        if panel is not None:
+            panel.start_tuning()
+
+    def _offer_crf_tuning(self) -> None:
+        """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
+        if self.project is None or self.project.get_setting("crf_tune_offered"):
+            return
+        if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
+            self._project_setting("crf_tune_offered", True)
+            self._tune_crf()
+
     def _connect_panel(self, widget: object) -> None:
+        if hasattr(widget, "crf_changed"):
+            widget.crf_changed.connect(self._crf_changed)
         if hasattr(widget, "model_version_ready"):
             widget.model_version_ready.connect(self._new_version_ready)
         if hasattr(widget, "version_activated"):

@@ -296,8 +296,9 @@ class Predictor:
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        # bands of ~16 M values on a GPU (few host syncs), ~8 M on the CPU (~5 temporaries of 32 MB each)
-        budget = (16 << 20) if probs.device.type == "cuda" else (8 << 20)
+        # bands of ~16 M values on a GPU (few host syncs), ~2 M on the CPU (~5 temporaries of 8 MB each: the
+        # peak-memory bound of README "Dense CRF" counts on it for 12000x12000 images)
+        budget = (16 << 20) if probs.device.type == "cuda" else (2 << 20)
         band_rows = max(16, budget // max(1, probs.shape[0] * width))
         for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
@@ -388,7 +389,10 @@ class Predictor:
         height, width = image.shape[:2]
         coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
-        raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities and not self.crf)
+        if self.crf is None:
+            raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities)
+        else:  # the confidence before the CRF is not kept: freed at once (peak memory on huge images)
+            raw_labels, full = self.finalize(probs, height, width)[0], None
         t3 = time.perf_counter()
         labels = raw_labels
         if self.crf is not None:
