@@ -28,6 +28,7 @@ from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
         self.tools = ToolController(self.tool_state, self)
+        self.effort = EffortTracker(self)
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
         self.problems = ProblemsPanel(self)
@@ -124,6 +126,7 @@ class MainWindow(QMainWindow):
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
+        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -138,6 +141,8 @@ class MainWindow(QMainWindow):
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
         c.secondary_pressed.connect(self.tools.secondary_press)
+        c.dragged.connect(self.effort.touch)
+        self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
         self.tools.edited.connect(self._edited)
@@ -282,6 +287,7 @@ class MainWindow(QMainWindow):
             self.folder_watch.close()
             self.folder_watch = None
         self.tools.set_document(None)
+        self.effort.attach(None, None, None)
         if self.model is not None:
             self.model.shutdown()
         if self.session is not None:
@@ -325,6 +331,7 @@ class MainWindow(QMainWindow):
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
+        self.effort.attach(self.project, rec if document is not None else None, document)
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)

@@ -22,11 +22,11 @@ MENUS: dict[str, list[str | None]] = {
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
     "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",
                "@untrained", "@versions"],
-    "&Train": ["@finetune"],
+    "&Train": ["@finetune", "@effort"],
     "&Help": ["shortcuts"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
-             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
+             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…", "effort": "Editing effort…",
              "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
 SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
               "tool_click": "Click", "tool_box": "Box", "tool_scribble": "Scribble", "tool_wand": "Wand",

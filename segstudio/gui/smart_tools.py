@@ -12,7 +12,6 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -57,7 +56,6 @@ class SmartTools(QObject):
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: list[float] = []  # seconds per update, for the status bar and tests
-        self.on_action: Callable[[str], None] | None = None  # telemetry hook: the tool name per action
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
@@ -149,19 +147,16 @@ class SmartTools(QObject):
         session = self._session()
         if session is not None:
             self._show(session.click(x, y, positive))
-            self._count("click")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
         if session is not None and abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
             self._show(session.box(x0, y0, x1, y1))
-            self._count("box")
 
     def scribble(self, points: list[Point]) -> None:
         session = self._session()
         if session is not None and points:
             self._show(session.scribble(points))
-            self._count("scribble")
 
     def accept(self) -> bool:
         """Record the open object as one undo step (Enter, another class or tool, another image)."""
@@ -194,7 +189,6 @@ class SmartTools(QObject):
             self._wand = (x, y, self.state.wand_tolerance)
             doc.begin_stroke("magic wand")
             self._wand_update(x)
-            self._count("wand")
         elif tool == "superpixel":
             if self._engine("superpixel") is None:
                 return
@@ -202,7 +196,6 @@ class SmartTools(QObject):
             doc.begin_stroke("superpixel brush")
             self._drag = [(x, y)]
             self._paint_superpixels([(x, y)])
-            self._count("superpixel")
 
     def drag(self, tool: str, x: float, y: float) -> None:
         if tool == "box" and self._drag:
@@ -257,10 +250,6 @@ class SmartTools(QObject):
             return
         region = superpixel_brush(engine.superpixels, points, self.state.radius)
         self.document.apply_region(region, self.state.active_class, self.state.protect(), "superpixel brush")
-
-    def _count(self, tool: str) -> None:
-        if self.on_action is not None:
-            self.on_action(tool)
 
 
 class SmartOptions(QToolBar):

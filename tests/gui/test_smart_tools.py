@@ -204,3 +204,23 @@ def test_polygon_vertices_stay_editable_until_enter(voc_window):
     key(window, Qt.Key.Key_Return)
     assert doc.labels[180, 180] == CHAIR and doc.labels[60, 60] == CHAIR
     assert doc.history.undo_count == 1
+
+
+def test_effort_is_recorded_and_shown(voc_window, qtbot):
+    window, chair = voc_window
+    doc = use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    press(window, x + 3, y + 3)
+    key(window, Qt.Key.Key_Return)
+    key(window, Qt.Key.Key_D)  # done: the next image opens (none here) or the project is saved
+    window.effort.flush()
+    (row,) = window.project.effort_rows()
+    assert row.actions == {"click": 2} and row.status == "done" and row.seconds >= 0.0
+    assert doc.history.undo_count == 1
+    from segstudio.gui.effort_view import EffortDialog
+
+    dialog = EffortDialog(window.project, window)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 1
+    assert dialog.table.item(0, 0).text() == "(no prediction)" and dialog.table.item(0, 3).text() == "2"
