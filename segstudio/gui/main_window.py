@@ -29,6 +29,7 @@ from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.effort_view import EffortTracker
+from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
@@ -141,6 +142,8 @@ class MainWindow(QMainWindow):
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
         c.secondary_pressed.connect(self.tools.secondary_press)
+        self.prompt_marks = PromptMarks(c.vb)
+        self.tools.smart.prompts.connect(self.prompt_marks.show)
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))

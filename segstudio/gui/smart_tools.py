@@ -37,6 +37,7 @@ class SmartTools(QObject):
     ready = Signal()  # the current image's precomputation finished
     status = Signal(str)
     outline = Signal(list)  # a box or scribble being drawn, image coordinates (empty: none)
+    prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
     _prepared_signal = Signal(object, int)  # emitted by the worker thread, delivered queued to this one
     _failed_signal = Signal(str)
 
@@ -141,6 +142,7 @@ class SmartTools(QObject):
         doc.cancel_stroke()
         doc.begin_stroke("smart click")
         doc.apply_region(region, session.active_class, self.state.protect())
+        self.prompts.emit(list(session.prompts.positives), list(session.prompts.negatives))
         self.status.emit(f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels")
 
     def click(self, x: float, y: float, positive: bool = True) -> None:
@@ -161,6 +163,8 @@ class SmartTools(QObject):
     def accept(self) -> bool:
         """Record the open object as one undo step (Enter, another class or tool, another image)."""
         session, self.session = self.session, None
+        if session is not None:
+            self.prompts.emit([], [])
         if session is None or self.document is None or not self.document.in_stroke:
             return False
         if self.document.end_stroke():
@@ -174,6 +178,7 @@ class SmartTools(QObject):
         self.session = None
         self._drag = []
         self.outline.emit([])
+        self.prompts.emit([], [])
 
     # -- press / drag / release for box, scribble, wand, superpixel brush -----------------------------
     def press(self, tool: str, x: float, y: float, positive: bool = True) -> None:

@@ -224,3 +224,14 @@ def test_effort_is_recorded_and_shown(voc_window, qtbot):
     qtbot.addWidget(dialog)
     assert dialog.table.rowCount() == 1
     assert dialog.table.item(0, 0).text() == "(no prediction)" and dialog.table.item(0, 3).text() == "2"
+
+
+def test_prompt_markers_follow_the_open_object(voc_window, qtbot):
+    window, chair = voc_window
+    use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    press(window, 5, 5, Qt.MouseButton.RightButton)
+    assert len(window.prompt_marks.item.data) == 2
+    key(window, Qt.Key.Key_Return)
+    assert len(window.prompt_marks.item.data) == 0
