@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
+        extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -144,6 +145,8 @@ class MainWindow(QMainWindow):
         c.secondary_pressed.connect(self.tools.secondary_press)
         self.prompt_marks = PromptMarks(c.vb)
         self.tools.smart.prompts.connect(self.prompt_marks.show)
+        self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
+        self.tools.smart.engines_changed.connect(self.smart_options.refresh)
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -202,6 +205,11 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+
+    def _choose_sam_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
+        if path:
+            self.tools.smart.load_sam(path)
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:

@@ -21,12 +21,13 @@ MENUS: dict[str, list[str | None]] = {
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
     "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",
-               "@untrained", "@versions"],
+               "@untrained", "@versions", None, "@sam_checkpoint"],
     "&Train": ["@finetune", "@effort"],
     "&Help": ["shortcuts"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
              "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…", "effort": "Editing effort…",
+             "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
              "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
 SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
               "tool_click": "Click", "tool_box": "Box", "tool_scribble": "Scribble", "tool_wand": "Wand",
@@ -76,7 +77,8 @@ def build_toolbars(window: QMainWindow, actions: dict[str, QAction], tool_state:
     options_bar = ToolOptionsBar(tool_state, window)
     options_bar.protect_class_combo.setMinimumContentsLength(10)
     window.addToolBar(options_bar)
-    window.addToolBar(SmartOptions(tool_state, window))
+    window.smart_options = SmartOptions(tool_state, window)
+    window.addToolBar(window.smart_options)
     view_bar = QToolBar("View", window)
     view_bar.setObjectName("view_bar")
     view_bar.addWidget(QLabel(" Opacity ", window))

@@ -20,14 +20,15 @@ from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
 from segstudio.core.interactive import ClickSession, create_engine, magic_wand, superpixel_brush
-from segstudio.core.interactive.engines import ENGINES, Engine, SuperpixelEngine
+from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.wand import tolerance_from_drag
 from segstudio.core.errors import SegStudioError
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
-GUI_ENGINES = ("superpixel", "grabcut", "geodesic")  # offline engines; "crf" needs the model's probabilities
+# Offline engines, plus "sam" once a checkpoint is loaded; "crf" needs the model's probabilities per image.
+GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "sam")
 
 
 class SmartTools(QObject):
@@ -40,6 +41,9 @@ class SmartTools(QObject):
     prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
     _prepared_signal = Signal(object, int)  # emitted by the worker thread, delivered queued to this one
     _failed_signal = Signal(str)
+    _sam_signal = Signal(str)  # "" = loaded, else the error
+    engines_changed = Signal()  # an engine became available (a SAM checkpoint loaded)
+    error = Signal(str)
 
     def __init__(self, state, parent: QObject | None = None) -> None:  # noqa: ANN001 - tools.ToolState
         super().__init__(parent)
@@ -54,6 +58,7 @@ class SmartTools(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-tools")
         self._prepared_signal.connect(self._prepared)
         self._failed_signal.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
+        self._sam_signal.connect(self._sam_loaded)
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: list[float] = []  # seconds per update, for the status bar and tests
@@ -90,6 +95,33 @@ class SmartTools(QObject):
                 self._prepared_signal.emit(out, generation)
             except RuntimeError:  # the window (and this object) closed meanwhile
                 pass
+
+    def load_sam(self, path: str) -> None:
+        """Load a SAM checkpoint on the worker thread; then "sam" is an engine choice and selected."""
+        self.status.emit("loading the SAM checkpoint…")
+
+        def work() -> None:
+            try:
+                from segstudio.ml.sam_engine import use_sam_checkpoint
+
+                use_sam_checkpoint(path)
+            except SegStudioError as error:
+                self._sam_signal.emit(str(error))
+            except Exception as error:  # noqa: BLE001
+                self._sam_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
+            else:
+                self._sam_signal.emit("")
+
+        self._pool.submit(work)
+
+    def _sam_loaded(self, message: str) -> None:
+        if message:
+            self.error.emit(message)
+            return
+        self.engines.pop("sam", None)
+        self.engines_changed.emit()
+        self.state.engine = "sam"
+        self.engine_changed()
 
     def shutdown(self) -> None:
         """Stop accepting work (the window is closing); a running preparation finishes and is dropped."""
@@ -265,9 +297,7 @@ class SmartOptions(QToolBar):
         self.setObjectName("smart_options")
         self.state = state
         self.engine_combo = QComboBox(self)
-        for name in GUI_ENGINES:
-            if name in ENGINES:
-                self.engine_combo.addItem(name, name)
+        self.refresh()
         self.engine_combo.setToolTip("How a click grows into a region (see README: interactive tools)")
         self.addWidget(QLabel(" Engine ", self))
         self.addWidget(self.engine_combo)
@@ -275,6 +305,17 @@ class SmartOptions(QToolBar):
             lambda i: setattr(state, "engine", self.engine_combo.itemData(i)))
         state.changed.connect(self.sync)
         self.sync()
+
+    def refresh(self) -> None:
+        """List the engines available now (SAM appears once a checkpoint is loaded)."""
+        from segstudio.core.interactive import engines
+
+        self.engine_combo.blockSignals(True)
+        self.engine_combo.clear()
+        for name in GUI_ENGINES:
+            if name in engines.ENGINES:
+                self.engine_combo.addItem(name, name)
+        self.engine_combo.blockSignals(False)
 
     def sync(self) -> None:
         self.engine_combo.blockSignals(True)

@@ -235,3 +235,25 @@ def test_prompt_markers_follow_the_open_object(voc_window, qtbot):
     assert len(window.prompt_marks.item.data) == 2
     key(window, Qt.Key.Key_Return)
     assert len(window.prompt_marks.item.data) == 0
+
+
+def test_sam_checkpoint_becomes_an_engine(voc_window, qtbot, tiny_sam_checkpoint, tmp_path):
+    window, chair = voc_window
+    doc = window.session.document
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"no")
+    errors = []
+    window.tools.smart.error.connect(errors.append)
+    window.tools.smart.load_sam(str(bad))
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT)
+    assert "not a SAM checkpoint" in errors[0] and window.tool_state.engine != "sam"
+    window.tools.smart.load_sam(str(tiny_sam_checkpoint))
+    qtbot.waitUntil(lambda: window.tool_state.engine == "sam" and window.tools.smart.is_ready, timeout=WAIT)
+    assert window.smart_options.engine_combo.findData("sam") >= 0
+    assert window.smart_options.engine_combo.currentData() == "sam"
+    key(window, Qt.Key.Key_S)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)  # random weights: any region will do, the plumbing is what is tested
+    assert doc.labels[y, x] == CHAIR
+    key(window, Qt.Key.Key_Return)
+    assert doc.history.undo_count == 1
