@@ -29,6 +29,7 @@ from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
+from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
@@ -38,6 +39,7 @@ from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
+from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
@@ -79,6 +81,7 @@ class MainWindow(QMainWindow):
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
         self.tools = ToolController(self.tool_state, self)
+        self.effort = EffortTracker(self)
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
         self.problems = ProblemsPanel(self)
@@ -136,6 +139,8 @@ class MainWindow(QMainWindow):
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
+        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
+        extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -151,6 +156,12 @@ class MainWindow(QMainWindow):
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
         c.secondary_pressed.connect(self.tools.secondary_press)
+        self.prompt_marks = PromptMarks(c.vb)
+        self.tools.smart.prompts.connect(self.prompt_marks.show)
+        self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
+        self.tools.smart.engines_changed.connect(self.smart_options.refresh)
+        c.dragged.connect(self.effort.touch)
+        self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
         self.tools.edited.connect(self._edited)
@@ -218,6 +229,11 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
         self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
+
+    def _choose_sam_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
+        if path:
+            self.tools.smart.load_sam(path)
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
@@ -318,6 +334,7 @@ class MainWindow(QMainWindow):
             self.folder_watch.close()
             self.folder_watch = None
         self.tools.set_document(None)
+        self.effort.attach(None, None, None)
         if self.model is not None:
             self.model.shutdown()
         if self.session is not None:
@@ -364,6 +381,7 @@ class MainWindow(QMainWindow):
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
         self._clear_readout()  # the read-out described the previous image
+        self.effort.attach(self.project, rec if document is not None else None, document)
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)

@@ -22,12 +22,13 @@ MENUS: dict[str, list[str | None]] = {
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
     "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@crf_on",
                "@crf_panel", "@crf_tune", None, "@weights_file",
-               "@untrained", "@versions"],
-    "&Train": ["@finetune"],
+               "@untrained", "@versions", None, "@sam_checkpoint"],
+    "&Train": ["@finetune", "@effort"],
     "&Help": ["shortcuts", "@open_logs"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
              "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
+             "effort": "Editing effort…", "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
              "crf_on": "Dense CRF for this project", "crf_panel": "CRF settings…",
              "crf_tune": "Tune CRF on corrected images", "open_logs": "Open log folder",
              "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
@@ -80,7 +81,8 @@ def build_toolbars(window: QMainWindow, actions: dict[str, QAction], tool_state:
     options_bar = ToolOptionsBar(tool_state, window)
     options_bar.protect_class_combo.setMinimumContentsLength(10)
     window.addToolBar(options_bar)
-    window.addToolBar(SmartOptions(tool_state, window))
+    window.smart_options = SmartOptions(tool_state, window)
+    window.addToolBar(window.smart_options)
     view_bar = QToolBar("View", window)
     view_bar.setObjectName("view_bar")
     view_bar.addWidget(QLabel(" Opacity ", window))
