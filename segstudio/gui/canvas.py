@@ -22,11 +22,10 @@ from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QW
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
+from segstudio.core.schemes import UNLABELED
 
 
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
-
-UNLABELED = 255
 
 
 def overlay_lut(colors: np.ndarray, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
