@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ProjectError, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,12 +23,12 @@ def _check_folder(folder: str) -> None:
     from segstudio.cli import COMMANDS
 
     if not path.exists() and len(path.parts) == 1 and not path.suffix:
-        raise SegStudioError(
+        raise UsageError(
             f"{folder!r} is neither a command nor a folder; the commands are: {', '.join(COMMANDS)} "
             "(`segstudio --help`), or give the folder that contains your images"
         )
     what = "does not exist" if not path.exists() else "is not a folder"
-    raise SegStudioError(f"{folder} {what}; give the folder that contains your images")
+    raise ProjectError(f"{folder} {what}; give the folder that contains your images")
 
 
 def run(args: argparse.Namespace) -> int:

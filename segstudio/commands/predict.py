@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import DiskWriteError, ImageReadError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ImageReadError, ProjectError, UsageError
 from segstudio.core.tasks import ConsoleProgress, NullTask
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
@@ -95,15 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
-        raise SegStudioError(f"--limit must be at least 1 (got {args.limit})")
+        raise UsageError(f"--limit must be at least 1 (got {args.limit})")
     if args.batch_size is not None and args.batch_size < 1:
-        raise SegStudioError(f"--batch-size must be at least 1 (got {args.batch_size})")
+        raise UsageError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.crf_scale is not None and not 1.0 <= args.crf_scale <= 16.0:
-        raise SegStudioError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
+        raise UsageError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
     if args.max_side is not None and args.max_side != 0 and args.max_side < 32:
-        raise SegStudioError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
+        raise UsageError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
     if args.weights not in WEIGHT_WORDS and not Path(args.weights).expanduser().is_file():
-        raise SegStudioError(
+        raise UsageError(
             f"--weights {args.weights!r} is neither one of {', '.join(WEIGHT_WORDS)} nor an existing file"
         )
 
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         if not project.images():  # before loading (or downloading) a model for nothing
             from segstudio.core.images import IMAGE_EXTENSIONS
 
-            raise SegStudioError(
+            raise ProjectError(
                 f"no images in {project.image_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                 "also in subfolders); check the folder"
             )

@@ -88,13 +88,13 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
     from segstudio.ml.progress import ProgressWriter
 
     if bool(args.project) == bool(args.manifest):
-        raise SegStudioError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
+        raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
@@ -137,12 +137,12 @@ def _find_resumable(project: Any) -> Path | None:
 
 def _resumed_manifest(project: Any) -> Any:
     """The interrupted run's manifest; moved to a fresh version if its name was registered meanwhile."""
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import ProjectError
     from segstudio.ml.manifest import TrainManifest
 
     run = _find_resumable(project)
     if run is None:
-        raise SegStudioError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
+        raise ProjectError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
     manifest = TrainManifest.load(run / "manifest.json")
     if manifest.version is None or project.get_model_version(manifest.version) is not None:
         version = project.next_version_name()

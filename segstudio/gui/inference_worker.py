@@ -34,7 +34,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.errors import CancelledError, ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
 from segstudio.ml.spec import ModelSpec
 
@@ -239,7 +239,7 @@ class _WorkerThread(QThread):
         try:
             rec = self.project.get(rel_path)
             if rec is None:
-                raise SegStudioError(f"{rel_path} is not part of the project")
+                raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
             result = self._existing(rec)
             if result is None:
                 image = self.project.load_image(rec)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.ml.crf import CRFParams, refine_probabilities
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
@@ -72,10 +72,10 @@ def _cpu_has_native_bf16() -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn "auto" into the precision used on `device` (see the module docstring for why)."""
     if precision not in PRECISIONS:
-        raise SegStudioError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if precision != "auto":
         if precision == "float16" and device.type == "cpu":
-            raise SegStudioError("float16 is for GPUs; on the CPU use bfloat16 or float32")
+            raise UsageError("float16 is for GPUs; on the CPU use bfloat16 or float32")
         return precision
     if device.type == "cuda":
         # bf16 has float32's range: float16 overflowed to inf/NaN on ResNet-50 DeepLabs in our H100 run
@@ -116,9 +116,9 @@ class Predictor:
         accumulator_budget_mb: float = 256,
     ) -> None:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
-            raise SegStudioError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
+            raise UsageError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
         if max_side is not None and max_side < 32:
-            raise SegStudioError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
+            raise UsageError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
@@ -176,7 +176,7 @@ class Predictor:
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) normalised float32 tensor on the device at the working size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise SegStudioError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+            raise UsageError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
