@@ -34,7 +34,7 @@ def _original_names(root: Path, warnings: list[str]) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
     if not isinstance(data, dict) or data.get("dataset_format") != "cityscapes":

@@ -42,11 +42,11 @@ from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainterPath,
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
+from segstudio.core.schemes import UNLABELED
 
 
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]
 
-UNLABELED = 255
 MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT = 360, 240
 
 
