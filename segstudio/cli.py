@@ -30,8 +30,8 @@ HELP: dict[str, str] = {
     "gui": "open the annotation window (the default when no command is given)",
     "info": "print a project summary",
     "predict": "pre-annotate images with a segmentation model",
-    "export": "export corrected masks as a VOC, Cityscapes or COCO dataset",
-    "import": "import a VOC, Cityscapes or labelme dataset as a project",
+    "export": "export corrected masks as a VOC, Cityscapes, COCO, mask-folder or CamVid dataset",
+    "import": "import a VOC, Cityscapes, labelme, mask-folder or CamVid dataset as a project",
     "train": "fine-tune the project model on done images (torchrun-ready)",
     "eval": "evaluate a model version on the project's val split",
 }

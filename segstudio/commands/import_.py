@@ -1,4 +1,4 @@
-"""`segstudio import voc|cityscapes|labelme SOURCE --out DIR`: turn a dataset into a project."""
+"""`segstudio import voc|cityscapes|labelme|masks|camvid SOURCE --out DIR`: turn a dataset into a project."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ from segstudio.core.tasks import ConsoleProgress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=["voc", "cityscapes", "labelme"], help="what the source folder holds")
-    parser.add_argument("source", help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, or labelme JSON folder")
+    from segstudio.export.registry import available_importers
+
+    parser.add_argument("kind", choices=available_importers(), help="what the source folder holds")
+    parser.add_argument(
+        "source",
+        help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, labelme JSON folder, mask folder "
+        "(images/ + masks/) or CamVid folder (train/ + trainannot/)",
+    )
     parser.add_argument("--out", help="new (or empty) folder for the project (images are copied there)")
     parser.add_argument(
         "--in-place", action="store_true", help="labelme: make the source folder itself the project (no copies; masks only)"
     )
-    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes or a .json file)")
+    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes, camvid or a .json file)")
     parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
     parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -8,7 +8,6 @@ manifest restores the original file names.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -16,18 +15,9 @@ import numpy as np
 from segstudio.core.errors import ExportError
 from segstudio.core.masks import load_mask
 from segstudio.core.schemes import CITYSCAPES_LABELS, UNLABELED, LabelScheme, cityscapes_scheme
-from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
-from segstudio.export.staging import MANIFEST_NAME
+from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name, original_names
 
 __all__ = ["preview_cityscapes"]
-
-
-def _original_names(root: Path) -> dict[str, str]:
-    try:
-        data = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
-        return {e["name"]: e["source"] for e in data.get("items", []) if data.get("dataset_format") == "cityscapes"}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
 
 
 def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
@@ -46,7 +36,7 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) ->
             continue
         lut[label.id] = index
         rows.append(MappingRow(f"{label.id}: {label.name}", index, target.classes[index].name))
-    originals = _original_names(root)
+    originals = original_names(root, "cityscapes")
     samples, warnings = [], []
     for split in ("train", "val"):
         for gt in sorted((root / "gtFine" / split).glob("*/*_gtFine_labelIds.png")):

@@ -15,20 +15,17 @@ count), `bbox` ([x, y, w, h] from pycocotools), `iscrowd` 0. Unlabeled pixels ge
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from segstudio.core.atomic import atomic_write_json
-from segstudio.export.common import SPLITS, ExportItem, safe_name, source_image_bytes, stem_of, unique_names
+from segstudio.export.common import SPLITS, ExportItem, image_format_of, kept_image_name, source_image_bytes, unique_names
 from segstudio.export.engine import DatasetFormat, ItemResult
 
 __all__ = ["CocoFormat", "annotation_file"]
-
-_KEEP = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
-
 
 def annotation_file(split: str) -> str:
     """Where a split's annotations go, relative to the export root (the name Datumaro/CVAT look for)."""
@@ -43,14 +40,10 @@ class CocoFormat(DatasetFormat):
         return {"jpeg_quality": self.options.jpeg_quality}
 
     def prepare_names(self, items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
-        def wanted(item: ExportItem) -> str:
-            suffix = PurePosixPath(item.rel_path).suffix.lower()
-            return safe_name(stem_of(item.rel_path)) + (suffix if suffix in _KEEP else ".jpg")
-
-        return unique_names(((it.rel_path, wanted(it)) for it in items), previous)
+        return unique_names(((it.rel_path, kept_image_name(it.rel_path)) for it in items), previous)
 
     def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
-        image_format = _KEEP[PurePosixPath(name).suffix]
+        image_format = image_format_of(name)
         image_rel = f"images/{item.split}/{name}"
         self.write_file(root, image_rel, source_image_bytes(item.image_path, image_format, mask.shape, self.options.jpeg_quality))
         annotations = []

@@ -12,12 +12,13 @@ project when the images already sit there (a labelme folder), saving only the ma
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -36,6 +37,10 @@ __all__ = [
     "can_import_in_place",
     "normalize_label",
     "lookup_by_name",
+    "dataset_path",
+    "ValueMapping",
+    "map_values",
+    "original_names",
 ]
 
 
@@ -60,6 +65,46 @@ def lookup_by_name(scheme: LabelScheme, name: str) -> int | None:
     return None
 
 
+def dataset_path(root: Path, rel: str) -> Path:
+    """A path read from a dataset file (a list, a manifest, COCO's file_name), resolved inside `root`.
+
+    Absolute paths and '..' escapes are refused with an ExportError naming the file, so a crafted
+    dataset cannot make an import read (and copy into the project) files from elsewhere. Every
+    importer resolves such paths through this one call.
+    """
+    text = str(rel).strip().replace("\\", "/")
+    base = Path(root).resolve()
+    candidate = (base / text).resolve()
+    if not text or Path(text).is_absolute() or (candidate != base and base not in candidate.parents):
+        raise ExportError(
+            f"the dataset refers to {rel!r}, which lies outside {root}; only files inside the dataset folder are read"
+        )
+    return candidate
+
+
+def original_names(root: Path, dataset_format: str) -> dict[str, str]:
+    """Exported name -> original project path, from a SegStudio export's manifest in `root`.
+
+    Sources that are not plain relative paths (absolute, '..') are dropped: they become file
+    names inside the new project, which must stay inside it.
+    """
+    from segstudio.export.staging import MANIFEST_NAME
+
+    try:
+        data = json.loads((Path(root) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if data.get("dataset_format") != dataset_format:
+            return {}
+        pairs = {str(e["name"]): str(e["source"]) for e in data.get("items", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+    safe = {}
+    for name, source in pairs.items():
+        parts = PurePosixPath(source.replace("\\", "/")).parts
+        if parts and not PurePosixPath(source).is_absolute() and ".." not in parts and ":" not in parts[0]:
+            safe[name] = "/".join(parts)
+    return safe
+
+
 @dataclass(frozen=True)
 class MappingRow:
     """One source label and where it goes; target_index 255 means void/unlabeled."""
@@ -77,6 +122,41 @@ class MappingRow:
         if self.target_index == UNLABELED:
             return "void (255)"
         return f"{self.target_index:3d} {self.target_name}"
+
+
+@dataclass
+class ValueMapping:
+    """Source mask values -> project indices: the lookup table, the preview rows, what counts as known."""
+
+    lut: np.ndarray
+    rows: list[MappingRow]
+    known: np.ndarray  # (256,) bool: values with a row (mapped, void, or deliberately ignored)
+
+    def unknown_rows(self, seen: np.ndarray) -> list[MappingRow]:
+        """Rows for pixel values found in masks that the source's class table does not name."""
+        return [
+            MappingRow(f"{value}: (no class name)", None, "", "pixel value found in masks")
+            for value in np.flatnonzero(seen & ~self.known)
+        ]
+
+
+def map_values(
+    source: list[tuple[int, str]], target: LabelScheme, by_name: bool, void_values: tuple[int, ...] = (UNLABELED,)
+) -> ValueMapping:
+    """Map each (value, class name) of a source table to `target`: by position, or by loose name."""
+    lut = np.full(256, UNLABELED, dtype=np.uint8)
+    known = np.zeros(256, dtype=bool)
+    rows: list[MappingRow] = []
+    for value, name in source:
+        index = lookup_by_name(target, name) if by_name else value
+        rows.append(MappingRow(f"{value}: {name}", index, target.classes[index].name if index is not None else ""))
+        if index is not None:
+            lut[value] = index
+            known[value] = True
+    for value in void_values:
+        rows.append(MappingRow(f"{value}: void", UNLABELED, "void"))
+        known[value] = True
+    return ValueMapping(lut, rows, known)
 
 
 @dataclass

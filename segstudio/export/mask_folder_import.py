@@ -1,0 +1,92 @@
+"""A mask PNG folder (`images/` + `masks/`) -> an ImportPlan.
+
+Each `masks/<path>.png` (single-channel class values, 255 void; subfolders allowed) pairs with
+the image of the same path and stem under `images/`. The class table is, in order of preference:
+`scheme.json` (SegStudio's scheme format, as the exporter and the team's CamVid sample write it),
+`classes.txt` (one name per line, line i = value i), else `class 0`, `class 1`, ... for every
+value found. With an explicit scheme, the source classes map to it by loose name. `train.txt` /
+`val.txt` (image stems, one per line) give splits when present; their entries are resolved inside
+the folder (`import_common.dataset_path`), never outside it. A SegStudio export's manifest gives
+the images back their original project paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from segstudio.core.errors import ExportError, SchemeError
+from segstudio.core.masks import load_mask
+from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
+from segstudio.export.import_common import ImportPlan, dataset_path, map_values, original_names
+from segstudio.export.index_import import Pair, find_image, read_list, samples_from_pairs
+
+__all__ = ["preview_mask_folder", "source_scheme"]
+
+MASK_DIRS = ("masks", "labels")
+
+
+def _scheme_from_names(name: str, names: list[str]) -> LabelScheme:
+    cmap = voc_colormap(len(names))
+    return LabelScheme(name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+
+
+def source_scheme(root: Path, mask_paths: list[Path]) -> LabelScheme:
+    """The folder's own class table (see the module docstring for the order of preference)."""
+    if (root / "scheme.json").is_file():
+        try:
+            return LabelScheme.load(root / "scheme.json")
+        except SchemeError as error:
+            raise ExportError(f"{error}; fix or remove scheme.json, or pass a scheme") from None
+    names_file = root / "classes.txt"
+    if names_file.is_file():
+        names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
+        if names:
+            return _scheme_from_names(root.name or "masks", names)
+    seen = np.zeros(256, dtype=bool)
+    for path in mask_paths:
+        seen[np.unique(load_mask(path))] = True
+    seen[UNLABELED] = False
+    top = int(np.flatnonzero(seen).max()) + 1 if seen.any() else 1
+    return _scheme_from_names(root.name or "masks", [f"class {v}" for v in range(top)])
+
+
+def _splits(root: Path, mask_dir: Path) -> tuple[dict[Path, str], list[str]]:
+    """mask path -> split from train.txt / val.txt (entries are stems relative to the mask folder)."""
+    splits: dict[Path, str] = {}
+    warnings = []
+    for split in ("train", "val"):
+        list_file = root / f"{split}.txt"
+        if not list_file.is_file():
+            continue
+        for row in read_list(list_file):
+            mask = dataset_path(mask_dir, f"{PurePosixPath(row[0]).with_suffix('').as_posix()}.png")
+            if splits.setdefault(mask, split) != split:
+                warnings.append(f"{row[0]} is listed in both train.txt and val.txt; imported as train")
+    return splits, warnings
+
+
+def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+    root = Path(source).expanduser().absolute()
+    mask_dir = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
+    if mask_dir is None or not (root / "images").is_dir():
+        raise ExportError(f"no mask folder in {root}; choose the folder that contains images/ and masks/")
+    mask_paths = sorted(mask_dir.rglob("*.png"))
+    own = source_scheme(root, mask_paths)
+    target = scheme or own
+    mapping = map_values(list(enumerate(own.names)), target, by_name=scheme is not None)
+    splits, warnings = _splits(root, mask_dir)
+    originals = original_names(root, "masks")  # a SegStudio export: restore the project's file names
+    pairs = []
+    for mask in mask_paths:
+        rel_stem = mask.relative_to(mask_dir).with_suffix("")
+        image = find_image(root / "images" / rel_stem.parent, rel_stem.name)
+        if image is None:
+            warnings.append(f"{mask.relative_to(root).as_posix()}: no image images/{rel_stem.as_posix()}.* (skipped)")
+            continue
+        rel_path = image.relative_to(root / "images").as_posix()
+        rel_path = originals.get(rel_path, rel_path)
+        pairs.append(Pair(image, mask, rel_path, splits.get(mask.resolve())))
+    samples, seen = samples_from_pairs(pairs, mapping.lut)
+    return ImportPlan("masks", root, target, mapping.rows + mapping.unknown_rows(seen), samples, warnings)
