@@ -49,6 +49,7 @@ _IMPORTERS: dict[str, str] = {
     "labelme": "segstudio.export.labelme_import:preview_labelme",
     "masks": "segstudio.export.mask_folder_import:preview_mask_folder",
     "camvid": "segstudio.export.camvid_import:preview_camvid",
+    "coco": "segstudio.export.coco_import:preview_coco",
 }
 
 IMPORTER_TITLES: dict[str, str] = {
@@ -57,6 +58,7 @@ IMPORTER_TITLES: dict[str, str] = {
     "cityscapes": "Cityscapes (leftImg8bit + gtFine)",
     "masks": "Mask PNG folder (images/ + masks/)",
     "camvid": "CamVid / SegNet (train/ + trainannot/)",
+    "coco": "COCO (annotations/*.json: polygons, RLE)",
 }
 
 
