@@ -33,25 +33,30 @@ from segstudio.export.common import (
 )
 from segstudio.export.engine import DatasetFormat, ItemResult
 
-__all__ = ["IndexMaskFormat", "MaskFolderFormat"]
+__all__ = ["IndexMaskFormat", "MaskFolderFormat", "stem_unique_names"]
+
+
+def stem_unique_names(items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
+    """`kept_image_name`s whose stems are unique (case-insensitively), for layouts pairing files by stem.
+
+    A mask or label `<stem>.png/.txt` then never collides, even when `a.jpg` and `a.png` are both
+    exported; names from `previous` are kept so re-exports reuse unchanged files.
+    """
+    stems = unique_names(
+        ((it.rel_path, PurePosixPath(kept_image_name(it.rel_path, ".png")).stem) for it in items),
+        {k: PurePosixPath(v).stem for k, v in previous.items()},
+    )
+    return {it.rel_path: stems[it.rel_path] + PurePosixPath(kept_image_name(it.rel_path, ".png")).suffix for it in items}
 
 
 class IndexMaskFormat(DatasetFormat):
-    """An image file plus a single-channel index PNG per image; subclasses choose folders and values.
-
-    Names are `kept_image_name`s (stem + kept suffix), unique case-insensitively by stem, so a
-    mask `<stem>.png` never collides even when `a.jpg` and `a.png` are both exported.
-    """
+    """An image file plus a single-channel index PNG per image; subclasses choose folders and values."""
 
     def options_key(self) -> dict[str, Any]:
         return {"jpeg_quality": self.options.jpeg_quality, "color_masks": self.options.color_masks}
 
     def prepare_names(self, items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
-        stems = unique_names(
-            ((it.rel_path, PurePosixPath(kept_image_name(it.rel_path, ".png")).stem) for it in items),
-            {k: PurePosixPath(v).stem for k, v in previous.items()},
-        )
-        return {it.rel_path: stems[it.rel_path] + PurePosixPath(kept_image_name(it.rel_path, ".png")).suffix for it in items}
+        return stem_unique_names(items, previous)
 
     # -- what a layout decides -----------------------------------------------------------------
 

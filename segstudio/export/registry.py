@@ -14,6 +14,7 @@ from segstudio.export.common import ExportOptions
 from segstudio.export.engine import DatasetFormat
 from segstudio.export.mask_folder import MaskFolderFormat
 from segstudio.export.voc import VocFormat
+from segstudio.export.yolo import YoloFormat
 
 __all__ = [
     "available_formats",
@@ -31,6 +32,7 @@ _FORMATS: dict[str, type[DatasetFormat]] = {
     "coco": CocoFormat,
     "masks": MaskFolderFormat,
     "camvid": CamvidFormat,
+    "yolo": YoloFormat,
 }
 
 #: one line per format for menus and --help (the GUI dialogs list these)
@@ -40,6 +42,7 @@ FORMAT_TITLES: dict[str, str] = {
     "coco": "COCO (RLE, one per class)",
     "masks": "Mask PNG folder (images/ + masks/)",
     "camvid": "CamVid / SegNet (train/ + trainannot/)",
+    "yolo": "YOLO segmentation (Ultralytics polygons)",
 }
 
 #: import source kind -> "module:function" building an ImportPlan (imported lazily)
