@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from segstudio.core.tasks import ConsoleProgress
+from segstudio.commands.console import add_progress_arguments, task_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color-masks", action="store_true", help="masks/camvid: also write colour PNGs of the masks")
     parser.add_argument("--check", action="store_true", help="only run the pre-export check and list problems")
     parser.add_argument("--strict", action="store_true", help="treat warnings of the check as errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             return 1 if report.errors else 0
         if args.strict and report.warnings:
             raise ExportError(f"the check found {len(report.warnings)} warning(s) and --strict is set; fix them or drop --strict")
-        progress = None if args.quiet else ConsoleProgress(f"export {args.format}")
+        progress = task_progress(f"export {args.format}", args)
         result = export_project(project, args.format, args.out, options, progress, check=report)
     print(
         json.dumps(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.core.tasks import ConsoleProgress
+from segstudio.commands.console import add_progress_arguments, task_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes, camvid or a .json file)")
     parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
     parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if plan.unmapped else 0
     if bool(args.out) == bool(args.in_place):
         raise ExportError("pass either --out DIR (a new project folder) or --in-place (or --dry-run to only see the mapping)")
-    progress = None if args.quiet else ConsoleProgress(f"import {args.kind}")
+    progress = task_progress(f"import {args.kind}", args)
     target = import_in_place(plan, progress) if args.in_place else run_import(plan, args.out, progress)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)

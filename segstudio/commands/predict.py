@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import ImageReadError, SegStudioError
-from segstudio.core.tasks import ConsoleProgress, NullTask
+from segstudio.commands.console import add_progress_arguments, task_progress
+from segstudio.core.tasks import NullTask, TaskHandle
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
 UNTRAINED_WARNING = (
@@ -29,7 +30,7 @@ UNTRAINED_WARNING = (
 class _ImageTask(NullTask):
     """Forwards cancel and status from the run's progress bar; per-tile progress stays quiet."""
 
-    def __init__(self, parent: ConsoleProgress) -> None:
+    def __init__(self, parent: TaskHandle) -> None:
         super().__init__()
         self._parent = parent
 
@@ -87,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
     parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
     parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
+    add_progress_arguments(parser)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             version=args.model_version,
             device=args.device,
         )
-        progress = ConsoleProgress("predict")
+        progress = task_progress("predict", args)
         loaded = load_model(spec, project.scheme, device, args.remap_classes, project, progress)
         crf_params = crf_mod.load_params(project)
         use_crf = crf_params.enabled and project.get_setting(crf_mod.SETTING_KEY) is not None
