@@ -36,6 +36,7 @@ BACKGROUND_NAMES = frozenset({"background", "_background_"})
 class YoloFormat(DatasetFormat):
     name = "yolo"
     version = 1
+    disposable = ("labels/*.cache",)  # Ultralytics writes labels/<split>.cache on first read
 
     def options_key(self) -> dict[str, object]:
         return {"jpeg_quality": self.options.jpeg_quality}

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
+from segstudio.core.errors import ExportError
 from segstudio.core.project import Project
 from segstudio.export.project_export import export_project
 from segstudio.export.yolo_polygons import bridge_holes, region_polygons
@@ -112,3 +114,16 @@ def test_a_ring_is_one_polygon_whose_hole_stays_empty():
     hole = np.array([[4, 4], [4, 6], [6, 6], [6, 4]])
     ring = bridge_holes(outer, [hole])
     assert len(ring) == len(outer) + len(hole) + 2  # the cut is walked there and back
+
+
+def test_reexport_after_ultralytics_wrote_its_label_cache(voc_project, tmp_path):
+    out = tmp_path / "yolo"
+    with voc_project.open() as project:
+        export_project(project, "yolo", out)
+        (out / "labels" / "train.cache").write_bytes(b"ultralytics cache")  # what its first read leaves
+        report = export_project(project, "yolo", out)
+        assert report.reused == len(voc_project.masks)
+        assert not (out / "labels" / "train.cache").exists()  # stale after a re-export: dropped
+        (out / "notes.txt").write_text("mine")
+        with pytest.raises(ExportError, match="notes.txt"):
+            export_project(project, "yolo", out)
