@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+# `from tests.fakes import ...` works under a bare `pytest` too (importlib mode adds no path itself).
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 
 @pytest.fixture(autouse=True)

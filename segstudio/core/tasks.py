@@ -1,8 +1,8 @@
 """The progress/cancel handle that long work receives (DESIGN.md: Orange3's concurrent pattern).
 
 Pure functions take a `TaskHandle`; the CLI passes a text progress bar, the GUI a handle whose
-calls become queued Qt signals, tests pass `NullTask` or a recording fake. Work checks
-`handle.check_cancelled()` between units, which raises `CancelledError` so every caller stops the
+calls become queued Qt signals, tests pass `NullTask` or a recording fake (`tests/fakes.py`).
+Work checks `handle.check_cancelled()` between units, which raises `CancelledError` so every caller stops the
 same way.
 """
 
@@ -48,24 +48,6 @@ class NullTask:
     def check_cancelled(self) -> None:
         if self._cancel.is_set():
             raise CancelledError("cancelled")
-
-
-class RecordingTask(NullTask):
-    """Keeps every status and progress call, for tests that assert progress was reported."""
-
-    def __init__(self, cancel_after: int | None = None) -> None:
-        super().__init__()
-        self.statuses: list[str] = []
-        self.progress: list[tuple[int, int]] = []
-        self._cancel_after = cancel_after
-
-    def set_status(self, message: str) -> None:
-        self.statuses.append(message)
-
-    def set_progress(self, done: int, total: int) -> None:
-        self.progress.append((done, total))
-        if self._cancel_after is not None and len(self.progress) >= self._cancel_after:
-            self.cancel()
 
 
 class ConsoleProgress(NullTask):

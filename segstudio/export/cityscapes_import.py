@@ -20,7 +20,14 @@ from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow,
 __all__ = ["preview_cityscapes"]
 
 
-def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+def _png(rel: str) -> str:
+    path = PurePosixPath(rel)
+    return (path.with_suffix(".png") if path.suffix else path.with_name(path.name + ".png")).as_posix()
+
+
+def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+    """Read a Cityscapes folder (nothing is written). Images are found by listing the folders, so
+    `allow_outside` changes nothing here; manifest names never leave the new project."""
     root = Path(source).expanduser().absolute()
     if not (root / "gtFine").is_dir() or not (root / "leftImg8bit").is_dir():
         raise ExportError(f"no Cityscapes data in {root}; choose the folder that contains leftImg8bit/ and gtFine/")
@@ -36,8 +43,10 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) ->
             continue
         lut[label.id] = index
         rows.append(MappingRow(f"{label.id}: {label.name}", index, target.classes[index].name))
-    originals = original_names(root, "cityscapes")
-    samples, warnings = [], []
+    samples: list[ImportSample] = []
+    warnings: list[str] = []
+    originals = {name: _png(rel) for name, rel in original_names(root, "cityscapes", warnings).items()}
+    used: set[str] = set()
     for split in ("train", "val"):
         for gt in sorted((root / "gtFine" / split).glob("*/*_gtFine_labelIds.png")):
             base = gt.name[: -len("_gtFine_labelIds.png")]
@@ -46,7 +55,10 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) ->
             if not image.is_file():
                 warnings.append(f"{gt.relative_to(root)}: no matching leftImg8bit image (skipped)")
                 continue
-            original = originals.get(base)
-            rel = PurePosixPath(original).with_suffix(".png").as_posix() if original else f"{city}/{base}_leftImg8bit.png"
+            rel = originals.get(base) or f"{city}/{base}_leftImg8bit.png"
+            if rel.casefold() in used:
+                warnings.append(f"{gt.relative_to(root)}: another image already imports as {rel} (skipped)")
+                continue
+            used.add(rel.casefold())
             samples.append(ImportSample(rel, lambda p=gt: lut[load_mask(p)], image_path=image, split=split))
     return ImportPlan("cityscapes", root, target, rows, samples, warnings)

@@ -5,7 +5,7 @@ COCO's `instances_train2017.json`, our older `<split>.json`) or one annotation f
 split is `train` or `val` when its name says so. Images are looked up, in order, in
 `images/<subset>/`, `images/`, `<subset>/` (COCO's `train2017/`) and the dataset folder, where
 `<subset>` is the file name without `instances_`; `file_name` is resolved inside the dataset
-folder (`import_common.dataset_path`), never outside it.
+folder (`core.paths.resolve_inside`), never outside it unless `allow_outside`.
 
 Masks: every annotation is decoded with pycocotools (polygons, uncompressed and compressed RLE)
 and painted in this order: crowd regions (`iscrowd` 1) first, then the others largest area first,
@@ -27,12 +27,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from segstudio.core.errors import ExportError
+from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.import_common import (
     ImportPlan,
     ImportSample,
     MappingRow,
-    dataset_path,
     lookup_by_name,
     original_names,
 )
@@ -85,14 +85,14 @@ def _split_of(path: Path) -> str | None:
     return "val" if "val" in name else "train" if "train" in name else None
 
 
-def _image_dir(root: Path, annotation_file: Path) -> Callable[[str], Path]:
+def _image_dir(root: Path, annotation_file: Path, allow_outside: bool) -> Callable[[str], Path]:
     subset = annotation_file.stem.removeprefix("instances_")
-    candidates = [f"images/{subset}", "images", subset, "."]
+    candidates = [f"images/{subset}", "images", subset, ""]
     existing = [c for c in candidates if (root / c).is_dir()]
 
     def locate(file_name: str) -> Path:
-        paths = [dataset_path(root, f"{folder}/{file_name}") for folder in existing]
-        return next((p for p in paths if p.is_file()), paths[0] if paths else dataset_path(root, file_name))
+        paths = [resolve_inside(root, file_name, base=folder, allow_outside=allow_outside) for folder in existing]
+        return next((p for p in paths if p.is_file()), paths[0])
 
     return locate
 
@@ -125,7 +125,7 @@ def _categories(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_id[k] for k in sorted(by_id)]
 
 
-def preview_coco(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+def preview_coco(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
     root, paths = _annotation_files(Path(source).expanduser().absolute())
     files = [_load(p) for p in paths]
     categories = _categories(files)
@@ -143,12 +143,12 @@ def preview_coco(source: str | Path, scheme: LabelScheme | None = None) -> Impor
     listed = {int(cat["id"]) for cat in categories}
     stray = sorted({int(a.get("category_id", -1)) for d in files for a in d.get("annotations", [])} - listed)
     rows += [MappingRow(f"{cid}: (not in categories)", None, "", "category id used by annotations") for cid in stray]
-    originals = original_names(root, "coco")
     samples: list[ImportSample] = []
     warnings: list[str] = []
+    originals = original_names(root, "coco", warnings)
     taken: set[str] = set()
     for path, data in zip(paths, files):
-        locate = _image_dir(root, path)
+        locate = _image_dir(root, path, allow_outside)
         by_image: dict[int, list[dict[str, Any]]] = {}
         for ann in data.get("annotations", []):
             by_image.setdefault(int(ann["image_id"]), []).append(ann)

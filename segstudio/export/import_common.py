@@ -12,6 +12,7 @@ project when the images already sit there (a labelme folder), saving only the ma
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import shutil
@@ -23,10 +24,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
-from segstudio.core.errors import ExportError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
+from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.export.staging import _flush_tree, _pid_alive
+from segstudio.export.staging import _flush_tree, _pid_alive, refuse_mount_point
 
 __all__ = [
     "MappingRow",
@@ -37,7 +39,6 @@ __all__ = [
     "can_import_in_place",
     "normalize_label",
     "lookup_by_name",
-    "dataset_path",
     "ValueMapping",
     "map_values",
     "original_names",
@@ -65,44 +66,37 @@ def lookup_by_name(scheme: LabelScheme, name: str) -> int | None:
     return None
 
 
-def dataset_path(root: Path, rel: str) -> Path:
-    """A path read from a dataset file (a list, a manifest, COCO's file_name), resolved inside `root`.
+def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict[str, str]:
+    """Exported name -> original project path, from a SegStudio export's manifest in `root` (if any).
 
-    Absolute paths and '..' escapes are refused with an ExportError naming the file, so a crafted
-    dataset cannot make an import read (and copy into the project) files from elsewhere. Every
-    importer resolves such paths through this one call.
-    """
-    text = str(rel).strip().replace("\\", "/")
-    base = Path(root).resolve()
-    candidate = (base / text).resolve()
-    if not text or Path(text).is_absolute() or (candidate != base and base not in candidate.parents):
-        raise ExportError(
-            f"the dataset refers to {rel!r}, which lies outside {root}; only files inside the dataset folder are read"
-        )
-    return candidate
-
-
-def original_names(root: Path, dataset_format: str) -> dict[str, str]:
-    """Exported name -> original project path, from a SegStudio export's manifest in `root`.
-
-    Sources that are not plain relative paths (absolute, '..') are dropped: they become file
-    names inside the new project, which must stay inside it.
+    Importers use it to give images back the paths they had in the exported project. A manifest
+    that is not JSON or has fields of the wrong type is an ExportError naming it; a `source` that
+    would land outside the new project (`core.paths.contained_relative`) is dropped with a warning,
+    and that image keeps its dataset name.
     """
     from segstudio.export.staging import MANIFEST_NAME
 
-    try:
-        data = json.loads((Path(root) / MANIFEST_NAME).read_text(encoding="utf-8"))
-        if data.get("dataset_format") != dataset_format:
-            return {}
-        pairs = {str(e["name"]): str(e["source"]) for e in data.get("items", [])}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
         return {}
-    safe = {}
-    for name, source in pairs.items():
-        parts = PurePosixPath(source.replace("\\", "/")).parts
-        if parts and not PurePosixPath(source).is_absolute() and ".." not in parts and ":" not in parts[0]:
-            safe[name] = "/".join(parts)
-    return safe
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
+    if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
+        return {}
+    items = data.get("items", [])
+    if not isinstance(items, list):
+        raise ExportError(f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest")
+    names: dict[str, str] = {}
+    for number, entry in enumerate(items):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("source"), str):
+            raise ExportError(f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest")
+        try:
+            names[entry["name"]] = contained_relative(entry["source"]).as_posix()
+        except (UnsafePathError, ValueError) as error:
+            warnings.append(f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the dataset's name)")
+    return names
 
 
 @dataclass(frozen=True)
@@ -207,6 +201,7 @@ def _remove_dead_staging(target: Path) -> None:
 
 
 def _check_target(target: Path) -> None:
+    refuse_mount_point(target, "project")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
 
@@ -232,6 +227,11 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
             plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
             continue
         try:
+            project.load_image(rec)  # a truncated/corrupt image is recorded as unreadable, never marked done
+        except ImageReadError as error:
+            plan.warnings.append(f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask")
+            continue
+        try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
         except SegStudioError as error:
             plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
@@ -242,17 +242,21 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
 
 
 def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Path]:
-    """Disk full / permission problems become an ExportError naming the file, not a traceback."""
+    """Disk full / permission problems become a DiskWriteError naming the destination, not a traceback."""
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs) -> Path:
         try:
             return function(*args, **kwargs)
         except OSError as error:
-            raise ExportError(
-                f"the import failed: {error.strerror or error} ({error.filename or 'file'}); "
-                "check free space and permissions, then import again"
-            ) from None
+            arguments = signature.bind(*args, **kwargs).arguments
+            if arguments.get("target_dir") is not None:
+                destination, what = arguments["target_dir"], f"the import into {arguments['target_dir']} (nothing was published)"
+            else:
+                destination = arguments["plan"].source
+                what = f"the import in place in {destination} (the masks saved so far are kept)"
+            raise DiskWriteError(destination, what, error) from None
 
     return wrapper
 
@@ -311,7 +315,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         handle.set_status(f"copying {total} images")
         for done, sample in enumerate(plan.samples, start=1):
             handle.check_cancelled()
-            dest = staging / sample.rel_path
+            dest = resolve_inside(staging, sample.rel_path)  # importers already refuse escapes: a second guard
             if sample.image_path is not None and sample.image_path.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample.image_path, dest)

@@ -6,7 +6,7 @@ the image of the same path and stem under `images/`. The class table is, in orde
 `classes.txt` (one name per line, line i = value i), else `class 0`, `class 1`, ... for every
 value found. With an explicit scheme, the source classes map to it by loose name. `train.txt` /
 `val.txt` (image stems, one per line) give splits when present; their entries are resolved inside
-the folder (`import_common.dataset_path`), never outside it. A SegStudio export's manifest gives
+the folder (`core.paths.resolve_inside`), never outside it unless `allow_outside`. A SegStudio export's manifest gives
 the images back their original project paths.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from segstudio.core.errors import ExportError, SchemeError
+from segstudio.core.images import IMAGE_EXTENSIONS
 from segstudio.core.masks import load_mask
+from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
-from segstudio.export.import_common import ImportPlan, dataset_path, map_values, original_names
+from segstudio.export.import_common import ImportPlan, map_values, original_names
 from segstudio.export.index_import import Pair, find_image, read_list, samples_from_pairs
 
 __all__ = ["preview_mask_folder", "source_scheme"]
@@ -52,7 +54,7 @@ def source_scheme(root: Path, mask_paths: list[Path]) -> LabelScheme:
     return _scheme_from_names(root.name or "masks", [f"class {v}" for v in range(top)])
 
 
-def _splits(root: Path, mask_dir: Path) -> tuple[dict[Path, str], list[str]]:
+def _splits(root: Path, mask_dir: Path, allow_outside: bool) -> tuple[dict[Path, str], list[str]]:
     """mask path -> split from train.txt / val.txt (entries are stems relative to the mask folder)."""
     splits: dict[Path, str] = {}
     warnings = []
@@ -61,13 +63,15 @@ def _splits(root: Path, mask_dir: Path) -> tuple[dict[Path, str], list[str]]:
         if not list_file.is_file():
             continue
         for row in read_list(list_file):
-            mask = dataset_path(mask_dir, f"{PurePosixPath(row[0]).with_suffix('').as_posix()}.png")
+            suffix = PurePosixPath(row[0].replace("\\", "/")).suffix
+            stem = row[0][: -len(suffix)] if suffix.lower() in IMAGE_EXTENSIONS else row[0]  # 'a.v2' keeps its dot
+            mask = resolve_inside(mask_dir, f"{stem}.png", allow_outside=allow_outside).resolve()
             if splits.setdefault(mask, split) != split:
                 warnings.append(f"{row[0]} is listed in both train.txt and val.txt; imported as train")
     return splits, warnings
 
 
-def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
     root = Path(source).expanduser().absolute()
     mask_dir = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
     if mask_dir is None or not (root / "images").is_dir():
@@ -76,8 +80,8 @@ def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None) -
     own = source_scheme(root, mask_paths)
     target = scheme or own
     mapping = map_values(list(enumerate(own.names)), target, by_name=scheme is not None)
-    splits, warnings = _splits(root, mask_dir)
-    originals = original_names(root, "masks")  # a SegStudio export: restore the project's file names
+    splits, warnings = _splits(root, mask_dir, allow_outside)
+    originals = original_names(root, "masks", warnings)  # a SegStudio export: restore the project's file names
     pairs = []
     for mask in mask_paths:
         rel_stem = mask.relative_to(mask_dir).with_suffix("")

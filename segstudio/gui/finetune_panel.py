@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Project
+from segstudio.ml.catalog import FINETUNE_ARCHS, FINETUNE_DEFAULT_ARCH, describe
 from segstudio.ml.manifest import manifest_from_project, project_samples
 from segstudio.ml.progress import parse_progress_line
 
@@ -44,14 +45,6 @@ __all__ = ["FinetunePanel", "AUTO_USE_SETTING", "format_duration"]
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
 _KILL_AFTER_MS = 30_000
-_ARCHS = (
-    "deeplabv3_mobilenet_v3_large",
-    "lraspp_mobilenet_v3_large",
-    "deeplabv3plus_mobilenet_v3_large",
-    "deeplabv3_resnet50",
-    "deeplabv3plus_resnet50",
-    "fcn_resnet50",
-)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -110,7 +103,13 @@ class FinetunePanel(QWidget):
         settings_box = QGroupBox("Settings")
         form = QFormLayout(settings_box)
         self.arch_combo = QComboBox()
-        self.arch_combo.addItems(list(_ARCHS))
+        for index, arch in enumerate(FINETUNE_ARCHS):  # the registry's choices, each with its "when to use"
+            self.arch_combo.addItem(arch)
+            self.arch_combo.setItemData(index, describe(arch), Qt.ItemDataRole.ToolTipRole)
+        self.arch_combo.setCurrentText(FINETUNE_DEFAULT_ARCH)
+        self.arch_help = QLabel(describe(FINETUNE_DEFAULT_ARCH))
+        self.arch_help.setWordWrap(True)
+        self.arch_combo.currentTextChanged.connect(lambda arch: self.arch_help.setText(describe(arch)))
         self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
         self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=20)
         self.budget_check = QCheckBox("Stop after")
@@ -128,6 +127,7 @@ class FinetunePanel(QWidget):
         self.auto_use_check.setChecked(bool(self.project.get_setting(AUTO_USE_SETTING, False)))
         self.auto_use_check.toggled.connect(lambda on: self.project.set_setting(AUTO_USE_SETTING, bool(on)))
         form.addRow("Architecture:", self.arch_combo)
+        form.addRow("", self.arch_help)
         form.addRow("Epochs (max):", self.epochs_spin)
         form.addRow("Time budget:", budget_row)
         form.addRow("Learning rate:", self.lr_spin)

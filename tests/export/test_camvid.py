@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.project import Project
 from segstudio.core.schemes import ClassDef, LabelScheme, camvid_scheme
 from segstudio.export.camvid import CAMVID_VOID, camvid_lut
@@ -90,7 +90,7 @@ def test_segnet_lists_with_absolute_docker_paths_are_read_inside_the_folder(camv
     plan = preview_camvid(out)
     assert len(plan.samples) == 4 and any("outside/x.png" in w for w in plan.warnings)
     (out / "train.txt").write_text("train/../../secret.png trainannot/x.png\n")
-    with pytest.raises(ExportError, match="outside"):
+    with pytest.raises(UnsafePathError, match="climbs out"):
         preview_camvid(out)
 
 

@@ -10,7 +10,7 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.project import Project
 from segstudio.core.schemes import ClassDef, LabelScheme, voc_scheme
 from segstudio.export.coco_import import preview_coco
@@ -100,5 +100,9 @@ def test_unknown_category_names_and_escaping_file_names_are_refused(voc_project,
     data = json.loads(path.read_text())
     data["images"][0]["file_name"] = "../../../../etc/passwd"
     path.write_text(json.dumps(data))
-    with pytest.raises(ExportError, match="outside"):
+    with pytest.raises(UnsafePathError, match="climbs out"):
+        preview_coco(out)
+    data["images"][0]["file_name"] = "/etc/passwd"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnsafePathError, match="absolute"):
         preview_coco(out)

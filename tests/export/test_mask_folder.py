@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.project import Project, Status
 from segstudio.core.schemes import ClassDef, LabelScheme
 from segstudio.export.common import ExportOptions
@@ -121,5 +121,8 @@ def test_list_entries_cannot_leave_the_folder(voc_project, tmp_path):
     with voc_project.open() as project:
         export_project(project, "masks", out)
     (out / "train.txt").write_text("../../../../etc/passwd\n")
-    with pytest.raises(ExportError, match="outside"):
+    with pytest.raises(UnsafePathError, match="climbs out"):
+        preview_mask_folder(out)
+    (out / "train.txt").write_text("/etc/passwd\n")
+    with pytest.raises(UnsafePathError, match="absolute"):
         preview_mask_folder(out)

@@ -10,7 +10,7 @@ import pytest
 
 from segstudio.core.errors import CancelledError, ExportError
 from segstudio.core.project import Status
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 from segstudio.export.common import ExportOptions
 from segstudio.export.project_export import check_project, export_project
 from segstudio.export.staging import MANIFEST_NAME
