@@ -11,7 +11,8 @@ Pillow 13 and OpenCV 5), so it runs in its own virtual environment. Steps (about
 
 For each folder it prints one JSON line: the format Datumaro detected, its label names, the number
 of items per subset and, comparing Datumaro's masks with the export's own files (read with
-Pillow here, independently of SegStudio), how many pixels carry another class. Exit status 1 when
+Pillow here, independently of SegStudio: VOC's palette PNGs, COCO via pycocotools, Cityscapes'
+labelTrainIds), how many pixels carry another class and which classes lost pixels. Exit status 1 when
 a folder is not detected, labels differ from the export's class table, or any pixel disagrees.
 Only Datumaro, numpy and Pillow are imported, so the script runs without SegStudio installed.
 """
@@ -46,6 +47,18 @@ def _expected_coco(root: Path) -> tuple[list[str], dict[str, np.ndarray]]:
                 mask[coco.annToMask(ann).astype(bool)] = ann["category_id"] - 1
             masks[Path(image["file_name"]).stem] = mask
     return names, masks
+
+
+#: Cityscapes' 19 training classes in trainId order (cityscapesScripts' helpers/labels.py)
+CITYSCAPES_TRAIN = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+                    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")  # fmt: skip
+
+
+def _expected_cityscapes(root: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    masks = {}
+    for path in root.glob("gtFine/*/*/*_gtFine_labelTrainIds.png"):
+        masks[path.name[: -len("_gtFine_labelTrainIds.png")]] = np.array(Image.open(path))
+    return [n.replace(" ", "") for n in CITYSCAPES_TRAIN], masks
 
 
 def _datumaro_masks(dataset, label_names: list[str], expected_names: list[str]) -> dict[str, np.ndarray]:
@@ -92,12 +105,13 @@ def check(folder: Path) -> dict[str, object]:
     elif fmt.startswith("coco"):
         expected_names, expected = _expected_coco(folder)
     else:
-        report["ok"] = bool(report["items"])
-        report["note"] = "cityscapes: labels come from Datumaro's own table; compare trainIds with cityscapesScripts"
-        return report
+        expected_names, expected = _expected_cityscapes(folder)
+        labels = [n.replace(" ", "") for n in labels]
     got = _datumaro_masks(dataset, labels, expected_names)
+    lost = sorted({expected_names[v] for k, m in expected.items() if k in got for v in np.unique(m[got[k] != m]) if v < 255})
+    report["classes_with_lost_pixels"] = lost
     wrong = sum(int((got[k] != m).sum()) for k, m in expected.items() if k in got)
-    report["labels_match"] = [n for n in labels if n != "ignored"] == expected_names
+    report["labels_match"] = [n for n in labels if n not in ("ignored", "background")] == expected_names
     report["missing_items"] = sorted(set(expected) - set(got))
     report["pixels_differing"] = wrong
     report["ok"] = report["labels_match"] and not report["missing_items"] and wrong == 0
