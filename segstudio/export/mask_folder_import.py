@@ -1,7 +1,8 @@
 """A mask PNG folder (`images/` + `masks/`) -> an ImportPlan.
 
 Each `masks/<path>.png` (single-channel class values, 255 void; subfolders allowed) pairs with
-the image of the same path and stem under `images/`. The class table is, in order of preference:
+the image of the same path and stem under `images/` (or, failing that, the stem without a usual
+mask ending such as `_mask`, `_label`, `_gt`: `masks/x_mask.png` pairs with `images/x.jpg`). The class table is, in order of preference:
 `scheme.json` (SegStudio's scheme format, as the exporter and the team's CamVid sample write it),
 `classes.txt` (one name per line, line i = value i), else `class 0`, `class 1`, ... for every
 value found. With an explicit scheme, the source classes map to it by loose name. `train.txt` /
@@ -27,6 +28,16 @@ from segstudio.export.index_import import Pair, find_image, read_list, samples_f
 __all__ = ["preview_mask_folder", "source_scheme"]
 
 MASK_DIRS = ("masks", "labels")
+#: mask-name endings other tools add ('x_mask.png' for 'x.jpg'), tried when no image has the mask's stem
+MASK_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg", "_L")
+
+
+def _image_for(folder: Path, stem: str) -> Path | None:
+    image = find_image(folder, stem)
+    for suffix in MASK_SUFFIXES:
+        if image is None and stem.endswith(suffix) and len(stem) > len(suffix):
+            image = find_image(folder, stem[: -len(suffix)])
+    return image
 
 
 def _scheme_from_names(name: str, names: list[str]) -> LabelScheme:
@@ -85,7 +96,7 @@ def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None, a
     pairs = []
     for mask in mask_paths:
         rel_stem = mask.relative_to(mask_dir).with_suffix("")
-        image = find_image(root / "images" / rel_stem.parent, rel_stem.name)
+        image = _image_for(root / "images" / rel_stem.parent, rel_stem.name)
         if image is None:
             warnings.append(f"{mask.relative_to(root).as_posix()}: no image images/{rel_stem.as_posix()}.* (skipped)")
             continue

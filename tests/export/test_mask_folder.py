@@ -126,3 +126,18 @@ def test_list_entries_cannot_leave_the_folder(voc_project, tmp_path):
     (out / "train.txt").write_text("/etc/passwd\n")
     with pytest.raises(UnsafePathError, match="absolute"):
         preview_mask_folder(out)
+
+
+def test_masks_named_with_a_usual_ending_pair_with_their_image(camvid_sample, tmp_path):
+    source = tmp_path / "ends"
+    (source / "images").mkdir(parents=True)
+    (source / "labels").mkdir()
+    for path in sorted((camvid_sample / "images").glob("*.png"))[:3]:
+        (source / "images" / path.name).write_bytes(path.read_bytes())
+        (source / "labels" / f"{path.stem}_mask.png").write_bytes((camvid_sample / "masks" / path.name).read_bytes())
+    (source / "classes.txt").write_text("".join(f"{c.name}\n" for c in LabelScheme.load(camvid_sample / "scheme.json").classes))
+    plan = preview_mask_folder(source)
+    assert sorted(s.rel_path for s in plan.samples) == sorted(p.name for p in (source / "images").iterdir())
+    assert not plan.warnings and not plan.unmapped
+    sample = plan.samples[0]
+    assert np.array_equal(sample.load_mask(), np.array(Image.open(camvid_sample / "masks" / sample.rel_path)))
