@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,17 +126,14 @@ def _categories(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_id[k] for k in sorted(by_id)]
 
 
-def preview_coco(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
-    root, paths = _annotation_files(Path(source).expanduser().absolute())
-    files = [_load(p) for p in paths]
-    categories = _categories(files)
-    if not categories:
-        raise ExportError(f"{paths[0]} lists no categories; nothing to import")
-    target = scheme or _own_scheme(root.name or "coco", categories)
+def _mapping(
+    categories: list[dict[str, Any]], target: LabelScheme, by_name: bool, files: list[dict[str, Any]]
+) -> tuple[dict[int, int], list[MappingRow]]:
+    """(category id -> project index, preview rows) including category ids annotations use but never list."""
     index_of: dict[int, int] = {}
     rows = []
     for position, cat in enumerate(categories):
-        index = lookup_by_name(target, str(cat["name"])) if scheme is not None else position
+        index = lookup_by_name(target, str(cat["name"])) if by_name else position
         rows.append(MappingRow(f"{cat['id']}: {cat['name']}", index, target.classes[index].name if index is not None else ""))
         if index is not None:
             index_of[int(cat["id"])] = index
@@ -143,27 +141,64 @@ def preview_coco(source: str | Path, scheme: LabelScheme | None = None, allow_ou
     listed = {int(cat["id"]) for cat in categories}
     stray = sorted({int(a.get("category_id", -1)) for d in files for a in d.get("annotations", [])} - listed)
     rows += [MappingRow(f"{cid}: (not in categories)", None, "", "category id used by annotations") for cid in stray]
-    samples: list[ImportSample] = []
+    return index_of, rows
+
+
+@dataclass
+class _Context:
+    """What every annotation file of one import shares."""
+
+    root: Path
+    allow_outside: bool
+    index_of: dict[int, int]
+    originals: dict[str, str]
+    warnings: list[str]
+    taken: set[str] = field(default_factory=set)
+
+
+def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[ImportSample]:
+    """One annotation file's images with annotations, as import samples (skips listed in warnings)."""
+    locate = _image_dir(context.root, path, context.allow_outside)
+    warnings, taken, index_of = context.warnings, context.taken, context.index_of
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for ann in data.get("annotations", []):
+        by_image.setdefault(int(ann["image_id"]), []).append(ann)
+    samples = []
+    for image in data["images"]:
+        anns = by_image.get(int(image["id"]), [])
+        image_path = locate(str(image["file_name"]))
+        if not anns or not image_path.is_file():
+            reason = "has no annotations" if image_path.is_file() else f"is missing ({image_path})"
+            warnings.append(f"{image['file_name']} {reason} (skipped)")
+            continue
+        rel = context.originals.get(str(image["file_name"]), image_path.name)
+        rel = rel if rel.casefold() not in taken else f"{path.stem}/{rel}"
+        taken.add(rel.casefold())
+        h, w = int(image["height"]), int(image["width"])
+        samples.append(
+            ImportSample(rel, lambda a=anns, h=h, w=w: semantic_mask(a, h, w, index_of), image_path=image_path, split=_split_of(path))
+        )
+    return samples
+
+
+def preview_coco(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+    root, paths = _annotation_files(Path(source).expanduser().absolute())
+    files = [_load(p) for p in paths]
     warnings: list[str] = []
-    originals = original_names(root, "coco", warnings)
-    taken: set[str] = set()
-    for path, data in zip(paths, files):
-        locate = _image_dir(root, path, allow_outside)
-        by_image: dict[int, list[dict[str, Any]]] = {}
-        for ann in data.get("annotations", []):
-            by_image.setdefault(int(ann["image_id"]), []).append(ann)
-        for image in data["images"]:
-            anns = by_image.get(int(image["id"]), [])
-            image_path = locate(str(image["file_name"]))
-            if not anns or not image_path.is_file():
-                reason = "has no annotations" if image_path.is_file() else f"is missing ({image_path})"
-                warnings.append(f"{image['file_name']} {reason} (skipped)")
-                continue
-            rel = originals.get(str(image["file_name"]), image_path.name)
-            rel = rel if rel.casefold() not in taken else f"{path.stem}/{rel}"
-            taken.add(rel.casefold())
-            h, w = int(image["height"]), int(image["width"])
-            samples.append(
-                ImportSample(rel, lambda a=anns, h=h, w=w: semantic_mask(a, h, w, index_of), image_path=image_path, split=_split_of(path))
-            )
+    samples: list[ImportSample] = []
+    try:
+        categories = _categories(files)
+        if not categories:
+            raise ExportError(f"{paths[0]} lists no categories; nothing to import")
+        target = scheme or _own_scheme(root.name or "coco", categories)
+        index_of, rows = _mapping(categories, target, scheme is not None, files)
+        context = _Context(root, allow_outside, index_of, original_names(root, "coco", warnings), warnings)
+        for path, data in zip(paths, files):
+            samples += _samples(path, data, context)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ExportError(
+            f"{', '.join(p.name for p in paths)}: a category, image or annotation lacks a field or has the wrong type "
+            f"({type(error).__name__}: {error}); COCO needs categories with id and name, images with id, file_name, "
+            "height and width, annotations with image_id and category_id"
+        ) from None
     return ImportPlan("coco", root, target, rows, samples, warnings)

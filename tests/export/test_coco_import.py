@@ -106,3 +106,15 @@ def test_unknown_category_names_and_escaping_file_names_are_refused(voc_project,
     path.write_text(json.dumps(data))
     with pytest.raises(UnsafePathError, match="absolute"):
         preview_coco(out)
+
+
+def test_a_coco_file_with_missing_fields_is_a_clear_error(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text(
+        json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "category_id": 1, "segmentation": []}],
+                    "categories": [{"id": 1, "name": "cat"}]})
+    )
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ExportError, match="instances_train.json: a category, image or annotation lacks a field.*height"):
+        preview_coco(tmp_path)
