@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segstudio.core.errors import ExportError
 from segstudio.core.images import IMAGE_EXTENSIONS
 from segstudio.core.masks import load_mask
 from segstudio.export.import_common import ImportSample
 
-__all__ = ["Pair", "find_image", "read_list", "samples_from_pairs"]
+__all__ = ["Pair", "find_image", "read_list", "read_text_file", "samples_from_pairs"]
 
 _SUFFIX_ORDER = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -40,10 +41,18 @@ def find_image(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def read_text_file(path: Path) -> str:
+    """A dataset's text file (list, class table) as UTF-8; ExportError naming it when unreadable."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as error:
+        raise ExportError(f"cannot read {path}: {error}; fix or remove the file (UTF-8 text expected)") from None
+
+
 def read_list(path: Path) -> list[list[str]]:
     """The non-empty, non-comment lines of a list file, split on whitespace."""
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text_file(path).splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             rows.append(line.split())
     return rows

@@ -23,7 +23,7 @@ from segstudio.core.masks import load_mask
 from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.import_common import ImportPlan, map_values, original_names
-from segstudio.export.index_import import Pair, find_image, read_list, samples_from_pairs
+from segstudio.export.index_import import Pair, find_image, read_list, read_text_file, samples_from_pairs
 
 __all__ = ["preview_mask_folder", "source_scheme"]
 
@@ -54,7 +54,7 @@ def source_scheme(root: Path, mask_paths: list[Path]) -> LabelScheme:
             raise ExportError(f"{error}; fix or remove scheme.json, or pass a scheme") from None
     names_file = root / "classes.txt"
     if names_file.is_file():
-        names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
+        names = [n.strip() for n in read_text_file(names_file).splitlines() if n.strip()]
         if names:
             return _scheme_from_names(root.name or "masks", names)
     seen = np.zeros(256, dtype=bool)
