@@ -75,5 +75,5 @@ def preview_camvid(source: str | Path, scheme: LabelScheme | None = None, allow_
             rel = originals.get(image.name) or (image.name if image.name.casefold() not in taken else f"{split}/{image.name}")
             taken.add(rel.casefold())
             pairs.append(Pair(image, mask, rel, _SPLITS[split]))
-    samples, seen = samples_from_pairs(pairs, mapping.lut)
+    samples, seen, _ = samples_from_pairs(pairs, mapping.lut)
     return ImportPlan("camvid", root, target, mapping.rows + mapping.unknown_rows(seen), samples, warnings)

@@ -2,13 +2,15 @@
 
 Each `masks/<path>.png` (single-channel class values, 255 void; subfolders allowed) pairs with
 the image of the same path and stem under `images/` (or, failing that, the stem without a usual
-mask ending such as `_mask`, `_label`, `_gt`: `masks/x_mask.png` pairs with `images/x.jpg`). The class table is, in order of preference:
-`scheme.json` (SegStudio's scheme format, as the exporter and the team's CamVid sample write it),
-`classes.txt` (one name per line, line i = value i), else `class 0`, `class 1`, ... for every
-value found. With an explicit scheme, the source classes map to it by loose name. `train.txt` /
-`val.txt` (image stems, one per line) give splits when present; their entries are resolved inside
-the folder (`core.paths.resolve_inside`), never outside it unless `allow_outside`. A SegStudio export's manifest gives
-the images back their original project paths.
+mask ending such as `_mask`, `_label`, `_gt`: `masks/x_mask.png` pairs with `images/x.jpg`).
+The class table is, in order of preference: `scheme.json` (SegStudio's scheme format, as the
+exporter and the team's CamVid sample write it), `classes.txt` (one name per line, line i =
+value i, VOC palette colours), else `class 0`, `class 1`, ... for every value found. Colour (RGB)
+masks are read through the table's colours (VOC's void colour is void); a colour no class has
+is listed as unmapped. With an explicit scheme, the source classes map to it by loose name.
+`train.txt` / `val.txt` (image stems, one per line) give splits when present; their entries are
+resolved inside the folder (`core.paths.resolve_inside`), never outside it unless
+`allow_outside`. A SegStudio export's manifest gives the images back their project paths.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from segstudio.core.masks import load_mask
 from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.import_common import ImportPlan, map_values, original_names
-from segstudio.export.index_import import Pair, find_image, read_list, read_text_file, samples_from_pairs
+from segstudio.export.index_import import (
+    Pair,
+    color_codes,
+    find_image,
+    read_list,
+    read_text_file,
+    samples_from_pairs,
+    unknown_color_rows,
+)
 
 __all__ = ["preview_mask_folder", "source_scheme"]
 
@@ -103,5 +113,6 @@ def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None, a
         rel_path = image.relative_to(root / "images").as_posix()
         rel_path = originals.get(rel_path, rel_path)
         pairs.append(Pair(image, mask, rel_path, splits.get(mask.resolve())))
-    samples, seen = samples_from_pairs(pairs, mapping.lut)
-    return ImportPlan("masks", root, target, mapping.rows + mapping.unknown_rows(seen), samples, warnings)
+    samples, seen, colors = samples_from_pairs(pairs, mapping.lut, color_codes(own.colors))
+    rows = mapping.rows + mapping.unknown_rows(seen) + unknown_color_rows(colors)
+    return ImportPlan("masks", root, target, rows, samples, warnings)

@@ -141,3 +141,29 @@ def test_masks_named_with_a_usual_ending_pair_with_their_image(camvid_sample, tm
     assert not plan.warnings and not plan.unmapped
     sample = plan.samples[0]
     assert np.array_equal(sample.load_mask(), np.array(Image.open(camvid_sample / "masks" / sample.rel_path)))
+
+
+def test_colour_masks_are_read_through_the_class_colours(camvid_sample, tmp_path):
+    """The sample's masks painted in its scheme colours (void in VOC's void colour) import as the same indices."""
+    scheme = LabelScheme.load(camvid_sample / "scheme.json")
+    source = tmp_path / "colour"
+    (source / "images").mkdir(parents=True)
+    (source / "masks").mkdir()
+    (source / "scheme.json").write_bytes((camvid_sample / "scheme.json").read_bytes())
+    expected = {}
+    for path in sorted((camvid_sample / "masks").glob("*.png"))[:4]:
+        mask = np.array(Image.open(path))
+        expected[path.name] = mask
+        Image.fromarray(scheme.lut()[mask]).save(source / "masks" / path.name)
+        (source / "images" / path.name).write_bytes((camvid_sample / "images" / path.name).read_bytes())
+    plan = preview_mask_folder(source)
+    assert not plan.unmapped
+    for sample in plan.samples:
+        assert np.array_equal(sample.load_mask(), expected[sample.rel_path])
+    stray = np.array(Image.open(source / "masks" / plan.samples[0].rel_path))
+    stray[:5, :5] = (1, 2, 3)
+    Image.fromarray(stray).save(source / "masks" / plan.samples[0].rel_path)
+    plan = preview_mask_folder(source)
+    assert plan.unmapped == ["colour 1,2,3"]
+    with pytest.raises(ExportError, match="colour 1,2,3"):
+        run_import(plan, tmp_path / "refused")
