@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.commands.console import add_progress_arguments, task_progress
-from segstudio.core.errors import DiskWriteError, ImageReadError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ImageReadError, ProjectError, UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
@@ -80,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
                         help="auto: half precision only where it agrees with float32 and is faster")  # fmt: skip
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
-                        help="dense CRF refinement (default: the project's CRF setting)")  # fmt: skip
-    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (faster), e.g. 2")
+                        help="dense CRF for this run (default: the project's CRF setting; see `segstudio crf`)")  # fmt: skip
+    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 4; 1 = full)")
+    parser.add_argument("--save", action="store_true", help="save --crf/--no-crf/--crf-scale as the project's setting")
     parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
     parser.add_argument("--max-side", type=int,
                         help="resize so the long side is at most this (default: the cap the model was "
@@ -96,15 +97,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
-        raise SegStudioError(f"--limit must be at least 1 (got {args.limit})")
+        raise UsageError(f"--limit must be at least 1 (got {args.limit})")
     if args.batch_size is not None and args.batch_size < 1:
-        raise SegStudioError(f"--batch-size must be at least 1 (got {args.batch_size})")
+        raise UsageError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.crf_scale is not None and not 1.0 <= args.crf_scale <= 16.0:
-        raise SegStudioError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
+        raise UsageError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
     if args.max_side is not None and args.max_side != 0 and args.max_side < 32:
-        raise SegStudioError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
+        raise UsageError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
     if args.weights not in WEIGHT_WORDS and not Path(args.weights).expanduser().is_file():
-        raise SegStudioError(
+        raise UsageError(
             f"--weights {args.weights!r} is neither one of {', '.join(WEIGHT_WORDS)} nor an existing file"
         )
 
@@ -119,7 +120,9 @@ def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     from segstudio.core.project import Project, Status
+    from segstudio.core.probabilities import save_probabilities
     from segstudio.ml import crf as crf_mod
+    from segstudio.ml.crf_project import project_crf
     from segstudio.ml.device import device_label, pick_device
     from segstudio.ml.models import arch_info
     from segstudio.ml.predict import Predictor
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if not project.images():  # before loading (or downloading) a model for nothing
             from segstudio.core.images import IMAGE_EXTENSIONS
 
-            raise SegStudioError(
+            raise ProjectError(
                 f"no images in {project.image_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                 "also in subfolders); check the folder"
             )
@@ -149,11 +152,13 @@ def run(args: argparse.Namespace) -> int:
         progress = task_progress("predict", args)
         loaded = load_model(spec, project.scheme, device, args.remap_classes, project, progress)
         crf_params = crf_mod.load_params(project)
-        use_crf = crf_params.enabled and project.get_setting(crf_mod.SETTING_KEY) is not None
+        use_crf = project_crf(project) is not None
         if args.crf is not None:
             use_crf = args.crf
         if args.crf_scale is not None:
             crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
+        if args.save:
+            crf_mod.save_params(project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf}))
         predictor = Predictor.from_loaded(
             loaded,
             max_side=args.max_side,
@@ -162,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             tta=args.tta,
             precision=args.precision,
             crf=crf_params if use_crf else None,
+            coarse_probabilities=True,
         )
         print(
             f"model: {loaded.description} [{loaded.version}] on {device_label(device)}, "
@@ -204,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         for result in predictor.predict_many(readable(), image_task):
             rec = in_flight.popleft()
             try:
+                save_probabilities(project, rec.id, result.coarse, result.labels.shape)
                 project.save_prediction(
                     rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
                 )

@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iters", type=int, help="minimum steps per epoch for tiny sets (default 10)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run")
     parser.add_argument("--activate", choices=("auto", "yes", "no"), default="auto",
-                        help="make the new version the project model (auto: when val mIoU did not get worse)")
+                        help="make the new version the project model (auto: when its val mIoU is at least the "
+                             "starting model's on the same images)")
     add_train_output_arguments(parser)
 
 
@@ -92,11 +93,11 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
     if bool(args.project) == bool(args.manifest):
-        raise SegStudioError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
+        raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
@@ -139,12 +140,12 @@ def _find_resumable(project: Any) -> Path | None:
 
 def _resumed_manifest(project: Any) -> Any:
     """The interrupted run's manifest; moved to a fresh version if its name was registered meanwhile."""
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import ProjectError
     from segstudio.ml.manifest import TrainManifest
 
     run = _find_resumable(project)
     if run is None:
-        raise SegStudioError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
+        raise ProjectError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
     manifest = TrainManifest.load(run / "manifest.json")
     if manifest.version is None or project.get_model_version(manifest.version) is not None:
         version = project.next_version_name()
@@ -185,24 +186,35 @@ def _run_project(args: argparse.Namespace, dist: Any, progress: Any, stop: threa
 
 
 def _register(project: Any, result: Any, activate: str) -> None:
-    """Record the best checkpoint as the run's version; make it active per `activate`."""
+    """Record the best checkpoint as the run's version; make it active per `activate`.
+
+    `auto` activates only a model at least as good as its starting model on the same val images,
+    whatever the base was; a run cancelled before it beat its start adds no version.
+    """
+    from segstudio.ml.selection import keeps_version
+
     if result.checkpoint is None or result.version is None:
         return
+    if not keeps_version(result.reason, result.best_miou, result.baseline_miou):
+        print(f"segstudio train: cancelled before beating the starting model; {result.version} not added "
+              "(--resume continues the run)", file=sys.stderr)
+        return
     project.add_model_version(result.version, result.checkpoint, result.arch, result.metrics, result.parent)
-    better = result.baseline_miou is None or result.best_miou is None or result.best_miou >= result.baseline_miou
-    if activate == "yes" or (activate == "auto" and (better or project.active_model_version() is None)):
+    if activate == "yes" or (activate == "auto" and result.beats_start is not False):
         project.set_active_model_version(result.version)
 
 
 def _summary(result: Any) -> None:
+    from segstudio.ml.selection import format_estimate
+
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
     where = f"{result.version} ({result.checkpoint})" if result.checkpoint else "nothing"
+    gain = f" ({format_estimate(result.gain_estimate, signed=True)})" if result.gain_estimate else ""
     print(
         f"segstudio train: {result.reason} after {result.epochs_run} epoch(s); saved {where}; "
-        f"val mIoU {pct(result.baseline_miou)} -> {pct(result.best_miou)}",
+        f"val mIoU {pct(result.baseline_miou)} -> {pct(result.best_miou)}{gain}",
         file=sys.stderr,
     )
     sys.stderr.flush()
-

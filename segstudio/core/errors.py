@@ -26,6 +26,10 @@ class SchemeError(SegStudioError):
     """A label scheme file or definition is invalid."""
 
 
+class UsageError(SegStudioError):
+    """An option, argument or value cannot work as given; the message says which values can."""
+
+
 class ProjectError(SegStudioError):
     """A project cannot be opened or updated."""
 
@@ -43,7 +47,11 @@ class ExportError(SegStudioError):
 
 
 class CancelledError(SegStudioError):
-    """Long work was cancelled by the user; partial results have been discarded or kept as documented."""
+    """Long work was cancelled by the user; partial results have been discarded or kept as documented.
+
+    Not a failure: the CLI exits 130 with "cancelled" (like Ctrl-C) and the GUI shows no error dialog.
+    It stays a SegStudioError so code that stops on any of our errors also stops on a cancel.
+    """
 
 
 class UnsafePathError(ExportError):

@@ -21,6 +21,7 @@ folder is read-only)::
     store_masks       state folder layout, mask and prediction files
     store_settings    settings with side effects, the label scheme
     store_versions    fine-tuned model versions
+    store_effort      editing effort per image (telemetry)
     store_records     the records handed out (ImageRecord, Prediction, ModelVersion, ...)
 
 Mask files are written before the database row that refers to them, each atomically, so a crash at
@@ -58,6 +59,8 @@ from segstudio.core.store_records import (
 )
 from segstudio.core.store_schema import DB_NAME, SCHEMA_VERSION, StoreDB
 from segstudio.core.store_settings import DEFAULT_VAL_FRACTION, Settings
+from segstudio.core.effort import EffortRow
+from segstudio.core.store_effort import EffortTable
 from segstudio.core.store_versions import ModelVersions
 from segstudio.core.tasks import TaskHandle
 
@@ -137,6 +140,7 @@ class Project:
         self._images = ImageTable(self._store)
         self._settings = Settings(self._store)
         self._versions = ModelVersions(self._store, state_dir)
+        self._effort = EffortTable(self._store)
         self._process_lock = ProcessLock(state_dir / LOCK_NAME)
         self._scheme: LabelScheme | None = None
         self.last_reconcile = ReconcileReport()
@@ -415,6 +419,16 @@ class Project:
         if split not in ("train", "val"):
             raise ProjectError(f"unknown split {split!r}; choose 'train' or 'val'")
         return self._images.update(rec, split=split)
+
+    # ---------------------------------------------------------------- effort telemetry
+
+    def add_effort(self, rec: ImageRecord, seconds: float, actions: dict[str, int],
+                   changed_fraction: float | None = None) -> None:
+        """Add an editing session's active seconds and actions per tool to the image's totals."""
+        self._effort.add(rec.id, seconds, actions, changed_fraction)
+
+    def effort_rows(self) -> list[EffortRow]:
+        return self._effort.rows()
 
     # ---------------------------------------------------------------- model versions
 

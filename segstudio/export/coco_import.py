@@ -100,7 +100,7 @@ def _image_dir(root: Path, annotation_file: Path, allow_outside: bool) -> Callab
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise ExportError(f"cannot read COCO file {path}: {error}") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):

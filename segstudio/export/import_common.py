@@ -16,7 +16,6 @@ import inspect
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +27,7 @@ from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, S
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.export.staging import _flush_tree, _pid_alive, refuse_mount_point
+from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
 
 __all__ = [
     "MappingRow",
@@ -80,7 +79,7 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
     if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
@@ -186,18 +185,6 @@ class ImportPlan:
 
 
 _IMPORT_TAG = ".segstudio-import-"
-
-
-def _remove_dead_staging(target: Path) -> None:
-    """Delete staging folders that a killed import left next to `target` (their process is gone)."""
-    if not target.parent.is_dir():
-        return
-    prefix = f".{target.name}{_IMPORT_TAG}"
-    for leftover in target.parent.iterdir():
-        if leftover.name.startswith(prefix) and leftover.is_dir():
-            pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
-            if not pid_text.isdigit() or not _pid_alive(int(pid_text)):
-                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _check_target(target: Path) -> None:
@@ -307,9 +294,8 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
     target = Path(target_dir).expanduser().absolute()
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_staging(target)
-    staging = target.parent / f".{target.name}{_IMPORT_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    remove_dead_staging(target, _IMPORT_TAG)
+    staging = make_staging_dir(target, _IMPORT_TAG)
     total = len(plan.samples)
     try:
         handle.set_status(f"copying {total} images")
@@ -328,7 +314,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         with Project.open(staging, scheme=plan.scheme) as project:
             _save_masks(project, plan, handle, total, 2 * total)
         handle.check_cancelled()
-        _flush_tree(staging)  # the copied images skip per-file fsync: make them durable before publishing
+        flush_tree(staging)  # the copied images skip per-file fsync: make them durable before publishing
         if target.exists():
             target.rmdir()
         os.replace(staging, target)

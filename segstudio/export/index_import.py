@@ -56,7 +56,7 @@ def find_image(folder: Path, stem: str) -> Path | None:
 def read_text_file(path: Path) -> str:
     """A dataset's text file (list, class table) as UTF-8; ExportError naming it when unreadable."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of the first name
     except (OSError, UnicodeError) as error:
         raise ExportError(f"cannot read {path}: {error}; fix or remove the file (UTF-8 text expected)") from None
 

@@ -10,7 +10,8 @@
   densifies with conv+BN+ReLU.
 - DeepLab v2 (Chen et al., TPAMI 2018): ResNet-101 dilated to output stride 8 and ASPP: four parallel
   3x3 classifiers with dilation rates 6, 12, 18 and 24 whose logits are *summed* (not concatenated
-  and fused as in v3); the result is upsampled bilinearly to the input size.
+  and fused as in v3); the result is upsampled bilinearly to the input size. (The head's weights are
+  reparametrised so it trains at the other archs' learning rate; see `DEEPLABV2_HEAD_SCALE`.)
 
 Every model exposes `backbone` (torchvision module names, so `models.load_pretrained_backbone` copies
 ImageNet weights by key) and `classifier`, has `aux_classifier = None`, and returns {"out": logits}
@@ -44,6 +45,12 @@ __all__ = [
 UNET_DECODER_CHANNELS = (256, 128, 64, 32, 16)
 #: the paper's ASPP-L rates for output stride 8
 DEEPLABV2_RATES = (6, 12, 18, 24)
+#: DeepLab v2's head is four un-normalised 3x3 convs over 2048 channels, summed: at the learning rate
+#: the other archs train with (SGD 0.01), one step moves the logits by tens and training diverges.
+#: The branches' weights are stored divided by this factor and their sum multiplied by it: the same
+#: function and the same gradients for the backbone, but the head learns at factor**2 = 1/100 of the
+#: rate (the paper trains at 2.5e-4 for the same reason).
+DEEPLABV2_HEAD_SCALE = 0.1
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -195,20 +202,22 @@ def segnet_vgg16_bn(num_classes: int) -> SegNet:
 
 
 class ASPPv2(nn.Module):
-    """DeepLab v2's ASPP: parallel dilated 3x3 classifiers on the same features, logits summed."""
+    """DeepLab v2's ASPP: parallel dilated 3x3 classifiers on the same features, logits summed
+    (scaled by `DEEPLABV2_HEAD_SCALE` so the head trains at the common learning rate)."""
 
     def __init__(self, in_channels: int, num_classes: int, rates: Sequence[int] = DEEPLABV2_RATES) -> None:
         super().__init__()
+        self.scale = DEEPLABV2_HEAD_SCALE
         self.branches = nn.ModuleList(nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates)
-        for branch in self.branches:  # the paper's init: N(0, 0.01) classifiers, zero bias
-            nn.init.normal_(branch.weight, std=0.01)
+        for branch in self.branches:  # the paper's init, N(0, 0.01) classifiers and zero bias, in stored units
+            nn.init.normal_(branch.weight, std=0.01 / self.scale)
             nn.init.zeros_(branch.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branches[0](x)
         for branch in self.branches[1:]:
             out = out + branch(x)
-        return out
+        return out * self.scale
 
 
 class DeepLabV2(nn.Module):

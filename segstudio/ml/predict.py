@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.ml.crf import CRFParams, refine_probabilities
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
@@ -72,10 +72,10 @@ def _cpu_has_native_bf16() -> bool:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn "auto" into the precision used on `device` (see the module docstring for why)."""
     if precision not in PRECISIONS:
-        raise SegStudioError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     if precision != "auto":
         if precision == "float16" and device.type == "cpu":
-            raise SegStudioError("float16 is for GPUs; on the CPU use bfloat16 or float32")
+            raise UsageError("float16 is for GPUs; on the CPU use bfloat16 or float32")
         return precision
     if device.type == "cuda":
         # bf16 has float32's range: float16 overflowed to inf/NaN on ResNet-50 DeepLabs in our H100 run
@@ -116,9 +116,9 @@ class Predictor:
         accumulator_budget_mb: float = 256,
     ) -> None:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
-            raise SegStudioError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
+            raise UsageError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
         if max_side is not None and max_side < 32:
-            raise SegStudioError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
+            raise UsageError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
@@ -176,7 +176,7 @@ class Predictor:
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) normalised float32 tensor on the device at the working size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise SegStudioError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+            raise UsageError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -296,8 +296,9 @@ class Predictor:
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        # bands of ~16 M values on a GPU (few host syncs), ~8 M on the CPU (~5 temporaries of 32 MB each)
-        budget = (16 << 20) if probs.device.type == "cuda" else (8 << 20)
+        # bands of ~16 M values on a GPU (few host syncs), ~2 M on the CPU (~5 temporaries of 8 MB each: the
+        # peak-memory bound of README "Dense CRF" counts on it for 12000x12000 images)
+        budget = (16 << 20) if probs.device.type == "cuda" else (2 << 20)
         band_rows = max(16, budget // max(1, probs.shape[0] * width))
         for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
@@ -388,7 +389,10 @@ class Predictor:
         height, width = image.shape[:2]
         coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
-        raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities and not self.crf)
+        if self.crf is None:
+            raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities)
+        else:  # the confidence before the CRF is not kept: freed at once (peak memory on huge images)
+            raw_labels, full = self.finalize(probs, height, width)[0], None
         t3 = time.perf_counter()
         labels = raw_labels
         if self.crf is not None:

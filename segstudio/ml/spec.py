@@ -27,11 +27,10 @@ class ModelSpec:
 
     @classmethod
     def from_project(cls, project: Any) -> ModelSpec:
-        """Defaults plus the project's saved settings (the CRF, when one was saved and is enabled)."""
-        from segstudio.ml.crf import SETTING_KEY, load_params
+        """Defaults plus the project's settings (its CRF: `ml.crf_project.project_crf`)."""
+        from segstudio.ml.crf_project import project_crf
 
-        crf = load_params(project) if project.get_setting(SETTING_KEY) is not None else None
-        return cls(crf=crf if crf is not None and crf.enabled else None)
+        return cls(crf=project_crf(project))
 
     def with_(self, **changes: Any) -> ModelSpec:
         return replace(self, **changes)

@@ -117,3 +117,14 @@ class TrainResult:
     best_epoch: int | None = None
     epochs_run: int = 0
     fingerprint: str = ""
+    #: the best model's val mIoU and its gain over the starting model on the same val images, each as
+    #: {"value", "plus_minus" (95 % bootstrap half-width), "n" (val images)}; None without a val split
+    miou_estimate: dict[str, Any] | None = None
+    gain_estimate: dict[str, Any] | None = None
+
+    @property
+    def beats_start(self) -> bool | None:
+        """Whether the best model is at least as good as the starting one on val (None: not measured)."""
+        from segstudio.ml.selection import beats_start
+
+        return beats_start(self.best_miou, self.baseline_miou)

@@ -249,11 +249,18 @@ def train_one_epoch(parts: Parts, config: TrainConfig, epoch: int, iteration: in
     return EpochOutcome(mean_loss, int(loss_sum[1]), stop, iteration)
 
 
-def validate(parts: Parts, num_classes: int, class_names: list[str], dist: DistContext) -> dict[str, Any] | None:
-    """Metrics of the current weights on the full val images (None without a val split)."""
+def validate(parts: Parts, num_classes: int, class_names: list[str],
+             dist: DistContext) -> tuple[dict[str, Any], np.ndarray] | None:
+    """(metrics, per-image confusion matrices) of the current weights on the full val images; None
+    without a val split. The metrics carry `miou_pm` (95 % bootstrap half-width) and `val_images`."""
+    from segstudio.ml.selection import miou_estimate
+
     if len(parts.val_set) == 0:
         return None
     dist.broadcast_buffers(parts.module)
-    cm = evaluate(parts.module, parts.val_set, num_classes, parts.device, dist, parts.autocast, workers=0,
-                  channels_last=parts.channels_last)
-    return metrics_record(cm, class_names)
+    per_image = evaluate(parts.module, parts.val_set, num_classes, parts.device, dist, parts.autocast, workers=0,
+                         channels_last=parts.channels_last, per_image=True)
+    metrics = metrics_record(per_image.sum(0), class_names)
+    estimate = miou_estimate(per_image)
+    metrics.update(miou_pm=estimate.plus_minus, val_images=estimate.n)
+    return metrics, per_image

@@ -29,7 +29,7 @@ def test_params_round_trip_and_validation():
     assert CRFParams.from_dict(params.to_dict()) == params
     assert CRFParams() == CRFParams.from_dict({})
     assert (CRFParams().gaussian_sxy, CRFParams().gaussian_compat) == (3.0, 3.0)
-    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (80.0, 13.0, 10.0)
+    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (20.0, 3.0, 5.0)
     with pytest.raises(CRFError, match="unknown CRF setting"):
         CRFParams.from_dict({"iterations": 5, "sigma": 2})
     with pytest.raises(CRFError, match="iterations"):
@@ -162,8 +162,8 @@ def test_default_grid_is_quarter_resolution_but_keeps_small_images_detailed():
     small = params.effective_scale(375, 500)  # a VOC photo: the grid keeps min_pixels
     assert 1.0 < small < 4.0 and 375 * 500 / small**2 == pytest.approx(params.min_pixels)
     assert params.effective_scale(100, 100) == 1.0
-    assert params.effective_scale(12000, 12000) == pytest.approx(12.0)  # capped at max_pixels
-    assert CRFParams(scale=1.0).effective_scale(1000, 1000) == 1.0  # explicit full resolution still works
+    assert params.effective_scale(12000, 12000) == pytest.approx(12000 / 512)  # capped at max_pixels
+    assert CRFParams(scale=1.0).effective_scale(500, 500) == 1.0  # explicit full resolution still works
 
 
 def test_upsampled_labels_match_bilinear_resize_then_argmax():

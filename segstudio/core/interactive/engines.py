@@ -33,6 +33,7 @@ class Engine:
 
     name = "base"
     needs_probabilities = False
+    handles_box = False  # False: a box prompt goes to GrabCut's rectangle mode
 
     def __init__(self, tolerance: float | None = None) -> None:
         self.image: np.ndarray | None = None
@@ -63,7 +64,7 @@ class Engine:
         shape = self.image.shape[:2]
         if prompts.empty:
             return np.zeros(shape, bool)
-        if prompts.box is not None:
+        if prompts.box is not None and not self.handles_box:
             return grabcut_region(self.image, prompts)
         pos, neg = prompts.seed_masks(shape)
         barrier = None
