@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from segstudio.commands.console import add_progress_arguments, task_progress
 from segstudio.core.errors import DiskWriteError, ImageReadError, ProjectError, UsageError
-from segstudio.core.tasks import ConsoleProgress, NullTask
+from segstudio.core.tasks import NullTask, TaskHandle
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
 UNTRAINED_WARNING = (
@@ -30,7 +31,7 @@ UNTRAINED_WARNING = (
 class _ImageTask(NullTask):
     """Forwards cancel and status from the run's progress bar; per-tile progress stays quiet."""
 
-    def __init__(self, parent: ConsoleProgress) -> None:
+    def __init__(self, parent: TaskHandle) -> None:
         super().__init__()
         self._parent = parent
 
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
     parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
     parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
+    add_progress_arguments(parser)
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             version=args.model_version,
             device=args.device,
         )
-        progress = ConsoleProgress("predict")
+        progress = task_progress("predict", args)
         loaded = load_model(spec, project.scheme, device, args.remap_classes, project, progress)
         crf_params = crf_mod.load_params(project)
         use_crf = project_crf(project) is not None

@@ -5,7 +5,9 @@ Two ways in:
                                         trains, registers the new model version (v1, v2, ...)
   segstudio train --manifest FILE       trains what a front end (the GUI, which holds the project lock)
                                         exported; the front end registers the version itself
-Progress is JSON lines on stdout (see segstudio.ml.progress); a summary goes to stderr.
+Progress: a human progress line on stderr at a terminal; JSON lines on stdout (see
+segstudio.ml.progress) with --json, which the GUI passes, or when stdout is a pipe
+(segstudio.commands.console decides). A summary goes to stderr.
 SIGTERM / Ctrl-C stop after the current batch and keep the best checkpoint so far.
 """
 
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from segstudio.commands.console import add_train_output_arguments, train_progress
 
 #: CLI flag -> TrainConfig field, for flags that override the manifest's settings when given
 _OVERRIDES = {
@@ -60,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activate", choices=("auto", "yes", "no"), default="auto",
                         help="make the new version the project model (auto: when its val mIoU is at least the "
                              "starting model's on the same images)")
+    add_train_output_arguments(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,14 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
-    from segstudio.ml.progress import ProgressWriter
-
     if bool(args.project) == bool(args.manifest):
         raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
-    progress = ProgressWriter(enabled=dist.is_main)
+    progress = train_progress(args, enabled=dist.is_main)
     try:
         with _stop_on_signals() as stop:
             if args.manifest:
