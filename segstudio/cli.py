@@ -51,7 +51,16 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _tolerant_output() -> None:
+    """File names that are not valid UTF-8 (surrogate-escaped bytes) print as escapes, never crash a print."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_output()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(_usage())

@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes or a .json file)")
     parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
+    parser.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="read files that the dataset's lists or labelme imagePath name outside the source folder "
+        "(refused by default: a dataset may only name files inside itself)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -29,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     scheme = get_scheme(args.scheme) if args.scheme else None
     preview = get_importer(args.kind)
-    plan = preview(args.source, scheme=scheme, labels_file=args.labels) if args.kind == "labelme" else preview(args.source, scheme=scheme)
+    options = {"labels_file": args.labels} if args.kind == "labelme" else {}
+    plan = preview(args.source, scheme=scheme, allow_outside=args.allow_outside, **options)
     print(plan.describe())
     if args.dry_run:
         return 1 if plan.unmapped else 0

@@ -8,6 +8,7 @@ Unreadable images are skipped, listed at the end, and make the exit status 1.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import ImageReadError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ImageReadError, SegStudioError
 from segstudio.core.tasks import ConsoleProgress, NullTask
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
@@ -61,12 +62,14 @@ def _decoded_ahead(project: Any, records: list[Any]) -> Iterator[tuple[Any, Any,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.catalog import arch_names
     from segstudio.ml.device import DEVICE_CHOICES
     from segstudio.ml.precision import PRECISION_CHOICES
 
     parser.add_argument("folder", help="image folder (the project is its .segstudio state) or that state folder")
     parser.add_argument("--project-dir", help="project state folder, when it is not <folder>/.segstudio")
-    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large)")
+    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large): "
+                        + ", ".join(arch_names()))
     parser.add_argument(
         "--weights",
         default="auto",
@@ -194,9 +197,14 @@ def run(args: argparse.Namespace) -> int:
         # predict_many batches consecutive same-size images into one forward pass (batch_size: 4 on CUDA)
         for result in predictor.predict_many(readable(), image_task):
             rec = in_flight.popleft()
-            project.save_prediction(
-                rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
-            )
+            try:
+                project.save_prediction(
+                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+                )
+            except (OSError, sqlite3.OperationalError) as error:  # disk full / read-only: name the folder; earlier files are intact (atomic)
+                raise DiskWriteError(
+                    project.state_dir, f"predict (after {done} image(s); masks and earlier predictions are kept)", error
+                ) from None
             done += 1
             handled += 1
             progress.set_progress(handled, len(todo))

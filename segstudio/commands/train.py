@@ -38,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("project", nargs="?", help="image folder of the project to fine-tune")
     parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
     parser.add_argument("--manifest", help="train from a manifest JSON exported by a front end (no project lock)")
-    parser.add_argument("--arch", help="architecture for a new model (default: the base model's)")
+    from segstudio.ml.catalog import arch_names
+
+    parser.add_argument("--arch", help="architecture for a new model (default: the base model's): "
+                        + ", ".join(arch_names()))
     parser.add_argument("--base", help="start from: active (default), a version (v3), torchvision, scratch, or a file")
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 30)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)")

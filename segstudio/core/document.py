@@ -242,6 +242,17 @@ class MaskDocument:
         cv2.fillPoly(stamp, [pts - np.array([box.x0, box.y0], dtype=np.int32)], 1)
         return self._apply(box, stamp, int(value), protect or Protect.none(), "polygon")
 
+    def apply_region(self, region: np.ndarray, value: int, protect: Protect | None = None,
+                     label: str = "region") -> Box | None:
+        """Write `value` where the boolean HxW `region` is set (an interactive tool's result)."""
+        if region.shape != self.shape:
+            raise ValueError(f"region shape {region.shape} does not match mask {self.shape}")
+        if not region.any():
+            return None
+        x, y, w, h = cv2.boundingRect(region.view(np.uint8) if region.dtype == bool else region.astype(np.uint8))
+        box = Box(y, x, y + h, x + w)
+        return self._apply(box, region[box.slices], int(value), protect or Protect.none(), label)
+
     def replace_class(self, old: int, new: int) -> Box | None:
         """Every pixel of class `old` becomes `new` (one undo step)."""
         where = self._labels == old

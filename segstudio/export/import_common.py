@@ -12,6 +12,7 @@ project when the images already sit there (a labelme folder), saving only the ma
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import shutil
 import uuid
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
-from segstudio.core.errors import ExportError, SegStudioError
+from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError
+from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.export.staging import _flush_tree, _pid_alive
+from segstudio.export.staging import _flush_tree, _pid_alive, refuse_mount_point
 
 __all__ = [
     "MappingRow",
@@ -127,6 +129,7 @@ def _remove_dead_staging(target: Path) -> None:
 
 
 def _check_target(target: Path) -> None:
+    refuse_mount_point(target, "project")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
 
@@ -152,6 +155,11 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
             plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
             continue
         try:
+            project.load_image(rec)  # a truncated/corrupt image is recorded as unreadable, never marked done
+        except ImageReadError as error:
+            plan.warnings.append(f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask")
+            continue
+        try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
         except SegStudioError as error:
             plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
@@ -162,17 +170,21 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
 
 
 def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Path]:
-    """Disk full / permission problems become an ExportError naming the file, not a traceback."""
+    """Disk full / permission problems become a DiskWriteError naming the destination, not a traceback."""
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs) -> Path:
         try:
             return function(*args, **kwargs)
         except OSError as error:
-            raise ExportError(
-                f"the import failed: {error.strerror or error} ({error.filename or 'file'}); "
-                "check free space and permissions, then import again"
-            ) from None
+            arguments = signature.bind(*args, **kwargs).arguments
+            if arguments.get("target_dir") is not None:
+                destination, what = arguments["target_dir"], f"the import into {arguments['target_dir']} (nothing was published)"
+            else:
+                destination = arguments["plan"].source
+                what = f"the import in place in {destination} (the masks saved so far are kept)"
+            raise DiskWriteError(destination, what, error) from None
 
     return wrapper
 
@@ -231,7 +243,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         handle.set_status(f"copying {total} images")
         for done, sample in enumerate(plan.samples, start=1):
             handle.check_cancelled()
-            dest = staging / sample.rel_path
+            dest = resolve_inside(staging, sample.rel_path)  # importers already refuse escapes: a second guard
             if sample.image_path is not None and sample.image_path.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample.image_path, dest)

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.atomic import atomic_write_json, fsync_dir
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, UnsafePathError
+from segstudio.core.paths import resolve_inside
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT", "OutputFolder", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT", "OutputFolder", "read_manifest", "refuse_mount_point"]
 
 MANIFEST_NAME = "segstudio_manifest.json"
 MANIFEST_FORMAT = "segstudio-export"
@@ -52,11 +53,27 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _listed_files(manifest: dict[str, Any]) -> set[str]:
-    files = set(manifest.get("index_files", []))
-    for entry in manifest.get("items", []):
-        files.update(entry.get("files", []))
+    """Every file the manifest says SegStudio wrote (entries of the wrong type list nothing)."""
+    files = {f for f in _as_list(manifest.get("index_files")) if isinstance(f, str)}
+    for entry in _as_list(manifest.get("items")):
+        if isinstance(entry, dict):
+            files.update(f for f in _as_list(entry.get("files")) if isinstance(f, str))
     files.add(MANIFEST_NAME)
     return files
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def refuse_mount_point(folder: Path, what: str) -> None:
+    """ExportError when `folder` is a mount point: it cannot be renamed or removed, and SegStudio
+    publishes a finished export/import by renaming a staging folder into its place."""
+    if folder.is_dir() and os.path.ismount(folder):
+        raise ExportError(
+            f"{folder} is a mount point (a separate disk or share); SegStudio replaces the {what} folder as a whole, "
+            f"so choose a new folder inside it, e.g. {folder / folder.name if folder.name else folder / what}"
+        )
 
 
 def _flush_tree(folder: Path) -> None:
@@ -106,6 +123,7 @@ class OutputFolder:
         target = self.target
         if target.exists() and not target.is_dir():
             raise ExportError(f"{target} is a file; choose a folder to export into")
+        refuse_mount_point(target, "export")
         if not target.is_dir() or not any(target.iterdir()):
             return
         manifest = read_manifest(target)
@@ -149,18 +167,25 @@ class OutputFolder:
         self.staging = None
 
     def reuse(self, files: list[str]) -> bool:
-        """Hard-link (or copy) `files` from the previous export into staging; False if any is missing."""
+        """Hard-link (or copy) `files` from the previous export into staging; False if any is missing.
+
+        The list comes from the old manifest, so each file must be a plain file really inside the
+        old export (no '..', no absolute path, no symlink: SegStudio never writes one) and lands
+        inside staging; anything else means "not reusable" and the image is written afresh.
+        """
         assert self.staging is not None
-        sources = [self.target / f for f in files]
-        if not all(s.is_file() for s in sources):
+        try:
+            pairs = [(resolve_inside(self.target, f, strict=True), resolve_inside(self.staging, f)) for f in files]
+        except UnsafePathError:
             return False
-        for rel, source in zip(files, sources):
-            dest = self.staging / rel
+        if not all(source.is_file() and not source.is_symlink() for source, _ in pairs):
+            return False
+        for source, dest in pairs:
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(source, dest)
+                os.link(source, dest, follow_symlinks=False)
             except OSError:
-                shutil.copy2(source, dest)
+                shutil.copy2(source, dest, follow_symlinks=False)
         return True
 
     # -- after --------------------------------------------------------------------------------

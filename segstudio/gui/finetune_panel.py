@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Project, Status
 from segstudio.gui.finetune_plots import ClassIouTable, TrainingCurves, pct
+from segstudio.ml.catalog import FINETUNE_ARCHS, FINETUNE_DEFAULT_ARCH, describe
 from segstudio.ml.manifest import manifest_from_project
 from segstudio.ml.progress import parse_progress_line
 from segstudio.ml.selection import format_estimate, keeps_version, val_target
@@ -65,13 +66,6 @@ def done_counts(project: Project) -> tuple[int, int]:
     done = [r for r in project.images(status=Status.DONE) if not r.error]
     val = sum(r.split == "val" for r in done)
     return len(done) - val, val
-
-
-def _archs() -> list[str]:
-    """Architectures from the model registry (the single source of names; torch is usually loaded by now)."""
-    from segstudio.ml.models import available_archs
-
-    return available_archs()
 
 
 class FinetunePanel(QWidget):
@@ -205,15 +199,18 @@ class FinetunePanel(QWidget):
         self.base_label = QLabel()
         self.base_label.setWordWrap(True)
         self.arch_combo = QComboBox()
-        self.arch_combo.addItems(_archs())
-        from segstudio.ml.models import DEFAULT_ARCH
-
-        self.arch_combo.setCurrentText(DEFAULT_ARCH)
+        for index, arch in enumerate(FINETUNE_ARCHS):  # the registry's choices, each with its "when to use"
+            self.arch_combo.addItem(arch)
+            self.arch_combo.setItemData(index, describe(arch), Qt.ItemDataRole.ToolTipRole)
+        self.arch_combo.setCurrentText(FINETUNE_DEFAULT_ARCH)
+        self.arch_help = QLabel(describe(FINETUNE_DEFAULT_ARCH))
+        self.arch_help.setWordWrap(True)
         self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
-        self.arch_combo.currentTextChanged.connect(lambda _: self.refresh())
+        self.arch_combo.currentTextChanged.connect(lambda arch: (self.arch_help.setText(describe(arch)), self.refresh()))
         data_form.addRow("Done images:", self.counts_label)
         data_form.addRow("Base model:", self.base_label)
         data_form.addRow("Architecture:", self.arch_combo)
+        data_form.addRow("", self.arch_help)
         return data_box
 
     def _build_settings_box(self) -> QGroupBox:

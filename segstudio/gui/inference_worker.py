@@ -205,7 +205,7 @@ class _WorkerThread(QThread):
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
             self.state_changed.emit("error")
-            self.error.emit("", f"{_message(exc)}\n\n{CHOOSE_WEIGHTS_HINT}")
+            self.error.emit("", _load_message(exc))
             return
         self._loaded, self._predictor = loaded, predictor
         self._failed_spec = None
@@ -270,6 +270,17 @@ class _WorkerThread(QThread):
 
         raw = stored.raw_labels if stored.raw_labels is not None else stored.labels
         return PredictionResult(stored.labels, stored.confidence, None, raw, {})
+
+
+def _load_message(exc: BaseException) -> str:
+    """One paragraph: why no model could be loaded, then what to do in the app (not CLI flags)."""
+    url = getattr(exc, "url", None)
+    if url:
+        return (f"No model yet: the torchvision weights {getattr(exc, 'weights_name', '')} are not on this computer "
+                f"and cannot be downloaded now (offline?). Choose Model → 'Use weights file…' (a SegStudio "
+                f"checkpoint, or {url} downloaded on another machine), Model → 'Use untrained model', or fine-tune "
+                "on your corrected images (Train → Fine-tune…); the weights download by themselves when online.")
+    return f"{_message(exc).rstrip('. ')}. {CHOOSE_WEIGHTS_HINT}"
 
 
 def _message(exc: BaseException) -> str:

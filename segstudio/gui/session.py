@@ -94,6 +94,7 @@ class EditorSession(QObject):
     record_changed = Signal(object)  # ImageRecord (status / confidence changed)
     prediction_changed = Signal()  # the current document's prediction layer changed
     error = Signal(str)
+    image_problem = Signal(str, str)  # rel_path, reason: one image cannot be used (no decision needed)
     _saved = Signal(object)  # internal: from the writer thread
     _failed = Signal(str)
 
@@ -122,7 +123,7 @@ class EditorSession(QObject):
         """Save the current image and open `rel_path`; False (and `error`) if it is not in the project."""
         rec = self.project.get(rel_path)
         if rec is None:
-            self.error.emit(f"{rel_path} is no longer in the project; it may have been moved or deleted")
+            self.image_problem.emit(rel_path, "it is no longer in the folder (moved or deleted)")
             return False
         self.flush()
         if self.document is not None:
@@ -136,7 +137,11 @@ class EditorSession(QObject):
             mask = self.project.load_mask(rec)
             prediction = self.project.load_prediction(rec)
         except SegStudioError as exc:
-            self.error.emit(str(exc))
+            fresh = self.project.get(rel_path)  # a decode failure was recorded: badge and counters follow
+            if fresh is not None and fresh.error != rec.error:
+                rec = self.record = fresh
+                self.record_changed.emit(fresh)
+            self.image_problem.emit(rel_path, str(exc))
             self.image_opened.emit(rec, None, None)
             return True
         self._had_mask = mask is not None
@@ -153,6 +158,13 @@ class EditorSession(QObject):
             recs = [r for p in self.neighbours(rel_path) if (r := self.project.get(p)) is not None]
             self.cache.prefetch(recs)
         return True
+
+    def close_image(self) -> None:
+        """Forget the open image without saving (its file left the folder; saved strokes stay stored)."""
+        self._timer.stop()
+        if self.document is not None:
+            self.document.remove_listener(self._on_doc_changed)
+        self.record, self.image, self.document = None, None, None
 
     @property
     def pristine(self) -> bool:

@@ -5,7 +5,8 @@ Pipeline (each stage timed in `PredictionResult.timings`):
   forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger
                (the blend is kept at a coarser stride when it would exceed `accumulator_budget_mb`, so
                memory stays bounded for any image size); optional flip TTA; autocast; softmax
-  crf          optional dense CRF (`ml.crf`) on the full-resolution image (or a reduced grid)
+  crf          optional dense CRF (`ml.crf`, default on a 1/4 grid; see its docstring), fed the probabilities
+               at the working resolution, never C x H x W at the image's full resolution
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
 Precision ("auto"): half precision (bfloat16 autocast, float16 on GPUs without bf16; + channels_last on
@@ -58,6 +59,9 @@ class PredictionResult:
     probabilities: np.ndarray | None  # (C, H, W) float32 when requested
     raw_labels: np.ndarray  # (H, W) uint8 labels before the CRF (same as labels without CRF)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    #: (C, h, w) float32 softmax before the CRF, long side <= core.probabilities.MAX_SIDE (when requested):
+    #: what the project stores so the CRF can be re-run, toggled and tuned without the model
+    coarse: np.ndarray | None = None
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -108,6 +112,7 @@ class Predictor:
         channels_last: bool | None = None,
         crf: CRFParams | None = None,
         return_probabilities: bool = False,
+        coarse_probabilities: bool = False,
         sync_timings: bool = False,
         accumulator_budget_mb: float = 256,
     ) -> None:
@@ -139,6 +144,7 @@ class Predictor:
         self.tta = tta
         self.crf = crf if crf is not None and crf.enabled else None
         self.return_probabilities = return_probabilities
+        self.coarse_probabilities = coarse_probabilities
         self.sync_timings = sync_timings
         self.accumulator_budget_mb = accumulator_budget_mb
 
@@ -366,10 +372,22 @@ class Predictor:
         timings = {"preprocess": t_pre, "forward": time.perf_counter() - t1}
         return self._postprocess(image, probs, handle, timings)
 
+    @staticmethod
+    def coarse(probs: torch.Tensor) -> np.ndarray:
+        """(C, h, w) float32 on the CPU, area-reduced so the long side is <= MAX_SIDE (small: stored per image)."""
+        from segstudio.core.probabilities import MAX_SIDE
+
+        _, h, w = probs.shape
+        if max(h, w) > MAX_SIDE:
+            size = (max(1, round(h * MAX_SIDE / max(h, w))), max(1, round(w * MAX_SIDE / max(h, w))))
+            probs = F.interpolate(probs[None].float(), size=size, mode="area")[0]
+        return probs.float().cpu().numpy()
+
     def _postprocess(
         self, image: np.ndarray, probs: torch.Tensor, handle: TaskHandle, timings: dict[str, float]
     ) -> PredictionResult:
         height, width = image.shape[:2]
+        coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
         raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities and not self.crf)
         t3 = time.perf_counter()
@@ -384,7 +402,7 @@ class Predictor:
             timings["postprocess"] = (t3 - t2) + (t5 - t4)
         else:
             timings["postprocess"] = t3 - t2
-        return PredictionResult(labels, confidence, full, raw_labels, timings)
+        return PredictionResult(labels, confidence, full, raw_labels, timings, coarse)
 
     def predict_many(self, images: Iterable[np.ndarray], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
         """Predict images in order, batching consecutive same-size single-tile images (`batch_size`) into
