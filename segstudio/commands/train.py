@@ -36,6 +36,9 @@ _OVERRIDES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.precision import PRECISION_CHOICES
+    from segstudio.ml.train_config import CLASS_WEIGHTS, OPTIMIZERS
+
     parser.add_argument("project", nargs="?", help="image folder of the project to fine-tune")
     parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
     parser.add_argument("--manifest", help="train from a manifest JSON exported by a front end (no project lock)")
@@ -47,14 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 30)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)")
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.01 SGD, 1e-4 AdamW)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="SGD + poly LR (default) or AdamW")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="SGD + poly LR (default) or AdamW")
     parser.add_argument("--batch", type=int, help="images per step and process (default 4)")
     parser.add_argument("--crop", type=int, help="training crop size in pixels (default 384)")
     parser.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the heads (fast on CPU)")
-    parser.add_argument("--class-weights", choices=("none", "balanced"), help="weight rare classes up in the loss")
+    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, help="weight rare classes up in the loss")
     parser.add_argument("--patience", type=int, help="stop after N epochs without val-mIoU gain (0 = never)")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="mixed precision (auto: CUDA)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES,
+                        help="mixed precision: auto (bfloat16/float16 on CUDA), float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     parser.add_argument("--workers", type=int, help="data loading processes (default 2)")
