@@ -98,8 +98,11 @@ def main(data: str, model: str, out_dir: str) -> int:
         _wait(app, lambda: window.session is not None and window.session.document is not None, 60, "the folder")
         window.use_weights(weights="file", path=model, version=None)
         window.predict_all_new()
-        new = lambda: [r for r in window.project.images() if r.status == Status.NEW and not r.error]  # noqa: E731
-        _wait(app, lambda: not new() and bool(window.problems.problems()), 900, "pre-annotation")
+        def pending() -> list[str]:  # new images neither predicted nor listed as a problem
+            listed = window.problems.problems()
+            return [r.rel_path for r in window.project.images() if r.status == Status.NEW and r.rel_path not in listed]
+
+        _wait(app, lambda: not pending() and bool(window.problems.problems()), 900, "pre-annotation")
         records = [r for r in window.project.images() if r.status == Status.PREDICTED]
         for rec in records[1:3]:  # two frames checked and marked done
             window.open_image(rec.rel_path)

@@ -301,6 +301,7 @@ class MainWindow(QMainWindow):
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
         self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
@@ -411,7 +412,10 @@ class MainWindow(QMainWindow):
         for path in report.removed:
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
-        self.browser.refresh(self.project.images(), renamed)
+        records = self.project.images()
+        self.browser.refresh(records, renamed)
+        fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
+        self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
             self.session.record = rec  # same content, same document: keep editing
             self.setWindowTitle(f"SegStudio — {rec.rel_path}")
@@ -669,6 +673,15 @@ class MainWindow(QMainWindow):
         self.browser.model.set_problem(rel_path, reason)
         self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
+
+    def _list_unreadable(self, records: list[ImageRecord]) -> None:
+        """Files the scan could not read are problems too (their badge already says "unreadable")."""
+        listed = self.problems.problems()
+        for rec in records:
+            if rec.error:
+                self.problems.add(rec.rel_path, f"unreadable: {rec.error}")
+            elif f"{rec.rel_path}: unreadable:" in listed.get(rec.rel_path, ""):
+                self.resolve_problem(rec.rel_path)  # replaced by a readable file
 
     def resolve_problem(self, rel_path: str) -> None:
         self.problems.resolve(rel_path)
