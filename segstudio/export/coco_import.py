@@ -78,7 +78,8 @@ def _annotation_files(source: Path) -> tuple[Path, list[Path]]:
     if source.is_file():
         root = source.parent.parent if source.parent.name == "annotations" else source.parent
         return root, [source]
-    files = sorted((source / "annotations").glob("*.json")) if (source / "annotations").is_dir() else []
+    folder = source / "annotations"
+    files = sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []  # no FIFO: it would block
     if not files:
         raise ExportError(f"no COCO annotations in {source}; choose the folder with annotations/*.json, or one .json file")
     return source, files

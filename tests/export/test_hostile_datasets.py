@@ -401,3 +401,45 @@ def test_later_importers_never_leave_their_folders(world, kind):
         run_import(plan, world["target"])
         assert_contained(world, before, world["target"])
         assert_no_secret(world["target"])
+
+
+@pytest.mark.parametrize("kind", ["labelme", "voc", "coco", "masks", "cityscapes"])
+def test_fifos_named_like_dataset_files_never_block_an_import(world, kind):
+    import threading
+
+    from segstudio.export.registry import get_importer
+
+    if kind == "labelme":
+        root = world["data"] / "labelme"
+        root.mkdir(parents=True)
+        (root / "plain.jpg").write_bytes(jpeg(2))
+        (root / "plain.json").write_text(json.dumps(labelme_doc("plain.jpg")))
+        os.mkfifo(root / "blocking.json")
+    elif kind == "voc":
+        root = build_voc(world, ["pipe"])
+        (root / "JPEGImages" / "pipe.jpg").write_bytes(jpeg(3))
+        os.mkfifo(root / "SegmentationClass" / "pipe.png")
+    elif kind == "coco":
+        root = build_coco(world, "good.jpg")
+        os.mkfifo(root / "annotations" / "instances_val.json")
+    elif kind == "masks":
+        root = build_mask_folder(world, "good")
+        (root / "images" / "pipe.jpg").write_bytes(jpeg(3))
+        os.mkfifo(root / "masks" / "pipe.png")
+    else:
+        root = build_cityscapes(world, ["a.jpg"])
+        gt = root / "gtFine" / "train" / "city"
+        Image.open(io.BytesIO(jpeg(5))).save(root / "leftImg8bit" / "train" / "city" / "city_000000_000009_leftImg8bit.png")
+        os.mkfifo(gt / "city_000000_000009_gtFine_labelIds.png")
+    outcome: list[object] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run_import(get_importer(kind)(root), world["target"]))
+        except SegStudioError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=work, daemon=True)  # a blocked read must not hang the test run
+    thread.start()
+    thread.join(timeout=60)
+    assert outcome, f"the {kind} import blocked on a FIFO"
