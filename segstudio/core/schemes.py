@@ -29,6 +29,7 @@ __all__ = [
     "ClassDef",
     "LabelScheme",
     "control_characters",
+    "printable_scheme_dict",
     "voc_colormap",
     "voc_scheme",
     "VOC_CLASSES",
@@ -73,6 +74,22 @@ def control_characters(text: str) -> list[str]:
     `str.splitlines` also breaks on U+2028, U+0085 and friends, so all of them are refused.
     """
     return [repr(ch)[1:-1] for ch in dict.fromkeys(text) if unicodedata.category(ch) in ("Cc", "Zl", "Zp")]
+
+
+def printable_scheme_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A scheme's JSON form with control characters in its names replaced by spaces.
+
+    Only for schemes a project stored before such names were refused, so the project still opens
+    (masks hold indices, so renaming a class loses nothing)."""
+
+    def clean(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        bad = set(control_characters(text))
+        return " ".join("".join(" " if repr(ch)[1:-1] in bad else ch for ch in text).split()) or "unnamed"
+
+    classes = [dict(c, name=clean(c.get("name"))) if isinstance(c, Mapping) else c for c in data.get("classes", [])]
+    return {**data, "name": clean(data.get("name")), "classes": classes}
 
 
 @dataclass(frozen=True)

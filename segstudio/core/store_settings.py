@@ -12,7 +12,7 @@ from typing import Any
 
 from segstudio.core import images as image_io
 from segstudio.core.errors import ProjectError, SchemeError
-from segstudio.core.schemes import LabelScheme, get_scheme, voc_scheme
+from segstudio.core.schemes import LabelScheme, get_scheme, printable_scheme_dict, voc_scheme
 from segstudio.core.store_records import split_for_hash
 from segstudio.core.store_schema import StoreDB
 
@@ -84,7 +84,10 @@ def load_scheme(store: StoreDB) -> LabelScheme | None:
     try:
         return LabelScheme.from_dict(stored)
     except SchemeError as error:
-        raise ProjectError(f"the project's stored label scheme is invalid: {error}") from None
+        try:  # saved before control characters were refused: open it with them shown as spaces
+            return LabelScheme.from_dict(printable_scheme_dict(stored))
+        except (SchemeError, TypeError, AttributeError):
+            raise ProjectError(f"the project's stored label scheme is invalid: {error}") from None
 
 
 def choose_scheme(

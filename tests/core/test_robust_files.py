@@ -130,3 +130,17 @@ def test_second_process_is_named_a_process_not_a_window(tmp_path):
     from segstudio.core.project import LOCKED_MESSAGE
 
     assert "in use by another SegStudio process" in LOCKED_MESSAGE and "window" not in LOCKED_MESSAGE
+
+
+def test_a_project_saved_with_a_newline_in_a_class_name_still_opens(tmp_path):
+    folder = tmp_path / "photos"
+    write_image(folder / "a.jpg", real_photo("chelsea"))
+    with Project.open(folder, scheme="voc") as project:
+        rec = project.images()[0]
+        project.save_mask(rec, np.full(rec.shape, 2, np.uint8), status=Status.DONE)
+        stored = project.scheme.to_dict()
+        stored["classes"][2]["name"] = "bi\ncycle\x00"  # what an older SegStudio accepted
+        project._store.set_meta("scheme", stored)  # noqa: SLF001 - simulating an old database
+    with Project.open(folder) as project:
+        assert project.scheme.names[2] == "bi cycle"
+        assert (project.load_mask(project.images()[0]) == 2).all()
