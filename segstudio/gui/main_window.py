@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
-from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
@@ -50,6 +49,13 @@ from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
+
+
+def _crf_project():  # noqa: ANN202 - a module
+    """`ml.crf_project`, imported when a project opens: the window itself starts without ml."""
+    from segstudio.ml import crf_project
+
+    return crf_project
 
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
 CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
@@ -286,7 +292,7 @@ class MainWindow(QMainWindow):
         self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
-        self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
+        self.crf_actions["crf_on"].setChecked(_crf_project().project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
@@ -613,7 +619,7 @@ class MainWindow(QMainWindow):
     # -- dense CRF (Model menu; the panel does the work) ----------------------------------------------------
     def _crf_switched(self, on: bool) -> None:
         if self.project is not None:
-            params = crf_project.set_enabled(self.project, on)
+            params = _crf_project().set_enabled(self.project, on)
             self._crf_changed(params if on else None)
 
     def _crf_changed(self, params: object) -> None:
@@ -634,6 +640,7 @@ class MainWindow(QMainWindow):
         """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
         if self.project is None or self.project.get_setting("crf_tune_offered"):
             return
+        crf_project = _crf_project()
         if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
             self._project_setting("crf_tune_offered", True)
             self._tune_crf()

@@ -110,7 +110,8 @@ def test_base_line_names_the_weights_file_the_workbench_predicts_with_and_traini
     started = {}
     monkeypatch.setattr(QProcess, "start", lambda self, program, args: started.setdefault("args", args))
     panel.start()
-    manifest = manifest_module.TrainManifest.load(started["args"][-1])
+    args = started["args"]
+    manifest = manifest_module.TrainManifest.load(args[args.index("--manifest") + 1])
     assert manifest.base.kind == "checkpoint" and manifest.base.checkpoint == str(weights)
     panel.shutdown()
 
