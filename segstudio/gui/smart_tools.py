@@ -25,6 +25,7 @@ from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
 from segstudio.core.errors import SegStudioError
+from segstudio.core.logs import log_exception
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
@@ -90,6 +91,7 @@ class SmartTools(QObject):
         except SegStudioError as error:
             self._failed_signal.emit(str(error))
         except Exception as error:  # noqa: BLE001 - a bug must reach the user, not vanish with the thread
+            log_exception("smart_tool", error)
             self._failed_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
         else:
             try:
