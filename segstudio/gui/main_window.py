@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._opener = ProjectOpener(self)
         self._opener.opened.connect(self._project_ready)
-        self._opener.failed.connect(lambda msg: self.show_error("Open folder", msg))
+        self._opener.failed.connect(self._open_failed)
         if (geometry := settings.window_geometry()) is not None:
             self.restoreGeometry(geometry)
         if (state := settings.window_state()) is not None:
@@ -260,7 +260,14 @@ class MainWindow(QMainWindow):
         """Open an image folder in the background; the window stays responsive meanwhile."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
+        self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
+        self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
         self._opener.start(str(folder), None if project_dir is None else str(project_dir))
+
+    def _open_failed(self, message: str) -> None:
+        self.central.setCurrentIndex(0)
+        self.overlay.set_document(None, None)
+        self.show_error("Open folder", message)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder")
