@@ -420,7 +420,10 @@ class MainWindow(QMainWindow):
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
         records = self.project.images()
-        self.browser.refresh(records, renamed)
+        self.browser.refresh(records, renamed, report.changed)
+        # Cached pixels and labels are keyed by path: every path that now holds something else forgets them.
+        self.session.cache.forget({*report.changed, *report.removed, *report.added, *report.restored,
+                                   *renamed, *renamed.values()})
         fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
         self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
@@ -435,6 +438,8 @@ class MainWindow(QMainWindow):
                 self.open_image(target)
             else:
                 self.overlay.set_document(None, None, "The folder has no images left.")
+        elif current is not None and current in report.changed:
+            self.open_image(current)  # new pixels, same size: the mask still fits (saved first, then reread)
         parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
                                                ("renamed", report.renamed), ("changed", report.changed),
                                                ("back", report.restored)) if v]
