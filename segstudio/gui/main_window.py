@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if (state := settings.window_state()) is not None:
             self.restoreState(state)
+            QTimer.singleShot(0, self._clamp_side_panels)  # once the restored layout has its real size
         self.overlay.set_opacity(settings.overlay_opacity)
         self.opacity_slider.setValue(int(round(settings.overlay_opacity * 100)))
         self._set_enabled(False)
@@ -234,6 +235,15 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
         if path:
             self.tools.smart.load_sam(path)
+
+    def _clamp_side_panels(self) -> None:
+        """A side panel saved wider than 40 % of the window (older versions grew them) is narrowed."""
+        for dock in self.findChildren(QDockWidget):
+            area = self.dockWidgetArea(dock)
+            sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            if area in sides and not dock.isFloating() and dock.width() > 0.4 * self.width():
+                self.resizeDocks([dock], [max(dock.minimumSizeHint().width(), int(0.22 * self.width()))],
+                                 Qt.Orientation.Horizontal)
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
