@@ -5,7 +5,9 @@ Two ways in:
                                         trains, registers the new model version (v1, v2, ...)
   segstudio train --manifest FILE       trains what a front end (the GUI, which holds the project lock)
                                         exported; the front end registers the version itself
-Progress is JSON lines on stdout (see segstudio.ml.progress); a summary goes to stderr.
+Progress: a human progress line on stderr at a terminal; JSON lines on stdout (see
+segstudio.ml.progress) with --json, which the GUI passes, or when stdout is a pipe
+(segstudio.commands.console decides). A summary goes to stderr.
 SIGTERM / Ctrl-C stop after the current batch and keep the best checkpoint so far.
 """
 
@@ -21,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from segstudio.commands.console import add_train_output_arguments, train_progress
+
 #: CLI flag -> TrainConfig field, for flags that override the manifest's settings when given
 _OVERRIDES = {
     "arch": "arch", "epochs": "epochs", "time_budget": "time_budget_s", "lr": "lr", "optimizer": "optimizer",
@@ -32,6 +36,9 @@ _OVERRIDES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.precision import PRECISION_CHOICES
+    from segstudio.ml.train_config import CLASS_WEIGHTS, OPTIMIZERS
+
     parser.add_argument("project", nargs="?", help="image folder of the project to fine-tune")
     parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
     parser.add_argument("--manifest", help="train from a manifest JSON exported by a front end (no project lock)")
@@ -43,14 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 30)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)")
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.01 SGD, 1e-4 AdamW)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="SGD + poly LR (default) or AdamW")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="SGD + poly LR (default) or AdamW")
     parser.add_argument("--batch", type=int, help="images per step and process (default 4)")
     parser.add_argument("--crop", type=int, help="training crop size in pixels (default 384)")
     parser.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the heads (fast on CPU)")
-    parser.add_argument("--class-weights", choices=("none", "balanced"), help="weight rare classes up in the loss")
+    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, help="weight rare classes up in the loss")
     parser.add_argument("--patience", type=int, help="stop after N epochs without val-mIoU gain (0 = never)")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="mixed precision (auto: CUDA)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES,
+                        help="mixed precision: auto (bfloat16/float16 on CUDA), float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     parser.add_argument("--workers", type=int, help="data loading processes (default 2)")
@@ -60,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--activate", choices=("auto", "yes", "no"), default="auto",
                         help="make the new version the project model (auto: when its val mIoU is at least the "
                              "starting model's on the same images)")
+    add_train_output_arguments(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,14 +100,12 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
-    from segstudio.ml.progress import ProgressWriter
-
     if bool(args.project) == bool(args.manifest):
         raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
-    progress = ProgressWriter(enabled=dist.is_main)
+    progress = train_progress(args, enabled=dist.is_main)
     try:
         with _stop_on_signals() as stop:
             if args.manifest:

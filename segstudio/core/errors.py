@@ -38,6 +38,10 @@ class ProjectLockedError(ProjectError):
     """Another SegStudio process has the project open."""
 
 
+class StateReadOnlyError(ProjectError):
+    """The project's state folder exists but cannot be written; reading commands can still use it."""
+
+
 class CheckpointError(SegStudioError):
     """A model checkpoint cannot be loaded (unsafe, corrupt, or for another scheme)."""
 

@@ -54,6 +54,9 @@ class DatasetFormat(ABC):
 
     name: str = ""
     version: int = 1
+    #: glob patterns (relative to the export root) of files that readers add, e.g. caches: a
+    #: re-export replaces the folder anyway, so they do not count as someone else's files
+    disposable: tuple[str, ...] = ()
 
     def __init__(self, scheme: LabelScheme, options: ExportOptions | None = None) -> None:
         self.scheme = scheme
@@ -165,7 +168,7 @@ def _run_export(
 ) -> ExportReport:
     if not items:
         raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
-    folder = OutputFolder(out_dir, fmt.name)
+    folder = OutputFolder(out_dir, fmt.name, fmt.disposable)
     previous = folder.previous or {}
     old_entries = _previous_entries(previous)
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})

@@ -11,6 +11,7 @@ rewriting them, then swaps the folders.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import shutil
@@ -127,9 +128,10 @@ def flush_tree(folder: Path) -> None:
 class OutputFolder:
     """Stages one export of `dataset_format` into `target` (see the module docstring)."""
 
-    def __init__(self, target: str | os.PathLike[str], dataset_format: str) -> None:
+    def __init__(self, target: str | os.PathLike[str], dataset_format: str, disposable: tuple[str, ...] = ()) -> None:
         self.target = Path(target).absolute()
         self.dataset_format = dataset_format
+        self.disposable = disposable  # glob patterns of files readers add (caches), dropped on re-export
         self.previous: dict[str, Any] | None = None
         self.staging: Path | None = None
         self._recover()
@@ -176,7 +178,7 @@ class OutputFolder:
         for path in target.rglob("*"):
             if path.is_file() or path.is_symlink():
                 rel = path.relative_to(target).as_posix()
-                if rel not in listed:
+                if rel not in listed and not any(fnmatch.fnmatchcase(rel, pattern) for pattern in self.disposable):
                     foreign.append(rel)
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -31,11 +32,13 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
+from segstudio.export.registry import FORMAT_TITLES
 from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["ExportDialog"]
 
-FORMATS = [("voc", "Pascal VOC 2012 (segmentation)"), ("cityscapes", "Cityscapes (gtFine)"), ("coco", "COCO (RLE, one per class)")]
+FORMATS = list(FORMAT_TITLES.items())
+COLOR_FORMATS = ("masks", "camvid")  # formats that can add colour PNGs of the masks
 SPLITS = [("project", "Project split"), ("train", "Everything train"), ("val", "Everything val"), ("random:0.2", "Random 20% val")]
 INCLUDE = [("done", "Done images only"), ("mask", "All images with a mask")]
 
@@ -71,6 +74,7 @@ class ExportDialog(QDialog):
         self.void_band.setRange(0, 20)
         self.void_band.setSuffix(" px")
         self.void_band.setToolTip("VOC only: paint a void (255) band this wide along class boundaries")
+        self.color_check = QCheckBox("Also write colour PNGs of the masks")
         self.out_edit = QLineEdit(str(Path(project.image_dir).parent / f"{Path(project.image_dir).name}_export"))
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
@@ -83,6 +87,7 @@ class ExportDialog(QDialog):
         form.addRow("Images", self.include_combo)
         form.addRow("Split", self.split_combo)
         form.addRow("Void band", self.void_band)
+        form.addRow("", self.color_check)
         form.addRow("Output folder", out_row)
 
         self.problems = QPlainTextEdit()
@@ -120,13 +125,17 @@ class ExportDialog(QDialog):
 
     def options(self) -> ExportOptions:
         band = self.void_band.value() if self.format_combo.currentData() == "voc" else 0
-        return ExportOptions(include=self.include_combo.currentData(), split=self.split_combo.currentData(), void_band=band)
+        colors = self.color_check.isChecked() and self.format_combo.currentData() in COLOR_FORMATS
+        return ExportOptions(
+            include=self.include_combo.currentData(), split=self.split_combo.currentData(), void_band=band, color_masks=colors
+        )
 
     def dataset_format(self) -> str:
         return str(self.format_combo.currentData())
 
     def _format_changed(self) -> None:
         self.void_band.setEnabled(self.format_combo.currentData() == "voc")
+        self.color_check.setEnabled(self.format_combo.currentData() in COLOR_FORMATS)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into folder", self.out_edit.text())
@@ -184,6 +193,7 @@ class ExportDialog(QDialog):
         for widget in (self.check_button, self.export_button, self.format_combo, self.split_combo, self.include_combo, self.out_edit):
             widget.setEnabled(not running)
         self.void_band.setEnabled(not running and self.format_combo.currentData() == "voc")
+        self.color_check.setEnabled(not running and self.format_combo.currentData() in COLOR_FORMATS)
         self.cancel_button.setText("Cancel" if running else "Close")
 
     def _on_progress(self, done: int, total: int) -> None:

@@ -351,7 +351,7 @@ class FinetunePanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Starting training of {manifest.version}...")
         self.progress_bar.setValue(0)
-        process.start(self.python, ["-m", "segstudio", "train", "--manifest", str(path)])
+        process.start(self.python, ["-m", "segstudio", "train", "--manifest", str(path), "--json"])
 
     def cancel(self) -> None:
         """Ask the child to stop (SIGTERM): it finishes the batch, keeps the best checkpoint, exits."""

@@ -32,13 +32,13 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.schemes import get_scheme
 from segstudio.export import import_common
-from segstudio.export.registry import get_importer
+from segstudio.export.registry import IMPORTER_TITLES, get_importer
 from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["ImportDialog"]
 
-KINDS = [("labelme", "Folder of labelme JSON files"), ("voc", "Pascal VOC (VOCdevkit)"), ("cityscapes", "Cityscapes (leftImg8bit + gtFine)")]
-SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)")]
+KINDS = list(IMPORTER_TITLES.items())
+SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)"), ("camvid", "CamVid (11 classes)")]
 
 
 def _row(path_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:

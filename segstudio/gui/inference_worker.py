@@ -194,18 +194,13 @@ class _WorkerThread(QThread):
     def _load(self, spec: ModelSpec) -> None:
         self.state_changed.emit("loading")
         try:
-            from segstudio.ml.device import device_label, pick_device
-            from segstudio.ml.predict import Predictor
-            from segstudio.ml.weights import load_model
+            from segstudio.ml.device import device_label
+            from segstudio.ml.predict import load_predictor
 
             if self._loaded is not None:  # free the old model's memory before loading the new one
                 self._loaded = self._predictor = None
-            device = pick_device(spec.device)
-            loaded = load_model(spec, self.project.scheme, device, project=self.project)
-            predictor = Predictor.from_loaded(
-                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side,
-                coarse_probabilities=True,
-            )
+            loaded, predictor = load_predictor(spec, self.project.scheme, project=self.project,
+                                               coarse_probabilities=True)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
             log_exception("inference.load", exc)
             self._loaded = self._predictor = None

@@ -22,6 +22,7 @@ from segstudio.core.document import MaskDocument
 from segstudio.core.interactive import ClickSession, create_engine, magic_wand, superpixel_brush
 from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
+from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
 from segstudio.core.errors import SegStudioError
 
@@ -164,7 +165,7 @@ class SmartTools(QObject):
             if engine is None:
                 return None
             doc.begin_stroke("smart click")
-            self.session = ClickSession(engine, cls, doc.labels.copy())
+            self.session = ClickSession(engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction))
         return self.session
 
     def _show(self, region: np.ndarray) -> None:

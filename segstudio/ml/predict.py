@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,14 +37,15 @@ from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, refine_probabilities
+from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels_and_confidence
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
+from segstudio.ml.precision import PRECISIONS, canonical_precision
+from segstudio.ml.spec import ModelSpec
 from segstudio.ml.weights import IMAGENET_NORMALIZATION, LoadedModel
 
-__all__ = ["PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
+__all__ = ["load_predictor", "PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
            "resolve_precision"]
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
@@ -71,8 +73,7 @@ def _cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn "auto" into the precision used on `device` (see the module docstring for why)."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    precision = canonical_precision(precision)  # fp32/bf16/fp16 are accepted too
     if precision != "auto":
         if precision == "float16" and device.type == "cpu":
             raise UsageError("float16 is for GPUs; on the CPU use bfloat16 or float32")
@@ -293,6 +294,8 @@ class Predictor:
 
     def finalize(self, probs: torch.Tensor, height: int, width: int, keep: bool = False):  # noqa: ANN201
         """Labels (uint8), confidence (uint8) and optionally full probabilities at (height, width)."""
+        if not keep and probs.device.type == "cpu":  # exact shortcut, no C x H x W work (12000x12000: seconds)
+            return (*upsampled_labels_and_confidence(probs.float().contiguous().numpy(), height, width), None)
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
@@ -448,3 +451,18 @@ class Predictor:
             else:
                 yield self._predict_tensor(image, x, handle, time.perf_counter() - t0)
         yield from flush()
+
+
+def load_predictor(spec: ModelSpec, scheme: Any, project: Any = None, remap_classes: bool = False,
+                   handle: TaskHandle | None = None, **options: object) -> tuple[LoadedModel, Predictor]:
+    """The one path from a `ModelSpec` to a ready predictor, shared by `segstudio predict` and the GUI's
+    inference worker: device, weights, then precision/TTA/CRF/size cap from the spec; `options` are the
+    remaining `Predictor` settings (tile size, batch size...)."""
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.weights import load_model
+
+    loaded = load_model(spec, scheme, pick_device(spec.device), remap_classes, project, handle)
+    predictor = Predictor.from_loaded(loaded, max_side=spec.max_side, precision=spec.precision, tta=spec.tta,
+                                      crf=spec.crf, **options)
+    return loaded, predictor
+

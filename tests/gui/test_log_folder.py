@@ -30,15 +30,15 @@ def test_help_menu_opens_the_project_log_folder_and_worker_errors_are_logged(qtb
     logs = window.project.state_dir / "logs"
     assert opened[-1] == str(logs.absolute()) and current_log_dir() == logs.absolute()
 
-    from segstudio.gui.export_dialog import SignalTaskHandle, TaskThread
+    from segstudio.gui.tasks import TaskRunner
 
-    def buggy(handle):
+    def buggy(state):
         return {}["missing key"]
 
-    thread = TaskThread(buggy, SignalTaskHandle())
-    with qtbot.waitSignal(thread.failed, timeout=10000):
-        thread.start()
-    thread.wait()
+    runner = TaskRunner()
+    with qtbot.waitSignal(runner.failed, timeout=10000):
+        runner.start(buggy)
+    runner.wait()
     text = (logs / LOG_FILE).read_text()
     assert "Traceback" in text and "in buggy" in text and "KeyError" in text
     window.close_project()

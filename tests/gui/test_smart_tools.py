@@ -257,3 +257,17 @@ def test_sam_checkpoint_becomes_an_engine(voc_window, qtbot, tiny_sam_checkpoint
     assert doc.labels[y, x] == CHAIR
     key(window, Qt.Key.Key_Return)
     assert doc.history.undo_count == 1
+
+
+def test_click_corrects_a_prediction(voc_window, qtbot):
+    """A prediction that calls everything background is only a guess: the click region is not
+    stopped by it (it would be by labels the user confirmed)."""
+    window, chair = voc_window
+    doc = window.session.document
+    wrong = np.zeros(doc.shape, np.uint8)
+    doc.set_prediction(wrong)
+    doc.reset(wrong)
+    use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    assert iou(doc.labels, chair) >= 0.75

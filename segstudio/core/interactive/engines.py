@@ -55,9 +55,10 @@ class Engine:
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
         """Boolean HxW region the prompts describe (empty without a positive prompt).
 
-        `labels` (the mask before this object) are evidence: pixels of *other* classes than the
-        active one and than the labels under the positive clicks act as soft background, so a new
-        region stops at finished neighbours instead of eating them (the user clicks there to override).
+        `labels` (the mask before this object, model guesses set to unlabeled: `robot.confirmed_labels`)
+        are evidence: pixels of *other* classes than the active one and than the labels under the
+        positive clicks act as soft background, so a new region stops at finished neighbours instead
+        of eating them (the user clicks there to override).
         """
         if self.image is None:
             raise SegStudioError("the engine has no image yet: call prepare() first")
