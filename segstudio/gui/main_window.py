@@ -105,11 +105,12 @@ class MainWindow(QMainWindow):
         self._connect()
         self._opener = ProjectOpener(self)
         self._opener.opened.connect(self._project_ready)
-        self._opener.failed.connect(lambda msg: self.show_error("Open folder", msg))
+        self._opener.failed.connect(self._open_failed)
         if (geometry := settings.window_geometry()) is not None:
             self.restoreGeometry(geometry)
         if (state := settings.window_state()) is not None:
             self.restoreState(state)
+            QTimer.singleShot(0, self._clamp_side_panels)  # once the restored layout has its real size
         self.overlay.set_opacity(settings.overlay_opacity)
         self.opacity_slider.setValue(int(round(settings.overlay_opacity * 100)))
         self._set_enabled(False)
@@ -241,6 +242,15 @@ class MainWindow(QMainWindow):
         if path:
             self.tools.smart.load_sam(path)
 
+    def _clamp_side_panels(self) -> None:
+        """A side panel saved wider than 40 % of the window (older versions grew them) is narrowed."""
+        for dock in self.findChildren(QDockWidget):
+            area = self.dockWidgetArea(dock)
+            sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            if area in sides and not dock.isFloating() and dock.width() > 0.4 * self.width():
+                self.resizeDocks([dock], [max(dock.minimumSizeHint().width(), int(0.22 * self.width()))],
+                                 Qt.Orientation.Horizontal)
+
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
             self.session.set_use_raw_prediction(raw)
@@ -266,7 +276,14 @@ class MainWindow(QMainWindow):
         """Open an image folder in the background; the window stays responsive meanwhile."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
+        self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
+        self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
         self._opener.start(str(folder), None if project_dir is None else str(project_dir))
+
+    def _open_failed(self, message: str) -> None:
+        self.central.setCurrentIndex(0)
+        self.overlay.set_document(None, None)
+        self.show_error("Open folder", message)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder")
@@ -419,7 +436,10 @@ class MainWindow(QMainWindow):
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
         records = self.project.images()
-        self.browser.refresh(records, renamed)
+        self.browser.refresh(records, renamed, report.changed)
+        # Cached pixels and labels are keyed by path: every path that now holds something else forgets them.
+        self.session.cache.forget({*report.changed, *report.removed, *report.added, *report.restored,
+                                   *renamed, *renamed.values()})
         fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
         self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
@@ -434,6 +454,8 @@ class MainWindow(QMainWindow):
                 self.open_image(target)
             else:
                 self.overlay.set_document(None, None, "The folder has no images left.")
+        elif current is not None and current in report.changed:
+            self.open_image(current)  # new pixels, same size: the mask still fits (saved first, then reread)
         parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
                                                ("renamed", report.renamed), ("changed", report.changed),
                                                ("back", report.restored)) if v]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -89,6 +89,14 @@ class ImageCache:
         with self._lock:
             self._versions[rel_path] += 1
             self._labels.pop(rel_path, None)
+
+    def forget(self, rel_paths: Iterable[str]) -> None:
+        """These paths now hold other pixels or labels (changed, renamed or removed on disk)."""
+        with self._lock:
+            for rel_path in rel_paths:
+                self._images.pop(rel_path, None)
+                self._labels.pop(rel_path, None)
+                self._versions[rel_path] += 1
 
     def contains(self, rel_path: str) -> bool:
         with self._lock:
