@@ -39,7 +39,7 @@ def format_table(metrics: dict[str, Any], title: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import ProjectError
     from segstudio.core.project import Project
     from segstudio.ml.augment import AugmentConfig, eval_transform
     from segstudio.ml.data import SegmentationDataset
@@ -54,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     with Project.open_for_reading(args.project, state_dir=args.project_dir) as project:
         version = args.version or (project.active_model_version().version if project.active_model_version() else None)
         if version is None:
-            raise SegStudioError("the project has no model version yet; run `segstudio train` first or pass --version")
+            raise ProjectError("the project has no model version yet; run `segstudio train` first or pass --version")
         train, val = project_samples(project)
         samples = {"val": val, "train": train, "all": train + val}[args.split]
         if not samples:
-            raise SegStudioError(f"no done images with masks in the {args.split} split; mark corrected images as done")
+            raise ProjectError(f"no done images with masks in the {args.split} split; mark corrected images as done")
         loaded = load_model(ModelSpec(weights="project", version=version), project.scheme, device, project=project)
         norm = loaded.normalization
         max_side = args.max_side if args.max_side is not None else loaded.max_side  # as trained (0 = uncapped)

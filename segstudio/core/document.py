@@ -23,11 +23,9 @@ import cv2
 import numpy as np
 
 from segstudio.core.history import Box, History, Step, make_atom
+from segstudio.core.schemes import UNLABELED
 
 __all__ = ["UNLABELED", "ProtectMode", "Protect", "MaskDocument", "Box"]
-
-#: Mask value of unlabeled pixels (same as `core.schemes.UNLABELED`; repeated to keep this module standalone).
-UNLABELED = 255
 
 Point = tuple[float, float]  # (x, y) in image pixel coordinates
 
@@ -241,6 +239,17 @@ class MaskDocument:
         stamp = np.zeros((box.y1 - box.y0, box.x1 - box.x0), dtype=np.uint8)
         cv2.fillPoly(stamp, [pts - np.array([box.x0, box.y0], dtype=np.int32)], 1)
         return self._apply(box, stamp, int(value), protect or Protect.none(), "polygon")
+
+    def apply_region(self, region: np.ndarray, value: int, protect: Protect | None = None,
+                     label: str = "region") -> Box | None:
+        """Write `value` where the boolean HxW `region` is set (an interactive tool's result)."""
+        if region.shape != self.shape:
+            raise ValueError(f"region shape {region.shape} does not match mask {self.shape}")
+        if not region.any():
+            return None
+        x, y, w, h = cv2.boundingRect(region.view(np.uint8) if region.dtype == bool else region.astype(np.uint8))
+        box = Box(y, x, y + h, x + w)
+        return self._apply(box, region[box.slices], int(value), protect or Protect.none(), label)
 
     def replace_class(self, old: int, new: int) -> Box | None:
         """Every pixel of class `old` becomes `new` (one undo step)."""

@@ -37,6 +37,7 @@ __all__ = [
     "ImageReadError",
     "load_image",
     "read_image_size",
+    "read_image_size_bytes",
     "is_image_file",
 ]
 
@@ -114,6 +115,25 @@ def read_image_size(path: str | os.PathLike[str], max_pixels: int | None = None)
     with _open(path) as img:
         width, height = img.size
         _check_pixels(path, width, height, max_pixels)
+        if _orientation(img) in _SWAPPING_ORIENTATIONS:
+            width, height = height, width
+    return width, height
+
+
+def read_image_size_bytes(data: bytes, label: str, max_pixels: int | None = None) -> tuple[int, int]:
+    """`read_image_size` for an image held in memory (e.g. labelme's embedded `imageData`);
+    `label` names it in the ImageReadError."""
+    import io
+
+    try:
+        img = Image.open(io.BytesIO(data), formats=_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageReadError(label, "not an image, or a format SegStudio cannot read") from None
+    except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad headers
+        raise ImageReadError(label, f"corrupt image header ({type(error).__name__})") from None
+    with img:
+        width, height = img.size
+        _check_pixels(Path(label), width, height, max_pixels)
         if _orientation(img) in _SWAPPING_ORIENTATIONS:
             width, height = height, width
     return width, height

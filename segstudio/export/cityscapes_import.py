@@ -8,7 +8,6 @@ manifest restores the original file names.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -16,21 +15,19 @@ import numpy as np
 from segstudio.core.errors import ExportError
 from segstudio.core.masks import load_mask
 from segstudio.core.schemes import CITYSCAPES_LABELS, UNLABELED, LabelScheme, cityscapes_scheme
-from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
-from segstudio.export.staging import MANIFEST_NAME
+from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name, original_names
 
 __all__ = ["preview_cityscapes"]
 
 
-def _original_names(root: Path) -> dict[str, str]:
-    try:
-        data = json.loads((root / MANIFEST_NAME).read_text(encoding="utf-8"))
-        return {e["name"]: e["source"] for e in data.get("items", []) if data.get("dataset_format") == "cityscapes"}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+def _png(rel: str) -> str:
+    path = PurePosixPath(rel)
+    return (path.with_suffix(".png") if path.suffix else path.with_name(path.name + ".png")).as_posix()
 
 
-def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+    """Read a Cityscapes folder (nothing is written). Images are found by listing the folders, so
+    `allow_outside` changes nothing here; manifest names never leave the new project."""
     root = Path(source).expanduser().absolute()
     if not (root / "gtFine").is_dir() or not (root / "leftImg8bit").is_dir():
         raise ExportError(f"no Cityscapes data in {root}; choose the folder that contains leftImg8bit/ and gtFine/")
@@ -46,8 +43,10 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) ->
             continue
         lut[label.id] = index
         rows.append(MappingRow(f"{label.id}: {label.name}", index, target.classes[index].name))
-    originals = _original_names(root)
-    samples, warnings = [], []
+    samples: list[ImportSample] = []
+    warnings: list[str] = []
+    originals = {name: _png(rel) for name, rel in original_names(root, "cityscapes", warnings).items()}
+    used: set[str] = set()
     for split in ("train", "val"):
         for gt in sorted((root / "gtFine" / split).glob("*/*_gtFine_labelIds.png")):
             base = gt.name[: -len("_gtFine_labelIds.png")]
@@ -56,7 +55,10 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None) ->
             if not image.is_file():
                 warnings.append(f"{gt.relative_to(root)}: no matching leftImg8bit image (skipped)")
                 continue
-            original = originals.get(base)
-            rel = PurePosixPath(original).with_suffix(".png").as_posix() if original else f"{city}/{base}_leftImg8bit.png"
+            rel = originals.get(base) or f"{city}/{base}_leftImg8bit.png"
+            if rel.casefold() in used:
+                warnings.append(f"{gt.relative_to(root)}: another image already imports as {rel} (skipped)")
+                continue
+            used.add(rel.casefold())
             samples.append(ImportSample(rel, lambda p=gt: lut[load_mask(p)], image_path=image, split=split))
     return ImportPlan("cityscapes", root, target, rows, samples, warnings)

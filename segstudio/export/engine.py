@@ -8,8 +8,6 @@ target folder recorded the same key, its files are hard-linked instead of re-enc
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import DiskWriteError, ExportError
+from segstudio.core.hashing import sha256_file, sha256_json
+from segstudio.core.paths import is_single_name, resolve_inside
 from segstudio.core.schemes import LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.export.common import ExportItem, ExportOptions, json_ready, mask_digest
@@ -54,6 +54,9 @@ class DatasetFormat(ABC):
 
     name: str = ""
     version: int = 1
+    #: glob patterns (relative to the export root) of files that readers add, e.g. caches: a
+    #: re-export replaces the folder anyway, so they do not count as someone else's files
+    disposable: tuple[str, ...] = ()
 
     def __init__(self, scheme: LabelScheme, options: ExportOptions | None = None) -> None:
         self.scheme = scheme
@@ -86,11 +89,32 @@ class DatasetFormat(ABC):
         the same all-or-nothing guarantee at a fraction of the cost (one sync instead of one
         fsync per file; fsync was 40% of a Cityscapes export).
         """
-        path = root / rel
+        path = resolve_inside(root, rel)  # a name can never climb out of the staging folder
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as handle:
             handle.write(data)
         return rel
+
+
+def _previous_entries(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The usable items of a previous export's manifest, by source path.
+
+    The manifest is a file in the target folder, so it is data like any dataset file: an entry
+    whose name is not one plain file name, or whose files are not text, is ignored (that image
+    is simply written again); listed files are contained by `OutputFolder.reuse`.
+    """
+    items = manifest.get("items", [])
+    entries: dict[str, dict[str, Any]] = {}
+    for entry in items if isinstance(items, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str) or not is_single_name(entry.get("name")):
+            continue
+        files = entry.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            continue
+        if entry.get("record") is not None and not isinstance(entry.get("record"), dict):
+            continue
+        entries[entry["source"]] = entry
+    return entries
 
 
 def _item_key(fmt: DatasetFormat, item: ExportItem, name: str, mask_hash: str) -> str:
@@ -104,18 +128,14 @@ def _item_key(fmt: DatasetFormat, item: ExportItem, name: str, mask_hash: str) -
         "name": name,
         "split": item.split,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return sha256_json(payload)
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as error:
         raise ExportError(f"cannot read image {path}: {error}") from None
-    return digest.hexdigest()
 
 
 def default_workers() -> int:
@@ -140,10 +160,7 @@ def run_export(
     try:
         return _run_export(fmt, items, out_dir, handle or NullTask(), workers or default_workers())
     except OSError as error:  # disk full, permissions, a file vanishing: say where, not a traceback
-        raise ExportError(
-            f"the export to {out_dir} failed: {error.strerror or error} ({error.filename or 'file'}); "
-            "check free space and permissions, then export again (the folder was left as it was)"
-        ) from None
+        raise DiskWriteError(out_dir, f"the export to {out_dir} (the folder was left as it was)", error) from None
 
 
 def _run_export(
@@ -151,9 +168,9 @@ def _run_export(
 ) -> ExportReport:
     if not items:
         raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
-    folder = OutputFolder(out_dir, fmt.name)
+    folder = OutputFolder(out_dir, fmt.name, fmt.disposable)
     previous = folder.previous or {}
-    old_entries = {e["source"]: e for e in previous.get("items", []) if isinstance(e, dict) and "source" in e}
+    old_entries = _previous_entries(previous)
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})
     report = ExportReport(out_dir=Path(out_dir), dataset_format=fmt.name, names=names)
     total = len(items)

@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segstudio.core.errors import ExportError
-from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
+from segstudio.core.errors import ExportError, UnsafePathError
+from segstudio.core.paths import contained_relative, resolve_inside
+from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
+from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, control_characters, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
 
 __all__ = ["preview_labelme", "shape_to_mask", "read_labels_file", "scheme_from_labels"]
@@ -64,8 +66,11 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
     elif kind == "mask":
         if not mask_data:
             raise ExportError("a labelme 'mask' shape has no mask data; re-save the file with labelme")
-        with Image.open(io.BytesIO(base64.b64decode(mask_data))) as img:
-            patch = np.asarray(img.convert("L")) > 0
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(mask_data, validate=True))) as img:
+                patch = np.asarray(img.convert("L")) > 0
+        except Exception as error:  # noqa: BLE001 - bad base64 or PNG data: a user error, not a traceback
+            raise ExportError(f"a labelme 'mask' shape has unreadable mask data ({type(error).__name__})") from None
         (x0, y0), (x1, y1) = xy[0], xy[-1]
         left, top = int(round(min(x0, x1))), int(round(min(y0, y1)))
         out = np.zeros(size, dtype=bool)
@@ -81,7 +86,15 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
 
 
 def read_labels_file(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """One label per line ('\\n' only: other line breaks inside a name are refused as control characters)."""
+    try:
+        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").split("\n") if line.strip()]
+    except (OSError, UnicodeError) as error:
+        raise ExportError(f"cannot read {path}: {error}; save it as UTF-8 text, one label per line") from None
+    for label in labels:
+        if bad := control_characters(label):
+            raise ExportError(f"{path}: label {label!r} contains control characters ({', '.join(bad)})")
+    return labels
 
 
 def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
@@ -95,7 +108,7 @@ def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
 
 def _load_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
@@ -112,9 +125,14 @@ def _find_labels_file(source: Path) -> Path | None:
 
 
 def preview_labelme(
-    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None
+    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None, allow_outside: bool = False
 ) -> ImportPlan:
-    """Read every labelme JSON under `source` (nothing is written)."""
+    """Read every labelme JSON under `source` (nothing is written).
+
+    An `imagePath` must stay inside `source` (`img.jpg`, `../images/img.jpg` from a subfolder);
+    one that leaves it is refused with a warning (the embedded `imageData` is used when present,
+    else the file is skipped), unless `allow_outside`.
+    """
     source = Path(source).expanduser().absolute()
     if not source.is_dir():
         raise ExportError(f"{source} is not a folder; choose the folder that holds the labelme .json files")
@@ -127,6 +145,7 @@ def preview_labelme(
         if data is None:
             warnings.append(f"{path.relative_to(source)} is not a labelme file (skipped)")
             continue
+        check_shapes(path, data["shapes"])  # objects with text labels, before anything reads them
         documents.append((path, data))
     found: list[str] = []
     for _, data in documents:
@@ -161,38 +180,70 @@ def preview_labelme(
     samples = []
     used_names: set[str] = set()
     for path, data in documents:
-        rel_dir = PurePosixPath(path.parent.relative_to(source).as_posix())
-        image_name = PurePosixPath(str(data.get("imagePath") or path.with_suffix(".jpg").name).replace("\\", "/")).name
-        image_path = (path.parent / str(data.get("imagePath") or "")).resolve() if data.get("imagePath") else None
-        image_data = data.get("imageData")
-        rel = (rel_dir / image_name).as_posix() if str(rel_dir) != "." else image_name
-        if rel in used_names:
+        sample = _sample(source, path, data, allow_outside, warnings, lambda size, p=path, d=data: _mask_loader(p, d, mapping, fill, size))
+        if sample is None:
+            continue
+        if sample.rel_path.casefold() in used_names:
             warnings.append(f"{path.relative_to(source)} points at an image already imported (skipped)")
             continue
-        if (image_path is None or not image_path.is_file()) and not image_data:
-            warnings.append(f"{path.relative_to(source)}: image {data.get('imagePath')!r} not found and no embedded data (skipped)")
-            continue
-        used_names.add(rel)
-        samples.append(
-            ImportSample(
-                rel_path=rel,
-                load_mask=_mask_loader(path, data, mapping, fill),
-                image_path=image_path if image_path is not None and image_path.is_file() else None,
-                image_bytes=(lambda d=image_data: base64.b64decode(d)) if image_data else None,
-            )
-        )
+        used_names.add(sample.rel_path.casefold())
+        samples.append(sample)
     return ImportPlan("labelme", source, scheme, rows, samples, warnings)
 
 
-def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int):
+def _sample(
+    source: Path, path: Path, data: dict[str, Any], allow_outside: bool, warnings: list[str], mask_loader
+) -> ImportSample | None:
+    """One JSON file's image: where to read it, where it goes in the project; None = skipped (warned)."""
+    shown = path.relative_to(source).as_posix()
+    rel_dir = PurePosixPath(path.parent.relative_to(source).as_posix())
+    written = data.get("imagePath")
+    image_data = data.get("imageData") or None
+    image_path: Path | None = None
+    name = path.with_suffix(".jpg").name
+    if written:
+        try:
+            image_path = resolve_inside(source, written, base=rel_dir, allow_outside=allow_outside)
+        except UnsafePathError as error:
+            if not image_data:
+                warnings.append(f"{shown}: imagePath refused: {error} (skipped; pass --allow-outside if you trust it)")
+                return None
+            warnings.append(f"{shown}: imagePath refused: {error} (used the image embedded in the file)")
+        name = PurePosixPath(str(written).replace("\\", "/")).name
+    if image_path is not None and not image_path.is_file():
+        image_path = None
+    if image_path is None and not image_data:
+        warnings.append(f"{shown}: image {written!r} not found and no embedded data (skipped)")
+        return None
+    embedded = decode_base64(image_data, path) if image_data else None  # checked now, decoded again when copied
+    size = checked_size(path, data, image_path, embedded if image_path is None else None)
+    check_shapes(path, data["shapes"], size)
+    try:
+        rel = contained_relative(name, base=rel_dir).as_posix()
+    except UnsafePathError as error:
+        warnings.append(f"{shown}: image name refused: {error} (skipped)")
+        return None
+    return ImportSample(
+        rel_path=rel,
+        load_mask=mask_loader(size),
+        image_path=image_path,
+        image_bytes=(lambda d=image_data: decode_base64(d, path)) if image_data else None,
+    )
+
+
+def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int, size: tuple[int, int]):
+    """Paint the shapes on a mask of the checked image `size` (the file's claim is never trusted)."""
+
     def load() -> np.ndarray:
-        height, width = int(data["imageHeight"]), int(data["imageWidth"])
-        mask = np.full((height, width), fill, dtype=np.uint8)
+        mask = np.full(size, fill, dtype=np.uint8)
         for shape in data["shapes"]:
             index = mapping.get(str(shape.get("label", "")))
             if index is None:
                 continue
-            area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), (height, width), shape.get("mask"))
+            try:
+                area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), size, shape.get("mask"))
+            except ExportError as error:
+                raise ExportError(f"{path}: {error}") from None
             mask[area] = index
         return mask
 

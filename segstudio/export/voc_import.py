@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.errors import ExportError, SchemeError
+from segstudio.core.errors import ExportError, SchemeError, SegStudioError, UnsafePathError
+from segstudio.core.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size
 from segstudio.core.masks import load_mask
+from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, VOC_CLASSES, ClassDef, LabelScheme, voc_colormap, voc_scheme
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
 
@@ -41,17 +43,60 @@ def _source_scheme(root: Path) -> LabelScheme:
             pass
     names_file = root / "class_names.txt"
     if names_file.is_file():
-        names = [n.strip() for n in names_file.read_text(encoding="utf-8").splitlines() if n.strip()]
-        if tuple(names) == VOC_CLASSES:
-            return voc_scheme()
-        if names:
-            cmap = voc_colormap(len(names))
-            names = ["background" if n == "_background_" else n for n in names]
-            return LabelScheme(root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+        try:
+            names = [n.strip() for n in names_file.read_text(encoding="utf-8-sig").split("\n") if n.strip()]
+            if tuple(names) == VOC_CLASSES:
+                return voc_scheme()
+            if names:
+                cmap = voc_colormap(len(names))
+                names = ["background" if n == "_background_" else n for n in names]
+                return LabelScheme(root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+        except (OSError, UnicodeError, SchemeError) as error:
+            raise ExportError(f"{names_file}: {error}; fix the class list (one UTF-8 name per line)") from None
     return voc_scheme()
 
 
-def preview_voc(source: str | Path, scheme: LabelScheme | None = None) -> ImportPlan:
+def _listed_ids(sets: Path, warnings: list[str]) -> dict[str, str | None]:
+    """Image ids of ImageSets/Segmentation/{train,val}.txt with their split (train wins a clash)."""
+    splits: dict[str, str | None] = {}
+    for split in ("train", "val"):
+        list_file = sets / f"{split}.txt"
+        if list_file.is_file():
+            try:
+                text = list_file.read_text(encoding="utf-8-sig", errors="surrogateescape")  # ids are file names: any bytes
+            except (OSError, UnicodeError) as error:
+                raise ExportError(f"cannot read {list_file}: {error}; fix or remove the list file") from None
+            for line in text.splitlines():
+                image_id = line.strip()
+                if image_id and splits.setdefault(image_id, split) != split:
+                    warnings.append(f"{image_id} is listed in both train.txt and val.txt; imported as train")
+    return splits
+
+
+def _sample_paths(root: Path, image_id: str, allow_outside: bool) -> tuple[Path, Path, str]:
+    """(mask, image, project path) of one list entry; UnsafePathError when the id leaves its folder."""
+    mask_path = resolve_inside(root / "SegmentationClass", f"{image_id}.png", allow_outside=allow_outside)
+    image_path = resolve_inside(root / "JPEGImages", f"{image_id}.jpg", allow_outside=allow_outside)
+    try:
+        rel = contained_relative(f"{image_id}.jpg").as_posix()
+    except UnsafePathError:  # only reachable with allow_outside: the copy keeps just the file name
+        rel = contained_relative(image_path.name).as_posix()
+    return mask_path, image_path, rel
+
+
+def _image_shape(image_path: Path) -> tuple[int, int] | None:
+    """(height, width) from the image header, so a mask of another size is refused before decoding;
+    None for an unreadable image (the project records it as unreadable and imports no mask)."""
+    try:
+        width, height = read_image_size(image_path, DEFAULT_MAX_PIXELS)
+    except ImageReadError:
+        return None
+    return height, width
+
+
+def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+    """Read a VOC folder (nothing is written); list entries that leave their folders are skipped
+    with a warning (read anyway with `allow_outside`)."""
     source = Path(source).expanduser().absolute()
     root = find_voc_root(source)
     own = _source_scheme(root)
@@ -68,31 +113,33 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None) -> Import
             valid[value] = True
     rows.append(MappingRow("255: void", UNLABELED, "void"))
 
-    splits: dict[str, str | None] = {}
     warnings: list[str] = []
-    sets = root / "ImageSets" / "Segmentation"
-    for split in ("train", "val"):
-        list_file = sets / f"{split}.txt"
-        if list_file.is_file():
-            for line in list_file.read_text(encoding="utf-8").splitlines():
-                image_id = line.strip()
-                if image_id and splits.setdefault(image_id, split) != split:
-                    warnings.append(f"{image_id} is listed in both train.txt and val.txt; imported as train")
+    splits = _listed_ids(root / "ImageSets" / "Segmentation", warnings)
     if not splits:
         splits = {p.stem: None for p in sorted((root / "SegmentationClass").glob("*.png"))}
     samples: list[ImportSample] = []
+    used: set[str] = set()
     seen_values = np.zeros(256, dtype=bool)
     for image_id, split in splits.items():
-        mask_path = root / "SegmentationClass" / f"{image_id}.png"
-        image_path = root / "JPEGImages" / f"{image_id}.jpg"
+        try:
+            mask_path, image_path, rel = _sample_paths(root, image_id, allow_outside)
+        except UnsafePathError as error:
+            warnings.append(f"ImageSets/Segmentation: entry {image_id!r} refused: {error} (skipped)")
+            continue
         if not mask_path.is_file() or not image_path.is_file():
             warnings.append(f"{image_id}: image or mask missing (skipped)")
             continue
-        values = np.unique(load_mask(mask_path))
+        if rel.casefold() in used:
+            warnings.append(f"{image_id}: another entry already imports {rel} (skipped)")
+            continue
+        try:
+            values = np.unique(load_mask(mask_path, _image_shape(image_path)))
+        except SegStudioError as error:
+            warnings.append(f"{image_id}: {error} (skipped)")
+            continue
+        used.add(rel.casefold())
         seen_values[values] = True
-        samples.append(
-            ImportSample(f"{image_id}.jpg", lambda p=mask_path: lut[load_mask(p)], image_path=image_path, split=split)
-        )
+        samples.append(ImportSample(rel, lambda p=mask_path: lut[load_mask(p)], image_path=image_path, split=split))
     for value in np.flatnonzero(seen_values & ~valid):
         rows.append(MappingRow(f"{value}: (no class name)", None, "", "pixel value found in masks"))
     return ImportPlan("voc", root, target, rows, samples, warnings)

@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QSizePolicy,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
+from segstudio.core.paths import display_path
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader
 
@@ -38,6 +40,7 @@ UNFINISHED = (Status.NEW, Status.PREDICTED, Status.IN_PROGRESS)
 SORT_NAME = "name"
 SORT_LEAST_CONFIDENT = "least_confident"
 UNREADABLE = "unreadable"
+PROBLEM = "problem"  # readable at scan time, but something failed later (see the Problems list)
 
 BADGE_COLORS = {
     Status.NEW.value: QColor(120, 120, 120),
@@ -46,6 +49,7 @@ BADGE_COLORS = {
     Status.DONE.value: QColor(40, 160, 70),
     Status.SKIPPED.value: QColor(150, 90, 170),
     UNREADABLE: QColor(200, 40, 40),
+    PROBLEM: QColor(215, 80, 20),
 }
 BADGE_TEXT = {Status.IN_PROGRESS.value: "in progress"}
 
@@ -72,6 +76,7 @@ class ImageListModel(QAbstractListModel):
         self.max_thumbs = 2000
         self.loader: ThumbnailLoader | None = None
         self.project: Project | None = None
+        self.problems: dict[str, str] = {}  # rel_path -> reason, marked in the list
         self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE * 3 // 4)
         self._placeholder.fill(QColor(70, 70, 70))
 
@@ -84,6 +89,19 @@ class ImageListModel(QAbstractListModel):
         self.loader = loader
         self._thumbs.clear()
         self._requested.clear()
+        self._recompute()
+        self.endResetModel()
+
+    def replace_records(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
+        """The folder changed (see folder_watch.py): keep thumbnails and problem marks, following renames."""
+        self.beginResetModel()
+        self._records = list(records)
+        self._row_of_path = {r.rel_path: i for i, r in enumerate(self._records)}
+        thumbs = OrderedDict((renamed.get(k, k), v) for k, v in self._thumbs.items())
+        self._thumbs = OrderedDict((k, v) for k, v in thumbs.items() if k in self._row_of_path)
+        self._requested = {renamed.get(k, k) for k in self._requested} & set(self._row_of_path)
+        problems = {renamed.get(k, k): v for k, v in self.problems.items()}
+        self.problems = {k: v for k, v in problems.items() if k in self._row_of_path}
         self._recompute()
         self.endResetModel()
 
@@ -112,13 +130,13 @@ class ImageListModel(QAbstractListModel):
             return None
         rec = self._records[self._visible[index.row()]]
         if role == Qt.ItemDataRole.DisplayRole:
-            return rec.rel_path
+            return display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnail(rec)
         if role == RecordRole:
             return rec
         if role == BadgeRole:
-            return badge_of(rec)
+            return PROBLEM if rec.rel_path in self.problems and not rec.error else badge_of(rec)
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [rec.rel_path, f"status: {BADGE_TEXT.get(rec.status, rec.status)}"]
             if rec.width:
@@ -127,6 +145,8 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"mean confidence: {rec.mean_confidence:.1%}")
             if rec.error:
                 lines.append(f"unreadable: {rec.error}")
+            if rec.rel_path in self.problems:
+                lines.append(f"problem: {self.problems[rec.rel_path]}")
             return "\n".join(lines)
         return None
 
@@ -150,6 +170,19 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_problem(self, rel_path: str, reason: str | None) -> None:
+        """Mark (reason) or unmark (None) an image as having a problem; repaints its row."""
+        if reason is None:
+            if self.problems.pop(rel_path, None) is None:
+                return
+        else:
+            self.problems[rel_path] = reason
+        i = self._row_of_path.get(rel_path)
+        row = None if i is None else self._visible_row.get(i)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index)
 
     def has_thumbnail(self, rel_path: str) -> bool:
         return rel_path in self._thumbs
@@ -268,6 +301,13 @@ class BrowserWidget(QWidget):
         self.sort_combo.addItem("Least confident first", SORT_LEAST_CONFIDENT)
         self.counter = QLabel("no folder open", self)
         self.counter.setObjectName("browser_counter")
+        # A longer counter line wraps instead of widening the dock: the panel keeps the user's width.
+        self.counter.setWordWrap(True)
+        self.counter.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        for combo in (self.status_filter, self.sort_combo):  # shrink with the dock, elided, not the other way round
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+            combo.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.view = QListView(self)
         self.view.setObjectName("image_list")
         self.view.setModel(self.model)
@@ -304,6 +344,7 @@ class BrowserWidget(QWidget):
         if self.loader is not None:
             self.loader.stop()
             self.loader = None
+        self.model.problems.clear()
         if project is None:
             self.model.set_records([], None, None)
         else:
@@ -312,6 +353,15 @@ class BrowserWidget(QWidget):
             self.model.set_records(project.images(), project, self.loader)
         self._current = None
         self.update_counter()
+
+    def refresh(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
+        """New records after a rescan; the current image follows a rename (no signal emitted)."""
+        self.model.replace_records(records, renamed)
+        if self._current is not None:
+            self._current = renamed.get(self._current, self._current)
+            if self.model.record(self._current) is None:
+                self._current = None
+        self._reselect()
 
     def shutdown(self) -> None:
         if self.loader is not None:

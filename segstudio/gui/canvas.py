@@ -13,20 +13,41 @@ repaints just that part of the viewport.
 from __future__ import annotations
 
 import math
+import sys
 
 import cv2
 import numpy as np
-import pyqtgraph as pg
+
+
+def _import_pyqtgraph():  # noqa: ANN202
+    """pyqtgraph, without the CUDA Python bindings its RawImageWidget loads for a GPU path we never use.
+
+    Why: with torch's CUDA wheels installed, that import alone costs 0.3-0.5 s of start-up (bench/gui.py,
+    window_ready_ms). The block is lifted right after, so torch can still import them later.
+    """
+    blocked = "cuda.bindings" not in sys.modules
+    if blocked:
+        sys.modules["cuda.bindings"] = None  # type: ignore[assignment] - makes `from cuda.bindings import` fail fast
+    try:
+        import pyqtgraph
+    finally:
+        if blocked and sys.modules.get("cuda.bindings", 0) is None:
+            del sys.modules["cuda.bindings"]
+    return pyqtgraph
+
+
+pg = _import_pyqtgraph()
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
+from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
+from segstudio.core.schemes import UNLABELED
 
 
-__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
+__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]
 
-UNLABELED = 255
+MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT = 360, 240
 
 
 def overlay_lut(colors: np.ndarray, hidden: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
@@ -59,11 +80,22 @@ def diff_lut() -> np.ndarray:
     return lut
 
 
-def outline_of(labels: np.ndarray) -> np.ndarray:
-    """Labels kept only on region borders (elsewhere unlabeled), for the outline-only overlay."""
-    kernel = np.ones((3, 3), np.uint8)
+def outline_of(labels: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Labels kept only on region borders (elsewhere unlabeled), for the outline-only overlay.
+
+    A border line is `2 * reach` image pixels wide (`reach` on each side of the edge); the
+    presenter picks `reach` from the zoom so lines stay about two screen pixels wide.
+    """
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     border = cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
     return np.where(border, labels, np.uint8(UNLABELED)).astype(np.uint8)
+
+
+def outline_reach(zoom: float, screen_px: float = 2.0, most: int = 8) -> int:
+    """Image pixels each side of an edge so an outline is >= `screen_px` wide on screen at `zoom`."""
+    if not math.isfinite(zoom) or zoom <= 0:
+        return 1
+    return max(1, min(most, math.ceil(screen_px / (2 * zoom))))
 
 
 class LabelLayer:
@@ -118,6 +150,7 @@ class CanvasView(pg.GraphicsView):
     hovered = Signal(float, float)  # mouse moved (any buttons); use for status bar and cursor
     left = Signal()
     brush_wheel = Signal(int)  # Ctrl+wheel steps (+ larger)
+    secondary_pressed = Signal(float, float)  # right button, while `secondary_enabled` (negative clicks)
     polygon_finish = Signal()
     polygon_cancel = Signal()
 
@@ -154,12 +187,16 @@ class CanvasView(pg.GraphicsView):
         self.message = pg.TextItem("", color=(230, 230, 230), anchor=(0.5, 0.5))
         self.vb.addItem(self.message, ignoreBounds=True)
 
+        # At small window sizes the side panels shrink first: the canvas keeps a usable share.
+        self.setMinimumSize(MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._painting = False
         self._space = False
         self.paint_enabled = True
+        self.secondary_enabled = False  # right button: a tool action instead of pyqtgraph's zoom drag
         self.brush_cursor_enabled = True
+        self._tool_cursor: QCursor | None = None  # the tool's own pointer (fill, polygon); None = default
         self._brush_radius = 5.0
         self._image_shape: tuple[int, int] | None = None
 
@@ -223,6 +260,18 @@ class CanvasView(pg.GraphicsView):
         self.brush_cursor.setRect(QRectF(centre.x() - d / 2, centre.y() - d / 2, d, d))
         self.brush_cursor.setVisible(True)
 
+    def set_tool_cursor(self, cursor: QCursor | None) -> None:
+        """The pointer over the image for the current tool (None: the default arrow)."""
+        self._tool_cursor = cursor
+        if not self._space:
+            self._apply_cursor()
+
+    def _apply_cursor(self) -> None:
+        if self._tool_cursor is None:
+            self.viewport().unsetCursor()
+        else:
+            self.viewport().setCursor(self._tool_cursor)
+
     def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None) -> None:
         path = QPainterPath()
         pts = [*points, *([hover] if hover and points else [])]
@@ -251,6 +300,11 @@ class CanvasView(pg.GraphicsView):
         return ev.button() != Qt.MouseButton.LeftButton or self._space or not self.paint_enabled
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:
+        if (ev.button() == Qt.MouseButton.RightButton and self.secondary_enabled and self.paint_enabled
+                and not self._space and self._image_shape is not None):
+            self.secondary_pressed.emit(*self.to_image(ev.position()))
+            ev.accept()
+            return
         if self._pan_gesture(ev) or self._image_shape is None:
             super().mousePressEvent(ev)
             return
@@ -297,6 +351,7 @@ class CanvasView(pg.GraphicsView):
         if key == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = True
             self.setCursor(Qt.CursorShape.OpenHandCursor)
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.polygon_finish.emit()
@@ -310,5 +365,6 @@ class CanvasView(pg.GraphicsView):
         if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = False
             self.unsetCursor()
+            self._apply_cursor()
             return
         super().keyReleaseEvent(ev)

@@ -1,7 +1,7 @@
 """Model -> CRF…: the project's dense CRF on/off, its settings (reset to defaults), and tuning in the background.
 
 Thin: settings are `ml.crf.CRFParams` saved with `save_params`; tuning is `ml.crf_project.tune_project`
-run by a `TaskThread` (the window stays usable, Cancel stops it between CRF runs). `crf_changed` tells
+run by the GUI's task helper (`gui.tasks.TaskRunner`; the window stays usable, Cancel stops it between CRF runs). `crf_changed` tells
 the window which CRF new predictions use (None = off).
 """
 
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.export_dialog import SignalTaskHandle, TaskThread
+from segstudio.gui.tasks import TaskRunner
 from segstudio.ml.crf import CRFParams, load_params, save_params
 from segstudio.ml.crf_project import TUNE_REPORT_KEY, project_crf, tune_project
 
@@ -43,7 +43,12 @@ class CRFPanel(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Dense CRF")
         self.project = project
-        self.thread: TaskThread | None = None
+        self.runner = TaskRunner(self, name="segstudio-crf-tune")
+        self.runner.status.connect(self.report_label_text)
+        self.runner.progress.connect(lambda done, total: self.report_label_text(f"Tuning… {done}/{total} settings tried"))
+        self.runner.done.connect(self._tuned)
+        self.runner.failed.connect(lambda message: self._finished(f"Tuning failed: {message}"))
+        self.runner.cancelled.connect(lambda: self._finished("Tuning cancelled; nothing changed."))
         self.enabled_box = QCheckBox("Use the dense CRF for this project (predict, eval, workbench)")
         form = QFormLayout()
         self.editors: dict[str, QSpinBox | QDoubleSpinBox] = {}
@@ -78,7 +83,7 @@ class CRFPanel(QDialog):
         self.reset_button.clicked.connect(lambda: self.show_params(CRFParams(enabled=self.enabled_box.isChecked())))
         self.save_button.clicked.connect(self.save)
         self.tune_button.clicked.connect(self.start_tuning)
-        self.cancel_button.clicked.connect(lambda: self.thread is not None and self.thread.handle.cancel())
+        self.cancel_button.clicked.connect(self.runner.cancel)
         self.show_params(replace(load_params(project), enabled=project_crf(project) is not None))
         self._show_report()
 
@@ -106,18 +111,14 @@ class CRFPanel(QDialog):
 
     def start_tuning(self) -> None:
         """Tune in the background; the result is saved only if it beats no CRF on held-out images."""
-        if self.thread is not None:
+        if self.runner.is_running():
             return
-        handle = SignalTaskHandle()
-        handle.status.connect(self.report_label.setText)
-        handle.progress.connect(lambda done, total: self.report_label.setText(f"Tuning… {done}/{total} settings tried"))
-        self.thread = TaskThread(lambda h: tune_project(self.project, h), handle, self)
-        self.thread.succeeded.connect(self._tuned)
-        self.thread.failed.connect(lambda message: self._finished(f"Tuning failed: {message}"))
-        self.thread.cancelled.connect(lambda: self._finished("Tuning cancelled; nothing changed."))
         self.tune_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.thread.start()
+        self.runner.start(lambda state: tune_project(self.project, state))
+
+    def report_label_text(self, text: str) -> None:
+        self.report_label.setText(text)
 
     def _tuned(self, report: Any) -> None:
         params = load_params(self.project)
@@ -126,14 +127,10 @@ class CRFPanel(QDialog):
         self._finished(report.summary())
 
     def _finished(self, message: str) -> None:
-        if self.thread is not None:
-            self.thread.wait()
-        self.thread = None
         self.tune_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.report_label.setText(message)
 
     def shutdown(self) -> None:
-        if self.thread is not None:
-            self.thread.handle.cancel()
-            self.thread.wait()
+        self.runner.cancel()
+        self.runner.wait()

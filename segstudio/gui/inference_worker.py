@@ -34,7 +34,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.errors import CancelledError, ProjectError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.ml.spec import ModelSpec
 
 __all__ = ["InferenceController", "CHOOSE_WEIGHTS_HINT"]
@@ -193,23 +194,19 @@ class _WorkerThread(QThread):
     def _load(self, spec: ModelSpec) -> None:
         self.state_changed.emit("loading")
         try:
-            from segstudio.ml.device import device_label, pick_device
-            from segstudio.ml.predict import Predictor
-            from segstudio.ml.weights import load_model
+            from segstudio.ml.device import device_label
+            from segstudio.ml.predict import load_predictor
 
             if self._loaded is not None:  # free the old model's memory before loading the new one
                 self._loaded = self._predictor = None
-            device = pick_device(spec.device)
-            loaded = load_model(spec, self.project.scheme, device, project=self.project)
-            predictor = Predictor.from_loaded(
-                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side,
-                coarse_probabilities=True,
-            )
+            loaded, predictor = load_predictor(spec, self.project.scheme, project=self.project,
+                                               coarse_probabilities=True)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
+            log_exception("inference.load", exc)
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
             self.state_changed.emit("error")
-            self.error.emit("", f"{_message(exc)}\n\n{CHOOSE_WEIGHTS_HINT}")
+            self.error.emit("", _load_message(exc))
             return
         self._loaded, self._predictor = loaded, predictor
         self._failed_spec = None
@@ -237,7 +234,7 @@ class _WorkerThread(QThread):
         try:
             rec = self.project.get(rel_path)
             if rec is None:
-                raise SegStudioError(f"{rel_path} is not part of the project")
+                raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
             result = self._existing(rec)
             if result is None:
                 image = self.project.load_image(rec)
@@ -255,6 +252,7 @@ class _WorkerThread(QThread):
         except CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001
+            log_exception("inference.predict", exc)
             self.error.emit(rel_path, _message(exc))
         finally:
             with self._cond:
@@ -276,6 +274,17 @@ class _WorkerThread(QThread):
 
         raw = stored.raw_labels if stored.raw_labels is not None else stored.labels
         return PredictionResult(stored.labels, stored.confidence, None, raw, {})
+
+
+def _load_message(exc: BaseException) -> str:
+    """One paragraph: why no model could be loaded, then what to do in the app (not CLI flags)."""
+    url = getattr(exc, "url", None)
+    if url:
+        return (f"No model yet: the torchvision weights {getattr(exc, 'weights_name', '')} are not on this computer "
+                f"and cannot be downloaded now (offline?). Choose Model → 'Use weights file…' (a SegStudio "
+                f"checkpoint, or {url} downloaded on another machine), Model → 'Use untrained model', or fine-tune "
+                "on your corrected images (Train → Fine-tune…); the weights download by themselves when online.")
+    return f"{_message(exc).rstrip('. ')}. {CHOOSE_WEIGHTS_HINT}"
 
 
 def _message(exc: BaseException) -> str:

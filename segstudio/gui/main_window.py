@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QCursor
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QInputDialog,
@@ -27,23 +28,32 @@ from segstudio.core.schemes import get_scheme
 from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
+from segstudio.gui.cursors import fill_cursor, polygon_cursor
+from segstudio.gui.effort_view import EffortTracker
+from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.legend import ConfidenceLegend
+from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
+from segstudio.gui.prompt_marks import PromptMarks
+from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
+from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
-from segstudio.gui.tools import Tool, ToolController, ToolState
+from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
+from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
 
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
 CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
-             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon"}
+             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon", *(f"tool_{t.value}" for t in SMART)}
 
 
 class MainWindow(QMainWindow):
@@ -57,17 +67,27 @@ class MainWindow(QMainWindow):
         self.project: Project | None = None
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
+        self.folder_watch: FolderWatcher | None = None
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
-        self.setCentralWidget(self.canvas)
+        self.central, self.welcome, self.model_hint = build_central(self, self.canvas)
+        self.setCentralWidget(self.central)
+        self.welcome.set_recent(settings.recent_folders())
         self.overlay = OverlayPresenter(self.canvas, self)
+        self.confidence_legend = ConfidenceLegend(self.canvas)
+        self._cursors = {Tool.FILL: fill_cursor(), Tool.POLYGON: polygon_cursor()}
         self.browser = BrowserWidget(self)
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
         self.tools = ToolController(self.tool_state, self)
+        self.effort = EffortTracker(self)
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
+        self.problems = ProblemsPanel(self)
+        self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea,
+                                        "problems_dock")
+        self.problems_dock.hide()  # opened from the status-bar notice, never by a problem itself
         self.actions_by_id: dict[str, QAction] = {
             s.id: make_action(self, s.id, checkable=s.id in CHECKABLE, bind_keys=s.id not in DISPLAY_ONLY)
             for s in SHORTCUTS
@@ -106,6 +126,8 @@ class MainWindow(QMainWindow):
             bar.addWidget(widget)
         self.model_status = ModelStatus(self)
         bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
+        self.problems_button = ProblemsButton(self)
+        bar.addPermanentWidget(self.problems_button)
         bar.addPermanentWidget(self.model_status)
 
     def _build_menus_and_toolbars(self) -> None:
@@ -115,7 +137,10 @@ class MainWindow(QMainWindow):
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
+        self.open_logs_action = extra["open_logs"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
+        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
+        extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -126,9 +151,18 @@ class MainWindow(QMainWindow):
         c.dragged.connect(self.tools.drag)
         c.released.connect(self.tools.release)
         c.hovered.connect(self._hovered)
+        c.left.connect(self._clear_readout)  # no stale coordinates once the mouse leaves the canvas
         c.brush_wheel.connect(self.tool_state.grow)
-        c.polygon_finish.connect(self.tools.finish_polygon)
-        c.polygon_cancel.connect(self.tools.cancel_polygon)
+        c.polygon_finish.connect(self.tools.accept)
+        c.polygon_cancel.connect(self.tools.cancel)
+        c.secondary_pressed.connect(self.tools.secondary_press)
+        self.prompt_marks = PromptMarks(c.vb)
+        self.tools.smart.prompts.connect(self.prompt_marks.show)
+        self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
+        self.tools.smart.engines_changed.connect(self.smart_options.refresh)
+        c.dragged.connect(self.effort.touch)
+        self.tools.action.connect(self.effort.action)
+        self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
         self.tools.edited.connect(self._edited)
         self.tool_state.changed.connect(self._tool_changed)
@@ -141,9 +175,18 @@ class MainWindow(QMainWindow):
         self.overlay.counts_changed.connect(self.palette.set_counts)
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
+        self.problems.image_requested.connect(self.open_image)
+        self.welcome.open_requested.connect(self._choose_folder)
+        self.welcome.recent_requested.connect(self.open_folder)
+        self.model_hint.weights_file.connect(self._choose_weights_file)
+        self.model_hint.untrained.connect(self.untrained_action.trigger)
+        self.model_hint.finetune.connect(self.finetune_action.trigger)
+        self.problems.count_changed.connect(self.problems_button.set_count)
+        self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
 
         a["open_folder"].triggered.connect(self._choose_folder)
         a["save"].triggered.connect(self.flush_current)
+        a["rescan"].triggered.connect(lambda: self.folder_watch.rescan() if self.folder_watch is not None else None)
         a["quit"].triggered.connect(self.close)
         a["undo"].triggered.connect(lambda: self._doc_call("undo"))
         a["redo"].triggered.connect(lambda: self._doc_call("redo"))
@@ -154,16 +197,18 @@ class MainWindow(QMainWindow):
         a["next_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(1)))
         a["prev_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(-1)))
         a["next_unfinished"].triggered.connect(lambda: self.open_image(self.browser.next_unfinished()))
-        for key in ("brush", "eraser", "fill", "polygon"):
+        for key in ("brush", "eraser", "fill", "polygon", *(t.value for t in SMART)):
             a[f"tool_{key}"].triggered.connect(lambda _=False, k=key: setattr(self.tool_state, "tool", Tool(k)))
         a["protect_cycle"].triggered.connect(self.tool_state.cycle_protect)
         a["brush_smaller"].triggered.connect(lambda: self.tool_state.grow(-1))
         a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
         for n in range(1, 11):
             a[f"class_{n}"].triggered.connect(lambda _=False, n=n: self.palette.select_position(n))
+        a["quick_class"].triggered.connect(self._quick_class)
         a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
         a["outline_mode"].toggled.connect(self.overlay.set_outline)
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
+        a["confidence_layer"].toggled.connect(self.confidence_legend.setVisible)
         a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
         a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
         a["crf_toggle"].toggled.connect(self._crf_toggled)
@@ -172,6 +217,7 @@ class MainWindow(QMainWindow):
         a["predict_current"].triggered.connect(self.predict_current)
         a["predict_all_new"].triggered.connect(self.predict_all_new)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
+        self.open_logs_action.triggered.connect(self.open_log_folder)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
@@ -184,6 +230,11 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
+    def _choose_sam_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
+        if path:
+            self.tools.smart.load_sam(path)
+
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
             self.session.set_use_raw_prediction(raw)
@@ -191,7 +242,12 @@ class MainWindow(QMainWindow):
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
 
+    def open_log_folder(self) -> Path | None:
+        """Help > Open log folder: the project's logs (or the user's) in the file manager."""
+        return open_log_folder(self.project)
+
     def _set_enabled(self, enabled: bool) -> None:
+        self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
@@ -220,12 +276,14 @@ class MainWindow(QMainWindow):
 
     def _project_ready(self, project: Project) -> None:
         self.project = project
+        use_project_logs(project)  # this project's problems are logged in its state folder
         self.settings.add_recent_folder(project.image_dir)
         self.session = EditorSession(project, self.settings.autosave_ms, self)
         self.session.image_opened.connect(self._image_opened)
         self.session.record_changed.connect(self.browser.update_record)
         self.session.prediction_changed.connect(self.overlay.rebuild)
         self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
+        self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
         self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
@@ -233,13 +291,20 @@ class MainWindow(QMainWindow):
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
         self.model.prediction_ready.connect(self.session.apply_prediction)
-        self.model.error.connect(lambda where, msg: self.show_error(f"Model — {where}" if where else "Model", msg))
+        self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
+        self.model.error.connect(self._model_error)
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
+        self._show_planned_model()
+        self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self._list_unreadable(project.images())
+        self.folder_watch = FolderWatcher(project, self)
+        self.folder_watch.changed.connect(self._folder_changed)
+        self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
         self.tool_state.restore(project.get_setting("gui.tool"))
         self.palette.select_class(self.tool_state.active_class, emit=False)
         self.setWindowTitle(f"SegStudio — {project.image_dir}")
@@ -249,6 +314,9 @@ class MainWindow(QMainWindow):
         target = last if isinstance(last, str) and project.get(last) else self.browser.neighbour(1)
         if target:
             self.open_image(target, restore_view=True)
+        else:
+            self.overlay.set_document(None, None, "This folder has no images yet. Copy images into it (they appear "
+                                                  "by themselves) or open another folder.")
         self.project_opened.emit()
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
@@ -263,16 +331,23 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.folder_watch is not None:
+            self.folder_watch.close()
+            self.folder_watch = None
         self.tools.set_document(None)
+        self.effort.attach(None, None, None)
         if self.model is not None:
             self.model.shutdown()
         if self.session is not None:
             self.session.close()
         self.browser.set_project(None)
+        self.problems.clear()
         self.overlay.set_document(None, None)
         self.project.close()
         self.project = self.session = self.model = None
         self.model_status.attach(None)
+        self.model_hint.hide()
+        self.welcome.set_recent(self.settings.recent_folders())
         self._set_enabled(False)
 
     def _save_project_state(self) -> None:
@@ -303,9 +378,12 @@ class MainWindow(QMainWindow):
                 self.canvas.restore_view_state(self.project.get_setting("gui.view") if self.project else None)
 
     def _image_opened(self, rec: ImageRecord, image, document) -> None:  # noqa: ANN001
-        message = f"{rec.rel_path} cannot be opened:\n{rec.error}" if rec.error else ""
+        reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
+        message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
-        self.tools.set_document(document)
+        self._clear_readout()  # the read-out described the previous image
+        self.effort.attach(self.project, rec if document is not None else None, document)
+        self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
         self.browser.update_record(rec)
@@ -324,6 +402,37 @@ class MainWindow(QMainWindow):
         records = [self.browser.model.record(p) for p in upcoming]
         self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
 
+    def _folder_changed(self, report) -> None:  # noqa: ANN001 - core.project.ReconcileReport
+        """Files were added, removed or renamed on disk: the list, the open image and the problems follow."""
+        if self.project is None or self.session is None:
+            return
+        renamed = dict(report.renamed)
+        for old, new in renamed.items():
+            self.problems.rename(old, new)
+        for path in report.removed:
+            self.problems.resolve(path)
+        current = self.session.record.rel_path if self.session.record is not None else None
+        records = self.project.images()
+        self.browser.refresh(records, renamed)
+        fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
+        self._list_unreadable([r for r in records if r.rel_path in fresh])
+        if current in renamed and (rec := self.project.get(renamed[current])) is not None:
+            self.session.record = rec  # same content, same document: keep editing
+            self.setWindowTitle(f"SegStudio — {rec.rel_path}")
+        elif current is not None and (current in report.removed or current in report.invalidated):
+            self.tools.set_document(None)
+            self.session.close_image()  # its file is gone (or no longer fits its mask): nothing to save to
+            kept = self.project.get(current) is not None  # invalidated: same path, new pixels
+            target = current if kept else (self.browser.next_unfinished() or self.browser.neighbour(1))
+            if target:
+                self.open_image(target)
+            else:
+                self.overlay.set_document(None, None, "The folder has no images left.")
+        parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
+                                               ("renamed", report.renamed), ("changed", report.changed),
+                                               ("back", report.restored)) if v]
+        self.statusBar().showMessage(f"Folder changed on disk: {', '.join(parts)}", 8000)
+
     def mark(self, status: Status) -> None:
         if self.session is None or self.session.record is None:
             return
@@ -336,7 +445,8 @@ class MainWindow(QMainWindow):
 
     # -- editing ------------------------------------------------------------------------------------------
     def _canvas_pressed(self, x: float, y: float) -> None:
-        self.tools.press(x, y)
+        shift = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self.tools.press(x, y, positive=not shift)
 
     def _edited(self) -> None:
         if self.session is not None:
@@ -359,10 +469,24 @@ class MainWindow(QMainWindow):
         if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
             self.session.stroke_finished()
 
+    def _quick_class(self) -> None:
+        """Type-to-search class choice, at the mouse when it is over the canvas."""
+        scheme = self.palette.scheme
+        if scheme is None:
+            return
+        if getattr(self, "quick_pick", None) is None:
+            self.quick_pick = QuickClassPicker(self)
+            self.quick_pick.picked.connect(self.palette.select_class)
+        c = self.canvas
+        at = QCursor.pos() if c.underMouse() else c.mapToGlobal(c.rect().center()) - QPoint(130, 160)
+        self.quick_pick.popup(scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class)
+
     def _tool_changed(self) -> None:
         state = self.tool_state
         self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
-        self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER)
+        self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER, Tool.SUPERPIXEL)
+        self.canvas.secondary_enabled = state.tool in (*SESSION, Tool.POLYGON)
+        self.canvas.set_tool_cursor(self._cursors.get(state.tool))
         self.canvas.set_brush_radius(state.radius)
         if state.tool != Tool.POLYGON:
             self.tools.cancel_polygon()
@@ -373,8 +497,7 @@ class MainWindow(QMainWindow):
         doc = self.session.document if self.session else None
         xi, yi = int(round(x)), int(round(y))
         if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
-            self.pos_label.setText("")  # off the image: no stale or negative coordinates
-            self.class_label.setText("")
+            self._clear_readout()  # off the image: no stale or negative coordinates
             return
         self.pos_label.setText(f"x {xi}, y {yi}")
         value = int(doc.labels[yi, xi])
@@ -382,6 +505,10 @@ class MainWindow(QMainWindow):
         self.class_label.setText(names[value] if value < len(names) else "unlabeled")
         if self.tools.polygon:
             self.canvas.set_polygon(self.tools.polygon, (x, y))
+
+    def _clear_readout(self) -> None:
+        self.pos_label.setText("")
+        self.class_label.setText("")
 
     def _effort(self, fraction: float | None) -> None:
         self.effort_label.setText("" if fraction is None else f"changed vs prediction: {fraction:.2%}")
@@ -445,8 +572,17 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
+            self._show_planned_model()
             what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
+
+    def _show_planned_model(self) -> None:
+        """Status bar and hint bar name the model this project will use (never the previous project's)."""
+        if self.project is None or self.model is None:
+            return
+        choice = self.model.spec_changes
+        self.model_status.set_planned(planned_model(self.project, choice))
+        self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
     def _panel(self, module: str, cls: str, modal: bool = False) -> None:
@@ -454,7 +590,9 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         existing = self._panels.get(module)
-        if existing is not None and shiboken6.isValid(existing) and existing.isVisible():
+        running = existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        if existing is not None and shiboken6.isValid(existing) and (existing.isVisible() or running):
+            existing.show()  # a fine-tune window closed during its run was only hidden
             existing.raise_()
             existing.activateWindow()
             return
@@ -528,7 +666,42 @@ class MainWindow(QMainWindow):
         open_panel(self, "import_dialog", "ImportDialog", (self,), lambda m: self.show_error("Not available", m),
                    modal=True, connect=connect)
 
+    # -- problems -------------------------------------------------------------------------------------------
+    def report_problem(self, rel_path: str, reason: str) -> None:
+        """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
+        self.problems.add(rel_path, reason)
+        self.browser.model.set_problem(rel_path, reason)
+        self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
+        self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
+
+    def _list_unreadable(self, records: list[ImageRecord]) -> None:
+        """Files the scan could not read are problems too (their badge already says "unreadable")."""
+        listed = self.problems.problems()
+        for rec in records:
+            if rec.error:
+                self.problems.add(rec.rel_path, f"unreadable: {rec.error}")
+            elif f"{rec.rel_path}: unreadable:" in listed.get(rec.rel_path, ""):
+                self.resolve_problem(rec.rel_path)  # replaced by a readable file
+
+    def resolve_problem(self, rel_path: str) -> None:
+        self.problems.resolve(rel_path)
+        self.browser.model.set_problem(rel_path, None)
+
+    def _model_error(self, where: str, message: str) -> None:
+        """Model errors: loading (blocks all predictions) gets a box; per-image ones go to the problems list."""
+        if not where:
+            self.show_error("Model", message)
+        elif is_follow_up(message) or self.project is None or self.project.get(where) is None:
+            self.statusBar().showMessage(f"{where}: {message}", 10000)  # the box already says why
+        else:
+            self.report_problem(where, message)
+
     # -- misc ---------------------------------------------------------------------------------------------
+    def _refresh_record(self, rel_path: str, _message: str = "") -> None:
+        rec = self.project.get(rel_path) if self.project is not None and rel_path else None
+        if rec is not None:
+            self.browser.update_record(rec)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 
@@ -542,7 +715,8 @@ class MainWindow(QMainWindow):
             if box is not None and shiboken6.isValid(box) and box.isVisible():
                 box.setText(f"{box.text()}\n\n{title}: {message}")
             else:
-                box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+                box = QMessageBox(QMessageBox.Icon.Warning, title, one_paragraph(message),
+                                  QMessageBox.StandardButton.Ok, self)
                 box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
                 self.error_box = box
                 box.open()

@@ -20,9 +20,11 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QListWidget,
+    QLineEdit,
     QListWidgetItem,
     QMessageBox,
-    QPushButton,
+    QToolButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +43,13 @@ def _swatch(color: tuple[int, int, int], size: int = 16) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*color))
     return QIcon(pixmap)
+
+
+def _button(text: str, parent: QWidget) -> QToolButton:
+    button = QToolButton(parent)
+    button.setText(text)
+    button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    return button
 
 
 class PaletteWidget(QWidget):
@@ -63,19 +72,31 @@ class PaletteWidget(QWidget):
         for label, name in PRESETS.items():
             self.preset_combo.addItem(f"Preset: {label}", name)
         self.preset_combo.activated.connect(self._preset_picked)
+        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setMinimumContentsLength(10)
         self.active_label = QLabel(self)
         self.active_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # A long class name must not widen the dock (the canvas would jump): ignore its width hint.
+        self.active_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.active_label.setMinimumHeight(30)
+        self.find = QLineEdit(self)
+        self.find.setObjectName("class_find")
+        self.find.setPlaceholderText("Find class…  (or press / anywhere)")
+        self.find.setClearButtonEnabled(True)
+        self.find.textChanged.connect(self._find)
+        self.find.returnPressed.connect(self._pick_first_found)
         self.list = QListWidget(self)
         self.list.setObjectName("class_list")
+        self.list.setUniformItemSizes(True)  # 19+ classes: compact rows, no per-row layout
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
         buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add", self)
-        self.rename_button = QPushButton("Rename", self)
-        self.color_button = QPushButton("Colour", self)
-        self.up_button = QPushButton("▲", self)
-        self.down_button = QPushButton("▼", self)
+        # Tool buttons, not push buttons: no style minimum of ~80 px each, so the dock can be narrow.
+        self.add_button = _button("Add", self)
+        self.rename_button = _button("Rename", self)
+        self.color_button = _button("Colour", self)
+        self.up_button = _button("▲", self)
+        self.down_button = _button("▼", self)
         for button, slot in ((self.add_button, self.add_class), (self.rename_button, self.rename_active),
                              (self.color_button, self.recolour_active), (self.up_button, lambda: self.move_active(-1)),
                              (self.down_button, lambda: self.move_active(1))):
@@ -87,9 +108,11 @@ class PaletteWidget(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.preset_combo)
         layout.addWidget(self.active_label)
+        layout.addWidget(self.find)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
-        hint = QLabel("Number keys 1–9, 0 pick classes; untick to hide a class.", self)
+        hint = QLabel("Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
+                      "untick to hide a class.", self)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray; font-size: 10px")
         layout.addWidget(hint)
@@ -138,7 +161,23 @@ class PaletteWidget(QWidget):
             item.setCheckState(Qt.CheckState.Unchecked if index in self.hidden else Qt.CheckState.Checked)
             self.list.addItem(item)
         self.list.blockSignals(False)
+        self._find(self.find.text())
         self.select_class(self._active, emit=False)
+
+    def _find(self, text: str) -> None:
+        """Hide the rows whose name does not contain `text` (display only; number keys are unchanged)."""
+        if self.scheme is None:
+            return
+        needle = text.strip().casefold()
+        for row in range(self.list.count()):
+            name = self.scheme.classes[int(self.list.item(row).data(ROLE_INDEX))].name.casefold()
+            self.list.item(row).setHidden(bool(needle) and needle not in name)
+
+    def _pick_first_found(self) -> None:
+        for row in range(self.list.count()):
+            if not self.list.item(row).isHidden():
+                self.select_class(int(self.list.item(row).data(ROLE_INDEX)))
+                return
 
     def _show_active(self) -> None:
         if self.scheme is None:

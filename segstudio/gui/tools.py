@@ -1,10 +1,12 @@
-"""Editing tools: brush, eraser, flood fill, polygon, and the protect mode.
+"""Editing tools: brush, eraser, flood fill, polygon, the smart tools, and the protect mode.
 
 `ToolState` is the current tool, brush size, protect mode and active class (one QObject, so
 toolbar buttons, shortcuts and the canvas cursor stay in sync through its `changed` signal).
 `ToolController` turns canvas pixel coordinates into `MaskDocument` operations: a press opens
 one undo step, each drag event paints the segment from the previous position (so fast drags
-leave no gaps), release closes the step.
+leave no gaps), release closes the step. Smart click, box, scribble, magic wand and superpixel
+brush are forwarded to `smart_tools.SmartTools`. Polygon vertices stay editable until Enter:
+drag a vertex to move it, press on an edge to insert one there, right-click a vertex to delete it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from enum import Enum
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QWidget
 
+import numpy as np
+
 from segstudio.core.document import UNLABELED, MaskDocument, Protect, ProtectMode
+from segstudio.core.interactive.polygon import pick_edge, pick_vertex
+from segstudio.core.interactive.wand import DEFAULT_TOLERANCE
+from segstudio.gui.smart_tools import SmartTools
 
 __all__ = ["Tool", "ToolState", "ToolController", "ToolOptionsBar", "MIN_BRUSH", "MAX_BRUSH"]
 
@@ -27,6 +34,16 @@ class Tool(str, Enum):
     ERASER = "eraser"
     FILL = "fill"
     POLYGON = "polygon"
+    CLICK = "click"
+    BOX = "box"
+    SCRIBBLE = "scribble"
+    WAND = "wand"
+    SUPERPIXEL = "superpixel"
+
+
+SMART = (Tool.CLICK, Tool.BOX, Tool.SCRIBBLE, Tool.WAND, Tool.SUPERPIXEL)
+SESSION = (Tool.CLICK, Tool.BOX, Tool.SCRIBBLE)  # tools that refine one object until accepted
+VERTEX_PICK = 6.0  # image pixels: how near a press must be to grab a polygon vertex or edge
 
 
 class ToolState(QObject):
@@ -41,6 +58,19 @@ class ToolState(QObject):
         self._protect_mode = ProtectMode.NONE
         self._protect_class = 0
         self._active_class = 0
+        self._engine = "superpixel"
+        self.wand_tolerance = float(DEFAULT_TOLERANCE)
+
+    @property
+    def engine(self) -> str:
+        """The smart click/box/scribble engine (core.interactive.engines)."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, value: str) -> None:
+        if value and value != self._engine:
+            self._engine = str(value)
+            self.changed.emit()
 
     @property
     def tool(self) -> Tool:
@@ -120,7 +150,8 @@ class ToolState(QObject):
 
     def to_dict(self) -> dict:
         return {"tool": self._tool.value, "size": self._size, "protect": self._protect_mode.value,
-                "protect_class": self._protect_class, "class": self._active_class}
+                "protect_class": self._protect_class, "class": self._active_class, "engine": self._engine,
+                "wand_tolerance": self.wand_tolerance}
 
     def restore(self, data: dict | None) -> None:
         if not isinstance(data, dict):
@@ -131,6 +162,11 @@ class ToolState(QObject):
             self.protect_mode = ProtectMode(data.get("protect", self._protect_mode))
             self.protect_class = int(data.get("protect_class", self._protect_class))
             self.active_class = int(data.get("class", self._active_class))
+            from segstudio.core.interactive.engines import ENGINES
+
+            if data.get("engine") in ENGINES:
+                self.engine = data["engine"]
+            self.wand_tolerance = float(data.get("wand_tolerance", self.wand_tolerance))
         except (ValueError, TypeError):
             pass  # a stale or hand-edited setting is not worth an error dialog
 
@@ -140,6 +176,7 @@ class ToolController(QObject):
 
     polygon_changed = Signal(list)  # vertices in image coordinates
     edited = Signal()  # an undo step was recorded
+    action = Signal(str)  # a user action (press) with this tool: effort telemetry
 
     def __init__(self, state: ToolState, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -147,22 +184,41 @@ class ToolController(QObject):
         self.document: MaskDocument | None = None
         self._last: tuple[float, float] | None = None
         self.polygon: list[tuple[float, float]] = []
+        self._vertex: int | None = None  # polygon vertex being dragged
+        self.smart = SmartTools(state, self)
+        self.smart.edited.connect(self.edited)
+        self.smart.outline.connect(self.polygon_changed)
+        self._class, self._tool = state.active_class, state.tool
+        state.changed.connect(self._state_changed)
 
-    def set_document(self, document: MaskDocument | None) -> None:
+    def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
         self.finish_stroke()
         self.cancel_polygon()
         self.document = document
+        self.smart.set_document(document, image)
+
+    def _state_changed(self) -> None:
+        """Another class or tool accepts the object being clicked (it "moves on")."""
+        if (self.state.active_class, self.state.tool) != (self._class, self._tool):
+            self.smart.accept()
+        if self.state.engine not in self.smart.engines:
+            self.smart.engine_changed()
+        self._class, self._tool = self.state.active_class, self.state.tool
 
     def _value(self) -> int:
         return UNLABELED if self.state.tool == Tool.ERASER else self.state.active_class
 
     # -- canvas events ---------------------------------------------------------------------------
-    def press(self, x: float, y: float) -> None:
+    def press(self, x: float, y: float, positive: bool = True) -> None:
+        """Left button (`positive`); Shift+left or the right button for negative clicks."""
         doc = self.document
         if doc is None:
             return
         tool = self.state.tool
-        if tool in (Tool.BRUSH, Tool.ERASER):
+        self.action.emit(tool.value)
+        if tool in SMART:
+            self.smart.press(tool.value, x, y, positive)
+        elif tool in (Tool.BRUSH, Tool.ERASER):
             doc.begin_stroke(tool.value)
             self._last = (x, y)
             doc.paint_stroke([(x, y)], self.state.radius, self._value(), self.state.protect())
@@ -170,17 +226,64 @@ class ToolController(QObject):
             if doc.flood_fill(x + 0.5, y + 0.5, self.state.active_class, self.state.protect()) is not None:
                 self.edited.emit()
         elif tool == Tool.POLYGON:
+            self._polygon_press(x, y)
+
+    def secondary_press(self, x: float, y: float) -> None:
+        """Right button: a negative click, or delete the polygon vertex under it."""
+        if self.document is not None:
+            self.action.emit(self.state.tool.value)
+        if self.state.tool in (Tool.CLICK, Tool.BOX, Tool.SCRIBBLE):
+            self.smart.click(x, y, positive=False)
+        elif self.state.tool == Tool.POLYGON:
+            i = pick_vertex(self.polygon, x, y, VERTEX_PICK)
+            if i is not None:
+                del self.polygon[i]
+                self.polygon_changed.emit(list(self.polygon))
+
+    def accept(self) -> None:
+        """Enter: fill the polygon, or accept the object being clicked."""
+        if self.state.tool == Tool.POLYGON:
+            self.finish_polygon()
+        else:
+            self.smart.accept()
+
+    def cancel(self) -> None:
+        """Escape: drop the polygon or the object being clicked."""
+        self.cancel_polygon()
+        self.smart.cancel()
+
+    def _polygon_press(self, x: float, y: float) -> None:
+        i = pick_vertex(self.polygon, x, y, VERTEX_PICK)
+        if i is None and len(self.polygon) >= 3:
+            edge = pick_edge(self.polygon, x, y, VERTEX_PICK / 2)
+            if edge is not None:
+                i = edge + 1
+                self.polygon.insert(i, (x, y))
+        if i is None:
             self.polygon.append((x, y))
-            self.polygon_changed.emit(list(self.polygon))
+        else:
+            self._vertex = i
+        self.polygon_changed.emit(list(self.polygon))
 
     def drag(self, x: float, y: float) -> None:
         doc = self.document
+        if self.state.tool in SMART:
+            self.smart.drag(self.state.tool.value, x, y)
+            return
+        if self._vertex is not None and self._vertex < len(self.polygon):
+            self.polygon[self._vertex] = (x, y)
+            self.polygon_changed.emit(list(self.polygon))
+            return
         if doc is None or self._last is None:
             return
         doc.paint_stroke([self._last, (x, y)], self.state.radius, self._value(), self.state.protect())
         self._last = (x, y)
 
     def release(self, x: float, y: float) -> None:
+        self._vertex = None
+        if self.state.tool in SMART:
+            self.smart.release(self.state.tool.value, x, y)
+            return
         if self._last is not None:
             self.drag(x, y)
         self.finish_stroke()

@@ -42,11 +42,14 @@ def fetch_state_dict(weights: WeightsEnum, handle: TaskHandle | None = None) -> 
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
         if target.exists():
             raise CheckpointError(f"cannot read cached weights {target}: {error}; delete it and retry") from None
-        raise WeightsUnavailableError(
+        unavailable = WeightsUnavailableError(
             f"torchvision weights {name} are not cached and cannot be downloaded ({error}). "
             f"On a machine with internet, download {weights.url} and either copy it to {target} "
             f"or pass it with `--weights FILE`."
-        ) from None
+        )
+        # The GUI words its own advice (menus, not `--weights`) from these.
+        unavailable.weights_name, unavailable.url, unavailable.target = name, weights.url, str(target)
+        raise unavailable from None
     except RuntimeError as error:  # hash mismatch, truncated file
         raise CheckpointError(f"torchvision weights file {target} is corrupt ({error}); delete it and retry") from None
     except Exception as error:  # pickle.UnpicklingError from weights_only=True

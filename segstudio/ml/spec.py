@@ -20,7 +20,7 @@ class ModelSpec:
     path: str | None = None  # checkpoint file when weights == "file"
     version: str | None = None  # project model version when weights == "project" (None = the active one)
     device: str = "auto"
-    precision: str = "auto"  # see predict.PRECISIONS
+    precision: str = "auto"  # see ml.precision (float32, bfloat16, float16 or fp32, bf16, fp16)
     crf: CRFParams | None = None  # None = no CRF
     tta: bool = False
     max_side: int | None = None  # None: the checkpoint's training cap, else 1024; 0: full resolution

@@ -16,8 +16,8 @@ to remap by class name (classifier rows of matching names are copied, the others
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
+import math
 import pickle
 import re
 import platform
@@ -32,11 +32,12 @@ from torch import nn
 
 from segstudio import __version__
 from segstudio.core.atomic import atomic_writer
-from segstudio.core.errors import CheckpointError, SegStudioError
+from segstudio.core.errors import CheckpointError
+from segstudio.core.hashing import sha256_file
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme
 from segstudio.core.tasks import TaskHandle
 from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
-from segstudio.ml.models import ARCHS, DEFAULT_ARCH, arch_info, build_model, class_dependent_keys
+from segstudio.ml.models import ARCHS, DEFAULT_ARCH, ModelError, arch_info, build_model, class_dependent_keys
 from segstudio.ml.spec import WEIGHT_SOURCES, ModelSpec
 
 __all__ = [
@@ -147,6 +148,30 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _require_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights with NaN/inf: a diverged run would otherwise predict garbage (or all one class)
+    silently, and a fine-tune started from it could never recover."""
+    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(
+            f"refused to load {path}: {len(bad)} weight tensor(s) contain NaN or infinite values ({shown}); "
+            "the training that wrote it diverged. Use an earlier version or retrain with a lower learning rate"
+        )
+
+
+def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:
+    """mean/std of 3 finite numbers each, std > 0 (a zero or NaN std turns every input into NaN)."""
+    try:
+        mean, std = [float(v) for v in value["mean"]], [float(v) for v in value["std"]]
+        ok = len(mean) == len(std) == 3 and all(map(math.isfinite, mean + std)) and min(std) > 0
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"refused to load {path}: its normalization {value!r} is not 3 finite means and 3 positive stds")
+    return {"mean": mean, "std": std}
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load a checkpoint with `weights_only=True`; bare state dicts (torchvision .pth files) are accepted."""
     path = Path(path)
@@ -173,11 +198,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         classes = obj.get("classes")
         if not _is_state_dict(state) or not isinstance(classes, list) or not classes:
             raise CheckpointError(f"checkpoint {path} is incomplete (no state_dict or classes); re-export it")
+        _require_finite(state, path)
         return Checkpoint(
             arch=obj.get("arch"),
             classes=[dict(c) for c in classes],
             state_dict=dict(state),
-            normalization=dict(obj.get("normalization") or IMAGENET_NORMALIZATION),
+            normalization=_checked_normalization(obj.get("normalization") or IMAGENET_NORMALIZATION, path),
             provenance=dict(obj.get("provenance") or {}),
             metrics=dict(obj.get("metrics") or {}),
             version=obj.get("version"),
@@ -190,6 +216,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             obj = obj[key]
             break
     if _is_state_dict(obj):
+        _require_finite(obj, path)
         return Checkpoint(arch=None, classes=None, state_dict=dict(obj), path=path)
     raise CheckpointError(f"{path} is neither a SegStudio checkpoint nor a state dict of tensors")
 
@@ -313,16 +340,12 @@ def _project_checkpoint(project: Any, version: str | None) -> tuple[str, Path]:
 
 
 def _file_tag(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"file:{path.name}:{digest.hexdigest()[:8]}"
+    return f"file:{path.name}:{sha256_file(path)[:8]}"
 
 
 def _resolve_source(spec: ModelSpec, scheme: LabelScheme, project: Any) -> str:
     if spec.weights not in WEIGHT_SOURCES:
-        raise SegStudioError(f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
+        raise ModelError(f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
     if spec.weights != "auto":
         return spec.weights
     if project is not None and _active_version(project) is not None:

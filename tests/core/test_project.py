@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segstudio.core import project as project_module
+from segstudio.core import store_reconcile, store_schema
 from segstudio.core.errors import ImageReadError, MaskError, ProjectError, SchemeError
 from segstudio.core.project import (
     SCHEMA_VERSION,
@@ -22,7 +22,7 @@ from segstudio.core.project import (
     split_for_hash,
 )
 from segstudio.core.schemes import ClassDef, LabelScheme, cityscapes_scheme, voc_scheme
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 
 
 def _mask_for(rec: ImageRecord, value: int) -> np.ndarray:
@@ -163,8 +163,8 @@ def test_unchanged_files_are_not_rehashed_on_reopen(photo_dir: Path, monkeypatch
     with Project.open(photo_dir):
         pass
     calls: list[Path] = []
-    original = project_module.content_hash
-    monkeypatch.setattr(project_module, "content_hash", lambda p: calls.append(Path(p)) or original(p))
+    original = store_reconcile.content_hash
+    monkeypatch.setattr(store_reconcile, "content_hash", lambda p: calls.append(Path(p)) or original(p))
     with Project.open(photo_dir) as project:
         assert calls == [] and not project.last_reconcile.anything
     # Touching one file (new mtime) rehashes just that file; same content -> 'changed' but same record.
@@ -410,8 +410,8 @@ def test_migrations_run_in_order_on_older_projects(photo_dir: Path, monkeypatch)
     def add_note_column(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE images ADD COLUMN note TEXT NOT NULL DEFAULT 'migrated'")
 
-    monkeypatch.setattr(project_module, "MIGRATIONS", [*project_module.MIGRATIONS, add_note_column])
-    monkeypatch.setattr(project_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, add_note_column])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with Project.open(photo_dir) as project:
         assert project.schema_version == SCHEMA_VERSION + 1
         assert project.get("img2.jpg").status is Status.IN_PROGRESS  # data kept
@@ -428,8 +428,8 @@ def test_failed_migration_rolls_back(photo_dir: Path, monkeypatch) -> None:
         conn.execute("ALTER TABLE images ADD COLUMN half TEXT")
         raise RuntimeError("bug in migration")
 
-    monkeypatch.setattr(project_module, "MIGRATIONS", [*project_module.MIGRATIONS, broken])
-    monkeypatch.setattr(project_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, broken])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(RuntimeError, match="bug in migration"):
         Project.open(photo_dir)
     monkeypatch.undo()

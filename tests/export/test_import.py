@@ -16,7 +16,7 @@ from PIL import Image
 from segstudio.core.errors import ExportError
 from segstudio.core.project import Project, Status
 from segstudio.core.schemes import cityscapes_scheme, voc_scheme
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 from segstudio.export.cityscapes_import import preview_cityscapes
 from segstudio.export.import_common import run_import
 from segstudio.export.labelme_import import preview_labelme, shape_to_mask

@@ -42,7 +42,7 @@ def test_tuning_without_corrected_images_says_why_and_changes_nothing(qtbot, pro
     panel = CRFPanel(project)
     qtbot.addWidget(panel)
     panel.start_tuning()
-    qtbot.waitUntil(lambda: panel.thread is None, timeout=20_000)
+    qtbot.waitUntil(lambda: not panel.runner.is_running(), timeout=20_000)
     assert "at least 2" in panel.report_label.text()
     assert project.get_setting(TUNE_REPORT_KEY) is None and load_params(project) == CRFParams()
 

@@ -78,7 +78,7 @@ def test_errors_arriving_together_share_one_box(window, qtbot):
     qtbot.waitUntil(lambda: not _boxes(window), timeout=10000)
     window.show_error("Export", "a later, separate problem")
     qtbot.waitUntil(lambda: len(_boxes(window)) == 1, timeout=10000)
-    assert _boxes(window)[0].text() == "a later, separate problem"
+    assert _boxes(window)[0].text() == "a later, separate problem."  # one sentence
 
 
 def test_model_menu_switches_to_untrained_weights(window, folder, qtbot):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from segstudio.core.errors import CancelledError
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 from segstudio.ml.crf import CRFError, CRFParams, load_params, refine, refine_probabilities, save_params
 
 STEMS = ("2011_000003", "2011_000006", "2011_000025")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import torch.distributed as dist
 from segstudio.ml.distributed import DistContext, DistributedError, backend_for, launched_by_torchrun
 from segstudio.ml.manifest import BaseSpec
 from segstudio.ml.synthetic import write_shapes_manifest
-from segstudio.ml.train import HASH_DIR_ENV, build_start_model, state_hash
+from segstudio.ml.train import build_start_model, state_hash
 from segstudio.ml.weights import load_checkpoint
 
 ARCH = "lraspp_mobilenet_v3_large"
@@ -58,12 +59,13 @@ def test_torchrun_two_processes_gloo_identical_weights_one_checkpoint(tmp_path):
                                      version="v1", settings=settings)
     path = manifest.save(tmp_path / "manifest.json")
     hashes = tmp_path / "hashes"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", HASH_DIR_ENV: str(hashes)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "segstudio", "train", "--manifest", str(path)],
+         str(Path(__file__).with_name("ddp_train_hash.py")), str(path), str(hashes)],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import CancelledError, SegStudioError
-from segstudio.core.tasks import RecordingTask
+from tests.fakes import RecordingTask
 from segstudio.ml.crf import CRFParams
 from segstudio.ml.models import build_model
 from segstudio.ml.predict import Predictor, resolve_precision

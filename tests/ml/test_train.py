@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from segstudio.core.schemes import ClassDef, LabelScheme
-from segstudio.ml import train as train_module
+from segstudio.ml import train_loop
 from segstudio.ml.augment import AugmentConfig, eval_transform
 from segstudio.ml.data import ArrayDataset
 from segstudio.ml.evaluate import confusion_matrix_torch, evaluate, metrics_record
@@ -19,7 +19,7 @@ from segstudio.ml.manifest import BaseSpec, ManifestError
 from segstudio.ml.models import build_model, class_dependent_keys
 from segstudio.ml.progress import ProgressWriter, parse_progress_line
 from segstudio.ml.synthetic import write_shapes_manifest
-from segstudio.ml.train import TrainConfig, TrainingError, _loss, build_start_model, poly_factor, state_hash, train
+from segstudio.ml.train import TrainConfig, TrainingError, build_start_model, loss_fn, poly_factor, state_hash, train
 from segstudio.ml.weights import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,13 +51,13 @@ def test_poly_factor():
 def test_loss_ignores_255_and_never_nans():
     logits = torch.zeros(1, 3, 2, 2, requires_grad=True)
     target = torch.tensor([[[0, 255], [255, 255]]])
-    loss = _loss({"out": logits}, target, None, 0.5)
+    loss = loss_fn({"out": logits}, target, None, 0.5)
     assert loss.item() == pytest.approx(np.log(3))  # one labelled pixel, uniform logits
-    empty = _loss({"out": logits, "aux": logits}, torch.full((1, 2, 2), 255), None, 0.5)
+    empty = loss_fn({"out": logits, "aux": logits}, torch.full((1, 2, 2), 255), None, 0.5)
     empty.backward()
     assert empty.item() == 0.0 and torch.isfinite(logits.grad).all()
     # the auxiliary loss is added with its weight
-    with_aux = _loss({"out": logits, "aux": logits}, target, None, 0.5)
+    with_aux = loss_fn({"out": logits, "aux": logits}, target, None, 0.5)
     assert with_aux.item() == pytest.approx(1.5 * np.log(3))
 
 
@@ -68,7 +68,7 @@ def test_weighted_loss_equals_torch_weighted_mean():
     target[0, 0] = 255
     weight = torch.tensor([0.5, 1.0, 2.0])
     expected = torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=255)
-    assert _loss({"out": logits}, target, weight, 0.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss_fn({"out": logits}, target, weight, 0.0).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_config_validation():
@@ -262,7 +262,7 @@ def state_hash_of(state: dict[str, torch.Tensor]) -> str:
 def test_early_stopping_when_val_miou_stalls(tmp_path, monkeypatch):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     constant = np.array([[5, 1, 0, 0], [1, 5, 0, 0], [0, 0, 5, 1], [0, 0, 1, 5]])
-    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: constant)
+    monkeypatch.setattr(train_loop, "evaluate", lambda *a, **k: np.stack([constant, constant]))  # 2 val images
     result = train(manifest, _tiny_settings(epochs=6, patience=2, baseline_eval=False),
                    progress=ProgressWriter(enabled=False))
     assert result.reason == "early_stop"
@@ -346,3 +346,33 @@ def test_adamw_with_balanced_class_weights_trains(tmp_path):
     losses = [e["loss"] for e in writer.events if e["event"] == "epoch"]
     assert losses and all(np.isfinite(losses))
     assert load_checkpoint(result.checkpoint).provenance["config"]["optimizer"] == "adamw"
+
+
+def test_val_reports_uncertainty_and_a_cancelled_run_worse_than_its_start_is_not_kept(tmp_path, monkeypatch):
+    manifest = write_shapes_manifest(tmp_path, train=4, val=3, size=32, arch=ARCH, base=BaseSpec("scratch"))
+    good = np.array([[9, 1, 0, 0], [1, 9, 0, 0], [0, 0, 9, 1], [0, 0, 1, 9]])
+    bad = np.array([[5, 5, 0, 0], [5, 5, 0, 0], [0, 0, 5, 5], [0, 0, 5, 5]])
+    calls = []
+
+    def fake_evaluate(*args, **kwargs):  # the starting model is better than anything training produces
+        calls.append(kwargs.get("per_image"))
+        return np.stack([good if len(calls) == 1 else bad] * 3)
+
+    monkeypatch.setattr(train_loop, "evaluate", fake_evaluate)
+    steps = {"n": 0}
+
+    def stop_in_second_epoch() -> bool:
+        steps["n"] += 1
+        return steps["n"] > 3
+
+    writer = ProgressWriter(enabled=False)
+    result = train(manifest, _tiny_settings(epochs=5), progress=writer, should_stop=stop_in_second_epoch)
+    assert calls and all(calls)  # validation asks for per-image matrices
+    vals = [e for e in writer.events if e["event"] == "val"]
+    assert [v["val_images"] for v in vals] == [3, 3, 3] and all(v["miou_pm"] is not None for v in vals)
+    assert vals[0].get("gain") is None and vals[1]["gain"]["value"] < 0 and vals[1]["gain"]["n"] == 3
+    done = writer.events[-1]
+    assert result.reason == "cancelled" and result.beats_start is False
+    assert done["beats_start"] is False and done["keep"] is False
+    assert done["gain"] == result.gain_estimate and result.gain_estimate["value"] < 0
+    assert result.miou_estimate["n"] == 3

@@ -267,3 +267,25 @@ def test_predictor_uses_the_max_side_the_checkpoint_was_trained_with(tmp_path):
     assert Predictor.from_loaded(capped, precision="float32", max_side=96).max_side == 96  # an explicit choice wins
     assert Predictor.from_loaded(capped, precision="float32", max_side=0).max_side is None  # 0 = full resolution
     assert Predictor.from_loaded(capped, precision="float32").working_size(480, 640) == (240, 320)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), float("-inf")])
+def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, poison):
+    scheme = scheme_of("background", "cat", "dog")
+    model = trained_model(ARCH, 3)
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.dim() > 1).view(-1)[7] = poison
+    path = save_checkpoint(tmp_path / "m.pt", model, ARCH, scheme)
+    with pytest.raises(CheckpointError, match=r"m\.pt.*NaN or infinite"):
+        load_checkpoint(path)
+    bare = tmp_path / "bare.pth"
+    torch.save(model.state_dict(), bare)
+    with pytest.raises(CheckpointError, match=r"bare\.pth.*NaN or infinite"):
+        load_checkpoint(bare)
+
+
+def test_checkpoint_with_zero_std_normalization_is_refused(tmp_path):
+    model = trained_model(ARCH, 3)
+    path = save_checkpoint(tmp_path / "m.pt", model, ARCH, scheme_of("a", "b", "c"), normalization={"mean": [0, 0, 0], "std": [1, 0, 1]})
+    with pytest.raises(CheckpointError, match="normalization"):
+        load_checkpoint(path)

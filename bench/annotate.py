@@ -1,0 +1,225 @@
+"""Simulated annotator: actions per image to 90 / 95 % pixel accuracy, per tool, on labelled photos.
+
+    python -m bench.annotate --images DIR --masks DIR --scheme scheme.json [--start empty|model --weights FILE]
+        [--tools LIST] [--target 0.95] [--max-actions 60] [--limit N] [--stride K] [--json]
+
+The robot (segstudio.core.interactive.robot) drives the same tool functions as the GUI: after each
+action it finds the largest error region (per true class, void ignored) and acts at its interior
+point farthest from the boundary - a positive click of the true class, or a negative click where
+the open click-object is wrong; the brush robot dabs the largest disc that fits (<= 50 px). Tools:
+  polygon            manual baseline: labelme-style polygons, one click per Douglas-Peucker (1.5 px) vertex
+  ideal              one action fixes one whole error region exactly (the lower bound)
+  brush, spbrush     disc brush / superpixel brush dabs
+  wand, box          magic wand click (default tolerance) / GrabCut box around the error region
+  click:ENGINE       smart click with superpixel, geodesic, grabcut or crf (crf needs --start model)
+Per tool: mean/median actions to 90 % and 95 % (an image that never gets there counts as
+--max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
+per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
+the --objects largest per image, 20 clicks max, counted as 20 when missed), per-action latency
+median/p90 and the per-image precomputation time. Prints a Markdown table, or JSON with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from segstudio.core.errors import SegStudioError
+from segstudio.core.images import is_image_file, load_image
+from segstudio.core.interactive import compute_superpixels, create_engine
+from segstudio.core.interactive.robot import object_clicks, polygon_trace, run_image
+from segstudio.core.schemes import get_scheme
+
+VOID = 255
+DEFAULT_TOOLS = "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:geodesic,click:grabcut"
+NOC_MAX = 20
+
+
+@dataclass
+class ToolStats:
+    to90: list[int] = field(default_factory=list)
+    to95: list[int] = field(default_factory=list)
+    never90: int = 0
+    never95: int = 0
+    final: list[float] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
+    prepare: list[float] = field(default_factory=list)
+    noc85: list[int] = field(default_factory=list)
+    noc90: list[int] = field(default_factory=list)
+
+
+def pairs(images: Path, masks: Path, limit: int | None, stride: int = 1) -> list[tuple[Path, Path]]:
+    """(image, mask) with the same stem; a clear error when none match."""
+    by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() == ".png"}
+    found = [(p, by_stem[p.stem]) for p in sorted(images.iterdir()) if is_image_file(p.name) and p.stem in by_stem]
+    if not found:
+        raise SegStudioError(f"no image in {images} has a mask with the same stem in {masks}")
+    found = found[::max(1, stride)]
+    return found[:limit] if limit else found
+
+
+def objects(truth: np.ndarray, min_fraction: float, most: int) -> list[tuple[int, np.ndarray]]:
+    """The `most` largest connected regions of one class covering >= `min_fraction` of the image."""
+    found = []
+    for c in np.unique(truth):
+        if c == VOID:
+            continue
+        count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == c).view(np.uint8), connectivity=8)
+        for k in range(1, count):
+            if stats[k, cv2.CC_STAT_AREA] >= min_fraction * truth.size:
+                found.append((int(stats[k, cv2.CC_STAT_AREA]), int(c), comp == k))
+    found.sort(key=lambda f: -f[0])
+    return [(c, m) for _, c, m in found[:most]]
+
+
+def noc(ious: list[float], threshold: float) -> int:
+    return next((i + 1 for i, v in enumerate(ious) if v >= threshold), NOC_MAX)
+
+
+class ModelStart:
+    """Predictions (labels + probabilities) of a real checkpoint: the product's correction workflow."""
+
+    def __init__(self, weights: str, scheme_name: str) -> None:
+        from segstudio.ml.predict import Predictor
+        from segstudio.ml.spec import ModelSpec
+        from segstudio.ml.weights import load_model
+
+        import segstudio.ml.interactive_crf  # noqa: F401  (registers the crf engine)
+
+        loaded = load_model(ModelSpec(weights="file", path=weights), get_scheme(scheme_name), "cpu")
+        self.predictor = Predictor.from_loaded(loaded, return_probabilities=True, precision="float32")
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = self.predictor.predict(image)
+        return result.labels, result.probabilities
+
+
+def run_tool(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray, probs: np.ndarray | None,
+             stats: ToolStats, args: argparse.Namespace, objs: list[tuple[int, np.ndarray]], cache: dict) -> None:
+    if tool == "polygon":
+        trace = polygon_trace(truth, start)
+    else:
+        engine = superpixels = None
+        t0 = time.perf_counter()
+        if tool.startswith("click:"):
+            engine = create_engine(tool.split(":", 1)[1])
+            engine.prepare(image, probs)
+        elif tool == "spbrush":
+            superpixels = cache.get("sp") or compute_superpixels(image)
+            cache["sp"] = superpixels
+        if engine is not None or tool == "spbrush":
+            stats.prepare.append(time.perf_counter() - t0)
+        trace = run_image(tool.split(":")[0], image, truth, start, engine=engine, superpixels=superpixels,
+                          target=args.target, max_actions=args.max_actions)
+        stats.latency += trace.latency
+        if engine is not None:
+            for cls, mask in objs:
+                ious = object_clicks(engine, mask, cls, NOC_MAX)
+                stats.noc85.append(noc(ious, 0.85))
+                stats.noc90.append(noc(ious, 0.90))
+    for target, reached, never in ((0.90, stats.to90, "never90"), (0.95, stats.to95, "never95")):
+        n = trace.actions_to(target)
+        if n is None:
+            setattr(stats, never, getattr(stats, never) + 1)
+            n = args.max_actions
+        reached.append(n)
+    stats.final.append(trace.accuracy[-1])
+
+
+def summary(tool: str, s: ToolStats) -> dict:
+    def pct(values: list[float], q: float) -> float | None:
+        return float(np.percentile(values, q)) if values else None
+    n = len(s.final)
+    return {
+        "tool": tool, "images": n,
+        "mean90": statistics.fmean(s.to90), "median90": statistics.median(s.to90), "never90": s.never90 / n,
+        "mean95": statistics.fmean(s.to95), "median95": statistics.median(s.to95), "never95": s.never95 / n,
+        "final_accuracy": statistics.fmean(s.final),
+        "noc85": statistics.fmean(s.noc85) if s.noc85 else None, "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
+        "objects": len(s.noc85),
+        "latency_ms_median": None if not s.latency else 1000 * pct(s.latency, 50),
+        "latency_ms_p90": None if not s.latency else 1000 * pct(s.latency, 90),
+        "prepare_s_median": statistics.median(s.prepare) if s.prepare else None,
+    }
+
+
+def table(rows: list[dict]) -> str:
+    def f(v: object, fmt: str = "{:.1f}") -> str:
+        return "-" if v is None else fmt.format(v)
+    out = ["| tool | to 90 % mean / median | never | to 95 % mean / median | never | NoC@85 | NoC@90 | "
+           "latency median / p90 ms | precompute s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['tool']} | {f(r['mean90'])} / {f(r['median90'], '{:g}')} | {f(r['never90'], '{:.0%}')} | "
+                   f"{f(r['mean95'])} / {f(r['median95'], '{:g}')} | {f(r['never95'], '{:.0%}')} | {f(r['noc85'])} | "
+                   f"{f(r['noc90'])} | {f(r['latency_ms_median'], '{:.0f}')} / {f(r['latency_ms_p90'], '{:.0f}')} | "
+                   f"{f(r['prepare_s_median'], '{:.2f}')} |")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.annotate", description=__doc__.split("\n")[0])
+    p.add_argument("--images", type=Path, required=True)
+    p.add_argument("--masks", type=Path, required=True, help="class-index PNGs (palette ok), 255 = void")
+    p.add_argument("--scheme", required=True, help="scheme JSON file or a preset name (voc, cityscapes)")
+    p.add_argument("--start", choices=("empty", "model"), default="empty")
+    p.add_argument("--weights", help="checkpoint file for --start model")
+    p.add_argument("--tools", default=None, help=f"comma-separated (default: {DEFAULT_TOOLS}[,click:crf])")
+    p.add_argument("--target", type=float, default=0.95, help="stop an image at this pixel accuracy")
+    p.add_argument("--max-actions", type=int, default=60)
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    p.add_argument("--stride", type=int, default=1, help="only every K-th image (a spread-out subset)")
+    p.add_argument("--min-object", type=float, default=0.005, help="NoC objects: minimum fraction of the image")
+    p.add_argument("--objects", type=int, default=6, help="NoC objects: at most this many largest per image")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.start == "model" and not args.weights:
+        p.error("--start model needs --weights FILE (a SegStudio checkpoint)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        scheme = get_scheme(args.scheme)
+        found = pairs(args.images, args.masks, args.limit, args.stride)
+        model = ModelStart(args.weights, args.scheme) if args.start == "model" else None
+    except (SegStudioError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tools = (args.tools or DEFAULT_TOOLS + (",click:crf" if model else "")).split(",")
+    stats = {t: ToolStats() for t in tools}
+    for image_path, mask_path in found:
+        image = load_image(image_path)
+        truth = np.array(Image.open(mask_path))
+        truth = np.where(truth < scheme.num_classes, truth, VOID).astype(np.uint8)
+        probs = None
+        start = np.full(truth.shape, VOID, np.uint8)
+        if model is not None:
+            start, probs = model(image)
+        objs = objects(truth, args.min_object, args.objects)
+        cache: dict = {}
+        for tool in tools:
+            run_tool(tool, image, truth, start, probs, stats[tool], args, objs, cache)
+        print(f"{image_path.name}: done", file=sys.stderr, flush=True)
+    rows = [summary(t, s) for t, s in stats.items()]
+    meta = {"images": [p.name for p, _ in found], "start": args.start, "max_actions": args.max_actions,
+            "start_accuracy": None}
+    if args.json:
+        print(json.dumps({"meta": meta, "tools": rows}))
+    else:
+        print(f"{len(found)} images, start {args.start}, max {args.max_actions} actions\n")
+        print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Click/box/scribble engines: per-image `prepare`, then `region(prompts)` per click.
+
+Offline engines, all without model weights:
+- ``superpixel``: SLIC superpixels; a region grows from the positive seeds by geodesic colour
+  distance over the superpixel graph, stopping where negative seeds are nearer or past `tolerance`.
+- ``geodesic``: the same idea per pixel (scikit-image minimum-cost paths over a colour-gradient
+  cost, at a reduced resolution).
+- ``grabcut``: OpenCV GrabCut initialised from the seeds (or the box), on a reduced image.
+A box prompt always uses GrabCut's rectangle mode (the classic use), whatever engine is active.
+`segstudio.ml.interactive_crf` registers ``crf`` (model probabilities + dense CRF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+from skimage.graph import MCP_Geometric
+
+from segstudio.core.document import UNLABELED
+from segstudio.core.errors import SegStudioError
+from segstudio.core.interactive.prompts import Prompts
+from segstudio.core.interactive.regions import keep_seeded
+from segstudio.core.interactive.superpixels import Superpixels, compute_superpixels
+
+__all__ = ["Engine", "ENGINES", "register_engine", "create_engine", "SuperpixelEngine", "GrabCutEngine",
+           "GeodesicEngine", "grabcut_region"]
+
+
+class Engine:
+    """Base: remembers the image; subclasses add their precomputation and `_region`."""
+
+    name = "base"
+    needs_probabilities = False
+    handles_box = False  # False: a box prompt goes to GrabCut's rectangle mode
+
+    def __init__(self, tolerance: float | None = None) -> None:
+        self.image: np.ndarray | None = None
+        self.probabilities: np.ndarray | None = None
+        if tolerance is not None:
+            self.tolerance = float(tolerance)
+
+    def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        """Per-image precomputation (the slow part; the GUI runs it off the GUI thread)."""
+        if image.ndim != 3 or image.shape[2] < 3 or image.dtype != np.uint8:
+            raise SegStudioError(f"interactive tools need an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+        self.image = np.ascontiguousarray(image[..., :3])
+        self.probabilities = probabilities
+
+    @property
+    def ready(self) -> bool:
+        return self.image is not None
+
+    def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
+        """Boolean HxW region the prompts describe (empty without a positive prompt).
+
+        `labels` (the mask before this object, model guesses set to unlabeled: `robot.confirmed_labels`)
+        are evidence: pixels of *other* classes than the active one and than the labels under the
+        positive clicks act as soft background, so a new region stops at finished neighbours instead
+        of eating them (the user clicks there to override).
+        """
+        if self.image is None:
+            raise SegStudioError("the engine has no image yet: call prepare() first")
+        shape = self.image.shape[:2]
+        if prompts.empty:
+            return np.zeros(shape, bool)
+        if prompts.box is not None and not self.handles_box:
+            return grabcut_region(self.image, prompts)
+        pos, neg = prompts.seed_masks(shape)
+        barrier = None
+        if labels is not None:
+            keep = np.unique(labels[pos]).tolist() + [int(active_class), UNLABELED]
+            barrier = ~np.isin(labels, keep)
+            if not barrier.any():
+                barrier = None
+        region = self._region(prompts, active_class, barrier)
+        region = (region | pos) & ~neg
+        return keep_seeded(region, pos)
+
+    def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+ENGINES: dict[str, Callable[[], Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[], Engine]) -> None:
+    ENGINES[name] = factory
+
+
+def create_engine(name: str, **kwargs: float) -> Engine:
+    if name not in ENGINES:
+        raise SegStudioError(f"unknown interactive engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
+    return ENGINES[name](**kwargs)
+
+
+def _scaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _upscale(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask.astype(bool)
+    up = cv2.resize(mask.astype(np.uint8) * 255, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return up >= 128
+
+
+class SuperpixelEngine(Engine):
+    name = "superpixel"
+    tolerance = 100.0  # path-summed Lab distance (plus one per hop) a region may grow from its seeds
+
+    def __init__(self, tolerance: float | None = None, n_segments: int = 1200) -> None:
+        super().__init__(tolerance)
+        self.n_segments = n_segments
+        self.superpixels: Superpixels | None = None
+
+    def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        super().prepare(image, probabilities)
+        self.superpixels = compute_superpixels(self.image, self.n_segments)
+
+    def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
+        sp = self.superpixels
+        assert sp is not None and self.image is not None
+        pos, neg = prompts.seed_masks(self.image.shape[:2], radius=0)
+        pos_ids, neg_ids = sp.ids_under(pos), sp.ids_under(neg)
+        if barrier is not None:
+            neg_ids = np.union1d(neg_ids, np.flatnonzero(sp.fraction(barrier) > 0.5))
+            neg_ids = np.setdiff1d(neg_ids, pos_ids)
+        d_pos = sp.geodesic(pos_ids)
+        selected = d_pos <= self.tolerance
+        if len(neg_ids):
+            selected &= d_pos < sp.geodesic(neg_ids)
+        selected[pos_ids] = True
+        selected[neg_ids] = False
+        return sp.to_pixels(selected)
+
+
+class GeodesicEngine(Engine):
+    name = "geodesic"
+    tolerance = 150.0  # minimum path cost (pixels at the working scale, weighted by colour gradient)
+    max_side = 256
+
+    def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        super().prepare(image, probabilities)
+        small, self.scale = _scaled(self.image, self.max_side)
+        lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+        grad = sum(np.abs(cv2.Sobel(lab[..., k], cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(lab[..., k], cv2.CV_32F, 0, 1))
+                   for k in range(3))
+        self.cost = (0.05 + grad / 8.0).astype(np.float64)  # ~free inside flat regions, expensive across edges
+
+    def _distance(self, seeds: np.ndarray) -> np.ndarray:
+        starts = np.argwhere(seeds)
+        if len(starts) == 0:
+            return np.full(seeds.shape, np.inf)
+        costs, _ = MCP_Geometric(self.cost, fully_connected=True).find_costs(starts)
+        return costs
+
+    def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
+        assert self.image is not None
+        shape = self.cost.shape
+        pos, neg = prompts.seed_masks(shape, radius=0, scale=self.scale)
+        if barrier is not None:
+            neg |= cv2.resize(barrier.view(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool) & ~pos
+        d_pos = self._distance(pos)
+        region = d_pos <= self.tolerance
+        if neg.any():
+            region &= d_pos < self._distance(neg)
+        return _upscale(region, self.image.shape[:2])
+
+
+def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, iterations: int = 2,
+                   reach: float = 0.12, barrier: np.ndarray | None = None) -> np.ndarray:
+    """GrabCut from a box (rectangle mode) or from seeds (mask mode, probable foreground near them)."""
+    small, scale = _scaled(image, max_side)
+    h, w = small.shape[:2]
+    pos, neg = prompts.seed_masks((h, w), scale=scale)
+    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    if prompts.box is not None:
+        x0, y0, x1, y1 = (int(round(v * scale)) for v in prompts.box)
+        x0, x1 = sorted((max(0, x0), min(w - 1, x1)))
+        y0, y1 = sorted((max(0, y0), min(h - 1, y1)))
+        mask[:] = cv2.GC_BGD
+        mask[y0:y1 + 1, x0:x1 + 1] = cv2.GC_PR_FGD
+    else:
+        near = cv2.dilate(pos.astype(np.uint8), cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * int(reach * max(h, w)) + 1,) * 2))
+        mask[near.astype(bool)] = cv2.GC_PR_FGD
+    if barrier is not None:
+        mask[cv2.resize(barrier.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)] = cv2.GC_BGD
+    mask[pos] = cv2.GC_FGD
+    mask[neg] = cv2.GC_BGD
+    if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
+        return np.zeros(image.shape[:2], bool)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(small, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # one of the two GMMs had no samples (e.g. the box covers the image)
+        return _upscale((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), image.shape[:2])
+    fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    full_pos, _ = prompts.seed_masks(image.shape[:2])
+    region = _upscale(fg, image.shape[:2])
+    return keep_seeded(region, full_pos) if full_pos.any() else region
+
+
+class GrabCutEngine(Engine):
+    name = "grabcut"
+    tolerance = 0.12  # reach of the probable-foreground disc around positive seeds (fraction of the long side)
+
+    def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
+        assert self.image is not None
+        return grabcut_region(self.image, prompts, reach=self.tolerance, barrier=barrier)
+
+
+register_engine("superpixel", SuperpixelEngine)
+register_engine("geodesic", GeodesicEngine)
+register_engine("grabcut", GrabCutEngine)

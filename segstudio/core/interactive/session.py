@@ -1,0 +1,58 @@
+"""One object being segmented by clicks: the prompts so far, the engine, the latest region.
+
+More clicks refine the same object until the caller accepts it (the GUI: Enter, or a click of
+another class) - then the region is written once, as one undo step.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from segstudio.core.interactive.engines import Engine
+from segstudio.core.interactive.prompts import Point, Prompts
+
+__all__ = ["ClickSession"]
+
+
+class ClickSession:
+    def __init__(self, engine: Engine, active_class: int, labels: np.ndarray | None = None) -> None:
+        self.engine = engine
+        self.labels = labels  # the mask before this object (evidence for the engine; never written)
+        self.active_class = int(active_class)
+        self.prompts = Prompts()
+        self.region: np.ndarray | None = None
+        self.last_seconds = 0.0  # latency of the latest update (what a user waits for)
+
+    @property
+    def actions(self) -> int:
+        return len(self.prompts.positives) + len(self.prompts.negatives) + len(self.prompts.scribbles) + \
+            (1 if self.prompts.box is not None else 0)
+
+    def click(self, x: float, y: float, positive: bool = True) -> np.ndarray:
+        (self.prompts.positives if positive else self.prompts.negatives).append((float(x), float(y)))
+        return self._update()
+
+    def scribble(self, points: list[Point]) -> np.ndarray:
+        self.prompts.scribbles.append([(float(x), float(y)) for x, y in points])
+        return self._update()
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+        self.prompts.box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        return self._update()
+
+    def undo_prompt(self) -> np.ndarray | None:
+        """Drop the latest click (Backspace)."""
+        p = self.prompts
+        for bucket in (p.negatives, p.positives, p.scribbles):
+            if bucket:
+                bucket.pop()
+                break
+        return self._update()
+
+    def _update(self) -> np.ndarray:
+        start = time.perf_counter()
+        self.region = self.engine.region(self.prompts, self.active_class, self.labels)
+        self.last_seconds = time.perf_counter() - start
+        return self.region

@@ -1,0 +1,324 @@
+"""Smart click, box, scribble, magic wand and superpixel brush in the editor (a thin layer).
+
+The segmentation itself is `segstudio.core.interactive` (pure functions the benchmark robot also
+drives); this module only turns canvas events into calls and the results into document edits:
+- an object being clicked is previewed inside one open document stroke (each update restores the
+  stroke's pixels and writes the new region), so accepting it (Enter, another class, another tool)
+  records exactly one undo step and Escape restores the mask;
+- the per-image precomputation (SLIC superpixels, the engine's state) runs on a worker thread when
+  an image opens; until it is ready a click only shows "preparing…" and painting never waits.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
+
+from segstudio.core.document import MaskDocument
+from segstudio.core.interactive import ClickSession, create_engine, magic_wand, superpixel_brush
+from segstudio.core.interactive.engines import Engine, SuperpixelEngine
+from segstudio.core.interactive.prompts import Point
+from segstudio.core.interactive.robot import confirmed_labels
+from segstudio.core.interactive.wand import tolerance_from_drag
+from segstudio.core.errors import SegStudioError
+
+__all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
+
+# Offline engines, plus "sam" once a checkpoint is loaded; "crf" needs the model's probabilities per image.
+GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "sam")
+
+
+class SmartTools(QObject):
+    """Per-image engines + the open click session of one document."""
+
+    edited = Signal()  # an accepted result was recorded as one undo step
+    ready = Signal()  # the current image's precomputation finished
+    status = Signal(str)
+    outline = Signal(list)  # a box or scribble being drawn, image coordinates (empty: none)
+    prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
+    _prepared_signal = Signal(object, int)  # emitted by the worker thread, delivered queued to this one
+    _failed_signal = Signal(str)
+    _sam_signal = Signal(str)  # "" = loaded, else the error
+    engines_changed = Signal()  # an engine became available (a SAM checkpoint loaded)
+    error = Signal(str)
+
+    def __init__(self, state, parent: QObject | None = None) -> None:  # noqa: ANN001 - tools.ToolState
+        super().__init__(parent)
+        self.state = state
+        self.document: MaskDocument | None = None
+        self.image: np.ndarray | None = None
+        self.engines: dict[str, Engine] = {}
+        self.session: ClickSession | None = None
+        self._generation = 0
+        # One worker thread: a plain executor (no QThread whose lifetime could outlast the window);
+        # results come back as queued signals. A newer image makes older results stale (generation).
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-tools")
+        self._prepared_signal.connect(self._prepared)
+        self._failed_signal.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
+        self._sam_signal.connect(self._sam_loaded)
+        self._drag: list[Point] = []
+        self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
+        self.latencies: list[float] = []  # seconds per update, for the status bar and tests
+
+    # -- image lifecycle ----------------------------------------------------------------------------
+    def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
+        self.accept()
+        self.document, self.image = document, image
+        self.engines = {}
+        self._generation += 1
+        if document is not None and image is not None:
+            self._prepare(image, self._generation)
+
+    def _prepare(self, image: np.ndarray, generation: int) -> None:
+        names = sorted({self.state.engine, "superpixel"} - set(self.engines))
+        self._pool.submit(self._work, image, names, generation)
+
+    def _work(self, image: np.ndarray, names: list[str], generation: int) -> None:
+        """Worker thread: skip stale requests, prepare the engines, hand them back queued."""
+        if generation != self._generation:
+            return
+        try:
+            out = {}
+            for name in names:
+                engine = create_engine(name)
+                engine.prepare(image)
+                out[name] = engine
+        except SegStudioError as error:
+            self._failed_signal.emit(str(error))
+        except Exception as error:  # noqa: BLE001 - a bug must reach the user, not vanish with the thread
+            self._failed_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
+        else:
+            try:
+                self._prepared_signal.emit(out, generation)
+            except RuntimeError:  # the window (and this object) closed meanwhile
+                pass
+
+    def load_sam(self, path: str) -> None:
+        """Load a SAM checkpoint on the worker thread; then "sam" is an engine choice and selected."""
+        self.status.emit("loading the SAM checkpoint…")
+
+        def work() -> None:
+            try:
+                from segstudio.ml.sam_engine import use_sam_checkpoint
+
+                use_sam_checkpoint(path)
+            except SegStudioError as error:
+                self._sam_signal.emit(str(error))
+            except Exception as error:  # noqa: BLE001
+                self._sam_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
+            else:
+                self._sam_signal.emit("")
+
+        self._pool.submit(work)
+
+    def _sam_loaded(self, message: str) -> None:
+        if message:
+            self.error.emit(message)
+            return
+        self.engines.pop("sam", None)
+        self.engines_changed.emit()
+        self.state.engine = "sam"
+        self.engine_changed()
+
+    def shutdown(self) -> None:
+        """Stop accepting work (the window is closing); a running preparation finishes and is dropped."""
+        self._generation += 1
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _prepared(self, engines: dict[str, Engine], generation: int) -> None:
+        if generation != self._generation:
+            return  # an older image's result
+        self.engines.update(engines)
+        self.status.emit("smart tools ready")
+        self.ready.emit()
+
+    def engine_changed(self) -> None:
+        """The engine picked in the options bar; prepared now if this image has not got it yet."""
+        self.accept()
+        if self.image is not None and self.state.engine not in self.engines:
+            self._prepare(self.image, self._generation)
+
+    def _engine(self, name: str | None = None) -> Engine | None:
+        engine = self.engines.get(name or self.state.engine)
+        if engine is None:
+            self.status.emit("preparing the smart tools for this image…")
+        return engine
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state.engine in self.engines
+
+    # -- click session ------------------------------------------------------------------------------
+    def _session(self) -> ClickSession | None:
+        doc = self.document
+        if doc is None:
+            return None
+        cls = self.state.active_class
+        if self.session is not None and (self.session.active_class != cls or not doc.in_stroke):
+            self.accept()
+        if self.session is None:
+            engine = self._engine()
+            if engine is None:
+                return None
+            doc.begin_stroke("smart click")
+            self.session = ClickSession(engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction))
+        return self.session
+
+    def _show(self, region: np.ndarray) -> None:
+        doc, session = self.document, self.session
+        assert doc is not None and session is not None
+        self.latencies.append(session.last_seconds)
+        doc.cancel_stroke()
+        doc.begin_stroke("smart click")
+        doc.apply_region(region, session.active_class, self.state.protect())
+        self.prompts.emit(list(session.prompts.positives), list(session.prompts.negatives))
+        self.status.emit(f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels")
+
+    def click(self, x: float, y: float, positive: bool = True) -> None:
+        session = self._session()
+        if session is not None:
+            self._show(session.click(x, y, positive))
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        session = self._session()
+        if session is not None and abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
+            self._show(session.box(x0, y0, x1, y1))
+
+    def scribble(self, points: list[Point]) -> None:
+        session = self._session()
+        if session is not None and points:
+            self._show(session.scribble(points))
+
+    def accept(self) -> bool:
+        """Record the open object as one undo step (Enter, another class or tool, another image)."""
+        session, self.session = self.session, None
+        if session is not None:
+            self.prompts.emit([], [])
+        if session is None or self.document is None or not self.document.in_stroke:
+            return False
+        if self.document.end_stroke():
+            self.edited.emit()
+            return True
+        return False
+
+    def cancel(self) -> None:
+        if self.session is not None and self.document is not None:
+            self.document.cancel_stroke()
+        self.session = None
+        self._drag = []
+        self.outline.emit([])
+        self.prompts.emit([], [])
+
+    # -- press / drag / release for box, scribble, wand, superpixel brush -----------------------------
+    def press(self, tool: str, x: float, y: float, positive: bool = True) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        if tool == "click":
+            self.click(x, y, positive)
+        elif tool in ("box", "scribble"):
+            self._drag = [(x, y)]
+        elif tool == "wand":
+            self.accept()
+            self._wand = (x, y, self.state.wand_tolerance)
+            doc.begin_stroke("magic wand")
+            self._wand_update(x)
+        elif tool == "superpixel":
+            if self._engine("superpixel") is None:
+                return
+            self.accept()
+            doc.begin_stroke("superpixel brush")
+            self._drag = [(x, y)]
+            self._paint_superpixels([(x, y)])
+
+    def drag(self, tool: str, x: float, y: float) -> None:
+        if tool == "box" and self._drag:
+            (x0, y0), = self._drag[:1]
+            self.outline.emit([(x0, y0), (x, y0), (x, y), (x0, y)])
+        elif tool == "scribble" and self._drag:
+            self._drag.append((x, y))
+            self.outline.emit(list(self._drag))
+        elif tool == "wand" and self._wand is not None:
+            self._wand_update(x)
+        elif tool == "superpixel" and self._drag:
+            self._paint_superpixels([self._drag[-1], (x, y)])
+            self._drag.append((x, y))
+
+    def release(self, tool: str, x: float, y: float) -> None:
+        doc = self.document
+        points, self._drag = self._drag, []
+        self.outline.emit([])
+        if tool == "box" and points:
+            self.box(points[0][0], points[0][1], x, y)
+        elif tool == "scribble" and points:
+            self.scribble([*points, (x, y)])
+        elif tool == "wand" and self._wand is not None:
+            self.state.wand_tolerance = self._wand_tolerance(x)
+            self._wand = None
+            if doc is not None and doc.end_stroke():
+                self.edited.emit()
+        elif tool == "superpixel" and doc is not None and doc.in_stroke:
+            if doc.end_stroke():
+                self.edited.emit()
+
+    def _wand_tolerance(self, x: float) -> float:
+        assert self._wand is not None
+        return tolerance_from_drag(2.0 * (x - self._wand[0]), self._wand[2])
+
+    def _wand_update(self, x: float) -> None:
+        doc = self.document
+        if doc is None or self.image is None or self._wand is None:
+            return
+        t0 = time.perf_counter()
+        tolerance = self._wand_tolerance(x)
+        region = magic_wand(self.image, self._wand[0], self._wand[1], tolerance)
+        doc.cancel_stroke()
+        doc.begin_stroke("magic wand")
+        doc.apply_region(region, self.state.active_class, self.state.protect())
+        self.latencies.append(time.perf_counter() - t0)
+        self.status.emit(f"magic wand tolerance {tolerance:.0f} (drag right: more, left: less)")
+
+    def _paint_superpixels(self, points: list[Point]) -> None:
+        engine = self.engines.get("superpixel")
+        if self.document is None or not isinstance(engine, SuperpixelEngine) or engine.superpixels is None:
+            return
+        region = superpixel_brush(engine.superpixels, points, self.state.radius)
+        self.document.apply_region(region, self.state.active_class, self.state.protect(), "superpixel brush")
+
+
+class SmartOptions(QToolBar):
+    """Engine choice for the click/box/scribble tools, bound both ways to the tool state."""
+
+    def __init__(self, state, parent: QWidget | None = None) -> None:  # noqa: ANN001
+        super().__init__("Smart tool options", parent)
+        self.setObjectName("smart_options")
+        self.state = state
+        self.engine_combo = QComboBox(self)
+        self.refresh()
+        self.engine_combo.setToolTip("How a click grows into a region (see README: interactive tools)")
+        self.addWidget(QLabel(" Engine ", self))
+        self.addWidget(self.engine_combo)
+        self.engine_combo.currentIndexChanged.connect(
+            lambda i: setattr(state, "engine", self.engine_combo.itemData(i)))
+        state.changed.connect(self.sync)
+        self.sync()
+
+    def refresh(self) -> None:
+        """List the engines available now (SAM appears once a checkpoint is loaded)."""
+        from segstudio.core.interactive import engines
+
+        self.engine_combo.blockSignals(True)
+        self.engine_combo.clear()
+        for name in GUI_ENGINES:
+            if name in engines.ENGINES:
+                self.engine_combo.addItem(name, name)
+        self.engine_combo.blockSignals(False)
+
+    def sync(self) -> None:
+        self.engine_combo.blockSignals(True)
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(self.state.engine)))
+        self.engine_combo.blockSignals(False)

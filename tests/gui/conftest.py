@@ -1,0 +1,51 @@
+"""Fixtures shared by the workbench's window tests: a folder of real demo photos and a shown window."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo"
+WINDOW_WAIT = 20_000  # ms; generous for a loaded CI machine
+
+
+@pytest.fixture
+def demo_photos(tmp_path: Path) -> Path:
+    """A fresh copy of the demo photos (the tests add, delete and rename files in it)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = sorted(p.name for p in DEMO.glob("*.jpg"))[:4]
+    if not names:
+        pytest.skip("resources/demo has no photos")
+    for name in names:
+        shutil.copy2(DEMO / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def shown_window(qtbot) -> Iterator[Callable[..., object]]:
+    """`shown_window(folder=None, size=(1400, 900))`: a MainWindow on screen, its folder opened."""
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    windows = []
+
+    def make(folder: Path | None = None, size: tuple[int, int] = (1400, 900)) -> MainWindow:
+        window = MainWindow(AppSettings())
+        qtbot.addWidget(window)
+        window.resize(*size)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        if folder is not None:
+            window.open_folder(folder)
+            qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None,
+                            timeout=WINDOW_WAIT)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
