@@ -418,6 +418,8 @@ class Predictor:
         if self.crf is not None:
             handle.check_cancelled()
             q = refine_probabilities(image, probs.cpu().numpy(), self.crf, handle)
+            if height * width > HUGE_PIXELS:
+                _trim_heap()  # the CRF's lattice buffers, before the full-resolution labels are allocated
             t4 = time.perf_counter()
             labels, confidence, full = self.finalize(torch.from_numpy(q), height, width, self.return_probabilities)
             t5 = time.perf_counter()
