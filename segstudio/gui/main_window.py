@@ -254,6 +254,9 @@ class MainWindow(QMainWindow):
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
             self.session.set_use_raw_prediction(raw)
+            doc = self.session.document
+            if doc is not None and doc.prediction is not None:
+                self.statusBar().showMessage(crf_project.crf_change_message(doc.prediction, doc.raw_prediction), 8000)
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
