@@ -29,7 +29,19 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("SEGSTUDIO_SETTINGS_DIR", str(home / "settings"))
+    monkeypatch.setenv("SEGSTUDIO_LOG_DIR", str(home / "logs"))
     yield
+    _close_log_files()
+
+
+def _close_log_files() -> None:
+    """A test that set up logging leaves no file handler (into its tmp folder) for the next test."""
+    import logging
+
+    logger = logging.getLogger("segstudio")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _is_local(address: object) -> bool:
@@ -94,4 +106,39 @@ def labelme_example(shared_testdata: Path) -> Path:
     path = shared_testdata / "labelme_voc_example"
     if not path.is_dir():
         pytest.skip(f"labelme example data not found at {path}")
+    return path
+
+
+@pytest.fixture
+def tiny_sam_checkpoint(tmp_path, monkeypatch, one_torch_thread):
+    """A randomly initialised, tiny SAM saved as a checkpoint (encoder width 48, registered for this
+    test only), so the SAM engine's plumbing is tested in seconds and never with a download."""
+    pytest.importorskip("segment_anything")
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    from segstudio.core.interactive import engines
+    from segstudio.ml import sam_engine
+
+    def tiny_sam(checkpoint=None):  # noqa: ANN001, ANN202 - segment_anything's builder signature
+        torch.manual_seed(0)
+        return Sam(
+            image_encoder=ImageEncoderViT(depth=1, embed_dim=48, img_size=1024, mlp_ratio=2,
+                                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2,
+                                          patch_size=16, qkv_bias=True, use_rel_pos=False, global_attn_indexes=(),
+                                          window_size=0, out_chans=256),
+            prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
+                                         input_image_size=(1024, 1024), mask_in_chans=16),
+            mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
+                depth=1, embedding_dim=256, mlp_dim=256, num_heads=8), transformer_dim=256, iou_head_depth=3,
+                iou_head_hidden_dim=64),
+            pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375],
+        ).eval()
+
+    monkeypatch.setitem(sam_engine.SAM_ARCHS, 48, ("tiny", tiny_sam))
+    monkeypatch.setattr(engines, "ENGINES", dict(engines.ENGINES))  # "sam" stays registered in this test only
+    path = tmp_path / "sam_tiny.pth"
+    torch.save(tiny_sam().state_dict(), path)
     return path

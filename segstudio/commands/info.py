@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from segstudio.core.effort import summarize_effort
 from segstudio.core.errors import ProjectError, ProjectLockedError
 from segstudio.core.project import DB_NAME, STATE_DIR_NAME, Project
 from segstudio.core.scan import scan_images
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the project state lives if not in FOLDER/.segstudio (e.g. for a read-only image folder)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--effort", action="store_true",
+                        help="median active seconds and actions per done image, per model version")
 
 
 def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
@@ -52,10 +55,12 @@ def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
                 "changed": len(report.changed),
             }
             summary["read_only"] = False
+            summary["effort"] = summarize_effort(project.effort_rows())
     except ProjectLockedError:
         with Project.open_read_only(folder, state_dir=project_dir) as project:
             summary = project.summary()
             summary["read_only"] = True
+            summary["effort"] = summarize_effort(project.effort_rows())
     summary["project"] = True
     summary["state_location"] = "sidecar" if project_dir is None else "project folder"
     return summary
@@ -96,7 +101,29 @@ def _text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def effort_text(groups: list[dict[str, Any]]) -> str:
+    """The effort table: one line per model version (the same figures as the GUI's Effort view)."""
+    if not groups:
+        return "Effort: no done image has recorded editing effort yet (it is recorded while you edit in the app)"
+    lines = ["Effort per done image (median):", f"  {'model version':<28} {'images':>6} {'seconds':>8} {'actions':>8} "
+             f"{'changed':>8}  actions by tool"]
+    for g in groups:
+        changed = "-" if g["median_changed_fraction"] is None else f"{g['median_changed_fraction']:.1%}"
+        tools = ", ".join(f"{k} {v}" for k, v in g["actions_by_tool"].items())
+        lines.append(f"  {g['model_version'] or '(no prediction)':<28} {g['images']:>6} {g['median_seconds']:>8.0f} "
+                     f"{g['median_actions']:>8g} {changed:>8}  {tools}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     summary = _summary(args.folder, args.project_dir)
-    print(json.dumps(summary, ensure_ascii=False) if args.json else _text(summary))
+    effort = summary.pop("effort", None)
+    if args.json:
+        if args.effort:
+            summary["effort"] = effort or []
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    print(_text(summary))
+    if args.effort:
+        print(effort_text(effort or []) if summary["project"] else "Effort: no project yet")
     return 0

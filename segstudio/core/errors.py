@@ -26,12 +26,20 @@ class SchemeError(SegStudioError):
     """A label scheme file or definition is invalid."""
 
 
+class UsageError(SegStudioError):
+    """An option, argument or value cannot work as given; the message says which values can."""
+
+
 class ProjectError(SegStudioError):
     """A project cannot be opened or updated."""
 
 
 class ProjectLockedError(ProjectError):
     """Another SegStudio process has the project open."""
+
+
+class StateReadOnlyError(ProjectError):
+    """The project's state folder exists but cannot be written; reading commands can still use it."""
 
 
 class CheckpointError(SegStudioError):
@@ -43,7 +51,11 @@ class ExportError(SegStudioError):
 
 
 class CancelledError(SegStudioError):
-    """Long work was cancelled by the user; partial results have been discarded or kept as documented."""
+    """Long work was cancelled by the user; partial results have been discarded or kept as documented.
+
+    Not a failure: the CLI exits 130 with "cancelled" (like Ctrl-C) and the GUI shows no error dialog.
+    It stays a SegStudioError so code that stops on any of our errors also stops on a cancel.
+    """
 
 
 class UnsafePathError(ExportError):

@@ -70,7 +70,23 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Effort telemetry (core.store_effort): one row per image with editing effort."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE effort (
+            image_id INTEGER PRIMARY KEY REFERENCES images(id),
+            active_seconds REAL NOT NULL DEFAULT 0,
+            actions TEXT NOT NULL DEFAULT '{}',
+            changed_fraction REAL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

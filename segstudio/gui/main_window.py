@@ -25,17 +25,21 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
+from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
+from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.legend import ConfidenceLegend
+from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
+from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
@@ -77,6 +81,7 @@ class MainWindow(QMainWindow):
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
         self.tools = ToolController(self.tool_state, self)
+        self.effort = EffortTracker(self)
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
         self.problems = ProblemsPanel(self)
@@ -132,6 +137,10 @@ class MainWindow(QMainWindow):
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
+        self.open_logs_action = extra["open_logs"]
+        self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
+        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
+        extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
 
@@ -147,6 +156,12 @@ class MainWindow(QMainWindow):
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
         c.secondary_pressed.connect(self.tools.secondary_press)
+        self.prompt_marks = PromptMarks(c.vb)
+        self.tools.smart.prompts.connect(self.prompt_marks.show)
+        self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
+        self.tools.smart.engines_changed.connect(self.smart_options.refresh)
+        c.dragged.connect(self.effort.touch)
+        self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
         self.tools.edited.connect(self._edited)
@@ -202,6 +217,7 @@ class MainWindow(QMainWindow):
         a["predict_current"].triggered.connect(self.predict_current)
         a["predict_all_new"].triggered.connect(self.predict_all_new)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
+        self.open_logs_action.triggered.connect(self.open_log_folder)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
@@ -210,6 +226,14 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+        self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
+        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
+        self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
+
+    def _choose_sam_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
+        if path:
+            self.tools.smart.load_sam(path)
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
@@ -218,13 +242,17 @@ class MainWindow(QMainWindow):
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
 
+    def open_log_folder(self) -> Path | None:
+        """Help > Open log folder: the project's logs (or the user's) in the file manager."""
+        return open_log_folder(self.project)
+
     def _set_enabled(self, enabled: bool) -> None:
         self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
         for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action,
-                       self.weights_file_action, self.untrained_action):
+                       self.weights_file_action, self.untrained_action, *self.crf_actions.values()):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
@@ -248,6 +276,7 @@ class MainWindow(QMainWindow):
 
     def _project_ready(self, project: Project) -> None:
         self.project = project
+        use_project_logs(project)  # this project's problems are logged in its state folder
         self.settings.add_recent_folder(project.image_dir)
         self.session = EditorSession(project, self.settings.autosave_ms, self)
         self.session.image_opened.connect(self._image_opened)
@@ -257,6 +286,7 @@ class MainWindow(QMainWindow):
         self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
+        self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
@@ -271,6 +301,7 @@ class MainWindow(QMainWindow):
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
         self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
@@ -304,6 +335,7 @@ class MainWindow(QMainWindow):
             self.folder_watch.close()
             self.folder_watch = None
         self.tools.set_document(None)
+        self.effort.attach(None, None, None)
         if self.model is not None:
             self.model.shutdown()
         if self.session is not None:
@@ -350,6 +382,7 @@ class MainWindow(QMainWindow):
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
         self._clear_readout()  # the read-out described the previous image
+        self.effort.attach(self.project, rec if document is not None else None, document)
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
@@ -379,7 +412,10 @@ class MainWindow(QMainWindow):
         for path in report.removed:
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
-        self.browser.refresh(self.project.images(), renamed)
+        records = self.project.images()
+        self.browser.refresh(records, renamed)
+        fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
+        self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
             self.session.record = rec  # same content, same document: keep editing
             self.setWindowTitle(f"SegStudio — {rec.rel_path}")
@@ -401,6 +437,8 @@ class MainWindow(QMainWindow):
         if self.session is None or self.session.record is None:
             return
         if self.session.set_status(status) is not None:
+            if status == Status.DONE:
+                self._offer_crf_tuning()
             nxt = self.browser.next_unfinished()
             if nxt:
                 self.open_image(nxt)
@@ -552,7 +590,9 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         existing = self._panels.get(module)
-        if existing is not None and shiboken6.isValid(existing) and existing.isVisible():
+        running = existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        if existing is not None and shiboken6.isValid(existing) and (existing.isVisible() or running):
+            existing.show()  # a fine-tune window closed during its run was only hidden
             existing.raise_()
             existing.activateWindow()
             return
@@ -570,7 +610,37 @@ class MainWindow(QMainWindow):
                 widget.close()
         self._panels.clear()
 
+    # -- dense CRF (Model menu; the panel does the work) ----------------------------------------------------
+    def _crf_switched(self, on: bool) -> None:
+        if self.project is not None:
+            params = crf_project.set_enabled(self.project, on)
+            self._crf_changed(params if on else None)
+
+    def _crf_changed(self, params: object) -> None:
+        """New predictions use this CRF (None = off): hot-swapped into a running worker."""
+        self.crf_actions["crf_on"].setChecked(params is not None)
+        spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
+        if spec is not None and hasattr(spec, "with_"):
+            self.model.controller.set_model(spec.with_(crf=params))
+        self.statusBar().showMessage(f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000)
+
+    def _tune_crf(self) -> None:
+        self._panel("crf_panel", "CRFPanel")
+        panel = self._panels.get("crf_panel")
+        if panel is not None:
+            panel.start_tuning()
+
+    def _offer_crf_tuning(self) -> None:
+        """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
+        if self.project is None or self.project.get_setting("crf_tune_offered"):
+            return
+        if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
+            self._project_setting("crf_tune_offered", True)
+            self._tune_crf()
+
     def _connect_panel(self, widget: object) -> None:
+        if hasattr(widget, "crf_changed"):
+            widget.crf_changed.connect(self._crf_changed)
         if hasattr(widget, "model_version_ready"):
             widget.model_version_ready.connect(self._new_version_ready)
         if hasattr(widget, "version_activated"):
@@ -603,6 +673,15 @@ class MainWindow(QMainWindow):
         self.browser.model.set_problem(rel_path, reason)
         self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
+
+    def _list_unreadable(self, records: list[ImageRecord]) -> None:
+        """Files the scan could not read are problems too (their badge already says "unreadable")."""
+        listed = self.problems.problems()
+        for rec in records:
+            if rec.error:
+                self.problems.add(rec.rel_path, f"unreadable: {rec.error}")
+            elif f"{rec.rel_path}: unreadable:" in listed.get(rec.rel_path, ""):
+                self.resolve_problem(rec.rel_path)  # replaced by a readable file
 
     def resolve_problem(self, rel_path: str) -> None:
         self.problems.resolve(rel_path)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from segstudio.core.project import Project, Status
+from segstudio.core.logs import log_exception
 
 __all__ = ["ModelLink", "ModelStatus"]
 
@@ -57,6 +58,7 @@ class ModelLink(QObject):
             except TypeError:
                 controller = cls(self.project, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a missing/broken worker must not take the editor down
+            log_exception("model", exc)
             self.error.emit("model", f"the model worker is not available: {exc}")
             return False
         self.set_controller(controller)

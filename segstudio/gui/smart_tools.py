@@ -12,7 +12,6 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -21,14 +20,16 @@ from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
 from segstudio.core.interactive import ClickSession, create_engine, magic_wand, superpixel_brush
-from segstudio.core.interactive.engines import ENGINES, Engine, SuperpixelEngine
+from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
+from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
 from segstudio.core.errors import SegStudioError
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
-GUI_ENGINES = ("superpixel", "grabcut", "geodesic")  # offline engines; "crf" needs the model's probabilities
+# Offline engines, plus "sam" once a checkpoint is loaded; "crf" needs the model's probabilities per image.
+GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "sam")
 
 
 class SmartTools(QObject):
@@ -38,8 +39,12 @@ class SmartTools(QObject):
     ready = Signal()  # the current image's precomputation finished
     status = Signal(str)
     outline = Signal(list)  # a box or scribble being drawn, image coordinates (empty: none)
+    prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
     _prepared_signal = Signal(object, int)  # emitted by the worker thread, delivered queued to this one
     _failed_signal = Signal(str)
+    _sam_signal = Signal(str)  # "" = loaded, else the error
+    engines_changed = Signal()  # an engine became available (a SAM checkpoint loaded)
+    error = Signal(str)
 
     def __init__(self, state, parent: QObject | None = None) -> None:  # noqa: ANN001 - tools.ToolState
         super().__init__(parent)
@@ -54,10 +59,10 @@ class SmartTools(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-tools")
         self._prepared_signal.connect(self._prepared)
         self._failed_signal.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
+        self._sam_signal.connect(self._sam_loaded)
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: list[float] = []  # seconds per update, for the status bar and tests
-        self.on_action: Callable[[str], None] | None = None  # telemetry hook: the tool name per action
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
@@ -91,6 +96,33 @@ class SmartTools(QObject):
                 self._prepared_signal.emit(out, generation)
             except RuntimeError:  # the window (and this object) closed meanwhile
                 pass
+
+    def load_sam(self, path: str) -> None:
+        """Load a SAM checkpoint on the worker thread; then "sam" is an engine choice and selected."""
+        self.status.emit("loading the SAM checkpoint…")
+
+        def work() -> None:
+            try:
+                from segstudio.ml.sam_engine import use_sam_checkpoint
+
+                use_sam_checkpoint(path)
+            except SegStudioError as error:
+                self._sam_signal.emit(str(error))
+            except Exception as error:  # noqa: BLE001
+                self._sam_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
+            else:
+                self._sam_signal.emit("")
+
+        self._pool.submit(work)
+
+    def _sam_loaded(self, message: str) -> None:
+        if message:
+            self.error.emit(message)
+            return
+        self.engines.pop("sam", None)
+        self.engines_changed.emit()
+        self.state.engine = "sam"
+        self.engine_changed()
 
     def shutdown(self) -> None:
         """Stop accepting work (the window is closing); a running preparation finishes and is dropped."""
@@ -133,7 +165,7 @@ class SmartTools(QObject):
             if engine is None:
                 return None
             doc.begin_stroke("smart click")
-            self.session = ClickSession(engine, cls, doc.labels.copy())
+            self.session = ClickSession(engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction))
         return self.session
 
     def _show(self, region: np.ndarray) -> None:
@@ -143,29 +175,29 @@ class SmartTools(QObject):
         doc.cancel_stroke()
         doc.begin_stroke("smart click")
         doc.apply_region(region, session.active_class, self.state.protect())
+        self.prompts.emit(list(session.prompts.positives), list(session.prompts.negatives))
         self.status.emit(f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels")
 
     def click(self, x: float, y: float, positive: bool = True) -> None:
         session = self._session()
         if session is not None:
             self._show(session.click(x, y, positive))
-            self._count("click")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
         if session is not None and abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
             self._show(session.box(x0, y0, x1, y1))
-            self._count("box")
 
     def scribble(self, points: list[Point]) -> None:
         session = self._session()
         if session is not None and points:
             self._show(session.scribble(points))
-            self._count("scribble")
 
     def accept(self) -> bool:
         """Record the open object as one undo step (Enter, another class or tool, another image)."""
         session, self.session = self.session, None
+        if session is not None:
+            self.prompts.emit([], [])
         if session is None or self.document is None or not self.document.in_stroke:
             return False
         if self.document.end_stroke():
@@ -179,6 +211,7 @@ class SmartTools(QObject):
         self.session = None
         self._drag = []
         self.outline.emit([])
+        self.prompts.emit([], [])
 
     # -- press / drag / release for box, scribble, wand, superpixel brush -----------------------------
     def press(self, tool: str, x: float, y: float, positive: bool = True) -> None:
@@ -194,7 +227,6 @@ class SmartTools(QObject):
             self._wand = (x, y, self.state.wand_tolerance)
             doc.begin_stroke("magic wand")
             self._wand_update(x)
-            self._count("wand")
         elif tool == "superpixel":
             if self._engine("superpixel") is None:
                 return
@@ -202,7 +234,6 @@ class SmartTools(QObject):
             doc.begin_stroke("superpixel brush")
             self._drag = [(x, y)]
             self._paint_superpixels([(x, y)])
-            self._count("superpixel")
 
     def drag(self, tool: str, x: float, y: float) -> None:
         if tool == "box" and self._drag:
@@ -258,10 +289,6 @@ class SmartTools(QObject):
         region = superpixel_brush(engine.superpixels, points, self.state.radius)
         self.document.apply_region(region, self.state.active_class, self.state.protect(), "superpixel brush")
 
-    def _count(self, tool: str) -> None:
-        if self.on_action is not None:
-            self.on_action(tool)
-
 
 class SmartOptions(QToolBar):
     """Engine choice for the click/box/scribble tools, bound both ways to the tool state."""
@@ -271,9 +298,7 @@ class SmartOptions(QToolBar):
         self.setObjectName("smart_options")
         self.state = state
         self.engine_combo = QComboBox(self)
-        for name in GUI_ENGINES:
-            if name in ENGINES:
-                self.engine_combo.addItem(name, name)
+        self.refresh()
         self.engine_combo.setToolTip("How a click grows into a region (see README: interactive tools)")
         self.addWidget(QLabel(" Engine ", self))
         self.addWidget(self.engine_combo)
@@ -281,6 +306,17 @@ class SmartOptions(QToolBar):
             lambda i: setattr(state, "engine", self.engine_combo.itemData(i)))
         state.changed.connect(self.sync)
         self.sync()
+
+    def refresh(self) -> None:
+        """List the engines available now (SAM appears once a checkpoint is loaded)."""
+        from segstudio.core.interactive import engines
+
+        self.engine_combo.blockSignals(True)
+        self.engine_combo.clear()
+        for name in GUI_ENGINES:
+            if name in engines.ENGINES:
+                self.engine_combo.addItem(name, name)
+        self.engine_combo.blockSignals(False)
 
     def sync(self) -> None:
         self.engine_combo.blockSignals(True)

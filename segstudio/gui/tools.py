@@ -176,6 +176,7 @@ class ToolController(QObject):
 
     polygon_changed = Signal(list)  # vertices in image coordinates
     edited = Signal()  # an undo step was recorded
+    action = Signal(str)  # a user action (press) with this tool: effort telemetry
 
     def __init__(self, state: ToolState, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -214,6 +215,7 @@ class ToolController(QObject):
         if doc is None:
             return
         tool = self.state.tool
+        self.action.emit(tool.value)
         if tool in SMART:
             self.smart.press(tool.value, x, y, positive)
         elif tool in (Tool.BRUSH, Tool.ERASER):
@@ -228,6 +230,8 @@ class ToolController(QObject):
 
     def secondary_press(self, x: float, y: float) -> None:
         """Right button: a negative click, or delete the polygon vertex under it."""
+        if self.document is not None:
+            self.action.emit(self.state.tool.value)
         if self.state.tool in (Tool.CLICK, Tool.BOX, Tool.SCRIBBLE):
             self.smart.click(x, y, positive=False)
         elif self.state.tool == Tool.POLYGON:

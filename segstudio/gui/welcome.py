@@ -83,7 +83,7 @@ class WelcomePage(QWidget):
         self.recent_title = QLabel("<b>Recent folders</b>", self)
         models = QLabel(f"<b>Models.</b> {MODEL_CHOICES}", self)
         models.setWordWrap(True)
-        models.setStyleSheet("color: palette(mid)")
+        models.setStyleSheet("color: #555")
         column = QVBoxLayout()
         for widget in (title, intro, self.open_button, self.recent_title):
             column.addWidget(widget)

@@ -1,12 +1,13 @@
 """Fully connected CRF refinement (Krähenbühl & Koltun 2011, as used by DeepLab) through pydensecrf.
 
 Unary = -log(softmax probabilities); pairwise = a Gaussian smoothness kernel (sxy 3, compat 3) plus
-a bilateral appearance kernel (sxy 80, srgb 13, compat 10), 5 mean-field iterations by default.
+a bilateral appearance kernel (sxy 20, srgb 3, compat 5: see `CRFParams`), 5 mean-field iterations.
 
 Fast by default. The CRF runs on the image downscaled by `scale` (default 4; INTER_AREA) with the spatial
 kernel widths divided by the same factor, so they cover the same part of the scene; small images keep at
 least `min_pixels` (32 768) on the grid, so a 500x375 photo runs at ~1/2.4 and not 1/4; huge ones at most
-`max_pixels` (1 M: time and memory bounded). Why this is enough: the unary comes from a network at output stride
+`max_pixels` (131 072 = 512x256, the 2048x1024 grid: time and memory bounded; pydensecrf needs ~1 KB per
+grid pixel for 19 classes). Why this is enough: the unary comes from a network at output stride
 8-16, so the CRF only moves boundaries by a few pixels, and the refined marginals are smooth between
 colour edges; bilinear upsampling of them agrees with the full-resolution CRF on >= 99.5 % of pixels
 while costing ~1/16 of it (`bench/crf.py` measures both against full-resolution pydensecrf in the same
@@ -30,7 +31,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import TaskHandle
 
 __all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "load_params", "refine",
-           "refine_probabilities", "save_params", "upsampled_labels"]
+           "refine_probabilities", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
 
 SETTING_KEY = "crf"
 PRUNE_BELOW = 1e-3  # a class below this probability everywhere is left out of the CRF
@@ -42,14 +43,18 @@ class CRFError(SegStudioError):
 
 @dataclass(frozen=True)
 class CRFParams:
+    # Defaults: DeepLab's cross-validated colour range (srgb 3) and Gaussian (3/3) with a narrower, lighter
+    # bilateral kernel (sxy 20, weight 5): of the published settings measured by `bench/crf_defaults.py` on
+    # the CamVid and VOC photos, these lowered mIoU least (pydensecrf's 80/13/10 example: -10 to -15 points).
+    # A new project still starts with the CRF off (`ml.crf_project`) until tuning shows it helps.
     iterations: int = 5
     gaussian_sxy: float = 3.0
     gaussian_compat: float = 3.0
-    bilateral_sxy: float = 80.0
-    bilateral_srgb: float = 13.0
-    bilateral_compat: float = 10.0
+    bilateral_sxy: float = 20.0
+    bilateral_srgb: float = 3.0
+    bilateral_compat: float = 5.0
     scale: float = 4.0  # run at 1/scale resolution (1 = full); lowered for small images, see min_pixels
-    max_pixels: int = 1_000_000  # above this (after `scale`) the scale is raised to fit (speed + memory)
+    max_pixels: int = 131_072  # above this (after `scale`) the scale is raised to fit (speed + memory)
     enabled: bool = True
     min_pixels: int = 32_768  # `scale` is lowered (not below 1) so the grid keeps at least this many pixels
 
@@ -152,7 +157,9 @@ def refine_probabilities(
     small = image if (h, w) == (height, width) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
     num_classes = probabilities.shape[0]
     kept = _kept_classes(probabilities)
-    probs = _resize_chw(np.asarray(probabilities[kept], dtype=np.float32), h, w)
+    # resize first, then drop classes: no full-size copy of the network's map (peak memory on huge images)
+    probs = _resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
+    probs = probs if len(kept) == num_classes else probs[kept]
     unary = -np.log(np.clip(probs, 1e-5, 1.0)).reshape(len(kept), -1)
     crf = dcrf.DenseCRF2D(w, h, len(kept))
     crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
@@ -182,25 +189,32 @@ def _source_coords(size_out: int, size_in: int) -> tuple[np.ndarray, np.ndarray,
     return i0, np.minimum(i0 + 1, size_in - 1), (pos - i0).astype(np.float32)
 
 
-def upsampled_labels(q: np.ndarray, height: int, width: int, band_values: int = 4 << 20) -> np.ndarray:
-    """argmax of (C, h, w) marginals bilinearly upsampled to height x width, without C x H x W floats.
+def upsampled_labels_and_confidence(
+    q: np.ndarray, height: int, width: int, band_values: int = 4 << 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """argmax and round(255 * max) of (C, h, w) probabilities bilinearly upsampled to height x width,
+    without C x H x W floats (a 12000x12000 result needs only the two uint8 outputs plus small bands).
 
-    Exact shortcut: where the four grid points around an output pixel share their argmax, any convex
-    combination of them has that argmax too, so only pixels between grid points that disagree (a thin
-    band along label boundaries) are interpolated. Rows go in bands of about `band_values` values.
+    Exact shortcut: where the four grid points around an output pixel share their argmax c, any convex
+    combination of them has argmax c and maximum = the interpolated max map, so only pixels between grid
+    points that disagree (a thin band along label boundaries) interpolate all classes.
     """
     kept = np.flatnonzero(q.reshape(q.shape[0], -1).max(axis=1) > 0)
     kept = kept if len(kept) else np.arange(q.shape[0])
-    qk = q[kept]
-    low = qk.argmax(axis=0)
+    qk = np.asarray(q[kept], dtype=np.float32)
+    low, peak = qk.argmax(axis=0), qk.max(axis=0)
     pad = np.pad(low, ((0, 1), (0, 1)), mode="edge")
     uniform = (pad[:-1, :-1] == pad[1:, :-1]) & (pad[:-1, :-1] == pad[:-1, 1:]) & (pad[:-1, :-1] == pad[1:, 1:])
     r0, r1, wy = _source_coords(height, q.shape[1])
     c0, c1, wx = _source_coords(width, q.shape[2])
     labels = np.empty((height, width), np.uint8)
+    confidence = np.empty((height, width), np.uint8)
     rows = max(1, band_values // max(1, width))
     for top in range(0, height, rows):
         sl = slice(top, min(height, top + rows))
+        a = wy[sl, None]
+        vertical = peak[r0[sl]] * (1 - a) + peak[r1[sl]] * a  # (band, w)
+        best = vertical[:, c0] * (1 - wx) + vertical[:, c1] * wx  # (band, width)
         band = low[r0[sl]][:, c0]
         ys, xs = np.nonzero(~uniform[r0[sl]][:, c0])
         if len(ys):
@@ -208,9 +222,17 @@ def upsampled_labels(q: np.ndarray, height: int, width: int, band_values: int = 
             x0, x1, ax = c0[xs], c1[xs], wx[xs]
             top_row = qk[:, y0, x0] * (1 - ax) + qk[:, y0, x1] * ax
             bottom_row = qk[:, y1, x0] * (1 - ax) + qk[:, y1, x1] * ax
-            band[ys, xs] = (top_row * (1 - ay) + bottom_row * ay).argmax(axis=0)
+            mixed = top_row * (1 - ay) + bottom_row * ay
+            band[ys, xs] = mixed.argmax(axis=0)
+            best[ys, xs] = mixed.max(axis=0)
         labels[sl] = kept[band]
-    return labels
+        confidence[sl] = np.clip(np.rint(best * 255.0), 0, 255).astype(np.uint8)
+    return labels, confidence
+
+
+def upsampled_labels(q: np.ndarray, height: int, width: int, band_values: int = 4 << 20) -> np.ndarray:
+    """argmax of (C, h, w) marginals bilinearly upsampled to height x width (memory bounded, exact)."""
+    return upsampled_labels_and_confidence(q, height, width, band_values)[0]
 
 
 def refine(

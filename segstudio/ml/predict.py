@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,16 +35,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, refine_probabilities
+from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels_and_confidence
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
+from segstudio.ml.precision import PRECISIONS, canonical_precision
+from segstudio.ml.spec import ModelSpec
 from segstudio.ml.weights import IMAGENET_NORMALIZATION, LoadedModel
 
-__all__ = ["PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
+__all__ = ["load_predictor", "PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
            "resolve_precision"]
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
@@ -71,11 +73,10 @@ def _cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn "auto" into the precision used on `device` (see the module docstring for why)."""
-    if precision not in PRECISIONS:
-        raise SegStudioError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    precision = canonical_precision(precision)  # fp32/bf16/fp16 are accepted too
     if precision != "auto":
         if precision == "float16" and device.type == "cpu":
-            raise SegStudioError("float16 is for GPUs; on the CPU use bfloat16 or float32")
+            raise UsageError("float16 is for GPUs; on the CPU use bfloat16 or float32")
         return precision
     if device.type == "cuda":
         # bf16 has float32's range: float16 overflowed to inf/NaN on ResNet-50 DeepLabs in our H100 run
@@ -116,9 +117,9 @@ class Predictor:
         accumulator_budget_mb: float = 256,
     ) -> None:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
-            raise SegStudioError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
+            raise UsageError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
         if max_side is not None and max_side < 32:
-            raise SegStudioError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
+            raise UsageError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
@@ -176,7 +177,7 @@ class Predictor:
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) normalised float32 tensor on the device at the working size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise SegStudioError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+            raise UsageError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -293,11 +294,14 @@ class Predictor:
 
     def finalize(self, probs: torch.Tensor, height: int, width: int, keep: bool = False):  # noqa: ANN201
         """Labels (uint8), confidence (uint8) and optionally full probabilities at (height, width)."""
+        if not keep and probs.device.type == "cpu":  # exact shortcut, no C x H x W work (12000x12000: seconds)
+            return (*upsampled_labels_and_confidence(probs.float().contiguous().numpy(), height, width), None)
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        # bands of ~16 M values on a GPU (few host syncs), ~8 M on the CPU (~5 temporaries of 32 MB each)
-        budget = (16 << 20) if probs.device.type == "cuda" else (8 << 20)
+        # bands of ~16 M values on a GPU (few host syncs), ~2 M on the CPU (~5 temporaries of 8 MB each: the
+        # peak-memory bound of README "Dense CRF" counts on it for 12000x12000 images)
+        budget = (16 << 20) if probs.device.type == "cuda" else (2 << 20)
         band_rows = max(16, budget // max(1, probs.shape[0] * width))
         for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
@@ -388,7 +392,10 @@ class Predictor:
         height, width = image.shape[:2]
         coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
-        raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities and not self.crf)
+        if self.crf is None:
+            raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities)
+        else:  # the confidence before the CRF is not kept: freed at once (peak memory on huge images)
+            raw_labels, full = self.finalize(probs, height, width)[0], None
         t3 = time.perf_counter()
         labels = raw_labels
         if self.crf is not None:
@@ -444,3 +451,18 @@ class Predictor:
             else:
                 yield self._predict_tensor(image, x, handle, time.perf_counter() - t0)
         yield from flush()
+
+
+def load_predictor(spec: ModelSpec, scheme: Any, project: Any = None, remap_classes: bool = False,
+                   handle: TaskHandle | None = None, **options: object) -> tuple[LoadedModel, Predictor]:
+    """The one path from a `ModelSpec` to a ready predictor, shared by `segstudio predict` and the GUI's
+    inference worker: device, weights, then precision/TTA/CRF/size cap from the spec; `options` are the
+    remaining `Predictor` settings (tile size, batch size...)."""
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.weights import load_model
+
+    loaded = load_model(spec, scheme, pick_device(spec.device), remap_classes, project, handle)
+    predictor = Predictor.from_loaded(loaded, max_side=spec.max_side, precision=spec.precision, tta=spec.tta,
+                                      crf=spec.crf, **options)
+    return loaded, predictor
+

@@ -82,3 +82,22 @@ def test_info_nonexistent_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"segstudio info: error: image folder {tmp_path / 'missing'} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_info_effort_per_model_version(tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path)
+    with Project.open(folder) as project:
+        for name, version, seconds in (("b2.png", "v1", 90.0), ("b10.png", "v2", 30.0)):
+            rec = project.get(name)
+            project.save_prediction(rec, np.zeros((8, 12), np.uint8), np.zeros((8, 12), np.uint8), version)
+            project.add_effort(project.get(name), seconds, {"click": 5 if version == "v1" else 2}, 0.25)
+            project.set_status(project.get(name), Status.DONE)
+    assert main(["info", str(folder), "--effort"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith(("v1", "v2"))]
+    assert lines == [["v1", "1", "90", "5", "25.0%", "click", "5"], ["v2", "1", "30", "2", "25.0%", "click", "2"]]
+    assert main(["info", str(folder), "--effort", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [g["median_seconds"] for g in data["effort"]] == [90.0, 30.0]
+    assert main(["info", str(folder)]) == 0
+    assert "Effort" not in capsys.readouterr().out

@@ -65,3 +65,14 @@ def test_rescan_action_finds_a_file_without_the_watcher(shown_window, demo_photo
     shutil.copy2(demo_photos / first, demo_photos / "zz_new.jpg")
     window.actions_by_id["rescan"].trigger()
     qtbot.waitUntil(lambda: "zz_new.jpg" in _paths(window), timeout=WAIT)
+
+
+def test_an_unreadable_file_that_appears_is_listed_as_a_problem(shown_window, demo_photos, qtbot):
+    window = shown_window(demo_photos)
+    _watching(window, qtbot)
+    (demo_photos / "notes.jpg").write_bytes(b"not an image at all")
+    qtbot.waitUntil(lambda: "notes.jpg" in window.problems.problems(), timeout=WAIT)
+    assert "unreadable" in window.problems.problems()["notes.jpg"]
+    assert window.browser.model.record("notes.jpg").error
+    (demo_photos / "notes.jpg").unlink()
+    qtbot.waitUntil(lambda: "notes.jpg" not in window.problems.problems(), timeout=WAIT)

@@ -204,3 +204,70 @@ def test_polygon_vertices_stay_editable_until_enter(voc_window):
     key(window, Qt.Key.Key_Return)
     assert doc.labels[180, 180] == CHAIR and doc.labels[60, 60] == CHAIR
     assert doc.history.undo_count == 1
+
+
+def test_effort_is_recorded_and_shown(voc_window, qtbot):
+    window, chair = voc_window
+    doc = use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    press(window, x + 3, y + 3)
+    key(window, Qt.Key.Key_Return)
+    key(window, Qt.Key.Key_D)  # done: the next image opens (none here) or the project is saved
+    window.effort.flush()
+    (row,) = window.project.effort_rows()
+    assert row.actions == {"click": 2} and row.status == "done" and row.seconds >= 0.0
+    assert doc.history.undo_count == 1
+    from segstudio.gui.effort_view import EffortDialog
+
+    dialog = EffortDialog(window.project, window)
+    qtbot.addWidget(dialog)
+    assert dialog.table.rowCount() == 1
+    assert dialog.table.item(0, 0).text() == "(no prediction)" and dialog.table.item(0, 3).text() == "2"
+
+
+def test_prompt_markers_follow_the_open_object(voc_window, qtbot):
+    window, chair = voc_window
+    use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    press(window, 5, 5, Qt.MouseButton.RightButton)
+    assert len(window.prompt_marks.item.data) == 2
+    key(window, Qt.Key.Key_Return)
+    assert len(window.prompt_marks.item.data) == 0
+
+
+def test_sam_checkpoint_becomes_an_engine(voc_window, qtbot, tiny_sam_checkpoint, tmp_path):
+    window, chair = voc_window
+    doc = window.session.document
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"no")
+    errors = []
+    window.tools.smart.error.connect(errors.append)
+    window.tools.smart.load_sam(str(bad))
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT)
+    assert "not a SAM checkpoint" in errors[0] and window.tool_state.engine != "sam"
+    window.tools.smart.load_sam(str(tiny_sam_checkpoint))
+    qtbot.waitUntil(lambda: window.tool_state.engine == "sam" and window.tools.smart.is_ready, timeout=WAIT)
+    assert window.smart_options.engine_combo.findData("sam") >= 0
+    assert window.smart_options.engine_combo.currentData() == "sam"
+    key(window, Qt.Key.Key_S)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)  # random weights: any region will do, the plumbing is what is tested
+    assert doc.labels[y, x] == CHAIR
+    key(window, Qt.Key.Key_Return)
+    assert doc.history.undo_count == 1
+
+
+def test_click_corrects_a_prediction(voc_window, qtbot):
+    """A prediction that calls everything background is only a guess: the click region is not
+    stopped by it (it would be by labels the user confirmed)."""
+    window, chair = voc_window
+    doc = window.session.document
+    wrong = np.zeros(doc.shape, np.uint8)
+    doc.set_prediction(wrong)
+    doc.reset(wrong)
+    use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
+    x, y, _ = interior_point(chair)
+    press(window, x, y)
+    assert iou(doc.labels, chair) >= 0.75

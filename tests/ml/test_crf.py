@@ -29,7 +29,7 @@ def test_params_round_trip_and_validation():
     assert CRFParams.from_dict(params.to_dict()) == params
     assert CRFParams() == CRFParams.from_dict({})
     assert (CRFParams().gaussian_sxy, CRFParams().gaussian_compat) == (3.0, 3.0)
-    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (80.0, 13.0, 10.0)
+    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (20.0, 3.0, 5.0)
     with pytest.raises(CRFError, match="unknown CRF setting"):
         CRFParams.from_dict({"iterations": 5, "sigma": 2})
     with pytest.raises(CRFError, match="iterations"):
@@ -162,8 +162,8 @@ def test_default_grid_is_quarter_resolution_but_keeps_small_images_detailed():
     small = params.effective_scale(375, 500)  # a VOC photo: the grid keeps min_pixels
     assert 1.0 < small < 4.0 and 375 * 500 / small**2 == pytest.approx(params.min_pixels)
     assert params.effective_scale(100, 100) == 1.0
-    assert params.effective_scale(12000, 12000) == pytest.approx(12.0)  # capped at max_pixels
-    assert CRFParams(scale=1.0).effective_scale(1000, 1000) == 1.0  # explicit full resolution still works
+    assert params.effective_scale(12000, 12000) == pytest.approx(12000 / 362.039, rel=1e-4)  # capped at max_pixels
+    assert CRFParams(scale=1.0).effective_scale(300, 400) == 1.0  # explicit full resolution still works
 
 
 def test_upsampled_labels_match_bilinear_resize_then_argmax():
@@ -183,3 +183,15 @@ def test_absent_classes_are_pruned_without_changing_the_result():
     q = refine_probabilities(image, padded, CRFParams(scale=1.0))
     assert q.shape[0] == 6 and np.all(q[2:] == 0)
     assert (refine(image, padded, CRFParams(scale=1.0)) == refine(image, probs, CRFParams(scale=1.0))).all()
+
+
+def test_upsampled_confidence_matches_bilinear_resize_then_max():
+    from segstudio.ml.crf import upsampled_labels_and_confidence
+
+    rng = np.random.default_rng(4)
+    q = rng.dirichlet(np.ones(4), size=(17, 29)).transpose(2, 0, 1).astype(np.float32)
+    q[:, :8] = np.array([0.7, 0.1, 0.1, 0.1], np.float32)[:, None, None]  # a uniform region (shortcut path)
+    up = np.stack([cv2.resize(p, (83, 50), interpolation=cv2.INTER_LINEAR) for p in q])
+    labels, confidence = upsampled_labels_and_confidence(q, 50, 83, band_values=83 * 9)
+    assert (labels == up.argmax(0)).mean() > 0.999
+    assert np.abs(confidence.astype(int) - np.rint(up.max(0) * 255)).max() <= 1

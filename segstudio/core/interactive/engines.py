@@ -33,6 +33,7 @@ class Engine:
 
     name = "base"
     needs_probabilities = False
+    handles_box = False  # False: a box prompt goes to GrabCut's rectangle mode
 
     def __init__(self, tolerance: float | None = None) -> None:
         self.image: np.ndarray | None = None
@@ -54,16 +55,17 @@ class Engine:
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
         """Boolean HxW region the prompts describe (empty without a positive prompt).
 
-        `labels` (the mask before this object) are evidence: pixels of *other* classes than the
-        active one and than the labels under the positive clicks act as soft background, so a new
-        region stops at finished neighbours instead of eating them (the user clicks there to override).
+        `labels` (the mask before this object, model guesses set to unlabeled: `robot.confirmed_labels`)
+        are evidence: pixels of *other* classes than the active one and than the labels under the
+        positive clicks act as soft background, so a new region stops at finished neighbours instead
+        of eating them (the user clicks there to override).
         """
         if self.image is None:
             raise SegStudioError("the engine has no image yet: call prepare() first")
         shape = self.image.shape[:2]
         if prompts.empty:
             return np.zeros(shape, bool)
-        if prompts.box is not None:
+        if prompts.box is not None and not self.handles_box:
             return grabcut_region(self.image, prompts)
         pos, neg = prompts.seed_masks(shape)
         barrier = None

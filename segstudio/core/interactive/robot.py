@@ -21,7 +21,7 @@ from segstudio.core.interactive.session import ClickSession
 from segstudio.core.interactive.superpixels import Superpixels, superpixel_brush
 from segstudio.core.interactive.wand import magic_wand
 
-__all__ = ["ErrorSpot", "largest_error", "interior_point", "Trace", "run_image", "object_clicks",
+__all__ = ["confirmed_labels", "ErrorSpot", "largest_error", "interior_point", "Trace", "run_image", "object_clicks",
            "polygon_trace", "BRUSH_MAX_RADIUS"]
 
 VOID = 255
@@ -43,6 +43,14 @@ def interior_point(region: np.ndarray) -> tuple[int, int, float]:
     dt = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     y, x = np.unravel_index(int(dt.argmax()), dt.shape)
     return int(x), int(y), float(dt[y, x])
+
+
+def confirmed_labels(labels: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
+    """The labels an engine may trust as finished: pixels still equal to the model's prediction are
+    only a guess (the click may be correcting them), so they count as unlabeled."""
+    if prediction is None:
+        return labels
+    return np.where(labels == prediction, np.uint8(VOID), labels).astype(np.uint8)
 
 
 def largest_error(labels: np.ndarray, truth: np.ndarray) -> ErrorSpot | None:
@@ -136,7 +144,7 @@ def run_image(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray
                 session.click(spot.x, spot.y, positive=False)
             else:
                 base = labels  # accept the open object; start the next one
-                session = ClickSession(engine, spot.true_class, base)
+                session = ClickSession(engine, spot.true_class, confirmed_labels(base, start))
                 session.click(spot.x, spot.y, positive=True)
             labels = base.copy()
             paste_region(labels, session.region, session.active_class)

@@ -40,3 +40,12 @@ def test_polygon_baseline_and_click_robot_on_voc(voc):
     clicks = run_image("click", image, truth, empty, engine=engine, target=0.9, max_actions=60)
     assert clicks.accuracy[-1] > clicks.accuracy[0]
     assert clicks.actions_to(0.9) is not None and clicks.actions_to(0.9) < poly.actions_to(0.9)
+
+
+def test_model_guesses_are_not_trusted_as_finished():
+    from segstudio.core.interactive.robot import confirmed_labels
+
+    prediction = np.array([[1, 1, 2]], np.uint8)
+    labels = np.array([[1, 3, 2]], np.uint8)  # the user changed the middle pixel only
+    assert confirmed_labels(labels, prediction).tolist() == [[UNLABELED, 3, UNLABELED]]
+    assert confirmed_labels(labels, None) is labels

@@ -1,0 +1,62 @@
+"""The SAM engine's plumbing with randomly initialised weights (never a download): checkpoint
+loading with weights_only, size detection, clear errors, embedding cache, prompts -> mask."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("segment_anything")
+from segstudio.core.errors import CheckpointError  # noqa: E402
+from segstudio.core.interactive import Prompts, create_engine  # noqa: E402
+from segstudio.ml import sam_engine  # noqa: E402
+
+@pytest.fixture
+def checkpoint(tiny_sam_checkpoint):
+    return tiny_sam_checkpoint
+
+
+def test_sam_engine_plumbing(checkpoint, monkeypatch):
+    sam_engine.use_sam_checkpoint(checkpoint)
+    engine = create_engine("sam")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    calls = []
+    real = engine.predictor.set_image
+    monkeypatch.setattr(engine.predictor, "set_image", lambda img: (calls.append(1), real(img)))
+    engine.prepare(image)
+    t0 = time.perf_counter()
+    region = engine.region(Prompts(positives=[(80, 60)]), 1)
+    decode = time.perf_counter() - t0
+    assert region.shape == (120, 160) and region.dtype == bool and region[60, 80]
+    box_region = engine.region(Prompts(box=(10, 10, 100, 90), negatives=[(50, 50)]), 1)
+    assert box_region.shape == (120, 160) and not box_region[50, 50]
+    other = rng.integers(0, 255, (90, 100, 3), dtype=np.uint8)
+    engine.prefetch([other])
+    assert len(calls) == 2
+    engine.prepare(other)
+    engine.prepare(image)  # both cached: no new embedding
+    assert len(calls) == 2
+    assert engine.region(Prompts(scribbles=[[(20, 20), (60, 40), (90, 80)]]), 1).shape == (120, 160)
+    assert decode < 5.0  # prompt decoding only; the target latency is measured in bench/, not here
+
+
+def test_sam_checkpoint_errors(tmp_path, checkpoint):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        sam_engine.load_sam(tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a SAM checkpoint"):
+        sam_engine.load_sam(bad)
+    other = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="no SAM image encoder"):
+        sam_engine.load_sam(other)
+    state = torch.load(checkpoint, weights_only=True)
+    state["image_encoder.pos_embed"] = torch.zeros(1, 64, 64, 96)
+    torch.save(state, other)
+    with pytest.raises(CheckpointError, match="unknown SAM encoder width 96"):
+        sam_engine.load_sam(other)
