@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from segstudio.core.document import UNLABELED, MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
+from segstudio.core.logs import log_exception
 from segstudio.core.project import ImageRecord, Prediction, Project, Status
 from segstudio.gui.tasks import JobQueue, TaskState
 
@@ -259,6 +260,9 @@ class EditorSession(QObject):
         def run(state: TaskState) -> Any:
             try:
                 return job()
+            except SegStudioError as exc:  # disk full, image gone...: logged here; bugs are logged by gui.tasks
+                log_exception("save", exc)
+                raise
             finally:
                 self.cache.invalidate_labels(rel_path)
                 with self._writes_lock:

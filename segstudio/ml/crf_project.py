@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ProjectError
 from segstudio.core.probabilities import load_probabilities
 from segstudio.core.tasks import TaskHandle
 from segstudio.ml.crf import SETTING_KEY, CRFParams, load_params, save_params
@@ -64,7 +64,7 @@ def tune_project(project: Any, handle: TaskHandle | None = None, save: bool = Tr
     """Tune on the project's corrected images; with `save`, keep the result only if it beats no CRF."""
     samples = tuning_samples(project, handle)
     if len(samples) < 2:
-        raise SegStudioError(
+        raise ProjectError(
             f"CRF tuning needs at least 2 done images with stored probabilities (found {len(samples)}); "
             "predict images, correct them and mark them done first"
         )
