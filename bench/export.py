@@ -1,6 +1,7 @@
-"""Export throughput (images/s) for VOC and Cityscapes at 500x375 and 2048x1024.
+"""Export throughput (images/s) per format at 500x375 and 2048x1024.
 
-Run: `.venv/bin/python -m bench.export [--repeats 3] [--small 12] [--large 4]`
+Run: `.venv/bin/python -m bench.export [--repeats 3] [--small 12] [--large 4] [--formats voc,cityscapes]`
+(`--formats coco,masks,yolo` for the others; camvid shares the mask folder's writer).
 
 Each line is JSON: the median over repeats of a full export (fresh folder; atomic staging,
 palette/label PNGs, image copy or PNG encode, polygons, manifest), the median of a re-export
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--small", type=int, default=12, help="images at 500x375")
     parser.add_argument("--large", type=int, default=4, help="images at 2048x1024")
+    parser.add_argument("--formats", default="voc,cityscapes", help="comma-separated export formats")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -112,7 +114,7 @@ def main() -> None:
             items, masks = make_items(folder, shape, args.small if size == "500x375" else args.large)
             refs = [time_reference(masks, folder) for _ in range(args.repeats)]
             image_refs = [time_image_reference(items, folder) for _ in range(args.repeats)]
-            for fmt_name in ("voc", "cityscapes"):
+            for fmt_name in args.formats.split(","):
                 runs = [time_export(fmt_name, items, folder) for _ in range(args.repeats)]
                 print(
                     json.dumps(

@@ -1,7 +1,8 @@
 """Training throughput (images/s) of `segstudio.ml.train` vs a torchvision-reference-style loop.
 
-Run: `.venv/bin/python -m bench.train [--archs deeplabv3_mobilenet_v3_large,deeplabv3_resnet50]
+Run: `.venv/bin/python -m bench.train [--archs deeplabv3_mobilenet_v3_large,deeplabv3_resnet50 | all]
       [--crops 256] [--large] [--steps 4] [--warmup 2] [--workers 2] [--device auto]`
+(`--archs all --crops 256,512` on a GPU: every registered arch against the reference at both crops.)
 
 Both sides train the same model (random init, same arch, crop 256 or 512, batch 4) on the same
 PNG files (photos from scikit-image with generated masks), with the same scale/crop/flip
@@ -39,7 +40,7 @@ from torchvision.transforms import v2
 from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.ml.device import pick_device
 from segstudio.ml.manifest import BaseSpec
-from segstudio.ml.models import build_model
+from segstudio.ml.models import available_archs, build_model
 from segstudio.ml.progress import ProgressWriter
 from segstudio.ml.synthetic import make_shapes_sample, shapes_scheme_dict
 from segstudio.ml.train import TrainConfig, train
@@ -212,7 +213,8 @@ def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", default="deeplabv3_mobilenet_v3_large,deeplabv3_resnet50")
+    parser.add_argument("--archs", default="deeplabv3_mobilenet_v3_large,deeplabv3_resnet50",
+                        help="comma-separated arch names, or 'all' (every registered arch)")
     parser.add_argument("--crops", default="256")
     parser.add_argument("--large", action="store_true", help="also crop 512")
     parser.add_argument("--batch", type=int, default=4)
@@ -229,7 +231,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         pairs = make_files(folder, args.images)
-        for arch in args.archs.split(","):
+        for arch in available_archs() if args.archs == "all" else args.archs.split(","):
             for crop in crops:
                 torch.manual_seed(0)
                 random.seed(0)

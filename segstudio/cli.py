@@ -13,7 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from segstudio import __version__
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import CancelledError, SegStudioError
+
+#: Exit status of cancelled work (a `CancelledError` or Ctrl-C): 128 + SIGINT, as shells report it.
+#: Bad input exits 2 with "error: ..."; a cancel is not an error.
+EXIT_CANCELLED = 130
 
 #: subcommand name -> module in segstudio.commands exposing `add_arguments(parser)` and `run(args) -> int`
 COMMANDS: dict[str, str] = {
@@ -24,16 +28,18 @@ COMMANDS: dict[str, str] = {
     "import": "import_",
     "train": "train",
     "eval": "eval",
+    "crf": "crf",
 }
 
 HELP: dict[str, str] = {
     "gui": "open the annotation window (the default when no command is given)",
     "info": "print a project summary",
     "predict": "pre-annotate images with a segmentation model",
-    "export": "export corrected masks as a VOC, Cityscapes or COCO dataset",
-    "import": "import a VOC, Cityscapes or labelme dataset as a project",
+    "export": "export corrected masks as a VOC, Cityscapes, COCO, mask-folder or CamVid dataset",
+    "import": "import a VOC, Cityscapes, labelme, mask-folder or CamVid dataset as a project",
     "train": "fine-tune the project model on done images (torchrun-ready)",
     "eval": "evaluate a model version on the project's val split",
+    "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
 }
 
 
@@ -51,7 +57,16 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _tolerant_output() -> None:
+    """File names that are not valid UTF-8 (surrogate-escaped bytes) print as escapes, never crash a print."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_output()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(_usage())
@@ -66,9 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
     try:
         return int(module.run(parsed) or 0)
+    except CancelledError:  # the user stopped it: not an error, and the same exit as Ctrl-C
+        print(f"segstudio {command}: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
     except SegStudioError as error:
         print(f"segstudio {command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"segstudio {command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED

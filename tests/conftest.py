@@ -29,7 +29,19 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("SEGSTUDIO_SETTINGS_DIR", str(home / "settings"))
+    monkeypatch.setenv("SEGSTUDIO_LOG_DIR", str(home / "logs"))
     yield
+    _close_log_files()
+
+
+def _close_log_files() -> None:
+    """A test that set up logging leaves no file handler (into its tmp folder) for the next test."""
+    import logging
+
+    logger = logging.getLogger("segstudio")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _is_local(address: object) -> bool:

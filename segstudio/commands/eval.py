@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-side", type=int,
                         help="cap images' long side (default: the cap the version was trained with, else 1024)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                        help="also score with and without the project's dense CRF at image resolution "
+                             "(default: when the project's CRF is on)")
 
 
 def format_table(metrics: dict[str, Any], title: str) -> str:
@@ -36,7 +39,7 @@ def format_table(metrics: dict[str, Any], title: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import ProjectError
     from segstudio.core.project import Project
     from segstudio.ml.augment import AugmentConfig, eval_transform
     from segstudio.ml.data import SegmentationDataset
@@ -51,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
     with Project.open_for_reading(args.project, state_dir=args.project_dir) as project:
         version = args.version or (project.active_model_version().version if project.active_model_version() else None)
         if version is None:
-            raise SegStudioError("the project has no model version yet; run `segstudio train` first or pass --version")
+            raise ProjectError("the project has no model version yet; run `segstudio train` first or pass --version")
         train, val = project_samples(project)
         samples = {"val": val, "train": train, "all": train + val}[args.split]
         if not samples:
-            raise SegStudioError(f"no done images with masks in the {args.split} split; mark corrected images as done")
+            raise ProjectError(f"no done images with masks in the {args.split} split; mark corrected images as done")
         loaded = load_model(ModelSpec(weights="project", version=version), project.scheme, device, project=project)
         norm = loaded.normalization
         max_side = args.max_side if args.max_side is not None else loaded.max_side  # as trained (0 = uncapped)
@@ -64,10 +67,46 @@ def run(args: argparse.Namespace) -> int:
         dataset = SegmentationDataset(samples, eval_transform(aug))
         cm = evaluate(loaded.model, dataset, project.scheme.num_classes, device)
         metrics = metrics_record(cm, project.scheme.names)
+        crf_report = _crf_comparison(project, loaded, samples, max_side, args.crf)
     if args.json:
         print(json.dumps({"version": version, "split": args.split, "images": len(samples), "max_side": max_side,
-                          **metrics}))
+                          **metrics, **({"crf": crf_report} if crf_report else {})}))
     else:
         cap = f"long side <= {max_side} px" if max_side > 0 else "full resolution"
         print(format_table(metrics, f"model {version} on {len(samples)} {args.split} image(s), {cap}"))
+        if crf_report:
+            print(_crf_lines(crf_report))
     return 0
+
+
+def _crf_comparison(project: Any, loaded: Any, samples: list[Any], max_side: int, wanted: bool | None) -> dict | None:
+    """mIoU / boundary accuracy at image resolution without and with the project's CRF (None = not asked)."""
+    from segstudio.core.images import load_image
+    from segstudio.core.masks import load_mask
+    from segstudio.ml.crf import load_params
+    from segstudio.ml.crf_project import project_crf
+    from segstudio.ml.crf_tune import ScoreAccumulator, TuneSample, labels_for
+    from segstudio.ml.predict import Predictor
+
+    params = project_crf(project)
+    if wanted is False or (wanted is None and params is None):
+        return None
+    params = params or load_params(project)
+    predictor = Predictor.from_loaded(loaded, max_side=max_side, coarse_probabilities=True)
+    n = project.scheme.num_classes
+    without, with_crf = ScoreAccumulator(n), ScoreAccumulator(n)
+    for sample in samples:
+        image = load_image(sample.image)
+        truth = load_mask(sample.mask, image.shape[:2])
+        item = TuneSample(sample.key, image, predictor.predict(image).coarse, truth)
+        without.add(labels_for(item, None), truth)
+        with_crf.add(labels_for(item, params), truth)
+    names = list(project.scheme.names)
+    return {"params": params.to_dict(), "no_crf": without.result().to_dict(names),
+            "with_crf": with_crf.result().to_dict(names)}
+
+
+def _crf_lines(report: dict) -> str:
+    a, b = report["no_crf"], report["with_crf"]
+    return (f"dense CRF at image resolution: mIoU {100 * a['miou']:.2f} -> {100 * b['miou']:.2f}, "
+            f"boundary accuracy {100 * a['boundary_accuracy']:.2f} -> {100 * b['boundary_accuracy']:.2f}")

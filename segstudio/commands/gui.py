@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ProjectError, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", nargs="?", help="image folder to open (optional)")
     parser.add_argument("--project-dir", help="keep project state here instead of FOLDER/.segstudio")
+    parser.add_argument("--install-desktop-entry", action="store_true",
+                        help="add SegStudio to this user's application menu (Linux) and exit")
 
 
 def _check_folder(folder: str) -> None:
@@ -21,15 +23,21 @@ def _check_folder(folder: str) -> None:
     from segstudio.cli import COMMANDS
 
     if not path.exists() and len(path.parts) == 1 and not path.suffix:
-        raise SegStudioError(
+        raise UsageError(
             f"{folder!r} is neither a command nor a folder; the commands are: {', '.join(COMMANDS)} "
             "(`segstudio --help`), or give the folder that contains your images"
         )
     what = "does not exist" if not path.exists() else "is not a folder"
-    raise SegStudioError(f"{folder} {what}; give the folder that contains your images")
+    raise ProjectError(f"{folder} {what}; give the folder that contains your images")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.install_desktop_entry:
+        from segstudio.desktop_entry import install_desktop_entry
+
+        for path in install_desktop_entry():
+            print(f"wrote {path}")
+        return 0
     if args.folder is not None:
         _check_folder(args.folder)
     from segstudio.gui.app import run_app  # Qt import deferred until a window is really wanted

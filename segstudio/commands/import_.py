@@ -1,21 +1,27 @@
-"""`segstudio import voc|cityscapes|labelme SOURCE --out DIR`: turn a dataset into a project."""
+"""`segstudio import voc|cityscapes|labelme|masks|camvid SOURCE --out DIR`: turn a dataset into a project."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from segstudio.core.tasks import ConsoleProgress
+from segstudio.commands.console import add_progress_arguments, task_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=["voc", "cityscapes", "labelme"], help="what the source folder holds")
-    parser.add_argument("source", help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, or labelme JSON folder")
+    from segstudio.export.registry import available_importers
+
+    parser.add_argument("kind", choices=available_importers(), help="what the source folder holds")
+    parser.add_argument(
+        "source",
+        help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, labelme JSON folder, mask folder "
+        "(images/ + masks/) or CamVid folder (train/ + trainannot/)",
+    )
     parser.add_argument("--out", help="new (or empty) folder for the project (images are copied there)")
     parser.add_argument(
         "--in-place", action="store_true", help="labelme: make the source folder itself the project (no copies; masks only)"
     )
-    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes or a .json file)")
+    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes, camvid or a .json file)")
     parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
     parser.add_argument(
         "--allow-outside",
@@ -24,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(refused by default: a dataset may only name files inside itself)",
     )
     parser.add_argument("--dry-run", action="store_true", help="only show the class mapping; write nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 1 if plan.unmapped else 0
     if bool(args.out) == bool(args.in_place):
         raise ExportError("pass either --out DIR (a new project folder) or --in-place (or --dry-run to only see the mapping)")
-    progress = None if args.quiet else ConsoleProgress(f"import {args.kind}")
+    progress = task_progress(f"import {args.kind}", args)
     target = import_in_place(plan, progress) if args.in_place else run_import(plan, args.out, progress)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)

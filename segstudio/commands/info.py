@@ -97,7 +97,7 @@ def _text(summary: dict[str, Any]) -> str:
             f"{changes['renamed']} renamed, {changes['changed']} changed"
         )
     if summary["read_only"]:
-        lines.append("  note:    the project is open in another SegStudio window; this is its last saved state")
+        lines.append("  note:    the project is in use by another SegStudio process (the app or a command); this is its last saved state")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ Unreadable images are skipped, listed at the end, and make the exit status 1.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections import deque
 from collections.abc import Iterator
@@ -15,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import ImageReadError, SegStudioError
-from segstudio.core.tasks import ConsoleProgress, NullTask
+from segstudio.commands.console import add_progress_arguments, task_progress
+from segstudio.core.errors import DiskWriteError, ImageReadError, ProjectError, UsageError
+from segstudio.core.tasks import NullTask, TaskHandle
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
 UNTRAINED_WARNING = (
@@ -29,7 +31,7 @@ UNTRAINED_WARNING = (
 class _ImageTask(NullTask):
     """Forwards cancel and status from the run's progress bar; per-tile progress stays quiet."""
 
-    def __init__(self, parent: ConsoleProgress) -> None:
+    def __init__(self, parent: TaskHandle) -> None:
         super().__init__()
         self._parent = parent
 
@@ -61,11 +63,14 @@ def _decoded_ahead(project: Any, records: list[Any]) -> Iterator[tuple[Any, Any,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.catalog import arch_names
     from segstudio.ml.device import DEVICE_CHOICES
+    from segstudio.ml.precision import PRECISION_CHOICES
 
     parser.add_argument("folder", help="image folder (the project is its .segstudio state) or that state folder")
     parser.add_argument("--project-dir", help="project state folder, when it is not <folder>/.segstudio")
-    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large)")
+    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large): "
+                        + ", ".join(arch_names()))
     parser.add_argument(
         "--weights",
         default="auto",
@@ -73,11 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--version", dest="model_version", help="project model version for --weights project")
     parser.add_argument("--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: half precision only where it agrees with float32 and is faster")  # fmt: skip
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
-                        help="dense CRF refinement (default: the project's CRF setting)")  # fmt: skip
-    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (faster), e.g. 2")
+                        help="dense CRF for this run (default: the project's CRF setting; see `segstudio crf`)")  # fmt: skip
+    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 4; 1 = full)")
+    parser.add_argument("--save", action="store_true", help="save --crf/--no-crf/--crf-scale as the project's setting")
     parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
     parser.add_argument("--max-side", type=int,
                         help="resize so the long side is at most this (default: the cap the model was "
@@ -87,19 +93,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
     parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
     parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
+    add_progress_arguments(parser)
 
 
 def _validate(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
-        raise SegStudioError(f"--limit must be at least 1 (got {args.limit})")
+        raise UsageError(f"--limit must be at least 1 (got {args.limit})")
     if args.batch_size is not None and args.batch_size < 1:
-        raise SegStudioError(f"--batch-size must be at least 1 (got {args.batch_size})")
+        raise UsageError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.crf_scale is not None and not 1.0 <= args.crf_scale <= 16.0:
-        raise SegStudioError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
+        raise UsageError(f"--crf-scale must be between 1 and 16 (got {args.crf_scale})")
     if args.max_side is not None and args.max_side != 0 and args.max_side < 32:
-        raise SegStudioError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
+        raise UsageError(f"--max-side must be 0 (off) or at least 32 (got {args.max_side})")
     if args.weights not in WEIGHT_WORDS and not Path(args.weights).expanduser().is_file():
-        raise SegStudioError(
+        raise UsageError(
             f"--weights {args.weights!r} is neither one of {', '.join(WEIGHT_WORDS)} nor an existing file"
         )
 
@@ -114,25 +121,34 @@ def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     from segstudio.core.project import Project, Status
+    from segstudio.core.probabilities import save_probabilities
     from segstudio.ml import crf as crf_mod
+    from segstudio.ml.crf_project import project_crf
     from segstudio.ml.device import device_label, pick_device
     from segstudio.ml.models import arch_info
-    from segstudio.ml.predict import Predictor
+    from segstudio.ml.predict import load_predictor
     from segstudio.ml.spec import ModelSpec
-    from segstudio.ml.weights import load_model
 
     if args.model:
         arch_info(args.model)  # unknown name -> clear error before opening anything
-    device = pick_device(args.device)
+    pick_device(args.device)  # an unknown device fails before the project opens
     image_dir, state_dir = _folders(args)
     with Project.open(image_dir, state_dir) as project:
         if not project.images():  # before loading (or downloading) a model for nothing
             from segstudio.core.images import IMAGE_EXTENSIONS
 
-            raise SegStudioError(
+            raise ProjectError(
                 f"no images in {project.image_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                 "also in subfolders); check the folder"
             )
+        crf_params = crf_mod.load_params(project)
+        use_crf = project_crf(project) is not None
+        if args.crf is not None:
+            use_crf = args.crf
+        if args.crf_scale is not None:
+            crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
+        if args.save:
+            crf_mod.save_params(project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf}))
         is_file = args.weights not in WEIGHT_WORDS
         spec = ModelSpec(
             arch=args.model,
@@ -140,26 +156,17 @@ def run(args: argparse.Namespace) -> int:
             path=str(Path(args.weights).expanduser()) if is_file else None,
             version=args.model_version,
             device=args.device,
-        )
-        progress = ConsoleProgress("predict")
-        loaded = load_model(spec, project.scheme, device, args.remap_classes, project, progress)
-        crf_params = crf_mod.load_params(project)
-        use_crf = crf_params.enabled and project.get_setting(crf_mod.SETTING_KEY) is not None
-        if args.crf is not None:
-            use_crf = args.crf
-        if args.crf_scale is not None:
-            crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
-        predictor = Predictor.from_loaded(
-            loaded,
-            max_side=args.max_side,
-            tile_size=args.tile_size,
-            batch_size=args.batch_size,
-            tta=args.tta,
             precision=args.precision,
             crf=crf_params if use_crf else None,
+            tta=args.tta,
+            max_side=args.max_side,
         )
+        progress = task_progress("predict", args)
+        loaded, predictor = load_predictor(spec, project.scheme, project, args.remap_classes, progress,
+                                           tile_size=args.tile_size, batch_size=args.batch_size,
+                                           coarse_probabilities=True)
         print(
-            f"model: {loaded.description} [{loaded.version}] on {device_label(device)}, "
+            f"model: {loaded.description} [{loaded.version}] on {device_label(loaded.device)}, "
             f"max side {predictor.max_side or 'full'}, precision {predictor.precision_label}, "
             f"CRF {'on' if use_crf else 'off'}, TTA {'on' if args.tta else 'off'}",
             file=sys.stderr,
@@ -198,9 +205,15 @@ def run(args: argparse.Namespace) -> int:
         # predict_many batches consecutive same-size images into one forward pass (batch_size: 4 on CUDA)
         for result in predictor.predict_many(readable(), image_task):
             rec = in_flight.popleft()
-            project.save_prediction(
-                rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
-            )
+            try:
+                save_probabilities(project, rec.id, result.coarse, result.labels.shape)
+                project.save_prediction(
+                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+                )
+            except (OSError, sqlite3.OperationalError) as error:  # disk full / read-only: name the folder; earlier files are intact (atomic)
+                raise DiskWriteError(
+                    project.state_dir, f"predict (after {done} image(s); masks and earlier predictions are kept)", error
+                ) from None
             done += 1
             handled += 1
             progress.set_progress(handled, len(todo))

@@ -5,7 +5,9 @@ Two ways in:
                                         trains, registers the new model version (v1, v2, ...)
   segstudio train --manifest FILE       trains what a front end (the GUI, which holds the project lock)
                                         exported; the front end registers the version itself
-Progress is JSON lines on stdout (see segstudio.ml.progress); a summary goes to stderr.
+Progress: a human progress line on stderr at a terminal; JSON lines on stdout (see
+segstudio.ml.progress) with --json, which the GUI passes, or when stdout is a pipe
+(segstudio.commands.console decides). A summary goes to stderr.
 SIGTERM / Ctrl-C stop after the current batch and keep the best checkpoint so far.
 """
 
@@ -21,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from segstudio.commands.console import add_train_output_arguments, train_progress
+
 #: CLI flag -> TrainConfig field, for flags that override the manifest's settings when given
 _OVERRIDES = {
     "arch": "arch", "epochs": "epochs", "time_budget": "time_budget_s", "lr": "lr", "optimizer": "optimizer",
@@ -32,22 +36,29 @@ _OVERRIDES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from segstudio.ml.precision import PRECISION_CHOICES
+    from segstudio.ml.train_config import CLASS_WEIGHTS, OPTIMIZERS
+
     parser.add_argument("project", nargs="?", help="image folder of the project to fine-tune")
     parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
     parser.add_argument("--manifest", help="train from a manifest JSON exported by a front end (no project lock)")
-    parser.add_argument("--arch", help="architecture for a new model (default: the base model's)")
+    from segstudio.ml.catalog import arch_names
+
+    parser.add_argument("--arch", help="architecture for a new model (default: the base model's): "
+                        + ", ".join(arch_names()))
     parser.add_argument("--base", help="start from: active (default), a version (v3), torchvision, scratch, or a file")
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 30)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)")
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.01 SGD, 1e-4 AdamW)")
-    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="SGD + poly LR (default) or AdamW")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="SGD + poly LR (default) or AdamW")
     parser.add_argument("--batch", type=int, help="images per step and process (default 4)")
     parser.add_argument("--crop", type=int, help="training crop size in pixels (default 384)")
     parser.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the heads (fast on CPU)")
-    parser.add_argument("--class-weights", choices=("none", "balanced"), help="weight rare classes up in the loss")
+    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, help="weight rare classes up in the loss")
     parser.add_argument("--patience", type=int, help="stop after N epochs without val-mIoU gain (0 = never)")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), help="mixed precision (auto: CUDA)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES,
+                        help="mixed precision: auto (bfloat16/float16 on CUDA), float32, bfloat16, float16")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
     parser.add_argument("--workers", type=int, help="data loading processes (default 2)")
@@ -55,7 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-iters", type=int, help="minimum steps per epoch for tiny sets (default 10)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run")
     parser.add_argument("--activate", choices=("auto", "yes", "no"), default="auto",
-                        help="make the new version the project model (auto: when val mIoU did not get worse)")
+                        help="make the new version the project model (auto: when its val mIoU is at least the "
+                             "starting model's on the same images)")
+    add_train_output_arguments(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,17 +97,15 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
-    from segstudio.ml.progress import ProgressWriter
-
     if bool(args.project) == bool(args.manifest):
-        raise SegStudioError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
+        raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
-    progress = ProgressWriter(enabled=dist.is_main)
+    progress = train_progress(args, enabled=dist.is_main)
     try:
         with _stop_on_signals() as stop:
             if args.manifest:
@@ -133,12 +144,12 @@ def _find_resumable(project: Any) -> Path | None:
 
 def _resumed_manifest(project: Any) -> Any:
     """The interrupted run's manifest; moved to a fresh version if its name was registered meanwhile."""
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import ProjectError
     from segstudio.ml.manifest import TrainManifest
 
     run = _find_resumable(project)
     if run is None:
-        raise SegStudioError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
+        raise ProjectError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
     manifest = TrainManifest.load(run / "manifest.json")
     if manifest.version is None or project.get_model_version(manifest.version) is not None:
         version = project.next_version_name()
@@ -179,24 +190,35 @@ def _run_project(args: argparse.Namespace, dist: Any, progress: Any, stop: threa
 
 
 def _register(project: Any, result: Any, activate: str) -> None:
-    """Record the best checkpoint as the run's version; make it active per `activate`."""
+    """Record the best checkpoint as the run's version; make it active per `activate`.
+
+    `auto` activates only a model at least as good as its starting model on the same val images,
+    whatever the base was; a run cancelled before it beat its start adds no version.
+    """
+    from segstudio.ml.selection import keeps_version
+
     if result.checkpoint is None or result.version is None:
         return
+    if not keeps_version(result.reason, result.best_miou, result.baseline_miou):
+        print(f"segstudio train: cancelled before beating the starting model; {result.version} not added "
+              "(--resume continues the run)", file=sys.stderr)
+        return
     project.add_model_version(result.version, result.checkpoint, result.arch, result.metrics, result.parent)
-    better = result.baseline_miou is None or result.best_miou is None or result.best_miou >= result.baseline_miou
-    if activate == "yes" or (activate == "auto" and (better or project.active_model_version() is None)):
+    if activate == "yes" or (activate == "auto" and result.beats_start is not False):
         project.set_active_model_version(result.version)
 
 
 def _summary(result: Any) -> None:
+    from segstudio.ml.selection import format_estimate
+
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
     where = f"{result.version} ({result.checkpoint})" if result.checkpoint else "nothing"
+    gain = f" ({format_estimate(result.gain_estimate, signed=True)})" if result.gain_estimate else ""
     print(
         f"segstudio train: {result.reason} after {result.epochs_run} epoch(s); saved {where}; "
-        f"val mIoU {pct(result.baseline_miou)} -> {pct(result.best_miou)}",
+        f"val mIoU {pct(result.baseline_miou)} -> {pct(result.best_miou)}{gain}",
         file=sys.stderr,
     )
     sys.stderr.flush()
-

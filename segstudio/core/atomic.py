@@ -77,5 +77,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int | None = 2) -> None:
-    """Write JSON (UTF-8, non-ASCII kept readable, trailing newline)."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    """Write JSON (UTF-8, non-ASCII kept readable, trailing newline).
+
+    Text holding a file name that is not valid UTF-8 (lone surrogates) is written with \\u escapes,
+    which every JSON reader accepts and Python reads back to the same name.
+    """
+    text = json.dumps(obj, indent=indent, ensure_ascii=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = (json.dumps(obj, indent=indent, ensure_ascii=True) + "\n").encode("ascii")
+    atomic_write_bytes(path, data)

@@ -23,11 +23,9 @@ import cv2
 import numpy as np
 
 from segstudio.core.history import Box, History, Step, make_atom
+from segstudio.core.schemes import UNLABELED
 
 __all__ = ["UNLABELED", "ProtectMode", "Protect", "MaskDocument", "Box"]
-
-#: Mask value of unlabeled pixels (same as `core.schemes.UNLABELED`; repeated to keep this module standalone).
-UNLABELED = 255
 
 Point = tuple[float, float]  # (x, y) in image pixel coordinates
 

@@ -26,12 +26,20 @@ class SchemeError(SegStudioError):
     """A label scheme file or definition is invalid."""
 
 
+class UsageError(SegStudioError):
+    """An option, argument or value cannot work as given; the message says which values can."""
+
+
 class ProjectError(SegStudioError):
     """A project cannot be opened or updated."""
 
 
 class ProjectLockedError(ProjectError):
     """Another SegStudio process has the project open."""
+
+
+class StateReadOnlyError(ProjectError):
+    """The project's state folder exists but cannot be written; reading commands can still use it."""
 
 
 class CheckpointError(SegStudioError):
@@ -43,8 +51,38 @@ class ExportError(SegStudioError):
 
 
 class CancelledError(SegStudioError):
-    """Long work was cancelled by the user; partial results have been discarded or kept as documented."""
+    """Long work was cancelled by the user; partial results have been discarded or kept as documented.
+
+    Not a failure: the CLI exits 130 with "cancelled" (like Ctrl-C) and the GUI shows no error dialog.
+    It stays a SegStudioError so code that stops on any of our errors also stops on a cancel.
+    """
 
 
 class UnsafePathError(ExportError):
     """A path written inside a data file leaves the folder it belongs to (or is no file name at all)."""
+
+
+class DiskWriteError(ExportError):
+    """Writing to `destination` failed (disk full, read-only, no permission); what was saved before is intact.
+
+    An ExportError because exports and imports are where most big writes happen; predict raises it too."""
+
+    def __init__(self, destination: str | Path, action: str, error: Exception) -> None:
+        import errno
+
+        self.destination = Path(destination)
+        code = getattr(error, "errno", None)
+        if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "disk is full" in str(error):  # SQLite says it so
+            cause = f"the disk holding {self.destination} is full"
+            todo = "free some space there"
+        elif code == errno.EROFS:
+            cause = f"{self.destination} is on a read-only file system"
+            todo = "choose a writable folder"
+        elif code in (errno.EACCES, errno.EPERM):
+            cause = f"no permission to write in {self.destination}"
+            todo = "fix the folder's permissions or choose another folder"
+        else:
+            cause = f"writing in {self.destination} failed ({getattr(error, 'strerror', None) or error})"
+            todo = "check free space and permissions"
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        super().__init__(f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact")

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from segstudio.core.errors import UnsafePathError
 
-__all__ = ["UnsafePathError", "contained_relative", "resolve_inside", "is_single_name"]
+__all__ = ["UnsafePathError", "contained_relative", "resolve_inside", "is_single_name", "display_path"]
 
 
 def _check_text(written: object) -> str:
@@ -114,3 +114,9 @@ def is_single_name(name: object) -> bool:
         return isinstance(name, str) and contained_relative(name) == PurePosixPath(name) and "/" not in name
     except UnsafePathError:
         return False
+
+
+def display_path(name: str) -> str:
+    """`name` for people: bytes that are not UTF-8 (kept as surrogate escapes by Python, so the file
+    still opens) shown as U+FFFD instead of being dropped (Qt) or crashing a print."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

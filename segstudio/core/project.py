@@ -42,7 +42,14 @@ import numpy as np
 from segstudio.core import images as image_io
 from segstudio.core import masks as mask_io
 from segstudio.core import store_reconcile, store_schema, store_settings
-from segstudio.core.errors import ProjectError, ProjectLockedError, SchemeError
+from segstudio.core.errors import (
+    ImageReadError,
+    ProjectError,
+    ProjectLockedError,
+    SchemeError,
+    SegStudioError,
+    StateReadOnlyError,
+)
 from segstudio.core.hashing import content_hash
 from segstudio.core.schemes import LabelScheme, get_scheme
 from segstudio.core.store_images import ImageTable
@@ -108,6 +115,12 @@ def _resolve_state_dir(image_dir: Path, state_dir: str | os.PathLike[str] | None
             raise ProjectError(f"the project folder {chosen} is not writable; choose a writable folder")
         return chosen
     sidecar = image_dir / STATE_DIR_NAME
+    if sidecar.is_dir() and not os.access(sidecar, os.W_OK):  # it exists: the state folder itself is read-only
+        raise StateReadOnlyError(
+            f"the project state folder {sidecar} is read-only, so SegStudio cannot save there; make it writable, "
+            "or choose another project folder for SegStudio's state (`--project-dir DIR` on the command line, "
+            "or 'Choose project folder' in the app). `segstudio info` and `export` can still read it"
+        )
     try:
         sidecar.mkdir(exist_ok=True)
         if not os.access(sidecar, os.W_OK):
@@ -187,7 +200,7 @@ class Project:
         """
         try:
             return cls.open(image_dir, state_dir=state_dir)
-        except ProjectLockedError:
+        except (ProjectLockedError, StateReadOnlyError):
             return cls.open_read_only(image_dir, state_dir=state_dir)
 
     @classmethod
@@ -335,7 +348,20 @@ class Project:
         return self.image_dir / rec.rel_path
 
     def load_image(self, rec: ImageRecord) -> np.ndarray:
-        return image_io.load_image(self.image_path(rec), self.max_pixels)
+        """Decode the image; a file found truncated or corrupt is recorded as unreadable (with its
+        reason) before the ImageReadError propagates, so badge, counters, filter and `info` agree."""
+        try:
+            return image_io.load_image(self.image_path(rec), self.max_pixels)
+        except ImageReadError as error:
+            self._record_unreadable(rec, error.reason)
+            raise
+
+    def _record_unreadable(self, rec: ImageRecord, reason: str) -> None:
+        # Memory is a property of this moment, not of the file; a read-only view never writes.
+        if self.read_only or reason.startswith("not enough memory") or rec.error == reason:
+            return
+        with contextlib.suppress(SegStudioError, sqlite3.Error):  # recording must not hide the read error
+            self._images.update(rec, error=reason)
 
     # ---------------------------------------------------------------- masks and predictions
 

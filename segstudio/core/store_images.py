@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from segstudio.core.errors import ProjectError
-from segstudio.core.store_records import IMAGE_COLUMNS, ImageRecord, Status, image_record, status_of
+from segstudio.core.store_records import IMAGE_COLUMNS, ImageRecord, Status, db_path, image_record, status_of
 from segstudio.core.store_schema import StoreDB
 
 __all__ = ["ImageTable"]
@@ -40,7 +40,7 @@ class ImageTable:
     def get(self, rel_path: str) -> ImageRecord | None:
         row = self._store.fetchone(
             f"SELECT {IMAGE_COLUMNS} FROM images WHERE rel_path = ? AND removed_at IS NULL",
-            (rel_path.replace(os.sep, "/"),),
+            (db_path(rel_path.replace(os.sep, "/")),),
         )
         return None if row is None else image_record(row)
 

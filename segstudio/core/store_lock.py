@@ -15,7 +15,7 @@ from segstudio.core.errors import ProjectLockedError
 __all__ = ["LOCK_NAME", "LOCKED_MESSAGE", "ProcessLock"]
 
 LOCK_NAME = "lock"
-LOCKED_MESSAGE = "project is open in another SegStudio window"
+LOCKED_MESSAGE = "project is in use by another SegStudio process"
 
 
 class ProcessLock:
@@ -41,7 +41,8 @@ class ProcessLock:
         except OSError:
             handle.close()
             raise ProjectLockedError(
-                f"{LOCKED_MESSAGE}: close it there first (project state: {self._path.parent})"
+                f"{LOCKED_MESSAGE}{self._holder()} (the app or a command such as predict or train): "
+                f"close or finish it first (project state: {self._path.parent})"
             ) from None
         with contextlib.suppress(OSError):  # the holder's pid, for a person looking at the file
             handle.seek(0)
@@ -49,6 +50,16 @@ class ProcessLock:
             handle.write(f"{os.getpid()}\n".encode())
             handle.flush()
         self._handle = handle
+
+    def _holder(self) -> str:
+        """' (process 1234)' from the pid the holder wrote into the lock file, when readable."""
+        try:
+            text = self._path.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            return ""
+        if text == str(os.getpid()):
+            return " (held by this same process: a Project still open)"
+        return f" (process {text})" if text.isdigit() else ""
 
     def release(self) -> None:
         """Release the lock (idempotent)."""

@@ -27,7 +27,7 @@ from segstudio.core.hashing import content_hash
 from segstudio.core.natural_sort import natural_key
 from segstudio.core.scan import FileStat, scan_images
 from segstudio.core.store_masks import STATE_DIR_NAME, StateLayout
-from segstudio.core.store_records import ReconcileReport, split_for_hash
+from segstudio.core.store_records import ReconcileReport, db_path, path_from_db, split_for_hash
 from segstudio.core.store_schema import StoreDB
 from segstudio.core.tasks import TaskHandle
 
@@ -185,8 +185,8 @@ class _Writer:
         self.conn.execute(
             "UPDATE images SET rel_path=?, sort_key=?, size=?, mtime_ns=?, width=?, height=?, error=?, updated_at=?"
             + (", removed_at=NULL" if revive else "") + " WHERE id=?",
-            (stat.rel_path, natural_key(stat.rel_path), stat.size, stat.mtime_ns, probe.width, probe.height,
-             probe.error, self.now, image_id),
+            (db_path(stat.rel_path), db_path(natural_key(stat.rel_path)), stat.size, stat.mtime_ns, probe.width,
+             probe.height, probe.error, self.now, image_id),
         )  # fmt: skip
 
     def update_in_place(self, row: _Known, stat: FileStat, probe: Probe) -> None:
@@ -215,17 +215,18 @@ class _Writer:
             revived = self.conn.execute(
                 "SELECT id FROM images WHERE removed_at IS NOT NULL AND content_hash=? "
                 "ORDER BY (rel_path = ?) DESC, removed_at DESC LIMIT 1",
-                (probe.digest, stat.rel_path),
+                (probe.digest, db_path(stat.rel_path)),
             ).fetchone()
         if revived is not None:
             self._set_file(revived[0], stat, probe, revive=True)
             self.report.restored.append(stat.rel_path)
             return
-        digest = probe.digest or hashlib.blake2b(stat.rel_path.encode(), digest_size=16).hexdigest()
+        digest = probe.digest or hashlib.blake2b(stat.rel_path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
         self.conn.execute(
             "INSERT INTO images(rel_path, sort_key, size, mtime_ns, width, height, content_hash, status, split, error, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
-            (stat.rel_path, natural_key(stat.rel_path), stat.size, stat.mtime_ns, probe.width, probe.height, digest,
+            (db_path(stat.rel_path), db_path(natural_key(stat.rel_path)), stat.size, stat.mtime_ns, probe.width,
+             probe.height, digest,
              split_for_hash(digest, self.val_fraction), probe.error, self.now, self.now),
         )  # fmt: skip
         self.report.added.append(stat.rel_path)
@@ -245,7 +246,8 @@ def reconcile(
     with store.lock:
         exclude = (layout.state_dir,) if layout.state_dir.name != STATE_DIR_NAME else ()
         on_disk = scan_images(image_dir, exclude=exclude)
-        known = {row.rel_path: row for row in map(_Known._make, store.fetchall(_KNOWN_SQL))}
+        rows = (_Known(row[0], path_from_db(row[1]), *row[2:]) for row in store.fetchall(_KNOWN_SQL))
+        known = {row.rel_path: row for row in rows}
         touched = [s for p, s in on_disk.items() if p in known and (known[p].size, known[p].mtime_ns) != (s.size, s.mtime_ns)]
         new = [s for p, s in on_disk.items() if p not in known]
         missing = [row for p, row in known.items() if p not in on_disk]

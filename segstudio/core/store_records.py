@@ -24,6 +24,8 @@ __all__ = [
     "image_record",
     "status_of",
     "split_for_hash",
+    "db_path",
+    "path_from_db",
 ]
 
 
@@ -100,9 +102,35 @@ IMAGE_COLUMNS = ", ".join(_IMAGE_FIELDS)
 _STATUS_BY_VALUE = {status.value: status for status in Status}
 
 
+#: Marks a stored path whose file name is not valid UTF-8 (kept as its raw bytes, one char per byte).
+_RAW_PREFIX = "\x00raw:"
+
+
+def db_path(rel_path: str) -> str:
+    """`rel_path` as SQLite can store it (and `path_from_db` gives back exactly).
+
+    On Linux a file name is bytes; Python keeps bytes that are not UTF-8 as lone surrogates, which
+    SQLite's UTF-8 text refuses. Such a name is stored as NUL + 'raw:' + its bytes read as Latin-1
+    (no file name contains NUL, so it cannot collide); every other name is stored as it is, so
+    existing databases need no migration.
+    """
+    try:
+        rel_path.encode("utf-8")
+    except UnicodeEncodeError:
+        return _RAW_PREFIX + rel_path.encode("utf-8", "surrogateescape").decode("latin-1")
+    return rel_path
+
+
+def path_from_db(text: str) -> str:
+    if text.startswith(_RAW_PREFIX):
+        return text[len(_RAW_PREFIX) :].encode("latin-1").decode("utf-8", "surrogateescape")
+    return text
+
+
 def image_record(row: tuple[Any, ...]) -> ImageRecord:
     """An ImageRecord from a row selected with IMAGE_COLUMNS."""
     values = dict(zip(_IMAGE_FIELDS, row, strict=True))
+    values["rel_path"] = path_from_db(values["rel_path"])
     values["status"] = _STATUS_BY_VALUE[values["status"]]
     return ImageRecord(**values)
 

@@ -51,13 +51,18 @@ class NullTask:
 
 
 class ConsoleProgress(NullTask):
-    """A one-line progress bar on stderr for the CLI (redrawn at most 10 times a second)."""
+    """A one-line progress bar on stderr for the CLI (redrawn at most 10 times a second).
 
-    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30) -> None:
+    `live=False` (a log file or a pipe, when asked for progress there) writes plain lines instead,
+    at most one every 5 seconds plus the last, so logs get no carriage-return redraws.
+    """
+
+    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30, live: bool = True) -> None:
         super().__init__()
         self._label = label
         self._stream = stream or sys.stderr
         self._width = width
+        self._live = live
         self._status = ""
         self._last_draw = 0.0
         self._started = time.monotonic()
@@ -67,7 +72,7 @@ class ConsoleProgress(NullTask):
 
     def set_progress(self, done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - self._last_draw < 0.1:
+        if done < total and now - self._last_draw < (0.1 if self._live else 5.0):
             return
         self._last_draw = now
         fraction = done / total if total else 1.0
@@ -75,8 +80,9 @@ class ConsoleProgress(NullTask):
         bar = "#" * filled + "-" * (self._width - filled)
         elapsed = now - self._started
         eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        line = f"\r{self._label} [{bar}] {done}/{total} eta {eta:5.0f}s {self._status[:40]:<40}"
-        self._stream.write(line)
-        if done >= total:
-            self._stream.write("\n")
+        line = f"{self._label} [{bar}] {done}/{total} eta {eta:5.0f}s {self._status[:40]:<40}"
+        if not self._live:
+            self._stream.write(line.rstrip() + "\n")
+        else:
+            self._stream.write("\r" + line + ("\n" if done >= total else ""))
         self._stream.flush()

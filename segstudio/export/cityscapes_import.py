@@ -8,52 +8,21 @@ manifest restores the original file names.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from segstudio.core.errors import ExportError, UnsafePathError
+from segstudio.core.errors import ExportError
 from segstudio.core.masks import load_mask
-from segstudio.core.paths import contained_relative
 from segstudio.core.schemes import CITYSCAPES_LABELS, UNLABELED, LabelScheme, cityscapes_scheme
-from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
-from segstudio.export.staging import MANIFEST_NAME
+from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name, original_names
 
 __all__ = ["preview_cityscapes"]
 
 
-def _original_names(root: Path, warnings: list[str]) -> dict[str, str]:
-    """Exported name -> original project path, from a SegStudio export's manifest (if any).
-
-    A manifest that is not JSON or has fields of the wrong type is an ExportError naming it; a
-    `source` that would land outside the new project is dropped with a warning (the image then
-    keeps its Cityscapes name).
-    """
-    path = root / MANIFEST_NAME
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
-    if not isinstance(data, dict) or data.get("dataset_format") != "cityscapes":
-        return {}
-    items = data.get("items", [])
-    if not isinstance(items, list):
-        raise ExportError(f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest")
-    names: dict[str, str] = {}
-    for number, entry in enumerate(items):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("source"), str):
-            raise ExportError(
-                f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest"
-            )
-        try:
-            rel = contained_relative(entry["source"])
-            names[entry["name"]] = (rel.with_suffix(".png") if rel.suffix else rel.with_name(rel.name + ".png")).as_posix()
-        except (UnsafePathError, ValueError) as error:
-            warnings.append(f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the Cityscapes name)")
-    return names
+def _png(rel: str) -> str:
+    path = PurePosixPath(rel)
+    return (path.with_suffix(".png") if path.suffix else path.with_name(path.name + ".png")).as_posix()
 
 
 def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
@@ -76,7 +45,7 @@ def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None, al
         rows.append(MappingRow(f"{label.id}: {label.name}", index, target.classes[index].name))
     samples: list[ImportSample] = []
     warnings: list[str] = []
-    originals = _original_names(root, warnings)
+    originals = {name: _png(rel) for name, rel in original_names(root, "cityscapes", warnings).items()}
     used: set[str] = set()
     for split in ("train", "val"):
         for gt in sorted((root / "gtFine" / split).glob("*/*_gtFine_labelIds.png")):

@@ -1,7 +1,11 @@
 """COCO stuff-style semantic annotations: one RLE annotation per (image, class present).
 
-    images/<split>/<name>.<ext>         the source file (JPEG/PNG kept as is; others encoded as JPEG)
-    annotations/<split>.json            {"images", "annotations", "categories", "info"}
+    images/<split>/<name>.<ext>           the source file (JPEG/PNG kept as is; others encoded as JPEG)
+    annotations/instances_<split>.json    {"images", "annotations", "categories", "info"}
+
+This is the layout Datumaro and CVAT detect unchanged: annotation files named
+`instances_<split>.json`, and each image's `file_name` relative to that split's image folder
+(`images/<split>/`), so `images/<split>/<file_name>` is the image.
 
 Category ids are mask index + 1 (COCO reserves 0); every scheme class is listed. Each annotation
 has pycocotools' compressed RLE (`counts` as an ASCII string, `size` [h, w]), its `area` (pixel
@@ -11,37 +15,35 @@ count), `bbox` ([x, y, w, h] from pycocotools), `iscrowd` 0. Unlabeled pixels ge
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from segstudio.core.atomic import atomic_write_json
-from segstudio.export.common import SPLITS, ExportItem, safe_name, source_image_bytes, stem_of, unique_names
+from segstudio.export.common import SPLITS, ExportItem, image_format_of, kept_image_name, source_image_bytes, unique_names
 from segstudio.export.engine import DatasetFormat, ItemResult
 
-__all__ = ["CocoFormat"]
+__all__ = ["CocoFormat", "annotation_file"]
 
-_KEEP = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+def annotation_file(split: str) -> str:
+    """Where a split's annotations go, relative to the export root (the name Datumaro/CVAT look for)."""
+    return f"annotations/instances_{split}.json"
 
 
 class CocoFormat(DatasetFormat):
     name = "coco"
-    version = 1
+    version = 2  # 2: file_name relative to images/<split>/, instances_<split>.json
 
     def options_key(self) -> dict[str, Any]:
         return {"jpeg_quality": self.options.jpeg_quality}
 
     def prepare_names(self, items: Sequence[ExportItem], previous: dict[str, str]) -> dict[str, str]:
-        def wanted(item: ExportItem) -> str:
-            suffix = PurePosixPath(item.rel_path).suffix.lower()
-            return safe_name(stem_of(item.rel_path)) + (suffix if suffix in _KEEP else ".jpg")
-
-        return unique_names(((it.rel_path, wanted(it)) for it in items), previous)
+        return unique_names(((it.rel_path, kept_image_name(it.rel_path)) for it in items), previous)
 
     def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
-        image_format = _KEEP[PurePosixPath(name).suffix]
+        image_format = image_format_of(name)
         image_rel = f"images/{item.split}/{name}"
         self.write_file(root, image_rel, source_image_bytes(item.image_path, image_format, mask.shape, self.options.jpeg_quality))
         annotations = []
@@ -59,7 +61,7 @@ class CocoFormat(DatasetFormat):
                 }
             )
         record = {
-            "image": {"file_name": f"{item.split}/{name}", "height": int(mask.shape[0]), "width": int(mask.shape[1])},
+            "image": {"file_name": name, "height": int(mask.shape[0]), "width": int(mask.shape[1])},
             "annotations": annotations,
         }
         return ItemResult([image_rel], record)
@@ -81,7 +83,7 @@ class CocoFormat(DatasetFormat):
                 for ann in record["annotations"]:
                     annotations.append({"id": next_ann, "image_id": image_id, **ann})
                     next_ann += 1
-            rel = f"annotations/{split}.json"
+            rel = annotation_file(split)
             atomic_write_json(
                 root / rel,
                 {

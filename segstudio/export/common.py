@@ -36,6 +36,7 @@ __all__ = [
     "encode_palette_png",
     "encode_jpeg",
     "mask_digest",
+    "kept_image_name",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -68,6 +69,7 @@ class ExportOptions:
     split: str = "project"
     void_band: int = 0
     jpeg_quality: int = 95
+    color_masks: bool = False  # mask folder / CamVid: also write colour PNGs for people to look at
 
     def __post_init__(self) -> None:
         if self.include not in ("done", "mask"):
@@ -148,6 +150,21 @@ def stem_of(rel_path: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Images
+
+#: source suffixes kept as they are (bytes copied); anything else is encoded once as `default`
+_KEPT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+
+
+def kept_image_name(rel_path: str, default: str = ".jpg") -> str:
+    """`safe stem + suffix` for an exported image: JPEG and PNG keep their suffix, others get `default`."""
+    suffix = PurePosixPath(rel_path).suffix.lower()
+    suffix = ".jpg" if suffix == ".jpeg" else suffix
+    return safe_name(stem_of(rel_path)) + (suffix if suffix in _KEPT_FORMATS else default)
+
+
+def image_format_of(name: str) -> str:
+    """"JPEG" or "PNG": the format an exported image name (from `kept_image_name`) is written in."""
+    return _KEPT_FORMATS[PurePosixPath(name).suffix.lower()]
 
 
 def image_needs_reencode(path: Path, expected_format: str, shape: tuple[int, int] | None) -> bool:

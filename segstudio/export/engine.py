@@ -8,8 +8,6 @@ target folder recorded the same key, its files are hard-linked instead of re-enc
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from abc import ABC, abstractmethod
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import DiskWriteError, ExportError
+from segstudio.core.hashing import sha256_file, sha256_json
 from segstudio.core.paths import is_single_name, resolve_inside
 from segstudio.core.schemes import LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
@@ -55,6 +54,9 @@ class DatasetFormat(ABC):
 
     name: str = ""
     version: int = 1
+    #: glob patterns (relative to the export root) of files that readers add, e.g. caches: a
+    #: re-export replaces the folder anyway, so they do not count as someone else's files
+    disposable: tuple[str, ...] = ()
 
     def __init__(self, scheme: LabelScheme, options: ExportOptions | None = None) -> None:
         self.scheme = scheme
@@ -126,18 +128,14 @@ def _item_key(fmt: DatasetFormat, item: ExportItem, name: str, mask_hash: str) -
         "name": name,
         "split": item.split,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return sha256_json(payload)
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as error:
         raise ExportError(f"cannot read image {path}: {error}") from None
-    return digest.hexdigest()
 
 
 def default_workers() -> int:
@@ -162,10 +160,7 @@ def run_export(
     try:
         return _run_export(fmt, items, out_dir, handle or NullTask(), workers or default_workers())
     except OSError as error:  # disk full, permissions, a file vanishing: say where, not a traceback
-        raise ExportError(
-            f"the export to {out_dir} failed: {error.strerror or error} ({error.filename or 'file'}); "
-            "check free space and permissions, then export again (the folder was left as it was)"
-        ) from None
+        raise DiskWriteError(out_dir, f"the export to {out_dir} (the folder was left as it was)", error) from None
 
 
 def _run_export(
@@ -173,7 +168,7 @@ def _run_export(
 ) -> ExportReport:
     if not items:
         raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
-    folder = OutputFolder(out_dir, fmt.name)
+    folder = OutputFolder(out_dir, fmt.name, fmt.disposable)
     previous = folder.previous or {}
     old_entries = _previous_entries(previous)
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})

@@ -12,21 +12,22 @@ project when the images already sit there (a labelme folder), saving only the ma
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
-from segstudio.core.errors import ExportError, SegStudioError
-from segstudio.core.paths import resolve_inside
+from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
+from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.export.staging import _flush_tree, _pid_alive, refuse_mount_point
+from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
 
 __all__ = [
     "MappingRow",
@@ -37,6 +38,9 @@ __all__ = [
     "can_import_in_place",
     "normalize_label",
     "lookup_by_name",
+    "ValueMapping",
+    "map_values",
+    "original_names",
 ]
 
 
@@ -61,6 +65,39 @@ def lookup_by_name(scheme: LabelScheme, name: str) -> int | None:
     return None
 
 
+def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict[str, str]:
+    """Exported name -> original project path, from a SegStudio export's manifest in `root` (if any).
+
+    Importers use it to give images back the paths they had in the exported project. A manifest
+    that is not JSON or has fields of the wrong type is an ExportError naming it; a `source` that
+    would land outside the new project (`core.paths.contained_relative`) is dropped with a warning,
+    and that image keeps its dataset name.
+    """
+    from segstudio.export.staging import MANIFEST_NAME
+
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
+    if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
+        return {}
+    items = data.get("items", [])
+    if not isinstance(items, list):
+        raise ExportError(f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest")
+    names: dict[str, str] = {}
+    for number, entry in enumerate(items):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("source"), str):
+            raise ExportError(f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest")
+        try:
+            names[entry["name"]] = contained_relative(entry["source"]).as_posix()
+        except (UnsafePathError, ValueError) as error:
+            warnings.append(f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the dataset's name)")
+    return names
+
+
 @dataclass(frozen=True)
 class MappingRow:
     """One source label and where it goes; target_index 255 means void/unlabeled."""
@@ -78,6 +115,41 @@ class MappingRow:
         if self.target_index == UNLABELED:
             return "void (255)"
         return f"{self.target_index:3d} {self.target_name}"
+
+
+@dataclass
+class ValueMapping:
+    """Source mask values -> project indices: the lookup table, the preview rows, what counts as known."""
+
+    lut: np.ndarray
+    rows: list[MappingRow]
+    known: np.ndarray  # (256,) bool: values with a row (mapped, void, or deliberately ignored)
+
+    def unknown_rows(self, seen: np.ndarray) -> list[MappingRow]:
+        """Rows for pixel values found in masks that the source's class table does not name."""
+        return [
+            MappingRow(f"{value}: (no class name)", None, "", "pixel value found in masks")
+            for value in np.flatnonzero(seen & ~self.known)
+        ]
+
+
+def map_values(
+    source: list[tuple[int, str]], target: LabelScheme, by_name: bool, void_values: tuple[int, ...] = (UNLABELED,)
+) -> ValueMapping:
+    """Map each (value, class name) of a source table to `target`: by position, or by loose name."""
+    lut = np.full(256, UNLABELED, dtype=np.uint8)
+    known = np.zeros(256, dtype=bool)
+    rows: list[MappingRow] = []
+    for value, name in source:
+        index = lookup_by_name(target, name) if by_name else value
+        rows.append(MappingRow(f"{value}: {name}", index, target.classes[index].name if index is not None else ""))
+        if index is not None:
+            lut[value] = index
+            known[value] = True
+    for value in void_values:
+        rows.append(MappingRow(f"{value}: void", UNLABELED, "void"))
+        known[value] = True
+    return ValueMapping(lut, rows, known)
 
 
 @dataclass
@@ -115,18 +187,6 @@ class ImportPlan:
 _IMPORT_TAG = ".segstudio-import-"
 
 
-def _remove_dead_staging(target: Path) -> None:
-    """Delete staging folders that a killed import left next to `target` (their process is gone)."""
-    if not target.parent.is_dir():
-        return
-    prefix = f".{target.name}{_IMPORT_TAG}"
-    for leftover in target.parent.iterdir():
-        if leftover.name.startswith(prefix) and leftover.is_dir():
-            pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
-            if not pid_text.isdigit() or not _pid_alive(int(pid_text)):
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
 def _check_target(target: Path) -> None:
     refuse_mount_point(target, "project")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -154,6 +214,11 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
             plan.warnings.append(f"{sample.rel_path}: {reason}; imported without its mask")
             continue
         try:
+            project.load_image(rec)  # a truncated/corrupt image is recorded as unreadable, never marked done
+        except ImageReadError as error:
+            plan.warnings.append(f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask")
+            continue
+        try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
         except SegStudioError as error:
             plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
@@ -164,17 +229,21 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
 
 
 def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Path]:
-    """Disk full / permission problems become an ExportError naming the file, not a traceback."""
+    """Disk full / permission problems become a DiskWriteError naming the destination, not a traceback."""
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs) -> Path:
         try:
             return function(*args, **kwargs)
         except OSError as error:
-            raise ExportError(
-                f"the import failed: {error.strerror or error} ({error.filename or 'file'}); "
-                "check free space and permissions, then import again"
-            ) from None
+            arguments = signature.bind(*args, **kwargs).arguments
+            if arguments.get("target_dir") is not None:
+                destination, what = arguments["target_dir"], f"the import into {arguments['target_dir']} (nothing was published)"
+            else:
+                destination = arguments["plan"].source
+                what = f"the import in place in {destination} (the masks saved so far are kept)"
+            raise DiskWriteError(destination, what, error) from None
 
     return wrapper
 
@@ -225,9 +294,8 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
     target = Path(target_dir).expanduser().absolute()
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_staging(target)
-    staging = target.parent / f".{target.name}{_IMPORT_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    remove_dead_staging(target, _IMPORT_TAG)
+    staging = make_staging_dir(target, _IMPORT_TAG)
     total = len(plan.samples)
     try:
         handle.set_status(f"copying {total} images")
@@ -246,7 +314,7 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         with Project.open(staging, scheme=plan.scheme) as project:
             _save_masks(project, plan, handle, total, 2 * total)
         handle.check_cancelled()
-        _flush_tree(staging)  # the copied images skip per-file fsync: make them durable before publishing
+        flush_tree(staging)  # the copied images skip per-file fsync: make them durable before publishing
         if target.exists():
             target.rmdir()
         os.replace(staging, target)

@@ -88,7 +88,7 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
 def read_labels_file(path: Path) -> list[str]:
     """One label per line ('\\n' only: other line breaks inside a name are refused as control characters)."""
     try:
-        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
+        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").split("\n") if line.strip()]
     except (OSError, UnicodeError) as error:
         raise ExportError(f"cannot read {path}: {error}; save it as UTF-8 text, one label per line") from None
     for label in labels:
@@ -108,7 +108,7 @@ def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
 
 def _load_json(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):

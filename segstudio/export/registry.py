@@ -7,21 +7,61 @@ from typing import Any
 
 from segstudio.core.errors import ExportError
 from segstudio.core.schemes import LabelScheme
+from segstudio.export.camvid import CamvidFormat
 from segstudio.export.cityscapes import CityscapesFormat
 from segstudio.export.coco import CocoFormat
 from segstudio.export.common import ExportOptions
 from segstudio.export.engine import DatasetFormat
+from segstudio.export.mask_folder import MaskFolderFormat
 from segstudio.export.voc import VocFormat
+from segstudio.export.yolo import YoloFormat
 
-__all__ = ["available_formats", "get_format", "create_format", "available_importers", "get_importer"]
+__all__ = [
+    "available_formats",
+    "get_format",
+    "create_format",
+    "available_importers",
+    "get_importer",
+    "FORMAT_TITLES",
+    "IMPORTER_TITLES",
+]
 
-_FORMATS: dict[str, type[DatasetFormat]] = {"voc": VocFormat, "cityscapes": CityscapesFormat, "coco": CocoFormat}
+_FORMATS: dict[str, type[DatasetFormat]] = {
+    "voc": VocFormat,
+    "cityscapes": CityscapesFormat,
+    "coco": CocoFormat,
+    "masks": MaskFolderFormat,
+    "camvid": CamvidFormat,
+    "yolo": YoloFormat,
+}
+
+#: one line per format for menus and --help (the GUI dialogs list these)
+FORMAT_TITLES: dict[str, str] = {
+    "voc": "Pascal VOC 2012 (segmentation)",
+    "cityscapes": "Cityscapes (gtFine)",
+    "coco": "COCO (RLE, one per class)",
+    "masks": "Mask PNG folder (images/ + masks/)",
+    "camvid": "CamVid / SegNet (train/ + trainannot/)",
+    "yolo": "YOLO segmentation (Ultralytics polygons)",
+}
 
 #: import source kind -> "module:function" building an ImportPlan (imported lazily)
 _IMPORTERS: dict[str, str] = {
     "voc": "segstudio.export.voc_import:preview_voc",
     "cityscapes": "segstudio.export.cityscapes_import:preview_cityscapes",
     "labelme": "segstudio.export.labelme_import:preview_labelme",
+    "masks": "segstudio.export.mask_folder_import:preview_mask_folder",
+    "camvid": "segstudio.export.camvid_import:preview_camvid",
+    "coco": "segstudio.export.coco_import:preview_coco",
+}
+
+IMPORTER_TITLES: dict[str, str] = {
+    "labelme": "Folder of labelme JSON files",
+    "voc": "Pascal VOC (VOCdevkit)",
+    "cityscapes": "Cityscapes (leftImg8bit + gtFine)",
+    "masks": "Mask PNG folder (images/ + masks/)",
+    "camvid": "CamVid / SegNet (train/ + trainannot/)",
+    "coco": "COCO (annotations/*.json: polygons, RLE)",
 }
 
 

@@ -11,6 +11,7 @@ rewriting them, then swaps the folders.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import shutil
@@ -22,7 +23,16 @@ from segstudio.core.atomic import atomic_write_json, fsync_dir
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import resolve_inside
 
-__all__ = ["MANIFEST_NAME", "MANIFEST_FORMAT", "OutputFolder", "read_manifest", "refuse_mount_point"]
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_FORMAT",
+    "OutputFolder",
+    "read_manifest",
+    "refuse_mount_point",
+    "flush_tree",
+    "make_staging_dir",
+    "remove_dead_staging",
+]
 
 MANIFEST_NAME = "segstudio_manifest.json"
 MANIFEST_FORMAT = "segstudio-export"
@@ -76,7 +86,35 @@ def refuse_mount_point(folder: Path, what: str) -> None:
         )
 
 
-def _flush_tree(folder: Path) -> None:
+def make_staging_dir(target: Path, tag: str) -> Path:
+    """Create the hidden sibling `.<name><tag><pid>-<random>` of `target` that work is staged in.
+
+    The pid in the name lets `remove_dead_staging` tell a live writer's folder from a dead one's.
+    """
+    staging = target.parent / f".{target.name}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    return staging
+
+
+def remove_dead_staging(target: Path, tag: str, *, include_own: bool = False) -> None:
+    """Delete staging siblings of `target` left by a killed writer (its process is gone).
+
+    `include_own` also deletes this process's own leftovers (when only one writer per target can
+    run in a process, anything of ours still there is dead too).
+    """
+    if not target.parent.is_dir():
+        return
+    prefix = f".{target.name}{tag}"
+    for leftover in target.parent.iterdir():
+        if not leftover.name.startswith(prefix) or not leftover.is_dir():
+            continue
+        pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
+        dead = not pid_text.isdigit() or not _pid_alive(int(pid_text))
+        if dead or (include_own and int(pid_text) == os.getpid()):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def flush_tree(folder: Path) -> None:
     """Make every staged file durable before the rename publishes them (they skip per-file fsync)."""
     if hasattr(os, "sync"):
         os.sync()
@@ -90,9 +128,10 @@ def _flush_tree(folder: Path) -> None:
 class OutputFolder:
     """Stages one export of `dataset_format` into `target` (see the module docstring)."""
 
-    def __init__(self, target: str | os.PathLike[str], dataset_format: str) -> None:
+    def __init__(self, target: str | os.PathLike[str], dataset_format: str, disposable: tuple[str, ...] = ()) -> None:
         self.target = Path(target).absolute()
         self.dataset_format = dataset_format
+        self.disposable = disposable  # glob patterns of files readers add (caches), dropped on re-export
         self.previous: dict[str, Any] | None = None
         self.staging: Path | None = None
         self._recover()
@@ -114,10 +153,7 @@ class OutputFolder:
                 os.replace(old, self.target)
             else:
                 shutil.rmtree(old, ignore_errors=True)
-        for tmp in self._siblings(_TMP_TAG):
-            pid_text = tmp.name.rsplit(_TMP_TAG, 1)[1].split("-", 1)[0]
-            if not pid_text.isdigit() or not _pid_alive(int(pid_text)) or int(pid_text) == os.getpid():
-                shutil.rmtree(tmp, ignore_errors=True)
+        remove_dead_staging(self.target, _TMP_TAG, include_own=True)
 
     def _check_target(self) -> None:
         target = self.target
@@ -142,7 +178,7 @@ class OutputFolder:
         for path in target.rglob("*"):
             if path.is_file() or path.is_symlink():
                 rel = path.relative_to(target).as_posix()
-                if rel not in listed:
+                if rel not in listed and not any(fnmatch.fnmatchcase(rel, pattern) for pattern in self.disposable):
                     foreign.append(rel)
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -156,9 +192,7 @@ class OutputFolder:
 
     def __enter__(self) -> OutputFolder:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        name = f".{self.target.name}{_TMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.staging = self.target.parent / name
-        self.staging.mkdir()
+        self.staging = make_staging_dir(self.target, _TMP_TAG)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -194,7 +228,7 @@ class OutputFolder:
         """Write the manifest and swap the staged folder into place."""
         assert self.staging is not None
         atomic_write_json(self.staging / MANIFEST_NAME, {"format": MANIFEST_FORMAT, **manifest})
-        _flush_tree(self.staging)
+        flush_tree(self.staging)
         target = self.target
         backup = None
         if target.exists():

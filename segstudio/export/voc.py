@@ -4,10 +4,17 @@
     VOCdevkit/VOC2012/SegmentationClass/<id>.png       8-bit palette PNG, VOC colormap, 255 = void
     VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
     VOCdevkit/VOC2012/class_names.txt                  one class name per line, line i = index i
+    VOCdevkit/VOC2012/labelmap.txt                     the class table CVAT / Datumaro read (see below)
     VOCdevkit/VOC2012/segstudio_scheme.json            the full scheme (colours), for re-import
 
 Pixel values are the project's mask indices for every scheme (custom schemes included), always
 drawn with the VOC palette so VOC tools show them as usual.
+
+`labelmap.txt` (`# label:color_rgb:parts:actions`, then `name:r,g,b::` per class) is how CVAT and
+Datumaro learn a non-VOC class list; without it they assume the 21 VOC classes. Its colours are the
+*palette* colours of each index (not the scheme's display colours), because those readers map a
+mask pixel's colour back to a label; void (255) is declared as Datumaro's own `ignored` label with
+the VOC void colour 224,224,192, so no pixel has an undeclared colour.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import cv2
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_text
-from segstudio.core.schemes import UNLABELED, voc_colormap
+from segstudio.core.schemes import UNLABELED, LabelScheme, voc_colormap
 from segstudio.export.common import (
     ExportItem,
     encode_palette_png,
@@ -31,9 +38,21 @@ from segstudio.export.common import (
 )
 from segstudio.export.engine import DatasetFormat, ItemResult
 
-__all__ = ["VocFormat", "VOC_BASE", "add_void_band"]
+__all__ = ["VocFormat", "VOC_BASE", "add_void_band", "labelmap_text"]
 
 VOC_BASE = "VOCdevkit/VOC2012"
+VOID_LABEL = "ignored"  # Datumaro's name for VOC's 255 (VocLabel.ignored)
+
+
+def labelmap_text(scheme: LabelScheme) -> str:
+    """The VOC `labelmap.txt` of a scheme: one `name:r,g,b::` line per class, palette colours, void last."""
+    palette = voc_colormap(256)
+    lines = ["# label:color_rgb:parts:actions"]
+    for index, name in enumerate(scheme.names):
+        lines.append(f"{name.replace(':', '_')}:{','.join(str(int(c)) for c in palette[index])}::")
+    void = VOID_LABEL if VOID_LABEL not in {n.casefold() for n in scheme.names} else "_void_"
+    lines.append(f"{void}:{','.join(str(int(c)) for c in palette[UNLABELED])}::")
+    return "\n".join(lines) + "\n"
 
 
 def add_void_band(mask: np.ndarray, width: int) -> np.ndarray:
@@ -82,6 +101,8 @@ class VocFormat(DatasetFormat):
             written.append(rel)
         names_rel = f"{VOC_BASE}/class_names.txt"
         atomic_write_text(root / names_rel, "".join(f"{n}\n" for n in self.scheme.names))
+        labelmap_rel = f"{VOC_BASE}/labelmap.txt"
+        atomic_write_text(root / labelmap_rel, labelmap_text(self.scheme))
         scheme_rel = f"{VOC_BASE}/segstudio_scheme.json"
         self.scheme.save(root / scheme_rel)
-        return written + [names_rel, scheme_rel]
+        return written + [names_rel, labelmap_rel, scheme_rel]

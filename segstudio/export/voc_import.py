@@ -44,7 +44,7 @@ def _source_scheme(root: Path) -> LabelScheme:
     names_file = root / "class_names.txt"
     if names_file.is_file():
         try:
-            names = [n.strip() for n in names_file.read_text(encoding="utf-8").split("\n") if n.strip()]
+            names = [n.strip() for n in names_file.read_text(encoding="utf-8-sig").split("\n") if n.strip()]
             if tuple(names) == VOC_CLASSES:
                 return voc_scheme()
             if names:
@@ -63,7 +63,7 @@ def _listed_ids(sets: Path, warnings: list[str]) -> dict[str, str | None]:
         list_file = sets / f"{split}.txt"
         if list_file.is_file():
             try:
-                text = list_file.read_text(encoding="utf-8")
+                text = list_file.read_text(encoding="utf-8-sig", errors="surrogateescape")  # ids are file names: any bytes
             except (OSError, UnicodeError) as error:
                 raise ExportError(f"cannot read {list_file}: {error}; fix or remove the list file") from None
             for line in text.splitlines():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import logging
 import subprocess
 import sys
 import traceback
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from segstudio.core.logs import LOGGER_NAME, setup_logging
 
 __all__ = ["run_app", "check_display", "missing_xcb_packages", "install_excepthook"]
 
@@ -89,12 +92,16 @@ def install_excepthook(window: Any) -> Callable[..., None]:
         if issubclass(kind, KeyboardInterrupt):
             previous(kind, error, tb)
             return
-        traceback.print_exception(kind, error, tb, file=sys.stderr)
+        if logging.getLogger(LOGGER_NAME).handlers:  # stderr and the log file, traceback included
+            logging.getLogger(f"{LOGGER_NAME}.slot").error("unhandled %s: %s", kind.__name__, error,
+                                                           exc_info=(kind, error, tb))
+        else:
+            traceback.print_exception(kind, error, tb, file=sys.stderr)
         try:
             window.show_error(
                 "Unexpected error",
                 f"{kind.__name__}: {error}\n\nSegStudio keeps running and your saved work is safe; the details "
-                "were printed on the terminal (please include them in a bug report).",
+                "are in the log (Help > Open log folder; please include them in a bug report).",
             )
         except Exception:  # noqa: BLE001 - the hook itself must never raise
             traceback.print_exc(file=sys.stderr)
@@ -114,11 +121,14 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import AppSettings
 
+    setup_logging()  # the user's log folder until a project opens (then its state folder)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SegStudio")
     app.setOrganizationName("SegStudio")
-    icon = Path(__file__).resolve().parents[2] / "resources" / "icons" / "segstudio.png"
-    if icon.is_file():
+    from segstudio.assets import icon_path
+
+    icon = icon_path()
+    if icon is not None:
         from PySide6.QtGui import QIcon
 
         app.setWindowIcon(QIcon(str(icon)))

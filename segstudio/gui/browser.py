@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.core.paths import display_path
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader
 
@@ -129,7 +130,7 @@ class ImageListModel(QAbstractListModel):
             return None
         rec = self._records[self._visible[index.row()]]
         if role == Qt.ItemDataRole.DisplayRole:
-            return rec.rel_path
+            return display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnail(rec)
         if role == RecordRole:

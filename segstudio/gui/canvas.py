@@ -13,20 +13,40 @@ repaints just that part of the viewport.
 from __future__ import annotations
 
 import math
+import sys
 
 import cv2
 import numpy as np
-import pyqtgraph as pg
+
+
+def _import_pyqtgraph():  # noqa: ANN202
+    """pyqtgraph, without the CUDA Python bindings its RawImageWidget loads for a GPU path we never use.
+
+    Why: with torch's CUDA wheels installed, that import alone costs 0.3-0.5 s of start-up (bench/gui.py,
+    window_ready_ms). The block is lifted right after, so torch can still import them later.
+    """
+    blocked = "cuda.bindings" not in sys.modules
+    if blocked:
+        sys.modules["cuda.bindings"] = None  # type: ignore[assignment] - makes `from cuda.bindings import` fail fast
+    try:
+        import pyqtgraph
+    finally:
+        if blocked and sys.modules.get("cuda.bindings", 0) is None:
+            del sys.modules["cuda.bindings"]
+    return pyqtgraph
+
+
+pg = _import_pyqtgraph()
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
+from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
+from segstudio.core.schemes import UNLABELED
 
 
-__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of"]
+__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]
 
-UNLABELED = 255
 MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT = 360, 240
 
 
@@ -60,11 +80,22 @@ def diff_lut() -> np.ndarray:
     return lut
 
 
-def outline_of(labels: np.ndarray) -> np.ndarray:
-    """Labels kept only on region borders (elsewhere unlabeled), for the outline-only overlay."""
-    kernel = np.ones((3, 3), np.uint8)
+def outline_of(labels: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Labels kept only on region borders (elsewhere unlabeled), for the outline-only overlay.
+
+    A border line is `2 * reach` image pixels wide (`reach` on each side of the edge); the
+    presenter picks `reach` from the zoom so lines stay about two screen pixels wide.
+    """
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     border = cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)
     return np.where(border, labels, np.uint8(UNLABELED)).astype(np.uint8)
+
+
+def outline_reach(zoom: float, screen_px: float = 2.0, most: int = 8) -> int:
+    """Image pixels each side of an edge so an outline is >= `screen_px` wide on screen at `zoom`."""
+    if not math.isfinite(zoom) or zoom <= 0:
+        return 1
+    return max(1, min(most, math.ceil(screen_px / (2 * zoom))))
 
 
 class LabelLayer:
@@ -165,6 +196,7 @@ class CanvasView(pg.GraphicsView):
         self.paint_enabled = True
         self.secondary_enabled = False  # right button: a tool action instead of pyqtgraph's zoom drag
         self.brush_cursor_enabled = True
+        self._tool_cursor: QCursor | None = None  # the tool's own pointer (fill, polygon); None = default
         self._brush_radius = 5.0
         self._image_shape: tuple[int, int] | None = None
 
@@ -227,6 +259,18 @@ class CanvasView(pg.GraphicsView):
         d = 2 * round(self._brush_radius) + 1  # the disc painted: radius r around the pixel
         self.brush_cursor.setRect(QRectF(centre.x() - d / 2, centre.y() - d / 2, d, d))
         self.brush_cursor.setVisible(True)
+
+    def set_tool_cursor(self, cursor: QCursor | None) -> None:
+        """The pointer over the image for the current tool (None: the default arrow)."""
+        self._tool_cursor = cursor
+        if not self._space:
+            self._apply_cursor()
+
+    def _apply_cursor(self) -> None:
+        if self._tool_cursor is None:
+            self.viewport().unsetCursor()
+        else:
+            self.viewport().setCursor(self._tool_cursor)
 
     def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None) -> None:
         path = QPainterPath()
@@ -307,6 +351,7 @@ class CanvasView(pg.GraphicsView):
         if key == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = True
             self.setCursor(Qt.CursorShape.OpenHandCursor)
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.polygon_finish.emit()
@@ -320,5 +365,6 @@ class CanvasView(pg.GraphicsView):
         if ev.key() == Qt.Key.Key_Space and not ev.isAutoRepeat():
             self._space = False
             self.unsetCursor()
+            self._apply_cursor()
             return
         super().keyReleaseEvent(ev)

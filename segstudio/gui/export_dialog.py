@@ -1,8 +1,8 @@
 """File -> Export...: choose a format, split and options, check, then export off the GUI thread.
 
 The dialog is wiring only: `segstudio.export.project_export` does the work and receives a
-`SignalTaskHandle`, whose progress/status calls become queued Qt signals; Cancel sets its flag
-and the export stops at the next image, leaving the output folder as it was.
+task state from `gui.tasks.TaskRunner`, whose progress/status calls become queued Qt signals;
+Cancel sets its flag and the export stops at the next image, leaving the output folder as it was.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -28,67 +29,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.errors import CancelledError, SegStudioError
-from segstudio.core.tasks import NullTask
+from segstudio.core.errors import SegStudioError
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
+from segstudio.export.registry import FORMAT_TITLES
+from segstudio.gui.tasks import TaskRunner, TaskState
 
-__all__ = ["ExportDialog", "SignalTaskHandle", "TaskThread"]
+__all__ = ["ExportDialog"]
 
-FORMATS = [("voc", "Pascal VOC 2012 (segmentation)"), ("cityscapes", "Cityscapes (gtFine)"), ("coco", "COCO (RLE, one per class)")]
+FORMATS = list(FORMAT_TITLES.items())
+COLOR_FORMATS = ("masks", "camvid")  # formats that can add colour PNGs of the masks
 SPLITS = [("project", "Project split"), ("train", "Everything train"), ("val", "Everything val"), ("random:0.2", "Random 20% val")]
 INCLUDE = [("done", "Done images only"), ("mask", "All images with a mask")]
-
-
-class SignalTaskHandle(QObject):
-    """A `core.tasks.TaskHandle` for worker threads: calls become queued signals, cancel is a flag."""
-
-    progress = Signal(int, int)
-    status = Signal(str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._flag = NullTask()  # the cancel flag and its check, shared with every other handle
-
-    def set_status(self, message: str) -> None:
-        self.status.emit(message)
-
-    def set_progress(self, done: int, total: int) -> None:
-        self.progress.emit(int(done), int(total))
-
-    def cancel(self) -> None:
-        self._flag.cancel()
-
-    def is_cancelled(self) -> bool:
-        return self._flag.is_cancelled()
-
-    def check_cancelled(self) -> None:
-        self._flag.check_cancelled()
-
-
-class TaskThread(QThread):
-    """Runs `work(handle)` once; reports the outcome as exactly one of three queued signals."""
-
-    succeeded = Signal(object)
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, work: Callable[[SignalTaskHandle], Any], handle: SignalTaskHandle, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._work = work
-        self.handle = handle
-
-    def run(self) -> None:
-        try:
-            result = self._work(self.handle)
-        except CancelledError:
-            self.cancelled.emit()
-        except SegStudioError as error:
-            self.failed.emit(str(error))
-        except Exception as error:  # noqa: BLE001 - a bug must reach the user, not kill the thread silently
-            self.failed.emit(f"unexpected error: {type(error).__name__}: {error}")
-        else:
-            self.succeeded.emit(result)
 
 
 def _combo(items: list[tuple[str, str]]) -> QComboBox:
@@ -108,7 +60,12 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export dataset")
         self.project = project
         self.report: Any = None
-        self._thread: TaskThread | None = None
+        self._runner = TaskRunner(self, name="segstudio-export")
+        self._runner.progress.connect(self._on_progress)
+        self._runner.status.connect(lambda message: self.status_label.setText(message))
+        self._runner.failed.connect(self._on_failed)
+        self._runner.cancelled.connect(self._on_cancelled)
+        self._runner.finished.connect(lambda: self._set_running(False))
 
         self.format_combo = _combo(FORMATS)
         self.split_combo = _combo(SPLITS)
@@ -117,6 +74,7 @@ class ExportDialog(QDialog):
         self.void_band.setRange(0, 20)
         self.void_band.setSuffix(" px")
         self.void_band.setToolTip("VOC only: paint a void (255) band this wide along class boundaries")
+        self.color_check = QCheckBox("Also write colour PNGs of the masks")
         self.out_edit = QLineEdit(str(Path(project.image_dir).parent / f"{Path(project.image_dir).name}_export"))
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
@@ -129,6 +87,7 @@ class ExportDialog(QDialog):
         form.addRow("Images", self.include_combo)
         form.addRow("Split", self.split_combo)
         form.addRow("Void band", self.void_band)
+        form.addRow("", self.color_check)
         form.addRow("Output folder", out_row)
 
         self.problems = QPlainTextEdit()
@@ -166,13 +125,17 @@ class ExportDialog(QDialog):
 
     def options(self) -> ExportOptions:
         band = self.void_band.value() if self.format_combo.currentData() == "voc" else 0
-        return ExportOptions(include=self.include_combo.currentData(), split=self.split_combo.currentData(), void_band=band)
+        colors = self.color_check.isChecked() and self.format_combo.currentData() in COLOR_FORMATS
+        return ExportOptions(
+            include=self.include_combo.currentData(), split=self.split_combo.currentData(), void_band=band, color_masks=colors
+        )
 
     def dataset_format(self) -> str:
         return str(self.format_combo.currentData())
 
     def _format_changed(self) -> None:
         self.void_band.setEnabled(self.format_combo.currentData() == "voc")
+        self.color_check.setEnabled(self.format_combo.currentData() in COLOR_FORMATS)
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into folder", self.out_edit.text())
@@ -182,20 +145,11 @@ class ExportDialog(QDialog):
     # ------------------------------------------------------------------ running
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._runner.is_running()
 
-    def _start(self, work: Callable[[SignalTaskHandle], Any], on_success: Callable[[Any], None]) -> None:
-        handle = SignalTaskHandle()
-        handle.progress.connect(self._on_progress)
-        handle.status.connect(self.status_label.setText)
-        thread = TaskThread(work, handle, self)
-        thread.succeeded.connect(on_success)
-        thread.failed.connect(self._on_failed)
-        thread.cancelled.connect(self._on_cancelled)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread = thread
+    def _start(self, work: Callable[[TaskState], Any], on_success: Callable[[Any], None]) -> None:
         self._set_running(True)
-        thread.start()
+        self._runner.start(work, on_done=on_success)
 
     def run_check(self) -> None:
         if self.is_running():
@@ -218,15 +172,15 @@ class ExportDialog(QDialog):
             return
         self.report = None
 
-        def work(handle: SignalTaskHandle) -> Any:
+        def work(handle: TaskState) -> Any:
             check = project_export.check_project(self.project, fmt, options, handle)
             return project_export.export_project(self.project, fmt, out, options, handle, check=check)
 
         self._start(work, self._on_exported)
 
     def cancel(self) -> None:
-        if self._thread is not None:
-            self._thread.handle.cancel()
+        if self.is_running():
+            self._runner.cancel()
             self.status_label.setText("Cancelling...")
 
     def _cancel_or_close(self) -> None:
@@ -239,6 +193,7 @@ class ExportDialog(QDialog):
         for widget in (self.check_button, self.export_button, self.format_combo, self.split_combo, self.include_combo, self.out_edit):
             widget.setEnabled(not running)
         self.void_band.setEnabled(not running and self.format_combo.currentData() == "voc")
+        self.color_check.setEnabled(not running and self.format_combo.currentData() in COLOR_FORMATS)
         self.cancel_button.setText("Cancel" if running else "Close")
 
     def _on_progress(self, done: int, total: int) -> None:
@@ -265,20 +220,17 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self.status_label.setText("Cancelled; the output folder was left as it was.")
 
-    def _on_thread_finished(self) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-        self._thread = None
-        self._set_running(False)
+    def _stop(self) -> None:
+        """Closing: stop the work and wait, so no export runs on behind a closed dialog."""
+        if self.is_running():
+            self._runner.abandon()
+            self._runner.wait()
+            self._set_running(False)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if self._thread is not None:
-            self._thread.handle.cancel()
-            self._thread.wait()
+        self._stop()
         super().closeEvent(event)
 
     def reject(self) -> None:
-        if self._thread is not None:
-            self._thread.handle.cancel()
-            self._thread.wait()
+        self._stop()
         super().reject()

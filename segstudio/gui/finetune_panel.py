@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pyqtgraph as pg
-from PySide6.QtCore import QProcess, QProcessEnvironment, QTimer, Signal
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,35 +23,31 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
+    QSplitter,
     QVBoxLayout,
     QWidget,
 )
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.project import Project
-from segstudio.ml.manifest import manifest_from_project, project_samples
+from segstudio.core.project import Project, Status
+from segstudio.gui.finetune_plots import ClassIouTable, TrainingCurves, pct
+from segstudio.ml.catalog import FINETUNE_ARCHS, FINETUNE_DEFAULT_ARCH, describe
+from segstudio.ml.manifest import manifest_from_project
 from segstudio.ml.progress import parse_progress_line
+from segstudio.ml.selection import format_estimate, keeps_version, val_target
 
-__all__ = ["FinetunePanel", "AUTO_USE_SETTING", "format_duration"]
+__all__ = ["FinetunePanel", "AUTO_USE_SETTING", "format_duration", "done_counts"]
 
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
+#: the workbench's "Model > Use weights file..." choice (main_window), which the worker predicts with
+_WEIGHTS_SETTING = "gui.weights"
 _KILL_AFTER_MS = 30_000
-_ARCHS = (
-    "deeplabv3_mobilenet_v3_large",
-    "lraspp_mobilenet_v3_large",
-    "deeplabv3plus_mobilenet_v3_large",
-    "deeplabv3_resnet50",
-    "deeplabv3plus_resnet50",
-    "fcn_resnet50",
-)
+_PREFERRED_SIZE = (1040, 860)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -65,8 +61,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+def done_counts(project: Project) -> tuple[int, int]:
+    """(train, val) done images from the database alone: no mask is read or hashed (that waits for Start)."""
+    done = [r for r in project.images(status=Status.DONE) if not r.error]
+    val = sum(r.split == "val" for r in done)
+    return len(done) - val, val
 
 
 class FinetunePanel(QWidget):
@@ -86,33 +85,139 @@ class FinetunePanel(QWidget):
         self._process: QProcess | None = None
         self._buffer = b""
         self._stderr_tail: list[str] = []
+        self._fitted = False
+        self._base_arg = "active"
         self._reset_run_state()
+        # a window of its own, but owned by the main window: it stays on top of it and closes with it
+        self.setWindowFlag(Qt.WindowType.Window, True)
+        self.setWindowTitle(f"Fine-tune - {Path(project.image_dir).name}")
         self._build()
         self.refresh()
         # fine-tuning a trained model on a few corrected images: train only the heads (fast on CPU, and
         # the backbone cannot overfit them); a new model needs its backbone trained
-        few = len(project_samples(project)[0]) < 30
-        self.freeze_check.setChecked(few and project.active_model_version() is not None)
+        few = done_counts(project)[0] < 30
+        self.freeze_check.setChecked(few and self._base_arg != "auto")
+
+    # ------------------------------------------------------------------------------------ window
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._fitted:
+            self._fitted = True
+            self.fit_to_screen()
+
+    def fit_to_screen(self) -> None:
+        """Preferred size, but never larger than 90 % of the screen; centred on the main window."""
+        owner = self.parentWidget()
+        screen = (owner.screen() if owner is not None else None) or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        width = min(_PREFERRED_SIZE[0], int(area.width() * 0.9))
+        height = min(_PREFERRED_SIZE[1], int(area.height() * 0.9))
+        self.setMinimumSize(min(self.minimumSizeHint().width(), width), min(420, height))
+        self.resize(width, height)
+        frame = self.frameGeometry()
+        frame.moveCenter(owner.frameGeometry().center() if owner is not None else area.center())
+        frame.moveLeft(max(area.left(), min(frame.left(), area.right() - frame.width())))
+        frame.moveTop(max(area.top(), min(frame.top(), area.bottom() - frame.height())))
+        self.move(frame.topLeft())
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Esc closes the window, as in a dialog (child widgets that use Esc themselves get it first)."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+            return
+        super().keyPressEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """While a run goes on, closing only hides the window (Train > Fine-tune... shows it again)."""
+        if self.is_running():
+            event.ignore()
+            self.hide()
+            return
+        super().closeEvent(event)
 
     # ------------------------------------------------------------------------------------ widgets
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(self._build_data_box(), stretch=1)
+        top.addWidget(self._build_settings_box(), stretch=1)
+        layout.addLayout(top)
+
+        buttons = QHBoxLayout()
+        self.fine_tune_button = QPushButton("Fine-tune")
+        self.fine_tune_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.fine_tune_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.progress_bar)
+
+        self.curves = TrainingCurves()
+        self.loss_plot, self.loss_curve = self.curves.loss_plot, self.curves.loss_curve
+        self.miou_plot, self.miou_curve = self.curves.miou_plot, self.curves.miou_curve
+        self.curves.reset(self.epochs_spin.value())
+        self.class_table = ClassIouTable(self.project.scheme.names)
+        view = QSplitter(Qt.Orientation.Horizontal)
+        view.addWidget(self.curves)
+        view.addWidget(self.class_table)
+        view.setStretchFactor(0, 3)
+        view.setStretchFactor(1, 1)
+        view.setChildrenCollapsible(False)
+        layout.addWidget(view, stretch=1)
+
+        self.estimate_label = QLabel("")
+        self.estimate_label.setWordWrap(True)
+        layout.addWidget(self.estimate_label)
+        result_row = QHBoxLayout()
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self.use_new_model)
+        result_row.addWidget(self.result_label, stretch=1)
+        result_row.addWidget(self.use_button)
+        layout.addLayout(result_row)
+
+    def _build_data_box(self) -> QGroupBox:
         data_box = QGroupBox("Data and base model")
         data_form = QFormLayout(data_box)
         self.counts_label = QLabel()
+        self.counts_label.setWordWrap(True)
         self.base_label = QLabel()
         self.base_label.setWordWrap(True)
+        self.arch_combo = QComboBox()
+        for index, arch in enumerate(FINETUNE_ARCHS):  # the registry's choices, each with its "when to use"
+            self.arch_combo.addItem(arch)
+            self.arch_combo.setItemData(index, describe(arch), Qt.ItemDataRole.ToolTipRole)
+        self.arch_combo.setCurrentText(FINETUNE_DEFAULT_ARCH)
+        self.arch_help = QLabel(describe(FINETUNE_DEFAULT_ARCH))
+        self.arch_help.setWordWrap(True)
+        self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
+        self.arch_combo.currentTextChanged.connect(lambda arch: (self.arch_help.setText(describe(arch)), self.refresh()))
         data_form.addRow("Done images:", self.counts_label)
         data_form.addRow("Base model:", self.base_label)
-        layout.addWidget(data_box)
+        data_form.addRow("Architecture:", self.arch_combo)
+        data_form.addRow("", self.arch_help)
+        return data_box
 
+    def _build_settings_box(self) -> QGroupBox:
         settings_box = QGroupBox("Settings")
         form = QFormLayout(settings_box)
-        self.arch_combo = QComboBox()
-        self.arch_combo.addItems(list(_ARCHS))
-        self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
         self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=20)
+        self.epochs_spin.valueChanged.connect(lambda n: None if self.is_running() or self.events else self.curves.reset(n))
         self.budget_check = QCheckBox("Stop after")
         self.budget_spin = QSpinBox(minimum=1, maximum=24 * 60, value=10, suffix=" min")
         self.budget_spin.setEnabled(False)
@@ -124,10 +229,9 @@ class FinetunePanel(QWidget):
         self.batch_spin = QSpinBox(minimum=2, maximum=256, value=4)
         self.crop_spin = QSpinBox(minimum=32, maximum=2048, singleStep=32, value=384, suffix=" px")
         self.freeze_check = QCheckBox("Freeze backbone (much faster on CPU; good for a few images)")
-        self.auto_use_check = QCheckBox("Use the new model automatically when it is better")
+        self.auto_use_check = QCheckBox("Use the new model automatically when it beats the base model")
         self.auto_use_check.setChecked(bool(self.project.get_setting(AUTO_USE_SETTING, False)))
         self.auto_use_check.toggled.connect(lambda on: self.project.set_setting(AUTO_USE_SETTING, bool(on)))
-        form.addRow("Architecture:", self.arch_combo)
         form.addRow("Epochs (max):", self.epochs_spin)
         form.addRow("Time budget:", budget_row)
         form.addRow("Learning rate:", self.lr_spin)
@@ -135,52 +239,7 @@ class FinetunePanel(QWidget):
         form.addRow("Crop:", self.crop_spin)
         form.addRow(self.freeze_check)
         form.addRow(self.auto_use_check)
-        layout.addWidget(settings_box)
-
-        buttons = QHBoxLayout()
-        self.fine_tune_button = QPushButton("Fine-tune")
-        self.fine_tune_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons.addWidget(self.fine_tune_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-
-        self.status_label = QLabel("Ready.")
-        self.status_label.setWordWrap(True)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1000)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.progress_bar)
-
-        curves = QHBoxLayout()
-        self.loss_plot = pg.PlotWidget(title="Training loss")
-        self.loss_plot.setLabel("bottom", "epoch")
-        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((220, 90, 40), width=1.5))
-        self.miou_plot = pg.PlotWidget(title="Val mIoU")
-        self.miou_plot.setLabel("bottom", "epoch")
-        self.miou_plot.setYRange(0, 1)
-        self.miou_curve = self.miou_plot.plot([], [], pen=pg.mkPen((40, 120, 220), width=2), symbol="o", symbolSize=5)
-        curves.addWidget(self.loss_plot)
-        curves.addWidget(self.miou_plot)
-        layout.addLayout(curves, stretch=1)
-
-        self.class_table = QTableWidget(0, 2)
-        self.class_table.setHorizontalHeaderLabels(["Class", "Val IoU"])
-        self.class_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.class_table.verticalHeader().setVisible(False)
-        layout.addWidget(self.class_table, stretch=1)
-
-        result_row = QHBoxLayout()
-        self.result_label = QLabel("")
-        self.result_label.setWordWrap(True)
-        self.use_button = QPushButton("Use this model")
-        self.use_button.setEnabled(False)
-        self.use_button.clicked.connect(self.use_new_model)
-        result_row.addWidget(self.result_label, stretch=1)
-        result_row.addWidget(self.use_button)
-        layout.addLayout(result_row)
+        return settings_box
 
     # ------------------------------------------------------------------------------------ state
 
@@ -205,20 +264,39 @@ class FinetunePanel(QWidget):
 
     def refresh(self) -> None:
         """Re-read counts and the base model from the project (call after marking images done)."""
-        train, val = project_samples(self.project)
-        self.counts_label.setText(f"{len(train)} train / {len(val)} val")
-        active = self.project.active_model_version()
-        if active is None:
-            self.base_label.setText("none yet: torchvision weights if cached, else a new model from scratch")
-            self.arch_combo.setEnabled(True)
-        else:
-            miou = active.metrics.get("miou") if isinstance(active.metrics, dict) else None
-            self.base_label.setText(f"{active.version} ({active.arch}, val mIoU {_pct(miou)})")
-            self.arch_combo.setEnabled(False)
+        self.refresh_counts_only()
+        train = done_counts(self.project)[0]
+        self._base_arg, text, new_model = self._base_choice()
+        self.base_label.setText(text)
+        self.arch_combo.setEnabled(new_model and not self.is_running())
         if not self.is_running():
-            self.fine_tune_button.setEnabled(len(train) > 0)
+            self.fine_tune_button.setEnabled(train > 0)
             if not train:
                 self.status_label.setText("Mark some corrected images as done (train split) to fine-tune.")
+
+    def _base_choice(self) -> tuple[str, str, bool]:
+        """(the trainer's --base, what the user reads, whether a new model's arch can be chosen): the
+        active version, else the weights file the workbench predicts with, else what `auto` resolves to."""
+        active = self.project.active_model_version()
+        if active is not None:
+            miou = active.metrics.get("miou") if isinstance(active.metrics, dict) else None
+            return "active", f"{active.version} ({active.arch}, val mIoU {pct(miou)})", False
+        chosen = self.project.get_setting(_WEIGHTS_SETTING)
+        path = chosen.get("path") if isinstance(chosen, dict) and chosen.get("weights") == "file" else None
+        if path and Path(path).is_file():
+            return str(path), f"weights file {Path(path).name} (the model you predict with)", False
+        from segstudio.ml.start_model import describe_auto_start
+
+        return "auto", f"no project model yet: {describe_auto_start(self.arch_combo.currentText())}", True
+
+    def refresh_counts_only(self) -> None:
+        """Counts from the database, and how many images the run will move to val (`selection.val_target`)."""
+        train, val = done_counts(self.project)
+        text = f"{train} train / {val} val"
+        moving = min(train, val_target(train + val) - val)
+        if moving > 0:
+            text += f" ({moving} more go to val when training starts, so the comparison rests on {val + moving})"
+        self.counts_label.setText(text)
 
     def settings(self) -> dict[str, Any]:
         """The TrainConfig fields the widgets describe (plus `extra_settings`)."""
@@ -240,15 +318,16 @@ class FinetunePanel(QWidget):
         if self.is_running():
             return
         self._reset_run_state()
-        self.loss_curve.setData([], [])
-        self.miou_curve.setData([], [])
-        self.class_table.setRowCount(0)
-        self.result_label.setText("")
-        self.use_button.setEnabled(False)
+        self.refresh()
         settings = self.settings()
-        arch = settings.pop("arch", None) or (self.arch_combo.currentText() if self.arch_combo.isEnabled() else None)
+        self.curves.reset(int(settings.get("epochs", 1)))
+        self.class_table.clear_values()
+        self.result_label.setText("")
+        self.estimate_label.setText("")
+        self.use_button.setEnabled(False)
+        arch = settings.pop("arch", None) or (self.arch_combo.currentText() if self._base_arg == "auto" else None)
         try:
-            manifest = manifest_from_project(self.project, base="active", arch=arch, settings=settings)
+            manifest = manifest_from_project(self.project, base=self._base_arg, arch=arch, settings=settings)
             path = manifest.save(Path(manifest.output_dir) / "manifest.json")
         except SegStudioError as error:
             self.status_label.setText(f"Cannot start: {error}")
@@ -256,6 +335,7 @@ class FinetunePanel(QWidget):
             return
         self._run_version, self._run_parent = manifest.version, manifest.base.version
         self._epochs = int(settings.get("epochs", 1))
+        self.refresh_counts_only()  # the val split may have been topped up
         self._buffer = b""
         self._stderr_tail = []
         process = QProcess(self)
@@ -271,7 +351,7 @@ class FinetunePanel(QWidget):
         self.cancel_button.setEnabled(True)
         self.status_label.setText(f"Starting training of {manifest.version}...")
         self.progress_bar.setValue(0)
-        process.start(self.python, ["-m", "segstudio", "train", "--manifest", str(path)])
+        process.start(self.python, ["-m", "segstudio", "train", "--manifest", str(path), "--json"])
 
     def cancel(self) -> None:
         """Ask the child to stop (SIGTERM): it finishes the batch, keeps the best checkpoint, exits."""
@@ -316,32 +396,11 @@ class FinetunePanel(QWidget):
         self.events.append(event)
         kind = event["event"]
         if kind == "start":
-            self._epochs = int(event.get("epochs") or self._epochs)
-            self._run_arch = event.get("arch")
-            self._run_parent = event.get("parent", self._run_parent)
-            resumed = event.get("resumed_from")
-            self.status_label.setText(
-                f"Training {event.get('version')} from {event.get('base')} on {event.get('train_images')} images "
-                f"({event.get('device')}, {event.get('precision')})" + (f", resumed after epoch {resumed}" if resumed else "")
-            )
+            self._on_start(event)
         elif kind == "batch":
-            iters = max(1, int(event.get("iters") or 1))
-            x = int(event["epoch"]) - 1 + int(event["iter"]) / iters
-            if event.get("loss") is not None:
-                self.loss_points.append((x, float(event["loss"])))
-                self.loss_curve.setData([p[0] for p in self.loss_points], [p[1] for p in self.loss_points])
-            self.progress_bar.setValue(int(1000 * min(1.0, x / max(1, self._epochs))))
-            self.status_label.setText(
-                f"Epoch {event['epoch']}/{self._epochs} - loss {float(event.get('loss') or 0):.3f} - "
-                f"{float(event.get('images_per_s') or 0):.1f} img/s - ETA {format_duration(event.get('eta_s'))}"
-            )
+            self._on_batch(event)
         elif kind == "val":
-            if event.get("miou") is not None:
-                self.miou_points.append((float(event["epoch"]), float(event["miou"])))
-                self.miou_curve.setData([p[0] for p in self.miou_points], [p[1] for p in self.miou_points])
-            if event.get("baseline"):
-                self._baseline = event.get("miou")
-            self._show_class_iou(event.get("per_class_iou") or {})
+            self._on_val(event)
         elif kind == "checkpoint":
             self._last_checkpoint = event
         elif kind == "done":
@@ -351,11 +410,42 @@ class FinetunePanel(QWidget):
         elif kind == "warning":
             self._stderr_tail.append(str(event.get("message")))
 
-    def _show_class_iou(self, per_class: dict[str, float | None]) -> None:
-        self.class_table.setRowCount(len(per_class))
-        for row, (name, iou) in enumerate(per_class.items()):
-            self.class_table.setItem(row, 0, QTableWidgetItem(str(name)))
-            self.class_table.setItem(row, 1, QTableWidgetItem(_pct(iou)))
+    def _on_start(self, event: dict[str, Any]) -> None:
+        self._epochs = int(event.get("epochs") or self._epochs)
+        self.curves.reset(self._epochs)
+        self._run_arch = event.get("arch")
+        self._run_parent = event.get("parent", self._run_parent)
+        resumed = event.get("resumed_from")
+        self.status_label.setText(
+            f"Training {event.get('version')} from {event.get('base')} on {event.get('train_images')} images "
+            f"({event.get('device')}, {event.get('precision')})" + (f", resumed after epoch {resumed}" if resumed else "")
+        )
+
+    def _on_batch(self, event: dict[str, Any]) -> None:
+        iters = max(1, int(event.get("iters") or 1))
+        x = int(event["epoch"]) - 1 + int(event["iter"]) / iters
+        if event.get("loss") is not None:
+            self.loss_points.append((x, float(event["loss"])))
+            self.curves.set_loss(self.loss_points)
+        self.progress_bar.setValue(int(1000 * min(1.0, x / max(1, self._epochs))))
+        self.status_label.setText(
+            f"Epoch {event['epoch']}/{self._epochs} - loss {float(event.get('loss') or 0):.3f} - "
+            f"{float(event.get('images_per_s') or 0):.1f} img/s - ETA {format_duration(event.get('eta_s'))}"
+        )
+
+    def _on_val(self, event: dict[str, Any]) -> None:
+        if event.get("miou") is not None:
+            self.miou_points.append((float(event["epoch"]), float(event["miou"])))
+            self.curves.set_miou(self.miou_points)
+        baseline = bool(event.get("baseline"))
+        if baseline:
+            self._baseline = event.get("miou")
+        self.class_table.show_ious(event.get("per_class_iou") or {}, start=baseline)
+        estimate = {"value": event.get("miou"), "plus_minus": event.get("miou_pm"), "n": event.get("val_images") or 0}
+        text = f"Val mIoU {'of the base model ' if baseline else ''}{format_estimate(estimate)}"
+        if event.get("gain"):
+            text += f"; vs the base model {format_estimate(event['gain'], signed=True)}"
+        self.estimate_label.setText(text if event.get("val_images") else "")
 
     # ------------------------------------------------------------------------------------ finishing
 
@@ -365,7 +455,8 @@ class FinetunePanel(QWidget):
             self._end("failed")
 
     def _finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
-        self._read_stdout()
+        if self._process is not None:
+            self._read_stdout()
         if self._buffer.strip():
             event = parse_progress_line(self._buffer)
             self._buffer = b""
@@ -374,7 +465,10 @@ class FinetunePanel(QWidget):
         done = self._done or {}
         reason = done.get("reason") or ("cancelled" if self._cancel_requested else "failed")
         checkpoint = done.get("checkpoint") or (self._last_checkpoint or {}).get("path")
-        if checkpoint and Path(checkpoint).is_file() and self._run_version:
+        best = done.get("best_miou", ((self._last_checkpoint or {}).get("metrics") or {}).get("miou"))
+        # a run cancelled before it beat its start adds no version (the child says so; if it died, we judge)
+        kept = done.get("keep", keeps_version(reason, best, self._baseline)) is not False
+        if checkpoint and Path(checkpoint).is_file() and self._run_version and kept:
             metrics = done.get("metrics") or (self._last_checkpoint or {}).get("metrics") or {}
             try:
                 self.project.add_model_version(self._run_version, checkpoint, done.get("arch") or self._run_arch or "",
@@ -392,7 +486,9 @@ class FinetunePanel(QWidget):
 
     def _show_result(self, reason: str, done: dict[str, Any]) -> None:
         if self.new_version is None:
-            if reason != "failed":
+            if done.get("keep") is False:
+                self.status_label.setText("Training cancelled before it beat the starting model: no new version.")
+            elif reason != "failed":
                 self.status_label.setText(f"Training {reason}; no checkpoint was written.")
             return
         before = done.get("baseline_miou", self._baseline)
@@ -400,13 +496,17 @@ class FinetunePanel(QWidget):
         if after is None and self._last_checkpoint:
             after = (self._last_checkpoint.get("metrics") or {}).get("miou")
         base = self._run_parent or "starting model"
-        self.result_label.setText(
-            f"<b>Val mIoU</b>: before ({base}) <b>{_pct(before)}</b> &nbsp;&rarr;&nbsp; "
-            f"after ({self.new_version}) <b>{_pct(after)}</b>"
-        )
+        text = (f"<b>Val mIoU</b>: before ({base}) <b>{pct(before)}</b> &nbsp;&rarr;&nbsp; "
+                f"after ({self.new_version}) <b>{pct(after)}</b>")
+        gain = done.get("gain")
+        if gain and gain.get("value") is not None:
+            text += f"<br>Gain {format_estimate(gain, signed=True)}"
+            if gain.get("plus_minus") is not None and abs(gain["value"]) < gain["plus_minus"]:
+                text += " (within the uncertainty: more done images would tell)"
+        self.result_label.setText(text)
         self.status_label.setText(f"Training {reason.replace('_', ' ')}: new model {self.new_version} saved.")
         self.use_button.setEnabled(True)
-        better = before is None or after is None or after >= before
+        better = done.get("beats_start", before is None or after is None or after >= before) is not False
         if self.auto_use_check.isChecked() and better:
             self.use_new_model()
 
@@ -419,10 +519,6 @@ class FinetunePanel(QWidget):
             self._process = None
         self.refresh_counts_only()
         self.training_finished.emit(reason)
-
-    def refresh_counts_only(self) -> None:
-        train, val = project_samples(self.project)
-        self.counts_label.setText(f"{len(train)} train / {len(val)} val")
 
     def use_new_model(self) -> None:
         """Make the new version the project model and tell the inference worker."""

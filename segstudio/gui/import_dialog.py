@@ -7,6 +7,7 @@ emitted so the main window can open the new project.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,13 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.schemes import get_scheme
 from segstudio.export import import_common
-from segstudio.export.registry import get_importer
-from segstudio.gui.export_dialog import SignalTaskHandle, TaskThread
+from segstudio.export.registry import IMPORTER_TITLES, get_importer
+from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["ImportDialog"]
 
-KINDS = [("labelme", "Folder of labelme JSON files"), ("voc", "Pascal VOC (VOCdevkit)"), ("cityscapes", "Cityscapes (leftImg8bit + gtFine)")]
-SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)")]
+KINDS = list(IMPORTER_TITLES.items())
+SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)"), ("camvid", "CamVid (11 classes)")]
 
 
 def _row(path_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
@@ -55,7 +56,12 @@ class ImportDialog(QDialog):
         self.setWindowTitle("Import dataset")
         self.plan: Any = None
         self.imported_dir: str | None = None
-        self._thread: TaskThread | None = None
+        self._runner = TaskRunner(self, name="segstudio-import")
+        self._runner.progress.connect(self._on_progress)
+        self._runner.status.connect(lambda message: self.summary.setText(message))
+        self._runner.failed.connect(self._on_failed)
+        self._runner.cancelled.connect(lambda: self.summary.setText("Cancelled; nothing was imported."))
+        self._runner.finished.connect(self._on_finished)
 
         self.kind_combo = QComboBox()
         for key, text in KINDS:
@@ -126,7 +132,7 @@ class ImportDialog(QDialog):
     # ------------------------------------------------------------------ preview
 
     def run_preview(self) -> None:
-        if self._thread is not None:
+        if self.is_running():
             return
         source = self.source_edit.text().strip()
         kind = str(self.kind_combo.currentData())
@@ -136,7 +142,7 @@ class ImportDialog(QDialog):
             return
         self._invalidate()
 
-        def work(handle: SignalTaskHandle) -> Any:
+        def work(handle: TaskState) -> Any:
             handle.set_status("reading annotations")
             scheme = get_scheme(scheme_key) if scheme_key else None
             return get_importer(kind)(source, scheme=scheme)
@@ -162,7 +168,7 @@ class ImportDialog(QDialog):
     # ------------------------------------------------------------------ import
 
     def start_import(self) -> None:
-        if self._thread is not None or self.plan is None:
+        if self.is_running() or self.plan is None:
             return
         plan = self.plan
         if self.in_place_check.isChecked():
@@ -181,18 +187,9 @@ class ImportDialog(QDialog):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _start(self, work, on_success) -> None:
-        handle = SignalTaskHandle()
-        handle.progress.connect(self._on_progress)
-        handle.status.connect(self.summary.setText)
-        thread = TaskThread(work, handle, self)
-        thread.succeeded.connect(on_success)
-        thread.failed.connect(self._on_failed)
-        thread.cancelled.connect(lambda: self.summary.setText("Cancelled; nothing was imported."))
-        thread.finished.connect(self._on_thread_finished)
-        self._thread = thread
+    def _start(self, work: Callable[[TaskState], Any], on_success: Callable[[Any], None]) -> None:
         self._set_running(True)
-        thread.start()
+        self._runner.start(work, on_done=on_success)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -209,25 +206,23 @@ class ImportDialog(QDialog):
         self.import_button.setEnabled(not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples))
         self.cancel_button.setText("Cancel" if running else "Close")
 
-    def _on_thread_finished(self) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-        self._thread = None
+    def _on_finished(self) -> None:
         self._set_running(False)
         if self.imported_dir is not None:
             self.import_button.setEnabled(False)
 
     def is_running(self) -> bool:
-        return self._thread is not None
+        return self._runner.is_running()
 
     def _cancel_or_close(self) -> None:
-        if self._thread is not None:
-            self._thread.handle.cancel()
+        if self.is_running():
+            self._runner.cancel()
         else:
             self.reject()
 
     def reject(self) -> None:
-        if self._thread is not None:
-            self._thread.handle.cancel()
-            self._thread.wait()
+        if self.is_running():  # closing: stop the work and wait, so nothing runs on behind the dialog
+            self._runner.abandon()
+            self._runner.wait()
+            self._set_running(False)
         super().reject()

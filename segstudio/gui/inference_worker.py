@@ -34,7 +34,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.errors import CancelledError, ProjectError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.ml.spec import ModelSpec
 
 __all__ = ["InferenceController", "CHOOSE_WEIGHTS_HINT"]
@@ -193,18 +194,15 @@ class _WorkerThread(QThread):
     def _load(self, spec: ModelSpec) -> None:
         self.state_changed.emit("loading")
         try:
-            from segstudio.ml.device import device_label, pick_device
-            from segstudio.ml.predict import Predictor
-            from segstudio.ml.weights import load_model
+            from segstudio.ml.device import device_label
+            from segstudio.ml.predict import load_predictor
 
             if self._loaded is not None:  # free the old model's memory before loading the new one
                 self._loaded = self._predictor = None
-            device = pick_device(spec.device)
-            loaded = load_model(spec, self.project.scheme, device, project=self.project)
-            predictor = Predictor.from_loaded(
-                loaded, precision=spec.precision, tta=spec.tta, crf=spec.crf, max_side=spec.max_side
-            )
+            loaded, predictor = load_predictor(spec, self.project.scheme, project=self.project,
+                                               coarse_probabilities=True)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
+            log_exception("inference.load", exc)
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
             self.state_changed.emit("error")
@@ -236,7 +234,7 @@ class _WorkerThread(QThread):
         try:
             rec = self.project.get(rel_path)
             if rec is None:
-                raise SegStudioError(f"{rel_path} is not part of the project")
+                raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
             result = self._existing(rec)
             if result is None:
                 image = self.project.load_image(rec)
@@ -244,6 +242,9 @@ class _WorkerThread(QThread):
                 result = self._predictor.predict(image, handle)
                 handle.check_cancelled()
                 with_crf = self._predictor.crf is not None
+                from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
+
+                save_probabilities(self.project, rec.id, result.coarse, result.labels.shape)
                 self.project.save_prediction(
                     rec, result.labels, result.confidence, self._loaded.version, result.raw_labels if with_crf else None
                 )
@@ -251,6 +252,7 @@ class _WorkerThread(QThread):
         except CancelledError:
             pass
         except Exception as exc:  # noqa: BLE001
+            log_exception("inference.predict", exc)
             self.error.emit(rel_path, _message(exc))
         finally:
             with self._cond:

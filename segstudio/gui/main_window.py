@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QCursor
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -25,22 +25,28 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
+from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
-from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.effort_view import EffortTracker
-from segstudio.gui.prompt_marks import PromptMarks
+from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.legend import ConfidenceLegend
+from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
+from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
+from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
+from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
@@ -65,8 +71,12 @@ class MainWindow(QMainWindow):
         self._panels: dict[str, object] = {}  # module name -> open project-bound window
 
         self.canvas = CanvasView(self)
-        self.setCentralWidget(self.canvas)
+        self.central, self.welcome, self.model_hint = build_central(self, self.canvas)
+        self.setCentralWidget(self.central)
+        self.welcome.set_recent(settings.recent_folders())
         self.overlay = OverlayPresenter(self.canvas, self)
+        self.confidence_legend = ConfidenceLegend(self.canvas)
+        self._cursors = {Tool.FILL: fill_cursor(), Tool.POLYGON: polygon_cursor()}
         self.browser = BrowserWidget(self)
         self.palette = PaletteWidget(self)
         self.tool_state = ToolState(self)
@@ -127,6 +137,8 @@ class MainWindow(QMainWindow):
         self.cancel_batch_action, self.auto_predict_action = extra["cancel_batch"], extra["auto_predict"]
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
+        self.open_logs_action = extra["open_logs"]
+        self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
         extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
@@ -139,6 +151,7 @@ class MainWindow(QMainWindow):
         c.dragged.connect(self.tools.drag)
         c.released.connect(self.tools.release)
         c.hovered.connect(self._hovered)
+        c.left.connect(self._clear_readout)  # no stale coordinates once the mouse leaves the canvas
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
@@ -163,6 +176,11 @@ class MainWindow(QMainWindow):
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
         self.problems.image_requested.connect(self.open_image)
+        self.welcome.open_requested.connect(self._choose_folder)
+        self.welcome.recent_requested.connect(self.open_folder)
+        self.model_hint.weights_file.connect(self._choose_weights_file)
+        self.model_hint.untrained.connect(self.untrained_action.trigger)
+        self.model_hint.finetune.connect(self.finetune_action.trigger)
         self.problems.count_changed.connect(self.problems_button.set_count)
         self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
 
@@ -186,9 +204,11 @@ class MainWindow(QMainWindow):
         a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
         for n in range(1, 11):
             a[f"class_{n}"].triggered.connect(lambda _=False, n=n: self.palette.select_position(n))
+        a["quick_class"].triggered.connect(self._quick_class)
         a["toggle_overlay"].toggled.connect(self.overlay.set_overlay_visible)
         a["outline_mode"].toggled.connect(self.overlay.set_outline)
         a["confidence_layer"].toggled.connect(self.overlay.set_confidence_visible)
+        a["confidence_layer"].toggled.connect(self.confidence_legend.setVisible)
         a["diff_layer"].toggled.connect(self.overlay.set_diff_visible)
         a["show_prediction"].toggled.connect(self.overlay.set_show_prediction)
         a["crf_toggle"].toggled.connect(self._crf_toggled)
@@ -197,6 +217,7 @@ class MainWindow(QMainWindow):
         a["predict_current"].triggered.connect(self.predict_current)
         a["predict_all_new"].triggered.connect(self.predict_all_new)
         a["shortcuts"].triggered.connect(self._show_shortcuts)
+        self.open_logs_action.triggered.connect(self.open_log_folder)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
@@ -205,6 +226,9 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+        self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
+        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
+        self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     def _choose_sam_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
@@ -218,12 +242,17 @@ class MainWindow(QMainWindow):
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
 
+    def open_log_folder(self) -> Path | None:
+        """Help > Open log folder: the project's logs (or the user's) in the file manager."""
+        return open_log_folder(self.project)
+
     def _set_enabled(self, enabled: bool) -> None:
+        self.central.setCurrentIndex(1 if enabled else 0)  # no folder open: the welcome page says what to do
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
         for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action,
-                       self.weights_file_action, self.untrained_action):
+                       self.weights_file_action, self.untrained_action, *self.crf_actions.values()):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
@@ -247,6 +276,7 @@ class MainWindow(QMainWindow):
 
     def _project_ready(self, project: Project) -> None:
         self.project = project
+        use_project_logs(project)  # this project's problems are logged in its state folder
         self.settings.add_recent_folder(project.image_dir)
         self.session = EditorSession(project, self.settings.autosave_ms, self)
         self.session.image_opened.connect(self._image_opened)
@@ -256,6 +286,7 @@ class MainWindow(QMainWindow):
         self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
+        self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
@@ -264,10 +295,13 @@ class MainWindow(QMainWindow):
         self.model.error.connect(self._model_error)
         self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
         self.model_status.attach(self.model)
+        self._show_planned_model()
+        self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
         self.folder_watch.failed.connect(lambda msg: self.statusBar().showMessage(msg, 10000))
@@ -280,6 +314,9 @@ class MainWindow(QMainWindow):
         target = last if isinstance(last, str) and project.get(last) else self.browser.neighbour(1)
         if target:
             self.open_image(target, restore_view=True)
+        else:
+            self.overlay.set_document(None, None, "This folder has no images yet. Copy images into it (they appear "
+                                                  "by themselves) or open another folder.")
         self.project_opened.emit()
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
@@ -309,6 +346,8 @@ class MainWindow(QMainWindow):
         self.project.close()
         self.project = self.session = self.model = None
         self.model_status.attach(None)
+        self.model_hint.hide()
+        self.welcome.set_recent(self.settings.recent_folders())
         self._set_enabled(False)
 
     def _save_project_state(self) -> None:
@@ -342,6 +381,7 @@ class MainWindow(QMainWindow):
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
+        self._clear_readout()  # the read-out described the previous image
         self.effort.attach(self.project, rec if document is not None else None, document)
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
@@ -372,7 +412,10 @@ class MainWindow(QMainWindow):
         for path in report.removed:
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
-        self.browser.refresh(self.project.images(), renamed)
+        records = self.project.images()
+        self.browser.refresh(records, renamed)
+        fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
+        self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
             self.session.record = rec  # same content, same document: keep editing
             self.setWindowTitle(f"SegStudio — {rec.rel_path}")
@@ -394,6 +437,8 @@ class MainWindow(QMainWindow):
         if self.session is None or self.session.record is None:
             return
         if self.session.set_status(status) is not None:
+            if status == Status.DONE:
+                self._offer_crf_tuning()
             nxt = self.browser.next_unfinished()
             if nxt:
                 self.open_image(nxt)
@@ -424,11 +469,24 @@ class MainWindow(QMainWindow):
         if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
             self.session.stroke_finished()
 
+    def _quick_class(self) -> None:
+        """Type-to-search class choice, at the mouse when it is over the canvas."""
+        scheme = self.palette.scheme
+        if scheme is None:
+            return
+        if getattr(self, "quick_pick", None) is None:
+            self.quick_pick = QuickClassPicker(self)
+            self.quick_pick.picked.connect(self.palette.select_class)
+        c = self.canvas
+        at = QCursor.pos() if c.underMouse() else c.mapToGlobal(c.rect().center()) - QPoint(130, 160)
+        self.quick_pick.popup(scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class)
+
     def _tool_changed(self) -> None:
         state = self.tool_state
         self.actions_by_id[f"tool_{state.tool.value}"].setChecked(True)
         self.canvas.brush_cursor_enabled = state.tool in (Tool.BRUSH, Tool.ERASER, Tool.SUPERPIXEL)
         self.canvas.secondary_enabled = state.tool in (*SESSION, Tool.POLYGON)
+        self.canvas.set_tool_cursor(self._cursors.get(state.tool))
         self.canvas.set_brush_radius(state.radius)
         if state.tool != Tool.POLYGON:
             self.tools.cancel_polygon()
@@ -439,8 +497,7 @@ class MainWindow(QMainWindow):
         doc = self.session.document if self.session else None
         xi, yi = int(round(x)), int(round(y))
         if doc is None or self.project is None or not (0 <= yi < doc.shape[0] and 0 <= xi < doc.shape[1]):
-            self.pos_label.setText("")  # off the image: no stale or negative coordinates
-            self.class_label.setText("")
+            self._clear_readout()  # off the image: no stale or negative coordinates
             return
         self.pos_label.setText(f"x {xi}, y {yi}")
         value = int(doc.labels[yi, xi])
@@ -448,6 +505,10 @@ class MainWindow(QMainWindow):
         self.class_label.setText(names[value] if value < len(names) else "unlabeled")
         if self.tools.polygon:
             self.canvas.set_polygon(self.tools.polygon, (x, y))
+
+    def _clear_readout(self) -> None:
+        self.pos_label.setText("")
+        self.class_label.setText("")
 
     def _effort(self, fraction: float | None) -> None:
         self.effort_label.setText("" if fraction is None else f"changed vs prediction: {fraction:.2%}")
@@ -511,8 +572,17 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
+            self._show_planned_model()
             what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
+
+    def _show_planned_model(self) -> None:
+        """Status bar and hint bar name the model this project will use (never the previous project's)."""
+        if self.project is None or self.model is None:
+            return
+        choice = self.model.spec_changes
+        self.model_status.set_planned(planned_model(self.project, choice))
+        self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
     def _panel(self, module: str, cls: str, modal: bool = False) -> None:
@@ -520,7 +590,9 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         existing = self._panels.get(module)
-        if existing is not None and shiboken6.isValid(existing) and existing.isVisible():
+        running = existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        if existing is not None and shiboken6.isValid(existing) and (existing.isVisible() or running):
+            existing.show()  # a fine-tune window closed during its run was only hidden
             existing.raise_()
             existing.activateWindow()
             return
@@ -538,7 +610,37 @@ class MainWindow(QMainWindow):
                 widget.close()
         self._panels.clear()
 
+    # -- dense CRF (Model menu; the panel does the work) ----------------------------------------------------
+    def _crf_switched(self, on: bool) -> None:
+        if self.project is not None:
+            params = crf_project.set_enabled(self.project, on)
+            self._crf_changed(params if on else None)
+
+    def _crf_changed(self, params: object) -> None:
+        """New predictions use this CRF (None = off): hot-swapped into a running worker."""
+        self.crf_actions["crf_on"].setChecked(params is not None)
+        spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
+        if spec is not None and hasattr(spec, "with_"):
+            self.model.controller.set_model(spec.with_(crf=params))
+        self.statusBar().showMessage(f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000)
+
+    def _tune_crf(self) -> None:
+        self._panel("crf_panel", "CRFPanel")
+        panel = self._panels.get("crf_panel")
+        if panel is not None:
+            panel.start_tuning()
+
+    def _offer_crf_tuning(self) -> None:
+        """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
+        if self.project is None or self.project.get_setting("crf_tune_offered"):
+            return
+        if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
+            self._project_setting("crf_tune_offered", True)
+            self._tune_crf()
+
     def _connect_panel(self, widget: object) -> None:
+        if hasattr(widget, "crf_changed"):
+            widget.crf_changed.connect(self._crf_changed)
         if hasattr(widget, "model_version_ready"):
             widget.model_version_ready.connect(self._new_version_ready)
         if hasattr(widget, "version_activated"):
@@ -569,7 +671,17 @@ class MainWindow(QMainWindow):
         """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
         self.problems.add(rel_path, reason)
         self.browser.model.set_problem(rel_path, reason)
+        self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
+
+    def _list_unreadable(self, records: list[ImageRecord]) -> None:
+        """Files the scan could not read are problems too (their badge already says "unreadable")."""
+        listed = self.problems.problems()
+        for rec in records:
+            if rec.error:
+                self.problems.add(rec.rel_path, f"unreadable: {rec.error}")
+            elif f"{rec.rel_path}: unreadable:" in listed.get(rec.rel_path, ""):
+                self.resolve_problem(rec.rel_path)  # replaced by a readable file
 
     def resolve_problem(self, rel_path: str) -> None:
         self.problems.resolve(rel_path)
@@ -585,6 +697,11 @@ class MainWindow(QMainWindow):
             self.report_problem(where, message)
 
     # -- misc ---------------------------------------------------------------------------------------------
+    def _refresh_record(self, rel_path: str, _message: str = "") -> None:
+        rec = self.project.get(rel_path) if self.project is not None and rel_path else None
+        if rec is not None:
+            self.browser.update_record(rec)
+
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking message box (the editor keeps running; tests are never stuck in a dialog).
 

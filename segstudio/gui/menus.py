@@ -17,17 +17,20 @@ __all__ = ["MENUS", "build_menus", "build_toolbars"]
 
 MENUS: dict[str, list[str | None]] = {
     "&File": ["open_folder", "@recent", "rescan", "save", None, "@export", "@import", None, "quit"],
-    "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", None, "mark_done", "mark_skipped"],
+    "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", "quick_class", None, "mark_done", "mark_skipped"],
     "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
               "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
-    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@weights_file",
+    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@crf_on",
+               "@crf_panel", "@crf_tune", None, "@weights_file",
                "@untrained", "@versions", None, "@sam_checkpoint"],
     "&Train": ["@finetune", "@effort"],
-    "&Help": ["shortcuts"],
+    "&Help": ["shortcuts", "@open_logs"],
 }
 MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
-             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…", "effort": "Editing effort…",
-             "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
+             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
+             "effort": "Editing effort…", "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
+             "crf_on": "Dense CRF for this project", "crf_panel": "CRF settings…",
+             "crf_tune": "Tune CRF on corrected images", "open_logs": "Open log folder",
              "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
 SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
               "tool_click": "Click", "tool_box": "Box", "tool_scribble": "Scribble", "tool_wand": "Wand",
@@ -55,6 +58,7 @@ def build_menus(window: QMainWindow, actions: dict[str, QAction]) -> tuple[dict[
             else:
                 menu.addAction(actions[entry])
     extra["auto_predict"].setCheckable(True)
+    extra["crf_on"].setCheckable(True)
     for key, short in SHORT_TEXT.items():
         actions[key].setIconText(short)
         actions[key].setToolTip(f"{actions[key].text()} ({actions[key].shortcut().toString()})")

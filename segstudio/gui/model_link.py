@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from segstudio.core.project import Project, Status
+from segstudio.core.logs import log_exception
 
 __all__ = ["ModelLink", "ModelStatus"]
 
@@ -57,6 +58,7 @@ class ModelLink(QObject):
             except TypeError:
                 controller = cls(self.project, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a missing/broken worker must not take the editor down
+            log_exception("model", exc)
             self.error.emit("model", f"the model worker is not available: {exc}")
             return False
         self.set_controller(controller)
@@ -139,6 +141,8 @@ class ModelStatus(QWidget):
         self.link = link
         self._show_progress(False)
         self.worker_label.setText("model: idle")
+        self.device_label.setText("device: not loaded")  # never the previous project's model
+        self.device_label.setToolTip("")
         if link is not None:
             link.progress.connect(self.on_progress)
             link.state_changed.connect(lambda state: self.worker_label.setText(f"model: {state}"))
@@ -164,6 +168,12 @@ class ModelStatus(QWidget):
         self.progress_bar.setFormat("%v / %m")
         self.progress_bar.setToolTip(message)
         self._show_progress(not (total > 0 and done >= total))
+
+    def set_planned(self, what: str) -> None:
+        """Before a model is loaded: which one predictions will use (loaded on the first prediction)."""
+        self.device_label.setText(f"model: {what} · not loaded yet")
+        self.device_label.setToolTip("The model loads when the first prediction is asked for (Ctrl+P, or "
+                                     "auto-predict). Choose another in the Model menu.")
 
     def on_model_loaded(self, version: str, device: str) -> None:
         """One short status-bar line (the full model description is the tooltip); an untrained model says so."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 
 from PySide6.QtCore import QObject, Signal
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ProjectError, SegStudioError
 from segstudio.core.project import Project
+from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["ProjectOpener"]
+
+log = logging.getLogger(__name__)
 
 
 class ProjectOpener(QObject):
@@ -21,36 +24,24 @@ class ProjectOpener(QObject):
 
     opened = Signal(object)
     failed = Signal(str)
-    _done = Signal(int, object, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._generation = 0
-        self._done.connect(self._finish)
+        self._runner = TaskRunner(self, name="segstudio-open")
+        self._runner.done.connect(self.opened)
+        self._runner.failed.connect(self.failed)
 
     def start(self, folder: str, project_dir: str | None) -> None:
-        self._generation += 1
-        generation = self._generation
-
-        def run() -> None:
+        def open_project(state: TaskState) -> Project:
             try:
-                self._done.emit(generation, Project.open(folder, project_dir), "")
-            except SegStudioError as exc:
-                self._done.emit(generation, None, str(exc))
-            except Exception as exc:  # noqa: BLE001
-                self._done.emit(generation, None, f"cannot open {folder}: {exc}")
+                return Project.open(folder, project_dir, handle=state)
+            except SegStudioError:
+                raise
+            except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
+                log.exception("opening %s failed", folder)
+                raise ProjectError(f"cannot open {folder}: {exc}") from exc
 
-        threading.Thread(target=run, name="segstudio-open", daemon=True).start()
+        self._runner.start(open_project, discard=lambda project: project.close())
 
     def cancel(self) -> None:
-        self._generation += 1
-
-    def _finish(self, generation: int, project: Project | None, message: str) -> None:
-        if generation != self._generation:
-            if project is not None:
-                project.close()
-            return
-        if project is None:
-            self.failed.emit(message)
-        else:
-            self.opened.emit(project)
+        self._runner.abandon()

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core.document import MaskDocument
 from segstudio.core.history import Box
-from segstudio.gui.canvas import CanvasView, outline_of, overlay_lut
+from segstudio.gui.canvas import CanvasView, outline_of, outline_reach, overlay_lut
 
 __all__ = ["OverlayPresenter"]
 
@@ -37,6 +37,13 @@ class OverlayPresenter(QObject):
         self._stats_timer.setSingleShot(True)
         self._stats_timer.setInterval(150)
         self._stats_timer.timeout.connect(self.recount)
+        # Outline lines are re-thickened when the zoom settles (not on every wheel step).
+        self.reach = 1
+        self._zoom_timer = QTimer(self)
+        self._zoom_timer.setSingleShot(True)
+        self._zoom_timer.setInterval(120)
+        self._zoom_timer.timeout.connect(self._zoom_settled)
+        canvas.vb.sigRangeChanged.connect(lambda *_: self._zoom_timer.start() if self.outline else None)
 
     # -- inputs ------------------------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None, message: str = "") -> None:
@@ -58,7 +65,7 @@ class OverlayPresenter(QObject):
 
     def set_opacity(self, opacity: float) -> None:
         self.opacity = max(0.0, min(1.0, opacity))
-        self.canvas.overlay.item.setOpacity(self.opacity)
+        self.canvas.overlay.item.setOpacity(1.0 if self.outline else self.opacity)
 
     def set_overlay_visible(self, visible: bool) -> None:
         self.show_overlay = visible
@@ -99,12 +106,14 @@ class OverlayPresenter(QObject):
             self.recount()
             return
         if self.outline:
-            self._outline = outline_of(source)
+            self.reach = outline_reach(self.canvas.zoom_factor())
+            self._outline = outline_of(source, self.reach)
             self.canvas.overlay.set_array(self._outline)
         else:
             self._outline = None
             self.canvas.overlay.set_array(source)
-        self.canvas.overlay.item.setOpacity(self.opacity)
+        # Outlines are thin: drawn opaque (whatever the fill opacity) so they read on any photo.
+        self.canvas.overlay.item.setOpacity(1.0 if self.outline else self.opacity)
         self.canvas.confidence.set_array(doc.confidence if doc is not None else None)
         pred = doc.shown_prediction if doc is not None else None
         if pred is not None and self.canvas.diff.visible:
@@ -125,9 +134,11 @@ class OverlayPresenter(QObject):
             return
         if not self.show_prediction or doc.shown_prediction is None:
             if self._outline is not None:
-                grown = box.expand(1).clip(doc.shape)
-                part = outline_of(doc.labels[grown.slices])
-                self._outline[grown.slices] = part
+                grown = box.expand(self.reach).clip(doc.shape)  # the pixels whose outline may change
+                context = box.expand(2 * self.reach).clip(doc.shape)  # plus what they look at
+                part = outline_of(doc.labels[context.slices], self.reach)
+                dy, dx = grown.y0 - context.y0, grown.x0 - context.x0
+                self._outline[grown.slices] = part[dy:dy + grown.y1 - grown.y0, dx:dx + grown.x1 - grown.x0]
                 self.canvas.overlay.update_region(grown)
             else:
                 self.canvas.overlay.update_region(box)
@@ -137,6 +148,10 @@ class OverlayPresenter(QObject):
             self._diff[sl] = doc.labels[sl] != pred[sl]
             self.canvas.diff.update_region(box)
         self._stats_timer.start()
+
+    def _zoom_settled(self) -> None:
+        if self.outline and outline_reach(self.canvas.zoom_factor()) != self.reach:
+            self.rebuild()
 
     def recount(self) -> None:
         doc = self.document

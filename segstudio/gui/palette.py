@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QListWidget,
+    QLineEdit,
     QListWidgetItem,
     QMessageBox,
     QToolButton,
@@ -78,8 +79,15 @@ class PaletteWidget(QWidget):
         # A long class name must not widen the dock (the canvas would jump): ignore its width hint.
         self.active_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.active_label.setMinimumHeight(30)
+        self.find = QLineEdit(self)
+        self.find.setObjectName("class_find")
+        self.find.setPlaceholderText("Find class…  (or press / anywhere)")
+        self.find.setClearButtonEnabled(True)
+        self.find.textChanged.connect(self._find)
+        self.find.returnPressed.connect(self._pick_first_found)
         self.list = QListWidget(self)
         self.list.setObjectName("class_list")
+        self.list.setUniformItemSizes(True)  # 19+ classes: compact rows, no per-row layout
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
         buttons = QHBoxLayout()
@@ -100,9 +108,11 @@ class PaletteWidget(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.preset_combo)
         layout.addWidget(self.active_label)
+        layout.addWidget(self.find)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
-        hint = QLabel("Number keys 1–9, 0 pick classes; untick to hide a class.", self)
+        hint = QLabel("Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
+                      "untick to hide a class.", self)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray; font-size: 10px")
         layout.addWidget(hint)
@@ -151,7 +161,23 @@ class PaletteWidget(QWidget):
             item.setCheckState(Qt.CheckState.Unchecked if index in self.hidden else Qt.CheckState.Checked)
             self.list.addItem(item)
         self.list.blockSignals(False)
+        self._find(self.find.text())
         self.select_class(self._active, emit=False)
+
+    def _find(self, text: str) -> None:
+        """Hide the rows whose name does not contain `text` (display only; number keys are unchanged)."""
+        if self.scheme is None:
+            return
+        needle = text.strip().casefold()
+        for row in range(self.list.count()):
+            name = self.scheme.classes[int(self.list.item(row).data(ROLE_INDEX))].name.casefold()
+            self.list.item(row).setHidden(bool(needle) and needle not in name)
+
+    def _pick_first_found(self) -> None:
+        for row in range(self.list.count()):
+            if not self.list.item(row).isHidden():
+                self.select_class(int(self.list.item(row).data(ROLE_INDEX)))
+                return
 
     def _show_active(self) -> None:
         if self.scheme is None:

@@ -10,8 +10,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QDialog, QWidget
 
 __all__ = ["open_panel", "place_window"]
@@ -28,16 +28,26 @@ def place_window(widget: QWidget, parent: QWidget) -> None:
     frame.moveCenter(main.frameGeometry().center())
     screen = main.screen().availableGeometry() if main.screen() is not None else None
     if screen is not None:
-        widget.resize(min(widget.width(), screen.width()), min(widget.height(), screen.height() - 40))
+        extra_w = widget.frameGeometry().width() - widget.width()  # window-manager frame, once shown
+        extra_h = widget.frameGeometry().height() - widget.height()
+        widget.resize(min(widget.width(), screen.width() - extra_w), min(widget.height(), screen.height() - extra_h))
         frame.setSize(widget.frameGeometry().size())
         frame.moveLeft(max(screen.left(), min(frame.left(), screen.right() - frame.width())))
         frame.moveTop(max(screen.top(), min(frame.top(), screen.bottom() - frame.height())))
     widget.move(frame.topLeft())
-    if not isinstance(widget, QDialog) and not getattr(widget, "_closes_on_escape", False):
-        shortcut = QShortcut(QKeySequence(Qt.Key.Key_Escape), widget)
-        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        shortcut.activated.connect(widget.close)
-        widget._closes_on_escape = True
+    if not isinstance(widget, QDialog) and widget.findChild(_EscapeCloser) is None:
+        widget.installEventFilter(_EscapeCloser(widget))
+
+
+class _EscapeCloser(QObject):
+    """Closes its window on an Esc that no child used (a combo's popup or an edit keeps its own Esc)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if (watched is self.parent() and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape):
+            self.parent().close()
+            return True
+        return False
 
 
 def open_panel(parent: QWidget, module_name: str, class_name: str, args: tuple[Any, ...],
@@ -54,9 +64,7 @@ def open_panel(parent: QWidget, module_name: str, class_name: str, args: tuple[A
     if connect is not None:
         connect(widget)
     if modal and hasattr(widget, "exec"):
-        widget.adjustSize()
-        place_window(widget, parent)
-        widget.exec()
+        widget.exec()  # a parented QDialog centres itself on the window when shown
         return widget
     if not widget.isWindow():
         widget.setWindowFlag(Qt.WindowType.Window, True)

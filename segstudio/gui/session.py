@@ -1,19 +1,26 @@
 """The editing session: which image is open, its document, autosave, status moves, predictions.
 
-Kept out of `main_window.py` so the window stays wiring. Saving never blocks the GUI: the
-labels are copied (a couple of milliseconds) and written by one background writer thread in
-order; `flush()` waits for it on image switch and close. Every finished stroke is queued for
-saving at once (other changes after a short timer), so killing the app loses at most the stroke
-in progress.
+Kept out of `main_window.py` so the window stays wiring. Disk work stays off the GUI thread:
+
+- Saving: the labels are copied (a couple of milliseconds) and written by one background writer
+  (`gui.tasks.JobQueue`, in order). Every finished stroke is queued at once (other changes after a
+  short timer), so killing the app loses at most the stroke in progress. "Mark done" and other
+  status moves go through the same queue; the record shown changes at once and the writer confirms
+  (or reports the error and the true state comes back).
+- Switching images waits only when the image being opened still has writes queued; `flush()`
+  (Save, close) waits for all of them.
+- Decoding: the neighbours of the open image (their photo, mask and prediction) are decoded ahead
+  on a background queue, so next/previous usually finds them ready.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -21,20 +28,35 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from segstudio.core.document import UNLABELED, MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
-from segstudio.core.project import ImageRecord, Project, Status
+from segstudio.core.project import ImageRecord, Prediction, Project, Status
+from segstudio.gui.tasks import JobQueue, TaskState
 
 __all__ = ["EditorSession", "ImageCache"]
 
 
+class Labels(NamedTuple):
+    """What an image shows besides its photo: the saved mask and the stored prediction."""
+
+    mask: np.ndarray | None
+    prediction: Prediction | None
+
+
 class ImageCache:
-    """Decoded images, least recently used dropped; neighbours are decoded ahead in a thread."""
+    """Decoded images (least recently used dropped) and, for prefetched neighbours, their labels.
+
+    Prefetched labels are used once and only while still current: every write of an image's mask
+    or prediction bumps its version (when queued and when done), and a prefetch that started
+    before a bump is thrown away.
+    """
 
     def __init__(self, project: Project, capacity: int = 6) -> None:
         self.project = project
         self.capacity = capacity
         self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._labels: dict[str, tuple[int, Labels]] = {}
+        self._versions: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-prefetch")
+        self._jobs = JobQueue(name="segstudio-prefetch")
         self._inflight: dict[str, Future] = {}
 
     def get(self, rec: ImageRecord) -> np.ndarray:
@@ -53,6 +75,21 @@ class ImageCache:
         self._put(rec.rel_path, image)
         return image
 
+    def take_labels(self, rec: ImageRecord) -> Labels:
+        """The mask and prediction of `rec`: prefetched if still current, else read now."""
+        with self._lock:
+            entry = self._labels.pop(rec.rel_path, None)
+            current = self._versions[rec.rel_path]
+        if entry is not None and entry[0] == current:
+            return entry[1]
+        return Labels(self.project.load_mask(rec), self.project.load_prediction(rec))
+
+    def invalidate_labels(self, rel_path: str) -> None:
+        """The stored mask or prediction of `rel_path` is changing: prefetched copies are stale."""
+        with self._lock:
+            self._versions[rel_path] += 1
+            self._labels.pop(rel_path, None)
+
     def contains(self, rel_path: str) -> bool:
         with self._lock:
             return rel_path in self._images
@@ -69,21 +106,29 @@ class ImageCache:
             if rec.error:
                 continue
             with self._lock:
-                if rec.rel_path in self._images or rec.rel_path in self._inflight:
+                if rec.rel_path in self._inflight or (rec.rel_path in self._images and rec.rel_path in self._labels):
                     continue
-                self._inflight[rec.rel_path] = self._pool.submit(self._load, rec)
+                self._inflight[rec.rel_path] = self._jobs.submit(lambda state, r=rec: self._load(r), key=rec.rel_path)
 
     def _load(self, rec: ImageRecord) -> np.ndarray:
         try:
-            image = self.project.load_image(rec)
-            self._put(rec.rel_path, image)
+            with self._lock:
+                version = self._versions[rec.rel_path]
+                image = self._images.get(rec.rel_path)
+            if image is None:
+                image = self.project.load_image(rec)
+                self._put(rec.rel_path, image)
+            labels = Labels(self.project.load_mask(rec), self.project.load_prediction(rec))
+            with self._lock:
+                if self._versions[rec.rel_path] == version:
+                    self._labels[rec.rel_path] = (version, labels)
             return image
         finally:
             with self._lock:
                 self._inflight.pop(rec.rel_path, None)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs.stop(wait=True)
 
 
 class EditorSession(QObject):
@@ -94,8 +139,6 @@ class EditorSession(QObject):
     prediction_changed = Signal()  # the current document's prediction layer changed
     error = Signal(str)
     image_problem = Signal(str, str)  # rel_path, reason: one image cannot be used (no decision needed)
-    _saved = Signal(object)  # internal: from the writer thread
-    _failed = Signal(str)
 
     def __init__(self, project: Project, autosave_ms: int = 800, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,14 +150,16 @@ class EditorSession(QObject):
         self.document: MaskDocument | None = None
         self.model_version: str | None = None
         self._had_mask = False
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-writer")
-        self._pending: list[Future] = []
+        self._writer = JobQueue(self, name="segstudio-writer")
+        self._writer.done.connect(self._on_written)
+        self._writer.failed.connect(self._on_write_failed)
+        self._writes: Counter[str] = Counter()  # rel_path -> writes queued or running
+        self._writes_lock = threading.Lock()
+        self._write_ids = itertools.count()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(autosave_ms)
         self._timer.timeout.connect(self.save)
-        self._saved.connect(self._on_saved)
-        self._failed.connect(self.error)
         self.neighbours: Callable[[str], list[str]] | None = None  # for prefetching
 
     # -- opening -------------------------------------------------------------------------------------
@@ -124,7 +169,9 @@ class EditorSession(QObject):
         if rec is None:
             self.image_problem.emit(rel_path, "it is no longer in the folder (moved or deleted)")
             return False
-        self.flush()
+        self._queue_current()
+        if self._writes_pending(rel_path):  # its own mask is still being written: read what was saved
+            self._writer.wait_idle(60)
         if self.document is not None:
             self.document.remove_listener(self._on_doc_changed)
         self.record, self.image, self.document = rec, None, None
@@ -133,9 +180,12 @@ class EditorSession(QObject):
             return True
         try:
             image = self.cache.get(rec)
-            mask = self.project.load_mask(rec)
-            prediction = self.project.load_prediction(rec)
+            mask, prediction = self.cache.take_labels(rec)
         except SegStudioError as exc:
+            fresh = self.project.get(rel_path)  # a decode failure was recorded: badge and counters follow
+            if fresh is not None and fresh.error != rec.error:
+                rec = self.record = fresh
+                self.record_changed.emit(fresh)
             self.image_problem.emit(rel_path, str(exc))
             self.image_opened.emit(rec, None, None)
             return True
@@ -190,38 +240,57 @@ class EditorSession(QObject):
         if rec.status != status:
             self.record = rec = _with_status(rec, status)  # shown at once; the writer confirms
             self.record_changed.emit(rec)
-        self._submit(lambda: self.project.save_mask(rec, labels, status))
+        self._submit(rec.rel_path, lambda: self.project.save_mask(rec, labels, status))
 
-    def _submit(self, job: Callable[[], Any]) -> None:
-        def run() -> Any:
+    def _submit(self, rel_path: str, job: Callable[[], Any]) -> None:
+        """Queue a write of `rel_path`'s stored state on the writer (in order with every other write)."""
+        with self._writes_lock:
+            self._writes[rel_path] += 1
+        self.cache.invalidate_labels(rel_path)
+
+        def run(state: TaskState) -> Any:
             try:
-                result = job()
-            except Exception as exc:  # noqa: BLE001 - shown to the user; the edit stays in memory
-                self._failed.emit(f"saving failed: {exc}")
-                raise
-            if isinstance(result, ImageRecord):
-                self._saved.emit(result)
-            return result
+                return job()
+            finally:
+                self.cache.invalidate_labels(rel_path)
+                with self._writes_lock:
+                    self._writes[rel_path] -= 1
 
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._writer.submit(run))
+        self._writer.submit(run, key=(rel_path, next(self._write_ids)))
 
-    def flush(self) -> None:
-        """Save now and wait for every queued write (image switch, close)."""
+    def _writes_pending(self, rel_path: str) -> bool:
+        with self._writes_lock:
+            return self._writes[rel_path] > 0
+
+    def _queue_current(self) -> None:
+        """Close a stroke in progress and queue the current mask's save (no waiting)."""
         if self.document is not None and self.document.in_stroke:
             self.document.end_stroke()
         self.save()
-        for future in self._pending:
-            try:
-                future.result(timeout=60)
-            except Exception:  # noqa: BLE001 - already reported through `error`
-                pass
-        self._pending.clear()
 
-    def _on_saved(self, rec: ImageRecord) -> None:
-        if self.record is not None and rec.rel_path == self.record.rel_path:
-            self.record = rec
-        self.record_changed.emit(rec)
+    def flush(self) -> None:
+        """Save now and wait for every queued write (Save, close)."""
+        self._queue_current()
+        self._writer.wait_idle(60)
+
+    def _on_written(self, key: tuple[str, int], result: Any) -> None:
+        rel_path = key[0]
+        if not isinstance(result, ImageRecord) or self._writes_pending(rel_path):
+            return  # a later write of this image will report the newer state
+        if self.record is not None and rel_path == self.record.rel_path:
+            self.record = result
+        self.record_changed.emit(result)
+
+    def _on_write_failed(self, key: tuple[str, int], message: str) -> None:
+        """Say so (the edit stays in memory), and show the state that is really stored."""
+        rel_path = key[0]
+        self.error.emit(f"saving {rel_path} failed: {message}")
+        stored = self.project.get(rel_path)
+        if stored is None:
+            return
+        if self.record is not None and rel_path == self.record.rel_path:
+            self.record = stored
+        self.record_changed.emit(stored)
 
     # -- status ----------------------------------------------------------------------------------------
     def set_status(self, status: Status) -> ImageRecord | None:
@@ -229,21 +298,18 @@ class EditorSession(QObject):
         rec, doc = self.record, self.document
         if rec is None:
             return None
-        self.flush()
-        rec = self.record or rec
-        try:
-            if doc is not None and status == Status.DONE:
-                rec = self.project.save_mask(rec, doc.labels.copy(), Status.DONE)
-                doc.mark_saved()
-                self._had_mask = True
-            else:
-                rec = self.project.set_status(rec, status)
-        except SegStudioError as exc:
-            self.error.emit(str(exc))
-            return None
-        self.record = rec
-        self.record_changed.emit(rec)
-        return rec
+        self._queue_current()
+        target = self.record or rec
+        if doc is not None and status == Status.DONE:
+            labels = doc.labels.copy()
+            doc.mark_saved()
+            self._had_mask = True
+            self._submit(target.rel_path, lambda: self.project.save_mask(target, labels, Status.DONE))
+        else:
+            self._submit(target.rel_path, lambda: self.project.set_status(target, status))
+        self.record = shown = _with_status(target, status)  # shown at once; the writer confirms
+        self.record_changed.emit(shown)
+        return shown
 
     # -- predictions -------------------------------------------------------------------------------------
     def apply_prediction(self, rel_path: str, result: Any) -> None:
@@ -257,6 +323,7 @@ class EditorSession(QObject):
             return
         confidence = getattr(result, "confidence", None)
         raw = getattr(result, "raw_labels", None)
+        self.cache.invalidate_labels(rel_path)  # the worker may have stored it already
         rec = self.project.get(rel_path)
         if rec is None:
             return
@@ -264,7 +331,7 @@ class EditorSession(QObject):
             # The worker did not store it: keep it in the project so it survives a restart.
             version = self.model_version or getattr(result, "model_version", None) or "unknown"
             conf = confidence if confidence is not None else np.full(labels.shape, 255, np.uint8)
-            self._submit(lambda: self.project.save_prediction(rec, labels, conf, version, raw))
+            self._submit(rel_path, lambda: self.project.save_prediction(rec, labels, conf, version, raw))
         else:
             self.record_changed.emit(rec)
         doc = self.document
@@ -290,7 +357,7 @@ class EditorSession(QObject):
     # -- teardown ----------------------------------------------------------------------------------------
     def close(self) -> None:
         self.flush()
-        self._writer.shutdown(wait=True)
+        self._writer.stop(wait=True)
         self.cache.shutdown()
 
 

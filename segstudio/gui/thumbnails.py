@@ -2,15 +2,13 @@
 
 Why: decoding 10,000 photos on the GUI thread would freeze the browser for minutes. The list
 view asks only for the rows it shows; requests go to one daemon thread, newest first (the rows
-the user is looking at now), and each finished thumbnail arrives as a queued Qt signal. The
-disk cache is keyed by content hash, so renames keep their thumbnails and edits get new ones.
+the user is looking at now; a `gui.tasks.JobQueue`), and each finished thumbnail arrives as a
+queued Qt signal. The disk cache is keyed by content hash, so renames keep their thumbnails and edits get new ones.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -18,6 +16,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.errors import ImageReadError
+from segstudio.gui.tasks import JobQueue
 
 __all__ = ["ThumbnailLoader", "THUMB_SIZE", "make_thumbnail"]
 
@@ -50,45 +50,29 @@ class ThumbnailLoader(QObject):
         super().__init__(parent)
         self.cache_dir = cache_dir
         self.size = size
-        self._pending: OrderedDict[str, tuple[Path, str]] = OrderedDict()
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="segstudio-thumbnails", daemon=True)
-        self._thread.start()
+        # Newest request first (the rows on screen now); a repeated key moves to the front.
+        self._jobs = JobQueue(self, name="segstudio-thumbnails", lifo=True)
+        self._jobs.done.connect(lambda key, image: self.ready.emit(key, image))
+        self._jobs.failed.connect(lambda key, message: self.failed.emit(key, message))
 
     def request(self, key: str, src: Path, cache_name: str) -> None:
-        with self._cond:
-            self._pending.pop(key, None)
-            self._pending[key] = (src, cache_name)  # newest last = served first
-            self._cond.notify()
+        self._jobs.submit(lambda state: self._image(src, cache_name), key=key)
 
     def clear_pending(self) -> None:
-        with self._cond:
-            self._pending.clear()
+        self._jobs.clear_pending()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._pending.clear()
-            self._cond.notify()
-        self._thread.join(timeout=5)
+        self._jobs.stop(wait=True, timeout=5)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
-                key, (src, cache_name) = self._pending.popitem(last=True)
-            try:
-                data = self._load(src, cache_name)
-                image = QImage()
-                if not image.loadFromData(data):
-                    raise OSError("thumbnail could not be decoded")
-                self.ready.emit(key, image)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a badge, not a crash
-                self.failed.emit(key, str(exc))
+    def _image(self, src: Path, cache_name: str) -> QImage:
+        try:
+            data = self._load(src, cache_name)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a badge, not a crash
+            raise ImageReadError(src, str(exc)) from None
+        image = QImage()
+        if not image.loadFromData(data):
+            raise ImageReadError(src, "thumbnail could not be decoded")
+        return image
 
     def _load(self, src: Path, cache_name: str) -> bytes:
         cached = self.cache_dir / f"{cache_name}_{self.size}.jpg" if self.cache_dir and cache_name else None

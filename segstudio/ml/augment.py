@@ -20,6 +20,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from segstudio.core.schemes import UNLABELED
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -34,7 +36,8 @@ __all__ = [
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-IGNORE_INDEX = 255
+#: The loss ignores unlabeled pixels (255, also what padding fills in): the same value as the masks use.
+IGNORE_INDEX = UNLABELED
 
 
 @dataclass(frozen=True)

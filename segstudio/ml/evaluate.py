@@ -52,16 +52,18 @@ def evaluate(
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     workers: int = 0,
     channels_last: bool = False,
+    per_image: bool = False,
 ) -> np.ndarray:
-    """The summed confusion matrix of `model` over `dataset` (items: normalised image, full-size mask)."""
+    """The summed confusion matrix of `model` over `dataset` (items: normalised image, full-size mask);
+    with `per_image`, one matrix per image ((N, C, C), for uncertainty estimates) instead."""
     dist = dist or DistContext()
     was_training = model.training
     model.eval()
     indices: Sequence[int] = range(dist.rank, len(dataset), dist.world_size)  # type: ignore[arg-type]
     loader = DataLoader(Subset(dataset, list(indices)), batch_size=1, shuffle=False, num_workers=workers,
                         collate_fn=_collate_one)
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-    for image, mask in loader:
+    cms = torch.zeros(len(dataset), num_classes, num_classes, dtype=torch.int64, device=device)  # type: ignore[arg-type]
+    for index, (image, mask) in zip(indices, loader):
         image = image.to(device, non_blocking=True)
         if channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
@@ -70,10 +72,10 @@ def evaluate(
             logits = model(image)["out"]
         if logits.shape[-2:] != mask.shape[-2:]:
             logits = F.interpolate(logits.float(), size=mask.shape[-2:], mode="bilinear", align_corners=False)
-        cm += confusion_matrix_torch(logits.argmax(1), mask, num_classes)
-    dist.all_reduce_sum(cm)
+        cms[index] = confusion_matrix_torch(logits.argmax(1), mask, num_classes)
+    dist.all_reduce_sum(cms)  # each rank filled its own images' rows: the sum is every image once
     model.train(was_training)
-    return cm.cpu().numpy()
+    return cms.cpu().numpy() if per_image else cms.sum(0).cpu().numpy()
 
 
 def _num(value: Any) -> float | None:

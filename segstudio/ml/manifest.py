@@ -9,7 +9,6 @@ Torch-free so the GUI can build one without paying torch's import.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import SegStudioError
+from segstudio.core.hashing import sha256_file, sha256_json
 from segstudio.core.schemes import LabelScheme
 
 __all__ = [
@@ -88,7 +88,7 @@ class TrainManifest:
             "train": sorted((s.key or s.image, s.image_hash, s.mask_hash) for s in self.train),
             "val": sorted((s.key or s.image, s.image_hash, s.mask_hash) for s in self.val),
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_json(payload)[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,11 +139,7 @@ class TrainManifest:
 
 def file_digest(path: str | os.PathLike[str]) -> str:
     """Short sha256 of a file's bytes (masks are small PNGs, so this is cheap)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return sha256_file(path)[:16]
 
 
 def project_samples(project: Any) -> tuple[list[Sample], list[Sample]]:
@@ -192,8 +188,16 @@ def manifest_from_project(
     settings: dict[str, Any] | None = None,
     version: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
+    min_val: int | None = None,
 ) -> TrainManifest:
-    """The manifest for fine-tuning the project's model; output in `models/<version>/` by default."""
+    """The manifest for fine-tuning the project's model; output in `models/<version>/` by default.
+
+    First tops the val split up to `min_val` images (default `selection.MIN_VAL_IMAGES`, 0 = off) so
+    the before/after comparison is not decided by a handful of frames.
+    """
+    from segstudio.ml.selection import MIN_VAL_IMAGES, reserve_val_images
+
+    reserve_val_images(project, MIN_VAL_IMAGES if min_val is None else min_val)
     train, val = project_samples(project)
     if not train:
         raise ManifestError(

@@ -1,4 +1,6 @@
-"""Named registry of segmentation architectures: torchvision's DeepLabV3 / FCN / LR-ASPP and our DeepLabV3+.
+"""Named registry of segmentation architectures: torchvision's DeepLabV3 / FCN / LR-ASPP, our DeepLabV3+,
+and the seed papers' U-Net, SegNet and DeepLab v2 (`ml.archs_seed`). Names and descriptions live in the
+torch-free `ml.catalog` (the GUI and the CLI's help list them from there).
 
 `build_model(arch, num_classes)` returns an `nn.Module` whose forward gives a dict with "out" (and "aux"
 where the arch has an auxiliary head), logits at input resolution. Unknown names raise a
@@ -15,21 +17,25 @@ import torch
 from torch import nn
 from torchvision.models import (
     MobileNet_V3_Large_Weights,
+    ResNet34_Weights,
     ResNet50_Weights,
     ResNet101_Weights,
+    VGG16_BN_Weights,
 )
 from torchvision.models import segmentation as tvseg
 from torchvision.models._api import WeightsEnum
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import TaskHandle
-from segstudio.ml import deeplabv3plus
+from segstudio.ml import archs_seed, catalog, deeplabv3plus
 
 __all__ = [
     "ModelError",
     "ArchInfo",
     "ARCHS",
     "DEFAULT_ARCH",
+    "FINETUNE_ARCHS",
+    "FINETUNE_DEFAULT_ARCH",
     "available_archs",
     "arch_info",
     "build_model",
@@ -37,7 +43,9 @@ __all__ = [
     "load_pretrained_backbone",
 ]
 
+#: inference's arch when neither a checkpoint nor the user names one (torchvision publishes VOC weights for it)
 DEFAULT_ARCH = "deeplabv3_mobilenet_v3_large"
+FINETUNE_ARCHS, FINETUNE_DEFAULT_ARCH = catalog.FINETUNE_ARCHS, catalog.FINETUNE_DEFAULT_ARCH
 
 
 class ModelError(SegStudioError):
@@ -66,34 +74,44 @@ def _lraspp(num_classes: int, aux_loss: bool) -> nn.Module:
     return tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
 
 
-def _plus(fn: Callable[[int], nn.Module]) -> Callable[[int, bool], nn.Module]:
+def _no_aux(fn: Callable[[int], nn.Module]) -> Callable[[int, bool], nn.Module]:
     return lambda num_classes, aux_loss: fn(num_classes)
 
 
 _R50, _R101, _MNV3 = ResNet50_Weights.IMAGENET1K_V1, ResNet101_Weights.IMAGENET1K_V1, MobileNet_V3_Large_Weights.IMAGENET1K_V1
+_R34, _VGG16BN = ResNet34_Weights.IMAGENET1K_V1, VGG16_BN_Weights.IMAGENET1K_V1
 _COCO = "COCO_WITH_VOC_LABELS_V1"
+
+
+def _info(name: str, build: Callable[[int, bool], nn.Module], has_aux: bool, backbone: WeightsEnum,
+          published: WeightsEnum | None) -> ArchInfo:
+    return ArchInfo(name, build, has_aux, backbone, published, catalog.describe(name))
+
+
+def _published(enum: type[WeightsEnum]) -> WeightsEnum:
+    return enum[_COCO]  # type: ignore[misc]
+
 
 ARCHS: dict[str, ArchInfo] = {
     info.name: info
     for info in (
-        ArchInfo("deeplabv3_resnet50", _tv(tvseg.deeplabv3_resnet50), True, _R50,
-                 tvseg.DeepLabV3_ResNet50_Weights[_COCO], "DeepLabV3, ResNet-50 (accurate, slow on CPU)"),
-        ArchInfo("deeplabv3_resnet101", _tv(tvseg.deeplabv3_resnet101), True, _R101,
-                 tvseg.DeepLabV3_ResNet101_Weights[_COCO], "DeepLabV3, ResNet-101 (most accurate, slowest)"),
-        ArchInfo("deeplabv3_mobilenet_v3_large", _tv(tvseg.deeplabv3_mobilenet_v3_large), True, _MNV3,
-                 tvseg.DeepLabV3_MobileNet_V3_Large_Weights[_COCO], "DeepLabV3, MobileNetV3-Large (fast)"),
-        ArchInfo("fcn_resnet50", _tv(tvseg.fcn_resnet50), True, _R50,
-                 tvseg.FCN_ResNet50_Weights[_COCO], "FCN, ResNet-50"),
-        ArchInfo("fcn_resnet101", _tv(tvseg.fcn_resnet101), True, _R101,
-                 tvseg.FCN_ResNet101_Weights[_COCO], "FCN, ResNet-101"),
-        ArchInfo("lraspp_mobilenet_v3_large", _lraspp, False, _MNV3,
-                 tvseg.LRASPP_MobileNet_V3_Large_Weights[_COCO], "LR-ASPP, MobileNetV3-Large (fastest)"),
-        ArchInfo("deeplabv3plus_resnet50", _plus(deeplabv3plus.deeplabv3plus_resnet50), False, _R50,
-                 None, "DeepLabV3+, ResNet-50 (sharp boundaries)"),
-        ArchInfo("deeplabv3plus_mobilenet_v3_large", _plus(deeplabv3plus.deeplabv3plus_mobilenet_v3_large), False,
-                 _MNV3, None, "DeepLabV3+, MobileNetV3-Large (sharp boundaries, fast)"),
+        _info("deeplabv3_resnet50", _tv(tvseg.deeplabv3_resnet50), True, _R50, _published(tvseg.DeepLabV3_ResNet50_Weights)),
+        _info("deeplabv3_resnet101", _tv(tvseg.deeplabv3_resnet101), True, _R101, _published(tvseg.DeepLabV3_ResNet101_Weights)),
+        _info("deeplabv3_mobilenet_v3_large", _tv(tvseg.deeplabv3_mobilenet_v3_large), True, _MNV3,
+              _published(tvseg.DeepLabV3_MobileNet_V3_Large_Weights)),
+        _info("fcn_resnet50", _tv(tvseg.fcn_resnet50), True, _R50, _published(tvseg.FCN_ResNet50_Weights)),
+        _info("fcn_resnet101", _tv(tvseg.fcn_resnet101), True, _R101, _published(tvseg.FCN_ResNet101_Weights)),
+        _info("lraspp_mobilenet_v3_large", _lraspp, False, _MNV3, _published(tvseg.LRASPP_MobileNet_V3_Large_Weights)),
+        _info("deeplabv3plus_resnet50", _no_aux(deeplabv3plus.deeplabv3plus_resnet50), False, _R50, None),
+        _info("deeplabv3plus_mobilenet_v3_large", _no_aux(deeplabv3plus.deeplabv3plus_mobilenet_v3_large), False, _MNV3, None),
+        _info("unet_resnet34", _no_aux(archs_seed.unet_resnet34), False, _R34, None),
+        _info("unet_mobilenet_v3_large", _no_aux(archs_seed.unet_mobilenet_v3_large), False, _MNV3, None),
+        _info("segnet_vgg16_bn", _no_aux(archs_seed.segnet_vgg16_bn), False, _VGG16BN, None),
+        _info("deeplabv2_resnet101", _no_aux(archs_seed.deeplabv2_resnet101), False, _R101, None),
     )
 }  # fmt: skip
+if set(ARCHS) != set(catalog.CATALOG):  # the torch-free catalog (GUI, CLI help) must list exactly these
+    raise ImportError(f"ml.catalog and ml.models disagree: {sorted(set(ARCHS) ^ set(catalog.CATALOG))}")
 
 
 def available_archs() -> list[str]:
@@ -131,7 +149,8 @@ def build_model(
 
 
 def load_pretrained_backbone(model: nn.Module, arch: str, handle: TaskHandle | None = None) -> None:
-    """Copy ImageNet weights into `model.backbone` (torchvision keys, `features.` prefix stripped for MobileNet)."""
+    """Copy ImageNet weights into `model.backbone` (torchvision keys, `features.` prefix stripped for
+    MobileNet and VGG; the classifier layers the backbone does not have are skipped)."""
     from segstudio.ml.hub import fetch_state_dict
 
     state = fetch_state_dict(arch_info(arch).backbone_weights, handle)

@@ -5,7 +5,8 @@ Pipeline (each stage timed in `PredictionResult.timings`):
   forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger
                (the blend is kept at a coarser stride when it would exceed `accumulator_budget_mb`, so
                memory stays bounded for any image size); optional flip TTA; autocast; softmax
-  crf          optional dense CRF (`ml.crf`) on the full-resolution image (or a reduced grid)
+  crf          optional dense CRF (`ml.crf`, default on a 1/4 grid; see its docstring), fed the probabilities
+               at the working resolution, never C x H x W at the image's full resolution
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
 Precision ("auto"): half precision (bfloat16 autocast, float16 on GPUs without bf16; + channels_last on
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -33,16 +35,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, refine_probabilities
+from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels_and_confidence
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
+from segstudio.ml.precision import PRECISIONS, canonical_precision
+from segstudio.ml.spec import ModelSpec
 from segstudio.ml.weights import IMAGENET_NORMALIZATION, LoadedModel
 
-__all__ = ["PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
+__all__ = ["load_predictor", "PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
            "resolve_precision"]
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
@@ -56,6 +59,9 @@ class PredictionResult:
     probabilities: np.ndarray | None  # (C, H, W) float32 when requested
     raw_labels: np.ndarray  # (H, W) uint8 labels before the CRF (same as labels without CRF)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    #: (C, h, w) float32 softmax before the CRF, long side <= core.probabilities.MAX_SIDE (when requested):
+    #: what the project stores so the CRF can be re-run, toggled and tuned without the model
+    coarse: np.ndarray | None = None
 
 
 def _cpu_has_native_bf16() -> bool:
@@ -67,11 +73,10 @@ def _cpu_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Turn "auto" into the precision used on `device` (see the module docstring for why)."""
-    if precision not in PRECISIONS:
-        raise SegStudioError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    precision = canonical_precision(precision)  # fp32/bf16/fp16 are accepted too
     if precision != "auto":
         if precision == "float16" and device.type == "cpu":
-            raise SegStudioError("float16 is for GPUs; on the CPU use bfloat16 or float32")
+            raise UsageError("float16 is for GPUs; on the CPU use bfloat16 or float32")
         return precision
     if device.type == "cuda":
         # bf16 has float32's range: float16 overflowed to inf/NaN on ResNet-50 DeepLabs in our H100 run
@@ -107,13 +112,14 @@ class Predictor:
         channels_last: bool | None = None,
         crf: CRFParams | None = None,
         return_probabilities: bool = False,
+        coarse_probabilities: bool = False,
         sync_timings: bool = False,
         accumulator_budget_mb: float = 256,
     ) -> None:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
-            raise SegStudioError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
+            raise UsageError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
         if max_side is not None and max_side < 32:
-            raise SegStudioError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
+            raise UsageError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
@@ -138,6 +144,7 @@ class Predictor:
         self.tta = tta
         self.crf = crf if crf is not None and crf.enabled else None
         self.return_probabilities = return_probabilities
+        self.coarse_probabilities = coarse_probabilities
         self.sync_timings = sync_timings
         self.accumulator_budget_mb = accumulator_budget_mb
 
@@ -170,7 +177,7 @@ class Predictor:
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) normalised float32 tensor on the device at the working size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise SegStudioError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+            raise UsageError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -287,11 +294,14 @@ class Predictor:
 
     def finalize(self, probs: torch.Tensor, height: int, width: int, keep: bool = False):  # noqa: ANN201
         """Labels (uint8), confidence (uint8) and optionally full probabilities at (height, width)."""
+        if not keep and probs.device.type == "cpu":  # exact shortcut, no C x H x W work (12000x12000: seconds)
+            return (*upsampled_labels_and_confidence(probs.float().contiguous().numpy(), height, width), None)
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
         full = np.empty((probs.shape[0], height, width), dtype=np.float32) if keep else None
-        # bands of ~16 M values on a GPU (few host syncs), ~8 M on the CPU (~5 temporaries of 32 MB each)
-        budget = (16 << 20) if probs.device.type == "cuda" else (8 << 20)
+        # bands of ~16 M values on a GPU (few host syncs), ~2 M on the CPU (~5 temporaries of 8 MB each: the
+        # peak-memory bound of README "Dense CRF" counts on it for 12000x12000 images)
+        budget = (16 << 20) if probs.device.type == "cuda" else (2 << 20)
         band_rows = max(16, budget // max(1, probs.shape[0] * width))
         for top, band in iter_upsampled_bands(probs, height, width, band_rows):
             best, index = band.max(dim=0)
@@ -365,12 +375,27 @@ class Predictor:
         timings = {"preprocess": t_pre, "forward": time.perf_counter() - t1}
         return self._postprocess(image, probs, handle, timings)
 
+    @staticmethod
+    def coarse(probs: torch.Tensor) -> np.ndarray:
+        """(C, h, w) float32 on the CPU, area-reduced so the long side is <= MAX_SIDE (small: stored per image)."""
+        from segstudio.core.probabilities import MAX_SIDE
+
+        _, h, w = probs.shape
+        if max(h, w) > MAX_SIDE:
+            size = (max(1, round(h * MAX_SIDE / max(h, w))), max(1, round(w * MAX_SIDE / max(h, w))))
+            probs = F.interpolate(probs[None].float(), size=size, mode="area")[0]
+        return probs.float().cpu().numpy()
+
     def _postprocess(
         self, image: np.ndarray, probs: torch.Tensor, handle: TaskHandle, timings: dict[str, float]
     ) -> PredictionResult:
         height, width = image.shape[:2]
+        coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
-        raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities and not self.crf)
+        if self.crf is None:
+            raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities)
+        else:  # the confidence before the CRF is not kept: freed at once (peak memory on huge images)
+            raw_labels, full = self.finalize(probs, height, width)[0], None
         t3 = time.perf_counter()
         labels = raw_labels
         if self.crf is not None:
@@ -383,7 +408,7 @@ class Predictor:
             timings["postprocess"] = (t3 - t2) + (t5 - t4)
         else:
             timings["postprocess"] = t3 - t2
-        return PredictionResult(labels, confidence, full, raw_labels, timings)
+        return PredictionResult(labels, confidence, full, raw_labels, timings, coarse)
 
     def predict_many(self, images: Iterable[np.ndarray], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
         """Predict images in order, batching consecutive same-size single-tile images (`batch_size`) into
@@ -426,3 +451,18 @@ class Predictor:
             else:
                 yield self._predict_tensor(image, x, handle, time.perf_counter() - t0)
         yield from flush()
+
+
+def load_predictor(spec: ModelSpec, scheme: Any, project: Any = None, remap_classes: bool = False,
+                   handle: TaskHandle | None = None, **options: object) -> tuple[LoadedModel, Predictor]:
+    """The one path from a `ModelSpec` to a ready predictor, shared by `segstudio predict` and the GUI's
+    inference worker: device, weights, then precision/TTA/CRF/size cap from the spec; `options` are the
+    remaining `Predictor` settings (tile size, batch size...)."""
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.weights import load_model
+
+    loaded = load_model(spec, scheme, pick_device(spec.device), remap_classes, project, handle)
+    predictor = Predictor.from_loaded(loaded, max_side=spec.max_side, precision=spec.precision, tta=spec.tta,
+                                      crf=spec.crf, **options)
+    return loaded, predictor
+

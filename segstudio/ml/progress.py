@@ -12,10 +12,14 @@ Every object has an ``"event"`` key, one of `EVENTS`:
   of this step, data loading included), ``eta_s``
 - ``epoch``: ``epoch, loss, lr, time_s, eta_s``
 - ``val``: ``epoch`` (0 = the starting model, before any training), ``miou, pixel_accuracy,
-  mean_pixel_accuracy, fwiou, per_class_iou`` (dict name -> IoU or null), ``best_miou, improved``
+  mean_pixel_accuracy, fwiou, per_class_iou`` (dict name -> IoU or null), ``best_miou, improved``,
+  ``miou_pm`` (half-width of mIoU's 95 % bootstrap interval over val images), ``val_images``,
+  ``gain`` (epochs >= 1: ``{value, plus_minus, n}``, mIoU minus the starting model's on the same images)
 - ``checkpoint``: ``path, epoch, version, metrics`` (a new best checkpoint is on disk)
 - ``done``: ``reason`` (completed | early_stop | time_budget | cancelled), ``checkpoint`` (path or
-  null), ``version, best_miou, baseline_miou, best_epoch, epochs_run``
+  null), ``version, best_miou, baseline_miou, best_epoch, epochs_run``, ``miou_estimate`` and ``gain``
+  (``{value, plus_minus, n}`` or null), ``beats_start`` (bool or null: not measured), ``keep`` (whether
+  the checkpoint should become a model version: false for a run cancelled before it beat its start)
 - ``error``: ``message``
 - ``warning``: ``message``
 """

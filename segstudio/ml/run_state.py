@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,6 +22,10 @@ from segstudio.core.errors import CheckpointError
 from segstudio.ml.train_config import TrainingError
 
 __all__ = ["RunState"]
+
+
+def _array(value: torch.Tensor | None) -> np.ndarray | None:
+    return None if value is None else value.numpy()
 
 
 @dataclass
@@ -36,14 +41,19 @@ class RunState:
     baseline_miou: float | None = None
     bad_epochs: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: per-image val confusion matrices (N, C, C) of the starting model and of the best epoch: the paired
+    #: comparison of the two (`ml.selection.gain_estimate`) survives a resume
+    baseline_cms: np.ndarray | None = None
+    best_cms: np.ndarray | None = None
     resumed: bool = False
 
-    def record_val(self, epoch: int, metrics: dict[str, Any]) -> bool:
+    def record_val(self, epoch: int, metrics: dict[str, Any], per_image: np.ndarray) -> bool:
         """Count one validation; True when it is the best so far (patience restarts)."""
         miou = metrics["miou"] if metrics["miou"] is not None else 0.0
         improved = self.best_miou is None or miou > self.best_miou + 1e-6
         if improved:
             self.best_miou, self.best_epoch, self.best_metrics, self.bad_epochs = miou, epoch, metrics, 0
+            self.best_cms = per_image
         else:
             self.bad_epochs += 1
         return improved
@@ -52,6 +62,8 @@ class RunState:
              scaler: torch.amp.GradScaler, fingerprint: str, arch: str) -> None:
         """Write the resume file atomically: this state plus everything needed to continue bit-for-bit."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resumed"}
+        for key in ("baseline_cms", "best_cms"):  # the resume file loads with weights_only: tensors, not arrays
+            fields[key] = None if fields[key] is None else torch.from_numpy(np.ascontiguousarray(fields[key]))
         payload = {
             **fields,
             "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
@@ -79,7 +91,8 @@ class RunState:
             epoch=int(payload["epoch"]), iteration=int(payload["iteration"]), elapsed=float(payload["elapsed"]),
             best_miou=payload.get("best_miou"), best_epoch=payload.get("best_epoch"),
             best_metrics=dict(payload.get("best_metrics") or {}), baseline_miou=payload.get("baseline_miou"),
-            bad_epochs=int(payload.get("bad_epochs", 0)), history=list(payload.get("history") or []), resumed=True,
+            bad_epochs=int(payload.get("bad_epochs", 0)), history=list(payload.get("history") or []),
+            baseline_cms=_array(payload.get("baseline_cms")), best_cms=_array(payload.get("best_cms")), resumed=True,
         )
         return state, payload
 

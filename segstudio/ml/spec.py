@@ -20,18 +20,17 @@ class ModelSpec:
     path: str | None = None  # checkpoint file when weights == "file"
     version: str | None = None  # project model version when weights == "project" (None = the active one)
     device: str = "auto"
-    precision: str = "auto"  # see predict.PRECISIONS
+    precision: str = "auto"  # see ml.precision (float32, bfloat16, float16 or fp32, bf16, fp16)
     crf: CRFParams | None = None  # None = no CRF
     tta: bool = False
     max_side: int | None = None  # None: the checkpoint's training cap, else 1024; 0: full resolution
 
     @classmethod
     def from_project(cls, project: Any) -> ModelSpec:
-        """Defaults plus the project's saved settings (the CRF, when one was saved and is enabled)."""
-        from segstudio.ml.crf import SETTING_KEY, load_params
+        """Defaults plus the project's settings (its CRF: `ml.crf_project.project_crf`)."""
+        from segstudio.ml.crf_project import project_crf
 
-        crf = load_params(project) if project.get_setting(SETTING_KEY) is not None else None
-        return cls(crf=crf if crf is not None and crf.enabled else None)
+        return cls(crf=project_crf(project))
 
     def with_(self, **changes: Any) -> ModelSpec:
         return replace(self, **changes)

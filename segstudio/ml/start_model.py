@@ -19,7 +19,7 @@ from segstudio.ml.distributed import DistContext
 from segstudio.ml.manifest import BaseSpec
 from segstudio.ml.train_config import TrainConfig, TrainingError
 
-__all__ = ["build_start_model", "prepare_model", "set_train_mode"]
+__all__ = ["build_start_model", "describe_auto_start", "prepare_model", "set_train_mode"]
 
 
 def _with_aux(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
@@ -135,3 +135,18 @@ def prepare_model(model: nn.Module, config: TrainConfig, device: torch.device, d
     if dist.enabled:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return model, module
+
+
+def describe_auto_start(arch: str | None) -> str:
+    """What `BaseSpec("auto")` starts from for `arch` on this machine, in the words `build_start_model`
+    reports (a front end shows it before training; the cache decides, as in `build_start_model`)."""
+    from segstudio.ml.hub import cache_path
+    from segstudio.ml.models import DEFAULT_ARCH, arch_info
+
+    info = arch_info(arch or DEFAULT_ARCH)
+    published = info.published_weights
+    if published is not None and cache_path(published).exists():
+        return f"torchvision {published.name} weights (cached)"
+    if cache_path(info.backbone_weights).exists():
+        return f"an ImageNet backbone ({info.backbone_weights.name}, cached) with new heads"
+    return "a new model from scratch (no torchvision weights are cached)"

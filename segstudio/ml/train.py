@@ -28,6 +28,7 @@ from segstudio.ml.distributed import DistContext
 from segstudio.ml.manifest import TrainManifest
 from segstudio.ml.progress import ProgressWriter
 from segstudio.ml.run_state import RunState
+from segstudio.ml.selection import Estimate, gain_estimate, keeps_version, miou_estimate
 from segstudio.ml.start_model import build_start_model, prepare_model
 from segstudio.ml.train_config import (
     BEST_NAME,
@@ -132,6 +133,9 @@ class Trainer:
         if dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.best_path, self.resume_path = self.out_dir / BEST_NAME, self.out_dir / RESUME_NAME
+        if dist.is_main and not resume:  # a new run owns its folder: an abandoned run's files must not pass as ours
+            for stale in (self.best_path, self.resume_path):
+                stale.unlink(missing_ok=True)
         self.fingerprint = manifest.fingerprint()
         _seed_everything(config, dist, device)
         model, self.arch, self.parent, self.base_desc, self.norm = build_start_model(
@@ -205,25 +209,35 @@ class Trainer:
             output_dir=str(self.out_dir), fingerprint=self.fingerprint,
         )
 
-    def _validate(self) -> dict[str, Any] | None:
+    def _validate(self) -> tuple[dict[str, Any], np.ndarray] | None:
         return validate(self.parts, self.scheme.num_classes, self.scheme.names, self.dist)
 
     def _validate_baseline(self) -> None:
-        metrics = self._validate()
-        if metrics is None:
+        result = self._validate()
+        if result is None:
             return
+        metrics, self.state.baseline_cms = result
         self.state.baseline_miou = metrics["miou"]
         self.progress.emit("val", epoch=0, **metrics, best_miou=None, improved=False, baseline=True)
+
+    def _gain(self, per_image: np.ndarray | None) -> Estimate | None:
+        baseline = self.state.baseline_cms
+        if per_image is None or baseline is None or baseline.shape != per_image.shape:
+            return None
+        return gain_estimate(baseline, per_image)
 
     def _end_epoch(self, epoch: int, mean_loss: float | None) -> None:
         """Validate, keep the best checkpoint, record the epoch."""
         state = self.state
         record: dict[str, Any] = {"epoch": epoch, "loss": mean_loss}
-        metrics = self._validate()
-        if metrics is not None:
-            improved = state.record_val(epoch, metrics)
+        result = self._validate()
+        if result is not None:
+            metrics, per_image = result
+            improved = state.record_val(epoch, metrics, per_image)
             record["miou"] = metrics["miou"]
-            self.progress.emit("val", epoch=epoch, **metrics, best_miou=state.best_miou, improved=improved)
+            gain = self._gain(per_image)
+            self.progress.emit("val", epoch=epoch, **metrics, best_miou=state.best_miou, improved=improved,
+                               gain=gain.to_dict() if gain else None)
         else:
             improved, state.best_epoch = True, epoch  # no val split: the latest weights are the best we know
         if improved:
@@ -258,12 +272,19 @@ class Trainer:
             self.resume_path.unlink()  # the run is complete: nothing left to resume
         dist.barrier()
         checkpoint = self.best_path if self.best_path.exists() else None
+        estimate = miou_estimate(state.best_cms).to_dict() if state.best_cms is not None else None
+        gain = self._gain(state.best_cms)
+        result = TrainResult(
+            reason=reason, checkpoint=checkpoint, version=self.manifest.version, parent=self.parent, arch=self.arch,
+            metrics=state.best_metrics, baseline_miou=state.baseline_miou, best_miou=state.best_miou,
+            best_epoch=state.best_epoch, epochs_run=epoch, fingerprint=self.fingerprint, miou_estimate=estimate,
+            gain_estimate=gain.to_dict() if gain else None,
+        )
         self.progress.emit(
             "done", reason=reason, checkpoint=str(checkpoint) if checkpoint else None, version=self.manifest.version,
             parent=self.parent, arch=self.arch, best_miou=state.best_miou, baseline_miou=state.baseline_miou,
             best_epoch=state.best_epoch, epochs_run=epoch, metrics=state.best_metrics,
+            miou_estimate=result.miou_estimate, gain=result.gain_estimate, beats_start=result.beats_start,
+            keep=keeps_version(reason, state.best_miou, state.baseline_miou),
         )
-        return TrainResult(reason=reason, checkpoint=checkpoint, version=self.manifest.version, parent=self.parent,
-                           arch=self.arch, metrics=state.best_metrics, baseline_miou=state.baseline_miou,
-                           best_miou=state.best_miou, best_epoch=state.best_epoch, epochs_run=epoch,
-                           fingerprint=self.fingerprint)
+        return result

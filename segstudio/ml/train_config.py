@@ -12,16 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.core.errors import SegStudioError
 from segstudio.ml.manifest import ManifestError
+from segstudio.ml.precision import PRECISIONS, PrecisionError, canonical_precision
 
 if TYPE_CHECKING:
     from segstudio.ml.augment import AugmentConfig
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "OPTIMIZERS", "PRECISIONS", "BEST_NAME", "RESUME_NAME"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingError", "OPTIMIZERS", "CLASS_WEIGHTS", "PRECISIONS", "BEST_NAME",
+           "RESUME_NAME"]
 
 BEST_NAME = "best.pt"
 RESUME_NAME = "resume.pt"
 OPTIMIZERS = ("sgd", "adamw")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 class TrainingError(SegStudioError):
@@ -58,7 +60,7 @@ class TrainConfig:
     seed: int | None = 0
     deterministic: bool = False
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = "auto"  # ml.precision: auto, float32, bfloat16, float16 (or fp32, bf16, fp16)
     channels_last: bool | None = None  # None: on CUDA and CPU (faster convolutions), off on MPS
     workers: int = 2
     cache_images: bool = True
@@ -67,10 +69,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
-        if self.precision not in PRECISIONS:
-            raise TrainingError(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if self.class_weights not in ("none", "balanced"):
-            raise TrainingError(f"unknown class weighting {self.class_weights!r}; choose none or balanced")
+        try:
+            self.precision = canonical_precision(self.precision)
+        except PrecisionError as error:
+            raise TrainingError(str(error)) from None
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise TrainingError(f"unknown class weighting {self.class_weights!r}; choose one of: "
+                                f"{', '.join(CLASS_WEIGHTS)}")
         if self.batch < 2:
             raise TrainingError("--batch must be at least 2 (batch normalisation needs two samples per step)")
         if self.epochs < 1:
@@ -117,3 +122,14 @@ class TrainResult:
     best_epoch: int | None = None
     epochs_run: int = 0
     fingerprint: str = ""
+    #: the best model's val mIoU and its gain over the starting model on the same val images, each as
+    #: {"value", "plus_minus" (95 % bootstrap half-width), "n" (val images)}; None without a val split
+    miou_estimate: dict[str, Any] | None = None
+    gain_estimate: dict[str, Any] | None = None
+
+    @property
+    def beats_start(self) -> bool | None:
+        """Whether the best model is at least as good as the starting one on val (None: not measured)."""
+        from segstudio.ml.selection import beats_start
+
+        return beats_start(self.best_miou, self.baseline_miou)

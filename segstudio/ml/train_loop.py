@@ -43,20 +43,20 @@ def poly_factor(progress: float, power: float = 0.9) -> float:
 def resolve_precision(config: TrainConfig, device: torch.device) -> str:
     """The run's precision: the configured one, or for `auto` the fastest the device does well."""
     if config.precision != "auto":
-        if config.precision == "fp16" and device.type != "cuda":
-            raise TrainingError("fp16 mixed precision needs a CUDA GPU; use --precision bf16 or fp32")
+        if config.precision == "float16" and device.type != "cuda":
+            raise TrainingError("float16 mixed precision needs a CUDA GPU; use --precision bfloat16 or float32")
         return config.precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if device.type == "cpu" and "AMX" in str(torch.backends.cpu.get_cpu_capability()):
-        return "bf16"  # bf16 only pays off on CPUs with AMX tiles; elsewhere it is slower than fp32
-    return "fp32"
+        return "bfloat16"  # bf16 only pays off on CPUs with AMX tiles; elsewhere it is slower than float32
+    return "float32"
 
 
 def autocast_for(precision: str, device: torch.device) -> Autocast:
-    if precision == "fp32":
+    if precision == "float32":
         return contextlib.nullcontext
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    dtype = torch.float16 if precision == "float16" else torch.bfloat16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -134,7 +134,7 @@ def make_optimizer(module: nn.Module, config: TrainConfig, device: torch.device,
                                                            weight_decay=config.weight_decay, fused=fused or None)
     else:
         optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay, fused=fused or None)
-    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
     return optimizer, scaler, [g["lr"] for g in optimizer.param_groups]
 
 
@@ -249,11 +249,18 @@ def train_one_epoch(parts: Parts, config: TrainConfig, epoch: int, iteration: in
     return EpochOutcome(mean_loss, int(loss_sum[1]), stop, iteration)
 
 
-def validate(parts: Parts, num_classes: int, class_names: list[str], dist: DistContext) -> dict[str, Any] | None:
-    """Metrics of the current weights on the full val images (None without a val split)."""
+def validate(parts: Parts, num_classes: int, class_names: list[str],
+             dist: DistContext) -> tuple[dict[str, Any], np.ndarray] | None:
+    """(metrics, per-image confusion matrices) of the current weights on the full val images; None
+    without a val split. The metrics carry `miou_pm` (95 % bootstrap half-width) and `val_images`."""
+    from segstudio.ml.selection import miou_estimate
+
     if len(parts.val_set) == 0:
         return None
     dist.broadcast_buffers(parts.module)
-    cm = evaluate(parts.module, parts.val_set, num_classes, parts.device, dist, parts.autocast, workers=0,
-                  channels_last=parts.channels_last)
-    return metrics_record(cm, class_names)
+    per_image = evaluate(parts.module, parts.val_set, num_classes, parts.device, dist, parts.autocast, workers=0,
+                         channels_last=parts.channels_last, per_image=True)
+    metrics = metrics_record(per_image.sum(0), class_names)
+    estimate = miou_estimate(per_image)
+    metrics.update(miou_pm=estimate.plus_minus, val_images=estimate.n)
+    return metrics, per_image

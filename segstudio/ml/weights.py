@@ -16,7 +16,6 @@ to remap by class name (classifier rows of matching names are copied, the others
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import pickle
@@ -33,11 +32,12 @@ from torch import nn
 
 from segstudio import __version__
 from segstudio.core.atomic import atomic_writer
-from segstudio.core.errors import CheckpointError, SegStudioError
+from segstudio.core.errors import CheckpointError
+from segstudio.core.hashing import sha256_file
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme
 from segstudio.core.tasks import TaskHandle
 from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
-from segstudio.ml.models import ARCHS, DEFAULT_ARCH, arch_info, build_model, class_dependent_keys
+from segstudio.ml.models import ARCHS, DEFAULT_ARCH, ModelError, arch_info, build_model, class_dependent_keys
 from segstudio.ml.spec import WEIGHT_SOURCES, ModelSpec
 
 __all__ = [
@@ -340,16 +340,12 @@ def _project_checkpoint(project: Any, version: str | None) -> tuple[str, Path]:
 
 
 def _file_tag(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return f"file:{path.name}:{digest.hexdigest()[:8]}"
+    return f"file:{path.name}:{sha256_file(path)[:8]}"
 
 
 def _resolve_source(spec: ModelSpec, scheme: LabelScheme, project: Any) -> str:
     if spec.weights not in WEIGHT_SOURCES:
-        raise SegStudioError(f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
+        raise ModelError(f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
     if spec.weights != "auto":
         return spec.weights
     if project is not None and _active_version(project) is not None:

@@ -87,3 +87,19 @@ def test_export_works_while_the_app_holds_the_project(project_dir, tmp_path, cap
         assert json.loads(captured.out.strip().splitlines()[-1])["exported"] == 2
         held.images()  # the holder is unaffected
     assert len(list((out / "VOCdevkit" / "VOC2012" / "SegmentationClass").glob("*.png"))) == 2
+
+
+def test_new_formats_from_the_command_line(tmp_path, capsys, shared_testdata):
+    """import masks (the CamVid sample) -> export camvid, coco, yolo -> import camvid and coco back."""
+    sample = shared_testdata / "camvid_sample"
+    project = tmp_path / "project"
+    assert main(["import", "masks", str(sample), "--dry-run"]) == 0
+    assert "10: bicyclist" in capsys.readouterr().out
+    assert main(["import", "masks", str(sample), "--out", str(project)]) == 0
+    capsys.readouterr()
+    for fmt in ("camvid", "coco", "yolo"):
+        assert main(["export", str(project), "--format", fmt, "--out", str(tmp_path / fmt), "--include", "mask"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["exported"] == 24
+    assert main(["import", "camvid", str(tmp_path / "camvid"), "--out", str(tmp_path / "back1"), "--allow-outside"]) == 0
+    assert main(["import", "coco", str(tmp_path / "coco"), "--out", str(tmp_path / "back2")]) == 0
+    assert "imported 24 images" in capsys.readouterr().out

@@ -70,7 +70,7 @@ def test_info_while_the_project_is_open_elsewhere_shows_last_saved_state(tmp_pat
         project.set_status(project.get("b2.png"), Status.SKIPPED)
         assert main(["info", str(folder)]) == 0
         out = capsys.readouterr().out
-    assert "skipped 1" in out and "open in another SegStudio window" in out
+    assert "skipped 1" in out and "in use by another SegStudio process" in out
 
 
 def test_info_nonexistent_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -104,3 +104,10 @@ def test_allow_outside_reads_what_the_file_names(tmp_path):
                                           (".", False), ("a\\b", False), ("", False), (5, False), ("x\x00", False)])
 def test_single_names(name, ok):
     assert is_single_name(name) is ok
+
+
+def test_display_path_shows_undecodable_bytes_as_replacement_characters():
+    from segstudio.core.paths import display_path
+
+    assert display_path(os.fsdecode(b"caf\xe9.jpg")) == "caf\ufffd.jpg"
+    assert display_path("café.jpg") == "café.jpg"

@@ -57,7 +57,7 @@ def test_second_process_gets_project_locked_error(tmp_path: Path, write_image) -
         out, err = child.communicate(timeout=120)
         assert child.returncode == 3, err
         assert out.startswith("LOCKED: " + LOCKED_MESSAGE)
-        assert "project is open in another SegStudio window" in out
+        assert "project is in use by another SegStudio process" in out
         project.images()  # the holder is unaffected
     child = _python(str(folder))  # closed: the next process may open it
     out, err = child.communicate(timeout=120)
@@ -84,7 +84,7 @@ def test_lock_dies_with_a_killed_process(tmp_path: Path, write_image) -> None:
 def test_second_open_in_the_same_process_is_refused_too(tmp_path: Path, write_image) -> None:
     folder = _folder(tmp_path, write_image)
     with Project.open(folder):
-        with pytest.raises(ProjectLockedError, match="close it there first"):
+        with pytest.raises(ProjectLockedError, match="close or finish it first"):
             Project.open(folder)
 
 

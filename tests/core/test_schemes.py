@@ -95,10 +95,10 @@ def test_cityscapes_scheme_and_id_mappings() -> None:
 
 
 def test_registry_and_unknown_name() -> None:
-    assert available_schemes() == ["cityscapes", "voc"]
+    assert available_schemes() == ["camvid", "cityscapes", "voc"]
     assert get_scheme("voc") == voc_scheme()
     assert get_scheme("Cityscapes") == cityscapes_scheme()
-    with pytest.raises(SchemeError, match=r"unknown scheme 'ade20k'; choose one of: cityscapes, voc"):
+    with pytest.raises(SchemeError, match=r"unknown scheme 'ade20k'; choose one of: camvid, cityscapes, voc"):
         get_scheme("ade20k")
 
 
@@ -184,3 +184,8 @@ def test_scheme_file_with_a_newline_in_a_class_name_names_the_file(tmp_path):
     path.write_text(json.dumps({"name": "s", "classes": [{"name": "a\nb", "color": [1, 2, 3]}]}))
     with pytest.raises(SchemeError, match=r"s\.json.*control characters"):
         LabelScheme.load(path)
+
+
+def test_camvid_preset_matches_the_shared_sample_table(shared_testdata: Path) -> None:
+    sample = LabelScheme.load(shared_testdata / "camvid_sample" / "scheme.json")
+    assert get_scheme("camvid").classes == sample.classes

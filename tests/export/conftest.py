@@ -108,3 +108,21 @@ def voc_project(tmp_path: Path) -> PhotoProject:
 def photo_project_factory() -> Callable[..., PhotoProject]:
     """build_photo_project(root, scheme, classes, scale=, photos=, statuses=) for tests that vary them."""
     return build_photo_project
+
+
+@pytest.fixture
+def camvid_sample(shared_testdata: Path) -> Path:
+    """The team's 24 real CamVid frames in mask-folder layout (images/, masks/, scheme.json)."""
+    path = shared_testdata / "camvid_sample"
+    if not path.is_dir():
+        pytest.skip(f"CamVid sample not found at {path}")
+    return path
+
+
+@pytest.fixture
+def camvid_project(camvid_sample: Path, tmp_path: Path) -> Path:
+    """A project made by importing the CamVid sample (its image folder); masks are the sample's."""
+    from segstudio.export.import_common import run_import
+    from segstudio.export.mask_folder_import import preview_mask_folder
+
+    return run_import(preview_mask_folder(camvid_sample), tmp_path / "camvid_project")

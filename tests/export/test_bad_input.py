@@ -172,3 +172,24 @@ def test_class_names_with_control_characters_are_refused_naming_the_file(where, 
     err = capsys.readouterr().err
     assert code == 2 and "control characters" in err and "Traceback" not in err
     assert (where if where != "label" else "a.json") in err
+
+
+def test_mount_point_targets_are_refused_with_a_true_message(tmp_path, monkeypatch, voc_project):
+    import os
+
+    from segstudio.export.import_common import run_import
+    from segstudio.export.project_export import export_project
+
+    mounted = tmp_path / "usbstick"
+    mounted.mkdir()
+    real = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mounted or real(p))
+    with voc_project.open() as project, pytest.raises(ExportError, match="mount point"):
+        export_project(project, "voc", mounted)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "img.jpg").write_bytes(jpeg_bytes())
+    (source / "a.json").write_text(json.dumps(doc()))
+    with pytest.raises(ExportError, match=r"mount point.*usbstick/usbstick"):
+        run_import(preview_labelme(source), mounted)
+    assert list(mounted.iterdir()) == []

@@ -45,9 +45,9 @@ def test_nothing_to_export_is_an_error(tmp_path, photo_project_factory):
 def test_unknown_format_and_options_name_the_choices():
     from segstudio.export.registry import get_format, get_importer
 
-    with pytest.raises(ExportError, match="choose one of: voc, cityscapes, coco"):
-        get_format("yolo")
-    with pytest.raises(ExportError, match="choose one of: voc, cityscapes, labelme"):
+    with pytest.raises(ExportError, match="choose one of: voc, cityscapes, coco, masks, camvid, yolo"):
+        get_format("kitti")
+    with pytest.raises(ExportError, match="choose one of: voc, cityscapes, labelme, masks, camvid, coco"):
         get_importer("cvat")
     with pytest.raises(ExportError, match="random:F"):
         ExportOptions(split="half")

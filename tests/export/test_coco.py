@@ -42,7 +42,7 @@ def _verify(out, masks, splits):
     scheme = voc_scheme()
     seen = set()
     for split in ("train", "val"):
-        coco = COCO(str(out / "annotations" / f"{split}.json"))
+        coco = COCO(str(out / "annotations" / f"instances_{split}.json"))
         cats = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
         assert cats == {i + 1: n for i, n in enumerate(scheme.names)}
         images = coco.loadImgs(coco.getImgIds())
@@ -50,7 +50,8 @@ def _verify(out, masks, splits):
         for img in images:
             rel = img["segstudio_source"]
             seen.add(rel)
-            assert (out / "images" / img["file_name"]).is_file()
+            assert "/" not in img["file_name"]  # relative to images/<split>/, as Datumaro and CVAT expect
+            assert (out / "images" / split / img["file_name"]).is_file()
             mask = masks[rel]
             assert (img["height"], img["width"]) == mask.shape
             anns = coco.loadAnns(coco.getAnnIds(imgIds=[img["id"]]))
@@ -68,5 +69,5 @@ def _verify(out, masks, splits):
                 rebuilt[binary] = ann["category_id"] - 1
             assert np.array_equal(rebuilt, mask)
     assert seen == set(masks)
-    ids = [a["id"] for split in ("train", "val") for a in COCO(str(out / "annotations" / f"{split}.json")).dataset["annotations"]]
+    ids = [a["id"] for split in ("train", "val") for a in COCO(str(out / "annotations" / f"instances_{split}.json")).dataset["annotations"]]
     assert len(ids) == len(set(ids))

@@ -332,3 +332,13 @@ def test_cli_import_warns_per_file_and_allow_outside_is_explicit(world):
     done = subprocess.run([*command, "--allow-outside", "--out", str(trusted)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (trusted / "secret.jpg").read_bytes() == jpeg(99)
+
+
+def test_voc_lists_with_bom_crlf_and_non_utf8_ids_find_their_files(world):
+    root = build_voc(world, [])
+    latin1 = os.fsdecode(b"caf\xe9")
+    (root / "JPEGImages" / f"{latin1}.jpg").write_bytes(jpeg(3))
+    (root / "SegmentationClass" / f"{latin1}.png").write_bytes(png_mask(15))
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_bytes(b"\xef\xbb\xbfgood\r\ncaf\xe9\r\n")
+    plan = preview_voc(root)
+    assert sorted(s.rel_path for s in plan.samples) == sorted(["good.jpg", f"{latin1}.jpg"]), plan.warnings

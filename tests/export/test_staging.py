@@ -13,7 +13,7 @@ from segstudio.core.project import Status
 from tests.fakes import RecordingTask
 from segstudio.export.common import ExportOptions
 from segstudio.export.project_export import check_project, export_project
-from segstudio.export.staging import MANIFEST_NAME
+from segstudio.export.staging import MANIFEST_NAME, make_staging_dir, remove_dead_staging
 from segstudio.export.voc import VOC_BASE
 
 
@@ -140,3 +140,18 @@ def test_write_failure_is_a_user_error_and_leaves_nothing(voc_project, tmp_path)
         export_project(project, "voc", blocker / "out")
     assert blocker.read_bytes().startswith(b"a file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "not_a_folder"]
+
+
+def test_staging_helper_removes_only_folders_of_dead_writers(tmp_path):
+    """The one cleanup rule export and import share: a staging sibling's pid says whether it is alive."""
+    target = tmp_path / "out"
+    mine = make_staging_dir(target, ".segstudio-x-")
+    assert mine.name.startswith(f".out.segstudio-x-{os.getpid()}-") and mine.is_dir()
+    dead = tmp_path / ".out.segstudio-x-999999999-deadbeef"
+    other_tag = tmp_path / ".out.segstudio-y-999999999-deadbeef"
+    for folder in (dead, other_tag):
+        folder.mkdir()
+    remove_dead_staging(target, ".segstudio-x-")
+    assert mine.is_dir() and not dead.exists() and other_tag.is_dir()  # a live writer (us) is kept
+    remove_dead_staging(target, ".segstudio-x-", include_own=True)
+    assert not mine.exists() and other_tag.is_dir()

@@ -159,3 +159,41 @@ def test_custom_scheme_exports_its_indices_with_the_voc_palette_and_names(tmp_pa
         assert project.scheme == scheme
         for rel, name in report.names.items():
             assert np.array_equal(project.load_mask(project.get(f"{name}.jpg")), proj.masks[rel])
+
+
+def _parse_labelmap(path: Path) -> dict[str, tuple[int, int, int]]:
+    """Read labelmap.txt the way Datumaro's VOC reader does: 4 ':'-fields, 'r,g,b' colour."""
+    table = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        assert len(fields) == 4, line
+        name, color = fields[0], tuple(int(c) for c in fields[1].split(","))
+        assert name not in table
+        table[name] = color
+    return table
+
+
+def test_labelmap_declares_every_class_and_void_with_the_mask_palette(photo_project_factory, tmp_path):
+    from segstudio.core.schemes import ClassDef, LabelScheme
+
+    scheme = LabelScheme("street", (ClassDef("road", (128, 64, 128)), ClassDef("sky", (70, 130, 180)), ClassDef("car", (0, 0, 142)), ClassDef("tree", (0, 200, 0))))
+    built = photo_project_factory(tmp_path, scheme, [0, 1, 2, 3], photos=["coffee.jpg", "astronaut.jpg"])
+    out = tmp_path / "voc"
+    with built.open() as project:
+        report = export_project(project, "voc", out, ExportOptions(split="train"))
+    path = out / VOC_BASE / "labelmap.txt"
+    assert path.read_text().splitlines()[0] == "# label:color_rgb:parts:actions"
+    table = _parse_labelmap(path)
+    assert list(table) == ["road", "sky", "car", "tree", "ignored"]
+    # every colour a reader sees in a mask maps back to exactly the class the project painted
+    by_color = {color: name for name, color in table.items()}
+    for rel, mask in built.masks.items():
+        with Image.open(out / VOC_BASE / "SegmentationClass" / f"{report.names[rel]}.png") as img:
+            rgb = np.asarray(img.convert("RGB"))
+        for value in np.unique(mask):
+            colors = {tuple(c) for c in rgb[mask == value].reshape(-1, 3)}
+            assert len(colors) == 1
+            expected = "ignored" if value == UNLABELED else scheme.names[value]
+            assert by_color[colors.pop()] == expected

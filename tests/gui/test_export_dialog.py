@@ -157,3 +157,20 @@ def test_import_dialog_in_place(qtbot, labelme_example, tmp_path):
     with Project.open(folder) as proj:
         assert proj.counts()[Status.DONE] == 3
         assert proj.scheme.names[15] == "person"
+
+
+def test_dialogs_list_every_registered_format_and_the_colour_option(qtbot, project, tmp_path):
+    from segstudio.export.registry import available_formats, available_importers
+
+    dialog = ExportDialog(project)
+    qtbot.addWidget(dialog)
+    assert [dialog.format_combo.itemData(i) for i in range(dialog.format_combo.count())] == available_formats()
+    dialog.format_combo.setCurrentIndex(available_formats().index("masks"))
+    assert dialog.color_check.isEnabled()
+    dialog.color_check.setChecked(True)
+    assert dialog.options().color_masks
+    dialog.format_combo.setCurrentIndex(available_formats().index("voc"))
+    assert not dialog.color_check.isEnabled() and not dialog.options().color_masks
+    importer = ImportDialog()
+    qtbot.addWidget(importer)
+    assert sorted(importer.kind_combo.itemData(i) for i in range(importer.kind_combo.count())) == sorted(available_importers())

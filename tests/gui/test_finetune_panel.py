@@ -48,8 +48,9 @@ def test_counts_and_base_shown(qtbot, project):
     panel = _panel(qtbot, project, 1)
     done = project.images(status=Status.DONE)
     train = sum(r.split == "train" for r in done)
-    assert panel.counts_label.text() == f"{train} train / {len(done) - train} val"
-    assert "none yet" in panel.base_label.text()
+    assert panel.counts_label.text().startswith(f"{train} train / {len(done) - train} val")
+    # no version and no torchvision weights cached here: it says what will really be used
+    assert panel.base_label.text() == "no project model yet: a new model from scratch (no torchvision weights are cached)"
     assert panel.fine_tune_button.isEnabled() and not panel.cancel_button.isEnabled()
     assert panel.settings()["epochs"] == 1 and panel.settings()["arch"] == ARCH
     # the simple settings reach the trainer's config: time budget (off by default), lr, batch, crop, freeze
@@ -149,7 +150,8 @@ def test_progress_events_show_eta_throughput_and_per_class_iou(qtbot, project):
     assert rows == {"background": "90.0%", "disk": "62.5%", "square": "n/a", "triangle": "0.0%"}
     assert panel.miou_points == [(2.0, 0.5)]
     panel.handle_event({"event": "val", "epoch": 3, "miou": 0.6, "per_class_iou": {"background": 0.95, "disk": 0.25}})
-    assert table.rowCount() == 2 and table.item(1, 1).text() == "25.0%"  # the latest epoch replaces the table
+    # the latest epoch replaces the values; every class of the scheme stays listed
+    assert table.rowCount() == 4 and table.item(1, 1).text() == "25.0%" and table.item(2, 1).text() == "n/a"
 
 
 def test_format_duration():

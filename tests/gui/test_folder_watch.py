@@ -13,10 +13,15 @@ def _paths(window) -> list[str]:
     return [r.rel_path for r in window.browser.model.records()]
 
 
+def _watching(window, qtbot) -> None:
+    """The watcher lists its folders in the background after the project opens."""
+    qtbot.waitUntil(lambda: bool(window.folder_watch._watcher.directories()), timeout=WAIT)
+
+
 def test_watcher_picks_up_an_added_file(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
     first = sorted(p.name for p in demo_photos.glob("*.jpg"))[0]
-    qtbot.waitUntil(lambda: bool(window.folder_watch._watcher.directories()), timeout=WAIT)
+    _watching(window, qtbot)
     (demo_photos / "later").mkdir()
     shutil.copy2(demo_photos / first, demo_photos / "later" / "copy.jpg")  # same pixels, another name
     qtbot.waitUntil(lambda: "later/copy.jpg" in _paths(window), timeout=WAIT)
@@ -34,6 +39,7 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
     window.mark(Status.DONE)  # marks the open image done and moves on
     qtbot.waitUntil(lambda: window.project.get(current).status == Status.DONE, timeout=WAIT)
     assert window.browser.counter.text().startswith("1 /")
+    _watching(window, qtbot)
     (demo_photos / current).unlink()
     qtbot.waitUntil(lambda: current not in _paths(window), timeout=WAIT)
     assert window.browser.counter.text().startswith("0 / 3 done")
@@ -53,8 +59,20 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
 
 def test_rescan_action_finds_a_file_without_the_watcher(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
+    _watching(window, qtbot)
     window.folder_watch._watcher.removePaths(window.folder_watch._watcher.directories())  # e.g. a network share
     first = sorted(p.name for p in demo_photos.glob("*.jpg"))[0]
     shutil.copy2(demo_photos / first, demo_photos / "zz_new.jpg")
     window.actions_by_id["rescan"].trigger()
     qtbot.waitUntil(lambda: "zz_new.jpg" in _paths(window), timeout=WAIT)
+
+
+def test_an_unreadable_file_that_appears_is_listed_as_a_problem(shown_window, demo_photos, qtbot):
+    window = shown_window(demo_photos)
+    _watching(window, qtbot)
+    (demo_photos / "notes.jpg").write_bytes(b"not an image at all")
+    qtbot.waitUntil(lambda: "notes.jpg" in window.problems.problems(), timeout=WAIT)
+    assert "unreadable" in window.problems.problems()["notes.jpg"]
+    assert window.browser.model.record("notes.jpg").error
+    (demo_photos / "notes.jpg").unlink()
+    qtbot.waitUntil(lambda: "notes.jpg" not in window.problems.problems(), timeout=WAIT)

@@ -121,3 +121,20 @@ def test_offline_model_error_is_one_paragraph_in_the_apps_words(offline_download
     assert "\n" not in message and "--weights" not in message
     assert "Use weights file" in message and "Use untrained model" in message and "Fine-tune" in message
     assert info.value.url in message
+
+
+def test_a_plain_window_placed_on_the_main_window_closes_with_escape(shown_window, qtbot):
+    from PySide6.QtWidgets import QLineEdit, QVBoxLayout, QWidget
+
+    from segstudio.gui.panels import place_window
+
+    window = shown_window(size=(760, 560))
+    panel = QWidget(window, Qt.WindowType.Window)
+    QVBoxLayout(panel).addWidget(QLineEdit(panel))
+    panel.resize(5000, 300)  # wider than the screen: shrunk to fit
+    panel.show()
+    place_window(panel, window)
+    qtbot.waitExposed(panel)
+    assert window.screen().availableGeometry().contains(panel.frameGeometry())
+    QTest.keyClick(panel.findChild(QLineEdit), Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not panel.isVisible(), timeout=WAIT)

@@ -90,3 +90,12 @@ def test_pinned_pyside6_survives_many_emits_in_a_fresh_interpreter():
     assert result.returncode == 0, result.stderr[-2000:]
     delta = int(result.stdout.split("delta")[1])
     assert abs(delta) < 1000, f"emit() leaks references to True ({delta}); check the PySide6 pin"
+
+
+def test_canvas_import_skips_cuda_bindings_but_leaves_them_importable():
+    pytest.importorskip("cuda.bindings")
+    code = ("import sys, segstudio.gui.canvas; loaded = 'cuda.bindings' in sys.modules; "
+            "import cuda.bindings.runtime; print(loaded)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -179,8 +179,9 @@ def test_mark_done_moves_to_next_unfinished_and_saves(make_window, image_folder,
     expected = window.session.document.labels.copy()
     key(window, Qt.Key.Key_D)
     qtbot.waitUntil(lambda: window.session.record.rel_path == "chelsea.jpg", timeout=WAIT)
+    # The mask and status are written by the background writer (the GUI thread never waits for it).
+    qtbot.waitUntil(lambda: window.project.get("astronaut.jpg").status == Status.DONE, timeout=WAIT)
     rec = window.project.get("astronaut.jpg")
-    assert rec.status == Status.DONE
     np.testing.assert_array_equal(window.project.load_mask(rec), expected)
     assert "1 / 4 done" in window.browser.counter.text()
     # The browser filter narrows to done images.

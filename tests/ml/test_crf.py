@@ -29,7 +29,7 @@ def test_params_round_trip_and_validation():
     assert CRFParams.from_dict(params.to_dict()) == params
     assert CRFParams() == CRFParams.from_dict({})
     assert (CRFParams().gaussian_sxy, CRFParams().gaussian_compat) == (3.0, 3.0)
-    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (80.0, 13.0, 10.0)
+    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (20.0, 3.0, 5.0)
     with pytest.raises(CRFError, match="unknown CRF setting"):
         CRFParams.from_dict({"iterations": 5, "sigma": 2})
     with pytest.raises(CRFError, match="iterations"):
@@ -81,10 +81,10 @@ def test_crf_moves_a_blurred_boundary_onto_the_colour_edge():
 def test_reduced_resolution_mode_matches_full_resolution():
     image, probs, truth = _two_regions(120, 200, 100, 10)
     full = refine(image, probs)
-    half = refine(image, probs, CRFParams(scale=2.0))
+    half = refine(image, probs, CRFParams(scale=2.0, min_pixels=1))
     assert half.shape == full.shape
     assert (half == full).mean() > 0.98
-    q = refine_probabilities(image, probs, CRFParams(scale=2.0))
+    q = refine_probabilities(image, probs, CRFParams(scale=2.0, min_pixels=1))
     assert q.shape == (2, 60, 100)
 
 
@@ -154,3 +154,44 @@ def test_crf_improves_real_photos(labelme_example, stem):
     band_before, band_after = (coarse == truth)[band].mean(), (refined == truth)[band].mean()
     assert miou_after > miou_before, (miou_before, miou_after)
     assert band_after > band_before + 0.01, (band_before, band_after)
+
+
+def test_default_grid_is_quarter_resolution_but_keeps_small_images_detailed():
+    params = CRFParams()
+    assert params.effective_scale(1024, 2048) == pytest.approx(4.0)  # 2048x1024: 1/4, 131 072 px
+    small = params.effective_scale(375, 500)  # a VOC photo: the grid keeps min_pixels
+    assert 1.0 < small < 4.0 and 375 * 500 / small**2 == pytest.approx(params.min_pixels)
+    assert params.effective_scale(100, 100) == 1.0
+    assert params.effective_scale(12000, 12000) == pytest.approx(12000 / 362.039, rel=1e-4)  # capped at max_pixels
+    assert CRFParams(scale=1.0).effective_scale(300, 400) == 1.0  # explicit full resolution still works
+
+
+def test_upsampled_labels_match_bilinear_resize_then_argmax():
+    from segstudio.ml.crf import upsampled_labels
+
+    rng = np.random.default_rng(3)
+    q = rng.random((5, 23, 31)).astype(np.float32)
+    expected = np.stack([cv2.resize(p, (97, 61), interpolation=cv2.INTER_LINEAR) for p in q]).argmax(0)
+    got = upsampled_labels(q, 61, 97, band_values=5 * 97 * 7)  # several bands
+    assert got.dtype == np.uint8
+    assert (got == expected).mean() > 0.999  # float rounding may flip exact ties only
+
+
+def test_absent_classes_are_pruned_without_changing_the_result():
+    image, probs, truth = _two_regions()
+    padded = np.concatenate([probs * (1 - 4e-5), np.full((4, *probs.shape[1:]), 1e-5, np.float32)])
+    q = refine_probabilities(image, padded, CRFParams(scale=1.0))
+    assert q.shape[0] == 6 and np.all(q[2:] == 0)
+    assert (refine(image, padded, CRFParams(scale=1.0)) == refine(image, probs, CRFParams(scale=1.0))).all()
+
+
+def test_upsampled_confidence_matches_bilinear_resize_then_max():
+    from segstudio.ml.crf import upsampled_labels_and_confidence
+
+    rng = np.random.default_rng(4)
+    q = rng.dirichlet(np.ones(4), size=(17, 29)).transpose(2, 0, 1).astype(np.float32)
+    q[:, :8] = np.array([0.7, 0.1, 0.1, 0.1], np.float32)[:, None, None]  # a uniform region (shortcut path)
+    up = np.stack([cv2.resize(p, (83, 50), interpolation=cv2.INTER_LINEAR) for p in q])
+    labels, confidence = upsampled_labels_and_confidence(q, 50, 83, band_values=83 * 9)
+    assert (labels == up.argmax(0)).mean() > 0.999
+    assert np.abs(confidence.astype(int) - np.rint(up.max(0) * 255)).max() <= 1

@@ -29,6 +29,10 @@ EXPECTED = {
     "lraspp_mobilenet_v3_large",
     "deeplabv3plus_resnet50",
     "deeplabv3plus_mobilenet_v3_large",
+    "unet_resnet34",
+    "unet_mobilenet_v3_large",
+    "segnet_vgg16_bn",
+    "deeplabv2_resnet101",
 }
 
 

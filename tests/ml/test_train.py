@@ -262,7 +262,7 @@ def state_hash_of(state: dict[str, torch.Tensor]) -> str:
 def test_early_stopping_when_val_miou_stalls(tmp_path, monkeypatch):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     constant = np.array([[5, 1, 0, 0], [1, 5, 0, 0], [0, 0, 5, 1], [0, 0, 1, 5]])
-    monkeypatch.setattr(train_loop, "evaluate", lambda *a, **k: constant)
+    monkeypatch.setattr(train_loop, "evaluate", lambda *a, **k: np.stack([constant, constant]))  # 2 val images
     result = train(manifest, _tiny_settings(epochs=6, patience=2, baseline_eval=False),
                    progress=ProgressWriter(enabled=False))
     assert result.reason == "early_stop"
@@ -346,3 +346,33 @@ def test_adamw_with_balanced_class_weights_trains(tmp_path):
     losses = [e["loss"] for e in writer.events if e["event"] == "epoch"]
     assert losses and all(np.isfinite(losses))
     assert load_checkpoint(result.checkpoint).provenance["config"]["optimizer"] == "adamw"
+
+
+def test_val_reports_uncertainty_and_a_cancelled_run_worse_than_its_start_is_not_kept(tmp_path, monkeypatch):
+    manifest = write_shapes_manifest(tmp_path, train=4, val=3, size=32, arch=ARCH, base=BaseSpec("scratch"))
+    good = np.array([[9, 1, 0, 0], [1, 9, 0, 0], [0, 0, 9, 1], [0, 0, 1, 9]])
+    bad = np.array([[5, 5, 0, 0], [5, 5, 0, 0], [0, 0, 5, 5], [0, 0, 5, 5]])
+    calls = []
+
+    def fake_evaluate(*args, **kwargs):  # the starting model is better than anything training produces
+        calls.append(kwargs.get("per_image"))
+        return np.stack([good if len(calls) == 1 else bad] * 3)
+
+    monkeypatch.setattr(train_loop, "evaluate", fake_evaluate)
+    steps = {"n": 0}
+
+    def stop_in_second_epoch() -> bool:
+        steps["n"] += 1
+        return steps["n"] > 3
+
+    writer = ProgressWriter(enabled=False)
+    result = train(manifest, _tiny_settings(epochs=5), progress=writer, should_stop=stop_in_second_epoch)
+    assert calls and all(calls)  # validation asks for per-image matrices
+    vals = [e for e in writer.events if e["event"] == "val"]
+    assert [v["val_images"] for v in vals] == [3, 3, 3] and all(v["miou_pm"] is not None for v in vals)
+    assert vals[0].get("gain") is None and vals[1]["gain"]["value"] < 0 and vals[1]["gain"]["n"] == 3
+    done = writer.events[-1]
+    assert result.reason == "cancelled" and result.beats_start is False
+    assert done["beats_start"] is False and done["keep"] is False
+    assert done["gain"] == result.gain_estimate and result.gain_estimate["value"] < 0
+    assert result.miou_estimate["n"] == 3

@@ -1,0 +1,102 @@
+"""Logging for the app: warnings and errors to stderr, everything from INFO up to a rotating log file.
+
+Why: a bug in a background worker used to become a one-line message in the GUI and was gone; now
+its traceback is kept in `segstudio.log` next to the project's state (`<state folder>/logs/`) or,
+with no project open, in the user's state folder (`$XDG_STATE_HOME/segstudio/logs`,
+`~/Library/Logs/SegStudio`, `%LOCALAPPDATA%\\SegStudio\\Logs`). Help > Open log folder shows it.
+Only the `segstudio` logger is configured (a library using us keeps its own logging setup).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+__all__ = [
+    "LOGGER_NAME", "LOG_FILE", "user_log_dir", "project_log_dir", "setup_logging", "current_log_dir",
+    "log_exception",
+]
+
+LOGGER_NAME = "segstudio"
+LOG_FILE = "segstudio.log"
+MAX_BYTES = 1_000_000
+BACKUPS = 3
+_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
+
+
+def user_log_dir() -> Path:
+    """The per-user log folder (`SEGSTUDIO_LOG_DIR` overrides it, e.g. in tests)."""
+    if os.environ.get("SEGSTUDIO_LOG_DIR"):
+        return Path(os.environ["SEGSTUDIO_LOG_DIR"])
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "SegStudio" / "Logs"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Logs" / "SegStudio"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "segstudio" / "logs"
+
+
+def project_log_dir(state_dir: str | os.PathLike[str]) -> Path:
+    return Path(state_dir) / "logs"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Marks our stderr handler so repeated setup does not add a second one."""
+
+
+class _FileHandler(logging.handlers.RotatingFileHandler):
+    """Marks our file handler so moving to another folder replaces it."""
+
+
+def _file_handler(folder: Path) -> _FileHandler | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = _FileHandler(folder / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    except OSError:
+        return None
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(_FORMAT))
+    return handler
+
+
+def setup_logging(log_dir: str | os.PathLike[str] | None = None, stderr: bool = True) -> Path | None:
+    """Log to stderr (WARNING and up) and to `log_dir/segstudio.log` (INFO and up; default: the user's
+    log folder). Calling it again moves the file to the new folder. Returns the log folder in use, or
+    None when neither `log_dir` nor the user folder can be written (then stderr only)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(logging.INFO)
+    if stderr and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        console = _StderrHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("segstudio %(levelname)s: %(message)s"))
+        logger.addHandler(console)
+    wanted = [Path(log_dir)] if log_dir is not None else []
+    for folder in [*wanted, user_log_dir()]:
+        current = current_log_dir()
+        if current is not None and current == folder.absolute():
+            return current
+        handler = _file_handler(folder.absolute())
+        if handler is not None:
+            for old in [h for h in logger.handlers if isinstance(h, _FileHandler)]:
+                logger.removeHandler(old)
+                old.close()
+            logger.addHandler(handler)
+            return folder.absolute()
+    return current_log_dir()
+
+
+def current_log_dir() -> Path | None:
+    """The folder our log file is in (None before `setup_logging`)."""
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        if isinstance(handler, _FileHandler):
+            return Path(handler.baseFilename).parent
+    return None
+
+
+def log_exception(where: str, error: BaseException) -> None:
+    """Record a caught exception with its traceback (workers report errors as messages; the log keeps the rest)."""
+    logging.getLogger(f"{LOGGER_NAME}.{where}").error(
+        "%s: %s: %s", where, type(error).__name__, error, exc_info=(type(error), error, error.__traceback__))
