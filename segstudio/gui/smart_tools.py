@@ -240,7 +240,7 @@ class SmartTools(QObject):
 
     def _wand_tolerance(self, x: float) -> float:
         assert self._wand is not None
-        return tolerance_from_drag(2.0 * (x - self._wand[0]), self._wand[2])
+        return tolerance_from_drag(x - self._wand[0], self._wand[2])
 
     def _wand_update(self, x: float) -> None:
         doc = self.document
