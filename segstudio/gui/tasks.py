@@ -83,6 +83,15 @@ def _outcome(fn: Callable[[TaskState], Any], state: TaskState) -> _Outcome:
         return _Outcome("failed", error_message(error), error)
 
 
+def _emit(signal: Any, *args: Any) -> None:
+    """Report from a worker thread; nothing to do when the runner was deleted meanwhile (its window
+    closed while the task ran), instead of an exception that ends the thread noisily."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:
+        pass
+
+
 class TaskRunner(QObject):
     """Runs one function at a time off the GUI thread; the latest `start()` wins (see module docstring)."""
 
@@ -122,12 +131,12 @@ class TaskRunner(QObject):
         self._on_done = on_done
         if discard is not None:
             self._discards[generation] = discard
-        state = TaskState(lambda kind, payload: self._report.emit(generation, kind, payload))
+        state = TaskState(lambda kind, payload: _emit(self._report, generation, kind, payload))
         self._state = state
 
         def run() -> None:
             outcome = _outcome(fn, state)
-            self._report.emit(generation, outcome.kind, outcome.value)
+            _emit(self._report, generation, outcome.kind, outcome.value)
 
         self._thread = threading.Thread(target=run, name=self._name, daemon=True)
         self._thread.start()
