@@ -51,6 +51,7 @@ class ToolStats:
     never90: int = 0
     never95: int = 0
     final: list[float] = field(default_factory=list)
+    start: list[float] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
     prepare: list[float] = field(default_factory=list)
     noc85: list[int] = field(default_factory=list)
@@ -133,6 +134,7 @@ def run_tool(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray,
             n = args.max_actions
         reached.append(n)
     stats.final.append(trace.accuracy[-1])
+    stats.start.append(trace.accuracy[0])
 
 
 def summary(tool: str, s: ToolStats) -> dict:
@@ -143,7 +145,7 @@ def summary(tool: str, s: ToolStats) -> dict:
         "tool": tool, "images": n,
         "mean90": statistics.fmean(s.to90), "median90": statistics.median(s.to90), "never90": s.never90 / n,
         "mean95": statistics.fmean(s.to95), "median95": statistics.median(s.to95), "never95": s.never95 / n,
-        "final_accuracy": statistics.fmean(s.final),
+        "start_accuracy": statistics.fmean(s.start), "final_accuracy": statistics.fmean(s.final),
         "noc85": statistics.fmean(s.noc85) if s.noc85 else None, "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
         "objects": len(s.noc85),
         "latency_ms_median": None if not s.latency else 1000 * pct(s.latency, 50),
@@ -212,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{image_path.name}: done", file=sys.stderr, flush=True)
     rows = [summary(t, s) for t, s in stats.items()]
     meta = {"images": [p.name for p, _ in found], "start": args.start, "max_actions": args.max_actions,
-            "start_accuracy": None}
+            "start_accuracy": rows[0]["start_accuracy"] if rows else None}
     if args.json:
         print(json.dumps({"meta": meta, "tools": rows}))
     else:
-        print(f"{len(found)} images, start {args.start}, max {args.max_actions} actions\n")
+        print(f"{len(found)} images, start {args.start} (pixel accuracy {meta['start_accuracy']:.1%}), "
+              f"max {args.max_actions} actions\n")
         print(table(rows))
     return 0
 

@@ -12,7 +12,6 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -24,7 +23,7 @@ from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
-from segstudio.core.errors import SegStudioError
+from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
@@ -40,9 +39,6 @@ class SmartTools(QObject):
     status = Signal(str)
     outline = Signal(list)  # a box or scribble being drawn, image coordinates (empty: none)
     prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
-    _prepared_signal = Signal(object, int)  # emitted by the worker thread, delivered queued to this one
-    _failed_signal = Signal(str)
-    _sam_signal = Signal(str)  # "" = loaded, else the error
     engines_changed = Signal()  # an engine became available (a SAM checkpoint loaded)
     error = Signal(str)
 
@@ -54,12 +50,12 @@ class SmartTools(QObject):
         self.engines: dict[str, Engine] = {}
         self.session: ClickSession | None = None
         self._generation = 0
-        # One worker thread: a plain executor (no QThread whose lifetime could outlast the window);
-        # results come back as queued signals. A newer image makes older results stale (generation).
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-tools")
-        self._prepared_signal.connect(self._prepared)
-        self._failed_signal.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
-        self._sam_signal.connect(self._sam_loaded)
+        # The team's task helper (gui/tasks.py): starting the next image's preparation drops the
+        # previous one's outcome; results arrive on the GUI thread as queued signals.
+        self._prep = TaskRunner(self, "smart-tools")
+        self._prep.failed.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
+        self._sam_loader = TaskRunner(self, "sam-checkpoint")
+        self._sam_loader.failed.connect(self.error)
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: list[float] = []  # seconds per update, for the status bar and tests
@@ -72,62 +68,39 @@ class SmartTools(QObject):
         self._generation += 1
         if document is not None and image is not None:
             self._prepare(image, self._generation)
+        else:
+            self._prep.abandon()
 
     def _prepare(self, image: np.ndarray, generation: int) -> None:
         names = sorted({self.state.engine, "superpixel"} - set(self.engines))
-        self._pool.submit(self._work, image, names, generation)
 
-    def _work(self, image: np.ndarray, names: list[str], generation: int) -> None:
-        """Worker thread: skip stale requests, prepare the engines, hand them back queued."""
-        if generation != self._generation:
-            return
-        try:
+        def work(state: TaskState) -> dict[str, Engine]:
             out = {}
             for name in names:
+                state.check_cancelled()
                 engine = create_engine(name)
                 engine.prepare(image)
                 out[name] = engine
-        except SegStudioError as error:
-            self._failed_signal.emit(str(error))
-        except Exception as error:  # noqa: BLE001 - a bug must reach the user, not vanish with the thread
-            self._failed_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
-        else:
-            try:
-                self._prepared_signal.emit(out, generation)
-            except RuntimeError:  # the window (and this object) closed meanwhile
-                pass
+            return out
+
+        self._prep.start(work, on_done=lambda engines, g=generation: self._prepared(engines, g))
 
     def load_sam(self, path: str) -> None:
-        """Load a SAM checkpoint on the worker thread; then "sam" is an engine choice and selected."""
+        """Load a SAM checkpoint on a worker thread; then "sam" is an engine choice and selected."""
         self.status.emit("loading the SAM checkpoint…")
 
-        def work() -> None:
-            try:
-                from segstudio.ml.sam_engine import use_sam_checkpoint
+        def work(state: TaskState) -> None:
+            from segstudio.ml.sam_engine import use_sam_checkpoint
 
-                use_sam_checkpoint(path)
-            except SegStudioError as error:
-                self._sam_signal.emit(str(error))
-            except Exception as error:  # noqa: BLE001
-                self._sam_signal.emit(f"unexpected error: {type(error).__name__}: {error}")
-            else:
-                self._sam_signal.emit("")
+            use_sam_checkpoint(path)
 
-        self._pool.submit(work)
+        self._sam_loader.start(work, on_done=lambda _: self._sam_loaded())
 
-    def _sam_loaded(self, message: str) -> None:
-        if message:
-            self.error.emit(message)
-            return
+    def _sam_loaded(self) -> None:
         self.engines.pop("sam", None)
         self.engines_changed.emit()
         self.state.engine = "sam"
         self.engine_changed()
-
-    def shutdown(self) -> None:
-        """Stop accepting work (the window is closing); a running preparation finishes and is dropped."""
-        self._generation += 1
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _prepared(self, engines: dict[str, Engine], generation: int) -> None:
         if generation != self._generation:
@@ -267,7 +240,7 @@ class SmartTools(QObject):
 
     def _wand_tolerance(self, x: float) -> float:
         assert self._wand is not None
-        return tolerance_from_drag(2.0 * (x - self._wand[0]), self._wand[2])
+        return tolerance_from_drag(x - self._wand[0], self._wand[2])
 
     def _wand_update(self, x: float) -> None:
         doc = self.document

@@ -27,7 +27,6 @@ call `state.check_cancelled()` between units of work, then `runner.start(fn)` an
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -36,11 +35,10 @@ from typing import Any, NamedTuple
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.core.tasks import NullTask
 
 __all__ = ["TaskState", "TaskRunner", "JobQueue", "error_message"]
-
-log = logging.getLogger(__name__)
 
 
 def error_message(error: BaseException) -> str:
@@ -81,8 +79,17 @@ def _outcome(fn: Callable[[TaskState], Any], state: TaskState) -> _Outcome:
         return _Outcome("cancelled", None, error)
     except Exception as error:  # noqa: BLE001 - a bug must reach the user, not kill the thread silently
         if not isinstance(error, SegStudioError):
-            log.error("background task failed", exc_info=error)
+            log_exception("task", error)
         return _Outcome("failed", error_message(error), error)
+
+
+def _emit(signal: Any, *args: Any) -> None:
+    """Report from a worker thread; nothing to do when the runner was deleted meanwhile (its window
+    closed while the task ran), instead of an exception that ends the thread noisily."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:
+        pass
 
 
 class TaskRunner(QObject):
@@ -124,12 +131,12 @@ class TaskRunner(QObject):
         self._on_done = on_done
         if discard is not None:
             self._discards[generation] = discard
-        state = TaskState(lambda kind, payload: self._report.emit(generation, kind, payload))
+        state = TaskState(lambda kind, payload: _emit(self._report, generation, kind, payload))
         self._state = state
 
         def run() -> None:
             outcome = _outcome(fn, state)
-            self._report.emit(generation, outcome.kind, outcome.value)
+            _emit(self._report, generation, outcome.kind, outcome.value)
 
         self._thread = threading.Thread(target=run, name=self._name, daemon=True)
         self._thread.start()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.interactive.engines import Engine, SuperpixelEngine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.ml.crf import CRFParams, refine_probabilities
@@ -41,10 +41,10 @@ class CRFClickEngine(Engine):
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         if probabilities is None:
-            raise SegStudioError("the crf engine needs the model's class probabilities: predict the image first")
+            raise UsageError("the crf engine needs the model's class probabilities: predict the image first")
         super().prepare(image, probabilities)
         if probabilities.shape[1:] != self.image.shape[:2]:
-            raise SegStudioError(f"probabilities {probabilities.shape} do not match the image {self.image.shape}")
+            raise UsageError(f"probabilities {probabilities.shape} do not match the image {self.image.shape}")
         self.probabilities = np.ascontiguousarray(probabilities, dtype=np.float32)
         self.proposer.prepare(self.image)
 
@@ -53,7 +53,7 @@ class CRFClickEngine(Engine):
         c = int(active_class)
         n = self.probabilities.shape[0]
         if not 0 <= c < n:
-            raise SegStudioError(f"class {c} is outside the model's {n} classes")
+            raise UsageError(f"class {c} is outside the model's {n} classes")
         self.proposer.tolerance = self.tolerance
         proposal = self.proposer._region(prompts, c, barrier)
         pos, neg = prompts.seed_masks(self.image.shape[:2], radius=self.seed_radius)

@@ -213,7 +213,8 @@ def test_effort_is_recorded_and_shown(voc_window, qtbot):
     press(window, x, y)
     press(window, x + 3, y + 3)
     key(window, Qt.Key.Key_Return)
-    key(window, Qt.Key.Key_D)  # done: the next image opens (none here) or the project is saved
+    key(window, Qt.Key.Key_D)  # done (written in the background)
+    qtbot.waitUntil(lambda: window.project.get("2011_000006.jpg").status == "done", timeout=WAIT)
     window.effort.flush()
     (row,) = window.project.effort_rows()
     assert row.actions == {"click": 2} and row.status == "done" and row.seconds >= 0.0

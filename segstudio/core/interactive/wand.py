@@ -33,5 +33,5 @@ def magic_wand(image: np.ndarray, x: float, y: float, tolerance: float = DEFAULT
 
 
 def tolerance_from_drag(distance_px: float, start: float = DEFAULT_TOLERANCE) -> float:
-    """Dragging right/down widens the tolerance by one level per 2 screen pixels (0-255)."""
+    """Dragging right widens (left narrows) the tolerance by one level per 2 image pixels (0-255)."""
     return float(np.clip(start + distance_px / 2.0, 0, 255))

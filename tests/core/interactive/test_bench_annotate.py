@@ -1,0 +1,52 @@
+"""`python -m bench.annotate` end to end on a small synthetic set (the real figures are in README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "bench.annotate", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_annotate_benchmark_json(tmp_path: Path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        mask = np.zeros((90, 120), np.uint8)
+        cv2.circle(mask, (40 + 20 * i, 45), 25, 1, -1)
+        mask[70:, :] = 2
+        mask[0, :] = 255  # void row
+        colours = np.array([[30, 90, 200], [220, 60, 40], [60, 160, 60]], np.uint8)
+        image = colours[np.minimum(mask, 2)].astype(np.int16) + rng.integers(-8, 8, (90, 120, 3))
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(images / f"im{i}.png")
+        Image.fromarray(mask).save(masks / f"im{i}.png")
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text(json.dumps({"name": "t", "classes": [{"name": n, "color": [i * 60, 0, 0]}
+                                                          for i, n in enumerate(["sky", "ball", "grass"])]}))
+    done = _run("--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json",
+                "--tools", "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut", "--max-actions", "20")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    rows = {r["tool"]: r for r in data["tools"]}
+    assert data["meta"]["images"] == ["im0.png", "im1.png"] and data["meta"]["start_accuracy"] == 0.0
+    assert rows["ideal"]["median95"] == 3  # one action per true region
+    assert rows["polygon"]["median95"] > rows["ideal"]["median95"]
+    assert rows["click:superpixel"]["never95"] == 0.0 and rows["click:superpixel"]["median95"] <= 6
+    assert rows["click:superpixel"]["noc85"] is not None and rows["click:superpixel"]["latency_ms_p90"] > 0
+    bad = _run("--images", str(tmp_path / "nope"), "--masks", str(masks), "--scheme", str(scheme))
+    assert bad.returncode == 2 and "error" in bad.stderr
