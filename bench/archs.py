@@ -1,23 +1,24 @@
 """Which architecture learns most from a few corrected photos in a fixed CPU time budget.
 
-Run: `.venv/bin/python -m bench.archs [--archs a,b,...|all] [--budget 60] [--crop 160] [--max-side 240]
+Run: `.venv/bin/python -m bench.archs [--archs a,b,...|all] [--budget 45] [--crop 160] [--max-side 240]
       [--threads 1] [--data ../shared/testdata/camvid_sample]`
 
 Every arch trains **from scratch** (no pretrained weights: the comparison is of the architectures,
 not of what ImageNet taught their backbones) with the real trainer (`segstudio.ml.train`, its
-defaults: SGD + poly LR fitted to the budget, the app's augmentation) on the CamVid sample's
+defaults: SGD + poly LR over the run, the app's augmentation) on the CamVid sample's
 real street photos (24 frames, 11 classes): 18 train, 6 val (every 4th frame). Each arch gets the
-same **CPU-time** budget on one thread (the steps that fit it, measured per arch first), then is
+same **CPU-time** budget on one thread (the steps that fit it, measured per arch first; the trainer
+rounds them up to whole passes over the 18 images, which `cpu_s` in the output shows), then is
 validated once at the capped resolution, outside the budget. CPU time rather than wall time because
 the machine is shared (8 engineers on 2 cores): a wall-clock budget would give whichever arch ran
 while the neighbours were quiet more compute. One JSON line per arch: val mIoU, pixel accuracy,
 training images per CPU-second and per wall-second, steps, and the load average before/after.
 Archs run sequentially, the same seed and data order each.
 
-The literature anchor is SegNet's CamVid table (Badrinarayanan et al., TPAMI 2017, Table 2: the same
-11 classes, 367 training and 233 test images at 360x480, VGG16 initialised from ImageNet, trained to
-convergence on a GPU; SegNet 55.6 mIoU): 15x the images and hours of GPU time, so this bench ranks
-archs for the few-images-on-a-CPU case, it does not reproduce that number.
+The literature anchor is the SegNet paper's CamVid benchmark (TPAMI 2017: the same 11 classes and
+source frames, 367 training / 233 test images at 360x480, trained to convergence on a GPU; 46.3 %
+mIoU for SegNet-Basic as ChainerCV's reproduction quotes it): 15x the images and hours of GPU time,
+so this bench ranks archs for the few-images-on-a-CPU case, it does not reproduce those numbers.
 """
 
 from __future__ import annotations
@@ -131,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", default=",".join(FINETUNE_ARCHS),
                         help="comma-separated names, or 'all' (default: the fine-tuning panel's choices)")
-    parser.add_argument("--budget", type=float, default=60.0,
-                        help="training CPU-seconds per arch (default 60; on one thread)")
+    parser.add_argument("--budget", type=float, default=45.0,
+                        help="training CPU-seconds per arch (default 45, on one thread)")
     parser.add_argument("--crop", type=int, default=160)
     parser.add_argument("--max-side", type=int, default=240, help="images' long side is capped to this (480 -> 240)")
     parser.add_argument("--batch", type=int, default=4)

@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_voc:
         cases.append(("voc", _voc(TESTDATA / "labelme_voc_example"), 21, max(3, args.reps)))
     for label, items, classes, reps in cases:
+        if not items:
+            continue
         records = [bench_case(name, image, coarse_probabilities(truth, classes), candidates, reps)
                    for name, image, truth in items]
         for i, params in enumerate(candidates):

@@ -9,6 +9,8 @@
 - `screenshot_problems.png`: the same project with the Problems list open (a truncated file in
   the folder failed during pre-annotation) and the confidence layer with its legend.
 - `screenshot_welcome.png`: the first start, no folder open.
+- `screenshot_finetune.png`: *Train → Fine-tune…* after a short real run (4 epochs, frozen
+  backbone) on the frames marked done, starting from MODEL.
 
 Works on copies in a temporary folder; nothing under the data folder is written. PNGs are
 reduced to a 256-colour palette so each stays well under 300 KB.
@@ -68,6 +70,20 @@ def _folder(data: Path, work: Path) -> Path:
     return images
 
 
+def _finetune(app, window, out: Path) -> None:  # noqa: ANN001
+    """A short real fine-tuning run from the window (the `segstudio train` child), then its picture."""
+    window.finetune_action.trigger()
+    panel = window._panels["finetune_panel"]
+    panel.epochs_spin.setValue(4)
+    panel.crop_spin.setValue(256)
+    panel.freeze_check.setChecked(True)
+    panel.start()
+    _wait(app, lambda: panel.events and not panel.is_running(), 1200, "the fine-tuning run")
+    _settle(app, 2.0)
+    _save(panel, out / "screenshot_finetune.png")
+    panel.close()
+
+
 def main(data: str, model: str, out_dir: str) -> int:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
@@ -104,7 +120,7 @@ def main(data: str, model: str, out_dir: str) -> int:
 
         _wait(app, lambda: not pending() and bool(window.problems.problems()), 900, "pre-annotation")
         records = [r for r in window.project.images() if r.status == Status.PREDICTED]
-        for rec in records[1:3]:  # two frames checked and marked done
+        for rec in records[1:5]:  # four frames checked and marked done
             window.open_image(rec.rel_path)
             window.mark(Status.DONE)
         window.open_image(records[4].rel_path)
@@ -119,6 +135,7 @@ def main(data: str, model: str, out_dir: str) -> int:
         window.canvas.fit()
         _settle(app, 2.0)
         _save(window, out / "screenshot_problems.png")
+        _finetune(app, window, out)
         window.close()
     return 0
 

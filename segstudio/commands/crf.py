@@ -29,13 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, str]:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import UsageError
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise SegStudioError(f"--set expects KEY=VALUE, got {item!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -76,7 +76,7 @@ def _print_report(report: Any, names: list[str], as_json: bool, saved: bool) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError
+    from segstudio.core.errors import UsageError
     from segstudio.core.project import Project
     from segstudio.ml.crf import CRFError, CRFParams, load_params, save_params
     from segstudio.ml.crf_project import tune_project
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     words = list(args.words)
     tuning = words[0] == "tune" and len(words) == 2
     if len(words) != (2 if tuning else 1):
-        raise SegStudioError("usage: segstudio crf FOLDER [options] | segstudio crf tune FOLDER")
+        raise UsageError("usage: segstudio crf FOLDER [options] | segstudio crf tune FOLDER")
     folder = words[-1]
     with Project.open(folder, state_dir=args.project_dir) as project:
         if tuning:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 params = CRFParams.from_dict({**params.to_dict(), **changes})
             except CRFError as error:
-                raise SegStudioError(str(error)) from None
+                raise UsageError(str(error)) from None
             if args.enabled is not None:
                 params = replace(params, enabled=args.enabled)
             save_params(project, params)

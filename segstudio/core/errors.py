@@ -30,6 +30,10 @@ class UsageError(SegStudioError):
     """An option, argument or value cannot work as given; the message says which values can."""
 
 
+class InstallError(SegStudioError):
+    """A file SegStudio itself ships (icon, desktop entry, demo) is missing: the installation is incomplete."""
+
+
 class ProjectError(SegStudioError):
     """A project cannot be opened or updated."""
 

@@ -58,6 +58,8 @@ def _check_header(path: Path, what: str, size: tuple[int, int], shape: tuple[int
 
 def _load_single_channel(path: str | os.PathLike[str], what: str, shape: tuple[int, int] | None) -> np.ndarray:
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device (a dataset can hold one) would block the read
+        raise MaskError(f"{what} {path} is not a regular file")
     try:
         with Image.open(path, formats=("PNG",)) as img:
             _check_header(path, what, img.size, shape)  # before decoding: a header may claim gigapixels

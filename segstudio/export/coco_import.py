@@ -30,6 +30,7 @@ from pycocotools import mask as mask_utils
 from segstudio.core.errors import ExportError
 from segstudio.core.paths import resolve_inside
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
+from segstudio.export.claimed_size import checked_image_size
 from segstudio.export.import_common import (
     ImportPlan,
     ImportSample,
@@ -51,6 +52,8 @@ def annotation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
     elif isinstance(segmentation, dict) and "counts" in segmentation:
+        if list(segmentation.get("size") or []) != [height, width]:  # decode allocates what "size" says
+            raise ExportError(f"an RLE of size {segmentation.get('size')!r} does not fit its {height}x{width} image")
         rle = {"size": segmentation["size"], "counts": segmentation["counts"]}
         if isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
@@ -75,7 +78,8 @@ def _annotation_files(source: Path) -> tuple[Path, list[Path]]:
     if source.is_file():
         root = source.parent.parent if source.parent.name == "annotations" else source.parent
         return root, [source]
-    files = sorted((source / "annotations").glob("*.json")) if (source / "annotations").is_dir() else []
+    folder = source / "annotations"
+    files = sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []  # no FIFO: it would block
     if not files:
         raise ExportError(f"no COCO annotations in {source}; choose the folder with annotations/*.json, or one .json file")
     return source, files
@@ -166,7 +170,7 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
     samples = []
     for image in data["images"]:
         anns = by_image.get(int(image["id"]), [])
-        image_path = locate(str(image["file_name"]))
+        image_path = locate(str(image["file_name"]))  # an escaping file_name refuses the import (UnsafePathError)
         if not anns or not image_path.is_file():
             reason = "has no annotations" if image_path.is_file() else f"is missing ({image_path})"
             warnings.append(f"{image['file_name']} {reason} (skipped)")
@@ -174,7 +178,8 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
         rel = context.originals.get(str(image["file_name"]), image_path.name)
         rel = rel if rel.casefold() not in taken else f"{path.stem}/{rel}"
         taken.add(rel.casefold())
-        h, w = int(image["height"]), int(image["width"])
+        where = f"{path} (image {image['file_name']!r})"
+        h, w = checked_image_size(where, (image.get("height"), image.get("width")), ("height", "width"), image_path)
         samples.append(
             ImportSample(rel, lambda a=anns, h=h, w=w: semantic_mask(a, h, w, index_of), image_path=image_path, split=_split_of(path))
         )

@@ -220,6 +220,11 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
             continue
         try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
+        except (ValueError, TypeError, KeyError, IndexError) as error:  # malformed annotation data: say which
+            plan.warnings.append(
+                f"{sample.rel_path}: its annotation cannot be read ({type(error).__name__}: {error}); imported without its mask"
+            )
+            continue
         except SegStudioError as error:
             plan.warnings.append(f"{sample.rel_path}: {error}; imported without its mask")
             continue

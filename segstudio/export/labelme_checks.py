@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import ExportError, ImageReadError
+from segstudio.core.images import read_image_size_bytes
 from segstudio.core.schemes import control_characters
-from segstudio.core.images import DEFAULT_MAX_PIXELS, read_image_size, read_image_size_bytes
+from segstudio.export.claimed_size import checked_image_size
 
 __all__ = ["decode_base64", "checked_size", "check_shapes"]
 
@@ -33,45 +34,10 @@ def decode_base64(text: object, path: Path, field: str = "imageData") -> bytes:
         raise ExportError(f"{path}: {field} is not valid base64; re-save the file with labelme or remove {field}") from None
 
 
-def _claimed(data: dict[str, Any], key: str, path: Path) -> int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ExportError(f"{path}: {key} must be a positive whole number of pixels, got {value!r}")
-    return value
-
-
 def checked_size(path: Path, data: dict[str, Any], image_path: Path | None, image_bytes: bytes | None) -> tuple[int, int]:
-    """(height, width) of the image this file annotates, claimed size checked against the header.
-
-    An image whose header cannot be read keeps the claimed size (within the pixel cap): the
-    project records it as unreadable and imports it without a mask.
-    """
-    height, width = _claimed(data, "imageHeight", path), _claimed(data, "imageWidth", path)
-    real: tuple[int, int] | None = None
-    try:
-        if image_path is not None:
-            w, h = read_image_size(image_path, DEFAULT_MAX_PIXELS)
-            real = (h, w)
-        elif image_bytes is not None:
-            w, h = read_image_size_bytes(image_bytes, f"{path} (imageData)", DEFAULT_MAX_PIXELS)
-            real = (h, w)
-    except ImageReadError as error:
-        if "too large" in error.reason:
-            raise ExportError(f"{path}: {error.reason}") from None
-    if real is not None:
-        if (height, width) not in ((None, None), real):
-            raise ExportError(
-                f"{path}: imageHeight x imageWidth say {height}x{width} but the image is {real[0]}x{real[1]}; "
-                "fix the numbers (re-saving the file in labelme does) and import again"
-            )
-        return real
-    if height is None or width is None:
-        raise ExportError(f"{path}: imageHeight and imageWidth are missing and the image cannot be read")
-    if height * width > DEFAULT_MAX_PIXELS:
-        raise ExportError(f"{path}: the claimed size {height}x{width} exceeds {DEFAULT_MAX_PIXELS:,} pixels")
-    return height, width
+    """(height, width) of the image this file annotates, the claimed size checked against its header."""
+    claimed = (data.get("imageHeight"), data.get("imageWidth"))
+    return checked_image_size(str(path), claimed, ("imageHeight", "imageWidth"), image_path, image_bytes)
 
 
 def _number(value: object) -> bool:

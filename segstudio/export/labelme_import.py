@@ -107,6 +107,8 @@ def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
 
 
 def _load_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():  # a FIFO or device named *.json would block the read forever
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError):

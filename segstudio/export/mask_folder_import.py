@@ -97,7 +97,7 @@ def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None, a
     mask_dir = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
     if mask_dir is None or not (root / "images").is_dir():
         raise ExportError(f"no mask folder in {root}; choose the folder that contains images/ and masks/")
-    mask_paths = sorted(mask_dir.rglob("*.png"))
+    mask_paths = sorted(p for p in mask_dir.rglob("*.png") if p.is_file())  # no FIFO/device: a read would block
     own = source_scheme(root, mask_paths)
     target = scheme or own
     mapping = map_values(list(enumerate(own.names)), target, by_name=scheme is not None)

@@ -92,9 +92,16 @@ class ImageListModel(QAbstractListModel):
         self._recompute()
         self.endResetModel()
 
-    def replace_records(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
-        """The folder changed (see folder_watch.py): keep thumbnails and problem marks, following renames."""
+    def replace_records(self, records: list[ImageRecord], renamed: dict[str, str],
+                        changed: Iterable[str] = ()) -> None:
+        """The folder changed (see folder_watch.py): keep thumbnails and problem marks, following renames.
+
+        Thumbnails of `changed` paths (new pixels under the same name) are dropped and asked for again.
+        """
         self.beginResetModel()
+        for rel_path in changed:
+            self._thumbs.pop(rel_path, None)
+            self._requested.discard(rel_path)
         self._records = list(records)
         self._row_of_path = {r.rel_path: i for i, r in enumerate(self._records)}
         thumbs = OrderedDict((renamed.get(k, k), v) for k, v in self._thumbs.items())
@@ -354,9 +361,9 @@ class BrowserWidget(QWidget):
         self._current = None
         self.update_counter()
 
-    def refresh(self, records: list[ImageRecord], renamed: dict[str, str]) -> None:
+    def refresh(self, records: list[ImageRecord], renamed: dict[str, str], changed: Iterable[str] = ()) -> None:
         """New records after a rescan; the current image follows a rename (no signal emitted)."""
-        self.model.replace_records(records, renamed)
+        self.model.replace_records(records, renamed, changed)
         if self._current is not None:
             self._current = renamed.get(self._current, self._current)
             if self.model.record(self._current) is None:

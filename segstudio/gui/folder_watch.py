@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
+from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
 
 __all__ = ["FolderWatcher", "watched_folders"]
@@ -89,6 +90,7 @@ class FolderWatcher(QObject):
                     report = project.reconcile()
                 folders = watched_folders(project.image_dir, project.state_dir)
             except Exception as exc:  # noqa: BLE001 - reported to the user; the watcher stays usable
+                log_exception("rescan", exc)
                 folders, error = [], f"rescanning {project.image_dir} failed: {exc}"
             if not self._closed:
                 self._done.emit(report, folders, error)

@@ -84,6 +84,13 @@ class ImportDialog(QDialog):
         self.in_place_check.setEnabled(False)
         self.in_place_check.toggled.connect(lambda on: self.target_edit.setEnabled(not on))
         form.addRow("", self.in_place_check)
+        self.outside_check = QCheckBox("Also read files the dataset names outside its folder (trusted datasets only)")
+        self.outside_check.setToolTip(
+            "Off: paths in list files, labelme imagePath or COCO file_name that leave the dataset folder are "
+            "refused (listed as warnings). The copies always land inside the new project."
+        )
+        self.outside_check.toggled.connect(lambda _on: self._invalidate())
+        form.addRow("", self.outside_check)
 
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Source label", "Project class", "Note"])
@@ -137,6 +144,7 @@ class ImportDialog(QDialog):
         source = self.source_edit.text().strip()
         kind = str(self.kind_combo.currentData())
         scheme_key = str(self.scheme_combo.currentData())
+        allow_outside = self.outside_check.isChecked()
         if not source:
             self.summary.setText("Choose the dataset folder first.")
             return
@@ -145,7 +153,7 @@ class ImportDialog(QDialog):
         def work(handle: TaskState) -> Any:
             handle.set_status("reading annotations")
             scheme = get_scheme(scheme_key) if scheme_key else None
-            return get_importer(kind)(source, scheme=scheme)
+            return get_importer(kind)(source, scheme=scheme, allow_outside=allow_outside)
 
         self._start(work, self._show_plan)
 
@@ -199,7 +207,7 @@ class ImportDialog(QDialog):
         self.summary.setText(message)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit):
+        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit, self.outside_check):
             widget.setEnabled(not running)
         self.target_edit.setEnabled(not running and not self.in_place_check.isChecked())
         self.in_place_check.setEnabled(not running and self.plan is not None and import_common.can_import_in_place(self.plan))

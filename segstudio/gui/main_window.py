@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
-from segstudio.ml import crf_project
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
@@ -51,6 +50,13 @@ from segstudio.gui.welcome import build_central, has_model, planned_model
 
 
 __all__ = ["MainWindow"]
+
+
+def _crf_project():  # noqa: ANN202 - a module
+    """`ml.crf_project`, imported when a project opens: the window itself starts without ml."""
+    from segstudio.ml import crf_project
+
+    return crf_project
 
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
 CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
@@ -100,11 +106,12 @@ class MainWindow(QMainWindow):
         self._connect()
         self._opener = ProjectOpener(self)
         self._opener.opened.connect(self._project_ready)
-        self._opener.failed.connect(lambda msg: self.show_error("Open folder", msg))
+        self._opener.failed.connect(self._open_failed)
         if (geometry := settings.window_geometry()) is not None:
             self.restoreGeometry(geometry)
         if (state := settings.window_state()) is not None:
             self.restoreState(state)
+            QTimer.singleShot(0, self._clamp_side_panels)  # once the restored layout has its real size
         self.overlay.set_opacity(settings.overlay_opacity)
         self.opacity_slider.setValue(int(round(settings.overlay_opacity * 100)))
         self._set_enabled(False)
@@ -236,9 +243,21 @@ class MainWindow(QMainWindow):
         if path:
             self.tools.smart.load_sam(path)
 
+    def _clamp_side_panels(self) -> None:
+        """A side panel saved wider than 40 % of the window (older versions grew them) is narrowed."""
+        for dock in self.findChildren(QDockWidget):
+            area = self.dockWidgetArea(dock)
+            sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+            if area in sides and not dock.isFloating() and dock.width() > 0.4 * self.width():
+                self.resizeDocks([dock], [max(dock.minimumSizeHint().width(), int(0.22 * self.width()))],
+                                 Qt.Orientation.Horizontal)
+
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
             self.session.set_use_raw_prediction(raw)
+            doc = self.session.document
+            if doc is not None and doc.prediction is not None:
+                self.statusBar().showMessage(crf_project.crf_change_message(doc.prediction, doc.raw_prediction), 8000)
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -261,7 +280,14 @@ class MainWindow(QMainWindow):
         """Open an image folder in the background; the window stays responsive meanwhile."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
+        self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
+        self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
         self._opener.start(str(folder), None if project_dir is None else str(project_dir))
+
+    def _open_failed(self, message: str) -> None:
+        self.central.setCurrentIndex(0)
+        self.overlay.set_document(None, None)
+        self.show_error("Open folder", message)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder")
@@ -287,7 +313,7 @@ class MainWindow(QMainWindow):
         self.session.image_problem.connect(self.report_problem)
         self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
         self.model = ModelLink(project, self)
-        self.crf_actions["crf_on"].setChecked(crf_project.project_crf(project) is not None)
+        self.crf_actions["crf_on"].setChecked(_crf_project().project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
@@ -415,7 +441,10 @@ class MainWindow(QMainWindow):
             self.problems.resolve(path)
         current = self.session.record.rel_path if self.session.record is not None else None
         records = self.project.images()
-        self.browser.refresh(records, renamed)
+        self.browser.refresh(records, renamed, report.changed)
+        # Cached pixels and labels are keyed by path: every path that now holds something else forgets them.
+        self.session.cache.forget({*report.changed, *report.removed, *report.added, *report.restored,
+                                   *renamed, *renamed.values()})
         fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
         self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
@@ -430,6 +459,8 @@ class MainWindow(QMainWindow):
                 self.open_image(target)
             else:
                 self.overlay.set_document(None, None, "The folder has no images left.")
+        elif current is not None and current in report.changed:
+            self.open_image(current)  # new pixels, same size: the mask still fits (saved first, then reread)
         parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
                                                ("renamed", report.renamed), ("changed", report.changed),
                                                ("back", report.restored)) if v]
@@ -615,7 +646,7 @@ class MainWindow(QMainWindow):
     # -- dense CRF (Model menu; the panel does the work) ----------------------------------------------------
     def _crf_switched(self, on: bool) -> None:
         if self.project is not None:
-            params = crf_project.set_enabled(self.project, on)
+            params = _crf_project().set_enabled(self.project, on)
             self._crf_changed(params if on else None)
 
     def _crf_changed(self, params: object) -> None:
@@ -636,6 +667,7 @@ class MainWindow(QMainWindow):
         """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
         if self.project is None or self.project.get_setting("crf_tune_offered"):
             return
+        crf_project = _crf_project()
         if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
             self._project_setting("crf_tune_offered", True)
             self._tune_crf()

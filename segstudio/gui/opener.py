@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import ProjectError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
 from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["ProjectOpener"]
-
-log = logging.getLogger(__name__)
 
 
 class ProjectOpener(QObject):
@@ -38,7 +35,7 @@ class ProjectOpener(QObject):
             except SegStudioError:
                 raise
             except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
-                log.exception("opening %s failed", folder)
+                log_exception("open", exc)
                 raise ProjectError(f"cannot open {folder}: {exc}") from exc
 
         self._runner.start(open_project, discard=lambda project: project.close())

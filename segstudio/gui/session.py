@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from segstudio.core.document import UNLABELED, MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
+from segstudio.core.logs import log_exception
 from segstudio.core.project import ImageRecord, Prediction, Project, Status
 from segstudio.gui.tasks import JobQueue, TaskState
 
@@ -89,6 +90,14 @@ class ImageCache:
         with self._lock:
             self._versions[rel_path] += 1
             self._labels.pop(rel_path, None)
+
+    def forget(self, rel_paths: Iterable[str]) -> None:
+        """These paths now hold other pixels or labels (changed, renamed or removed on disk)."""
+        with self._lock:
+            for rel_path in rel_paths:
+                self._images.pop(rel_path, None)
+                self._labels.pop(rel_path, None)
+                self._versions[rel_path] += 1
 
     def contains(self, rel_path: str) -> bool:
         with self._lock:
@@ -251,6 +260,9 @@ class EditorSession(QObject):
         def run(state: TaskState) -> Any:
             try:
                 return job()
+            except SegStudioError as exc:  # disk full, image gone...: logged here; bugs are logged by gui.tasks
+                log_exception("save", exc)
+                raise
             finally:
                 self.cache.invalidate_labels(rel_path)
                 with self._writes_lock:

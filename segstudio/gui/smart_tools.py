@@ -24,7 +24,7 @@ from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import SegStudioError, UsageError
 from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
@@ -42,7 +42,7 @@ def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], n
 
         probs = probabilities() if probabilities is not None else None
         if probs is None:
-            raise SegStudioError("the crf engine needs this image's prediction with its stored class "
+            raise UsageError("the crf engine needs this image's prediction with its stored class "
                                  "probabilities: predict the image first (Ctrl+P)")
     engine = create_engine(name)
     engine.prepare(image, probs)

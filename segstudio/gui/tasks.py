@@ -27,7 +27,6 @@ call `state.check_cancelled()` between units of work, then `runner.start(fn)` an
 from __future__ import annotations
 
 import collections
-import logging
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
@@ -36,11 +35,10 @@ from typing import Any, NamedTuple
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.logs import log_exception
 from segstudio.core.tasks import NullTask
 
 __all__ = ["TaskState", "TaskRunner", "JobQueue", "error_message"]
-
-log = logging.getLogger(__name__)
 
 
 def error_message(error: BaseException) -> str:
@@ -81,7 +79,7 @@ def _outcome(fn: Callable[[TaskState], Any], state: TaskState) -> _Outcome:
         return _Outcome("cancelled", None, error)
     except Exception as error:  # noqa: BLE001 - a bug must reach the user, not kill the thread silently
         if not isinstance(error, SegStudioError):
-            log.error("background task failed", exc_info=error)
+            log_exception("task", error)
         return _Outcome("failed", error_message(error), error)
 
 

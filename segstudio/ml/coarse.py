@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from segstudio.core.schemes import UNLABELED
+
 __all__ = ["coarse_probabilities"]
 
 
@@ -29,7 +31,7 @@ def coarse_probabilities(
 ) -> np.ndarray:
     """(num_classes, H/stride, W/stride) float32 softmax probabilities (the network's output grid)."""
     height, width = truth.shape
-    void = truth == 255
+    void = truth == UNLABELED
     if void.all():
         raise ValueError("the truth mask has no labelled pixel")
     if void.any():

@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import ProjectError
 from segstudio.core.probabilities import load_probabilities
 from segstudio.core.tasks import TaskHandle
 from segstudio.ml.crf import SETTING_KEY, CRFParams, load_params, save_params
 from segstudio.ml.crf_tune import TuneReport, TuneSample, tune
 
-__all__ = ["DEFAULT_ENABLED", "MIN_TUNE_IMAGES", "TUNE_REPORT_KEY", "project_crf", "set_enabled", "tunable_count",
+__all__ = ["crf_change_message", "DEFAULT_ENABLED", "MIN_TUNE_IMAGES", "TUNE_REPORT_KEY", "project_crf", "set_enabled", "tunable_count",
            "tuning_samples", "tune_project"]
 
 DEFAULT_ENABLED = False
@@ -64,7 +64,7 @@ def tune_project(project: Any, handle: TaskHandle | None = None, save: bool = Tr
     """Tune on the project's corrected images; with `save`, keep the result only if it beats no CRF."""
     samples = tuning_samples(project, handle)
     if len(samples) < 2:
-        raise SegStudioError(
+        raise ProjectError(
             f"CRF tuning needs at least 2 done images with stored probabilities (found {len(samples)}); "
             "predict images, correct them and mark them done first"
         )
@@ -83,3 +83,10 @@ def tunable_count(project: Any) -> int:
 
     return sum(1 for rec in project.images(status=Status.DONE)
                if not rec.error and project.has_mask(rec) and probabilities_path(project, rec.id).is_file())
+
+
+def crf_change_message(labels: Any, raw_labels: Any) -> str:
+    """'CRF changed N % of pixels' for the R toggle (raw = the prediction before the CRF, None without CRF)."""
+    if raw_labels is None or getattr(raw_labels, "shape", None) != getattr(labels, "shape", None):
+        return "This prediction was made without the dense CRF (Model → Dense CRF for this project)"
+    return f"CRF changed {100.0 * float((labels != raw_labels).mean()):.2f} % of this image's pixels"

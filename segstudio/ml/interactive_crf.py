@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.interactive.engines import Engine, SuperpixelEngine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.ml.crf import CRFParams, refine_probabilities
@@ -41,11 +41,11 @@ class CRFClickEngine(Engine):
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         if probabilities is None:
-            raise SegStudioError("the crf engine needs the model's class probabilities: predict the image first")
+            raise UsageError("the crf engine needs the model's class probabilities: predict the image first")
         super().prepare(image, probabilities)
         h, w = self.image.shape[:2]
         if probabilities.ndim != 3 or abs(probabilities.shape[1] / h - probabilities.shape[2] / w) > 0.05:
-            raise SegStudioError(f"probabilities {probabilities.shape} do not match the image {self.image.shape}")
+            raise UsageError(f"probabilities {probabilities.shape} do not match the image {self.image.shape}")
         probs = np.ascontiguousarray(probabilities, dtype=np.float32)
         if probs.shape[1:] != (h, w):  # stored reduced (core.probabilities): back to the image size
             probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
@@ -57,7 +57,7 @@ class CRFClickEngine(Engine):
         c = int(active_class)
         n = self.probabilities.shape[0]
         if not 0 <= c < n:
-            raise SegStudioError(f"class {c} is outside the model's {n} classes")
+            raise UsageError(f"class {c} is outside the model's {n} classes")
         self.proposer.tolerance = self.tolerance
         proposal = self.proposer._region(prompts, c, barrier)
         pos, neg = prompts.seed_masks(self.image.shape[:2], radius=self.seed_radius)

@@ -22,6 +22,7 @@ each step is reported through `handle.set_status`.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,7 +38,7 @@ from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels_and_confidence
+from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels, upsampled_labels_and_confidence
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
 from segstudio.ml.precision import PRECISIONS, canonical_precision
 from segstudio.ml.spec import ModelSpec
@@ -50,6 +51,18 @@ DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
 HALF_MIN_AGREEMENT = 0.995
 HALF_CHECK_SIDE = 320  # CPU: the check runs on the first image scaled to this long side (6 small passes)
+
+
+HUGE_PIXELS = 16_000_000  # above this, freed forward buffers are returned to the OS before postprocessing
+
+
+def _trim_heap() -> None:
+    """Give freed forward-pass buffers back to the OS: glibc keeps them in its arenas, which on a
+    12000x12000 image added ~150 MB to the peak (bench/memory.py). A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -372,6 +385,8 @@ class Predictor:
         t1 = time.perf_counter()
         probs = self.forward(x, handle)
         self._sync()
+        if image.shape[0] * image.shape[1] > HUGE_PIXELS:
+            _trim_heap()
         timings = {"preprocess": t_pre, "forward": time.perf_counter() - t1}
         return self._postprocess(image, probs, handle, timings)
 
@@ -394,13 +409,17 @@ class Predictor:
         t2 = time.perf_counter()
         if self.crf is None:
             raw_labels, confidence, full = self.finalize(probs, height, width, self.return_probabilities)
-        else:  # the confidence before the CRF is not kept: freed at once (peak memory on huge images)
+        elif probs.device.type == "cpu":  # labels only: the confidence before the CRF is not kept
+            raw_labels, full = upsampled_labels(probs.float().contiguous().numpy(), height, width), None
+        else:
             raw_labels, full = self.finalize(probs, height, width)[0], None
         t3 = time.perf_counter()
         labels = raw_labels
         if self.crf is not None:
             handle.check_cancelled()
             q = refine_probabilities(image, probs.cpu().numpy(), self.crf, handle)
+            if height * width > HUGE_PIXELS:
+                _trim_heap()  # the CRF's lattice buffers, before the full-resolution labels are allocated
             t4 = time.perf_counter()
             labels, confidence, full = self.finalize(torch.from_numpy(q), height, width, self.return_probabilities)
             t5 = time.perf_counter()

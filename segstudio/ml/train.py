@@ -14,7 +14,6 @@ Outputs in `manifest.output_dir`:
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

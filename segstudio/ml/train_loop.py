@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from segstudio.ml.augment import IGNORE_INDEX, AugmentConfig, eval_transform, train_transform
-from segstudio.ml.data import RepeatDataset, SegmentationDataset, balanced_class_weights, class_pixel_counts
+from segstudio.ml.data import RepeatDataset, SegmentationDataset
 from segstudio.ml.distributed import DistContext
 from segstudio.ml.evaluate import evaluate, metrics_record
 from segstudio.ml.manifest import TrainManifest

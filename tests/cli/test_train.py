@@ -78,6 +78,11 @@ def test_train_registers_versions_and_eval_reports_them(project_folder, capsys):
     assert report["version"] == active and report["split"] == "val"
     assert report["max_side"] == 40  # the cap the version was trained with (FAST), not the 1024 default
     assert report["miou"] == pytest.approx(expected_miou, abs=1e-9)
+    assert "crf" not in report  # a new project's CRF is off: eval compares only when asked or when on
+    assert main(["eval", str(project_folder), "--json", "--crf"]) == 0
+    crf = json.loads(capsys.readouterr().out)["crf"]
+    assert set(crf) == {"params", "no_crf", "with_crf"} and crf["no_crf"]["images"] == report["images"]
+    assert 0.0 <= crf["with_crf"]["miou"] <= 1.0 and 0.0 <= crf["with_crf"]["boundary_accuracy"] <= 1.0
     assert main(["eval", str(project_folder), "--version", "v1"]) == 0
     table = capsys.readouterr().out
     for word in ("model v1", "long side <= 40 px", "background", "disk", "mIoU", "FWIoU", "pixel acc", "mean acc"):

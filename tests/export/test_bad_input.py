@@ -193,3 +193,34 @@ def test_mount_point_targets_are_refused_with_a_true_message(tmp_path, monkeypat
     with pytest.raises(ExportError, match=r"mount point.*usbstick/usbstick"):
         run_import(preview_labelme(source), mounted)
     assert list(mounted.iterdir()) == []
+
+
+def test_coco_claimed_sizes_are_checked_before_allocating(tmp_path):
+    from segstudio.export.coco_import import preview_coco
+    from segstudio.export.import_common import run_import
+
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    (root / "images" / "a.jpg").write_bytes(jpeg_bytes())
+    rle = {"size": [100000, 100000], "counts": "0"}  # decoding would allocate 10 GB
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 100000, "width": 100000}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": rle}],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    path = root / "annotations" / "instances_train.json"
+    path.write_text(json.dumps(data))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExportError, match=r"instances_train\.json.*say 100000x100000 but the image is 24x32"):
+            preview_coco(root)
+        data["images"][0].update(height=24, width=32)  # honest image size, hostile RLE size
+        path.write_text(json.dumps(data))
+        plan = preview_coco(root)
+        run_import(plan, tmp_path / "project")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert any("a.jpg" in w and "does not fit" in w for w in plan.warnings)
+    assert peak < 50 * 2**20, peak

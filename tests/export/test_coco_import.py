@@ -116,5 +116,5 @@ def test_a_coco_file_with_missing_fields_is_a_clear_error(tmp_path):
     )
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(b"x")
-    with pytest.raises(ExportError, match="instances_train.json: a category, image or annotation lacks a field.*height"):
+    with pytest.raises(ExportError, match=r"instances_train.json.*height"):
         preview_coco(tmp_path)

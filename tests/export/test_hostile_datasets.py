@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -342,3 +343,103 @@ def test_voc_lists_with_bom_crlf_and_non_utf8_ids_find_their_files(world):
     (root / "ImageSets" / "Segmentation" / "train.txt").write_bytes(b"\xef\xbb\xbfgood\r\ncaf\xe9\r\n")
     plan = preview_voc(root)
     assert sorted(s.rel_path for s in plan.samples) == sorted(["good.jpg", f"{latin1}.jpg"]), plan.warnings
+
+
+# --------------------------------------------- COCO, mask folder, CamVid (the importers added later)
+
+
+def build_coco(world: dict[str, Path], attack: str) -> Path:
+    root = world["data"] / "coco"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    (root / "images" / "good.jpg").write_bytes(jpeg(1))
+    polygon = {"category_id": 1, "segmentation": [[2, 2, 20, 2, 20, 20]], "iscrowd": 0, "area": 160}
+    images = [{"id": 1, "file_name": "good.jpg", "height": 24, "width": 32}, {"id": 2, "file_name": attack, "height": 24, "width": 32}]
+    annotations = [{"id": i, "image_id": i, **polygon} for i in (1, 2)]
+    data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cat"}]}
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(data))
+    return root
+
+
+def build_mask_folder(world: dict[str, Path], attack: str) -> Path:
+    root = world["data"] / "masks"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "images" / "good.jpg").write_bytes(jpeg(1))
+    (root / "masks" / "good.png").write_bytes(png_mask(1))
+    (root / "train.txt").write_text(f"good\n{attack}\n", encoding="utf-8", errors="surrogatepass")
+    return root
+
+
+def build_camvid(world: dict[str, Path], attack: str) -> Path:
+    root = world["data"] / "camvid"
+    for folder in ("train", "trainannot"):
+        (root / folder).mkdir(parents=True)
+    Image.open(io.BytesIO(jpeg(1))).save(root / "train" / "good.png")
+    (root / "trainannot" / "good.png").write_bytes(png_mask(1))
+    (root / "train.txt").write_text(f"train/good.png trainannot/good.png\n{attack} {attack}\n", encoding="utf-8", errors="surrogatepass")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["coco", "masks", "camvid"])
+def test_later_importers_never_leave_their_folders(world, kind):
+    from segstudio.export.registry import get_importer
+
+    build = {"coco": build_coco, "masks": build_mask_folder, "camvid": build_camvid}[kind]
+    attacks = [a for a in climbing(world, "secret.jpg") + ["sub/..", "a/../../x.jpg"] if not any(c.isspace() for c in a)]
+    for number, attack in enumerate(attacks):
+        shutil.rmtree(world["data"], ignore_errors=True)
+        shutil.rmtree(world["target"], ignore_errors=True)
+        root = build(world, attack)
+        before = snapshot(world["tmp"], skip=world["target"])
+        try:
+            plan = get_importer(kind)(root)
+        except SegStudioError:  # refused as a whole: fine, as long as nothing was touched
+            assert snapshot(world["tmp"], skip=world["target"]) == before
+            continue
+        assert all(s.image_path is None or root in s.image_path.parents for s in plan.samples), attack
+        run_import(plan, world["target"])
+        assert_contained(world, before, world["target"])
+        assert_no_secret(world["target"])
+
+
+@pytest.mark.parametrize("kind", ["labelme", "voc", "coco", "masks", "cityscapes"])
+def test_fifos_named_like_dataset_files_never_block_an_import(world, kind):
+    import threading
+
+    from segstudio.export.registry import get_importer
+
+    if kind == "labelme":
+        root = world["data"] / "labelme"
+        root.mkdir(parents=True)
+        (root / "plain.jpg").write_bytes(jpeg(2))
+        (root / "plain.json").write_text(json.dumps(labelme_doc("plain.jpg")))
+        os.mkfifo(root / "blocking.json")
+    elif kind == "voc":
+        root = build_voc(world, ["pipe"])
+        (root / "JPEGImages" / "pipe.jpg").write_bytes(jpeg(3))
+        os.mkfifo(root / "SegmentationClass" / "pipe.png")
+    elif kind == "coco":
+        root = build_coco(world, "good.jpg")
+        os.mkfifo(root / "annotations" / "instances_val.json")
+    elif kind == "masks":
+        root = build_mask_folder(world, "good")
+        (root / "images" / "pipe.jpg").write_bytes(jpeg(3))
+        os.mkfifo(root / "masks" / "pipe.png")
+    else:
+        root = build_cityscapes(world, ["a.jpg"])
+        gt = root / "gtFine" / "train" / "city"
+        Image.open(io.BytesIO(jpeg(5))).save(root / "leftImg8bit" / "train" / "city" / "city_000000_000009_leftImg8bit.png")
+        os.mkfifo(gt / "city_000000_000009_gtFine_labelIds.png")
+    outcome: list[object] = []
+
+    def work() -> None:
+        try:
+            outcome.append(run_import(get_importer(kind)(root), world["target"]))
+        except SegStudioError as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=work, daemon=True)  # a blocked read must not hang the test run
+    thread.start()
+    thread.join(timeout=60)
+    assert outcome, f"the {kind} import blocked on a FIFO"

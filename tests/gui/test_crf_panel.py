@@ -65,3 +65,13 @@ def test_model_menu_switch_persists(qtbot, tmp_path, project):
     with Project.open(folder) as reopened:
         assert project_crf(reopened) is not None
         assert reopened.images(status=Status.DONE) == []
+
+
+def test_crf_change_message():
+    from segstudio.ml.crf_project import crf_change_message
+
+    after = np.zeros((10, 10), np.uint8)
+    before = after.copy()
+    before[:1] = 1
+    assert crf_change_message(after, before) == "CRF changed 10.00 % of this image's pixels"
+    assert "without the dense CRF" in crf_change_message(after, None)

@@ -174,3 +174,29 @@ def test_dialogs_list_every_registered_format_and_the_colour_option(qtbot, proje
     importer = ImportDialog()
     qtbot.addWidget(importer)
     assert sorted(importer.kind_combo.itemData(i) for i in range(importer.kind_combo.count())) == sorted(available_importers())
+
+
+def test_import_dialog_refuses_escaping_paths_unless_allowed(qtbot, tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(outside)
+    source = tmp_path / "src"
+    source.mkdir()
+    shape = {"label": "x", "shape_type": "rectangle", "points": [[1, 1], [5, 5]]}
+    (source / "a.json").write_text(json.dumps({"shapes": [shape], "imagePath": str(outside), "imageHeight": 8, "imageWidth": 8}))
+    dialog = ImportDialog()
+    qtbot.addWidget(dialog)
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("labelme"))
+    dialog.source_edit.setText(str(source))
+    dialog.run_preview()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert "imagePath refused" in dialog.summary.text() and not dialog.import_button.isEnabled()
+    dialog.outside_check.setChecked(True)  # a trusted dataset: read it where it is
+    dialog.run_preview()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=TIMEOUT)
+    assert dialog.plan is not None and [s.image_path for s in dialog.plan.samples] == [outside]
+    assert dialog.import_button.isEnabled()

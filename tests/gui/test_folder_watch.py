@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 from segstudio.core.project import Status
@@ -76,3 +77,38 @@ def test_an_unreadable_file_that_appears_is_listed_as_a_problem(shown_window, de
     assert window.browser.model.record("notes.jpg").error
     (demo_photos / "notes.jpg").unlink()
     qtbot.waitUntil(lambda: "notes.jpg" not in window.problems.problems(), timeout=WAIT)
+
+
+def test_swapped_names_never_show_cached_pixels_of_the_other_file(shown_window, demo_photos, qtbot):
+    from PIL import Image
+
+    window = shown_window(demo_photos)
+    first, second = sorted(p.name for p in demo_photos.glob("*.jpg"))[:2]
+    assert window.session.record.rel_path == first  # decoded and cached under its name
+    size_of = {name: Image.open(demo_photos / name).size for name in (first, second)}
+    assert size_of[first] != size_of[second]
+    _watching(window, qtbot)
+    (demo_photos / first).rename(demo_photos / "swap.tmp")
+    (demo_photos / second).rename(demo_photos / first)
+    (demo_photos / "swap.tmp").rename(demo_photos / second)
+    qtbot.waitUntil(lambda: window.session.record.rel_path == second, timeout=WAIT)  # the open image followed
+    window.open_image(first)  # now holds the other photo
+    qtbot.waitUntil(lambda: window.session.image is not None and window.session.record.rel_path == first,
+                    timeout=WAIT)
+    width, height = size_of[second]
+    assert window.session.image.shape[:2] == (height, width)
+
+
+def test_new_pixels_under_the_open_name_are_shown(shown_window, demo_photos, qtbot):
+    from PIL import Image
+
+    window = shown_window(demo_photos)
+    current = window.session.record.rel_path
+    before = window.session.image.copy()
+    _watching(window, qtbot)
+    # Same size, other pixels, saved the way editors save (a new file renamed over the old one).
+    Image.fromarray(255 - before).save(demo_photos / "edit.tmp.jpg", quality=95)
+    os.replace(demo_photos / "edit.tmp.jpg", demo_photos / current)
+    qtbot.waitUntil(lambda: window.session.image is not None
+                    and abs(int(window.session.image.mean()) - int(255 - before.mean())) <= 2, timeout=WAIT)
+    assert window.session.record.rel_path == current and window.session.document is not None

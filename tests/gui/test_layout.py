@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDockWidget
 
 from segstudio.core.project import Status
@@ -42,3 +43,14 @@ def test_canvas_keeps_a_usable_share_of_a_small_window(shown_window, demo_photos
     # Qt may keep the window wider than asked (every panel's minimum); the canvas still gets its share.
     assert window.canvas.width() >= 360
     assert window.canvas.width() >= 0.4 * window.width(), (window.width(), window.canvas.width())
+
+
+def test_a_panel_saved_too_wide_is_narrowed_on_restore(shown_window, qtbot):
+    first = shown_window(size=(1400, 900))
+    dock = _dock(first, "browser_dock")
+    first.resizeDocks([dock], [800], Qt.Orientation.Horizontal)  # what the old self-widening left behind
+    QApplication.processEvents()
+    assert dock.width() > 0.4 * first.width()
+    first.close()  # saves the layout
+    second = shown_window(size=(1400, 900))
+    qtbot.waitUntil(lambda: _dock(second, "browser_dock").width() <= 0.4 * second.width(), timeout=5000)

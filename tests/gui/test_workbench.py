@@ -643,3 +643,18 @@ def test_finetuned_version_is_swapped_into_the_worker_and_panels_close_with_the_
     panel.shutdown = lambda *args: shut.append(True)
     window.close_project()
     assert shut == [True] and window._panels == {}
+
+
+def test_image_found_truncated_when_displayed_becomes_unreadable_everywhere(make_window, image_folder, qtbot):
+    data = (image_folder / "coffee.jpg").read_bytes()
+    (image_folder / "coffee.jpg").write_bytes(data[: len(data) // 3])  # header fine, pixels cut off
+    window = make_window(image_folder)
+    assert window.browser.model.record("coffee.jpg").error is None  # the scan reads headers only
+    window.open_image("coffee.jpg")
+    qtbot.waitUntil(lambda: bool(window.browser.model.record("coffee.jpg").error), timeout=WAIT)
+    assert "truncated" in window.browser.model.record("coffee.jpg").error
+    assert "1 unreadable" in window.browser.counter.text()
+    window.browser.set_status_filter("Unreadable")
+    assert window.browser.model.visible_paths() == ["coffee.jpg"]
+    with Project.open_for_reading(image_folder) as project:  # recorded in the project, as `info` shows
+        assert project.summary()["unreadable"] == 1

@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 from skimage.graph import MCP_Geometric
 
-from segstudio.core.document import UNLABELED
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import UsageError
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.core.interactive.regions import keep_seeded
 from segstudio.core.interactive.superpixels import Superpixels, compute_superpixels
+from segstudio.core.schemes import UNLABELED
 
 __all__ = ["Engine", "ENGINES", "register_engine", "create_engine", "SuperpixelEngine", "GrabCutEngine",
            "GeodesicEngine", "grabcut_region"]
@@ -44,7 +44,7 @@ class Engine:
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         """Per-image precomputation (the slow part; the GUI runs it off the GUI thread)."""
         if image.ndim != 3 or image.shape[2] < 3 or image.dtype != np.uint8:
-            raise SegStudioError(f"interactive tools need an HxWx3 uint8 image, got {image.shape} {image.dtype}")
+            raise UsageError(f"interactive tools need an HxWx3 uint8 image, got {image.shape} {image.dtype}")
         self.image = np.ascontiguousarray(image[..., :3])
         self.probabilities = probabilities
 
@@ -61,7 +61,7 @@ class Engine:
         of eating them (the user clicks there to override).
         """
         if self.image is None:
-            raise SegStudioError("the engine has no image yet: call prepare() first")
+            raise UsageError("the engine has no image yet: call prepare() first")
         shape = self.image.shape[:2]
         if prompts.empty:
             return np.zeros(shape, bool)
@@ -91,7 +91,7 @@ def register_engine(name: str, factory: Callable[[], Engine]) -> None:
 
 def create_engine(name: str, **kwargs: float) -> Engine:
     if name not in ENGINES:
-        raise SegStudioError(f"unknown interactive engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
+        raise UsageError(f"unknown interactive engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}")
     return ENGINES[name](**kwargs)
 
 

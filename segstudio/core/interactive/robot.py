@@ -20,11 +20,12 @@ from segstudio.core.interactive.regions import paste_region, pixel_accuracy
 from segstudio.core.interactive.session import ClickSession
 from segstudio.core.interactive.superpixels import Superpixels, superpixel_brush
 from segstudio.core.interactive.wand import magic_wand
+from segstudio.core.schemes import UNLABELED
 
 __all__ = ["confirmed_labels", "ErrorSpot", "largest_error", "interior_point", "Trace", "run_image", "object_clicks",
            "polygon_trace", "BRUSH_MAX_RADIUS"]
 
-VOID = 255
+VOID = UNLABELED  # truth pixels that no tool is scored on
 BRUSH_MAX_RADIUS = 50
 
 
