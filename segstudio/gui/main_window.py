@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             self.session.set_use_raw_prediction(raw)
             doc = self.session.document
             if doc is not None and doc.prediction is not None:
-                self.statusBar().showMessage(crf_project.crf_change_message(doc.prediction, doc.raw_prediction), 8000)
+                self.statusBar().showMessage(_crf_project().crf_change_message(doc.prediction, doc.raw_prediction), 8000)
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
