@@ -39,6 +39,7 @@ from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
 from segstudio.gui.prompt_marks import PromptMarks
+from segstudio.gui.smart_tools import stored_probabilities
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.session import EditorSession
@@ -256,7 +257,7 @@ class MainWindow(QMainWindow):
             self.session.set_use_raw_prediction(raw)
             doc = self.session.document
             if doc is not None and doc.prediction is not None:
-                self.statusBar().showMessage(crf_project.crf_change_message(doc.prediction, doc.raw_prediction), 8000)
+                self.statusBar().showMessage(_crf_project().crf_change_message(doc.prediction, doc.raw_prediction), 8000)
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -409,6 +410,7 @@ class MainWindow(QMainWindow):
         self.overlay.set_document(document, image, message)
         self._clear_readout()  # the read-out described the previous image
         self.effort.attach(self.project, rec if document is not None else None, document)
+        self.tools.smart.probabilities_source = (lambda p=self.project, r=rec: stored_probabilities(p, r))
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)

@@ -12,6 +12,7 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -23,12 +24,37 @@ from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.robot import confirmed_labels
 from segstudio.core.interactive.wand import tolerance_from_drag
+from segstudio.core.errors import SegStudioError, UsageError
 from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
-# Offline engines, plus "sam" once a checkpoint is loaded; "crf" needs the model's probabilities per image.
-GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "sam")
+# Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
+GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "crf", "sam")
+LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
+
+
+def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], np.ndarray | None] | None) -> Engine:
+    """Worker thread: one engine with its per-image precomputation."""
+    probs = None
+    if name == "crf":
+        import segstudio.ml.interactive_crf  # noqa: F401  (registers "crf"; no torch)
+
+        probs = probabilities() if probabilities is not None else None
+        if probs is None:
+            raise UsageError("the crf engine needs this image's prediction with its stored class "
+                                 "probabilities: predict the image first (Ctrl+P)")
+    engine = create_engine(name)
+    engine.prepare(image, probs)
+    return engine
+
+
+def stored_probabilities(project, record) -> np.ndarray | None:  # noqa: ANN001 - Project, ImageRecord
+    """The image's class probabilities kept with its prediction (reduced size), or None."""
+    from segstudio.core.probabilities import load_probabilities
+
+    stored = load_probabilities(project, record.id, record.shape)
+    return None if stored is None else stored.probabilities
 
 
 class SmartTools(QObject):
@@ -59,6 +85,9 @@ class SmartTools(QObject):
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: list[float] = []  # seconds per update, for the status bar and tests
+        #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
+        #: called on the worker thread; the "crf" engine needs them
+        self.probabilities_source: Callable[[], np.ndarray | None] | None = None
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
@@ -74,16 +103,19 @@ class SmartTools(QObject):
     def _prepare(self, image: np.ndarray, generation: int) -> None:
         names = sorted({self.state.engine, "superpixel"} - set(self.engines))
 
-        def work(state: TaskState) -> dict[str, Engine]:
-            out = {}
-            for name in names:
-                state.check_cancelled()
-                engine = create_engine(name)
-                engine.prepare(image)
-                out[name] = engine
-            return out
+        source = self.probabilities_source
 
-        self._prep.start(work, on_done=lambda engines, g=generation: self._prepared(engines, g))
+        def work(state: TaskState) -> tuple[dict[str, Engine], list[str]]:
+            out, problems = {}, []
+            for name in names:  # each on its own: one engine that cannot work leaves the others usable
+                state.check_cancelled()
+                try:
+                    out[name] = _prepared_engine(name, image, source)
+                except SegStudioError as error:
+                    problems.append(str(error))
+            return out, problems
+
+        self._prep.start(work, on_done=lambda result, g=generation: self._prepared(*result, g))
 
     def load_sam(self, path: str) -> None:
         """Load a SAM checkpoint on a worker thread; then "sam" is an engine choice and selected."""
@@ -102,11 +134,11 @@ class SmartTools(QObject):
         self.state.engine = "sam"
         self.engine_changed()
 
-    def _prepared(self, engines: dict[str, Engine], generation: int) -> None:
+    def _prepared(self, engines: dict[str, Engine], problems: list[str], generation: int) -> None:
         if generation != self._generation:
             return  # an older image's result
         self.engines.update(engines)
-        self.status.emit("smart tools ready")
+        self.status.emit("; ".join(problems) if problems else "smart tools ready")
         self.ready.emit()
 
     def engine_changed(self) -> None:
@@ -287,7 +319,7 @@ class SmartOptions(QToolBar):
         self.engine_combo.blockSignals(True)
         self.engine_combo.clear()
         for name in GUI_ENGINES:
-            if name in engines.ENGINES:
+            if name in engines.ENGINES or name in LAZY_ENGINES:
                 self.engine_combo.addItem(name, name)
         self.engine_combo.blockSignals(False)
 

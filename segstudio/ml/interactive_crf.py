@@ -43,9 +43,13 @@ class CRFClickEngine(Engine):
         if probabilities is None:
             raise UsageError("the crf engine needs the model's class probabilities: predict the image first")
         super().prepare(image, probabilities)
-        if probabilities.shape[1:] != self.image.shape[:2]:
+        h, w = self.image.shape[:2]
+        if probabilities.ndim != 3 or abs(probabilities.shape[1] / h - probabilities.shape[2] / w) > 0.05:
             raise UsageError(f"probabilities {probabilities.shape} do not match the image {self.image.shape}")
-        self.probabilities = np.ascontiguousarray(probabilities, dtype=np.float32)
+        probs = np.ascontiguousarray(probabilities, dtype=np.float32)
+        if probs.shape[1:] != (h, w):  # stored reduced (core.probabilities): back to the image size
+            probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+        self.probabilities = probs
         self.proposer.prepare(self.image)
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:

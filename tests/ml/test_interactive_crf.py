@@ -49,4 +49,6 @@ def test_crf_engine_needs_probabilities():
     with pytest.raises(SegStudioError, match="probabilities"):
         engine.prepare(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SegStudioError, match="do not match"):
-        engine.prepare(np.zeros((8, 8, 3), np.uint8), np.ones((3, 4, 4), np.float32))
+        engine.prepare(np.zeros((8, 8, 3), np.uint8), np.ones((3, 4, 8), np.float32))
+    engine.prepare(np.zeros((8, 8, 3), np.uint8), np.full((3, 4, 4), 1 / 3, np.float32))  # stored reduced: resized
+    assert engine.probabilities.shape == (3, 8, 8)
