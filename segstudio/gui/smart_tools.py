@@ -12,6 +12,7 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 import numpy as np
@@ -19,19 +20,28 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
-from segstudio.core.interactive import ClickSession, create_engine, magic_wand, superpixel_brush
-from segstudio.core.interactive.engines import Engine, SuperpixelEngine
 from segstudio.core.interactive.prompts import Point
-from segstudio.core.interactive.robot import confirmed_labels
-from segstudio.core.interactive.wand import tolerance_from_drag
+from segstudio.core.interactive.wand import magic_wand, tolerance_from_drag
 from segstudio.core.errors import SegStudioError, UsageError
 from segstudio.gui.tasks import TaskRunner, TaskState
+
+if TYPE_CHECKING:
+    from segstudio.core.interactive.engines import Engine
+    from segstudio.core.interactive.session import ClickSession
 
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
 GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "crf", "sam")
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
+
+
+def _engines():  # noqa: ANN202 - a module
+    """`core.interactive.engines` (scikit-image, SciPy): imported when the first image opens, on the GUI
+    thread (scikit-image's lazy loader is not safe to race from a worker), not when the window starts."""
+    from segstudio.core.interactive import engines
+
+    return engines
 
 
 def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], np.ndarray | None] | None) -> Engine:
@@ -44,7 +54,7 @@ def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], n
         if probs is None:
             raise UsageError("the crf engine needs this image's prediction with its stored class "
                                  "probabilities: predict the image first (Ctrl+P)")
-    engine = create_engine(name)
+    engine = _engines().create_engine(name)
     engine.prepare(image, probs)
     return engine
 
@@ -96,6 +106,7 @@ class SmartTools(QObject):
         self.engines = {}
         self._generation += 1
         if document is not None and image is not None:
+            _engines()  # first image: load the engines' libraries here, not on the worker thread
             self._prepare(image, self._generation)
         else:
             self._prep.abandon()
@@ -170,6 +181,9 @@ class SmartTools(QObject):
             if engine is None:
                 return None
             doc.begin_stroke("smart click")
+            from segstudio.core.interactive.robot import confirmed_labels
+            from segstudio.core.interactive.session import ClickSession
+
             self.session = ClickSession(engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction))
         return self.session
 
@@ -289,8 +303,10 @@ class SmartTools(QObject):
 
     def _paint_superpixels(self, points: list[Point]) -> None:
         engine = self.engines.get("superpixel")
-        if self.document is None or not isinstance(engine, SuperpixelEngine) or engine.superpixels is None:
+        if self.document is None or not isinstance(engine, _engines().SuperpixelEngine) or engine.superpixels is None:
             return
+        from segstudio.core.interactive.superpixels import superpixel_brush
+
         region = superpixel_brush(engine.superpixels, points, self.state.radius)
         self.document.apply_region(region, self.state.active_class, self.state.protect(), "superpixel brush")
 

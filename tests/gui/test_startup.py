@@ -99,3 +99,14 @@ def test_canvas_import_skips_cuda_bindings_but_leaves_them_importable():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_main_window_import_leaves_the_click_engines_for_later():
+    """scikit-image/SciPy (the smart tools' engines) load when the first image opens, not at start-up."""
+    code = (
+        "import sys; import segstudio.gui.main_window, segstudio.gui.app; "
+        "bad = [m for m in ('segstudio.core.interactive.engines', 'scipy', 'skimage.segmentation') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -6,12 +6,25 @@ robot) or `MaskDocument.apply_region` (for the GUI, one undo step). The GUI and 
 call the same functions, so the benchmark measures what users get.
 """
 
-from segstudio.core.interactive.engines import ENGINES, Engine, create_engine
-from segstudio.core.interactive.prompts import Prompts
-from segstudio.core.interactive.regions import keep_seeded, paste_region
-from segstudio.core.interactive.session import ClickSession
-from segstudio.core.interactive.superpixels import Superpixels, compute_superpixels, superpixel_brush
-from segstudio.core.interactive.wand import magic_wand
+from importlib import import_module
+from typing import Any
 
-__all__ = ["ENGINES", "Engine", "create_engine", "Prompts", "keep_seeded", "paste_region", "ClickSession",
-           "Superpixels", "compute_superpixels", "superpixel_brush", "magic_wand"]
+#: name -> submodule; resolved on first access (PEP 562), so the GUI can import the light modules
+#: (`polygon`, `wand`, `prompts`) at start-up without loading scikit-image and SciPy for the engines.
+_EXPORTS = {
+    "ENGINES": "engines", "Engine": "engines", "create_engine": "engines",
+    "Prompts": "prompts",
+    "keep_seeded": "regions", "paste_region": "regions",
+    "ClickSession": "session",
+    "Superpixels": "superpixels", "compute_superpixels": "superpixels", "superpixel_brush": "superpixels",
+    "magic_wand": "wand",
+}  # fmt: skip
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
