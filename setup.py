@@ -23,6 +23,8 @@ SHIPPED = ("resources/icons", "resources/demo", "packaging/segstudio.desktop")
 class BuildPyWithResources(build_py):
     def run(self) -> None:
         super().run()
+        if getattr(self, "editable_mode", False):
+            return  # an editable install reads the checkout's resources/ directly (segstudio.assets)
         target = Path(self.build_lib) / "segstudio" / "_resources"
         for rel in SHIPPED:
             source = ROOT / rel
