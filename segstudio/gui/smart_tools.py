@@ -11,12 +11,13 @@ drives); this module only turns canvas events into calls and the results into do
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
@@ -34,6 +35,14 @@ __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
 GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "crf", "sam")
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
+BUILTIN_ENGINES = ("superpixel", "grabcut", "geodesic")  # registered by core.interactive.engines on import
+
+
+def registered_engines() -> set[str]:
+    """Engine names registered now, without importing `core.interactive.engines` when it is not loaded yet
+    (importing it puts scikit-image and SciPy, ~1 s, on the path to the window's first paint)."""
+    engines = sys.modules.get("segstudio.core.interactive.engines")
+    return set(engines.ENGINES) if engines is not None else set(BUILTIN_ENGINES)
 
 
 def _engines():  # noqa: ANN202 - a module
@@ -106,10 +115,16 @@ class SmartTools(QObject):
         self.engines = {}
         self._generation += 1
         if document is not None and image is not None:
-            _engines()  # first image: load the engines' libraries here, not on the worker thread
-            self._prepare(image, self._generation)
+            # After this event, so the image is painted first: the first image imports the engines'
+            # libraries (~1 s, on the GUI thread: scikit-image's lazy loader is not safe to race).
+            QTimer.singleShot(0, lambda g=self._generation: self._prepare_later(image, g))
         else:
             self._prep.abandon()
+
+    def _prepare_later(self, image: np.ndarray, generation: int) -> None:
+        if generation == self._generation:  # still the same image
+            _engines()
+            self._prepare(image, generation)
 
     def _prepare(self, image: np.ndarray, generation: int) -> None:
         names = sorted({self.state.engine, "superpixel"} - set(self.engines))
@@ -329,13 +344,14 @@ class SmartOptions(QToolBar):
         self.sync()
 
     def refresh(self) -> None:
-        """List the engines available now (SAM appears once a checkpoint is loaded)."""
-        from segstudio.core.interactive import engines
+        """List the engines available now (SAM appears once a checkpoint is loaded).
 
+        Does not import the engines' libraries (see `registered_engines`)."""
+        registered = registered_engines()
         self.engine_combo.blockSignals(True)
         self.engine_combo.clear()
         for name in GUI_ENGINES:
-            if name in engines.ENGINES or name in LAZY_ENGINES:
+            if name in registered or name in LAZY_ENGINES:
                 self.engine_combo.addItem(name, name)
         self.engine_combo.blockSignals(False)
 

@@ -162,9 +162,9 @@ class ToolState(QObject):
             self.protect_mode = ProtectMode(data.get("protect", self._protect_mode))
             self.protect_class = int(data.get("protect_class", self._protect_class))
             self.active_class = int(data.get("class", self._active_class))
-            from segstudio.core.interactive.engines import ENGINES
+            from segstudio.gui.smart_tools import LAZY_ENGINES, registered_engines
 
-            if data.get("engine") in ENGINES:
+            if data.get("engine") in registered_engines() | set(LAZY_ENGINES):
                 self.engine = data["engine"]
             self.wand_tolerance = float(data.get("wand_tolerance", self.wand_tolerance))
         except (ValueError, TypeError):

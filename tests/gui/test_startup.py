@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -109,4 +110,20 @@ def test_main_window_import_leaves_the_click_engines_for_later():
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_window_build_does_not_import_the_click_engines():
+    """scikit-image + SciPy (~1 s) load after the first image is painted, not while the window is built."""
+    code = (
+        "import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+        "from segstudio.gui.main_window import MainWindow; from segstudio.gui.settings import AppSettings; "
+        "w = MainWindow(AppSettings()); w.tool_state.restore({'engine': 'geodesic'}); "
+        "names = [w.smart_options.engine_combo.itemData(i) for i in range(w.smart_options.engine_combo.count())]; "
+        "bad = [m for m in ('skimage', 'scipy', 'segstudio.core.interactive.engines') if m in sys.modules]; "
+        "print(bad, names, w.tool_state.engine); "
+        "sys.exit(1 if bad or 'superpixel' not in names or w.tool_state.engine != 'geodesic' else 0)"
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,213 @@
+"""Start-up benchmark: process start -> window on screen with the first photo of a folder, vs labelme.
+
+Run under an X server (Xvfb is fine):
+`xvfb-run -a .venv/bin/python -m bench.startup [--runs 7] [--labelme /tmp/labelme-venv/bin/labelme]`
+
+Both programs are measured the same way, from outside: the clock starts just before the process is
+spawned and stops when a top-level X window is viewable *and* its title names one of the folder's
+images (both apps put the open file in the title only after loading it), polled every 5 ms through
+Xlib (ctypes, in this process; no per-poll subprocess). Runs alternate SegStudio / labelme so load
+from other jobs on a shared machine hits both; each run gets a fresh copy of the photos in a temp
+folder (so SegStudio measures a *first* open, project index included, not a reopen) and a fresh
+HOME/config so neither finds state from an earlier run. labelme (GPL) is only run as an external
+program; it is skipped with a message when it is not installed.
+
+Prints JSON lines: one per run, then medians for both apps and the ratio (goal: <= 0.6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "camvid_sample" / "images"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def _emit(**record: object) -> None:
+    print(json.dumps(record), flush=True)
+
+
+class _Attrs(ctypes.Structure):
+    """XWindowAttributes (Xlib.h); only map_state is read."""
+
+    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
+                ("border_width", ctypes.c_int), ("depth", ctypes.c_int), ("visual", ctypes.c_void_p),
+                ("root", ctypes.c_ulong), ("class_", ctypes.c_int), ("bit_gravity", ctypes.c_int),
+                ("win_gravity", ctypes.c_int), ("backing_store", ctypes.c_int),
+                ("backing_planes", ctypes.c_ulong), ("backing_pixel", ctypes.c_ulong),
+                ("save_under", ctypes.c_int), ("colormap", ctypes.c_ulong), ("map_installed", ctypes.c_int),
+                ("map_state", ctypes.c_int), ("all_event_masks", ctypes.c_long),
+                ("your_event_mask", ctypes.c_long), ("do_not_propagate_mask", ctypes.c_long),
+                ("override_redirect", ctypes.c_int), ("screen", ctypes.c_void_p)]
+
+
+class XWatch:
+    """Lists viewable top-level windows and their titles (_NET_WM_NAME, else WM_NAME) via libX11."""
+
+    IS_VIEWABLE = 2
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("X11")
+        if not name:
+            raise RuntimeError("libX11 not found")
+        x = self.x = ctypes.CDLL(name)
+        x.XOpenDisplay.restype = ctypes.c_void_p
+        x.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        x.XDefaultRootWindow.restype = ctypes.c_ulong
+        x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        x.XInternAtom.restype = ctypes.c_ulong
+        x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        x.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+                                 ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
+                                 ctypes.POINTER(ctypes.c_uint)]
+        x.XGetWindowAttributes.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(_Attrs)]
+        x.XGetWindowProperty.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long,
+                                         ctypes.c_long, ctypes.c_int, ctypes.c_ulong,
+                                         ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.c_int),
+                                         ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.c_ulong),
+                                         ctypes.POINTER(ctypes.c_void_p)]
+        x.XFree.argtypes = [ctypes.c_void_p]
+        x.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        x.XSetErrorHandler.restype = ctypes.c_void_p
+        # A window may vanish between XQueryTree and the next request: ignore BadWindow instead of exiting.
+        self._handler = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(lambda d, e: 0)
+        x.XSetErrorHandler(self._handler)
+        self.dpy = x.XOpenDisplay(None)
+        if not self.dpy:
+            raise RuntimeError("cannot open the X display (run under xvfb-run -a)")
+        self.root = x.XDefaultRootWindow(self.dpy)
+        self.atoms = [x.XInternAtom(self.dpy, b"_NET_WM_NAME", 0), 39]  # 39 = XA_WM_NAME
+
+    def _title(self, win: int) -> str:
+        for atom in self.atoms:
+            typ, fmt, n, after = ctypes.c_ulong(), ctypes.c_int(), ctypes.c_ulong(), ctypes.c_ulong()
+            data = ctypes.c_void_p()
+            ok = self.x.XGetWindowProperty(self.dpy, win, atom, 0, 4096, 0, 0, ctypes.byref(typ), ctypes.byref(fmt),
+                                           ctypes.byref(n), ctypes.byref(after), ctypes.byref(data))
+            if ok == 0 and data.value:
+                raw = ctypes.string_at(data.value, n.value) if fmt.value == 8 else b""
+                self.x.XFree(data)
+                if raw:
+                    return raw.decode("utf-8", "replace")
+        return ""
+
+    def viewable_titles(self) -> list[str]:
+        root_ret, parent_ret = ctypes.c_ulong(), ctypes.c_ulong()
+        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+        if not self.x.XQueryTree(self.dpy, self.root, ctypes.byref(root_ret), ctypes.byref(parent_ret),
+                                 ctypes.byref(children), ctypes.byref(count)):
+            return []
+        wins = [children[i] for i in range(count.value)]
+        if children:
+            self.x.XFree(children)
+        titles = []
+        attrs = _Attrs()
+        for win in wins:  # no window manager under Xvfb: app windows are children of the root
+            if self.x.XGetWindowAttributes(self.dpy, win, ctypes.byref(attrs)) and attrs.map_state == self.IS_VIEWABLE:
+                title = self._title(win)
+                if title:
+                    titles.append(title)
+        self.x.XSync(self.dpy, 0)
+        return titles
+
+
+def _time_to_window(cmd: list[str], env: dict[str, str], names: set[str], watch: XWatch, timeout: float) -> float:
+    """Seconds from spawning `cmd` to a viewable window whose title names one of `names`."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.perf_counter() - t0 < timeout:
+            if any(any(n in t for n in names) for t in watch.viewable_titles()):
+                return time.perf_counter() - t0
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited early: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.005)
+        raise RuntimeError(f"{cmd[0]}: no window with an image in its title after {timeout} s")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _run_one(app: str, cmd_prefix: list[str], photos: Path, watch: XWatch, timeout: float) -> float:
+    with tempfile.TemporaryDirectory(prefix=f"startup-{app}-") as tmp:
+        folder = Path(tmp) / "photos"
+        shutil.copytree(photos, folder)
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+                   XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"))
+        env.pop("QT_QPA_PLATFORM", None)  # both draw on the real (X) display
+        names = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        return _time_to_window([*cmd_prefix, str(folder)], env, names, watch, timeout)
+
+
+def _segstudio_cmd() -> list[str]:
+    return [sys.executable, "-m", "segstudio"]
+
+
+def _labelme_cmd(arg: str | None) -> list[str] | None:
+    exe = arg or shutil.which("labelme") or ("/tmp/labelme-venv/bin/labelme"
+                                             if Path("/tmp/labelme-venv/bin/labelme").exists() else None)
+    if exe is None or not Path(exe).exists():
+        return None
+    if exe.endswith(("python", "python3")) or Path(exe).name.startswith("python"):
+        return [exe, "-m", "labelme"]
+    return [exe]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7, help="runs per app (median reported)")
+    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of real photos (copied to temp)")
+    ap.add_argument("--labelme", default=None, help="labelme executable or a Python that has labelme")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    args = ap.parse_args(argv)
+    if not args.photos.is_dir():
+        print(f"no photo folder at {args.photos}: pass --photos FOLDER", file=sys.stderr)
+        return 2
+    try:
+        watch = XWatch()
+    except RuntimeError as exc:
+        print(f"bench.startup: {exc}", file=sys.stderr)
+        return 2
+    labelme = _labelme_cmd(args.labelme)
+    if labelme is None:
+        _emit(bench="startup", note="labelme not found (pass --labelme EXE or install it in its own venv, "
+                                    "e.g. /tmp/labelme-venv); measuring SegStudio only")
+    apps = {"segstudio": _segstudio_cmd(), **({"labelme": labelme} if labelme else {})}
+    _run_one("segstudio", apps["segstudio"], args.photos, watch, args.timeout)  # warm the disk cache, not counted
+    if labelme:
+        _run_one("labelme", labelme, args.photos, watch, args.timeout)
+    times: dict[str, list[float]] = {a: [] for a in apps}
+    for i in range(args.runs):
+        order = list(apps) if i % 2 == 0 else list(reversed(apps))  # interleaved, alternating who goes first
+        for a in order:
+            t = _run_one(a, apps[a], args.photos, watch, args.timeout)
+            times[a].append(t)
+            _emit(bench="startup_run", app=a, run=i, seconds=round(t, 3))
+    med = {a: statistics.median(v) for a, v in times.items()}
+    for a, v in times.items():
+        _emit(bench="window_with_first_photo_s", app=a, median=round(med[a], 3), runs=len(v),
+              min=round(min(v), 3), max=round(max(v), 3), photos=str(args.photos))
+    if labelme:
+        _emit(bench="startup_ratio", segstudio_over_labelme=round(med["segstudio"] / med["labelme"], 3), goal=0.6)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
