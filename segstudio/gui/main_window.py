@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.tools.smart.prompts.connect(self.prompt_marks.show)
         self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
         self.tools.smart.engines_changed.connect(self.smart_options.refresh)
+        self.tools.smart.paint_gate = self.canvas.viewport()  # first image: painted before the engines load
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
@@ -95,6 +95,10 @@ class SmartTools(QObject):
         self.engines: dict[str, Engine] = {}
         self.session: ClickSession | None = None
         self._generation = 0
+        #: the widget that shows the image (the window sets the canvas viewport): the first image's
+        #: engine import waits for its next paint, so the photo is on screen before the ~1 s import
+        self.paint_gate: QWidget | None = None
+        self._after_paint: Callable[[], None] | None = None
         # The team's task helper (gui/tasks.py): starting the next image's preparation drops the
         # previous one's outcome; results arrive on the GUI thread as queued signals.
         self._prep = TaskRunner(self, "smart-tools")
@@ -115,11 +119,33 @@ class SmartTools(QObject):
         self.engines = {}
         self._generation += 1
         if document is not None and image is not None:
-            # After this event, so the image is painted first: the first image imports the engines'
-            # libraries (~1 s, on the GUI thread: scikit-image's lazy loader is not safe to race).
-            QTimer.singleShot(0, lambda g=self._generation: self._prepare_later(image, g))
+            # The first image imports the engines' libraries (~1 s, on the GUI thread: scikit-image's
+            # lazy loader is not safe to race): only after the image has been painted.
+            self._after_first_paint(lambda g=self._generation: self._prepare_later(image, g))
         else:
             self._prep.abandon()
+
+    def _after_first_paint(self, fn: Callable[[], None]) -> None:
+        gate = self.paint_gate
+        if gate is None or not gate.isVisible() or "segstudio.core.interactive.engines" in sys.modules:
+            QTimer.singleShot(0, fn)
+            return
+        if self._after_paint is None:
+            gate.installEventFilter(self)
+            QTimer.singleShot(1000, self._release_after_paint)  # no paint (window covered): go anyway
+        self._after_paint = fn  # a newer image replaces the pending one
+
+    def _release_after_paint(self) -> None:
+        fn, self._after_paint = self._after_paint, None
+        if fn is not None:
+            if self.paint_gate is not None:
+                self.paint_gate.removeEventFilter(self)
+            QTimer.singleShot(0, fn)  # after the paint that let it go
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Paint and watched is self.paint_gate:
+            self._release_after_paint()
+        return False
 
     def _prepare_later(self, image: np.ndarray, generation: int) -> None:
         if generation == self._generation:  # still the same image

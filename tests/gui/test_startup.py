@@ -127,3 +127,36 @@ def test_window_build_does_not_import_the_click_engines():
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_first_photo_is_painted_before_the_click_engines_load(shared_testdata, tmp_path):
+    """The engines still get prepared for the first image, but only after the canvas painted it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for src in sorted((shared_testdata / "camvid_sample" / "images").iterdir())[:2]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    code = f"""
+import sys, time
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.settings import AppSettings
+w = MainWindow(AppSettings()); w.show()
+seen = []
+class Spy(QObject):
+    def eventFilter(self, obj, ev):
+        if ev.type() == QEvent.Type.Paint and w.tools.smart.image is not None:
+            seen.append('segstudio.core.interactive.engines' in sys.modules)
+        return False
+spy = Spy(); w.canvas.viewport().installEventFilter(spy)
+w.open_folder({str(folder)!r})
+t0 = time.time()
+while not w.tools.smart.engines and time.time() - t0 < 60:
+    app.processEvents(); time.sleep(0.01)
+print(seen[:3], sorted(w.tools.smart.engines))
+sys.exit(0 if seen and seen[0] is False and w.tools.smart.engines else 1)
+"""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
