@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shots import save_png, settle
+
 FRAMES = 16
 SETTINGS = {"workers": 0, "min_iters_per_epoch": 8, "max_side": 240, "arch": "lraspp_mobilenet_v3_large",
             "patience": 0, "device": "cpu"}
@@ -66,18 +68,9 @@ def main(data: str, out_dir: str) -> int:
         while panel.finish_reason is None and time.monotonic() < deadline:
             app.processEvents()
             time.sleep(0.05)
-        for _ in range(40):
-            app.processEvents()
-            time.sleep(0.02)
-        out = Path(out_dir) / "screenshot_finetune.png"
-        from PIL import Image
-
-        raw = out.with_suffix(".raw.png")
-        panel.grab().save(str(raw))
-        with Image.open(raw) as image:
-            image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
-        raw.unlink()
-        print(f"saved {out} ({out.stat().st_size // 1024} KB); run {panel.finish_reason}")
+        settle(app, 0.8)
+        save_png(panel, Path(out_dir) / "screenshot_finetune.png")
+        print(f"run {panel.finish_reason}")
         panel.shutdown()
         project.close()
     return 0
