@@ -70,15 +70,10 @@ def main(data: str, out_dir: str) -> int:
         for _ in range(40):
             app.processEvents()
             time.sleep(0.02)
-        out = Path(out_dir) / "screenshot_finetune.png"
-        from PIL import Image
+        from screenshots import _save  # packaging/screenshots.py: grab, reduce to 256 colours, report
 
-        raw = out.with_suffix(".raw.png")
-        panel.grab().save(str(raw))
-        with Image.open(raw) as image:
-            image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
-        raw.unlink()
-        print(f"saved {out} ({out.stat().st_size // 1024} KB); run {panel.finish_reason}")
+        _save(panel, Path(out_dir) / "screenshot_finetune.png")
+        print(f"run {panel.finish_reason}")
         panel.shutdown()
         project.close()
     return 0
