@@ -13,15 +13,9 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def _pump(app, seconds: float) -> None:  # noqa: ANN001
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+from shots import settle as _pump, wait_for
 
 
 def main(photo: str, out: str) -> int:
@@ -43,13 +37,8 @@ def main(photo: str, out: str) -> int:
         window.resize(1560, 940)
         window.show()
         window.open_folder(work)
-        deadline = time.monotonic() + 120
-        while window.session is None or window.session.document is None or not window.tools.smart.is_ready:
-            app.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > deadline:
-                print("the photo did not open or the smart tools did not get ready", file=sys.stderr)
-                return 1
+        wait_for(app, lambda: window.session is not None and window.session.document is not None
+                 and window.tools.smart.is_ready, 120, "the photo to open and the smart tools to get ready")
         scheme = window.project.scheme
         window.palette.select_class(scheme.names.index("cat") if "cat" in scheme.names else 1)
         window.tool_state.tool = Tool.CLICK

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shots import save_png, settle
+
 FRAMES = 16
 ARCH = "lraspp_mobilenet_v3_large"
 SETTINGS = {"workers": 0, "min_iters_per_epoch": 8, "max_side": 240, "patience": 0, "device": "cpu"}
@@ -67,12 +69,8 @@ def main(data: str, out_dir: str) -> int:
         while panel.finish_reason is None and time.monotonic() < deadline:
             app.processEvents()
             time.sleep(0.05)
-        for _ in range(40):
-            app.processEvents()
-            time.sleep(0.02)
-        from screenshots import _save  # packaging/screenshots.py: grab, reduce to 256 colours, report
-
-        _save(panel, Path(out_dir) / "screenshot_finetune.png")
+        settle(app, 0.8)
+        save_png(panel, Path(out_dir) / "screenshot_finetune.png")
         print(f"run {panel.finish_reason}")
         panel.shutdown()
         project.close()

@@ -22,40 +22,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from shots import save_png as _save, settle as _settle, wait_for as _wait
 
 SIZE = (1480, 900)
 FRAMES = 12
-
-
-def _wait(app, condition: Callable[[], bool], seconds: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + seconds
-    while not condition():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-
-
-def _settle(app, seconds: float = 1.5) -> None:  # noqa: ANN001
-    """Let thumbnails, counts and repaints from background threads arrive."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def _save(widget, path: Path) -> None:  # noqa: ANN001
-    from PIL import Image
-
-    raw = path.with_suffix(".raw.png")
-    widget.grab().save(str(raw))
-    with Image.open(raw) as image:
-        image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
-    raw.unlink()
-    print(f"saved {path} ({path.stat().st_size // 1024} KB)")
 
 
 def _folder(data: Path, work: Path) -> Path:

@@ -163,93 +163,132 @@ def run_export(
         raise DiskWriteError(out_dir, f"the export to {out_dir} (the folder was left as it was)", error) from None
 
 
+#: one image's outcome in input order: (item, exported name, key, files written or being written)
+_Slot = tuple[ExportItem, str, str, "ItemResult | Future[ItemResult]"]
+
+
 def _run_export(
     fmt: DatasetFormat, items: Sequence[ExportItem], out_dir: str | os.PathLike[str], handle: TaskHandle, workers: int
 ) -> ExportReport:
     if not items:
         raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
     folder = OutputFolder(out_dir, fmt.name, fmt.disposable)
-    previous = folder.previous or {}
-    old_entries = _previous_entries(previous)
+    old_entries = _previous_entries(folder.previous or {})
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})
     report = ExportReport(out_dir=Path(out_dir), dataset_format=fmt.name, names=names)
-    total = len(items)
-    results: list[tuple[ExportItem, str, str, ItemResult | Future[ItemResult]] | None] = [None] * total
-    handle.set_status(f"exporting {total} images as {fmt.name}")
-    handle.set_progress(0, total)
-    with folder, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
+    handle.set_status(f"exporting {len(items)} images as {fmt.name}")
+    handle.set_progress(0, len(items))
+    with folder:
         assert folder.staging is not None
-        staging = folder.staging
-        pending: set[Future[ItemResult]] = set()
-        done = 0
+        slots = _write_items(fmt, items, folder, old_entries, report, handle, workers)
+        entries, manifest_items = _collect_entries(slots)
+        if not entries:
+            raise ExportError("nothing to export: none of the selected images has a mask")
+        handle.check_cancelled()
+        handle.set_status("writing index files")
+        index_files = fmt.write_index(folder.staging, entries)
+        handle.check_cancelled()
+        folder.commit(_manifest(fmt, index_files, manifest_items))
+    report.exported = len(entries)
+    handle.set_status(f"exported {report.exported} images ({report.written} written, {report.reused} unchanged)")
+    return report
 
-        def settle(block_until: int) -> None:
-            nonlocal done
-            while len(pending) > block_until:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    pending.discard(future)
-                    future.result()  # re-raise a worker's error here
-                    done += 1
-                    handle.set_progress(done, total)
 
+class _Progress:
+    """Counts finished images (skipped, reused or written) and bounds the encodes in flight."""
+
+    def __init__(self, handle: TaskHandle, total: int) -> None:
+        self.handle = handle
+        self.total = total
+        self.done = 0
+        self.pending: set[Future[ItemResult]] = set()
+
+    def step(self) -> None:
+        self.done += 1
+        self.handle.set_progress(self.done, self.total)
+
+    def settle(self, block_until: int) -> None:
+        """Wait until at most `block_until` encodes are in flight, re-raising a worker's error."""
+        while len(self.pending) > block_until:
+            finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                self.pending.discard(future)
+                future.result()
+                self.step()
+
+
+def _write_items(
+    fmt: DatasetFormat,
+    items: Sequence[ExportItem],
+    folder: OutputFolder,
+    old_entries: dict[str, dict[str, Any]],
+    report: ExportReport,
+    handle: TaskHandle,
+    workers: int,
+) -> list[_Slot | None]:
+    """Key every image; hard-link unchanged ones from the previous export, encode the rest on
+    `workers` threads (at most 2 x workers in flight). Slots stay in input order; None = no mask."""
+    staging = folder.staging
+    assert staging is not None
+    results: list[_Slot | None] = [None] * len(items)
+    progress = _Progress(handle, len(items))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export") as pool:
         try:
             for index, item in enumerate(items):
                 handle.check_cancelled()
                 mask = item.load_mask()
                 if mask is None:
                     report.skipped.append(item.rel_path)
-                    done += 1
-                    handle.set_progress(done, total)
+                    progress.step()
                     continue
-                name = names[item.rel_path]
+                name = report.names[item.rel_path]
                 key = _item_key(fmt, item, name, mask_digest(mask))
                 old = old_entries.get(item.rel_path)
                 if old is not None and old.get("key") == key and folder.reuse(list(old.get("files", []))):
                     results[index] = (item, name, key, ItemResult(list(old["files"]), old.get("record")))
                     report.reused += 1
-                    done += 1
-                    handle.set_progress(done, total)
+                    progress.step()
                     continue
                 future = pool.submit(fmt.write_item, staging, item, name, mask)
-                pending.add(future)
+                progress.pending.add(future)
                 results[index] = (item, name, key, future)
                 report.written += 1
-                settle(block_until=2 * workers)
-            settle(block_until=0)
+                progress.settle(block_until=2 * workers)
+            progress.settle(block_until=0)
         except BaseException:
-            for future in pending:
+            for future in progress.pending:
                 future.cancel()
             raise
-        entries: list[tuple[ExportItem, str, ItemResult]] = []
-        manifest_items: list[dict[str, Any]] = []
-        for slot in results:
-            if slot is None:
-                continue
-            item, name, key, outcome = slot
-            result = outcome.result() if isinstance(outcome, Future) else outcome
-            result.record = json_ready(result.record)
-            entries.append((item, name, result))
-            manifest_items.append(
-                {"source": item.rel_path, "name": name, "split": item.split, "key": key, "files": result.files, "record": result.record}
-            )
-        if not entries:
-            raise ExportError("nothing to export: none of the selected images has a mask")
-        handle.check_cancelled()
-        handle.set_status("writing index files")
-        index_files = fmt.write_index(staging, entries)
-        handle.check_cancelled()
-        folder.commit(
-            {
-                "dataset_format": fmt.name,
-                "format_version": fmt.version,
-                "scheme": fmt.scheme.to_dict(),
-                "options": fmt.options_key(),
-                "index_files": index_files,
-                "items": manifest_items,
-                **fmt.manifest_extra(),
-            }
+    return results
+
+
+def _collect_entries(
+    slots: list[_Slot | None],
+) -> tuple[list[tuple[ExportItem, str, ItemResult]], list[dict[str, Any]]]:
+    """The written/reused images for `write_index`, and their manifest records (same order)."""
+    entries: list[tuple[ExportItem, str, ItemResult]] = []
+    manifest_items: list[dict[str, Any]] = []
+    for slot in slots:
+        if slot is None:
+            continue
+        item, name, key, outcome = slot
+        result = outcome.result() if isinstance(outcome, Future) else outcome
+        result.record = json_ready(result.record)
+        entries.append((item, name, result))
+        manifest_items.append(
+            {"source": item.rel_path, "name": name, "split": item.split, "key": key, "files": result.files, "record": result.record}
         )
-    report.exported = len(entries)
-    handle.set_status(f"exported {report.exported} images ({report.written} written, {report.reused} unchanged)")
-    return report
+    return entries, manifest_items
+
+
+def _manifest(fmt: DatasetFormat, index_files: list[str], manifest_items: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the next export reads back to decide which images it can reuse."""
+    return {
+        "dataset_format": fmt.name,
+        "format_version": fmt.version,
+        "scheme": fmt.scheme.to_dict(),
+        "options": fmt.options_key(),
+        "index_files": index_files,
+        "items": manifest_items,
+        **fmt.manifest_extra(),
+    }

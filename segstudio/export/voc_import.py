@@ -17,8 +17,8 @@ from segstudio.core.errors import ExportError, SchemeError, SegStudioError, Unsa
 from segstudio.core.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image_size
 from segstudio.core.masks import load_mask
 from segstudio.core.paths import contained_relative, resolve_inside
-from segstudio.core.schemes import UNLABELED, VOC_CLASSES, ClassDef, LabelScheme, voc_colormap, voc_scheme
-from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
+from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme, voc_colormap, voc_scheme
+from segstudio.export.import_common import ImportPlan, ImportSample, map_values
 
 __all__ = ["preview_voc", "find_voc_root"]
 
@@ -101,17 +101,8 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_out
     root = find_voc_root(source)
     own = _source_scheme(root)
     target = scheme or own
-    lut = np.full(256, UNLABELED, dtype=np.uint8)
-    rows: list[MappingRow] = []
-    valid = np.zeros(256, dtype=bool)
-    valid[UNLABELED] = True
-    for value, cls in enumerate(own.classes):
-        index = value if scheme is None else lookup_by_name(target, cls.name)
-        rows.append(MappingRow(f"{value}: {cls.name}", index, target.classes[index].name if index is not None else ""))
-        if index is not None:
-            lut[value] = index
-            valid[value] = True
-    rows.append(MappingRow("255: void", UNLABELED, "void"))
+    mapping = map_values([(value, cls.name) for value, cls in enumerate(own.classes)], target, by_name=scheme is not None)
+    lut = mapping.lut
 
     warnings: list[str] = []
     splits = _listed_ids(root / "ImageSets" / "Segmentation", warnings)
@@ -140,6 +131,4 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_out
         used.add(rel.casefold())
         seen_values[values] = True
         samples.append(ImportSample(rel, lambda p=mask_path: lut[load_mask(p)], image_path=image_path, split=split))
-    for value in np.flatnonzero(seen_values & ~valid):
-        rows.append(MappingRow(f"{value}: (no class name)", None, "", "pixel value found in masks"))
-    return ImportPlan("voc", root, target, rows, samples, warnings)
+    return ImportPlan("voc", root, target, mapping.rows + mapping.unknown_rows(seen_values), samples, warnings)

@@ -3,8 +3,9 @@
 A `QFileSystemWatcher` on the image folder and its sub-folders (not the project's state folder)
 starts a debounced rescan; File -> Rescan folder starts one at once. A rescan is the store's
 own `Project.reconcile()` (it follows renames and moves by content hash, keeps masks of removed
-images for when they come back), run in a background thread so a big folder never freezes the
-editor; the window applies the report it emits.
+images for when they come back), run on the GUI's task helper (`gui.tasks.TaskRunner`) so a big
+folder never freezes the editor; the window applies the report it emits. Rescans never overlap
+(two reconciles of one project at once would race): a request during a scan runs once after it.
 
 Why one follow-up rescan after a change: a file still being copied may be seen half-written
 (unreadable); the folder does not change again when the copy completes, so a rescan a couple of
@@ -14,7 +15,6 @@ seconds later picks up the finished file (cheap: unchanged files are only stat'e
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
+from segstudio.gui.tasks import TaskRunner, TaskState
 
 __all__ = ["FolderWatcher", "watched_folders"]
 
@@ -46,7 +47,6 @@ class FolderWatcher(QObject):
 
     changed = Signal(object)  # core.project.ReconcileReport (only when `report.anything`)
     failed = Signal(str)
-    _done = Signal(object, object, str)  # report | None, folders, error (from the scan thread)
 
     def __init__(self, project: Project, parent: QObject | None = None, debounce_ms: int = 500,
                  settle_ms: int = 2500) -> None:
@@ -58,8 +58,7 @@ class FolderWatcher(QObject):
         self._debounce.timeout.connect(self.rescan)
         self._settle = QTimer(self, singleShot=True, interval=settle_ms)
         self._settle.timeout.connect(self.rescan)
-        self._done.connect(self._finished)
-        self._thread: threading.Thread | None = None
+        self._runner = TaskRunner(self, name="segstudio-rescan")
         self._again = False  # a change arrived while a scan was running
         self._closed = False
         self.scans = 0  # finished rescans (tests and the status bar)
@@ -74,7 +73,7 @@ class FolderWatcher(QObject):
         """Rescan now (in the background); a request during a scan runs once more after it."""
         if self._closed:
             return
-        if self._thread is not None and self._thread.is_alive():
+        if self._runner.is_running():
             self._again = True
             return
         self._start(scan=True)
@@ -82,7 +81,7 @@ class FolderWatcher(QObject):
     def _start(self, scan: bool) -> None:
         project = self.project
 
-        def run() -> None:
+        def run(_state: TaskState) -> tuple[Any, list[str], str]:
             report: Any = None
             error = ""
             try:
@@ -92,11 +91,9 @@ class FolderWatcher(QObject):
             except Exception as exc:  # noqa: BLE001 - reported to the user; the watcher stays usable
                 log_exception("rescan", exc)
                 folders, error = [], f"rescanning {project.image_dir} failed: {exc}"
-            if not self._closed:
-                self._done.emit(report, folders, error)
+            return report, folders, error
 
-        self._thread = threading.Thread(target=run, name="segstudio-rescan", daemon=True)
-        self._thread.start()
+        self._runner.start(run, on_done=lambda outcome: self._finished(*outcome))
 
     def _finished(self, report: Any, folders: list[str], error: str) -> None:
         if self._closed:
@@ -128,5 +125,5 @@ class FolderWatcher(QObject):
         self._settle.stop()
         if self._watcher.directories():
             self._watcher.removePaths(self._watcher.directories())
-        if self._thread is not None:
-            self._thread.join(timeout=60)
+        self._runner.wait(timeout=60)
+        self._runner.abandon()  # its report, if it still comes, is dropped

@@ -60,13 +60,19 @@ class RunState:
 
     def save(self, path: Path, module: nn.Module, optimizer: torch.optim.Optimizer,
              scaler: torch.amp.GradScaler, fingerprint: str, arch: str) -> None:
-        """Write the resume file atomically: this state plus everything needed to continue bit-for-bit."""
+        """Write the resume file atomically: this state plus everything needed to continue bit-for-bit.
+
+        Diverged (NaN/inf) weights are refused, so the previous epoch's file stays resumable."""
+        from segstudio.ml.weights import refuse_non_finite  # torchvision: only once a run saves
+
+        model = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        refuse_non_finite(model, f"refused to save the resume file {path}")
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resumed"}
         for key in ("baseline_cms", "best_cms"):  # the resume file loads with weights_only: tensors, not arrays
             fields[key] = None if fields[key] is None else torch.from_numpy(np.ascontiguousarray(fields[key]))
         payload = {
             **fields,
-            "model": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+            "model": model,
             "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
             "fingerprint": fingerprint, "arch": arch, "rng": torch.get_rng_state(),
         }

@@ -47,6 +47,7 @@ __all__ = [
     "Checkpoint",
     "LoadedModel",
     "save_checkpoint",
+    "refuse_non_finite",
     "load_checkpoint",
     "load_model",
     "apply_state_dict",
@@ -111,6 +112,8 @@ def save_checkpoint(
     `extra` holds further weights_only-safe values (e.g. an optimizer state dict for resuming).
     """
     arch_info(arch)  # unknown arch -> ModelError before anything is written
+    state = _plain_state_dict(model)
+    refuse_non_finite(state, f"refused to save {path}")
     record = {
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "segstudio": __version__,
@@ -126,7 +129,7 @@ def save_checkpoint(
         "arch": arch,
         "classes": [{"name": c.name, "color": list(c.color)} for c in scheme.classes],
         "normalization": {k: list(map(float, v)) for k, v in dict(normalization or IMAGENET_NORMALIZATION).items()},
-        "state_dict": _plain_state_dict(model),
+        "state_dict": state,
         "provenance": record,
         "metrics": _plain_json(dict(metrics or {})),
         "version": version,
@@ -148,16 +151,24 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def _require_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Refuse weights with NaN/inf: a diverged run would otherwise predict garbage (or all one class)
-    silently, and a fine-tune started from it could never recover."""
+def refuse_non_finite(state: Mapping[str, torch.Tensor], refused: str) -> None:
+    """Raise CheckpointError("<refused>: ...") when a floating tensor of `state` holds NaN/inf.
+
+    Checked on save (a diverged run must not leave a poisoned checkpoint, nor replace a good one)
+    and on load (files from elsewhere): such weights predict garbage (or all one class) silently,
+    and a fine-tune started from them could never recover.
+    """
     bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise CheckpointError(
-            f"refused to load {path}: {len(bad)} weight tensor(s) contain NaN or infinite values ({shown}); "
-            "the training that wrote it diverged. Use an earlier version or retrain with a lower learning rate"
+            f"{refused}: {len(bad)} weight tensor(s) contain NaN or infinite values ({shown}); "
+            "the training diverged. Use an earlier version or retrain with a lower learning rate"
         )
+
+
+def _require_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    refuse_non_finite(state, f"refused to load {path}")
 
 
 def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:

@@ -298,6 +298,30 @@ def test_cancel_keeps_best_checkpoint_and_resume_state(tmp_path):
     assert not (tmp_path / "run" / "resume.pt").exists()
 
 
+def test_a_diverged_run_stops_with_a_clear_error_and_keeps_its_last_good_files(tmp_path, monkeypatch):
+    from segstudio.core.errors import CheckpointError
+    from segstudio.ml import train as train_module
+
+    manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
+    real_epoch = train_module.train_one_epoch
+
+    def diverging_epoch(parts, config, epoch, *args, **kwargs):
+        outcome = real_epoch(parts, config, epoch, *args, **kwargs)
+        if epoch == 2:  # what an exploding learning rate does to the weights
+            with torch.no_grad():
+                next(p for p in parts.module.parameters() if p.dim() > 1).fill_(float("nan"))
+        return outcome
+
+    monkeypatch.setattr(train_module, "train_one_epoch", diverging_epoch)
+    run = tmp_path / "run"
+    with pytest.raises(CheckpointError, match=r"refused to save .*NaN or infinite.*lower learning rate"):
+        train(manifest, _tiny_settings(epochs=4, baseline_eval=False), progress=ProgressWriter(enabled=False))
+    best = load_checkpoint(run / train_module.BEST_NAME)  # epoch 1's weights: finite, loadable
+    assert all(torch.isfinite(v).all() for v in best.state_dict.values() if v.is_floating_point())
+    resume = torch.load(run / train_module.RESUME_NAME, weights_only=True)
+    assert resume["epoch"] == 1  # the run can resume from its last good epoch
+
+
 def test_resume_refuses_another_training_set(tmp_path):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     with pytest.raises(TrainingError, match="nothing to resume"):

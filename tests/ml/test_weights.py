@@ -273,15 +273,51 @@ def test_predictor_uses_the_max_side_the_checkpoint_was_trained_with(tmp_path):
 def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, poison):
     scheme = scheme_of("background", "cat", "dog")
     model = trained_model(ARCH, 3)
+    path = save_checkpoint(tmp_path / "m.pt", model, ARCH, scheme)
     with torch.no_grad():
         next(p for p in model.parameters() if p.dim() > 1).view(-1)[7] = poison
-    path = save_checkpoint(tmp_path / "m.pt", model, ARCH, scheme)
+    # save_checkpoint refuses such weights, so write the poisoned file the way another tool would
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save(payload, path)
     with pytest.raises(CheckpointError, match=r"m\.pt.*NaN or infinite"):
         load_checkpoint(path)
     bare = tmp_path / "bare.pth"
     torch.save(model.state_dict(), bare)
     with pytest.raises(CheckpointError, match=r"bare\.pth.*NaN or infinite"):
         load_checkpoint(bare)
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_diverged_weights_are_refused_at_save_and_the_previous_file_is_kept(tmp_path, poison):
+    scheme = scheme_of("background", "cat", "dog")
+    model = trained_model(ARCH, 3)
+    path = save_checkpoint(tmp_path / "best.pt", model, ARCH, scheme, metrics={"miou": 0.4})
+    good = path.read_bytes()
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.dim() > 1).view(-1)[3] = poison
+    with pytest.raises(CheckpointError, match=r"refused to save .*best\.pt: 1 weight tensor.*NaN or infinite"):
+        save_checkpoint(path, model, ARCH, scheme, metrics={"miou": 0.5})
+    assert path.read_bytes() == good  # the last good checkpoint is untouched
+    with pytest.raises(CheckpointError, match="refused to save"):
+        save_checkpoint(tmp_path / "new.pt", model, ARCH, scheme)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]  # no poisoned file, no temp file left
+
+
+def test_diverged_weights_are_refused_in_the_resume_file(tmp_path):
+    from segstudio.ml.run_state import RunState
+
+    model = trained_model(ARCH, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    path = tmp_path / "resume.pt"
+    RunState(epoch=1).save(path, model, optimizer, scaler, "fp", ARCH)
+    good = path.read_bytes()
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.dim() > 1).view(-1)[0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"refused to save the resume file .*resume\.pt.*NaN"):
+        RunState(epoch=2).save(path, model, optimizer, scaler, "fp", ARCH)
+    assert path.read_bytes() == good
 
 
 def test_checkpoint_with_zero_std_normalization_is_refused(tmp_path):
