@@ -20,8 +20,8 @@ from pathlib import Path
 from shots import save_png, settle
 
 FRAMES = 16
-SETTINGS = {"workers": 0, "min_iters_per_epoch": 8, "max_side": 240, "arch": "lraspp_mobilenet_v3_large",
-            "patience": 0, "device": "cpu"}
+ARCH = "lraspp_mobilenet_v3_large"
+SETTINGS = {"workers": 0, "min_iters_per_epoch": 8, "max_side": 240, "patience": 0, "device": "cpu"}
 
 
 def _project(data: Path, work: Path):  # noqa: ANN202
@@ -59,6 +59,7 @@ def main(data: str, out_dir: str) -> int:
         window.show()
         panel = FinetunePanel(project, window)
         panel.extra_settings = dict(SETTINGS)
+        panel.arch_combo.setCurrentText(ARCH)  # shown as chosen, and what the run trains
         panel.epochs_spin.setValue(6)
         panel.crop_spin.setValue(192)
         panel.lr_spin.setValue(0.02)

@@ -5,32 +5,14 @@ before it beat its start."""
 
 from __future__ import annotations
 
-import cv2
 import pytest
 from PySide6.QtCore import QProcess, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMainWindow
 
-from segstudio.core.project import Project, Status
-from segstudio.core.schemes import LabelScheme
 from segstudio.gui.finetune_panel import FinetunePanel
 from segstudio.ml import manifest as manifest_module
-from segstudio.ml.synthetic import make_shapes_dataset, shapes_scheme_dict
-
-
-@pytest.fixture
-def project(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    images, masks = make_shapes_dataset(12, 48, seed=11)
-    for index, image in enumerate(images):
-        cv2.imwrite(str(folder / f"img{index:02d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    project = Project.open(folder, scheme=LabelScheme.from_dict(shapes_scheme_dict()))
-    project.set_setting("val_fraction", 0.0)
-    for rec in project.images()[:12]:
-        project.save_mask(rec, masks[int(rec.rel_path[3:5])], status=Status.DONE)
-    yield project
-    project.close()
+from tests.gui.test_finetune_panel import project  # noqa: F401 - the shared fixture: 10 of 12 images done
 
 
 @pytest.fixture
@@ -121,11 +103,12 @@ def test_counts_come_from_the_database_without_reading_masks(qtbot, project, mon
         raise AssertionError(f"the panel hashed {path} just to show counts")
 
     monkeypatch.setattr(manifest_module, "file_digest", no_hashing)
+    project.set_setting("val_fraction", 0.0)
     panel = FinetunePanel(project)
     qtbot.addWidget(panel)
     panel.refresh()
-    # 12 done, all in train (val_fraction 0): 4 will move to val for a sounder comparison
-    assert panel.counts_label.text().startswith("12 train / 0 val (4 more go to val")
+    # 10 done, all in train (val_fraction 0): 3 will move to val for a sounder comparison
+    assert panel.counts_label.text().startswith("10 train / 0 val (3 more go to val")
 
 
 def test_estimates_show_their_uncertainty(qtbot, project):
