@@ -11,14 +11,19 @@ import pytest
 from segstudio.gui import app
 
 
-def test_main_window_import_does_not_import_torch():
+def _assert_window_import_skips(*modules: str) -> None:
+    """Importing the main window in a fresh interpreter leaves every one of `modules` unloaded."""
     code = (
         "import sys; import segstudio.gui.main_window, segstudio.gui.app; "
-        "bad = [m for m in ('torch', 'torchvision', 'segstudio.ml') if m in sys.modules]; "
+        f"bad = [m for m in {modules!r} if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_main_window_import_does_not_import_torch():
+    _assert_window_import_skips("torch", "torchvision", "segstudio.ml")
 
 
 def test_no_display_gives_a_clear_message_and_exit_code_2(monkeypatch, capsys):
@@ -104,13 +109,7 @@ def test_canvas_import_skips_cuda_bindings_but_leaves_them_importable():
 
 def test_main_window_import_leaves_the_click_engines_for_later():
     """scikit-image/SciPy (the smart tools' engines) load when the first image opens, not at start-up."""
-    code = (
-        "import sys; import segstudio.gui.main_window, segstudio.gui.app; "
-        "bad = [m for m in ('segstudio.core.interactive.engines', 'scipy', 'skimage.segmentation') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _assert_window_import_skips("segstudio.core.interactive.engines", "scipy", "skimage.segmentation")
 
 
 def test_window_build_does_not_import_the_click_engines():
