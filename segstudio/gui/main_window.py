@@ -147,7 +147,7 @@ class MainWindow(QMainWindow):
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
-        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog", modal=True))
+        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog"))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtTest import QTest
 
 from segstudio.core.document import UNLABELED
@@ -225,6 +226,15 @@ def test_effort_is_recorded_and_shown(voc_window, qtbot):
     qtbot.addWidget(dialog)
     assert dialog.table.rowCount() == 1
     assert dialog.table.item(0, 0).text() == "(no prediction)" and dialog.table.item(0, 3).text() == "2"
+
+
+def test_effort_view_from_the_menu_is_not_modal(voc_window, qtbot):
+    """Train -> Editing effort is a report: it opens beside the canvas and never blocks editing."""
+    window, _ = voc_window
+    action = next(a for a in window.findChildren(QAction) if a.text() == "Editing effort…")
+    action.trigger()
+    panel = window._panels.get("effort_view")
+    assert panel is not None and panel.isVisible() and not panel.isModal()
 
 
 def test_prompt_markers_follow_the_open_object(voc_window, qtbot):
