@@ -133,8 +133,9 @@ def test_job_queue_lifo_serves_newest_first_and_replaces_same_key(qtbot) -> None
     queue = JobQueue(lifo=True)
     order: list[str] = []
     gate = threading.Event()
-    queue.submit(lambda s: gate.wait(5), key="gate")
-    qtbot.waitUntil(lambda: queue.pending() == 1, timeout=WAIT)  # the gate job is running
+    gate_running = threading.Event()
+    queue.submit(lambda s: gate_running.set() or gate.wait(5), key="gate")
+    assert gate_running.wait(5)  # the worker holds the gate job; the rest queue behind it
     old = queue.submit(lambda s: order.append("a-old"), key="a")
     queue.submit(lambda s: order.append("b"), key="b")
     queue.submit(lambda s: order.append("a"), key="a")  # replaces the pending "a"
