@@ -13,36 +13,16 @@ repaints just that part of the viewport.
 from __future__ import annotations
 
 import math
-import sys
 
 import cv2
 import numpy as np
-
-
-def _import_pyqtgraph():  # noqa: ANN202
-    """pyqtgraph, without the CUDA Python bindings its RawImageWidget loads for a GPU path we never use.
-
-    Why: with torch's CUDA wheels installed, that import alone costs 0.3-0.5 s of start-up (bench/gui.py,
-    window_ready_ms). The block is lifted right after, so torch can still import them later.
-    """
-    blocked = "cuda.bindings" not in sys.modules
-    if blocked:
-        sys.modules["cuda.bindings"] = None  # type: ignore[assignment] - makes `from cuda.bindings import` fail fast
-    try:
-        import pyqtgraph
-    finally:
-        if blocked and sys.modules.get("cuda.bindings", 0) is None:
-            del sys.modules["cuda.bindings"]
-    return pyqtgraph
-
-
-pg = _import_pyqtgraph()
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
 
 from segstudio.core.history import Box
 from segstudio.core.schemes import UNLABELED
+from segstudio.gui.pg_loader import pg
 
 
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]

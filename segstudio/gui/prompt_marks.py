@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtGui import QColor
+
+from segstudio.gui.pg_loader import pg
 
 __all__ = ["PromptMarks"]
 

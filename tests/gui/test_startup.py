@@ -26,6 +26,21 @@ def test_main_window_import_does_not_import_torch():
     _assert_window_import_skips("torch", "torchvision", "segstudio.ml")
 
 
+def test_pyqtgraph_import_leaves_most_qt_classes_unbuilt():
+    """PySide6 builds a class on first access; pyqtgraph's own mirror copy would build all of them (~0.16 s).
+    Through `gui.pg_loader` it builds only what is used, and pyqtgraph still sees PySide6's classes."""
+    code = (
+        "import sys, PySide6.QtCore as C, PySide6.QtGui as G, PySide6.QtWidgets as W; "
+        "import segstudio.gui.main_window, segstudio.gui.app; from segstudio.gui.pg_loader import pg; "
+        "built = {m.__name__: (len(vars(m)), len(dir(m))) for m in (C, G, W)}; print(built); "
+        "same = pg.QtWidgets.QGraphicsView is W.QGraphicsView and pg.QtCore.Signal is C.Signal "
+        "and pg.QtGui.QImage is G.QImage and pg.Qt.QtVersion == C.__version__; "
+        "sys.exit(0 if same and all(n < 0.6 * total for n, total in built.values()) else 1)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_no_display_gives_a_clear_message_and_exit_code_2(monkeypatch, capsys):
     monkeypatch.setattr(sys, "platform", "linux")
     for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
