@@ -120,9 +120,10 @@ def test_pinned_pyside6_survives_many_emits_in_a_fresh_interpreter():
     assert abs(delta) < 1000, f"emit() leaks references to True ({delta}); check the PySide6 pin"
 
 
-def test_canvas_import_skips_cuda_bindings_but_leaves_them_importable():
+def test_pyqtgraph_import_skips_cuda_bindings_but_leaves_them_importable():
+    """pyqtgraph (the fine-tune curves, through gui.pg_loader) does not pull in the CUDA bindings."""
     pytest.importorskip("cuda.bindings")
-    code = ("import sys, segstudio.gui.canvas; loaded = 'cuda.bindings' in sys.modules; "
+    code = ("import sys, segstudio.gui.finetune_plots; loaded = 'cuda.bindings' in sys.modules; "
             "import cuda.bindings.runtime; print(loaded)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
