@@ -11,6 +11,7 @@ drives); this module only turns canvas events into calls and the results into do
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -42,14 +43,23 @@ BUILTIN_ENGINES = ("superpixel", "grabcut", "geodesic")  # registered by core.in
 def registered_engines() -> set[str]:
     """Engine names registered now, without importing `core.interactive.engines` when it is not loaded yet
     (importing it puts scikit-image and SciPy, ~1 s, on the path to the window's first paint)."""
-    engines = _loaded
+    engines = _imported_engines()
     return set(engines.ENGINES) if engines is not None else set(BUILTIN_ENGINES)
 
 
+ENGINES_MODULE = "segstudio.core.interactive.engines"
 #: `core.interactive.engines` once its import has *finished* (a module half-way through its import on
 #: the worker is already in sys.modules: the GUI thread must not read it then)
 _loaded: ModuleType | None = None
 _import_lock = threading.Lock()
+
+
+def _imported_engines() -> ModuleType | None:
+    """The engines module if some thread has finished importing it (ours, or SAM's loader), else None."""
+    module = _loaded or sys.modules.get(ENGINES_MODULE)
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
 
 
 def _engines() -> ModuleType:
@@ -141,7 +151,7 @@ class SmartTools(QObject):
 
     def _after_first_paint(self, fn: Callable[[], None]) -> None:
         gate = self.paint_gate
-        if gate is None or not gate.isVisible() or _loaded is not None:
+        if gate is None or not gate.isVisible() or _imported_engines() is not None:
             QTimer.singleShot(0, fn)
             return
         if self._after_paint is None:

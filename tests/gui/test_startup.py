@@ -194,3 +194,15 @@ sys.exit(0 if ok and importers and not any(importers) else 1)  # imported, and n
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_engines_registered_by_another_import_are_listed():
+    """SAM's loader imports the engines module itself (on its worker): its engine shows in the list even
+    when no image preparation has imported the engines yet; a module still being imported is not read."""
+    code = (
+        "import sys; from segstudio.gui import smart_tools as st; "
+        "from segstudio.core.interactive import engines; engines.register_engine('fake', engines.ENGINES['grabcut']); "
+        "names = st.registered_engines(); print(sorted(names)); sys.exit(0 if 'fake' in names else 1)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
