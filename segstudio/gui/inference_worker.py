@@ -8,6 +8,8 @@ API (all methods are called from the GUI thread and return at once)::
     controller.predict_batch([...])       # a cancellable batch, after the current image and prefetches
     controller.cancel_batch()
     controller.set_model(spec)            # hot swap: loaded in the worker before the next prediction
+    controller.set_sam(runtime)           # an ml.sam_engine.SamRuntime: the worker computes its embeddings
+    controller.embed(rel_path, [next, ...], active)  # SAM embeddings: this image, then the next ones
     controller.shutdown()                 # cancel everything and join the thread (window close)
 
 Signals (delivered queued, in the GUI thread)::
@@ -17,12 +19,21 @@ Signals (delivered queued, in the GUI thread)::
     state_changed(str)                                      # "loading", "predicting", "idle", "error"
     error(str rel_path, str message)                        # rel_path "" for model-loading errors
     model_loaded(str description, str device_label)
+    embedding_ready(str rel_path, object key)               # a SAM embedding is in the runtime's cache
 
 Why this shape (Orange3's concurrent pattern, DESIGN.md): the work is the plain `ml.predict.Predictor`
 with a cancel handle; this module only queues requests and moves the work off the GUI thread.
 torch is imported lazily inside the thread, so creating the controller costs nothing at startup.
 Predictions are saved through `Project.save_prediction` (thread-safe), which never touches
 corrected masks; images already predicted by the loaded model version are read back, not recomputed.
+
+SAM image embeddings (the encoder half of the ``sam`` click engine) are jobs of this thread too, so
+the CPU runs one model at a time. Priority: the image on screen's embedding while SAM is the active
+engine, then every prediction (current, prefetch, batch), then the remaining embeddings (the
+current image's when SAM is not active, then the next images). The plan and the bounded cache are
+`segstudio.ml.sam_cache`; the smart tools decode clicks from the cache on their side.
+A controller created only for SAM (`load_model=False`) loads the segmentation model at the first
+prediction request, not at once.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ CHOOSE_WEIGHTS_HINT = (
 
 # job kinds, in priority order
 CURRENT, PREFETCH, BATCH = "current", "prefetch", "batch"
+EMBED_CURRENT, EMBED_AHEAD = "embed-current", "embed-ahead"  # SAM embeddings (see the module docstring)
 
 
 class _JobCancelled(CancelledError):
@@ -85,8 +97,9 @@ class _WorkerThread(QThread):
     error = Signal(str, str)
     model_loaded = Signal(str, str)
     status_message = Signal(str)
+    embedding_ready = Signal(str, object)
 
-    def __init__(self, project: Any, spec: ModelSpec) -> None:
+    def __init__(self, project: Any, spec: ModelSpec, load_model: bool = True) -> None:
         super().__init__()
         self.project = project
         self.stopping = False
@@ -103,11 +116,17 @@ class _WorkerThread(QThread):
         self._failed_spec: ModelSpec | None = None  # the spec whose load failed: retried on the next request
         self._failure_reported = False  # its error was just shown; don't add a second, vaguer one
         self.thread_ident: int | None = None
+        self._load_model = load_model  # False: wait for the first prediction request before loading
+        self._sam: Any = None  # ml.sam_engine.SamRuntime once the user picked a SAM checkpoint
+        self._sam_active = False  # SAM is the engine in use: its current embedding goes first
+        self._embed_current: str | None = None
+        self._embed_ahead: deque[str] = deque()
 
     # -------------------------------------------------------------- called from the GUI thread
 
     def submit_current(self, rel_path: str) -> None:
         with self._cond:
+            self._load_model = True
             running = self._running
             if running is not None and running.rel_path == rel_path:
                 self._current = None  # already being computed: the newer request supersedes nothing new
@@ -119,11 +138,13 @@ class _WorkerThread(QThread):
 
     def submit_prefetch(self, rel_paths: list[str]) -> None:
         with self._cond:
+            self._load_model = self._load_model or bool(rel_paths)
             self._prefetch = deque(p for p in rel_paths if p != self._current)
             self._cond.notify_all()
 
     def submit_batch(self, rel_paths: list[str]) -> None:
         with self._cond:
+            self._load_model = True
             fresh = [p for p in rel_paths if p not in self._batch]
             self._batch.extend(fresh)
             self._batch_total += len(fresh)
@@ -151,6 +172,31 @@ class _WorkerThread(QThread):
                 running.cancelled.set()
             self._cond.notify_all()
 
+    def submit_sam(self, runtime: Any) -> None:
+        with self._cond:
+            self._sam = runtime
+            self._embed_current, self._embed_ahead = None, deque()
+
+    def submit_embeddings(self, current: str | None, upcoming: list[str], active: bool) -> None:
+        """Replace the embedding queue: `current` first, then what `upcoming` needs (not cached)."""
+        from segstudio.ml.sam_cache import embedding_plan
+
+        runtime = self._sam
+        if runtime is None:
+            return
+        plan = embedding_plan(current, upcoming, lambda p: self._embedding_key(p) in runtime.cache)
+        with self._cond:
+            self._sam_active = active
+            self._embed_current = plan.pop(0) if plan and plan[0] == current else None
+            self._embed_ahead = deque(plan)
+            self._cond.notify_all()
+
+    def _embedding_key(self, rel_path: str) -> tuple[str, str] | None:
+        from segstudio.ml.sam_cache import embedding_key
+
+        rec = self.project.get(rel_path)
+        return None if rec is None else embedding_key(rec.rel_path, rec.content_hash)
+
     def stop(self) -> None:
         with self._cond:
             self.stopping = True
@@ -166,7 +212,10 @@ class _WorkerThread(QThread):
             while True:
                 if self.stopping:
                     return None
-                if self._spec is not None:
+                if self._sam_active and self._embed_current is not None:
+                    path, self._embed_current = self._embed_current, None
+                    return EMBED_CURRENT, path
+                if self._spec is not None and self._load_model:
                     spec, self._spec = self._spec, None
                     return "model", spec
                 if self._current is not None:
@@ -176,6 +225,11 @@ class _WorkerThread(QThread):
                     return PREFETCH, self._prefetch.popleft()
                 if self._batch:
                     return BATCH, self._batch.popleft()
+                if self._embed_current is not None:
+                    path, self._embed_current = self._embed_current, None
+                    return EMBED_CURRENT, path
+                if self._embed_ahead:
+                    return EMBED_AHEAD, self._embed_ahead.popleft()
                 self.state_changed.emit("idle")
                 self._cond.wait()
 
@@ -188,6 +242,8 @@ class _WorkerThread(QThread):
             kind, payload = job
             if kind == "model":
                 self._load(payload)
+            elif kind in (EMBED_CURRENT, EMBED_AHEAD):
+                self._embed(kind, payload)
             else:
                 self._predict(kind, payload)
 
@@ -263,6 +319,27 @@ class _WorkerThread(QThread):
                     if not self._batch:
                         self._batch_total = self._batch_done = 0
 
+    def _embed(self, kind: str, rel_path: str) -> None:
+        """One SAM image embedding into the runtime's cache (skipped when it is there already)."""
+        runtime = self._sam
+        if runtime is None:
+            return
+        from segstudio.ml.sam_cache import embedding_key
+
+        try:
+            rec = self.project.get(rel_path)
+            if rec is None or rec.error:
+                return  # gone or unreadable: the image list says so already
+            key = embedding_key(rec.rel_path, rec.content_hash)
+            if key not in runtime.cache:
+                self.state_changed.emit("predicting")
+                runtime.embed(key, self.project.load_image(rec))
+            self.embedding_ready.emit(rel_path, key)
+        except Exception as exc:  # noqa: BLE001 - the thread lives on; the image on screen says why
+            log_exception("inference.sam_embedding", exc)
+            if kind == EMBED_CURRENT:
+                self.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
+
     def _existing(self, rec: Any) -> Any:
         """The stored prediction when it came from the loaded model version (no need to recompute)."""
         if rec.model_version != self._loaded.version:
@@ -302,13 +379,16 @@ class InferenceController(QObject):
     error = Signal(str, str)
     model_loaded = Signal(str, str)
     status_message = Signal(str)
+    embedding_ready = Signal(str, object)
 
-    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None,
+                 load_model: bool = True) -> None:
         super().__init__(parent)
         self.project = project
         self.spec = spec or ModelSpec.from_project(project)
-        self._worker = _WorkerThread(project, self.spec)
-        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message"):
+        self._worker = _WorkerThread(project, self.spec, load_model)
+        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message",
+                     "embedding_ready"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.start()
 
@@ -331,6 +411,12 @@ class InferenceController(QObject):
     def set_model(self, spec: ModelSpec) -> None:
         self.spec = spec
         self._worker.submit_model(spec)
+
+    def set_sam(self, runtime: Any) -> None:
+        self._worker.submit_sam(runtime)
+
+    def embed(self, current: str | None, upcoming: list[str], active: bool) -> None:
+        self._worker.submit_embeddings(current, list(upcoming), active)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Stop the worker (cancelling its job) and wait for it; True when it has finished."""

@@ -1,0 +1,202 @@
+"""SAM image embeddings as background jobs of the inference worker (random tiny SAM, never a download):
+the image on screen first, then the next ones; predictions before prefetched embeddings; clicks
+decode from the cache without another encoder pass; and the same through the real widgets."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from segstudio.core.project import Project
+from segstudio.gui.inference_worker import InferenceController
+from segstudio.ml.spec import ModelSpec
+
+pytest.importorskip("segment_anything")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEC = ModelSpec(arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32", max_side=64)
+NAMES = ("a.png", "b.png", "c.png", "d.png", "e.png")
+WAIT = 60_000
+
+
+@pytest.fixture
+def project(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in NAMES:
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / name)
+    with Project.open(folder) as opened:
+        yield opened
+
+
+@pytest.fixture
+def runtime(tiny_sam_checkpoint):
+    from segstudio.ml.sam_engine import use_sam_checkpoint
+
+    return use_sam_checkpoint(tiny_sam_checkpoint)
+
+
+def _log(ctrl: InferenceController) -> list[str]:
+    events: list[str] = []
+    ctrl.prediction_ready.connect(lambda p, _r: events.append(f"predict {p}"))
+    ctrl.embedding_ready.connect(lambda p, _k: events.append(f"embed {p}"))
+    return events
+
+
+def test_worker_embeds_current_then_next_and_a_click_reuses_the_cache(qtbot, project, runtime):
+    from segstudio.core.interactive import Prompts, create_engine
+    from segstudio.ml.sam_cache import embedding_key
+
+    ctrl = InferenceController(project, SPEC, load_model=False)  # SAM only: no segmentation model is loaded
+    loaded = []
+    ctrl.model_loaded.connect(lambda *a: loaded.append(a))
+    events = _log(ctrl)
+    try:
+        ctrl.set_sam(runtime)
+        ctrl.embed("b.png", ["c.png", "d.png", "e.png", "a.png"], active=True)
+        qtbot.waitUntil(lambda: len(events) == 4, timeout=WAIT)
+        assert events == ["embed b.png", "embed c.png", "embed d.png", "embed e.png"]  # 3 ahead, a beyond
+        assert runtime.computed == 4
+        key = embedding_key("c.png", project.get("c.png").content_hash)
+        assert key in runtime.cache and runtime.cache.nbytes == 4 * 256 * 64 * 64 * 4
+        engine = create_engine("sam")  # the smart tools' side: decoder only
+        engine.attach(project.load_image(project.get("c.png")), runtime.cache.get(key))
+        region = engine.region(Prompts(positives=[(30, 20)]), 1)
+        assert region.shape == (48, 64) and region[20, 30]
+        ctrl.embed("c.png", ["d.png", "e.png"], active=True)  # moving on: all cached, nothing queued
+        ctrl.embed("a.png", ["b.png"], active=True)  # a is new, b cached
+        qtbot.waitUntil(lambda: len(events) == 5, timeout=WAIT)
+        qtbot.wait(200)
+        assert events[4:] == ["embed a.png"] and runtime.computed == 5
+        assert not loaded and ctrl._worker._loaded is None  # the model waits for a prediction request
+    finally:
+        assert ctrl.shutdown()
+
+
+def test_predictions_before_prefetched_embeddings_but_not_before_the_active_current_one(
+        qtbot, project, runtime, monkeypatch):
+    from segstudio.ml.predict import Predictor
+
+    ctrl = InferenceController(project, SPEC)
+    with qtbot.waitSignal(ctrl.model_loaded, timeout=WAIT):
+        pass
+    held, release = threading.Event(), threading.Event()
+    real = Predictor.predict
+
+    def predict(predictor, image, handle=None):  # the first prediction waits, so the queue fills up
+        if not held.is_set():
+            held.set()
+            assert release.wait(30)
+        return real(predictor, image, handle)
+
+    monkeypatch.setattr(Predictor, "predict", predict)
+    events = _log(ctrl)
+    try:
+        ctrl.set_sam(runtime)
+        ctrl.request("a.png")
+        assert held.wait(30)
+        ctrl.embed("c.png", ["d.png"], active=False)  # SAM not in use: everything after predictions
+        ctrl.prefetch(["b.png"])
+        release.set()
+        qtbot.waitUntil(lambda: len(events) == 4, timeout=WAIT)
+        assert events == ["predict a.png", "predict b.png", "embed c.png", "embed d.png"]
+
+        held.clear()
+        release.clear()
+        events.clear()
+        ctrl.request("e.png")
+        assert held.wait(30)
+        ctrl.embed("a.png", ["b.png"], active=True)  # SAM in use: the image on screen goes first
+        ctrl.prefetch(["d.png"])
+        release.set()
+        qtbot.waitUntil(lambda: len(events) == 4, timeout=WAIT)
+        assert events == ["predict e.png", "embed a.png", "predict d.png", "embed b.png"]
+        assert runtime.computed == 4
+    finally:
+        release.set()
+        assert ctrl.shutdown()
+
+
+# -- through the real widgets ---------------------------------------------------------------------------
+
+@pytest.fixture
+def window(qtbot, labelme_example: Path, tmp_path: Path):
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in sorted((labelme_example / "data_annotated").glob("*.jpg")):
+        shutil.copy2(path, folder)
+    win = MainWindow(AppSettings())
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.session is not None and win.session.document is not None, timeout=WAIT)
+    yield win
+    win.close()
+
+
+def _click(win, x: float, y: float) -> None:
+    QTest.mouseClick(win.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     win.canvas.to_widget(x, y))
+
+
+def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, window, tiny_sam_checkpoint):
+    from segstudio.ml import sam_engine
+
+    win = window
+    smart = win.tools.smart
+    gate = threading.Event()
+    real_embed = sam_engine.SamRuntime.embed
+    threads = set()
+
+    def embed(self, key, image):  # the first embedding waits until the test has clicked once
+        threads.add(threading.get_ident())
+        assert gate.wait(30)
+        return real_embed(self, key, image)
+
+    sam_engine.SamRuntime.embed = embed
+    try:
+        statuses: list[str] = []
+        smart.status.connect(statuses.append)
+        smart.load_sam(str(tiny_sam_checkpoint))
+        qtbot.waitUntil(lambda: smart.sam is not None and win.tool_state.engine == "sam", timeout=WAIT)
+        win.canvas.setFocus()
+        QTest.keyClick(win.canvas, Qt.Key.Key_S)
+        doc = win.session.document
+        h, w = doc.shape
+        _click(win, w // 2, h // 2)  # the embedding is not there yet: says so, changes nothing
+        assert any("preparing" in s and "SAM" in s for s in statuses)
+        assert not doc.in_stroke and smart.session is None
+        gate.set()
+        qtbot.waitUntil(lambda: smart.is_ready, timeout=WAIT)
+        # the window has 3 photos: the current one and both next ones end up cached
+        qtbot.waitUntil(lambda: len(smart.sam.cache) == 3, timeout=WAIT)
+        assert smart.sam.computed == 3
+        assert threading.get_ident() not in threads and win.model.controller.worker_thread.thread_ident in threads
+        before = doc.labels.copy()
+        _click(win, w // 2, h // 2)
+        assert (doc.labels != before).any()  # random weights: any region, the plumbing is what counts
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return)
+        assert doc.history.undo_count == 1
+        win.open_image(win.browser.neighbour(1))
+        qtbot.waitUntil(lambda: smart.document is not None and smart.document is not doc and smart.is_ready,
+                        timeout=WAIT)
+        assert smart.sam.computed == 3  # prefetched: ready without another encoder pass
+        doc2 = smart.document
+        _click(win, doc2.shape[1] // 2, doc2.shape[0] // 2)
+        assert doc2.in_stroke and smart.sam.computed == 3
+    finally:
+        gate.set()
+        sam_engine.SamRuntime.embed = real_embed
