@@ -16,7 +16,7 @@ Signals (delivered queued, in the GUI thread)::
 
     prediction_ready(str rel_path, object PredictionResult)  # already saved in the project
     progress(int done, int total, str message)              # batch progress, one step per image
-    state_changed(str)                                      # "loading", "predicting", "idle", "error"
+    state_changed(str)                                      # "loading", "predicting", "SAM embedding", "idle", "error"
     error(str rel_path, str message)                        # rel_path "" for model-loading errors
     model_loaded(str description, str device_label)
     embedding_ready(str rel_path, object key)               # a SAM embedding is in the runtime's cache
@@ -332,7 +332,7 @@ class _WorkerThread(QThread):
                 return  # gone or unreadable: the image list says so already
             key = embedding_key(rec.rel_path, rec.content_hash)
             if key not in runtime.cache:
-                self.state_changed.emit("predicting")
+                self.state_changed.emit("SAM embedding")  # the status bar reads "model: SAM embedding"
                 runtime.embed(key, self.project.load_image(rec))
             self.embedding_ready.emit(rel_path, key)
         except Exception as exc:  # noqa: BLE001 - the thread lives on; the image on screen says why

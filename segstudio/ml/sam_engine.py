@@ -14,8 +14,10 @@ Checkpoints load with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
-__all__ = ["SAM_ARCHS", "load_sam", "SamEmbedding", "SamRuntime", "SAMEngine", "content_key", "use_sam_checkpoint"]
+__all__ = ["SAM_ARCHS", "load_sam", "SamEmbedding", "SamRuntime", "SAMEngine", "content_key", "decoder_threads",
+           "use_sam_checkpoint"]
 
 #: encoder width -> (name, builder): the three published ViT sizes, told apart by their weights.
 SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
@@ -39,6 +42,25 @@ SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
     1280: ("vit_h", build_sam_vit_h),
 }
 SCRIBBLE_POINTS = 5  # a scribble becomes this many positive points along it
+
+
+def decoder_threads() -> int:
+    """CPU threads for a click's decoder: half the cores, so it never fights the inference worker,
+    which may be embedding the next image on the others at that moment (on the 2-core machine, two
+    decoder threads beside a running encoder were several times slower than one: `bench.sam`)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` intra-op threads; torch keeps this count per calling thread
+    (OpenMP / MKL thread-local), so another thread's model is not affected."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_sam(path: str | Path) -> Sam:
@@ -118,9 +140,10 @@ class SAMEngine(Engine):
     name = "sam"
     handles_box = True
 
-    def __init__(self, runtime: SamRuntime, tolerance: float | None = None) -> None:
+    def __init__(self, runtime: SamRuntime, tolerance: float | None = None, threads: int | None = None) -> None:
         super().__init__(tolerance)
         self.runtime = runtime
+        self.threads = threads or decoder_threads()
         self.predictor = SamPredictor(runtime.model)  # decoding only; its features come from the cache
         self.embedding: SamEmbedding | None = None
 
@@ -154,7 +177,7 @@ class SAMEngine(Engine):
         coords = np.asarray(points, np.float32).reshape(-1, 2) if points else None
         box = None if prompts.box is None else np.asarray(prompts.box, np.float32)
         single = len(points) == 1 and box is None  # one click is ambiguous: take SAM's most confident mask
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             masks, scores, _ = self.predictor.predict(
                 point_coords=coords, point_labels=None if coords is None else np.asarray(labels),
                 box=box, multimask_output=single)

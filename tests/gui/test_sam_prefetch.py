@@ -8,13 +8,10 @@ import shutil
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from segstudio.core.project import Project
 from segstudio.gui.inference_worker import InferenceController
 from segstudio.ml.spec import ModelSpec
 
@@ -27,14 +24,8 @@ WAIT = 60_000
 
 
 @pytest.fixture
-def project(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in NAMES:
-        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / name)
-    with Project.open(folder) as opened:
-        yield opened
+def project(noise_project):
+    return noise_project(NAMES)
 
 
 @pytest.fixture
@@ -128,23 +119,12 @@ def test_predictions_before_prefetched_embeddings_but_not_before_the_active_curr
 # -- through the real widgets ---------------------------------------------------------------------------
 
 @pytest.fixture
-def window(qtbot, labelme_example: Path, tmp_path: Path):
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
-
+def window(shown_window, labelme_example: Path, tmp_path: Path):
     folder = tmp_path / "photos"
     folder.mkdir()
     for path in sorted((labelme_example / "data_annotated").glob("*.jpg")):
         shutil.copy2(path, folder)
-    win = MainWindow(AppSettings())
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.session is not None and win.session.document is not None, timeout=WAIT)
-    yield win
-    win.close()
+    return shown_window(folder)
 
 
 def _click(win, x: float, y: float) -> None:
