@@ -45,9 +45,10 @@ SCRIBBLE_POINTS = 5  # a scribble becomes this many positive points along it
 
 
 def decoder_threads() -> int:
-    """CPU threads for a click's decoder: half the cores, so it never fights the inference worker,
-    which may be embedding the next image on the others at that moment (on the 2-core machine, two
-    decoder threads beside a running encoder were several times slower than one: `bench.sam`)."""
+    """CPU threads for a click's decoder: half the cores, leaving the others to the inference worker,
+    which may be embedding the next image at that moment. The decoder's small matrices gain little
+    from more threads: on the shared 2-core machine one thread decoded ~4x faster than two
+    (`bench.sam`: `decode_ms_median` vs `decode_all_threads_ms_median`)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 

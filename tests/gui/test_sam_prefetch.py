@@ -68,6 +68,9 @@ def test_worker_embeds_current_then_next_and_a_click_reuses_the_cache(qtbot, pro
         qtbot.wait(200)
         assert events[4:] == ["embed a.png"] and runtime.computed == 5
         assert not loaded and ctrl._worker._loaded is None  # the model waits for a prediction request
+        with qtbot.waitSignal(ctrl.prediction_ready, timeout=WAIT):
+            ctrl.request("a.png")  # the first prediction request loads it
+        assert len(loaded) == 1
     finally:
         assert ctrl.shutdown()
 
