@@ -8,7 +8,9 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -71,6 +73,12 @@ def test_worker_embeds_current_then_next_and_a_click_reuses_the_cache(qtbot, pro
         with qtbot.waitSignal(ctrl.prediction_ready, timeout=WAIT):
             ctrl.request("a.png")  # the first prediction request loads it
         assert len(loaded) == 1
+        old = project.get("c.png").content_hash  # c changes on disk: a new key, embedded again
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(project.image_dir / "c.png")
+        assert "c.png" in project.reconcile().changed and project.get("c.png").content_hash != old
+        ctrl.embed("c.png", [], active=True)
+        qtbot.waitUntil(lambda: runtime.computed == 6, timeout=WAIT)
+        assert embedding_key("c.png", old) not in runtime.cache  # the stale version is gone at once
     finally:
         assert ctrl.shutdown()
 
