@@ -119,6 +119,8 @@ class SmartTools(QObject):
         #: the open image's project record (set by the window): names its SAM embedding
         self.record: Any = None
         self.sam: Any = None  # ml.sam_engine.SamRuntime once a checkpoint is loaded
+        #: a SAM click made before the embedding arrived: (x, y, positive, class), applied on arrival
+        self._pending: tuple[float, float, bool, int] | None = None
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
@@ -226,6 +228,9 @@ class SmartTools(QObject):
         self.engines["sam"] = engine
         self.status.emit("smart tools ready (SAM)")
         self.ready.emit()
+        pending, self._pending = self._pending, None
+        if pending is not None and self.state.engine == "sam" and pending[3] == self.state.active_class:
+            self.click(*pending[:3])  # the click that was waiting for the embedding
 
     def _prepared(self, engines: dict[str, Engine], problems: list[str], generation: int) -> None:
         if generation != self._generation:
@@ -285,6 +290,9 @@ class SmartTools(QObject):
         session = self._session()
         if session is not None:
             self._show(session.click(x, y, positive))
+        elif self.document is not None and self.sam is not None and self.state.engine == "sam":
+            self._pending = (x, y, positive, self.state.active_class)  # the latest one waits (not a queue)
+            self.status.emit("preparing the SAM image embedding… your click applies when it is ready")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
@@ -299,6 +307,7 @@ class SmartTools(QObject):
     def accept(self) -> bool:
         """Record the open object as one undo step (Enter, another class or tool, another image)."""
         session, self.session = self.session, None
+        self._pending = None  # moving on drops a click still waiting for the SAM embedding
         if session is not None:
             self.prompts.emit([], [])
         if session is None or self.document is None or not self.document.in_stroke:
@@ -312,6 +321,7 @@ class SmartTools(QObject):
         if self.session is not None and self.document is not None:
             self.document.cancel_stroke()
         self.session = None
+        self._pending = None
         self._drag = []
         self.outline.emit([])
         self.prompts.emit([], [])

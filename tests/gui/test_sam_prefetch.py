@@ -167,20 +167,25 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, wind
         QTest.keyClick(win.canvas, Qt.Key.Key_S)
         doc = win.session.document
         h, w = doc.shape
-        _click(win, w // 2, h // 2)  # the embedding is not there yet: says so, changes nothing
+        before = doc.labels.copy()
+        _click(win, w // 2, h // 2)  # the embedding is not there yet: says so, changes nothing yet
         assert any("preparing" in s and "SAM" in s for s in statuses)
-        assert not doc.in_stroke and smart.session is None
+        assert not doc.in_stroke and smart.session is None and (doc.labels == before).all()
         gate.set()
         qtbot.waitUntil(lambda: smart.is_ready, timeout=WAIT)
+        assert doc.in_stroke and smart.session is not None  # ... and the waiting click applies on arrival
+        assert (doc.labels != before).any()  # random weights: any region, the plumbing is what counts
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return)
+        assert doc.history.undo_count == 1
         # the window has 3 photos: the current one and both next ones end up cached
         qtbot.waitUntil(lambda: len(smart.sam.cache) == 3, timeout=WAIT)
         assert smart.sam.computed == 3
         assert threading.get_ident() not in threads and win.model.controller.worker_thread.thread_ident in threads
         before = doc.labels.copy()
-        _click(win, w // 2, h // 2)
-        assert (doc.labels != before).any()  # random weights: any region, the plumbing is what counts
-        QTest.keyClick(win.canvas, Qt.Key.Key_Return)
-        assert doc.history.undo_count == 1
+        _click(win, w // 3, h // 3)
+        assert doc.in_stroke and smart.sam.computed == 3
+        QTest.keyClick(win.canvas, Qt.Key.Key_Escape)
+        assert (doc.labels == before).all()
         win.open_image(win.browser.neighbour(1))
         qtbot.waitUntil(lambda: smart.document is not None and smart.document is not doc and smart.is_ready,
                         timeout=WAIT)
