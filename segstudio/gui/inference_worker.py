@@ -30,7 +30,9 @@ corrected masks; images already predicted by the loaded model version are read b
 SAM image embeddings (the encoder half of the ``sam`` click engine) are jobs of this thread too, so
 the CPU runs one model at a time. Priority: the image on screen's embedding while SAM is the active
 engine, then every prediction (current, prefetch, batch), then the remaining embeddings (the
-current image's when SAM is not active, then the next images). The plan and the bounded cache are
+current image's when SAM is not active, then the next images). A running embedding stops within
+one ViT block when the image on screen needs the worker instead (its prediction, or its embedding
+while SAM is active) and is redone later if still wanted. The plan and the bounded cache are
 `segstudio.ml.sam_cache`; the smart tools decode clicks from the cache on their side.
 A controller created only for SAM (`load_model=False`) loads the segmentation model at the first
 prediction request, not at once.
@@ -121,12 +123,14 @@ class _WorkerThread(QThread):
         self._sam_active = False  # SAM is the engine in use: its current embedding goes first
         self._embed_current: str | None = None
         self._embed_ahead: deque[str] = deque()
+        self._embedding: _JobHandle | None = None  # the embedding being computed (cancellable per ViT block)
 
     # -------------------------------------------------------------- called from the GUI thread
 
     def submit_current(self, rel_path: str) -> None:
         with self._cond:
             self._load_model = True
+            self._preempt_embedding()
             running = self._running
             if running is not None and running.rel_path == rel_path:
                 self._current = None  # already being computed: the newer request supersedes nothing new
@@ -172,10 +176,24 @@ class _WorkerThread(QThread):
                 running.cancelled.set()
             self._cond.notify_all()
 
+    def _preempt_embedding(self) -> None:
+        """A prediction of the image on screen is wanted: a running embedding that is not the active
+        engine's current one stops (within one ViT block) and goes back to the front of its queue."""
+        running = self._embedding
+        if running is None or running.cancelled.is_set() or (self._sam_active and running.kind == EMBED_CURRENT):
+            return
+        running.cancelled.set()
+        if running.kind == EMBED_CURRENT and self._embed_current is None:
+            self._embed_current = running.rel_path
+        elif running.kind == EMBED_AHEAD and running.rel_path not in self._embed_ahead:
+            self._embed_ahead.appendleft(running.rel_path)
+
     def submit_sam(self, runtime: Any) -> None:
         with self._cond:
             self._sam = runtime
             self._embed_current, self._embed_ahead = None, deque()
+            if self._embedding is not None:
+                self._embedding.cancelled.set()  # the previous checkpoint's work is of no use now
 
     def submit_embeddings(self, current: str | None, upcoming: list[str], active: bool) -> None:
         """Replace the embedding queue: `current` first, then what `upcoming` needs (not cached)."""
@@ -189,6 +207,10 @@ class _WorkerThread(QThread):
             self._sam_active = active
             self._embed_current = plan.pop(0) if plan and plan[0] == current else None
             self._embed_ahead = deque(plan)
+            running = self._embedding
+            if (running is not None and active and self._embed_current is not None
+                    and running.rel_path != self._embed_current):
+                running.cancelled.set()  # the user moved on: embed the image on screen first
             self._cond.notify_all()
 
     def _embedding_key(self, rel_path: str) -> tuple[str, str] | None:
@@ -214,7 +236,7 @@ class _WorkerThread(QThread):
                     return None
                 if self._sam_active and self._embed_current is not None:
                     path, self._embed_current = self._embed_current, None
-                    return EMBED_CURRENT, path
+                    return self._embedding_job(EMBED_CURRENT, path)
                 if self._spec is not None and self._load_model:
                     spec, self._spec = self._spec, None
                     return "model", spec
@@ -227,11 +249,16 @@ class _WorkerThread(QThread):
                     return BATCH, self._batch.popleft()
                 if self._embed_current is not None:
                     path, self._embed_current = self._embed_current, None
-                    return EMBED_CURRENT, path
+                    return self._embedding_job(EMBED_CURRENT, path)
                 if self._embed_ahead:
-                    return EMBED_AHEAD, self._embed_ahead.popleft()
+                    return self._embedding_job(EMBED_AHEAD, self._embed_ahead.popleft())
                 self.state_changed.emit("idle")
                 self._cond.wait()
+
+    def _embedding_job(self, kind: str, rel_path: str) -> tuple[str, str]:
+        """Under the lock: the job is cancellable from the moment it leaves its queue."""
+        self._embedding = _JobHandle(self, kind, rel_path)
+        return kind, rel_path
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         self.thread_ident = threading.get_ident()
@@ -321,24 +348,29 @@ class _WorkerThread(QThread):
 
     def _embed(self, kind: str, rel_path: str) -> None:
         """One SAM image embedding into the runtime's cache (skipped when it is there already)."""
-        runtime = self._sam
-        if runtime is None:
-            return
         from segstudio.ml.sam_cache import embedding_key
 
+        runtime, handle = self._sam, self._embedding
         try:
+            if runtime is None or handle is None:
+                return
             rec = self.project.get(rel_path)
             if rec is None or rec.error:
                 return  # gone or unreadable: the image list says so already
             key = embedding_key(rec.rel_path, rec.content_hash)
             if key not in runtime.cache:
                 self.state_changed.emit("SAM embedding")  # the status bar reads "model: SAM embedding"
-                runtime.embed(key, self.project.load_image(rec))
+                runtime.embed(key, self.project.load_image(rec), should_stop=handle.is_cancelled)
             self.embedding_ready.emit(rel_path, key)
+        except CancelledError:
+            pass  # superseded (requeued where still wanted) or shutting down
         except Exception as exc:  # noqa: BLE001 - the thread lives on; the image on screen says why
             log_exception("inference.sam_embedding", exc)
             if kind == EMBED_CURRENT:
                 self.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
+        finally:
+            with self._cond:
+                self._embedding = None
 
     def _existing(self, rec: Any) -> Any:
         """The stored prediction when it came from the loaded model version (no need to recompute)."""

@@ -27,7 +27,7 @@ from segment_anything import SamPredictor
 from segment_anything.build_sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from segment_anything.modeling import Sam
 
-from segstudio.core.errors import CheckpointError, UsageError
+from segstudio.core.errors import CancelledError, CheckpointError, UsageError
 from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
@@ -118,8 +118,13 @@ class SamRuntime:
         self._encoder = SamPredictor(model)
         self._lock = threading.Lock()  # the encoding predictor holds per-image state
 
-    def embed(self, key: tuple[str, str], image: np.ndarray) -> SamEmbedding:
-        """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing."""
+    def embed(self, key: tuple[str, str], image: np.ndarray,
+              should_stop: Callable[[], bool] | None = None) -> SamEmbedding:
+        """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing.
+
+        `should_stop` is polled before each ViT block (12 in ViT-B): when it says yes the pass ends
+        with `CancelledError`, so the worker can switch to the image the user moved to (or quit)
+        within a fraction of an embedding instead of finishing a stale one."""
         hit = self.cache.get(key)
         if hit is not None:
             return hit
@@ -128,13 +133,25 @@ class SamRuntime:
             if hit is not None:
                 return hit
             p = self._encoder
-            with torch.inference_mode():
-                p.set_image(np.ascontiguousarray(image[..., :3]))
-            embedding = SamEmbedding(p.features, tuple(p.original_size), tuple(p.input_size))
-            p.reset_image()
+            hooks = [] if should_stop is None else [
+                block.register_forward_pre_hook(lambda _m, _i: _stop_if(should_stop))
+                for block in self.model.image_encoder.blocks]
+            try:
+                with torch.inference_mode():
+                    p.set_image(np.ascontiguousarray(image[..., :3]))
+                embedding = SamEmbedding(p.features, tuple(p.original_size), tuple(p.input_size))
+            finally:
+                for hook in hooks:
+                    hook.remove()
+                p.reset_image()
             self.computed += 1
         self.cache.put(key, embedding, embedding.nbytes)
         return embedding
+
+
+def _stop_if(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise CancelledError("SAM image embedding cancelled")
 
 
 class SAMEngine(Engine):

@@ -127,6 +127,44 @@ def test_predictions_before_prefetched_embeddings_but_not_before_the_active_curr
         assert ctrl.shutdown()
 
 
+def test_a_running_embedding_gives_way_to_the_image_on_screen(qtbot, project, runtime):
+    block = runtime.model.image_encoder.blocks[0]
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_module, _inputs):  # the first embedding stalls inside the encoder until released
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(30)
+
+    block.register_forward_pre_hook(hold)
+    ctrl = InferenceController(project, SPEC)
+    with qtbot.waitSignal(ctrl.model_loaded, timeout=WAIT):
+        pass
+    events = _log(ctrl)
+    try:
+        ctrl.set_sam(runtime)
+        ctrl.embed("a.png", ["b.png"], active=False)
+        assert entered.wait(30)
+        ctrl.request("c.png")  # a prediction of the image on screen: the embedding of a steps aside
+        release.set()
+        qtbot.waitUntil(lambda: len(events) == 3, timeout=WAIT)
+        assert events == ["predict c.png", "embed a.png", "embed b.png"] and runtime.computed == 2
+
+        entered.clear()
+        release.clear()
+        events.clear()
+        ctrl.embed("d.png", ["e.png"], active=True)
+        assert entered.wait(30)
+        ctrl.embed("e.png", ["a.png"], active=True)  # the user moved on to e (SAM in use): d stops
+        release.set()
+        qtbot.waitUntil(lambda: len(events) == 1, timeout=WAIT)
+        qtbot.wait(300)
+        assert events == ["embed e.png"] and runtime.computed == 3  # d was dropped, not finished
+    finally:
+        release.set()
+        assert ctrl.shutdown()
+
+
 # -- through the real widgets ---------------------------------------------------------------------------
 
 @pytest.fixture
@@ -143,7 +181,8 @@ def _click(win, x: float, y: float) -> None:
                      win.canvas.to_widget(x, y))
 
 
-def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, window, tiny_sam_checkpoint):
+def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, window, tiny_sam_checkpoint,
+                                                                    monkeypatch):
     from segstudio.ml import sam_engine
 
     win = window
@@ -152,12 +191,12 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, wind
     real_embed = sam_engine.SamRuntime.embed
     threads = set()
 
-    def embed(self, key, image):  # the first embedding waits until the test has clicked once
+    def embed(self, key, image, **kwargs):  # the first embedding waits until the test has clicked once
         threads.add(threading.get_ident())
         assert gate.wait(30)
-        return real_embed(self, key, image)
+        return real_embed(self, key, image, **kwargs)
 
-    sam_engine.SamRuntime.embed = embed
+    monkeypatch.setattr(sam_engine.SamRuntime, "embed", embed)
     try:
         statuses: list[str] = []
         smart.status.connect(statuses.append)
@@ -195,4 +234,3 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, wind
         assert doc2.in_stroke and smart.sam.computed == 3
     finally:
         gate.set()
-        sam_engine.SamRuntime.embed = real_embed

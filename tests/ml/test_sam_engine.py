@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("segment_anything")
-from segstudio.core.errors import CheckpointError, UsageError  # noqa: E402
+from segstudio.core.errors import CancelledError, CheckpointError, UsageError  # noqa: E402
 from segstudio.core.interactive import Prompts, create_engine  # noqa: E402
 from segstudio.ml import sam_engine  # noqa: E402
 
@@ -43,6 +43,18 @@ def test_sam_engine_plumbing(checkpoint):
     assert runtime.computed == 2
     assert engine.region(Prompts(scribbles=[[(20, 20), (60, 40), (90, 80)]]), 1).shape == (120, 160)
     assert decode < 5.0  # prompt decoding only; the target latency is measured in bench/, not here
+
+
+def test_an_embedding_stops_when_asked_and_leaves_nothing_behind(checkpoint):
+    runtime = sam_engine.use_sam_checkpoint(checkpoint)
+    image = np.random.default_rng(1).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    asked = []
+    with pytest.raises(CancelledError, match="cancelled"):
+        runtime.embed(("a.jpg", "v"), image, should_stop=lambda: asked.append(1) or True)
+    assert asked and runtime.computed == 0 and len(runtime.cache) == 0
+    runtime.embed(("a.jpg", "v"), image, should_stop=lambda: False)  # the hooks were removed: it works
+    assert runtime.computed == 1 and ("a.jpg", "v") in runtime.cache
+    assert not any(block._forward_pre_hooks for block in runtime.model.image_encoder.blocks)
 
 
 def test_a_click_without_an_embedding_is_a_clear_error(checkpoint):
