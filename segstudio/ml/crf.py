@@ -36,7 +36,7 @@ import numpy as np
 from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import TaskHandle
 
-__all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "load_params", "refine",
+__all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "grid_image", "load_params", "refine",
            "refine_probabilities", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
 
 SETTING_KEY = "crf"
@@ -143,25 +143,35 @@ def crf_grid(params: CRFParams, height: int, width: int) -> tuple[float, int, in
     return scale, max(1, round(height / scale)), max(1, round(width / scale))
 
 
+def grid_image(image: np.ndarray, params: CRFParams) -> np.ndarray:
+    """The image at its CRF grid size (INTER_AREA), C-contiguous: what `refine_probabilities` needs of it,
+    so a caller can drop a huge full-resolution picture before the CRF (pass `image_size` then)."""
+    _, h, w = crf_grid(params, *image.shape[:2])
+    small = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return small if small.flags.c_contiguous else np.ascontiguousarray(small)
+
+
 def refine_probabilities(
     image: np.ndarray,
     probabilities: np.ndarray,
     params: CRFParams = CRFParams(),
     handle: TaskHandle | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Refined (C, h, w) float32 marginals on the CRF grid (`crf_grid`: the image divided by the effective scale).
 
     `image` is HxWx3 uint8 RGB; `probabilities` (C, H', W') may have any size (e.g. the network's
-    working resolution) and are resized to the CRF grid. The grid is refined in tiles (`_tiles`) with
+    working resolution) and are resized to the CRF grid. With `image_size` (height, width), `image` is
+    that image's `grid_image` (a full-size one is resized as usual). The grid is refined in tiles (`_tiles`) with
     per-tile class pruning; pruned classes get 0. Cancels between mean-field iterations.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise CRFError(f"CRF needs an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     if probabilities.ndim != 3 or probabilities.shape[0] < 1:
         raise CRFError(f"CRF needs (classes, height, width) probabilities, got shape {probabilities.shape}")
-    height, width = image.shape[:2]
+    height, width = image_size or image.shape[:2]
     scale, h, w = crf_grid(params, height, width)
-    small = image if (h, w) == (height, width) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    small = image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
     small = small if small.flags.c_contiguous else np.ascontiguousarray(small)
     # resize first, then drop classes: no full-size copy of the network's map (peak memory on huge images)
     probs = _resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
