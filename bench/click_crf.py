@@ -7,7 +7,8 @@ Per photo: DCNN-like probabilities from the truth (`ml.coarse`, the "coarse" var
 blur 3, so the clicks have something to fix), then the NoC protocol of `core.interactive.robot`
 (click the larger error of each object, up to --clicks) on the largest objects. Every `region()` call
 is timed. The same run measures, as references, the engine as it was before the local reduced grid
-(`legacy`: the proposal's box at half resolution, full-resolution probability edits) and the
+(`legacy`: the proposal's box at a fixed half resolution, lowered to keep 16 384 grid pixels on
+small windows) and the
 superpixel engine that proposes the object (`superpixel`: a floor for any crf click).
 Prints one JSON line per engine: latency median / p90 (ms) and mean IoU after 1 and after --clicks clicks.
 """
@@ -64,7 +65,7 @@ def run(name: str, items: list, clicks: int, objects: int) -> dict:
         probs = coarse_probabilities(truth, classes, gain=4.0, blur=3.0)
         engine = create_engine("superpixel" if name == "superpixel" else "crf")
         if name == "legacy":
-            engine.grid_pixels = None  # the former fixed half-resolution crop with full-resolution edits
+            engine.grid_pixels = None  # the former fixed half-resolution window
         engine.prepare(image, probs) if name != "superpixel" else engine.prepare(image)
         real = engine.region
 

@@ -104,6 +104,7 @@ def summary(label: str, records: list[dict], goal: dict) -> None:
     print(json.dumps({"bench": "crf_summary", "case": label, "images": len(records), "goal": goal, "goal_met": met,
                       "median_reference_s": round(statistics.median(r["reference_s"] for r in records), 3),
                       "median_default_s": round(statistics.median(r["default_s"] for r in records), 3),
+                      "median_reference_cpu_s": round(statistics.median(r["reference_cpu_s"] for r in records), 3),
                       "median_speedup": round(statistics.median(r["speedup"] for r in records), 2),
                       "median_default_cpu_s": round(statistics.median(r["default_cpu_s"] for r in records), 3),
                       "median_cpu_speedup": round(statistics.median(r["cpu_speedup"] for r in records), 2),

@@ -5,7 +5,7 @@ Pipeline (each stage timed in `PredictionResult.timings`):
   forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger
                (the blend is kept at a coarser stride when it would exceed `accumulator_budget_mb`, so
                memory stays bounded for any image size); optional flip TTA; autocast; softmax
-  crf          optional dense CRF (`ml.crf`, default on a 1/4 grid; see its docstring), fed the probabilities
+  crf          optional dense CRF (`ml.crf`, default on a 1/3 grid in tiles; see its docstring), fed the probabilities
                at the working resolution, never C x H x W at the image's full resolution
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
