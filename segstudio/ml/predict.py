@@ -391,10 +391,12 @@ class Predictor:
         picture then lives only until its working-size and CRF-grid copies are made, so it never coexists
         with the full-resolution labels (a 12000x12000 photo: 412 MiB less at the peak, bench/memory.py)."""
         handle = handle or NullTask()
-        t0 = time.perf_counter()
-        image = image() if callable(image) else image
+        if callable(image):
+            image = image()
+            handle.check_cancelled()  # decoding a huge image takes a while
         if self._half_candidate:
             self._check_half(image, handle)
+        t0 = time.perf_counter()
         x, view = self.preprocess(image), self._view(image)
         del image  # the caller's loader handed over the only reference
         self._sync()
@@ -452,7 +454,7 @@ class Predictor:
             timings["postprocess"] = t3 - t2
         return PredictionResult(labels, confidence, full, raw_labels, timings, coarse)
 
-    def predict_many(self, images: Iterable[np.ndarray], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
+    def predict_many(self, images: Iterable[ImageSource], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
         """Predict images in order, batching consecutive same-size single-tile images (`batch_size`) into
         one forward pass; anything else (tiled images, a batch that runs out of GPU memory) goes one by one."""
         handle = handle or NullTask()
@@ -479,6 +481,7 @@ class Predictor:
                 yield self._postprocess(view, p, handle, {"preprocess": 0.0, "forward": per_image})
 
         for image in images:
+            image = image() if callable(image) else image
             if self._half_candidate:
                 self._check_half(image, handle)
             t0 = time.perf_counter()
