@@ -37,7 +37,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import TaskHandle
 
 __all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "grid_image", "load_params", "refine",
-           "refine_probabilities", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
+           "refine_probabilities", "resize_chw", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
 
 SETTING_KEY = "crf"
 PRUNE_BELOW = 0.05  # a class below this probability everywhere in a tile is left out of that tile's CRF
@@ -117,7 +117,8 @@ def save_params(project: Any, params: CRFParams) -> None:
     project.set_setting(SETTING_KEY, params.to_dict())
 
 
-def _resize_chw(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_chw(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(C, height, width) float32: each class map bilinearly resized (cv2, in channel groups)."""
     if probs.shape[1:] == (height, width):
         return probs
     out = np.empty((probs.shape[0], height, width), dtype=np.float32)
@@ -174,7 +175,7 @@ def refine_probabilities(
     small = image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
     small = small if small.flags.c_contiguous else np.ascontiguousarray(small)
     # resize first, then drop classes: no full-size copy of the network's map (peak memory on huge images)
-    probs = _resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
+    probs = resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
     q = np.zeros_like(probs)
     margin = math.ceil(TILE_MARGIN_SIGMAS * max(params.bilateral_sxy, params.gaussian_sxy) / scale)
     for inner, outer in _tiles(h, w, margin):

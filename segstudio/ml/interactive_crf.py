@@ -21,7 +21,7 @@ import numpy as np
 from segstudio.core.errors import UsageError
 from segstudio.core.interactive.engines import Engine, SuperpixelEngine, register_engine
 from segstudio.core.interactive.prompts import Prompts
-from segstudio.ml.crf import CRFParams, _resize_chw, crf_grid, refine_probabilities
+from segstudio.ml.crf import CRFParams, resize_chw, crf_grid, refine_probabilities
 
 __all__ = ["CRFClickEngine"]
 
@@ -84,7 +84,7 @@ class CRFClickEngine(Engine):
         params = CRFParams(iterations=self.iterations, scale=scale, min_pixels=1 if self.grid_pixels else 16_384,
                            max_pixels=1 << 30)
         _, gh, gw = crf_grid(params, y1 - y0, x1 - x0)
-        probs = _resize_chw(self.probabilities[keep, crop[0], crop[1]], gh, gw)
+        probs = resize_chw(self.probabilities[keep, crop[0], crop[1]], gh, gw)
         k = int(np.searchsorted(keep, c))
         _set(probs, _on_grid(proposal[crop], gh, gw, 0.5), k, PRIOR)
         _set(probs, _on_grid(pos[crop], gh, gw, 0.0), k, CERTAIN)

@@ -214,11 +214,11 @@ def _one_lattice(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.
     """What `refine_probabilities` did before tiles: one lattice over the whole grid, every class."""
     import pydensecrf.densecrf as dcrf
 
-    from segstudio.ml.crf import _resize_chw, crf_grid
+    from segstudio.ml.crf import resize_chw, crf_grid
 
     scale, h, w = crf_grid(params, *image.shape[:2])
     small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    grid = _resize_chw(probs, h, w)
+    grid = resize_chw(probs, h, w)
     crf = dcrf.DenseCRF2D(w, h, len(grid))
     crf.setUnaryEnergy(np.ascontiguousarray(-np.log(np.clip(grid, 1e-5, 1)).reshape(len(grid), -1)))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy / scale, compat=params.gaussian_compat)
