@@ -81,3 +81,13 @@ def test_a_click_runs_the_crf_on_a_small_local_grid(labelme_example, monkeypatch
     assert gh * gw <= engine_module.GRID_PIXELS and classes < 21
     assert wh * ww < image.shape[0] * image.shape[1]  # a window, not the photo
     assert ious[engine_module.GRID_PIXELS] >= ious[None] - 0.03, ious
+
+
+def test_a_click_in_a_tiny_image_corner_works():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (9, 13, 3), dtype=np.uint8)
+    probs = rng.dirichlet(np.ones(3), size=(9, 13)).transpose(2, 0, 1).astype(np.float32)
+    engine = create_engine("crf")
+    engine.prepare(image, probs)
+    region = engine.region(Prompts(positives=[(12, 8)]), 1)
+    assert region.shape == (9, 13) and region[8, 12]
