@@ -320,9 +320,8 @@ class _WorkerThread(QThread):
                 raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
             result = self._existing(rec)
             if result is None:
-                image = self.project.load_image(rec)
-                handle.check_cancelled()
-                result = self._predictor.predict(image, handle)
+                # a loader: the full-resolution image is dropped once its small copies are made (bounded memory)
+                result = self._predictor.predict(lambda: self.project.load_image(rec), handle)
                 handle.check_cancelled()
                 with_crf = self._predictor.crf is not None
                 from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
