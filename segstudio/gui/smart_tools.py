@@ -72,10 +72,11 @@ def _engines() -> ModuleType:
     lazy loader is not safe to race."""
     global _loaded
     if _loaded is None:
-        with _import_lock:
-            from segstudio.core.interactive import engines
-
-            _loaded = engines
+        module = _imported_engines()  # already imported elsewhere (SAM's loader): no lock to wait for
+        if module is None:
+            with _import_lock:
+                from segstudio.core.interactive import engines as module
+        _loaded = module
     return _loaded
 
 
