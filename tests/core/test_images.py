@@ -287,10 +287,6 @@ def test_non_ascii_path(tmp_path: Path, real_photo) -> None:
     assert load_image(path).shape == (300, 451, 3)
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 @pytest.mark.parametrize("where", ["header", "after_pixels"])
 def test_png_exif_orientation_is_found_before_or_after_the_pixels(tmp_path: Path, where: str) -> None:
     img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
