@@ -183,7 +183,8 @@ def _fresh_copy(app: str, photos: Path) -> Iterator[tuple[Path, dict[str, str]]]
         yield folder, env
 
 
-def _run_one(app: str, cmd_prefix: list[str], photos: Path, watch: XWatch, timeout: float) -> tuple[float, float | None]:
+def _run_one(app: str, cmd_prefix: list[str], photos: Path, watch: XWatch,
+             timeout: float) -> tuple[float, float | None]:
     with _fresh_copy(app, photos) as (folder, env):
         names = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         return _time_to_window([*cmd_prefix, str(folder)], env, names, watch, timeout)

@@ -17,7 +17,17 @@ import math
 import cv2
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainter, QPainterPath, QPen, QResizeEvent, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QResizeEvent,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView, QWidget
 
 from segstudio.core.history import Box
@@ -331,6 +341,10 @@ class CanvasView(QGraphicsView):
         super().mouseReleaseEvent(ev)
 
     # -- pan and zoom (what pyqtgraph's ViewBox did: left/middle drag pans, right drag zooms) ---------------
+    def _view_point(self, pos: QPointF) -> QPointF:
+        """Viewport position -> view coordinates (image pixel corners; `to_image` gives pixel centres)."""
+        return self.vb.mapSceneToView(self.mapToScene(pos.toPoint()))
+
     def _start_gesture(self, ev: QMouseEvent) -> None:
         if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
             self._gesture = (ev.button(), QPointF(ev.position()), QPointF(ev.position()))
@@ -342,7 +356,7 @@ class CanvasView(QGraphicsView):
         self._gesture = (button, start, QPointF(pos))
         scale = self.vb.pixels_per_unit()
         if button == Qt.MouseButton.RightButton:  # drag down: zoom out, about the press point
-            self.vb.scaleBy(DRAG_ZOOM ** (pos.y() - last.y()), center=self.vb.mapSceneToView(self.mapToScene(start.toPoint())))
+            self.vb.scaleBy(DRAG_ZOOM ** (pos.y() - last.y()), center=self._view_point(start))
         else:  # the image follows the pointer
             self.vb.translateBy(-(pos.x() - last.x()) / scale, -(pos.y() - last.y()) / scale)
 
@@ -359,7 +373,7 @@ class CanvasView(QGraphicsView):
             return
         delta = ev.angleDelta().y() or ev.angleDelta().x()
         if delta:  # wheel up zooms in, about the pointer
-            self.vb.scaleBy(WHEEL_ZOOM ** -delta, center=self.vb.mapSceneToView(self.mapToScene(ev.position().toPoint())))
+            self.vb.scaleBy(WHEEL_ZOOM ** -delta, center=self._view_point(ev.position()))
         ev.accept()
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:
