@@ -28,7 +28,7 @@ def open_project(folder: str, project_dir: str | None, handle: TaskHandle) -> Pr
         raise ProjectError(f"cannot open {folder}: {exc}") from exc
     try:  # the window reads the project's CRF switch through it when the project is ready: load it here,
         from segstudio.ml import crf_project  # noqa: F401  off the GUI thread (no torch)
-    except ImportError as exc:  # the window imports it again and reports the problem there
+    except Exception as exc:  # noqa: BLE001 - only a head start: the window imports it again and reports
         log_exception("open", exc)
     return project
 
