@@ -271,14 +271,17 @@ class CanvasView(QGraphicsView):
         else:
             self.viewport().setCursor(self._tool_cursor)
 
-    def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None) -> None:
+    def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None,
+                    closed: bool = True) -> None:
+        """The yellow trail: a polygon or box (closed), or a scribble being drawn (`closed=False`: no
+        segment from its end back to its start, which would read as a lasso)."""
         path = QPainterPath()
         pts = [*points, *([hover] if hover and points else [])]
         if pts:
             path.moveTo(pts[0][0] + 0.5, pts[0][1] + 0.5)
             for x, y in pts[1:]:
                 path.lineTo(x + 0.5, y + 0.5)
-            if len(pts) > 2:
+            if closed and len(pts) > 2:
                 path.closeSubpath()
         self.polygon_item.setPath(path)
 

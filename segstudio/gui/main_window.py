@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts))
+        self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts, closed=self.tool_state.tool != Tool.SCRIBBLE))
         self.tools.edited.connect(self._edited)
         self.tool_state.changed.connect(self._tool_changed)
         self.browser.image_activated.connect(self.open_image)
