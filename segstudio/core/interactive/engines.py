@@ -23,7 +23,7 @@ from skimage.graph import MCP_Geometric
 from segstudio.core.errors import UsageError
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.core.interactive.regions import keep_seeded
-from segstudio.core.interactive.superpixels import DEFAULT_SEGMENTS, Superpixels, compute_superpixels
+from segstudio.core.interactive.superpixels import CLICK_SEGMENTS, DEFAULT_SEGMENTS, Superpixels, compute_superpixels
 from segstudio.core.schemes import UNLABELED
 
 __all__ = ["Engine", "ENGINES", "register_engine", "create_engine", "SuperpixelEngine", "GrabCutEngine",
@@ -135,20 +135,23 @@ class SuperpixelEngine(Engine):
     tolerance = 120.0  # path-summed Lab distance (plus HOP_COST per hop) a region may grow from its seeds
     correction_tolerance = 30.0  # the same, inside pixels the mask labels with the class under the click
 
-    def __init__(self, tolerance: float | None = None, n_segments: int = DEFAULT_SEGMENTS) -> None:
+    def __init__(self, tolerance: float | None = None, n_segments: int = CLICK_SEGMENTS,
+                 brush_segments: int = DEFAULT_SEGMENTS) -> None:
         super().__init__(tolerance)
-        self.n_segments = n_segments
-        self.superpixels: Superpixels | None = None
+        self.n_segments, self.brush_segments = n_segments, brush_segments
+        self.click_superpixels: Superpixels | None = None  # the graph clicks grow over
+        self.superpixels: Superpixels | None = None  # coarser, for the superpixel brush (same precomputation step)
         self._evidence: tuple[bytes, np.ndarray] | None = None  # (labels digest, per-superpixel majority)
         self._majority: np.ndarray | None = None  # the current call's labels, per superpixel
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         super().prepare(image, probabilities)
-        self.superpixels = compute_superpixels(self.image, self.n_segments)
+        self.click_superpixels = compute_superpixels(self.image, self.n_segments)
+        self.superpixels = compute_superpixels(self.image, self.brush_segments)
         self._evidence = None
 
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
-        self._majority = None if labels is None or self.superpixels is None else self._labels_per_superpixel(labels)
+        self._majority = None if labels is None or self.click_superpixels is None else self._labels_per_superpixel(labels)
         try:
             return super().region(prompts, active_class, labels)
         finally:
@@ -156,15 +159,15 @@ class SuperpixelEngine(Engine):
 
     def _labels_per_superpixel(self, labels: np.ndarray) -> np.ndarray:
         """Majority label per superpixel, cached: a click session passes the same labels every click."""
-        assert self.superpixels is not None
+        assert self.click_superpixels is not None
         labels = np.ascontiguousarray(labels, dtype=np.uint8)
         digest = hashlib.blake2b(labels.data, digest_size=16).digest()
         if self._evidence is None or self._evidence[0] != digest:
-            self._evidence = (digest, self.superpixels.majority(labels))
+            self._evidence = (digest, self.click_superpixels.majority(labels))
         return self._evidence[1]
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
-        sp = self.superpixels
+        sp = self.click_superpixels
         assert sp is not None and self.image is not None
         pos, neg = prompts.seed_masks(self.image.shape[:2], radius=0)
         pos_ids, neg_ids = sp.ids_under(pos), sp.ids_under(neg)
