@@ -226,6 +226,9 @@ class GeodesicEngine(Engine):
         return _upscale(region, self.image.shape[:2])
 
 
+ROI_MARGIN = 0.5  # GrabCut's window for a box: the box plus this fraction of its size around it
+
+
 def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, iterations: int = 2,
                    reach: float = 0.12, barrier: np.ndarray | None = None) -> np.ndarray:
     """GrabCut from a box (rectangle mode) or from seeds (mask mode, probable foreground near them)."""
@@ -249,11 +252,23 @@ def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, ite
     mask[neg] = cv2.GC_BGD
     if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
         return np.zeros(image.shape[:2], bool)
+    # A box bounds the object: only a margin around it takes part (its ring supplies the background
+    # colours), since GrabCut's cost grows with the pixels it models. Measured on the VOC photos
+    # (bench/annotate.py, box robot): same actions, ~10x faster. Clicks keep the whole image:
+    # cropping them cost 11 actions to 95 % there.
+    roi = (slice(0, h), slice(0, w))
+    if prompts.box is not None:
+        x, y, bw, bh = cv2.boundingRect(((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).view(np.uint8))
+        margin = max(8, int(ROI_MARGIN * max(bw, bh)))
+        roi = (slice(max(0, y - margin), min(h, y + bh + margin)), slice(max(0, x - margin), min(w, x + bw + margin)))
+    sub = mask[roi].copy()  # a copy even when the window is the whole image: `mask` is rewritten below
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(small, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(np.ascontiguousarray(small[roi]), sub, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # one of the two GMMs had no samples (e.g. the box covers the image)
         return _upscale((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), image.shape[:2])
+    mask[:] = np.where(mask == cv2.GC_FGD, cv2.GC_FGD, cv2.GC_BGD)
+    mask[roi] = sub
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     full_pos, _ = prompts.seed_masks(image.shape[:2])
     region = _upscale(fg, image.shape[:2])

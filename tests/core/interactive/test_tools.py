@@ -80,7 +80,7 @@ def test_box_prompt(voc):
     chair = largest_object(truth, 9)
     ys, xs = np.nonzero(chair)
     region = grabcut_region(image, Prompts(box=(xs.min(), ys.min(), xs.max(), ys.max())))
-    assert iou(region, chair) >= 0.8  # measured 0.92
+    assert iou(region, chair) >= 0.9  # measured 0.97 (GrabCut on the box plus a margin; 0.92 on the whole image)
     session = ClickSession(create_engine("superpixel"), 9)
     session.engine.prepare(image)
     assert iou(session.box(xs.max(), ys.max(), xs.min(), ys.min()), chair) >= 0.8  # corners in any order
