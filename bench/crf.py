@@ -1,14 +1,17 @@
 """Dense CRF speed and fidelity: the default (fast) CRF vs full-resolution pydensecrf, same run, same kernels.
 
     .venv/bin/python -m bench.crf                 # 3 CamVid frames at 2048x1024 (19 classes) + 3 VOC photos
-    .venv/bin/python -m bench.crf --frames 6 --reps 3
+    .venv/bin/python -m bench.crf --frames 6 --reps 3   # the README figures
 
 Inputs are real photos with truth from the shared test data (CamVid frames resized to 2048x1024, VOC
 photos at 500x375-ish) and DCNN-like probabilities made from the truth (`ml.coarse`: stride 8, blurred,
 logit gain 8, noise; padded to 19 classes for the Cityscapes-sized case). The reference is pydensecrf at
 full resolution with the same kernel parameters and every class (`pydensecrf_reference`: what
 `ml.crf` did before it was made fast), timed in the same process.
-Prints one JSON line per image and a summary line: median times, speed-up and argmax agreement.
+Prints one JSON line per image and a summary line per case: median times, speed-up, median and minimum
+argmax agreement, and which of the issue-10 goals this run met (`goal_met`).
+Caveat: the CamVid frames are 480x360 photos upsampled to 2048x1024, smoother than a native 2048x1024
+photo; at their own size (and on the VOC photos) the reduced grid agrees less (~98.5-99.5 %).
 """
 
 from __future__ import annotations
@@ -89,10 +92,19 @@ def bench_case(name: str, image: np.ndarray, probs: np.ndarray, candidates: list
     return records
 
 
-def summary(label: str, records: list[dict]) -> None:
-    print(json.dumps({"bench": "crf_summary", "case": label, "images": len(records),
+def summary(label: str, records: list[dict], goal: dict) -> None:
+    """Medians plus the issue-10 goals checked on this run: CPU speed-up vs pydensecrf (2048x1024: >= 8x),
+    time (500x375: <= 0.1 s) and argmax agreement on EVERY image (>= 99.5 %)."""
+    speedup, seconds = statistics.median(r["cpu_speedup"] for r in records), statistics.median(r["default_cpu_s"] for r in records)
+    met = {"min_agreement": min(r["agreement"] for r in records) >= goal["min_agreement"]}
+    if "cpu_speedup" in goal:
+        met["cpu_speedup"] = speedup >= goal["cpu_speedup"]
+    if "cpu_s" in goal:
+        met["cpu_s"] = seconds <= goal["cpu_s"]
+    print(json.dumps({"bench": "crf_summary", "case": label, "images": len(records), "goal": goal, "goal_met": met,
                       "median_reference_s": round(statistics.median(r["reference_s"] for r in records), 3),
                       "median_default_s": round(statistics.median(r["default_s"] for r in records), 3),
+                      "median_reference_cpu_s": round(statistics.median(r["reference_cpu_s"] for r in records), 3),
                       "median_speedup": round(statistics.median(r["speedup"] for r in records), 2),
                       "median_default_cpu_s": round(statistics.median(r["default_cpu_s"] for r in records), 3),
                       "median_cpu_speedup": round(statistics.median(r["cpu_speedup"] for r in records), 2),
@@ -110,16 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     candidates = [CRFParams.from_dict(json.loads(text)) for text in (args.params or ["{}"])]
     print(json.dumps({"bench": "crf_params", **candidates[0].to_dict()}), flush=True)
-    cases = [("2048x1024", _camvid(TESTDATA / "camvid_sample", args.frames, (2048, 1024)), 19, args.reps)]
+    cases = [("2048x1024", _camvid(TESTDATA / "camvid_sample", args.frames, (2048, 1024)), 19, args.reps,
+              {"cpu_speedup": 8.0, "min_agreement": 0.995})]
     if not args.skip_voc:
-        cases.append(("voc", _voc(TESTDATA / "labelme_voc_example"), 21, max(3, args.reps)))
-    for label, items, classes, reps in cases:
+        cases.append(("voc", _voc(TESTDATA / "labelme_voc_example"), 21, max(3, args.reps),
+                      {"cpu_s": 0.1, "min_agreement": 0.995}))
+    for label, items, classes, reps, goal in cases:
         if not items:
             continue
         records = [bench_case(name, image, coarse_probabilities(truth, classes), candidates, reps)
                    for name, image, truth in items]
         for i, params in enumerate(candidates):
-            summary(f"{label} scale {params.scale}", [r[i] for r in records])
+            summary(f"{label} scale {params.scale}", [r[i] for r in records], goal)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
 Each case runs in a fresh child process (so one case's peak cannot hide another's) and reports the
 child's peak resident set size (`ru_maxrss`) and what it took: decode-sized RGB image (made by resizing
-a CamVid photo, as a decoder would hand it over), a random-init LR-ASPP MobileNetV3 with 19 classes
+a CamVid photo, handed over by a loader as a decoder would, like the GUI worker does), a random-init LR-ASPP MobileNetV3 with 19 classes
 (weights do not change memory), `Predictor` with the CRF and the coarse probabilities the project
 stores, then quantisation for storage. Prints one JSON line per case.
 """
@@ -37,17 +37,17 @@ def child(side: int, crf_json: str) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     photo = np.array(Image.open(sorted(TESTDATA.glob("*.png"))[0]).convert("RGB"))
-    image = cv2.resize(photo, (side, side), interpolation=cv2.INTER_LINEAR)
     model = build_model("lraspp_mobilenet_v3_large", 19, aux_loss=False)
     crf = CRFParams.from_dict(json.loads(crf_json)) if crf_json != "off" else None
     predictor = Predictor(model, "cpu", precision="float32", crf=crf, coarse_probabilities=True)
     t0 = time.perf_counter()
-    result = predictor.predict(image)
+    # a loader, as the GUI worker passes one: the predictor keeps only the small copies it needs
+    result = predictor.predict(lambda: cv2.resize(photo, (side, side), interpolation=cv2.INTER_LINEAR))
     stored = quantise(result.coarse)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"bench": "memory", "size": f"{side}x{side}", "crf": crf_json, "peak_rss_mb": round(peak_mb),
-                      "image_mb": round(image.nbytes / 2**20), "seconds": round(seconds, 1),
+                      "image_mb": round(side * side * 3 / 2**20), "seconds": round(seconds, 1),
                       "stored_probabilities_kb": round(stored.nbytes / 1024),
                       "timings": {k: round(v, 2) for k, v in result.timings.items()}}), flush=True)
 

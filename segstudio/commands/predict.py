@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: half precision only where it agrees with float32 and is faster")  # fmt: skip
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                         help="dense CRF for this run (default: the project's CRF setting; see `segstudio crf`)")  # fmt: skip
-    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 4; 1 = full)")
+    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 3; 1 = full)")
     parser.add_argument("--save", action="store_true", help="save --crf/--no-crf/--crf-scale as the project's setting")
     parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
     parser.add_argument("--max-side", type=int,

@@ -8,21 +8,34 @@ API (all methods are called from the GUI thread and return at once)::
     controller.predict_batch([...])       # a cancellable batch, after the current image and prefetches
     controller.cancel_batch()
     controller.set_model(spec)            # hot swap: loaded in the worker before the next prediction
+    controller.set_sam(runtime)           # an ml.sam_engine.SamRuntime: the worker computes its embeddings
+    controller.embed(rel_path, [next, ...], active)  # SAM embeddings: this image, then the next ones
     controller.shutdown()                 # cancel everything and join the thread (window close)
 
 Signals (delivered queued, in the GUI thread)::
 
     prediction_ready(str rel_path, object PredictionResult)  # already saved in the project
     progress(int done, int total, str message)              # batch progress, one step per image
-    state_changed(str)                                      # "loading", "predicting", "idle", "error"
+    state_changed(str)                                      # "loading", "predicting", "SAM embedding", "idle", "error"
     error(str rel_path, str message)                        # rel_path "" for model-loading errors
     model_loaded(str description, str device_label)
+    embedding_ready(str rel_path, object key)               # a SAM embedding is in the runtime's cache
 
 Why this shape (Orange3's concurrent pattern, DESIGN.md): the work is the plain `ml.predict.Predictor`
 with a cancel handle; this module only queues requests and moves the work off the GUI thread.
 torch is imported lazily inside the thread, so creating the controller costs nothing at startup.
 Predictions are saved through `Project.save_prediction` (thread-safe), which never touches
 corrected masks; images already predicted by the loaded model version are read back, not recomputed.
+
+SAM image embeddings (the encoder half of the ``sam`` click engine) are jobs of this thread too, so
+the CPU runs one model at a time. Priority: the image on screen's embedding while SAM is the active
+engine, then every prediction (current, prefetch, batch), then the remaining embeddings (the
+current image's when SAM is not active, then the next images). A running embedding stops within
+one ViT block when the image on screen needs the worker instead (its prediction, or its embedding
+while SAM is active) and is redone later if still wanted. The plan and the bounded cache are
+`segstudio.ml.sam_cache`; the smart tools decode clicks from the cache on their side.
+A controller created only for SAM (`load_model=False`) loads the segmentation model at the first
+prediction request, not at once.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ CHOOSE_WEIGHTS_HINT = (
 
 # job kinds, in priority order
 CURRENT, PREFETCH, BATCH = "current", "prefetch", "batch"
+EMBED_CURRENT, EMBED_AHEAD = "embed-current", "embed-ahead"  # SAM embeddings (see the module docstring)
 
 
 class _JobCancelled(CancelledError):
@@ -85,8 +99,9 @@ class _WorkerThread(QThread):
     error = Signal(str, str)
     model_loaded = Signal(str, str)
     status_message = Signal(str)
+    embedding_ready = Signal(str, object)
 
-    def __init__(self, project: Any, spec: ModelSpec) -> None:
+    def __init__(self, project: Any, spec: ModelSpec, load_model: bool = True) -> None:
         super().__init__()
         self.project = project
         self.stopping = False
@@ -103,11 +118,19 @@ class _WorkerThread(QThread):
         self._failed_spec: ModelSpec | None = None  # the spec whose load failed: retried on the next request
         self._failure_reported = False  # its error was just shown; don't add a second, vaguer one
         self.thread_ident: int | None = None
+        self._load_model = load_model  # False: wait for the first prediction request before loading
+        self._sam: Any = None  # ml.sam_engine.SamRuntime once the user picked a SAM checkpoint
+        self._sam_active = False  # SAM is the engine in use: its current embedding goes first
+        self._embed_current: str | None = None
+        self._embed_ahead: deque[str] = deque()
+        self._embedding: _JobHandle | None = None  # the embedding being computed (cancellable per ViT block)
 
     # -------------------------------------------------------------- called from the GUI thread
 
     def submit_current(self, rel_path: str) -> None:
         with self._cond:
+            self._load_model = True
+            self._preempt_embedding()
             running = self._running
             if running is not None and running.rel_path == rel_path:
                 self._current = None  # already being computed: the newer request supersedes nothing new
@@ -119,11 +142,13 @@ class _WorkerThread(QThread):
 
     def submit_prefetch(self, rel_paths: list[str]) -> None:
         with self._cond:
+            self._load_model = self._load_model or bool(rel_paths)
             self._prefetch = deque(p for p in rel_paths if p != self._current)
             self._cond.notify_all()
 
     def submit_batch(self, rel_paths: list[str]) -> None:
         with self._cond:
+            self._load_model = True
             fresh = [p for p in rel_paths if p not in self._batch]
             self._batch.extend(fresh)
             self._batch_total += len(fresh)
@@ -151,6 +176,49 @@ class _WorkerThread(QThread):
                 running.cancelled.set()
             self._cond.notify_all()
 
+    def _preempt_embedding(self) -> None:
+        """A prediction of the image on screen is wanted: a running embedding that is not the active
+        engine's current one stops (within one ViT block) and goes back to the front of its queue."""
+        running = self._embedding
+        if running is None or running.cancelled.is_set() or (self._sam_active and running.kind == EMBED_CURRENT):
+            return
+        running.cancelled.set()
+        if running.kind == EMBED_CURRENT and self._embed_current is None:
+            self._embed_current = running.rel_path
+        elif running.kind == EMBED_AHEAD and running.rel_path not in self._embed_ahead:
+            self._embed_ahead.appendleft(running.rel_path)
+
+    def submit_sam(self, runtime: Any) -> None:
+        with self._cond:
+            self._sam = runtime
+            self._embed_current, self._embed_ahead = None, deque()
+            if self._embedding is not None:
+                self._embedding.cancelled.set()  # the previous checkpoint's work is of no use now
+
+    def submit_embeddings(self, current: str | None, upcoming: list[str], active: bool) -> None:
+        """Replace the embedding queue: `current` first, then what `upcoming` needs (not cached)."""
+        from segstudio.ml.sam_cache import embedding_plan
+
+        runtime = self._sam
+        if runtime is None:
+            return
+        plan = embedding_plan(current, upcoming, lambda p: self._embedding_key(p) in runtime.cache)
+        with self._cond:
+            self._sam_active = active
+            self._embed_current = plan.pop(0) if plan and plan[0] == current else None
+            self._embed_ahead = deque(plan)
+            running = self._embedding
+            if (running is not None and active and self._embed_current is not None
+                    and running.rel_path != self._embed_current):
+                running.cancelled.set()  # the user moved on: embed the image on screen first
+            self._cond.notify_all()
+
+    def _embedding_key(self, rel_path: str) -> tuple[str, str] | None:
+        from segstudio.ml.sam_cache import embedding_key
+
+        rec = self.project.get(rel_path)
+        return None if rec is None else embedding_key(rec.rel_path, rec.content_hash)
+
     def stop(self) -> None:
         with self._cond:
             self.stopping = True
@@ -166,7 +234,10 @@ class _WorkerThread(QThread):
             while True:
                 if self.stopping:
                     return None
-                if self._spec is not None:
+                if self._sam_active and self._embed_current is not None:
+                    path, self._embed_current = self._embed_current, None
+                    return self._embedding_job(EMBED_CURRENT, path)
+                if self._spec is not None and self._load_model:
                     spec, self._spec = self._spec, None
                     return "model", spec
                 if self._current is not None:
@@ -176,8 +247,18 @@ class _WorkerThread(QThread):
                     return PREFETCH, self._prefetch.popleft()
                 if self._batch:
                     return BATCH, self._batch.popleft()
+                if self._embed_current is not None:
+                    path, self._embed_current = self._embed_current, None
+                    return self._embedding_job(EMBED_CURRENT, path)
+                if self._embed_ahead:
+                    return self._embedding_job(EMBED_AHEAD, self._embed_ahead.popleft())
                 self.state_changed.emit("idle")
                 self._cond.wait()
+
+    def _embedding_job(self, kind: str, rel_path: str) -> tuple[str, str]:
+        """Under the lock: the job is cancellable from the moment it leaves its queue."""
+        self._embedding = _JobHandle(self, kind, rel_path)
+        return kind, rel_path
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         self.thread_ident = threading.get_ident()
@@ -188,6 +269,8 @@ class _WorkerThread(QThread):
             kind, payload = job
             if kind == "model":
                 self._load(payload)
+            elif kind in (EMBED_CURRENT, EMBED_AHEAD):
+                self._embed(kind, payload)
             else:
                 self._predict(kind, payload)
 
@@ -237,9 +320,8 @@ class _WorkerThread(QThread):
                 raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
             result = self._existing(rec)
             if result is None:
-                image = self.project.load_image(rec)
-                handle.check_cancelled()
-                result = self._predictor.predict(image, handle)
+                # a loader: the full-resolution image is dropped once its small copies are made (bounded memory)
+                result = self._predictor.predict(lambda: self.project.load_image(rec), handle)
                 handle.check_cancelled()
                 with_crf = self._predictor.crf is not None
                 from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
@@ -262,6 +344,32 @@ class _WorkerThread(QThread):
                     self.progress.emit(self._batch_done, self._batch_total, rel_path)
                     if not self._batch:
                         self._batch_total = self._batch_done = 0
+
+    def _embed(self, kind: str, rel_path: str) -> None:
+        """One SAM image embedding into the runtime's cache (skipped when it is there already)."""
+        from segstudio.ml.sam_cache import embedding_key
+
+        runtime, handle = self._sam, self._embedding
+        try:
+            if runtime is None or handle is None:
+                return
+            rec = self.project.get(rel_path)
+            if rec is None or rec.error:
+                return  # gone or unreadable: the image list says so already
+            key = embedding_key(rec.rel_path, rec.content_hash)
+            if key not in runtime.cache:
+                self.state_changed.emit("SAM embedding")  # the status bar reads "model: SAM embedding"
+                runtime.embed(key, self.project.load_image(rec), should_stop=handle.is_cancelled)
+            self.embedding_ready.emit(rel_path, key)
+        except CancelledError:
+            pass  # superseded (requeued where still wanted) or shutting down
+        except Exception as exc:  # noqa: BLE001 - the thread lives on; the image on screen says why
+            log_exception("inference.sam_embedding", exc)
+            if kind == EMBED_CURRENT:
+                self.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
+        finally:
+            with self._cond:
+                self._embedding = None
 
     def _existing(self, rec: Any) -> Any:
         """The stored prediction when it came from the loaded model version (no need to recompute)."""
@@ -302,13 +410,16 @@ class InferenceController(QObject):
     error = Signal(str, str)
     model_loaded = Signal(str, str)
     status_message = Signal(str)
+    embedding_ready = Signal(str, object)
 
-    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None,
+                 load_model: bool = True) -> None:
         super().__init__(parent)
         self.project = project
         self.spec = spec or ModelSpec.from_project(project)
-        self._worker = _WorkerThread(project, self.spec)
-        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message"):
+        self._worker = _WorkerThread(project, self.spec, load_model)
+        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message",
+                     "embedding_ready"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.start()
 
@@ -331,6 +442,12 @@ class InferenceController(QObject):
     def set_model(self, spec: ModelSpec) -> None:
         self.spec = spec
         self._worker.submit_model(spec)
+
+    def set_sam(self, runtime: Any) -> None:
+        self._worker.submit_sam(runtime)
+
+    def embed(self, current: str | None, upcoming: list[str], active: bool) -> None:
+        self._worker.submit_embeddings(current, list(upcoming), active)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Stop the worker (cancelling its job) and wait for it; True when it has finished."""

@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         self.tools.smart.prompts.connect(self.prompt_marks.show)
         self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
         self.tools.smart.engines_changed.connect(self.smart_options.refresh)
+        self.tools.smart.sam_loaded.connect(lambda runtime: self.model is not None and self.model.use_sam(runtime))
+        self.tools.smart.embedding_wanted.connect(self._request_embeddings)
         self.tools.smart.paint_gate = self.canvas.viewport()  # first image: painted before the engines load
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
@@ -325,6 +327,9 @@ class MainWindow(QMainWindow):
         self.model_status.attach(self.model)
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
+        self.model.embedding_ready.connect(self.tools.smart.embedding_arrived)
+        if self.tools.smart.sam is not None:  # a SAM checkpoint loaded before this project opened
+            self.model.use_sam(self.tools.smart.sam)
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
@@ -412,6 +417,7 @@ class MainWindow(QMainWindow):
         self._clear_readout()  # the read-out described the previous image
         self.effort.attach(self.project, rec if document is not None else None, document)
         self.tools.smart.probabilities_source = (lambda p=self.project, r=rec: stored_probabilities(p, r))
+        self.tools.smart.record = rec if document is not None else None
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
@@ -430,6 +436,15 @@ class MainWindow(QMainWindow):
         upcoming = [p for p in (self.browser.neighbour(1), self.browser.neighbour(2)) if p]
         records = [self.browser.model.record(p) for p in upcoming]
         self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
+
+    def _request_embeddings(self, rel_path: str) -> None:
+        """SAM: the inference worker embeds this image, then the next ones in browser order."""
+        if self.model is None:
+            return
+        from segstudio.ml.sam_cache import PREFETCH_COUNT  # SAM is loaded, so ml is already imported
+
+        upcoming = [p for p in (self.browser.neighbour(k) for k in range(1, PREFETCH_COUNT + 1)) if p]
+        self.model.embed(rel_path, upcoming, active=self.tool_state.engine == "sam")
 
     def _folder_changed(self, report) -> None:  # noqa: ANN001 - core.project.ReconcileReport
         """Files were added, removed or renamed on disk: the list, the open image and the problems follow."""

@@ -26,6 +26,7 @@ class ModelLink(QObject):
     state_changed = Signal(str)
     error = Signal(str, str)
     model_loaded = Signal(str, str)
+    embedding_ready = Signal(str, object)  # a SAM image embedding is cached: (rel_path, key)
 
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -33,16 +34,19 @@ class ModelLink(QObject):
         self.controller: Any = None
         self.batch_running = False
         self.spec_changes: dict[str, Any] = {}  # the user's weights choice, applied to the worker's spec
+        self.sam: Any = None  # ml.sam_engine.SamRuntime once a SAM checkpoint is loaded
 
     def set_controller(self, controller: Any) -> None:
         """Use `controller` (the real InferenceController or a test fake) and forward its signals."""
         self.controller = controller
-        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded"):
+        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "embedding_ready"):
             signal = getattr(controller, name, None)
             if signal is not None:
                 signal.connect(getattr(self, f"_on_{name}"))
 
-    def ensure_controller(self) -> bool:
+    def ensure_controller(self, load_model: bool = True) -> bool:
+        """Create the worker now; `load_model=False` (SAM only) defers loading the segmentation model
+        to the first prediction request, so picking a SAM checkpoint never reports a missing model."""
         if self.controller is not None:
             return True
         try:
@@ -53,6 +57,8 @@ class ModelLink(QObject):
                 from segstudio.ml.spec import ModelSpec
 
                 kwargs["spec"] = ModelSpec.from_project(self.project).with_(**self.spec_changes)
+            if not load_model:
+                kwargs["load_model"] = False
             try:
                 controller = cls(self.project, parent=self, **kwargs)
             except TypeError:
@@ -80,6 +86,17 @@ class ModelLink(QObject):
     def prefetch(self, rel_paths: list[str]) -> None:
         if rel_paths and self.ensure_controller() and hasattr(self.controller, "prefetch"):
             self.controller.prefetch(rel_paths)
+
+    def use_sam(self, runtime: Any) -> None:
+        """The inference worker computes this SAM runtime's image embeddings from now on."""
+        self.sam = runtime
+        if self.ensure_controller(load_model=False) and hasattr(self.controller, "set_sam"):
+            self.controller.set_sam(runtime)
+
+    def embed(self, current: str | None, upcoming: list[str], active: bool) -> None:
+        """SAM embeddings: `current` first (before predictions when `active`), then `upcoming`."""
+        if self.sam is not None and self.controller is not None and hasattr(self.controller, "embed"):
+            self.controller.embed(current, upcoming, active)
 
     def predict_all_new(self) -> int:
         paths = [r.rel_path for r in self.project.images(status=Status.NEW) if not r.error]
@@ -117,6 +134,9 @@ class ModelLink(QObject):
 
     def _on_model_loaded(self, version: str, device: str) -> None:
         self.model_loaded.emit(version, device)
+
+    def _on_embedding_ready(self, rel_path: str, key: object) -> None:
+        self.embedding_ready.emit(rel_path, key)
 
 
 class ModelStatus(QWidget):

@@ -7,13 +7,16 @@ drives); this module only turns canvas events into calls and the results into do
   records exactly one undo step and Escape restores the mask;
 - the per-image precomputation (SLIC superpixels, the engine's state) runs on a worker thread when
   an image opens; until it is ready a click only shows "preparing…" and painting never waits.
+- SAM is the exception: its image embedding is a background job of the long-lived inference worker
+  (this image first, then the next ones; `embedding_wanted` asks the window to queue them), and this
+  side only attaches the cached embedding (`embedding_arrived`) and runs the prompt decoder per click.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
 import numpy as np
@@ -86,6 +89,8 @@ class SmartTools(QObject):
     prompts = Signal(list, list)  # the open object's positive and negative clicks (for the markers)
     engines_changed = Signal()  # an engine became available (a SAM checkpoint loaded)
     error = Signal(str)
+    sam_loaded = Signal(object)  # ml.sam_engine.SamRuntime: the window hands it to the inference worker
+    embedding_wanted = Signal(str)  # SAM: queue embeddings for this image (rel_path) and the next ones
 
     def __init__(self, state, parent: QObject | None = None) -> None:  # noqa: ANN001 - tools.ToolState
         super().__init__(parent)
@@ -111,6 +116,11 @@ class SmartTools(QObject):
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
         #: called on the worker thread; the "crf" engine needs them
         self.probabilities_source: Callable[[], np.ndarray | None] | None = None
+        #: the open image's project record (set by the window): names its SAM embedding
+        self.record: Any = None
+        self.sam: Any = None  # ml.sam_engine.SamRuntime once a checkpoint is loaded
+        #: a SAM click made before the embedding arrived: (x, y, positive, class), applied on arrival
+        self._pending: tuple[float, float, bool, int] | None = None
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
@@ -153,8 +163,11 @@ class SmartTools(QObject):
             self._prepare(image, generation)
 
     def _prepare(self, image: np.ndarray, generation: int) -> None:
-        names = sorted({self.state.engine, "superpixel"} - set(self.engines))
-
+        if self.sam is not None:
+            self._want_sam()
+        names = sorted({self.state.engine, "superpixel"} - set(self.engines) - {"sam"})
+        if not names:
+            return
         source = self.probabilities_source
 
         def work(state: TaskState) -> tuple[dict[str, Engine], list[str]]:
@@ -173,18 +186,51 @@ class SmartTools(QObject):
         """Load a SAM checkpoint on a worker thread; then "sam" is an engine choice and selected."""
         self.status.emit("loading the SAM checkpoint…")
 
-        def work(state: TaskState) -> None:
+        def work(state: TaskState) -> Any:
             from segstudio.ml.sam_engine import use_sam_checkpoint
 
-            use_sam_checkpoint(path)
+            return use_sam_checkpoint(path)
 
-        self._sam_loader.start(work, on_done=lambda _: self._sam_loaded())
+        self._sam_loader.start(work, on_done=self._sam_loaded)
 
-    def _sam_loaded(self) -> None:
+    def _sam_loaded(self, runtime: Any) -> None:
+        self.sam = runtime
         self.engines.pop("sam", None)
         self.engines_changed.emit()
+        self.sam_loaded.emit(runtime)  # the inference worker computes its embeddings from now on
         self.state.engine = "sam"
         self.engine_changed()
+
+    def _sam_key(self) -> tuple[str, str] | None:
+        from segstudio.ml.sam_cache import embedding_key  # only once SAM is loaded: ml stays off start-up
+
+        rec = self.record
+        return None if rec is None else embedding_key(rec.rel_path, rec.content_hash)
+
+    def _want_sam(self) -> None:
+        """Ask for this image's embedding (and the next images'), then use it if it is cached already."""
+        if self.record is None or self.image is None:
+            return
+        self.embedding_wanted.emit(self.record.rel_path)
+        key = self._sam_key()
+        if self.state.engine == "sam" and key is not None:
+            self.embedding_arrived(self.record.rel_path, key)
+
+    def embedding_arrived(self, rel_path: str, key: object) -> None:
+        """The inference worker cached an embedding: the open image's makes ``sam`` usable (no encoder here)."""
+        if self.sam is None or self.image is None or "sam" in self.engines or key != self._sam_key():
+            return
+        embedding = self.sam.cache.get(key)
+        if embedding is None:
+            return
+        engine = _engines().create_engine("sam")
+        engine.attach(self.image, embedding)
+        self.engines["sam"] = engine
+        self.status.emit("smart tools ready (SAM)")
+        self.ready.emit()
+        pending, self._pending = self._pending, None
+        if pending is not None and self.state.engine == "sam" and pending[3] == self.state.active_class:
+            self.click(*pending[:3])  # the click that was waiting for the embedding
 
     def _prepared(self, engines: dict[str, Engine], problems: list[str], generation: int) -> None:
         if generation != self._generation:
@@ -200,9 +246,11 @@ class SmartTools(QObject):
             self._prepare(self.image, self._generation)
 
     def _engine(self, name: str | None = None) -> Engine | None:
-        engine = self.engines.get(name or self.state.engine)
+        name = name or self.state.engine
+        engine = self.engines.get(name)
         if engine is None:
-            self.status.emit("preparing the smart tools for this image…")
+            what = " (SAM image embedding)" if name == "sam" else ""
+            self.status.emit(f"preparing the smart tools for this image{what}…")
         return engine
 
     @property
@@ -242,6 +290,9 @@ class SmartTools(QObject):
         session = self._session()
         if session is not None:
             self._show(session.click(x, y, positive))
+        elif self.document is not None and self.sam is not None and self.state.engine == "sam":
+            self._pending = (x, y, positive, self.state.active_class)  # the latest one waits (not a queue)
+            self.status.emit("preparing the SAM image embedding… your click applies when it is ready")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
@@ -256,6 +307,7 @@ class SmartTools(QObject):
     def accept(self) -> bool:
         """Record the open object as one undo step (Enter, another class or tool, another image)."""
         session, self.session = self.session, None
+        self._pending = None  # moving on drops a click still waiting for the SAM embedding
         if session is not None:
             self.prompts.emit([], [])
         if session is None or self.document is None or not self.document.in_stroke:
@@ -269,6 +321,7 @@ class SmartTools(QObject):
         if self.session is not None and self.document is not None:
             self.document.cancel_stroke()
         self.session = None
+        self._pending = None
         self._drag = []
         self.outline.emit([])
         self.prompts.emit([], [])

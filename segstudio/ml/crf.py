@@ -3,22 +3,25 @@
 Unary = -log(softmax probabilities); pairwise = a Gaussian smoothness kernel (sxy 3, compat 3) plus
 a bilateral appearance kernel (sxy 20, srgb 3, compat 5: see `CRFParams`), 5 mean-field iterations.
 
-Fast by default. The CRF runs on the image downscaled by `scale` (default 4; INTER_AREA) with the spatial
+Fast by default. The CRF runs on the image downscaled by `scale` (default 3; INTER_AREA) with the spatial
 kernel widths divided by the same factor, so they cover the same part of the scene; small images keep at
-least `min_pixels` (16 384) on the grid, so a 500x375 photo runs at ~1/3.4 and not 1/4; huge ones at most
-`max_pixels` (131 072 = 512x256, the 2048x1024 grid: time and memory bounded; pydensecrf needs ~1 KB per
-grid pixel for 19 classes). Why this is enough: the unary comes from a network at output stride
-8-16, so the CRF only moves boundaries by a few pixels, and the refined marginals are smooth between
-colour edges; bilinear upsampling of them agreed with full-resolution pydensecrf on 99.51 % of pixels
-(median of 6 CamVid frames at 2048x1024, min 99.41 %) at 1/9 of its CPU time (`bench/crf.py`, same run).
-Also measured and not kept: scale 3.5 (99.60 %, only 7.2x), a sharper downscale (INTER_LINEAR / NEAREST:
-lower agreement), a wider Gaussian on the grid (+0.02 points), and a naive band-limited full-resolution
-refinement on a mixed-density point set (slower and less exact).
-Classes whose probability stays below `PRUNE_BELOW` everywhere are left out of the CRF (a class likely
-nowhere gets almost no support from its neighbours), dividing the message-passing cost by up to
-C / (classes present) when the network is confident.
-Memory stays bounded for any image: the CRF grid is capped, and `refine` upsamples + argmaxes in row
-bands instead of building C x H x W floats at full resolution.
+least `min_pixels` (24 576) on the grid, so a 500x375 photo runs at ~1/2.8 and not 1/3; huge ones at most
+`max_pixels` (262 144 = 512x512; the 2048x1024 grid is 683x341). Why this is enough: the unary comes from
+a network at output stride 8-16, so the CRF only moves boundaries by a few pixels, and the refined
+marginals are smooth between colour edges; they are upsampled bilinearly (`upsampled_labels`).
+The grid is refined in tiles of ~`TILE` (192) grid pixels a side, each with a margin of two kernel widths
+of context, and each tile's CRF keeps only the classes that reach `PRUNE_BELOW` (5 %) somewhere in the tile
+or its margin. Why: mean-field cost is proportional to the classes (19 -> ~6 per tile on street scenes),
+small lattices stay in the CPU cache (tiling alone was ~30 % faster), and pydensecrf's memory is per tile.
+Why pruning keeps the result: the CRF's messages are kernel-weighted averages of the neighbours'
+marginals, so a class under 5 % everywhere in reach gains at most ~0.4 of log-odds (compat 8 x 5 %) and
+cannot overtake one that leads there. Measured by `bench/crf.py` against full-resolution pydensecrf with
+every class, same run (README "Dense CRF"). Also measured and not kept: the 1/4 grid (9x but 99.41 %
+agreement on the worst frame), a sharper downscale (INTER_LINEAR / NEAREST: lower agreement), and a
+full-resolution refinement of the band around the coarse boundaries (point set within 12-16 px of them:
+as slow as the coarse pass, and no more exact: the 60 px bilateral reach needs context beyond the band).
+Memory stays bounded for any image: the CRF grid is capped, tiles bound pydensecrf's buffers, and
+`refine` upsamples + argmaxes in row bands instead of building C x H x W floats at full resolution.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ import numpy as np
 from segstudio.core.errors import SegStudioError
 from segstudio.core.tasks import TaskHandle
 
-__all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "load_params", "refine",
-           "refine_probabilities", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
+__all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "grid_image", "load_params", "refine",
+           "refine_probabilities", "resize_chw", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
 
 SETTING_KEY = "crf"
-PRUNE_BELOW = 1e-3  # a class below this probability everywhere is left out of the CRF
+PRUNE_BELOW = 0.05  # a class below this probability everywhere in a tile is left out of that tile's CRF
+TILE = 192  # grid pixels per tile side (before margins): small lattices stay in cache
+TILE_MARGIN_SIGMAS = 2.0  # context around a tile, in kernel widths
 
 
 class CRFError(SegStudioError):
@@ -56,10 +61,10 @@ class CRFParams:
     bilateral_sxy: float = 20.0
     bilateral_srgb: float = 3.0
     bilateral_compat: float = 5.0
-    scale: float = 4.0  # run at 1/scale resolution (1 = full); lowered for small images, see min_pixels
-    max_pixels: int = 131_072  # above this (after `scale`) the scale is raised to fit (speed + memory)
+    scale: float = 3.0  # run at 1/scale resolution (1 = full); lowered for small images, see min_pixels
+    max_pixels: int = 262_144  # above this (after `scale`) the scale is raised to fit (speed + memory)
     enabled: bool = True
-    min_pixels: int = 16_384  # `scale` is lowered (not below 1) so the grid keeps at least this many pixels
+    min_pixels: int = 24_576  # `scale` is lowered (not below 1) so the grid keeps at least this many pixels
 
     def __post_init__(self) -> None:
         checks = [
@@ -112,7 +117,8 @@ def save_params(project: Any, params: CRFParams) -> None:
     project.set_setting(SETTING_KEY, params.to_dict())
 
 
-def _resize_chw(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_chw(probs: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(C, height, width) float32: each class map bilinearly resized (cv2, in channel groups)."""
     if probs.shape[1:] == (height, width):
         return probs
     out = np.empty((probs.shape[0], height, width), dtype=np.float32)
@@ -125,10 +131,11 @@ def _resize_chw(probs: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _kept_classes(probs: np.ndarray) -> np.ndarray:
-    """Indices of the classes that reach `PRUNE_BELOW` somewhere (all of them if fewer than 2 do)."""
+    """Indices of the classes that reach `PRUNE_BELOW` somewhere in `probs` (C, h, w); when none does
+    (a near-uniform map), the two with the highest peaks."""
     peak = probs.reshape(probs.shape[0], -1).max(axis=1)
     kept = np.flatnonzero(peak >= PRUNE_BELOW)
-    return kept if len(kept) >= 2 else np.arange(probs.shape[0])
+    return kept if len(kept) else np.sort(np.argsort(peak)[-2:])
 
 
 def crf_grid(params: CRFParams, height: int, width: int) -> tuple[float, int, int]:
@@ -137,52 +144,85 @@ def crf_grid(params: CRFParams, height: int, width: int) -> tuple[float, int, in
     return scale, max(1, round(height / scale)), max(1, round(width / scale))
 
 
+def grid_image(image: np.ndarray, params: CRFParams) -> np.ndarray:
+    """The image at its CRF grid size (INTER_AREA), C-contiguous: what `refine_probabilities` needs of it,
+    so a caller can drop a huge full-resolution picture before the CRF (pass `image_size` then)."""
+    _, h, w = crf_grid(params, *image.shape[:2])
+    small = image if (h, w) == image.shape[:2] else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return small if small.flags.c_contiguous else np.ascontiguousarray(small)
+
+
 def refine_probabilities(
     image: np.ndarray,
     probabilities: np.ndarray,
     params: CRFParams = CRFParams(),
     handle: TaskHandle | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Refined (C, h, w) float32 marginals on the CRF grid (`crf_grid`: the image divided by the effective scale).
 
     `image` is HxWx3 uint8 RGB; `probabilities` (C, H', W') may have any size (e.g. the network's
-    working resolution) and are resized to the CRF grid. Pruned classes (see the module docstring)
-    get 0. Cancels between mean-field iterations.
+    working resolution) and are resized to the CRF grid. With `image_size` (height, width), `image` is
+    that image's `grid_image` (a full-size one is resized as usual). The grid is refined in tiles (`_tiles`) with
+    per-tile class pruning; pruned classes get 0. Cancels between mean-field iterations.
     """
-    import pydensecrf.densecrf as dcrf
-
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise CRFError(f"CRF needs an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
     if probabilities.ndim != 3 or probabilities.shape[0] < 1:
         raise CRFError(f"CRF needs (classes, height, width) probabilities, got shape {probabilities.shape}")
-    height, width = image.shape[:2]
+    height, width = image_size or image.shape[:2]
     scale, h, w = crf_grid(params, height, width)
-    small = image if (h, w) == (height, width) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    num_classes = probabilities.shape[0]
-    kept = _kept_classes(probabilities)
+    small = image if image.shape[:2] == (h, w) else cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    small = small if small.flags.c_contiguous else np.ascontiguousarray(small)
     # resize first, then drop classes: no full-size copy of the network's map (peak memory on huge images)
-    probs = _resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
-    probs = probs if len(kept) == num_classes else probs[kept]
-    unary = -np.log(np.clip(probs, 1e-5, 1.0)).reshape(len(kept), -1)
-    crf = dcrf.DenseCRF2D(w, h, len(kept))
+    probs = resize_chw(np.asarray(probabilities, dtype=np.float32), h, w)
+    q = np.zeros_like(probs)
+    margin = math.ceil(TILE_MARGIN_SIGMAS * max(params.bilateral_sxy, params.gaussian_sxy) / scale)
+    for inner, outer in _tiles(h, w, margin):
+        _refine_tile(small, probs, q, inner, outer, params, scale, handle)
+    return q
+
+
+def _tiles(h: int, w: int, margin: int) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """(inner, outer) slices: tiles of about `TILE` grid pixels a side covering the grid once (inner),
+    each grown by `margin` (outer: the context its kernels see, 2 bilateral widths)."""
+    ny, nx = max(1, round(h / TILE)), max(1, round(w / TILE))
+    out = []
+    for i in range(ny):
+        y0, y1 = h * i // ny, h * (i + 1) // ny
+        for j in range(nx):
+            x0, x1 = w * j // nx, w * (j + 1) // nx
+            outer = (slice(max(0, y0 - margin), min(h, y1 + margin)), slice(max(0, x0 - margin), min(w, x1 + margin)))
+            out.append(((slice(y0, y1), slice(x0, x1)), outer))
+    return out
+
+
+def _refine_tile(small: np.ndarray, probs: np.ndarray, q: np.ndarray, inner: tuple[slice, slice],
+                 outer: tuple[slice, slice], params: CRFParams, scale: float, handle: TaskHandle | None) -> None:
+    """Mean field on one tile (with its margin) over the classes that reach `PRUNE_BELOW` there; writes
+    the inner part of q. A tile with one such class is that class (no CRF: nothing can compete)."""
+    import pydensecrf.densecrf as dcrf
+
+    sub = probs[:, outer[0], outer[1]]
+    th, tw = sub.shape[1:]
+    kept = _kept_classes(sub)
+    iy = slice(inner[0].start - outer[0].start, inner[0].stop - outer[0].start)
+    ix = slice(inner[1].start - outer[1].start, inner[1].stop - outer[1].start)
+    if len(kept) == 1:
+        q[kept[0], inner[0], inner[1]] = 1.0
+        return
+    unary = -np.log(np.clip(sub[kept].reshape(len(kept), -1), 1e-5, 1.0))
+    crf = dcrf.DenseCRF2D(tw, th, len(kept))
     crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy / scale, compat=params.gaussian_compat)
-    crf.addPairwiseBilateral(
-        sxy=params.bilateral_sxy / scale,
-        srgb=params.bilateral_srgb,
-        rgbim=small if small.flags.c_contiguous and small.flags.writeable else np.array(small, order="C"),
-        compat=params.bilateral_compat,
-    )
-    q, tmp1, tmp2 = crf.startInference()
+    crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale, srgb=params.bilateral_srgb,
+                             rgbim=np.ascontiguousarray(small[outer[0], outer[1]]), compat=params.bilateral_compat)
+    state = crf.startInference()
     for _ in range(params.iterations):
         if handle is not None:
             handle.check_cancelled()
-        crf.stepInference(q, tmp1, tmp2)
-    if len(kept) == num_classes:
-        return np.asarray(q, dtype=np.float32).reshape(num_classes, h, w)
-    out = np.zeros((num_classes, h, w), np.float32)
-    out[kept] = np.asarray(q, dtype=np.float32).reshape(len(kept), h, w)
-    return out
+        crf.stepInference(*state)
+    q[kept, inner[0], inner[1]] = np.asarray(state[0], dtype=np.float32).reshape(len(kept), th, tw)[:, iy, ix]
 
 
 def _source_coords(size_out: int, size_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

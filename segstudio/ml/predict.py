@@ -5,7 +5,7 @@ Pipeline (each stage timed in `PredictionResult.timings`):
   forward      whole image, or overlapping `tile_size` windows blended with ramp weights when larger
                (the blend is kept at a coarser stride when it would exceed `accumulator_budget_mb`, so
                memory stays bounded for any image size); optional flip TTA; autocast; softmax
-  crf          optional dense CRF (`ml.crf`, default on a 1/4 grid; see its docstring), fed the probabilities
+  crf          optional dense CRF (`ml.crf`, default on a 1/3 grid in tiles; see its docstring), fed the probabilities
                at the working resolution, never C x H x W at the image's full resolution
   postprocess  bilinear upsampling to the image size in row bands (memory-bounded), argmax, confidence
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import ctypes
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +38,7 @@ from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
 from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, refine_probabilities, upsampled_labels, upsampled_labels_and_confidence
+from segstudio.ml.crf import CRFParams, grid_image, refine_probabilities, upsampled_labels, upsampled_labels_and_confidence
 from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
 from segstudio.ml.precision import PRECISIONS, canonical_precision
 from segstudio.ml.spec import ModelSpec
@@ -63,6 +63,18 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+ImageSource = np.ndarray | Callable[[], np.ndarray]  # an image, or a loader that hands over its only reference
+
+
+@dataclass(frozen=True)
+class _ImageView:
+    """The full-resolution image as postprocessing needs it: size, and the CRF-grid copy (None without CRF)."""
+
+    height: int
+    width: int
+    crf_image: np.ndarray | None
 
 
 @dataclass
@@ -372,23 +384,36 @@ class Predictor:
             self.model = self.model.to(memory_format=torch.contiguous_format)
         handle.set_status(f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x speed: using float32")
 
-    def predict(self, image: np.ndarray, handle: TaskHandle | None = None) -> PredictionResult:
-        """Predict one HxWx3 uint8 RGB image; `handle` gets tile progress and can cancel."""
-        if self._half_candidate:
-            self._check_half(image, handle or NullTask())
-        t0 = time.perf_counter()
-        x = self.preprocess(image)
-        self._sync()
-        return self._predict_tensor(image, x, handle or NullTask(), time.perf_counter() - t0)
+    def predict(self, image: ImageSource, handle: TaskHandle | None = None) -> PredictionResult:
+        """Predict one HxWx3 uint8 RGB image; `handle` gets tile progress and can cancel.
 
-    def _predict_tensor(self, image: np.ndarray, x: torch.Tensor, handle: TaskHandle, t_pre: float) -> PredictionResult:
+        `image` may be a zero-argument loader (e.g. ``lambda: project.load_image(rec)``): the full-resolution
+        picture then lives only until its working-size and CRF-grid copies are made, so it never coexists
+        with the full-resolution labels (a 12000x12000 photo: 412 MiB less at the peak, bench/memory.py)."""
+        handle = handle or NullTask()
+        if callable(image):
+            image = image()
+            handle.check_cancelled()  # decoding a huge image takes a while
+        if self._half_candidate:
+            self._check_half(image, handle)
+        t0 = time.perf_counter()
+        x, view = self.preprocess(image), self._view(image)
+        del image  # the caller's loader handed over the only reference
+        self._sync()
+        return self._predict_tensor(view, x, handle, time.perf_counter() - t0)
+
+    def _view(self, image: np.ndarray) -> _ImageView:
+        """What postprocessing needs of the full image: its size and, with the CRF, the CRF-grid copy."""
+        return _ImageView(image.shape[0], image.shape[1], None if self.crf is None else grid_image(image, self.crf))
+
+    def _predict_tensor(self, view: _ImageView, x: torch.Tensor, handle: TaskHandle, t_pre: float) -> PredictionResult:
         t1 = time.perf_counter()
         probs = self.forward(x, handle)
         self._sync()
-        if image.shape[0] * image.shape[1] > HUGE_PIXELS:
+        if view.height * view.width > HUGE_PIXELS:
             _trim_heap()
         timings = {"preprocess": t_pre, "forward": time.perf_counter() - t1}
-        return self._postprocess(image, probs, handle, timings)
+        return self._postprocess(view, probs, handle, timings)
 
     @staticmethod
     def coarse(probs: torch.Tensor) -> np.ndarray:
@@ -402,9 +427,9 @@ class Predictor:
         return probs.float().cpu().numpy()
 
     def _postprocess(
-        self, image: np.ndarray, probs: torch.Tensor, handle: TaskHandle, timings: dict[str, float]
+        self, view: _ImageView, probs: torch.Tensor, handle: TaskHandle, timings: dict[str, float]
     ) -> PredictionResult:
-        height, width = image.shape[:2]
+        height, width = view.height, view.width
         coarse = self.coarse(probs) if self.coarse_probabilities else None
         t2 = time.perf_counter()
         if self.crf is None:
@@ -417,7 +442,7 @@ class Predictor:
         labels = raw_labels
         if self.crf is not None:
             handle.check_cancelled()
-            q = refine_probabilities(image, probs.cpu().numpy(), self.crf, handle)
+            q = refine_probabilities(view.crf_image, probs.cpu().numpy(), self.crf, handle, (height, width))
             if height * width > HUGE_PIXELS:
                 _trim_heap()  # the CRF's lattice buffers, before the full-resolution labels are allocated
             t4 = time.perf_counter()
@@ -429,11 +454,11 @@ class Predictor:
             timings["postprocess"] = t3 - t2
         return PredictionResult(labels, confidence, full, raw_labels, timings, coarse)
 
-    def predict_many(self, images: Iterable[np.ndarray], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
+    def predict_many(self, images: Iterable[ImageSource], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
         """Predict images in order, batching consecutive same-size single-tile images (`batch_size`) into
         one forward pass; anything else (tiled images, a batch that runs out of GPU memory) goes one by one."""
         handle = handle or NullTask()
-        pending: list[tuple[np.ndarray, torch.Tensor]] = []
+        pending: list[tuple[_ImageView, torch.Tensor]] = []
 
         def flush() -> Iterator[PredictionResult]:
             items = list(pending)
@@ -447,28 +472,30 @@ class Predictor:
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                for image, x in items:
-                    yield self._predict_tensor(image, x, handle, 0.0)
+                for view, x in items:
+                    yield self._predict_tensor(view, x, handle, 0.0)
                 return
             self._sync()
             per_image = (time.perf_counter() - t0) / len(items)
-            for (image, _), p in zip(items, probs):
-                yield self._postprocess(image, p, handle, {"preprocess": 0.0, "forward": per_image})
+            for (view, _), p in zip(items, probs):
+                yield self._postprocess(view, p, handle, {"preprocess": 0.0, "forward": per_image})
 
         for image in images:
+            image = image() if callable(image) else image
             if self._half_candidate:
                 self._check_half(image, handle)
             t0 = time.perf_counter()
-            x = self.preprocess(image)
+            x, view = self.preprocess(image), self._view(image)
+            del image  # pending batches keep only the small copies
             single = len(tile_grid(x.shape[2], x.shape[3], self.tile_size, self.tile_overlap)) == 1
             if pending and (not single or pending[0][1].shape != x.shape):
                 yield from flush()
             if single and self.batch_size > 1:
-                pending.append((image, x))
+                pending.append((view, x))
                 if len(pending) >= self.batch_size:
                     yield from flush()
             else:
-                yield self._predict_tensor(image, x, handle, time.perf_counter() - t0)
+                yield self._predict_tensor(view, x, handle, time.perf_counter() - t0)
         yield from flush()
 
 

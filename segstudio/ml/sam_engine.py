@@ -1,16 +1,24 @@
 """The ``sam`` click engine: Segment Anything (Meta's `segment-anything` package) from a checkpoint
 file the user picks. Never downloads anything.
 
-Per image the ViT image encoder computes an embedding once (`prepare`, seconds on a CPU: it runs
-on the smart tools' worker thread, and `prefetch` can fill the cache for the next images); every
-click then only runs the small prompt decoder. Embeddings of the last few images are kept, so
-going back to an image is instant. Checkpoints load with `torch.load(weights_only=True)`.
+Two halves with different costs, run in different places:
+- `SamRuntime.embed`: the ViT image encoder, once per image (seconds on a CPU). In the app the
+  long-lived inference worker runs it in the background, for the image on screen first and then
+  for the next images in browser order (`segstudio.ml.sam_cache` holds the plan and the bounded LRU).
+- `SAMEngine.region`: the prompt encoder + mask decoder, per click (milliseconds), on the smart
+  tools' side, from a cached embedding (`SAMEngine.attach`), never recomputing it.
+`SAMEngine.prepare` embeds synchronously (through the same cache) for the CLI and the benchmarks.
+Checkpoints load with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +27,13 @@ from segment_anything import SamPredictor
 from segment_anything.build_sam import build_sam_vit_b, build_sam_vit_h, build_sam_vit_l
 from segment_anything.modeling import Sam
 
-from segstudio.core.errors import CheckpointError
+from segstudio.core.errors import CancelledError, CheckpointError, UsageError
 from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
+from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
-__all__ = ["SAM_ARCHS", "load_sam", "SAMEngine", "use_sam_checkpoint"]
+__all__ = ["SAM_ARCHS", "load_sam", "SamEmbedding", "SamRuntime", "SAMEngine", "content_key", "decoder_threads",
+           "use_sam_checkpoint"]
 
 #: encoder width -> (name, builder): the three published ViT sizes, told apart by their weights.
 SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
@@ -31,8 +41,27 @@ SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
     1024: ("vit_l", build_sam_vit_l),
     1280: ("vit_h", build_sam_vit_h),
 }
-CACHE_SIZE = 4  # image embeddings kept (ViT: 256x64x64 floats = 4 MB each)
 SCRIBBLE_POINTS = 5  # a scribble becomes this many positive points along it
+
+
+def decoder_threads() -> int:
+    """CPU threads for a click's decoder: half the cores, leaving the others to the inference worker,
+    which may be embedding the next image at that moment. The decoder's small matrices gain little
+    from more threads: on the shared 2-core machine one thread decoded ~4x faster than two
+    (`bench.sam`: `decode_ms_median` vs `decode_all_threads_ms_median`)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` intra-op threads; torch keeps this count per calling thread
+    (OpenMP / MKL thread-local), so another thread's model is not affected."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_sam(path: str | Path) -> Sam:
@@ -59,53 +88,104 @@ def load_sam(path: str | Path) -> Sam:
     return model.eval()
 
 
+@dataclass(frozen=True)
+class SamEmbedding:
+    """What SAM's decoder needs from the encoder: the features and the resize geometry."""
+
+    features: torch.Tensor  # (1, 256, 64, 64) float32: 4 MiB
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
+
+    @property
+    def nbytes(self) -> int:
+        return self.features.element_size() * self.features.nelement()
+
+
+def content_key(image: np.ndarray) -> tuple[str, str]:
+    """A cache key from the pixels themselves, for callers without a project path (CLI, benchmarks)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
+    return ("pixels", f"{image.shape}:{digest.hexdigest()}")
+
+
+class SamRuntime:
+    """One loaded SAM model and its embedding cache, shared by the inference worker (encoder) and
+    the smart tools (decoder): the two halves are separate sub-modules, so they may run at once."""
+
+    def __init__(self, model: Sam, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.model = model
+        self.cache = EmbeddingCache(max_bytes)
+        self.computed = 0  # encoder passes run (tests and the benchmark count them)
+        self._encoder = SamPredictor(model)
+        self._lock = threading.Lock()  # the encoding predictor holds per-image state
+
+    def embed(self, key: tuple[str, str], image: np.ndarray,
+              should_stop: Callable[[], bool] | None = None) -> SamEmbedding:
+        """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing.
+
+        `should_stop` is polled before each ViT block (12 in ViT-B): when it says yes the pass ends
+        with `CancelledError`, so the worker can switch to the image the user moved to (or quit)
+        within a fraction of an embedding instead of finishing a stale one."""
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            hit = self.cache.get(key)  # another thread may have computed it while we waited
+            if hit is not None:
+                return hit
+            p = self._encoder
+            hooks = [] if should_stop is None else [
+                block.register_forward_pre_hook(lambda _m, _i: _stop_if(should_stop))
+                for block in self.model.image_encoder.blocks]
+            try:
+                with torch.inference_mode():
+                    p.set_image(np.ascontiguousarray(image[..., :3]))
+                embedding = SamEmbedding(p.features, tuple(p.original_size), tuple(p.input_size))
+            finally:
+                for hook in hooks:
+                    hook.remove()
+                p.reset_image()
+            self.computed += 1
+        self.cache.put(key, embedding, embedding.nbytes)
+        return embedding
+
+
+def _stop_if(should_stop: Callable[[], bool]) -> None:
+    if should_stop():
+        raise CancelledError("SAM image embedding cancelled")
+
+
 class SAMEngine(Engine):
     name = "sam"
     handles_box = True
 
-    def __init__(self, model: Sam, tolerance: float | None = None) -> None:
+    def __init__(self, runtime: SamRuntime, tolerance: float | None = None, threads: int | None = None) -> None:
         super().__init__(tolerance)
-        self.predictor = SamPredictor(model)
-        self._cache: OrderedDict[int, tuple] = OrderedDict()
-
-    @staticmethod
-    def _key(image: np.ndarray) -> int:
-        return hash((image.shape, image[::17, ::17].tobytes()))
-
-    def _embed(self, image: np.ndarray) -> tuple:
-        key = self._key(image)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        with torch.inference_mode():
-            self.predictor.set_image(np.ascontiguousarray(image[..., :3]))
-        p = self.predictor
-        entry = (p.features, p.original_size, p.input_size)
-        self._cache[key] = entry
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return entry
-
-    def prefetch(self, images: list[np.ndarray]) -> None:
-        """Embed upcoming images now (call from a worker thread) so opening them is instant."""
-        current = self.image
-        for image in images:
-            self._embed(image)
-        if current is not None:
-            self._use(current)
-
-    def _use(self, image: np.ndarray) -> None:
-        p = self.predictor
-        p.features, p.original_size, p.input_size = self._embed(image)
-        p.is_image_set = True
+        self.runtime = runtime
+        self.threads = threads or decoder_threads()
+        self.predictor = SamPredictor(runtime.model)  # decoding only; its features come from the cache
+        self.embedding: SamEmbedding | None = None
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        """Embed now (through the cache): the CLI/benchmark path; the app uses `attach`."""
         super().prepare(image, probabilities)
-        self._use(self.image)
+        assert self.image is not None
+        self.attach(self.image, self.runtime.embed(content_key(self.image), self.image))
+
+    def attach(self, image: np.ndarray, embedding: SamEmbedding) -> None:
+        """Use an embedding computed elsewhere (the inference worker): no encoder pass here."""
+        super().prepare(image)
+        self.embedding = embedding
+        p = self.predictor
+        p.features, p.original_size, p.input_size = embedding.features, embedding.original_size, embedding.input_size
+        p.is_image_set = True
+
+    @property
+    def ready(self) -> bool:
+        return self.embedding is not None
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
-        assert self.image is not None
-        self._use(self.image)
+        if self.embedding is None:
+            raise UsageError("the SAM engine has no image embedding yet: call prepare() or attach() first")
         points = list(prompts.positives)
         for stroke in prompts.scribbles:
             idx = np.linspace(0, len(stroke) - 1, min(SCRIBBLE_POINTS, len(stroke))).round().astype(int)
@@ -115,21 +195,20 @@ class SAMEngine(Engine):
         coords = np.asarray(points, np.float32).reshape(-1, 2) if points else None
         box = None if prompts.box is None else np.asarray(prompts.box, np.float32)
         single = len(points) == 1 and box is None  # one click is ambiguous: take SAM's most confident mask
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self.threads):
             masks, scores, _ = self.predictor.predict(
                 point_coords=coords, point_labels=None if coords is None else np.asarray(labels),
                 box=box, multimask_output=single)
         return masks[int(np.argmax(scores))].astype(bool)
 
 
-def use_sam_checkpoint(path: str | Path) -> None:
-    """Load a SAM checkpoint and make ``sam`` an engine choice (one model shared by all images)."""
-    model = load_sam(path)
-    engine: list[SAMEngine] = []
+def use_sam_checkpoint(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> SamRuntime:
+    """Load a SAM checkpoint and make ``sam`` an engine choice; every engine shares the returned
+    runtime (one model, one embedding cache)."""
+    runtime = SamRuntime(load_sam(path), max_bytes)
 
     def factory(tolerance: float | None = None) -> SAMEngine:
-        if not engine:
-            engine.append(SAMEngine(model, tolerance))
-        return engine[0]  # one engine: its embedding cache serves every image
+        return SAMEngine(runtime, tolerance)
 
     register_engine("sam", factory)
+    return runtime

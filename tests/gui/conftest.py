@@ -49,3 +49,27 @@ def shown_window(qtbot) -> Iterator[Callable[..., object]]:
     yield make
     for window in windows:
         window.close()
+
+
+@pytest.fixture
+def noise_project(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """`noise_project(names)`: a project over random 64x48 PNGs with these names (cheap worker tests)."""
+    import numpy as np
+    from PIL import Image
+
+    from segstudio.core.project import Project
+
+    opened = []
+
+    def make(names: tuple[str, ...]) -> Project:
+        folder = tmp_path / "images"
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for name in names:
+            Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / name)
+        opened.append(Project.open(folder))
+        return opened[-1]
+
+    yield make
+    for project in opened:
+        project.close()

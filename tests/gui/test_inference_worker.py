@@ -7,10 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 from PySide6.QtCore import QTimer
 
-from segstudio.core.project import Project
 from segstudio.gui.inference_worker import InferenceController
 from segstudio.ml.spec import ModelSpec
 
@@ -22,14 +20,8 @@ NAMES = ("a.png", "b.png", "c.png", "d.png")
 
 
 @pytest.fixture
-def project(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in NAMES:
-        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / name)
-    with Project.open(folder) as opened:
-        yield opened
+def project(noise_project):
+    return noise_project(NAMES)
 
 
 class Gate:

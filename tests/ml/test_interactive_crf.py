@@ -52,3 +52,42 @@ def test_crf_engine_needs_probabilities():
         engine.prepare(np.zeros((8, 8, 3), np.uint8), np.ones((3, 4, 8), np.float32))
     engine.prepare(np.zeros((8, 8, 3), np.uint8), np.full((3, 4, 4), 1 / 3, np.float32))  # stored reduced: resized
     assert engine.probabilities.shape == (3, 8, 8)
+
+
+def test_a_click_runs_the_crf_on_a_small_local_grid(labelme_example, monkeypatch):
+    """Latency by construction (bench/click_crf.py measures it): the CRF sees the window around the open
+    object at <= GRID_PIXELS grid pixels and only the classes present there, and the result is as good as
+    the former half-resolution window with every edit at full resolution."""
+    import segstudio.ml.interactive_crf as engine_module
+
+    image, probs, chair = _missed_chair(labelme_example)
+    x, y, _ = interior_point(chair)
+    seen: list[tuple[int, ...]] = []
+    real = engine_module.refine_probabilities
+
+    def spy(window, grid_probs, params, *rest):  # noqa: ANN001, ANN202
+        seen.append((*grid_probs.shape, *window.shape[:2]))
+        return real(window, grid_probs, params, *rest)
+
+    monkeypatch.setattr(engine_module, "refine_probabilities", spy)
+    ious = {}
+    for grid in (engine_module.GRID_PIXELS, None):
+        engine = create_engine("crf")
+        engine.grid_pixels = grid
+        engine.prepare(image, probs)
+        region = engine.region(Prompts(positives=[(x, y)]), 9)
+        ious[grid] = np.count_nonzero(region & chair) / np.count_nonzero(region | chair)
+    classes, gh, gw, wh, ww = seen[0]
+    assert gh * gw <= engine_module.GRID_PIXELS and classes < 21
+    assert wh * ww < image.shape[0] * image.shape[1]  # a window, not the photo
+    assert ious[engine_module.GRID_PIXELS] >= ious[None] - 0.03, ious
+
+
+def test_a_click_in_a_tiny_image_corner_works():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (9, 13, 3), dtype=np.uint8)
+    probs = rng.dirichlet(np.ones(3), size=(9, 13)).transpose(2, 0, 1).astype(np.float32)
+    engine = create_engine("crf")
+    engine.prepare(image, probs)
+    region = engine.region(Prompts(positives=[(12, 8)]), 1)
+    assert region.shape == (9, 13) and region[8, 12]

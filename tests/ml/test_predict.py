@@ -274,3 +274,30 @@ def test_tile_grid_covers_the_image_with_the_overlap():
     assert covered.min() >= 1
     lefts = sorted({t.left for t in tiles})
     assert all(b - a <= 64 - 16 for a, b in zip(lefts, lefts[1:]))
+
+
+def test_a_loaded_image_is_dropped_before_postprocessing(monkeypatch):
+    """predict(loader): the full-resolution image is gone before the full-resolution labels are made
+    (bench/memory.py: the 12000x12000 peak), and the result equals predict(image)."""
+    import weakref
+
+    predictor = Predictor(LocalNet().eval(), precision="float32", crf=CRFParams(iterations=3, scale=2.0, min_pixels=1))
+    expected = predictor.predict(photo())
+    alive: list[bool] = []
+    real_postprocess = Predictor._postprocess
+
+    def spy(self, view, probs, handle, timings):  # noqa: ANN001, ANN202
+        alive.append(ref() is not None)
+        return real_postprocess(self, view, probs, handle, timings)
+
+    def loader() -> np.ndarray:
+        nonlocal ref
+        image = photo()
+        ref = weakref.ref(image)
+        return image
+
+    ref = None
+    monkeypatch.setattr(Predictor, "_postprocess", spy)
+    result = predictor.predict(loader)
+    assert alive == [False]
+    assert np.array_equal(result.labels, expected.labels) and np.array_equal(result.raw_labels, expected.raw_labels)

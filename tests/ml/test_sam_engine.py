@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("segment_anything")
-from segstudio.core.errors import CheckpointError  # noqa: E402
+from segstudio.core.errors import CancelledError, CheckpointError, UsageError  # noqa: E402
 from segstudio.core.interactive import Prompts, create_engine  # noqa: E402
 from segstudio.ml import sam_engine  # noqa: E402
 
@@ -19,15 +19,14 @@ def checkpoint(tiny_sam_checkpoint):
     return tiny_sam_checkpoint
 
 
-def test_sam_engine_plumbing(checkpoint, monkeypatch):
-    sam_engine.use_sam_checkpoint(checkpoint)
+def test_sam_engine_plumbing(checkpoint):
+    runtime = sam_engine.use_sam_checkpoint(checkpoint)
     engine = create_engine("sam")
+    assert engine.runtime is runtime
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
-    calls = []
-    real = engine.predictor.set_image
-    monkeypatch.setattr(engine.predictor, "set_image", lambda img: (calls.append(1), real(img)))
     engine.prepare(image)
+    assert runtime.computed == 1
     t0 = time.perf_counter()
     region = engine.region(Prompts(positives=[(80, 60)]), 1)
     decode = time.perf_counter() - t0
@@ -35,13 +34,35 @@ def test_sam_engine_plumbing(checkpoint, monkeypatch):
     box_region = engine.region(Prompts(box=(10, 10, 100, 90), negatives=[(50, 50)]), 1)
     assert box_region.shape == (120, 160) and not box_region[50, 50]
     other = rng.integers(0, 255, (90, 100, 3), dtype=np.uint8)
-    engine.prefetch([other])
-    assert len(calls) == 2
-    engine.prepare(other)
-    engine.prepare(image)  # both cached: no new embedding
-    assert len(calls) == 2
+    runtime.embed(("other.jpg", "v1"), other)  # what the inference worker does ahead of the user
+    assert runtime.computed == 2
+    second = create_engine("sam")
+    second.attach(other, runtime.cache.get(("other.jpg", "v1")))
+    assert second.region(Prompts(positives=[(50, 40)]), 1).shape == (90, 100)
+    engine.prepare(image)  # cached by content: no new embedding
+    assert runtime.computed == 2
     assert engine.region(Prompts(scribbles=[[(20, 20), (60, 40), (90, 80)]]), 1).shape == (120, 160)
     assert decode < 5.0  # prompt decoding only; the target latency is measured in bench/, not here
+
+
+def test_an_embedding_stops_when_asked_and_leaves_nothing_behind(checkpoint):
+    runtime = sam_engine.use_sam_checkpoint(checkpoint)
+    image = np.random.default_rng(1).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    asked = []
+    with pytest.raises(CancelledError, match="cancelled"):
+        runtime.embed(("a.jpg", "v"), image, should_stop=lambda: asked.append(1) or True)
+    assert asked and runtime.computed == 0 and len(runtime.cache) == 0
+    runtime.embed(("a.jpg", "v"), image, should_stop=lambda: False)  # the hooks were removed: it works
+    assert runtime.computed == 1 and ("a.jpg", "v") in runtime.cache
+    assert not any(block._forward_pre_hooks for block in runtime.model.image_encoder.blocks)
+
+
+def test_a_click_without_an_embedding_is_a_clear_error(checkpoint):
+    sam_engine.use_sam_checkpoint(checkpoint)
+    engine = create_engine("sam")
+    engine.image = np.zeros((10, 10, 3), np.uint8)  # an image but no embedding
+    with pytest.raises(UsageError, match="no image embedding"):
+        engine.region(Prompts(positives=[(5, 5)]), 1)
 
 
 def test_sam_checkpoint_errors(tmp_path, checkpoint):
