@@ -150,7 +150,8 @@ class SuperpixelEngine(Engine):
         self._evidence = None
 
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
-        self._majority = None if labels is None or self.click_superpixels is None else self._labels_per_superpixel(labels)
+        known = labels is not None and self.click_superpixels is not None
+        self._majority = self._labels_per_superpixel(labels) if known else None
         try:
             return super().region(prompts, active_class, labels)
         finally:
@@ -220,7 +221,7 @@ def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, ite
         return np.zeros(image.shape[:2], bool)
     # A box bounds the object: only a margin around it takes part (its ring supplies the background
     # colours), since GrabCut's cost grows with the pixels it models. Measured on the VOC photos
-    # (bench/annotate.py, box robot): same actions, ~10x faster. Clicks keep the whole image:
+    # (bench/annotate.py, box robot): same actions, ~3x faster. Clicks keep the whole image:
     # cropping them cost 11 actions to 95 % there.
     roi = (slice(0, h), slice(0, w))
     if prompts.box is not None:
