@@ -135,18 +135,20 @@ class SuperpixelEngine(Engine):
     correction_tolerance = 30.0  # the same, inside pixels the mask labels with the class under the click
 
     def __init__(self, tolerance: float | None = None, n_segments: int = CLICK_SEGMENTS,
-                 brush_segments: int = DEFAULT_SEGMENTS) -> None:
+                 brush_segments: int | None = DEFAULT_SEGMENTS) -> None:
         super().__init__(tolerance)
         self.n_segments, self.brush_segments = n_segments, brush_segments
         self.click_superpixels: Superpixels | None = None  # the graph clicks grow over
-        self.superpixels: Superpixels | None = None  # coarser, for the superpixel brush (same precomputation step)
+        #: coarser, for the superpixel brush (same precomputation step; `brush_segments=None`: none, for an
+        #: engine that only proposes regions, like the crf engine's)
+        self.superpixels: Superpixels | None = None
         self._evidence: tuple[bytes, np.ndarray] | None = None  # (labels digest, per-superpixel majority)
         self._majority: np.ndarray | None = None  # the current call's labels, per superpixel
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         super().prepare(image, probabilities)
         self.click_superpixels = compute_superpixels(self.image, self.n_segments)
-        self.superpixels = compute_superpixels(self.image, self.brush_segments)
+        self.superpixels = None if self.brush_segments is None else compute_superpixels(self.image, self.brush_segments)
         self._evidence = None
 
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:

@@ -203,3 +203,15 @@ def test_label_evidence_is_cached_per_labels(voc, monkeypatch):
     labels2[0, 0] = 9
     engine.region(Prompts(positives=[(x, y)]), 9, labels2)
     assert len(calls) == 2  # other labels: recomputed
+
+
+def test_superpixel_engine_brush_set_is_coarser_and_optional(voc):
+    """Clicks grow over ~3,000 superpixels; the brush paints the coarser ~1,200 (the brush robot did
+    better with them); an engine used only for proposals can skip the brush set."""
+    image, _ = voc("2011_000006")
+    engine = create_engine("superpixel")
+    engine.prepare(image)
+    assert engine.click_superpixels.count > 2 * engine.superpixels.count
+    proposer = create_engine("superpixel", brush_segments=None)
+    proposer.prepare(image)
+    assert proposer.superpixels is None and proposer.click_superpixels is not None
