@@ -118,7 +118,7 @@ def bench_dab(dabs: int) -> None:
                 t0 = time.perf_counter()
                 QTest.mouseMove(viewport, pos)
                 if mode == "full_rerender":
-                    canvas.overlay.item.updateImage()
+                    canvas.overlay.item.rebuild()
                 if mode == "forced_full_repaint":
                     viewport.repaint()
                 deadline = t0 + 5

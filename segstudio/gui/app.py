@@ -116,12 +116,20 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    if folder is not None and not Path(folder).is_dir():
+        print(f"{folder} is not a folder; give the folder that contains your images", file=sys.stderr)
+        return 2
     from PySide6.QtWidgets import QApplication
 
+    setup_logging()  # the user's log folder until a project opens (then its state folder)
+    early = None
+    if folder is not None:  # opened while the window's modules load (see EarlyOpen)
+        from segstudio.gui.opener import EarlyOpen
+
+        early = EarlyOpen(str(folder), None if project_dir is None else str(project_dir))
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import AppSettings
 
-    setup_logging()  # the user's log folder until a project opens (then its state folder)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("SegStudio")
     app.setOrganizationName("SegStudio")
@@ -137,8 +145,5 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     install_excepthook(window)
     window.show()
     if folder is not None:
-        if not Path(folder).is_dir():
-            print(f"{folder} is not a folder; give the folder that contains your images", file=sys.stderr)
-            return 2
-        window.open_folder(folder, project_dir)
+        window.open_folder(folder, project_dir, early=early)
     return int(app.exec())

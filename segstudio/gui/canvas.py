@@ -4,45 +4,35 @@ The canvas only draws and forwards input (DESIGN.md): mouse positions are mapped
 pixel coordinates and emitted as signals; `tools.ToolController` turns them into document
 operations, and the document's change callback tells the canvas which box to redraw.
 
-Why redraws stay cheap on 2048x1024: layers are pyqtgraph `ImageItem`s over the *live* uint8
-arrays with a 256-entry lookup table (pyqtgraph renders those as an indexed QImage without
-copying the colours), and a change only invalidates the changed rectangle of the scene, so Qt
-repaints just that part of the viewport.
+Why redraws stay cheap on 2048x1024: layers are `image_view.ArrayImageItem`s over the *live* uint8
+arrays with a 256-entry colour table (an indexed QImage sharing the array's memory, no colour copy),
+and a change only invalidates the changed rectangle of the scene, so Qt repaints just that part of
+the viewport. Plain Qt Graphics View, no pyqtgraph: it kept ~0.16 s off start-up (image_view.py).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 
 import cv2
 import numpy as np
-
-
-def _import_pyqtgraph():  # noqa: ANN202
-    """pyqtgraph, without the CUDA Python bindings its RawImageWidget loads for a GPU path we never use.
-
-    Why: with torch's CUDA wheels installed, that import alone costs 0.3-0.5 s of start-up (bench/gui.py,
-    window_ready_ms). The block is lifted right after, so torch can still import them later.
-    """
-    blocked = "cuda.bindings" not in sys.modules
-    if blocked:
-        sys.modules["cuda.bindings"] = None  # type: ignore[assignment] - makes `from cuda.bindings import` fail fast
-    try:
-        import pyqtgraph
-    finally:
-        if blocked and sys.modules.get("cuda.bindings", 0) is None:
-            del sys.modules["cuda.bindings"]
-    return pyqtgraph
-
-
-pg = _import_pyqtgraph()
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QCursor, QKeyEvent, QMouseEvent, QPainterPath, QPen, QWheelEvent
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPathItem, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView, QWidget
 
 from segstudio.core.history import Box
 from segstudio.core.schemes import UNLABELED
+from segstudio.gui.image_view import DRAG_ZOOM, WHEEL_ZOOM, ArrayImageItem, ImageViewBox, ScreenText
 
 
 __all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]
@@ -101,34 +91,26 @@ def outline_reach(zoom: float, screen_px: float = 2.0, most: int = 8) -> int:
 class LabelLayer:
     """A uint8 array drawn through a lookup table; redraws only the boxes it is told about."""
 
-    def __init__(self, view: pg.ViewBox, lut: np.ndarray, z: float) -> None:
-        self.item = pg.ImageItem(axisOrder="row-major")
+    def __init__(self, view: ImageViewBox, lut: np.ndarray, z: float) -> None:
+        self.item = ArrayImageItem(lut)
         self.item.setZValue(z)
-        self.item.setLookupTable(lut)
-        self.item.setAutoDownsample(False)
         view.addItem(self.item)
         self.array: np.ndarray | None = None
 
     def set_array(self, array: np.ndarray | None) -> None:
         self.array = array
-        if array is None:
-            self.item.clear()
-        else:
-            self.item.setImage(array, autoLevels=False, levels=None)
+        self.item.set_array(array)
 
     def set_lut(self, lut: np.ndarray) -> None:
-        self.item.setLookupTable(lut)
+        self.item.set_lut(lut)
 
     def update_region(self, box: Box | None) -> None:
         """The array changed in place inside `box` (None: anywhere); repaint just that."""
         if self.array is None:
             return
-        if not hasattr(self.item, "_renderRequired"):  # another pyqtgraph version: full, always correct
-            self.item.updateImage()
-            return
-        # pyqtgraph 0.14: re-wrap the live array on the next paint (cheap for an indexed image).
-        self.item._renderRequired = True
-        if box is None:
+        if self.item.array is not self.array:  # drawn from a copy (not C-contiguous uint8): copy again
+            self.item.set_array(self.array)
+        elif box is None:
             self.item.update()
         else:
             self.item.update(QRectF(box.x0, box.y0, box.x1 - box.x0, box.y1 - box.y0))
@@ -141,7 +123,7 @@ class LabelLayer:
         return self.item.isVisible()
 
 
-class CanvasView(pg.GraphicsView):
+class CanvasView(QGraphicsView):
     """Zoomable image with layers. Emits image-pixel coordinates (x, y as floats, pixel centres)."""
 
     pressed = Signal(float, float)  # left button down (not panning)
@@ -155,11 +137,20 @@ class CanvasView(pg.GraphicsView):
     polygon_cancel = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, useOpenGL=False, background=QColor(40, 40, 40))
-        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.vb.setDefaultPadding(0.01)
-        self.setCentralItem(self.vb)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(40, 40, 40))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontAdjustForAntialiasing, True)
+        self.vb = ImageViewBox(self.scene(), self)
+        self.image_item = ArrayImageItem()
         self.image_item.setZValue(0)
         self.vb.addItem(self.image_item)
         self.overlay = LabelLayer(self.vb, overlay_lut(np.zeros((0, 3), np.uint8)), z=10)
@@ -184,7 +175,8 @@ class CanvasView(pg.GraphicsView):
         self.polygon_item.setPen(poly_pen)
         self.polygon_item.setZValue(90)
         self.vb.addItem(self.polygon_item, ignoreBounds=True)
-        self.message = pg.TextItem("", color=(230, 230, 230), anchor=(0.5, 0.5))
+        self.message = ScreenText("", color=(230, 230, 230))
+        self.message.setZValue(110)
         self.vb.addItem(self.message, ignoreBounds=True)
 
         # At small window sizes the side panels shrink first: the canvas keeps a usable share.
@@ -193,12 +185,19 @@ class CanvasView(pg.GraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._painting = False
         self._space = False
+        self._gesture: tuple[Qt.MouseButton, QPointF, QPointF] | None = None  # button, press, last position
         self.paint_enabled = True
-        self.secondary_enabled = False  # right button: a tool action instead of pyqtgraph's zoom drag
+        self.secondary_enabled = False  # right button: a tool action instead of the zoom drag
         self.brush_cursor_enabled = True
         self._tool_cursor: QCursor | None = None  # the tool's own pointer (fill, polygon); None = default
         self._brush_radius = 5.0
         self._image_shape: tuple[int, int] | None = None
+
+    def resizeEvent(self, ev: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        size = self.viewport().size()
+        self.setSceneRect(0, 0, size.width(), size.height())  # scene = viewport pixels; the view box zooms
+        self.vb.resize(size.width(), size.height())
 
     # -- content ---------------------------------------------------------------------------------
     @property
@@ -209,14 +208,14 @@ class CanvasView(pg.GraphicsView):
         """Show an RGB image (None clears and shows `message` instead)."""
         self.message.setText(message)
         if image is None:
-            self.image_item.clear()
+            self.image_item.set_array(None)
             self._image_shape = None
             self.message.setPos(0, 0)
             self.vb.setRange(QRectF(-100, -100, 200, 200), padding=0)
             return
         first = self._image_shape != image.shape[:2]
         self._image_shape = image.shape[:2]
-        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        self.image_item.set_array(image)
         if first:
             self.fit()
 
@@ -306,7 +305,7 @@ class CanvasView(pg.GraphicsView):
             ev.accept()
             return
         if self._pan_gesture(ev) or self._image_shape is None:
-            super().mousePressEvent(ev)
+            self._start_gesture(ev)
             return
         self.setFocus()
         self._painting = True
@@ -322,6 +321,10 @@ class CanvasView(pg.GraphicsView):
             self.dragged.emit(x, y)
             ev.accept()
             return
+        if self._gesture is not None:
+            self._continue_gesture(ev.position())
+            ev.accept()
+            return
         super().mouseMoveEvent(ev)
 
     def mouseReleaseEvent(self, ev: QMouseEvent) -> None:
@@ -331,7 +334,31 @@ class CanvasView(pg.GraphicsView):
             self.released.emit(x, y)
             ev.accept()
             return
+        if self._gesture is not None and ev.button() == self._gesture[0]:
+            self._gesture = None
+            ev.accept()
+            return
         super().mouseReleaseEvent(ev)
+
+    # -- pan and zoom (what pyqtgraph's ViewBox did: left/middle drag pans, right drag zooms) ---------------
+    def _view_point(self, pos: QPointF) -> QPointF:
+        """Viewport position -> view coordinates (image pixel corners; `to_image` gives pixel centres)."""
+        return self.vb.mapSceneToView(self.mapToScene(pos.toPoint()))
+
+    def _start_gesture(self, ev: QMouseEvent) -> None:
+        if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+            self._gesture = (ev.button(), QPointF(ev.position()), QPointF(ev.position()))
+        ev.accept()
+
+    def _continue_gesture(self, pos: QPointF) -> None:
+        assert self._gesture is not None
+        button, start, last = self._gesture
+        self._gesture = (button, start, QPointF(pos))
+        scale = self.vb.pixels_per_unit()
+        if button == Qt.MouseButton.RightButton:  # drag down: zoom out, about the press point
+            self.vb.scaleBy(DRAG_ZOOM ** (pos.y() - last.y()), center=self._view_point(start))
+        else:  # the image follows the pointer
+            self.vb.translateBy(-(pos.x() - last.x()) / scale, -(pos.y() - last.y()) / scale)
 
     def leaveEvent(self, ev) -> None:  # noqa: ANN001
         self.brush_cursor.setVisible(False)
@@ -344,7 +371,10 @@ class CanvasView(pg.GraphicsView):
             self.brush_wheel.emit(steps)
             ev.accept()
             return
-        super().wheelEvent(ev)
+        delta = ev.angleDelta().y() or ev.angleDelta().x()
+        if delta:  # wheel up zooms in, about the pointer
+            self.vb.scaleBy(WHEEL_ZOOM ** -delta, center=self._view_point(ev.position()))
+        ev.accept()
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:
         key = ev.key()

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QSplitter, QTableWidget, QTableWidgetItem, QWidget
+
+from segstudio.gui.pg_loader import pg
 
 __all__ = ["TrainingCurves", "ClassIouTable", "pct"]
 

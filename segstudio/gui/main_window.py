@@ -34,7 +34,7 @@ from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
 from segstudio.gui.model_link import ModelLink, ModelStatus
-from segstudio.gui.opener import ProjectOpener
+from segstudio.gui.opener import EarlyOpen, ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
@@ -279,13 +279,16 @@ class MainWindow(QMainWindow):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
-    def open_folder(self, folder: str | Path, project_dir: str | Path | None = None) -> None:
-        """Open an image folder in the background; the window stays responsive meanwhile."""
+    def open_folder(self, folder: str | Path, project_dir: str | Path | None = None,
+                    early: EarlyOpen | None = None) -> None:
+        """Open an image folder in the background; the window stays responsive meanwhile.
+
+        `early`: the same folder already being opened since start-up (run_app), adopted."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
         self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
         self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
-        self._opener.start(str(folder), None if project_dir is None else str(project_dir))
+        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early)
 
     def _open_failed(self, message: str) -> None:
         self.central.setCurrentIndex(0)

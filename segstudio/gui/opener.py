@@ -2,14 +2,71 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
+from segstudio.core.tasks import NullTask, TaskHandle
 from segstudio.gui.tasks import TaskRunner, TaskState
 
-__all__ = ["ProjectOpener"]
+__all__ = ["EarlyOpen", "ProjectOpener", "open_project"]
+
+
+def open_project(folder: str, project_dir: str | None, handle: TaskHandle) -> Project:
+    """`Project.open`, with OS-level surprises turned into a message that names the folder."""
+    try:
+        project = Project.open(folder, project_dir, handle=handle)
+    except SegStudioError:
+        raise
+    except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
+        log_exception("open", exc)
+        raise ProjectError(f"cannot open {folder}: {exc}") from exc
+    try:  # the window reads the project's CRF switch through it when the project is ready: load it here,
+        from segstudio.ml import crf_project  # noqa: F401  off the GUI thread (no torch)
+    except Exception as exc:  # noqa: BLE001 - only a head start: the window imports it again and reports
+        log_exception("open", exc)
+    return project
+
+
+class EarlyOpen:
+    """A folder given on the command line, opened on a plain thread while the window is still being built.
+
+    Why: opening (a first open hashes every image) and importing the window's modules (pyqtgraph,
+    Qt classes) are both on the way to the first photo; run side by side, the opening mostly hides
+    behind the imports (hashing and file and SQLite I/O release the GIL). The window adopts the
+    result through `ProjectOpener.start(..., early=this)`, so it arrives exactly like any other open.
+    """
+
+    def __init__(self, folder: str, project_dir: str | None) -> None:
+        self.request = (folder, project_dir)
+        self.handle = NullTask()
+        self.future: Future[Project] = Future()
+        threading.Thread(target=self._run, name="segstudio-early-open", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.future.set_result(open_project(*self.request, self.handle))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits, as from a task
+            self.future.set_exception(exc)
+
+    def wait(self, state: TaskState) -> Project:
+        """The opened project (or its error), waited for on a task thread; cancelling `state` cancels it."""
+        while True:
+            try:
+                return self.future.result(timeout=0.05)
+            except FutureTimeout:
+                if state.is_cancelled():
+                    self.handle.cancel()  # the open stops at its next check; a late project is discarded
+
+    def close_when_done(self) -> None:
+        """Not adopted (another folder was asked for): close its project once it exists, so no lock leaks."""
+        self.handle.cancel()
+        self.future.add_done_callback(lambda f: f.exception() is None and f.result().close())
 
 
 class ProjectOpener(QObject):
@@ -28,17 +85,16 @@ class ProjectOpener(QObject):
         self._runner.done.connect(self.opened)
         self._runner.failed.connect(self.failed)
 
-    def start(self, folder: str, project_dir: str | None) -> None:
-        def open_project(state: TaskState) -> Project:
-            try:
-                return Project.open(folder, project_dir, handle=state)
-            except SegStudioError:
-                raise
-            except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
-                log_exception("open", exc)
-                raise ProjectError(f"cannot open {folder}: {exc}") from exc
-
-        self._runner.start(open_project, discard=lambda project: project.close())
+    def start(self, folder: str, project_dir: str | None, early: EarlyOpen | None = None) -> None:
+        """Open `folder`; `early` is an open of it already under way (run_app), adopted instead of a new one."""
+        if early is not None and early.request != (folder, project_dir):
+            early.close_when_done()
+            early = None
+        if early is not None:
+            self._runner.start(early.wait, discard=lambda project: project.close())
+            return
+        self._runner.start(lambda state: open_project(folder, project_dir, state),
+                           discard=lambda project: project.close())
 
     def cancel(self) -> None:
         self._runner.abandon()

@@ -15,9 +15,11 @@ drives); this module only turns canvas events into calls and the results into do
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
@@ -44,16 +46,38 @@ BUILTIN_ENGINES = ("superpixel", "grabcut")  # registered by core.interactive.en
 def registered_engines() -> set[str]:
     """Engine names registered now, without importing `core.interactive.engines` when it is not loaded yet
     (importing it puts scikit-image and SciPy, ~1 s, on the path to the window's first paint)."""
-    engines = sys.modules.get("segstudio.core.interactive.engines")
+    engines = _imported_engines()
     return set(engines.ENGINES) if engines is not None else set(BUILTIN_ENGINES)
 
 
-def _engines():  # noqa: ANN202 - a module
-    """`core.interactive.engines` (scikit-image, SciPy): imported when the first image opens, on the GUI
-    thread (scikit-image's lazy loader is not safe to race from a worker), not when the window starts."""
-    from segstudio.core.interactive import engines
+ENGINES_MODULE = "segstudio.core.interactive.engines"
+#: `core.interactive.engines` once its import has *finished* (a module half-way through its import on
+#: the worker is already in sys.modules: the GUI thread must not read it then)
+_loaded: ModuleType | None = None
+_import_lock = threading.Lock()
 
-    return engines
+
+def _imported_engines() -> ModuleType | None:
+    """The engines module if some thread has finished importing it (ours, or SAM's loader), else None."""
+    module = _loaded or sys.modules.get(ENGINES_MODULE)
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        return None
+    return module
+
+
+def _engines() -> ModuleType:
+    """`core.interactive.engines` (scikit-image, SciPy, ~1 s of imports): the first call happens on the
+    smart tools' worker thread, so the window keeps handling events meanwhile (bench/startup.py,
+    post_paint_stall). One thread at a time (two images' preparations can overlap): scikit-image's
+    lazy loader is not safe to race."""
+    global _loaded
+    if _loaded is None:
+        module = _imported_engines()  # already imported elsewhere (SAM's loader): no lock to wait for
+        if module is None:
+            with _import_lock:
+                from segstudio.core.interactive import engines as module
+        _loaded = module
+    return _loaded
 
 
 def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], np.ndarray | None] | None) -> Engine:
@@ -101,7 +125,8 @@ class SmartTools(QObject):
         self.session: ClickSession | None = None
         self._generation = 0
         #: the widget that shows the image (the window sets the canvas viewport): the first image's
-        #: engine import waits for its next paint, so the photo is on screen before the ~1 s import
+        #: preparation (whose worker imports the engines, ~1 s) waits for its next paint, so the photo
+        #: is on screen before that import competes with it for the GIL
         self.paint_gate: QWidget | None = None
         self._after_paint: Callable[[], None] | None = None
         # The team's task helper (gui/tasks.py): starting the next image's preparation drops the
@@ -129,15 +154,15 @@ class SmartTools(QObject):
         self.engines = {}
         self._generation += 1
         if document is not None and image is not None:
-            # The first image imports the engines' libraries (~1 s, on the GUI thread: scikit-image's
-            # lazy loader is not safe to race): only after the image has been painted.
+            # The first image's preparation imports the engines' libraries (~1 s, on the worker): it
+            # starts once the image has been painted, so the photo is not kept waiting for the GIL.
             self._after_first_paint(lambda g=self._generation: self._prepare_later(image, g))
         else:
             self._prep.abandon()
 
     def _after_first_paint(self, fn: Callable[[], None]) -> None:
         gate = self.paint_gate
-        if gate is None or not gate.isVisible() or "segstudio.core.interactive.engines" in sys.modules:
+        if gate is None or not gate.isVisible() or _imported_engines() is not None:
             QTimer.singleShot(0, fn)
             return
         if self._after_paint is None:
@@ -159,7 +184,6 @@ class SmartTools(QObject):
 
     def _prepare_later(self, image: np.ndarray, generation: int) -> None:
         if generation == self._generation:  # still the same image
-            _engines()
             self._prepare(image, generation)
 
     def _prepare(self, image: np.ndarray, generation: int) -> None:
@@ -397,7 +421,8 @@ class SmartTools(QObject):
 
     def _paint_superpixels(self, points: list[Point]) -> None:
         engine = self.engines.get("superpixel")
-        if self.document is None or not isinstance(engine, _engines().SuperpixelEngine) or engine.superpixels is None:
+        if (self.document is None or engine is None or not isinstance(engine, _engines().SuperpixelEngine)
+                or engine.superpixels is None):
             return
         from segstudio.core.interactive.superpixels import superpixel_brush
 

@@ -285,3 +285,36 @@ def test_non_ascii_path(tmp_path: Path, real_photo) -> None:
     path.parent.mkdir()
     Image.fromarray(real_photo("chelsea")).save(path)
     assert load_image(path).shape == (300, 451, 3)
+
+
+@pytest.mark.parametrize("where", ["header", "after_pixels"])
+def test_png_exif_orientation_is_found_before_or_after_the_pixels(tmp_path: Path, where: str) -> None:
+    img = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / f"{where}.png"
+    if where == "header":
+        img.save(path, exif=exif.tobytes())
+    else:  # an eXIf chunk between the last IDAT and IEND (allowed by the PNG 1.5 extension)
+        plain = io.BytesIO()
+        img.save(plain, format="PNG")
+        data = plain.getvalue()
+        path.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])  # drop the Exif\0\0 prefix
+    assert load_image(path).shape == (40, 20, 3)
+    assert read_image_size(path) == (20, 40)
+
+
+def test_png_size_is_read_without_decoding_the_pixels(tmp_path: Path, monkeypatch) -> None:
+    """A first project open reads every image's size: decoding each PNG for its (absent) EXIF cost ~7 ms."""
+    from PIL import PngImagePlugin
+
+    path = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(path, exif=Image.Exif().tobytes())
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "bare.png")
+
+    def no_decode(self):  # noqa: ANN001, ANN202
+        raise AssertionError("decoded the pixels to read the size")
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)
+    assert read_image_size(path) == (50, 30)
+    assert read_image_size(tmp_path / "bare.png") == (50, 30)

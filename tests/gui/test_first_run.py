@@ -15,7 +15,7 @@ def test_empty_start_offers_an_open_folder_button(shown_window, demo_photos, qtb
     assert window.central.currentWidget() is window.welcome and window.welcome.isVisible()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(demo_photos))
     window.welcome.open_button.click()
-    assert window.central.currentIndex() == 1 and "Opening" in window.canvas.message.textItem.toPlainText()
+    assert window.central.currentIndex() == 1 and "Opening" in window.canvas.message.text()
     qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
     assert window.central.currentIndex() == 1 and window.canvas.isVisible()
     window.close_project()
@@ -57,7 +57,7 @@ def test_an_empty_folder_says_what_to_do(shown_window, tmp_path, qtbot):
     window = shown_window()
     window.open_folder(empty)
     qtbot.waitUntil(lambda: window.project is not None, timeout=WAIT)
-    assert "no images yet" in window.canvas.message.textItem.toPlainText()
+    assert "no images yet" in window.canvas.message.text()
 
 
 def test_a_folder_that_cannot_be_opened_goes_back_to_the_welcome_page(shown_window, tmp_path, qtbot):

@@ -76,7 +76,7 @@ def test_a_deleted_image_clicked_is_a_problem_not_a_box(shown_window, demo_photo
     qtbot.waitUntil(lambda: gone in window.problems.problems(), timeout=WAIT)
     assert not _modal_boxes()
     assert window.session.document is None  # nothing to paint on; the canvas says why
-    assert "cannot be opened" in window.canvas.message.textItem.toPlainText()
+    assert "cannot be opened" in window.canvas.message.text()
 
 
 def test_a_model_follow_up_is_not_stacked_onto_the_model_error(shown_window, demo_photos, qtbot):

@@ -243,9 +243,9 @@ def test_prompt_markers_follow_the_open_object(voc_window, qtbot):
     x, y, _ = interior_point(chair)
     press(window, x, y)
     press(window, 5, 5, Qt.MouseButton.RightButton)
-    assert len(window.prompt_marks.item.data) == 2
+    assert len(window.prompt_marks.marks) == 2
     key(window, Qt.Key.Key_Return)
-    assert len(window.prompt_marks.item.data) == 0
+    assert len(window.prompt_marks.marks) == 0
 
 
 def test_sam_checkpoint_becomes_an_engine(voc_window, qtbot, tiny_sam_checkpoint, tmp_path):

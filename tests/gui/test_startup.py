@@ -26,6 +26,28 @@ def test_main_window_import_does_not_import_torch():
     _assert_window_import_skips("torch", "torchvision", "segstudio.ml")
 
 
+def test_main_window_import_leaves_pyqtgraph_for_the_fine_tune_window():
+    """The canvas is plain Qt; pyqtgraph (~0.3 s untrimmed) loads with the fine-tune curves only."""
+    _assert_window_import_skips("pyqtgraph")
+
+
+def test_pyqtgraph_import_leaves_most_qt_classes_unbuilt():
+    """PySide6 builds a class on first access; pyqtgraph's own mirror copy would build all of them (~0.16 s).
+    Through `gui.pg_loader` (the fine-tune window's curves) it builds only what is used, and pyqtgraph
+    still sees PySide6's classes."""
+    code = (
+        "import sys, PySide6.QtCore as C, PySide6.QtGui as G, PySide6.QtWidgets as W; "
+        "import segstudio.gui.main_window, segstudio.gui.app, segstudio.gui.finetune_plots; "
+        "from segstudio.gui.pg_loader import pg; "
+        "built = {m.__name__: (len(vars(m)), len(dir(m))) for m in (C, G, W)}; print(built); "
+        "same = pg.QtWidgets.QGraphicsView is W.QGraphicsView and pg.QtCore.Signal is C.Signal "
+        "and pg.QtGui.QImage is G.QImage and pg.Qt.QtVersion == C.__version__; "
+        "sys.exit(0 if same and all(n < 0.6 * total for n, total in built.values()) else 1)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_no_display_gives_a_clear_message_and_exit_code_2(monkeypatch, capsys):
     monkeypatch.setattr(sys, "platform", "linux")
     for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
@@ -98,9 +120,10 @@ def test_pinned_pyside6_survives_many_emits_in_a_fresh_interpreter():
     assert abs(delta) < 1000, f"emit() leaks references to True ({delta}); check the PySide6 pin"
 
 
-def test_canvas_import_skips_cuda_bindings_but_leaves_them_importable():
+def test_pyqtgraph_import_skips_cuda_bindings_but_leaves_them_importable():
+    """pyqtgraph (the fine-tune curves, through gui.pg_loader) does not pull in the CUDA bindings."""
     pytest.importorskip("cuda.bindings")
-    code = ("import sys, segstudio.gui.canvas; loaded = 'cuda.bindings' in sys.modules; "
+    code = ("import sys, segstudio.gui.finetune_plots; loaded = 'cuda.bindings' in sys.modules; "
             "import cuda.bindings.runtime; print(loaded)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -130,7 +153,9 @@ def test_window_build_does_not_import_the_click_engines():
 
 
 def test_first_photo_is_painted_before_the_click_engines_load(shared_testdata, tmp_path):
-    """The engines still get prepared for the first image, but only after the canvas painted it."""
+    """The engines still get prepared for the first image, but only after the canvas painted it, and their
+    import (scikit-image, SciPy: ~1 s) runs on the worker, not the GUI thread (bench.startup measures the
+    stall this avoids). The whole path, smart tools included, never imports pyqtgraph."""
     folder = tmp_path / "photos"
     folder.mkdir()
     for src in sorted((shared_testdata / "camvid_sample" / "images").iterdir())[:2]:
@@ -142,6 +167,15 @@ from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
+import threading
+from segstudio.gui import smart_tools
+importers = []
+real_engines = smart_tools._engines
+def engines():
+    if smart_tools._loaded is None:  # this call imports scikit-image and SciPy (~1 s)
+        importers.append(threading.current_thread() is threading.main_thread())
+    return real_engines()
+smart_tools._engines = engines
 w = MainWindow(AppSettings()); w.show()
 seen = []
 class Spy(QObject):
@@ -154,9 +188,22 @@ w.open_folder({str(folder)!r})
 t0 = time.time()
 while not w.tools.smart.engines and time.time() - t0 < 60:
     app.processEvents(); time.sleep(0.01)
-print(seen[:3], sorted(w.tools.smart.engines))
-sys.exit(0 if seen and seen[0] is False and w.tools.smart.engines else 1)
+print(seen[:3], sorted(w.tools.smart.engines), 'pyqtgraph' in sys.modules, importers)
+ok = seen and seen[0] is False and w.tools.smart.engines and 'pyqtgraph' not in sys.modules
+sys.exit(0 if ok and importers and not any(importers) else 1)  # imported, and never on the GUI thread
 """
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_engines_registered_by_another_import_are_listed():
+    """SAM's loader imports the engines module itself (on its worker): its engine shows in the list even
+    when no image preparation has imported the engines yet; a module still being imported is not read."""
+    code = (
+        "import sys; from segstudio.gui import smart_tools as st; "
+        "from segstudio.core.interactive import engines; engines.register_engine('fake', engines.ENGINES['grabcut']); "
+        "names = st.registered_engines(); print(sorted(names)); sys.exit(0 if 'fake' in names else 1)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -440,7 +440,7 @@ def test_unreadable_image_gets_badge_and_no_editing(make_window, image_folder, q
     assert window.browser.model.visible_paths() == ["broken.jpg"]
     window.open_image("broken.jpg")
     assert window.session.document is None
-    assert "cannot be opened" in window.canvas.message.textItem.toPlainText()
+    assert "cannot be opened" in window.canvas.message.text()
     assert not window.canvas.paint_enabled
 
 
