@@ -11,7 +11,7 @@ the open click-object is wrong; the brush robot dabs the largest disc that fits 
   ideal              one action fixes one whole error region exactly (the lower bound)
   brush, spbrush     disc brush / superpixel brush dabs
   wand, box          magic wand click (default tolerance) / GrabCut box around the error region
-  click:ENGINE       smart click with superpixel, geodesic, grabcut or crf (crf needs --start model)
+  click:ENGINE       smart click with superpixel, grabcut or crf (crf needs --start model)
 Per tool: mean/median actions to 90 % and 95 % (an image that never gets there counts as
 --max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
 per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
@@ -40,7 +40,7 @@ from segstudio.core.interactive.robot import object_clicks, polygon_trace, run_i
 from segstudio.core.schemes import get_scheme
 
 VOID = 255
-DEFAULT_TOOLS = "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:geodesic,click:grabcut"
+DEFAULT_TOOLS = "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut"
 NOC_MAX = 20
 
 
