@@ -181,6 +181,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stride", type=int, default=1, help="only every K-th image (a spread-out subset)")
     p.add_argument("--min-object", type=float, default=0.005, help="NoC objects: minimum fraction of the image")
     p.add_argument("--objects", type=int, default=6, help="NoC objects: at most this many largest per image")
+    p.add_argument("--sam-checkpoint", type=Path, default=None,
+                   help="a Segment Anything checkpoint file: adds the click:sam engine (the GUI's sam engine)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.start == "model" and not args.weights:
@@ -194,10 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         scheme = get_scheme(args.scheme)
         found = pairs(args.images, args.masks, args.limit, args.stride)
         model = ModelStart(args.weights, args.scheme) if args.start == "model" else None
+        if args.sam_checkpoint is not None:
+            from segstudio.ml.sam_engine import use_sam_checkpoint
+
+            use_sam_checkpoint(args.sam_checkpoint)  # registers the "sam" engine, as the GUI's menu does
     except (SegStudioError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    tools = (args.tools or DEFAULT_TOOLS + (",click:crf" if model else "")).split(",")
+    default = DEFAULT_TOOLS + (",click:crf" if model else "") + (",click:sam" if args.sam_checkpoint else "")
+    tools = (args.tools or default).split(",")
     stats = {t: ToolStats() for t in tools}
     for image_path, mask_path in found:
         image = load_image(image_path)
