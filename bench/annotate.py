@@ -11,7 +11,7 @@ the open click-object is wrong; the brush robot dabs the largest disc that fits 
   ideal              one action fixes one whole error region exactly (the lower bound)
   brush, spbrush     disc brush / superpixel brush dabs
   wand, box          magic wand click (default tolerance) / GrabCut box around the error region
-  click:ENGINE       smart click with superpixel, geodesic, grabcut or crf (crf needs --start model)
+  click:ENGINE       smart click with superpixel, grabcut or crf (crf needs --start model)
 Per tool: mean/median actions to 90 % and 95 % (an image that never gets there counts as
 --max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
 per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
@@ -40,7 +40,7 @@ from segstudio.core.interactive.robot import object_clicks, polygon_trace, run_i
 from segstudio.core.schemes import get_scheme
 
 VOID = 255
-DEFAULT_TOOLS = "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:geodesic,click:grabcut"
+DEFAULT_TOOLS = "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut"
 NOC_MAX = 20
 
 
@@ -181,6 +181,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stride", type=int, default=1, help="only every K-th image (a spread-out subset)")
     p.add_argument("--min-object", type=float, default=0.005, help="NoC objects: minimum fraction of the image")
     p.add_argument("--objects", type=int, default=6, help="NoC objects: at most this many largest per image")
+    p.add_argument("--sam-checkpoint", type=Path, default=None,
+                   help="a Segment Anything checkpoint file: adds the click:sam engine (the GUI's sam engine)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.start == "model" and not args.weights:
@@ -194,10 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         scheme = get_scheme(args.scheme)
         found = pairs(args.images, args.masks, args.limit, args.stride)
         model = ModelStart(args.weights, args.scheme) if args.start == "model" else None
+        if args.sam_checkpoint is not None:
+            from segstudio.ml.sam_engine import use_sam_checkpoint
+
+            use_sam_checkpoint(args.sam_checkpoint)  # registers the "sam" engine, as the GUI's menu does
     except (SegStudioError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    tools = (args.tools or DEFAULT_TOOLS + (",click:crf" if model else "")).split(",")
+    default = DEFAULT_TOOLS + (",click:crf" if model else "") + (",click:sam" if args.sam_checkpoint else "")
+    tools = (args.tools or default).split(",")
     stats = {t: ToolStats() for t in tools}
     for image_path, mask_path in found:
         image = load_image(image_path)

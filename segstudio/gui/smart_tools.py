@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
 
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
-GUI_ENGINES = ("superpixel", "grabcut", "geodesic", "crf", "sam")
+GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam")
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
-BUILTIN_ENGINES = ("superpixel", "grabcut", "geodesic")  # registered by core.interactive.engines on import
+BUILTIN_ENGINES = ("superpixel", "grabcut")  # registered by core.interactive.engines on import
 
 
 def registered_engines() -> set[str]:

@@ -215,8 +215,11 @@ def _refine_tile(small: np.ndarray, probs: np.ndarray, q: np.ndarray, inner: tup
     crf = dcrf.DenseCRF2D(tw, th, len(kept))
     crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy / scale, compat=params.gaussian_compat)
+    rgb = small[outer[0], outer[1]]
+    if not (rgb.flags.c_contiguous and rgb.flags.writeable):  # pydensecrf's memoryview needs both
+        rgb = np.array(rgb, order="C")
     crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale, srgb=params.bilateral_srgb,
-                             rgbim=np.ascontiguousarray(small[outer[0], outer[1]]), compat=params.bilateral_compat)
+                             rgbim=rgb, compat=params.bilateral_compat)
     state = crf.startInference()
     for _ in range(params.iterations):
         if handle is not None:

@@ -81,6 +81,15 @@ def test_crf_moves_a_blurred_boundary_onto_the_colour_edge():
     assert (refined == truth).mean() > 0.99
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_read_only_image_is_accepted(scale):
+    # the predictor hands the CRF read-only views (grid copies, decoded buffers); pydensecrf needs writeable
+    image, probs, truth = _two_regions()
+    image.setflags(write=False)
+    refined = refine(image, probs, CRFParams(scale=scale, min_pixels=1))
+    assert (refined == truth).mean() > 0.97
+
+
 def test_reduced_resolution_mode_matches_full_resolution():
     image, probs, truth = _two_regions(120, 200, 100, 10)
     full = refine(image, probs)

@@ -21,7 +21,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_annotate_benchmark_json(tmp_path: Path):
+def _synthetic_set(tmp_path: Path) -> tuple[Path, Path, Path]:
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
     masks.mkdir()
@@ -38,6 +38,11 @@ def test_annotate_benchmark_json(tmp_path: Path):
     scheme = tmp_path / "scheme.json"
     scheme.write_text(json.dumps({"name": "t", "classes": [{"name": n, "color": [i * 60, 0, 0]}
                                                           for i, n in enumerate(["sky", "ball", "grass"])]}))
+    return images, masks, scheme
+
+
+def test_annotate_benchmark_json(tmp_path: Path):
+    images, masks, scheme = _synthetic_set(tmp_path)
     done = _run("--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json",
                 "--tools", "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut", "--max-actions", "20")
     assert done.returncode == 0, done.stderr
@@ -50,3 +55,19 @@ def test_annotate_benchmark_json(tmp_path: Path):
     assert rows["click:superpixel"]["noc85"] is not None and rows["click:superpixel"]["latency_ms_p90"] > 0
     bad = _run("--images", str(tmp_path / "nope"), "--masks", str(masks), "--scheme", str(scheme))
     assert bad.returncode == 2 and "error" in bad.stderr
+
+
+def test_annotate_benchmark_measures_a_sam_checkpoint(tmp_path: Path, tiny_sam_checkpoint: Path, capsys):
+    # in-process: the tiny random SAM is registered for this test only (a user passes a real checkpoint)
+    from bench import annotate
+
+    images, masks, scheme = _synthetic_set(tmp_path)
+    code = annotate.main(["--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json",
+                          "--tools", "ideal,click:sam", "--max-actions", "3", "--sam-checkpoint", str(tiny_sam_checkpoint)])
+    assert code == 0
+    rows = {r["tool"]: r for r in json.loads(capsys.readouterr().out)["tools"]}
+    assert set(rows) == {"ideal", "click:sam"}
+    assert rows["click:sam"]["latency_ms_p90"] > 0 and rows["click:sam"]["noc85"] is not None
+    assert annotate.main(["--images", str(images), "--masks", str(masks), "--scheme", str(scheme),
+                          "--sam-checkpoint", str(tmp_path / "missing.pth")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 """Every interactive tool on real photos with known truth; thresholds are what the tool must reach.
 
 VOC objects: 2011_000006 class 9 (chair, 44k px) and 2011_000025 class 7 (car, 7k px, dark, at the
-image border: hard for colour-only engines). IoUs measured when written: superpixel 0.84 after one
-click / 0.95 within five on the chair, 0.84 within five on the car; GrabCut 0.97 / 0.56; geodesic
-0.65 / 0.65. Thresholds sit below those with a margin for GrabCut's random GMM initialisation.
+image border: hard for colour-only engines). IoUs measured when written: superpixel (3,000 SLIC
+segments, tolerance 120) 0.79 after one click / 0.91 within five on the chair, 0.88 within five on
+the car; GrabCut 0.97 / 0.56. Thresholds sit below those with a margin for
+GrabCut's random GMM initialisation.
 """
 
 from __future__ import annotations
@@ -26,9 +27,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("engine, chair_one, chair_five, car_five", [
-    ("superpixel", 0.75, 0.90, 0.70),
+    ("superpixel", 0.75, 0.90, 0.80),
     ("grabcut", 0.80, 0.90, 0.40),
-    ("geodesic", 0.10, 0.55, 0.50),
 ])
 def test_click_engines_segment_real_objects(voc, engine, chair_one, chair_five, car_five):
     image, truth = voc("2011_000006")
@@ -79,7 +79,7 @@ def test_box_prompt(voc):
     chair = largest_object(truth, 9)
     ys, xs = np.nonzero(chair)
     region = grabcut_region(image, Prompts(box=(xs.min(), ys.min(), xs.max(), ys.max())))
-    assert iou(region, chair) >= 0.8  # measured 0.92
+    assert iou(region, chair) >= 0.9  # measured 0.97 (GrabCut on the box plus a margin; 0.92 on the whole image)
     session = ClickSession(create_engine("superpixel"), 9)
     session.engine.prepare(image)
     assert iou(session.box(xs.max(), ys.max(), xs.min(), ys.min()), chair) >= 0.8  # corners in any order
@@ -149,3 +149,69 @@ def test_engine_errors_are_clear():
     e = create_engine("grabcut")
     e.prepare(np.zeros((8, 8, 3), np.uint8))
     assert not e.region(Prompts()).any()
+
+
+def test_correction_click_stays_near_the_click(voc):
+    """A click on pixels the mask gives another class fixes the patch around the click; it does not
+    take that class's whole region (the leak bench/annotate.py robots spent most negative clicks on)."""
+    image, truth = voc("2011_000003")
+    person = largest_object(truth, 15)
+    labels = np.where((truth == 0) | person, 0, UNLABELED).astype(np.uint8)  # the person leaked into background
+    engine = create_engine("superpixel")
+    engine.prepare(image)
+    x, y, _ = interior_point(person)
+    region = engine.region(Prompts(positives=[(x, y)]), 15, labels)
+    assert region[y, x]
+    assert np.count_nonzero(region & (truth == 0)) <= 0.02 * np.count_nonzero(region)  # measured 0
+    engine.correction_tolerance = 1e9  # unlimited: the click runs over the true background
+    assert np.count_nonzero(engine.region(Prompts(positives=[(x, y)]), 15, labels) & (truth == 0)) > 1000
+
+
+def test_finished_work_of_the_class_is_no_corridor(camvid_frame):
+    """A new click of class c does not grow through regions already labelled c (and leak from them)."""
+    image, truth = camvid_frame
+    road = truth == 8
+    labels = np.where(road, 8, UNLABELED).astype(np.uint8)
+    engine = create_engine("superpixel")
+    engine.prepare(image)
+    sidewalk = largest_object(truth, 3)
+    x, y, _ = interior_point(sidewalk)
+    free = engine.region(Prompts(positives=[(x, y)]), 8)  # no evidence: a road click at the sidewalk
+    bounded = engine.region(Prompts(positives=[(x, y)]), 8, labels)
+    outside = ~road & (truth != UNLABELED)
+    assert np.count_nonzero(bounded & outside) < np.count_nonzero(free & outside)
+
+
+def test_label_evidence_is_cached_per_labels(voc, monkeypatch):
+    """Each click of a session passes the same labels: the per-superpixel majority is computed once."""
+    from segstudio.core.interactive.superpixels import Superpixels
+
+    image, truth = voc("2011_000006")
+    engine = create_engine("superpixel")
+    engine.prepare(image)
+    calls = []
+    original = Superpixels.majority
+    monkeypatch.setattr(Superpixels, "majority", lambda self, labels: calls.append(1) or original(self, labels))
+    labels = np.where(truth == 0, 0, UNLABELED).astype(np.uint8)
+    session = ClickSession(engine, 9, labels)
+    chair = largest_object(truth, 9)
+    x, y, r = interior_point(chair)
+    session.click(x, y)
+    session.click(x + r / 2, y)
+    assert len(calls) == 1
+    labels2 = labels.copy()
+    labels2[0, 0] = 9
+    engine.region(Prompts(positives=[(x, y)]), 9, labels2)
+    assert len(calls) == 2  # other labels: recomputed
+
+
+def test_superpixel_engine_brush_set_is_coarser_and_optional(voc):
+    """Clicks grow over ~3,000 superpixels; the brush paints the coarser ~1,200 (the brush robot did
+    better with them); an engine used only for proposals can skip the brush set."""
+    image, _ = voc("2011_000006")
+    engine = create_engine("superpixel")
+    engine.prepare(image)
+    assert engine.click_superpixels.count > 2 * engine.superpixels.count
+    proposer = create_engine("superpixel", brush_segments=None)
+    proposer.prepare(image)
+    assert proposer.superpixels is None and proposer.click_superpixels is not None
