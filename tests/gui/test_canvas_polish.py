@@ -81,6 +81,7 @@ def test_scribble_trail_is_an_open_line_and_the_polygon_preview_closed(shown_win
 
     window = shown_window(demo_photos)
     canvas, viewport = window.canvas, window.canvas.viewport()
+    qtbot.waitUntil(lambda: window.tools.smart.is_ready, timeout=WAIT)  # no engine preparation left running
     window.tool_state.tool = Tool.SCRIBBLE
     stroke = [(40, 60), (80, 70), (120, 60), (160, 75)]
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(*stroke[0]))
