@@ -5,7 +5,8 @@ Offline engines, all without model weights:
   distance over the superpixel graph, stopping where negative seeds are nearer or past `tolerance`;
   the mask so far steers it (see `SuperpixelEngine`).
 - ``grabcut``: OpenCV GrabCut initialised from the seeds (or the box), on a reduced image.
-A box prompt always uses GrabCut's rectangle mode (the classic use), whatever engine is active.
+A box prompt always uses GrabCut's rectangle mode (the classic use), whatever engine is active;
+when GrabCut finds nothing in the box, the active engine's click at the box centre, kept inside it.
 (A per-pixel geodesic engine was dropped: on the benchmark photos it never reached 90 % pixel
 accuracy within 60 actions and took 0.5-4 s per click.)
 `segstudio.ml.interactive_crf` registers ``crf`` (model probabilities + dense CRF).
@@ -67,7 +68,8 @@ class Engine:
         if prompts.empty:
             return np.zeros(shape, bool)
         if prompts.box is not None and not self.handles_box:
-            return grabcut_region(self.image, prompts)
+            region = grabcut_region(self.image, prompts)
+            return region if _box_share(region, prompts.box) >= BOX_EMPTY_BELOW else self._box_fallback(prompts)
         pos, neg = prompts.seed_masks(shape)
         barrier = None
         if labels is not None:
@@ -81,6 +83,22 @@ class Engine:
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
+
+    def _box_fallback(self, prompts: Prompts) -> np.ndarray:
+        """When GrabCut finds (almost) nothing in a box (an object whose colours the ring around the
+        box explains as well, e.g. a dark car on a dark road), the box stands for "the object is here":
+        this engine's own region from a click at the box centre, kept inside the box. Not nothing,
+        which would leave the user no feedback and nothing to refine."""
+        assert self.image is not None
+        x0, y0, x1, y1 = prompts.box  # type: ignore[misc] - only called with a box
+        click = prompts.copy()
+        click.box = None
+        click.positives.append(((x0 + x1) / 2, (y0 + y1) / 2))
+        pos, neg = click.seed_masks(self.image.shape[:2])
+        inside = np.zeros(self.image.shape[:2], bool)
+        inside[_box_slices(prompts.box, inside.shape)] = True
+        region = ((self._region(click, 0, None) | pos) & ~neg) & inside
+        return keep_seeded(region, pos & inside)
 
 
 ENGINES: dict[str, Callable[[], Engine]] = {}
@@ -196,6 +214,22 @@ class SuperpixelEngine(Engine):
 
 
 ROI_MARGIN = 0.5  # GrabCut's window for a box: the box plus this fraction of its size around it
+BOX_EMPTY_BELOW = 0.02  # GrabCut's box result covering less of the box than this counts as "found nothing"
+
+
+def _box_slices(box: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of an (x0, y0, x1, y1) box (any corner order), clipped to the image."""
+    x0, x1 = sorted((box[0], box[2]))
+    y0, y1 = sorted((box[1], box[3]))
+    rows = slice(max(0, int(round(y0))), min(shape[0], int(round(y1)) + 1))
+    cols = slice(max(0, int(round(x0))), min(shape[1], int(round(x1)) + 1))
+    return rows, cols
+
+
+def _box_share(region: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Fraction of the box's pixels inside `region` (1.0 for a box outside the image: nothing to judge)."""
+    inside = region[_box_slices(box, region.shape)]
+    return float(inside.mean()) if inside.size else 1.0
 
 
 def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, iterations: int = 2,
