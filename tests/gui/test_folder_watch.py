@@ -39,11 +39,11 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
     current = window.session.record.rel_path
     window.mark(Status.DONE)  # marks the open image done and moves on
     qtbot.waitUntil(lambda: window.project.get(current).status == Status.DONE, timeout=WAIT)
-    assert window.browser.counter.text().startswith("1 /")
+    qtbot.waitUntil(lambda: window.browser.counter.text().startswith("1 /"), timeout=WAIT)  # queued after the write
     _watching(window, qtbot)
     (demo_photos / current).unlink()
     qtbot.waitUntil(lambda: current not in _paths(window), timeout=WAIT)
-    assert window.browser.counter.text().startswith("0 / 3 done")
+    qtbot.waitUntil(lambda: window.browser.counter.text().startswith("0 / 3 done"), timeout=WAIT)
     # Rename the image that is open now: it stays open under its new name, nothing lost.
     open_now = window.session.record.rel_path
     assert open_now in names and open_now != current

@@ -183,7 +183,8 @@ def test_mark_done_moves_to_next_unfinished_and_saves(make_window, image_folder,
     qtbot.waitUntil(lambda: window.project.get("astronaut.jpg").status == Status.DONE, timeout=WAIT)
     rec = window.project.get("astronaut.jpg")
     np.testing.assert_array_equal(window.project.load_mask(rec), expected)
-    assert "1 / 4 done" in window.browser.counter.text()
+    # the browser hears of it through a queued signal after the write: wait for it, don't race it
+    qtbot.waitUntil(lambda: "1 / 4 done" in window.browser.counter.text(), timeout=WAIT)
     # The browser filter narrows to done images.
     window.browser.set_status_filter("Done")
     assert window.browser.model.visible_paths() == ["astronaut.jpg"]
