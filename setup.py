@@ -29,8 +29,12 @@ class BuildPyWithResources(build_py):
         for rel in SHIPPED:
             source = ROOT / rel
             if source.is_dir():
-                shutil.copytree(source, target / source.name, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns(".segstudio", "__pycache__"))
+                shutil.copytree(
+                    source,
+                    target / source.name,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".segstudio", "__pycache__"),
+                )
             elif source.is_file():
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target / source.name)

@@ -61,10 +61,12 @@ class ToolStats:
 def pairs(images: Path, masks: Path, limit: int | None, stride: int = 1) -> list[tuple[Path, Path]]:
     """(image, mask) with the same stem; a clear error when none match."""
     by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() == ".png"}
-    found = [(p, by_stem[p.stem]) for p in sorted(images.iterdir()) if is_image_file(p.name) and p.stem in by_stem]
+    found = [
+        (p, by_stem[p.stem]) for p in sorted(images.iterdir()) if is_image_file(p.name) and p.stem in by_stem
+    ]
     if not found:
         raise SegStudioError(f"no image in {images} has a mask with the same stem in {masks}")
-    found = found[::max(1, stride)]
+    found = found[:: max(1, stride)]
     return found[:limit] if limit else found
 
 
@@ -90,11 +92,10 @@ class ModelStart:
     """Predictions (labels + probabilities) of a real checkpoint: the product's correction workflow."""
 
     def __init__(self, weights: str, scheme_name: str) -> None:
+        import segstudio.ml.interactive_crf  # noqa: F401  (registers the crf engine)
         from segstudio.ml.predict import Predictor
         from segstudio.ml.spec import ModelSpec
         from segstudio.ml.weights import load_model
-
-        import segstudio.ml.interactive_crf  # noqa: F401  (registers the crf engine)
 
         loaded = load_model(ModelSpec(weights="file", path=weights), get_scheme(scheme_name), "cpu")
         self.predictor = Predictor.from_loaded(loaded, return_probabilities=True, precision="float32")
@@ -104,8 +105,17 @@ class ModelStart:
         return result.labels, result.probabilities
 
 
-def run_tool(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray, probs: np.ndarray | None,
-             stats: ToolStats, args: argparse.Namespace, objs: list[tuple[int, np.ndarray]], cache: dict) -> None:
+def run_tool(
+    tool: str,
+    image: np.ndarray,
+    truth: np.ndarray,
+    start: np.ndarray,
+    probs: np.ndarray | None,
+    stats: ToolStats,
+    args: argparse.Namespace,
+    objs: list[tuple[int, np.ndarray]],
+    cache: dict,
+) -> None:
     if tool == "polygon":
         trace = polygon_trace(truth, start)
     else:
@@ -119,8 +129,16 @@ def run_tool(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray,
             cache["sp"] = superpixels
         if engine is not None or tool == "spbrush":
             stats.prepare.append(time.perf_counter() - t0)
-        trace = run_image(tool.split(":")[0], image, truth, start, engine=engine, superpixels=superpixels,
-                          target=args.target, max_actions=args.max_actions)
+        trace = run_image(
+            tool.split(":")[0],
+            image,
+            truth,
+            start,
+            engine=engine,
+            superpixels=superpixels,
+            target=args.target,
+            max_actions=args.max_actions,
+        )
         stats.latency += trace.latency
         if engine is not None:
             for cls, mask in objs:
@@ -140,13 +158,21 @@ def run_tool(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray,
 def summary(tool: str, s: ToolStats) -> dict:
     def pct(values: list[float], q: float) -> float | None:
         return float(np.percentile(values, q)) if values else None
+
     n = len(s.final)
     return {
-        "tool": tool, "images": n,
-        "mean90": statistics.fmean(s.to90), "median90": statistics.median(s.to90), "never90": s.never90 / n,
-        "mean95": statistics.fmean(s.to95), "median95": statistics.median(s.to95), "never95": s.never95 / n,
-        "start_accuracy": statistics.fmean(s.start), "final_accuracy": statistics.fmean(s.final),
-        "noc85": statistics.fmean(s.noc85) if s.noc85 else None, "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
+        "tool": tool,
+        "images": n,
+        "mean90": statistics.fmean(s.to90),
+        "median90": statistics.median(s.to90),
+        "never90": s.never90 / n,
+        "mean95": statistics.fmean(s.to95),
+        "median95": statistics.median(s.to95),
+        "never95": s.never95 / n,
+        "start_accuracy": statistics.fmean(s.start),
+        "final_accuracy": statistics.fmean(s.final),
+        "noc85": statistics.fmean(s.noc85) if s.noc85 else None,
+        "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
         "objects": len(s.noc85),
         "latency_ms_median": None if not s.latency else 1000 * pct(s.latency, 50),
         "latency_ms_p90": None if not s.latency else 1000 * pct(s.latency, 90),
@@ -157,13 +183,19 @@ def summary(tool: str, s: ToolStats) -> dict:
 def table(rows: list[dict]) -> str:
     def f(v: object, fmt: str = "{:.1f}") -> str:
         return "-" if v is None else fmt.format(v)
-    out = ["| tool | to 90 % mean / median | never | to 95 % mean / median | never | NoC@85 | NoC@90 | "
-           "latency median / p90 ms | precompute s |", "|---|---|---|---|---|---|---|---|---|"]
+
+    out = [
+        "| tool | to 90 % mean / median | never | to 95 % mean / median | never | NoC@85 | NoC@90 | "
+        "latency median / p90 ms | precompute s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['tool']} | {f(r['mean90'])} / {f(r['median90'], '{:g}')} | {f(r['never90'], '{:.0%}')} | "
-                   f"{f(r['mean95'])} / {f(r['median95'], '{:g}')} | {f(r['never95'], '{:.0%}')} | {f(r['noc85'])} | "
-                   f"{f(r['noc90'])} | {f(r['latency_ms_median'], '{:.0f}')} / {f(r['latency_ms_p90'], '{:.0f}')} | "
-                   f"{f(r['prepare_s_median'], '{:.2f}')} |")
+        out.append(
+            f"| {r['tool']} | {f(r['mean90'])} / {f(r['median90'], '{:g}')} | {f(r['never90'], '{:.0%}')} | "
+            f"{f(r['mean95'])} / {f(r['median95'], '{:g}')} | {f(r['never95'], '{:.0%}')} | {f(r['noc85'])} | "
+            f"{f(r['noc90'])} | {f(r['latency_ms_median'], '{:.0f}')} / {f(r['latency_ms_p90'], '{:.0f}')} | "
+            f"{f(r['prepare_s_median'], '{:.2f}')} |"
+        )
     return "\n".join(out)
 
 
@@ -179,10 +211,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-actions", type=int, default=60)
     p.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     p.add_argument("--stride", type=int, default=1, help="only every K-th image (a spread-out subset)")
-    p.add_argument("--min-object", type=float, default=0.005, help="NoC objects: minimum fraction of the image")
+    p.add_argument(
+        "--min-object", type=float, default=0.005, help="NoC objects: minimum fraction of the image"
+    )
     p.add_argument("--objects", type=int, default=6, help="NoC objects: at most this many largest per image")
-    p.add_argument("--sam-checkpoint", type=Path, default=None,
-                   help="a Segment Anything checkpoint file: adds the click:sam engine (the GUI's sam engine)")
+    p.add_argument(
+        "--sam-checkpoint",
+        type=Path,
+        default=None,
+        help="a Segment Anything checkpoint file: adds the click:sam engine (the GUI's sam engine)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.start == "model" and not args.weights:
@@ -220,13 +258,19 @@ def main(argv: list[str] | None = None) -> int:
             run_tool(tool, image, truth, start, probs, stats[tool], args, objs, cache)
         print(f"{image_path.name}: done", file=sys.stderr, flush=True)
     rows = [summary(t, s) for t, s in stats.items()]
-    meta = {"images": [p.name for p, _ in found], "start": args.start, "max_actions": args.max_actions,
-            "start_accuracy": rows[0]["start_accuracy"] if rows else None}
+    meta = {
+        "images": [p.name for p, _ in found],
+        "start": args.start,
+        "max_actions": args.max_actions,
+        "start_accuracy": rows[0]["start_accuracy"] if rows else None,
+    }
     if args.json:
         print(json.dumps({"meta": meta, "tools": rows}))
     else:
-        print(f"{len(found)} images, start {args.start} (pixel accuracy {meta['start_accuracy']:.1%}), "
-              f"max {args.max_actions} actions\n")
+        print(
+            f"{len(found)} images, start {args.start} (pixel accuracy {meta['start_accuracy']:.1%}), "
+            f"max {args.max_actions} actions\n"
+        )
         print(table(rows))
     return 0
 

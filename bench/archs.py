@@ -48,8 +48,15 @@ def camvid_manifest(data: Path, output_dir: Path, arch: str | None, **settings: 
     train = [s for i, s in enumerate(samples) if i % VAL_EVERY != VAL_EVERY - 1]
     val = [s for i, s in enumerate(samples) if i % VAL_EVERY == VAL_EVERY - 1]
     scheme = json.loads((data / "scheme.json").read_text())
-    return TrainManifest(scheme=scheme, train=train, val=val, output_dir=str(output_dir),
-                         base=BaseSpec("scratch"), arch=arch, settings=dict(settings))
+    return TrainManifest(
+        scheme=scheme,
+        train=train,
+        val=val,
+        output_dir=str(output_dir),
+        base=BaseSpec("scratch"),
+        arch=arch,
+        settings=dict(settings),
+    )
 
 
 def cpu_seconds_per_step(arch: str, num_classes: int, batch: int, crop: int) -> float:
@@ -79,7 +86,9 @@ def cpu_seconds_per_step(arch: str, num_classes: int, batch: int, crop: int) -> 
     return min(times[1:])
 
 
-def run_arch(arch: str, data: Path, folder: Path, budget: float, crop: int, max_side: int, batch: int) -> dict:
+def run_arch(
+    arch: str, data: Path, folder: Path, budget: float, crop: int, max_side: int, batch: int
+) -> dict:
     """Train `arch` for the steps that fit `budget` CPU-seconds and return its JSON record.
 
     The budget is CPU time, not wall time: on a machine shared with other jobs, a wall-clock budget
@@ -94,8 +103,18 @@ def run_arch(arch: str, data: Path, folder: Path, budget: float, crop: int, max_
     manifest = camvid_manifest(data, folder / arch, arch)
     per_step = cpu_seconds_per_step(arch, len(manifest.scheme["classes"]), batch, crop)
     steps = max(2, round(budget / per_step))
-    config = TrainConfig(epochs=1, min_iters_per_epoch=steps, batch=batch, crop=crop, max_side=max_side,
-                         workers=0, patience=0, baseline_eval=False, device="cpu", seed=0)
+    config = TrainConfig(
+        epochs=1,
+        min_iters_per_epoch=steps,
+        batch=batch,
+        crop=crop,
+        max_side=max_side,
+        workers=0,
+        patience=0,
+        baseline_eval=False,
+        device="cpu",
+        seed=0,
+    )
     writer = ProgressWriter(enabled=False)
     load_before = os.getloadavg()[0]
     cpu_started, started = time.process_time(), time.monotonic()
@@ -104,15 +123,28 @@ def run_arch(arch: str, data: Path, folder: Path, budget: float, crop: int, max_
     epoch = next(e for e in writer.events if e["event"] == "epoch")
     metrics = result.metrics or {}
     return {
-        "bench": "archs", "arch": arch, "budget_cpu_s": budget, "crop": crop, "max_side": max_side, "batch": batch,
-        "threads": torch.get_num_threads(), "train_images": len(manifest.train), "val_images": len(manifest.val),
-        "steps": int(epoch["iterations"]), "cpu_s_per_step": round(per_step, 3),
+        "bench": "archs",
+        "arch": arch,
+        "budget_cpu_s": budget,
+        "crop": crop,
+        "max_side": max_side,
+        "batch": batch,
+        "threads": torch.get_num_threads(),
+        "train_images": len(manifest.train),
+        "val_images": len(manifest.val),
+        "steps": int(epoch["iterations"]),
+        "cpu_s_per_step": round(per_step, 3),
         "images_per_cpu_s": round(batch / per_step, 2),
         "images_per_wall_s": round(int(epoch["iterations"]) * batch / max(1e-9, float(epoch["time_s"])), 2),
         "val_miou": None if result.best_miou is None else round(result.best_miou, 4),
-        "val_pixel_accuracy": metrics.get("pixel_accuracy"), "train_loss": epoch["loss"],
-        "params_m": round(sum(p.numel() for p in _model_params(arch, len(manifest.scheme["classes"]))) / 1e6, 2),
-        "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "load_before": round(load_before, 2),
+        "val_pixel_accuracy": metrics.get("pixel_accuracy"),
+        "train_loss": epoch["loss"],
+        "params_m": round(
+            sum(p.numel() for p in _model_params(arch, len(manifest.scheme["classes"]))) / 1e6, 2
+        ),
+        "cpu_s": round(cpu, 1),
+        "wall_s": round(wall, 1),
+        "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
 
@@ -130,12 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     from segstudio.ml.catalog import FINETUNE_ARCHS, arch_names
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", default=",".join(FINETUNE_ARCHS),
-                        help="comma-separated names, or 'all' (default: the fine-tuning panel's choices)")
-    parser.add_argument("--budget", type=float, default=45.0,
-                        help="training CPU-seconds per arch (default 45, on one thread)")
+    parser.add_argument(
+        "--archs",
+        default=",".join(FINETUNE_ARCHS),
+        help="comma-separated names, or 'all' (default: the fine-tuning panel's choices)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=45.0, help="training CPU-seconds per arch (default 45, on one thread)"
+    )
     parser.add_argument("--crop", type=int, default=160)
-    parser.add_argument("--max-side", type=int, default=240, help="images' long side is capped to this (480 -> 240)")
+    parser.add_argument(
+        "--max-side", type=int, default=240, help="images' long side is capped to this (480 -> 240)"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)

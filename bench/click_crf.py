@@ -35,11 +35,20 @@ def photos(camvid: int) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
     voc = TESTDATA / "labelme_voc_example"
     out = []
     for path in sorted((voc / "data_annotated").glob("*.jpg")):
-        truth = np.array(Image.open(voc / "expected_voc" / "SegmentationClass" / f"{path.stem}.png").convert("P"))
+        truth = np.array(
+            Image.open(voc / "expected_voc" / "SegmentationClass" / f"{path.stem}.png").convert("P")
+        )
         out.append((path.stem, np.array(Image.open(path).convert("RGB")), truth, 21))
     cam = TESTDATA / "camvid_sample"
     for path in sorted((cam / "images").glob("*.png"))[::6][:camvid]:
-        out.append((path.stem, np.array(Image.open(path).convert("RGB")), np.array(Image.open(cam / "masks" / path.name)), 11))
+        out.append(
+            (
+                path.stem,
+                np.array(Image.open(path).convert("RGB")),
+                np.array(Image.open(cam / "masks" / path.name)),
+                11,
+            )
+        )
     return out
 
 
@@ -51,8 +60,11 @@ def largest_objects(truth: np.ndarray, most: int) -> list[tuple[int, np.ndarray]
         if c == 255:
             continue
         count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == c).view(np.uint8), connectivity=8)
-        found += [(int(stats[k, cv2.CC_STAT_AREA]), int(c), comp == k) for k in range(1, count)
-                  if stats[k, cv2.CC_STAT_AREA] >= 0.005 * truth.size]
+        found += [
+            (int(stats[k, cv2.CC_STAT_AREA]), int(c), comp == k)
+            for k in range(1, count)
+            if stats[k, cv2.CC_STAT_AREA] >= 0.005 * truth.size
+        ]
     found.sort(key=lambda f: -f[0])
     return [(c, m) for _, c, m in found[:most]]
 
@@ -69,7 +81,7 @@ def run(name: str, items: list, clicks: int, objects: int) -> dict:
         engine.prepare(image, probs) if name != "superpixel" else engine.prepare(image)
         real = engine.region
 
-        def timed(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def timed(*args, real=real, **kwargs):
             t0 = time.perf_counter()
             out = real(*args, **kwargs)
             latency.append(time.perf_counter() - t0)
@@ -81,20 +93,32 @@ def run(name: str, items: list, clicks: int, objects: int) -> dict:
             first.append(ious[0])
             last.append(ious[-1])
     ms = sorted(1000 * t for t in latency)
-    return {"bench": "click_crf", "engine": name, "photos": len(items), "clicks": len(ms),
-            "latency_median_ms": round(statistics.median(ms), 1), "latency_p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1),
-            "iou_after_1": round(float(np.mean(first)), 3), f"iou_after_{clicks}": round(float(np.mean(last)), 3)}
+    return {
+        "bench": "click_crf",
+        "engine": name,
+        "photos": len(items),
+        "clicks": len(ms),
+        "latency_median_ms": round(statistics.median(ms), 1),
+        "latency_p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1),
+        "iou_after_1": round(float(np.mean(first)), 3),
+        f"iou_after_{clicks}": round(float(np.mean(last)), 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clicks", type=int, default=3, help="clicks per object (NoC protocol)")
     parser.add_argument("--objects", type=int, default=5, help="largest objects per photo")
-    parser.add_argument("--camvid", type=int, default=4, help="CamVid frames (480x360), besides the 3 VOC photos")
+    parser.add_argument(
+        "--camvid", type=int, default=4, help="CamVid frames (480x360), besides the 3 VOC photos"
+    )
     parser.add_argument("--engines", default="crf,legacy,superpixel")
     args = parser.parse_args(argv)
     items = photos(args.camvid)
-    for subset, chosen in (("voc", [i for i in items if i[3] == 21]), ("camvid", [i for i in items if i[3] == 11])):
+    for subset, chosen in (
+        ("voc", [i for i in items if i[3] == 21]),
+        ("camvid", [i for i in items if i[3] == 11]),
+    ):
         for name in args.engines.split(","):
             print(json.dumps({"set": subset, **run(name, chosen, args.clicks, args.objects)}), flush=True)
 

@@ -37,15 +37,22 @@ def _camvid(folder: Path, count: int, size: tuple[int, int]) -> list[tuple[str, 
     for path in sorted((folder / "images").glob("*.png"))[:count]:
         image = np.array(Image.open(path).convert("RGB"))
         truth = np.array(Image.open(folder / "masks" / path.name))
-        out.append((path.stem, cv2.resize(image, size, interpolation=cv2.INTER_CUBIC),
-                    cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST)))
+        out.append(
+            (
+                path.stem,
+                cv2.resize(image, size, interpolation=cv2.INTER_CUBIC),
+                cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST),
+            )
+        )
     return out
 
 
 def _voc(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     out = []
     for path in sorted((folder / "data_annotated").glob("*.jpg")):
-        truth = np.array(Image.open(folder / "expected_voc" / "SegmentationClass" / f"{path.stem}.png").convert("P"))
+        truth = np.array(
+            Image.open(folder / "expected_voc" / "SegmentationClass" / f"{path.stem}.png").convert("P")
+        )
         out.append((path.stem, np.array(Image.open(path).convert("RGB")), truth))
     return out
 
@@ -71,22 +78,37 @@ def pydensecrf_reference(image: np.ndarray, probs: np.ndarray, params: CRFParams
     crf = dcrf.DenseCRF2D(width, height, probs.shape[0])
     crf.setUnaryEnergy(np.ascontiguousarray(-np.log(np.clip(full, 1e-5, 1.0)).reshape(probs.shape[0], -1)))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy, compat=params.gaussian_compat)
-    crf.addPairwiseBilateral(sxy=params.bilateral_sxy, srgb=params.bilateral_srgb, rgbim=np.ascontiguousarray(image),
-                             compat=params.bilateral_compat)
+    crf.addPairwiseBilateral(
+        sxy=params.bilateral_sxy,
+        srgb=params.bilateral_srgb,
+        rgbim=np.ascontiguousarray(image),
+        compat=params.bilateral_compat,
+    )
     q = np.asarray(crf.inference(params.iterations), np.float32)
     return q.argmax(axis=0).reshape(height, width).astype(np.uint8)
 
 
-def bench_case(name: str, image: np.ndarray, probs: np.ndarray, candidates: list[CRFParams], reps: int) -> list[dict]:
+def bench_case(
+    name: str, image: np.ndarray, probs: np.ndarray, candidates: list[CRFParams], reps: int
+) -> list[dict]:
     reference, t_ref, c_ref = _timed(lambda: pydensecrf_reference(image, probs, candidates[0]), reps)
     records = []
     for params in candidates:
-        fast, t_fast, c_fast = _timed(lambda: refine(image, probs, params), reps)
-        record = {"bench": "crf", "image": name, "size": f"{image.shape[1]}x{image.shape[0]}",
-                  "classes": probs.shape[0], "scale": params.scale, "reference_s": round(t_ref, 3),
-                  "default_s": round(t_fast, 3), "speedup": round(t_ref / t_fast, 2),
-                  "reference_cpu_s": round(c_ref, 3), "default_cpu_s": round(c_fast, 3),
-                  "cpu_speedup": round(c_ref / c_fast, 2), "agreement": round(float((fast == reference).mean()), 5)}
+        fast, t_fast, c_fast = _timed(lambda params=params: refine(image, probs, params), reps)
+        record = {
+            "bench": "crf",
+            "image": name,
+            "size": f"{image.shape[1]}x{image.shape[0]}",
+            "classes": probs.shape[0],
+            "scale": params.scale,
+            "reference_s": round(t_ref, 3),
+            "default_s": round(t_fast, 3),
+            "speedup": round(t_ref / t_fast, 2),
+            "reference_cpu_s": round(c_ref, 3),
+            "default_cpu_s": round(c_fast, 3),
+            "cpu_speedup": round(c_ref / c_fast, 2),
+            "agreement": round(float((fast == reference).mean()), 5),
+        }
         print(json.dumps(record), flush=True)
         records.append(record)
     return records
@@ -95,43 +117,76 @@ def bench_case(name: str, image: np.ndarray, probs: np.ndarray, candidates: list
 def summary(label: str, records: list[dict], goal: dict) -> None:
     """Medians plus the issue-10 goals checked on this run: CPU speed-up vs pydensecrf (2048x1024: >= 8x),
     time (500x375: <= 0.1 s) and argmax agreement on EVERY image (>= 99.5 %)."""
-    speedup, seconds = statistics.median(r["cpu_speedup"] for r in records), statistics.median(r["default_cpu_s"] for r in records)
+    speedup, seconds = (
+        statistics.median(r["cpu_speedup"] for r in records),
+        statistics.median(r["default_cpu_s"] for r in records),
+    )
     met = {"min_agreement": min(r["agreement"] for r in records) >= goal["min_agreement"]}
     if "cpu_speedup" in goal:
         met["cpu_speedup"] = speedup >= goal["cpu_speedup"]
     if "cpu_s" in goal:
         met["cpu_s"] = seconds <= goal["cpu_s"]
-    print(json.dumps({"bench": "crf_summary", "case": label, "images": len(records), "goal": goal, "goal_met": met,
-                      "median_reference_s": round(statistics.median(r["reference_s"] for r in records), 3),
-                      "median_default_s": round(statistics.median(r["default_s"] for r in records), 3),
-                      "median_reference_cpu_s": round(statistics.median(r["reference_cpu_s"] for r in records), 3),
-                      "median_speedup": round(statistics.median(r["speedup"] for r in records), 2),
-                      "median_default_cpu_s": round(statistics.median(r["default_cpu_s"] for r in records), 3),
-                      "median_cpu_speedup": round(statistics.median(r["cpu_speedup"] for r in records), 2),
-                      "median_agreement": round(statistics.median(r["agreement"] for r in records), 5),
-                      "min_agreement": min(r["agreement"] for r in records)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "crf_summary",
+                "case": label,
+                "images": len(records),
+                "goal": goal,
+                "goal_met": met,
+                "median_reference_s": round(statistics.median(r["reference_s"] for r in records), 3),
+                "median_default_s": round(statistics.median(r["default_s"] for r in records), 3),
+                "median_reference_cpu_s": round(statistics.median(r["reference_cpu_s"] for r in records), 3),
+                "median_speedup": round(statistics.median(r["speedup"] for r in records), 2),
+                "median_default_cpu_s": round(statistics.median(r["default_cpu_s"] for r in records), 3),
+                "median_cpu_speedup": round(statistics.median(r["cpu_speedup"] for r in records), 2),
+                "median_agreement": round(statistics.median(r["agreement"] for r in records), 5),
+                "min_agreement": min(r["agreement"] for r in records),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3, help="CamVid frames at 2048x1024")
     parser.add_argument("--reps", type=int, default=1, help="timed repetitions per image (median)")
-    parser.add_argument("--params", action="append",
-                        help="CRF settings as JSON (repeatable; default: CRFParams()); kernels of the first are the reference's")
+    parser.add_argument(
+        "--params",
+        action="append",
+        help="CRF settings as JSON (repeatable; default: CRFParams()); kernels of the first are the reference's",
+    )
     parser.add_argument("--skip-voc", action="store_true")
     args = parser.parse_args(argv)
     candidates = [CRFParams.from_dict(json.loads(text)) for text in (args.params or ["{}"])]
     print(json.dumps({"bench": "crf_params", **candidates[0].to_dict()}), flush=True)
-    cases = [("2048x1024", _camvid(TESTDATA / "camvid_sample", args.frames, (2048, 1024)), 19, args.reps,
-              {"cpu_speedup": 8.0, "min_agreement": 0.995})]
+    cases = [
+        (
+            "2048x1024",
+            _camvid(TESTDATA / "camvid_sample", args.frames, (2048, 1024)),
+            19,
+            args.reps,
+            {"cpu_speedup": 8.0, "min_agreement": 0.995},
+        )
+    ]
     if not args.skip_voc:
-        cases.append(("voc", _voc(TESTDATA / "labelme_voc_example"), 21, max(3, args.reps),
-                      {"cpu_s": 0.1, "min_agreement": 0.995}))
+        cases.append(
+            (
+                "voc",
+                _voc(TESTDATA / "labelme_voc_example"),
+                21,
+                max(3, args.reps),
+                {"cpu_s": 0.1, "min_agreement": 0.995},
+            )
+        )
     for label, items, classes, reps, goal in cases:
         if not items:
             continue
-        records = [bench_case(name, image, coarse_probabilities(truth, classes), candidates, reps)
-                   for name, image, truth in items]
+        records = [
+            bench_case(name, image, coarse_probabilities(truth, classes), candidates, reps)
+            for name, image, truth in items
+        ]
         for i, params in enumerate(candidates):
             summary(f"{label} scale {params.scale}", [r[i] for r in records], goal)
 

@@ -43,7 +43,16 @@ def synthetic_mask(shape: tuple[int, int], seed: int) -> np.ndarray:
     mask[h // 3 : h // 2, :] = 2  # building band
     for _ in range(8):
         x, y = int(rng.integers(0, w)), int(rng.integers(h // 2, h))
-        cv2.ellipse(mask, (x, y), (int(rng.integers(w // 40, w // 12)), int(rng.integers(h // 40, h // 16))), 0, 0, 360, 13, -1)
+        cv2.ellipse(
+            mask,
+            (x, y),
+            (int(rng.integers(w // 40, w // 12)), int(rng.integers(h // 40, h // 16))),
+            0,
+            0,
+            360,
+            13,
+            -1,
+        )
     for _ in range(6):
         x, y = int(rng.integers(0, w)), int(rng.integers(h // 3, h))
         cv2.rectangle(mask, (x, y), (x + w // 60, y + h // 8), 11, -1)
@@ -61,7 +70,11 @@ def make_items(folder: Path, shape: tuple[int, int], count: int) -> tuple[list[E
         Image.fromarray(np.roll(photo, i * 7, axis=1)).save(path, quality=90)
         mask = synthetic_mask(shape, i)
         masks.append(mask)
-        items.append(ExportItem(path.name, path, "val" if i % 4 == 0 else "train", (lambda m=mask: m), content_hash=f"h{i}"))
+        items.append(
+            ExportItem(
+                path.name, path, "val" if i % 4 == 0 else "train", (lambda m=mask: m), content_hash=f"h{i}"
+            )
+        )
     return items, masks
 
 
@@ -125,9 +138,13 @@ def main() -> None:
                             "images": len(items),
                             "repeats": args.repeats,
                             "median_images_per_s": round(statistics.median(r[0] for r in runs), 2),
-                            "median_unchanged_reexport_images_per_s": round(statistics.median(r[1] for r in runs), 2),
+                            "median_unchanged_reexport_images_per_s": round(
+                                statistics.median(r[1] for r in runs), 2
+                            ),
                             "reference_pil_mask_save_images_per_s": round(statistics.median(refs), 2),
-                            "reference_pil_image_png_save_images_per_s": round(statistics.median(image_refs), 2),
+                            "reference_pil_image_png_save_images_per_s": round(
+                                statistics.median(image_refs), 2
+                            ),
                         }
                     ),
                     flush=True,

@@ -47,7 +47,7 @@ def _make_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0)
         Image.fromarray(img).save(folder / f"img_{i:05d}.jpg", quality=85)
 
 
-def _window(folder: Path):  # noqa: ANN202
+def _window(folder: Path):
     from PySide6.QtWidgets import QApplication
 
     import segstudio.gui.main_window as main_window
@@ -60,7 +60,7 @@ def _window(folder: Path):  # noqa: ANN202
         painted_at = 0.0
         paints = 0
 
-        def paintEvent(self, ev) -> None:  # noqa: ANN001, N802
+        def paintEvent(self, ev) -> None:
             super().paintEvent(ev)
             TimedCanvas.painted_at = time.perf_counter()
             TimedCanvas.paints += 1
@@ -80,7 +80,7 @@ def _window(folder: Path):  # noqa: ANN202
     return app, window
 
 
-def _dispose(app, window) -> None:  # noqa: ANN001
+def _dispose(app, window) -> None:
     """Close and delete the window while Qt is fully alive (not during interpreter shutdown)."""
     window.close()
     window.deleteLater()
@@ -134,10 +134,17 @@ def bench_dab(dabs: int) -> None:
         ours = run("region")
         ref = run("full_rerender")
         full = run("forced_full_repaint")
-        _emit(bench="brush_dab_ms", image="2048x1024", dabs=dabs, median=round(statistics.median(ours), 3),
-              p90=round(sorted(ours)[int(0.9 * len(ours))], 3),
-              reference="same dab + full overlay re-render and repaint", reference_median=round(statistics.median(ref), 3),
-              full_viewport_repaint_median=round(statistics.median(full), 3), goal=16)
+        _emit(
+            bench="brush_dab_ms",
+            image="2048x1024",
+            dabs=dabs,
+            median=round(statistics.median(ours), 3),
+            p90=round(sorted(ours)[int(0.9 * len(ours))], 3),
+            reference="same dab + full overlay re-render and repaint",
+            reference_median=round(statistics.median(ref), 3),
+            full_viewport_repaint_median=round(statistics.median(full), 3),
+            goal=16,
+        )
         _dispose(app, window)
 
 
@@ -164,9 +171,15 @@ def bench_switch(switches: int) -> None:
         run(True)  # warm-up
         ours = run(True)
         ref = run(False)
-        _emit(bench="image_switch_ms", image="2048x1024", switches=switches, median=round(statistics.median(ours), 2),
-              reference="same switch, decoded-image cache cleared", reference_median=round(statistics.median(ref), 2),
-              goal=150)
+        _emit(
+            bench="image_switch_ms",
+            image="2048x1024",
+            switches=switches,
+            median=round(statistics.median(ours), 2),
+            reference="same switch, decoded-image cache cleared",
+            reference_median=round(statistics.median(ref), 2),
+            goal=150,
+        )
         _dispose(app, window)
 
 
@@ -197,8 +210,14 @@ w.close()
 def _child(kind: str, folder: Path, count: int) -> dict[str, float]:
     t0 = time.time()
     env = dict(os.environ, SEGSTUDIO_SETTINGS_DIR=str(folder.parent / "settings"))
-    out = subprocess.run([sys.executable, "-c", CHILD_WINDOW, kind, str(folder), str(count)], capture_output=True,
-                         text=True, timeout=900, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD_WINDOW, kind, str(folder), str(count)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+        check=True,
+    ).stdout
     result = {}
     for line in out.splitlines():
         parts = line.split()
@@ -216,12 +235,21 @@ def bench_window(images: int, runs: int) -> None:
         first = _child("window", folder, images)  # hashes every file in the background
         ours = [_child("window", folder, images) for _ in range(runs)]
         ref = [_child("label", folder, images)["ready"] for _ in range(runs)]
-        _emit(bench="window_ready_ms", images=images, median=round(statistics.median(r["ready"] for r in ours), 1),
-              reference="bare QLabel window, fresh process", reference_median=round(statistics.median(ref), 1),
-              torch_imported=any(r.get("torch_imported") for r in ours))
-        _emit(bench="folder_listed_ms", images=images, first_open=round(first.get("listed", float("nan")), 1),
-              reopen_median=round(statistics.median(r["listed"] for r in ours), 1),
-              note="window is usable meanwhile; first open hashes every file once")
+        _emit(
+            bench="window_ready_ms",
+            images=images,
+            median=round(statistics.median(r["ready"] for r in ours), 1),
+            reference="bare QLabel window, fresh process",
+            reference_median=round(statistics.median(ref), 1),
+            torch_imported=any(r.get("torch_imported") for r in ours),
+        )
+        _emit(
+            bench="folder_listed_ms",
+            images=images,
+            first_open=round(first.get("listed", float("nan")), 1),
+            reopen_median=round(statistics.median(r["listed"] for r in ours), 1),
+            note="window is usable meanwhile; first open hashes every file once",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,8 +43,18 @@ def child(height: int, width: int) -> None:
             outcome = f"refused: {str(error)[-80:]}"
         seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"bench": "hostile_import", "claim": f"{height}x{width}", "peak_rss_mb": round(peak_mb),
-                      "seconds": round(seconds, 3), "outcome": outcome}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "hostile_import",
+                "claim": f"{height}x{width}",
+                "peak_rss_mb": round(peak_mb),
+                "seconds": round(seconds, 3),
+                "outcome": outcome,
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     if not PHOTO:
         sys.exit("needs /work/shared/testdata/camvid_sample (a real photo)")
     for height, width in ((360, 480), (30000, 30000), (100000, 100000)):  # the honest claim is the reference
-        subprocess.run([sys.executable, "-m", "bench.hostile_import", "--child", str(height), str(width)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "bench.hostile_import", "--child", str(height), str(width)], check=True
+        )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,9 @@ def _small(image: np.ndarray, side: int = 512) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((max(1, round(w * scale)), max(1, round(h * scale)))))
 
 
-def bench_model(arch: str, size: tuple[int, int], args: argparse.Namespace, device: torch.device, path: Path) -> dict:
+def bench_model(
+    arch: str, size: tuple[int, int], args: argparse.Namespace, device: torch.device, path: Path
+) -> dict:
     width, height = size
     model = _random_model(arch, _photo(width, height))
     decode = []
@@ -114,7 +116,9 @@ def bench_model(arch: str, size: tuple[int, int], args: argparse.Namespace, devi
         record[precision] = stages
         if precision != "float32":
             record[precision]["argmax_agreement_vs_float32"] = round(float((labels == ref_labels).mean()), 5)
-            record[precision]["forward_speedup_vs_float32"] = round(ref_stages["forward"] / stages["forward"], 2)
+            record[precision]["forward_speedup_vs_float32"] = round(
+                ref_stages["forward"] / stages["forward"], 2
+            )
     _emit(record)
     return record
 
@@ -124,7 +128,9 @@ def bench_crf(arch: str, size: tuple[int, int], args: argparse.Namespace, device
     width, height = size
     image = _photo(width, height)
     model = _random_model(arch, image)
-    predictor = Predictor(model, device, precision="float32", max_side=args.max_side, tile_size=args.tile_size)
+    predictor = Predictor(
+        model, device, precision="float32", max_side=args.max_side, tile_size=args.tile_size
+    )
     probs = predictor.forward(predictor.preprocess(image)).cpu().numpy()
     record = {"bench": "crf", "size": f"{width}x{height}", "probabilities_from": arch, "iterations": 5}
     reference = None
@@ -149,13 +155,17 @@ def bench_crf(arch: str, size: tuple[int, int], args: argparse.Namespace, device
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default="lraspp_mobilenet_v3_large,deeplabv3_mobilenet_v3_large")
     parser.add_argument("--sizes", default="500x375,2048x1024")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--crf-reps", type=int, default=1)
     parser.add_argument("--crf-scales", default="2,4", type=lambda s: [float(x) for x in s.split(",") if x])
-    parser.add_argument("--max-side", type=int, default=2048, help="Predictor max_side (2048: both sizes at full res)")
+    parser.add_argument(
+        "--max-side", type=int, default=2048, help="Predictor max_side (2048: both sizes at full res)"
+    )
     parser.add_argument("--tile-size", type=int, default=1024)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")

@@ -46,24 +46,39 @@ def child(side: int, crf_json: str) -> None:
     stored = quantise(result.coarse)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"bench": "memory", "size": f"{side}x{side}", "crf": crf_json, "peak_rss_mb": round(peak_mb),
-                      "image_mb": round(side * side * 3 / 2**20), "seconds": round(seconds, 1),
-                      "stored_probabilities_kb": round(stored.nbytes / 1024),
-                      "timings": {k: round(v, 2) for k, v in result.timings.items()}}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "memory",
+                "size": f"{side}x{side}",
+                "crf": crf_json,
+                "peak_rss_mb": round(peak_mb),
+                "image_mb": round(side * side * 3 / 2**20),
+                "seconds": round(seconds, 1),
+                "stored_probabilities_kb": round(stored.nbytes / 1024),
+                "timings": {k: round(v, 2) for k, v in result.timings.items()},
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=12000)
-    parser.add_argument("--crf", action="append", help="CRF settings as JSON, or 'off' (repeatable; default '{}')")
+    parser.add_argument(
+        "--crf", action="append", help="CRF settings as JSON, or 'off' (repeatable; default '{}')"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.side, args.crf[0])
         return
     for crf_json in args.crf or ["{}"]:
-        subprocess.run([sys.executable, "-m", "bench.memory", "--child", "--side", str(args.side), "--crf", crf_json],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "bench.memory", "--child", "--side", str(args.side), "--crf", crf_json],
+            check=True,
+        )
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--folder", type=Path, default=None, help="build/reuse the test folder here (default: temp)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="build/reuse the test folder here (default: temp)"
+    )
     args = parser.parse_args(argv)
 
     from segstudio.core.project import STATE_DIR_NAME, Project
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             out = subprocess.run([sys.executable, "-c", _FRESH, str(folder)], capture_output=True, text=True, env=env,
                                  check=True).stdout.split()  # fmt: skip
             fresh.append(float(out[0]))
-        bare = _time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), max(1, min(3, args.runs)))
+        bare = _time(
+            lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), max(1, min(3, args.runs))
+        )
         _emit(metric="reopen_fresh_process_s", images=count, **_summary(fresh),
               note="imports + open + images() inside a new interpreter",
               reference={"name": "python -c pass (interpreter start, measured from outside)", **_summary(bare)})  # fmt: skip

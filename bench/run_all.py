@@ -8,7 +8,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ("project_reopen", "gui", "export", "inference", "train", "crf", "click_crf", "memory", "crf_defaults")
+BENCHMARKS = (
+    "project_reopen",
+    "gui",
+    "export",
+    "inference",
+    "train",
+    "crf",
+    "click_crf",
+    "memory",
+    "crf_defaults",
+)
 
 
 def main() -> int:

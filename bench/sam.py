@@ -48,20 +48,21 @@ def _clicks(shape: tuple[int, int], count: int, seed: int) -> list[list[tuple[in
     return out[:count]
 
 
-def _prompts(points: list[tuple[int, int]]):  # noqa: ANN202 - core.interactive.Prompts
+def _prompts(points: list[tuple[int, int]]):
     from segstudio.core.interactive import Prompts
 
     return Prompts(positives=points[:3], negatives=points[3:])
 
 
-def _time_ms(fn) -> float:  # noqa: ANN001
+def _time_ms(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return 1000 * (time.perf_counter() - t0)
 
 
-def _bench_photo(runtime, name: str, image: np.ndarray, clicks: int,  # noqa: ANN001
-                 all_threads: int) -> tuple[dict, list[float]]:
+def _bench_photo(
+    runtime, name: str, image: np.ndarray, clicks: int, all_threads: int
+) -> tuple[dict, list[float]]:
     from segstudio.ml.sam_engine import SAMEngine
 
     key = (name, "bench")
@@ -85,15 +86,22 @@ def _bench_photo(runtime, name: str, image: np.ndarray, clicks: int,  # noqa: AN
     wide = SAMEngine(runtime, threads=all_threads)
     wide.attach(image, box["embedding"])
     decode_all = [_time_ms(lambda p=p: wide.region(_prompts(p), 1)) for p in sets]
-    row = {"bench": "sam_photo", "image": name, "size": list(image.shape[:2]),
-           "embed_s": round(embed_ms / 1000, 3), "first_click_cold_ms": round(cold, 1),
-           "first_click_prefetched_ms": round(prefetched, 1),
-           "decode_median_ms": round(statistics.median(decode), 1), "decode_p90_ms": round(_p90(decode), 1),
-           "decoder_threads": engine.threads, "decode_all_threads_median_ms": round(statistics.median(decode_all), 1)}
+    row = {
+        "bench": "sam_photo",
+        "image": name,
+        "size": list(image.shape[:2]),
+        "embed_s": round(embed_ms / 1000, 3),
+        "first_click_cold_ms": round(cold, 1),
+        "first_click_prefetched_ms": round(prefetched, 1),
+        "decode_median_ms": round(statistics.median(decode), 1),
+        "decode_p90_ms": round(_p90(decode), 1),
+        "decoder_threads": engine.threads,
+        "decode_all_threads_median_ms": round(statistics.median(decode_all), 1),
+    }
     return row, decode
 
 
-def _busy(runtime, image: np.ndarray, clicks: int, threads: int) -> dict:  # noqa: ANN001
+def _busy(runtime, image: np.ndarray, clicks: int, threads: int) -> dict:
     """Decoder latency while another thread embeds a new image (the worker prefetching)."""
     from segstudio.ml.sam_engine import SAMEngine
 
@@ -105,10 +113,15 @@ def _busy(runtime, image: np.ndarray, clicks: int, threads: int) -> dict:  # noq
     lat: list[float] = []
     worker.start()
     while worker.is_alive() and len(lat) < 4 * clicks:
-        lat.append(_time_ms(lambda p=sets[len(lat) % len(sets)]: engine.region(_prompts(p), 1)))
+        prompt_set = sets[len(lat) % len(sets)]
+        lat.append(_time_ms(lambda p=prompt_set: engine.region(_prompts(p), 1)))
     worker.join()
-    return {"decoder_threads": threads, "clicks": len(lat), "median_ms": round(statistics.median(lat), 1),
-            "p90_ms": round(_p90(lat), 1)}
+    return {
+        "decoder_threads": threads,
+        "clicks": len(lat),
+        "median_ms": round(statistics.median(lat), 1),
+        "p90_ms": round(_p90(lat), 1),
+    }
 
 
 def _reference(name: str, image: np.ndarray, clicks: int) -> dict:
@@ -118,8 +131,11 @@ def _reference(name: str, image: np.ndarray, clicks: int) -> dict:
     prepare_s = _time_ms(lambda: engine.prepare(image)) / 1000
     sets = _clicks(image.shape[:2], clicks, seed=len(name))
     lat = [_time_ms(lambda p=p: engine.region(_prompts(p), 1)) for p in sets]
-    return {"prepare_s": round(prepare_s, 3), "click_median_ms": round(statistics.median(lat), 1),
-            "click_p90_ms": round(_p90(lat), 1)}
+    return {
+        "prepare_s": round(prepare_s, 3),
+        "click_median_ms": round(statistics.median(lat), 1),
+        "click_p90_ms": round(_p90(lat), 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,7 +145,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clicks", type=int, default=12, help="decoder calls per photo")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--arch", choices=("vit_b", "vit_l", "vit_h"), default="vit_b")
-    parser.add_argument("--skip-busy", action="store_true", help="no clicks-while-embedding runs (2 embeddings)")
+    parser.add_argument(
+        "--skip-busy", action="store_true", help="no clicks-while-embedding runs (2 embeddings)"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -138,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     from segstudio.ml.sam_engine import SamRuntime, decoder_threads
 
     torch.set_num_threads(args.threads)
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:args.count]
+    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[
+        : args.count
+    ]
     if not paths:
         raise SystemExit(f"no photos in {args.images}")
     torch.manual_seed(0)
@@ -164,20 +184,34 @@ def main(argv: list[str] | None = None) -> None:
     def med(key: str, source: list[dict] = rows) -> float:
         return round(statistics.median(r[key] for r in source), 3)
 
-    print(json.dumps({
-        "bench": "sam_summary", "arch": args.arch, "weights": "random", "threads": args.threads,
-        "photos": len(rows), "clicks_per_photo": args.clicks, "build_s": round(build_s, 2),
-        "embed_s_median": med("embed_s"),
-        "first_click_cold_ms_median": med("first_click_cold_ms"),
-        "first_click_prefetched_ms_median": med("first_click_prefetched_ms"),
-        "decoder_threads": decoder_threads(),
-        "decode_ms_median": round(statistics.median(decode), 1), "decode_ms_p90": round(_p90(decode), 1),
-        "decode_all_threads_ms_median": med("decode_all_threads_median_ms"),
-        "decode_while_embedding": busy,
-        "cache_mb": round(runtime.cache.nbytes / 2**20, 1), "cache_budget_mb": runtime.cache.max_bytes >> 20,
-        "reference_superpixel": {"prepare_s_median": med("prepare_s", refs),
-                                 "click_ms_median": med("click_median_ms", refs)},
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "sam_summary",
+                "arch": args.arch,
+                "weights": "random",
+                "threads": args.threads,
+                "photos": len(rows),
+                "clicks_per_photo": args.clicks,
+                "build_s": round(build_s, 2),
+                "embed_s_median": med("embed_s"),
+                "first_click_cold_ms_median": med("first_click_cold_ms"),
+                "first_click_prefetched_ms_median": med("first_click_prefetched_ms"),
+                "decoder_threads": decoder_threads(),
+                "decode_ms_median": round(statistics.median(decode), 1),
+                "decode_ms_p90": round(_p90(decode), 1),
+                "decode_all_threads_ms_median": med("decode_all_threads_median_ms"),
+                "decode_while_embedding": busy,
+                "cache_mb": round(runtime.cache.nbytes / 2**20, 1),
+                "cache_budget_mb": runtime.cache.max_bytes >> 20,
+                "reference_superpixel": {
+                    "prepare_s_median": med("prepare_s", refs),
+                    "click_ms_median": med("click_median_ms", refs),
+                },
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

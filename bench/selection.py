@@ -41,10 +41,18 @@ def _samples(data: Path) -> tuple[list, list, dict]:
 def _train(train: list, scheme: dict, out: Path, base: object, epochs: int, settings: dict) -> Path:
     from segstudio.ml.manifest import TrainManifest
     from segstudio.ml.progress import ProgressWriter
-    from segstudio.ml.train import TrainConfig, train as run
+    from segstudio.ml.train import TrainConfig
+    from segstudio.ml.train import train as run
 
-    manifest = TrainManifest(scheme=scheme, train=train, val=[], output_dir=str(out), base=base,  # type: ignore[arg-type]
-                             arch=ARCH, settings={})
+    manifest = TrainManifest(
+        scheme=scheme,
+        train=train,
+        val=[],
+        output_dir=str(out),
+        base=base,  # type: ignore[arg-type]
+        arch=ARCH,
+        settings={},
+    )
     result = run(manifest, TrainConfig(epochs=epochs, **settings), progress=ProgressWriter(enabled=False))
     assert result.checkpoint is not None
     return result.checkpoint
@@ -63,7 +71,9 @@ def _per_image(checkpoint: Path, held_out: list, scheme: dict, max_side: int) ->
 
     label_scheme = LabelScheme.from_dict(scheme)
     loaded = load_model(ModelSpec(weights="file", path=str(checkpoint)), label_scheme, torch.device("cpu"))
-    aug = TrainConfig(max_side=max_side).augment(tuple(loaded.normalization["mean"]), tuple(loaded.normalization["std"]))
+    aug = TrainConfig(max_side=max_side).augment(
+        tuple(loaded.normalization["mean"]), tuple(loaded.normalization["std"])
+    )
     dataset = SegmentationDataset(held_out, eval_transform(aug))
     return evaluate(loaded.model, dataset, label_scheme.num_classes, torch.device("cpu"), per_image=True)
 
@@ -78,9 +88,13 @@ def _subsets(start: np.ndarray, new: np.ndarray, k: int, full_gain: float) -> di
         gains.append(estimate.value)
         spreads.append(estimate.plus_minus)
         flips += (estimate.value > 0) != (full_gain > 0)
-    return {"k": k, "subsets": len(gains), "sign_differs_pct": round(100 * flips / len(gains), 1),
-            "median_abs_error_points": round(100 * statistics.median(abs(g - full_gain) for g in gains), 2),
-            "median_plus_minus_points": round(100 * statistics.median(spreads), 2)}
+    return {
+        "k": k,
+        "subsets": len(gains),
+        "sign_differs_pct": round(100 * flips / len(gains), 1),
+        "median_abs_error_points": round(100 * statistics.median(abs(g - full_gain) for g in gains), 2),
+        "median_plus_minus_points": round(100 * statistics.median(spreads), 2),
+    }
 
 
 def main() -> None:
@@ -99,17 +113,39 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train, held_out, scheme = _samples(args.data)
     first, second = (int(e) for e in args.epochs.split(","))
-    settings = {"crop": args.crop, "max_side": args.max_side, "batch": 4, "workers": 0, "device": "cpu",
-                "min_iters_per_epoch": 10, "lr": 0.02, "patience": 0, "baseline_eval": False, "precision": "float32"}
+    settings = {
+        "crop": args.crop,
+        "max_side": args.max_side,
+        "batch": 4,
+        "workers": 0,
+        "device": "cpu",
+        "min_iters_per_epoch": 10,
+        "lr": 0.02,
+        "patience": 0,
+        "baseline_eval": False,
+        "precision": "float32",
+    }
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         a = _train(train, scheme, Path(tmp) / "a", BaseSpec("scratch"), first, settings)
         b = _train(train, scheme, Path(tmp) / "b", BaseSpec("checkpoint", str(a)), second, settings)
-        start, new = _per_image(a, held_out, scheme, args.max_side), _per_image(b, held_out, scheme, args.max_side)
+        start, new = (
+            _per_image(a, held_out, scheme, args.max_side),
+            _per_image(b, held_out, scheme, args.max_side),
+        )
     full = gain_estimate(start, new)
-    print(json.dumps({"bench": "selection", "frames": start.shape[0], "miou_start": miou_estimate(start).to_dict(),
-                      "miou_new": miou_estimate(new).to_dict(), "gain": full.to_dict(),
-                      "train_s": round(time.monotonic() - started, 1)}))
+    print(
+        json.dumps(
+            {
+                "bench": "selection",
+                "frames": start.shape[0],
+                "miou_start": miou_estimate(start).to_dict(),
+                "miou_new": miou_estimate(new).to_dict(),
+                "gain": full.to_dict(),
+                "train_s": round(time.monotonic() - started, 1),
+            }
+        )
+    )
     for k in (4, 8):
         print(json.dumps({"bench": "selection", **_subsets(start, new, k, float(full.value or 0.0))}))
 

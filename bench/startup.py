@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import json
 import os
 import shutil
@@ -56,15 +57,31 @@ def _emit(**record: object) -> None:
 class _Attrs(ctypes.Structure):
     """XWindowAttributes (Xlib.h); only map_state is read."""
 
-    _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
-                ("border_width", ctypes.c_int), ("depth", ctypes.c_int), ("visual", ctypes.c_void_p),
-                ("root", ctypes.c_ulong), ("class_", ctypes.c_int), ("bit_gravity", ctypes.c_int),
-                ("win_gravity", ctypes.c_int), ("backing_store", ctypes.c_int),
-                ("backing_planes", ctypes.c_ulong), ("backing_pixel", ctypes.c_ulong),
-                ("save_under", ctypes.c_int), ("colormap", ctypes.c_ulong), ("map_installed", ctypes.c_int),
-                ("map_state", ctypes.c_int), ("all_event_masks", ctypes.c_long),
-                ("your_event_mask", ctypes.c_long), ("do_not_propagate_mask", ctypes.c_long),
-                ("override_redirect", ctypes.c_int), ("screen", ctypes.c_void_p)]
+    _fields_ = [
+        ("x", ctypes.c_int),
+        ("y", ctypes.c_int),
+        ("width", ctypes.c_int),
+        ("height", ctypes.c_int),
+        ("border_width", ctypes.c_int),
+        ("depth", ctypes.c_int),
+        ("visual", ctypes.c_void_p),
+        ("root", ctypes.c_ulong),
+        ("class_", ctypes.c_int),
+        ("bit_gravity", ctypes.c_int),
+        ("win_gravity", ctypes.c_int),
+        ("backing_store", ctypes.c_int),
+        ("backing_planes", ctypes.c_ulong),
+        ("backing_pixel", ctypes.c_ulong),
+        ("save_under", ctypes.c_int),
+        ("colormap", ctypes.c_ulong),
+        ("map_installed", ctypes.c_int),
+        ("map_state", ctypes.c_int),
+        ("all_event_masks", ctypes.c_long),
+        ("your_event_mask", ctypes.c_long),
+        ("do_not_propagate_mask", ctypes.c_long),
+        ("override_redirect", ctypes.c_int),
+        ("screen", ctypes.c_void_p),
+    ]
 
 
 class XWatch:
@@ -83,15 +100,29 @@ class XWatch:
         x.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
         x.XInternAtom.restype = ctypes.c_ulong
         x.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-        x.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
-                                 ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
-                                 ctypes.POINTER(ctypes.c_uint)]
+        x.XQueryTree.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
+            ctypes.POINTER(ctypes.c_uint),
+        ]
         x.XGetWindowAttributes.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.POINTER(_Attrs)]
-        x.XGetWindowProperty.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_long,
-                                         ctypes.c_long, ctypes.c_int, ctypes.c_ulong,
-                                         ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.c_int),
-                                         ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.c_ulong),
-                                         ctypes.POINTER(ctypes.c_void_p)]
+        x.XGetWindowProperty.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_ulong,
+            ctypes.c_ulong,
+            ctypes.c_long,
+            ctypes.c_long,
+            ctypes.c_int,
+            ctypes.c_ulong,
+            ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.c_ulong),
+            ctypes.POINTER(ctypes.c_void_p),
+        ]
         x.XFree.argtypes = [ctypes.c_void_p]
         x.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
         x.XSetErrorHandler.restype = ctypes.c_void_p
@@ -108,8 +139,20 @@ class XWatch:
         for atom in self.atoms:
             typ, fmt, n, after = ctypes.c_ulong(), ctypes.c_int(), ctypes.c_ulong(), ctypes.c_ulong()
             data = ctypes.c_void_p()
-            ok = self.x.XGetWindowProperty(self.dpy, win, atom, 0, 4096, 0, 0, ctypes.byref(typ), ctypes.byref(fmt),
-                                           ctypes.byref(n), ctypes.byref(after), ctypes.byref(data))
+            ok = self.x.XGetWindowProperty(
+                self.dpy,
+                win,
+                atom,
+                0,
+                4096,
+                0,
+                0,
+                ctypes.byref(typ),
+                ctypes.byref(fmt),
+                ctypes.byref(n),
+                ctypes.byref(after),
+                ctypes.byref(data),
+            )
             if ok == 0 and data.value:
                 raw = ctypes.string_at(data.value, n.value) if fmt.value == 8 else b""
                 self.x.XFree(data)
@@ -120,8 +163,14 @@ class XWatch:
     def viewable_titles(self) -> list[str]:
         root_ret, parent_ret = ctypes.c_ulong(), ctypes.c_ulong()
         children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
-        if not self.x.XQueryTree(self.dpy, self.root, ctypes.byref(root_ret), ctypes.byref(parent_ret),
-                                 ctypes.byref(children), ctypes.byref(count)):
+        if not self.x.XQueryTree(
+            self.dpy,
+            self.root,
+            ctypes.byref(root_ret),
+            ctypes.byref(parent_ret),
+            ctypes.byref(children),
+            ctypes.byref(count),
+        ):
             return []
         wins = [children[i] for i in range(count.value)]
         if children:
@@ -129,7 +178,10 @@ class XWatch:
         titles = []
         attrs = _Attrs()
         for win in wins:  # no window manager under Xvfb: app windows are children of the root
-            if self.x.XGetWindowAttributes(self.dpy, win, ctypes.byref(attrs)) and attrs.map_state == self.IS_VIEWABLE:
+            if (
+                self.x.XGetWindowAttributes(self.dpy, win, ctypes.byref(attrs))
+                and attrs.map_state == self.IS_VIEWABLE
+            ):
                 title = self._title(win)
                 if title:
                     titles.append(title)
@@ -146,8 +198,9 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def _time_to_window(cmd: list[str], env: dict[str, str], names: set[str], watch: XWatch,
-                    timeout: float) -> tuple[float, float | None]:
+def _time_to_window(
+    cmd: list[str], env: dict[str, str], names: set[str], watch: XWatch, timeout: float
+) -> tuple[float, float | None]:
     """Seconds from spawning `cmd` to a viewable window whose title names one of `names`, and the CPU
     seconds the process had used by then."""
     t0 = time.perf_counter()
@@ -177,14 +230,20 @@ def _fresh_copy(app: str, photos: Path) -> Iterator[tuple[Path, dict[str, str]]]
         shutil.copytree(photos, folder)
         home = Path(tmp) / "home"
         home.mkdir()
-        env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-                   XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"))
+        env = dict(
+            os.environ,
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local/share"),
+            XDG_CACHE_HOME=str(home / ".cache"),
+        )
         env.pop("QT_QPA_PLATFORM", None)  # both draw on the real (X) display
         yield folder, env
 
 
-def _run_one(app: str, cmd_prefix: list[str], photos: Path, watch: XWatch,
-             timeout: float) -> tuple[float, float | None]:
+def _run_one(
+    app: str, cmd_prefix: list[str], photos: Path, watch: XWatch, timeout: float
+) -> tuple[float, float | None]:
     with _fresh_copy(app, photos) as (folder, env):
         names = {p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         return _time_to_window([*cmd_prefix, str(folder)], env, names, watch, timeout)
@@ -204,7 +263,7 @@ def _stall_child(mode: str, folder: str) -> int:
     prepare_later = smart_tools.SmartTools._prepare_later
     if mode == "gui_import":  # the reference: the engines' import on the GUI thread, as before
 
-        def on_gui_thread(self, image, generation):  # noqa: ANN001, ANN202
+        def on_gui_thread(self, image, generation):
             smart_tools._engines()
             prepare_later(self, image, generation)
 
@@ -217,14 +276,14 @@ def _stall_child(mode: str, folder: str) -> int:
     result: dict[str, object] = {}
 
     class PaintSpy(QObject):
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint and "opened" in marks and "painted" not in marks:
                 marks["painted"] = time.perf_counter()
             return False
 
     spy = PaintSpy()
 
-    def watch(window, *args) -> None:  # noqa: ANN001
+    def watch(window, *args) -> None:
         opened(window, *args)
         if marks:
             return
@@ -238,7 +297,9 @@ def _stall_child(mode: str, folder: str) -> int:
             ticks.append(now)
             if "ready_s" not in result and window.tools.smart.engines:
                 result["ready_s"] = round(now - t0, 3)
-            if now - t0 >= STALL_SECONDS + 0.5 and ("ready_s" in result or mode == "no_engines" or now - t0 > 30):
+            if now - t0 >= STALL_SECONDS + 0.5 and (
+                "ready_s" in result or mode == "no_engines" or now - t0 > 30
+            ):
                 timer.stop()
                 QApplication.instance().quit()
 
@@ -251,24 +312,34 @@ def _stall_child(mode: str, folder: str) -> int:
     # From the start of the photo's paint: the gap to the next tick includes that paint (a few ms) and
     # whatever ran right after it on the GUI thread (the engine import, in the gui_import reference).
     moments = [painted, *[t for t in ticks if painted < t <= painted + STALL_SECONDS]]
-    gaps = [(b - a) * 1000 for a, b in zip(moments, moments[1:])]
+    gaps = [(b - a) * 1000 for a, b in itertools.pairwise(moments)]
     worst = max(range(len(gaps)), key=gaps.__getitem__)
-    result.update(max_gap_ms=round(gaps[worst], 1), max_gap_at_ms=round((moments[worst] - painted) * 1000),
-                  gaps_over_50ms=sum(g > 50 for g in gaps), ticks=len(gaps),
-                  first_paint_ms=round((painted - marks["opened"]) * 1000, 1),
-                  engines_loaded="segstudio.core.interactive.engines" in sys.modules)
+    result.update(
+        max_gap_ms=round(gaps[worst], 1),
+        max_gap_at_ms=round((moments[worst] - painted) * 1000),
+        gaps_over_50ms=sum(g > 50 for g in gaps),
+        ticks=len(gaps),
+        first_paint_ms=round((painted - marks["opened"]) * 1000, 1),
+        engines_loaded="segstudio.core.interactive.engines" in sys.modules,
+    )
     print("STALL " + json.dumps(result), flush=True)
     return 0
 
 
 def _stall_run(mode: str, photos: Path, timeout: float) -> dict[str, object]:
     with _fresh_copy("stall", photos) as (folder, env):
-        out = subprocess.run([sys.executable, "-m", "bench.startup", "--stall-child", mode, str(folder)], env=env,
-                             capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.startup", "--stall-child", mode, str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         line = next((x for x in out.stdout.splitlines() if x.startswith("STALL ")), None)
         if line is None:
             raise RuntimeError(f"stall child ({mode}) failed: {out.stderr[-2000:]}")
-        return json.loads(line[len("STALL "):])
+        return json.loads(line[len("STALL ") :])
 
 
 def bench_stall(runs: int, photos: Path, timeout: float) -> None:
@@ -281,10 +352,17 @@ def bench_stall(runs: int, photos: Path, timeout: float) -> None:
             _emit(bench="post_paint_stall_run", mode=mode, run=i, **r)
     for mode, rs in found.items():
         ready = [r["ready_s"] for r in rs if "ready_s" in r]
-        _emit(bench="post_paint_stall_ms", mode=mode, median=round(statistics.median(r["max_gap_ms"] for r in rs), 1),
-              max=max(r["max_gap_ms"] for r in rs), runs=len(rs), window_s=STALL_SECONDS, tick_ms=TICK_MS,
-              first_paint_ms=round(statistics.median(r["first_paint_ms"] for r in rs), 1),
-              smart_tools_ready_s=statistics.median(ready) if ready else None)
+        _emit(
+            bench="post_paint_stall_ms",
+            mode=mode,
+            median=round(statistics.median(r["max_gap_ms"] for r in rs), 1),
+            max=max(r["max_gap_ms"] for r in rs),
+            runs=len(rs),
+            window_s=STALL_SECONDS,
+            tick_ms=TICK_MS,
+            first_paint_ms=round(statistics.median(r["first_paint_ms"] for r in rs), 1),
+            smart_tools_ready_s=statistics.median(ready) if ready else None,
+        )
 
 
 def _segstudio_cmd() -> list[str]:
@@ -304,8 +382,11 @@ def _compile_segstudio() -> None:
 
 
 def _labelme_cmd(arg: str | None) -> list[str] | None:
-    exe = arg or shutil.which("labelme") or ("/tmp/labelme-venv/bin/labelme"
-                                             if Path("/tmp/labelme-venv/bin/labelme").exists() else None)
+    exe = (
+        arg
+        or shutil.which("labelme")
+        or ("/tmp/labelme-venv/bin/labelme" if Path("/tmp/labelme-venv/bin/labelme").exists() else None)
+    )
     if exe is None or not Path(exe).exists():
         return None
     if exe.endswith(("python", "python3")) or Path(exe).name.startswith("python"):
@@ -330,21 +411,34 @@ def bench_window(runs: int, labelme: list[str] | None, photos: Path, watch: XWat
             _emit(bench="startup_run", app=a, run=i, seconds=round(t, 3), cpu_s=c)
     med = {a: statistics.median(v) for a, v in times.items()}
     for a, v in times.items():
-        _emit(bench="window_with_first_photo_s", app=a, median=round(med[a], 3), runs=len(v),
-              min=round(min(v), 3), max=round(max(v), 3),
-              cpu_s_median=round(statistics.median(cpu[a]), 3) if cpu[a] else None, photos=str(photos))
+        _emit(
+            bench="window_with_first_photo_s",
+            app=a,
+            median=round(med[a], 3),
+            runs=len(v),
+            min=round(min(v), 3),
+            max=round(max(v), 3),
+            cpu_s_median=round(statistics.median(cpu[a]), 3) if cpu[a] else None,
+            photos=str(photos),
+        )
     if labelme:
         ratio = {"segstudio_over_labelme": round(med["segstudio"] / med["labelme"], 3), "goal": 0.6}
         if cpu["segstudio"] and cpu["labelme"]:
-            ratio["cpu_ratio"] = round(statistics.median(cpu["segstudio"]) / statistics.median(cpu["labelme"]), 3)
+            ratio["cpu_ratio"] = round(
+                statistics.median(cpu["segstudio"]) / statistics.median(cpu["labelme"]), 3
+            )
         _emit(bench="startup_ratio", **ratio)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7, help="runs per app (median reported)")
-    ap.add_argument("--stall-runs", type=int, default=3, help="runs per mode of the post-paint stall (0: skip)")
-    ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of real photos (copied to temp)")
+    ap.add_argument(
+        "--stall-runs", type=int, default=3, help="runs per mode of the post-paint stall (0: skip)"
+    )
+    ap.add_argument(
+        "--photos", type=Path, default=DEFAULT_PHOTOS, help="folder of real photos (copied to temp)"
+    )
     ap.add_argument("--labelme", default=None, help="labelme executable or a Python that has labelme")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--stall-child", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
@@ -361,8 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     labelme = _labelme_cmd(args.labelme)
     if labelme is None:
-        _emit(bench="startup", note="labelme not found (pass --labelme EXE or install it in its own venv, "
-                                    "e.g. /tmp/labelme-venv); measuring SegStudio only")
+        _emit(
+            bench="startup",
+            note="labelme not found (pass --labelme EXE or install it in its own venv, "
+            "e.g. /tmp/labelme-venv); measuring SegStudio only",
+        )
     _compile_segstudio()
     if args.runs > 0:
         bench_window(args.runs, labelme, args.photos, watch, args.timeout)

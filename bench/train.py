@@ -137,16 +137,37 @@ class RefDataset(Dataset):
         return self.transforms(Image.open(image_path).convert("RGB"), Image.open(mask_path))
 
 
-def reference_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, workers: int,
-                    device: torch.device, amp: bool) -> list[float]:
+def reference_rates(
+    arch: str,
+    pairs,
+    crop: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    workers: int,
+    device: torch.device,
+    amp: bool,
+) -> list[float]:
     """images/s of each timed step of the reference-style loop (data loading included)."""
     base = min(IMAGE_SIZE)
-    transforms = RefCompose([RefRandomResize(int(0.5 * base), int(2.0 * base)), RefRandomHorizontalFlip(0.5),
-                             RefRandomCrop(crop), RefToTensorNormalize()])
+    transforms = RefCompose(
+        [
+            RefRandomResize(int(0.5 * base), int(2.0 * base)),
+            RefRandomHorizontalFlip(0.5),
+            RefRandomCrop(crop),
+            RefToTensorNormalize(),
+        ]
+    )
     dataset = RefDataset(pairs, transforms, repeats=max(1, (steps + warmup) * batch // len(pairs) + 1))
     sampler = RandomSampler(dataset, num_samples=(steps + warmup) * batch)
-    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers, drop_last=True,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
     model = build_model(arch, NUM_CLASSES).to(device)
     params = [
         {"params": [p for n, p in model.named_parameters() if not n.startswith("aux_classifier.")]},
@@ -194,16 +215,42 @@ def _sync(device: torch.device) -> None:
 # ------------------------------------------------------------------------------ ours
 
 
-def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, workers: int, device: torch.device,
-              folder: Path, **overrides) -> tuple[list[float], str]:
+def our_rates(
+    arch: str,
+    pairs,
+    crop: int,
+    batch: int,
+    steps: int,
+    warmup: int,
+    workers: int,
+    device: torch.device,
+    folder: Path,
+    **overrides,
+) -> tuple[list[float], str]:
     """images/s of each timed step of the real trainer (from its per-step progress events)."""
     from segstudio.ml.manifest import Sample, TrainManifest
 
     samples = [Sample(str(i), str(m), key=i.name) for i, m in pairs]
-    manifest = TrainManifest(scheme=shapes_scheme_dict(), train=samples, val=[],
-                             output_dir=str(folder / f"run-{arch}-{crop}"), base=BaseSpec("scratch"), arch=arch)
-    config = TrainConfig(epochs=1, batch=batch, crop=crop, workers=workers, min_iters_per_epoch=steps + warmup,
-                         device=str(device), patience=0, baseline_eval=False, max_side=max(IMAGE_SIZE), **overrides)
+    manifest = TrainManifest(
+        scheme=shapes_scheme_dict(),
+        train=samples,
+        val=[],
+        output_dir=str(folder / f"run-{arch}-{crop}"),
+        base=BaseSpec("scratch"),
+        arch=arch,
+    )
+    config = TrainConfig(
+        epochs=1,
+        batch=batch,
+        crop=crop,
+        workers=workers,
+        min_iters_per_epoch=steps + warmup,
+        device=str(device),
+        patience=0,
+        baseline_eval=False,
+        max_side=max(IMAGE_SIZE),
+        **overrides,
+    )
     writer = ProgressWriter(enabled=False, batch_interval_s=0.0)
     train(manifest, config, progress=writer)
     batches = [e for e in writer.events if e["event"] == "batch"]
@@ -213,18 +260,27 @@ def our_rates(arch: str, pairs, crop: int, batch: int, steps: int, warmup: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--archs", default="deeplabv3_mobilenet_v3_large,deeplabv3_resnet50",
-                        help="comma-separated arch names, or 'all' (every registered arch)")
+    parser.add_argument(
+        "--archs",
+        default="deeplabv3_mobilenet_v3_large,deeplabv3_resnet50",
+        help="comma-separated arch names, or 'all' (every registered arch)",
+    )
     parser.add_argument("--crops", default="256")
     parser.add_argument("--large", action="store_true", help="also crop 512")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per loop")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps (workers start, allocator, cuDNN)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed first steps (workers start, allocator, cuDNN)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", help="our trainer's precision (auto, fp32, bf16, fp16)")
-    parser.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto", help="our trainer's layout")
+    parser.add_argument(
+        "--precision", default="auto", help="our trainer's precision (auto, fp32, bf16, fp16)"
+    )
+    parser.add_argument(
+        "--channels-last", choices=("auto", "on", "off"), default="auto", help="our trainer's layout"
+    )
     args = parser.parse_args()
     device = pick_device(args.device)
     crops = [int(c) for c in args.crops.split(",")] + ([512] if args.large else [])
@@ -236,20 +292,41 @@ def main() -> None:
                 torch.manual_seed(0)
                 random.seed(0)
                 layout = {"auto": None, "on": True, "off": False}[args.channels_last]
-                ours, precision = our_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers,
-                                            device, folder, precision=args.precision, channels_last=layout)
-                ref = reference_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers, device,
-                                      amp=False)
+                ours, precision = our_rates(
+                    arch,
+                    pairs,
+                    crop,
+                    args.batch,
+                    args.steps,
+                    args.warmup,
+                    args.workers,
+                    device,
+                    folder,
+                    precision=args.precision,
+                    channels_last=layout,
+                )
+                ref = reference_rates(
+                    arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers, device, amp=False
+                )
                 record = {
-                    "bench": "train", "arch": arch, "crop": crop, "batch": args.batch, "device": str(device),
-                    "threads": torch.get_num_threads(), "workers": args.workers, "timed_steps": args.steps,
-                    "ours_images_per_s": round(statistics.median(ours), 2), "ours_precision": precision,
-                    "reference_images_per_s": round(statistics.median(ref), 2), "reference_precision": "fp32",
+                    "bench": "train",
+                    "arch": arch,
+                    "crop": crop,
+                    "batch": args.batch,
+                    "device": str(device),
+                    "threads": torch.get_num_threads(),
+                    "workers": args.workers,
+                    "timed_steps": args.steps,
+                    "ours_images_per_s": round(statistics.median(ours), 2),
+                    "ours_precision": precision,
+                    "reference_images_per_s": round(statistics.median(ref), 2),
+                    "reference_precision": "fp32",
                     "ratio": round(statistics.median(ours) / statistics.median(ref), 3),
                 }
                 if device.type == "cuda":
-                    ref_amp = reference_rates(arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers,
-                                              device, amp=True)
+                    ref_amp = reference_rates(
+                        arch, pairs, crop, args.batch, args.steps, args.warmup, args.workers, device, amp=True
+                    )
                     record["reference_amp_images_per_s"] = round(statistics.median(ref_amp), 2)
                     record["ratio_vs_amp"] = round(statistics.median(ours) / statistics.median(ref_amp), 3)
                 print(json.dumps(record), flush=True)

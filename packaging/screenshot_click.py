@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shots import settle as _pump, wait_for
+from shots import settle as _pump
+from shots import wait_for
 
 
 def main(photo: str, out: str) -> int:
@@ -37,8 +38,16 @@ def main(photo: str, out: str) -> int:
         window.resize(1560, 940)
         window.show()
         window.open_folder(work)
-        wait_for(app, lambda: window.session is not None and window.session.document is not None
-                 and window.tools.smart.is_ready, 120, "the photo to open and the smart tools to get ready")
+        wait_for(
+            app,
+            lambda: (
+                window.session is not None
+                and window.session.document is not None
+                and window.tools.smart.is_ready
+            ),
+            120,
+            "the photo to open and the smart tools to get ready",
+        )
         scheme = window.project.scheme
         window.palette.select_class(scheme.names.index("cat") if "cat" in scheme.names else 1)
         window.tool_state.tool = Tool.CLICK
@@ -46,20 +55,33 @@ def main(photo: str, out: str) -> int:
         window.canvas.fit()
         _pump(app, 0.5)
         h, w = window.session.document.shape
-        clicks = [((0.45, 0.55), Qt.MouseButton.LeftButton), ((0.30, 0.45), Qt.MouseButton.LeftButton),
-                  ((0.90, 0.12), Qt.MouseButton.RightButton)]
+        clicks = [
+            ((0.45, 0.55), Qt.MouseButton.LeftButton),
+            ((0.30, 0.45), Qt.MouseButton.LeftButton),
+            ((0.90, 0.12), Qt.MouseButton.RightButton),
+        ]
         for (fx, fy), button in clicks:
-            QTest.mouseClick(window.canvas.viewport(), button, Qt.KeyboardModifier.NoModifier,
-                             window.canvas.to_widget(w * fx, h * fy))
+            QTest.mouseClick(
+                window.canvas.viewport(),
+                button,
+                Qt.KeyboardModifier.NoModifier,
+                window.canvas.to_widget(w * fx, h * fy),
+            )
             _pump(app, 0.3)
         _pump(app, 1.0)
         window.grab().save(out)
-        print(f"saved {out}: {window.tools.smart.session.actions} prompts, "
-              f"last update {1000 * window.tools.smart.latencies[-1]:.0f} ms")
+        print(
+            f"saved {out}: {window.tools.smart.session.actions} prompts, "
+            f"last update {1000 * window.tools.smart.latencies[-1]:.0f} ms"
+        )
         window.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "resources/demo/chelsea.jpg",
-                  sys.argv[2] if len(sys.argv) > 2 else "resources/smart_click.png"))
+    sys.exit(
+        main(
+            sys.argv[1] if len(sys.argv) > 1 else "resources/demo/chelsea.jpg",
+            sys.argv[2] if len(sys.argv) > 2 else "resources/smart_click.png",
+        )
+    )

@@ -24,7 +24,7 @@ ARCH = "lraspp_mobilenet_v3_large"
 SETTINGS = {"workers": 0, "min_iters_per_epoch": 8, "max_side": 240, "patience": 0, "device": "cpu"}
 
 
-def _project(data: Path, work: Path):  # noqa: ANN202
+def _project(data: Path, work: Path):
     import json
 
     import numpy as np

@@ -24,7 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shots import save_png as _save, settle as _settle, wait_for as _wait
+from shots import save_png as _save
+from shots import settle as _settle
+from shots import wait_for as _wait
 
 SIZE = (1480, 900)
 FRAMES = 12
@@ -42,7 +44,7 @@ def _folder(data: Path, work: Path) -> Path:
     return images
 
 
-def _finetune(app, window, out: Path) -> None:  # noqa: ANN001
+def _finetune(app, window, out: Path) -> None:
     """A short real fine-tuning run from the window (the `segstudio train` child), then its picture."""
     window.finetune_action.trigger()
     panel = window._panels["finetune_panel"]
@@ -83,12 +85,19 @@ def main(data: str, model: str, out_dir: str) -> int:
         window.resize(*SIZE)
         window.show()
         window.open_folder(images)
-        _wait(app, lambda: window.session is not None and window.session.document is not None, 60, "the folder")
+        _wait(
+            app, lambda: window.session is not None and window.session.document is not None, 60, "the folder"
+        )
         window.use_weights(weights="file", path=model, version=None)
         window.predict_all_new()
+
         def pending() -> list[str]:  # new images neither predicted nor listed as a problem
             listed = window.problems.problems()
-            return [r.rel_path for r in window.project.images() if r.status == Status.NEW and r.rel_path not in listed]
+            return [
+                r.rel_path
+                for r in window.project.images()
+                if r.status == Status.NEW and r.rel_path not in listed
+            ]
 
         _wait(app, lambda: not pending() and bool(window.problems.problems()), 900, "pre-annotation")
         records = [r for r in window.project.images() if r.status == Status.PREDICTED]

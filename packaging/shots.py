@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def wait_for(app, condition: Callable[[], bool], seconds: float, what: str) -> None:  # noqa: ANN001
+def wait_for(app, condition: Callable[[], bool], seconds: float, what: str) -> None:
     """Process events until `condition()`; a script that waits too long stops with a message."""
     deadline = time.monotonic() + seconds
     while not condition():
@@ -21,7 +21,7 @@ def wait_for(app, condition: Callable[[], bool], seconds: float, what: str) -> N
             raise SystemExit(f"timed out waiting for {what}")
 
 
-def settle(app, seconds: float = 1.5) -> None:  # noqa: ANN001
+def settle(app, seconds: float = 1.5) -> None:
     """Let thumbnails, counts and repaints from background threads arrive."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -29,7 +29,7 @@ def settle(app, seconds: float = 1.5) -> None:  # noqa: ANN001
         time.sleep(0.02)
 
 
-def save_png(widget, path: Path) -> None:  # noqa: ANN001
+def save_png(widget, path: Path) -> None:
     """Grab `widget` and save it with a 256-colour palette, so each picture stays small."""
     from PIL import Image
 

@@ -47,7 +47,9 @@ def main() -> int:
         count = len(window.project.images())
         window.close_project()
         window.close()
-    print(f"smoke test: segstudio {segstudio.__version__} from {where.parent}; window opened {count} demo photos")
+    print(
+        f"smoke test: segstudio {segstudio.__version__} from {where.parent}; window opened {count} demo photos"
+    )
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["asset_path", "icon_path", "demo_dir", "desktop_entry_path"]
+__all__ = ["asset_path", "demo_dir", "desktop_entry_path", "icon_path"]
 
 _PACKAGED = Path(__file__).resolve().parent / "_resources"
 _CHECKOUT = Path(__file__).resolve().parent.parent

@@ -51,7 +51,14 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def _usage() -> str:
-    lines = [f"SegStudio {__version__}", "", "usage: segstudio [FOLDER]", "       segstudio <command> [options]", "", "commands:"]
+    lines = [
+        f"SegStudio {__version__}",
+        "",
+        "usage: segstudio [FOLDER]",
+        "       segstudio <command> [options]",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<8} {HELP[name]}" for name in COMMANDS]
     lines += ["", "Run `segstudio <command> --help` for a command's options."]
     return "\n".join(lines)

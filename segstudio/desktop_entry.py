@@ -16,7 +16,7 @@ from segstudio.assets import desktop_entry_path, icon_path
 from segstudio.core.atomic import atomic_write_bytes, atomic_write_text
 from segstudio.core.errors import InstallError
 
-__all__ = ["install_desktop_entry", "entry_text"]
+__all__ = ["entry_text", "install_desktop_entry"]
 
 
 def _data_home() -> Path:
@@ -50,9 +50,14 @@ def install_desktop_entry(data_home: Path | None = None) -> list[Path]:
     """Write the entry and icons (atomically); returns the files written."""
     template, png, svg = desktop_entry_path(), icon_path("png"), icon_path("svg")
     if template is None or png is None:
-        raise InstallError("this installation ships no desktop entry or icon; reinstall SegStudio from its wheel")
+        raise InstallError(
+            "this installation ships no desktop entry or icon; reinstall SegStudio from its wheel"
+        )
     home = data_home or _data_home()
-    written = [home / "applications" / "segstudio.desktop", home / "icons" / "hicolor" / "256x256" / "apps" / "segstudio.png"]
+    written = [
+        home / "applications" / "segstudio.desktop",
+        home / "icons" / "hicolor" / "256x256" / "apps" / "segstudio.png",
+    ]
     for path in written:
         path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(written[0], entry_text(template.read_text(encoding="utf-8"), _command()))

@@ -122,19 +122,35 @@ def tiny_sam_checkpoint(tmp_path, monkeypatch, one_torch_thread):
     from segstudio.core.interactive import engines
     from segstudio.ml import sam_engine
 
-    def tiny_sam(checkpoint=None):  # noqa: ANN001, ANN202 - segment_anything's builder signature
+    def tiny_sam(checkpoint=None):
         torch.manual_seed(0)
         return Sam(
-            image_encoder=ImageEncoderViT(depth=1, embed_dim=48, img_size=1024, mlp_ratio=2,
-                                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2,
-                                          patch_size=16, qkv_bias=True, use_rel_pos=False, global_attn_indexes=(),
-                                          window_size=0, out_chans=256),
-            prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                         input_image_size=(1024, 1024), mask_in_chans=16),
-            mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
-                depth=1, embedding_dim=256, mlp_dim=256, num_heads=8), transformer_dim=256, iou_head_depth=3,
-                iou_head_hidden_dim=64),
-            pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375],
+            image_encoder=ImageEncoderViT(
+                depth=1,
+                embed_dim=48,
+                img_size=1024,
+                mlp_ratio=2,
+                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                num_heads=2,
+                patch_size=16,
+                qkv_bias=True,
+                use_rel_pos=False,
+                global_attn_indexes=(),
+                window_size=0,
+                out_chans=256,
+            ),
+            prompt_encoder=PromptEncoder(
+                embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
+            ),
+            mask_decoder=MaskDecoder(
+                num_multimask_outputs=3,
+                transformer=TwoWayTransformer(depth=1, embedding_dim=256, mlp_dim=256, num_heads=8),
+                transformer_dim=256,
+                iou_head_depth=3,
+                iou_head_hidden_dim=64,
+            ),
+            pixel_mean=[123.675, 116.28, 103.53],
+            pixel_std=[58.395, 57.12, 57.375],
         ).eval()
 
     monkeypatch.setitem(sam_engine.SAM_ARCHS, 48, ("tiny", tiny_sam))

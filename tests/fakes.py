@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segstudio.core.tasks import NullTask
+from segstudio.core.task_handle import NullTask
 
 __all__ = ["RecordingTask"]
 

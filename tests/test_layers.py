@@ -42,7 +42,12 @@ TORCH = {"torch", "torchvision"}
 def _import_in_fresh_interpreter(package: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE, package], env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
+        [sys.executable, "-c", _PROBE, package],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -17,16 +17,16 @@ import sys
 import time
 from typing import Any, TextIO
 
-from segstudio.core.tasks import ConsoleProgress, NullTask, TaskHandle
+from segstudio.core.task_handle import ConsoleProgress, NullTask, TaskHandle
 
 __all__ = [
-    "add_progress_arguments",
-    "task_progress",
-    "add_train_output_arguments",
-    "wants_json",
-    "train_progress",
     "TrainConsole",
+    "add_progress_arguments",
+    "add_train_output_arguments",
     "duration",
+    "task_progress",
+    "train_progress",
+    "wants_json",
 ]
 
 
@@ -40,7 +40,9 @@ def _isatty(stream: TextIO) -> bool:
 def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quiet", action="store_true", help="no progress bar")
-    group.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    group.add_argument(
+        "--progress", action="store_true", help="show progress even when stderr is not a terminal"
+    )
 
 
 def task_progress(label: str, args: argparse.Namespace, stream: TextIO | None = None) -> TaskHandle:
@@ -162,7 +164,9 @@ class TrainConsole:
         )
 
 
-def train_progress(args: argparse.Namespace, enabled: bool, stream: TextIO | None = None, stdout: TextIO | None = None) -> Any:
+def train_progress(
+    args: argparse.Namespace, enabled: bool, stream: TextIO | None = None, stdout: TextIO | None = None
+) -> Any:
     """The trainer's progress writer: JSON lines (see `wants_json`) or a `TrainConsole` on stderr.
 
     Either way it is a `ProgressWriter` (events recorded, `batch` throttled), so the trainer cannot

@@ -1,10 +1,10 @@
 """`segstudio crf`: show, change or tune the project's dense CRF (what the GUI, predict and eval use).
 
-    segstudio crf FOLDER                      # show the settings and the last tuning report
-    segstudio crf FOLDER --on | --off         # turn it on/off for the project
-    segstudio crf FOLDER --set bilateral_sxy=40 --set iterations=10
-    segstudio crf FOLDER --reset              # back to the defaults (keeps on/off)
-    segstudio crf tune FOLDER [--dry-run]     # learn the settings from done images (held-out decides)
+segstudio crf FOLDER                      # show the settings and the last tuning report
+segstudio crf FOLDER --on | --off         # turn it on/off for the project
+segstudio crf FOLDER --set bilateral_sxy=40 --set iterations=10
+segstudio crf FOLDER --reset              # back to the defaults (keeps on/off)
+segstudio crf tune FOLDER [--dry-run]     # learn the settings from done images (held-out decides)
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("words", nargs="+", metavar="[tune] FOLDER", help="the project's image folder, after 'tune' to tune")
+    parser.add_argument(
+        "words", nargs="+", metavar="[tune] FOLDER", help="the project's image folder, after 'tune' to tune"
+    )
     parser.add_argument("--project-dir", help="the project's state folder, if not FOLDER/.segstudio")
     onoff = parser.add_mutually_exclusive_group()
     onoff.add_argument("--on", dest="enabled", action="store_const", const=True, help="turn the CRF on")
@@ -70,17 +72,22 @@ def _print_report(report: Any, names: list[str], as_json: bool, saved: bool) -> 
     print("per-class IoU % (no CRF -> tuned):")
     for name, a, b in zip(names, report.none.per_class_iou, report.tuned.per_class_iou):
         if a is not None or b is not None:
-            print(f"  {name:<16} {'n/a' if a is None else f'{100 * a:.1f}':>6} -> {'n/a' if b is None else f'{100 * b:.1f}'}")
-    print("tuned settings: " + ", ".join(f"{k}={v}" for k, v in report.tuned_params.to_dict().items() if k != "enabled"))
+            print(
+                f"  {name:<16} {'n/a' if a is None else f'{100 * a:.1f}':>6} -> {'n/a' if b is None else f'{100 * b:.1f}'}"
+            )
+    print(
+        "tuned settings: "
+        + ", ".join(f"{k}={v}" for k, v in report.tuned_params.to_dict().items() if k != "enabled")
+    )
     print(report.summary() if saved else report.summary().rsplit(":", 1)[0] + " (dry run: nothing saved)")
 
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import UsageError
     from segstudio.core.project import Project
+    from segstudio.core.task_handle import ConsoleProgress
     from segstudio.ml.crf import CRFError, CRFParams, load_params, save_params
     from segstudio.ml.crf_project import tune_project
-    from segstudio.core.tasks import ConsoleProgress
 
     words = list(args.words)
     tuning = words[0] == "tune" and len(words) == 2

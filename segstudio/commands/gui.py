@@ -11,8 +11,11 @@ from segstudio.core.errors import ProjectError, UsageError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", nargs="?", help="image folder to open (optional)")
     parser.add_argument("--project-dir", help="keep project state here instead of FOLDER/.segstudio")
-    parser.add_argument("--install-desktop-entry", action="store_true",
-                        help="add SegStudio to this user's application menu (Linux) and exit")
+    parser.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add SegStudio to this user's application menu (Linux) and exit",
+    )
 
 
 def _check_folder(folder: str) -> None:

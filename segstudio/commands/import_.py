@@ -19,10 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="new (or empty) folder for the project (images are copied there)")
     parser.add_argument(
-        "--in-place", action="store_true", help="labelme: make the source folder itself the project (no copies; masks only)"
+        "--in-place",
+        action="store_true",
+        help="labelme: make the source folder itself the project (no copies; masks only)",
     )
-    parser.add_argument("--scheme", default=None, help="map labels onto this scheme (voc, cityscapes, camvid or a .json file)")
-    parser.add_argument("--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)")
+    parser.add_argument(
+        "--scheme", default=None, help="map labels onto this scheme (voc, cityscapes, camvid or a .json file)"
+    )
+    parser.add_argument(
+        "--labels", default=None, help="labelme: labels.txt (default: in the folder or its parent)"
+    )
     parser.add_argument(
         "--allow-outside",
         action="store_true",
@@ -47,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return 1 if plan.unmapped else 0
     if bool(args.out) == bool(args.in_place):
-        raise ExportError("pass either --out DIR (a new project folder) or --in-place (or --dry-run to only see the mapping)")
+        raise ExportError(
+            "pass either --out DIR (a new project folder) or --in-place (or --dry-run to only see the mapping)"
+        )
     progress = task_progress(f"import {args.kind}", args)
     target = import_in_place(plan, progress) if args.in_place else run_import(plan, args.out, progress)
     for warning in plan.warnings:

@@ -18,7 +18,13 @@ from segstudio.core.errors import ProjectError, ProjectLockedError
 from segstudio.core.project import DB_NAME, STATE_DIR_NAME, Project
 from segstudio.core.scan import scan_images
 
-_STATUS_LABELS = {"new": "new", "predicted": "predicted", "in_progress": "in progress", "done": "done", "skipped": "skipped"}
+_STATUS_LABELS = {
+    "new": "new",
+    "predicted": "predicted",
+    "in_progress": "in progress",
+    "done": "done",
+    "skipped": "skipped",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the project state lives if not in FOLDER/.segstudio (e.g. for a read-only image folder)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    parser.add_argument("--effort", action="store_true",
-                        help="median active seconds and actions per done image, per model version")
+    parser.add_argument(
+        "--effort",
+        action="store_true",
+        help="median active seconds and actions per done image, per model version",
+    )
 
 
 def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
@@ -97,21 +106,30 @@ def _text(summary: dict[str, Any]) -> str:
             f"{changes['renamed']} renamed, {changes['changed']} changed"
         )
     if summary["read_only"]:
-        lines.append("  note:    the project is in use by another SegStudio process (the app or a command); this is its last saved state")
+        lines.append(
+            "  note:    the project is in use by another SegStudio process (the app or a command); this is its last saved state"
+        )
     return "\n".join(lines)
 
 
 def effort_text(groups: list[dict[str, Any]]) -> str:
     """The effort table: one line per model version (the same figures as the GUI's Effort view)."""
     if not groups:
-        return "Effort: no done image has recorded editing effort yet (it is recorded while you edit in the app)"
-    lines = ["Effort per done image (median):", f"  {'model version':<28} {'images':>6} {'seconds':>8} {'actions':>8} "
-             f"{'changed':>8}  actions by tool"]
+        return (
+            "Effort: no done image has recorded editing effort yet (it is recorded while you edit in the app)"
+        )
+    lines = [
+        "Effort per done image (median):",
+        f"  {'model version':<28} {'images':>6} {'seconds':>8} {'actions':>8} "
+        f"{'changed':>8}  actions by tool",
+    ]
     for g in groups:
         changed = "-" if g["median_changed_fraction"] is None else f"{g['median_changed_fraction']:.1%}"
         tools = ", ".join(f"{k} {v}" for k, v in g["actions_by_tool"].items())
-        lines.append(f"  {g['model_version'] or '(no prediction)':<28} {g['images']:>6} {g['median_seconds']:>8.0f} "
-                     f"{g['median_actions']:>8g} {changed:>8}  {tools}")
+        lines.append(
+            f"  {g['model_version'] or '(no prediction)':<28} {g['images']:>6} {g['median_seconds']:>8.0f} "
+            f"{g['median_actions']:>8g} {changed:>8}  {tools}"
+        )
     return "\n".join(lines)
 
 

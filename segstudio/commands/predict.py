@@ -18,7 +18,7 @@ from typing import Any
 
 from segstudio.commands.console import add_progress_arguments, task_progress
 from segstudio.core.errors import DiskWriteError, ImageReadError, ProjectError, UsageError
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 
 WEIGHT_WORDS = ("auto", "project", "torchvision", "none")
 UNTRAINED_WARNING = (
@@ -67,32 +67,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from segstudio.ml.device import DEVICE_CHOICES
     from segstudio.ml.precision import PRECISION_CHOICES
 
-    parser.add_argument("folder", help="image folder (the project is its .segstudio state) or that state folder")
+    parser.add_argument(
+        "folder", help="image folder (the project is its .segstudio state) or that state folder"
+    )
     parser.add_argument("--project-dir", help="project state folder, when it is not <folder>/.segstudio")
-    parser.add_argument("--model", help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large): "
-                        + ", ".join(arch_names()))
+    parser.add_argument(
+        "--model",
+        help="architecture (default: the checkpoint's, else deeplabv3_mobilenet_v3_large): "
+        + ", ".join(arch_names()),
+    )
     parser.add_argument(
         "--weights",
         default="auto",
         help="auto (project model, else torchvision for VOC, else none) | project | torchvision | none | FILE",
     )
     parser.add_argument("--version", dest="model_version", help="project model version for --weights project")
-    parser.add_argument("--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)")
+    parser.add_argument(
+        "--device", default="auto", help=f"{' | '.join(DEVICE_CHOICES)} | cuda:N (default auto)"
+    )
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: half precision only where it agrees with float32 and is faster")  # fmt: skip
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
                         help="dense CRF for this run (default: the project's CRF setting; see `segstudio crf`)")  # fmt: skip
-    parser.add_argument("--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 3; 1 = full)")
-    parser.add_argument("--save", action="store_true", help="save --crf/--no-crf/--crf-scale as the project's setting")
+    parser.add_argument(
+        "--crf-scale", type=float, help="run the CRF at 1/SCALE resolution (default 3; 1 = full)"
+    )
+    parser.add_argument(
+        "--save", action="store_true", help="save --crf/--no-crf/--crf-scale as the project's setting"
+    )
     parser.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation (2x time)")
     parser.add_argument("--max-side", type=int,
                         help="resize so the long side is at most this (default: the cap the model was "
                              "fine-tuned with, else 1024; 0 = full resolution)")  # fmt: skip
     parser.add_argument("--tile-size", type=int, default=1024, help="sliding-window tile size in pixels")
-    parser.add_argument("--batch-size", type=int, help="same-size images per forward pass (default 4 on CUDA, 1 on CPU)")
+    parser.add_argument(
+        "--batch-size", type=int, help="same-size images per forward pass (default 4 on CUDA, 1 on CPU)"
+    )
     parser.add_argument("--limit", type=int, help="predict at most this many images in this run")
-    parser.add_argument("--overwrite", action="store_true", help="re-predict images already predicted by this model")
-    parser.add_argument("--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="re-predict images already predicted by this model"
+    )
+    parser.add_argument(
+        "--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name"
+    )
     add_progress_arguments(parser)
 
 
@@ -120,8 +137,8 @@ def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     _validate(args)
-    from segstudio.core.project import Project, Status
     from segstudio.core.probabilities import save_probabilities
+    from segstudio.core.project import Project, Status
     from segstudio.ml import crf as crf_mod
     from segstudio.ml.crf_project import project_crf
     from segstudio.ml.device import device_label, pick_device
@@ -148,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         if args.crf_scale is not None:
             crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
         if args.save:
-            crf_mod.save_params(project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf}))
+            crf_mod.save_params(
+                project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf})
+            )
         is_file = args.weights not in WEIGHT_WORDS
         spec = ModelSpec(
             arch=args.model,
@@ -162,9 +181,16 @@ def run(args: argparse.Namespace) -> int:
             max_side=args.max_side,
         )
         progress = task_progress("predict", args)
-        loaded, predictor = load_predictor(spec, project.scheme, project, args.remap_classes, progress,
-                                           tile_size=args.tile_size, batch_size=args.batch_size,
-                                           coarse_probabilities=True)
+        loaded, predictor = load_predictor(
+            spec,
+            project.scheme,
+            project,
+            args.remap_classes,
+            progress,
+            tile_size=args.tile_size,
+            batch_size=args.batch_size,
+            coarse_probabilities=True,
+        )
         print(
             f"model: {loaded.description} [{loaded.version}] on {device_label(loaded.device)}, "
             f"max side {predictor.max_side or 'full'}, precision {predictor.precision_label}, "
@@ -208,11 +234,20 @@ def run(args: argparse.Namespace) -> int:
             try:
                 save_probabilities(project, rec.id, result.coarse, result.labels.shape)
                 project.save_prediction(
-                    rec, result.labels, result.confidence, loaded.version, result.raw_labels if use_crf else None
+                    rec,
+                    result.labels,
+                    result.confidence,
+                    loaded.version,
+                    result.raw_labels if use_crf else None,
                 )
-            except (OSError, sqlite3.OperationalError) as error:  # disk full / read-only: name the folder; earlier files are intact (atomic)
+            except (
+                OSError,
+                sqlite3.OperationalError,
+            ) as error:  # disk full / read-only: name the folder; earlier files are intact (atomic)
                 raise DiskWriteError(
-                    project.state_dir, f"predict (after {done} image(s); masks and earlier predictions are kept)", error
+                    project.state_dir,
+                    f"predict (after {done} image(s); masks and earlier predictions are kept)",
+                    error,
                 ) from None
             done += 1
             handled += 1

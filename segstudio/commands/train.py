@@ -27,10 +27,22 @@ from segstudio.commands.console import add_train_output_arguments, train_progres
 
 #: CLI flag -> TrainConfig field, for flags that override the manifest's settings when given
 _OVERRIDES = {
-    "arch": "arch", "epochs": "epochs", "time_budget": "time_budget_s", "lr": "lr", "optimizer": "optimizer",
-    "batch": "batch", "crop": "crop", "freeze_backbone": "freeze_backbone", "class_weights": "class_weights",
-    "patience": "patience", "device": "device", "precision": "precision", "seed": "seed",
-    "deterministic": "deterministic", "workers": "workers", "max_side": "max_side",
+    "arch": "arch",
+    "epochs": "epochs",
+    "time_budget": "time_budget_s",
+    "lr": "lr",
+    "optimizer": "optimizer",
+    "batch": "batch",
+    "crop": "crop",
+    "freeze_backbone": "freeze_backbone",
+    "class_weights": "class_weights",
+    "patience": "patience",
+    "device": "device",
+    "precision": "precision",
+    "seed": "seed",
+    "deterministic": "deterministic",
+    "workers": "workers",
+    "max_side": "max_side",
     "min_iters": "min_iters_per_epoch",
 }
 
@@ -41,38 +53,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("project", nargs="?", help="image folder of the project to fine-tune")
     parser.add_argument("--project-dir", help="the project's state folder, if not PROJECT/.segstudio")
-    parser.add_argument("--manifest", help="train from a manifest JSON exported by a front end (no project lock)")
+    parser.add_argument(
+        "--manifest", help="train from a manifest JSON exported by a front end (no project lock)"
+    )
     from segstudio.ml.catalog import arch_names
 
-    parser.add_argument("--arch", help="architecture for a new model (default: the base model's): "
-                        + ", ".join(arch_names()))
-    parser.add_argument("--base", help="start from: active (default), a version (v3), torchvision, scratch, or a file")
+    parser.add_argument(
+        "--arch", help="architecture for a new model (default: the base model's): " + ", ".join(arch_names())
+    )
+    parser.add_argument(
+        "--base", help="start from: active (default), a version (v3), torchvision, scratch, or a file"
+    )
     parser.add_argument("--epochs", type=int, help="maximum epochs (default 30)")
-    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)")
+    parser.add_argument(
+        "--time-budget", type=float, metavar="SECONDS", help="stop after this long (the LR schedule fits it)"
+    )
     parser.add_argument("--lr", type=float, help="base learning rate (default 0.01 SGD, 1e-4 AdamW)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, help="SGD + poly LR (default) or AdamW")
     parser.add_argument("--batch", type=int, help="images per step and process (default 4)")
     parser.add_argument("--crop", type=int, help="training crop size in pixels (default 384)")
-    parser.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the heads (fast on CPU)")
+    parser.add_argument(
+        "--freeze-backbone", action="store_true", default=None, help="train only the heads (fast on CPU)"
+    )
     parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, help="weight rare classes up in the loss")
     parser.add_argument("--patience", type=int, help="stop after N epochs without val-mIoU gain (0 = never)")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--precision", choices=PRECISION_CHOICES,
-                        help="mixed precision: auto (bfloat16/float16 on CUDA), float32, bfloat16, float16")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        help="mixed precision: auto (bfloat16/float16 on CUDA), float32, bfloat16, float16",
+    )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)")
+    parser.add_argument(
+        "--deterministic", action="store_true", default=None, help="deterministic algorithms (slower)"
+    )
     parser.add_argument("--workers", type=int, help="data loading processes (default 2)")
-    parser.add_argument("--max-side", type=int, help="cap images' long side at this many pixels (default 1024)")
+    parser.add_argument(
+        "--max-side", type=int, help="cap images' long side at this many pixels (default 1024)"
+    )
     parser.add_argument("--min-iters", type=int, help="minimum steps per epoch for tiny sets (default 10)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run")
-    parser.add_argument("--activate", choices=("auto", "yes", "no"), default="auto",
-                        help="make the new version the project model (auto: when its val mIoU is at least the "
-                             "starting model's on the same images)")
+    parser.add_argument(
+        "--activate",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="make the new version the project model (auto: when its val mIoU is at least the "
+        "starting model's on the same images)",
+    )
     add_train_output_arguments(parser)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag) is not None}
+    return {
+        field: getattr(args, flag) for flag, field in _OVERRIDES.items() if getattr(args, flag) is not None
+    }
 
 
 @contextmanager
@@ -100,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.core.errors import SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
+
     if bool(args.project) == bool(args.manifest):
-        raise UsageError("give either a project folder or --manifest FILE (not both); see segstudio train --help")
+        raise UsageError(
+            "give either a project folder or --manifest FILE (not both); see segstudio train --help"
+        )
     dist = DistContext.from_env()
     device = dist.device_for(pick_device(args.device or "auto"))
     dist.init(device)
@@ -138,7 +175,11 @@ def _run_manifest(args: argparse.Namespace, dist: Any, progress: Any, stop: thre
 
 
 def _find_resumable(project: Any) -> Path | None:
-    runs = [p.parent for p in Path(project.models_dir).glob("*/resume.pt") if (p.parent / "manifest.json").is_file()]
+    runs = [
+        p.parent
+        for p in Path(project.models_dir).glob("*/resume.pt")
+        if (p.parent / "manifest.json").is_file()
+    ]
     return max(runs, key=lambda run: (run / "resume.pt").stat().st_mtime) if runs else None
 
 
@@ -149,7 +190,9 @@ def _resumed_manifest(project: Any) -> Any:
 
     run = _find_resumable(project)
     if run is None:
-        raise ProjectError(f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume")
+        raise ProjectError(
+            f"nothing to resume: no interrupted run under {project.models_dir}; start one without --resume"
+        )
     manifest = TrainManifest.load(run / "manifest.json")
     if manifest.version is None or project.get_model_version(manifest.version) is not None:
         version = project.next_version_name()
@@ -200,8 +243,11 @@ def _register(project: Any, result: Any, activate: str) -> None:
     if result.checkpoint is None or result.version is None:
         return
     if not keeps_version(result.reason, result.best_miou, result.baseline_miou):
-        print(f"segstudio train: cancelled before beating the starting model; {result.version} not added "
-              "(--resume continues the run)", file=sys.stderr)
+        print(
+            f"segstudio train: cancelled before beating the starting model; {result.version} not added "
+            "(--resume continues the run)",
+            file=sys.stderr,
+        )
         return
     project.add_model_version(result.version, result.checkpoint, result.arch, result.metrics, result.parent)
     if activate == "yes" or (activate == "auto" and result.beats_start is not False):

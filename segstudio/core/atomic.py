@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_writer", "fsync_dir"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_writer", "fsync_dir"]
 
 TEMP_SUFFIX = ".tmp-segstudio"
 

@@ -15,6 +15,7 @@ Editing model:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -25,7 +26,7 @@ import numpy as np
 from segstudio.core.history import Box, History, Step, make_atom
 from segstudio.core.schemes import UNLABELED
 
-__all__ = ["UNLABELED", "ProtectMode", "Protect", "MaskDocument", "Box"]
+__all__ = ["UNLABELED", "Box", "MaskDocument", "Protect", "ProtectMode"]
 
 Point = tuple[float, float]  # (x, y) in image pixel coordinates
 
@@ -70,9 +71,15 @@ ChangeCallback = Callable[[Box | None], None]
 class MaskDocument:
     """One image's label array with its history; `labels` is HxW uint8, 255 = unlabeled."""
 
-    def __init__(self, labels: np.ndarray, history: History | None = None, *,
-                 prediction: np.ndarray | None = None, confidence: np.ndarray | None = None,
-                 raw_prediction: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        labels: np.ndarray,
+        history: History | None = None,
+        *,
+        prediction: np.ndarray | None = None,
+        confidence: np.ndarray | None = None,
+        raw_prediction: np.ndarray | None = None,
+    ) -> None:
         if labels.ndim != 2:
             raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
         self._labels = np.ascontiguousarray(labels, dtype=np.uint8)
@@ -184,8 +191,9 @@ class MaskDocument:
         return box if changed else None
 
     # -- operations ------------------------------------------------------------------------------
-    def paint_stroke(self, points: Sequence[Point], radius: float, value: int,
-                     protect: Protect | None = None) -> Box | None:
+    def paint_stroke(
+        self, points: Sequence[Point], radius: float, value: int, protect: Protect | None = None
+    ) -> Box | None:
         """Paint a round brush along the polyline `points` (consecutive mouse positions).
 
         Segments are drawn as thick lines with round caps, so a fast drag whose events are far
@@ -204,7 +212,7 @@ class MaskDocument:
         local = pts - np.array([box.x0, box.y0], dtype=np.int32)
         for p in local:
             cv2.circle(stamp, (int(p[0]), int(p[1])), r, 1, thickness=-1)
-        for a, b in zip(local[:-1], local[1:]):
+        for a, b in itertools.pairwise(local):
             cv2.line(stamp, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thickness=2 * r + 1)
         return self._apply(box, stamp, int(value), protect or Protect.none(), "brush")
 
@@ -223,7 +231,7 @@ class MaskDocument:
         _, _, _, rect = cv2.floodFill(self._labels, mask, (xi, yi), 0, 0, 0, flags)
         rx, ry, rw, rh = rect
         box = Box(ry, rx, ry + rh, rx + rw)
-        stamp = mask[1 + box.y0:1 + box.y1, 1 + box.x0:1 + box.x1]
+        stamp = mask[1 + box.y0 : 1 + box.y1, 1 + box.x0 : 1 + box.x1]
         return self._apply(box, stamp, int(value), protect or Protect.none(), "fill")
 
     def fill_polygon(self, points: Sequence[Point], value: int, protect: Protect | None = None) -> Box | None:
@@ -240,14 +248,17 @@ class MaskDocument:
         cv2.fillPoly(stamp, [pts - np.array([box.x0, box.y0], dtype=np.int32)], 1)
         return self._apply(box, stamp, int(value), protect or Protect.none(), "polygon")
 
-    def apply_region(self, region: np.ndarray, value: int, protect: Protect | None = None,
-                     label: str = "region") -> Box | None:
+    def apply_region(
+        self, region: np.ndarray, value: int, protect: Protect | None = None, label: str = "region"
+    ) -> Box | None:
         """Write `value` where the boolean HxW `region` is set (an interactive tool's result)."""
         if region.shape != self.shape:
             raise ValueError(f"region shape {region.shape} does not match mask {self.shape}")
         if not region.any():
             return None
-        x, y, w, h = cv2.boundingRect(region.view(np.uint8) if region.dtype == bool else region.astype(np.uint8))
+        x, y, w, h = cv2.boundingRect(
+            region.view(np.uint8) if region.dtype == bool else region.astype(np.uint8)
+        )
         box = Box(y, x, y + h, x + w)
         return self._apply(box, region[box.slices], int(value), protect or Protect.none(), label)
 
@@ -290,8 +301,13 @@ class MaskDocument:
             callback(None)
 
     # -- prediction layer ------------------------------------------------------------------------
-    def set_prediction(self, labels: np.ndarray, confidence: np.ndarray | None = None,
-                       raw_labels: np.ndarray | None = None, notify: bool = True) -> None:
+    def set_prediction(
+        self,
+        labels: np.ndarray,
+        confidence: np.ndarray | None = None,
+        raw_labels: np.ndarray | None = None,
+        notify: bool = True,
+    ) -> None:
         """Store a model prediction beside the labels; never changes the user's pixels."""
         if labels.shape != self.shape:
             raise ValueError(f"prediction shape {labels.shape} does not match mask {self.shape}")

@@ -73,12 +73,14 @@ def summarize_effort(rows: list[EffortRow], status: str = "done") -> list[dict[s
         for row in group:
             tools.update(row.actions)
         changed = [r.changed_fraction for r in group if r.changed_fraction is not None]
-        out.append({
-            "model_version": version,
-            "images": len(group),
-            "median_seconds": statistics.median(r.seconds for r in group),
-            "median_actions": statistics.median(r.total_actions for r in group),
-            "median_changed_fraction": statistics.median(changed) if changed else None,
-            "actions_by_tool": dict(tools.most_common()),
-        })
+        out.append(
+            {
+                "model_version": version,
+                "images": len(group),
+                "median_seconds": statistics.median(r.seconds for r in group),
+                "median_actions": statistics.median(r.total_actions for r in group),
+                "median_changed_fraction": statistics.median(changed) if changed else None,
+                "actions_by_tool": dict(tools.most_common()),
+            }
+        )
     return out

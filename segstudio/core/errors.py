@@ -76,7 +76,9 @@ class DiskWriteError(ExportError):
 
         self.destination = Path(destination)
         code = getattr(error, "errno", None)
-        if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "disk is full" in str(error):  # SQLite says it so
+        if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "disk is full" in str(
+            error
+        ):  # SQLite says it so
             cause = f"the disk holding {self.destination} is full"
             todo = "free some space there"
         elif code == errno.EROFS:
@@ -89,4 +91,6 @@ class DiskWriteError(ExportError):
             cause = f"writing in {self.destination} failed ({getattr(error, 'strerror', None) or error})"
             todo = "check free space and permissions"
         where = f" ({error.filename})" if getattr(error, "filename", None) else ""
-        super().__init__(f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact")
+        super().__init__(
+            f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact"
+        )

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Box", "RegionAtom", "Step", "History", "HistoryStore", "make_atom"]
+__all__ = ["Box", "History", "HistoryStore", "RegionAtom", "Step", "make_atom"]
 
 
 class Box(NamedTuple):
@@ -42,11 +42,15 @@ class Box(NamedTuple):
             return self
         if self.empty:
             return other
-        return Box(min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1))
+        return Box(
+            min(self.y0, other.y0), min(self.x0, other.x0), max(self.y1, other.y1), max(self.x1, other.x1)
+        )
 
     def clip(self, shape: tuple[int, ...]) -> Box:
         h, w = shape[:2]
-        return Box(max(0, min(h, self.y0)), max(0, min(w, self.x0)), max(0, min(h, self.y1)), max(0, min(w, self.x1)))
+        return Box(
+            max(0, min(h, self.y0)), max(0, min(w, self.x0)), max(0, min(h, self.y1)), max(0, min(w, self.x1))
+        )
 
     def expand(self, margin: int) -> Box:
         return Box(self.y0 - margin, self.x0 - margin, self.y1 + margin, self.x1 + margin)
@@ -92,7 +96,9 @@ def make_atom(before: np.ndarray, after: np.ndarray, box: Box) -> RegionAtom | N
         return None
     rows = np.flatnonzero(changed.any(axis=1))
     cols = np.flatnonzero(changed.any(axis=0))
-    tight = Box(box.y0 + int(rows[0]), box.x0 + int(cols[0]), box.y0 + int(rows[-1]) + 1, box.x0 + int(cols[-1]) + 1)
+    tight = Box(
+        box.y0 + int(rows[0]), box.x0 + int(cols[0]), box.y0 + int(rows[-1]) + 1, box.x0 + int(cols[-1]) + 1
+    )
     return RegionAtom(tight, before[tight.slices].copy(), after[tight.slices].copy())
 
 
@@ -190,8 +196,12 @@ class HistoryStore:
     first; the image being edited is touched last.
     """
 
-    def __init__(self, max_steps: int = 500, max_bytes_per_image: int = 64 * 1024 * 1024,
-                 max_bytes_total: int = 512 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_steps: int = 500,
+        max_bytes_per_image: int = 64 * 1024 * 1024,
+        max_bytes_total: int = 512 * 1024 * 1024,
+    ) -> None:
         self.max_steps = max_steps
         self.max_bytes_per_image = max_bytes_per_image
         self.max_bytes_total = max_bytes_total

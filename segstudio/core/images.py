@@ -33,13 +33,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from segstudio.core.errors import ImageReadError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "is_image_file",
     "load_image",
     "read_image_size",
     "read_image_size_bytes",
-    "is_image_file",
 ]
 
 #: File extensions (lower case) SegStudio lists as images in a folder.
@@ -56,8 +56,14 @@ _EXIF_ORIENTATION = 0x0112
 Image.MAX_IMAGE_PIXELS = None
 # Register just our decoders' plugins now (`Image.open(formats=...)` looks the names up, and calls the
 # full `Image.init()` only for a name that is missing): importing all ~50 plugins costs ~0.1 s at start-up.
-for _plugin in ("JpegImagePlugin", "MpoImagePlugin", "PngImagePlugin", "BmpImagePlugin", "TiffImagePlugin",
-                "WebPImagePlugin"):
+for _plugin in (
+    "JpegImagePlugin",
+    "MpoImagePlugin",
+    "PngImagePlugin",
+    "BmpImagePlugin",
+    "TiffImagePlugin",
+    "WebPImagePlugin",
+):
     try:
         importlib.import_module(f"PIL.{_plugin}")
     except ImportError:  # a Pillow built without that codec: the format is left out below
@@ -93,7 +99,7 @@ def _open(path: Path) -> Image.Image:
         raise ImageReadError(path, "not an image, or a format SegStudio cannot read") from None
     except PermissionError:
         raise ImageReadError(path, "permission denied") from None
-    except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad headers
+    except Exception as error:
         raise ImageReadError(path, f"corrupt image header ({type(error).__name__})") from None
 
 
@@ -135,7 +141,7 @@ def _orientation(img: Image.Image, path: Path | None = None) -> int:
             exif = img.getexif()
         value = exif.get(_EXIF_ORIENTATION, 1)
         return int(value) if isinstance(value, (int, np.integer)) else 1
-    except Exception:  # noqa: BLE001 - broken EXIF must not make the image unreadable
+    except Exception:
         return 1
 
 
@@ -170,7 +176,7 @@ def read_image_size_bytes(data: bytes, label: str, max_pixels: int | None = None
         img = Image.open(io.BytesIO(data), formats=_FORMATS)
     except UnidentifiedImageError:
         raise ImageReadError(label, "not an image, or a format SegStudio cannot read") from None
-    except Exception as error:  # noqa: BLE001 - Pillow raises many types for bad headers
+    except Exception as error:
         raise ImageReadError(label, f"corrupt image header ({type(error).__name__})") from None
     with img:
         width, height = img.size
@@ -226,7 +232,7 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
             img.load()
         except MemoryError:
             raise ImageReadError(path, "not enough memory to decode this image") from None
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             message = str(error).lower()
             if "truncated" in message or isinstance(error, EOFError) or "broken" in message:
                 reason = "file is truncated or corrupt"
@@ -235,9 +241,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MA
             raise ImageReadError(path, reason) from None
         try:
             oriented = ImageOps.exif_transpose(img)
-        except Exception:  # noqa: BLE001 - a broken EXIF block: show the pixels as stored
+        except Exception:
             oriented = img
         try:
             return _to_rgb(oriented if oriented is not None else img)
-        except Exception as error:  # noqa: BLE001
-            raise ImageReadError(path, f"unsupported pixel format {img.mode!r} ({type(error).__name__})") from None
+        except Exception as error:
+            raise ImageReadError(
+                path, f"unsupported pixel format {img.mode!r} ({type(error).__name__})"
+            ) from None

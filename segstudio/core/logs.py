@@ -16,8 +16,13 @@ import sys
 from pathlib import Path
 
 __all__ = [
-    "LOGGER_NAME", "LOG_FILE", "user_log_dir", "project_log_dir", "setup_logging", "current_log_dir",
+    "LOGGER_NAME",
+    "LOG_FILE",
+    "current_log_dir",
     "log_exception",
+    "project_log_dir",
+    "setup_logging",
+    "user_log_dir",
 ]
 
 LOGGER_NAME = "segstudio"
@@ -32,7 +37,9 @@ def user_log_dir() -> Path:
     if os.environ.get("SEGSTUDIO_LOG_DIR"):
         return Path(os.environ["SEGSTUDIO_LOG_DIR"])
     if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "SegStudio" / "Logs"
+        return (
+            Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "SegStudio" / "Logs"
+        )
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Logs" / "SegStudio"
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -99,4 +106,5 @@ def current_log_dir() -> Path | None:
 def log_exception(where: str, error: BaseException) -> None:
     """Record a caught exception with its traceback (workers report errors as messages; the log keeps the rest)."""
     logging.getLogger(f"{LOGGER_NAME}.{where}").error(
-        "%s: %s: %s", where, type(error).__name__, error, exc_info=(type(error), error, error.__traceback__))
+        "%s: %s: %s", where, type(error).__name__, error, exc_info=(type(error), error, error.__traceback__)
+    )

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import MaskError
 
-__all__ = ["save_mask", "load_mask", "save_palette_png", "save_confidence", "load_confidence", "encode_png_l"]
+__all__ = ["encode_png_l", "load_confidence", "load_mask", "save_confidence", "save_mask", "save_palette_png"]
 
 #: zlib level 1: masks compress well anyway, and saving runs on every edit.
 _COMPRESS_LEVEL = 1
@@ -53,10 +53,14 @@ def _check_header(path: Path, what: str, size: tuple[int, int], shape: tuple[int
             f"{what} {path} is {width}x{height} but its image is {shape[1]}x{shape[0]}; the mask does not belong to this image"
         )
     if shape is None and width * height > MAX_MASK_PIXELS:
-        raise MaskError(f"{what} {path} claims {width}x{height} pixels, more than {MAX_MASK_PIXELS:,}; it is not a usable mask")
+        raise MaskError(
+            f"{what} {path} claims {width}x{height} pixels, more than {MAX_MASK_PIXELS:,}; it is not a usable mask"
+        )
 
 
-def _load_single_channel(path: str | os.PathLike[str], what: str, shape: tuple[int, int] | None) -> np.ndarray:
+def _load_single_channel(
+    path: str | os.PathLike[str], what: str, shape: tuple[int, int] | None
+) -> np.ndarray:
     path = Path(path)
     if path.exists() and not path.is_file():  # a FIFO or device (a dataset can hold one) would block the read
         raise MaskError(f"{what} {path} is not a regular file")
@@ -76,7 +80,7 @@ def _load_single_channel(path: str | os.PathLike[str], what: str, shape: tuple[i
         raise MaskError(f"{what} {path} does not exist") from None
     except UnidentifiedImageError:
         raise MaskError(f"{what} {path} is not a PNG file") from None
-    except Exception as error:  # noqa: BLE001 - truncated/corrupt files: never a raw Pillow error
+    except Exception as error:
         raise MaskError(f"{what} {path} is corrupt or truncated ({type(error).__name__}: {error})") from None
     return array
 

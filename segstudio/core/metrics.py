@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "SegmentationMetrics"]
+__all__ = ["SegmentationMetrics", "confusion_matrix"]
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def confusion_matrix(
+    pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255
+) -> np.ndarray:
     """(C, C) int64 counts, rows = target class, columns = predicted class.
 
     Pixels whose target is `ignore_index` or outside 0..C-1 are not counted. A prediction outside
@@ -81,7 +83,9 @@ class SegmentationMetrics:
         return cls(pixel_accuracy, mean_pixel_accuracy, iou, miou, fwiou, cm.astype(np.int64))
 
     @classmethod
-    def compute(cls, pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255) -> SegmentationMetrics:
+    def compute(
+        cls, pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255
+    ) -> SegmentationMetrics:
         return cls.from_confusion(confusion_matrix(pred, target, num_classes, ignore_index))
 
     def to_dict(self, class_names: list[str] | None = None) -> dict[str, Any]:

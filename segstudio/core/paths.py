@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from segstudio.core.errors import UnsafePathError
 
-__all__ = ["UnsafePathError", "contained_relative", "resolve_inside", "is_single_name", "display_path"]
+__all__ = ["UnsafePathError", "contained_relative", "display_path", "is_single_name", "resolve_inside"]
 
 
 def _check_text(written: object) -> str:
@@ -78,7 +78,9 @@ def contained_relative(written: str, base: str | PurePosixPath = "") -> PurePosi
     """
     text = _check_text(written)
     if _is_absolute(text):
-        raise UnsafePathError(f"path {written!r} is absolute; a dataset may only name files inside its own folder")
+        raise UnsafePathError(
+            f"path {written!r} is absolute; a dataset may only name files inside its own folder"
+        )
     base_parts = tuple(p for p in PurePosixPath(str(base).replace("\\", "/")).parts if p not in ("", "."))
     if ".." in base_parts or PurePosixPath(str(base)).is_absolute():
         raise ValueError(f"base {base!r} must be a normalised relative folder")

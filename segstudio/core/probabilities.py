@@ -28,8 +28,16 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes
 
-__all__ = ["MAX_SIDE", "QUANTISATION_ERROR", "StoredProbabilities", "delete_probabilities", "load_probabilities",
-           "probabilities_path", "quantise", "save_probabilities"]
+__all__ = [
+    "MAX_SIDE",
+    "QUANTISATION_ERROR",
+    "StoredProbabilities",
+    "delete_probabilities",
+    "load_probabilities",
+    "probabilities_path",
+    "quantise",
+    "save_probabilities",
+]
 
 MAX_SIDE = 512
 QUANTISATION_ERROR = 0.5 / 255  # max |stored - original| per value at the stored size
@@ -64,7 +72,9 @@ def quantise(probabilities: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     return out
 
 
-def save_probabilities(project: Any, image_id: int, probabilities: np.ndarray, image_shape: tuple[int, int]) -> Path:
+def save_probabilities(
+    project: Any, image_id: int, probabilities: np.ndarray, image_shape: tuple[int, int]
+) -> Path:
     """Quantise, compress and write atomically; returns the file written."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, q=quantise(probabilities), image_shape=np.asarray(image_shape[:2], np.int64))
@@ -73,7 +83,9 @@ def save_probabilities(project: Any, image_id: int, probabilities: np.ndarray, i
     return path
 
 
-def load_probabilities(project: Any, image_id: int, image_shape: tuple[int, int] | None = None) -> StoredProbabilities | None:
+def load_probabilities(
+    project: Any, image_id: int, image_shape: tuple[int, int] | None = None
+) -> StoredProbabilities | None:
     """The stored probabilities, or None when there are none, they are unreadable, or they belong to an
     image of another size (`image_shape`, when given)."""
     path = probabilities_path(project, image_id)

@@ -42,6 +42,7 @@ import numpy as np
 from segstudio.core import images as image_io
 from segstudio.core import masks as mask_io
 from segstudio.core import store_reconcile, store_schema, store_settings
+from segstudio.core.effort import EffortRow
 from segstudio.core.errors import (
     ImageReadError,
     ProjectError,
@@ -52,6 +53,7 @@ from segstudio.core.errors import (
 )
 from segstudio.core.hashing import content_hash
 from segstudio.core.schemes import LabelScheme, get_scheme
+from segstudio.core.store_effort import EffortTable
 from segstudio.core.store_images import ImageTable
 from segstudio.core.store_lock import LOCK_NAME, LOCKED_MESSAGE, ProcessLock
 from segstudio.core.store_masks import STATE_DIR_NAME, StateLayout, check_shape
@@ -66,23 +68,21 @@ from segstudio.core.store_records import (
 )
 from segstudio.core.store_schema import DB_NAME, SCHEMA_VERSION, StoreDB
 from segstudio.core.store_settings import DEFAULT_VAL_FRACTION, Settings
-from segstudio.core.effort import EffortRow
-from segstudio.core.store_effort import EffortTable
 from segstudio.core.store_versions import ModelVersions
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 
 __all__ = [
-    "Status",
-    "ImageRecord",
-    "Prediction",
-    "ModelVersion",
-    "ReconcileReport",
-    "Project",
-    "STATE_DIR_NAME",
-    "SCHEMA_VERSION",
-    "LOCKED_MESSAGE",
     "DB_NAME",
     "DEFAULT_VAL_FRACTION",
+    "LOCKED_MESSAGE",
+    "SCHEMA_VERSION",
+    "STATE_DIR_NAME",
+    "ImageRecord",
+    "ModelVersion",
+    "Prediction",
+    "Project",
+    "ReconcileReport",
+    "Status",
     "content_hash",
     "split_for_hash",
 ]
@@ -115,7 +115,9 @@ def _resolve_state_dir(image_dir: Path, state_dir: str | os.PathLike[str] | None
             raise ProjectError(f"the project folder {chosen} is not writable; choose a writable folder")
         return chosen
     sidecar = image_dir / STATE_DIR_NAME
-    if sidecar.is_dir() and not os.access(sidecar, os.W_OK):  # it exists: the state folder itself is read-only
+    if sidecar.is_dir() and not os.access(
+        sidecar, os.W_OK
+    ):  # it exists: the state folder itself is read-only
         raise StateReadOnlyError(
             f"the project state folder {sidecar} is read-only, so SegStudio cannot save there; make it writable, "
             "or choose another project folder for SegStudio's state (`--project-dir DIR` on the command line, "
@@ -216,7 +218,9 @@ class Project:
         state = Path(state_dir).expanduser().absolute() if state_dir is not None else folder / STATE_DIR_NAME
         path = state / DB_NAME
         if not path.is_file():
-            raise ProjectError(f"there is no SegStudio project for {folder} (no {path}); open the folder once first")
+            raise ProjectError(
+                f"there is no SegStudio project for {folder} (no {path}); open the folder once first"
+            )
         project = cls(folder, state)
         try:
             store_schema.connect_read_only(project._store, path)
@@ -387,7 +391,9 @@ class Project:
         """The corrected mask, or None if the user has not saved one."""
         return self.layout.load_mask(rec)
 
-    def save_mask(self, rec: ImageRecord, mask: np.ndarray, status: Status | str = Status.IN_PROGRESS) -> ImageRecord:
+    def save_mask(
+        self, rec: ImageRecord, mask: np.ndarray, status: Status | str = Status.IN_PROGRESS
+    ) -> ImageRecord:
         """Save the corrected mask (atomically, file first, then the row) and set the status."""
         status = status_of(status)
         self._store.check_writable()
@@ -448,8 +454,9 @@ class Project:
 
     # ---------------------------------------------------------------- effort telemetry
 
-    def add_effort(self, rec: ImageRecord, seconds: float, actions: dict[str, int],
-                   changed_fraction: float | None = None) -> None:
+    def add_effort(
+        self, rec: ImageRecord, seconds: float, actions: dict[str, int], changed_fraction: float | None = None
+    ) -> None:
         """Add an editing session's active seconds and actions per tool to the image's totals."""
         self._effort.add(rec.id, seconds, actions, changed_fraction)
 

@@ -23,25 +23,25 @@ from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import SchemeError
 
 __all__ = [
-    "UNLABELED",
-    "VOID_COLOR",
+    "CAMVID_CLASSES",
+    "CITYSCAPES_LABELS",
     "MAX_CLASSES",
+    "UNLABELED",
+    "VOC_CLASSES",
+    "VOID_COLOR",
+    "CityscapesLabel",
     "ClassDef",
     "LabelScheme",
+    "available_schemes",
+    "camvid_scheme",
+    "cityscapes_scheme",
     "control_characters",
+    "get_scheme",
+    "label_id_to_train_id",
     "printable_scheme_dict",
+    "train_id_to_label_id",
     "voc_colormap",
     "voc_scheme",
-    "VOC_CLASSES",
-    "CityscapesLabel",
-    "CITYSCAPES_LABELS",
-    "cityscapes_scheme",
-    "label_id_to_train_id",
-    "train_id_to_label_id",
-    "get_scheme",
-    "available_schemes",
-    "CAMVID_CLASSES",
-    "camvid_scheme",
 ]
 
 #: Mask value of pixels that carry no label (VOC's "void", Cityscapes' ignore trainId).
@@ -88,7 +88,9 @@ def printable_scheme_dict(data: Mapping[str, Any]) -> dict[str, Any]:
         bad = set(control_characters(text))
         return " ".join("".join(" " if repr(ch)[1:-1] in bad else ch for ch in text).split()) or "unnamed"
 
-    classes = [dict(c, name=clean(c.get("name"))) if isinstance(c, Mapping) else c for c in data.get("classes", [])]
+    classes = [
+        dict(c, name=clean(c.get("name"))) if isinstance(c, Mapping) else c for c in data.get("classes", [])
+    ]
     return {**data, "name": clean(data.get("name")), "classes": classes}
 
 
@@ -109,8 +111,10 @@ class ClassDef:
             )
         object.__setattr__(self, "color", _parse_color(self.color, f"class {self.name!r}"))
         if self.export_id is not None:
-            if isinstance(self.export_id, bool) or not isinstance(self.export_id, (int, np.integer)) or not (
-                0 <= int(self.export_id) <= 255
+            if (
+                isinstance(self.export_id, bool)
+                or not isinstance(self.export_id, (int, np.integer))
+                or not (0 <= int(self.export_id) <= 255)
             ):
                 raise SchemeError(
                     f"class {self.name!r}: export id {self.export_id!r} must be an integer 0-255 or left out"
@@ -133,9 +137,11 @@ class LabelScheme:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise SchemeError("the scheme has no name; set \"name\" in the scheme file")
+            raise SchemeError('the scheme has no name; set "name" in the scheme file')
         if bad := control_characters(self.name):
-            raise SchemeError(f"scheme name {self.name!r} contains control characters ({', '.join(bad)}); use printable text only")
+            raise SchemeError(
+                f"scheme name {self.name!r} contains control characters ({', '.join(bad)}); use printable text only"
+            )
         classes = tuple(self.classes)
         object.__setattr__(self, "classes", classes)
         if not classes:
@@ -176,7 +182,9 @@ class LabelScheme:
         for index, cls in enumerate(self.classes):
             if cls.name.casefold() == key:
                 return index
-        raise SchemeError(f"scheme {self.name!r} has no class {name!r}; its classes are: {', '.join(self.names)}")
+        raise SchemeError(
+            f"scheme {self.name!r} has no class {name!r}; its classes are: {', '.join(self.names)}"
+        )
 
     def export_ids(self) -> np.ndarray:
         """(256,) uint8 lookup: mask index -> exported pixel value (index itself where no export id; 255 -> 255)."""
@@ -200,15 +208,15 @@ class LabelScheme:
     def from_dict(cls, data: Mapping[str, Any]) -> LabelScheme:
         """Build and validate a scheme from its JSON form; every problem is a SchemeError saying where."""
         if not isinstance(data, Mapping):
-            raise SchemeError("a scheme must be a JSON object with \"name\" and \"classes\"")
+            raise SchemeError('a scheme must be a JSON object with "name" and "classes"')
         name = data.get("name")
         raw_classes = data.get("classes")
         if not isinstance(raw_classes, list):
-            raise SchemeError(f"scheme {name!r}: \"classes\" must be a list of {{\"name\", \"color\"}} objects")
+            raise SchemeError(f'scheme {name!r}: "classes" must be a list of {{"name", "color"}} objects')
         classes = []
         for index, item in enumerate(raw_classes):
             if not isinstance(item, Mapping) or "name" not in item or "color" not in item:
-                raise SchemeError(f"scheme {name!r}: class {index} needs a \"name\" and a \"color\"")
+                raise SchemeError(f'scheme {name!r}: class {index} needs a "name" and a "color"')
             unknown = set(item) - {"name", "color", "export_id"}
             if unknown:
                 raise SchemeError(
@@ -332,9 +340,7 @@ def _train_labels() -> list[CityscapesLabel]:
 
 def cityscapes_scheme() -> LabelScheme:
     """The 19 Cityscapes training classes in trainId order; export ids are the labelIds."""
-    return LabelScheme(
-        "cityscapes", tuple(ClassDef(lab.name, lab.color, lab.id) for lab in _train_labels())
-    )
+    return LabelScheme("cityscapes", tuple(ClassDef(lab.name, lab.color, lab.id) for lab in _train_labels()))
 
 
 def label_id_to_train_id() -> np.ndarray:
@@ -373,7 +379,11 @@ def camvid_scheme() -> LabelScheme:
 # --------------------------------------------------------------------------------------------
 # Registry
 
-_REGISTRY: dict[str, Callable[[], LabelScheme]] = {"voc": voc_scheme, "cityscapes": cityscapes_scheme, "camvid": camvid_scheme}
+_REGISTRY: dict[str, Callable[[], LabelScheme]] = {
+    "voc": voc_scheme,
+    "cityscapes": cityscapes_scheme,
+    "camvid": camvid_scheme,
+}
 
 
 def available_schemes() -> list[str]:

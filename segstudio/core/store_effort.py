@@ -16,10 +16,14 @@ class EffortTable:
     def __init__(self, store: StoreDB) -> None:
         self._store = store
 
-    def add(self, image_id: int, seconds: float, actions: dict[str, int], changed_fraction: float | None) -> None:
+    def add(
+        self, image_id: int, seconds: float, actions: dict[str, int], changed_fraction: float | None
+    ) -> None:
         """Add a session's seconds and actions to the image's totals; the changed fraction is replaced."""
         with self._store.transaction() as conn:
-            row = conn.execute("SELECT active_seconds, actions FROM effort WHERE image_id=?", (image_id,)).fetchone()
+            row = conn.execute(
+                "SELECT active_seconds, actions FROM effort WHERE image_id=?", (image_id,)
+            ).fetchone()
             total = dict(json.loads(row[1])) if row else {}
             for tool, count in actions.items():
                 total[tool] = int(total.get(tool, 0)) + int(count)
@@ -28,7 +32,13 @@ class EffortTable:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(image_id) DO UPDATE SET active_seconds=excluded.active_seconds, "
                 "actions=excluded.actions, changed_fraction=COALESCE(excluded.changed_fraction, changed_fraction), "
                 "updated_at=excluded.updated_at",
-                (image_id, (row[0] if row else 0.0) + float(seconds), json.dumps(total), changed_fraction, time.time()),
+                (
+                    image_id,
+                    (row[0] if row else 0.0) + float(seconds),
+                    json.dumps(total),
+                    changed_fraction,
+                    time.time(),
+                ),
             )
 
     def rows(self) -> list[EffortRow]:

@@ -56,7 +56,9 @@ class ImageTable:
         current = self.get_by_id(image_id)
         if current is None:
             name = rec.rel_path if isinstance(rec, ImageRecord) else f"#{image_id}"
-            raise ProjectError(f"image {name} is no longer part of the project (was it deleted or moved away?)")
+            raise ProjectError(
+                f"image {name} is no longer part of the project (was it deleted or moved away?)"
+            )
         return current
 
     def counts(self) -> dict[Status, int]:
@@ -69,7 +71,9 @@ class ImageTable:
         return result
 
     def split_counts(self) -> dict[str, int]:
-        rows = self._store.fetchall("SELECT split, COUNT(*) FROM images WHERE removed_at IS NULL GROUP BY split")
+        rows = self._store.fetchall(
+            "SELECT split, COUNT(*) FROM images WHERE removed_at IS NULL GROUP BY split"
+        )
         return {str(split): int(count) for split, count in rows}
 
     def update(self, rec: ImageRecord | int, **values: Any) -> ImageRecord:

@@ -12,7 +12,7 @@ from typing import Any
 
 from segstudio.core.errors import ProjectLockedError
 
-__all__ = ["LOCK_NAME", "LOCKED_MESSAGE", "ProcessLock"]
+__all__ = ["LOCKED_MESSAGE", "LOCK_NAME", "ProcessLock"]
 
 LOCK_NAME = "lock"
 LOCKED_MESSAGE = "project is in use by another SegStudio process"

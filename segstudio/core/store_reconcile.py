@@ -29,7 +29,7 @@ from segstudio.core.scan import FileStat, scan_images
 from segstudio.core.store_masks import STATE_DIR_NAME, StateLayout
 from segstudio.core.store_records import ReconcileReport, db_path, path_from_db, split_for_hash
 from segstudio.core.store_schema import StoreDB
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 
 __all__ = ["Probe", "reconcile"]
 
@@ -46,7 +46,9 @@ class _Known(NamedTuple):
     height: int | None
 
 
-_KNOWN_SQL = "SELECT id, rel_path, size, mtime_ns, content_hash, width, height FROM images WHERE removed_at IS NULL"
+_KNOWN_SQL = (
+    "SELECT id, rel_path, size, mtime_ns, content_hash, width, height FROM images WHERE removed_at IS NULL"
+)
 
 
 class Probe(NamedTuple):
@@ -74,7 +76,9 @@ def _probe(path: Path, max_pixels: int | None) -> Probe:
     return Probe(digest, width, height, None)
 
 
-def _probe_all(image_dir: Path, stats: list[FileStat], max_pixels: int | None, handle: TaskHandle | None) -> list[Probe]:
+def _probe_all(
+    image_dir: Path, stats: list[FileStat], max_pixels: int | None, handle: TaskHandle | None
+) -> list[Probe]:
     if not stats:
         return []
     if handle is not None:
@@ -117,13 +121,22 @@ class _Plan:
 
 
 def _plan_moves(
-    known: dict[str, _Known], touched: list[FileStat], new: list[FileStat], missing: list[_Known],
+    known: dict[str, _Known],
+    touched: list[FileStat],
+    new: list[FileStat],
+    missing: list[_Known],
     probed: dict[str, Probe],
 ) -> _Plan:
     """Match content that left its path (sources) with paths whose content needs a record (targets)."""
-    edited = [s for s in touched if probed[s.rel_path].digest and probed[s.rel_path].digest != known[s.rel_path].content_hash]
+    edited = [
+        s
+        for s in touched
+        if probed[s.rel_path].digest and probed[s.rel_path].digest != known[s.rel_path].content_hash
+    ]
     sources: dict[str, list[_Known]] = {}
-    for row in sorted(missing + [known[s.rel_path] for s in edited], key=lambda r: (natural_key(r.rel_path), r.rel_path)):
+    for row in sorted(
+        missing + [known[s.rel_path] for s in edited], key=lambda r: (natural_key(r.rel_path), r.rel_path)
+    ):
         sources.setdefault(row.content_hash, []).append(row)
     targets = sorted(edited + new, key=lambda s: (natural_key(s.rel_path), s.rel_path))
     moves: list[tuple[_Known, FileStat]] = []
@@ -201,10 +214,15 @@ class _Writer:
              split_for_hash(digest, self.val_fraction), probe.error, self.now, row.id),
         )  # fmt: skip
         self.report.changed.append(stat.rel_path)
-        if probe.width is not None and row.width is not None and (probe.width, probe.height) != (row.width, row.height):
+        if (
+            probe.width is not None
+            and row.width is not None
+            and (probe.width, probe.height) != (row.width, row.height)
+        ):
             self.layout.move_to_stale(row.id, self.now)
             self.conn.execute(
-                "UPDATE images SET status='new', model_version=NULL, mean_confidence=NULL WHERE id=?", (row.id,)
+                "UPDATE images SET status='new', model_version=NULL, mean_confidence=NULL WHERE id=?",
+                (row.id,),
             )
             self.report.invalidated.append(stat.rel_path)
 
@@ -221,7 +239,10 @@ class _Writer:
             self._set_file(revived[0], stat, probe, revive=True)
             self.report.restored.append(stat.rel_path)
             return
-        digest = probe.digest or hashlib.blake2b(stat.rel_path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+        digest = (
+            probe.digest
+            or hashlib.blake2b(stat.rel_path.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+        )
         self.conn.execute(
             "INSERT INTO images(rel_path, sort_key, size, mtime_ns, width, height, content_hash, status, split, error, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
@@ -248,7 +269,11 @@ def reconcile(
         on_disk = scan_images(image_dir, exclude=exclude)
         rows = (_Known(row[0], path_from_db(row[1]), *row[2:]) for row in store.fetchall(_KNOWN_SQL))
         known = {row.rel_path: row for row in rows}
-        touched = [s for p, s in on_disk.items() if p in known and (known[p].size, known[p].mtime_ns) != (s.size, s.mtime_ns)]
+        touched = [
+            s
+            for p, s in on_disk.items()
+            if p in known and (known[p].size, known[p].mtime_ns) != (s.size, s.mtime_ns)
+        ]
         new = [s for p, s in on_disk.items() if p not in known]
         missing = [row for p, row in known.items() if p not in on_disk]
         if not touched and not new and not missing:

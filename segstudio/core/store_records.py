@@ -15,17 +15,17 @@ import numpy as np
 from segstudio.core.errors import ProjectError
 
 __all__ = [
-    "Status",
-    "ImageRecord",
-    "Prediction",
-    "ModelVersion",
-    "ReconcileReport",
     "IMAGE_COLUMNS",
-    "image_record",
-    "status_of",
-    "split_for_hash",
+    "ImageRecord",
+    "ModelVersion",
+    "Prediction",
+    "ReconcileReport",
+    "Status",
     "db_path",
+    "image_record",
     "path_from_db",
+    "split_for_hash",
+    "status_of",
 ]
 
 

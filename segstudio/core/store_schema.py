@@ -66,7 +66,7 @@ def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
             parent TEXT,
             created_at REAL NOT NULL
         );
-        """
+        """,
     )
 
 
@@ -82,7 +82,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
             changed_fraction REAL,
             updated_at REAL NOT NULL
         )
-        """
+        """,
     )
 
 
@@ -187,7 +187,9 @@ def connect_read_only(store: StoreDB, path: Path) -> None:
     """Open the database without writing anything; only the current schema can be read this way."""
     store.read_only = True
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+        )
         store.conn = conn
         version = store.schema_version
     except sqlite3.DatabaseError as error:

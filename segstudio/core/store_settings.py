@@ -16,7 +16,7 @@ from segstudio.core.schemes import LabelScheme, get_scheme, printable_scheme_dic
 from segstudio.core.store_records import split_for_hash
 from segstudio.core.store_schema import StoreDB
 
-__all__ = ["DEFAULT_VAL_FRACTION", "Settings", "load_scheme", "choose_scheme"]
+__all__ = ["DEFAULT_VAL_FRACTION", "Settings", "choose_scheme", "load_scheme"]
 
 DEFAULT_VAL_FRACTION = 0.2
 
@@ -27,8 +27,14 @@ def _validate(key: str, value: Any) -> str:
         text = json.dumps(value)
     except (TypeError, ValueError) as error:
         raise ProjectError(f"setting {key!r} must be JSON-serialisable: {error}") from None
-    if key == "max_pixels" and value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ProjectError(f"max_pixels must be a positive whole number (or null for no limit), got {value!r}")
+    if (
+        key == "max_pixels"
+        and value is not None
+        and (isinstance(value, bool) or not isinstance(value, int) or value <= 0)
+    ):
+        raise ProjectError(
+            f"max_pixels must be a positive whole number (or null for no limit), got {value!r}"
+        )
     if key == "val_fraction":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ProjectError(f"val_fraction must be a number between 0 and 1, got {value!r}")
@@ -53,7 +59,9 @@ class Settings:
                 "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, text),
             )
-            if key == "max_pixels":  # images the new cap may affect count as changed: reconcile reads them again
+            if (
+                key == "max_pixels"
+            ):  # images the new cap may affect count as changed: reconcile reads them again
                 conn.execute(
                     "UPDATE images SET mtime_ns = -1 WHERE removed_at IS NULL AND "
                     "(error IS NOT NULL OR (? IS NOT NULL AND width * height > ?))",

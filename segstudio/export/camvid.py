@@ -29,7 +29,7 @@ from segstudio.export.engine import ItemResult
 from segstudio.export.import_common import normalize_label
 from segstudio.export.mask_folder import IndexMaskFormat
 
-__all__ = ["CamvidFormat", "CAMVID_VOID", "camvid_value_of", "camvid_lut"]
+__all__ = ["CAMVID_VOID", "CamvidFormat", "camvid_lut", "camvid_value_of"]
 
 #: SegNet's value for unlabelled pixels
 CAMVID_VOID = 11
@@ -98,7 +98,9 @@ class CamvidFormat(IndexMaskFormat):
     def write_index(self, root: Path, entries: list[tuple[ExportItem, str, ItemResult]]) -> list[str]:
         written = []
         for split, rows in self.by_split(entries).items():
-            atomic_write_text(root / f"{split}.txt", "".join(f"{r.record['image']} {r.record['mask']}\n" for _, r in rows))
+            atomic_write_text(
+                root / f"{split}.txt", "".join(f"{r.record['image']} {r.record['mask']}\n" for _, r in rows)
+            )
             written.append(f"{split}.txt")
         atomic_write_text(root / "classes.txt", "".join(f"{n}\n" for n in CAMVID_NAMES))
         camvid_scheme().save(root / "scheme.json")

@@ -37,13 +37,17 @@ def _anchored(root: Path, entry: str, allow_outside: bool) -> Path:
     return resolve_inside(root, "/".join(parts[-2:]))
 
 
-def _listed_pairs(root: Path, split: str, warnings: list[str], allow_outside: bool) -> list[tuple[Path, Path]]:
+def _listed_pairs(
+    root: Path, split: str, warnings: list[str], allow_outside: bool
+) -> list[tuple[Path, Path]]:
     list_file = root / f"{split}.txt"
     if list_file.is_file():
         pairs = []
         for row in read_list(list_file):
             if len(row) != 2:
-                raise ExportError(f"{list_file}: expected 'image annotation' on each line, got {' '.join(row)!r}")
+                raise ExportError(
+                    f"{list_file}: expected 'image annotation' on each line, got {' '.join(row)!r}"
+                )
             pairs.append((_anchored(root, row[0], allow_outside), _anchored(root, row[1], allow_outside)))
         return pairs
     pairs = []
@@ -56,23 +60,31 @@ def _listed_pairs(root: Path, split: str, warnings: list[str], allow_outside: bo
     return pairs
 
 
-def preview_camvid(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+def preview_camvid(
+    source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False
+) -> ImportPlan:
     root = Path(source).expanduser().absolute()
     present = [s for s in _SPLITS if (root / f"{s}annot").is_dir() or (root / f"{s}.txt").is_file()]
     if not present:
         raise ExportError(f"no CamVid data in {root}; choose the folder that contains train/ and trainannot/")
     target = scheme or camvid_scheme()
-    mapping = map_values(list(enumerate(CAMVID_NAMES[:-1])), target, by_name=True, void_values=(CAMVID_VOID, UNLABELED))
+    mapping = map_values(
+        list(enumerate(CAMVID_NAMES[:-1])), target, by_name=True, void_values=(CAMVID_VOID, UNLABELED)
+    )
     warnings: list[str] = []
     pairs: list[Pair] = []
     taken: set[str] = set()
-    originals = original_names(root, "camvid", warnings)  # a SegStudio export: restore the project's file names
+    originals = original_names(
+        root, "camvid", warnings
+    )  # a SegStudio export: restore the project's file names
     for split in present:
         for image, mask in _listed_pairs(root, split, warnings, allow_outside):
             if not image.is_file() or not mask.is_file():
                 warnings.append(f"{image.relative_to(root)} or {mask.relative_to(root)} is missing (skipped)")
                 continue
-            rel = originals.get(image.name) or (image.name if image.name.casefold() not in taken else f"{split}/{image.name}")
+            rel = originals.get(image.name) or (
+                image.name if image.name.casefold() not in taken else f"{split}/{image.name}"
+            )
             taken.add(rel.casefold())
             pairs.append(Pair(image, mask, rel, _SPLITS[split]))
     samples, seen, _ = samples_from_pairs(pairs, mapping.lut)

@@ -14,10 +14,10 @@ import numpy as np
 
 from segstudio.core.errors import ExportError, SegStudioError
 from segstudio.core.schemes import UNLABELED, LabelScheme
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.common import ExportItem
 
-__all__ = ["Problem", "CheckReport", "check_items"]
+__all__ = ["CheckReport", "Problem", "check_items"]
 
 
 #: model predictions alone are never exported (they are not ground truth): say how they become masks
@@ -81,10 +81,14 @@ def check_items(
         try:
             mask = item.load_mask()
         except SegStudioError as error:
-            report.problems.append(Problem("warning", "unreadable", f"{item.rel_path}: {error} (skipped)", item.rel_path))
+            report.problems.append(
+                Problem("warning", "unreadable", f"{item.rel_path}: {error} (skipped)", item.rel_path)
+            )
             continue
         if mask is None:
-            report.problems.append(Problem("warning", "no_mask", f"{item.rel_path} has no mask (skipped)", item.rel_path))
+            report.problems.append(
+                Problem("warning", "no_mask", f"{item.rel_path} has no mask (skipped)", item.rel_path)
+            )
             continue
         report.exportable.append(item)
         counts = np.bincount(mask.ravel(), minlength=256)
@@ -100,14 +104,18 @@ def check_items(
                 )
             )
         if counts[UNLABELED] == mask.size:
-            report.problems.append(Problem("warning", "empty_mask", f"{item.rel_path} has no labelled pixel", item.rel_path))
+            report.problems.append(
+                Problem("warning", "empty_mask", f"{item.rel_path} has no labelled pixel", item.rel_path)
+            )
         handle.set_progress(done, len(items))
     if not report.exportable:
-        report.problems.append(
-            Problem("error", "no_items", NOTHING_TO_EXPORT)
-        )
+        report.problems.append(Problem("error", "no_items", NOTHING_TO_EXPORT))
     elif not any(item.split == "val" for item in report.exportable):
         report.problems.append(
-            Problem("warning", "no_val", "the split has no val images; set some images to val or choose a random split")
+            Problem(
+                "warning",
+                "no_val",
+                "the split has no val images; set some images to val or choose a random split",
+            )
         )
     return report

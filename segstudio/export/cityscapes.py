@@ -37,7 +37,7 @@ from segstudio.export.common import ExportItem, encode_png, safe_name, source_im
 from segstudio.export.engine import DatasetFormat, ItemResult
 from segstudio.export.polygons import mask_to_polygons
 
-__all__ = ["CityscapesFormat", "cityscapes_label_map", "city_name", "instance_ids"]
+__all__ = ["CityscapesFormat", "city_name", "cityscapes_label_map", "instance_ids"]
 
 _ALIASES = {"background": "unlabeled", "_background_": "unlabeled", "void": "unlabeled"}
 _BY_ID: dict[int, CityscapesLabel] = {lab.id: lab for lab in CITYSCAPES_LABELS if lab.id >= 0}
@@ -69,7 +69,10 @@ def city_name(rel_path: str, project_name: str) -> str:
     """The city an image goes to: its folder with every non [A-Za-z0-9-] run turned into '-'."""
     parent = PurePosixPath(rel_path.replace("\\", "/")).parent
     folder = "-".join(p for p in parent.parts if p not in ("", "."))
-    return safe_name((folder or project_name).replace(".", "-").replace("_", "-"), fallback="city").strip("-") or "city"
+    return (
+        safe_name((folder or project_name).replace(".", "-").replace("_", "-"), fallback="city").strip("-")
+        or "city"
+    )
 
 
 def instance_ids(label_ids: np.ndarray) -> np.ndarray:
@@ -152,7 +155,9 @@ class CityscapesFormat(DatasetFormat):
             self.write_file(root, f"{gt}_color.png", encode_png(self.color_lut[label_ids], rgb_input=True)),
             self.write_file(root, f"{gt}_instanceIds.png", encode_png(instance_ids(label_ids))),
             self.write_file(
-                root, f"{gt}_polygons.json", json.dumps(self.polygons_json(label_ids), separators=(",", ":")).encode()
+                root,
+                f"{gt}_polygons.json",
+                json.dumps(self.polygons_json(label_ids), separators=(",", ":")).encode(),
             ),
         ]
         return ItemResult(files)
@@ -163,8 +168,13 @@ class CityscapesFormat(DatasetFormat):
     def manifest_extra(self) -> dict[str, Any]:
         return {
             "class_map": [
-                {"index": i, "name": cls.name, "cityscapes": lab.name, "labelId": lab.id, "trainId": lab.trainId}
+                {
+                    "index": i,
+                    "name": cls.name,
+                    "cityscapes": lab.name,
+                    "labelId": lab.id,
+                    "trainId": lab.trainId,
+                }
                 for i, (cls, lab) in enumerate(zip(self.scheme.classes, self.labels))
             ]
         }
-

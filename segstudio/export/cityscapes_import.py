@@ -15,7 +15,13 @@ import numpy as np
 from segstudio.core.errors import ExportError
 from segstudio.core.masks import load_mask
 from segstudio.core.schemes import CITYSCAPES_LABELS, UNLABELED, LabelScheme, cityscapes_scheme
-from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name, original_names
+from segstudio.export.import_common import (
+    ImportPlan,
+    ImportSample,
+    MappingRow,
+    lookup_by_name,
+    original_names,
+)
 
 __all__ = ["preview_cityscapes"]
 
@@ -25,12 +31,16 @@ def _png(rel: str) -> str:
     return (path.with_suffix(".png") if path.suffix else path.with_name(path.name + ".png")).as_posix()
 
 
-def preview_cityscapes(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+def preview_cityscapes(
+    source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False
+) -> ImportPlan:
     """Read a Cityscapes folder (nothing is written). Images are found by listing the folders, so
     `allow_outside` changes nothing here; manifest names never leave the new project."""
     root = Path(source).expanduser().absolute()
     if not (root / "gtFine").is_dir() or not (root / "leftImg8bit").is_dir():
-        raise ExportError(f"no Cityscapes data in {root}; choose the folder that contains leftImg8bit/ and gtFine/")
+        raise ExportError(
+            f"no Cityscapes data in {root}; choose the folder that contains leftImg8bit/ and gtFine/"
+        )
     target = scheme or cityscapes_scheme()
     lut = np.full(256, UNLABELED, dtype=np.uint8)
     rows = []

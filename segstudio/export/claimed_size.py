@@ -14,7 +14,7 @@ from pathlib import Path
 from segstudio.core.errors import ExportError, ImageReadError
 from segstudio.core.images import DEFAULT_MAX_PIXELS, read_image_size, read_image_size_bytes
 
-__all__ = ["claimed_number", "checked_image_size"]
+__all__ = ["checked_image_size", "claimed_number"]
 
 
 def claimed_number(value: object, where: str, field: str) -> int | None:
@@ -32,7 +32,9 @@ def _header_size(where: str, image_path: Path | None, image_bytes: bytes | None)
             width, height = read_image_size(image_path, DEFAULT_MAX_PIXELS)
             return height, width
         if image_bytes is not None:
-            width, height = read_image_size_bytes(image_bytes, f"{where} (embedded image)", DEFAULT_MAX_PIXELS)
+            width, height = read_image_size_bytes(
+                image_bytes, f"{where} (embedded image)", DEFAULT_MAX_PIXELS
+            )
             return height, width
     except ImageReadError as error:
         if "too large" in error.reason:

@@ -22,10 +22,18 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from segstudio.core.atomic import atomic_write_json
-from segstudio.export.common import SPLITS, ExportItem, image_format_of, kept_image_name, source_image_bytes, unique_names
+from segstudio.export.common import (
+    SPLITS,
+    ExportItem,
+    image_format_of,
+    kept_image_name,
+    source_image_bytes,
+    unique_names,
+)
 from segstudio.export.engine import DatasetFormat, ItemResult
 
 __all__ = ["CocoFormat", "annotation_file"]
+
 
 def annotation_file(split: str) -> str:
     """Where a split's annotations go, relative to the export root (the name Datumaro/CVAT look for)."""
@@ -45,7 +53,11 @@ class CocoFormat(DatasetFormat):
     def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
         image_format = image_format_of(name)
         image_rel = f"images/{item.split}/{name}"
-        self.write_file(root, image_rel, source_image_bytes(item.image_path, image_format, mask.shape, self.options.jpeg_quality))
+        self.write_file(
+            root,
+            image_rel,
+            source_image_bytes(item.image_path, image_format, mask.shape, self.options.jpeg_quality),
+        )
         annotations = []
         for index in np.unique(mask):
             if int(index) >= self.scheme.num_classes:
@@ -77,7 +89,9 @@ class CocoFormat(DatasetFormat):
         next_ann = 1
         for split in SPLITS:
             images, annotations = [], []
-            for image_id, (item, _, result) in enumerate((e for e in entries if e[0].split == split), start=1):
+            for image_id, (item, _, result) in enumerate(
+                (e for e in entries if e[0].split == split), start=1
+            ):
                 record = result.record
                 images.append({"id": image_id, **record["image"], "segstudio_source": item.rel_path})
                 for ann in record["annotations"]:
@@ -87,7 +101,10 @@ class CocoFormat(DatasetFormat):
             atomic_write_json(
                 root / rel,
                 {
-                    "info": {"description": f"SegStudio export ({self.scheme.name})", "version": str(self.version)},
+                    "info": {
+                        "description": f"SegStudio export ({self.scheme.name})",
+                        "version": str(self.version),
+                    },
                     "images": images,
                     "annotations": annotations,
                     "categories": self.categories(),
@@ -96,4 +113,3 @@ class CocoFormat(DatasetFormat):
             )
             written.append(rel)
         return written
-

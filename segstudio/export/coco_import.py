@@ -39,7 +39,7 @@ from segstudio.export.import_common import (
     original_names,
 )
 
-__all__ = ["preview_coco", "annotation_mask", "semantic_mask"]
+__all__ = ["annotation_mask", "preview_coco", "semantic_mask"]
 
 
 def annotation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
@@ -53,16 +53,22 @@ def annotation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
         rle = mask_utils.frPyObjects(segmentation, height, width)
     elif isinstance(segmentation, dict) and "counts" in segmentation:
         if list(segmentation.get("size") or []) != [height, width]:  # decode allocates what "size" says
-            raise ExportError(f"an RLE of size {segmentation.get('size')!r} does not fit its {height}x{width} image")
+            raise ExportError(
+                f"an RLE of size {segmentation.get('size')!r} does not fit its {height}x{width} image"
+            )
         rle = {"size": segmentation["size"], "counts": segmentation["counts"]}
         if isinstance(rle["counts"], str):
             rle["counts"] = rle["counts"].encode("ascii")
     else:
-        raise ExportError(f"unsupported COCO segmentation {str(segmentation)[:60]!r}; expected polygons or RLE")
+        raise ExportError(
+            f"unsupported COCO segmentation {str(segmentation)[:60]!r}; expected polygons or RLE"
+        )
     return mask_utils.decode(rle).astype(bool)
 
 
-def semantic_mask(annotations: list[dict[str, Any]], height: int, width: int, index_of: dict[int, int]) -> np.ndarray:
+def semantic_mask(
+    annotations: list[dict[str, Any]], height: int, width: int, index_of: dict[int, int]
+) -> np.ndarray:
     """Paint annotations (crowd first, then largest first) into a uint8 mask of project indices."""
     mask = np.full((height, width), UNLABELED, dtype=np.uint8)
     order = sorted(annotations, key=lambda a: (not a.get("iscrowd", 0), -float(a.get("area", 0) or 0)))
@@ -79,9 +85,13 @@ def _annotation_files(source: Path) -> tuple[Path, list[Path]]:
         root = source.parent.parent if source.parent.name == "annotations" else source.parent
         return root, [source]
     folder = source / "annotations"
-    files = sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []  # no FIFO: it would block
+    files = (
+        sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
+    )  # no FIFO: it would block
     if not files:
-        raise ExportError(f"no COCO annotations in {source}; choose the folder with annotations/*.json, or one .json file")
+        raise ExportError(
+            f"no COCO annotations in {source}; choose the folder with annotations/*.json, or one .json file"
+        )
     return source, files
 
 
@@ -96,7 +106,9 @@ def _image_dir(root: Path, annotation_file: Path, allow_outside: bool) -> Callab
     existing = [c for c in candidates if (root / c).is_dir()]
 
     def locate(file_name: str) -> Path:
-        paths = [resolve_inside(root, file_name, base=folder, allow_outside=allow_outside) for folder in existing]
+        paths = [
+            resolve_inside(root, file_name, base=folder, allow_outside=allow_outside) for folder in existing
+        ]
         return next((p for p in paths if p.is_file()), paths[0])
 
     return locate
@@ -107,7 +119,11 @@ def _load(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise ExportError(f"cannot read COCO file {path}: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("categories"), list)
+    ):
         raise ExportError(f"{path} is not a COCO annotation file (it needs 'images' and 'categories' lists)")
     return data
 
@@ -118,7 +134,9 @@ def _own_scheme(name: str, categories: list[dict[str, Any]]) -> LabelScheme:
     for i, cat in enumerate(categories):
         color = cat.get("color")
         valid = isinstance(color, list) and len(color) == 3
-        classes.append(ClassDef(str(cat["name"]), tuple(color) if valid else tuple(int(c) for c in cmap[i + 1])))
+        classes.append(
+            ClassDef(str(cat["name"]), tuple(color) if valid else tuple(int(c) for c in cmap[i + 1]))
+        )
     return LabelScheme(name, tuple(classes))
 
 
@@ -138,13 +156,20 @@ def _mapping(
     rows = []
     for position, cat in enumerate(categories):
         index = lookup_by_name(target, str(cat["name"])) if by_name else position
-        rows.append(MappingRow(f"{cat['id']}: {cat['name']}", index, target.classes[index].name if index is not None else ""))
+        rows.append(
+            MappingRow(
+                f"{cat['id']}: {cat['name']}", index, target.classes[index].name if index is not None else ""
+            )
+        )
         if index is not None:
             index_of[int(cat["id"])] = index
     rows.append(MappingRow("(not annotated)", UNLABELED, "void"))
     listed = {int(cat["id"]) for cat in categories}
     stray = sorted({int(a.get("category_id", -1)) for d in files for a in d.get("annotations", [])} - listed)
-    rows += [MappingRow(f"{cid}: (not in categories)", None, "", "category id used by annotations") for cid in stray]
+    rows += [
+        MappingRow(f"{cid}: (not in categories)", None, "", "category id used by annotations")
+        for cid in stray
+    ]
     return index_of, rows
 
 
@@ -170,7 +195,9 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
     samples = []
     for image in data["images"]:
         anns = by_image.get(int(image["id"]), [])
-        image_path = locate(str(image["file_name"]))  # an escaping file_name refuses the import (UnsafePathError)
+        image_path = locate(
+            str(image["file_name"])
+        )  # an escaping file_name refuses the import (UnsafePathError)
         if not anns or not image_path.is_file():
             reason = "has no annotations" if image_path.is_file() else f"is missing ({image_path})"
             warnings.append(f"{image['file_name']} {reason} (skipped)")
@@ -179,14 +206,23 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
         rel = rel if rel.casefold() not in taken else f"{path.stem}/{rel}"
         taken.add(rel.casefold())
         where = f"{path} (image {image['file_name']!r})"
-        h, w = checked_image_size(where, (image.get("height"), image.get("width")), ("height", "width"), image_path)
+        h, w = checked_image_size(
+            where, (image.get("height"), image.get("width")), ("height", "width"), image_path
+        )
         samples.append(
-            ImportSample(rel, lambda a=anns, h=h, w=w: semantic_mask(a, h, w, index_of), image_path=image_path, split=_split_of(path))
+            ImportSample(
+                rel,
+                lambda a=anns, h=h, w=w: semantic_mask(a, h, w, index_of),
+                image_path=image_path,
+                split=_split_of(path),
+            )
         )
     return samples
 
 
-def preview_coco(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+def preview_coco(
+    source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False
+) -> ImportPlan:
     root, paths = _annotation_files(Path(source).expanduser().absolute())
     files = [_load(p) for p in paths]
     warnings: list[str] = []

@@ -26,17 +26,17 @@ __all__ = [
     "SPLITS",
     "ExportItem",
     "ExportOptions",
-    "parse_split",
     "assign_split",
-    "safe_name",
-    "unique_names",
-    "image_needs_reencode",
-    "source_image_bytes",
-    "encode_png",
-    "encode_palette_png",
     "encode_jpeg",
-    "mask_digest",
+    "encode_palette_png",
+    "encode_png",
+    "image_needs_reencode",
     "kept_image_name",
+    "mask_digest",
+    "parse_split",
+    "safe_name",
+    "source_image_bytes",
+    "unique_names",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val")
@@ -163,7 +163,7 @@ def kept_image_name(rel_path: str, default: str = ".jpg") -> str:
 
 
 def image_format_of(name: str) -> str:
-    """"JPEG" or "PNG": the format an exported image name (from `kept_image_name`) is written in."""
+    """ "JPEG" or "PNG": the format an exported image name (from `kept_image_name`) is written in."""
     return _KEPT_FORMATS[PurePosixPath(name).suffix.lower()]
 
 
@@ -187,7 +187,9 @@ def image_needs_reencode(path: Path, expected_format: str, shape: tuple[int, int
             # Other modes (alpha, 16-bit) are shown composited/scaled in the app: write what it shows.
             return img.mode not in ("RGB", "L", "CMYK")
     except (OSError, ValueError) as error:
-        raise ExportError(f"cannot read image {path}: {error}; fix or remove the file and export again") from None
+        raise ExportError(
+            f"cannot read image {path}: {error}; fix or remove the file and export again"
+        ) from None
 
 
 def load_upright_rgb(path: Path) -> np.ndarray:
@@ -195,7 +197,9 @@ def load_upright_rgb(path: Path) -> np.ndarray:
     return load_image(path, max_pixels=None)
 
 
-def source_image_bytes(path: Path, expected_format: str, shape: tuple[int, int] | None, jpeg_quality: int = 95) -> bytes:
+def source_image_bytes(
+    path: Path, expected_format: str, shape: tuple[int, int] | None, jpeg_quality: int = 95
+) -> bytes:
     """The image as `expected_format` bytes: the source file untouched when possible, else encoded once."""
     if not image_needs_reencode(path, expected_format, shape):
         return Path(path).read_bytes()

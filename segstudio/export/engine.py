@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,11 @@ from segstudio.core.errors import DiskWriteError, ExportError
 from segstudio.core.hashing import sha256_file, sha256_json
 from segstudio.core.paths import is_single_name, resolve_inside
 from segstudio.core.schemes import LabelScheme
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.common import ExportItem, ExportOptions, json_ready, mask_digest
 from segstudio.export.staging import OutputFolder
 
-__all__ = ["DatasetFormat", "ItemResult", "ExportReport", "run_export"]
+__all__ = ["DatasetFormat", "ExportReport", "ItemResult", "run_export"]
 
 
 @dataclass
@@ -106,7 +106,11 @@ def _previous_entries(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     items = manifest.get("items", [])
     entries: dict[str, dict[str, Any]] = {}
     for entry in items if isinstance(items, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str) or not is_single_name(entry.get("name")):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("source"), str)
+            or not is_single_name(entry.get("name"))
+        ):
             continue
         files = entry.get("files", [])
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
@@ -160,7 +164,9 @@ def run_export(
     try:
         return _run_export(fmt, items, out_dir, handle or NullTask(), workers or default_workers())
     except OSError as error:  # disk full, permissions, a file vanishing: say where, not a traceback
-        raise DiskWriteError(out_dir, f"the export to {out_dir} (the folder was left as it was)", error) from None
+        raise DiskWriteError(
+            out_dir, f"the export to {out_dir} (the folder was left as it was)", error
+        ) from None
 
 
 #: one image's outcome in input order: (item, exported name, key, files written or being written)
@@ -168,10 +174,16 @@ _Slot = tuple[ExportItem, str, str, "ItemResult | Future[ItemResult]"]
 
 
 def _run_export(
-    fmt: DatasetFormat, items: Sequence[ExportItem], out_dir: str | os.PathLike[str], handle: TaskHandle, workers: int
+    fmt: DatasetFormat,
+    items: Sequence[ExportItem],
+    out_dir: str | os.PathLike[str],
+    handle: TaskHandle,
+    workers: int,
 ) -> ExportReport:
     if not items:
-        raise ExportError("nothing to export: no image matches (mark images done, or include all images with a mask)")
+        raise ExportError(
+            "nothing to export: no image matches (mark images done, or include all images with a mask)"
+        )
     folder = OutputFolder(out_dir, fmt.name, fmt.disposable)
     old_entries = _previous_entries(folder.previous or {})
     names = fmt.prepare_names(items, {k: v["name"] for k, v in old_entries.items() if "name" in v})
@@ -190,7 +202,9 @@ def _run_export(
         handle.check_cancelled()
         folder.commit(_manifest(fmt, index_files, manifest_items))
     report.exported = len(entries)
-    handle.set_status(f"exported {report.exported} images ({report.written} written, {report.reused} unchanged)")
+    handle.set_status(
+        f"exported {report.exported} images ({report.written} written, {report.reused} unchanged)"
+    )
     return report
 
 
@@ -276,12 +290,21 @@ def _collect_entries(
         result.record = json_ready(result.record)
         entries.append((item, name, result))
         manifest_items.append(
-            {"source": item.rel_path, "name": name, "split": item.split, "key": key, "files": result.files, "record": result.record}
+            {
+                "source": item.rel_path,
+                "name": name,
+                "split": item.split,
+                "key": key,
+                "files": result.files,
+                "record": result.record,
+            }
         )
     return entries, manifest_items
 
 
-def _manifest(fmt: DatasetFormat, index_files: list[str], manifest_items: list[dict[str, Any]]) -> dict[str, Any]:
+def _manifest(
+    fmt: DatasetFormat, index_files: list[str], manifest_items: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What the next export reads back to decide which images it can reuse."""
     return {
         "dataset_format": fmt.name,

@@ -26,21 +26,21 @@ from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
 
 __all__ = [
-    "MappingRow",
-    "ImportSample",
     "ImportPlan",
-    "run_import",
-    "import_in_place",
-    "can_import_in_place",
-    "normalize_label",
-    "lookup_by_name",
+    "ImportSample",
+    "MappingRow",
     "ValueMapping",
+    "can_import_in_place",
+    "import_in_place",
+    "lookup_by_name",
     "map_values",
+    "normalize_label",
     "original_names",
+    "run_import",
 ]
 
 
@@ -81,20 +81,32 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
-        raise ExportError(f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it") from None
+        raise ExportError(
+            f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it"
+        ) from None
     if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
         return {}
     items = data.get("items", [])
     if not isinstance(items, list):
-        raise ExportError(f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest")
+        raise ExportError(
+            f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest"
+        )
     names: dict[str, str] = {}
     for number, entry in enumerate(items):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("source"), str):
-            raise ExportError(f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("name"), str)
+            or not isinstance(entry.get("source"), str)
+        ):
+            raise ExportError(
+                f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest"
+            )
         try:
             names[entry["name"]] = contained_relative(entry["source"]).as_posix()
         except (UnsafePathError, ValueError) as error:
-            warnings.append(f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the dataset's name)")
+            warnings.append(
+                f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the dataset's name)"
+            )
     return names
 
 
@@ -134,7 +146,10 @@ class ValueMapping:
 
 
 def map_values(
-    source: list[tuple[int, str]], target: LabelScheme, by_name: bool, void_values: tuple[int, ...] = (UNLABELED,)
+    source: list[tuple[int, str]],
+    target: LabelScheme,
+    by_name: bool,
+    void_values: tuple[int, ...] = (UNLABELED,),
 ) -> ValueMapping:
     """Map each (value, class name) of a source table to `target`: by position, or by loose name."""
     lut = np.full(256, UNLABELED, dtype=np.uint8)
@@ -142,7 +157,9 @@ def map_values(
     rows: list[MappingRow] = []
     for value, name in source:
         index = lookup_by_name(target, name) if by_name else value
-        rows.append(MappingRow(f"{value}: {name}", index, target.classes[index].name if index is not None else ""))
+        rows.append(
+            MappingRow(f"{value}: {name}", index, target.classes[index].name if index is not None else "")
+        )
         if index is not None:
             lut[value] = index
             known[value] = True
@@ -176,10 +193,14 @@ class ImportPlan:
 
     def describe(self) -> str:
         """The mapping as a plain-text table (CLI --dry-run, GUI preview)."""
-        lines = [f"{self.kind} import from {self.source}: {len(self.samples)} images, scheme {self.scheme.name!r}"]
+        lines = [
+            f"{self.kind} import from {self.source}: {len(self.samples)} images, scheme {self.scheme.name!r}"
+        ]
         width = max([len(r.source) for r in self.mapping] + [6])
         for row in self.mapping:
-            lines.append(f"  {row.source:<{width}} -> {row.target_label}{('  ' + row.note) if row.note else ''}")
+            lines.append(
+                f"  {row.source:<{width}} -> {row.target_label}{('  ' + row.note) if row.note else ''}"
+            )
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -190,7 +211,9 @@ _IMPORT_TAG = ".segstudio-import-"
 def _check_target(target: Path) -> None:
     refuse_mount_point(target, "project")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise ExportError(f"{target} already exists and is not empty; choose a new or empty folder for the imported project")
+        raise ExportError(
+            f"{target} already exists and is not empty; choose a new or empty folder for the imported project"
+        )
 
 
 def _check_plan(plan: ImportPlan) -> None:
@@ -216,7 +239,9 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
         try:
             project.load_image(rec)  # a truncated/corrupt image is recorded as unreadable, never marked done
         except ImageReadError as error:
-            plan.warnings.append(f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask")
+            plan.warnings.append(
+                f"{sample.rel_path}: {error.reason}; imported as unreadable, without its mask"
+            )
             continue
         try:
             rec = project.save_mask(rec, sample.load_mask(), status=Status.DONE)
@@ -244,7 +269,10 @@ def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Pa
         except OSError as error:
             arguments = signature.bind(*args, **kwargs).arguments
             if arguments.get("target_dir") is not None:
-                destination, what = arguments["target_dir"], f"the import into {arguments['target_dir']} (nothing was published)"
+                destination, what = (
+                    arguments["target_dir"],
+                    f"the import into {arguments['target_dir']} (nothing was published)",
+                )
             else:
                 destination = arguments["plan"].source
                 what = f"the import in place in {destination} (the masks saved so far are kept)"
@@ -256,12 +284,15 @@ def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Pa
 def can_import_in_place(plan: ImportPlan) -> bool:
     """True when every image already sits in the source folder under its project path (labelme)."""
     return bool(plan.samples) and all(
-        s.image_path is not None and s.image_path.resolve() == (plan.source / s.rel_path).resolve() for s in plan.samples
+        s.image_path is not None and s.image_path.resolve() == (plan.source / s.rel_path).resolve()
+        for s in plan.samples
     )
 
 
 @_os_errors_as_user_errors
-def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None) -> Path:
+def import_in_place(
+    plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Open the source folder itself as the project (no copies) and save the masks as done.
 
     Refuses when any of these images already has a mask in that project, so imported shapes
@@ -272,13 +303,19 @@ def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_di
     handle = handle or NullTask()
     _check_plan(plan)
     if not can_import_in_place(plan):
-        raise ExportError(f"the images of {plan.source} are not all inside it; import into a new folder instead")
+        raise ExportError(
+            f"the images of {plan.source} are not all inside it; import into a new folder instead"
+        )
     with Project.open(plan.source, state_dir=state_dir, scheme=plan.scheme, handle=handle) as project:
         if project.scheme != plan.scheme:
             raise ExportError(
                 f"{plan.source} is already a project with scheme {project.scheme.name!r}; import into a new folder instead"
             )
-        existing = [s.rel_path for s in plan.samples if (rec := project.get(s.rel_path)) is not None and project.has_mask(rec)]
+        existing = [
+            s.rel_path
+            for s in plan.samples
+            if (rec := project.get(s.rel_path)) is not None and project.has_mask(rec)
+        ]
         if existing:
             raise ExportError(
                 f"{len(existing)} image(s) already have masks in this project ({', '.join(existing[:5])}); "
@@ -290,7 +327,9 @@ def import_in_place(plan: ImportPlan, handle: TaskHandle | None = None, state_di
 
 
 @_os_errors_as_user_errors
-def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None) -> Path:
+def run_import(
+    plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None
+) -> Path:
     """Create the project in `target_dir` (new or empty): images copied, masks saved as done."""
     from segstudio.core.project import Project  # the store is only needed when writing
 
@@ -306,14 +345,18 @@ def run_import(plan: ImportPlan, target_dir: str | os.PathLike[str], handle: Tas
         handle.set_status(f"copying {total} images")
         for done, sample in enumerate(plan.samples, start=1):
             handle.check_cancelled()
-            dest = resolve_inside(staging, sample.rel_path)  # importers already refuse escapes: a second guard
+            dest = resolve_inside(
+                staging, sample.rel_path
+            )  # importers already refuse escapes: a second guard
             if sample.image_path is not None and sample.image_path.is_file():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(sample.image_path, dest)
             elif sample.image_bytes is not None:
                 atomic_write_bytes(dest, sample.image_bytes())
             else:
-                raise ExportError(f"the image for {sample.rel_path} is missing ({sample.image_path}); restore it or remove its annotation")
+                raise ExportError(
+                    f"the image for {sample.rel_path} is missing ({sample.image_path}); restore it or remove its annotation"
+                )
             handle.set_progress(done, 2 * total)
         handle.set_status("saving masks")
         with Project.open(staging, scheme=plan.scheme) as project:

@@ -22,11 +22,11 @@ from segstudio.export.import_common import ImportSample, MappingRow
 
 __all__ = [
     "Pair",
+    "color_codes",
     "find_image",
     "read_list",
-    "read_text_file",
-    "color_codes",
     "read_source_mask",
+    "read_text_file",
     "samples_from_pairs",
     "unknown_color_rows",
 ]
@@ -58,7 +58,9 @@ def read_text_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of the first name
     except (OSError, UnicodeError) as error:
-        raise ExportError(f"cannot read {path}: {error}; fix or remove the file (UTF-8 text expected)") from None
+        raise ExportError(
+            f"cannot read {path}: {error}; fix or remove the file (UTF-8 text expected)"
+        ) from None
 
 
 def read_list(path: Path) -> list[list[str]]:
@@ -76,7 +78,10 @@ def _codes(rgb: np.ndarray) -> np.ndarray:
 
 def color_codes(colors: np.ndarray) -> dict[int, int]:
     """Colour masks: 24-bit colour -> source value for (n, 3) class colours; the void colour -> 255."""
-    table = {int(code): value for value, code in reversed(list(enumerate(_codes(np.asarray(colors, dtype=np.uint8)))))}
+    table = {
+        int(code): value
+        for value, code in reversed(list(enumerate(_codes(np.asarray(colors, dtype=np.uint8)))))
+    }
     table.setdefault(int(_codes(np.array(VOID_COLOR, dtype=np.uint8))), UNLABELED)
     return table
 
@@ -88,7 +93,7 @@ def read_source_mask(path: Path, colors: dict[int, int] | None) -> tuple[np.ndar
         with Image.open(path) as img:
             colour = img.mode in ("RGB", "RGBA") and colors is not None
             rgb = np.asarray(img.convert("RGB")) if colour else None
-    except Exception:  # noqa: BLE001 - unreadable files get load_mask's typed error below
+    except Exception:
         rgb = None
     if rgb is None or colors is None:
         return load_mask(path), set()
@@ -117,6 +122,11 @@ def samples_from_pairs(
 def unknown_color_rows(unknown: set[int]) -> list[MappingRow]:
     """Preview rows (unmapped, so the import stops) for colours a colour mask uses but no class has."""
     return [
-        MappingRow(f"colour {c >> 16},{(c >> 8) & 255},{c & 255}", None, "", "colour found in masks, not in the class table")
+        MappingRow(
+            f"colour {c >> 16},{(c >> 8) & 255},{c & 255}",
+            None,
+            "",
+            "colour found in masks, not in the class table",
+        )
         for c in sorted(unknown)
     ]

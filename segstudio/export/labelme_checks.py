@@ -21,20 +21,26 @@ from segstudio.core.images import read_image_size_bytes
 from segstudio.core.schemes import control_characters
 from segstudio.export.claimed_size import checked_image_size
 
-__all__ = ["decode_base64", "checked_size", "check_shapes"]
+__all__ = ["check_shapes", "checked_size", "decode_base64"]
 
 
 def decode_base64(text: object, path: Path, field: str = "imageData") -> bytes:
     """Strict base64 (whitespace allowed, as some writers wrap lines); ExportError otherwise."""
     if not isinstance(text, str):
-        raise ExportError(f"{path}: {field} must be base64 text, not {type(text).__name__}; re-save the file with labelme")
+        raise ExportError(
+            f"{path}: {field} must be base64 text, not {type(text).__name__}; re-save the file with labelme"
+        )
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise ExportError(f"{path}: {field} is not valid base64; re-save the file with labelme or remove {field}") from None
+        raise ExportError(
+            f"{path}: {field} is not valid base64; re-save the file with labelme or remove {field}"
+        ) from None
 
 
-def checked_size(path: Path, data: dict[str, Any], image_path: Path | None, image_bytes: bytes | None) -> tuple[int, int]:
+def checked_size(
+    path: Path, data: dict[str, Any], image_path: Path | None, image_bytes: bytes | None
+) -> tuple[int, int]:
     """(height, width) of the image this file annotates, the claimed size checked against its header."""
     claimed = (data.get("imageHeight"), data.get("imageWidth"))
     return checked_image_size(str(path), claimed, ("imageHeight", "imageWidth"), image_path, image_bytes)
@@ -55,7 +61,9 @@ def check_shapes(path: Path, shapes: list[Any], size: tuple[int, int] | None = N
         if not isinstance(shape.get("label", ""), str):
             raise ExportError(f"{where}: label must be text, got {shape.get('label')!r}")
         if bad := control_characters(shape.get("label", "")):
-            raise ExportError(f"{where}: label {shape['label']!r} contains control characters ({', '.join(bad)})")
+            raise ExportError(
+                f"{where}: label {shape['label']!r} contains control characters ({', '.join(bad)})"
+            )
         if not isinstance(shape.get("shape_type") or "polygon", str):
             raise ExportError(f"{where}: shape_type must be text, got {shape.get('shape_type')!r}")
         points = shape.get("points", [])
@@ -63,7 +71,9 @@ def check_shapes(path: Path, shapes: list[Any], size: tuple[int, int] | None = N
             raise ExportError(f"{where}: points must be a list of [x, y] pairs")
         for index, point in enumerate(points):
             if not isinstance(point, (list, tuple)) or len(point) != 2 or not all(map(_number, point)):
-                raise ExportError(f"{where}, point {index}: {point!r} is not an [x, y] pair of finite numbers")
+                raise ExportError(
+                    f"{where}, point {index}: {point!r} is not an [x, y] pair of finite numbers"
+                )
             x, y = point
             if size is not None and not (-width <= x <= 2 * width and -height <= y <= 2 * height):
                 raise ExportError(

@@ -25,11 +25,11 @@ from PIL import Image, ImageDraw
 
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
-from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, control_characters, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
+from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
 
-__all__ = ["preview_labelme", "shape_to_mask", "read_labels_file", "scheme_from_labels"]
+__all__ = ["preview_labelme", "read_labels_file", "scheme_from_labels", "shape_to_mask"]
 
 IGNORE = "__ignore__"
 BACKGROUND = "_background_"
@@ -37,7 +37,9 @@ LINE_WIDTH = 10
 POINT_RADIUS = 5
 
 
-def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, int], mask_data: str | None = None) -> np.ndarray:
+def shape_to_mask(
+    shape_type: str, points: list[list[float]], size: tuple[int, int], mask_data: str | None = None
+) -> np.ndarray:
     """Boolean (H, W) area of one labelme shape; ExportError for an unknown shape type."""
     height, width = size
     canvas = Image.new("L", (width, height), 0)
@@ -62,15 +64,19 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
         draw.line(xy if len(xy) > 1 else xy * 2, fill=1, width=LINE_WIDTH)
     elif kind == "point":
         cx, cy = xy[0]
-        draw.ellipse([cx - POINT_RADIUS, cy - POINT_RADIUS, cx + POINT_RADIUS, cy + POINT_RADIUS], outline=1, fill=1)
+        draw.ellipse(
+            [cx - POINT_RADIUS, cy - POINT_RADIUS, cx + POINT_RADIUS, cy + POINT_RADIUS], outline=1, fill=1
+        )
     elif kind == "mask":
         if not mask_data:
             raise ExportError("a labelme 'mask' shape has no mask data; re-save the file with labelme")
         try:
             with Image.open(io.BytesIO(base64.b64decode(mask_data, validate=True))) as img:
                 patch = np.asarray(img.convert("L")) > 0
-        except Exception as error:  # noqa: BLE001 - bad base64 or PNG data: a user error, not a traceback
-            raise ExportError(f"a labelme 'mask' shape has unreadable mask data ({type(error).__name__})") from None
+        except Exception as error:
+            raise ExportError(
+                f"a labelme 'mask' shape has unreadable mask data ({type(error).__name__})"
+            ) from None
         (x0, y0), (x1, y1) = xy[0], xy[-1]
         left, top = int(round(min(x0, x1))), int(round(min(y0, y1)))
         out = np.zeros(size, dtype=bool)
@@ -88,7 +94,9 @@ def shape_to_mask(shape_type: str, points: list[list[float]], size: tuple[int, i
 def read_labels_file(path: Path) -> list[str]:
     """One label per line ('\\n' only: other line breaks inside a name are refused as control characters)."""
     try:
-        labels = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").split("\n") if line.strip()]
+        labels = [
+            line.strip() for line in Path(path).read_text(encoding="utf-8-sig").split("\n") if line.strip()
+        ]
     except (OSError, UnicodeError) as error:
         raise ExportError(f"cannot read {path}: {error}; save it as UTF-8 text, one label per line") from None
     for label in labels:
@@ -127,7 +135,10 @@ def _find_labels_file(source: Path) -> Path | None:
 
 
 def preview_labelme(
-    source: str | Path, scheme: LabelScheme | None = None, labels_file: str | Path | None = None, allow_outside: bool = False
+    source: str | Path,
+    scheme: LabelScheme | None = None,
+    labels_file: str | Path | None = None,
+    allow_outside: bool = False,
 ) -> ImportPlan:
     """Read every labelme JSON under `source` (nothing is written).
 
@@ -182,7 +193,14 @@ def preview_labelme(
     samples = []
     used_names: set[str] = set()
     for path, data in documents:
-        sample = _sample(source, path, data, allow_outside, warnings, lambda size, p=path, d=data: _mask_loader(p, d, mapping, fill, size))
+        sample = _sample(
+            source,
+            path,
+            data,
+            allow_outside,
+            warnings,
+            lambda size, p=path, d=data: _mask_loader(p, d, mapping, fill, size),
+        )
         if sample is None:
             continue
         if sample.rel_path.casefold() in used_names:
@@ -208,7 +226,9 @@ def _sample(
             image_path = resolve_inside(source, written, base=rel_dir, allow_outside=allow_outside)
         except UnsafePathError as error:
             if not image_data:
-                warnings.append(f"{shown}: imagePath refused: {error} (skipped; pass --allow-outside if you trust it)")
+                warnings.append(
+                    f"{shown}: imagePath refused: {error} (skipped; pass --allow-outside if you trust it)"
+                )
                 return None
             warnings.append(f"{shown}: imagePath refused: {error} (used the image embedded in the file)")
         name = PurePosixPath(str(written).replace("\\", "/")).name
@@ -217,7 +237,9 @@ def _sample(
     if image_path is None and not image_data:
         warnings.append(f"{shown}: image {written!r} not found and no embedded data (skipped)")
         return None
-    embedded = decode_base64(image_data, path) if image_data else None  # checked now, decoded again when copied
+    embedded = (
+        decode_base64(image_data, path) if image_data else None
+    )  # checked now, decoded again when copied
     size = checked_size(path, data, image_path, embedded if image_path is None else None)
     check_shapes(path, data["shapes"], size)
     try:
@@ -233,7 +255,9 @@ def _sample(
     )
 
 
-def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int, size: tuple[int, int]):
+def _mask_loader(
+    path: Path, data: dict[str, Any], mapping: dict[str, int | None], fill: int, size: tuple[int, int]
+):
     """Paint the shapes on a mask of the checked image `size` (the file's claim is never trusted)."""
 
     def load() -> np.ndarray:
@@ -243,7 +267,12 @@ def _mask_loader(path: Path, data: dict[str, Any], mapping: dict[str, int | None
             if index is None:
                 continue
             try:
-                area = shape_to_mask(str(shape.get("shape_type") or "polygon"), shape.get("points", []), size, shape.get("mask"))
+                area = shape_to_mask(
+                    str(shape.get("shape_type") or "polygon"),
+                    shape.get("points", []),
+                    size,
+                    shape.get("mask"),
+                )
             except ExportError as error:
                 raise ExportError(f"{path}: {error}") from None
             mask[area] = index

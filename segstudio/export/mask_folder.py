@@ -46,7 +46,10 @@ def stem_unique_names(items: Sequence[ExportItem], previous: dict[str, str]) -> 
         ((it.rel_path, PurePosixPath(kept_image_name(it.rel_path, ".png")).stem) for it in items),
         {k: PurePosixPath(v).stem for k, v in previous.items()},
     )
-    return {it.rel_path: stems[it.rel_path] + PurePosixPath(kept_image_name(it.rel_path, ".png")).suffix for it in items}
+    return {
+        it.rel_path: stems[it.rel_path] + PurePosixPath(kept_image_name(it.rel_path, ".png")).suffix
+        for it in items
+    }
 
 
 class IndexMaskFormat(DatasetFormat):
@@ -82,7 +85,9 @@ class IndexMaskFormat(DatasetFormat):
     def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
         stem = PurePosixPath(name).stem
         image_rel = self.image_rel(item.split, name)
-        data = source_image_bytes(item.image_path, image_format_of(name), mask.shape, self.options.jpeg_quality)
+        data = source_image_bytes(
+            item.image_path, image_format_of(name), mask.shape, self.options.jpeg_quality
+        )
         files = [
             self.write_file(root, image_rel, data),
             self.write_file(root, self.mask_rel(item.split, stem), encode_png(self.mask_values(mask))),
@@ -93,7 +98,9 @@ class IndexMaskFormat(DatasetFormat):
         return ItemResult(files, {"image": image_rel, "mask": files[1]})
 
     @staticmethod
-    def by_split(entries: list[tuple[ExportItem, str, ItemResult]]) -> dict[str, list[tuple[str, ItemResult]]]:
+    def by_split(
+        entries: list[tuple[ExportItem, str, ItemResult]],
+    ) -> dict[str, list[tuple[str, ItemResult]]]:
         out: dict[str, list[tuple[str, ItemResult]]] = {split: [] for split in SPLITS}
         for item, name, result in entries:
             out.setdefault(item.split, []).append((name, result))
@@ -116,7 +123,9 @@ class MaskFolderFormat(IndexMaskFormat):
     def write_index(self, root: Path, entries: list[tuple[ExportItem, str, ItemResult]]) -> list[str]:
         written = []
         for split, rows in self.by_split(entries).items():
-            atomic_write_text(root / f"{split}.txt", "".join(f"{PurePosixPath(name).stem}\n" for name, _ in rows))
+            atomic_write_text(
+                root / f"{split}.txt", "".join(f"{PurePosixPath(name).stem}\n" for name, _ in rows)
+            )
             written.append(f"{split}.txt")
         atomic_write_text(root / "classes.txt", "".join(f"{n}\n" for n in self.scheme.names))
         self.scheme.save(root / "scheme.json")

@@ -85,30 +85,40 @@ def _splits(root: Path, mask_dir: Path, allow_outside: bool) -> tuple[dict[Path,
             continue
         for row in read_list(list_file):
             suffix = PurePosixPath(row[0].replace("\\", "/")).suffix
-            stem = row[0][: -len(suffix)] if suffix.lower() in IMAGE_EXTENSIONS else row[0]  # 'a.v2' keeps its dot
+            stem = (
+                row[0][: -len(suffix)] if suffix.lower() in IMAGE_EXTENSIONS else row[0]
+            )  # 'a.v2' keeps its dot
             mask = resolve_inside(mask_dir, f"{stem}.png", allow_outside=allow_outside).resolve()
             if splits.setdefault(mask, split) != split:
                 warnings.append(f"{row[0]} is listed in both train.txt and val.txt; imported as train")
     return splits, warnings
 
 
-def preview_mask_folder(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+def preview_mask_folder(
+    source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False
+) -> ImportPlan:
     root = Path(source).expanduser().absolute()
     mask_dir = next((root / d for d in MASK_DIRS if (root / d).is_dir()), None)
     if mask_dir is None or not (root / "images").is_dir():
         raise ExportError(f"no mask folder in {root}; choose the folder that contains images/ and masks/")
-    mask_paths = sorted(p for p in mask_dir.rglob("*.png") if p.is_file())  # no FIFO/device: a read would block
+    mask_paths = sorted(
+        p for p in mask_dir.rglob("*.png") if p.is_file()
+    )  # no FIFO/device: a read would block
     own = source_scheme(root, mask_paths)
     target = scheme or own
     mapping = map_values(list(enumerate(own.names)), target, by_name=scheme is not None)
     splits, warnings = _splits(root, mask_dir, allow_outside)
-    originals = original_names(root, "masks", warnings)  # a SegStudio export: restore the project's file names
+    originals = original_names(
+        root, "masks", warnings
+    )  # a SegStudio export: restore the project's file names
     pairs = []
     for mask in mask_paths:
         rel_stem = mask.relative_to(mask_dir).with_suffix("")
         image = _image_for(root / "images" / rel_stem.parent, rel_stem.name)
         if image is None:
-            warnings.append(f"{mask.relative_to(root).as_posix()}: no image images/{rel_stem.as_posix()}.* (skipped)")
+            warnings.append(
+                f"{mask.relative_to(root).as_posix()}: no image images/{rel_stem.as_posix()}.* (skipped)"
+            )
             continue
         rel_path = image.relative_to(root / "images").as_posix()
         rel_path = originals.get(rel_path, rel_path)

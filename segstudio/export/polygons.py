@@ -34,7 +34,10 @@ class PaintedPolygon:
 def _touches_border(points: np.ndarray, shape: tuple[int, int]) -> bool:
     height, width = shape
     return bool(
-        points[:, 0].min() == 0 or points[:, 1].min() == 0 or points[:, 0].max() == width - 1 or points[:, 1].max() == height - 1
+        points[:, 0].min() == 0
+        or points[:, 1].min() == 0
+        or points[:, 0].max() == width - 1
+        or points[:, 1].max() == height - 1
     )
 
 
@@ -94,7 +97,10 @@ def mask_to_polygons(mask: np.ndarray, background: int = 255, exact: bool = True
             candidates.append((area, len(points), int(value), points))
     # Largest enclosed area first: anything inside a hole is strictly smaller than its encloser.
     candidates.sort(key=lambda c: (-c[0], -c[1]))
-    polygons = [PaintedPolygon(value, tuple((int(x), int(y)) for x, y in points)) for _, _, value, points in candidates]
+    polygons = [
+        PaintedPolygon(value, tuple((int(x), int(y)) for x, y in points))
+        for _, _, value, points in candidates
+    ]
     if exact:
         polygons += _run_fixes(mask, rasterize_polygons(polygons, mask.shape, background))
     return polygons

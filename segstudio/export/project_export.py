@@ -7,20 +7,20 @@ the GUI dialog call `check_project` and `export_project` and nothing else.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from segstudio.core.errors import ExportError, SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.checks import CheckReport, Problem, check_items
 from segstudio.export.common import ExportItem, ExportOptions, assign_split
 from segstudio.export.engine import ExportReport, run_export
 from segstudio.export.registry import create_format
 
-__all__ = ["items_from_project", "check_project", "export_project"]
+__all__ = ["check_project", "export_project", "items_from_project"]
 
 
 def _loader(project: Project, rec: ImageRecord) -> Callable[[], np.ndarray | None]:
@@ -37,7 +37,9 @@ def items_from_project(project: Project, options: ExportOptions) -> tuple[list[E
     items = []
     for rec in records:
         if rec.error:
-            problems.append(Problem("warning", "unreadable", f"{rec.rel_path}: {rec.error} (skipped)", rec.rel_path))
+            problems.append(
+                Problem("warning", "unreadable", f"{rec.rel_path}: {rec.error} (skipped)", rec.rel_path)
+            )
             continue
         items.append(
             ExportItem(
@@ -53,14 +55,19 @@ def items_from_project(project: Project, options: ExportOptions) -> tuple[list[E
 
 
 def check_project(
-    project: Project, dataset_format: str, options: ExportOptions | None = None, handle: TaskHandle | None = None
+    project: Project,
+    dataset_format: str,
+    options: ExportOptions | None = None,
+    handle: TaskHandle | None = None,
 ) -> CheckReport:
     """The pre-export check (loads every selected mask once); never writes anything."""
     options = options or ExportOptions()
     items, problems = items_from_project(project, options)
     try:
         create_format(dataset_format, project.scheme, options, project_name=project.image_dir.name)
-    except SegStudioError as error:  # a format that cannot take this scheme (e.g. unmapped Cityscapes classes)
+    except (
+        SegStudioError
+    ) as error:  # a format that cannot take this scheme (e.g. unmapped Cityscapes classes)
         problems.append(Problem("error", "format", str(error)))
     return check_items(items, project.scheme, problems, handle)
 
@@ -87,5 +94,7 @@ def export_project(
     report.raise_for_errors()
     fmt = create_format(dataset_format, project.scheme, options, project_name=project.image_dir.name)
     result = run_export(fmt, report.exportable, out, handle)
-    result.skipped.extend(p.rel_path for p in report.warnings if p.rel_path and p.code in ("no_mask", "unreadable"))
+    result.skipped.extend(
+        p.rel_path for p in report.warnings if p.rel_path and p.code in ("no_mask", "unreadable")
+    )
     return result

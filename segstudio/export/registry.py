@@ -17,13 +17,13 @@ from segstudio.export.voc import VocFormat
 from segstudio.export.yolo import YoloFormat
 
 __all__ = [
-    "available_formats",
-    "get_format",
-    "create_format",
-    "available_importers",
-    "get_importer",
     "FORMAT_TITLES",
     "IMPORTER_TITLES",
+    "available_formats",
+    "available_importers",
+    "create_format",
+    "get_format",
+    "get_importer",
 ]
 
 _FORMATS: dict[str, type[DatasetFormat]] = {
@@ -76,7 +76,9 @@ def get_format(name: str) -> type[DatasetFormat]:
     return _FORMATS[key]
 
 
-def create_format(name: str, scheme: LabelScheme, options: ExportOptions | None = None, project_name: str = "city") -> DatasetFormat:
+def create_format(
+    name: str, scheme: LabelScheme, options: ExportOptions | None = None, project_name: str = "city"
+) -> DatasetFormat:
     cls = get_format(name)
     if cls is CityscapesFormat:
         return CityscapesFormat(scheme, options, project_name=project_name)

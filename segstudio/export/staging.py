@@ -24,13 +24,13 @@ from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import resolve_inside
 
 __all__ = [
-    "MANIFEST_NAME",
     "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
     "OutputFolder",
-    "read_manifest",
-    "refuse_mount_point",
     "flush_tree",
     "make_staging_dir",
+    "read_manifest",
+    "refuse_mount_point",
     "remove_dead_staging",
 ]
 
@@ -128,7 +128,9 @@ def flush_tree(folder: Path) -> None:
 class OutputFolder:
     """Stages one export of `dataset_format` into `target` (see the module docstring)."""
 
-    def __init__(self, target: str | os.PathLike[str], dataset_format: str, disposable: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, target: str | os.PathLike[str], dataset_format: str, disposable: tuple[str, ...] = ()
+    ) -> None:
         self.target = Path(target).absolute()
         self.dataset_format = dataset_format
         self.disposable = disposable  # glob patterns of files readers add (caches), dropped on re-export
@@ -178,7 +180,9 @@ class OutputFolder:
         for path in target.rglob("*"):
             if path.is_file() or path.is_symlink():
                 rel = path.relative_to(target).as_posix()
-                if rel not in listed and not any(fnmatch.fnmatchcase(rel, pattern) for pattern in self.disposable):
+                if rel not in listed and not any(
+                    fnmatch.fnmatchcase(rel, pattern) for pattern in self.disposable
+                ):
                     foreign.append(rel)
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -209,7 +213,9 @@ class OutputFolder:
         """
         assert self.staging is not None
         try:
-            pairs = [(resolve_inside(self.target, f, strict=True), resolve_inside(self.staging, f)) for f in files]
+            pairs = [
+                (resolve_inside(self.target, f, strict=True), resolve_inside(self.staging, f)) for f in files
+            ]
         except UnsafePathError:
             return False
         if not all(source.is_file() and not source.is_symlink() for source, _ in pairs):

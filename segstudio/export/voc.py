@@ -38,7 +38,7 @@ from segstudio.export.common import (
 )
 from segstudio.export.engine import DatasetFormat, ItemResult
 
-__all__ = ["VocFormat", "VOC_BASE", "add_void_band", "labelmap_text"]
+__all__ = ["VOC_BASE", "VocFormat", "add_void_band", "labelmap_text"]
 
 VOC_BASE = "VOCdevkit/VOC2012"
 VOID_LABEL = "ignored"  # Datumaro's name for VOC's 255 (VocLabel.ignored)
@@ -95,7 +95,11 @@ class VocFormat(DatasetFormat):
         for item, name, _ in entries:
             by_split.setdefault(item.split, []).append(name)
         written = []
-        for split, names in (("train", by_split["train"]), ("val", by_split["val"]), ("trainval", by_split["train"] + by_split["val"])):
+        for split, names in (
+            ("train", by_split["train"]),
+            ("val", by_split["val"]),
+            ("trainval", by_split["train"] + by_split["val"]),
+        ):
             rel = f"{sets}/{split}.txt"
             atomic_write_text(root / rel, "".join(f"{n}\n" for n in names))
             written.append(rel)

@@ -20,7 +20,7 @@ from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme, voc_colormap, voc_scheme
 from segstudio.export.import_common import ImportPlan, ImportSample, map_values
 
-__all__ = ["preview_voc", "find_voc_root"]
+__all__ = ["find_voc_root", "preview_voc"]
 
 
 def find_voc_root(source: Path) -> Path:
@@ -50,9 +50,13 @@ def _source_scheme(root: Path) -> LabelScheme:
             if names:
                 cmap = voc_colormap(len(names))
                 names = ["background" if n == "_background_" else n for n in names]
-                return LabelScheme(root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
+                return LabelScheme(
+                    root.name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names))
+                )
         except (OSError, UnicodeError, SchemeError) as error:
-            raise ExportError(f"{names_file}: {error}; fix the class list (one UTF-8 name per line)") from None
+            raise ExportError(
+                f"{names_file}: {error}; fix the class list (one UTF-8 name per line)"
+            ) from None
     return voc_scheme()
 
 
@@ -63,7 +67,9 @@ def _listed_ids(sets: Path, warnings: list[str]) -> dict[str, str | None]:
         list_file = sets / f"{split}.txt"
         if list_file.is_file():
             try:
-                text = list_file.read_text(encoding="utf-8-sig", errors="surrogateescape")  # ids are file names: any bytes
+                text = list_file.read_text(
+                    encoding="utf-8-sig", errors="surrogateescape"
+                )  # ids are file names: any bytes
             except (OSError, UnicodeError) as error:
                 raise ExportError(f"cannot read {list_file}: {error}; fix or remove the list file") from None
             for line in text.splitlines():
@@ -94,14 +100,18 @@ def _image_shape(image_path: Path) -> tuple[int, int] | None:
     return height, width
 
 
-def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False) -> ImportPlan:
+def preview_voc(
+    source: str | Path, scheme: LabelScheme | None = None, allow_outside: bool = False
+) -> ImportPlan:
     """Read a VOC folder (nothing is written); list entries that leave their folders are skipped
     with a warning (read anyway with `allow_outside`)."""
     source = Path(source).expanduser().absolute()
     root = find_voc_root(source)
     own = _source_scheme(root)
     target = scheme or own
-    mapping = map_values([(value, cls.name) for value, cls in enumerate(own.classes)], target, by_name=scheme is not None)
+    mapping = map_values(
+        [(value, cls.name) for value, cls in enumerate(own.classes)], target, by_name=scheme is not None
+    )
     lut = mapping.lut
 
     warnings: list[str] = []
@@ -130,5 +140,9 @@ def preview_voc(source: str | Path, scheme: LabelScheme | None = None, allow_out
             continue
         used.add(rel.casefold())
         seen_values[values] = True
-        samples.append(ImportSample(rel, lambda p=mask_path: lut[load_mask(p)], image_path=image_path, split=split))
-    return ImportPlan("voc", root, target, mapping.rows + mapping.unknown_rows(seen_values), samples, warnings)
+        samples.append(
+            ImportSample(rel, lambda p=mask_path: lut[load_mask(p)], image_path=image_path, split=split)
+        )
+    return ImportPlan(
+        "voc", root, target, mapping.rows + mapping.unknown_rows(seen_values), samples, warnings
+    )

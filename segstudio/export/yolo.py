@@ -28,7 +28,7 @@ from segstudio.export.engine import DatasetFormat, ItemResult
 from segstudio.export.mask_folder import stem_unique_names
 from segstudio.export.yolo_polygons import mask_to_yolo_lines
 
-__all__ = ["YoloFormat", "BACKGROUND_NAMES"]
+__all__ = ["BACKGROUND_NAMES", "YoloFormat"]
 
 BACKGROUND_NAMES = frozenset({"background", "_background_"})
 
@@ -45,21 +45,34 @@ class YoloFormat(DatasetFormat):
         return stem_unique_names(items, previous)
 
     def traced_classes(self) -> list[int]:
-        return [i for i, name in enumerate(self.scheme.names) if name.strip().casefold() not in BACKGROUND_NAMES]
+        return [
+            i for i, name in enumerate(self.scheme.names) if name.strip().casefold() not in BACKGROUND_NAMES
+        ]
 
     def write_item(self, root: Path, item: ExportItem, name: str, mask: np.ndarray) -> ItemResult:
         image_rel = f"images/{item.split}/{name}"
         label_rel = f"labels/{item.split}/{PurePosixPath(name).stem}.txt"
-        data = source_image_bytes(item.image_path, image_format_of(name), mask.shape, self.options.jpeg_quality)
+        data = source_image_bytes(
+            item.image_path, image_format_of(name), mask.shape, self.options.jpeg_quality
+        )
         lines = mask_to_yolo_lines(mask, self.traced_classes())
         return ItemResult(
-            [self.write_file(root, image_rel, data), self.write_file(root, label_rel, "".join(f"{l}\n" for l in lines).encode())]
+            [
+                self.write_file(root, image_rel, data),
+                self.write_file(root, label_rel, "".join(f"{line}\n" for line in lines).encode()),
+            ]
         )
 
     def write_index(self, root: Path, entries: list[tuple[ExportItem, str, ItemResult]]) -> list[str]:
         splits = {item.split for item, _, _ in entries}
-        val = "images/val" if "val" in splits else "images/train  # no val images in this export: val reuses train"
-        names = "".join(f"  {i}: {json.dumps(n, ensure_ascii=False)}\n" for i, n in enumerate(self.scheme.names))
+        val = (
+            "images/val"
+            if "val" in splits
+            else "images/train  # no val images in this export: val reuses train"
+        )
+        names = "".join(
+            f"  {i}: {json.dumps(n, ensure_ascii=False)}\n" for i, n in enumerate(self.scheme.names)
+        )
         text = (
             f"# SegStudio export of scheme {json.dumps(self.scheme.name, ensure_ascii=False)} (Ultralytics YOLO segmentation)\n"
             "# no 'path:' key: the dataset root is this file's folder\n"

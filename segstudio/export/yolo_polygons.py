@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-__all__ = ["region_polygons", "bridge_holes", "mask_to_yolo_lines", "rasterize_yolo", "parse_yolo_lines"]
+__all__ = ["bridge_holes", "mask_to_yolo_lines", "parse_yolo_lines", "rasterize_yolo", "region_polygons"]
 
 
 def bridge_holes(outer: np.ndarray, holes: Iterable[np.ndarray]) -> np.ndarray:
@@ -83,7 +83,9 @@ def parse_yolo_lines(text: str) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def rasterize_yolo(polygons: list[tuple[int, np.ndarray]], shape: tuple[int, int], background: int = 255) -> np.ndarray:
+def rasterize_yolo(
+    polygons: list[tuple[int, np.ndarray]], shape: tuple[int, int], background: int = 255
+) -> np.ndarray:
     """Fill polygons in order as Ultralytics does (scale to pixels, truncate to int32, cv2.fillPoly)."""
     height, width = shape
     mask = np.full(shape, background, dtype=np.uint8)

@@ -8,8 +8,8 @@ a sentence naming what to install instead of a core dump.
 from __future__ import annotations
 
 import ctypes.util
-import os
 import logging
+import os
 import subprocess
 import sys
 import traceback
@@ -20,7 +20,7 @@ from typing import Any
 
 from segstudio.core.logs import LOGGER_NAME, setup_logging
 
-__all__ = ["run_app", "check_display", "missing_xcb_packages", "install_excepthook"]
+__all__ = ["check_display", "install_excepthook", "missing_xcb_packages", "run_app"]
 
 #: library name (as ctypes.util.find_library wants it) -> Debian package (packaging/system_deps.sh --gui)
 XCB_LIBS: dict[str, str] = {
@@ -68,15 +68,19 @@ def check_display() -> str | None:
     if not sys.platform.startswith("linux"):
         return None
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return ("SegStudio needs a graphical display, and none was found (DISPLAY and WAYLAND_DISPLAY are unset).\n"
-                "Run it on a desktop, over `ssh -X`, or under a virtual display: `xvfb-run segstudio FOLDER`.\n"
-                "The headless commands (`segstudio predict|export|train|...`) work without one.")
+        return (
+            "SegStudio needs a graphical display, and none was found (DISPLAY and WAYLAND_DISPLAY are unset).\n"
+            "Run it on a desktop, over `ssh -X`, or under a virtual display: `xvfb-run segstudio FOLDER`.\n"
+            "The headless commands (`segstudio predict|export|train|...`) work without one."
+        )
     if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         missing = missing_xcb_packages()
         if missing:
-            return ("Qt cannot open a window: these system libraries are missing: " + ", ".join(missing) + ".\n"
-                    f"Install them with: sudo apt-get install {' '.join(missing)}\n"
-                    "(or run `bash packaging/system_deps.sh --gui` as root).")
+            return (
+                "Qt cannot open a window: these system libraries are missing: " + ", ".join(missing) + ".\n"
+                f"Install them with: sudo apt-get install {' '.join(missing)}\n"
+                "(or run `bash packaging/system_deps.sh --gui` as root)."
+            )
     return None
 
 
@@ -93,8 +97,9 @@ def install_excepthook(window: Any) -> Callable[..., None]:
             previous(kind, error, tb)
             return
         if logging.getLogger(LOGGER_NAME).handlers:  # stderr and the log file, traceback included
-            logging.getLogger(f"{LOGGER_NAME}.slot").error("unhandled %s: %s", kind.__name__, error,
-                                                           exc_info=(kind, error, tb))
+            logging.getLogger(f"{LOGGER_NAME}.slot").error(
+                "unhandled %s: %s", kind.__name__, error, exc_info=(kind, error, tb)
+            )
         else:
             traceback.print_exception(kind, error, tb, file=sys.stderr)
         try:
@@ -103,7 +108,7 @@ def install_excepthook(window: Any) -> Callable[..., None]:
                 f"{kind.__name__}: {error}\n\nSegStudio keeps running and your saved work is safe; the details "
                 "are in the log (Help > Open log folder; please include them in a bug report).",
             )
-        except Exception:  # noqa: BLE001 - the hook itself must never raise
+        except Exception:
             traceback.print_exc(file=sys.stderr)
 
     sys.excepthook = hook

@@ -31,8 +31,7 @@ from segstudio.core.paths import display_path
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.gui.thumbnails import THUMB_SIZE, ThumbnailLoader
 
-
-__all__ = ["ImageListModel", "BrowserWidget", "badge_of", "UNFINISHED", "SORT_NAME", "SORT_LEAST_CONFIDENT"]
+__all__ = ["SORT_LEAST_CONFIDENT", "SORT_NAME", "UNFINISHED", "BrowserWidget", "ImageListModel", "badge_of"]
 
 RecordRole = Qt.ItemDataRole.UserRole + 1
 BadgeRole = Qt.ItemDataRole.UserRole + 2
@@ -81,7 +80,9 @@ class ImageListModel(QAbstractListModel):
         self._placeholder.fill(QColor(70, 70, 70))
 
     # -- data ----------------------------------------------------------------------------------------
-    def set_records(self, records: list[ImageRecord], project: Project | None, loader: ThumbnailLoader | None) -> None:
+    def set_records(
+        self, records: list[ImageRecord], project: Project | None, loader: ThumbnailLoader | None
+    ) -> None:
         self.beginResetModel()
         self._records = list(records)
         self._row_of_path = {r.rel_path: i for i, r in enumerate(self._records)}
@@ -92,8 +93,9 @@ class ImageListModel(QAbstractListModel):
         self._recompute()
         self.endResetModel()
 
-    def replace_records(self, records: list[ImageRecord], renamed: dict[str, str],
-                        changed: Iterable[str] = ()) -> None:
+    def replace_records(
+        self, records: list[ImageRecord], renamed: dict[str, str], changed: Iterable[str] = ()
+    ) -> None:
         """The folder changed (see folder_watch.py): keep thumbnails and problem marks, following renames.
 
         Thumbnails of `changed` paths (new pixels under the same name) are dropped and asked for again.
@@ -132,7 +134,7 @@ class ImageListModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._visible)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self._visible):
             return None
         rec = self._records[self._visible[index.row()]]
@@ -162,7 +164,12 @@ class ImageListModel(QAbstractListModel):
         if pixmap is not None:
             self._thumbs.move_to_end(rec.rel_path)
             return pixmap
-        if self.loader is not None and self.project is not None and not rec.error and rec.rel_path not in self._requested:
+        if (
+            self.loader is not None
+            and self.project is not None
+            and not rec.error
+            and rec.rel_path not in self._requested
+        ):
             self._requested.add(rec.rel_path)
             self.loader.request(rec.rel_path, self.project.image_path(rec), rec.content_hash)
         return self._placeholder
@@ -224,9 +231,11 @@ class ImageListModel(QAbstractListModel):
             rows = [i for i in rows if self._text in self._records[i].rel_path.casefold()]
         rows = list(rows)
         if self._sort == SORT_LEAST_CONFIDENT:
+
             def key(i: int) -> tuple[int, float, int]:
                 conf = self._records[i].mean_confidence
                 return (0, conf, i) if conf is not None else (1, 0.0, i)
+
             rows.sort(key=key)
         self._visible = rows
         self._visible_row = {i: row for row, i in enumerate(rows)}
@@ -311,7 +320,10 @@ class BrowserWidget(QWidget):
         # A longer counter line wraps instead of widening the dock: the panel keeps the user's width.
         self.counter.setWordWrap(True)
         self.counter.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        for combo in (self.status_filter, self.sort_combo):  # shrink with the dock, elided, not the other way round
+        for combo in (
+            self.status_filter,
+            self.sort_combo,
+        ):  # shrink with the dock, elided, not the other way round
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
             combo.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
@@ -361,7 +373,9 @@ class BrowserWidget(QWidget):
         self._current = None
         self.update_counter()
 
-    def refresh(self, records: list[ImageRecord], renamed: dict[str, str], changed: Iterable[str] = ()) -> None:
+    def refresh(
+        self, records: list[ImageRecord], renamed: dict[str, str], changed: Iterable[str] = ()
+    ) -> None:
         """New records after a rescan; the current image follows a rename (no signal emitted)."""
         self.model.replace_records(records, renamed, changed)
         if self._current is not None:
@@ -387,8 +401,13 @@ class BrowserWidget(QWidget):
             return
         done = counts.get(Status.DONE.value, 0)
         parts = [f"{done:,} / {total:,} done"]
-        for badge, label in ((Status.IN_PROGRESS.value, "in progress"), (Status.PREDICTED.value, "predicted"),
-                             (Status.NEW.value, "new"), (Status.SKIPPED.value, "skipped"), (UNREADABLE, "unreadable")):
+        for badge, label in (
+            (Status.IN_PROGRESS.value, "in progress"),
+            (Status.PREDICTED.value, "predicted"),
+            (Status.NEW.value, "new"),
+            (Status.SKIPPED.value, "skipped"),
+            (UNREADABLE, "unreadable"),
+        ):
             if counts.get(badge):
                 parts.append(f"{counts[badge]:,} {label}")
         shown = self.model.rowCount()
@@ -410,7 +429,7 @@ class BrowserWidget(QWidget):
         self._reselect()
 
     def set_status_filter(self, label: str) -> None:
-        self.status_filter.setCurrentIndex([l for l, _ in STATUS_FILTERS].index(label))
+        self.status_filter.setCurrentIndex([name for name, _ in STATUS_FILTERS].index(label))
 
     def set_sort_mode(self, mode: str) -> None:
         self.sort_combo.setCurrentIndex(self.sort_combo.findData(mode))

@@ -28,14 +28,20 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QFrame, QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsEllipseItem,
+    QGraphicsPathItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
 
 from segstudio.core.history import Box
 from segstudio.core.schemes import UNLABELED
 from segstudio.gui.image_view import DRAG_ZOOM, WHEEL_ZOOM, ArrayImageItem, ImageViewBox, ScreenText
 
-
-__all__ = ["LabelLayer", "CanvasView", "overlay_lut", "heat_lut", "diff_lut", "outline_of", "outline_reach"]
+__all__ = ["CanvasView", "LabelLayer", "diff_lut", "heat_lut", "outline_of", "outline_reach", "overlay_lut"]
 
 MIN_CANVAS_WIDTH, MIN_CANVAS_HEIGHT = 360, 240
 
@@ -193,7 +199,7 @@ class CanvasView(QGraphicsView):
         self._brush_radius = 5.0
         self._image_shape: tuple[int, int] | None = None
 
-    def resizeEvent(self, ev: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, ev: QResizeEvent) -> None:
         super().resizeEvent(ev)
         size = self.viewport().size()
         self.setSceneRect(0, 0, size.width(), size.height())  # scene = viewport pixels; the view box zooms
@@ -271,8 +277,9 @@ class CanvasView(QGraphicsView):
         else:
             self.viewport().setCursor(self._tool_cursor)
 
-    def set_polygon(self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None,
-                    closed: bool = True) -> None:
+    def set_polygon(
+        self, points: list[tuple[float, float]], hover: tuple[float, float] | None = None, closed: bool = True
+    ) -> None:
         """The yellow trail: a polygon or box (closed), or a scribble being drawn (`closed=False`: no
         segment from its end back to its start, which would read as a lasso)."""
         path = QPainterPath()
@@ -302,8 +309,13 @@ class CanvasView(QGraphicsView):
         return ev.button() != Qt.MouseButton.LeftButton or self._space or not self.paint_enabled
 
     def mousePressEvent(self, ev: QMouseEvent) -> None:
-        if (ev.button() == Qt.MouseButton.RightButton and self.secondary_enabled and self.paint_enabled
-                and not self._space and self._image_shape is not None):
+        if (
+            ev.button() == Qt.MouseButton.RightButton
+            and self.secondary_enabled
+            and self.paint_enabled
+            and not self._space
+            and self._image_shape is not None
+        ):
             self.secondary_pressed.emit(*self.to_image(ev.position()))
             ev.accept()
             return
@@ -349,7 +361,11 @@ class CanvasView(QGraphicsView):
         return self.vb.mapSceneToView(self.mapToScene(pos.toPoint()))
 
     def _start_gesture(self, ev: QMouseEvent) -> None:
-        if ev.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+        if ev.button() in (
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.MiddleButton,
+            Qt.MouseButton.RightButton,
+        ):
             self._gesture = (ev.button(), QPointF(ev.position()), QPointF(ev.position()))
         ev.accept()
 
@@ -363,7 +379,7 @@ class CanvasView(QGraphicsView):
         else:  # the image follows the pointer
             self.vb.translateBy(-(pos.x() - last.x()) / scale, -(pos.y() - last.y()) / scale)
 
-    def leaveEvent(self, ev) -> None:  # noqa: ANN001
+    def leaveEvent(self, ev) -> None:
         self.brush_cursor.setVisible(False)
         self.left.emit()
         super().leaveEvent(ev)
@@ -376,7 +392,7 @@ class CanvasView(QGraphicsView):
             return
         delta = ev.angleDelta().y() or ev.angleDelta().x()
         if delta:  # wheel up zooms in, about the pointer
-            self.vb.scaleBy(WHEEL_ZOOM ** -delta, center=self._view_point(ev.position()))
+            self.vb.scaleBy(WHEEL_ZOOM**-delta, center=self._view_point(ev.position()))
         ev.accept()
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:

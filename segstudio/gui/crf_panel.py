@@ -1,7 +1,7 @@
 """Model -> CRF…: the project's dense CRF on/off, its settings (reset to defaults), and tuning in the background.
 
 Thin: settings are `ml.crf.CRFParams` saved with `save_params`; tuning is `ml.crf_project.tune_project`
-run by the GUI's task helper (`gui.tasks.TaskRunner`; the window stays usable, Cancel stops it between CRF runs). `crf_changed` tells
+run by the GUI's task helper (`gui.background_tasks.TaskRunner`; the window stays usable, Cancel stops it between CRF runs). `crf_changed` tells
 the window which CRF new predictions use (None = off).
 """
 
@@ -24,16 +24,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.tasks import TaskRunner
+from segstudio.gui.background_tasks import TaskRunner
 from segstudio.ml.crf import CRFParams, load_params, save_params
 from segstudio.ml.crf_project import TUNE_REPORT_KEY, project_crf, tune_project
 
 __all__ = ["CRFPanel"]
 
-LABELS = {"iterations": "Mean-field iterations", "gaussian_sxy": "Smoothness width (px)",
-          "gaussian_compat": "Smoothness weight", "bilateral_sxy": "Appearance width (px)",
-          "bilateral_srgb": "Appearance colour range", "bilateral_compat": "Appearance weight",
-          "scale": "Run at 1/scale resolution", "max_pixels": "Max grid pixels", "min_pixels": "Min grid pixels"}
+LABELS = {
+    "iterations": "Mean-field iterations",
+    "gaussian_sxy": "Smoothness width (px)",
+    "gaussian_compat": "Smoothness weight",
+    "bilateral_sxy": "Appearance width (px)",
+    "bilateral_srgb": "Appearance colour range",
+    "bilateral_compat": "Appearance weight",
+    "scale": "Run at 1/scale resolution",
+    "max_pixels": "Max grid pixels",
+    "min_pixels": "Min grid pixels",
+}
 
 
 class CRFPanel(QDialog):
@@ -45,7 +52,9 @@ class CRFPanel(QDialog):
         self.project = project
         self.runner = TaskRunner(self, name="segstudio-crf-tune")
         self.runner.status.connect(self.report_label_text)
-        self.runner.progress.connect(lambda done, total: self.report_label_text(f"Tuning… {done}/{total} settings tried"))
+        self.runner.progress.connect(
+            lambda done, total: self.report_label_text(f"Tuning… {done}/{total} settings tried")
+        )
         self.runner.done.connect(self._tuned)
         self.runner.failed.connect(lambda message: self._finished(f"Tuning failed: {message}"))
         self.runner.cancelled.connect(lambda: self._finished("Tuning cancelled; nothing changed."))
@@ -80,7 +89,9 @@ class CRFPanel(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.report_label)
         layout.addLayout(buttons)
-        self.reset_button.clicked.connect(lambda: self.show_params(CRFParams(enabled=self.enabled_box.isChecked())))
+        self.reset_button.clicked.connect(
+            lambda: self.show_params(CRFParams(enabled=self.enabled_box.isChecked()))
+        )
         self.save_button.clicked.connect(self.save)
         self.tune_button.clicked.connect(self.start_tuning)
         self.cancel_button.clicked.connect(self.runner.cancel)
@@ -104,7 +115,9 @@ class CRFPanel(QDialog):
 
     def _last_summary(self) -> str:
         report = self.project.get_setting(TUNE_REPORT_KEY)
-        return f"Last tuning: {report['summary']}" if report else "Not tuned yet (needs >= 2 corrected images)."
+        return (
+            f"Last tuning: {report['summary']}" if report else "Not tuned yet (needs >= 2 corrected images)."
+        )
 
     def _show_report(self) -> None:
         self.report_label.setText(self._last_summary())

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QDialog, QLabel, QTableWidget, QTableWidgetItem, Q
 from segstudio.core.effort import EffortClock, summarize_effort
 from segstudio.core.errors import SegStudioError
 
-__all__ = ["EffortTracker", "EffortDialog"]
+__all__ = ["EffortDialog", "EffortTracker"]
 
 
 class EffortTracker(QObject):
@@ -54,7 +54,14 @@ class EffortTracker(QObject):
 class EffortDialog(QDialog):
     """Median active seconds and actions per done image, per model version (as `info --effort`)."""
 
-    COLUMNS = ("Model version", "Done images", "Median seconds", "Median actions", "Median changed", "Actions by tool")
+    COLUMNS = (
+        "Model version",
+        "Done images",
+        "Median seconds",
+        "Median actions",
+        "Median changed",
+        "Actions by tool",
+    )
 
     def __init__(self, project: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,14 +74,24 @@ class EffortDialog(QDialog):
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         for row, g in enumerate(groups):
             changed = "-" if g["median_changed_fraction"] is None else f"{g['median_changed_fraction']:.1%}"
-            cells = (g["model_version"] or "(no prediction)", str(g["images"]), f"{g['median_seconds']:.0f}",
-                     f"{g['median_actions']:g}", changed,
-                     ", ".join(f"{k} {v}" for k, v in g["actions_by_tool"].items()))
+            cells = (
+                g["model_version"] or "(no prediction)",
+                str(g["images"]),
+                f"{g['median_seconds']:.0f}",
+                f"{g['median_actions']:g}",
+                changed,
+                ", ".join(f"{k} {v}" for k, v in g["actions_by_tool"].items()),
+            )
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Per done image; idle gaps over 20 s are not counted. A model version that "
-                                "needs fewer seconds and actions is paying off.", self))
+        layout.addWidget(
+            QLabel(
+                "Per done image; idle gaps over 20 s are not counted. A model version that "
+                "needs fewer seconds and actions is paying off.",
+                self,
+            )
+        )
         layout.addWidget(self.table)
         self.resize(760, 260)

@@ -1,7 +1,7 @@
 """File -> Export...: choose a format, split and options, check, then export off the GUI thread.
 
 The dialog is wiring only: `segstudio.export.project_export` does the work and receives a
-task state from `gui.tasks.TaskRunner`, whose progress/status calls become queued Qt signals;
+task state from `gui.background_tasks.TaskRunner`, whose progress/status calls become queued Qt signals;
 Cancel sets its flag and the export stops at the next image, leaving the output folder as it was.
 """
 
@@ -33,13 +33,18 @@ from segstudio.core.errors import SegStudioError
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
 from segstudio.export.registry import FORMAT_TITLES
-from segstudio.gui.tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskRunner, TaskState
 
 __all__ = ["ExportDialog"]
 
 FORMATS = list(FORMAT_TITLES.items())
 COLOR_FORMATS = ("masks", "camvid")  # formats that can add colour PNGs of the masks
-SPLITS = [("project", "Project split"), ("train", "Everything train"), ("val", "Everything val"), ("random:0.2", "Random 20% val")]
+SPLITS = [
+    ("project", "Project split"),
+    ("train", "Everything train"),
+    ("val", "Everything val"),
+    ("random:0.2", "Random 20% val"),
+]
 INCLUDE = [("done", "Done images only"), ("mask", "All images with a mask")]
 
 
@@ -75,7 +80,9 @@ class ExportDialog(QDialog):
         self.void_band.setSuffix(" px")
         self.void_band.setToolTip("VOC only: paint a void (255) band this wide along class boundaries")
         self.color_check = QCheckBox("Also write colour PNGs of the masks")
-        self.out_edit = QLineEdit(str(Path(project.image_dir).parent / f"{Path(project.image_dir).name}_export"))
+        self.out_edit = QLineEdit(
+            str(Path(project.image_dir).parent / f"{Path(project.image_dir).name}_export")
+        )
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
         out_row = QHBoxLayout()
@@ -127,7 +134,10 @@ class ExportDialog(QDialog):
         band = self.void_band.value() if self.format_combo.currentData() == "voc" else 0
         colors = self.color_check.isChecked() and self.format_combo.currentData() in COLOR_FORMATS
         return ExportOptions(
-            include=self.include_combo.currentData(), split=self.split_combo.currentData(), void_band=band, color_masks=colors
+            include=self.include_combo.currentData(),
+            split=self.split_combo.currentData(),
+            void_band=band,
+            color_masks=colors,
         )
 
     def dataset_format(self) -> str:
@@ -190,7 +200,14 @@ class ExportDialog(QDialog):
             self.reject()
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.check_button, self.export_button, self.format_combo, self.split_combo, self.include_combo, self.out_edit):
+        for widget in (
+            self.check_button,
+            self.export_button,
+            self.format_combo,
+            self.split_combo,
+            self.include_combo,
+            self.out_edit,
+        ):
             widget.setEnabled(not running)
         self.void_band.setEnabled(not running and self.format_combo.currentData() == "voc")
         self.color_check.setEnabled(not running and self.format_combo.currentData() in COLOR_FORMATS)
@@ -203,7 +220,9 @@ class ExportDialog(QDialog):
     def _on_checked(self, report: Any) -> None:
         self.problems.setPlainText(report.summary(limit=200) or "No problems found.")
         n_err, n_warn = len(report.errors), len(report.warnings)
-        self.status_label.setText(f"Check: {len(report.exportable)} images to export, {n_err} error(s), {n_warn} warning(s).")
+        self.status_label.setText(
+            f"Check: {len(report.exportable)} images to export, {n_err} error(s), {n_warn} warning(s)."
+        )
 
     def _on_exported(self, report: Any) -> None:
         self.report = report
@@ -227,7 +246,7 @@ class ExportDialog(QDialog):
             self._runner.wait()
             self._set_running(False)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event) -> None:
         self._stop()
         super().closeEvent(event)
 

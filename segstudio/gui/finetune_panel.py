@@ -40,7 +40,7 @@ from segstudio.ml.manifest import manifest_from_project
 from segstudio.ml.progress import parse_progress_line
 from segstudio.ml.selection import format_estimate, keeps_version, val_target
 
-__all__ = ["FinetunePanel", "AUTO_USE_SETTING", "format_duration", "done_counts"]
+__all__ = ["AUTO_USE_SETTING", "FinetunePanel", "done_counts", "format_duration"]
 
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
@@ -206,7 +206,9 @@ class FinetunePanel(QWidget):
         self.arch_help = QLabel(describe(FINETUNE_DEFAULT_ARCH))
         self.arch_help.setWordWrap(True)
         self.arch_combo.setToolTip("Architecture of a new model (a base model keeps its own)")
-        self.arch_combo.currentTextChanged.connect(lambda arch: (self.arch_help.setText(describe(arch)), self.refresh()))
+        self.arch_combo.currentTextChanged.connect(
+            lambda arch: (self.arch_help.setText(describe(arch)), self.refresh())
+        )
         data_form.addRow("Done images:", self.counts_label)
         data_form.addRow("Base model:", self.base_label)
         data_form.addRow("Architecture:", self.arch_combo)
@@ -217,7 +219,9 @@ class FinetunePanel(QWidget):
         settings_box = QGroupBox("Settings")
         form = QFormLayout(settings_box)
         self.epochs_spin = QSpinBox(minimum=1, maximum=1000, value=20)
-        self.epochs_spin.valueChanged.connect(lambda n: None if self.is_running() or self.events else self.curves.reset(n))
+        self.epochs_spin.valueChanged.connect(
+            lambda n: None if self.is_running() or self.events else self.curves.reset(n)
+        )
         self.budget_check = QCheckBox("Stop after")
         self.budget_spin = QSpinBox(minimum=1, maximum=24 * 60, value=10, suffix=" min")
         self.budget_spin.setEnabled(False)
@@ -295,7 +299,9 @@ class FinetunePanel(QWidget):
         text = f"{train} train / {val} val"
         moving = min(train, val_target(train + val) - val)
         if moving > 0:
-            text += f" ({moving} more go to val when training starts, so the comparison rests on {val + moving})"
+            text += (
+                f" ({moving} more go to val when training starts, so the comparison rests on {val + moving})"
+            )
         self.counts_label.setText(text)
 
     def settings(self) -> dict[str, Any]:
@@ -325,7 +331,9 @@ class FinetunePanel(QWidget):
         self.result_label.setText("")
         self.estimate_label.setText("")
         self.use_button.setEnabled(False)
-        arch = settings.pop("arch", None) or (self.arch_combo.currentText() if self._base_arg == "auto" else None)
+        arch = settings.pop("arch", None) or (
+            self.arch_combo.currentText() if self._base_arg == "auto" else None
+        )
         try:
             manifest = manifest_from_project(self.project, base=self._base_arg, arch=arch, settings=settings)
             path = manifest.save(Path(manifest.output_dir) / "manifest.json")
@@ -364,7 +372,11 @@ class FinetunePanel(QWidget):
         self._process.terminate()
         process = self._process
         # The process is the timer's context: if it is deleted first, the timer never fires.
-        QTimer.singleShot(_KILL_AFTER_MS, process, lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None)
+        QTimer.singleShot(
+            _KILL_AFTER_MS,
+            process,
+            lambda: process.kill() if process.state() != QProcess.ProcessState.NotRunning else None,
+        )
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop a running child before the window closes."""
@@ -418,7 +430,8 @@ class FinetunePanel(QWidget):
         resumed = event.get("resumed_from")
         self.status_label.setText(
             f"Training {event.get('version')} from {event.get('base')} on {event.get('train_images')} images "
-            f"({event.get('device')}, {event.get('precision')})" + (f", resumed after epoch {resumed}" if resumed else "")
+            f"({event.get('device')}, {event.get('precision')})"
+            + (f", resumed after epoch {resumed}" if resumed else "")
         )
 
     def _on_batch(self, event: dict[str, Any]) -> None:
@@ -441,7 +454,11 @@ class FinetunePanel(QWidget):
         if baseline:
             self._baseline = event.get("miou")
         self.class_table.show_ious(event.get("per_class_iou") or {}, start=baseline)
-        estimate = {"value": event.get("miou"), "plus_minus": event.get("miou_pm"), "n": event.get("val_images") or 0}
+        estimate = {
+            "value": event.get("miou"),
+            "plus_minus": event.get("miou_pm"),
+            "n": event.get("val_images") or 0,
+        }
         text = f"Val mIoU {'of the base model ' if baseline else ''}{format_estimate(estimate)}"
         if event.get("gain"):
             text += f"; vs the base model {format_estimate(event['gain'], signed=True)}"
@@ -451,7 +468,9 @@ class FinetunePanel(QWidget):
 
     def _process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self.status_label.setText(f"Cannot start the trainer ({self.python}): {self._process.errorString() if self._process else ''}")
+            self.status_label.setText(
+                f"Cannot start the trainer ({self.python}): {self._process.errorString() if self._process else ''}"
+            )
             self._end("failed")
 
     def _finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
@@ -471,8 +490,13 @@ class FinetunePanel(QWidget):
         if checkpoint and Path(checkpoint).is_file() and self._run_version and kept:
             metrics = done.get("metrics") or (self._last_checkpoint or {}).get("metrics") or {}
             try:
-                self.project.add_model_version(self._run_version, checkpoint, done.get("arch") or self._run_arch or "",
-                                               metrics, done.get("parent", self._run_parent))
+                self.project.add_model_version(
+                    self._run_version,
+                    checkpoint,
+                    done.get("arch") or self._run_arch or "",
+                    metrics,
+                    done.get("parent", self._run_parent),
+                )
             except SegStudioError as error:
                 self.status_label.setText(f"Could not register the new model: {error}")
             else:
@@ -487,7 +511,9 @@ class FinetunePanel(QWidget):
     def _show_result(self, reason: str, done: dict[str, Any]) -> None:
         if self.new_version is None:
             if done.get("keep") is False:
-                self.status_label.setText("Training cancelled before it beat the starting model: no new version.")
+                self.status_label.setText(
+                    "Training cancelled before it beat the starting model: no new version."
+                )
             elif reason != "failed":
                 self.status_label.setText(f"Training {reason}; no checkpoint was written.")
             return
@@ -496,8 +522,10 @@ class FinetunePanel(QWidget):
         if after is None and self._last_checkpoint:
             after = (self._last_checkpoint.get("metrics") or {}).get("miou")
         base = self._run_parent or "starting model"
-        text = (f"<b>Val mIoU</b>: before ({base}) <b>{pct(before)}</b> &nbsp;&rarr;&nbsp; "
-                f"after ({self.new_version}) <b>{pct(after)}</b>")
+        text = (
+            f"<b>Val mIoU</b>: before ({base}) <b>{pct(before)}</b> &nbsp;&rarr;&nbsp; "
+            f"after ({self.new_version}) <b>{pct(after)}</b>"
+        )
         gain = done.get("gain")
         if gain and gain.get("value") is not None:
             text += f"<br>Gain {format_estimate(gain, signed=True)}"

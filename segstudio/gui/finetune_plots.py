@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHeaderView, QSplitter, QTableWidget, QTableWidget
 
 from segstudio.gui.pg_loader import pg
 
-__all__ = ["TrainingCurves", "ClassIouTable", "pct"]
+__all__ = ["ClassIouTable", "TrainingCurves", "pct"]
 
 PLOT_MIN_HEIGHT = 170
 
@@ -43,10 +43,13 @@ class TrainingCurves(QSplitter):
         self.loss_plot = _epoch_plot("Training loss", "loss")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen((220, 90, 40), width=1.5))
         self.miou_plot = _epoch_plot("Val mIoU", "%")
-        self.miou_curve = self.miou_plot.plot([], [], pen=pg.mkPen((40, 120, 220), width=2), symbol="o",
-                                              symbolSize=6)
-        self._hints = [pg.TextItem("curves appear when training starts", color=(130, 130, 130), anchor=(0.5, 0.5))
-                       for _ in range(2)]
+        self.miou_curve = self.miou_plot.plot(
+            [], [], pen=pg.mkPen((40, 120, 220), width=2), symbol="o", symbolSize=6
+        )
+        self._hints = [
+            pg.TextItem("curves appear when training starts", color=(130, 130, 130), anchor=(0.5, 0.5))
+            for _ in range(2)
+        ]
         for plot, hint in zip((self.loss_plot, self.miou_plot), self._hints):
             plot.addItem(hint)
             self.addWidget(plot)
@@ -103,7 +106,9 @@ class ClassIouTable(QTableWidget):
     def show_ious(self, per_class: dict[str, float | None], start: bool = False) -> None:
         """One validation's IoUs; classes it does not name (or names with no pixels) show n/a."""
         known = {str(k).casefold(): v for k, v in per_class.items()}
-        extra = [str(n) for n in per_class if str(n).casefold() not in {c.casefold() for c in self.class_names}]
+        extra = [
+            str(n) for n in per_class if str(n).casefold() not in {c.casefold() for c in self.class_names}
+        ]
         if extra:  # a run on another scheme: list its classes too rather than hide them
             self.class_names += extra
             self.setRowCount(len(self.class_names))

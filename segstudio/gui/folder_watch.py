@@ -3,7 +3,7 @@
 A `QFileSystemWatcher` on the image folder and its sub-folders (not the project's state folder)
 starts a debounced rescan; File -> Rescan folder starts one at once. A rescan is the store's
 own `Project.reconcile()` (it follows renames and moves by content hash, keeps masks of removed
-images for when they come back), run on the GUI's task helper (`gui.tasks.TaskRunner`) so a big
+images for when they come back), run on the GUI's task helper (`gui.background_tasks.TaskRunner`) so a big
 folder never freezes the editor; the window applies the report it emits. Rescans never overlap
 (two reconciles of one project at once would race): a request during a scan runs once after it.
 
@@ -22,7 +22,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
-from segstudio.gui.tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskRunner, TaskState
 
 __all__ = ["FolderWatcher", "watched_folders"]
 
@@ -34,8 +34,13 @@ def watched_folders(root: Path, exclude: Path, limit: int = MAX_WATCHED) -> list
     skip = os.path.normcase(os.path.abspath(exclude))
     found: list[str] = []
     for directory, subdirs, _files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d != "__MACOSX"
-                      and os.path.normcase(os.path.abspath(os.path.join(directory, d))) != skip]
+        subdirs[:] = [
+            d
+            for d in subdirs
+            if not d.startswith(".")
+            and d != "__MACOSX"
+            and os.path.normcase(os.path.abspath(os.path.join(directory, d))) != skip
+        ]
         found.append(directory)
         if len(found) >= limit:
             break
@@ -48,8 +53,9 @@ class FolderWatcher(QObject):
     changed = Signal(object)  # core.project.ReconcileReport (only when `report.anything`)
     failed = Signal(str)
 
-    def __init__(self, project: Project, parent: QObject | None = None, debounce_ms: int = 500,
-                 settle_ms: int = 2500) -> None:
+    def __init__(
+        self, project: Project, parent: QObject | None = None, debounce_ms: int = 500, settle_ms: int = 2500
+    ) -> None:
         super().__init__(parent)
         self.project = project
         self._watcher = QFileSystemWatcher(self)
@@ -88,7 +94,7 @@ class FolderWatcher(QObject):
                 if scan and not project.closed:
                     report = project.reconcile()
                 folders = watched_folders(project.image_dir, project.state_dir)
-            except Exception as exc:  # noqa: BLE001 - reported to the user; the watcher stays usable
+            except Exception as exc:
                 log_exception("rescan", exc)
                 folders, error = [], f"rescanning {project.image_dir} failed: {exc}"
             return report, folders, error

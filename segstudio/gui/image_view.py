@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["ArrayImageItem", "ImageViewBox", "ScreenText", "WHEEL_ZOOM", "DRAG_ZOOM"]
+__all__ = ["DRAG_ZOOM", "WHEEL_ZOOM", "ArrayImageItem", "ImageViewBox", "ScreenText"]
 
 WHEEL_ZOOM = 1.02 ** (1 / 8)  # range factor per unit of angleDelta (one wheel step = 120 units, ~0.74x)
 DRAG_ZOOM = 1.02  # range factor per pixel of right-button drag (down: zoom out)
@@ -51,7 +51,9 @@ class ArrayImageItem(QGraphicsItem):
 
     def __init__(self, lut: np.ndarray | None = None) -> None:
         super().__init__()
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # exposedRect: paint only that
+        self.setFlag(
+            QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption
+        )  # exposedRect: paint only that
         self.array: np.ndarray | None = None
         self.lut = lut
         self._colors = _color_table(lut)
@@ -86,21 +88,25 @@ class ArrayImageItem(QGraphicsItem):
             self._qimage = image
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+    def boundingRect(self) -> QRectF:
         if self.array is None:
             return QRectF()
         h, w = self.array.shape[:2]
         return QRectF(0, 0, w, h)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
         if self._qimage is None:
             return
         exposed = option.exposedRect.intersected(self.boundingRect())
         if exposed.isEmpty():
             return
         # Whole pixels, so neighbouring partial repaints meet without seams.
-        src = QRectF(QPointF(math.floor(exposed.left()), math.floor(exposed.top())),
-                     QPointF(math.ceil(exposed.right()), math.ceil(exposed.bottom())))
+        src = QRectF(
+            QPointF(math.floor(exposed.left()), math.floor(exposed.top())),
+            QPointF(math.ceil(exposed.right()), math.ceil(exposed.bottom())),
+        )
         painter.drawImage(src, self._qimage, src)
 
 
@@ -113,7 +119,7 @@ class ScreenText(QGraphicsSimpleTextItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         self.setText(text)
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def setText(self, text: str) -> None:
         super().setText(text)
         r = self.boundingRect()
         self.setTransform(QTransform.fromTranslate(-r.width() / 2, -r.height() / 2))
@@ -150,17 +156,22 @@ class ImageViewBox(QObject):
         self._size = (float(width), float(height))
         self._apply()
 
-    def addItem(self, item: QGraphicsItem, ignoreBounds: bool = False) -> None:  # noqa: N802, N803, ARG002
+    def addItem(self, item: QGraphicsItem, ignoreBounds: bool = False) -> None:
         item.setParentItem(self.root)
 
-    def targetRect(self) -> QRectF:  # noqa: N802
+    def targetRect(self) -> QRectF:
         return QRectF(self._target)
 
-    def viewRange(self) -> list[list[float]]:  # noqa: N802
+    def viewRange(self) -> list[list[float]]:
         return [list(self._range[0]), list(self._range[1])]
 
-    def setRange(self, rect: QRectF | None = None, xRange: tuple[float, float] | None = None,  # noqa: N802, N803
-                 yRange: tuple[float, float] | None = None, padding: float = 0.0) -> None:
+    def setRange(
+        self,
+        rect: QRectF | None = None,
+        xRange: tuple[float, float] | None = None,
+        yRange: tuple[float, float] | None = None,
+        padding: float = 0.0,
+    ) -> None:
         """Show `rect` (or the given ranges; a missing one is kept), each side widened by `padding` x its size."""
         if rect is not None:
             xRange, yRange = (rect.left(), rect.right()), (rect.top(), rect.bottom())
@@ -178,8 +189,13 @@ class ImageViewBox(QObject):
         self._target = t
         self._apply()
 
-    def scaleBy(self, s: float | tuple[float, float] | None = None, center: QPointF | None = None,  # noqa: N802
-                x: float | None = None, y: float | None = None) -> None:
+    def scaleBy(
+        self,
+        s: float | tuple[float, float] | None = None,
+        center: QPointF | None = None,
+        x: float | None = None,
+        y: float | None = None,
+    ) -> None:
         """Multiply the visible range by `s` (> 1: zoom out) about `center` (view coordinates; default: middle).
 
         One scale for both axes: a tuple or x/y with one factor left at 1 scales by the other one."""
@@ -190,11 +206,12 @@ class ImageViewBox(QObject):
             s = sy if sx == 1.0 else sx
         (x0, x1), (y0, y1) = self._range
         cx, cy = ((x0 + x1) / 2, (y0 + y1) / 2) if center is None else (center.x(), center.y())
-        self._target = QRectF(QPointF(cx + (x0 - cx) * s, cy + (y0 - cy) * s),
-                              QPointF(cx + (x1 - cx) * s, cy + (y1 - cy) * s))
+        self._target = QRectF(
+            QPointF(cx + (x0 - cx) * s, cy + (y0 - cy) * s), QPointF(cx + (x1 - cx) * s, cy + (y1 - cy) * s)
+        )
         self._apply()
 
-    def translateBy(self, dx: float, dy: float) -> None:  # noqa: N802
+    def translateBy(self, dx: float, dy: float) -> None:
         """Move the visible range by (dx, dy) view units."""
         (x0, x1), (y0, y1) = self._range
         self._target = QRectF(QPointF(x0 + dx, y0 + dy), QPointF(x1 + dx, y1 + dy))
@@ -203,10 +220,10 @@ class ImageViewBox(QObject):
     def pixels_per_unit(self) -> float:
         return self._scale
 
-    def mapSceneToView(self, point: QPointF) -> QPointF:  # noqa: N802
+    def mapSceneToView(self, point: QPointF) -> QPointF:
         return self.root.mapFromScene(QPointF(point))
 
-    def mapViewToScene(self, point: QPointF) -> QPointF:  # noqa: N802
+    def mapViewToScene(self, point: QPointF) -> QPointF:
         return self.root.mapToScene(QPointF(point))
 
     def _apply(self) -> None:

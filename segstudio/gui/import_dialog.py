@@ -33,12 +33,17 @@ from PySide6.QtWidgets import (
 from segstudio.core.schemes import get_scheme
 from segstudio.export import import_common
 from segstudio.export.registry import IMPORTER_TITLES, get_importer
-from segstudio.gui.tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskRunner, TaskState
 
 __all__ = ["ImportDialog"]
 
 KINDS = list(IMPORTER_TITLES.items())
-SCHEMES = [("", "From the data"), ("voc", "Pascal VOC (21 classes)"), ("cityscapes", "Cityscapes (19 classes)"), ("camvid", "CamVid (11 classes)")]
+SCHEMES = [
+    ("", "From the data"),
+    ("voc", "Pascal VOC (21 classes)"),
+    ("cityscapes", "Cityscapes (19 classes)"),
+    ("camvid", "CamVid (11 classes)"),
+]
 
 
 def _row(path_edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
@@ -80,11 +85,15 @@ class ImportDialog(QDialog):
         form.addRow("Folder", _row(self.source_edit, source_button))
         form.addRow("Classes", self.scheme_combo)
         form.addRow("New project folder", _row(self.target_edit, target_button))
-        self.in_place_check = QCheckBox("Keep the images where they are (the labelme folder becomes the project)")
+        self.in_place_check = QCheckBox(
+            "Keep the images where they are (the labelme folder becomes the project)"
+        )
         self.in_place_check.setEnabled(False)
         self.in_place_check.toggled.connect(lambda on: self.target_edit.setEnabled(not on))
         form.addRow("", self.in_place_check)
-        self.outside_check = QCheckBox("Also read files the dataset names outside its folder (trusted datasets only)")
+        self.outside_check = QCheckBox(
+            "Also read files the dataset names outside its folder (trusted datasets only)"
+        )
         self.outside_check.setToolTip(
             "Off: paths in list files, labelme imagePath or COCO file_name that leave the dataset folder are "
             "refused (listed as warnings). The copies always land inside the new project."
@@ -163,7 +172,9 @@ class ImportDialog(QDialog):
         for row, entry in enumerate(plan.mapping):
             for column, text in enumerate((entry.source, entry.target_label.strip(), entry.note)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
-        lines = [f"{len(plan.samples)} annotated images; project classes: {plan.scheme.name} ({plan.scheme.num_classes})."]
+        lines = [
+            f"{len(plan.samples)} annotated images; project classes: {plan.scheme.name} ({plan.scheme.num_classes})."
+        ]
         if plan.unmapped:
             lines.append(f"Unmapped labels: {', '.join(plan.unmapped)}. Choose other classes to import.")
         lines += plan.warnings[:5]
@@ -207,11 +218,21 @@ class ImportDialog(QDialog):
         self.summary.setText(message)
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self.preview_button, self.kind_combo, self.scheme_combo, self.source_edit, self.outside_check):
+        for widget in (
+            self.preview_button,
+            self.kind_combo,
+            self.scheme_combo,
+            self.source_edit,
+            self.outside_check,
+        ):
             widget.setEnabled(not running)
         self.target_edit.setEnabled(not running and not self.in_place_check.isChecked())
-        self.in_place_check.setEnabled(not running and self.plan is not None and import_common.can_import_in_place(self.plan))
-        self.import_button.setEnabled(not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples))
+        self.in_place_check.setEnabled(
+            not running and self.plan is not None and import_common.can_import_in_place(self.plan)
+        )
+        self.import_button.setEnabled(
+            not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples)
+        )
         self.cancel_button.setText("Cancel" if running else "Close")
 
     def _on_finished(self) -> None:

@@ -51,7 +51,7 @@ from segstudio.core.errors import CancelledError, ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
 from segstudio.ml.spec import ModelSpec
 
-__all__ = ["InferenceController", "CHOOSE_WEIGHTS_HINT"]
+__all__ = ["CHOOSE_WEIGHTS_HINT", "InferenceController"]
 
 #: what to do when no model can be loaded, in the app's own words (the CLI's --weights does not apply here)
 CHOOSE_WEIGHTS_HINT = (
@@ -180,7 +180,11 @@ class _WorkerThread(QThread):
         """A prediction of the image on screen is wanted: a running embedding that is not the active
         engine's current one stops (within one ViT block) and goes back to the front of its queue."""
         running = self._embedding
-        if running is None or running.cancelled.is_set() or (self._sam_active and running.kind == EMBED_CURRENT):
+        if (
+            running is None
+            or running.cancelled.is_set()
+            or (self._sam_active and running.kind == EMBED_CURRENT)
+        ):
             return
         running.cancelled.set()
         if running.kind == EMBED_CURRENT and self._embed_current is None:
@@ -208,8 +212,12 @@ class _WorkerThread(QThread):
             self._embed_current = plan.pop(0) if plan and plan[0] == current else None
             self._embed_ahead = deque(plan)
             running = self._embedding
-            if (running is not None and active and self._embed_current is not None
-                    and running.rel_path != self._embed_current):
+            if (
+                running is not None
+                and active
+                and self._embed_current is not None
+                and running.rel_path != self._embed_current
+            ):
                 running.cancelled.set()  # the user moved on: embed the image on screen first
             self._cond.notify_all()
 
@@ -260,7 +268,7 @@ class _WorkerThread(QThread):
         self._embedding = _JobHandle(self, kind, rel_path)
         return kind, rel_path
 
-    def run(self) -> None:  # noqa: D401 - QThread entry point
+    def run(self) -> None:
         self.thread_ident = threading.get_ident()
         while True:
             job = self._next_job()
@@ -282,9 +290,10 @@ class _WorkerThread(QThread):
 
             if self._loaded is not None:  # free the old model's memory before loading the new one
                 self._loaded = self._predictor = None
-            loaded, predictor = load_predictor(spec, self.project.scheme, project=self.project,
-                                               coarse_probabilities=True)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a signal, the thread lives on
+            loaded, predictor = load_predictor(
+                spec, self.project.scheme, project=self.project, coarse_probabilities=True
+            )
+        except Exception as exc:
             log_exception("inference.load", exc)
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
@@ -298,7 +307,9 @@ class _WorkerThread(QThread):
     def _predict(self, kind: str, rel_path: str) -> None:
         retried = False
         if self._predictor is None and self._failed_spec is not None and not self._failure_reported:
-            retried = True  # a later request: the user may have fixed the cause (e.g. copied the weights file)
+            retried = (
+                True  # a later request: the user may have fixed the cause (e.g. copied the weights file)
+            )
             self._load(self._failed_spec)
         if self._predictor is None:
             if kind != CURRENT:
@@ -307,7 +318,9 @@ class _WorkerThread(QThread):
                     self._batch.clear()
                     self._batch_total = self._batch_done = 0
             if not retried:  # a failed retry has just said why itself
-                self.error.emit(rel_path, "no model is loaded, so it was not predicted (the model error says why)")
+                self.error.emit(
+                    rel_path, "no model is loaded, so it was not predicted (the model error says why)"
+                )
             self._failure_reported = False
             return
         handle = _JobHandle(self, kind, rel_path)
@@ -317,7 +330,9 @@ class _WorkerThread(QThread):
         try:
             rec = self.project.get(rel_path)
             if rec is None:
-                raise ProjectError(f"{rel_path} is not part of the project; it may have been moved or deleted")
+                raise ProjectError(
+                    f"{rel_path} is not part of the project; it may have been moved or deleted"
+                )
             result = self._existing(rec)
             if result is None:
                 # a loader: the full-resolution image is dropped once its small copies are made (bounded memory)
@@ -328,12 +343,16 @@ class _WorkerThread(QThread):
 
                 save_probabilities(self.project, rec.id, result.coarse, result.labels.shape)
                 self.project.save_prediction(
-                    rec, result.labels, result.confidence, self._loaded.version, result.raw_labels if with_crf else None
+                    rec,
+                    result.labels,
+                    result.confidence,
+                    self._loaded.version,
+                    result.raw_labels if with_crf else None,
                 )
             self.prediction_ready.emit(rel_path, result)
         except CancelledError:
             pass
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log_exception("inference.predict", exc)
             self.error.emit(rel_path, _message(exc))
         finally:
@@ -363,7 +382,7 @@ class _WorkerThread(QThread):
             self.embedding_ready.emit(rel_path, key)
         except CancelledError:
             pass  # superseded (requeued where still wanted) or shutting down
-        except Exception as exc:  # noqa: BLE001 - the thread lives on; the image on screen says why
+        except Exception as exc:
             log_exception("inference.sam_embedding", exc)
             if kind == EMBED_CURRENT:
                 self.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
@@ -388,10 +407,12 @@ def _load_message(exc: BaseException) -> str:
     """One paragraph: why no model could be loaded, then what to do in the app (not CLI flags)."""
     url = getattr(exc, "url", None)
     if url:
-        return (f"No model yet: the torchvision weights {getattr(exc, 'weights_name', '')} are not on this computer "
-                f"and cannot be downloaded now (offline?). Choose Model → 'Use weights file…' (a SegStudio "
-                f"checkpoint, or {url} downloaded on another machine), Model → 'Use untrained model', or fine-tune "
-                "on your corrected images (Train → Fine-tune…); the weights download by themselves when online.")
+        return (
+            f"No model yet: the torchvision weights {getattr(exc, 'weights_name', '')} are not on this computer "
+            f"and cannot be downloaded now (offline?). Choose Model → 'Use weights file…' (a SegStudio "
+            f"checkpoint, or {url} downloaded on another machine), Model → 'Use untrained model', or fine-tune "
+            "on your corrected images (Train → Fine-tune…); the weights download by themselves when online."
+        )
     return f"{_message(exc).rstrip('. ')}. {CHOOSE_WEIGHTS_HINT}"
 
 
@@ -412,14 +433,26 @@ class InferenceController(QObject):
     status_message = Signal(str)
     embedding_ready = Signal(str, object)
 
-    def __init__(self, project: Any, spec: ModelSpec | None = None, parent: QObject | None = None,
-                 load_model: bool = True) -> None:
+    def __init__(
+        self,
+        project: Any,
+        spec: ModelSpec | None = None,
+        parent: QObject | None = None,
+        load_model: bool = True,
+    ) -> None:
         super().__init__(parent)
         self.project = project
         self.spec = spec or ModelSpec.from_project(project)
         self._worker = _WorkerThread(project, self.spec, load_model)
-        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "status_message",
-                     "embedding_ready"):
+        for name in (
+            "prediction_ready",
+            "progress",
+            "state_changed",
+            "error",
+            "model_loaded",
+            "status_message",
+            "embedding_ready",
+        ):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.start()
 

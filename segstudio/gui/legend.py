@@ -31,13 +31,15 @@ class ConfidenceLegend(QWidget):
         for x in range(256):
             r, g, b, a = (int(v) for v in lut[x])
             self._bar.setPixelColor(x, 0, QColor(r, g, b, a))
-        self.setToolTip("Confidence layer: the model's certainty per pixel. Red = unsure (check these "
-                        "areas first), yellow = fairly sure, no colour = sure.")
+        self.setToolTip(
+            "Confidence layer: the model's certainty per pixel. Red = unsure (check these "
+            "areas first), yellow = fairly sure, no colour = sure."
+        )
         canvas.installEventFilter(self)
         self.hide()
         self._place()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.parent() and event.type() == QEvent.Type.Resize:
             self._place()
         return False
@@ -47,7 +49,7 @@ class ConfidenceLegend(QWidget):
         if parent is not None:
             self.move(self.MARGIN, parent.height() - self.height() - self.MARGIN)
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)

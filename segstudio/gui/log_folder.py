@@ -10,7 +10,7 @@ from PySide6.QtGui import QDesktopServices
 
 from segstudio.core.logs import project_log_dir, setup_logging
 
-__all__ = ["use_project_logs", "open_log_folder"]
+__all__ = ["open_log_folder", "use_project_logs"]
 
 
 def use_project_logs(project: Any | None) -> Path | None:

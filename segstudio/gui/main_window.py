@@ -28,6 +28,7 @@ from segstudio.core.schemes import get_scheme
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
+from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.legend import ConfidenceLegend
@@ -38,29 +39,39 @@ from segstudio.gui.opener import EarlyOpen, ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.panels import open_panel
-from segstudio.gui.prompt_marks import PromptMarks
-from segstudio.gui.smart_tools import stored_probabilities
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
+from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.quick_pick import QuickClassPicker
-from segstudio.gui.session import EditorSession
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
+from segstudio.gui.smart_tools import stored_probabilities
 from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
 from segstudio.gui.welcome import build_central, has_model, planned_model
-
 
 __all__ = ["MainWindow"]
 
 
-def _crf_project():  # noqa: ANN202 - a module
+def _crf_project():
     """`ml.crf_project`, imported when a project opens: the window itself starts without ml."""
     from segstudio.ml import crf_project
 
     return crf_project
 
+
 DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
-CHECKABLE = {"toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle",
-             "tool_brush", "tool_eraser", "tool_fill", "tool_polygon", *(f"tool_{t.value}" for t in SMART)}
+CHECKABLE = {
+    "toggle_overlay",
+    "outline_mode",
+    "confidence_layer",
+    "diff_layer",
+    "show_prediction",
+    "crf_toggle",
+    "tool_brush",
+    "tool_eraser",
+    "tool_fill",
+    "tool_polygon",
+    *(f"tool_{t.value}" for t in SMART),
+}
 
 
 class MainWindow(QMainWindow):
@@ -92,8 +103,9 @@ class MainWindow(QMainWindow):
         self._dock(self.browser, "Images", Qt.DockWidgetArea.LeftDockWidgetArea, "browser_dock")
         self._dock(self.palette, "Classes", Qt.DockWidgetArea.RightDockWidgetArea, "palette_dock")
         self.problems = ProblemsPanel(self)
-        self.problems_dock = self._dock(self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea,
-                                        "problems_dock")
+        self.problems_dock = self._dock(
+            self.problems, "Problems", Qt.DockWidgetArea.BottomDockWidgetArea, "problems_dock"
+        )
         self.problems_dock.hide()  # opened from the status-bar notice, never by a problem itself
         self.actions_by_id: dict[str, QAction] = {
             s.id: make_action(self, s.id, checkable=s.id in CHECKABLE, bind_keys=s.id not in DISPLAY_ONLY)
@@ -118,7 +130,7 @@ class MainWindow(QMainWindow):
         self._tool_changed()
 
     # -- construction ------------------------------------------------------------------------------------
-    def _dock(self, widget, title: str, area: Qt.DockWidgetArea, name: str) -> QDockWidget:  # noqa: ANN001
+    def _dock(self, widget, title: str, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
@@ -168,13 +180,17 @@ class MainWindow(QMainWindow):
         self.tools.smart.prompts.connect(self.prompt_marks.show)
         self.tools.smart.error.connect(lambda msg: self.show_error("SAM checkpoint", msg))
         self.tools.smart.engines_changed.connect(self.smart_options.refresh)
-        self.tools.smart.sam_loaded.connect(lambda runtime: self.model is not None and self.model.use_sam(runtime))
+        self.tools.smart.sam_loaded.connect(
+            lambda runtime: self.model is not None and self.model.use_sam(runtime)
+        )
         self.tools.smart.embedding_wanted.connect(self._request_embeddings)
         self.tools.smart.paint_gate = self.canvas.viewport()  # first image: painted before the engines load
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
         self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
-        self.tools.polygon_changed.connect(lambda pts: c.set_polygon(pts, closed=self.tool_state.tool != Tool.SCRIBBLE))
+        self.tools.polygon_changed.connect(
+            lambda pts: c.set_polygon(pts, closed=self.tool_state.tool != Tool.SCRIBBLE)
+        )
         self.tools.edited.connect(self._edited)
         self.tool_state.changed.connect(self._tool_changed)
         self.browser.image_activated.connect(self.open_image)
@@ -193,11 +209,15 @@ class MainWindow(QMainWindow):
         self.model_hint.untrained.connect(self.untrained_action.trigger)
         self.model_hint.finetune.connect(self.finetune_action.trigger)
         self.problems.count_changed.connect(self.problems_button.set_count)
-        self.problems_button.clicked.connect(lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible()))
+        self.problems_button.clicked.connect(
+            lambda: self.problems_dock.setVisible(not self.problems_dock.isVisible())
+        )
 
         a["open_folder"].triggered.connect(self._choose_folder)
         a["save"].triggered.connect(self.flush_current)
-        a["rescan"].triggered.connect(lambda: self.folder_watch.rescan() if self.folder_watch is not None else None)
+        a["rescan"].triggered.connect(
+            lambda: self.folder_watch.rescan() if self.folder_watch is not None else None
+        )
         a["quit"].triggered.connect(self.close)
         a["undo"].triggered.connect(lambda: self._doc_call("undo"))
         a["redo"].triggered.connect(lambda: self._doc_call("redo"))
@@ -209,7 +229,9 @@ class MainWindow(QMainWindow):
         a["prev_image"].triggered.connect(lambda: self.open_image(self.browser.neighbour(-1)))
         a["next_unfinished"].triggered.connect(lambda: self.open_image(self.browser.next_unfinished()))
         for key in ("brush", "eraser", "fill", "polygon", *(t.value for t in SMART)):
-            a[f"tool_{key}"].triggered.connect(lambda _=False, k=key: setattr(self.tool_state, "tool", Tool(k)))
+            a[f"tool_{key}"].triggered.connect(
+                lambda _=False, k=key: setattr(self.tool_state, "tool", Tool(k))
+            )
         a["protect_cycle"].triggered.connect(self.tool_state.cycle_protect)
         a["brush_smaller"].triggered.connect(lambda: self.tool_state.grow(-1))
         a["brush_larger"].triggered.connect(lambda: self.tool_state.grow(1))
@@ -234,7 +256,9 @@ class MainWindow(QMainWindow):
         self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
         self.import_action.triggered.connect(self._import)
         self.weights_file_action.triggered.connect(self._choose_weights_file)
-        self.untrained_action.triggered.connect(lambda: self.use_weights(weights="none", path=None, version=None))
+        self.untrained_action.triggered.connect(
+            lambda: self.use_weights(weights="none", path=None, version=None)
+        )
         self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
         self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
@@ -242,7 +266,9 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     def _choose_sam_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)"
+        )
         if path:
             self.tools.smart.load_sam(path)
 
@@ -252,15 +278,20 @@ class MainWindow(QMainWindow):
             area = self.dockWidgetArea(dock)
             sides = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
             if area in sides and not dock.isFloating() and dock.width() > 0.4 * self.width():
-                self.resizeDocks([dock], [max(dock.minimumSizeHint().width(), int(0.22 * self.width()))],
-                                 Qt.Orientation.Horizontal)
+                self.resizeDocks(
+                    [dock],
+                    [max(dock.minimumSizeHint().width(), int(0.22 * self.width()))],
+                    Qt.Orientation.Horizontal,
+                )
 
     def _crf_toggled(self, raw: bool) -> None:
         if self.session is not None:
             self.session.set_use_raw_prediction(raw)
             doc = self.session.document
             if doc is not None and doc.prediction is not None:
-                self.statusBar().showMessage(_crf_project().crf_change_message(doc.prediction, doc.raw_prediction), 8000)
+                self.statusBar().showMessage(
+                    _crf_project().crf_change_message(doc.prediction, doc.raw_prediction), 8000
+                )
 
     def _show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -274,13 +305,21 @@ class MainWindow(QMainWindow):
         for key, action in self.actions_by_id.items():
             if key not in ("open_folder", "quit", "shortcuts"):
                 action.setEnabled(enabled)
-        for action in (self.export_action, self.finetune_action, self.versions_action, self.cancel_batch_action,
-                       self.weights_file_action, self.untrained_action, *self.crf_actions.values()):
+        for action in (
+            self.export_action,
+            self.finetune_action,
+            self.versions_action,
+            self.cancel_batch_action,
+            self.weights_file_action,
+            self.untrained_action,
+            *self.crf_actions.values(),
+        ):
             action.setEnabled(enabled)
 
     # -- project -------------------------------------------------------------------------------------------
-    def open_folder(self, folder: str | Path, project_dir: str | Path | None = None,
-                    early: EarlyOpen | None = None) -> None:
+    def open_folder(
+        self, folder: str | Path, project_dir: str | Path | None = None, early: EarlyOpen | None = None
+    ) -> None:
         """Open an image folder in the background; the window stays responsive meanwhile.
 
         `early`: the same folder already being opened since start-up (run_app), adopted."""
@@ -303,7 +342,9 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         for folder in self.settings.recent_folders():
-            self.recent_menu.addAction(folder).triggered.connect(lambda _=False, f=folder: self.open_folder(f))
+            self.recent_menu.addAction(folder).triggered.connect(
+                lambda _=False, f=folder: self.open_folder(f)
+            )
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("(none)").setEnabled(False)
 
@@ -317,7 +358,9 @@ class MainWindow(QMainWindow):
         self.session.prediction_changed.connect(self.overlay.rebuild)
         self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
         self.session.image_problem.connect(self.report_problem)
-        self.session.neighbours = lambda p: [x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x]
+        self.session.neighbours = lambda p: [
+            x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x
+        ]
         self.model = ModelLink(project, self)
         self.crf_actions["crf_on"].setChecked(_crf_project().project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
@@ -326,7 +369,9 @@ class MainWindow(QMainWindow):
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
-        self.model.model_loaded.connect(lambda version, _device: setattr(self.session, "model_version", version))
+        self.model.model_loaded.connect(
+            lambda version, _device: setattr(self.session, "model_version", version)
+        )
         self.model_status.attach(self.model)
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
@@ -351,8 +396,12 @@ class MainWindow(QMainWindow):
         if target:
             self.open_image(target, restore_view=True)
         else:
-            self.overlay.set_document(None, None, "This folder has no images yet. Copy images into it (they appear "
-                                                  "by themselves) or open another folder.")
+            self.overlay.set_document(
+                None,
+                None,
+                "This folder has no images yet. Copy images into it (they appear "
+                "by themselves) or open another folder.",
+            )
         self.project_opened.emit()
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
@@ -413,13 +462,13 @@ class MainWindow(QMainWindow):
             if restore_view:
                 self.canvas.restore_view_state(self.project.get_setting("gui.view") if self.project else None)
 
-    def _image_opened(self, rec: ImageRecord, image, document) -> None:  # noqa: ANN001
+    def _image_opened(self, rec: ImageRecord, image, document) -> None:
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
         message = f"{rec.rel_path} cannot be opened:\n{reason}" if reason else ""
         self.overlay.set_document(document, image, message)
         self._clear_readout()  # the read-out described the previous image
         self.effort.attach(self.project, rec if document is not None else None, document)
-        self.tools.smart.probabilities_source = (lambda p=self.project, r=rec: stored_probabilities(p, r))
+        self.tools.smart.probabilities_source = lambda p=self.project, r=rec: stored_probabilities(p, r)
         self.tools.smart.record = rec if document is not None else None
         self.tools.set_document(document, image)
         self.canvas.paint_enabled = document is not None
@@ -428,8 +477,12 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
         if document is not None and self.settings.auto_predict and self.model is not None:
             # After this event: the image is painted first, the model request follows.
-            QTimer.singleShot(0, lambda p=rec.rel_path, predicted=document.prediction is not None:
-                              self._auto_predict(p, predicted))
+            QTimer.singleShot(
+                0,
+                lambda p=rec.rel_path, predicted=document.prediction is not None: self._auto_predict(
+                    p, predicted
+                ),
+            )
 
     def _auto_predict(self, rel_path: str, predicted: bool) -> None:
         if self.model is None:
@@ -438,7 +491,9 @@ class MainWindow(QMainWindow):
             self.model.predict(rel_path)
         upcoming = [p for p in (self.browser.neighbour(1), self.browser.neighbour(2)) if p]
         records = [self.browser.model.record(p) for p in upcoming]
-        self.model.prefetch([r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error])
+        self.model.prefetch(
+            [r.rel_path for r in records if r is not None and r.status == Status.NEW and not r.error]
+        )
 
     def _request_embeddings(self, rel_path: str) -> None:
         """SAM: the inference worker embeds this image, then the next ones in browser order."""
@@ -449,7 +504,7 @@ class MainWindow(QMainWindow):
         upcoming = [p for p in (self.browser.neighbour(k) for k in range(1, PREFETCH_COUNT + 1)) if p]
         self.model.embed(rel_path, upcoming, active=self.tool_state.engine == "sam")
 
-    def _folder_changed(self, report) -> None:  # noqa: ANN001 - core.project.ReconcileReport
+    def _folder_changed(self, report) -> None:
         """Files were added, removed or renamed on disk: the list, the open image and the problems follow."""
         if self.project is None or self.session is None:
             return
@@ -462,8 +517,9 @@ class MainWindow(QMainWindow):
         records = self.project.images()
         self.browser.refresh(records, renamed, report.changed)
         # Cached pixels and labels are keyed by path: every path that now holds something else forgets them.
-        self.session.cache.forget({*report.changed, *report.removed, *report.added, *report.restored,
-                                   *renamed, *renamed.values()})
+        self.session.cache.forget(
+            {*report.changed, *report.removed, *report.added, *report.restored, *renamed, *renamed.values()}
+        )
         fresh = set(report.added) | set(report.changed) | set(report.restored) | set(renamed.values())
         self._list_unreadable([r for r in records if r.rel_path in fresh])
         if current in renamed and (rec := self.project.get(renamed[current])) is not None:
@@ -480,9 +536,17 @@ class MainWindow(QMainWindow):
                 self.overlay.set_document(None, None, "The folder has no images left.")
         elif current is not None and current in report.changed:
             self.open_image(current)  # new pixels, same size: the mask still fits (saved first, then reread)
-        parts = [f"{len(v)} {k}" for k, v in (("added", report.added), ("removed", report.removed),
-                                               ("renamed", report.renamed), ("changed", report.changed),
-                                               ("back", report.restored)) if v]
+        parts = [
+            f"{len(v)} {k}"
+            for k, v in (
+                ("added", report.added),
+                ("removed", report.removed),
+                ("renamed", report.renamed),
+                ("changed", report.changed),
+                ("back", report.restored),
+            )
+            if v
+        ]
         self.statusBar().showMessage(f"Folder changed on disk: {', '.join(parts)}", 8000)
 
     def mark(self, status: Status) -> None:
@@ -517,7 +581,9 @@ class MainWindow(QMainWindow):
         a, ok = QInputDialog.getItem(self, "Replace class", "Replace every pixel of:", names, 0, False)
         if not ok:
             return
-        b, ok = QInputDialog.getItem(self, "Replace class", f"…{a} by:", names, self.tool_state.active_class, False)
+        b, ok = QInputDialog.getItem(
+            self, "Replace class", f"…{a} by:", names, self.tool_state.active_class, False
+        )
         if ok and doc.replace_class(names.index(a), names.index(b)) is not None:
             self.session.stroke_finished()
 
@@ -531,7 +597,9 @@ class MainWindow(QMainWindow):
             self.quick_pick.picked.connect(self.palette.select_class)
         c = self.canvas
         at = QCursor.pos() if c.underMouse() else c.mapToGlobal(c.rect().center()) - QPoint(130, 160)
-        self.quick_pick.popup(scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class)
+        self.quick_pick.popup(
+            scheme.names, scheme.colors.tolist(), self.palette.order, at, self.palette.active_class
+        )
 
     def _tool_changed(self) -> None:
         state = self.tool_state
@@ -573,7 +641,7 @@ class MainWindow(QMainWindow):
         self.overlay.set_hidden(hidden)
         self._project_setting("gui.hidden_classes", sorted(hidden))
 
-    def _scheme_edited(self, scheme) -> None:  # noqa: ANN001
+    def _scheme_edited(self, scheme) -> None:
         if self.project is None:
             return
         try:
@@ -589,9 +657,11 @@ class MainWindow(QMainWindow):
         labelled = any(r.status in (Status.IN_PROGRESS, Status.DONE) for r in self.project.images())
         if labelled:
             answer = QMessageBox.question(
-                self, "Change label scheme",
+                self,
+                "Change label scheme",
                 f"Switch this project to the '{name}' scheme? Existing masks keep their class numbers, "
-                "so they will be read with the new class names.")
+                "so they will be read with the new class names.",
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 self._apply_scheme()
                 return
@@ -615,7 +685,9 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("No new images to pre-annotate", 3000)
 
     def _choose_weights_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)"
+        )
         if path:
             self.use_weights(weights="file", path=path, version=None)
 
@@ -625,7 +697,11 @@ class MainWindow(QMainWindow):
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
             self._show_planned_model()
-            what = "the untrained model (random weights)" if changes.get("weights") == "none" else f"{changes.get('path')}"
+            what = (
+                "the untrained model (random weights)"
+                if changes.get("weights") == "none"
+                else f"{changes.get('path')}"
+            )
             self.statusBar().showMessage(f"Predictions will use {what}", 10000)
 
     def _show_planned_model(self) -> None:
@@ -642,14 +718,23 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         existing = self._panels.get(module)
-        running = existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        running = (
+            existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
+        )
         if existing is not None and shiboken6.isValid(existing) and (existing.isVisible() or running):
             existing.show()  # a fine-tune window closed during its run was only hidden
             existing.raise_()
             existing.activateWindow()
             return
-        widget = open_panel(self, module, cls, (self.project, self), lambda m: self.show_error("Not available", m),
-                            modal=modal, connect=self._connect_panel)
+        widget = open_panel(
+            self,
+            module,
+            cls,
+            (self.project, self),
+            lambda m: self.show_error("Not available", m),
+            modal=modal,
+            connect=self._connect_panel,
+        )
         if widget is not None and not modal:
             self._panels[module] = widget
 
@@ -674,7 +759,9 @@ class MainWindow(QMainWindow):
         spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
         if spec is not None and hasattr(spec, "with_"):
             self.model.controller.set_model(spec.with_(crf=params))
-        self.statusBar().showMessage(f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000)
+        self.statusBar().showMessage(
+            f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000
+        )
 
     def _tune_crf(self) -> None:
         self._panel("crf_panel", "CRFPanel")
@@ -716,15 +803,24 @@ class MainWindow(QMainWindow):
         def connect(dialog: object) -> None:
             dialog.project_imported.connect(lambda folder: self.open_folder(folder))
 
-        open_panel(self, "import_dialog", "ImportDialog", (self,), lambda m: self.show_error("Not available", m),
-                   modal=True, connect=connect)
+        open_panel(
+            self,
+            "import_dialog",
+            "ImportDialog",
+            (self,),
+            lambda m: self.show_error("Not available", m),
+            modal=True,
+            connect=connect,
+        )
 
     # -- problems -------------------------------------------------------------------------------------------
     def report_problem(self, rel_path: str, reason: str) -> None:
         """One image cannot be used: listed and marked, never a modal box (nothing to decide)."""
         self.problems.add(rel_path, reason)
         self.browser.model.set_problem(rel_path, reason)
-        self._refresh_record(rel_path)  # an image found unreadable when decoded: its recorded badge and counters
+        self._refresh_record(
+            rel_path
+        )  # an image found unreadable when decoded: its recorded badge and counters
         self.statusBar().showMessage(f"{rel_path}: {one_paragraph(reason)} (see Problems)", 10000)
 
     def _list_unreadable(self, records: list[ImageRecord]) -> None:
@@ -768,8 +864,13 @@ class MainWindow(QMainWindow):
             if box is not None and shiboken6.isValid(box) and box.isVisible():
                 box.setText(f"{box.text()}\n\n{title}: {message}")
             else:
-                box = QMessageBox(QMessageBox.Icon.Warning, title, one_paragraph(message),
-                                  QMessageBox.StandardButton.Ok, self)
+                box = QMessageBox(
+                    QMessageBox.Icon.Warning,
+                    title,
+                    one_paragraph(message),
+                    QMessageBox.StandardButton.Ok,
+                    self,
+                )
                 box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
                 self.error_box = box
                 box.open()

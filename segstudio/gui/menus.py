@@ -17,28 +17,95 @@ __all__ = ["MENUS", "build_menus", "build_toolbars"]
 
 MENUS: dict[str, list[str | None]] = {
     "&File": ["open_folder", "@recent", "rescan", "save", None, "@export", "@import", None, "quit"],
-    "&Edit": ["undo", "redo", None, "replace_class", "accept_prediction", "quick_class", None, "mark_done", "mark_skipped"],
-    "&View": ["toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", None,
-              "zoom_fit", "zoom_1to1", None, "next_image", "prev_image", "next_unfinished"],
-    "&Model": ["predict_current", "predict_all_new", "@cancel_batch", "@auto_predict", "crf_toggle", None, "@crf_on",
-               "@crf_panel", "@crf_tune", None, "@weights_file",
-               "@untrained", "@versions", None, "@sam_checkpoint"],
+    "&Edit": [
+        "undo",
+        "redo",
+        None,
+        "replace_class",
+        "accept_prediction",
+        "quick_class",
+        None,
+        "mark_done",
+        "mark_skipped",
+    ],
+    "&View": [
+        "toggle_overlay",
+        "outline_mode",
+        "confidence_layer",
+        "diff_layer",
+        "show_prediction",
+        None,
+        "zoom_fit",
+        "zoom_1to1",
+        None,
+        "next_image",
+        "prev_image",
+        "next_unfinished",
+    ],
+    "&Model": [
+        "predict_current",
+        "predict_all_new",
+        "@cancel_batch",
+        "@auto_predict",
+        "crf_toggle",
+        None,
+        "@crf_on",
+        "@crf_panel",
+        "@crf_tune",
+        None,
+        "@weights_file",
+        "@untrained",
+        "@versions",
+        None,
+        "@sam_checkpoint",
+    ],
     "&Train": ["@finetune", "@effort"],
     "&Help": ["shortcuts", "@open_logs"],
 }
-MENU_ONLY = {"export": "Export…", "import": "Import…", "cancel_batch": "Cancel pre-annotation",
-             "auto_predict": "Auto-predict on open", "versions": "Versions…", "finetune": "Fine-tune…",
-             "effort": "Editing effort…", "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
-             "crf_on": "Dense CRF for this project", "crf_panel": "CRF settings…",
-             "crf_tune": "Tune CRF on corrected images", "open_logs": "Open log folder",
-             "weights_file": "Use weights file…", "untrained": "Use untrained model (random weights, for testing)"}
-SHORT_TEXT = {"tool_brush": "Brush", "tool_eraser": "Eraser", "tool_fill": "Fill", "tool_polygon": "Polygon",
-              "tool_click": "Click", "tool_box": "Box", "tool_scribble": "Scribble", "tool_wand": "Wand",
-              "tool_superpixel": "Superpixels",
-              "toggle_overlay": "Overlay", "outline_mode": "Outline", "confidence_layer": "Confidence",
-              "diff_layer": "Diff", "show_prediction": "Prediction", "crf_toggle": "Before CRF"}
-TOOLS = ("tool_brush", "tool_eraser", "tool_fill", "tool_polygon", "tool_click", "tool_box", "tool_scribble",
-         "tool_wand", "tool_superpixel")
+MENU_ONLY = {
+    "export": "Export…",
+    "import": "Import…",
+    "cancel_batch": "Cancel pre-annotation",
+    "auto_predict": "Auto-predict on open",
+    "versions": "Versions…",
+    "finetune": "Fine-tune…",
+    "effort": "Editing effort…",
+    "sam_checkpoint": "Use SAM checkpoint for smart clicks…",
+    "crf_on": "Dense CRF for this project",
+    "crf_panel": "CRF settings…",
+    "crf_tune": "Tune CRF on corrected images",
+    "open_logs": "Open log folder",
+    "weights_file": "Use weights file…",
+    "untrained": "Use untrained model (random weights, for testing)",
+}
+SHORT_TEXT = {
+    "tool_brush": "Brush",
+    "tool_eraser": "Eraser",
+    "tool_fill": "Fill",
+    "tool_polygon": "Polygon",
+    "tool_click": "Click",
+    "tool_box": "Box",
+    "tool_scribble": "Scribble",
+    "tool_wand": "Wand",
+    "tool_superpixel": "Superpixels",
+    "toggle_overlay": "Overlay",
+    "outline_mode": "Outline",
+    "confidence_layer": "Confidence",
+    "diff_layer": "Diff",
+    "show_prediction": "Prediction",
+    "crf_toggle": "Before CRF",
+}
+TOOLS = (
+    "tool_brush",
+    "tool_eraser",
+    "tool_fill",
+    "tool_polygon",
+    "tool_click",
+    "tool_box",
+    "tool_scribble",
+    "tool_wand",
+    "tool_superpixel",
+)
 LAYERS = ("toggle_overlay", "outline_mode", "confidence_layer", "diff_layer", "show_prediction", "crf_toggle")
 
 
@@ -67,7 +134,9 @@ def build_menus(window: QMainWindow, actions: dict[str, QAction]) -> tuple[dict[
     return extra, recent
 
 
-def build_toolbars(window: QMainWindow, actions: dict[str, QAction], tool_state: ToolState) -> tuple[ToolOptionsBar, QSlider]:
+def build_toolbars(
+    window: QMainWindow, actions: dict[str, QAction], tool_state: ToolState
+) -> tuple[ToolOptionsBar, QSlider]:
     """Tools, tool options and view toolbars; returns the options bar and the opacity slider."""
     tools_bar = QToolBar("Tools", window)
     tools_bar.setObjectName("tools_bar")

@@ -14,8 +14,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from segstudio.core.project import Project, Status
 from segstudio.core.logs import log_exception
+from segstudio.core.project import Project, Status
 
 __all__ = ["ModelLink", "ModelStatus"]
 
@@ -39,7 +39,14 @@ class ModelLink(QObject):
     def set_controller(self, controller: Any) -> None:
         """Use `controller` (the real InferenceController or a test fake) and forward its signals."""
         self.controller = controller
-        for name in ("prediction_ready", "progress", "state_changed", "error", "model_loaded", "embedding_ready"):
+        for name in (
+            "prediction_ready",
+            "progress",
+            "state_changed",
+            "error",
+            "model_loaded",
+            "embedding_ready",
+        ):
             signal = getattr(controller, name, None)
             if signal is not None:
                 signal.connect(getattr(self, f"_on_{name}"))
@@ -63,7 +70,7 @@ class ModelLink(QObject):
                 controller = cls(self.project, parent=self, **kwargs)
             except TypeError:
                 controller = cls(self.project, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a missing/broken worker must not take the editor down
+        except Exception as exc:
             log_exception("model", exc)
             self.error.emit("model", f"the model worker is not available: {exc}")
             return False
@@ -114,7 +121,7 @@ class ModelLink(QObject):
         if self.controller is not None and hasattr(self.controller, "shutdown"):
             try:
                 self.controller.shutdown()
-            except Exception:  # noqa: BLE001 - closing the window must always succeed
+            except Exception:
                 pass
 
     # -- forwarding ---------------------------------------------------------------------------------------
@@ -192,8 +199,10 @@ class ModelStatus(QWidget):
     def set_planned(self, what: str) -> None:
         """Before a model is loaded: which one predictions will use (loaded on the first prediction)."""
         self.device_label.setText(f"model: {what} · not loaded yet")
-        self.device_label.setToolTip("The model loads when the first prediction is asked for (Ctrl+P, or "
-                                     "auto-predict). Choose another in the Model menu.")
+        self.device_label.setToolTip(
+            "The model loads when the first prediction is asked for (Ctrl+P, or "
+            "auto-predict). Choose another in the Model menu."
+        )
 
     def on_model_loaded(self, version: str, device: str) -> None:
         """One short status-bar line (the full model description is the tooltip); an untrained model says so."""

@@ -11,8 +11,8 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
-from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.gui.tasks import TaskRunner, TaskState
+from segstudio.core.task_handle import NullTask, TaskHandle
+from segstudio.gui.background_tasks import TaskRunner, TaskState
 
 __all__ = ["EarlyOpen", "ProjectOpener", "open_project"]
 
@@ -28,7 +28,7 @@ def open_project(folder: str, project_dir: str | None, handle: TaskHandle) -> Pr
         raise ProjectError(f"cannot open {folder}: {exc}") from exc
     try:  # the window reads the project's CRF switch through it when the project is ready: load it here,
         from segstudio.ml import crf_project  # noqa: F401  off the GUI thread (no torch)
-    except Exception as exc:  # noqa: BLE001 - only a head start: the window imports it again and reports
+    except Exception as exc:
         log_exception("open", exc)
     return project
 
@@ -51,7 +51,7 @@ class EarlyOpen:
     def _run(self) -> None:
         try:
             self.future.set_result(open_project(*self.request, self.handle))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits, as from a task
+        except BaseException as exc:
             self.future.set_exception(exc)
 
     def wait(self, state: TaskState) -> Project:
@@ -93,8 +93,9 @@ class ProjectOpener(QObject):
         if early is not None:
             self._runner.start(early.wait, discard=lambda project: project.close())
             return
-        self._runner.start(lambda state: open_project(folder, project_dir, state),
-                           discard=lambda project: project.close())
+        self._runner.start(
+            lambda state: open_project(folder, project_dir, state), discard=lambda project: project.close()
+        )
 
     def cancel(self) -> None:
         self._runner.abandon()

@@ -46,7 +46,9 @@ class OverlayPresenter(QObject):
         canvas.vb.sigRangeChanged.connect(lambda *_: self._zoom_timer.start() if self.outline else None)
 
     # -- inputs ------------------------------------------------------------------------------------------
-    def set_document(self, document: MaskDocument | None, image: np.ndarray | None, message: str = "") -> None:
+    def set_document(
+        self, document: MaskDocument | None, image: np.ndarray | None, message: str = ""
+    ) -> None:
         if self.document is not None:
             self.document.remove_listener(self.on_change)
         self.document = document
@@ -138,7 +140,9 @@ class OverlayPresenter(QObject):
                 context = box.expand(2 * self.reach).clip(doc.shape)  # plus what they look at
                 part = outline_of(doc.labels[context.slices], self.reach)
                 dy, dx = grown.y0 - context.y0, grown.x0 - context.x0
-                self._outline[grown.slices] = part[dy:dy + grown.y1 - grown.y0, dx:dx + grown.x1 - grown.x0]
+                self._outline[grown.slices] = part[
+                    dy : dy + grown.y1 - grown.y0, dx : dx + grown.x1 - grown.x0
+                ]
                 self.canvas.overlay.update_region(grown)
             else:
                 self.canvas.overlay.update_region(box)

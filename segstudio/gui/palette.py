@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QListWidget,
     QLineEdit,
+    QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QToolButton,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.schemes import ClassDef, LabelScheme
 
-__all__ = ["PaletteWidget", "PRESETS"]
+__all__ = ["PRESETS", "PaletteWidget"]
 
 #: preset label -> registry name in core.schemes
 PRESETS = {"Pascal VOC (21)": "voc", "Cityscapes (19)": "cityscapes"}
@@ -72,7 +72,9 @@ class PaletteWidget(QWidget):
         for label, name in PRESETS.items():
             self.preset_combo.addItem(f"Preset: {label}", name)
         self.preset_combo.activated.connect(self._preset_picked)
-        self.preset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.preset_combo.setMinimumContentsLength(10)
         self.active_label = QLabel(self)
         self.active_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -97,9 +99,13 @@ class PaletteWidget(QWidget):
         self.color_button = _button("Colour", self)
         self.up_button = _button("▲", self)
         self.down_button = _button("▼", self)
-        for button, slot in ((self.add_button, self.add_class), (self.rename_button, self.rename_active),
-                             (self.color_button, self.recolour_active), (self.up_button, lambda: self.move_active(-1)),
-                             (self.down_button, lambda: self.move_active(1))):
+        for button, slot in (
+            (self.add_button, self.add_class),
+            (self.rename_button, self.rename_active),
+            (self.color_button, self.recolour_active),
+            (self.up_button, lambda: self.move_active(-1)),
+            (self.down_button, lambda: self.move_active(1)),
+        ):
             button.clicked.connect(slot)
             buttons.addWidget(button)
         self.up_button.setToolTip("Move up (display order and number keys only)")
@@ -111,15 +117,19 @@ class PaletteWidget(QWidget):
         layout.addWidget(self.find)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
-        hint = QLabel("Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
-                      "untick to hide a class.", self)
+        hint = QLabel(
+            "Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
+            "untick to hide a class.",
+            self,
+        )
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray; font-size: 10px")
         layout.addWidget(hint)
 
     # -- model -> widget ---------------------------------------------------------------------------
-    def set_scheme(self, scheme: LabelScheme, order: list[int] | None = None,
-                   hidden: set[int] | None = None) -> None:
+    def set_scheme(
+        self, scheme: LabelScheme, order: list[int] | None = None, hidden: set[int] | None = None
+    ) -> None:
         self.scheme = scheme
         n = scheme.num_classes
         base = order if order is not None else self.order
@@ -187,7 +197,8 @@ class PaletteWidget(QWidget):
         text = "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "white"
         self.active_label.setText(f"Active: {cls.name}")
         self.active_label.setStyleSheet(
-            f"background: rgb({r},{g},{b}); color: {text}; font-weight: bold; border-radius: 4px; padding: 4px")
+            f"background: rgb({r},{g},{b}); color: {text}; font-weight: bold; border-radius: 4px; padding: 4px"
+        )
 
     # -- selection ------------------------------------------------------------------------------------
     @property
@@ -247,8 +258,10 @@ class PaletteWidget(QWidget):
             rng = np.random.default_rng(len(self.scheme.classes) * 7919)
             color = tuple(int(c) for c in rng.integers(40, 256, 3))
         try:
-            scheme = LabelScheme(self.scheme.name if self.scheme.name not in PRESETS.values() else "custom",
-                                 (*self.scheme.classes, ClassDef(name.strip(), color)))
+            scheme = LabelScheme(
+                self.scheme.name if self.scheme.name not in PRESETS.values() else "custom",
+                (*self.scheme.classes, ClassDef(name.strip(), color)),
+            )
         except SegStudioError as exc:
             QMessageBox.warning(self, "Add class", str(exc))
             return
@@ -281,8 +294,9 @@ class PaletteWidget(QWidget):
         classes = list(self.scheme.classes)
         classes[self._active] = cls
         try:
-            scheme = LabelScheme(self.scheme.name if self.scheme.name not in PRESETS.values() else "custom",
-                                 tuple(classes))
+            scheme = LabelScheme(
+                self.scheme.name if self.scheme.name not in PRESETS.values() else "custom", tuple(classes)
+            )
         except SegStudioError as exc:
             QMessageBox.warning(self, "Class palette", str(exc))
             return

@@ -30,7 +30,9 @@ def place_window(widget: QWidget, parent: QWidget) -> None:
     if screen is not None:
         extra_w = widget.frameGeometry().width() - widget.width()  # window-manager frame, once shown
         extra_h = widget.frameGeometry().height() - widget.height()
-        widget.resize(min(widget.width(), screen.width() - extra_w), min(widget.height(), screen.height() - extra_h))
+        widget.resize(
+            min(widget.width(), screen.width() - extra_w), min(widget.height(), screen.height() - extra_h)
+        )
         frame.setSize(widget.frameGeometry().size())
         frame.moveLeft(max(screen.left(), min(frame.left(), screen.right() - frame.width())))
         frame.moveTop(max(screen.top(), min(frame.top(), screen.bottom() - frame.height())))
@@ -42,17 +44,27 @@ def place_window(widget: QWidget, parent: QWidget) -> None:
 class _EscapeCloser(QObject):
     """Closes its window on an Esc that no child used (a combo's popup or an edit keeps its own Esc)."""
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if (watched is self.parent() and event.type() == QEvent.Type.KeyPress
-                and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape):
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.parent()
+            and event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+        ):
             self.parent().close()
             return True
         return False
 
 
-def open_panel(parent: QWidget, module_name: str, class_name: str, args: tuple[Any, ...],
-               on_error: Callable[[str], None], modal: bool = False,
-               connect: Callable[[Any], None] | None = None) -> Any:
+def open_panel(
+    parent: QWidget,
+    module_name: str,
+    class_name: str,
+    args: tuple[Any, ...],
+    on_error: Callable[[str], None],
+    modal: bool = False,
+    connect: Callable[[Any], None] | None = None,
+) -> Any:
     """Create `segstudio.gui.<module_name>.<class_name>(*args)` and show it; None (and on_error) if absent."""
     try:
         module = importlib.import_module(f"segstudio.gui.{module_name}")

@@ -22,7 +22,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["pg", "load_pyqtgraph", "MIRRORED"]
+__all__ = ["MIRRORED", "load_pyqtgraph", "pg"]
 
 MIRRORED = ("QtCore", "QtGui", "QtWidgets")
 

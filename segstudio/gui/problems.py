@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["ProblemsPanel", "ProblemsButton", "is_follow_up", "one_paragraph"]
+__all__ = ["ProblemsButton", "ProblemsPanel", "is_follow_up", "one_paragraph"]
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 #: worker messages that only repeat an earlier, already shown error for one more image
@@ -85,7 +85,7 @@ class ProblemsPanel(QWidget):
             item = self.list.item(row)
             if item.data(PATH_ROLE) == old:
                 item.setData(PATH_ROLE, new)
-                item.setText(new + item.text()[len(old):])
+                item.setText(new + item.text()[len(old) :])
 
     def clear(self) -> None:
         self.list.clear()
@@ -107,8 +107,11 @@ class ProblemsPanel(QWidget):
 
     def _update(self) -> None:
         n = self.list.count()
-        self.empty.setText("No problems." if not n else f"{n} image{'s' if n != 1 else ''} with a problem; "
-                           "click one to open it.")
+        self.empty.setText(
+            "No problems."
+            if not n
+            else f"{n} image{'s' if n != 1 else ''} with a problem; click one to open it."
+        )
         self.clear_button.setEnabled(n > 0)
         self.count_changed.emit(n)
 

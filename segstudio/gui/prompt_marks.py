@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 from segstudio.gui.image_view import ImageViewBox
 
-__all__ = ["PromptMarks", "MARK_SIZE"]
+__all__ = ["MARK_SIZE", "PromptMarks"]
 
 MARK_SIZE = 11  # screen pixels
 POSITIVE, NEGATIVE = QColor(40, 220, 70), QColor(235, 50, 50)
@@ -26,8 +26,25 @@ def _dot() -> QPainterPath:
 def _cross() -> QPainterPath:
     """A plus of arm width 1/5 of the size, turned 45 degrees (an x)."""
     a, w = MARK_SIZE / 2, MARK_SIZE / 10
-    plus = QPolygonF([QPointF(x, y) for x, y in ((-a, -w), (-w, -w), (-w, -a), (w, -a), (w, -w), (a, -w),
-                                                 (a, w), (w, w), (w, a), (-w, a), (-w, w), (-a, w))])
+    plus = QPolygonF(
+        [
+            QPointF(x, y)
+            for x, y in (
+                (-a, -w),
+                (-w, -w),
+                (-w, -a),
+                (w, -a),
+                (w, -w),
+                (a, -w),
+                (a, w),
+                (w, w),
+                (w, a),
+                (-w, a),
+                (-w, w),
+                (-a, w),
+            )
+        ]
+    )
     path = QPainterPath()
     path.addPolygon(QTransform().rotate(45).map(plus))
     path.closeSubpath()

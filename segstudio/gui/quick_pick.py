@@ -62,8 +62,14 @@ class QuickClassPicker(QFrame):
         self._colors: list[tuple[int, int, int]] = []
         self._order: list[int] = []
 
-    def popup(self, names: Sequence[str], colors: Sequence[tuple[int, int, int]], order: Sequence[int],
-              at: QPoint, active: int | None = None) -> None:
+    def popup(
+        self,
+        names: Sequence[str],
+        colors: Sequence[tuple[int, int, int]],
+        order: Sequence[int],
+        at: QPoint,
+        active: int | None = None,
+    ) -> None:
         """Show at global position `at` (kept on screen) with every class listed, the active one current."""
         self._names, self._colors, self._order = list(names), [tuple(c) for c in colors], list(order)
         self.edit.clear()
@@ -101,7 +107,7 @@ class QuickClassPicker(QFrame):
         self.hide()
         self.picked.emit(int(item.data(INDEX_ROLE)))
 
-    def eventFilter(self, watched: object, event: object) -> bool:  # noqa: N802 - Qt override
+    def eventFilter(self, watched: object, event: object) -> bool:
         """Up/Down/PgUp/PgDown move in the list while typing; Enter picks; Esc closes."""
         if watched is self.edit and isinstance(event, QKeyEvent) and event.type() == QKeyEvent.Type.KeyPress:
             key = event.key()

@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-__all__ = ["AppSettings", "SETTINGS_ENV"]
+__all__ = ["SETTINGS_ENV", "AppSettings"]
 
 SETTINGS_ENV = "SEGSTUDIO_SETTINGS_DIR"
 MAX_RECENT = 10

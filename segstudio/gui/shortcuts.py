@@ -8,9 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-__all__ = ["Shortcut", "SHORTCUTS", "shortcut", "make_action", "ShortcutsDialog"]
+__all__ = ["SHORTCUTS", "Shortcut", "ShortcutsDialog", "make_action", "shortcut"]
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,20 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     _s("tool_eraser", "E", "Eraser (back to unlabeled)", "Tools"),
     _s("tool_fill", "F", "Flood fill", "Tools"),
     _s("tool_polygon", "G", "Polygon fill (click vertices, Enter fills, Esc cancels)", "Tools"),
-    _s("tool_click", "S", "Smart click (left: this is the class, right/Shift: not this; Enter accepts)", "Tools"),
+    _s(
+        "tool_click",
+        "S",
+        "Smart click (left: this is the class, right/Shift: not this; Enter accepts)",
+        "Tools",
+    ),
     _s("tool_box", "Shift+S", "Box: drag around an object (then click to refine, Enter accepts)", "Tools"),
     _s("tool_scribble", "L", "Scribble: a stroke that spreads to its region (Enter accepts)", "Tools"),
-    _s("tool_wand", "W", "Magic wand: colour-similar region; drag left/right for less/more tolerance", "Tools"),
+    _s(
+        "tool_wand",
+        "W",
+        "Magic wand: colour-similar region; drag left/right for less/more tolerance",
+        "Tools",
+    ),
     _s("tool_superpixel", "Shift+B", "Superpixel brush: paints whole superpixels", "Tools"),
     _s("protect_cycle", "P", "Protect mode: off / only unlabeled / only the chosen class", "Tools"),
     _s("brush_smaller", "[", "Smaller brush (also Ctrl+wheel)", "Tools"),
@@ -97,7 +115,9 @@ class ShortcutsDialog(QDialog):
         table = QTableWidget(len(SHORTCUTS), 3, self)
         table.setHorizontalHeaderLabels(["Group", "Keys", "Action"])
         for row, entry in enumerate(SHORTCUTS):
-            keys = " / ".join(QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) or k for k in entry.keys)
+            keys = " / ".join(
+                QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) or k for k in entry.keys
+            )
             for col, text in enumerate((entry.group, keys, entry.text)):
                 table.setItem(row, col, QTableWidgetItem(text))
         table.verticalHeader().setVisible(False)

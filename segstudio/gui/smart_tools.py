@@ -17,25 +17,25 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
+from segstudio.core.errors import SegStudioError, UsageError
 from segstudio.core.interactive.prompts import Point
 from segstudio.core.interactive.wand import magic_wand, tolerance_from_drag
-from segstudio.core.errors import SegStudioError, UsageError
-from segstudio.gui.tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskRunner, TaskState
 
 if TYPE_CHECKING:
+    from segstudio.core.interactive.click_session import ClickSession
     from segstudio.core.interactive.engines import Engine
-    from segstudio.core.interactive.session import ClickSession
 
-__all__ = ["SmartTools", "SmartOptions", "GUI_ENGINES"]
+__all__ = ["GUI_ENGINES", "SmartOptions", "SmartTools"]
 
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
 GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam")
@@ -80,7 +80,9 @@ def _engines() -> ModuleType:
     return _loaded
 
 
-def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], np.ndarray | None] | None) -> Engine:
+def _prepared_engine(
+    name: str, image: np.ndarray, probabilities: Callable[[], np.ndarray | None] | None
+) -> Engine:
     """Worker thread: one engine with its per-image precomputation."""
     probs = None
     if name == "crf":
@@ -88,14 +90,16 @@ def _prepared_engine(name: str, image: np.ndarray, probabilities: Callable[[], n
 
         probs = probabilities() if probabilities is not None else None
         if probs is None:
-            raise UsageError("the crf engine needs this image's prediction with its stored class "
-                                 "probabilities: predict the image first (Ctrl+P)")
+            raise UsageError(
+                "the crf engine needs this image's prediction with its stored class "
+                "probabilities: predict the image first (Ctrl+P)"
+            )
     engine = _engines().create_engine(name)
     engine.prepare(image, probs)
     return engine
 
 
-def stored_probabilities(project, record) -> np.ndarray | None:  # noqa: ANN001 - Project, ImageRecord
+def stored_probabilities(project, record) -> np.ndarray | None:
     """The image's class probabilities kept with its prediction (reduced size), or None."""
     from segstudio.core.probabilities import load_probabilities
 
@@ -116,7 +120,7 @@ class SmartTools(QObject):
     sam_loaded = Signal(object)  # ml.sam_engine.SamRuntime: the window hands it to the inference worker
     embedding_wanted = Signal(str)  # SAM: queue embeddings for this image (rel_path) and the next ones
 
-    def __init__(self, state, parent: QObject | None = None) -> None:  # noqa: ANN001 - tools.ToolState
+    def __init__(self, state, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.document: MaskDocument | None = None
@@ -129,7 +133,7 @@ class SmartTools(QObject):
         #: is on screen before that import competes with it for the GIL
         self.paint_gate: QWidget | None = None
         self._after_paint: Callable[[], None] | None = None
-        # The team's task helper (gui/tasks.py): starting the next image's preparation drops the
+        # The team's task helper (gui/background_tasks.py): starting the next image's preparation drops the
         # previous one's outcome; results arrive on the GUI thread as queued signals.
         self._prep = TaskRunner(self, "smart-tools")
         self._prep.failed.connect(lambda msg: self.status.emit(f"smart tools unavailable: {msg}"))
@@ -177,7 +181,7 @@ class SmartTools(QObject):
                 self.paint_gate.removeEventFilter(self)
             QTimer.singleShot(0, fn)  # after the paint that let it go
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Paint and watched is self.paint_gate:
             self._release_after_paint()
         return False
@@ -294,10 +298,12 @@ class SmartTools(QObject):
             if engine is None:
                 return None
             doc.begin_stroke("smart click")
+            from segstudio.core.interactive.click_session import ClickSession
             from segstudio.core.interactive.robot import confirmed_labels
-            from segstudio.core.interactive.session import ClickSession
 
-            self.session = ClickSession(engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction))
+            self.session = ClickSession(
+                engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction)
+            )
         return self.session
 
     def _show(self, region: np.ndarray) -> None:
@@ -308,7 +314,9 @@ class SmartTools(QObject):
         doc.begin_stroke("smart click")
         doc.apply_region(region, session.active_class, self.state.protect())
         self.prompts.emit(list(session.prompts.positives), list(session.prompts.negatives))
-        self.status.emit(f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels")
+        self.status.emit(
+            f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels"
+        )
 
     def click(self, x: float, y: float, positive: bool = True) -> None:
         session = self._session()
@@ -374,7 +382,7 @@ class SmartTools(QObject):
 
     def drag(self, tool: str, x: float, y: float) -> None:
         if tool == "box" and self._drag:
-            (x0, y0), = self._drag[:1]
+            ((x0, y0),) = self._drag[:1]
             self.outline.emit([(x0, y0), (x, y0), (x, y), (x0, y)])
         elif tool == "scribble" and self._drag:
             self._drag.append((x, y))
@@ -398,9 +406,8 @@ class SmartTools(QObject):
             self._wand = None
             if doc is not None and doc.end_stroke():
                 self.edited.emit()
-        elif tool == "superpixel" and doc is not None and doc.in_stroke:
-            if doc.end_stroke():
-                self.edited.emit()
+        elif tool == "superpixel" and doc is not None and doc.in_stroke and doc.end_stroke():
+            self.edited.emit()
 
     def _wand_tolerance(self, x: float) -> float:
         assert self._wand is not None
@@ -421,8 +428,12 @@ class SmartTools(QObject):
 
     def _paint_superpixels(self, points: list[Point]) -> None:
         engine = self.engines.get("superpixel")
-        if (self.document is None or engine is None or not isinstance(engine, _engines().SuperpixelEngine)
-                or engine.superpixels is None):
+        if (
+            self.document is None
+            or engine is None
+            or not isinstance(engine, _engines().SuperpixelEngine)
+            or engine.superpixels is None
+        ):
             return
         from segstudio.core.interactive.superpixels import superpixel_brush
 
@@ -433,7 +444,7 @@ class SmartTools(QObject):
 class SmartOptions(QToolBar):
     """Engine choice for the click/box/scribble tools, bound both ways to the tool state."""
 
-    def __init__(self, state, parent: QWidget | None = None) -> None:  # noqa: ANN001
+    def __init__(self, state, parent: QWidget | None = None) -> None:
         super().__init__("Smart tool options", parent)
         self.setObjectName("smart_options")
         self.state = state
@@ -443,7 +454,8 @@ class SmartOptions(QToolBar):
         self.addWidget(QLabel(" Engine ", self))
         self.addWidget(self.engine_combo)
         self.engine_combo.currentIndexChanged.connect(
-            lambda i: setattr(state, "engine", self.engine_combo.itemData(i)))
+            lambda i: setattr(state, "engine", self.engine_combo.itemData(i))
+        )
         state.changed.connect(self.sync)
         self.sync()
 

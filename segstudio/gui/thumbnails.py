@@ -2,7 +2,7 @@
 
 Why: decoding 10,000 photos on the GUI thread would freeze the browser for minutes. The list
 view asks only for the rows it shows; requests go to one daemon thread, newest first (the rows
-the user is looking at now; a `gui.tasks.JobQueue`), and each finished thumbnail arrives as a
+the user is looking at now; a `gui.background_tasks.JobQueue`), and each finished thumbnail arrives as a
 queued Qt signal. The disk cache is keyed by content hash, so renames keep their thumbnails and edits get new ones.
 """
 
@@ -17,9 +17,9 @@ from PySide6.QtGui import QImage
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import ImageReadError
-from segstudio.gui.tasks import JobQueue
+from segstudio.gui.background_tasks import JobQueue
 
-__all__ = ["ThumbnailLoader", "THUMB_SIZE", "make_thumbnail"]
+__all__ = ["THUMB_SIZE", "ThumbnailLoader", "make_thumbnail"]
 
 THUMB_SIZE = 96
 
@@ -67,7 +67,7 @@ class ThumbnailLoader(QObject):
     def _image(self, src: Path, cache_name: str) -> QImage:
         try:
             data = self._load(src, cache_name)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a badge, not a crash
+        except Exception as exc:
             raise ImageReadError(src, str(exc)) from None
         image = QImage()
         if not image.loadFromData(data):

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from enum import Enum
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QWidget
-
-import numpy as np
 
 from segstudio.core.document import UNLABELED, MaskDocument, Protect, ProtectMode
 from segstudio.core.interactive.polygon import pick_edge, pick_vertex
 from segstudio.core.interactive.wand import DEFAULT_TOLERANCE
 from segstudio.gui.smart_tools import SmartTools
 
-__all__ = ["Tool", "ToolState", "ToolController", "ToolOptionsBar", "MIN_BRUSH", "MAX_BRUSH"]
+__all__ = ["MAX_BRUSH", "MIN_BRUSH", "Tool", "ToolController", "ToolOptionsBar", "ToolState"]
 
 MIN_BRUSH = 1
 MAX_BRUSH = 512
@@ -149,9 +148,15 @@ class ToolState(QObject):
         return Protect.none()
 
     def to_dict(self) -> dict:
-        return {"tool": self._tool.value, "size": self._size, "protect": self._protect_mode.value,
-                "protect_class": self._protect_class, "class": self._active_class, "engine": self._engine,
-                "wand_tolerance": self.wand_tolerance}
+        return {
+            "tool": self._tool.value,
+            "size": self._size,
+            "protect": self._protect_mode.value,
+            "protect_class": self._protect_class,
+            "class": self._active_class,
+            "engine": self._engine,
+            "wand_tolerance": self.wand_tolerance,
+        }
 
     def restore(self, data: dict | None) -> None:
         if not isinstance(data, dict):
@@ -334,7 +339,8 @@ class ToolOptionsBar(QToolBar):
         self.addWidget(self.protect_class_combo)
         self.size_spin.valueChanged.connect(lambda v: setattr(state, "size", v))
         self.protect_combo.currentIndexChanged.connect(
-            lambda i: setattr(state, "protect_mode", self.protect_combo.itemData(i)))
+            lambda i: setattr(state, "protect_mode", self.protect_combo.itemData(i))
+        )
         self.protect_class_combo.currentIndexChanged.connect(self._protect_class_picked)
         state.changed.connect(self.sync)
         self.sync()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Project
 
-__all__ = ["VersionsDialog", "COLUMNS"]
+__all__ = ["COLUMNS", "VersionsDialog"]
 
 COLUMNS = ("Version", "Active", "Architecture", "Val mIoU", "Pixel acc.", "FWIoU", "Parent", "Created")
 
@@ -70,8 +70,16 @@ class VersionsDialog(QDialog):
         for row, mv in enumerate(versions):
             metrics = mv.metrics if isinstance(mv.metrics, dict) else {}
             created = _dt.datetime.fromtimestamp(mv.created_at).strftime("%Y-%m-%d %H:%M")
-            values = (mv.version, "yes" if mv.version == active_name else "", mv.arch, _pct(metrics.get("miou")),
-                      _pct(metrics.get("pixel_accuracy")), _pct(metrics.get("fwiou")), mv.parent or "", created)
+            values = (
+                mv.version,
+                "yes" if mv.version == active_name else "",
+                mv.arch,
+                _pct(metrics.get("miou")),
+                _pct(metrics.get("pixel_accuracy")),
+                _pct(metrics.get("fwiou")),
+                mv.parent or "",
+                created,
+            )
             for col, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, mv.version)

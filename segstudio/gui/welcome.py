@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.schemes import VOC_CLASSES
 
-__all__ = ["WelcomePage", "ModelHintBar", "planned_model", "has_model", "build_central"]
+__all__ = ["ModelHintBar", "WelcomePage", "build_central", "has_model", "planned_model"]
 
 MODEL_CHOICES = (
     "No model yet. To get predictions: use a weights file (a SegStudio checkpoint or a torchvision .pth), try an "
@@ -71,8 +71,11 @@ class WelcomePage(QWidget):
         super().__init__(parent)
         self.setObjectName("welcome_page")
         title = QLabel("<h2>SegStudio</h2>", self)
-        intro = QLabel("Open a folder of images to start annotating. SegStudio keeps its work in a "
-                       "<code>.segstudio</code> folder next to the images; nothing else is changed.", self)
+        intro = QLabel(
+            "Open a folder of images to start annotating. SegStudio keeps its work in a "
+            "<code>.segstudio</code> folder next to the images; nothing else is changed.",
+            self,
+        )
         intro.setWordWrap(True)
         self.open_button = QPushButton("Open folder…", self)
         self.open_button.setObjectName("welcome_open")
@@ -130,8 +133,11 @@ class ModelHintBar(QFrame):
         self.setObjectName("model_hint")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("#model_hint { background: #fff4d6; } #model_hint QLabel { color: #5a4300; }")
-        self.text = QLabel("No model yet: paint by hand, or get predictions with one of these "
-                           "(torchvision's VOC weights download by themselves when online, VOC classes only).", self)
+        self.text = QLabel(
+            "No model yet: paint by hand, or get predictions with one of these "
+            "(torchvision's VOC weights download by themselves when online, VOC classes only).",
+            self,
+        )
         self.text.setWordWrap(True)
         self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row = QHBoxLayout()
@@ -139,7 +145,12 @@ class ModelHintBar(QFrame):
         self.buttons: dict[str, QPushButton] = {}
         for key, label, tip, signal in (
             ("file", "Weights file…", "Model → Use weights file…", self.weights_file),
-            ("untrained", "Untrained", "Model → Use untrained model (random weights, to try the app)", self.untrained),
+            (
+                "untrained",
+                "Untrained",
+                "Model → Use untrained model (random weights, to try the app)",
+                self.untrained,
+            ),
             ("finetune", "Fine-tune…", "Train → Fine-tune… on the images you marked done", self.finetune),
         ):
             button = QPushButton(label, self)

@@ -31,14 +31,14 @@ from torchvision.models import mobilenet_v3_large, resnet34, resnet101, vgg16_bn
 from torchvision.models._utils import IntermediateLayerGetter
 
 __all__ = [
-    "UNet",
-    "SegNet",
-    "DeepLabV2",
-    "unet_resnet34",
-    "unet_mobilenet_v3_large",
-    "segnet_vgg16_bn",
-    "deeplabv2_resnet101",
     "DEEPLABV2_RATES",
+    "DeepLabV2",
+    "SegNet",
+    "UNet",
+    "deeplabv2_resnet101",
+    "segnet_vgg16_bn",
+    "unet_mobilenet_v3_large",
+    "unet_resnet34",
 ]
 
 #: decoder widths from the deepest stage to full resolution (halving, as in the U-Net paper)
@@ -54,8 +54,11 @@ DEEPLABV2_HEAD_SCALE = 0.1
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def _resize(x: torch.Tensor, size: torch.Size | Sequence[int]) -> torch.Tensor:
@@ -70,8 +73,10 @@ class UNetBlock(nn.Module):
 
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.convs = nn.Sequential(*_conv_bn_relu(in_channels + skip_channels, out_channels),
-                                   *_conv_bn_relu(out_channels, out_channels))
+        self.convs = nn.Sequential(
+            *_conv_bn_relu(in_channels + skip_channels, out_channels),
+            *_conv_bn_relu(out_channels, out_channels),
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: torch.Size) -> torch.Tensor:
         x = _resize(x, size)
@@ -83,13 +88,19 @@ class UNetBlock(nn.Module):
 class UNetDecoder(nn.Module):
     """One block per encoder stage (deepest first), then a last block at full resolution with no skip."""
 
-    def __init__(self, encoder_channels: Sequence[int], num_classes: int,
-                 decoder_channels: Sequence[int] = UNET_DECODER_CHANNELS) -> None:
+    def __init__(
+        self,
+        encoder_channels: Sequence[int],
+        num_classes: int,
+        decoder_channels: Sequence[int] = UNET_DECODER_CHANNELS,
+    ) -> None:
         super().__init__()
         *skips, deepest = encoder_channels  # shallow -> deep, strides 2, 4, 8, 16 then 32
         skip_channels = [*reversed(skips), 0]
         if len(skip_channels) != len(decoder_channels):
-            raise ValueError(f"{len(encoder_channels)} encoder stages need {len(encoder_channels)} decoder widths")
+            raise ValueError(
+                f"{len(encoder_channels)} encoder stages need {len(encoder_channels)} decoder widths"
+            )
         widths = [deepest, *decoder_channels]
         self.blocks = nn.ModuleList(
             UNetBlock(widths[i], skip_channels[i], widths[i + 1]) for i in range(len(decoder_channels))
@@ -131,7 +142,9 @@ def unet_mobilenet_v3_large(num_classes: int) -> UNet:
     # blocks flagged `_is_cn` halve the resolution, so the block before each is the last one at its stride
     starts = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
     positions = [s - 1 for s in starts] + [len(features) - 1]
-    backbone = IntermediateLayerGetter(features, return_layers={str(p): f"s{2 ** (k + 1)}" for k, p in enumerate(positions)})
+    backbone = IntermediateLayerGetter(
+        features, return_layers={str(p): f"s{2 ** (k + 1)}" for k, p in enumerate(positions)}
+    )
     return UNet(backbone, [features[p].out_channels for p in positions], num_classes)
 
 
@@ -208,8 +221,12 @@ class ASPPv2(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, rates: Sequence[int] = DEEPLABV2_RATES) -> None:
         super().__init__()
         self.scale = DEEPLABV2_HEAD_SCALE
-        self.branches = nn.ModuleList(nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates)
-        for branch in self.branches:  # the paper's init, N(0, 0.01) classifiers and zero bias, in stored units
+        self.branches = nn.ModuleList(
+            nn.Conv2d(in_channels, num_classes, 3, padding=r, dilation=r) for r in rates
+        )
+        for (
+            branch
+        ) in self.branches:  # the paper's init, N(0, 0.01) classifiers and zero bias, in stored units
             nn.init.normal_(branch.weight, std=0.01 / self.scale)
             nn.init.zeros_(branch.bias)
 

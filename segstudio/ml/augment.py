@@ -23,15 +23,15 @@ from torchvision.transforms.v2 import functional as TF
 from segstudio.core.schemes import UNLABELED
 
 __all__ = [
+    "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "IGNORE_INDEX",
     "AugmentConfig",
     "RandomScale",
-    "train_transform",
+    "capped_size",
     "eval_transform",
     "to_tv",
-    "capped_size",
+    "train_transform",
 ]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -98,7 +98,9 @@ class _CapSize(v2.Transform):
 
 def _finish(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
     return [
-        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True),
+        v2.ToDtype(
+            {tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True
+        ),
         v2.Normalize(list(mean), list(std)),
     ]
 
@@ -107,7 +109,9 @@ def train_transform(config: AugmentConfig) -> v2.Compose:
     """Random scale, crop (mask padded with 255 = ignored), flip, light colour jitter, normalise."""
     steps: list[v2.Transform] = [
         RandomScale(config.scale_min, config.scale_max, config.max_side),
-        v2.RandomCrop(config.crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}),
+        v2.RandomCrop(
+            config.crop, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}
+        ),
     ]
     if config.hflip > 0:
         steps.append(v2.RandomHorizontalFlip(config.hflip))

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ArchEntry", "CATALOG", "FINETUNE_ARCHS", "FINETUNE_DEFAULT_ARCH", "arch_names", "describe"]
+__all__ = ["CATALOG", "FINETUNE_ARCHS", "FINETUNE_DEFAULT_ARCH", "ArchEntry", "arch_names", "describe"]
 
 
 @dataclass(frozen=True)
 class ArchEntry:
     name: str
     description: str  # one line: what it is and when to pick it
-    finetune: bool = True  # offered in the fine-tuning panel (the ResNet-101 torchvision models are not: too slow)
+    finetune: bool = (
+        True  # offered in the fine-tuning panel (the ResNet-101 torchvision models are not: too slow)
+    )
 
 
 CATALOG: dict[str, ArchEntry] = {

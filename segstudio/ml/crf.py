@@ -34,10 +34,23 @@ import cv2
 import numpy as np
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 
-__all__ = ["CRFError", "CRFParams", "PRUNE_BELOW", "SETTING_KEY", "crf_grid", "grid_image", "load_params", "refine",
-           "refine_probabilities", "resize_chw", "save_params", "upsampled_labels", "upsampled_labels_and_confidence"]
+__all__ = [
+    "PRUNE_BELOW",
+    "SETTING_KEY",
+    "CRFError",
+    "CRFParams",
+    "crf_grid",
+    "grid_image",
+    "load_params",
+    "refine",
+    "refine_probabilities",
+    "resize_chw",
+    "save_params",
+    "upsampled_labels",
+    "upsampled_labels_and_confidence",
+]
 
 SETTING_KEY = "crf"
 PRUNE_BELOW = 0.05  # a class below this probability everywhere in a tile is left out of that tile's CRF
@@ -73,7 +86,10 @@ class CRFParams:
             (self.bilateral_srgb > 0, "bilateral_srgb must be > 0"),
             (self.gaussian_compat >= 0 and self.bilateral_compat >= 0, "compat weights must be >= 0"),
             (1.0 <= self.scale <= 16.0, "scale must be between 1 (full resolution) and 16"),
-            (isinstance(self.max_pixels, int) and self.max_pixels >= 1024, "max_pixels must be an integer >= 1024"),
+            (
+                isinstance(self.max_pixels, int) and self.max_pixels >= 1024,
+                "max_pixels must be an integer >= 1024",
+            ),
             (isinstance(self.min_pixels, int) and self.min_pixels >= 1, "min_pixels must be an integer >= 1"),
         ]
         for ok, message in checks:
@@ -93,7 +109,13 @@ class CRFParams:
             raise CRFError(f"unknown CRF setting(s) {sorted(unknown)}; allowed: {', '.join(known)}")
         try:
             values = {
-                k: (int(v) if k in ("iterations", "max_pixels", "min_pixels") else bool(v) if k == "enabled" else float(v))
+                k: (
+                    int(v)
+                    if k in ("iterations", "max_pixels", "min_pixels")
+                    else bool(v)
+                    if k == "enabled"
+                    else float(v)
+                )
                 for k, v in data.items()
             }
         except (TypeError, ValueError) as error:
@@ -192,13 +214,24 @@ def _tiles(h: int, w: int, margin: int) -> list[tuple[tuple[slice, slice], tuple
         y0, y1 = h * i // ny, h * (i + 1) // ny
         for j in range(nx):
             x0, x1 = w * j // nx, w * (j + 1) // nx
-            outer = (slice(max(0, y0 - margin), min(h, y1 + margin)), slice(max(0, x0 - margin), min(w, x1 + margin)))
+            outer = (
+                slice(max(0, y0 - margin), min(h, y1 + margin)),
+                slice(max(0, x0 - margin), min(w, x1 + margin)),
+            )
             out.append(((slice(y0, y1), slice(x0, x1)), outer))
     return out
 
 
-def _refine_tile(small: np.ndarray, probs: np.ndarray, q: np.ndarray, inner: tuple[slice, slice],
-                 outer: tuple[slice, slice], params: CRFParams, scale: float, handle: TaskHandle | None) -> None:
+def _refine_tile(
+    small: np.ndarray,
+    probs: np.ndarray,
+    q: np.ndarray,
+    inner: tuple[slice, slice],
+    outer: tuple[slice, slice],
+    params: CRFParams,
+    scale: float,
+    handle: TaskHandle | None,
+) -> None:
     """Mean field on one tile (with its margin) over the classes that reach `PRUNE_BELOW` there; writes
     the inner part of q. A tile with one such class is that class (no CRF: nothing can compete)."""
     import pydensecrf.densecrf as dcrf
@@ -218,8 +251,12 @@ def _refine_tile(small: np.ndarray, probs: np.ndarray, q: np.ndarray, inner: tup
     rgb = small[outer[0], outer[1]]
     if not (rgb.flags.c_contiguous and rgb.flags.writeable):  # pydensecrf's memoryview needs both
         rgb = np.array(rgb, order="C")
-    crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale, srgb=params.bilateral_srgb,
-                             rgbim=rgb, compat=params.bilateral_compat)
+    crf.addPairwiseBilateral(
+        sxy=params.bilateral_sxy / scale,
+        srgb=params.bilateral_srgb,
+        rgbim=rgb,
+        compat=params.bilateral_compat,
+    )
     state = crf.startInference()
     for _ in range(params.iterations):
         if handle is not None:
@@ -250,7 +287,9 @@ def upsampled_labels_and_confidence(
     qk = np.asarray(q[kept], dtype=np.float32)
     low, peak = qk.argmax(axis=0).astype(np.uint8), qk.max(axis=0)  # uint8: bands stay small
     pad = np.pad(low, ((0, 1), (0, 1)), mode="edge")
-    uniform = (pad[:-1, :-1] == pad[1:, :-1]) & (pad[:-1, :-1] == pad[:-1, 1:]) & (pad[:-1, :-1] == pad[1:, 1:])
+    uniform = (
+        (pad[:-1, :-1] == pad[1:, :-1]) & (pad[:-1, :-1] == pad[:-1, 1:]) & (pad[:-1, :-1] == pad[1:, 1:])
+    )
     r0, r1, wy = _source_coords(height, q.shape[1])
     c0, c1, wx = _source_coords(width, q.shape[2])
     labels = np.empty((height, width), np.uint8)

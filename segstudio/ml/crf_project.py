@@ -15,12 +15,21 @@ from typing import Any
 
 from segstudio.core.errors import ProjectError
 from segstudio.core.probabilities import load_probabilities
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 from segstudio.ml.crf import SETTING_KEY, CRFParams, load_params, save_params
 from segstudio.ml.crf_tune import TuneReport, TuneSample, tune
 
-__all__ = ["crf_change_message", "DEFAULT_ENABLED", "MIN_TUNE_IMAGES", "TUNE_REPORT_KEY", "project_crf", "set_enabled", "tunable_count",
-           "tuning_samples", "tune_project"]
+__all__ = [
+    "DEFAULT_ENABLED",
+    "MIN_TUNE_IMAGES",
+    "TUNE_REPORT_KEY",
+    "crf_change_message",
+    "project_crf",
+    "set_enabled",
+    "tunable_count",
+    "tune_project",
+    "tuning_samples",
+]
 
 DEFAULT_ENABLED = False
 MIN_TUNE_IMAGES = 10  # the GUI offers tuning once this many corrected images have stored probabilities
@@ -60,7 +69,9 @@ def tuning_samples(project: Any, handle: TaskHandle | None = None) -> list[TuneS
     return samples
 
 
-def tune_project(project: Any, handle: TaskHandle | None = None, save: bool = True, **options: Any) -> TuneReport:
+def tune_project(
+    project: Any, handle: TaskHandle | None = None, save: bool = True, **options: Any
+) -> TuneReport:
     """Tune on the project's corrected images; with `save`, keep the result only if it beats no CRF."""
     samples = tuning_samples(project, handle)
     if len(samples) < 2:
@@ -71,7 +82,9 @@ def tune_project(project: Any, handle: TaskHandle | None = None, save: bool = Tr
     current = project_crf(project)
     report = tune(samples, current, project.scheme.num_classes, handle, **options)
     if save:
-        save_params(project, report.tuned_params if report.keep else replace(load_params(project), enabled=False))
+        save_params(
+            project, report.tuned_params if report.keep else replace(load_params(project), enabled=False)
+        )
         project.set_setting(TUNE_REPORT_KEY, report.to_dict(list(project.scheme.names)))
     return report
 
@@ -81,8 +94,11 @@ def tunable_count(project: Any) -> int:
     from segstudio.core.probabilities import probabilities_path
     from segstudio.core.project import Status
 
-    return sum(1 for rec in project.images(status=Status.DONE)
-               if not rec.error and project.has_mask(rec) and probabilities_path(project, rec.id).is_file())
+    return sum(
+        1
+        for rec in project.images(status=Status.DONE)
+        if not rec.error and project.has_mask(rec) and probabilities_path(project, rec.id).is_file()
+    )
 
 
 def crf_change_message(labels: Any, raw_labels: Any) -> str:

@@ -24,12 +24,23 @@ import cv2
 import numpy as np
 
 from segstudio.core.metrics import SegmentationMetrics, confusion_matrix
-from segstudio.core.tasks import NullTask, TaskHandle
+from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.ml.crf import CRFParams, refine, upsampled_labels
 
-__all__ = ["BOUNDARY_RADIUS", "SEARCH_SPACE", "CRFScore", "ScoreAccumulator", "TuneReport", "TuneSample",
-           "boundary_band", "labels_for", "score",
-           "search", "split_keys", "tune"]
+__all__ = [
+    "BOUNDARY_RADIUS",
+    "SEARCH_SPACE",
+    "CRFScore",
+    "ScoreAccumulator",
+    "TuneReport",
+    "TuneSample",
+    "boundary_band",
+    "labels_for",
+    "score",
+    "search",
+    "split_keys",
+    "tune",
+]
 
 BOUNDARY_RADIUS = 5
 JOINT = ("bilateral_compat", "bilateral_sxy", "bilateral_srgb")  # searched together (see `search`)
@@ -64,8 +75,12 @@ class CRFScore:
         per_class: Any = self.per_class_iou
         if class_names is not None:
             per_class = {name: v for name, v in zip(class_names, self.per_class_iou)}
-        return {"miou": self.miou, "boundary_accuracy": self.boundary_accuracy, "images": self.images,
-                "per_class_iou": per_class}
+        return {
+            "miou": self.miou,
+            "boundary_accuracy": self.boundary_accuracy,
+            "images": self.images,
+            "per_class_iou": per_class,
+        }
 
 
 def boundary_band(truth: np.ndarray, radius: int = BOUNDARY_RADIUS) -> np.ndarray:
@@ -105,8 +120,12 @@ class ScoreAccumulator:
         return CRFScore(round(miou, 5), per_class, boundary, self.images)
 
 
-def score(samples: Sequence[TuneSample], params: CRFParams | None, num_classes: int,
-          handle: TaskHandle | None = None) -> CRFScore:
+def score(
+    samples: Sequence[TuneSample],
+    params: CRFParams | None,
+    num_classes: int,
+    handle: TaskHandle | None = None,
+) -> CRFScore:
     """mIoU (one confusion matrix over all samples), per-class IoU and boundary accuracy; None = no CRF."""
     acc = ScoreAccumulator(num_classes)
     for sample in samples:
@@ -119,7 +138,9 @@ def score(samples: Sequence[TuneSample], params: CRFParams | None, num_classes: 
 def split_keys(keys: Sequence[str], held_out_every: int = 3) -> tuple[list[int], list[int]]:
     """(tuning indices, held-out indices): every `held_out_every`-th key in hash order is held out
     (at least one when there are two or more), the same split on every run."""
-    order = sorted(range(len(keys)), key=lambda i: hashlib.sha1(keys[i].encode("utf-8", "surrogateescape")).hexdigest())
+    order = sorted(
+        range(len(keys)), key=lambda i: hashlib.sha1(keys[i].encode("utf-8", "surrogateescape")).hexdigest()
+    )
     held = order[::held_out_every] if len(keys) >= 2 else []
     tuning = [i for i in order if i not in held]
     return sorted(tuning), sorted(held)
@@ -133,8 +154,14 @@ def _with(params: CRFParams, name: str, value: float) -> CRFParams:
     return replace(params, **{name: int(value) if name == "iterations" else float(value)})
 
 
-def search(samples: Sequence[TuneSample], start: CRFParams, num_classes: int, handle: TaskHandle | None = None,
-           space: dict[str, tuple[float, ...]] | None = None, rounds: int = 2) -> tuple[CRFParams, CRFScore]:
+def search(
+    samples: Sequence[TuneSample],
+    start: CRFParams,
+    num_classes: int,
+    handle: TaskHandle | None = None,
+    space: dict[str, tuple[float, ...]] | None = None,
+    rounds: int = 2,
+) -> tuple[CRFParams, CRFScore]:
     """Best settings on `samples`: the bilateral weight, width and colour range (`JOINT`, which trade off
     against each other, so one at a time gets stuck) over their full grid, then the other parameters
     one at a time (coordinate search, up to `rounds` rounds)."""
@@ -185,21 +212,39 @@ class TuneReport:
     def summary(self) -> str:
         head = f"CRF tuned on {self.tuning_images} corrected image(s), judged on {self.held_out_images} held out: "
         if self.keep:
-            return head + f"{100 * self.gain:+.1f} mIoU vs no CRF ({self.none.miou:.3f} -> {self.tuned.miou:.3f}): saved"
-        return head + (f"no setting beat 'no CRF' ({self.none.miou:.3f} vs best {self.tuned.miou:.3f}): "
-                       "CRF turned off for this project")
+            return (
+                head
+                + f"{100 * self.gain:+.1f} mIoU vs no CRF ({self.none.miou:.3f} -> {self.tuned.miou:.3f}): saved"
+            )
+        return head + (
+            f"no setting beat 'no CRF' ({self.none.miou:.3f} vs best {self.tuned.miou:.3f}): "
+            "CRF turned off for this project"
+        )
 
     def to_dict(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
-        return {"tuning_images": self.tuning_images, "held_out_images": self.held_out_images, "keep": self.keep,
-                "held_out": {"no_crf": self.none.to_dict(class_names),
-                             "current": None if self.current is None else self.current.to_dict(class_names),
-                             "tuned": self.tuned.to_dict(class_names)},
-                "tuned_params": self.tuned_params.to_dict(), "summary": self.summary(), "notes": self.notes}
+        return {
+            "tuning_images": self.tuning_images,
+            "held_out_images": self.held_out_images,
+            "keep": self.keep,
+            "held_out": {
+                "no_crf": self.none.to_dict(class_names),
+                "current": None if self.current is None else self.current.to_dict(class_names),
+                "tuned": self.tuned.to_dict(class_names),
+            },
+            "tuned_params": self.tuned_params.to_dict(),
+            "summary": self.summary(),
+            "notes": self.notes,
+        }
 
 
-def tune(samples: Sequence[TuneSample], current: CRFParams | None, num_classes: int,
-         handle: TaskHandle | None = None, space: dict[str, tuple[float, ...]] | None = None,
-         rounds: int = 2) -> TuneReport:
+def tune(
+    samples: Sequence[TuneSample],
+    current: CRFParams | None,
+    num_classes: int,
+    handle: TaskHandle | None = None,
+    space: dict[str, tuple[float, ...]] | None = None,
+    rounds: int = 2,
+) -> TuneReport:
     """Search on the tuning part, decide on the held-out part (see the module docstring)."""
     handle = handle or NullTask()
     if len(samples) < 2:
@@ -214,5 +259,3 @@ def tune(samples: Sequence[TuneSample], current: CRFParams | None, num_classes: 
     tuned = score(held, params, num_classes, handle)
     now = score(held, current, num_classes, handle) if current is not None and current.enabled else None
     return TuneReport(len(tuning), len(held), none, now, tuned, params, _key(tuned) > _key(none))
-
-

@@ -19,11 +19,11 @@ from segstudio.ml.augment import to_tv
 from segstudio.ml.manifest import Sample
 
 __all__ = [
-    "SegmentationDataset",
     "ArrayDataset",
     "RepeatDataset",
-    "class_pixel_counts",
+    "SegmentationDataset",
     "balanced_class_weights",
+    "class_pixel_counts",
 ]
 
 Transform = Callable[[Any, Any], tuple[torch.Tensor, torch.Tensor]]
@@ -59,7 +59,9 @@ class _PairDataset(Dataset):
 class SegmentationDataset(_PairDataset):
     """Samples read from disk (core.images/core.masks); decoded pairs cached when `cache` (small sets)."""
 
-    def __init__(self, samples: Sequence[Sample], transform: Transform | None = None, cache: bool = False) -> None:
+    def __init__(
+        self, samples: Sequence[Sample], transform: Transform | None = None, cache: bool = False
+    ) -> None:
         super().__init__(transform)
         self.samples = list(samples)
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
@@ -91,7 +93,9 @@ class SegmentationDataset(_PairDataset):
 class ArrayDataset(_PairDataset):
     """Pairs already in memory (tests, benchmarks, synthetic data)."""
 
-    def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], transform: Transform | None = None):
+    def __init__(
+        self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], transform: Transform | None = None
+    ):
         super().__init__(transform)
         if len(images) != len(masks):
             raise ValueError(f"{len(images)} images but {len(masks)} masks")
@@ -146,5 +150,3 @@ def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
         raw = 1.0 / np.sqrt(freq)
         weights[present] = raw / raw.mean()
     return weights.astype(np.float32)
-
-

@@ -19,7 +19,7 @@ from torchvision.models import mobilenet_v3_large, resnet50
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-__all__ = ["DeepLabV3Plus", "DeepLabV3PlusHead", "deeplabv3plus_resnet50", "deeplabv3plus_mobilenet_v3_large"]
+__all__ = ["DeepLabV3Plus", "DeepLabV3PlusHead", "deeplabv3plus_mobilenet_v3_large", "deeplabv3plus_resnet50"]
 
 ASPP_RATES = (6, 12, 18)
 LOW_LEVEL_CHANNELS = 48

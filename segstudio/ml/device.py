@@ -8,7 +8,7 @@ import torch
 
 from segstudio.core.errors import SegStudioError
 
-__all__ = ["DeviceError", "pick_device", "device_label", "DEVICE_CHOICES"]
+__all__ = ["DEVICE_CHOICES", "DeviceError", "device_label", "pick_device"]
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
@@ -47,9 +47,13 @@ def pick_device(preference: str = "auto") -> torch.device:
         return device
     if pref == "mps":
         if not _mps_available():
-            raise DeviceError("Apple MPS was requested but is not available here; use --device auto or --device cpu")
+            raise DeviceError(
+                "Apple MPS was requested but is not available here; use --device auto or --device cpu"
+            )
         return torch.device("mps")
-    raise DeviceError(f"unknown device {preference!r}; choose one of: {', '.join(DEVICE_CHOICES)} (or cuda:N)")
+    raise DeviceError(
+        f"unknown device {preference!r}; choose one of: {', '.join(DEVICE_CHOICES)} (or cuda:N)"
+    )
 
 
 def device_label(device: torch.device | str | None = None) -> str:

@@ -60,7 +60,9 @@ class DistContext:
             rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
             local = int(env.get("LOCAL_RANK", rank))
         except ValueError as error:
-            raise DistributedError(f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {error}") from None
+            raise DistributedError(
+                f"bad torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {error}"
+            ) from None
         if not 0 <= rank < world:
             raise DistributedError(f"RANK={rank} is outside WORLD_SIZE={world}")
         return cls(rank=rank, world_size=world, local_rank=local)

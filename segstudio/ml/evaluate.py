@@ -60,8 +60,13 @@ def evaluate(
     was_training = model.training
     model.eval()
     indices: Sequence[int] = range(dist.rank, len(dataset), dist.world_size)  # type: ignore[arg-type]
-    loader = DataLoader(Subset(dataset, list(indices)), batch_size=1, shuffle=False, num_workers=workers,
-                        collate_fn=_collate_one)
+    loader = DataLoader(
+        Subset(dataset, list(indices)),
+        batch_size=1,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate_one,
+    )
     cms = torch.zeros(len(dataset), num_classes, num_classes, dtype=torch.int64, device=device)  # type: ignore[arg-type]
     for index, (image, mask) in zip(indices, loader):
         image = image.to(device, non_blocking=True)

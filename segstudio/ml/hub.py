@@ -16,7 +16,7 @@ import torch
 from torchvision.models._api import WeightsEnum
 
 from segstudio.core.errors import CheckpointError, SegStudioError
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 
 __all__ = ["WeightsUnavailableError", "cache_path", "fetch_state_dict"]
 
@@ -41,7 +41,9 @@ def fetch_state_dict(weights: WeightsEnum, handle: TaskHandle | None = None) -> 
         return weights.get_state_dict(progress=True, check_hash=True, map_location="cpu", weights_only=True)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as error:
         if target.exists():
-            raise CheckpointError(f"cannot read cached weights {target}: {error}; delete it and retry") from None
+            raise CheckpointError(
+                f"cannot read cached weights {target}: {error}; delete it and retry"
+            ) from None
         unavailable = WeightsUnavailableError(
             f"torchvision weights {name} are not cached and cannot be downloaded ({error}). "
             f"On a machine with internet, download {weights.url} and either copy it to {target} "
@@ -51,6 +53,8 @@ def fetch_state_dict(weights: WeightsEnum, handle: TaskHandle | None = None) -> 
         unavailable.weights_name, unavailable.url, unavailable.target = name, weights.url, str(target)
         raise unavailable from None
     except RuntimeError as error:  # hash mismatch, truncated file
-        raise CheckpointError(f"torchvision weights file {target} is corrupt ({error}); delete it and retry") from None
+        raise CheckpointError(
+            f"torchvision weights file {target} is corrupt ({error}); delete it and retry"
+        ) from None
     except Exception as error:  # pickle.UnpicklingError from weights_only=True
         raise CheckpointError(f"refused to load {target}: it is not a plain tensor file ({error})") from None

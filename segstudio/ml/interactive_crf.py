@@ -21,14 +21,16 @@ import numpy as np
 from segstudio.core.errors import UsageError
 from segstudio.core.interactive.engines import Engine, SuperpixelEngine, register_engine
 from segstudio.core.interactive.prompts import Prompts
-from segstudio.ml.crf import CRFParams, resize_chw, crf_grid, refine_probabilities
+from segstudio.ml.crf import CRFParams, crf_grid, refine_probabilities, resize_chw
 
 __all__ = ["CRFClickEngine"]
 
 CERTAIN = 0.999
 PRIOR = 0.8
 MARGIN = 24  # pixels of context around the proposal for the CRF
-GRID_PIXELS = 4096  # the window's CRF grid at most (scale raised to fit): ~30 ms per click (bench/click_crf.py)
+GRID_PIXELS = (
+    4096  # the window's CRF grid at most (scale raised to fit): ~30 ms per click (bench/click_crf.py)
+)
 LOW_STRIDE = 4  # the per-image copy of the probabilities used to pick a window's classes
 
 
@@ -78,11 +80,18 @@ class CRFClickEngine(Engine):
         x1, y1 = min(w, x + bw + MARGIN), min(h, y + bh + MARGIN)
         crop = (slice(y0, y1), slice(x0, x1))
         keep = self._window_classes(crop, c)
-        scale = self.crf_scale if self.grid_pixels is None else max(
-            self.crf_scale, float(np.sqrt((y1 - y0) * (x1 - x0) / self.grid_pixels)))
+        scale = (
+            self.crf_scale
+            if self.grid_pixels is None
+            else max(self.crf_scale, float(np.sqrt((y1 - y0) * (x1 - x0) / self.grid_pixels)))
+        )
         # the former engine kept >= 16 384 grid pixels on small windows (the CRF default then)
-        params = CRFParams(iterations=self.iterations, scale=scale, min_pixels=1 if self.grid_pixels else 16_384,
-                           max_pixels=1 << 30)
+        params = CRFParams(
+            iterations=self.iterations,
+            scale=scale,
+            min_pixels=1 if self.grid_pixels else 16_384,
+            max_pixels=1 << 30,
+        )
         _, gh, gw = crf_grid(params, y1 - y0, x1 - x0)
         probs = resize_chw(self.probabilities[keep, crop[0], crop[1]], gh, gw)
         k = int(np.searchsorted(keep, c))
@@ -101,7 +110,9 @@ class CRFClickEngine(Engine):
         """Classes that reach 2 % in the window (from the 1/LOW_STRIDE copy) plus the active one: 3-4 instead
         of 21 make the CRF ~5x faster, and the other classes' edits cost nothing."""
         assert self._low is not None
-        window = self._low[:, _low_slice(crop[0], self._low.shape[1]), _low_slice(crop[1], self._low.shape[2])]
+        window = self._low[
+            :, _low_slice(crop[0], self._low.shape[1]), _low_slice(crop[1], self._low.shape[2])
+        ]
         present = np.flatnonzero(window.reshape(len(window), -1).max(axis=1) >= 0.02)
         return np.union1d(present, [c])
 
@@ -131,7 +142,7 @@ def _set(probs: np.ndarray, where: np.ndarray, c: int, p: float) -> None:
 
 
 def _unset(probs: np.ndarray, where: np.ndarray, c: int) -> None:
-    """"Not c" where set: c's share moves to the other classes in proportion to theirs."""
+    """ "Not c" where set: c's share moves to the other classes in proportion to theirs."""
     if not where.any():
         return
     share = probs[:, where]

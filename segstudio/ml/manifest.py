@@ -21,16 +21,16 @@ from segstudio.core.hashing import sha256_file, sha256_json
 from segstudio.core.schemes import LabelScheme
 
 __all__ = [
-    "MANIFEST_FORMAT",
     "BASE_KINDS",
+    "MANIFEST_FORMAT",
+    "BaseSpec",
     "ManifestError",
     "Sample",
-    "BaseSpec",
     "TrainManifest",
     "file_digest",
+    "manifest_from_project",
     "project_samples",
     "resolve_base",
-    "manifest_from_project",
 ]
 
 MANIFEST_FORMAT = "segstudio-train-manifest"
@@ -107,7 +107,9 @@ class TrainManifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainManifest:
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-            raise ManifestError("not a SegStudio training manifest (missing \"format\": \"segstudio-train-manifest\")")
+            raise ManifestError(
+                'not a SegStudio training manifest (missing "format": "segstudio-train-manifest")'
+            )
         try:
             return cls(
                 scheme=dict(data["scheme"]),
@@ -120,7 +122,9 @@ class TrainManifest:
                 settings=dict(data.get("settings") or {}),
             )
         except (KeyError, TypeError) as error:
-            raise ManifestError(f"training manifest is malformed ({error}); re-create it from the project") from None
+            raise ManifestError(
+                f"training manifest is malformed ({error}); re-create it from the project"
+            ) from None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         atomic_write_json(path, self.to_dict())
@@ -152,8 +156,13 @@ def project_samples(project: Any) -> tuple[list[Sample], list[Sample]]:
         if rec.error or not project.has_mask(rec):
             continue
         mask_path = project.mask_path(rec)
-        sample = Sample(image=str(project.image_path(rec)), mask=str(mask_path), key=rec.rel_path,
-                        image_hash=rec.content_hash, mask_hash=file_digest(mask_path))
+        sample = Sample(
+            image=str(project.image_path(rec)),
+            mask=str(mask_path),
+            key=rec.rel_path,
+            image_hash=rec.content_hash,
+            mask_hash=file_digest(mask_path),
+        )
         (val if rec.split == "val" else train).append(sample)
     return train, val
 
@@ -206,5 +215,13 @@ def manifest_from_project(
         )
     version = version or project.next_version_name()
     out = Path(output_dir) if output_dir is not None else Path(project.models_dir) / version
-    return TrainManifest(scheme=project.scheme.to_dict(), train=train, val=val, output_dir=str(out.absolute()),
-                         base=resolve_base(project, base), arch=arch, version=version, settings=dict(settings or {}))
+    return TrainManifest(
+        scheme=project.scheme.to_dict(),
+        train=train,
+        val=val,
+        output_dir=str(out.absolute()),
+        base=resolve_base(project, base),
+        arch=arch,
+        version=version,
+        settings=dict(settings or {}),
+    )

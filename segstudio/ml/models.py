@@ -26,18 +26,18 @@ from torchvision.models import segmentation as tvseg
 from torchvision.models._api import WeightsEnum
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 from segstudio.ml import archs_seed, catalog, deeplabv3plus
 
 __all__ = [
-    "ModelError",
-    "ArchInfo",
     "ARCHS",
     "DEFAULT_ARCH",
     "FINETUNE_ARCHS",
     "FINETUNE_DEFAULT_ARCH",
-    "available_archs",
+    "ArchInfo",
+    "ModelError",
     "arch_info",
+    "available_archs",
     "build_model",
     "class_dependent_keys",
     "load_pretrained_backbone",
@@ -78,13 +78,22 @@ def _no_aux(fn: Callable[[int], nn.Module]) -> Callable[[int, bool], nn.Module]:
     return lambda num_classes, aux_loss: fn(num_classes)
 
 
-_R50, _R101, _MNV3 = ResNet50_Weights.IMAGENET1K_V1, ResNet101_Weights.IMAGENET1K_V1, MobileNet_V3_Large_Weights.IMAGENET1K_V1
+_R50, _R101, _MNV3 = (
+    ResNet50_Weights.IMAGENET1K_V1,
+    ResNet101_Weights.IMAGENET1K_V1,
+    MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+)
 _R34, _VGG16BN = ResNet34_Weights.IMAGENET1K_V1, VGG16_BN_Weights.IMAGENET1K_V1
 _COCO = "COCO_WITH_VOC_LABELS_V1"
 
 
-def _info(name: str, build: Callable[[int, bool], nn.Module], has_aux: bool, backbone: WeightsEnum,
-          published: WeightsEnum | None) -> ArchInfo:
+def _info(
+    name: str,
+    build: Callable[[int, bool], nn.Module],
+    has_aux: bool,
+    backbone: WeightsEnum,
+    published: WeightsEnum | None,
+) -> ArchInfo:
     return ArchInfo(name, build, has_aux, backbone, published, catalog.describe(name))
 
 
@@ -162,7 +171,9 @@ def load_pretrained_backbone(model: nn.Module, arch: str, handle: TaskHandle | N
             mapped[short] = value
     missing = set(target) - set(mapped)
     if missing:
-        raise ModelError(f"ImageNet weights for {arch} do not cover the backbone (missing e.g. {sorted(missing)[:3]})")
+        raise ModelError(
+            f"ImageNet weights for {arch} do not cover the backbone (missing e.g. {sorted(missing)[:3]})"
+        )
     model.backbone.load_state_dict(mapped)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from segstudio.core.errors import UsageError
 
-__all__ = ["PRECISIONS", "ALIASES", "PRECISION_CHOICES", "PrecisionError", "canonical_precision"]
+__all__ = ["ALIASES", "PRECISIONS", "PRECISION_CHOICES", "PrecisionError", "canonical_precision"]
 
 #: canonical names; "auto" lets the trainer/predictor choose for the device
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")

@@ -37,15 +37,29 @@ from torch import nn
 from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
-from segstudio.core.tasks import NullTask, TaskHandle
-from segstudio.ml.crf import CRFParams, grid_image, refine_probabilities, upsampled_labels, upsampled_labels_and_confidence
-from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
+from segstudio.core.task_handle import NullTask, TaskHandle
+from segstudio.ml.crf import (
+    CRFParams,
+    grid_image,
+    refine_probabilities,
+    upsampled_labels,
+    upsampled_labels_and_confidence,
+)
 from segstudio.ml.precision import PRECISIONS, canonical_precision
 from segstudio.ml.spec import ModelSpec
+from segstudio.ml.tiling import iter_upsampled_bands, tile_grid, tile_weight
 from segstudio.ml.weights import IMAGENET_NORMALIZATION, LoadedModel
 
-__all__ = ["load_predictor", "PRECISIONS", "MIN_TILE", "DEFAULT_MAX_SIDE", "PredictionResult", "Predictor", "resolve_max_side",
-           "resolve_precision"]
+__all__ = [
+    "DEFAULT_MAX_SIDE",
+    "MIN_TILE",
+    "PRECISIONS",
+    "PredictionResult",
+    "Predictor",
+    "load_predictor",
+    "resolve_max_side",
+    "resolve_precision",
+]
 
 DEFAULT_MAX_SIDE = 1024
 MIN_TILE = 256
@@ -65,7 +79,9 @@ def _trim_heap() -> None:
         pass
 
 
-ImageSource = np.ndarray | Callable[[], np.ndarray]  # an image, or a loader that hands over its only reference
+ImageSource = (
+    np.ndarray | Callable[[], np.ndarray]
+)  # an image, or a loader that hands over its only reference
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,9 @@ def resolve_max_side(requested: int | None, loaded: LoadedModel | None = None) -
     """The predictor's long-side cap for a user/spec choice: None = the cap the checkpoint was trained
     with (so inference sees the scale the model learned), else `DEFAULT_MAX_SIDE`; 0 = no cap."""
     if requested is None:
-        requested = loaded.max_side if loaded is not None and loaded.max_side is not None else DEFAULT_MAX_SIDE
+        requested = (
+            loaded.max_side if loaded is not None and loaded.max_side is not None else DEFAULT_MAX_SIDE
+        )
     return None if requested == 0 else requested
 
 
@@ -144,10 +162,14 @@ class Predictor:
         if tile_size < 32 or tile_overlap < 0 or tile_overlap >= tile_size:
             raise UsageError(f"bad tiling: tile_size {tile_size} must be >= 32 and > overlap {tile_overlap}")
         if max_side is not None and max_side < 32:
-            raise UsageError(f"max_side {max_side} is too small; use at least 32 (or None for full resolution)")
+            raise UsageError(
+                f"max_side {max_side} is too small; use at least 32 (or None for full resolution)"
+            )
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
-        self._half_candidate = self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
+        self._half_candidate = (
+            self.precision.removeprefix("check:") if self.precision.startswith("check:") else None
+        )
         if self._half_candidate:
             self.precision = "float32"
         #: what the "auto" check measured: {"candidate", "agreement", "speedup"} (None until it ran)
@@ -165,7 +187,9 @@ class Predictor:
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
         # tiles per forward: batching helps a GPU; on the CPU it only multiplies the activation memory
-        self.batch_size = max(1, batch_size) if batch_size is not None else (4 if self.device.type == "cuda" else 1)
+        self.batch_size = (
+            max(1, batch_size) if batch_size is not None else (4 if self.device.type == "cuda" else 1)
+        )
         self.tta = tta
         self.crf = crf if crf is not None and crf.enabled else None
         self.return_probabilities = return_probabilities
@@ -184,8 +208,13 @@ class Predictor:
     def from_loaded(cls, loaded: LoadedModel, *, max_side: int | None = None, **options: object) -> Predictor:
         """A predictor for a loaded model; `max_side` as in `resolve_max_side` (None = the checkpoint's
         training cap, else the default; 0 = full resolution)."""
-        return cls(loaded.model, loaded.device, normalization=loaded.normalization,  # type: ignore[arg-type]
-                   max_side=resolve_max_side(max_side, loaded), **options)
+        return cls(
+            loaded.model,
+            loaded.device,
+            normalization=loaded.normalization,  # type: ignore[arg-type]
+            max_side=resolve_max_side(max_side, loaded),
+            **options,
+        )
 
     # ------------------------------------------------------------------ stages
 
@@ -202,16 +231,20 @@ class Predictor:
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) normalised float32 tensor on the device at the working size."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise UsageError(f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+            raise UsageError(
+                f"expected an HxWx3 uint8 RGB image, got shape {image.shape} dtype {image.dtype}"
+            )
         h, w = self.working_size(*image.shape[:2])
         if (h, w) != image.shape[:2]:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)  # torch wants writable
+        image = (
+            np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+        )  # torch wants writable
         x = torch.from_numpy(image).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).float()
         return (x - self._mean.to(self.device)) / self._std.to(self.device)
 
-    def _autocast(self):  # noqa: ANN202 - a context manager
+    def _autocast(self):
         if self.precision == "float32":
             return nullcontext()
         dtype = torch.bfloat16 if self.precision == "bfloat16" else torch.float16
@@ -317,9 +350,11 @@ class Predictor:
         self.model = self.model.to(self.device)
         self.tile_size = max(self.tile_size, MIN_TILE)
 
-    def finalize(self, probs: torch.Tensor, height: int, width: int, keep: bool = False):  # noqa: ANN201
+    def finalize(self, probs: torch.Tensor, height: int, width: int, keep: bool = False):
         """Labels (uint8), confidence (uint8) and optionally full probabilities at (height, width)."""
-        if not keep and probs.device.type == "cpu":  # exact shortcut, no C x H x W work (12000x12000: seconds)
+        if (
+            not keep and probs.device.type == "cpu"
+        ):  # exact shortcut, no C x H x W work (12000x12000: seconds)
             return (*upsampled_labels_and_confidence(probs.float().contiguous().numpy(), height, width), None)
         labels = np.empty((height, width), dtype=np.uint8)
         confidence = np.empty((height, width), dtype=np.uint8)
@@ -362,7 +397,9 @@ class Predictor:
         h, w = image.shape[:2]
         side = HALF_CHECK_SIDE if self.device.type == "cpu" else self.tile_size
         scale = min(1.0, side / max(h, w))
-        small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
         x = self.preprocess(small)
         reference, t_full = self._timed_labels(x)
         cl_option = self._channels_last_option
@@ -382,7 +419,9 @@ class Predictor:
         self.precision, self.channels_last = "float32", bool(cl_option)
         if not self.channels_last:
             self.model = self.model.to(memory_format=torch.contiguous_format)
-        handle.set_status(f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x speed: using float32")
+        handle.set_status(
+            f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x speed: using float32"
+        )
 
     def predict(self, image: ImageSource, handle: TaskHandle | None = None) -> PredictionResult:
         """Predict one HxWx3 uint8 RGB image; `handle` gets tile progress and can cancel.
@@ -404,9 +443,13 @@ class Predictor:
 
     def _view(self, image: np.ndarray) -> _ImageView:
         """What postprocessing needs of the full image: its size and, with the CRF, the CRF-grid copy."""
-        return _ImageView(image.shape[0], image.shape[1], None if self.crf is None else grid_image(image, self.crf))
+        return _ImageView(
+            image.shape[0], image.shape[1], None if self.crf is None else grid_image(image, self.crf)
+        )
 
-    def _predict_tensor(self, view: _ImageView, x: torch.Tensor, handle: TaskHandle, t_pre: float) -> PredictionResult:
+    def _predict_tensor(
+        self, view: _ImageView, x: torch.Tensor, handle: TaskHandle, t_pre: float
+    ) -> PredictionResult:
         t1 = time.perf_counter()
         probs = self.forward(x, handle)
         self._sync()
@@ -446,7 +489,9 @@ class Predictor:
             if height * width > HUGE_PIXELS:
                 _trim_heap()  # the CRF's lattice buffers, before the full-resolution labels are allocated
             t4 = time.perf_counter()
-            labels, confidence, full = self.finalize(torch.from_numpy(q), height, width, self.return_probabilities)
+            labels, confidence, full = self.finalize(
+                torch.from_numpy(q), height, width, self.return_probabilities
+            )
             t5 = time.perf_counter()
             timings["crf"] = t4 - t3
             timings["postprocess"] = (t3 - t2) + (t5 - t4)
@@ -454,7 +499,9 @@ class Predictor:
             timings["postprocess"] = t3 - t2
         return PredictionResult(labels, confidence, full, raw_labels, timings, coarse)
 
-    def predict_many(self, images: Iterable[ImageSource], handle: TaskHandle | None = None) -> Iterator[PredictionResult]:
+    def predict_many(
+        self, images: Iterable[ImageSource], handle: TaskHandle | None = None
+    ) -> Iterator[PredictionResult]:
         """Predict images in order, batching consecutive same-size single-tile images (`batch_size`) into
         one forward pass; anything else (tiled images, a batch that runs out of GPU memory) goes one by one."""
         handle = handle or NullTask()
@@ -499,8 +546,14 @@ class Predictor:
         yield from flush()
 
 
-def load_predictor(spec: ModelSpec, scheme: Any, project: Any = None, remap_classes: bool = False,
-                   handle: TaskHandle | None = None, **options: object) -> tuple[LoadedModel, Predictor]:
+def load_predictor(
+    spec: ModelSpec,
+    scheme: Any,
+    project: Any = None,
+    remap_classes: bool = False,
+    handle: TaskHandle | None = None,
+    **options: object,
+) -> tuple[LoadedModel, Predictor]:
     """The one path from a `ModelSpec` to a ready predictor, shared by `segstudio predict` and the GUI's
     inference worker: device, weights, then precision/TTA/CRF/size cap from the spec; `options` are the
     remaining `Predictor` settings (tile size, batch size...)."""
@@ -508,7 +561,7 @@ def load_predictor(spec: ModelSpec, scheme: Any, project: Any = None, remap_clas
     from segstudio.ml.weights import load_model
 
     loaded = load_model(spec, scheme, pick_device(spec.device), remap_classes, project, handle)
-    predictor = Predictor.from_loaded(loaded, max_side=spec.max_side, precision=spec.precision, tta=spec.tta,
-                                      crf=spec.crf, **options)
+    predictor = Predictor.from_loaded(
+        loaded, max_side=spec.max_side, precision=spec.precision, tta=spec.tta, crf=spec.crf, **options
+    )
     return loaded, predictor
-

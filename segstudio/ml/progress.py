@@ -53,7 +53,9 @@ def _jsonable(value: Any) -> Any:
 class ProgressWriter:
     """Writes protocol events; silent when `enabled` is False (every rank but 0 under torchrun)."""
 
-    def __init__(self, stream: TextIO | None = None, enabled: bool = True, batch_interval_s: float = 0.25) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, enabled: bool = True, batch_interval_s: float = 0.25
+    ) -> None:
         self._stream = stream
         self.enabled = enabled
         self._batch_interval = batch_interval_s

@@ -58,8 +58,15 @@ class RunState:
             self.bad_epochs += 1
         return improved
 
-    def save(self, path: Path, module: nn.Module, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler, fingerprint: str, arch: str) -> None:
+    def save(
+        self,
+        path: Path,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        fingerprint: str,
+        arch: str,
+    ) -> None:
         """Write the resume file atomically: this state plus everything needed to continue bit-for-bit.
 
         Diverged (NaN/inf) weights are refused, so the previous epoch's file stays resumable."""
@@ -68,13 +75,19 @@ class RunState:
         model = {k: v.detach().cpu() for k, v in module.state_dict().items()}
         refuse_non_finite(model, f"refused to save the resume file {path}")
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resumed"}
-        for key in ("baseline_cms", "best_cms"):  # the resume file loads with weights_only: tensors, not arrays
+        for key in (
+            "baseline_cms",
+            "best_cms",
+        ):  # the resume file loads with weights_only: tensors, not arrays
             fields[key] = None if fields[key] is None else torch.from_numpy(np.ascontiguousarray(fields[key]))
         payload = {
             **fields,
             "model": model,
-            "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "fingerprint": fingerprint, "arch": arch, "rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "fingerprint": fingerprint,
+            "arch": arch,
+            "rng": torch.get_rng_state(),
         }
         with atomic_writer(path) as handle:
             torch.save(payload, handle)
@@ -94,15 +107,24 @@ class RunState:
                 "start a new run without --resume"
             )
         state = cls(
-            epoch=int(payload["epoch"]), iteration=int(payload["iteration"]), elapsed=float(payload["elapsed"]),
-            best_miou=payload.get("best_miou"), best_epoch=payload.get("best_epoch"),
-            best_metrics=dict(payload.get("best_metrics") or {}), baseline_miou=payload.get("baseline_miou"),
-            bad_epochs=int(payload.get("bad_epochs", 0)), history=list(payload.get("history") or []),
-            baseline_cms=_array(payload.get("baseline_cms")), best_cms=_array(payload.get("best_cms")), resumed=True,
+            epoch=int(payload["epoch"]),
+            iteration=int(payload["iteration"]),
+            elapsed=float(payload["elapsed"]),
+            best_miou=payload.get("best_miou"),
+            best_epoch=payload.get("best_epoch"),
+            best_metrics=dict(payload.get("best_metrics") or {}),
+            baseline_miou=payload.get("baseline_miou"),
+            bad_epochs=int(payload.get("bad_epochs", 0)),
+            history=list(payload.get("history") or []),
+            baseline_cms=_array(payload.get("baseline_cms")),
+            best_cms=_array(payload.get("best_cms")),
+            resumed=True,
         )
         return state, payload
 
-    def restore(self, payload: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    def restore(
+        self, payload: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    ) -> None:
         """Put the optimizer, scaler and random state of a loaded payload back (the model is loaded earlier)."""
         optimizer.load_state_dict(payload["optimizer"])
         if payload.get("scaler"):

@@ -98,8 +98,9 @@ class EmbeddingCache:
         self._bytes -= size
 
 
-def embedding_plan(current: T | None, upcoming: Iterable[T | None], cached: Callable[[T], bool],
-                   limit: int = PREFETCH_COUNT) -> list[T]:
+def embedding_plan(
+    current: T | None, upcoming: Iterable[T | None], cached: Callable[[T], bool], limit: int = PREFETCH_COUNT
+) -> list[T]:
     """What to embed, in order: `current` (unless cached), then up to `limit` of `upcoming` (browser
     order, duplicates, None and the current image skipped) that are not cached yet."""
     plan: list[T] = []

@@ -32,8 +32,16 @@ from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
-__all__ = ["SAM_ARCHS", "load_sam", "SamEmbedding", "SamRuntime", "SAMEngine", "content_key", "decoder_threads",
-           "use_sam_checkpoint"]
+__all__ = [
+    "SAM_ARCHS",
+    "SAMEngine",
+    "SamEmbedding",
+    "SamRuntime",
+    "content_key",
+    "decoder_threads",
+    "load_sam",
+    "use_sam_checkpoint",
+]
 
 #: encoder width -> (name, builder): the three published ViT sizes, told apart by their weights.
 SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
@@ -71,15 +79,19 @@ def load_sam(path: str | Path) -> Sam:
         raise CheckpointError(f"SAM checkpoint {path} does not exist; pick the .pth file you downloaded")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not a plain state dict"
+    except Exception as error:
         raise CheckpointError(f"{path} is not a SAM checkpoint (a PyTorch state dict): {error}") from None
     pos = state.get("image_encoder.pos_embed") if isinstance(state, dict) else None
     if pos is None:
-        raise CheckpointError(f"{path} has no SAM image encoder (image_encoder.pos_embed); is it a SAM ViT checkpoint?")
+        raise CheckpointError(
+            f"{path} has no SAM image encoder (image_encoder.pos_embed); is it a SAM ViT checkpoint?"
+        )
     width = int(pos.shape[-1])
     if width not in SAM_ARCHS:
-        raise CheckpointError(f"{path}: unknown SAM encoder width {width}; supported: "
-                              + ", ".join(f"{n} ({w})" for w, (n, _) in SAM_ARCHS.items()))
+        raise CheckpointError(
+            f"{path}: unknown SAM encoder width {width}; supported: "
+            + ", ".join(f"{n} ({w})" for w, (n, _) in SAM_ARCHS.items())
+        )
     model = SAM_ARCHS[width][1](checkpoint=None)
     try:
         model.load_state_dict(state)
@@ -118,8 +130,9 @@ class SamRuntime:
         self._encoder = SamPredictor(model)
         self._lock = threading.Lock()  # the encoding predictor holds per-image state
 
-    def embed(self, key: tuple[str, str], image: np.ndarray,
-              should_stop: Callable[[], bool] | None = None) -> SamEmbedding:
+    def embed(
+        self, key: tuple[str, str], image: np.ndarray, should_stop: Callable[[], bool] | None = None
+    ) -> SamEmbedding:
         """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing.
 
         `should_stop` is polled before each ViT block (12 in ViT-B): when it says yes the pass ends
@@ -133,9 +146,14 @@ class SamRuntime:
             if hit is not None:
                 return hit
             p = self._encoder
-            hooks = [] if should_stop is None else [
-                block.register_forward_pre_hook(lambda _m, _i: _stop_if(should_stop))
-                for block in self.model.image_encoder.blocks]
+            hooks = (
+                []
+                if should_stop is None
+                else [
+                    block.register_forward_pre_hook(lambda _m, _i: _stop_if(should_stop))
+                    for block in self.model.image_encoder.blocks
+                ]
+            )
             try:
                 with torch.inference_mode():
                     p.set_image(np.ascontiguousarray(image[..., :3]))
@@ -158,7 +176,9 @@ class SAMEngine(Engine):
     name = "sam"
     handles_box = True
 
-    def __init__(self, runtime: SamRuntime, tolerance: float | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, runtime: SamRuntime, tolerance: float | None = None, threads: int | None = None
+    ) -> None:
         super().__init__(tolerance)
         self.runtime = runtime
         self.threads = threads or decoder_threads()
@@ -176,7 +196,11 @@ class SAMEngine(Engine):
         super().prepare(image)
         self.embedding = embedding
         p = self.predictor
-        p.features, p.original_size, p.input_size = embedding.features, embedding.original_size, embedding.input_size
+        p.features, p.original_size, p.input_size = (
+            embedding.features,
+            embedding.original_size,
+            embedding.input_size,
+        )
         p.is_image_set = True
 
     @property
@@ -197,8 +221,11 @@ class SAMEngine(Engine):
         single = len(points) == 1 and box is None  # one click is ambiguous: take SAM's most confident mask
         with torch.inference_mode(), torch_threads(self.threads):
             masks, scores, _ = self.predictor.predict(
-                point_coords=coords, point_labels=None if coords is None else np.asarray(labels),
-                box=box, multimask_output=single)
+                point_coords=coords,
+                point_labels=None if coords is None else np.asarray(labels),
+                box=box,
+                multimask_output=single,
+            )
         return masks[int(np.argmax(scores))].astype(bool)
 
 

@@ -26,13 +26,13 @@ __all__ = [
     "MIN_VAL_IMAGES",
     "Estimate",
     "batched_miou",
-    "miou_estimate",
-    "gain_estimate",
     "beats_start",
-    "keeps_version",
-    "val_target",
-    "reserve_val_images",
     "format_estimate",
+    "gain_estimate",
+    "keeps_version",
+    "miou_estimate",
+    "reserve_val_images",
+    "val_target",
 ]
 
 #: the val split is topped up to this many images (when the project has 3x as many done images)
@@ -102,7 +102,9 @@ def gain_estimate(start: np.ndarray, new: np.ndarray, reps: int = _REPS, seed: i
     if n == 0:
         return Estimate(None, None, 0)
     value = float(batched_miou(new.sum(0)) - batched_miou(start.sum(0)))
-    boot = batched_miou(_boot_sums(new, reps, seed)) - batched_miou(_boot_sums(start, reps, seed))  # same seed: paired
+    boot = batched_miou(_boot_sums(new, reps, seed)) - batched_miou(
+        _boot_sums(start, reps, seed)
+    )  # same seed: paired
     return Estimate(value if np.isfinite(value) else None, _half_width(boot) if n > 1 else None, n)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from segstudio.ml.crf import CRFParams
 
-__all__ = ["ModelSpec", "WEIGHT_SOURCES"]
+__all__ = ["WEIGHT_SOURCES", "ModelSpec"]
 
 #: where weights come from; "auto" = project checkpoint, else torchvision (VOC scheme only), else none
 WEIGHT_SOURCES = ("auto", "project", "file", "torchvision", "none")

@@ -31,8 +31,15 @@ def _with_aux(model: nn.Module, arch: str, num_classes: int) -> nn.Module:
     return model
 
 
-def _load_into(model: nn.Module, arch: str, state: dict[str, torch.Tensor], names: list[str] | None,
-               scheme: LabelScheme, where: str, warn: Callable[[str], None]) -> None:
+def _load_into(
+    model: nn.Module,
+    arch: str,
+    state: dict[str, torch.Tensor],
+    names: list[str] | None,
+    scheme: LabelScheme,
+    where: str,
+    warn: Callable[[str], None],
+) -> None:
     """Load weights; classifier rows are remapped by class name, and with no shared name only the rest loads."""
     from segstudio.ml.models import class_dependent_keys
     from segstudio.ml.weights import apply_state_dict
@@ -49,8 +56,15 @@ def _load_into(model: nn.Module, arch: str, state: dict[str, torch.Tensor], name
         if names is not None and not shared:
             keys = class_dependent_keys(arch)
             kept = {k: v for k, v in state.items() if k not in keys}
-            apply_state_dict(model, arch, {**kept, **{k: v for k, v in model.state_dict().items() if k in keys}},
-                             None, scheme, False, where)
+            apply_state_dict(
+                model,
+                arch,
+                {**kept, **{k: v for k, v in model.state_dict().items() if k in keys}},
+                None,
+                scheme,
+                False,
+                where,
+            )
             warn(f"{where} shares no class name with the scheme; its classifier starts fresh")
         else:
             apply_state_dict(model, arch, state, names, scheme, remap_by_name=True, where=where)
@@ -59,11 +73,16 @@ def _load_into(model: nn.Module, arch: str, state: dict[str, torch.Tensor], name
             model.aux_classifier = aux
     if names is not None and [n.casefold() for n in names] != [n.casefold() for n in scheme.names]:
         kept_names = [n for n in scheme.names if n.casefold() in {m.casefold() for m in names}]
-        warn(f"classes differ from {where}: classifier rebuilt, weights kept for {', '.join(kept_names) or 'none'}")
+        warn(
+            f"classes differ from {where}: classifier rebuilt, weights kept for {', '.join(kept_names) or 'none'}"
+        )
 
 
 def build_start_model(
-    base: BaseSpec, arch: str | None, scheme: LabelScheme, seed: int | None = 0,
+    base: BaseSpec,
+    arch: str | None,
+    scheme: LabelScheme,
+    seed: int | None = 0,
     warn: Callable[[str], None] = lambda message: None,
 ) -> tuple[nn.Module, str, str | None, str, dict[str, list[float]]]:
     """(model, arch, parent version, description, normalisation) for the starting point `base`."""
@@ -100,8 +119,16 @@ def build_start_model(
                         raise
                 else:
                     model = build_model(arch, scheme.num_classes)
-                    _load_into(model, arch, state, list(VOC_CLASSES), scheme, f"torchvision {published.name}", warn)
-                    return _with_aux(model, arch, scheme.num_classes), arch, None, f"torchvision {published.name}", norm
+                    _load_into(
+                        model, arch, state, list(VOC_CLASSES), scheme, f"torchvision {published.name}", warn
+                    )
+                    return (
+                        _with_aux(model, arch, scheme.num_classes),
+                        arch,
+                        None,
+                        f"torchvision {published.name}",
+                        norm,
+                    )
             if base.kind == "torchvision" or cache_path(info.backbone_weights).exists():
                 model = build_model(arch, scheme.num_classes, pretrained_backbone=True)
                 return model, arch, None, f"ImageNet backbone ({info.backbone_weights.name})", norm
@@ -117,8 +144,9 @@ def set_train_mode(model: nn.Module, freeze_backbone: bool) -> None:
         getattr(model, "module", model).backbone.eval()
 
 
-def prepare_model(model: nn.Module, config: TrainConfig, device: torch.device, dist: DistContext,
-                  channels_last: bool) -> tuple[nn.Module, nn.Module]:
+def prepare_model(
+    model: nn.Module, config: TrainConfig, device: torch.device, dist: DistContext, channels_last: bool
+) -> tuple[nn.Module, nn.Module]:
     """(the model to call, the bare module to save/evaluate): settings applied, on `device`, DDP-wrapped if needed."""
     if config.bn_momentum is not None:
         for layer in model.modules():
@@ -133,7 +161,9 @@ def prepare_model(model: nn.Module, config: TrainConfig, device: torch.device, d
         model.to(memory_format=torch.channels_last)
     module = model
     if dist.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     return model, module
 
 

@@ -18,8 +18,8 @@ import numpy as np
 
 __all__ = [
     "SHAPE_CLASSES",
-    "make_shapes_sample",
     "make_shapes_dataset",
+    "make_shapes_sample",
     "shapes_scheme_dict",
     "write_shapes_manifest",
 ]
@@ -49,7 +49,9 @@ def _texture(rng: np.random.Generator, size: int, kind: int) -> np.ndarray:
     return tex.astype(np.float32)
 
 
-def make_shapes_sample(rng: np.random.Generator, size: int = 64, style: str = "base") -> tuple[np.ndarray, np.ndarray]:
+def make_shapes_sample(
+    rng: np.random.Generator, size: int = 64, style: str = "base"
+) -> tuple[np.ndarray, np.ndarray]:
     """One (HxWx3 uint8 image, HxW uint8 mask) pair with 1-3 shapes on a textured background."""
     colours = _STYLES[style]
     texture_kind = {"base": (2, 0, 1, 0), "shifted": (0, 2, 2, 1)}[style]
@@ -90,7 +92,10 @@ def make_shapes_dataset(
 def shapes_scheme_dict() -> dict:
     """The label scheme of the generated masks (as `LabelScheme.to_dict()` data)."""
     colours = [(0, 0, 0), (220, 40, 40), (40, 80, 220), (40, 180, 60)]
-    return {"name": "shapes", "classes": [{"name": n, "color": list(c)} for n, c in zip(SHAPE_CLASSES, colours)]}
+    return {
+        "name": "shapes",
+        "classes": [{"name": n, "color": list(c)} for n, c in zip(SHAPE_CLASSES, colours)],
+    }
 
 
 def write_shapes_manifest(
@@ -120,6 +125,10 @@ def write_shapes_manifest(
         image_path, mask_path = root / "images" / f"{name}.png", root / "masks" / f"{name}.png"
         cv2.imwrite(str(image_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         save_mask(mask_path, mask)
-        samples.append(Sample(str(image_path), str(mask_path), name, file_digest(image_path), file_digest(mask_path)))
+        samples.append(
+            Sample(str(image_path), str(mask_path), name, file_digest(image_path), file_digest(mask_path))
+        )
     manifest_fields.setdefault("output_dir", str(root / "run"))
-    return TrainManifest(scheme=shapes_scheme_dict(), train=samples[:train], val=samples[train:], **manifest_fields)
+    return TrainManifest(
+        scheme=shapes_scheme_dict(), train=samples[:train], val=samples[train:], **manifest_fields
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Tile", "tile_grid", "tile_weight", "iter_upsampled_bands"]
+__all__ = ["Tile", "iter_upsampled_bands", "tile_grid", "tile_weight"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,9 @@ def tile_weight(tile: Tile, height: int, width: int, overlap: int) -> torch.Tens
     return wy[:, None] * wx[None, :]
 
 
-def _source_coords(out_size: int, in_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _source_coords(
+    out_size: int, in_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bilinear sampling positions with align_corners=False (the same mapping as F.interpolate)."""
     scale = in_size / out_size
     pos = ((torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * scale - 0.5).clamp(min=0)

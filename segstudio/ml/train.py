@@ -52,19 +52,19 @@ from segstudio.ml.train_loop import (
 )
 
 __all__ = [
+    "BEST_NAME",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "RESUME_NAME",
     "TrainConfig",
     "TrainResult",
-    "TrainingError",
     "Trainer",
-    "train",
+    "TrainingError",
     "build_start_model",
     "loss_fn",
     "poly_factor",
     "state_hash",
-    "BEST_NAME",
-    "RESUME_NAME",
-    "OPTIMIZERS",
-    "PRECISIONS",
+    "train",
 ]
 
 
@@ -94,7 +94,10 @@ def train(
     dist.init(device)
     progress = progress or ProgressWriter(enabled=dist.is_main)
     # process-wide switches the run may flip (deterministic option, cuDNN autotuning): put them back after it
-    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     benchmark = torch.backends.cudnn.benchmark
     try:
         return Trainer(manifest, config, progress, dist, device, resume).fit(should_stop or (lambda: False))
@@ -122,8 +125,15 @@ class Trainer:
     Attributes stay readable after `fit` (`module` is the trained model on every rank).
     """
 
-    def __init__(self, manifest: TrainManifest, config: TrainConfig, progress: ProgressWriter, dist: DistContext,
-                 device: torch.device, resume: bool = False) -> None:
+    def __init__(
+        self,
+        manifest: TrainManifest,
+        config: TrainConfig,
+        progress: ProgressWriter,
+        dist: DistContext,
+        device: torch.device,
+        resume: bool = False,
+    ) -> None:
         if not manifest.train:
             raise TrainingError("no training images: mark some corrected images as done (train split) first")
         self.manifest, self.config, self.progress, self.dist = manifest, config, progress, dist
@@ -132,19 +142,24 @@ class Trainer:
         if dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.best_path, self.resume_path = self.out_dir / BEST_NAME, self.out_dir / RESUME_NAME
-        if dist.is_main and not resume:  # a new run owns its folder: an abandoned run's files must not pass as ours
+        if (
+            dist.is_main and not resume
+        ):  # a new run owns its folder: an abandoned run's files must not pass as ours
             for stale in (self.best_path, self.resume_path):
                 stale.unlink(missing_ok=True)
         self.fingerprint = manifest.fingerprint()
         _seed_everything(config, dist, device)
         model, self.arch, self.parent, self.base_desc, self.norm = build_start_model(
-            manifest.base, manifest.arch or config.arch, self.scheme, config.seed, self.warn)
+            manifest.base, manifest.arch or config.arch, self.scheme, config.seed, self.warn
+        )
         self.state, payload = RunState(), None
         if resume:
             self.state, payload = RunState.load(self.resume_path, self.fingerprint, self.arch)
             model.load_state_dict(payload["model"])
         self.precision = resolve_precision(config, device)
-        channels_last = config.channels_last if config.channels_last is not None else device.type in ("cuda", "cpu")
+        channels_last = (
+            config.channels_last if config.channels_last is not None else device.type in ("cuda", "cpu")
+        )
         model, module = prepare_model(model, config, device, dist, channels_last)
         aug = config.augment(tuple(self.norm["mean"]), tuple(self.norm["std"]))
         loader, sampler, base_train, val_set = make_loaders(manifest, config, aug, dist, device)
@@ -155,8 +170,20 @@ class Trainer:
         optimizer, scaler, base_lrs = make_optimizer(module, config, device, self.precision)
         if payload is not None:
             self.state.restore(payload, optimizer, scaler)
-        self.parts = Parts(model, module, loader, sampler, val_set, optimizer, scaler, base_lrs, weight,
-                           autocast_for(self.precision, device), channels_last, device)
+        self.parts = Parts(
+            model,
+            module,
+            loader,
+            sampler,
+            val_set,
+            optimizer,
+            scaler,
+            base_lrs,
+            weight,
+            autocast_for(self.precision, device),
+            channels_last,
+            device,
+        )
 
     @property
     def module(self) -> nn.Module:
@@ -176,8 +203,9 @@ class Trainer:
         schedule = Schedule(len(self.parts.loader) * config.epochs, config.time_budget_s, state.elapsed)
         reason, epoch = "completed", state.epoch
         for epoch in range(state.epoch + 1, config.epochs + 1):
-            outcome = train_one_epoch(self.parts, config, epoch, state.iteration, schedule, dist, self.progress,
-                                      should_stop)
+            outcome = train_one_epoch(
+                self.parts, config, epoch, state.iteration, schedule, dist, self.progress, should_stop
+            )
             state.iteration = outcome.iteration
             if outcome.stop == "cancelled" and outcome.steps == 0:
                 reason, epoch = "cancelled", epoch - 1
@@ -188,8 +216,14 @@ class Trainer:
                 break
             if epoch < config.epochs and dist.is_main:
                 state.epoch, state.elapsed = epoch, schedule.elapsed()
-                state.save(self.resume_path, self.module, self.parts.optimizer, self.parts.scaler,
-                           self.fingerprint, self.arch)
+                state.save(
+                    self.resume_path,
+                    self.module,
+                    self.parts.optimizer,
+                    self.parts.scaler,
+                    self.fingerprint,
+                    self.arch,
+                )
         return self._finish(reason, epoch)
 
     def _stop_after(self, schedule: Schedule) -> str | None:
@@ -200,12 +234,23 @@ class Trainer:
     def _emit_start(self) -> None:
         manifest, dist = self.manifest, self.dist
         self.progress.emit(
-            "start", epochs=self.config.epochs, iters_per_epoch=len(self.parts.loader),
-            train_images=len(manifest.train), val_images=len(manifest.val), classes=self.scheme.names,
-            device=str(self.parts.device), world_size=dist.world_size, arch=self.arch, base=self.base_desc,
-            parent=self.parent, version=manifest.version, precision=self.precision,
-            resumed_from=self.state.epoch if self.state.resumed else None, time_budget_s=self.config.time_budget_s,
-            output_dir=str(self.out_dir), fingerprint=self.fingerprint,
+            "start",
+            epochs=self.config.epochs,
+            iters_per_epoch=len(self.parts.loader),
+            train_images=len(manifest.train),
+            val_images=len(manifest.val),
+            classes=self.scheme.names,
+            device=str(self.parts.device),
+            world_size=dist.world_size,
+            arch=self.arch,
+            base=self.base_desc,
+            parent=self.parent,
+            version=manifest.version,
+            precision=self.precision,
+            resumed_from=self.state.epoch if self.state.resumed else None,
+            time_budget_s=self.config.time_budget_s,
+            output_dir=str(self.out_dir),
+            fingerprint=self.fingerprint,
         )
 
     def _validate(self) -> tuple[dict[str, Any], np.ndarray] | None:
@@ -235,8 +280,14 @@ class Trainer:
             improved = state.record_val(epoch, metrics, per_image)
             record["miou"] = metrics["miou"]
             gain = self._gain(per_image)
-            self.progress.emit("val", epoch=epoch, **metrics, best_miou=state.best_miou, improved=improved,
-                               gain=gain.to_dict() if gain else None)
+            self.progress.emit(
+                "val",
+                epoch=epoch,
+                **metrics,
+                best_miou=state.best_miou,
+                improved=improved,
+                gain=gain.to_dict() if gain else None,
+            )
         else:
             improved, state.best_epoch = True, epoch  # no val split: the latest weights are the best we know
         if improved:
@@ -245,10 +296,16 @@ class Trainer:
 
     def _provenance(self, epochs_run: int) -> dict[str, Any]:
         return {
-            "training_set_fingerprint": self.fingerprint, "train_images": len(self.manifest.train),
-            "val_images": len(self.manifest.val), "base": self.base_desc, "epochs": epochs_run,
-            "best_epoch": self.state.best_epoch, "device": str(self.parts.device),
-            "world_size": self.dist.world_size, "precision": self.precision, "config": self.config.to_dict(),
+            "training_set_fingerprint": self.fingerprint,
+            "train_images": len(self.manifest.train),
+            "val_images": len(self.manifest.val),
+            "base": self.base_desc,
+            "epochs": epochs_run,
+            "best_epoch": self.state.best_epoch,
+            "device": str(self.parts.device),
+            "world_size": self.dist.world_size,
+            "precision": self.precision,
+            "config": self.config.to_dict(),
             "max_side": self.config.max_side,
         }
 
@@ -258,11 +315,24 @@ class Trainer:
         from segstudio.ml.weights import save_checkpoint
 
         metrics = self.state.best_metrics
-        save_checkpoint(self.best_path, self.module, self.arch, self.scheme, metrics=metrics,
-                        provenance=self._provenance(epoch), version=self.manifest.version, parent=self.parent,
-                        normalization=self.norm)
-        self.progress.emit("checkpoint", path=str(self.best_path), epoch=epoch, version=self.manifest.version,
-                           metrics=metrics)
+        save_checkpoint(
+            self.best_path,
+            self.module,
+            self.arch,
+            self.scheme,
+            metrics=metrics,
+            provenance=self._provenance(epoch),
+            version=self.manifest.version,
+            parent=self.parent,
+            normalization=self.norm,
+        )
+        self.progress.emit(
+            "checkpoint",
+            path=str(self.best_path),
+            epoch=epoch,
+            version=self.manifest.version,
+            metrics=metrics,
+        )
 
     def _finish(self, reason: str, epoch: int) -> TrainResult:
         state, dist = self.state, self.dist
@@ -274,16 +344,35 @@ class Trainer:
         estimate = miou_estimate(state.best_cms).to_dict() if state.best_cms is not None else None
         gain = self._gain(state.best_cms)
         result = TrainResult(
-            reason=reason, checkpoint=checkpoint, version=self.manifest.version, parent=self.parent, arch=self.arch,
-            metrics=state.best_metrics, baseline_miou=state.baseline_miou, best_miou=state.best_miou,
-            best_epoch=state.best_epoch, epochs_run=epoch, fingerprint=self.fingerprint, miou_estimate=estimate,
+            reason=reason,
+            checkpoint=checkpoint,
+            version=self.manifest.version,
+            parent=self.parent,
+            arch=self.arch,
+            metrics=state.best_metrics,
+            baseline_miou=state.baseline_miou,
+            best_miou=state.best_miou,
+            best_epoch=state.best_epoch,
+            epochs_run=epoch,
+            fingerprint=self.fingerprint,
+            miou_estimate=estimate,
             gain_estimate=gain.to_dict() if gain else None,
         )
         self.progress.emit(
-            "done", reason=reason, checkpoint=str(checkpoint) if checkpoint else None, version=self.manifest.version,
-            parent=self.parent, arch=self.arch, best_miou=state.best_miou, baseline_miou=state.baseline_miou,
-            best_epoch=state.best_epoch, epochs_run=epoch, metrics=state.best_metrics,
-            miou_estimate=result.miou_estimate, gain=result.gain_estimate, beats_start=result.beats_start,
+            "done",
+            reason=reason,
+            checkpoint=str(checkpoint) if checkpoint else None,
+            version=self.manifest.version,
+            parent=self.parent,
+            arch=self.arch,
+            best_miou=state.best_miou,
+            baseline_miou=state.baseline_miou,
+            best_epoch=state.best_epoch,
+            epochs_run=epoch,
+            metrics=state.best_metrics,
+            miou_estimate=result.miou_estimate,
+            gain=result.gain_estimate,
+            beats_start=result.beats_start,
             keep=keeps_version(reason, state.best_miou, state.baseline_miou),
         )
         return result

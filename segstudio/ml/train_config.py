@@ -17,8 +17,16 @@ from segstudio.ml.precision import PRECISIONS, PrecisionError, canonical_precisi
 if TYPE_CHECKING:
     from segstudio.ml.augment import AugmentConfig
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingError", "OPTIMIZERS", "CLASS_WEIGHTS", "PRECISIONS", "BEST_NAME",
-           "RESUME_NAME"]
+__all__ = [
+    "BEST_NAME",
+    "CLASS_WEIGHTS",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "RESUME_NAME",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingError",
+]
 
 BEST_NAME = "best.pt"
 RESUME_NAME = "resume.pt"
@@ -68,14 +76,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise TrainingError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+            raise TrainingError(
+                f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"
+            )
         try:
             self.precision = canonical_precision(self.precision)
         except PrecisionError as error:
             raise TrainingError(str(error)) from None
         if self.class_weights not in CLASS_WEIGHTS:
-            raise TrainingError(f"unknown class weighting {self.class_weights!r}; choose one of: "
-                                f"{', '.join(CLASS_WEIGHTS)}")
+            raise TrainingError(
+                f"unknown class weighting {self.class_weights!r}; choose one of: {', '.join(CLASS_WEIGHTS)}"
+            )
         if self.batch < 2:
             raise TrainingError("--batch must be at least 2 (batch normalisation needs two samples per step)")
         if self.epochs < 1:
@@ -94,8 +105,16 @@ class TrainConfig:
     def augment(self, mean: tuple[float, ...], std: tuple[float, ...]) -> AugmentConfig:
         from segstudio.ml.augment import AugmentConfig
 
-        return AugmentConfig(crop=self.crop, scale_min=self.scale_min, scale_max=self.scale_max, hflip=self.hflip,
-                             jitter=self.jitter, max_side=self.max_side, mean=tuple(mean), std=tuple(std))  # type: ignore[arg-type]
+        return AugmentConfig(
+            crop=self.crop,
+            scale_min=self.scale_min,
+            scale_max=self.scale_max,
+            hflip=self.hflip,
+            jitter=self.jitter,
+            max_side=self.max_side,
+            mean=tuple(mean),
+            std=tuple(std),
+        )  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

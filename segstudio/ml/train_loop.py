@@ -28,8 +28,17 @@ from segstudio.ml.start_model import set_train_mode
 from segstudio.ml.train_config import TrainConfig, TrainingError
 
 __all__ = [
-    "Parts", "Schedule", "EpochOutcome", "poly_factor", "loss_fn", "resolve_precision", "autocast_for",
-    "make_loaders", "make_optimizer", "train_one_epoch", "validate",
+    "EpochOutcome",
+    "Parts",
+    "Schedule",
+    "autocast_for",
+    "loss_fn",
+    "make_loaders",
+    "make_optimizer",
+    "poly_factor",
+    "resolve_precision",
+    "train_one_epoch",
+    "validate",
 ]
 
 Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
@@ -44,7 +53,9 @@ def resolve_precision(config: TrainConfig, device: torch.device) -> str:
     """The run's precision: the configured one, or for `auto` the fastest the device does well."""
     if config.precision != "auto":
         if config.precision == "float16" and device.type != "cuda":
-            raise TrainingError("float16 mixed precision needs a CUDA GPU; use --precision bfloat16 or float32")
+            raise TrainingError(
+                "float16 mixed precision needs a CUDA GPU; use --precision bfloat16 or float32"
+            )
         return config.precision
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
@@ -75,8 +86,9 @@ def _ce(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None)
     return total / count.clamp(min=1)
 
 
-def loss_fn(outputs: dict[str, torch.Tensor], target: torch.Tensor, weight: torch.Tensor | None,
-            aux_weight: float) -> torch.Tensor:
+def loss_fn(
+    outputs: dict[str, torch.Tensor], target: torch.Tensor, weight: torch.Tensor | None, aux_weight: float
+) -> torch.Tensor:
     """Cross-entropy (255 ignored) + weighted auxiliary loss."""
     loss = _ce(outputs["out"], target, weight)
     if outputs.get("aux") is not None and aux_weight > 0:
@@ -89,8 +101,9 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(torch.initial_seed() % 2**32)
 
 
-def make_loaders(manifest: TrainManifest, config: TrainConfig, aug: AugmentConfig, dist: DistContext,
-                 device: torch.device) -> tuple[DataLoader, Sampler, SegmentationDataset, SegmentationDataset]:
+def make_loaders(
+    manifest: TrainManifest, config: TrainConfig, aug: AugmentConfig, dist: DistContext, device: torch.device
+) -> tuple[DataLoader, Sampler, SegmentationDataset, SegmentationDataset]:
     """(train loader, its sampler, the un-repeated train set, the val set); an epoch is at least
     `min_iters_per_epoch` steps, however few images there are."""
     seed = config.seed or 0
@@ -100,38 +113,61 @@ def make_loaders(manifest: TrainManifest, config: TrainConfig, aug: AugmentConfi
     generator = torch.Generator().manual_seed(seed + dist.rank)
     sampler: Sampler
     if dist.enabled:
-        sampler = DistributedSampler(train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                     seed=seed, drop_last=True)
+        sampler = DistributedSampler(
+            train_set, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed, drop_last=True
+        )
     else:
         sampler = RandomSampler(train_set, generator=generator)
-    loader = DataLoader(train_set, batch_size=config.batch, sampler=sampler, num_workers=config.workers,
-                        drop_last=True, pin_memory=device.type == "cuda", persistent_workers=config.workers > 0,
-                        worker_init_fn=_seed_worker, generator=generator)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch,
+        sampler=sampler,
+        num_workers=config.workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.workers > 0,
+        worker_init_fn=_seed_worker,
+        generator=generator,
+    )
     return loader, sampler, base_train, val_set
 
 
 def _param_groups(model: nn.Module, lr: float) -> list[dict[str, Any]]:
     """torchvision's recipe: heads learn at the base rate, the auxiliary head at 10x; frozen params left out."""
     groups = [
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("aux_classifier.")],
-         "lr": lr},
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("aux_classifier.")],
-         "lr": lr * 10},
+        {
+            "params": [
+                p
+                for n, p in model.named_parameters()
+                if p.requires_grad and not n.startswith("aux_classifier.")
+            ],
+            "lr": lr,
+        },
+        {
+            "params": [
+                p for n, p in model.named_parameters() if p.requires_grad and n.startswith("aux_classifier.")
+            ],
+            "lr": lr * 10,
+        },
     ]
     return [g for g in groups if g["params"]]
 
 
-def make_optimizer(module: nn.Module, config: TrainConfig, device: torch.device,
-                   precision: str) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler, list[float]]:
+def make_optimizer(
+    module: nn.Module, config: TrainConfig, device: torch.device, precision: str
+) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler, list[float]]:
     """(optimizer, gradient scaler, each group's base learning rate for the poly schedule)."""
     lr = config.learning_rate
     groups = _param_groups(module, lr)
     if not groups:
         raise TrainingError("nothing to train: every parameter is frozen")
-    fused = device.type == "cuda"  # one kernel per step instead of one per tensor group: small models are launch-bound
+    fused = (
+        device.type == "cuda"
+    )  # one kernel per step instead of one per tensor group: small models are launch-bound
     if config.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum,
-                                                           weight_decay=config.weight_decay, fused=fused or None)
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused or None
+        )
     else:
         optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=config.weight_decay, fused=fused or None)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
@@ -190,8 +226,9 @@ class EpochOutcome:
     iteration: int
 
 
-def _stop_reason(should_stop: Callable[[], bool], schedule: Schedule, dist: DistContext,
-                 device: torch.device) -> str | None:
+def _stop_reason(
+    should_stop: Callable[[], bool], schedule: Schedule, dist: DistContext, device: torch.device
+) -> str | None:
     """Cancel or time budget, agreed across ranks (any rank's reason stops them all)."""
     halt, over = should_stop(), schedule.over_budget()
     if dist.enabled:
@@ -201,8 +238,16 @@ def _stop_reason(should_stop: Callable[[], bool], schedule: Schedule, dist: Dist
     return "cancelled" if halt else "time_budget" if over else None
 
 
-def train_one_epoch(parts: Parts, config: TrainConfig, epoch: int, iteration: int, schedule: Schedule,
-                    dist: DistContext, progress: ProgressWriter, should_stop: Callable[[], bool]) -> EpochOutcome:
+def train_one_epoch(
+    parts: Parts,
+    config: TrainConfig,
+    epoch: int,
+    iteration: int,
+    schedule: Schedule,
+    dist: DistContext,
+    progress: ProgressWriter,
+    should_stop: Callable[[], bool],
+) -> EpochOutcome:
     """One pass over the loader with the poly LR; stops early (between steps) on cancel or time budget."""
     if isinstance(parts.sampler, DistributedSampler):
         parts.sampler.set_epoch(epoch)
@@ -237,20 +282,36 @@ def train_one_epoch(parts: Parts, config: TrainConfig, epoch: int, iteration: in
         seen += images.shape[0] * dist.world_size
         if dist.is_main and (step in (1, iters) or progress.wants_batch()):
             now = time.monotonic()  # float(loss) syncs: only when an event goes out
-            progress.batch(force=True, epoch=epoch, iter=step, iters=iters, loss=float(loss_value),
-                           lr=optimizer.param_groups[0]["lr"], images_per_s=seen / max(1e-9, now - tick),
-                           step_s=now - last_step, eta_s=schedule.eta(iteration))
+            progress.batch(
+                force=True,
+                epoch=epoch,
+                iter=step,
+                iters=iters,
+                loss=float(loss_value),
+                lr=optimizer.param_groups[0]["lr"],
+                images_per_s=seen / max(1e-9, now - tick),
+                step_s=now - last_step,
+                eta_s=schedule.eta(iteration),
+            )
         last_step = time.monotonic()
     loss_sum[1] = steps
     dist.all_reduce_sum(loss_sum)
     mean_loss = float(loss_sum[0] / loss_sum[1]) if float(loss_sum[1]) > 0 else None
-    progress.emit("epoch", epoch=epoch, loss=mean_loss, lr=optimizer.param_groups[0]["lr"],
-                  time_s=time.monotonic() - tick, eta_s=schedule.eta(iteration), iterations=iteration)
+    progress.emit(
+        "epoch",
+        epoch=epoch,
+        loss=mean_loss,
+        lr=optimizer.param_groups[0]["lr"],
+        time_s=time.monotonic() - tick,
+        eta_s=schedule.eta(iteration),
+        iterations=iteration,
+    )
     return EpochOutcome(mean_loss, int(loss_sum[1]), stop, iteration)
 
 
-def validate(parts: Parts, num_classes: int, class_names: list[str],
-             dist: DistContext) -> tuple[dict[str, Any], np.ndarray] | None:
+def validate(
+    parts: Parts, num_classes: int, class_names: list[str], dist: DistContext
+) -> tuple[dict[str, Any], np.ndarray] | None:
     """(metrics, per-image confusion matrices) of the current weights on the full val images; None
     without a val split. The metrics carry `miou_pm` (95 % bootstrap half-width) and `val_images`."""
     from segstudio.ml.selection import miou_estimate
@@ -258,8 +319,17 @@ def validate(parts: Parts, num_classes: int, class_names: list[str],
     if len(parts.val_set) == 0:
         return None
     dist.broadcast_buffers(parts.module)
-    per_image = evaluate(parts.module, parts.val_set, num_classes, parts.device, dist, parts.autocast, workers=0,
-                         channels_last=parts.channels_last, per_image=True)
+    per_image = evaluate(
+        parts.module,
+        parts.val_set,
+        num_classes,
+        parts.device,
+        dist,
+        parts.autocast,
+        workers=0,
+        channels_last=parts.channels_last,
+        per_image=True,
+    )
     metrics = metrics_record(per_image.sum(0), class_names)
     estimate = miou_estimate(per_image)
     metrics.update(miou_pm=estimate.plus_minus, val_images=estimate.n)

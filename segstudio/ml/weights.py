@@ -19,8 +19,8 @@ import datetime as _dt
 import json
 import math
 import pickle
-import re
 import platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from segstudio.core.atomic import atomic_writer
 from segstudio.core.errors import CheckpointError
 from segstudio.core.hashing import sha256_file
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme
-from segstudio.core.tasks import TaskHandle
+from segstudio.core.task_handle import TaskHandle
 from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.ml.models import ARCHS, DEFAULT_ARCH, ModelError, arch_info, build_model, class_dependent_keys
 from segstudio.ml.spec import WEIGHT_SOURCES, ModelSpec
@@ -46,11 +46,11 @@ __all__ = [
     "IMAGENET_NORMALIZATION",
     "Checkpoint",
     "LoadedModel",
-    "save_checkpoint",
-    "refuse_non_finite",
+    "apply_state_dict",
     "load_checkpoint",
     "load_model",
-    "apply_state_dict",
+    "refuse_non_finite",
+    "save_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "segstudio-checkpoint"
@@ -128,7 +128,9 @@ def save_checkpoint(
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "arch": arch,
         "classes": [{"name": c.name, "color": list(c.color)} for c in scheme.classes],
-        "normalization": {k: list(map(float, v)) for k, v in dict(normalization or IMAGENET_NORMALIZATION).items()},
+        "normalization": {
+            k: list(map(float, v)) for k, v in dict(normalization or IMAGENET_NORMALIZATION).items()
+        },
         "state_dict": state,
         "provenance": record,
         "metrics": _plain_json(dict(metrics or {})),
@@ -158,7 +160,11 @@ def refuse_non_finite(state: Mapping[str, torch.Tensor], refused: str) -> None:
     and on load (files from elsewhere): such weights predict garbage (or all one class) silently,
     and a fine-tune started from them could never recover.
     """
-    bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    bad = [
+        name
+        for name, tensor in state.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise CheckpointError(
@@ -179,7 +185,9 @@ def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:
-        raise CheckpointError(f"refused to load {path}: its normalization {value!r} is not 3 finite means and 3 positive stds")
+        raise CheckpointError(
+            f"refused to load {path}: its normalization {value!r} is not 3 finite means and 3 positive stds"
+        )
     return {"mean": mean, "std": std}
 
 
@@ -197,7 +205,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             "Only load checkpoints saved by SegStudio or plain state dicts from a source you trust."
         ) from None
     except Exception as error:  # zip/EOF/format errors from a truncated or non-torch file
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}; is it a PyTorch weights file?") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {error}; is it a PyTorch weights file?"
+        ) from None
     if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
         version = obj.get("format_version")
         if not isinstance(version, int) or version > CHECKPOINT_FORMAT_VERSION:
@@ -278,7 +288,9 @@ def apply_state_dict(
             lookup = {n.casefold(): i for i, n in enumerate(source_names)}
             matched = [(i, lookup[n]) for i, n in enumerate(names) if n in lookup]
             if not matched:
-                raise CheckpointError(f"{where} shares no class name with scheme {scheme.name!r}; nothing to remap")
+                raise CheckpointError(
+                    f"{where} shares no class name with scheme {scheme.name!r}; nothing to remap"
+                )
             for dst, src in matched:
                 rows[dst] = value[src]
             value = rows
@@ -339,7 +351,9 @@ def _active_version(project: Any) -> str | None:
 def _project_checkpoint(project: Any, version: str | None) -> tuple[str, Path]:
     version = version or _active_version(project)
     if version is None:
-        raise CheckpointError("the project has no active model version yet; fine-tune one or choose other weights")
+        raise CheckpointError(
+            "the project has no active model version yet; fine-tune one or choose other weights"
+        )
     for mv in project.model_versions():
         if _field(mv, "version") == version:
             path = Path(_field(mv, "checkpoint_path"))
@@ -356,7 +370,9 @@ def _file_tag(path: Path) -> str:
 
 def _resolve_source(spec: ModelSpec, scheme: LabelScheme, project: Any) -> str:
     if spec.weights not in WEIGHT_SOURCES:
-        raise ModelError(f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}")
+        raise ModelError(
+            f"unknown weights source {spec.weights!r}; choose one of: {', '.join(WEIGHT_SOURCES)}"
+        )
     if spec.weights != "auto":
         return spec.weights
     if project is not None and _active_version(project) is not None:
@@ -402,7 +418,9 @@ def load_model(
             version = _file_tag(path)
         arch = ckpt.arch or spec.arch or DEFAULT_ARCH
         if ckpt.arch and spec.arch and ckpt.arch != spec.arch:
-            raise CheckpointError(f"{where} is a {ckpt.arch} model, not {spec.arch}; drop --model or choose {ckpt.arch}")
+            raise CheckpointError(
+                f"{where} is a {ckpt.arch} model, not {spec.arch}; drop --model or choose {ckpt.arch}"
+            )
         has_aux = any(k.removeprefix("module.").startswith("aux_classifier.") for k in ckpt.state_dict)
         model = build_model(arch, scheme.num_classes, aux_loss=has_aux)
         apply_state_dict(model, arch, ckpt.state_dict, ckpt.class_names, scheme, remap_by_name, where)
@@ -428,7 +446,9 @@ def load_model(
 
         weights = info.published_weights
         state = fetch_state_dict(weights, handle)
-        model = build_model(arch, scheme.num_classes, aux_loss=any(k.startswith("aux_classifier.") for k in state))
+        model = build_model(
+            arch, scheme.num_classes, aux_loss=any(k.startswith("aux_classifier.") for k in state)
+        )
         apply_state_dict(model, arch, state, list(VOC_CLASSES), scheme, False, f"torchvision {weights}")
         version = f"torchvision:{arch}:{weights.name}"
         description = f"{arch}, torchvision {weights.name}"
@@ -446,4 +466,3 @@ def load_model(
         model.aux_classifier = None
     model.eval().to(device)
     return LoadedModel(model, arch, scheme, device, version, source, description, normalization, max_side)
-

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from segstudio.commands.console import TrainConsole, duration, task_progress, train_progress, wants_json
-from segstudio.core.tasks import ConsoleProgress, NullTask
+from segstudio.core.task_handle import ConsoleProgress, NullTask
 
 
 class FakeTerminal(io.StringIO):
@@ -52,20 +52,51 @@ def test_train_console_renders_the_protocol_for_people():
     screen = FakeTerminal()
     console = TrainConsole(screen)
     events = [
-        {"event": "start", "epochs": 3, "iters_per_epoch": 10, "train_images": 8, "val_images": 2, "device": "cpu",
-         "world_size": 1, "arch": "lraspp", "base": "scratch", "resumed_from": None},
+        {
+            "event": "start",
+            "epochs": 3,
+            "iters_per_epoch": 10,
+            "train_images": 8,
+            "val_images": 2,
+            "device": "cpu",
+            "world_size": 1,
+            "arch": "lraspp",
+            "base": "scratch",
+            "resumed_from": None,
+        },
         {"event": "val", "epoch": 0, "miou": 0.1, "best_miou": None, "improved": False},
-        {"event": "batch", "epoch": 1, "iter": 5, "iters": 10, "loss": 0.75, "lr": 0.01, "images_per_s": 12.5, "step_s": 0.3, "eta_s": 252},
+        {
+            "event": "batch",
+            "epoch": 1,
+            "iter": 5,
+            "iters": 10,
+            "loss": 0.75,
+            "lr": 0.01,
+            "images_per_s": 12.5,
+            "step_s": 0.3,
+            "eta_s": 252,
+        },
         {"event": "epoch", "epoch": 1, "loss": 0.7, "lr": 0.01, "time_s": 6.0, "eta_s": 12},
         {"event": "val", "epoch": 1, "miou": 0.42, "best_miou": 0.42, "improved": True},
-        {"event": "done", "reason": "completed", "checkpoint": "x", "version": "v1", "best_miou": 0.42, "baseline_miou": 0.1,
-         "best_epoch": 1, "epochs_run": 1},
+        {
+            "event": "done",
+            "reason": "completed",
+            "checkpoint": "x",
+            "version": "v1",
+            "best_miou": 0.42,
+            "baseline_miou": 0.1,
+            "best_epoch": 1,
+            "epochs_run": 1,
+        },
     ]
     for event in events:
         console.handle(event)
     text = screen.getvalue()
     assert "epoch 1/3  step 5/10  loss 0.7500  val mIoU 10.0%  12.5 img/s  ETA 4m12s" in text
-    assert "epoch 1/3  loss 0.7000  val mIoU 42.0% (best 42.0%)  *new best*  12.5 img/s  6s/epoch  ETA 12s" in text
+    assert (
+        "epoch 1/3  loss 0.7000  val mIoU 42.0% (best 42.0%)  *new best*  12.5 img/s  6s/epoch  ETA 12s"
+        in text
+    )
     assert "val mIoU 10.0% -> 42.0% at epoch 1" in text
     assert "{" not in text
     log = io.StringIO()
@@ -96,15 +127,33 @@ def test_train_at_a_real_terminal_shows_human_progress_and_json_only_with_flag(t
     from segstudio.ml.manifest import BaseSpec
     from segstudio.ml.synthetic import write_shapes_manifest
 
-    settings = {"batch": 4, "crop": 48, "workers": 0, "min_iters_per_epoch": 3, "device": "cpu", "epochs": 2,
-                "lr": 0.02, "patience": 0}
-    manifest = write_shapes_manifest(tmp_path, train=6, val=2, size=48, arch="lraspp_mobilenet_v3_large",
-                                     base=BaseSpec("scratch"), version="v1", settings=settings)
+    settings = {
+        "batch": 4,
+        "crop": 48,
+        "workers": 0,
+        "min_iters_per_epoch": 3,
+        "device": "cpu",
+        "epochs": 2,
+        "lr": 0.02,
+        "patience": 0,
+    }
+    manifest = write_shapes_manifest(
+        tmp_path,
+        train=6,
+        val=2,
+        size=48,
+        arch="lraspp_mobilenet_v3_large",
+        base=BaseSpec("scratch"),
+        version="v1",
+        settings=settings,
+    )
     path = manifest.save(tmp_path / "manifest.json")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "segstudio", "train", "--manifest", str(path)]
     controller, terminal = pty.openpty()
-    process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True)
+    process = subprocess.Popen(
+        command, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
+    )
     os.close(terminal)
     screen = b""
     deadline = time.monotonic() + 300
@@ -127,8 +176,13 @@ def test_train_at_a_real_terminal_shows_human_progress_and_json_only_with_flag(t
     assert "training lraspp_mobilenet_v3_large on cpu" in text
     assert "epoch 2/2  loss" in text and "val mIoU" in text and "img/s" in text and "ETA" in text
     assert "finished (completed) after 2 epoch(s)" in text
-    piped = subprocess.run([*command[:-2], "--manifest", str(manifest.save(tmp_path / "m2.json")), "--json", "--epochs", "1"],
-                           capture_output=True, text=True, env=env, timeout=300)
+    piped = subprocess.run(
+        [*command[:-2], "--manifest", str(manifest.save(tmp_path / "m2.json")), "--json", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert piped.returncode == 0, piped.stderr[-2000:]
     events = [json.loads(line) for line in piped.stdout.splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"

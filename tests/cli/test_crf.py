@@ -24,7 +24,9 @@ def test_show_switch_set_reset(tmp_path, capsys):
     folder = _folder(tmp_path)
     assert main(["crf", str(folder), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["on"] is False and shown["settings"]["bilateral_srgb"] == 3.0 and shown["last_tuning"] is None
+    assert (
+        shown["on"] is False and shown["settings"]["bilateral_srgb"] == 3.0 and shown["last_tuning"] is None
+    )
     assert main(["crf", str(folder), "--on", "--set", "bilateral_sxy=45", "--set", "iterations=8"]) == 0
     with Project.open(folder) as project:
         assert project_crf(project) == CRFParams(bilateral_sxy=45, iterations=8)

@@ -58,7 +58,19 @@ def test_predict_on_a_full_disk(folder, capsys, monkeypatch):
         real(path, data)
 
     monkeypatch.setattr(masks, "atomic_write_bytes", fill_up)
-    code = main(["predict", str(folder), "--device", "cpu", "--weights", "none", "--model", "lraspp_mobilenet_v3_large", "--overwrite"])
+    code = main(
+        [
+            "predict",
+            str(folder),
+            "--device",
+            "cpu",
+            "--weights",
+            "none",
+            "--model",
+            "lraspp_mobilenet_v3_large",
+            "--overwrite",
+        ]
+    )
     _assert_clear(capsys, code, str(folder / ".segstudio"))
     monkeypatch.undo()
     with Project.open(folder) as project:

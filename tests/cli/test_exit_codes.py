@@ -8,7 +8,7 @@ import pytest
 
 from segstudio import cli
 from segstudio.core.errors import CancelledError, ProjectError
-from segstudio.core.tasks import NullTask
+from segstudio.core.task_handle import NullTask
 
 
 def _fake_command(monkeypatch: pytest.MonkeyPatch, run) -> None:

@@ -98,8 +98,23 @@ def test_new_formats_from_the_command_line(tmp_path, capsys, shared_testdata):
     assert main(["import", "masks", str(sample), "--out", str(project)]) == 0
     capsys.readouterr()
     for fmt in ("camvid", "coco", "yolo"):
-        assert main(["export", str(project), "--format", fmt, "--out", str(tmp_path / fmt), "--include", "mask"]) == 0
+        assert (
+            main(["export", str(project), "--format", fmt, "--out", str(tmp_path / fmt), "--include", "mask"])
+            == 0
+        )
         assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["exported"] == 24
-    assert main(["import", "camvid", str(tmp_path / "camvid"), "--out", str(tmp_path / "back1"), "--allow-outside"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "camvid",
+                str(tmp_path / "camvid"),
+                "--out",
+                str(tmp_path / "back1"),
+                "--allow-outside",
+            ]
+        )
+        == 0
+    )
     assert main(["import", "coco", str(tmp_path / "coco"), "--out", str(tmp_path / "back2")]) == 0
     assert "imported 24 images" in capsys.readouterr().out

@@ -35,16 +35,33 @@ def test_untrained_model_is_announced_as_meaningless(tmp_path, capsys):
     try:
         folder = tmp_path / "images"
         folder.mkdir()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / "a.png")
-        code = main(["predict", str(folder), "--weights", "none", "--model", "lraspp_mobilenet_v3_large",
-                     "--device", "cpu", "--precision", "float32"])
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
+            folder / "a.png"
+        )
+        code = main(
+            [
+                "predict",
+                str(folder),
+                "--weights",
+                "none",
+                "--model",
+                "lraspp_mobilenet_v3_large",
+                "--device",
+                "cpu",
+                "--precision",
+                "float32",
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     err = capsys.readouterr().err
     assert code == 0
     assert "UNTRAINED" in err and "warning: this model is untrained" in err and "--weights FILE" in err
     # predictions alone are not exported, and the message says how they become masks
-    assert main(["export", str(folder), "--format", "voc", "--out", str(tmp_path / "out"), "--include", "mask"]) == 2
+    assert (
+        main(["export", str(folder), "--format", "voc", "--out", str(tmp_path / "out"), "--include", "mask"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Model predictions are not exported" in err and "press A to accept" in err
 

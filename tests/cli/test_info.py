@@ -95,7 +95,10 @@ def test_info_effort_per_model_version(tmp_path: Path, capsys) -> None:
     assert main(["info", str(folder), "--effort"]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines() if line.strip().startswith(("v1", "v2"))]
-    assert lines == [["v1", "1", "90", "5", "25.0%", "click", "5"], ["v2", "1", "30", "2", "25.0%", "click", "2"]]
+    assert lines == [
+        ["v1", "1", "90", "5", "25.0%", "click", "5"],
+        ["v2", "1", "30", "2", "25.0%", "click", "2"],
+    ]
     assert main(["info", str(folder), "--effort", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [g["median_seconds"] for g in data["effort"]] == [90.0, 30.0]

@@ -26,7 +26,11 @@ def folder(tmp_path):
 
     images = tmp_path / "images"
     images.mkdir()
-    for name, photo in (("a_cat.png", data.chelsea()), ("b_astronaut.jpg", data.astronaut()), ("c_coffee.png", data.coffee())):
+    for name, photo in (
+        ("a_cat.png", data.chelsea()),
+        ("b_astronaut.jpg", data.astronaut()),
+        ("c_coffee.png", data.coffee()),
+    ):
         Image.fromarray(photo).resize((96, 72)).save(images / name)
     (images / "d_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return images
@@ -85,7 +89,10 @@ def test_checkpoint_file_with_crf(folder, tmp_path, capsys):
     assert predictor.max_side == 64
     assert stored.raw_labels is not None
     assert (stored.raw_labels == expected.labels).mean() > 0.999  # raw = the model's labels before the CRF
-    assert _predict(str(folder), "--weights", str(checkpoint), "--overwrite", "--limit", "1", "--max-side", "0") == 0
+    assert (
+        _predict(str(folder), "--weights", str(checkpoint), "--overwrite", "--limit", "1", "--max-side", "0")
+        == 0
+    )
     assert "max side full," in capsys.readouterr().err
 
 
@@ -93,8 +100,9 @@ def test_same_size_images_are_batched_and_match_one_by_one(folder, capsys, monke
     (folder / "d_broken.jpg").unlink()
     sizes: list[int] = []
     forward = Predictor._forward_batch
-    monkeypatch.setattr(Predictor, "_forward_batch",
-                        lambda self, batch: sizes.append(batch.shape[0]) or forward(self, batch))
+    monkeypatch.setattr(
+        Predictor, "_forward_batch", lambda self, batch: sizes.append(batch.shape[0]) or forward(self, batch)
+    )
     assert _predict(str(folder), "--weights", "none", "--model", ARCH, "--batch-size", "3") == 0
     assert sizes == [3]  # the three 96x72 photos in one forward pass
     assert "predicted 3 image(s)" in capsys.readouterr().err

@@ -18,8 +18,24 @@ from segstudio.ml.weights import load_checkpoint
 
 ARCH = "lraspp_mobilenet_v3_large"
 # --max-side 40 < the 48 px photos: eval must use the cap the version was trained with to match its numbers
-FAST = ["--epochs", "2", "--crop", "48", "--batch", "4", "--workers", "0", "--min-iters", "3", "--device", "cpu",
-        "--lr", "0.02", "--max-side", "40"]
+FAST = [
+    "--epochs",
+    "2",
+    "--crop",
+    "48",
+    "--batch",
+    "4",
+    "--workers",
+    "0",
+    "--min-iters",
+    "3",
+    "--device",
+    "cpu",
+    "--lr",
+    "0.02",
+    "--max-side",
+    "40",
+]
 
 
 @pytest.fixture
@@ -59,7 +75,9 @@ def test_train_registers_versions_and_eval_reports_them(project_folder, capsys):
         train_n = events[0]["train_images"]
         val_n = events[0]["val_images"]
         done = project.images(status=Status.DONE)
-        assert train_n == sum(r.split == "train" for r in done) and val_n == sum(r.split == "val" for r in done)
+        assert train_n == sum(r.split == "train" for r in done) and val_n == sum(
+            r.split == "val" for r in done
+        )
         assert val_n > 0
 
     # fine-tune the active model: v2, whose parent is v1
@@ -85,7 +103,16 @@ def test_train_registers_versions_and_eval_reports_them(project_folder, capsys):
     assert 0.0 <= crf["with_crf"]["miou"] <= 1.0 and 0.0 <= crf["with_crf"]["boundary_accuracy"] <= 1.0
     assert main(["eval", str(project_folder), "--version", "v1"]) == 0
     table = capsys.readouterr().out
-    for word in ("model v1", "long side <= 40 px", "background", "disk", "mIoU", "FWIoU", "pixel acc", "mean acc"):
+    for word in (
+        "model v1",
+        "long side <= 40 px",
+        "background",
+        "disk",
+        "mIoU",
+        "FWIoU",
+        "pixel acc",
+        "mean acc",
+    ):
         assert word in table
 
 
@@ -111,8 +138,13 @@ def test_eval_without_versions_says_what_to_do(project_folder, capsys):
 
 def test_train_refuses_a_project_open_elsewhere(project_folder):
     with Project.open(project_folder):
-        result = subprocess.run([sys.executable, "-m", "segstudio", "train", str(project_folder), "--device", "cpu"],
-                                capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        result = subprocess.run(
+            [sys.executable, "-m", "segstudio", "train", str(project_folder), "--device", "cpu"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     assert result.returncode == 2
     assert "error" in result.stderr.lower()
     assert _events(result.stdout)[-1]["event"] == "error"
@@ -126,9 +158,24 @@ def test_cancelled_project_run_is_registered_and_resume_continues_as_a_new_versi
     from segstudio.ml.weights import load_checkpoint as load
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "segstudio", "train", str(project_folder), "--base", "scratch", "--arch", ARCH,
-         *FAST, "--epochs", "40"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-m",
+            "segstudio",
+            "train",
+            str(project_folder),
+            "--base",
+            "scratch",
+            "--arch",
+            ARCH,
+            *FAST,
+            "--epochs",
+            "40",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     resume_file = project_folder / ".segstudio" / "models" / "v1" / "resume.pt"
     try:

@@ -26,12 +26,22 @@ def project(tmp_path):
         yield project
 
 
-def _result(tmp_path: Path, reason: str, best: float, baseline: float | None, version: str = "v1") -> TrainResult:
+def _result(
+    tmp_path: Path, reason: str, best: float, baseline: float | None, version: str = "v1"
+) -> TrainResult:
     ckpt = tmp_path / f"{version}.pt"
     ckpt.write_bytes(b"checkpoint")
-    return TrainResult(reason=reason, checkpoint=ckpt, version=version, parent=None, arch="lraspp_mobilenet_v3_large",
-                       metrics={"miou": best}, baseline_miou=baseline, best_miou=best,
-                       gain_estimate={"value": best - baseline, "plus_minus": 0.031, "n": 8} if baseline else None)
+    return TrainResult(
+        reason=reason,
+        checkpoint=ckpt,
+        version=version,
+        parent=None,
+        arch="lraspp_mobilenet_v3_large",
+        metrics={"miou": best},
+        baseline_miou=baseline,
+        best_miou=best,
+        gain_estimate={"value": best - baseline, "plus_minus": 0.031, "n": 8} if baseline else None,
+    )
 
 
 def test_auto_does_not_activate_a_model_worse_than_a_file_base_without_an_active_version(project, tmp_path):

@@ -53,5 +53,7 @@ def test_project_stores_and_accumulates_effort(photo_dir: Path):
     with Project.open(photo_dir) as project:  # persisted
         (row,) = project.effort_rows()
         assert row.rel_path == "img2.jpg" and row.status == "done" and row.model_version == "v1"
-        assert row.seconds == 42.5 and row.actions == {"click": 4, "brush": 2} and row.changed_fraction == 0.10
+        assert (
+            row.seconds == 42.5 and row.actions == {"click": 4, "brush": 2} and row.changed_fraction == 0.10
+        )
         assert summarize_effort(project.effort_rows())[0]["median_seconds"] == 42.5

@@ -11,7 +11,13 @@ import pytest
 from PIL import Image
 
 from segstudio.core.errors import ImageReadError, SegStudioError
-from segstudio.core.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, is_image_file, load_image, read_image_size
+from segstudio.core.images import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    is_image_file,
+    load_image,
+    read_image_size,
+)
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
@@ -177,14 +183,21 @@ def test_exif_rotated_real_jpeg(tmp_path: Path, real_photo) -> None:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _bomb_png(width: int, height: int) -> bytes:
     """A tiny file claiming a huge 1-bit image: what a decompression bomb looks like from its header."""
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _encoded(photo: np.ndarray, fmt: str) -> bytes:
@@ -206,7 +219,11 @@ def broken_corpus(tmp_path: Path, real_photo) -> dict[str, tuple[Path, str]]:
         "png-header-only": (png[:60], "header.png", "truncated"),
         "text-as-jpeg": (b"this is not an image, just some text\n" * 10, "notes.jpg", "not an image"),
         "html-as-png": (b"<html><body>404 Not Found</body></html>", "download.png", "not an image"),
-        "random-bytes": (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "noise.webp", "not an image"),
+        "random-bytes": (
+            bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+            "noise.webp",
+            "not an image",
+        ),
         "bomb": (_bomb_png(100_000, 100_000), "bomb.png", "too large"),
         "missing": (None, "gone.jpg", "not found"),
     }
@@ -299,7 +316,9 @@ def test_png_exif_orientation_is_found_before_or_after_the_pixels(tmp_path: Path
         plain = io.BytesIO()
         img.save(plain, format="PNG")
         data = plain.getvalue()
-        path.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])  # drop the Exif\0\0 prefix
+        path.write_bytes(
+            data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:]
+        )  # drop the Exif\0\0 prefix
     assert load_image(path).shape == (40, 20, 3)
     assert read_image_size(path) == (20, 40)
 
@@ -312,7 +331,7 @@ def test_png_size_is_read_without_decoding_the_pixels(tmp_path: Path, monkeypatc
     Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(path, exif=Image.Exif().tobytes())
     Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "bare.png")
 
-    def no_decode(self):  # noqa: ANN001, ANN202
+    def no_decode(self):
         raise AssertionError("decoded the pixels to read the size")
 
     monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", no_decode)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 import logging.handlers
 
-from segstudio.core.logs import LOG_FILE, current_log_dir, log_exception, project_log_dir, setup_logging, user_log_dir
+from segstudio.core.logs import (
+    LOG_FILE,
+    current_log_dir,
+    log_exception,
+    project_log_dir,
+    setup_logging,
+    user_log_dir,
+)
 
 
 def test_warnings_go_to_stderr_and_the_file_info_only_to_the_file(tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_custom_ignore_index_and_out_of_range_targets() -> None:
 def test_bad_inputs() -> None:
     with pytest.raises(ValueError, match="shape"):
         confusion_matrix(np.zeros((2, 2)), np.zeros((2, 3)), 2)
-    with pytest.raises(ValueError, match="outside 0..1"):
+    with pytest.raises(ValueError, match=r"outside 0..1"):
         confusion_matrix(np.array([0, 255]), np.array([0, 1]), 2)
     with pytest.raises(ValueError, match="square"):
         SegmentationMetrics.from_confusion(np.zeros((2, 3)))

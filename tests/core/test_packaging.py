@@ -31,10 +31,14 @@ def test_the_build_hook_ships_existing_files_and_the_checkout_finds_them():
 
 
 def test_entry_text_points_at_the_command():
-    text = entry_text("# comment\n[Desktop Entry]\nExec=segstudio %f\nTryExec=segstudio\nIcon=segstudio\n",
-                      ["/opt/my env/bin/segstudio"])
-    assert text == ('[Desktop Entry]\nExec="/opt/my env/bin/segstudio" %f\nTryExec=/opt/my env/bin/segstudio\n'
-                    "Icon=segstudio\n")
+    text = entry_text(
+        "# comment\n[Desktop Entry]\nExec=segstudio %f\nTryExec=segstudio\nIcon=segstudio\n",
+        ["/opt/my env/bin/segstudio"],
+    )
+    assert text == (
+        '[Desktop Entry]\nExec="/opt/my env/bin/segstudio" %f\nTryExec=/opt/my env/bin/segstudio\n'
+        "Icon=segstudio\n"
+    )
 
 
 def test_install_desktop_entry_writes_the_entry_and_icons(tmp_path, monkeypatch, capsys):

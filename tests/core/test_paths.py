@@ -100,8 +100,20 @@ def test_allow_outside_reads_what_the_file_names(tmp_path):
         resolve_inside(tmp_path, "x\x00", allow_outside=True)
 
 
-@pytest.mark.parametrize(("name", "ok"), [("a.jpg", True), ("city_000000_000001", True), ("a/b", False), ("..", False),
-                                          (".", False), ("a\\b", False), ("", False), (5, False), ("x\x00", False)])
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("a.jpg", True),
+        ("city_000000_000001", True),
+        ("a/b", False),
+        ("..", False),
+        (".", False),
+        ("a\\b", False),
+        ("", False),
+        (5, False),
+        ("x\x00", False),
+    ],
+)
 def test_single_names(name, ok):
     assert is_single_name(name) is ok
 

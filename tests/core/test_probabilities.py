@@ -40,7 +40,9 @@ def test_real_photo_probabilities_round_trip_within_the_quantisation_error(share
         error = np.abs(stored.probabilities - probs).max()
         assert error <= QUANTISATION_ERROR + 1e-6, error
         assert (stored.probabilities.argmax(0) == probs.argmax(0)).mean() > 0.99
-        assert path.stat().st_size < probs.shape[0] * probs.shape[1] * probs.shape[2]  # compressed below raw uint8
+        assert (
+            path.stat().st_size < probs.shape[0] * probs.shape[1] * probs.shape[2]
+        )  # compressed below raw uint8
         assert load_probabilities(project, rec.id, (10, 10)) is None  # another image's size: ignored
         assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
         delete_probabilities(project, rec.id)
@@ -48,7 +50,12 @@ def test_real_photo_probabilities_round_trip_within_the_quantisation_error(share
 
 
 def test_large_maps_are_reduced_to_the_bounded_size():
-    probs = np.random.default_rng(0).dirichlet(np.ones(4), size=(1024, 2048)).transpose(2, 0, 1).astype(np.float32)
+    probs = (
+        np.random.default_rng(0)
+        .dirichlet(np.ones(4), size=(1024, 2048))
+        .transpose(2, 0, 1)
+        .astype(np.float32)
+    )
     q = quantise(probs)
     assert q.dtype == np.uint8 and q.shape == (4, 256, 512)
     mean = probs.reshape(4, 256, 4, 512, 4).mean(axis=(2, 4))  # INTER_AREA at an integer factor = block mean

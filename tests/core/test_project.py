@@ -101,7 +101,9 @@ def test_save_mask_refuses_wrong_shape_and_dtype(photo_dir: Path) -> None:
 def test_delete_mask_returns_to_prediction(photo_dir: Path) -> None:
     with Project.open(photo_dir) as project:
         rec = project.get("img2.jpg")
-        rec = project.save_prediction(rec, np.ones(rec.shape, np.uint8), np.full(rec.shape, 200, np.uint8), "v1")
+        rec = project.save_prediction(
+            rec, np.ones(rec.shape, np.uint8), np.full(rec.shape, 200, np.uint8), "v1"
+        )
         rec = project.save_mask(rec, _mask_for(rec, 4))
         rec = project.delete_mask(rec)
         assert not project.has_mask(rec) and rec.status is Status.PREDICTED
@@ -121,9 +123,17 @@ def test_reconcile_add_remove_rename_with_masks_following(photo_dir: Path, write
     write_image(photo_dir / "new" / "img3.png", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
     with Project.open(photo_dir) as project:
         report = project.last_reconcile
-        assert sorted(report.renamed) == [("img10.jpg", "chelsea cat.jpg"), ("sub/img1.jpg", "sub/deeper/coffee.jpg")]
+        assert sorted(report.renamed) == [
+            ("img10.jpg", "chelsea cat.jpg"),
+            ("sub/img1.jpg", "sub/deeper/coffee.jpg"),
+        ]
         assert report.added == ["new/img3.png"] and report.removed == ["img1.png"]
-        assert [r.rel_path for r in project.images()] == ["chelsea cat.jpg", "img2.jpg", "new/img3.png", "sub/deeper/coffee.jpg"]
+        assert [r.rel_path for r in project.images()] == [
+            "chelsea cat.jpg",
+            "img2.jpg",
+            "new/img3.png",
+            "sub/deeper/coffee.jpg",
+        ]
         cat = project.get("chelsea cat.jpg")
         assert cat.id == renamed.id and cat.status is Status.DONE and cat.split == renamed.split
         assert np.array_equal(project.load_mask(cat), _mask_for(cat, 8))
@@ -143,7 +153,7 @@ def test_removed_image_that_comes_back_gets_its_mask_back(photo_dir: Path) -> No
     with Project.open(photo_dir) as project:
         assert project.last_reconcile.removed == ["img1.png"] and project.get("img1.png") is None
         assert project.counts()[Status.DONE] == 0
-    (photo_dir / "restored" ).mkdir()
+    (photo_dir / "restored").mkdir()
     (photo_dir / "restored" / "rocket.png").write_bytes(data)
     with Project.open(photo_dir) as project:
         assert project.last_reconcile.restored == ["restored/rocket.png"]
@@ -182,7 +192,9 @@ def test_changed_content_updates_size_and_hash(photo_dir: Path, write_image, rng
     write_image(photo_dir / "img2.jpg", rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
     with Project.open(photo_dir) as project:
         new = project.get("img2.jpg")
-        assert new.id == old.id and (new.width, new.height) == (30, 20) and new.content_hash != old.content_hash
+        assert (
+            new.id == old.id and (new.width, new.height) == (30, 20) and new.content_hash != old.content_hash
+        )
 
 
 def test_unreadable_images_are_listed_with_reason(photo_dir: Path) -> None:
@@ -199,7 +211,10 @@ def test_unreadable_images_are_listed_with_reason(photo_dir: Path) -> None:
 def test_splits_are_stable_and_follow_the_fraction(tmp_path: Path, write_image) -> None:
     folder = tmp_path / "many"
     for i in range(200):
-        write_image(folder / f"{i}.png", np.full((2, 2, 3), i, dtype=np.uint8) + np.array([0, i % 7, i % 11], np.uint8))
+        write_image(
+            folder / f"{i}.png",
+            np.full((2, 2, 3), i, dtype=np.uint8) + np.array([0, i % 7, i % 11], np.uint8),
+        )
     with Project.open(folder) as project:
         splits = {r.rel_path: r.split for r in project.images()}
         val = sum(s == "val" for s in splits.values())
@@ -374,7 +389,7 @@ def test_threads_can_share_the_project(photo_dir: Path) -> None:
                     project.save_mask(rec, _mask_for(rec, (value + i) % 21))
                     project.counts()
                     project.set_setting(f"k{value}", i)
-            except BaseException as error:  # noqa: BLE001
+            except BaseException as error:
                 errors.append(error)
 
         threads = [threading.Thread(target=work, args=(rec, n)) for n, rec in enumerate(records)]
@@ -460,7 +475,9 @@ def test_damaged_database_gives_clear_error(photo_dir: Path) -> None:
 def test_image_replaced_by_other_dimensions_moves_masks_aside(photo_dir: Path, write_image, rng) -> None:
     with Project.open(photo_dir) as project:
         rec = project.get("img2.jpg")
-        rec = project.save_prediction(rec, np.ones(rec.shape, np.uint8), np.full(rec.shape, 9, np.uint8), "v1")
+        rec = project.save_prediction(
+            rec, np.ones(rec.shape, np.uint8), np.full(rec.shape, 9, np.uint8), "v1"
+        )
         rec = project.save_mask(rec, _mask_for(rec, 4), status=Status.DONE)
         same = project.save_mask(project.get("img10.jpg"), _mask_for(project.get("img10.jpg"), 2))
     write_image(photo_dir / "img2.jpg", rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
@@ -473,7 +490,11 @@ def test_image_replaced_by_other_dimensions_moves_masks_aside(photo_dir: Path, w
         assert new.status is Status.NEW and new.model_version is None and project.load_mask(new) is None
         assert project.load_prediction(new) is None
         stale = list((project.state_dir / "stale").iterdir())
-        assert len(stale) == 1 and sorted(p.name for p in stale[0].iterdir()) == ["confidence.png", "mask.png", "prediction.png"]
+        assert len(stale) == 1 and sorted(p.name for p in stale[0].iterdir()) == [
+            "confidence.png",
+            "mask.png",
+            "prediction.png",
+        ]
         assert np.array_equal(project.load_mask(project.get("img10.jpg")), _mask_for(same, 2))
 
 
@@ -562,7 +583,9 @@ def test_renumbered_sequence_after_a_deletion(tmp_path: Path, write_image) -> No
         assert sorted(report.renamed) == [("2.png", "1.png"), ("3.png", "2.png")]
         assert report.removed == ["1.png"] and not report.added
         assert [r.rel_path for r in project.images()] == ["1.png", "2.png"]
-        assert project.get("1.png").id == ids["2.png"] and project.get("1.png").content_hash == hashes["2.png"]
+        assert (
+            project.get("1.png").id == ids["2.png"] and project.get("1.png").content_hash == hashes["2.png"]
+        )
         assert project.get("2.png").id == ids["3.png"]
         assert project.get_by_id(ids["1.png"]) is None
         assert int(project.load_mask(project.get("1.png"))[0, 0]) == ids["2.png"] % 200
@@ -594,7 +617,9 @@ def test_moved_into_subfolder_and_replaced_by_other_content(tmp_path: Path, writ
         assert report.renamed == [("a.png", "old/a.png")] and report.added == ["a.png"]
         assert project.get("old/a.png").id == ids["a.png"]
         fresh = project.get("a.png")
-        assert fresh.id not in ids.values() and fresh.status is Status.NEW and project.load_mask(fresh) is None
+        assert (
+            fresh.id not in ids.values() and fresh.status is Status.NEW and project.load_mask(fresh) is None
+        )
 
 
 def test_exif_rotated_image_records_display_size(tmp_path: Path, real_photo) -> None:

@@ -92,7 +92,9 @@ def _check_after_kill(folder: Path) -> int:
             labels = load_mask(project.prediction_path(rec), SHAPE) if project.has_prediction(rec) else None
             if labels is not None:
                 which = [n for n in allowed if n >= 0 and np.array_equal(labels, _pattern(n, rec.id))]
-                assert which, f"prediction of image {rec.id} is neither iteration {committed} nor {committed + 1}"
+                assert which, (
+                    f"prediction of image {rec.id} is neither iteration {committed} nor {committed + 1}"
+                )
                 # The confidence file is written before the labels: it is at least as new as they are.
                 conf = load_confidence(project.confidence_path(rec), SHAPE)
                 assert any(np.array_equal(conf, _confidence(n, rec.id)) for n in allowed if n >= which[0])
@@ -158,7 +160,9 @@ def test_sigkill_during_first_scan_leaves_a_reopenable_project(tmp_path: Path, w
     chooser = random.Random(99)
     for trial in range(8):
         for i in range(150):
-            write_image(folder / f"batch{trial}" / f"{i}.png", np.full((4, 4, 3), (trial, i, 3), dtype=np.uint8))
+            write_image(
+                folder / f"batch{trial}" / f"{i}.png", np.full((4, 4, 3), (trial, i, 3), dtype=np.uint8)
+            )
         pid = os.fork()
         if pid == 0:
             try:
@@ -174,5 +178,7 @@ def test_sigkill_during_first_scan_leaves_a_reopenable_project(tmp_path: Path, w
         finally:
             conn.close()
         with Project.open(folder) as project:
-            assert len(project) == 3 + 150 * (trial + 1)  # either the child's insert committed, or this open did it
+            assert len(project) == 3 + 150 * (
+                trial + 1
+            )  # either the child's insert committed, or this open did it
             assert np.array_equal(project.load_mask(project.get_by_id(keep.id)), _pattern(0, keep.id))

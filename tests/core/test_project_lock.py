@@ -83,15 +83,13 @@ def test_lock_dies_with_a_killed_process(tmp_path: Path, write_image) -> None:
 
 def test_second_open_in_the_same_process_is_refused_too(tmp_path: Path, write_image) -> None:
     folder = _folder(tmp_path, write_image)
-    with Project.open(folder):
-        with pytest.raises(ProjectLockedError, match="close or finish it first"):
-            Project.open(folder)
+    with Project.open(folder), pytest.raises(ProjectLockedError, match="close or finish it first"):
+        Project.open(folder)
 
 
 def test_open_for_reading_falls_back_to_read_only_while_locked(tmp_path: Path, write_image) -> None:
     folder = _folder(tmp_path, write_image)
     with Project.open_for_reading(folder) as project:
         assert not project.read_only
-    with Project.open(folder):
-        with Project.open_for_reading(folder) as reader:
-            assert reader.read_only and len(reader.images()) == 1
+    with Project.open(folder), Project.open_for_reading(folder) as reader:
+        assert reader.read_only and len(reader.images()) == 1

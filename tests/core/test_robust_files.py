@@ -75,9 +75,8 @@ def test_truncated_image_is_recorded_as_unreadable_when_decoded(tmp_path, capsys
 def test_a_repaired_image_becomes_readable_again(tmp_path):
     folder = tmp_path / "photos"
     truncated_jpeg(folder / "cut.jpg")
-    with Project.open(folder) as project:
-        with pytest.raises(ImageReadError):
-            project.load_image(project.get("cut.jpg"))
+    with Project.open(folder) as project, pytest.raises(ImageReadError):
+        project.load_image(project.get("cut.jpg"))
     write_image(folder / "cut.jpg", real_photo("coffee"))
     with Project.open(folder) as project:
         rec = project.get("cut.jpg")
@@ -88,9 +87,8 @@ def test_read_only_view_does_not_record(tmp_path):
     folder = tmp_path / "photos"
     truncated_jpeg(folder / "cut.jpg")
     Project.open(folder).close()
-    with Project.open_read_only(folder) as view:
-        with pytest.raises(ImageReadError):
-            view.load_image(view.get("cut.jpg"))
+    with Project.open_read_only(folder) as view, pytest.raises(ImageReadError):
+        view.load_image(view.get("cut.jpg"))
 
 
 def test_voc_import_of_a_truncated_jpeg_is_not_done(tmp_path):
@@ -118,7 +116,11 @@ def test_existing_read_only_state_folder_is_named_as_such(tmp_path, monkeypatch)
     Project.open(folder).close()
     state = folder / ".segstudio"
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == state and mode == os.W_OK else real_access(p, mode, **kw))
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, **kw: False if Path(p) == state and mode == os.W_OK else real_access(p, mode, **kw),
+    )
     with pytest.raises(ProjectError) as info:
         Project.open(folder)
     message = str(info.value)
@@ -139,7 +141,7 @@ def test_a_project_saved_with_a_newline_in_a_class_name_still_opens(tmp_path):
         project.save_mask(rec, np.full(rec.shape, 2, np.uint8), status=Status.DONE)
         stored = project.scheme.to_dict()
         stored["classes"][2]["name"] = "bi\ncycle\x00"  # what an older SegStudio accepted
-        project._store.set_meta("scheme", stored)  # noqa: SLF001 - simulating an old database
+        project._store.set_meta("scheme", stored)
     with Project.open(folder) as project:
         assert project.scheme.names[2] == "bi cycle"
         assert (project.load_mask(project.images()[0]) == 2).all()

@@ -10,7 +10,17 @@ from segstudio.core.scan import scan_images
 
 
 def test_natural_order() -> None:
-    names = ["img10.jpg", "img2.jpg", "img1.jpg", "Img3.jpg", "img02b.jpg", "a/img1.jpg", "a b/x.jpg", "a/b/c.jpg", "z.jpg"]
+    names = [
+        "img10.jpg",
+        "img2.jpg",
+        "img1.jpg",
+        "Img3.jpg",
+        "img02b.jpg",
+        "a/img1.jpg",
+        "a b/x.jpg",
+        "a/b/c.jpg",
+        "z.jpg",
+    ]
     assert natural_sorted(names) == [
         "a/b/c.jpg", "a/img1.jpg", "a b/x.jpg", "img1.jpg", "img2.jpg", "img02b.jpg", "Img3.jpg", "img10.jpg", "z.jpg",
     ]  # fmt: skip

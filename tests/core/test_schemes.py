@@ -55,7 +55,9 @@ def test_voc_colormap_matches_reference_for_all_256_entries() -> None:
 def test_voc_scheme_has_21_classes_in_index_order() -> None:
     scheme = voc_scheme()
     assert scheme.num_classes == 21
-    assert scheme.names[0] == "background" and scheme.names[15] == "person" and scheme.names[20] == "tvmonitor"
+    assert (
+        scheme.names[0] == "background" and scheme.names[15] == "person" and scheme.names[20] == "tvmonitor"
+    )
     assert scheme.index_of("Person") == 15
     lut = scheme.lut()
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
@@ -103,7 +105,10 @@ def test_registry_and_unknown_name() -> None:
 
 
 def test_custom_scheme_round_trip(tmp_path: Path) -> None:
-    scheme = LabelScheme("weeds", (ClassDef("soil", (120, 80, 40)), ClassDef("crop", "#00ff00", 7), ClassDef("Unkraut ü", [255, 0, 0])))
+    scheme = LabelScheme(
+        "weeds",
+        (ClassDef("soil", (120, 80, 40)), ClassDef("crop", "#00ff00", 7), ClassDef("Unkraut ü", [255, 0, 0])),
+    )
     path = tmp_path / "scheme dir" / "weeds.json"
     scheme.save(path)
     loaded = LabelScheme.load(path)
@@ -117,22 +122,30 @@ def test_custom_scheme_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"name": "x", "classes": [{"name": "a", "color": [1, 2, 3]}, {"name": "A", "color": [1, 2, 3]}]}, "duplicate class name"),
+        (
+            {"name": "x", "classes": [{"name": "a", "color": [1, 2, 3]}, {"name": "A", "color": [1, 2, 3]}]},
+            "duplicate class name",
+        ),
         ({"name": "x", "classes": [{"name": "a", "color": [1, 2, 300]}]}, "bad color"),
         ({"name": "x", "classes": [{"name": "a", "color": "red"}]}, "bad color"),
         ({"name": "x", "classes": [{"name": "a", "color": [1, 2]}]}, "bad color"),
         ({"name": "x", "classes": [{"name": "a", "color": [1.5, 2, 3]}]}, "bad color"),
         ({"name": "x", "classes": [{"name": "", "color": [1, 2, 3]}]}, "empty"),
-        ({"name": "x", "classes": [{"name": "a"}]}, "needs a \"name\" and a \"color\""),
+        ({"name": "x", "classes": [{"name": "a"}]}, 'needs a "name" and a "color"'),
         ({"name": "x", "classes": [{"name": "a", "color": [1, 2, 3], "colour": 1}]}, "unknown key"),
         ({"name": "x", "classes": [{"name": "a", "color": [1, 2, 3], "export_id": 256}]}, "export id"),
         ({"name": "x", "classes": []}, "no classes"),
         ({"name": "x", "classes": "a,b"}, "must be a list"),
         ({"classes": [{"name": "a", "color": [1, 2, 3]}]}, "no name"),
-        ({"name": "x", "classes": [{"name": f"c{i}", "color": [0, 0, 0]} for i in range(255)]}, "at most 254"),
+        (
+            {"name": "x", "classes": [{"name": f"c{i}", "color": [0, 0, 0]} for i in range(255)]},
+            "at most 254",
+        ),
     ],
 )
-def test_invalid_custom_schemes_are_rejected_with_clear_errors(tmp_path: Path, data: dict, message: str) -> None:
+def test_invalid_custom_schemes_are_rejected_with_clear_errors(
+    tmp_path: Path, data: dict, message: str
+) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(SchemeError, match=message) as info:
@@ -141,7 +154,9 @@ def test_invalid_custom_schemes_are_rejected_with_clear_errors(tmp_path: Path, d
 
 
 def test_254_classes_is_the_maximum_allowed() -> None:
-    scheme = LabelScheme.from_dict({"name": "big", "classes": [{"name": f"c{i}", "color": [i, 0, 0]} for i in range(254)]})
+    scheme = LabelScheme.from_dict(
+        {"name": "big", "classes": [{"name": f"c{i}", "color": [i, 0, 0]} for i in range(254)]}
+    )
     assert scheme.num_classes == 254
     assert tuple(scheme.lut()[253]) == (253, 0, 0)
 
@@ -155,7 +170,7 @@ def test_unreadable_scheme_files(tmp_path: Path) -> None:
 
 
 def test_index_of_unknown_class_lists_classes() -> None:
-    with pytest.raises(SchemeError, match="has no class 'tree'.*background, aeroplane"):
+    with pytest.raises(SchemeError, match=r"has no class 'tree'.*background, aeroplane"):
         voc_scheme().index_of("tree")
 
 
@@ -167,7 +182,9 @@ def test_schemes_are_immutable_and_hashable() -> None:
     assert LabelScheme.from_dict(scheme.to_dict()) == scheme
 
 
-@pytest.mark.parametrize("name", ["a\nb", "cat\x00", "tab\there", "line\u2028sep", "next\x85line", "del\x7f", "\r"])
+@pytest.mark.parametrize(
+    "name", ["a\nb", "cat\x00", "tab\there", "line\u2028sep", "next\x85line", "del\x7f", "\r"]
+)
 def test_class_and_scheme_names_with_control_characters_are_refused(name):
     from segstudio.core.schemes import ClassDef, LabelScheme
 

@@ -40,10 +40,21 @@ def make_mask(shape: tuple[int, int], classes: Sequence[int], seed: int) -> np.n
     cv2.circle(mask, (cx, cy), r, int(b), thickness=-1)
     cv2.circle(mask, (cx, cy), int(r * 0.7), 255, thickness=-1)  # hole with void
     cv2.circle(mask, (cx - r // 4, cy), max(2, r // 6), int(c), thickness=-1)  # other class inside the hole
-    cv2.rectangle(mask, (cx + r // 6, cy - 3), (cx + r // 6 + 5, cy + 3), int(b), thickness=-1)  # same class island
+    cv2.rectangle(
+        mask, (cx + r // 6, cy - 3), (cx + r // 6 + 5, cy + 3), int(b), thickness=-1
+    )  # same class island
     for _ in range(4):  # separate blobs of c
         x, y = int(rng.integers(0, w)), int(rng.integers(0, h // 5))
-        cv2.ellipse(mask, (x, y), (int(rng.integers(3, 12)), int(rng.integers(3, 8))), float(rng.integers(0, 180)), 0, 360, int(c), -1)
+        cv2.ellipse(
+            mask,
+            (x, y),
+            (int(rng.integers(3, 12)), int(rng.integers(3, 8))),
+            float(rng.integers(0, 180)),
+            0,
+            360,
+            int(c),
+            -1,
+        )
     if len(classes) > 3:
         cv2.ellipse(mask, (w - 1, h - 1), (w // 5, h // 6), 0, 0, 360, int(classes[3]), -1)
     mask[:, :3] = 255  # void strip at the left border
@@ -85,8 +96,12 @@ def build_photo_project(
         path = image_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         rgb = PHOTOS[rel]()
-        rgb = cv2.resize(rgb, (int(rgb.shape[1] * scale), int(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-        Image.fromarray(rgb).save(path, quality=90) if rel.endswith(".jpg") else Image.fromarray(rgb).save(path)
+        rgb = cv2.resize(
+            rgb, (int(rgb.shape[1] * scale), int(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA
+        )
+        Image.fromarray(rgb).save(path, quality=90) if rel.endswith(".jpg") else Image.fromarray(rgb).save(
+            path
+        )
     with Project.open(image_dir, scheme=scheme) as project:
         if len(project.images()) > 1:
             project.set_setting("val_fraction", _mixed_val_fraction(project))

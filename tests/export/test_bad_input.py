@@ -93,8 +93,12 @@ def test_huge_claimed_size_is_refused_before_allocating(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     embedded = base64.b64encode(jpeg_bytes()).decode()
-    (source / "a.json").write_text(json.dumps(doc(imagePath="gone.jpg", imageData=embedded, imageHeight=30000, imageWidth=30000)))
-    (source / "b.json").write_text(json.dumps(doc(imagePath="broken.jpg", imageHeight=100000, imageWidth=100000)))
+    (source / "a.json").write_text(
+        json.dumps(doc(imagePath="gone.jpg", imageData=embedded, imageHeight=30000, imageWidth=30000))
+    )
+    (source / "b.json").write_text(
+        json.dumps(doc(imagePath="broken.jpg", imageHeight=100000, imageWidth=100000))
+    )
     (source / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     tracemalloc.start()
     try:
@@ -145,7 +149,9 @@ def test_cityscapes_manifest_field_of_wrong_type_via_cli(tmp_path, capsys):
     root = tmp_path / "cs"
     (root / "leftImg8bit" / "train" / "c").mkdir(parents=True)
     (root / "gtFine" / "train" / "c").mkdir(parents=True)
-    (root / "segstudio_manifest.json").write_text(json.dumps({"dataset_format": "cityscapes", "items": [{"name": 1, "source": None}]}))
+    (root / "segstudio_manifest.json").write_text(
+        json.dumps({"dataset_format": "cityscapes", "items": [{"name": 1, "source": None}]})
+    )
     code = main(["import", "cityscapes", str(root), "--dry-run"])
     err = capsys.readouterr().err
     assert code == 2 and "segstudio_manifest.json" in err and "item 0" in err and "Traceback" not in err
@@ -164,7 +170,9 @@ def test_class_names_with_control_characters_are_refused_naming_the_file(where, 
         source.mkdir()
         (source / "img.jpg").write_bytes(jpeg_bytes())
         label = "cat\u2028dog" if where == "label" else "cat"
-        (source / "a.json").write_text(json.dumps(doc(shapes=[{"label": label, "points": [[1, 1], [5, 5], [1, 5]]}])))
+        (source / "a.json").write_text(
+            json.dumps(doc(shapes=[{"label": label, "points": [[1, 1], [5, 5], [1, 5]]}]))
+        )
         if where == "labels.txt":
             (source / "labels.txt").write_text("_background_\ncat\x00\n")
         argv = ["import", "labelme", str(source), "--dry-run"]
@@ -213,7 +221,9 @@ def test_coco_claimed_sizes_are_checked_before_allocating(tmp_path):
     path.write_text(json.dumps(data))
     tracemalloc.start()
     try:
-        with pytest.raises(ExportError, match=r"instances_train\.json.*say 100000x100000 but the image is 24x32"):
+        with pytest.raises(
+            ExportError, match=r"instances_train\.json.*say 100000x100000 but the image is 24x32"
+        ):
             preview_coco(root)
         data["images"][0].update(height=24, width=32)  # honest image size, hostile RLE size
         path.write_text(json.dumps(data))

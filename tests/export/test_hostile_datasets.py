@@ -54,7 +54,12 @@ def snapshot(folder: Path, skip: Path | list[Path] | None = None) -> dict[str, t
             elif path.is_dir():
                 state[rel] = ("dir", st.st_mode)
             else:
-                state[rel] = ("file", st.st_size, st.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+                state[rel] = (
+                    "file",
+                    st.st_size,
+                    st.st_mtime_ns,
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                )
     return state
 
 
@@ -83,7 +88,12 @@ def world(tmp_path: Path) -> dict[str, Path]:
     (victim / "escaped.png").write_bytes(b"precious user file")
     (tmp_path / "escaped.jpg").write_bytes(b"next to the project")
     (tmp_path / "out").mkdir()
-    return {"tmp": tmp_path, "victim": victim, "data": tmp_path / "data", "target": tmp_path / "out" / "project"}
+    return {
+        "tmp": tmp_path,
+        "victim": victim,
+        "data": tmp_path / "data",
+        "target": tmp_path / "out" / "project",
+    }
 
 
 def climbing(world: dict[str, Path], stem: str) -> list[str]:
@@ -107,10 +117,14 @@ def climbing(world: dict[str, Path], stem: str) -> list[str]:
     ]
 
 
-def assert_contained(world: dict[str, Path], before: dict[str, tuple], allowed: Path, state: Path | None = None) -> None:
+def assert_contained(
+    world: dict[str, Path], before: dict[str, tuple], allowed: Path, state: Path | None = None
+) -> None:
     """Nothing changed outside `allowed` (and the open project's own `state` folder, if any)."""
     after = snapshot(world["tmp"], skip=[allowed] + ([state] if state else []))
-    assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert after == before, {
+        k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)
+    }
     leftovers = [p.name for p in allowed.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []  # no staging folder left behind
 
@@ -131,7 +145,9 @@ def build_voc(world: dict[str, Path], ids: list[str]) -> Path:
         (root / folder).mkdir(parents=True)
     (root / "JPEGImages" / "good.jpg").write_bytes(jpeg(1))
     (root / "SegmentationClass" / "good.png").write_bytes(png_mask(15))
-    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(["good", *ids]) + "\n", encoding="utf-8", errors="surrogatepass")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text(
+        "\n".join(["good", *ids]) + "\n", encoding="utf-8", errors="surrogatepass"
+    )
     return root
 
 
@@ -164,7 +180,9 @@ def test_voc_symlinks_inside_the_dataset_are_read_as_they_are(world):
 
 def test_voc_allow_outside_reads_but_still_writes_only_inside(world):
     root = build_voc(world, [str(world["victim"] / "secret")])
-    (root / "SegmentationClass" / "x").mkdir()  # the mask of an absolute id is read from the victim folder too
+    (
+        root / "SegmentationClass" / "x"
+    ).mkdir()  # the mask of an absolute id is read from the victim folder too
     before = snapshot(world["tmp"], skip=world["target"])
     plan = preview_voc(root, allow_outside=True)
     assert sorted(s.rel_path for s in plan.samples) == ["good.jpg", "secret.jpg"]
@@ -182,10 +200,14 @@ def build_cityscapes(world: dict[str, Path], sources: list[object]) -> Path:
         base = f"city_000000_{number:06d}"
         (root / "leftImg8bit" / "train" / "city").mkdir(parents=True, exist_ok=True)
         (root / "gtFine" / "train" / "city").mkdir(parents=True, exist_ok=True)
-        Image.open(io.BytesIO(jpeg(number))).save(root / "leftImg8bit" / "train" / "city" / f"{base}_leftImg8bit.png")
+        Image.open(io.BytesIO(jpeg(number))).save(
+            root / "leftImg8bit" / "train" / "city" / f"{base}_leftImg8bit.png"
+        )
         (root / "gtFine" / "train" / "city" / f"{base}_gtFine_labelIds.png").write_bytes(png_mask(26))
         items.append({"name": base, "source": source})
-    (root / MANIFEST_NAME).write_text(json.dumps({"format": "segstudio-export", "dataset_format": "cityscapes", "items": items}))
+    (root / MANIFEST_NAME).write_text(
+        json.dumps({"format": "segstudio-export", "dataset_format": "cityscapes", "items": items})
+    )
     return root
 
 
@@ -209,7 +231,11 @@ def test_cityscapes_manifest_sources_never_leave_the_project(world):
         {"format": "segstudio-export", "dataset_format": "cityscapes", "items": 5},
         {"format": "segstudio-export", "dataset_format": "cityscapes", "items": [5]},
         {"format": "segstudio-export", "dataset_format": "cityscapes", "items": [{"name": "x", "source": 5}]},
-        {"format": "segstudio-export", "dataset_format": "cityscapes", "items": [{"name": ["x"], "source": "a.png"}]},
+        {
+            "format": "segstudio-export",
+            "dataset_format": "cityscapes",
+            "items": [{"name": ["x"], "source": "a.png"}],
+        },
         "not json {",
     ],
 )
@@ -324,13 +350,24 @@ def test_cli_import_warns_per_file_and_allow_outside_is_explicit(world):
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
     command = [sys.executable, "-m", "segstudio", "import", "labelme", str(source), "--quiet"]
     before = snapshot(world["tmp"], skip=world["target"])
-    done = subprocess.run([*command, "--out", str(world["target"])], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [*command, "--out", str(world["target"])], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
-    assert "evil.json: imagePath refused" in done.stdout + done.stderr and "--allow-outside" in done.stdout + done.stderr
+    assert (
+        "evil.json: imagePath refused" in done.stdout + done.stderr
+        and "--allow-outside" in done.stdout + done.stderr
+    )
     assert_contained(world, before, world["target"])
     assert_no_secret(world["target"])
     trusted = world["tmp"] / "out" / "trusted"
-    done = subprocess.run([*command, "--allow-outside", "--out", str(trusted)], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [*command, "--allow-outside", "--out", str(trusted)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (trusted / "secret.jpg").read_bytes() == jpeg(99)
 
@@ -354,7 +391,10 @@ def build_coco(world: dict[str, Path], attack: str) -> Path:
     (root / "annotations").mkdir()
     (root / "images" / "good.jpg").write_bytes(jpeg(1))
     polygon = {"category_id": 1, "segmentation": [[2, 2, 20, 2, 20, 20]], "iscrowd": 0, "area": 160}
-    images = [{"id": 1, "file_name": "good.jpg", "height": 24, "width": 32}, {"id": 2, "file_name": attack, "height": 24, "width": 32}]
+    images = [
+        {"id": 1, "file_name": "good.jpg", "height": 24, "width": 32},
+        {"id": 2, "file_name": attack, "height": 24, "width": 32},
+    ]
     annotations = [{"id": i, "image_id": i, **polygon} for i in (1, 2)]
     data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "cat"}]}
     (root / "annotations" / "instances_train.json").write_text(json.dumps(data))
@@ -377,7 +417,9 @@ def build_camvid(world: dict[str, Path], attack: str) -> Path:
         (root / folder).mkdir(parents=True)
     Image.open(io.BytesIO(jpeg(1))).save(root / "train" / "good.png")
     (root / "trainannot" / "good.png").write_bytes(png_mask(1))
-    (root / "train.txt").write_text(f"train/good.png trainannot/good.png\n{attack} {attack}\n", encoding="utf-8", errors="surrogatepass")
+    (root / "train.txt").write_text(
+        f"train/good.png trainannot/good.png\n{attack} {attack}\n", encoding="utf-8", errors="surrogatepass"
+    )
     return root
 
 
@@ -386,8 +428,12 @@ def test_later_importers_never_leave_their_folders(world, kind):
     from segstudio.export.registry import get_importer
 
     build = {"coco": build_coco, "masks": build_mask_folder, "camvid": build_camvid}[kind]
-    attacks = [a for a in climbing(world, "secret.jpg") + ["sub/..", "a/../../x.jpg"] if not any(c.isspace() for c in a)]
-    for number, attack in enumerate(attacks):
+    attacks = [
+        a
+        for a in climbing(world, "secret.jpg") + ["sub/..", "a/../../x.jpg"]
+        if not any(c.isspace() for c in a)
+    ]
+    for attack in attacks:
         shutil.rmtree(world["data"], ignore_errors=True)
         shutil.rmtree(world["target"], ignore_errors=True)
         root = build(world, attack)
@@ -429,7 +475,9 @@ def test_fifos_named_like_dataset_files_never_block_an_import(world, kind):
     else:
         root = build_cityscapes(world, ["a.jpg"])
         gt = root / "gtFine" / "train" / "city"
-        Image.open(io.BytesIO(jpeg(5))).save(root / "leftImg8bit" / "train" / "city" / "city_000000_000009_leftImg8bit.png")
+        Image.open(io.BytesIO(jpeg(5))).save(
+            root / "leftImg8bit" / "train" / "city" / "city_000000_000009_leftImg8bit.png"
+        )
         os.mkfifo(gt / "city_000000_000009_gtFine_labelIds.png")
     outcome: list[object] = []
 

@@ -16,20 +16,24 @@ from PIL import Image
 from segstudio.core.errors import ExportError
 from segstudio.core.project import Project, Status
 from segstudio.core.schemes import cityscapes_scheme, voc_scheme
-from tests.fakes import RecordingTask
 from segstudio.export.cityscapes_import import preview_cityscapes
 from segstudio.export.import_common import run_import
 from segstudio.export.labelme_import import preview_labelme, shape_to_mask
 from segstudio.export.project_export import export_project
 from segstudio.export.voc import VOC_BASE
 from segstudio.export.voc_import import preview_voc
+from tests.fakes import RecordingTask
 
 
 def _boundary_only(a: np.ndarray, b: np.ndarray) -> tuple[int, bool]:
     """(#differing pixels, whether each differing pixel sits on a label boundary of b)."""
     differ = a != b
     padded = np.pad(b, 1, mode="edge")
-    neighbours = [padded[1 + dy : 1 + dy + b.shape[0], 1 + dx : 1 + dx + b.shape[1]] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    neighbours = [
+        padded[1 + dy : 1 + dy + b.shape[0], 1 + dx : 1 + dx + b.shape[1]]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    ]
     on_edge = np.any([n != b for n in neighbours], axis=0)
     return int(differ.sum()), bool(on_edge[differ].all())
 
@@ -65,7 +69,10 @@ def test_labelme_import_matches_labelme_converter_and_exports_back(labelme_examp
         ours = np.array(Image.open(tmp_path / "voc" / VOC_BASE / "SegmentationClass" / png.name))
         count, on_edge = _boundary_only(ours, np.array(Image.open(png)))
         assert count <= 3 and on_edge, (png.name, count)
-        with Image.open(png) as theirs, Image.open(tmp_path / "voc" / VOC_BASE / "SegmentationClass" / png.name) as mine:
+        with (
+            Image.open(png) as theirs,
+            Image.open(tmp_path / "voc" / VOC_BASE / "SegmentationClass" / png.name) as mine,
+        ):
             assert mine.mode == theirs.mode == "P"
             assert mine.getpalette()[: 21 * 3] == theirs.getpalette()[: 21 * 3]
 
@@ -90,7 +97,14 @@ def test_labelme_shapes_and_embedded_image(tmp_path):
         {"label": "dot", "shape_type": "point", "points": [[5, 30]]},
         {"label": "__ignore__", "shape_type": "polygon", "points": [[12, 7], [14, 7], [14, 9], [12, 9]]},
     ]
-    doc = {"version": "5.0.1", "shapes": shapes, "imagePath": "gone.png", "imageData": base64.b64encode(buffer.getvalue()).decode(), "imageHeight": 40, "imageWidth": 50}
+    doc = {
+        "version": "5.0.1",
+        "shapes": shapes,
+        "imagePath": "gone.png",
+        "imageData": base64.b64encode(buffer.getvalue()).decode(),
+        "imageHeight": 40,
+        "imageWidth": 50,
+    }
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.json").write_text(json.dumps(doc))
@@ -205,7 +219,6 @@ def test_labelme_import_in_place_keeps_images_where_they_are(labelme_example, tm
         import_in_place(preview_labelme(folder, labels_file=labelme_example / "labels.txt"))
 
 
-
 def _against_hash(path: Path) -> str:
     """The split SegStudio's hash would NOT give this file in a new project (imports copy bytes)."""
     from segstudio.core.project import DEFAULT_VAL_FRACTION, content_hash, split_for_hash
@@ -249,10 +262,16 @@ def test_cityscapes_import_keeps_the_datasets_split(tmp_path, photo_project_fact
     with proj.open() as project:
         export_project(project, "cityscapes", tmp_path / "cs")
     cs = tmp_path / "cs"
-    sources = {e["name"]: e["source"] for e in json.loads((cs / "segstudio_manifest.json").read_text())["items"]}
+    sources = {
+        e["name"]: e["source"] for e in json.loads((cs / "segstudio_manifest.json").read_text())["items"]
+    }
     expected, source_of = {}, {}
     for image in sorted(cs.glob("leftImg8bit/*/*/*_leftImg8bit.png")):
-        split, city, base = image.parent.parent.name, image.parent.name, image.name[: -len("_leftImg8bit.png")]
+        split, city, base = (
+            image.parent.parent.name,
+            image.parent.name,
+            image.name[: -len("_leftImg8bit.png")],
+        )
         wanted = _against_hash(image)
         expected[str(Path(sources[base]).with_suffix(".png"))] = wanted
         source_of[str(Path(sources[base]).with_suffix(".png"))] = sources[base]
@@ -269,7 +288,9 @@ def test_cityscapes_import_keeps_the_datasets_split(tmp_path, photo_project_fact
             assert rec is not None, rel
             assert split != split_for_hash(rec.content_hash, project.val_fraction)
             assert rec.split == split, rel
-            assert rec.status == Status.DONE and np.array_equal(project.load_mask(rec), proj.masks[source_of[rel]])
+            assert rec.status == Status.DONE and np.array_equal(
+                project.load_mask(rec), proj.masks[source_of[rel]]
+            )
 
 
 def test_voc_image_listed_in_both_train_and_val_is_reported(voc_project, tmp_path):

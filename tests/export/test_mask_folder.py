@@ -18,7 +18,10 @@ from segstudio.export.project_export import export_project
 
 
 def _sample_masks(camvid_sample: Path) -> dict[str, np.ndarray]:
-    return {p.with_suffix(".png").name: np.array(Image.open(p)) for p in sorted((camvid_sample / "masks").glob("*.png"))}
+    return {
+        p.with_suffix(".png").name: np.array(Image.open(p))
+        for p in sorted((camvid_sample / "masks").glob("*.png"))
+    }
 
 
 def test_import_of_the_camvid_sample_keeps_every_mask_and_the_class_table(camvid_sample, camvid_project):
@@ -31,7 +34,9 @@ def test_import_of_the_camvid_sample_keeps_every_mask_and_the_class_table(camvid
         for rec in records:
             assert rec.status == Status.DONE
             assert np.array_equal(project.load_mask(rec), expected[rec.rel_path])
-    assert (camvid_project / "0001TP_006690.png").read_bytes() == (camvid_sample / "images" / "0001TP_006690.png").read_bytes()
+    assert (camvid_project / "0001TP_006690.png").read_bytes() == (
+        camvid_sample / "images" / "0001TP_006690.png"
+    ).read_bytes()
 
 
 class FolderSegmentation:
@@ -87,7 +92,9 @@ def test_round_trip_maps_classes_by_name_onto_another_scheme(voc_project, tmp_pa
         export_project(project, "masks", out)
         source_scheme = project.scheme
     # same classes, reversed order and other spelling: values must follow the names
-    reordered = LabelScheme("mine", tuple(ClassDef(c.name.upper(), c.color) for c in reversed(source_scheme.classes)))
+    reordered = LabelScheme(
+        "mine", tuple(ClassDef(c.name.upper(), c.color) for c in reversed(source_scheme.classes))
+    )
     plan = preview_mask_folder(out, scheme=reordered)
     assert not plan.unmapped
     target = run_import(plan, tmp_path / "project")
@@ -111,7 +118,10 @@ def test_incremental_reexport_and_unnamed_values_are_listed(voc_project, tmp_pat
     (out / "scheme.json").unlink()
     (out / "classes.txt").write_text("background\naeroplane\n")
     plan = preview_mask_folder(out)
-    assert {r.source for r in plan.mapping if r.target_index is None} >= {"15: (no class name)", "7: (no class name)"}
+    assert {r.source for r in plan.mapping if r.target_index is None} >= {
+        "15: (no class name)",
+        "7: (no class name)",
+    }
     with pytest.raises(ExportError, match="no class in scheme"):
         run_import(plan, tmp_path / "refused")
 
@@ -134,8 +144,12 @@ def test_masks_named_with_a_usual_ending_pair_with_their_image(camvid_sample, tm
     (source / "labels").mkdir()
     for path in sorted((camvid_sample / "images").glob("*.png"))[:3]:
         (source / "images" / path.name).write_bytes(path.read_bytes())
-        (source / "labels" / f"{path.stem}_mask.png").write_bytes((camvid_sample / "masks" / path.name).read_bytes())
-    (source / "classes.txt").write_text("".join(f"{c.name}\n" for c in LabelScheme.load(camvid_sample / "scheme.json").classes))
+        (source / "labels" / f"{path.stem}_mask.png").write_bytes(
+            (camvid_sample / "masks" / path.name).read_bytes()
+        )
+    (source / "classes.txt").write_text(
+        "".join(f"{c.name}\n" for c in LabelScheme.load(camvid_sample / "scheme.json").classes)
+    )
     plan = preview_mask_folder(source)
     assert sorted(s.rel_path for s in plan.samples) == sorted(p.name for p in (source / "images").iterdir())
     assert not plan.warnings and not plan.unmapped

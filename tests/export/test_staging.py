@@ -10,11 +10,11 @@ import pytest
 
 from segstudio.core.errors import CancelledError, ExportError
 from segstudio.core.project import Status
-from tests.fakes import RecordingTask
 from segstudio.export.common import ExportOptions
 from segstudio.export.project_export import check_project, export_project
 from segstudio.export.staging import MANIFEST_NAME, make_staging_dir, remove_dead_staging
 from segstudio.export.voc import VOC_BASE
+from tests.fakes import RecordingTask
 
 
 def _files(root):
@@ -69,7 +69,7 @@ def test_refuses_export_of_another_format_and_foreign_files(voc_project, tmp_pat
         with pytest.raises(ExportError, match="'voc' export"):
             export_project(project, "coco", out)
         (out / "notes.txt").write_text("mine")
-        with pytest.raises(ExportError, match="notes.txt"):
+        with pytest.raises(ExportError, match=r"notes\.txt"):
             export_project(project, "voc", out)
     assert (out / "notes.txt").read_text() == "mine"
 

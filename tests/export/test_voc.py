@@ -49,7 +49,9 @@ def test_jpeg_bytes_are_copied_and_png_sources_encoded_once(voc_project, tmp_pat
     with Image.open(converted) as img:
         assert img.format == "JPEG"
         decoded = np.asarray(img.convert("RGB"), dtype=np.int16)
-    original = np.asarray(Image.open(voc_project.image_dir / "cats/chelsea.png").convert("RGB"), dtype=np.int16)
+    original = np.asarray(
+        Image.open(voc_project.image_dir / "cats/chelsea.png").convert("RGB"), dtype=np.int16
+    )
     assert np.abs(decoded - original).mean() < 4  # one JPEG encode at quality 95, not a different picture
 
 
@@ -112,7 +114,9 @@ def test_exif_rotated_jpeg_is_written_upright(tmp_path):
     image, target = dataset[0]
     assert image.size == target.size == (40, 60)
     upright = np.asarray(image)
-    assert upright[:25, :, 0].mean() > 200 and upright[35:, :, 0].mean() < 60  # red half on top after rotation
+    assert (
+        upright[:25, :, 0].mean() > 200 and upright[35:, :, 0].mean() < 60
+    )  # red half on top after rotation
 
 
 @pytest.mark.parametrize("include, expected", [("done", 3), ("mask", 4)])
@@ -120,9 +124,13 @@ def test_include_option(tmp_path, include, expected, photo_project_factory):
     from segstudio.core.project import Status
     from segstudio.core.schemes import voc_scheme
 
-    proj = photo_project_factory(tmp_path, voc_scheme(), [0, 15, 7], scale=0.2, statuses={"coffee.jpg": Status.IN_PROGRESS})
+    proj = photo_project_factory(
+        tmp_path, voc_scheme(), [0, 15, 7], scale=0.2, statuses={"coffee.jpg": Status.IN_PROGRESS}
+    )
     with proj.open() as project:
-        report = export_project(project, "voc", tmp_path / "out", ExportOptions(include=include, split="train"))
+        report = export_project(
+            project, "voc", tmp_path / "out", ExportOptions(include=include, split="train")
+        )
     assert report.exported == expected
     assert ("coffee.jpg" in report.names) == (include == "mask")
 
@@ -136,7 +144,12 @@ def test_custom_scheme_exports_its_indices_with_the_voc_palette_and_names(tmp_pa
 
     scheme = LabelScheme(
         "weeds",
-        (ClassDef("soil", (120, 80, 40)), ClassDef("crop", (0, 255, 0)), ClassDef("weed", (255, 0, 255)), ClassDef("stone", (90, 90, 90))),
+        (
+            ClassDef("soil", (120, 80, 40)),
+            ClassDef("crop", (0, 255, 0)),
+            ClassDef("weed", (255, 0, 255)),
+            ClassDef("stone", (90, 90, 90)),
+        ),
     )
     proj = photo_project_factory(tmp_path, scheme, [0, 1, 2, 3], scale=0.25)
     out = tmp_path / "voc"
@@ -178,7 +191,15 @@ def _parse_labelmap(path: Path) -> dict[str, tuple[int, int, int]]:
 def test_labelmap_declares_every_class_and_void_with_the_mask_palette(photo_project_factory, tmp_path):
     from segstudio.core.schemes import ClassDef, LabelScheme
 
-    scheme = LabelScheme("street", (ClassDef("road", (128, 64, 128)), ClassDef("sky", (70, 130, 180)), ClassDef("car", (0, 0, 142)), ClassDef("tree", (0, 200, 0))))
+    scheme = LabelScheme(
+        "street",
+        (
+            ClassDef("road", (128, 64, 128)),
+            ClassDef("sky", (70, 130, 180)),
+            ClassDef("car", (0, 0, 142)),
+            ClassDef("tree", (0, 200, 0)),
+        ),
+    )
     built = photo_project_factory(tmp_path, scheme, [0, 1, 2, 3], photos=["coffee.jpg", "astronaut.jpg"])
     out = tmp_path / "voc"
     with built.open() as project:

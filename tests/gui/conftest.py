@@ -42,8 +42,10 @@ def shown_window(qtbot) -> Iterator[Callable[..., object]]:
         windows.append(window)
         if folder is not None:
             window.open_folder(folder)
-            qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None,
-                            timeout=WINDOW_WAIT)
+            qtbot.waitUntil(
+                lambda: window.session is not None and window.session.document is not None,
+                timeout=WINDOW_WAIT,
+            )
         return window
 
     yield make

@@ -13,10 +13,23 @@ from segstudio.gui.browser import BrowserWidget, badge_of
 from segstudio.gui.thumbnails import THUMB_SIZE
 
 
-def _rec(i: int, status: Status = Status.NEW, conf: float | None = None, error: str | None = None) -> ImageRecord:
-    return ImageRecord(id=i, rel_path=f"img_{i:05d}.jpg", width=None if error else 64, height=None if error else 48,
-                       content_hash=f"h{i}", status=status, split="train", model_version=None,
-                       mean_confidence=conf, error=error, created_at=0.0, updated_at=0.0)
+def _rec(
+    i: int, status: Status = Status.NEW, conf: float | None = None, error: str | None = None
+) -> ImageRecord:
+    return ImageRecord(
+        id=i,
+        rel_path=f"img_{i:05d}.jpg",
+        width=None if error else 64,
+        height=None if error else 48,
+        content_hash=f"h{i}",
+        status=status,
+        split="train",
+        model_version=None,
+        mean_confidence=conf,
+        error=error,
+        created_at=0.0,
+        updated_at=0.0,
+    )
 
 
 @pytest.fixture
@@ -42,8 +55,14 @@ def test_ten_thousand_records_counters_and_filters(browser):
 
 
 def test_least_confident_first_and_navigation(browser):
-    records = [_rec(0, Status.PREDICTED, 0.9), _rec(1, Status.DONE), _rec(2, Status.PREDICTED, 0.2),
-               _rec(3, Status.NEW), _rec(4, Status.PREDICTED, 0.5), _rec(5, Status.NEW, error="truncated file")]
+    records = [
+        _rec(0, Status.PREDICTED, 0.9),
+        _rec(1, Status.DONE),
+        _rec(2, Status.PREDICTED, 0.2),
+        _rec(3, Status.NEW),
+        _rec(4, Status.PREDICTED, 0.5),
+        _rec(5, Status.NEW, error="truncated file"),
+    ]
     browser.model.set_records(records, None, None)
     browser.set_sort_mode("least_confident")
     order = browser.model.visible_paths()
@@ -71,7 +90,9 @@ def test_thumbnails_are_made_in_background_and_cached(browser, qtbot, tmp_path: 
         browser.set_project(project)
         browser.resize(300, 600)
         browser.show()
-        qtbot.waitUntil(lambda: all(browser.model.has_thumbnail(f"p{i}.jpg") for i in range(3)), timeout=20_000)
+        qtbot.waitUntil(
+            lambda: all(browser.model.has_thumbnail(f"p{i}.jpg") for i in range(3)), timeout=20_000
+        )
         cached = sorted(project.thumbnails_dir.glob("*.jpg"))
         assert len(cached) == 3
         with Image.open(cached[0]) as thumb:

@@ -21,7 +21,7 @@ def test_outline_reach_keeps_lines_two_screen_pixels_wide():
     for reach in (1, 3):
         border = outline_of(labels, reach) != 255
         assert border[10].sum() == 2 * reach  # `reach` pixels each side of the edge
-        assert border[10, 20 - reach:20 + reach].all()
+        assert border[10, 20 - reach : 20 + reach].all()
 
 
 def test_outline_follows_zoom_and_edits_stay_correct(shown_window, demo_photos, qtbot):
@@ -70,7 +70,7 @@ def test_cursor_readout_is_cleared_on_image_switch_and_leaving(shown_window, dem
     assert window.pos_label.text() == ""
 
 
-def _path_points(path) -> list[tuple[float, float]]:  # noqa: ANN001 - QPainterPath
+def _path_points(path) -> list[tuple[float, float]]:
     return [(path.elementAt(i).x, path.elementAt(i).y) for i in range(path.elementCount())]
 
 
@@ -84,19 +84,24 @@ def test_scribble_trail_is_an_open_line_and_the_polygon_preview_closed(shown_win
     qtbot.waitUntil(lambda: window.tools.smart.is_ready, timeout=WAIT)  # no engine preparation left running
     window.tool_state.tool = Tool.SCRIBBLE
     stroke = [(40, 60), (80, 70), (120, 60), (160, 75)]
-    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(*stroke[0]))
+    QTest.mousePress(
+        viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(*stroke[0])
+    )
     for x, y in stroke[1:]:
         QTest.mouseMove(viewport, canvas.to_widget(x, y))
     drawn = _path_points(canvas.polygon_item.path())
     start, end = drawn[0], drawn[-1]
     assert end != start  # no closing segment back to the first point
     assert abs(end[0] - (stroke[-1][0] + 0.5)) < 1.5 and abs(end[1] - (stroke[-1][1] + 0.5)) < 1.5
-    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                       canvas.to_widget(*stroke[-1]))
+    QTest.mouseRelease(
+        viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(*stroke[-1])
+    )
     assert canvas.polygon_item.path().isEmpty()
 
     window.tool_state.tool = Tool.POLYGON
     for x, y in stroke[:3]:
-        QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(x, y))
+        QTest.mouseClick(
+            viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, canvas.to_widget(x, y)
+        )
     drawn = _path_points(canvas.polygon_item.path())
     assert drawn[-1] == drawn[0]  # the polygon preview stays closed

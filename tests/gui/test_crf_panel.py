@@ -33,9 +33,14 @@ def test_new_project_starts_with_the_crf_off_and_the_panel_turns_it_on(qtbot, pr
     with qtbot.waitSignal(panel.crf_changed) as blocker:
         panel.save()
     assert blocker.args[0].bilateral_sxy == 33
-    assert project_crf(project) == CRFParams(bilateral_sxy=33) and ModelSpec.from_project(project).crf is not None
+    assert (
+        project_crf(project) == CRFParams(bilateral_sxy=33)
+        and ModelSpec.from_project(project).crf is not None
+    )
     panel.reset_button.click()
-    assert panel.editors["bilateral_sxy"].value() == CRFParams().bilateral_sxy and panel.enabled_box.isChecked()
+    assert (
+        panel.editors["bilateral_sxy"].value() == CRFParams().bilateral_sxy and panel.enabled_box.isChecked()
+    )
 
 
 def test_tuning_without_corrected_images_says_why_and_changes_nothing(qtbot, project):

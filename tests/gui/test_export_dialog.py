@@ -139,7 +139,9 @@ def test_import_dialog_in_place(qtbot, labelme_example, tmp_path):
 
     folder = tmp_path / "annotated"
     shutil.copytree(labelme_example / "data_annotated", folder)
-    shutil.copy(labelme_example / "labels.txt", tmp_path / "labels.txt")  # labels.txt in the parent, as in labelme's example
+    shutil.copy(
+        labelme_example / "labels.txt", tmp_path / "labels.txt"
+    )  # labels.txt in the parent, as in labelme's example
     folder.chmod(0o755)
     dialog = ImportDialog()
     qtbot.addWidget(dialog)
@@ -164,7 +166,9 @@ def test_dialogs_list_every_registered_format_and_the_colour_option(qtbot, proje
 
     dialog = ExportDialog(project)
     qtbot.addWidget(dialog)
-    assert [dialog.format_combo.itemData(i) for i in range(dialog.format_combo.count())] == available_formats()
+    assert [
+        dialog.format_combo.itemData(i) for i in range(dialog.format_combo.count())
+    ] == available_formats()
     dialog.format_combo.setCurrentIndex(available_formats().index("masks"))
     assert dialog.color_check.isEnabled()
     dialog.color_check.setChecked(True)
@@ -173,7 +177,9 @@ def test_dialogs_list_every_registered_format_and_the_colour_option(qtbot, proje
     assert not dialog.color_check.isEnabled() and not dialog.options().color_masks
     importer = ImportDialog()
     qtbot.addWidget(importer)
-    assert sorted(importer.kind_combo.itemData(i) for i in range(importer.kind_combo.count())) == sorted(available_importers())
+    assert sorted(importer.kind_combo.itemData(i) for i in range(importer.kind_combo.count())) == sorted(
+        available_importers()
+    )
 
 
 def test_import_dialog_refuses_escaping_paths_unless_allowed(qtbot, tmp_path):
@@ -187,7 +193,9 @@ def test_import_dialog_refuses_escaping_paths_unless_allowed(qtbot, tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     shape = {"label": "x", "shape_type": "rectangle", "points": [[1, 1], [5, 5]]}
-    (source / "a.json").write_text(json.dumps({"shapes": [shape], "imagePath": str(outside), "imageHeight": 8, "imageWidth": 8}))
+    (source / "a.json").write_text(
+        json.dumps({"shapes": [shape], "imagePath": str(outside), "imageHeight": 8, "imageWidth": 8})
+    )
     dialog = ImportDialog()
     qtbot.addWidget(dialog)
     dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("labelme"))

@@ -50,7 +50,10 @@ def test_counts_and_base_shown(qtbot, project):
     train = sum(r.split == "train" for r in done)
     assert panel.counts_label.text().startswith(f"{train} train / {len(done) - train} val")
     # no version and no torchvision weights cached here: it says what will really be used
-    assert panel.base_label.text() == "no project model yet: a new model from scratch (no torchvision weights are cached)"
+    assert (
+        panel.base_label.text()
+        == "no project model yet: a new model from scratch (no torchvision weights are cached)"
+    )
     assert panel.fine_tune_button.isEnabled() and not panel.cancel_button.isEnabled()
     assert panel.settings()["epochs"] == 1 and panel.settings()["arch"] == ARCH
     # the simple settings reach the trainer's config: time budget (off by default), lr, batch, crop, freeze
@@ -102,8 +105,10 @@ def test_cancel_keeps_best_checkpoint_and_auto_use_swaps_it_in(qtbot, project):
     qtbot.mouseClick(panel.fine_tune_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: any(e["event"] == "checkpoint" for e in panel.events), timeout=RUN_TIMEOUT_MS)
     assert panel.loss_points
-    with qtbot.waitSignal(panel.model_version_ready, timeout=RUN_TIMEOUT_MS) as ready, \
-            qtbot.waitSignal(panel.training_finished, timeout=RUN_TIMEOUT_MS) as finished:
+    with (
+        qtbot.waitSignal(panel.model_version_ready, timeout=RUN_TIMEOUT_MS) as ready,
+        qtbot.waitSignal(panel.training_finished, timeout=RUN_TIMEOUT_MS) as finished,
+    ):
         qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
     assert finished.args == ["cancelled"]
     assert not panel.is_running() and panel.fine_tune_button.isEnabled()
@@ -137,10 +142,21 @@ def test_progress_events_show_eta_throughput_and_per_class_iou(qtbot, project):
     """The panel renders what the trainer's JSON lines say: ETA and img/s per batch, IoU per class per val."""
     panel = _panel(qtbot, project, 3)
     panel.handle_event({"event": "start", "epochs": 3, "version": "v1", "base": "scratch", "train_images": 7})
-    panel.handle_event({"event": "batch", "epoch": 2, "iter": 1, "iters": 4, "loss": 0.75, "images_per_s": 12.5,
-                        "eta_s": 125})
+    panel.handle_event(
+        {
+            "event": "batch",
+            "epoch": 2,
+            "iter": 1,
+            "iters": 4,
+            "loss": 0.75,
+            "images_per_s": 12.5,
+            "eta_s": 125,
+        }
+    )
     status = panel.status_label.text()
-    assert "Epoch 2/3" in status and "loss 0.750" in status and "12.5 img/s" in status and "ETA 2m 05s" in status
+    assert (
+        "Epoch 2/3" in status and "loss 0.750" in status and "12.5 img/s" in status and "ETA 2m 05s" in status
+    )
     assert panel.loss_points == [(1.25, 0.75)]
     assert panel.progress_bar.value() == int(1000 * 1.25 / 3)  # 1.25 of 3 epochs
     per_class = {"background": 0.9, "disk": 0.625, "square": None, "triangle": 0.0}
@@ -149,7 +165,9 @@ def test_progress_events_show_eta_throughput_and_per_class_iou(qtbot, project):
     rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
     assert rows == {"background": "90.0%", "disk": "62.5%", "square": "n/a", "triangle": "0.0%"}
     assert panel.miou_points == [(2.0, 0.5)]
-    panel.handle_event({"event": "val", "epoch": 3, "miou": 0.6, "per_class_iou": {"background": 0.95, "disk": 0.25}})
+    panel.handle_event(
+        {"event": "val", "epoch": 3, "miou": 0.6, "per_class_iou": {"background": 0.95, "disk": 0.25}}
+    )
     # the latest epoch replaces the values; every class of the scheme stays listed
     assert table.rowCount() == 4 and table.item(1, 1).text() == "25.0%" and table.item(2, 1).text() == "n/a"
 

@@ -24,7 +24,9 @@ def main_window(qtbot):
     return window
 
 
-def test_titled_window_owned_by_the_main_window_fits_the_screen_and_closes_with_esc(qtbot, project, main_window):
+def test_titled_window_owned_by_the_main_window_fits_the_screen_and_closes_with_esc(
+    qtbot, project, main_window
+):
     panel = FinetunePanel(project, main_window)
     panel.show()
     qtbot.waitExposed(panel)
@@ -73,8 +75,9 @@ def test_every_class_is_listed_before_and_during_a_run(qtbot, project):
     names = project.scheme.names
     table = panel.class_table
     assert [table.item(r, 0).text() for r in range(table.rowCount())] == names
-    panel.handle_event({"event": "val", "epoch": 0, "baseline": True, "miou": 0.5,
-                        "per_class_iou": {n: 0.5 for n in names}})
+    panel.handle_event(
+        {"event": "val", "epoch": 0, "baseline": True, "miou": 0.5, "per_class_iou": {n: 0.5 for n in names}}
+    )
     panel.handle_event({"event": "val", "epoch": 1, "miou": 0.6, "per_class_iou": {names[0]: 0.75}})
     assert table.rowCount() == len(names)
     assert [table.item(r, 1).text() for r in range(len(names))] == ["75.0%"] + ["n/a"] * (len(names) - 1)
@@ -82,7 +85,8 @@ def test_every_class_is_listed_before_and_during_a_run(qtbot, project):
 
 
 def test_base_line_names_the_weights_file_the_workbench_predicts_with_and_training_uses_it(
-        qtbot, project, tmp_path, monkeypatch):
+    qtbot, project, tmp_path, monkeypatch
+):
     weights = tmp_path / "mine.pt"
     weights.write_bytes(b"x")
     project.set_setting("gui.weights", {"weights": "file", "path": str(weights), "version": None})
@@ -114,10 +118,20 @@ def test_counts_come_from_the_database_without_reading_masks(qtbot, project, mon
 def test_estimates_show_their_uncertainty(qtbot, project):
     panel = FinetunePanel(project)
     qtbot.addWidget(panel)
-    panel.handle_event({"event": "val", "epoch": 1, "miou": 0.471, "miou_pm": 0.032, "val_images": 8,
-                        "per_class_iou": {}, "gain": {"value": 0.025, "plus_minus": 0.031, "n": 8}})
-    assert panel.estimate_label.text() == ("Val mIoU 47.1 ± 3.2 % on 8 images; "
-                                           "vs the base model +2.5 ± 3.1 points on 8 images")
+    panel.handle_event(
+        {
+            "event": "val",
+            "epoch": 1,
+            "miou": 0.471,
+            "miou_pm": 0.032,
+            "val_images": 8,
+            "per_class_iou": {},
+            "gain": {"value": 0.025, "plus_minus": 0.031, "n": 8},
+        }
+    )
+    assert panel.estimate_label.text() == (
+        "Val mIoU 47.1 ± 3.2 % on 8 images; vs the base model +2.5 ± 3.1 points on 8 images"
+    )
 
 
 def test_a_run_cancelled_before_it_beat_its_start_adds_no_version(qtbot, project, tmp_path):
@@ -126,11 +140,20 @@ def test_a_run_cancelled_before_it_beat_its_start_adds_no_version(qtbot, project
     checkpoint = tmp_path / "best.pt"
     checkpoint.write_bytes(b"x")
     panel._run_version = "v1"
-    for event in ({"event": "val", "epoch": 0, "baseline": True, "miou": 0.446, "per_class_iou": {}},
-                  {"event": "val", "epoch": 1, "miou": 0.396, "per_class_iou": {}},
-                  {"event": "checkpoint", "path": str(checkpoint), "metrics": {"miou": 0.396}},
-                  {"event": "done", "reason": "cancelled", "checkpoint": str(checkpoint), "best_miou": 0.396,
-                   "baseline_miou": 0.446, "beats_start": False, "keep": False}):
+    for event in (
+        {"event": "val", "epoch": 0, "baseline": True, "miou": 0.446, "per_class_iou": {}},
+        {"event": "val", "epoch": 1, "miou": 0.396, "per_class_iou": {}},
+        {"event": "checkpoint", "path": str(checkpoint), "metrics": {"miou": 0.396}},
+        {
+            "event": "done",
+            "reason": "cancelled",
+            "checkpoint": str(checkpoint),
+            "best_miou": 0.396,
+            "baseline_miou": 0.446,
+            "beats_start": False,
+            "keep": False,
+        },
+    ):
         panel.handle_event(event)
     with qtbot.waitSignal(panel.training_finished) as finished:
         panel._finished(130, QProcess.ExitStatus.NormalExit)

@@ -24,7 +24,9 @@ def test_empty_start_offers_an_open_folder_button(shown_window, demo_photos, qtb
 
 
 def test_a_project_without_a_model_says_how_to_get_one(shown_window, demo_photos, qtbot):
-    with Project.open(demo_photos, scheme=get_scheme("cityscapes")) as project:  # no torchvision weights for it
+    with Project.open(
+        demo_photos, scheme=get_scheme("cityscapes")
+    ) as project:  # no torchvision weights for it
         assert project.active_model_version() is None
     window = shown_window(demo_photos)
     hint = window.model_hint
@@ -46,7 +48,9 @@ def test_status_bar_names_the_new_projects_model_after_switching(shown_window, d
     for photo in list(demo_photos.glob("*.jpg"))[:2]:
         (other / photo.name).write_bytes(photo.read_bytes())
     window.open_folder(other)  # what File -> Import does once it has written the project
-    qtbot.waitUntil(lambda: window.project is not None and window.project.image_dir == other.resolve(), timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: window.project is not None and window.project.image_dir == other.resolve(), timeout=WAIT
+    )
     label = window.model_status.device_label.text()
     assert "UNTRAINED" not in label and "untrained" not in label and "not loaded yet" in label
 

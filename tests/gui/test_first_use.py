@@ -49,7 +49,9 @@ def test_a_failed_model_load_says_what_to_do_in_the_app_and_is_retried(qtbot, fo
     from segstudio.ml.weights import save_checkpoint
 
     weights = tmp_path / "later.pt"
-    spec = ModelSpec(arch=ARCH, weights="file", path=str(weights), device="cpu", precision="float32", max_side=64)
+    spec = ModelSpec(
+        arch=ARCH, weights="file", path=str(weights), device="cpu", precision="float32", max_side=64
+    )
     with Project.open(folder) as project:
         ctrl = InferenceController(project, spec)
         try:
@@ -88,7 +90,9 @@ def test_model_menu_switches_to_untrained_weights(window, folder, qtbot):
     assert window.weights_file_action.isEnabled()
     window.untrained_action.trigger()  # what the user clicks, before any worker exists
     assert window.model.controller is None and window.model.spec_changes["weights"] == "none"
-    window.model.use_weights(weights="none", arch=ARCH, device="cpu", max_side=64)  # same choice, a small model
+    window.model.use_weights(
+        weights="none", arch=ARCH, device="cpu", max_side=64
+    )  # same choice, a small model
     assert window.model.ensure_controller()
     try:
         assert window.model.controller.spec.weights == "none"
@@ -131,7 +135,9 @@ def test_model_status_keeps_the_untrained_warning_visible(window):
     )
     window.model_status.on_model_loaded(description, "CPU (2 threads, 2 cores)")
     label = window.model_status.device_label
-    assert "UNTRAINED" in label.text() and "meaningless" in label.text() and len(label.text()) < len(description)
+    assert (
+        "UNTRAINED" in label.text() and "meaningless" in label.text() and len(label.text()) < len(description)
+    )
     assert description in label.toolTip()
 
 

@@ -33,13 +33,17 @@ def test_watcher_picks_up_an_added_file(shown_window, demo_photos, qtbot):
     qtbot.waitUntil(lambda: "later/copy2.jpg" in _paths(window), timeout=WAIT)
 
 
-def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(shown_window, demo_photos, qtbot):
+def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(
+    shown_window, demo_photos, qtbot
+):
     window = shown_window(demo_photos)
     names = sorted(p.name for p in demo_photos.glob("*.jpg"))
     current = window.session.record.rel_path
     window.mark(Status.DONE)  # marks the open image done and moves on
     qtbot.waitUntil(lambda: window.project.get(current).status == Status.DONE, timeout=WAIT)
-    qtbot.waitUntil(lambda: window.browser.counter.text().startswith("1 /"), timeout=WAIT)  # queued after the write
+    qtbot.waitUntil(
+        lambda: window.browser.counter.text().startswith("1 /"), timeout=WAIT
+    )  # queued after the write
     _watching(window, qtbot)
     (demo_photos / current).unlink()
     qtbot.waitUntil(lambda: current not in _paths(window), timeout=WAIT)
@@ -50,18 +54,25 @@ def test_a_deleted_done_image_leaves_the_list_and_a_renamed_one_keeps_its_work(s
     (demo_photos / open_now).rename(demo_photos / f"renamed_{open_now}")
     qtbot.waitUntil(lambda: f"renamed_{open_now}" in _paths(window), timeout=WAIT)
     assert open_now not in _paths(window)
-    assert window.session.record.rel_path == f"renamed_{open_now}" and window.browser.current == f"renamed_{open_now}"
+    assert (
+        window.session.record.rel_path == f"renamed_{open_now}"
+        and window.browser.current == f"renamed_{open_now}"
+    )
     # The open image is deleted: the window moves on, no box, no save into a removed record.
     (demo_photos / f"renamed_{open_now}").unlink()
-    qtbot.waitUntil(lambda: window.session.record is not None
-                    and window.session.record.rel_path != f"renamed_{open_now}", timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: window.session.record is not None and window.session.record.rel_path != f"renamed_{open_now}",
+        timeout=WAIT,
+    )
     assert len(_paths(window)) == 2 and getattr(window, "last_error", None) is None
 
 
 def test_rescan_action_finds_a_file_without_the_watcher(shown_window, demo_photos, qtbot):
     window = shown_window(demo_photos)
     _watching(window, qtbot)
-    window.folder_watch._watcher.removePaths(window.folder_watch._watcher.directories())  # e.g. a network share
+    window.folder_watch._watcher.removePaths(
+        window.folder_watch._watcher.directories()
+    )  # e.g. a network share
     first = sorted(p.name for p in demo_photos.glob("*.jpg"))[0]
     shutil.copy2(demo_photos / first, demo_photos / "zz_new.jpg")
     window.actions_by_id["rescan"].trigger()
@@ -93,8 +104,9 @@ def test_swapped_names_never_show_cached_pixels_of_the_other_file(shown_window, 
     (demo_photos / "swap.tmp").rename(demo_photos / second)
     qtbot.waitUntil(lambda: window.session.record.rel_path == second, timeout=WAIT)  # the open image followed
     window.open_image(first)  # now holds the other photo
-    qtbot.waitUntil(lambda: window.session.image is not None and window.session.record.rel_path == first,
-                    timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: window.session.image is not None and window.session.record.rel_path == first, timeout=WAIT
+    )
     width, height = size_of[second]
     assert window.session.image.shape[:2] == (height, width)
 
@@ -109,6 +121,11 @@ def test_new_pixels_under_the_open_name_are_shown(shown_window, demo_photos, qtb
     # Same size, other pixels, saved the way editors save (a new file renamed over the old one).
     Image.fromarray(255 - before).save(demo_photos / "edit.tmp.jpg", quality=95)
     os.replace(demo_photos / "edit.tmp.jpg", demo_photos / current)
-    qtbot.waitUntil(lambda: window.session.image is not None
-                    and abs(int(window.session.image.mean()) - int(255 - before.mean())) <= 2, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            window.session.image is not None
+            and abs(int(window.session.image.mean()) - int(255 - before.mean())) <= 2
+        ),
+        timeout=WAIT,
+    )
     assert window.session.record.rel_path == current and window.session.document is not None

@@ -146,18 +146,23 @@ def test_hot_swap_to_a_checkpoint(qtbot, controller, project, tmp_path, monkeypa
     import torch
 
     from segstudio.ml.models import build_model
-    from segstudio.ml.weights import save_checkpoint
-
     from segstudio.ml.predict import Predictor
+    from segstudio.ml.weights import save_checkpoint
 
     torch.manual_seed(3)
     # fine-tuned with images capped at 40 px: with no explicit max_side the worker predicts at that cap
-    path = save_checkpoint(tmp_path / "swap.pt", build_model(ARCH, project.scheme.num_classes), ARCH, project.scheme,
-                           provenance={"max_side": 40})
+    path = save_checkpoint(
+        tmp_path / "swap.pt",
+        build_model(ARCH, project.scheme.num_classes),
+        ARCH,
+        project.scheme,
+        provenance={"max_side": 40},
+    )
     caps: list[int | None] = []
     real = Predictor.predict
-    monkeypatch.setattr(Predictor, "predict",
-                        lambda p, image, handle=None: caps.append(p.max_side) or real(p, image, handle))
+    monkeypatch.setattr(
+        Predictor, "predict", lambda p, image, handle=None: caps.append(p.max_side) or real(p, image, handle)
+    )
     with qtbot.waitSignal(controller.model_loaded, timeout=60000) as blocker:
         controller.set_model(SPEC.with_(weights="file", path=str(path), max_side=None))
     description, device = blocker.args

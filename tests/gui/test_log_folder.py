@@ -19,8 +19,13 @@ def test_help_menu_opens_the_project_log_folder_and_worker_errors_are_logged(qtb
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
     window = MainWindow(AppSettings())
     qtbot.addWidget(window)
-    action = next(a for m in window.menuBar().actions() if "Help" in m.text() for a in m.menu().actions()
-                  if a.text() == "Open log folder")
+    action = next(
+        a
+        for m in window.menuBar().actions()
+        if "Help" in m.text()
+        for a in m.menu().actions()
+        if a.text() == "Open log folder"
+    )
     action.trigger()
     assert opened == [str(user_log_dir().absolute())]  # no project yet: the user's log folder
     window.open_folder(images)
@@ -30,7 +35,7 @@ def test_help_menu_opens_the_project_log_folder_and_worker_errors_are_logged(qtb
     logs = window.project.state_dir / "logs"
     assert opened[-1] == str(logs.absolute()) and current_log_dir() == logs.absolute()
 
-    from segstudio.gui.tasks import TaskRunner
+    from segstudio.gui.background_tasks import TaskRunner
 
     def buggy(state):
         return {}["missing key"]

@@ -41,7 +41,9 @@ class BatchWithOneBadFile(QObject):
 
 
 def _modal_boxes() -> list[QDialog]:
-    return [w for w in QApplication.topLevelWidgets() if isinstance(w, (QMessageBox, QDialog)) and w.isVisible()]
+    return [
+        w for w in QApplication.topLevelWidgets() if isinstance(w, (QMessageBox, QDialog)) and w.isVisible()
+    ]
 
 
 def test_a_bad_file_in_a_batch_is_listed_and_marked_without_a_box(shown_window, demo_photos, qtbot):
@@ -60,8 +62,12 @@ def test_a_bad_file_in_a_batch_is_listed_and_marked_without_a_box(shown_window, 
     assert window.problems_dock.isVisible()
     item = window.problems.list.item(0)
     rect = window.problems.list.visualItemRect(item)
-    QTest.mouseClick(window.problems.list.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     rect.center())
+    QTest.mouseClick(
+        window.problems.list.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        rect.center(),
+    )
     qtbot.waitUntil(lambda: window.session.record.rel_path == bad, timeout=WAIT)
     # A later successful prediction clears the problem.
     window.model.prediction_ready.emit(bad, object())
@@ -110,10 +116,10 @@ def test_panels_open_centred_on_the_main_window_and_close_with_escape(shown_wind
 
 def test_offline_model_error_is_one_paragraph_in_the_apps_words(offline_downloads):
     import pytest
+    from torchvision.models.segmentation import LRASPP_MobileNet_V3_Large_Weights
 
     from segstudio.gui.inference_worker import _load_message
     from segstudio.ml import hub
-    from torchvision.models.segmentation import LRASPP_MobileNet_V3_Large_Weights
 
     with pytest.raises(hub.WeightsUnavailableError) as info:
         hub.fetch_state_dict(LRASPP_MobileNet_V3_Large_Weights.DEFAULT)

@@ -51,7 +51,11 @@ def test_palette_find_field_filters_rows_and_enter_selects(shown_window, demo_ph
     window = shown_window(demo_photos)
     palette = window.palette
     palette.find.setText("ter")
-    shown = [palette.list.item(r).text() for r in range(palette.list.count()) if not palette.list.item(r).isHidden()]
+    shown = [
+        palette.list.item(r).text()
+        for r in range(palette.list.count())
+        if not palette.list.item(r).isHidden()
+    ]
     assert len(shown) == 1 and "terrain" in shown[0]
     QTest.keyClick(palette.find, Qt.Key.Key_Return)
     assert window.tool_state.active_class == window.project.scheme.names.index("terrain")

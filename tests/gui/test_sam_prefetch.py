@@ -20,7 +20,9 @@ from segstudio.ml.spec import ModelSpec
 pytest.importorskip("segment_anything")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SPEC = ModelSpec(arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32", max_side=64)
+SPEC = ModelSpec(
+    arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32", max_side=64
+)
 NAMES = ("a.png", "b.png", "c.png", "d.png", "e.png")
 WAIT = 60_000
 
@@ -84,7 +86,8 @@ def test_worker_embeds_current_then_next_and_a_click_reuses_the_cache(qtbot, pro
 
 
 def test_predictions_before_prefetched_embeddings_but_not_before_the_active_current_one(
-        qtbot, project, runtime, monkeypatch):
+    qtbot, project, runtime, monkeypatch
+):
     from segstudio.ml.predict import Predictor
 
     ctrl = InferenceController(project, SPEC)
@@ -167,6 +170,7 @@ def test_a_running_embedding_gives_way_to_the_image_on_screen(qtbot, project, ru
 
 # -- through the real widgets ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def window(shown_window, labelme_example: Path, tmp_path: Path):
     folder = tmp_path / "photos"
@@ -177,12 +181,17 @@ def window(shown_window, labelme_example: Path, tmp_path: Path):
 
 
 def _click(win, x: float, y: float) -> None:
-    QTest.mouseClick(win.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     win.canvas.to_widget(x, y))
+    QTest.mouseClick(
+        win.canvas.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        win.canvas.to_widget(x, y),
+    )
 
 
-def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, window, tiny_sam_checkpoint,
-                                                                    monkeypatch):
+def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(
+    qtbot, window, tiny_sam_checkpoint, monkeypatch
+):
     from segstudio.ml import sam_engine
 
     win = window
@@ -219,15 +228,19 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(qtbot, wind
         # the window has 3 photos: the current one and both next ones end up cached
         qtbot.waitUntil(lambda: len(smart.sam.cache) == 3, timeout=WAIT)
         assert smart.sam.computed == 3
-        assert threading.get_ident() not in threads and win.model.controller.worker_thread.thread_ident in threads
+        assert (
+            threading.get_ident() not in threads
+            and win.model.controller.worker_thread.thread_ident in threads
+        )
         before = doc.labels.copy()
         _click(win, w // 3, h // 3)
         assert doc.in_stroke and smart.sam.computed == 3
         QTest.keyClick(win.canvas, Qt.Key.Key_Escape)
         assert (doc.labels == before).all()
         win.open_image(win.browser.neighbour(1))
-        qtbot.waitUntil(lambda: smart.document is not None and smart.document is not doc and smart.is_ready,
-                        timeout=WAIT)
+        qtbot.waitUntil(
+            lambda: smart.document is not None and smart.document is not doc and smart.is_ready, timeout=WAIT
+        )
         assert smart.sam.computed == 3  # prefetched: ready without another encoder pass
         doc2 = smart.document
         _click(win, doc2.shape[1] // 2, doc2.shape[0] // 2)

@@ -34,7 +34,7 @@ def voc_window(qtbot, labelme_example: Path, tmp_path: Path):
     folder.mkdir()
     shutil.copy2(labelme_example / "data_annotated" / "2011_000006.jpg", folder)
     truth = np.array(Image.open(labelme_example / "expected_voc" / "SegmentationClass" / "2011_000006.png"))
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == CHAIR).view(np.uint8))
+    _count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == CHAIR).view(np.uint8))
     chair = comp == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
     window = MainWindow(AppSettings())
     qtbot.addWidget(window)
@@ -49,7 +49,9 @@ def voc_window(qtbot, labelme_example: Path, tmp_path: Path):
 
 
 def ready(qtbot, window: MainWindow) -> None:
-    qtbot.waitUntil(lambda: window.tools.smart.is_ready and "superpixel" in window.tools.smart.engines, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: window.tools.smart.is_ready and "superpixel" in window.tools.smart.engines, timeout=WAIT
+    )
 
 
 def press(window: MainWindow, x: float, y: float, button=Qt.MouseButton.LeftButton, modifier=NO) -> None:
@@ -70,7 +72,7 @@ def key(window: MainWindow, k: Qt.Key, modifier=NO) -> None:
     QTest.keyClick(window.canvas, k, modifier)
 
 
-def use_tool(window: MainWindow, qtbot, k: Qt.Key, tool: Tool, modifier=NO):  # noqa: ANN001
+def use_tool(window: MainWindow, qtbot, k: Qt.Key, tool: Tool, modifier=NO):
     """Pick a tool by its key, wait for the image's precomputation; returns the document."""
     key(window, k, modifier)
     assert window.tool_state.tool == tool

@@ -123,8 +123,10 @@ def test_pinned_pyside6_survives_many_emits_in_a_fresh_interpreter():
 def test_pyqtgraph_import_skips_cuda_bindings_but_leaves_them_importable():
     """pyqtgraph (the fine-tune curves, through gui.pg_loader) does not pull in the CUDA bindings."""
     pytest.importorskip("cuda.bindings")
-    code = ("import sys, segstudio.gui.finetune_plots; loaded = 'cuda.bindings' in sys.modules; "
-            "import cuda.bindings.runtime; print(loaded)")
+    code = (
+        "import sys, segstudio.gui.finetune_plots; loaded = 'cuda.bindings' in sys.modules; "
+        "import cuda.bindings.runtime; print(loaded)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -148,7 +150,9 @@ def test_window_build_does_not_import_the_click_engines():
         "sys.exit(1 if bad or 'superpixel' not in names or w.tool_state.engine != 'grabcut' else 0)"
     )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -192,8 +196,12 @@ print(seen[:3], sorted(w.tools.smart.engines), 'pyqtgraph' in sys.modules, impor
 ok = seen and seen[0] is False and w.tools.smart.engines and 'pyqtgraph' not in sys.modules
 sys.exit(0 if ok and importers and not any(importers) else 1)  # imported, and never on the GUI thread
 """
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg")
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QObject, QPoint, QPointF, Qt, Signal
 from PySide6.QtGui import QWheelEvent
-from PySide6.QtWidgets import QApplication
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from segstudio.core.document import UNLABELED
 from segstudio.core.project import Project, Status
@@ -60,7 +60,9 @@ def make_window(qtbot):
         windows.append(window)
         if folder is not None:
             window.open_folder(folder)
-            qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
+            qtbot.waitUntil(
+                lambda: window.session is not None and window.session.document is not None, timeout=WAIT
+            )
         return window
 
     yield make
@@ -84,7 +86,9 @@ def click(window: MainWindow, x: int, y: int) -> None:
     QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, pos)
 
 
-def key(window: MainWindow, k: Qt.Key, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+def key(
+    window: MainWindow, k: Qt.Key, modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier
+) -> None:
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, k, modifier)
 
@@ -339,7 +343,9 @@ def test_prediction_on_untouched_image_is_shown_and_batch_preannotates(make_wind
     doc = window.session.document
     window.actions_by_id["predict_all_new"].trigger()
     assert sorted(fake.batch) == list(DEMO_NAMES)
-    qtbot.waitUntil(lambda: all(r.status == Status.PREDICTED for r in window.browser.model.records()), timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: all(r.status == Status.PREDICTED for r in window.browser.model.records()), timeout=WAIT
+    )
     # Untouched image: the prediction becomes what the user starts from, without being an edit.
     assert (doc.labels == 7).all() and not doc.dirty and doc.history.undo_count == 0
     assert window.project.load_mask(window.project.get("astronaut.jpg")) is None
@@ -391,8 +397,16 @@ def test_brush_size_keys_and_cursor_true_size(make_window, image_folder):
     view_before = window.canvas.view_state()
     size_before = window.tool_state.size
     pos = QPointF(window.canvas.to_widget(100, 100))
-    wheel = QWheelEvent(pos, QPointF(window.canvas.mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, 240),
-                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    wheel = QWheelEvent(
+        pos,
+        QPointF(window.canvas.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 240),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(window.canvas.viewport(), wheel)
     assert window.tool_state.size > size_before
     assert window.canvas.view_state() == view_before
@@ -420,8 +434,11 @@ def test_missing_panels_show_a_message_instead_of_crashing(make_window, image_fo
     window = make_window(image_folder)
     real = importlib.import_module
 
-    def fake_import(name: str, *args, **kwargs):  # noqa: ANN002, ANN003
-        if name.startswith("segstudio.gui.") and name.rsplit(".", 1)[1] in ("finetune_panel", "versions_dialog"):
+    def fake_import(name: str, *args, **kwargs):
+        if name.startswith("segstudio.gui.") and name.rsplit(".", 1)[1] in (
+            "finetune_panel",
+            "versions_dialog",
+        ):
             raise ImportError(f"No module named {name!r}")
         return real(name, *args, **kwargs)
 
@@ -455,13 +472,17 @@ def test_stroke_is_repainted_on_the_canvas(make_window, image_folder, qtbot):
     target = canvas.to_widget(100, 100)
     before = canvas.viewport().grab().toImage().pixelColor(target)
     stroke(window, [(80, 100), (120, 100)])
-    qtbot.waitUntil(lambda: canvas.viewport().grab().toImage().pixelColor(target).getRgb()[:3] == (0, 255, 0),
-                    timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: canvas.viewport().grab().toImage().pixelColor(target).getRgb()[:3] == (0, 255, 0),
+        timeout=WAIT,
+    )
     assert before.getRgb()[:3] != (0, 255, 0)
     # Undo repaints too.
     key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: canvas.viewport().grab().toImage().pixelColor(target).getRgb()[:3] != (0, 255, 0),
-                    timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: canvas.viewport().grab().toImage().pixelColor(target).getRgb()[:3] != (0, 255, 0),
+        timeout=WAIT,
+    )
 
 
 def test_view_modes_zoom_and_space_pan(make_window, image_folder, qtbot):
@@ -479,7 +500,10 @@ def test_view_modes_zoom_and_space_pan(make_window, image_folder, qtbot):
     # Editing in outline mode updates the outline of the changed box.
     stroke(window, [(200, 100)])
     cols = np.flatnonzero(window.session.document.labels[100, 150:] == 1) + 150
-    assert canvas.overlay.array[100, cols[len(cols) // 2]] == UNLABELED and canvas.overlay.array[100, cols[0]] == 1
+    assert (
+        canvas.overlay.array[100, cols[len(cols) // 2]] == UNLABELED
+        and canvas.overlay.array[100, cols[0]] == 1
+    )
     key(window, Qt.Key.Key_O, Qt.KeyboardModifier.ShiftModifier)
     assert canvas.overlay.array is window.session.document.labels
     # Toggle overlay visibility.
@@ -604,8 +628,9 @@ def test_real_inference_worker_end_to_end(make_window, image_folder, qtbot):
     torch.set_num_threads(1)
     try:
         window = make_window(image_folder)
-        spec = ModelSpec(arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32",
-                         max_side=64)
+        spec = ModelSpec(
+            arch="lraspp_mobilenet_v3_large", weights="none", device="cpu", precision="float32", max_side=64
+        )
         window.model.set_controller(InferenceController(window.project, spec=spec, parent=window.model))
         key(window, Qt.Key.Key_2)
         stroke(window, [(30, 30), (90, 30)])
@@ -622,7 +647,9 @@ def test_real_inference_worker_end_to_end(make_window, image_folder, qtbot):
         torch.set_num_threads(threads)
 
 
-def test_finetuned_version_is_swapped_into_the_worker_and_panels_close_with_the_project(make_window, image_folder):
+def test_finetuned_version_is_swapped_into_the_worker_and_panels_close_with_the_project(
+    make_window, image_folder
+):
     from segstudio.ml.spec import ModelSpec
 
     window = make_window(image_folder)

@@ -22,8 +22,9 @@ ODD_SIZES = [(37, 53), (64, 48), (33, 91)]
 
 
 def _scheme(n: int) -> LabelScheme:
-    return LabelScheme.from_dict({"name": "t", "classes": [{"name": f"c{i}", "color": [i, 2 * i, 3 * i]}
-                                                            for i in range(n)]})
+    return LabelScheme.from_dict(
+        {"name": "t", "classes": [{"name": f"c{i}", "color": [i, 2 * i, 3 * i]} for i in range(n)]}
+    )
 
 
 @pytest.mark.parametrize("arch", SEED_ARCHS)
@@ -123,8 +124,12 @@ def test_deeplabv2_is_output_stride_8_with_summed_aspp_branches():
 
 def _tv_backbone(arch):
     with torch.device("meta"):
-        ref = {"unet_resnet34": resnet34, "unet_mobilenet_v3_large": mobilenet_v3_large,
-               "segnet_vgg16_bn": vgg16_bn, "deeplabv2_resnet101": resnet101}[arch]()
+        ref = {
+            "unet_resnet34": resnet34,
+            "unet_mobilenet_v3_large": mobilenet_v3_large,
+            "segnet_vgg16_bn": vgg16_bn,
+            "deeplabv2_resnet101": resnet101,
+        }[arch]()
         model = build_model(arch, 3)
     return ref.state_dict(), model.backbone.state_dict()
 
@@ -145,7 +150,9 @@ def test_pretrained_backbone_loads_from_the_torch_home_cache():
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(reference.state_dict(), path)
     model = build_model("unet_mobilenet_v3_large", 3, pretrained_backbone=True)
-    assert torch.equal(model.backbone.state_dict()["0.0.weight"], reference.state_dict()["features.0.0.weight"])
+    assert torch.equal(
+        model.backbone.state_dict()["0.0.weight"], reference.state_dict()["features.0.0.weight"]
+    )
 
 
 @pytest.mark.parametrize("arch", SEED_ARCHS)
@@ -208,8 +215,18 @@ def test_trainer_fits_a_unet_on_the_camvid_sample(shared_testdata, tmp_path):
     from segstudio.ml.train import TrainConfig, train
 
     manifest = camvid_manifest(shared_testdata / "camvid_sample", tmp_path / "run", "unet_mobilenet_v3_large")
-    config = TrainConfig(epochs=3, batch=4, crop=96, max_side=160, lr=0.05, workers=0, min_iters_per_epoch=6,
-                         patience=0, device="cpu", seed=0)
+    config = TrainConfig(
+        epochs=3,
+        batch=4,
+        crop=96,
+        max_side=160,
+        lr=0.05,
+        workers=0,
+        min_iters_per_epoch=6,
+        patience=0,
+        device="cpu",
+        seed=0,
+    )
     writer = ProgressWriter(enabled=False)
     result = train(manifest, config, progress=writer)
     losses = [e["loss"] for e in writer.events if e["event"] == "epoch"]

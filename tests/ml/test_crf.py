@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from segstudio.core.errors import CancelledError
-from tests.fakes import RecordingTask
 from segstudio.ml.crf import CRFError, CRFParams, load_params, refine, refine_probabilities, save_params
+from tests.fakes import RecordingTask
 
 STEMS = ("2011_000003", "2011_000006", "2011_000025")
 # Tuned on these photos: a narrower bilateral kernel than the defaults. The defaults (bilateral sxy 80,
@@ -23,8 +23,9 @@ STEMS = ("2011_000003", "2011_000006", "2011_000025")
 # is what hurts most: sxy 20 with srgb 13, compat 5 also helps at gain 16 (+0.009..+0.014).
 # The study ran at full resolution (scale 1); at the fast default grid of a 500x375 photo (~1/3.4) the gain on
 # 2011_000025 turns into -0.006 mIoU, one more reason a new project starts with the CRF off until tuned.
-PHOTO_PARAMS = CRFParams(bilateral_sxy=20, bilateral_srgb=3, bilateral_compat=5, gaussian_sxy=3, gaussian_compat=3,
-                         scale=1.0)
+PHOTO_PARAMS = CRFParams(
+    bilateral_sxy=20, bilateral_srgb=3, bilateral_compat=5, gaussian_sxy=3, gaussian_compat=3, scale=1.0
+)
 
 
 def test_params_round_trip_and_validation():
@@ -32,7 +33,11 @@ def test_params_round_trip_and_validation():
     assert CRFParams.from_dict(params.to_dict()) == params
     assert CRFParams() == CRFParams.from_dict({})
     assert (CRFParams().gaussian_sxy, CRFParams().gaussian_compat) == (3.0, 3.0)
-    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (20.0, 3.0, 5.0)
+    assert (CRFParams().bilateral_sxy, CRFParams().bilateral_srgb, CRFParams().bilateral_compat) == (
+        20.0,
+        3.0,
+        5.0,
+    )
     with pytest.raises(CRFError, match="unknown CRF setting"):
         CRFParams.from_dict({"iterations": 5, "sigma": 2})
     with pytest.raises(CRFError, match="iterations"):
@@ -91,7 +96,7 @@ def test_read_only_image_is_accepted(scale):
 
 
 def test_reduced_resolution_mode_matches_full_resolution():
-    image, probs, truth = _two_regions(120, 200, 100, 10)
+    image, probs, _truth = _two_regions(120, 200, 100, 10)
     full = refine(image, probs)
     half = refine(image, probs, CRFParams(scale=2.0, min_pixels=1))
     assert half.shape == full.shape
@@ -130,7 +135,9 @@ def _miou(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> float:
 
 
 def _boundary_band(truth: np.ndarray, radius: int = 5) -> np.ndarray:
-    edges = cv2.morphologyEx(np.where(truth == 255, 0, truth), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    edges = (
+        cv2.morphologyEx(np.where(truth == 255, 0, truth), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    )
     band = cv2.dilate(edges.astype(np.uint8), np.ones((2 * radius + 1,) * 2, np.uint8)) > 0
     return band & (truth != 255)
 
@@ -150,7 +157,9 @@ def _coarse_probabilities(truth: np.ndarray, num_classes: int) -> np.ndarray:
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_crf_improves_real_photos(labelme_example, stem):
-    gt = np.array(Image.open(labelme_example / "expected_voc" / "SegmentationClass" / f"{stem}.png").convert("P"))
+    gt = np.array(
+        Image.open(labelme_example / "expected_voc" / "SegmentationClass" / f"{stem}.png").convert("P")
+    )
     image = np.array(Image.open(labelme_example / "data_annotated" / f"{stem}.jpg").convert("RGB"))
     assert gt.shape == image.shape[:2]
     present = [int(c) for c in np.unique(gt) if c != 255]
@@ -174,7 +183,9 @@ def test_default_grid_is_a_third_but_keeps_small_images_detailed():
     small = params.effective_scale(375, 500)  # a VOC photo: the grid keeps min_pixels
     assert 1.0 < small < 3.0 and 375 * 500 / small**2 == pytest.approx(params.min_pixels)
     assert params.effective_scale(100, 100) == 1.0
-    assert params.effective_scale(12000, 12000) == pytest.approx(12000 / 512, rel=1e-4)  # capped at max_pixels
+    assert params.effective_scale(12000, 12000) == pytest.approx(
+        12000 / 512, rel=1e-4
+    )  # capped at max_pixels
     assert CRFParams(scale=1.0).effective_scale(300, 400) == 1.0  # explicit full resolution still works
 
 
@@ -190,7 +201,7 @@ def test_upsampled_labels_match_bilinear_resize_then_argmax():
 
 
 def test_absent_classes_are_pruned_without_changing_the_result():
-    image, probs, truth = _two_regions()
+    image, probs, _truth = _two_regions()
     padded = np.concatenate([probs * (1 - 4e-5), np.full((4, *probs.shape[1:]), 1e-5, np.float32)])
     q = refine_probabilities(image, padded, CRFParams(scale=1.0))
     assert q.shape[0] == 6 and np.all(q[2:] == 0)
@@ -214,8 +225,11 @@ def _camvid_frame(folder, size: tuple[int, int], classes: int) -> tuple[np.ndarr
 
     path = sorted((folder / "camvid_sample" / "images").glob("*.png"))[0]
     image = cv2.resize(np.array(Image.open(path).convert("RGB")), size, interpolation=cv2.INTER_CUBIC)
-    truth = cv2.resize(np.array(Image.open(folder / "camvid_sample" / "masks" / path.name)), size,
-                       interpolation=cv2.INTER_NEAREST)
+    truth = cv2.resize(
+        np.array(Image.open(folder / "camvid_sample" / "masks" / path.name)),
+        size,
+        interpolation=cv2.INTER_NEAREST,
+    )
     return image, coarse_probabilities(truth, classes)
 
 
@@ -223,7 +237,7 @@ def _one_lattice(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.
     """What `refine_probabilities` did before tiles: one lattice over the whole grid, every class."""
     import pydensecrf.densecrf as dcrf
 
-    from segstudio.ml.crf import resize_chw, crf_grid
+    from segstudio.ml.crf import crf_grid, resize_chw
 
     scale, h, w = crf_grid(params, *image.shape[:2])
     small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -231,8 +245,12 @@ def _one_lattice(image: np.ndarray, probs: np.ndarray, params: CRFParams) -> np.
     crf = dcrf.DenseCRF2D(w, h, len(grid))
     crf.setUnaryEnergy(np.ascontiguousarray(-np.log(np.clip(grid, 1e-5, 1)).reshape(len(grid), -1)))
     crf.addPairwiseGaussian(sxy=params.gaussian_sxy / scale, compat=params.gaussian_compat)
-    crf.addPairwiseBilateral(sxy=params.bilateral_sxy / scale, srgb=params.bilateral_srgb, rgbim=small,
-                             compat=params.bilateral_compat)
+    crf.addPairwiseBilateral(
+        sxy=params.bilateral_sxy / scale,
+        srgb=params.bilateral_srgb,
+        rgbim=small,
+        compat=params.bilateral_compat,
+    )
     return np.asarray(crf.inference(params.iterations)).reshape(len(grid), h, w)
 
 

@@ -15,7 +15,11 @@ from segstudio.ml.crf_project import TUNE_REPORT_KEY, project_crf, tunable_count
 from segstudio.ml.crf_tune import TuneSample, boundary_band, split_keys, tune
 
 KNOWN = CRFParams(bilateral_sxy=40, bilateral_srgb=5, bilateral_compat=5, gaussian_sxy=3, gaussian_compat=3)
-SPACE = {"bilateral_sxy": (20.0, 40.0, 100.0), "bilateral_srgb": (3.0, 5.0, 13.0), "bilateral_compat": (3.0, 5.0, 10.0)}
+SPACE = {
+    "bilateral_sxy": (20.0, 40.0, 100.0),
+    "bilateral_srgb": (3.0, 5.0, 13.0),
+    "bilateral_compat": (3.0, 5.0, 10.0),
+}
 START = CRFParams(bilateral_sxy=100, bilateral_srgb=13, bilateral_compat=10)
 
 
@@ -24,7 +28,9 @@ def _photos(shared_testdata, count=6, size=(240, 180)):
     out = []
     for i, path in enumerate(sorted((folder / "images").glob("*.png"))[:count]):
         image = cv2.resize(np.array(Image.open(path).convert("RGB")), size, interpolation=cv2.INTER_AREA)
-        truth = cv2.resize(np.array(Image.open(folder / "masks" / path.name)), size, interpolation=cv2.INTER_NEAREST)
+        truth = cv2.resize(
+            np.array(Image.open(folder / "masks" / path.name)), size, interpolation=cv2.INTER_NEAREST
+        )
         out.append((path.stem, image, truth, coarse_probabilities(truth, 11, gain=4.0, blur=2.0, seed=i)))
     return out
 
@@ -45,8 +51,10 @@ def test_boundary_band_ignores_void():
 
 
 def test_tuning_recovers_the_settings_the_data_was_made_with(shared_testdata):
-    samples = [TuneSample(name, image, probs, refine(image, probs, KNOWN))
-               for name, image, _, probs in _photos(shared_testdata)]
+    samples = [
+        TuneSample(name, image, probs, refine(image, probs, KNOWN))
+        for name, image, _, probs in _photos(shared_testdata)
+    ]
     report = tune(samples, START, 11, space=SPACE)
     found = report.tuned_params
     assert (found.bilateral_sxy, found.bilateral_srgb, found.bilateral_compat) == (40, 5, 5)
@@ -71,7 +79,9 @@ def _project_with_done_images(tmp_path, photos, truth_of):
 def test_never_saves_a_crf_worse_than_none_on_held_out_images(shared_testdata, tmp_path):
     photos = _photos(shared_testdata)
     # the corrected masks ARE the network's argmax: no CRF can beat "no CRF" on them
-    project = _project_with_done_images(tmp_path, photos, lambda image, truth, probs: upsampled_labels(probs, *truth.shape))
+    project = _project_with_done_images(
+        tmp_path, photos, lambda image, truth, probs: upsampled_labels(probs, *truth.shape)
+    )
     with project:
         CRFParams()  # a project that had the CRF switched on before tuning
         from segstudio.ml.crf import save_params
@@ -86,7 +96,9 @@ def test_never_saves_a_crf_worse_than_none_on_held_out_images(shared_testdata, t
 
 def test_tuning_saves_settings_that_beat_no_crf(shared_testdata, tmp_path):
     photos = _photos(shared_testdata)
-    project = _project_with_done_images(tmp_path, photos, lambda image, truth, probs: refine(image, probs, KNOWN))
+    project = _project_with_done_images(
+        tmp_path, photos, lambda image, truth, probs: refine(image, probs, KNOWN)
+    )
     with project:
         report = tune_project(project, space=SPACE)
         assert report.keep and report.gain > 0

@@ -34,8 +34,15 @@ def _denormalise(image: torch.Tensor, config: AugmentConfig) -> np.ndarray:
 
 
 def test_manifest_round_trip_and_fingerprint(tmp_path):
-    manifest = write_shapes_manifest(tmp_path, train=3, val=2, size=32, version="v4",
-                                     base=BaseSpec("checkpoint", "/x/best.pt", "v3"), settings={"epochs": 2})
+    manifest = write_shapes_manifest(
+        tmp_path,
+        train=3,
+        val=2,
+        size=32,
+        version="v4",
+        base=BaseSpec("checkpoint", "/x/best.pt", "v3"),
+        settings={"epochs": 2},
+    )
     path = manifest.save(tmp_path / "m.json")
     loaded = TrainManifest.load(path)
     assert loaded.to_dict() == manifest.to_dict()
@@ -149,7 +156,9 @@ def test_manifest_from_project_uses_done_images_and_stable_split(tmp_path):
         with pytest.raises(ManifestError, match="unknown base"):
             resolve_base(project, "v7")
         sample = manifest.train[0]
-        assert np.array_equal(cv2.imread(sample.mask, cv2.IMREAD_UNCHANGED), project.load_mask(project.get(sample.key)))
+        assert np.array_equal(
+            cv2.imread(sample.mask, cv2.IMREAD_UNCHANGED), project.load_mask(project.get(sample.key))
+        )
 
 
 def test_manifest_from_project_without_done_images(tmp_path):

@@ -53,20 +53,54 @@ def test_single_process_helpers_are_no_ops():
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo_identical_weights_one_checkpoint(tmp_path):
-    settings = {"batch": 2, "crop": 48, "workers": 0, "min_iters_per_epoch": 3, "device": "cpu", "epochs": 2,
-                "lr": 0.02, "patience": 0}
-    manifest = write_shapes_manifest(tmp_path, train=8, val=3, size=48, arch=ARCH, base=BaseSpec("scratch"),
-                                     version="v1", settings=settings)
+    settings = {
+        "batch": 2,
+        "crop": 48,
+        "workers": 0,
+        "min_iters_per_epoch": 3,
+        "device": "cpu",
+        "epochs": 2,
+        "lr": 0.02,
+        "patience": 0,
+    }
+    manifest = write_shapes_manifest(
+        tmp_path,
+        train=8,
+        val=3,
+        size=48,
+        arch=ARCH,
+        base=BaseSpec("scratch"),
+        version="v1",
+        settings=settings,
+    )
     path = manifest.save(tmp_path / "manifest.json")
     hashes = tmp_path / "hashes"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])
+        ),
+    }
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(Path(__file__).with_name("ddp_train_hash.py")), str(path), str(hashes)],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(Path(__file__).with_name("ddp_train_hash.py")),
+            str(path),
+            str(hashes),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

@@ -14,13 +14,13 @@ from segstudio.core.interactive import Prompts, create_engine
 from segstudio.core.interactive.robot import interior_point
 
 pytest.importorskip("pydensecrf")
-import segstudio.ml.interactive_crf  # noqa: E402,F401  (registers "crf")
+import segstudio.ml.interactive_crf  # noqa: F401  (registers "crf")
 
 
 def _missed_chair(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     image = np.array(Image.open(root / "data_annotated" / "2011_000006.jpg").convert("RGB"))
     truth = np.array(Image.open(root / "expected_voc" / "SegmentationClass" / "2011_000006.png"))
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == 9).view(np.uint8))
+    _count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == 9).view(np.uint8))
     chair = comp == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
     # A model that is right elsewhere but calls the chair background (60 %) with some doubt (30 % chair).
     probs = np.full((21, *truth.shape), 0.1 / 20, np.float32)
@@ -50,7 +50,9 @@ def test_crf_engine_needs_probabilities():
         engine.prepare(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SegStudioError, match="do not match"):
         engine.prepare(np.zeros((8, 8, 3), np.uint8), np.ones((3, 4, 8), np.float32))
-    engine.prepare(np.zeros((8, 8, 3), np.uint8), np.full((3, 4, 4), 1 / 3, np.float32))  # stored reduced: resized
+    engine.prepare(
+        np.zeros((8, 8, 3), np.uint8), np.full((3, 4, 4), 1 / 3, np.float32)
+    )  # stored reduced: resized
     assert engine.probabilities.shape == (3, 8, 8)
 
 
@@ -65,7 +67,7 @@ def test_a_click_runs_the_crf_on_a_small_local_grid(labelme_example, monkeypatch
     seen: list[tuple[int, ...]] = []
     real = engine_module.refine_probabilities
 
-    def spy(window, grid_probs, params, *rest):  # noqa: ANN001, ANN202
+    def spy(window, grid_probs, params, *rest):
         seen.append((*grid_probs.shape, *window.shape[:2]))
         return real(window, grid_probs, params, *rest)
 

@@ -9,13 +9,21 @@ from segstudio.cli import build_parser
 from segstudio.ml.precision import PRECISION_CHOICES, PRECISIONS, PrecisionError, canonical_precision
 from segstudio.ml.predict import resolve_precision
 from segstudio.ml.train import TrainConfig, TrainingError
-from segstudio.ml.train_loop import autocast_for, resolve_precision as train_precision
+from segstudio.ml.train_loop import autocast_for
+from segstudio.ml.train_loop import resolve_precision as train_precision
 
 
 def test_aliases_map_to_canonical_names_and_unknown_names_list_the_choices():
     assert [canonical_precision(n) for n in ("fp32", "bf16", "fp16", "float32", "auto")] == [
-        "float32", "bfloat16", "float16", "float32", "auto"]
-    with pytest.raises(PrecisionError, match="choose one of: auto, float32, bfloat16, float16, fp32, bf16, fp16"):
+        "float32",
+        "bfloat16",
+        "float16",
+        "float32",
+        "auto",
+    ]
+    with pytest.raises(
+        PrecisionError, match="choose one of: auto, float32, bfloat16, float16, fp32, bf16, fp16"
+    ):
         canonical_precision("int8")
 
 

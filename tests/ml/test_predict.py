@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 
 import numpy as np
@@ -10,10 +11,10 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import CancelledError, SegStudioError
-from tests.fakes import RecordingTask
 from segstudio.ml.crf import CRFParams
 from segstudio.ml.models import build_model
 from segstudio.ml.predict import Predictor, resolve_precision
+from tests.fakes import RecordingTask
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -92,7 +93,13 @@ def test_tiled_equals_untiled_for_a_local_model():
     net = LocalNet().eval()
     whole = Predictor(net, precision="float32", max_side=None, tile_size=512, return_probabilities=True)
     tiled = Predictor(
-        net, precision="float32", max_side=None, tile_size=48, tile_overlap=16, batch_size=3, return_probabilities=True
+        net,
+        precision="float32",
+        max_side=None,
+        tile_size=48,
+        tile_overlap=16,
+        batch_size=3,
+        return_probabilities=True,
     )
     task = RecordingTask()
     a, b = whole.predict(image), tiled.predict(image, task)
@@ -142,11 +149,15 @@ def test_crf_in_the_pipeline_keeps_raw_labels():
     result = predictor.predict(photo())
     assert result.raw_labels.shape == result.labels.shape
     assert "crf" in result.timings
-    assert not np.array_equal(result.raw_labels, result.labels)  # the local net's output is noisy; the CRF smooths it
+    assert not np.array_equal(
+        result.raw_labels, result.labels
+    )  # the local net's output is noisy; the CRF smooths it
 
 
 def test_cancel_stops_between_tiles(model):
-    predictor = Predictor(model, precision="float32", max_side=None, tile_size=48, tile_overlap=8, batch_size=1)
+    predictor = Predictor(
+        model, precision="float32", max_side=None, tile_size=48, tile_overlap=8, batch_size=1
+    )
     task = RecordingTask(cancel_after=2)
     with pytest.raises(CancelledError):
         predictor.predict(photo(120, 160), task)
@@ -231,7 +242,9 @@ def test_blend_kept_at_a_coarser_stride_when_over_the_memory_budget():
     """A tiny budget forces the tile blend onto a coarse grid; labels at full size barely change."""
     image = np.ascontiguousarray(photo(150, 200))
     net = LocalNet().eval()
-    exact = Predictor(net, precision="float32", max_side=None, tile_size=64, tile_overlap=16, return_probabilities=True)
+    exact = Predictor(
+        net, precision="float32", max_side=None, tile_size=64, tile_overlap=16, return_probabilities=True
+    )
     budget_mb = 3 * 150 * 200 * 4 / 9 / (1 << 20)  # a ninth of the full-resolution blend -> stride 3
     coarse = Predictor(net, precision="float32", max_side=None, tile_size=64, tile_overlap=16,
                        return_probabilities=True, accumulator_budget_mb=budget_mb)  # fmt: skip
@@ -273,7 +286,7 @@ def test_tile_grid_covers_the_image_with_the_overlap():
             assert bool((weight[0] == weight[20]).all())  # no ramp at the image border
     assert covered.min() >= 1
     lefts = sorted({t.left for t in tiles})
-    assert all(b - a <= 64 - 16 for a, b in zip(lefts, lefts[1:]))
+    assert all(b - a <= 64 - 16 for a, b in itertools.pairwise(lefts))
 
 
 def test_a_loaded_image_is_dropped_before_postprocessing(monkeypatch):
@@ -281,12 +294,14 @@ def test_a_loaded_image_is_dropped_before_postprocessing(monkeypatch):
     (bench/memory.py: the 12000x12000 peak), and the result equals predict(image)."""
     import weakref
 
-    predictor = Predictor(LocalNet().eval(), precision="float32", crf=CRFParams(iterations=3, scale=2.0, min_pixels=1))
+    predictor = Predictor(
+        LocalNet().eval(), precision="float32", crf=CRFParams(iterations=3, scale=2.0, min_pixels=1)
+    )
     expected = predictor.predict(photo())
     alive: list[bool] = []
     real_postprocess = Predictor._postprocess
 
-    def spy(self, view, probs, handle, timings):  # noqa: ANN001, ANN202
+    def spy(self, view, probs, handle, timings):
         alive.append(ref() is not None)
         return real_postprocess(self, view, probs, handle, timings)
 
@@ -300,4 +315,6 @@ def test_a_loaded_image_is_dropped_before_postprocessing(monkeypatch):
     monkeypatch.setattr(Predictor, "_postprocess", spy)
     result = predictor.predict(loader)
     assert alive == [False]
-    assert np.array_equal(result.labels, expected.labels) and np.array_equal(result.raw_labels, expected.raw_labels)
+    assert np.array_equal(result.labels, expected.labels) and np.array_equal(
+        result.raw_labels, expected.raw_labels
+    )

@@ -74,8 +74,10 @@ def test_cache_is_safe_across_threads():
 def test_module_imports_neither_torch_nor_qt():
     import subprocess
 
-    code = ("import sys, segstudio.ml.sam_cache; "
-            "bad = [m for m in ('torch', 'PySide6', 'segment_anything') if m in sys.modules]; print(bad); "
-            "sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, segstudio.ml.sam_cache; "
+        "bad = [m for m in ('torch', 'PySide6', 'segment_anything') if m in sys.modules]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 pytest.importorskip("segment_anything")
-from segstudio.core.errors import CancelledError, CheckpointError, UsageError  # noqa: E402
-from segstudio.core.interactive import Prompts, create_engine  # noqa: E402
-from segstudio.ml import sam_engine  # noqa: E402
+from segstudio.core.errors import CancelledError, CheckpointError, UsageError
+from segstudio.core.interactive import Prompts, create_engine
+from segstudio.ml import sam_engine
+
 
 @pytest.fixture
 def checkpoint(tiny_sam_checkpoint):

@@ -70,7 +70,11 @@ def test_paired_gain_is_tighter_than_the_two_separate_intervals():
 
 
 def test_keep_and_activate_rules():
-    assert beats_start(0.40, 0.45) is False and beats_start(0.45, 0.45) is True and beats_start(None, 0.4) is None
+    assert (
+        beats_start(0.40, 0.45) is False
+        and beats_start(0.45, 0.45) is True
+        and beats_start(None, 0.4) is None
+    )
     assert not keeps_version("cancelled", 0.396, 0.446)  # cancelled before it beat its start: no version
     assert keeps_version("cancelled", 0.50, 0.446)
     assert keeps_version("cancelled", 0.50, None)  # no val split: nothing says it is worse
@@ -79,7 +83,10 @@ def test_keep_and_activate_rules():
 
 def test_format_estimate():
     assert format_estimate(Estimate(0.4712, 0.0321, 8)) == "47.1 ± 3.2 % on 8 images"
-    assert format_estimate({"value": 0.025, "plus_minus": 0.031, "n": 19}, signed=True) == "+2.5 ± 3.1 points on 19 images"
+    assert (
+        format_estimate({"value": 0.025, "plus_minus": 0.031, "n": 19}, signed=True)
+        == "+2.5 ± 3.1 points on 19 images"
+    )
     assert format_estimate(Estimate(-0.05, None, 1), signed=True) == "-5.0 points on 1 image"
     assert format_estimate(None) == "n/a"
 

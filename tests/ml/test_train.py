@@ -19,7 +19,15 @@ from segstudio.ml.manifest import BaseSpec, ManifestError
 from segstudio.ml.models import build_model, class_dependent_keys
 from segstudio.ml.progress import ProgressWriter, parse_progress_line
 from segstudio.ml.synthetic import write_shapes_manifest
-from segstudio.ml.train import TrainConfig, TrainingError, build_start_model, loss_fn, poly_factor, state_hash, train
+from segstudio.ml.train import (
+    TrainConfig,
+    TrainingError,
+    build_start_model,
+    loss_fn,
+    poly_factor,
+    state_hash,
+    train,
+)
 from segstudio.ml.weights import load_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,8 +40,17 @@ def _scheme(*names: str) -> LabelScheme:
 
 
 def _tiny_settings(**overrides):
-    values = dict(epochs=1, batch=2, crop=32, workers=0, min_iters_per_epoch=2, scale_min=0.75, scale_max=1.25,
-                  device="cpu", lr=0.01)
+    values = dict(
+        epochs=1,
+        batch=2,
+        crop=32,
+        workers=0,
+        min_iters_per_epoch=2,
+        scale_min=0.75,
+        scale_max=1.25,
+        device="cpu",
+        lr=0.01,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -142,8 +159,9 @@ def test_classifier_rebuilt_and_matching_names_keep_their_rows(tmp_path):
     path = save_checkpoint(tmp_path / "v1.pt", old, ARCH, old_scheme, version="v1")
     new_scheme = _scheme("car", "sky", "tree")
     warnings: list[str] = []
-    model, arch, parent, _, norm = build_start_model(BaseSpec("checkpoint", str(path), "v1"), None, new_scheme,
-                                                     warn=warnings.append)
+    model, arch, parent, _, norm = build_start_model(
+        BaseSpec("checkpoint", str(path), "v1"), None, new_scheme, warn=warnings.append
+    )
     assert arch == ARCH and parent == "v1" and norm["mean"]
     old_state, new_state = old.state_dict(), model.state_dict()
     keys = class_dependent_keys(ARCH) & set(new_state)
@@ -152,7 +170,9 @@ def test_classifier_rebuilt_and_matching_names_keep_their_rows(tmp_path):
         assert torch.equal(new_state[key][0], old_state[key][2])  # car
         assert torch.equal(new_state[key][1], old_state[key][0])  # sky
     weight_keys = [k for k in keys if k.endswith("weight")]
-    assert not any(torch.equal(new_state[k][2], old_state[k][i]) for k in weight_keys for i in range(3))  # tree: fresh
+    assert not any(
+        torch.equal(new_state[k][2], old_state[k][i]) for k in weight_keys for i in range(3)
+    )  # tree: fresh
     shared = [k for k in new_state if k not in keys and not k.endswith("num_batches_tracked")]
     assert all(torch.equal(new_state[k], old_state[k]) for k in shared)
     assert any("car, sky" in w for w in warnings)
@@ -167,7 +187,9 @@ def test_base_checkpoint_of_another_arch_is_refused(tmp_path):
 
 def test_auto_base_without_cached_weights_starts_from_scratch_with_a_warning():
     warnings: list[str] = []
-    _, _, parent, description, _ = build_start_model(BaseSpec("auto"), ARCH, _scheme("a", "b"), warn=warnings.append)
+    _, _, parent, description, _ = build_start_model(
+        BaseSpec("auto"), ARCH, _scheme("a", "b"), warn=warnings.append
+    )
     assert description == "scratch" and parent is None
     assert any("from scratch" in w for w in warnings)
     a = build_start_model(BaseSpec("scratch"), ARCH, _scheme("a", "b"), seed=3)[0]
@@ -192,7 +214,9 @@ def test_auto_base_uses_cached_torchvision_weights_and_keeps_matching_class_rows
     state = model.state_dict()
     cat = list(VOC_CLASSES).index("cat")
     for key in sorted(class_dependent_keys(ARCH)):
-        assert torch.equal(state[key][0], published[key][0]) and torch.equal(state[key][1], published[key][cat])
+        assert torch.equal(state[key][0], published[key][0]) and torch.equal(
+            state[key][1], published[key][cat]
+        )
         assert not torch.equal(state[key][2], published[key][2])  # "road" is not a VOC class: fresh row
     backbone = [k for k in published if k.startswith("backbone.") and published[k].is_floating_point()]
     assert backbone and all(torch.equal(state[k], published[k]) for k in backbone)
@@ -208,7 +232,9 @@ def test_freeze_backbone_trains_only_the_head_and_writes_a_versioned_checkpoint(
     base = save_checkpoint(tmp_path / "base.pt", start, ARCH, scheme, version="v1")
     manifest.base = BaseSpec("checkpoint", str(base), "v1")
     stream = io.StringIO()
-    result = train(manifest, _tiny_settings(freeze_backbone=True, max_side=200), progress=ProgressWriter(stream))
+    result = train(
+        manifest, _tiny_settings(freeze_backbone=True, max_side=200), progress=ProgressWriter(stream)
+    )
     assert result.reason == "completed" and result.checkpoint is not None
     ckpt = load_checkpoint(result.checkpoint)
     assert ckpt.provenance["max_side"] == 200  # inference on this version uses the same cap (test_weights)
@@ -238,10 +264,14 @@ def test_seed_and_deterministic_option_repeat_a_run_exactly(tmp_path):
     """The deterministic seed option: the same manifest and seed give bit-identical weights; another seed does not."""
     hashes = []
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        manifest = write_shapes_manifest(tmp_path / name, train=4, val=2, size=32, arch=ARCH,
-                                         base=BaseSpec("scratch"))
-        result = train(manifest, _tiny_settings(seed=seed, deterministic=True, baseline_eval=False),
-                       progress=ProgressWriter(enabled=False))
+        manifest = write_shapes_manifest(
+            tmp_path / name, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch")
+        )
+        result = train(
+            manifest,
+            _tiny_settings(seed=seed, deterministic=True, baseline_eval=False),
+            progress=ProgressWriter(enabled=False),
+        )
         assert result.checkpoint is not None
         hashes.append(state_hash_of(load_checkpoint(result.checkpoint).state_dict))
         assert not torch.are_deterministic_algorithms_enabled()  # process-wide: restored after the run
@@ -262,17 +292,25 @@ def state_hash_of(state: dict[str, torch.Tensor]) -> str:
 def test_early_stopping_when_val_miou_stalls(tmp_path, monkeypatch):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     constant = np.array([[5, 1, 0, 0], [1, 5, 0, 0], [0, 0, 5, 1], [0, 0, 1, 5]])
-    monkeypatch.setattr(train_loop, "evaluate", lambda *a, **k: np.stack([constant, constant]))  # 2 val images
-    result = train(manifest, _tiny_settings(epochs=6, patience=2, baseline_eval=False),
-                   progress=ProgressWriter(enabled=False))
+    monkeypatch.setattr(
+        train_loop, "evaluate", lambda *a, **k: np.stack([constant, constant])
+    )  # 2 val images
+    result = train(
+        manifest,
+        _tiny_settings(epochs=6, patience=2, baseline_eval=False),
+        progress=ProgressWriter(enabled=False),
+    )
     assert result.reason == "early_stop"
     assert result.epochs_run == 3 and result.best_epoch == 1
 
 
 def test_time_budget_stops_and_keeps_a_checkpoint(tmp_path):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
-    result = train(manifest, _tiny_settings(epochs=50, time_budget_s=0.001, baseline_eval=False),
-                   progress=ProgressWriter(enabled=False))
+    result = train(
+        manifest,
+        _tiny_settings(epochs=50, time_budget_s=0.001, baseline_eval=False),
+        progress=ProgressWriter(enabled=False),
+    )
     assert result.reason == "time_budget" and result.epochs_run == 1
     assert result.checkpoint is not None and result.checkpoint.is_file()
 
@@ -286,14 +324,22 @@ def test_cancel_keeps_best_checkpoint_and_resume_state(tmp_path):
         return calls["n"] > 3  # 2 steps per epoch: epoch 1 completes, epoch 2 is cancelled mid-way
 
     writer = ProgressWriter(enabled=False)
-    result = train(manifest, _tiny_settings(epochs=5, baseline_eval=False), progress=writer,
-                   should_stop=stop_in_second_epoch)
+    result = train(
+        manifest,
+        _tiny_settings(epochs=5, baseline_eval=False),
+        progress=writer,
+        should_stop=stop_in_second_epoch,
+    )
     assert result.reason == "cancelled"
     assert result.checkpoint is not None and result.checkpoint.is_file()
     assert (tmp_path / "run" / "resume.pt").is_file()  # an interrupted run can be resumed
     assert writer.events[-1]["event"] == "done" and writer.events[-1]["reason"] == "cancelled"
-    resumed = train(manifest, _tiny_settings(epochs=3, baseline_eval=False), progress=ProgressWriter(enabled=False),
-                    resume=True)
+    resumed = train(
+        manifest,
+        _tiny_settings(epochs=3, baseline_eval=False),
+        progress=ProgressWriter(enabled=False),
+        resume=True,
+    )
     assert resumed.reason == "completed" and resumed.epochs_run == 3
     assert not (tmp_path / "run" / "resume.pt").exists()
 
@@ -326,8 +372,12 @@ def test_resume_refuses_another_training_set(tmp_path):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(manifest, _tiny_settings(), progress=ProgressWriter(enabled=False), resume=True)
-    train(manifest, _tiny_settings(epochs=2, baseline_eval=False), progress=ProgressWriter(enabled=False),
-          should_stop=iter([False] * 3 + [True] * 100).__next__)
+    train(
+        manifest,
+        _tiny_settings(epochs=2, baseline_eval=False),
+        progress=ProgressWriter(enabled=False),
+        should_stop=iter([False] * 3 + [True] * 100).__next__,
+    )
     other = write_shapes_manifest(tmp_path, train=5, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     with pytest.raises(TrainingError, match="another run"):
         train(other, _tiny_settings(epochs=2), progress=ProgressWriter(enabled=False), resume=True)
@@ -364,8 +414,11 @@ def test_progress_lines_are_json_and_junk_is_ignored():
 def test_adamw_with_balanced_class_weights_trains(tmp_path):
     manifest = write_shapes_manifest(tmp_path, train=4, val=2, size=32, arch=ARCH, base=BaseSpec("scratch"))
     writer = ProgressWriter(enabled=False)
-    result = train(manifest, _tiny_settings(optimizer="adamw", lr=1e-3, class_weights="balanced",
-                                            baseline_eval=False), progress=writer)
+    result = train(
+        manifest,
+        _tiny_settings(optimizer="adamw", lr=1e-3, class_weights="balanced", baseline_eval=False),
+        progress=writer,
+    )
     assert result.reason == "completed" and result.checkpoint is not None
     losses = [e["loss"] for e in writer.events if e["event"] == "epoch"]
     assert losses and all(np.isfinite(losses))

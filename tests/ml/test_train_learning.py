@@ -22,10 +22,30 @@ def scratch_run(tmp_path_factory):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("shapes")
-    manifest = write_shapes_manifest(folder, train=96, val=24, size=64, style="base", seed=1, arch=ARCH,
-                                     base=BaseSpec("scratch"), version="v1")
-    config = TrainConfig(epochs=12, batch=8, crop=64, lr=0.05, scale_min=0.75, scale_max=1.5, workers=0,
-                         min_iters_per_epoch=12, patience=0, device="cpu", seed=0)
+    manifest = write_shapes_manifest(
+        folder,
+        train=96,
+        val=24,
+        size=64,
+        style="base",
+        seed=1,
+        arch=ARCH,
+        base=BaseSpec("scratch"),
+        version="v1",
+    )
+    config = TrainConfig(
+        epochs=12,
+        batch=8,
+        crop=64,
+        lr=0.05,
+        scale_min=0.75,
+        scale_max=1.5,
+        workers=0,
+        min_iters_per_epoch=12,
+        patience=0,
+        device="cpu",
+        seed=0,
+    )
     writer = ProgressWriter(enabled=False)
     try:
         result = train(manifest, config, progress=writer)
@@ -45,8 +65,8 @@ def test_learns_textured_shapes_from_scratch(scratch_run):
     # the saved best checkpoint is the model the metrics describe: predict with it and re-score
     from segstudio.core.metrics import SegmentationMetrics, confusion_matrix
     from segstudio.core.schemes import LabelScheme
-    from segstudio.ml.synthetic import shapes_scheme_dict
     from segstudio.ml.spec import ModelSpec
+    from segstudio.ml.synthetic import shapes_scheme_dict
     from segstudio.ml.weights import load_checkpoint, load_model
 
     scheme = LabelScheme.from_dict(shapes_scheme_dict())
@@ -65,10 +85,30 @@ def test_learns_textured_shapes_from_scratch(scratch_run):
 @pytest.mark.slow
 def test_fine_tuning_on_a_few_shifted_images_improves_val_miou(scratch_run, tmp_path):
     base_result, _ = scratch_run
-    manifest = write_shapes_manifest(tmp_path, train=6, val=24, size=64, style="shifted", seed=7, arch=None,
-                                     base=BaseSpec("checkpoint", str(base_result.checkpoint), "v1"), version="v2")
-    config = TrainConfig(epochs=8, batch=6, crop=64, lr=0.02, scale_min=0.75, scale_max=1.5, workers=0,
-                         min_iters_per_epoch=8, patience=0, device="cpu", seed=0)
+    manifest = write_shapes_manifest(
+        tmp_path,
+        train=6,
+        val=24,
+        size=64,
+        style="shifted",
+        seed=7,
+        arch=None,
+        base=BaseSpec("checkpoint", str(base_result.checkpoint), "v1"),
+        version="v2",
+    )
+    config = TrainConfig(
+        epochs=8,
+        batch=6,
+        crop=64,
+        lr=0.02,
+        scale_min=0.75,
+        scale_max=1.5,
+        workers=0,
+        min_iters_per_epoch=8,
+        patience=0,
+        device="cpu",
+        seed=0,
+    )
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -17,8 +17,15 @@ from segstudio.ml.synthetic import write_shapes_manifest
 from segstudio.ml.weights import load_checkpoint
 
 ARCH = "lraspp_mobilenet_v3_large"
-SETTINGS = {"batch": 4, "crop": 48, "workers": 0, "min_iters_per_epoch": 4, "device": "cpu", "lr": 0.02,
-            "patience": 0}
+SETTINGS = {
+    "batch": 4,
+    "crop": 48,
+    "workers": 0,
+    "min_iters_per_epoch": 4,
+    "device": "cpu",
+    "lr": 0.02,
+    "patience": 0,
+}
 
 
 def _env() -> dict[str, str]:
@@ -28,7 +35,10 @@ def _env() -> dict[str, str]:
 def _start(manifest_path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "segstudio", "train", "--manifest", str(manifest_path), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
 
 
@@ -49,14 +59,24 @@ def _read_until(process: subprocess.Popen, predicate, timeout: float = 240) -> l
             seen.append(json.loads(line))
             if predicate(seen[-1]):
                 return seen
-    raise AssertionError(f"the trainer never reported what we waited for; saw {[e['event'] for e in seen]}; "
-                         f"stderr: {process.stderr.read() if process.poll() is not None else ''}")
+    raise AssertionError(
+        f"the trainer never reported what we waited for; saw {[e['event'] for e in seen]}; "
+        f"stderr: {process.stderr.read() if process.poll() is not None else ''}"
+    )
 
 
 @pytest.fixture
 def manifest_path(tmp_path) -> Path:
-    manifest = write_shapes_manifest(tmp_path, train=8, val=2, size=48, arch=ARCH, base=BaseSpec("scratch"),
-                                     version="v1", settings=SETTINGS)
+    manifest = write_shapes_manifest(
+        tmp_path,
+        train=8,
+        val=2,
+        size=48,
+        arch=ARCH,
+        base=BaseSpec("scratch"),
+        version="v1",
+        settings=SETTINGS,
+    )
     return manifest.save(tmp_path / "manifest.json")
 
 
@@ -77,8 +97,21 @@ def test_killed_run_resumes_and_finishes(manifest_path):
     assert (run_dir / "best.pt").exists()
 
     second = subprocess.run(
-        [sys.executable, "-m", "segstudio", "train", "--manifest", str(manifest_path), "--epochs", "3", "--resume"],
-        capture_output=True, text=True, env=_env(), timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "segstudio",
+            "train",
+            "--manifest",
+            str(manifest_path),
+            "--epochs",
+            "3",
+            "--resume",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
     )
     assert second.returncode == 0, second.stderr
     events = _events(second.stdout)
@@ -112,8 +145,13 @@ def test_sigterm_stops_gracefully_and_keeps_the_best_checkpoint(manifest_path):
 
 def test_bad_manifest_reports_an_error_event(tmp_path):
     (tmp_path / "m.json").write_text("{}")
-    result = subprocess.run([sys.executable, "-m", "segstudio", "train", "--manifest", str(tmp_path / "m.json")],
-                            capture_output=True, text=True, env=_env(), timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "segstudio", "train", "--manifest", str(tmp_path / "m.json")],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert result.returncode == 2
     events = _events(result.stdout)
     assert events and events[-1]["event"] == "error" and "manifest" in events[-1]["message"]

@@ -46,7 +46,14 @@ def test_round_trip_keeps_weights_and_metadata(tmp_path):
     scheme = scheme_of("background", "cat", "dog")
     model = trained_model(ARCH, 3)
     path = save_checkpoint(
-        tmp_path / "m.pt", model, ARCH, scheme, metrics={"miou": 0.5}, provenance={"epochs": 2}, version="v2", parent="v1"
+        tmp_path / "m.pt",
+        model,
+        ARCH,
+        scheme,
+        metrics={"miou": 0.5},
+        provenance={"epochs": 2},
+        version="v2",
+        parent="v1",
     )
     ckpt = load_checkpoint(path)
     assert ckpt.arch == ARCH
@@ -264,8 +271,12 @@ def test_predictor_uses_the_max_side_the_checkpoint_was_trained_with(tmp_path):
     assert Predictor.from_loaded(capped, precision="float32").max_side == 320
     assert Predictor.from_loaded(plain, precision="float32").max_side == DEFAULT_MAX_SIDE
     assert Predictor.from_loaded(untrained, precision="float32").max_side == DEFAULT_MAX_SIDE
-    assert Predictor.from_loaded(capped, precision="float32", max_side=96).max_side == 96  # an explicit choice wins
-    assert Predictor.from_loaded(capped, precision="float32", max_side=0).max_side is None  # 0 = full resolution
+    assert (
+        Predictor.from_loaded(capped, precision="float32", max_side=96).max_side == 96
+    )  # an explicit choice wins
+    assert (
+        Predictor.from_loaded(capped, precision="float32", max_side=0).max_side is None
+    )  # 0 = full resolution
     assert Predictor.from_loaded(capped, precision="float32").working_size(480, 640) == (240, 320)
 
 
@@ -296,7 +307,9 @@ def test_diverged_weights_are_refused_at_save_and_the_previous_file_is_kept(tmp_
     good = path.read_bytes()
     with torch.no_grad():
         next(p for p in model.parameters() if p.dim() > 1).view(-1)[3] = poison
-    with pytest.raises(CheckpointError, match=r"refused to save .*best\.pt: 1 weight tensor.*NaN or infinite"):
+    with pytest.raises(
+        CheckpointError, match=r"refused to save .*best\.pt: 1 weight tensor.*NaN or infinite"
+    ):
         save_checkpoint(path, model, ARCH, scheme, metrics={"miou": 0.5})
     assert path.read_bytes() == good  # the last good checkpoint is untouched
     with pytest.raises(CheckpointError, match="refused to save"):
@@ -322,6 +335,12 @@ def test_diverged_weights_are_refused_in_the_resume_file(tmp_path):
 
 def test_checkpoint_with_zero_std_normalization_is_refused(tmp_path):
     model = trained_model(ARCH, 3)
-    path = save_checkpoint(tmp_path / "m.pt", model, ARCH, scheme_of("a", "b", "c"), normalization={"mean": [0, 0, 0], "std": [1, 0, 1]})
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        model,
+        ARCH,
+        scheme_of("a", "b", "c"),
+        normalization={"mean": [0, 0, 0], "std": [1, 0, 1]},
+    )
     with pytest.raises(CheckpointError, match="normalization"):
         load_checkpoint(path)

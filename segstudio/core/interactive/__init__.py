@@ -15,7 +15,7 @@ _EXPORTS = {
     "ENGINES": "engines", "Engine": "engines", "create_engine": "engines",
     "Prompts": "prompts",
     "keep_seeded": "regions", "paste_region": "regions",
-    "ClickSession": "session",
+    "ClickSession": "click_session",
     "Superpixels": "superpixels", "compute_superpixels": "superpixels", "superpixel_brush": "superpixels",
     "magic_wand": "wand",
 }  # fmt: skip

@@ -23,11 +23,23 @@ import numpy as np
 from segstudio.core.errors import UsageError
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.core.interactive.regions import keep_seeded
-from segstudio.core.interactive.superpixels import CLICK_SEGMENTS, DEFAULT_SEGMENTS, Superpixels, compute_superpixels
+from segstudio.core.interactive.superpixels import (
+    CLICK_SEGMENTS,
+    DEFAULT_SEGMENTS,
+    Superpixels,
+    compute_superpixels,
+)
 from segstudio.core.schemes import UNLABELED
 
-__all__ = ["Engine", "ENGINES", "register_engine", "create_engine", "SuperpixelEngine", "GrabCutEngine",
-           "grabcut_region"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "GrabCutEngine",
+    "SuperpixelEngine",
+    "create_engine",
+    "grabcut_region",
+    "register_engine",
+]
 
 
 class Engine:
@@ -69,7 +81,9 @@ class Engine:
             return np.zeros(shape, bool)
         if prompts.box is not None and not self.handles_box:
             region = grabcut_region(self.image, prompts)
-            return region if _box_share(region, prompts.box) >= BOX_EMPTY_BELOW else self._box_fallback(prompts)
+            return (
+                region if _box_share(region, prompts.box) >= BOX_EMPTY_BELOW else self._box_fallback(prompts)
+            )
         pos, neg = prompts.seed_masks(shape)
         barrier = None
         if labels is not None:
@@ -152,8 +166,12 @@ class SuperpixelEngine(Engine):
     tolerance = 120.0  # path-summed Lab distance (plus HOP_COST per hop) a region may grow from its seeds
     correction_tolerance = 30.0  # the same, inside pixels the mask labels with the class under the click
 
-    def __init__(self, tolerance: float | None = None, n_segments: int = CLICK_SEGMENTS,
-                 brush_segments: int | None = DEFAULT_SEGMENTS) -> None:
+    def __init__(
+        self,
+        tolerance: float | None = None,
+        n_segments: int = CLICK_SEGMENTS,
+        brush_segments: int | None = DEFAULT_SEGMENTS,
+    ) -> None:
         super().__init__(tolerance)
         self.n_segments, self.brush_segments = n_segments, brush_segments
         self.click_superpixels: Superpixels | None = None  # the graph clicks grow over
@@ -166,7 +184,9 @@ class SuperpixelEngine(Engine):
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         super().prepare(image, probabilities)
         self.click_superpixels = compute_superpixels(self.image, self.n_segments)
-        self.superpixels = None if self.brush_segments is None else compute_superpixels(self.image, self.brush_segments)
+        self.superpixels = (
+            None if self.brush_segments is None else compute_superpixels(self.image, self.brush_segments)
+        )
         self._evidence = None
 
     def region(self, prompts: Prompts, active_class: int = 0, labels: np.ndarray | None = None) -> np.ndarray:
@@ -195,7 +215,9 @@ class SuperpixelEngine(Engine):
         majority = self._majority
         if majority is not None:
             under = np.setdiff1d(majority[pos_ids], [active_class, UNLABELED])
-            neg_ids = np.union1d(neg_ids, np.flatnonzero(~np.isin(majority, [*under, active_class, UNLABELED])))
+            neg_ids = np.union1d(
+                neg_ids, np.flatnonzero(~np.isin(majority, [*under, active_class, UNLABELED]))
+            )
             blocked = majority == active_class
             blocked[pos_ids] = False
             correcting = np.isin(majority, under) if len(under) else None
@@ -232,8 +254,14 @@ def _box_share(region: np.ndarray, box: tuple[float, float, float, float]) -> fl
     return float(inside.mean()) if inside.size else 1.0
 
 
-def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, iterations: int = 2,
-                   reach: float = 0.12, barrier: np.ndarray | None = None) -> np.ndarray:
+def grabcut_region(
+    image: np.ndarray,
+    prompts: Prompts,
+    max_side: int = 256,
+    iterations: int = 2,
+    reach: float = 0.12,
+    barrier: np.ndarray | None = None,
+) -> np.ndarray:
     """GrabCut from a box (rectangle mode) or from seeds (mask mode, probable foreground near them)."""
     small, scale = _scaled(image, max_side)
     h, w = small.shape[:2]
@@ -244,13 +272,17 @@ def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, ite
         x0, x1 = sorted((max(0, x0), min(w - 1, x1)))
         y0, y1 = sorted((max(0, y0), min(h - 1, y1)))
         mask[:] = cv2.GC_BGD
-        mask[y0:y1 + 1, x0:x1 + 1] = cv2.GC_PR_FGD
+        mask[y0 : y1 + 1, x0 : x1 + 1] = cv2.GC_PR_FGD
     else:
-        near = cv2.dilate(pos.astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * int(reach * max(h, w)) + 1,) * 2))
+        near = cv2.dilate(
+            pos.astype(np.uint8),
+            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(reach * max(h, w)) + 1,) * 2),
+        )
         mask[near.astype(bool)] = cv2.GC_PR_FGD
     if barrier is not None:
-        mask[cv2.resize(barrier.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)] = cv2.GC_BGD
+        mask[cv2.resize(barrier.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)] = (
+            cv2.GC_BGD
+        )
     mask[pos] = cv2.GC_FGD
     mask[neg] = cv2.GC_BGD
     if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
@@ -263,7 +295,10 @@ def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, ite
     if prompts.box is not None:
         x, y, bw, bh = cv2.boundingRect(((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).view(np.uint8))
         margin = max(8, int(ROI_MARGIN * max(bw, bh)))
-        roi = (slice(max(0, y - margin), min(h, y + bh + margin)), slice(max(0, x - margin), min(w, x + bw + margin)))
+        roi = (
+            slice(max(0, y - margin), min(h, y + bh + margin)),
+            slice(max(0, x - margin), min(w, x + bw + margin)),
+        )
     sub = mask[roi].copy()  # a copy even when the window is the whole image: `mask` is rewritten below
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
@@ -280,7 +315,9 @@ def grabcut_region(image: np.ndarray, prompts: Prompts, max_side: int = 256, ite
 
 class GrabCutEngine(Engine):
     name = "grabcut"
-    tolerance = 0.12  # reach of the probable-foreground disc around positive seeds (fraction of the long side)
+    tolerance = (
+        0.12  # reach of the probable-foreground disc around positive seeds (fraction of the long side)
+    )
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
         assert self.image is not None

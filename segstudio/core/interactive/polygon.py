@@ -6,7 +6,7 @@ import numpy as np
 
 from segstudio.core.interactive.prompts import Point
 
-__all__ = ["pick_vertex", "pick_edge"]
+__all__ = ["pick_edge", "pick_vertex"]
 
 
 def pick_vertex(points: list[Point], x: float, y: float, radius: float) -> int | None:

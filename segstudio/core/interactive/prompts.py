@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["Point", "Prompts", "SEED_RADIUS"]
+__all__ = ["SEED_RADIUS", "Point", "Prompts"]
 
 Point = tuple[float, float]  # (x, y) image pixel coordinates
 SEED_RADIUS = 3  # a click marks a small disc, not one pixel: hand jitter and JPEG noise
@@ -27,10 +27,13 @@ class Prompts:
         return not (self.positives or self.scribbles or self.box)
 
     def copy(self) -> Prompts:
-        return Prompts(list(self.positives), list(self.negatives), [list(s) for s in self.scribbles], self.box)
+        return Prompts(
+            list(self.positives), list(self.negatives), [list(s) for s in self.scribbles], self.box
+        )
 
-    def seed_masks(self, shape: tuple[int, int], radius: int = SEED_RADIUS,
-                   scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def seed_masks(
+        self, shape: tuple[int, int], radius: int = SEED_RADIUS, scale: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(positive, negative) boolean seed masks of `shape` (image coordinates times `scale`)."""
         pos = np.zeros(shape, np.uint8)
         neg = np.zeros(shape, np.uint8)

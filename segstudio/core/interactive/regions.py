@@ -7,10 +7,12 @@ import numpy as np
 
 from segstudio.core.document import Protect
 
-__all__ = ["paste_region", "keep_seeded", "pixel_accuracy"]
+__all__ = ["keep_seeded", "paste_region", "pixel_accuracy"]
 
 
-def paste_region(labels: np.ndarray, region: np.ndarray, value: int, protect: Protect | None = None) -> np.ndarray:
+def paste_region(
+    labels: np.ndarray, region: np.ndarray, value: int, protect: Protect | None = None
+) -> np.ndarray:
     """Write `value` into `labels` (in place) where `region` is set and `protect` allows; returns changed pixels."""
     where = region.astype(bool, copy=True)
     allowed = (protect or Protect.none()).allowed(labels)

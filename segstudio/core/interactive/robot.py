@@ -15,15 +15,24 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from segstudio.core.interactive.click_session import ClickSession
 from segstudio.core.interactive.engines import Engine, grabcut_region
 from segstudio.core.interactive.regions import paste_region, pixel_accuracy
-from segstudio.core.interactive.session import ClickSession
 from segstudio.core.interactive.superpixels import Superpixels, superpixel_brush
 from segstudio.core.interactive.wand import magic_wand
 from segstudio.core.schemes import UNLABELED
 
-__all__ = ["confirmed_labels", "ErrorSpot", "largest_error", "interior_point", "Trace", "run_image", "object_clicks",
-           "polygon_trace", "BRUSH_MAX_RADIUS"]
+__all__ = [
+    "BRUSH_MAX_RADIUS",
+    "ErrorSpot",
+    "Trace",
+    "confirmed_labels",
+    "interior_point",
+    "largest_error",
+    "object_clicks",
+    "polygon_trace",
+    "run_image",
+]
 
 VOID = UNLABELED  # truth pixels that no tool is scored on
 BRUSH_MAX_RADIUS = 50
@@ -61,7 +70,9 @@ def largest_error(labels: np.ndarray, truth: np.ndarray) -> ErrorSpot | None:
         return None
     best: tuple[int, int, np.ndarray, int] | None = None  # (area, class, labels, id)
     for c in np.unique(truth[error]):
-        count, comp, stats, _ = cv2.connectedComponentsWithStats((error & (truth == c)).view(np.uint8), connectivity=8)
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(
+            (error & (truth == c)).view(np.uint8), connectivity=8
+        )
         if count > 1:
             k = 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
             if best is None or stats[k, cv2.CC_STAT_AREA] > best[0]:
@@ -89,8 +100,9 @@ class Trace:
 Action = Callable[[np.ndarray, ErrorSpot], np.ndarray]  # (labels, spot) -> changed labels (in place ok)
 
 
-def _simple_action(tool: str, image: np.ndarray, superpixels: Superpixels | None,
-                   tolerance: float | None) -> Action:
+def _simple_action(
+    tool: str, image: np.ndarray, superpixels: Superpixels | None, tolerance: float | None
+) -> Action:
     def act(labels: np.ndarray, spot: ErrorSpot) -> np.ndarray:
         if tool == "ideal":
             region = spot.region
@@ -112,12 +124,22 @@ def _simple_action(tool: str, image: np.ndarray, superpixels: Superpixels | None
             raise ValueError(f"unknown robot tool {tool!r}")
         paste_region(labels, region, spot.true_class)
         return labels
+
     return act
 
 
-def run_image(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray, *, engine: Engine | None = None,
-              superpixels: Superpixels | None = None, tolerance: float | None = None, target: float = 0.95,
-              max_actions: int = 60) -> Trace:
+def run_image(
+    tool: str,
+    image: np.ndarray,
+    truth: np.ndarray,
+    start: np.ndarray,
+    *,
+    engine: Engine | None = None,
+    superpixels: Superpixels | None = None,
+    tolerance: float | None = None,
+    target: float = 0.95,
+    max_actions: int = 60,
+) -> Trace:
     """Drive one tool on one image until `target` pixel accuracy or `max_actions`.
 
     `tool` is "click" (smart click with `engine`: positive clicks of the true class refine the open
@@ -138,7 +160,9 @@ def run_image(tool: str, image: np.ndarray, truth: np.ndarray, start: np.ndarray
             simple(labels, spot)
         else:
             assert engine is not None
-            in_session = session is not None and session.region is not None and bool(session.region[spot.y, spot.x])
+            in_session = (
+                session is not None and session.region is not None and bool(session.region[spot.y, spot.x])
+            )
             if session is not None and session.active_class == spot.true_class:
                 session.click(spot.x, spot.y, positive=True)
             elif session is not None and in_session and labels[spot.y, spot.x] == session.active_class:

@@ -18,7 +18,14 @@ from skimage.segmentation import slic  # imported here, not lazily: a first impo
 
 from segstudio.core.interactive.prompts import Point
 
-__all__ = ["Superpixels", "compute_superpixels", "superpixel_brush", "DEFAULT_SEGMENTS", "CLICK_SEGMENTS", "HOP_COST"]
+__all__ = [
+    "CLICK_SEGMENTS",
+    "DEFAULT_SEGMENTS",
+    "HOP_COST",
+    "Superpixels",
+    "compute_superpixels",
+    "superpixel_brush",
+]
 
 DEFAULT_SEGMENTS = 1200  # the superpixel brush: ~150 px each on 500x375, big dabs that follow edges
 #: the click engine: ~60 px each. Measured (bench/annotate.py): with 1,200 SLIC segments the best
@@ -33,7 +40,9 @@ HOP_COST = 0.5  # per graph step: more, smaller superpixels need a smaller one f
 class Superpixels:
     segments: np.ndarray  # (H, W) int32 superpixel id per pixel, 0..n-1
     mean_lab: np.ndarray  # (n, 3) float32 mean CIELAB colour
-    graph: sparse.csr_matrix  # (n, n) symmetric, weight = colour distance of adjacent superpixels (+ hop cost)
+    graph: (
+        sparse.csr_matrix
+    )  # (n, n) symmetric, weight = colour distance of adjacent superpixels (+ hop cost)
 
     @property
     def count(self) -> int:
@@ -72,21 +81,33 @@ class Superpixels:
         return dijkstra(graph, directed=False, indices=np.asarray(seeds), min_only=True)
 
 
-def compute_superpixels(image: np.ndarray, n_segments: int = DEFAULT_SEGMENTS, compactness: float = 10.0,
-                        hop_cost: float = HOP_COST) -> Superpixels:
+def compute_superpixels(
+    image: np.ndarray,
+    n_segments: int = DEFAULT_SEGMENTS,
+    compactness: float = 10.0,
+    hop_cost: float = HOP_COST,
+) -> Superpixels:
     """SLIC on an HxWx3 uint8 RGB image, mean Lab colours and the 4-adjacency graph."""
-    segments = slic(image[..., :3], n_segments=n_segments, compactness=compactness, start_label=0,
-                    convert2lab=True, enforce_connectivity=True).astype(np.int32)
+    segments = slic(
+        image[..., :3],
+        n_segments=n_segments,
+        compactness=compactness,
+        start_label=0,
+        convert2lab=True,
+        enforce_connectivity=True,
+    ).astype(np.int32)
     lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0  # OpenCV's 8-bit Lab: L scaled to 0-255, a/b offset by 128
     n = int(segments.max()) + 1
     counts = np.bincount(segments.ravel(), minlength=n).astype(np.float32)
     mean = np.stack([np.bincount(segments.ravel(), lab[..., k].ravel(), minlength=n) for k in range(3)], 1)
     mean /= np.maximum(counts, 1)[:, None]
-    pairs = np.concatenate([
-        np.stack([segments[:, :-1].ravel(), segments[:, 1:].ravel()], 1),
-        np.stack([segments[:-1, :].ravel(), segments[1:, :].ravel()], 1),
-    ])
+    pairs = np.concatenate(
+        [
+            np.stack([segments[:, :-1].ravel(), segments[:, 1:].ravel()], 1),
+            np.stack([segments[:-1, :].ravel(), segments[1:, :].ravel()], 1),
+        ]
+    )
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
     weight = np.linalg.norm(mean[pairs[:, 0]] - mean[pairs[:, 1]], axis=1) + hop_cost

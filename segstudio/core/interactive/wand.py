@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["magic_wand", "DEFAULT_TOLERANCE", "tolerance_from_drag"]
+__all__ = ["DEFAULT_TOLERANCE", "magic_wand", "tolerance_from_drag"]
 
 DEFAULT_TOLERANCE = 24  # per RGB channel, compared with the clicked pixel's colour
 
@@ -20,7 +20,7 @@ def magic_wand(image: np.ndarray, x: float, y: float, tolerance: float = DEFAULT
     if not (0 <= xi < w and 0 <= yi < h):
         return np.zeros((h, w), bool)
     src = np.ascontiguousarray(image[..., :3])
-    patch = src[max(0, yi - 1):yi + 2, max(0, xi - 1):xi + 2].reshape(-1, 3)
+    patch = src[max(0, yi - 1) : yi + 2, max(0, xi - 1) : xi + 2].reshape(-1, 3)
     seed_color = np.median(patch, axis=0)
     # Compare against a constant seed colour: replace the seed pixel so FIXED_RANGE uses the median.
     work = src.copy()

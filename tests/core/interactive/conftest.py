@@ -17,7 +17,7 @@ def load_voc(root: Path, stem: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def largest_object(truth: np.ndarray, cls: int) -> np.ndarray:
-    count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == cls).view(np.uint8))
+    _count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == cls).view(np.uint8))
     return comp == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
 
 

@@ -17,8 +17,14 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "bench.annotate", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.annotate", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _synthetic_set(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -36,15 +42,34 @@ def _synthetic_set(tmp_path: Path) -> tuple[Path, Path, Path]:
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(images / f"im{i}.png")
         Image.fromarray(mask).save(masks / f"im{i}.png")
     scheme = tmp_path / "scheme.json"
-    scheme.write_text(json.dumps({"name": "t", "classes": [{"name": n, "color": [i * 60, 0, 0]}
-                                                          for i, n in enumerate(["sky", "ball", "grass"])]}))
+    scheme.write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "classes": [
+                    {"name": n, "color": [i * 60, 0, 0]} for i, n in enumerate(["sky", "ball", "grass"])
+                ],
+            }
+        )
+    )
     return images, masks, scheme
 
 
 def test_annotate_benchmark_json(tmp_path: Path):
     images, masks, scheme = _synthetic_set(tmp_path)
-    done = _run("--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json",
-                "--tools", "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut", "--max-actions", "20")
+    done = _run(
+        "--images",
+        str(images),
+        "--masks",
+        str(masks),
+        "--scheme",
+        str(scheme),
+        "--json",
+        "--tools",
+        "polygon,ideal,brush,spbrush,wand,box,click:superpixel,click:grabcut",
+        "--max-actions",
+        "20",
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     rows = {r["tool"]: r for r in data["tools"]}
@@ -62,12 +87,40 @@ def test_annotate_benchmark_measures_a_sam_checkpoint(tmp_path: Path, tiny_sam_c
     from bench import annotate
 
     images, masks, scheme = _synthetic_set(tmp_path)
-    code = annotate.main(["--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json",
-                          "--tools", "ideal,click:sam", "--max-actions", "3", "--sam-checkpoint", str(tiny_sam_checkpoint)])
+    code = annotate.main(
+        [
+            "--images",
+            str(images),
+            "--masks",
+            str(masks),
+            "--scheme",
+            str(scheme),
+            "--json",
+            "--tools",
+            "ideal,click:sam",
+            "--max-actions",
+            "3",
+            "--sam-checkpoint",
+            str(tiny_sam_checkpoint),
+        ]
+    )
     assert code == 0
     rows = {r["tool"]: r for r in json.loads(capsys.readouterr().out)["tools"]}
     assert set(rows) == {"ideal", "click:sam"}
     assert rows["click:sam"]["latency_ms_p90"] > 0 and rows["click:sam"]["noc85"] is not None
-    assert annotate.main(["--images", str(images), "--masks", str(masks), "--scheme", str(scheme),
-                          "--sam-checkpoint", str(tmp_path / "missing.pth")]) == 2
+    assert (
+        annotate.main(
+            [
+                "--images",
+                str(images),
+                "--masks",
+                str(masks),
+                "--scheme",
+                str(scheme),
+                "--sam-checkpoint",
+                str(tmp_path / "missing.pth"),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err

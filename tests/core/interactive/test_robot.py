@@ -25,7 +25,9 @@ def test_ideal_tool_fixes_one_region_per_action():
     truth = np.zeros((40, 60), np.uint8)
     truth[5:25, 5:25] = 1
     truth[30:35, 40:45] = 2
-    trace = run_image("ideal", np.zeros((40, 60, 3), np.uint8), truth, np.full_like(truth, UNLABELED), target=1.0)
+    trace = run_image(
+        "ideal", np.zeros((40, 60, 3), np.uint8), truth, np.full_like(truth, UNLABELED), target=1.0
+    )
     assert trace.actions_to(1.0) == 3 and len(trace.latency) == 3
 
 

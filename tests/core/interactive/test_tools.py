@@ -14,8 +14,15 @@ import pytest
 
 from segstudio.core.document import UNLABELED, MaskDocument, Protect
 from segstudio.core.errors import SegStudioError
-from segstudio.core.interactive import (ClickSession, Prompts, compute_superpixels, create_engine, magic_wand,
-                                        paste_region, superpixel_brush)
+from segstudio.core.interactive import (
+    ClickSession,
+    Prompts,
+    compute_superpixels,
+    create_engine,
+    magic_wand,
+    paste_region,
+    superpixel_brush,
+)
 from segstudio.core.interactive.engines import grabcut_region
 from segstudio.core.interactive.robot import interior_point, object_clicks
 
@@ -26,10 +33,13 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a & b)) / max(1, np.count_nonzero(a | b))
 
 
-@pytest.mark.parametrize("engine, chair_one, chair_five, car_five", [
-    ("superpixel", 0.75, 0.90, 0.80),
-    ("grabcut", 0.80, 0.90, 0.40),
-])
+@pytest.mark.parametrize(
+    "engine, chair_one, chair_five, car_five",
+    [
+        ("superpixel", 0.75, 0.90, 0.80),
+        ("grabcut", 0.80, 0.90, 0.40),
+    ],
+)
 def test_click_engines_segment_real_objects(voc, engine, chair_one, chair_five, car_five):
     image, truth = voc("2011_000006")
     chair = largest_object(truth, 9)
@@ -79,7 +89,9 @@ def test_box_prompt(voc):
     chair = largest_object(truth, 9)
     ys, xs = np.nonzero(chair)
     region = grabcut_region(image, Prompts(box=(xs.min(), ys.min(), xs.max(), ys.max())))
-    assert iou(region, chair) >= 0.9  # measured 0.97 (GrabCut on the box plus a margin; 0.92 on the whole image)
+    assert (
+        iou(region, chair) >= 0.9
+    )  # measured 0.97 (GrabCut on the box plus a margin; 0.92 on the whole image)
     session = ClickSession(create_engine("superpixel"), 9)
     session.engine.prepare(image)
     assert iou(session.box(xs.max(), ys.max(), xs.min(), ys.min()), chair) >= 0.8  # corners in any order
@@ -173,7 +185,9 @@ def test_correction_click_stays_near_the_click(voc):
     take that class's whole region (the leak bench/annotate.py robots spent most negative clicks on)."""
     image, truth = voc("2011_000003")
     person = largest_object(truth, 15)
-    labels = np.where((truth == 0) | person, 0, UNLABELED).astype(np.uint8)  # the person leaked into background
+    labels = np.where((truth == 0) | person, 0, UNLABELED).astype(
+        np.uint8
+    )  # the person leaked into background
     engine = create_engine("superpixel")
     engine.prepare(image)
     x, y, _ = interior_point(person)
@@ -208,7 +222,9 @@ def test_label_evidence_is_cached_per_labels(voc, monkeypatch):
     engine.prepare(image)
     calls = []
     original = Superpixels.majority
-    monkeypatch.setattr(Superpixels, "majority", lambda self, labels: calls.append(1) or original(self, labels))
+    monkeypatch.setattr(
+        Superpixels, "majority", lambda self, labels: calls.append(1) or original(self, labels)
+    )
     labels = np.where(truth == 0, 0, UNLABELED).astype(np.uint8)
     session = ClickSession(engine, 9, labels)
     chair = largest_object(truth, 9)

@@ -27,8 +27,12 @@ class ClickSession:
 
     @property
     def actions(self) -> int:
-        return len(self.prompts.positives) + len(self.prompts.negatives) + len(self.prompts.scribbles) + \
-            (1 if self.prompts.box is not None else 0)
+        return (
+            len(self.prompts.positives)
+            + len(self.prompts.negatives)
+            + len(self.prompts.scribbles)
+            + (1 if self.prompts.box is not None else 0)
+        )
 
     def click(self, x: float, y: float, positive: bool = True) -> np.ndarray:
         (self.prompts.positives if positive else self.prompts.negatives).append((float(x), float(y)))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from segstudio.core.errors import ProjectError
 from segstudio.core.project import Project, Status
-from segstudio.gui.session import EditorSession
+from segstudio.gui.editing_session import EditorSession
 
 WAIT = 5000
 
@@ -36,7 +36,9 @@ def session(project, qtbot):
     session.close()
 
 
-def test_mark_done_returns_before_the_write_and_the_writer_confirms(session, project, qtbot, monkeypatch) -> None:
+def test_mark_done_returns_before_the_write_and_the_writer_confirms(
+    session, project, qtbot, monkeypatch
+) -> None:
     assert session.open_image("a.png")
     release = threading.Event()
     writer_threads: list[str] = []
@@ -60,7 +62,9 @@ def test_mark_done_returns_before_the_write_and_the_writer_confirms(session, pro
 
 def test_prefetched_labels_are_used_once_and_never_stale(session, project, qtbot) -> None:
     assert session.open_image("a.png")  # prefetches b and c (image, mask, prediction)
-    qtbot.waitUntil(lambda: "b.png" in session.cache._labels and "c.png" in session.cache._labels, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: "b.png" in session.cache._labels and "c.png" in session.cache._labels, timeout=WAIT
+    )
     b = project.get("b.png")
     # b's mask is written after it was prefetched (here: through the writer, as the session does).
     written = np.full(b.shape, 4, np.uint8)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from segstudio.core.errors import ProjectError
-from segstudio.gui.tasks import JobQueue, TaskRunner, TaskState
+from segstudio.gui.background_tasks import JobQueue, TaskRunner, TaskState
 
 WAIT = 5000
 
@@ -94,7 +94,10 @@ def test_cancel_reports_cancelled(qtbot) -> None:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (ProjectError("image folder /x does not exist; check the path"), "image folder /x does not exist; check the path"),
+        (
+            ProjectError("image folder /x does not exist; check the path"),
+            "image folder /x does not exist; check the path",
+        ),
         (ZeroDivisionError("division by zero"), "unexpected error: ZeroDivisionError: division by zero"),
     ],
 )

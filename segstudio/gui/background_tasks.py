@@ -1,7 +1,7 @@
 """Background work for the GUI: one small helper, in the spirit of Orange3's `ConcurrentMixin`.
 
 Work is an ordinary function `fn(state) -> result` that runs on a worker thread and receives a
-`TaskState` (a `core.tasks.TaskHandle`: `set_status`, `set_progress`, `check_cancelled`). Its
+`TaskState` (a `core.task_handle.TaskHandle`: `set_status`, `set_progress`, `check_cancelled`). Its
 outcome reaches the GUI thread as exactly one queued signal: `done(result)`, `failed(message)` or
 `cancelled()`, then `finished()`. Qt objects are never touched from the worker.
 
@@ -36,9 +36,9 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import CancelledError, SegStudioError
 from segstudio.core.logs import log_exception
-from segstudio.core.tasks import NullTask
+from segstudio.core.task_handle import NullTask
 
-__all__ = ["TaskState", "TaskRunner", "JobQueue", "error_message"]
+__all__ = ["JobQueue", "TaskRunner", "TaskState", "error_message"]
 
 
 def error_message(error: BaseException) -> str:
@@ -49,7 +49,7 @@ def error_message(error: BaseException) -> str:
 
 
 class TaskState(NullTask):
-    """The handle a task function receives (a `core.tasks.TaskHandle`; the cancel flag is NullTask's).
+    """The handle a task function receives (a `core.task_handle.TaskHandle`; the cancel flag is NullTask's).
 
     Thread-safe: status and progress go to the runner, which forwards them as queued signals.
     """
@@ -77,7 +77,7 @@ def _outcome(fn: Callable[[TaskState], Any], state: TaskState) -> _Outcome:
         return _Outcome("done", fn(state))
     except CancelledError as error:
         return _Outcome("cancelled", None, error)
-    except Exception as error:  # noqa: BLE001 - a bug must reach the user, not kill the thread silently
+    except Exception as error:
         if not isinstance(error, SegStudioError):
             log_exception("task", error)
         return _Outcome("failed", error_message(error), error)
@@ -202,7 +202,9 @@ class JobQueue(QObject):
     failed = Signal(object, str)  # key, message
     _report = Signal(object, str, object)
 
-    def __init__(self, parent: QObject | None = None, name: str = "segstudio-jobs", lifo: bool = False) -> None:
+    def __init__(
+        self, parent: QObject | None = None, name: str = "segstudio-jobs", lifo: bool = False
+    ) -> None:
         super().__init__(parent)
         self._name = name
         self._lifo = lifo

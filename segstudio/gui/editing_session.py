@@ -3,7 +3,7 @@
 Kept out of `main_window.py` so the window stays wiring. Disk work stays off the GUI thread:
 
 - Saving: the labels are copied (a couple of milliseconds) and written by one background writer
-  (`gui.tasks.JobQueue`, in order). Every finished stroke is queued at once (other changes after a
+  (`gui.background_tasks.JobQueue`, in order). Every finished stroke is queued at once (other changes after a
   short timer), so killing the app loses at most the stroke in progress. "Mark done" and other
   status moves go through the same queue; the record shown changes at once and the writer confirms
   (or reports the error and the true state comes back).
@@ -30,7 +30,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
 from segstudio.core.logs import log_exception
 from segstudio.core.project import ImageRecord, Prediction, Project, Status
-from segstudio.gui.tasks import JobQueue, TaskState
+from segstudio.gui.background_tasks import JobQueue, TaskState
 
 __all__ = ["EditorSession", "ImageCache"]
 
@@ -70,7 +70,7 @@ class ImageCache:
         if future is not None:
             try:
                 return future.result()
-            except Exception:  # noqa: BLE001 - fall through to a direct load that raises properly
+            except Exception:
                 pass
         image = self.project.load_image(rec)
         self._put(rec.rel_path, image)
@@ -115,9 +115,13 @@ class ImageCache:
             if rec.error:
                 continue
             with self._lock:
-                if rec.rel_path in self._inflight or (rec.rel_path in self._images and rec.rel_path in self._labels):
+                if rec.rel_path in self._inflight or (
+                    rec.rel_path in self._images and rec.rel_path in self._labels
+                ):
                     continue
-                self._inflight[rec.rel_path] = self._jobs.submit(lambda state, r=rec: self._load(r), key=rec.rel_path)
+                self._inflight[rec.rel_path] = self._jobs.submit(
+                    lambda state, r=rec: self._load(r), key=rec.rel_path
+                )
 
     def _load(self, rec: ImageRecord) -> np.ndarray:
         try:
@@ -200,7 +204,11 @@ class EditorSession(QObject):
             return True
         self._had_mask = mask is not None
         if mask is None:
-            mask = prediction.labels.copy() if prediction is not None else np.full(rec.shape, UNLABELED, np.uint8)
+            mask = (
+                prediction.labels.copy()
+                if prediction is not None
+                else np.full(rec.shape, UNLABELED, np.uint8)
+            )
         doc = MaskDocument(mask, self.histories.get(rec.rel_path))
         if prediction is not None:
             doc.set_prediction(prediction.labels, prediction.confidence, prediction.raw_labels, notify=False)
@@ -260,7 +268,9 @@ class EditorSession(QObject):
         def run(state: TaskState) -> Any:
             try:
                 return job()
-            except SegStudioError as exc:  # disk full, image gone...: logged here; bugs are logged by gui.tasks
+            except (
+                SegStudioError
+            ) as exc:  # disk full, image gone...: logged here; bugs are logged by gui.background_tasks
                 log_exception("save", exc)
                 raise
             finally:
@@ -347,7 +357,12 @@ class EditorSession(QObject):
         else:
             self.record_changed.emit(rec)
         doc = self.document
-        if doc is None or self.record is None or self.record.rel_path != rel_path or labels.shape != doc.shape:
+        if (
+            doc is None
+            or self.record is None
+            or self.record.rel_path != rel_path
+            or labels.shape != doc.shape
+        ):
             return
         pristine = self.pristine
         doc.set_prediction(labels, confidence, raw)

@@ -57,7 +57,9 @@ class ConsoleProgress(NullTask):
     at most one every 5 seconds plus the last, so logs get no carriage-return redraws.
     """
 
-    def __init__(self, label: str = "", stream: TextIO | None = None, width: int = 30, live: bool = True) -> None:
+    def __init__(
+        self, label: str = "", stream: TextIO | None = None, width: int = 30, live: bool = True
+    ) -> None:
         super().__init__()
         self._label = label
         self._stream = stream or sys.stderr
