@@ -161,6 +161,24 @@ def _reference(name: str, image: np.ndarray, clicks: int) -> dict:
     }
 
 
+def _photo_paths(folder: Path, count: int) -> list[Path]:
+    """The first `count` photos of `folder`; scikit-image's sample photos when the folder is absent (a
+    device machine without the shared test data: the timings depend on the size, not the content)."""
+    if folder.is_dir():
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    import tempfile
+
+    from skimage import data as skdata
+
+    out = Path(tempfile.mkdtemp(prefix="bench_sam_"))
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    paths = []
+    for i in range(count):
+        paths.append(out / f"synthetic_{i}.png")
+        Image.fromarray(photos[i % len(photos)]).save(paths[-1])
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=TESTDATA / "labelme_voc_example" / "data_annotated")
@@ -183,9 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     from segstudio.ml.sam_engine import SamRuntime, decoder_threads
 
     torch.set_num_threads(args.threads)
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[
-        : args.count
-    ]
+    paths = _photo_paths(args.images, args.count)
     if not paths:
         raise SystemExit(f"no photos in {args.images}")
     torch.manual_seed(0)
