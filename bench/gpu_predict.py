@@ -128,6 +128,32 @@ def ours(folder: Path, device: str, crf: bool, limit: int | None, extra: list[st
     return {"seconds": seconds, "precision": match.group(1) if match else None, "log": text[-400:]}
 
 
+def _timed_run(
+    run: str,
+    paths: list[Path],
+    folder: Path,
+    tmp: Path,
+    model: str,
+    classes: int,
+    device: str,
+    extra: list[str],
+) -> dict[str, Any]:
+    """One run after its untimed warm-up on 4 photos, with the GPU sampled meanwhile."""
+    if run == "plain":
+        plain_loop(paths[:4], tmp / "plain_warmup", model, classes, device)
+        with GpuBusy() as busy:
+            result = plain_loop(paths, tmp / "plain", model, classes, device)
+    else:
+        ours(folder, device, run == "ours_crf", 4, extra)
+        with GpuBusy() as busy:
+            result = ours(folder, device, run == "ours_crf", None, extra)
+        result.pop("log", None)
+    result["photos_per_s"] = round(len(paths) / result["seconds"], 2)
+    result["seconds"] = round(result["seconds"], 2)
+    result["gpu_busy"] = busy.summary()
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -164,25 +190,16 @@ def main(argv: list[str] | None = None) -> int:
             classes = len(project.scheme.names)
         record.update(model=args.model, classes=classes)
         for run in [r for r in args.runs.split(",") if r]:
-            if run == "plain":
-                plain_loop(paths[:4], Path(tmp) / "plain_warmup", args.model, classes, device)
-                with GpuBusy() as busy:
-                    result = plain_loop(paths, Path(tmp) / "plain", args.model, classes, device)
-            elif run in ("ours_no_crf", "ours_crf"):
-                ours(folder, device, run == "ours_crf", 4, extra)
-                with GpuBusy() as busy:
-                    result = ours(folder, device, run == "ours_crf", None, extra)
-                result.pop("log", None)
-            else:
+            if run not in ("plain", "ours_no_crf", "ours_crf"):
                 raise SystemExit(f"unknown run {run!r} (plain, ours_no_crf, ours_crf)")
-            result["photos_per_s"] = round(len(paths) / result["seconds"], 2)
-            result["seconds"] = round(result["seconds"], 2)
-            result["gpu_busy"] = busy.summary()
-            record[run] = result
+            try:  # one run failing (say the CRF's module missing) keeps the others' figures
+                record[run] = _timed_run(run, paths, folder, Path(tmp), args.model, classes, device, extra)
+            except Exception as error:
+                record[run] = {"error": f"{type(error).__name__}: {str(error)[-800:]}"}
         shutil.rmtree(Path(tmp) / "plain", ignore_errors=True)
     plain = record.get("plain", {}).get("photos_per_s")
     for run in ("ours_no_crf", "ours_crf"):
-        if plain and run in record:
+        if plain and record.get(run, {}).get("photos_per_s"):
             record[f"ratio_{run.removeprefix('ours_')}_vs_plain"] = round(
                 record[run]["photos_per_s"] / plain, 3
             )

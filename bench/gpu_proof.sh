@@ -8,6 +8,7 @@
 # Steps (each in its own process, wrapped in `timeout`; its JSON lines and errors are recorded by
 # bench/gpu_proof_report.py, which rebuilds summary.json and summary.md after every step, so a run
 # cut short still leaves a summary):
+#   deps                install the wheels that bench/gpu_wheels.sh put in .whl/ (offline, --target)
 #   env                 GPU name, driver, package versions, missing modules (no torch import)
 #   train_throughput    python -m bench.train --archs all --crops 256,512 --precisions fp32,bf16
 #   train_memory        our trainer at crop 512, batch 8, per arch: torch.cuda.max_memory_allocated
@@ -19,19 +20,22 @@
 #   sam_cuda            SAM ViT-B embedding and click latency on CUDA
 #
 # Environment: PYTHON (default python3), DEVICE (cuda; cpu in --dry-run), GPU_PROOF_BUDGET_S (total
-# seconds, default 530 so the run fits one 10-minute device call with the start-up), TESTDATA (the
+# seconds, default 540 so the run fits one 10-minute device call with the start-up), TESTDATA (the
 # shared test data; default: shared/testdata, ../shared/testdata or /work/shared/testdata),
 # TRAIN_ARCHS (default all), TRAIN_CROPS (256,512), TRAIN_PRECISIONS (fp32,bf16), PREDICT_COUNT (240),
 # PREDICT_MODEL (deeplabv3_mobilenet_v3_large), NPROC (1, or auto), STEPS (comma-separated subset).
 # Files written into the output folder (at most 4: the device tool returns 8): steps.jsonl,
 # summary.json, summary.md, log.txt.
+# The whole script is one { ... } block: bash reads it completely before running it, so editing this
+# file while a run is going cannot change that run.
+{
 set -u
 
-usage() { sed -n '2,27p' "$0"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 dry=0
 out_dir="${OUT:-./gpu_proof_out}"
-budget="${GPU_PROOF_BUDGET_S:-530}"
+budget="${GPU_PROOF_BUDGET_S:-540}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) dry=1 ;;
@@ -54,7 +58,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/gpu_proof.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 rm -f "$out_dir/steps.jsonl" "$out_dir/summary.json" "$out_dir/summary.md" "$out_dir/log.txt"
 
-all_steps="env,train_throughput,train_memory,predict_throughput,predict_memory,oom_fallback,torchrun_nccl,sam_cuda"
+all_steps="deps,env,train_throughput,train_memory,predict_throughput,predict_memory,oom_fallback,torchrun_nccl,sam_cuda"
 steps="${STEPS:-$all_steps}"
 reserve=15        # seconds kept back for timeout's kill grace and the last summary
 min_step=8        # a step is skipped when less than this is left of the total budget
@@ -73,7 +77,7 @@ if [ "$dry" = 1 ]; then
     oom_args=(--side 128 "${threads[@]}")
     ddp_args=(--size 48 --images 4 --epochs 1)
     sam_args=(--arch tiny --count 1 --clicks 1 --skip-busy --skip-reference --threads 1)
-    b_env=30 b_train=120 b_mem=120 b_pred=120 b_peak=120 b_oom=120 b_ddp=180 b_sam=120
+    b_deps=60 b_env=30 b_train=120 b_mem=120 b_pred=120 b_peak=120 b_oom=120 b_ddp=180 b_sam=120
     budget="${GPU_PROOF_BUDGET_S:-1200}"
 else
     mode=gpu
@@ -88,8 +92,8 @@ else
     oom_args=(--side 2048)
     ddp_args=(--nproc "${NPROC:-1}" --size 128 --images 16 --epochs 2)
     sam_args=(--count 3 --clicks 12 --threads 4)
-    # seconds per step; they add up to 525, inside the default total of 530
-    b_env=20 b_train=200 b_mem=60 b_pred=90 b_peak=40 b_oom=40 b_ddp=45 b_sam=30
+    # seconds per step; they add up to 525, inside the default total of 540 (less the 15 s reserve)
+    b_deps=80 b_env=10 b_train=165 b_mem=50 b_pred=85 b_peak=35 b_oom=35 b_ddp=40 b_sam=25
 fi
 testdata_args=()
 for candidate in "${TESTDATA:-}" shared/testdata ../shared/testdata /work/shared/testdata; do
@@ -138,6 +142,11 @@ run_step() {
 
 log "mode $mode, device $device, budget ${budget}s, python $py, test data ${testdata:-none}, output $out_dir"
 summarise
+site="${TMPDIR:-/tmp}/gpu_proof_site"
+wheels="$repo/.whl"
+[ "$dry" = 1 ] && wheels="$work/no-wheels-in-a-dry-run"  # never build pydensecrf2 on the shared CPUs
+run_step deps "$b_deps" "$py" -m bench.gpu_proof_report deps --wheels "$wheels" --target "$site"
+[ -d "$site" ] && export PYTHONPATH="$repo:$site${PYTHONPATH#"$repo"}"
 run_step env "$b_env" "$py" -m bench.gpu_proof_report env
 run_step train_throughput "$b_train" "$py" -m bench.train --device "$device" "${train_args[@]}"
 run_step train_memory "$b_mem" "$py" -m bench.train --device "$device" "${memory_args[@]}"
@@ -150,3 +159,4 @@ run_step torchrun_nccl "$b_ddp" "$py" -m bench.gpu_ddp --device "$device" "${ddp
 run_step sam_cuda "$b_sam" "$py" -m bench.sam --device "$device" "${sam_args[@]}"
 log "done in ${SECONDS}s: $out_dir/summary.md"
 exit 0
+}

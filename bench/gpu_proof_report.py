@@ -1,6 +1,7 @@
 """The figures of `bench/gpu_proof.sh`, merged: one record per step, a summary JSON and a markdown table.
 
     python -m bench.gpu_proof_report env                       # the machine (no torch import): JSON line
+    python -m bench.gpu_proof_report deps --wheels .whl --target DIR   # carried wheels, installed offline
     python -m bench.gpu_proof_report record --out DIR --name STEP --rc RC --seconds S --budget B \\
         --stdout FILE --stderr FILE                            # one step's outcome -> DIR/steps.jsonl
     python -m bench.gpu_proof_report summary --out DIR --steps a,b,c   # DIR/summary.json + summary.md
@@ -84,6 +85,26 @@ def env_record() -> dict[str, Any]:
         record["commit"] = head.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         record["commit"] = None
+    return record
+
+
+def install_wheels(wheels: Path, target: Path, python: str = sys.executable) -> dict[str, Any]:
+    """Install the carried wheels/sdists (`bench/gpu_wheels.sh` fetches them) into `target`, offline.
+
+    The device machine's image lacks segment-anything and pydensecrf2 and can reach no registry; the
+    sdist of pydensecrf2 is built there (Cython, numpy and a compiler are in the image)."""
+    files = sorted(p for p in wheels.iterdir() if p.suffix in (".whl", ".gz")) if wheels.is_dir() else []
+    record: dict[str, Any] = {"bench": "deps", "wheels": [p.name for p in files], "target": str(target)}
+    if not files:
+        record["note"] = f"nothing to install ({wheels} has no wheels); see bench/gpu_wheels.sh"
+        return record
+    command = [python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-build-isolation",
+               "--no-cache-dir", "--upgrade", "--target", str(target), *map(str, files)]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    record.update(exit=proc.returncode, seconds=round(time.perf_counter() - t0, 1))
+    if proc.returncode != 0:
+        record["stderr_tail"] = proc.stderr[-1500:]
     return record
 
 
@@ -259,9 +280,10 @@ def markdown(summary: dict[str, Any]) -> str:
                 busy = r.get("gpu_busy", {})
                 ratio = round(r["photos_per_s"] / plain, 3) if plain and r.get("photos_per_s") else None
                 rows.append([run, r.get("photos_per_s"), r.get("seconds"), ratio, r.get("precision", "float32"),
-                             busy.get("active_mean_pct"), busy.get("mean_pct")])  # fmt: skip
+                             busy.get("active_mean_pct"), busy.get("mean_pct"),
+                             (r.get("error") or busy.get("error") or "")[:100]])  # fmt: skip
         lines += _table(["run", "photos/s", "seconds", "vs plain", "precision", "GPU busy % (active)",
-                         "GPU busy % (whole run)"], rows)  # fmt: skip
+                         "GPU busy % (whole run)", "note"], rows)  # fmt: skip
 
     peak = _records(steps, "predict_memory", "gpu_memory_peak")
     rows = [[r["case"], r["size"], r.get("megapixels"), r.get("max_side"), r.get("peak_gpu_mb"), r.get("peak_rss_mb"),
@@ -352,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env")
+    deps = sub.add_parser("deps")
+    deps.add_argument("--wheels", type=Path, required=True)
+    deps.add_argument("--target", type=Path, required=True)
     rec = sub.add_parser("record")
     rec.add_argument("--out", type=Path, required=True)
     rec.add_argument("--name", required=True)
@@ -369,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         print(json.dumps(env_record()), flush=True)
         return 0
+    if args.command == "deps":
+        record = install_wheels(args.wheels, args.target)
+        print(json.dumps(record), flush=True)
+        return 0 if record.get("exit", 0) == 0 else 1
     if args.command == "record":
 
         def read(path: Path | None) -> str:

@@ -21,6 +21,7 @@ from bench import gpu_proof_report as report
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "gpu_proof.sh"
 STEPS = [
+    "deps",
     "env",
     "train_throughput",
     "train_memory",
@@ -157,6 +158,7 @@ def test_dry_run_gives_every_step_figures_on_the_cpu(tmp_path):
     assert "needs CUDA" in oom["halve_tile"]["error"]
     ddp = summary["steps"]["torchrun_nccl"]["records"][0]
     assert ddp["layout_equal"] is True and ddp["torchrun"]["exit"] == 0 and ddp["torchrun"]["world_size"] == 1
+    assert "nothing to install" in summary["steps"]["deps"]["records"][0]["note"]  # no .whl/ here
     sam = [r for r in summary["steps"]["sam_cuda"]["records"] if r["bench"] == "sam_summary"]
     assert sam and sam[0]["embed_s_median"] > 0
     # what comes back from a device call: at most 8 files, so the folder holds only these
