@@ -205,6 +205,7 @@ def headline(steps: dict[str, Any]) -> dict[str, Any]:
     return {
         "train_min_ratio": min(ratios) if ratios else None,
         "train_pairs_measured": len(ratios),
+        "train_pairs_failed": sum(1 for r in train if "error" in r),
         "train_goal_met": (min(ratios) >= 1.0) if ratios else None,
         "predict_ratio_no_crf": predict.get("ratio_no_crf_vs_plain"),
         "predict_ratio_crf": predict.get("ratio_crf_vs_plain"),
@@ -248,20 +249,22 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += _table(["step", "status", "seconds", "budget s", "JSON lines", "error"], rows)
 
     train = _records(steps, "train_throughput", "train")
-    rows = [[r["arch"], r["crop"], r.get("ours_precision"), r.get("ours_images_per_s"), r.get("reference_precision"),
-             r.get("reference_images_per_s"), r.get("ratio")] for r in train]  # fmt: skip
+    rows = [[r["arch"], r["crop"], r.get("ours_precision", r.get("precision")), r.get("ours_images_per_s"),
+             r.get("reference_precision"), r.get("reference_images_per_s"), r.get("ratio"),
+             r.get("ours_peak_mb"), r.get("reference_peak_mb"), (r.get("error") or "")[:100]]
+            for r in train]  # fmt: skip
     if rows:
         lines += ["## Fine-tuning throughput (images/s, ours vs the torchvision-reference loop)", ""]
-        lines += _table(
-            ["arch", "crop", "ours precision", "ours", "reference precision", "reference", "ratio"], rows
-        )
+        lines += _table(["arch", "crop", "ours precision", "ours", "reference precision", "reference", "ratio",
+                         "ours peak MiB", "reference peak MiB", "error"], rows)  # fmt: skip
 
     mem = _records(steps, "train_memory", "train")
-    rows = [[r["arch"], r["crop"], r["batch"], r.get("ours_precision"), r.get("ours_peak_mb"),
-             r.get("ours_images_per_s")] for r in mem]  # fmt: skip
+    rows = [[r["arch"], r["crop"], r.get("batch"), r.get("ours_precision", r.get("precision")),
+             r.get("ours_peak_mb"), r.get("ours_images_per_s"), (r.get("error") or "")[:100]]
+            for r in mem]  # fmt: skip
     if rows:
         lines += ["## Training peak GPU memory (torch.cuda.max_memory_allocated, MiB)", ""]
-        lines += _table(["arch", "crop", "batch", "precision", "peak MiB", "images/s"], rows)
+        lines += _table(["arch", "crop", "batch", "precision", "peak MiB", "images/s", "error"], rows)
 
     predict = next(iter(_records(steps, "predict_throughput", "gpu_predict")), None)
     if predict:

@@ -281,6 +281,55 @@ def _measured(device: torch.device, peak_memory: bool, fn, *args, **kwargs):
     return result, round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
 
 
+def _compare(
+    args: argparse.Namespace,
+    arch: str,
+    crop: int,
+    precision: str,
+    matched: list[str] | None,
+    common: tuple,
+    folder: Path,
+    layout: bool | None,
+) -> dict:
+    """One (arch, crop, precision) line: our trainer, then (unless --ours-only) the reference."""
+    pairs, device = common[0], common[-1]
+    torch.manual_seed(0)
+    random.seed(0)
+    (ours, ours_precision), ours_peak = _measured(
+        device, args.peak_memory, our_rates, arch, pairs, crop, *common[1:], folder,
+        precision=precision, channels_last=layout,
+    )  # fmt: skip
+    record = {
+        "bench": "train",
+        "arch": arch,
+        "crop": crop,
+        "batch": args.batch,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "workers": args.workers,
+        "timed_steps": args.steps,
+        "ours_images_per_s": round(statistics.median(ours), 2),
+        "ours_precision": ours_precision,
+    }
+    if ours_peak is not None:
+        record["ours_peak_mb"] = ours_peak
+    if not args.ours_only:
+        amp = False if matched is None or precision == "float32" else precision
+        ref, ref_peak = _measured(
+            device, args.peak_memory, reference_rates, arch, pairs, crop, *common[1:], amp=amp
+        )
+        record["reference_images_per_s"] = round(statistics.median(ref), 2)
+        record["reference_precision"] = amp or ("fp32" if matched is None else "float32")
+        record["ratio"] = round(statistics.median(ours) / statistics.median(ref), 3)
+        if ref_peak is not None:
+            record["reference_peak_mb"] = ref_peak
+        if matched is None and device.type == "cuda":
+            ref_amp = reference_rates(arch, pairs, crop, *common[1:], amp=True)
+            record["reference_amp_images_per_s"] = round(statistics.median(ref_amp), 2)
+            record["ratio_vs_amp"] = round(statistics.median(ours) / statistics.median(ref_amp), 3)
+    return record
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -321,46 +370,25 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tmp)
         pairs = make_files(folder, args.images)
         common = (pairs, args.batch, args.steps, args.warmup, args.workers, device)
+        failed = 0
         for arch in archs:
             for crop in crops:
                 for precision in matched or [args.precision]:
-                    torch.manual_seed(0)
-                    random.seed(0)
-                    (ours, ours_precision), ours_peak = _measured(
-                        device, args.peak_memory, our_rates, arch, pairs, crop, *common[1:], folder,
-                        precision=precision, channels_last=layout,
-                    )  # fmt: skip
-                    record = {
-                        "bench": "train",
-                        "arch": arch,
-                        "crop": crop,
-                        "batch": args.batch,
-                        "device": str(device),
-                        "threads": torch.get_num_threads(),
-                        "workers": args.workers,
-                        "timed_steps": args.steps,
-                        "ours_images_per_s": round(statistics.median(ours), 2),
-                        "ours_precision": ours_precision,
-                    }
-                    if ours_peak is not None:
-                        record["ours_peak_mb"] = ours_peak
-                    if not args.ours_only:
-                        amp = False if matched is None or precision == "float32" else precision
-                        ref, ref_peak = _measured(
-                            device, args.peak_memory, reference_rates, arch, pairs, crop, *common[1:], amp=amp
+                    try:  # one arch failing (out of memory, a missing op) keeps the others' figures
+                        print(
+                            json.dumps(
+                                _compare(args, arch, crop, precision, matched, common, folder, layout)
+                            ),
+                            flush=True,
                         )
-                        record["reference_images_per_s"] = round(statistics.median(ref), 2)
-                        record["reference_precision"] = amp or ("fp32" if matched is None else "float32")
-                        record["ratio"] = round(statistics.median(ours) / statistics.median(ref), 3)
-                        if ref_peak is not None:
-                            record["reference_peak_mb"] = ref_peak
-                        if matched is None and device.type == "cuda":
-                            ref_amp = reference_rates(arch, pairs, crop, *common[1:], amp=True)
-                            record["reference_amp_images_per_s"] = round(statistics.median(ref_amp), 2)
-                            record["ratio_vs_amp"] = round(
-                                statistics.median(ours) / statistics.median(ref_amp), 3
-                            )
-                    print(json.dumps(record), flush=True)
+                    except Exception as error:
+                        failed += 1
+                        if device.type == "cuda":
+                            torch.cuda.empty_cache()
+                        print(json.dumps({"bench": "train", "arch": arch, "crop": crop, "precision": precision,
+                                          "error": f"{type(error).__name__}: {str(error)[:500]}"}), flush=True)  # fmt: skip
+    if failed:
+        raise SystemExit(f"{failed} comparison(s) failed (their lines carry the error)")
 
 
 if __name__ == "__main__":

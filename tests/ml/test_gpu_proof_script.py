@@ -99,6 +99,13 @@ def test_summary_lists_every_expected_step_and_checks_the_goals(tmp_path):
                         "ours_precision": "bfloat16",
                         "reference_precision": "bfloat16",
                     },
+                    {
+                        "bench": "train",
+                        "arch": "c",
+                        "crop": 256,
+                        "precision": "float32",
+                        "error": "OutOfMemoryError: x",
+                    },
                 ]
             ),
             "",
@@ -111,8 +118,10 @@ def test_summary_lists_every_expected_step_and_checks_the_goals(tmp_path):
     assert summary["steps"]["env"]["error"].startswith("not run")
     assert summary["headline"]["train_min_ratio"] == 0.7 and summary["headline"]["train_goal_met"] is False
     assert summary["headline"]["predict_goal_met"] is None
+    assert summary["headline"]["train_pairs_measured"] == 2 and summary["headline"]["train_pairs_failed"] == 1
     md = (tmp_path / report.SUMMARY_MD).read_text()
-    assert "| b | 512 | bfloat16 | 7.00 | bfloat16 | 10.00 | 0.70 |" in md
+    assert "| b | 512 | bfloat16 | 7.00 | bfloat16 | 10.00 | 0.70 | – | – |  |" in md
+    assert "| c | 256 | float32 | – | – | – | – | – | – | OutOfMemoryError: x |" in md
     assert "| predict_throughput | error |" in md and "| env | not run |" in md
     assert json.loads((tmp_path / report.SUMMARY_JSON).read_text()) == summary
 
