@@ -83,7 +83,9 @@ else
     mode=gpu
     device="${DEVICE:-cuda}"
     threads=()
-    train_args=(--archs "${TRAIN_ARCHS:-all}" --crops "${TRAIN_CROPS:-256,512}" --batch 4 --steps 4 --warmup 3
+    # the seeds' DeepLabs and the small, launch-bound models first: a run cut short still has them
+    first="deeplabv3_mobilenet_v3_large,lraspp_mobilenet_v3_large,deeplabv3_resnet50,deeplabv3plus_mobilenet_v3_large"
+    train_args=(--archs "${TRAIN_ARCHS:-$first,all}" --crops "${TRAIN_CROPS:-256,512}" --batch 4 --steps 4 --warmup 3
                 --workers 4 --images 8 --precisions "${TRAIN_PRECISIONS:-fp32,bf16}" --peak-memory)
     memory_args=(--archs "${TRAIN_ARCHS:-all}" --crops 512 --batch 8 --steps 1 --warmup 1 --workers 4
                  --images 8 --precisions bf16 --ours-only --peak-memory)

@@ -180,3 +180,14 @@ def test_dry_run_gives_every_step_figures_on_the_cpu(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     assert "## Fine-tuning throughput" in md and "## torchrun" in md
     print(f"dry run: {seconds:.0f} s")
+
+
+def test_train_arch_list_puts_the_named_archs_first_then_all_the_others():
+    from bench.train import expand_archs
+    from segstudio.ml.models import available_archs
+
+    assert expand_archs("all") == available_archs()
+    order = expand_archs("unet_resnet34,lraspp_mobilenet_v3_large,all")
+    assert order[:2] == ["unet_resnet34", "lraspp_mobilenet_v3_large"]
+    assert sorted(order) == sorted(available_archs())  # every arch once
+    assert expand_archs("a,,b,a") == ["a", "b"]
