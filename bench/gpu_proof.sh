@@ -11,6 +11,7 @@
 #   deps                install the wheels that bench/gpu_wheels.sh put in .whl/ (offline, --target)
 #   env                 GPU name, driver, package versions, missing modules (no torch import)
 #   train_throughput    python -m bench.train --archs all --crops 256,512 --precisions fp32,bf16
+#   train_profile       torch.profiler on steady-state steps, ours vs the reference: launch-bound or not
 #   train_memory        our trainer at crop 512, batch 8, per arch: torch.cuda.max_memory_allocated
 #   predict_throughput  segstudio predict (no CRF, default CRF) vs a plain torchvision loop, >= 200
 #                       photos, GPU busy % from nvidia-smi -lms 200
@@ -58,7 +59,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/gpu_proof.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 rm -f "$out_dir/steps.jsonl" "$out_dir/summary.json" "$out_dir/summary.md" "$out_dir/log.txt"
 
-all_steps="deps,env,train_throughput,train_memory,predict_throughput,predict_memory,oom_fallback,torchrun_nccl,sam_cuda"
+all_steps="deps,env,train_throughput,train_profile,train_memory,predict_throughput,predict_memory,oom_fallback,torchrun_nccl,sam_cuda"
 steps="${STEPS:-$all_steps}"
 reserve=15        # seconds kept back for timeout's kill grace and the last summary
 min_step=8        # a step is skipped when less than this is left of the total budget
@@ -77,7 +78,8 @@ if [ "$dry" = 1 ]; then
     oom_args=(--side 128 "${threads[@]}")
     ddp_args=(--size 48 --images 4 --epochs 1)
     sam_args=(--arch tiny --count 1 --clicks 1 --skip-busy --skip-reference --threads 1)
-    b_deps=60 b_env=30 b_train=120 b_mem=120 b_pred=120 b_peak=120 b_oom=120 b_ddp=180 b_sam=120
+    profile_args=(--arch lraspp_mobilenet_v3_large --crop 64 --batch 2 --active 1 --workers 0 --images 2)
+    b_deps=60 b_env=30 b_train=120 b_prof=120 b_mem=120 b_pred=120 b_peak=120 b_oom=120 b_ddp=180 b_sam=120
     budget="${GPU_PROOF_BUDGET_S:-1200}"
 else
     mode=gpu
@@ -95,7 +97,8 @@ else
     ddp_args=(--nproc "${NPROC:-1}" --size 128 --images 16 --epochs 2)
     sam_args=(--count 3 --clicks 12 --threads 4)
     # seconds per step; they add up to 525, inside the default total of 540 (less the 15 s reserve)
-    b_deps=80 b_env=10 b_train=165 b_mem=50 b_pred=85 b_peak=35 b_oom=35 b_ddp=40 b_sam=25
+    profile_args=(--precision bf16 --active 5)
+    b_deps=65 b_env=10 b_train=160 b_prof=20 b_mem=50 b_pred=85 b_peak=35 b_oom=35 b_ddp=40 b_sam=25
 fi
 testdata_args=()
 for candidate in "${TESTDATA:-}" shared/testdata ../shared/testdata /work/shared/testdata; do
@@ -151,6 +154,7 @@ run_step deps "$b_deps" "$py" -m bench.gpu_proof_report deps --wheels "$wheels" 
 [ -d "$site" ] && export PYTHONPATH="$repo:$site${PYTHONPATH#"$repo"}"
 run_step env "$b_env" "$py" -m bench.gpu_proof_report env
 run_step train_throughput "$b_train" "$py" -m bench.train --device "$device" "${train_args[@]}"
+run_step train_profile "$b_prof" "$py" -m bench.gpu_profile --device "$device" "${profile_args[@]}"
 run_step train_memory "$b_mem" "$py" -m bench.train --device "$device" "${memory_args[@]}"
 run_step predict_throughput "$b_pred" "$py" -m bench.gpu_predict --device "$device" "${predict_args[@]}" \
     "${testdata_args[@]}"

@@ -258,6 +258,17 @@ def markdown(summary: dict[str, Any]) -> str:
         lines += _table(["arch", "crop", "ours precision", "ours", "reference precision", "reference", "ratio",
                          "ours peak MiB", "reference peak MiB", "error"], rows)  # fmt: skip
 
+    prof = _records(steps, "train_profile", "gpu_profile")
+    rows = [[r["side"], r["arch"], r["crop"], r.get("precision"), r.get("wall_ms_per_step"),
+             r.get("gpu_kernel_ms_per_step"), r.get("gpu_share_of_wall"), r.get("kernel_launches_per_step"),
+             r.get("host_syncs_per_step"), r.get("scalar_reads_per_step"), r.get("launch_bound"),
+             ", ".join(f"{k} {v}" for k, v in (r.get("top_self_cpu_ms") or [])[:3])] for r in prof]  # fmt: skip
+    if rows:
+        lines += ["## Training step profile (torch.profiler, per step)", ""]
+        lines += _table(["side", "arch", "crop", "precision", "wall ms", "GPU kernel ms", "GPU share",
+                         "launches", "host syncs", "scalar reads", "launch-bound", "top self-CPU ops (ms)"],
+                        rows)  # fmt: skip
+
     mem = _records(steps, "train_memory", "train")
     rows = [[r["arch"], r["crop"], r.get("batch"), r.get("ours_precision", r.get("precision")),
              r.get("ours_peak_mb"), r.get("ours_images_per_s"), (r.get("error") or "")[:100]]

@@ -34,6 +34,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,7 @@ def reference_rates(
     workers: int,
     device: torch.device,
     amp: bool | str,
+    on_step: Callable[[], None] | None = None,
 ) -> list[float]:
     """images/s of each timed step of the reference-style loop (data loading included).
 
@@ -216,7 +218,9 @@ def reference_rates(
         _sync(device)
         now = time.perf_counter()
         step_times.append(now - last)
-        last = now
+        if on_step is not None:
+            on_step()
+        last = time.perf_counter()
     return [batch / t for t in step_times[warmup:]]
 
 
@@ -238,9 +242,13 @@ def our_rates(
     workers: int,
     device: torch.device,
     folder: Path,
+    writer: ProgressWriter | None = None,
     **overrides,
 ) -> tuple[list[float], str]:
-    """images/s of each timed step of the real trainer (from its per-step progress events)."""
+    """images/s of each timed step of the real trainer (from its per-step progress events).
+
+    `writer` replaces the progress writer (it must emit every batch event: `bench.gpu_profile`
+    steps its profiler there)."""
     from segstudio.ml.manifest import Sample, TrainManifest
 
     samples = [Sample(str(i), str(m), key=i.name) for i, m in pairs]
@@ -264,7 +272,7 @@ def our_rates(
         max_side=max(IMAGE_SIZE),
         **overrides,
     )
-    writer = ProgressWriter(enabled=False, batch_interval_s=0.0)
+    writer = writer or ProgressWriter(enabled=False, batch_interval_s=0.0)
     train(manifest, config, progress=writer)
     batches = [e for e in writer.events if e["event"] == "batch"]
     start = next(e for e in writer.events if e["event"] == "start")

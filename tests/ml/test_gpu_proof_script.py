@@ -24,6 +24,7 @@ STEPS = [
     "deps",
     "env",
     "train_throughput",
+    "train_profile",
     "train_memory",
     "predict_throughput",
     "predict_memory",
@@ -159,6 +160,9 @@ def test_dry_run_gives_every_step_figures_on_the_cpu(tmp_path):
         assert step["records"] and not step.get("error"), (name, step.get("error"))
     train = summary["steps"]["train_throughput"]["records"]
     assert train[0]["ratio"] > 0 and train[0]["reference_precision"] == "float32"
+    profile = {r["side"]: r for r in summary["steps"]["train_profile"]["records"]}
+    assert set(profile) == {"ours", "reference"} and profile["ours"]["wall_ms_per_step"] > 0
+    assert profile["ours"]["top_self_cpu_ms"]  # the operators that cost the time, named
     predict = summary["steps"]["predict_throughput"]["records"][0]
     assert {"plain", "ours_no_crf", "ours_crf"} <= set(predict) and predict["ratio_no_crf_vs_plain"] > 0
     assert "nvidia-smi" in predict["plain"]["gpu_busy"]["error"]  # no driver here: said, not hidden
