@@ -31,6 +31,7 @@ from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.inference_client import Severity
 from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
@@ -369,6 +370,7 @@ class MainWindow(QMainWindow):
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
+        self.model.status_message.connect(self._model_note)
         self.model.model_loaded.connect(
             lambda version, _device: setattr(self.session, "model_version", version)
         )
@@ -756,9 +758,8 @@ class MainWindow(QMainWindow):
     def _crf_changed(self, params: object) -> None:
         """New predictions use this CRF (None = off): hot-swapped into a running worker."""
         self.crf_actions["crf_on"].setChecked(params is not None)
-        spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
-        if spec is not None and hasattr(spec, "with_"):
-            self.model.controller.set_model(spec.with_(crf=params))
+        if self.model is not None:
+            self.model.change_model(crf=params)
         self.statusBar().showMessage(
             f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000
         )
@@ -793,11 +794,8 @@ class MainWindow(QMainWindow):
 
     def _version_activated(self, version: str) -> None:
         """Versions dialog picked a model version: hot-swap it into a running worker."""
-        controller = self.model.controller if self.model is not None else None
-        spec = getattr(controller, "spec", None)
-        if spec is not None and hasattr(spec, "with_"):
-            controller.set_model(spec.with_(weights="project", version=version))
-        # No worker yet: it starts from the project's active version when first needed.
+        if self.model is not None:  # no worker yet: it starts from the project's active version
+            self.model.change_model(weights="project", version=version)
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:
@@ -844,6 +842,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{where}: {message}", 10000)  # the box already says why
         else:
             self.report_problem(where, message)
+
+    def _model_note(self, message: str, severity: str) -> None:
+        """A note from the predictor: every one in the status bar; fallbacks (out of memory, CPU instead
+        of the GPU, float32 instead of half precision) in the problems list too, so they are not missed."""
+        self.statusBar().showMessage(f"Model: {message}", 15000)
+        if severity == Severity.WARNING:
+            self.problems.add_note("Model", message)
 
     # -- misc ---------------------------------------------------------------------------------------------
     def _refresh_record(self, rel_path: str, _message: str = "") -> None:
