@@ -11,7 +11,8 @@ downscaled first) and at full resolution (`max_side` None: 1024 px tiles, the bl
 bounded). Reports `torch.cuda.max_memory_allocated` (CUDA) and the process's peak RSS.
 
 `oom`: the fallbacks that `ml.predict` promises, each forced and checked to recover (labels of the
-right shape, the status messages it gave):
+right shape, the status messages it gave, and how many were `FallbackNote`s, which the GUI lists
+under Problems):
   * `batch_to_single`: a model that raises `torch.OutOfMemoryError` on any batch of more than one image
     -> `predict_many` predicts the batch one by one (any device);
   * `halve_tile` (CUDA): raises on inputs larger than 512 px -> the tile size halves from 1024 to 512;
@@ -159,6 +160,7 @@ def _image(side: int) -> np.ndarray:
 
 
 def oom(device: torch.device, side: int) -> None:
+    from segstudio.core.task_handle import FallbackNote
     from segstudio.ml.predict import MIN_TILE, Predictor
 
     def batch_to_single() -> dict[str, Any]:
@@ -187,6 +189,7 @@ def oom(device: torch.device, side: int) -> None:
                 "final_device": str(predictor.device),
                 "min_tile": MIN_TILE,
                 "statuses": log.messages[:8],
+                "fallback_notes": sum(isinstance(m, FallbackNote) for m in log.messages),
             }
 
         return case
@@ -217,6 +220,7 @@ def oom(device: torch.device, side: int) -> None:
             "final_tile_size": predictor.tile_size,
             "final_device": str(predictor.device),
             "statuses": log.messages[:8],
+            "fallback_notes": sum(isinstance(m, FallbackNote) for m in log.messages),
         }
 
     def train_step() -> dict[str, Any]:

@@ -311,7 +311,14 @@ def markdown(summary: dict[str, Any]) -> str:
     for r in oom:
         detail = r.get("error") or ", ".join(
             f"{k} {r[k]}"
-            for k in ("forced_ooms", "final_tile_size", "final_device", "images", "allowed_mb")
+            for k in (
+                "forced_ooms",
+                "final_tile_size",
+                "final_device",
+                "fallback_notes",
+                "images",
+                "allowed_mb",
+            )
             if k in r
         )
         rows.append([r.get("case"), r.get("recovered"), detail[:140]])
