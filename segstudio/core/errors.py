@@ -94,3 +94,16 @@ class DiskWriteError(ExportError):
         super().__init__(
             f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact"
         )
+
+
+class UnsafeStateError(ProjectError):
+    """A project's state folder holds a link (or a special file) that SegStudio did not make.
+
+    Refused before anything is written: following such a link would overwrite a file outside the
+    project (a folder from a stranger could point `.segstudio/lock` at the user's files)."""
+
+
+class DamagedProjectError(ProjectError):
+    """The project database cannot be trusted (emptied, missing tables, damaged pages, unreadable values).
+
+    Refused instead of starting a new project over existing masks; `segstudio repair FOLDER` salvages it."""
