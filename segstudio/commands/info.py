@@ -136,6 +136,9 @@ def effort_text(groups: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segstudio.export.staging_registry import sweep
+
+    sweep()  # staging folders of killed exports and imports, wherever they were going
     summary = _summary(args.folder, args.project_dir)
     effort = summary.pop("effort", None)
     if args.json:

@@ -27,7 +27,13 @@ from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, S
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
-from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
+from segstudio.export.staging import (
+    flush_tree,
+    follow_out_link,
+    make_staging_dir,
+    refuse_mount_point,
+    remove_dead_staging,
+)
 
 __all__ = [
     "ImportPlan",
@@ -386,7 +392,7 @@ def run_import(
 
     handle = handle or NullTask()
     _check_plan(plan)
-    target = Path(target_dir).expanduser().absolute()
+    target = follow_out_link(target_dir)
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_staging(target, _IMPORT_TAG)
