@@ -75,15 +75,18 @@ def check_state_folder(state_dir: Path, sidecar: bool) -> None:
         for entry in entries:
             if entry.is_symlink():
                 raise _link_error(state_dir, Path(entry.path))
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False):  # the type comes with the listing: no stat per file
                 pending.append(entry.path)
                 continue
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode):
+            if not entry.is_file(follow_symlinks=False):
                 raise _special_error(
                     state_dir, Path(entry.path), "is not a plain file (a pipe, socket or device)"
                 )
-            if folder == str(state_dir) and entry.name in _IN_PLACE_FILES and info.st_nlink > 1:
+            if (
+                folder == str(state_dir)
+                and entry.name in _IN_PLACE_FILES
+                and entry.stat(follow_symlinks=False).st_nlink > 1
+            ):
                 raise _special_error(
                     state_dir,
                     Path(entry.path),
