@@ -34,9 +34,10 @@ _IN_PLACE_FILES = ("lock", "project.db", "project.db-wal", "project.db-shm", "pr
 
 def _what_to_do(state_dir: Path) -> str:
     return (
-        "SegStudio will not write through it. If you did not make it, the folder came with a planted "
-        f"link: remove `{state_dir}` (SegStudio's state; the images are not in it) or open the folder with "
-        "`--project-dir DIR` (a new, empty folder for SegStudio's state; 'Choose project folder' in the app)"
+        "SegStudio will not write through it. If you did not put it there, the folder came with it: remove "
+        f"`{state_dir}` or just that entry (the images are not in it), or open the folder with its state kept "
+        "elsewhere, in a new empty folder: `segstudio FOLDER --project-dir DIR` (also for info, export and the "
+        "other commands)"
     )
 
 

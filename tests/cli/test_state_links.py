@@ -185,3 +185,36 @@ def test_a_link_planted_while_the_project_is_open_is_not_written_through(templat
             project.save_mask(rec, np.zeros(rec.shape, np.uint8))
     (victim / "folder" / "2.png").unlink()
     assert _snapshot(victim) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "hard-link"])
+def test_special_files_in_the_state_folder_are_refused(template, tmp_path, victim, kind):
+    folder = tmp_path / "photos"
+    shutil.copytree(template, folder)
+    lock = folder / STATE_DIR_NAME / "lock"
+    lock.unlink()
+    if kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        os.link(victim / "bashrc", lock)
+    before = _snapshot(victim)
+    with pytest.raises(UnsafeStateError, match="will not write through it"):
+        Project.open(folder)
+    assert _snapshot(victim) == before
+
+
+def test_atomic_writes_inside_an_open_state_folder_never_replace_a_link(template, tmp_path, victim):
+    from segstudio.core.atomic import atomic_write_bytes
+
+    folder = tmp_path / "photos"
+    shutil.copytree(template, folder)
+    before = _snapshot(victim)
+    with Project.open(folder) as project:
+        planted = project.models_dir / "v1.pt"
+        planted.symlink_to(victim / "bashrc")
+        with pytest.raises(UnsafeStateError):
+            atomic_write_bytes(planted, b"weights")
+        assert planted.is_symlink()
+        assert not [p for p in project.models_dir.iterdir() if p.name.endswith(".tmp-segstudio")]
+    atomic_write_bytes(tmp_path / "elsewhere.bin", b"ok")  # outside any open state folder: unchanged rules
+    assert _snapshot(victim) == before
