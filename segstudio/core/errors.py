@@ -75,6 +75,9 @@ class DiskWriteError(ExportError):
         import errno
 
         self.destination = Path(destination)
+        self.cause = (
+            error  # lets an outer step name its own destination (an import's target, not its staging)
+        )
         code = getattr(error, "errno", None)
         if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "disk is full" in str(
             error

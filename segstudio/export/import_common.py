@@ -323,7 +323,8 @@ def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Pa
     def wrapper(*args, **kwargs) -> Path:
         try:
             return function(*args, **kwargs)
-        except OSError as error:
+        except (OSError, DiskWriteError) as caught:
+            error = caught.cause if isinstance(caught, DiskWriteError) else caught
             arguments = signature.bind(*args, **kwargs).arguments
             if arguments.get("target_dir") is not None:
                 destination, what = (

@@ -198,3 +198,33 @@ def test_disk_full_while_saving_says_so(project_with_masks):
             for i in range(200):  # the database grows until SQLite reports SQLITE_FULL
                 project.set_setting(f"notes{i}", "x" * 3000)
         assert project.get("im0.png").status == Status.DONE  # what was saved before is intact
+
+
+def test_disk_full_during_import_masks_is_one_clear_message(tmp_path, monkeypatch, capsys):
+    """`import masks` when SQLite reports SQLITE_FULL (simulated with max_page_count): exit 2, no traceback."""
+    from segstudio.core import store_schema
+
+    source = tmp_path / "dataset"
+    (source / "images").mkdir(parents=True)
+    (source / "masks").mkdir()
+    rng = np.random.default_rng(9)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(
+            source / "images" / f"{'x' * 150}{i}.png"
+        )
+        Image.fromarray(np.ones((8, 8), np.uint8)).save(source / "masks" / f"{'x' * 150}{i}.png")
+    real_connect = store_schema.connect
+
+    def tiny_disk(store, path, image_dir, state_dir):
+        real_connect(store, path, image_dir, state_dir)
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages + 1}")
+
+    monkeypatch.setattr(store_schema, "connect", tiny_disk)
+    target = tmp_path / "project"
+    assert main(["import", "masks", str(source), "--out", str(target), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is full" in err and "free some space" in err, err
+    assert str(target) in err and "nothing was published" in err, err
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if "segstudio-import" in p.name]
