@@ -318,6 +318,8 @@ class Project:
 
     def _init_scheme(self, requested: LabelScheme | str | None) -> None:
         self._scheme = store_settings.load_scheme(self._store)
+        if self._scheme is None and self._has_labels():  # never VOC by default over existing masks
+            raise store_health.damage("the label scheme is missing although masks or statuses exist")
         chosen = store_settings.choose_scheme(self._scheme, requested, self._has_labels)
         if chosen is not None:
             self.set_scheme(chosen)
