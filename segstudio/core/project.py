@@ -160,6 +160,7 @@ class Project:
         self._versions = ModelVersions(self._store, state_dir)
         self._effort = EffortTable(self._store)
         self._process_lock = ProcessLock(state_dir / LOCK_NAME)
+        self._guarded = False  # True while core.state_guard checks writes into state_dir for this project
         self._scheme: LabelScheme | None = None
         self.last_reconcile = ReconcileReport()
 
@@ -279,7 +280,7 @@ class Project:
         with self._lock:
             self._store.close()
             self._process_lock.release()
-            if getattr(self, "_guarded", False):
+            if self._guarded:
                 self._guarded = False
                 state_guard.unguard(self.state_dir)
 
