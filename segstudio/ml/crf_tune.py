@@ -15,7 +15,6 @@ where a CRF acts.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from segstudio.core.hashing import stable_fraction
 from segstudio.core.metrics import SegmentationMetrics, confusion_matrix
 from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.ml.crf import CRFParams, refine, upsampled_labels
@@ -138,9 +138,7 @@ def score(
 def split_keys(keys: Sequence[str], held_out_every: int = 3) -> tuple[list[int], list[int]]:
     """(tuning indices, held-out indices): every `held_out_every`-th key in hash order is held out
     (at least one when there are two or more), the same split on every run."""
-    order = sorted(
-        range(len(keys)), key=lambda i: hashlib.sha1(keys[i].encode("utf-8", "surrogateescape")).hexdigest()
-    )
+    order = sorted(range(len(keys)), key=lambda i: stable_fraction(keys[i]))
     held = order[::held_out_every] if len(keys) >= 2 else []
     tuning = [i for i in order if i not in held]
     return sorted(tuning), sorted(held)
