@@ -110,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name"
     )
+    parser.add_argument(
+        "--db", help="team project: postgresql://USER@HOST/DATABASE (torchrun ranks share its work queue)"
+    )
+    parser.add_argument("--claim-seconds", type=float, default=300.0,
+                        help="team project: a rank's claimed batch goes back to the queue after this long")  # fmt: skip
+    parser.add_argument("--claim-size", type=int, default=4, help="team project: images per claimed batch")
     add_progress_arguments(parser)
 
 
@@ -135,21 +141,53 @@ def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
     return folder, args.project_dir
 
 
+def _model_spec(args: argparse.Namespace, project: Any) -> tuple[Any, bool]:
+    """The model to run (and whether the CRF is on) from the options and the project's CRF setting."""
+    from segstudio.ml import crf as crf_mod
+    from segstudio.ml.crf_project import project_crf
+    from segstudio.ml.spec import ModelSpec
+
+    crf_params = crf_mod.load_params(project)
+    use_crf = project_crf(project) is not None
+    if args.crf is not None:
+        use_crf = args.crf
+    if args.crf_scale is not None:
+        crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
+    if args.save:
+        crf_mod.save_params(
+            project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf})
+        )
+    is_file = args.weights not in WEIGHT_WORDS
+    spec = ModelSpec(
+        arch=args.model,
+        weights="file" if is_file else args.weights,
+        path=str(Path(args.weights).expanduser()) if is_file else None,
+        version=args.model_version,
+        device=args.device,
+        precision=args.precision,
+        crf=crf_params if use_crf else None,
+        tta=args.tta,
+        max_side=args.max_side,
+    )
+    return spec, use_crf
+
+
 def run(args: argparse.Namespace) -> int:
     _validate(args)
     from segstudio.core.probabilities import save_probabilities
     from segstudio.core.project import Project, Status
-    from segstudio.ml import crf as crf_mod
-    from segstudio.ml.crf_project import project_crf
     from segstudio.ml.device import device_label, pick_device
     from segstudio.ml.models import arch_info
     from segstudio.ml.predict import load_predictor
-    from segstudio.ml.spec import ModelSpec
 
     if args.model:
         arch_info(args.model)  # unknown name -> clear error before opening anything
     pick_device(args.device)  # an unknown device fails before the project opens
     image_dir, state_dir = _folders(args)
+    if args.db:  # a team project: ranks on any number of machines share the server's work queue
+        from segstudio.team.predict_ranks import run_ranks
+
+        return run_ranks(args, image_dir, state_dir, _model_spec)
     with Project.open(image_dir, state_dir) as project:
         if not project.images():  # before loading (or downloading) a model for nothing
             from segstudio.core.images import IMAGE_EXTENSIONS
@@ -158,28 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 f"no images in {project.image_dir} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                 "also in subfolders); check the folder"
             )
-        crf_params = crf_mod.load_params(project)
-        use_crf = project_crf(project) is not None
-        if args.crf is not None:
-            use_crf = args.crf
-        if args.crf_scale is not None:
-            crf_params = crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "scale": args.crf_scale})
-        if args.save:
-            crf_mod.save_params(
-                project, crf_mod.CRFParams.from_dict({**crf_params.to_dict(), "enabled": use_crf})
-            )
-        is_file = args.weights not in WEIGHT_WORDS
-        spec = ModelSpec(
-            arch=args.model,
-            weights="file" if is_file else args.weights,
-            path=str(Path(args.weights).expanduser()) if is_file else None,
-            version=args.model_version,
-            device=args.device,
-            precision=args.precision,
-            crf=crf_params if use_crf else None,
-            tta=args.tta,
-            max_side=args.max_side,
-        )
+        spec, use_crf = _model_spec(args, project)
         progress = task_progress("predict", args)
         loaded, predictor = load_predictor(
             spec,

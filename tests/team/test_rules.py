@@ -46,10 +46,18 @@ def test_an_annotator_cannot_change_another_members_leased_image(team):
         assert cur.rowcount == 0  # row-level security hides the leased row from alice's update
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
             _save(alice, image, 4)
-        assert alice.execute("UPDATE segstudio.leases SET holder = 'alice' WHERE image_id = %s", (image,)).rowcount == 0
+        assert (
+            alice.execute(
+                "UPDATE segstudio.leases SET holder = 'alice' WHERE image_id = %s", (image,)
+            ).rowcount
+            == 0
+        )
         assert alice.execute("DELETE FROM segstudio.leases WHERE image_id = %s", (image,)).rowcount == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            alice.execute("INSERT INTO segstudio.leases(image_id, holder, expires_at) VALUES (%s, 'bob', now())", (image,))
+            alice.execute(
+                "INSERT INTO segstudio.leases(image_id, holder, expires_at) VALUES (%s, 'bob', now())",
+                (image,),
+            )
         assert bob.execute("SELECT status, mask_head FROM segstudio.images WHERE id = %s", (image,)).fetchone() == (
             "new", None)  # fmt: skip
         _save(bob, image, 4)  # the holder can
@@ -59,7 +67,10 @@ def test_an_expired_lease_frees_the_image(team):
     with team.raw("bob") as bob, team.raw("alice") as alice:
         image = _ids(bob)["a_cat.png"]
         _lease(bob, image, seconds=0)
-        assert alice.execute("UPDATE segstudio.images SET status = 'skipped' WHERE id = %s", (image,)).rowcount == 1
+        assert (
+            alice.execute("UPDATE segstudio.images SET status = 'skipped' WHERE id = %s", (image,)).rowcount
+            == 1
+        )
         assert alice.execute(
             "UPDATE segstudio.leases SET holder = current_user, expires_at = now() + interval '1 minute' "
             "WHERE image_id = %s", (image,)).rowcount == 1  # fmt: skip
@@ -73,8 +84,16 @@ def test_a_stale_save_is_refused_and_never_applied(team):
         with pytest.raises(psycopg.Error, match="stale save refused") as caught:
             _save(alice, image, 3, parent=first)
         assert caught.value.sqlstate == "SSTAL"
-        assert alice.execute("SELECT mask_head FROM segstudio.images WHERE id = %s", (image,)).fetchone()[0] == second
-        assert alice.execute("SELECT count(*) FROM segstudio.mask_versions WHERE image_id = %s", (image,)).fetchone()[0] == 2
+        assert (
+            alice.execute("SELECT mask_head FROM segstudio.images WHERE id = %s", (image,)).fetchone()[0]
+            == second
+        )
+        assert (
+            alice.execute(
+                "SELECT count(*) FROM segstudio.mask_versions WHERE image_id = %s", (image,)
+            ).fetchone()[0]
+            == 2
+        )
 
 
 def test_an_annotator_cannot_review_delete_versions_move_the_head_or_change_the_scheme(team):
