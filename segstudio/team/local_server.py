@@ -54,6 +54,12 @@ class LocalServer:
     def url(self, user: str = SUPERUSER, dbname: str = "postgres") -> str:
         return f"postgresql://{user}@{self.host}:{self.port}/{dbname}"
 
+    def admin(self, dbname: str = "postgres"):
+        """An autocommit superuser connection (password given directly: this server is throwaway)."""
+        import psycopg
+
+        return psycopg.connect(self.url(SUPERUSER, dbname), password=self.password, autocommit=True)
+
     @property
     def data_dir(self) -> Path:
         return self.root / "data"

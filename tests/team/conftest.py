@@ -56,11 +56,10 @@ def pg_server(tmp_path_factory):
 
 
 def _create_roles(server: LocalServer) -> None:
-    import psycopg
 
     from segstudio.team.schema import GROUP_ROLES, server_sql
 
-    with psycopg.connect(server.url(), autocommit=True) as conn:
+    with server.admin() as conn:
         conn.execute(server_sql())
         for name, (group, password) in MEMBERS.items():
             conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {GROUP_ROLES[group]}")
@@ -84,15 +83,14 @@ class TeamDB:
 @pytest.fixture
 def team_db(pg_server):
     """A fresh, empty database owned by the lead group (what `team init-server` creates)."""
-    import psycopg
 
     name = f"team_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+    with pg_server.admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER segstudio_lead')
     try:
         yield TeamDB(pg_server, name)
     finally:
-        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        with pg_server.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
