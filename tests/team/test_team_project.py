@@ -134,7 +134,7 @@ def test_a_server_that_went_away_is_a_clear_error_not_a_traceback(team, image_fo
         rec = alice.get("a_cat.png")
         team.server.stop("fast")
         try:
-            with pytest.raises(TeamError, match="lost the connection|no PostgreSQL server answers"):
+            with pytest.raises(TeamError, match=r"lost the connection|no PostgreSQL server answers"):
                 alice.save_mask(rec, mask_of(6))
         finally:
             team.server.start()
@@ -177,6 +177,6 @@ def test_a_client_killed_mid_save_never_leaves_a_half_written_mask(team, image_f
             "SELECT mask_head FROM segstudio.images WHERE rel_path = 'b_coffee.png'"
         ).fetchone()[0]
     assert len(rows) >= 12 and head == rows[-1][0]
-    for version_id, png, parent in rows:  # every stored version complete, the chain unbroken
+    for version_id, png, _parent in rows:  # every stored version complete, the chain unbroken
         assert decode_png(png, (32, 48), f"version {version_id}").shape == (32, 48)
     assert [r[2] for r in rows[1:]] == [r[0] for r in rows[:-1]]
