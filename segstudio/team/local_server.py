@@ -48,6 +48,7 @@ class LocalServer:
     port: int
     password: str
     run_as: list[str]
+    fsync: bool = False  # off for tests (speed); on for benchmarks (a real server's durability)
 
     host = "127.0.0.1"
 
@@ -69,7 +70,7 @@ class LocalServer:
         return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.host} -c fsync=off -c max_connections=200"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses={self.host} -c fsync={'on' if self.fsync else 'off'} -c max_connections=200"
         self.pg_ctl("-l", str(self.root / "server.log"), "-w", "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -85,7 +86,7 @@ class LocalServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_local_server(password: str = "segstudio-test") -> LocalServer:
+def start_local_server(password: str = "segstudio-test", fsync: bool = False) -> LocalServer:
     """initdb + start; the caller must `remove()` it (tests do in a finally)."""
     bin_dir = find_server_binaries()
     if bin_dir is None:
@@ -98,7 +99,7 @@ def start_local_server(password: str = "segstudio-test") -> LocalServer:
         entry = pwd.getpwnam(SUPERUSER)
         os.chown(root, entry.pw_uid, entry.pw_gid)
         run_as = ["runuser", "-u", SUPERUSER, "--"]
-    server = LocalServer(root, bin_dir, _free_port(), password, run_as)
+    server = LocalServer(root, bin_dir, _free_port(), password, run_as, fsync)
     try:
         pwfile = root / "pw"
         pwfile.write_text(password + "\n")

@@ -540,8 +540,12 @@ class TeamProject(Project):
         try:
             new = self._run(work, "save this image's mask")
         except TeamPermissionError:
+            # the only row-level rule a member's own save can meet: someone held the lease at that moment
             self._refuse_if_leased(rec)
-            raise
+            raise LeaseError(
+                f"{rec.rel_path} was being edited by another member when you saved, so nothing was written; "
+                "your pixels are still in the window, save again"
+            ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
                 raise self._stale(rec, png, error) from None
@@ -569,11 +573,10 @@ class TeamProject(Project):
     ) -> ImageRecord:
         """Store a new mask version on top of `base_version` (default: the one `load_mask` returned)."""
         status = status_of(status)
-        current = self._require(rec)
-        check_shape(current, mask, "the mask")
-        base = self.base_version(current) if base_version is ... else base_version
-        self._insert_version(current, encode_png(mask), status, base)  # type: ignore[arg-type]
-        return self._require(current.id)
+        check_shape(rec, mask, "the mask")  # an image's size never changes in a team project
+        base = self.base_version(rec) if base_version is ... else base_version
+        self._insert_version(rec, encode_png(mask), status, base)  # type: ignore[arg-type]
+        return self._require(rec.id)
 
     def delete_mask(self, rec: ImageRecord, status: Status | str | None = None) -> ImageRecord:
         """'Reset to prediction' as a new version without a mask: the earlier versions stay."""
