@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,10 @@ def create_team_project(
             )
         with Project.open(folder, state_dir) as local:
             try:
-                schema.migrate(conn)
-                with conn.transaction():
+                with (
+                    conn.transaction()
+                ):  # schema and data together: a failed upload leaves the database empty
+                    schema.migrate(conn)
                     counts = _upload(conn, local)
             except psycopg.Error as error:
                 raise TeamError(
@@ -152,6 +155,7 @@ def pull_team_project(
             "with --project-dir DIR. Nothing was changed."
         )
     conn = connect(url)
+    existed = target.exists()
     try:
         version = schema.read_version(conn)
         schema.check_version(version, describe(url))
@@ -168,6 +172,10 @@ def pull_team_project(
         finally:
             project.close()
         return counts
+    except BaseException:
+        if not existed:  # a pull that fails leaves no half-made project behind
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     finally:
         conn.close()
 

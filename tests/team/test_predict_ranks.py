@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 import torch
@@ -114,3 +115,27 @@ def test_three_ranks_under_torchrun_one_killed_every_image_exactly_once(team_db,
         )
         statuses = {r[0] for r in watch.execute("SELECT status FROM segstudio.images").fetchall()}
         assert statuses == {"predicted"}
+
+
+def test_a_rank_whose_claim_expired_cannot_store_over_the_rank_that_took_it_over(team_db, tmp_path):
+    from segstudio.team.work_queue import WorkQueue
+
+    folder = _project(team_db, tmp_path, 3)
+    with TeamProject.join(folder, team_db.url("alice"), state_dir=tmp_path / "a", heartbeat=False) as alice, \
+            TeamProject.join(folder, team_db.url("bob"), state_dir=tmp_path / "b", heartbeat=False) as bob:  # fmt: skip
+        slow, fast = WorkQueue(alice, claim_seconds=0.3), WorkQueue(bob, claim_seconds=60)
+        assert slow.enqueue() == 3 and fast.enqueue() == 0
+        claimed = slow.claim(2)
+        assert [r.rel_path for r in claimed] == ["frame_000.png", "frame_001.png"]
+        assert [r.rel_path for r in fast.claim(5)] == ["frame_002.png"]  # SKIP LOCKED: never the same rows
+        time.sleep(0.5)  # the slow rank's claim runs out
+        taken = fast.claim(5)
+        assert [r.id for r in taken] == [r.id for r in claimed]
+        rec = claimed[0]
+        labels = np.zeros(rec.shape, np.uint8)
+        blobs = alice.prediction_blobs(rec, labels, np.full(rec.shape, 9, np.uint8), None)
+        assert slow.finish(rec, blobs, "slow") is False  # refused: bob holds it now
+        assert fast.finish(rec, bob.prediction_blobs(rec, labels + 1, labels + 200, None), "fast") is True
+        assert fast.finish(rec, blobs, "again") is False  # done: never stored twice
+        assert bob.load_prediction(rec).labels.max() == 1
+        assert fast.outstanding() == 2

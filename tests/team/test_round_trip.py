@@ -116,3 +116,31 @@ def test_pull_refuses_to_overwrite_a_local_project(team_db, image_folder):
     create_team_project(image_folder, team_db.url("lena"))
     with pytest.raises(Exception, match="already holds a local project"):
         pull_team_project(team_db.url("lena"), image_folder)
+
+
+def test_a_failed_pull_leaves_no_half_made_project(team_db, image_folder, tmp_path, monkeypatch):
+    from segstudio.team import transfer
+
+    create_team_project(image_folder, team_db.url("lena"))
+
+    def broken(conn, local):
+        raise transfer.TeamError("simulated failure half-way")
+
+    monkeypatch.setattr(transfer, "_download", broken)
+    with pytest.raises(TeamError, match="half-way"):
+        pull_team_project(team_db.url("lena"), image_folder, state_dir=tmp_path / "pulled")
+    assert not (tmp_path / "pulled").exists()
+
+
+def test_a_failed_create_leaves_the_database_empty(team_db, image_folder, monkeypatch):
+    from segstudio.team import transfer
+    from segstudio.team.schema import read_version
+
+    def broken(conn, local):
+        conn.execute("SELECT 1/0")
+
+    monkeypatch.setattr(transfer, "_upload", broken)
+    with pytest.raises(TeamError, match="nothing was kept"):
+        create_team_project(image_folder, team_db.url("lena"))
+    with team_db.raw("lena") as conn:
+        assert read_version(conn) is None
