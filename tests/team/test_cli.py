@@ -53,6 +53,16 @@ def test_create_join_and_pull_from_the_command_line(team_db, image_folder, tmp_p
         capsys, "team", "pull", team_db.url("bob"), str(image_folder), "--project-dir", str(tmp_path / "p")
     )
     assert code == 0 and "4 images" in out
+    code, out, _ = _run(
+        capsys,
+        "info",
+        str(image_folder),
+        "--db",
+        team_db.url("rita"),
+        "--project-dir",
+        str(tmp_path / "cache"),
+    )
+    assert code == 0 and "as rita (reviewer)" in out and "images:  4" in out
     for path in (tmp_path / "cache").rglob("*"):  # no password anywhere in what the client wrote
         if path.is_file():
             assert b"alice-pw" not in path.read_bytes()
