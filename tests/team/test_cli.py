@@ -111,3 +111,10 @@ def test_a_newer_schema_is_refused(team_db, image_folder, tmp_path, capsys):
     )
     assert code == 2 and "uses schema 99, newer than this SegStudio reads" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_joining_in_the_window_with_a_bad_url_fails_before_any_window(image_folder, capsys):
+    code, _, err = _run(capsys, str(image_folder), "--db", "postgresql://alice@127.0.0.1:1/segstudio")
+    assert code == 2 and "no PostgreSQL server answers" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "gui", "--db", "postgresql://alice@127.0.0.1:1/segstudio")
+    assert code == 2 and "needs the image folder" in err
