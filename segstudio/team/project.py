@@ -23,25 +23,20 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from segstudio.core import images as image_io
-from segstudio.core.effort import EffortRow
 from segstudio.core.errors import ProjectError, SchemeError
 from segstudio.core.hashing import content_hash
 from segstudio.core.project import Project, _checked_image_dir
 from segstudio.core.schemes import LabelScheme, get_scheme
-from segstudio.core.store_masks import check_shape
 from segstudio.core.store_records import (
     IMAGE_COLUMNS,
     ImageRecord,
-    ModelVersion,
-    Prediction,
     ReconcileReport,
     Status,
     db_path,
@@ -51,38 +46,17 @@ from segstudio.core.store_records import (
 )
 from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
-from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import connect, describe, require_driver
-from segstudio.team.errors import LeaseError, StaleSaveError, TeamError, TeamPermissionError
+from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
+from segstudio.team.errors import TeamError, TeamPermissionError
+from segstudio.team.team_data import TeamData
 
 __all__ = ["LEASE_SECONDS", "MaskVersion", "Review", "TeamProject", "cache_dir_for"]
 
-#: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
-LEASE_SECONDS = 180.0
 #: Settings with this prefix are the member's own (window layout, last image): kept on this machine.
 LOCAL_SETTING_PREFIX = "gui."
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class MaskVersion:
-    id: int
-    image_id: int
-    parent: int | None
-    author: str
-    created_at: float
-    status: str
-    removed: bool  # a "reset to prediction" (the version holds no mask)
-
-
-@dataclass(frozen=True)
-class Review:
-    verdict: str  # "accepted" or "rejected"
-    comment: str
-    reviewer: str
-    mask_version: int
-    created_at: float
 
 
 def cache_dir_for(url: str) -> Path:
@@ -92,11 +66,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-def _prefixed(columns: str, prefix: str) -> str:
-    return ", ".join(f"{prefix}.{c.strip()}" for c in columns.split(","))
-
-
-class TeamProject(Project):
+class TeamProject(EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -414,421 +384,6 @@ class TeamProject(Project):
     def _record_unreadable(self, rec: ImageRecord, reason: str) -> None:
         return  # another member's copy may read fine: an unreadable local copy is not the team's fact
 
-    # ---------------------------------------------------------------- leases
-
-    def lease_holder(self, rec: ImageRecord | int) -> str | None:
-        """Who is editing the image now (a live lease), or None."""
-        image_id = rec if isinstance(rec, int) else rec.id
-        row = self._row(
-            "SELECT holder FROM segstudio.leases WHERE image_id = %s AND expires_at > now()", (image_id,)
-        )
-        return None if row is None else str(row[0])
-
-    def editors(self) -> dict[int, str]:
-        """image id -> member editing it now (live leases, this member's own included)."""
-        rows = self._rows("SELECT image_id, holder FROM segstudio.leases WHERE expires_at > now()")
-        return {int(i): str(h) for i, h in rows}
-
-    def _refuse_if_leased(self, rec: ImageRecord) -> None:
-        holder = self.lease_holder(rec)
-        if holder is not None and holder != self.member:
-            raise LeaseError(
-                f"{rec.rel_path} is being edited by {holder}; you can look at it, and edit it once they "
-                "close it (or their lease expires)"
-            )
-
-    def take_lease(self, rec: ImageRecord, seconds: float = LEASE_SECONDS) -> None:
-        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it."""
-        psycopg = require_driver()
-
-        def work(conn: Any) -> Any:
-            return conn.execute(
-                "INSERT INTO segstudio.leases(image_id, holder, expires_at) "
-                "VALUES (%s, current_user, now() + make_interval(secs => %s)) "
-                "ON CONFLICT (image_id) DO UPDATE SET holder = excluded.holder, taken_at = clock_timestamp(), "
-                "expires_at = excluded.expires_at "
-                "WHERE segstudio.leases.holder = current_user OR segstudio.leases.expires_at < now() "
-                "RETURNING holder",
-                (rec.id, float(seconds)),
-            ).fetchone()
-
-        try:
-            row = self._run(work, "take the image's lease")
-        except TeamPermissionError:
-            row = None
-        except psycopg.Error as error:  # pragma: no cover - defensive: a foreign key on a removed image
-            raise TeamError(f"cannot take the lease of {rec.rel_path}: {error}") from None
-        if row is None:
-            self._refuse_if_leased(rec)
-            raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
-        self._held.add(rec.id)
-        if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
-
-    def release_lease(self, rec: ImageRecord) -> None:
-        """Stop editing: others may edit the image at once."""
-        self._held.discard(rec.id)
-        self._run(
-            lambda c: c.execute(
-                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user", (rec.id,)
-            ),
-            "give back the image's lease",
-        )
-
-    def heartbeat(self, seconds: float = LEASE_SECONDS) -> int:
-        """Renew every lease this client holds; the number renewed (a lost one is dropped from the set)."""
-        if not self._held:
-            return 0
-        rows = self._rows(
-            "UPDATE segstudio.leases SET expires_at = now() + make_interval(secs => %s) "
-            "WHERE holder = current_user AND image_id = ANY(%s) RETURNING image_id",
-            (float(seconds), sorted(self._held)),
-            "renew leases",
-        )
-        self._held &= {int(r[0]) for r in rows}
-        return len(rows)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
-            with contextlib.suppress(Exception):  # a dropped link is retried on the next beat
-                self.heartbeat()
-
-    # ---------------------------------------------------------------- masks (versioned)
-
-    def _head(self, image_id: int) -> int | None:
-        row = self._row("SELECT mask_head FROM segstudio.images WHERE id = %s", (image_id,))
-        return None if row is None or row[0] is None else int(row[0])
-
-    def has_mask(self, rec: ImageRecord | int) -> bool:
-        image_id = rec if isinstance(rec, int) else rec.id
-        row = self._row(
-            "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v ON v.id = i.mask_head "
-            "WHERE i.id = %s",
-            (image_id,),
-        )
-        return bool(row and row[0])
-
-    def load_mask(self, rec: ImageRecord) -> np.ndarray | None:
-        """The current mask (None when there is none); remembers its version as the base of the next save."""
-        row = self._row(
-            "SELECT i.mask_head, v.png FROM segstudio.images i "
-            "LEFT JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
-            (rec.id,),
-        )
-        if row is None:
-            raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        self._base[rec.id] = None if row[0] is None else int(row[0])
-        return None if row[1] is None else decode_png(row[1], rec.shape, f"the mask of {rec.rel_path}")
-
-    def base_version(self, rec: ImageRecord) -> int | None:
-        """The mask version the next save of `rec` starts from (what `load_mask` last returned)."""
-        if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
-        return self._base[rec.id]
-
-    def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
-        psycopg = require_driver()
-
-        def work(conn: Any) -> int:
-            row = conn.execute(
-                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, %s, %s) "
-                "RETURNING id",
-                (rec.id, base, png, status.value),
-            ).fetchone()
-            return int(row[0])
-
-        try:
-            new = self._run(work, "save this image's mask")
-        except TeamPermissionError:
-            # the only row-level rule a member's own save can meet: someone held the lease at that moment
-            self._refuse_if_leased(rec)
-            raise LeaseError(
-                f"{rec.rel_path} was being edited by another member when you saved, so nothing was written; "
-                "your pixels are still in the window, save again"
-            ) from None
-        except psycopg.Error as error:
-            if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
-                raise self._stale(rec, png, error) from None
-            raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
-        self._base[rec.id] = new
-        return new
-
-    def _stale(self, rec: ImageRecord, png: bytes | None, error: Any) -> StaleSaveError:
-        detail: dict[str, Any] = {}
-        with contextlib.suppress(ValueError, TypeError):
-            detail = json.loads(getattr(error.diag, "message_detail", None) or "{}")
-        who, when = detail.get("author") or "another member", detail.get("at") or "just now"
-        return StaleSaveError(
-            f"{rec.rel_path} was saved by {who} at {when} after you opened it, so your save was refused and "
-            "nothing was overwritten. Your pixels are still in the window: reload the image to see their "
-            "version, then redo or merge your change."
-        )
-
-    def save_mask(
-        self,
-        rec: ImageRecord,
-        mask: np.ndarray,
-        status: Status | str = Status.IN_PROGRESS,
-        base_version: int | object | None = ...,
-    ) -> ImageRecord:
-        """Store a new mask version on top of `base_version` (default: the one `load_mask` returned)."""
-        status = status_of(status)
-        check_shape(rec, mask, "the mask")  # an image's size never changes in a team project
-        base = self.base_version(rec) if base_version is ... else base_version
-        self._insert_version(rec, encode_png(mask), status, base)  # type: ignore[arg-type]
-        return self._require(rec.id)
-
-    def delete_mask(self, rec: ImageRecord, status: Status | str | None = None) -> ImageRecord:
-        """'Reset to prediction' as a new version without a mask: the earlier versions stay."""
-        current = self._require(rec)
-        if status is None:
-            status = Status.PREDICTED if self.has_prediction(current) else Status.NEW
-        self._insert_version(current, None, status_of(status), self.base_version(current))
-        return self._require(current.id)
-
-    def mask_history(self, rec: ImageRecord) -> list[MaskVersion]:
-        """Every saved version of the image's mask, oldest first."""
-        rows = self._rows(
-            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL "
-            "FROM segstudio.mask_versions WHERE image_id = %s ORDER BY id",
-            (rec.id,),
-        )
-        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g)) for a, b, c, d, e, f, g in rows]
-
-    def load_mask_version(self, rec: ImageRecord, version: int) -> np.ndarray | None:
-        row = self._row(
-            "SELECT png FROM segstudio.mask_versions WHERE id = %s AND image_id = %s", (version, rec.id)
-        )
-        if row is None:
-            raise ProjectError(f"{rec.rel_path} has no mask version {version}")
-        return None if row[0] is None else decode_png(row[0], rec.shape, f"mask version {version}")
-
-    def restore_mask_version(self, rec: ImageRecord, version: int) -> ImageRecord:
-        """Roll back: a new version with the content of `version` (nothing is deleted)."""
-        mask = self.load_mask_version(rec, version)
-        self.base_version(rec)
-        if mask is None:
-            return self.delete_mask(rec)
-        return self.save_mask(rec, mask, self._require(rec).status)
-
-    # ---------------------------------------------------------------- review
-
-    def review(self, rec: ImageRecord, accepted: bool, comment: str = "") -> Review:
-        """Accept or reject the image's current mask version (reviewers; never one's own work)."""
-        head = self._head(rec.id)
-        if head is None:
-            raise ProjectError(f"{rec.rel_path} has no saved mask to review")
-        verdict = "accepted" if accepted else "rejected"
-        self._run(
-            lambda c: c.execute(
-                "INSERT INTO segstudio.reviews(image_id, mask_version, verdict, comment) VALUES (%s, %s, %s, %s)",
-                (rec.id, head, verdict, comment),
-            ),
-            f"review (mark {verdict}) this image - reviewers review others' work",
-        )
-        review = self.review_of(rec)
-        assert review is not None
-        return review
-
-    def review_of(self, rec: ImageRecord) -> Review | None:
-        """The latest verdict on the image's current version (a new save clears it), or None."""
-        row = self._row(
-            "SELECT r.verdict, r.comment, r.reviewer, r.mask_version, extract(epoch FROM r.created_at) "
-            "FROM segstudio.reviews r JOIN segstudio.images i ON i.id = r.image_id AND r.mask_version = i.mask_head "
-            "WHERE r.image_id = %s ORDER BY r.id DESC LIMIT 1",
-            (rec.id,),
-        )
-        return None if row is None else Review(row[0], row[1], row[2], int(row[3]), float(row[4]))
-
-    # ---------------------------------------------------------------- predictions
-
-    def has_prediction(self, rec: ImageRecord | int) -> bool:
-        image_id = rec if isinstance(rec, int) else rec.id
-        return self._row("SELECT 1 FROM segstudio.predictions WHERE image_id = %s", (image_id,)) is not None
-
-    def load_prediction(self, rec: ImageRecord) -> Prediction | None:
-        row = self._row(
-            "SELECT labels, confidence, raw_labels FROM segstudio.predictions WHERE image_id = %s", (rec.id,)
-        )
-        if row is None:
-            return None
-        labels = decode_png(row[0], rec.shape, f"the prediction of {rec.rel_path}")
-        confidence = None if row[1] is None else decode_png(row[1], labels.shape, "the confidence map")
-        raw = None if row[2] is None else decode_png(row[2], labels.shape, "the raw prediction")
-        return Prediction(labels, confidence, raw)
-
-    def prediction_blobs(self, rec: ImageRecord, labels: np.ndarray, confidence: np.ndarray,
-                         raw_labels: np.ndarray | None) -> tuple[bytes, bytes, bytes | None, float | None]:  # fmt: skip
-        check_shape(rec, labels, "the predicted labels")
-        check_shape(rec, confidence, "the confidence map")
-        if raw_labels is not None:
-            check_shape(rec, raw_labels, "the raw predicted labels")
-        conf = np.asarray(confidence)
-        mean = float(conf.mean()) / 255.0 if conf.size else None
-        raw = None if raw_labels is None else encode_png(raw_labels, "raw labels")
-        return encode_png(labels, "labels"), encode_png(conf, "a confidence map"), raw, mean
-
-    def store_prediction(
-        self, conn: Any, rec: ImageRecord, blobs: tuple[Any, ...], model_version: str
-    ) -> None:
-        """Write one prediction inside the caller's transaction (used by the work queue too)."""
-        labels, conf, raw, mean = blobs
-        conn.execute(
-            "INSERT INTO segstudio.predictions(image_id, labels, confidence, raw_labels, model_version) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (image_id) DO UPDATE SET labels = excluded.labels, "
-            "confidence = excluded.confidence, raw_labels = excluded.raw_labels, "
-            "model_version = excluded.model_version, author = current_user, created_at = clock_timestamp(), "
-            "times = segstudio.predictions.times + 1",
-            (rec.id, labels, conf, raw, model_version),
-        )
-        conn.execute(
-            "UPDATE segstudio.images SET status = CASE WHEN status = 'new' THEN 'predicted' ELSE status END, "
-            "model_version = %s, mean_confidence = %s, updated_at = %s WHERE id = %s",
-            (model_version, mean, time.time(), rec.id),
-        )
-
-    def save_prediction(
-        self,
-        rec: ImageRecord,
-        labels: np.ndarray,
-        confidence: np.ndarray,
-        model_version: str,
-        raw_labels: np.ndarray | None = None,
-    ) -> ImageRecord:
-        current = self._require(rec)
-        blobs = self.prediction_blobs(current, labels, confidence, raw_labels)
-
-        def work(conn: Any) -> None:
-            with conn.transaction():
-                self.store_prediction(conn, current, blobs, model_version)
-
-        self._run(work, "store a prediction")
-        return self._require(current.id)
-
-    # ---------------------------------------------------------------- effort (per member)
-
-    def add_effort(
-        self, rec: ImageRecord, seconds: float, actions: dict[str, int], changed_fraction: float | None = None
-    ) -> None:
-        def work(conn: Any) -> None:
-            with conn.transaction():
-                row = conn.execute(
-                    "SELECT active_seconds, actions FROM segstudio.effort WHERE image_id = %s "
-                    "AND member = current_user FOR UPDATE",
-                    (rec.id,),
-                ).fetchone()
-                total = dict(row[1]) if row else {}
-                for tool, count in actions.items():
-                    total[tool] = int(total.get(tool, 0)) + int(count)
-                conn.execute(
-                    "INSERT INTO segstudio.effort(image_id, active_seconds, actions, changed_fraction, updated_at) "
-                    "VALUES (%s, %s, %s::jsonb, %s, %s) ON CONFLICT (image_id, member) DO UPDATE SET "
-                    "active_seconds = excluded.active_seconds, actions = excluded.actions, "
-                    "changed_fraction = COALESCE(excluded.changed_fraction, segstudio.effort.changed_fraction), "
-                    "updated_at = excluded.updated_at",
-                    (rec.id, (row[0] if row else 0.0) + float(seconds), json.dumps(total), changed_fraction,
-                     time.time()),
-                )  # fmt: skip
-
-        self._run(work, "record editing effort")
-
-    def effort_rows(self) -> list[EffortRow]:
-        """One row per image (all members summed), as a local project reports it."""
-        return [row for _, row in self._effort_by_member(merge=True)]
-
-    def effort_by_member(self) -> list[tuple[str, EffortRow]]:
-        return self._effort_by_member(merge=False)
-
-    def _effort_by_member(self, merge: bool) -> list[tuple[str, EffortRow]]:
-        rows = self._rows(
-            "SELECT e.member, i.rel_path, i.status, i.model_version, e.active_seconds, e.actions, "
-            "e.changed_fraction, i.id FROM segstudio.effort e JOIN segstudio.images i ON i.id = e.image_id "
-            "WHERE i.removed_at IS NULL ORDER BY i.sort_key, i.rel_path, e.updated_at"
-        )
-        out: list[tuple[str, EffortRow]] = []
-        for member, rel, status, version, seconds, actions, changed, _image_id in rows:
-            row = EffortRow(_path(rel), status, version, float(seconds), dict(actions), changed)
-            if merge and out and out[-1][1].rel_path == row.rel_path:
-                prev = out[-1][1]
-                merged = dict(prev.actions)
-                for tool, count in row.actions.items():
-                    merged[tool] = int(merged.get(tool, 0)) + int(count)
-                change = row.changed_fraction if row.changed_fraction is not None else prev.changed_fraction
-                out[-1] = (
-                    "",
-                    EffortRow(prev.rel_path, status, version, prev.seconds + row.seconds, merged, change),
-                )
-            else:
-                out.append((member, row))
-        return out
-
-    # ---------------------------------------------------------------- model versions (lead adds)
-
-    def add_model_version(
-        self,
-        version: str,
-        checkpoint_path: str | os.PathLike[str],
-        arch: str,
-        metrics: dict[str, Any] | None = None,
-        parent: str | None = None,
-    ) -> ModelVersion:
-        """Upload the checkpoint into the server so every member's machine can fetch it."""
-        if not version or not isinstance(version, str):
-            raise ProjectError("a model version needs a name such as 'v3'")
-        path = Path(checkpoint_path).absolute()
-        try:
-            name = path.relative_to(self.state_dir).as_posix()
-        except ValueError:
-            name = f"models/{version}/{path.name}"
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise ProjectError(f"cannot read the checkpoint {path} ({error.strerror or error})") from None
-        created = time.time()
-        self._run(
-            lambda c: c.execute(
-                "INSERT INTO segstudio.model_versions(version, checkpoint_name, checkpoint, arch, metrics, parent, "
-                "created_at) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)",
-                (version, name, data, arch, json.dumps(metrics or {}), parent, created),
-            ),
-            "add a model version",
-        )
-        return ModelVersion(version, self.state_dir / name, arch, dict(metrics or {}), parent, created)
-
-    def _version(self, row: tuple[Any, ...]) -> ModelVersion:
-        version, name, arch, metrics, parent, created = row
-        return ModelVersion(version, self.state_dir / name, arch, dict(metrics), parent, float(created))
-
-    def model_versions(self) -> list[ModelVersion]:
-        rows = self._rows(
-            "SELECT version, checkpoint_name, arch, metrics, parent, created_at FROM segstudio.model_versions "
-            "ORDER BY created_at, version"
-        )
-        return [self._version(r) for r in rows]
-
-    def get_model_version(self, version: str) -> ModelVersion | None:
-        """The version with its checkpoint fetched into this machine's cache (once)."""
-        row = self._row(
-            "SELECT version, checkpoint_name, arch, metrics, parent, created_at FROM segstudio.model_versions "
-            "WHERE version = %s",
-            (version,),
-        )
-        if row is None:
-            return None
-        record = self._version(row)
-        if not record.checkpoint_path.is_file():
-            blob = self._row("SELECT checkpoint FROM segstudio.model_versions WHERE version = %s", (version,))
-            if blob is not None and blob[0] is not None:
-                from segstudio.core.atomic import atomic_write_bytes
-
-                record.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(record.checkpoint_path, bytes(blob[0]))
-        return record
-
-    def checkpoint_bytes(self) -> Iterator[tuple[str, bytes | None]]:
-        for name, data in self._rows("SELECT checkpoint_name, checkpoint FROM segstudio.model_versions"):
-            yield name, None if data is None else bytes(data)
-
     # ---------------------------------------------------------------- summary
 
     def summary(self) -> dict[str, Any]:
@@ -856,12 +411,6 @@ class TeamProject(Project):
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
         }
-
-
-def _path(stored: str) -> str:
-    from segstudio.core.store_records import path_from_db
-
-    return path_from_db(stored)
 
 
 def _check_database(conn: Any, url: str) -> tuple[int, str, str]:
