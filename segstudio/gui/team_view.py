@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLabel, QLineEdit
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.store_records import ImageRecord
@@ -67,6 +67,10 @@ def attach(window: Any, project: Any) -> TeamPresence | None:
 class TeamPresence(QObject):
     editors_seen = Signal(object)  # {rel_path: member} of the others
     lease_refused = Signal(str)  # a message for the status bar
+    notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
+
+    #: The browser's note on an image whose save is queued on this machine.
+    PENDING_NOTE = "not yet on the server"
 
     def __init__(self, window: Any, project: Any) -> None:
         super().__init__(window)
@@ -77,6 +81,10 @@ class TeamPresence(QObject):
         self._stopped = False
         self.editors_seen.connect(window.browser.model.set_editors)
         self.lease_refused.connect(lambda text: window.statusBar().showMessage(text, 15000))
+        self.kept: dict[str, str] = {}  # rel_path -> note on a queued save refused on reconnect
+        self.pending_label = QLabel("")  # "N saves not yet on the server" while any are queued
+        window.statusBar().addPermanentWidget(self.pending_label)
+        self.notes_seen.connect(self._show_notes)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -95,6 +103,10 @@ class TeamPresence(QObject):
 
         def work() -> None:
             try:
+                notes = {path: self.PENDING_NOTE for path in self.project.pending_saves()}
+                conflicts = self.project.take_conflicts()
+                if not self._stopped:
+                    self.notes_seen.emit(notes, conflicts)
                 editors = self.project.editors()
                 if not self._stopped:
                     self.editors_seen.emit(
@@ -106,6 +118,14 @@ class TeamPresence(QObject):
                 self._polling = False
 
         self._thread(work)
+
+    def _show_notes(self, notes: dict[str, str], conflicts: list[Any]) -> None:
+        for conflict in conflicts:
+            self.kept[conflict.rel_path] = "your offline save was NOT applied (kept on this machine)"
+            self.window.statusBar().showMessage(conflict.message, 60000)
+        pending = sum(1 for note in notes.values() if note == self.PENDING_NOTE)
+        self.pending_label.setText(f"{pending} save(s) not yet on the server" if pending else "")
+        self.window.browser.model.set_notes({**self.kept, **notes})
 
     def image_opened(self, rec: ImageRecord) -> None:
         """Take the lease of the image now being edited; give back the previous one."""
@@ -128,3 +148,4 @@ class TeamPresence(QObject):
     def stop(self) -> None:
         self._stopped = True
         self.timer.stop()
+        self.window.statusBar().removeWidget(self.pending_label)

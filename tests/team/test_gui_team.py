@@ -65,3 +65,47 @@ def test_open_team_project_shows_other_editors_and_takes_the_lease(
         finally:
             window.close()
         assert bob.lease_holder(opened) is None  # closing the window gave the lease back
+
+
+def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it_lands(
+    qtbot, team, image_folder, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    import segstudio.team.editing as editing
+    from segstudio.gui import team_view
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    monkeypatch.setattr(team_view, "POLL_MS", 300)
+    monkeypatch.setattr(editing, "RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        window.open_team_action.trigger()
+        qtbot.waitUntil(
+            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
+        )
+        opened = window.session.record
+        team.server.stop("fast")
+        try:
+            window.actions_by_id["mark_done"].trigger()  # the window does not wait: the save is queued
+            qtbot.waitUntil(
+                lambda: "not yet on the server" in _row_text(window, opened.rel_path), timeout=WAIT
+            )
+            assert "1 save(s) not yet on the server" in window.team_presence.pending_label.text()
+        finally:
+            team.server.start()
+        qtbot.waitUntil(
+            lambda: "not yet on the server" not in _row_text(window, opened.rel_path), timeout=WAIT
+        )
+        assert window.team_presence.pending_label.text() == ""
+    finally:
+        window.close()
+    with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+        assert lena.get(opened.rel_path).status.value == "done"
+        assert [v.author for v in lena.mask_history(lena.get(opened.rel_path))] == ["alice"]
