@@ -212,8 +212,14 @@ class EditingRules:
         try:
             new = self._run(work, "save this image's mask")
         except TeamPermissionError:
-            # the only row-level rule a member's own save can meet: someone held the lease at that moment
+            # the row-level rules a member's own save can meet: a lease held by someone, an assignment
             self._refuse_if_leased(rec)
+            owner = self._row("SELECT assignee FROM segstudio.assignments WHERE image_id = %s", (rec.id,))
+            if owner is not None and owner[0] != self.member:
+                raise TeamPermissionError(
+                    f"{rec.rel_path} is assigned to {owner[0]}, so only they (or a lead) may save its mask; "
+                    "nothing was written. Ask your lead to reassign it (`segstudio team assign`)."
+                ) from None
             raise LeaseError(
                 f"{rec.rel_path} was being edited by another member when you saved, so nothing was written; "
                 "your pixels are still in the window, save again"

@@ -46,6 +46,7 @@ from segstudio.core.store_records import (
 )
 from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
+from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
@@ -70,7 +71,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(EditingRules, TeamData, Project):
+class TeamProject(Assignments, EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -89,6 +90,7 @@ class TeamProject(EditingRules, TeamData, Project):
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._server_version = 0
+        self._only: set[int] | None = None  # limit_to_accepted: images() lists only these
         self._last_reads: dict[tuple[str, str, bool], Any] = {}  # see _read
         self.outbox = Outbox(state_dir)  # saves made while the server was away (team.outbox)
         self.conflicts: list[SaveConflict] = []  # queued saves refused on reconnect, not yet shown
@@ -340,7 +342,15 @@ class TeamProject(EditingRules, TeamData, Project):
             records = [r for r in records if r.status == wanted]
         if split is not None:
             records = [r for r in records if r.split == split]
+        if self._only is not None:
+            records = [r for r in records if r.id in self._only]
         return records
+
+    def limit_to_accepted(self) -> int:
+        """From now on `images()` lists only images whose current version a reviewer accepted (for export:
+        `segstudio export ... --db URL --accepted-only`); the number of such images."""
+        self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
+        return len(self._only)
 
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
@@ -449,6 +459,7 @@ class TeamProject(EditingRules, TeamData, Project):
             self._rows("SELECT split, count(*) FROM segstudio.images WHERE removed_at IS NULL GROUP BY split")
         )
         active = self.active_model_version()
+        by_id = {r.id: r for r in self.images()}
         return {
             "image_dir": str(self.image_dir),
             "state_dir": str(self.state_dir),
@@ -464,6 +475,12 @@ class TeamProject(EditingRules, TeamData, Project):
             "model_versions": [v.version for v in self.model_versions()],
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
+            "assigned_to_me": len(self.my_queue()),
+            "rejected": [
+                {"image": by_id[i].rel_path, "reviewer": r.reviewer, "comment": r.comment}
+                for i, r in sorted(self.rejections().items())
+                if i in by_id
+            ],
         }
 
 
