@@ -67,6 +67,8 @@ def attach(window: Any, project: Any) -> TeamPresence | None:
 class TeamPresence(QObject):
     editors_seen = Signal(object)  # {rel_path: member} of the others
     lease_refused = Signal(str)  # a message for the status bar
+    queue_seen = Signal(object, object)  # this member's queue [rel_path], {rel_path: rejection note}
+    reviewed = Signal(str)  # a review verdict went through (status bar)
     notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
 
     #: The browser's note on an image whose save is queued on this machine.
@@ -85,6 +87,20 @@ class TeamPresence(QObject):
         self.pending_label = QLabel("")  # "N saves not yet on the server" while any are queued
         window.statusBar().addPermanentWidget(self.pending_label)
         self.notes_seen.connect(self._show_notes)
+        self.queue: list[str] = []  # this member's unfinished assigned images, in order
+        self.rejected: dict[str, str] = {}  # rel_path -> "rejected by NAME: comment"
+        self.queue_seen.connect(self._show_queue)
+        self.reviewed.connect(self._on_reviewed)
+        self._notes: dict[str, str] = {}
+        self._plain_next = window.browser.next_unfinished
+        window.browser.next_unfinished = self.next_unfinished  # "next unfinished" follows my queue
+        self.menu = window.menuBar().addMenu("&Team")
+        self.accept_action = self.menu.addAction("Accept this image")
+        self.accept_action.setStatusTip("Reviewers: accept the current version of the open image")
+        self.accept_action.triggered.connect(lambda: self.review_current(True))
+        self.reject_action = self.menu.addAction("Reject this image…")
+        self.reject_action.setStatusTip("Reviewers: reject the open image with a comment for its annotator")
+        self.reject_action.triggered.connect(lambda: self.review_current(False))
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -107,6 +123,14 @@ class TeamPresence(QObject):
                 conflicts = self.project.take_conflicts()
                 if not self._stopped:
                     self.notes_seen.emit(notes, conflicts)
+                queue = [r.rel_path for r in self.project.my_queue()]
+                rejected = {
+                    paths[i]: f"rejected by {r.reviewer}: {r.comment or '(no comment)'}"
+                    for i, r in self.project.rejections().items()
+                    if i in paths
+                }
+                if not self._stopped:
+                    self.queue_seen.emit(queue, rejected)
                 editors = self.project.editors()
                 if not self._stopped:
                     self.editors_seen.emit(
@@ -125,11 +149,62 @@ class TeamPresence(QObject):
             self.window.statusBar().showMessage(conflict.message, 60000)
         pending = sum(1 for note in notes.values() if note == self.PENDING_NOTE)
         self.pending_label.setText(f"{pending} save(s) not yet on the server" if pending else "")
-        self.window.browser.model.set_notes({**self.kept, **notes})
+        self._notes = notes
+        self.window.browser.model.set_notes({**self.rejected, **self.kept, **notes})
+
+    def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
+        self.queue, self.rejected = queue, rejected
+        self.window.browser.model.set_notes({**rejected, **self.kept, **self._notes})
+
+    def _on_reviewed(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 15000)
+        self.poll()
+
+    def next_unfinished(self) -> str | None:
+        """The first unfinished image of this member's queue; without assignments, the browser's own."""
+        current = (
+            self.window.session.record.rel_path
+            if self.window.session and self.window.session.record
+            else None
+        )
+        records = {r.rel_path: r for r in self.window.browser.model.records()}
+        from segstudio.gui.browser import UNFINISHED
+
+        for path in self.queue:
+            rec = records.get(path)
+            if rec is not None and rec.status in UNFINISHED and path != current:
+                return path
+        return self._plain_next()
+
+    def review_current(self, accepted: bool) -> None:
+        """Accept, or reject with a comment, the open image's current version (on a thread)."""
+        session = self.window.session
+        rec = None if session is None else session.record
+        if rec is None:
+            self.window.statusBar().showMessage("open an image to review it", 10000)
+            return
+        comment = ""
+        if not accepted:
+            comment, ok = QInputDialog.getText(
+                self.window, "Reject image", f"Why is {rec.rel_path} rejected? (the annotator sees this)"
+            )
+            if not ok:
+                return
+
+        def work() -> None:
+            try:
+                review = self.project.review(rec, accepted, comment)
+                self.reviewed.emit(f"{rec.rel_path}: {review.verdict} (version {review.mask_version})")
+            except SegStudioError as error:
+                self.reviewed.emit(f"review not stored: {error}")
+
+        self._thread(work)
 
     def image_opened(self, rec: ImageRecord) -> None:
         """Take the lease of the image now being edited; give back the previous one."""
         previous, self._held = self._held, rec
+        if rec.rel_path in self.rejected:
+            self.window.statusBar().showMessage(f"{rec.rel_path}: {self.rejected[rec.rel_path]}", 30000)
 
         def work() -> None:
             from segstudio.team.errors import LeaseError
@@ -149,3 +224,5 @@ class TeamPresence(QObject):
         self._stopped = True
         self.timer.stop()
         self.window.statusBar().removeWidget(self.pending_label)
+        self.window.menuBar().removeAction(self.menu.menuAction())
+        self.window.browser.next_unfinished = self._plain_next

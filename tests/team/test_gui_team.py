@@ -109,3 +109,99 @@ def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it
     with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
         assert lena.get(opened.rel_path).status.value == "done"
         assert [v.author for v in lena.mask_history(lena.get(opened.rel_path))] == ["alice"]
+
+
+def _open_window(qtbot, team, image_folder, monkeypatch, user):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from segstudio.gui import team_view
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    monkeypatch.setattr(team_view, "POLL_MS", 300)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url(user), True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_team_action.trigger()
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
+    return window
+
+
+def _alice_saves_everything(team, image_folder, tmp_path):
+    from segstudio.core.project import Status
+    from tests.team.conftest import mask_of
+
+    with TeamProject.join(
+        image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False
+    ) as alice:
+        for rec in alice.images():
+            alice.load_mask(rec)
+            alice.save_mask(rec, mask_of(2), Status.DONE)
+
+
+def test_a_reviewer_accepts_and_rejects_the_open_image_from_the_team_menu(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QInputDialog
+
+    _alice_saves_everything(team, image_folder, tmp_path)
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "rita")
+    try:
+        presence = window.team_presence
+        assert presence.menu.title() == "&Team"
+        opened = window.session.record
+        asked = []
+        monkeypatch.setattr(
+            QInputDialog, "getText", lambda *a, **k: (asked.append(a), ("the sky is labelled road", True))[1]
+        )
+        presence.reject_action.trigger()
+        assert asked, "the reject action asks for a comment"
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            qtbot.waitUntil(lambda: lena.review_of(opened) is not None, timeout=WAIT)
+            review = lena.review_of(opened)
+            assert (review.verdict, review.comment, review.reviewer) == (
+                "rejected",
+                "the sky is labelled road",
+                "rita",
+            )
+            presence.accept_action.trigger()
+            qtbot.waitUntil(lambda: lena.review_of(opened).verdict == "accepted", timeout=WAIT)
+        qtbot.waitUntil(lambda: "accepted" in window.statusBar().currentMessage(), timeout=WAIT)
+    finally:
+        window.close()
+
+
+def test_an_annotator_sees_the_rejection_on_the_image_and_next_follows_their_queue(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.core.project import Status
+    from tests.team.conftest import mask_of
+
+    with TeamProject.join(
+        image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False
+    ) as alice:
+        coffee = alice.get("b_coffee.png")
+        alice.load_mask(coffee)
+        alice.save_mask(coffee, mask_of(2), Status.DONE)
+    with TeamProject.join(image_folder, team.url("rita"), state_dir=tmp_path / "r", heartbeat=False) as rita:
+        rita.review(rita.get("b_coffee.png"), False, "fix the handle")
+    queue = ["sub/d_rocket.png", "a_cat.png"]
+    with TeamProject.join(image_folder, team.url("lena"), state_dir=tmp_path / "l", heartbeat=False) as lena:
+        lena.assign([lena.get(p) for p in queue], ["alice"], "hand")
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        qtbot.waitUntil(
+            lambda: "rejected by rita: fix the handle" in _row_text(window, "b_coffee.png"), timeout=WAIT
+        )
+        qtbot.waitUntil(lambda: window.team_presence.queue == queue, timeout=WAIT)
+        current = window.session.record.rel_path
+        expected = next(p for p in queue if p != current)
+        window.actions_by_id["next_unfinished"].trigger()
+        qtbot.waitUntil(lambda: window.session.record.rel_path == expected, timeout=WAIT)
+        window.open_image("b_coffee.png")
+        qtbot.waitUntil(lambda: "fix the handle" in window.statusBar().currentMessage(), timeout=WAIT)
+    finally:
+        window.close()
