@@ -2,6 +2,7 @@
 
 Run: `.venv/bin/python -m bench.team [--annotators 20] [--images 200] [--seconds 20] [--json]`
      `.venv/bin/python -m bench.team --open-images 10000`  (time to open a 10,000-image team project)
+     `.venv/bin/python -m bench.team --live 50`  (delay of a change heard by LISTEN/NOTIFY)
      `.venv/bin/python -m bench.team --faults 100`  (SIGKILL a client mid-save, N trials: lost/half-written)
 
 Starts a throwaway PostgreSQL server (fsync on, as a real one) in a temp folder, makes a local project
@@ -338,6 +339,51 @@ def fault_bench(trials: int, parallel: int = 4) -> dict[str, object]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def live_bench(trials: int) -> dict[str, object]:
+    """Delay from a member's committed change (take a lease) to another client hearing it by
+    LISTEN/NOTIFY (team.live); the poll it stands in front of waits 1.5 s on average (3 s period)."""
+    import threading
+
+    from segstudio.team.live import ChangeListener
+    from segstudio.team.local_server import start_local_server
+    from segstudio.team.project import TeamProject
+
+    server = start_local_server(fsync=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-team-live-"))
+    try:
+        folder, url = _setup(server, work, ["annotator00"], 2)
+        heard = threading.Event()
+        listener = ChangeListener(url, lambda table, image: heard.set()).start()
+        assert listener.listening.wait(30)
+        delays = []
+        with TeamProject.join(
+            folder, server.url("annotator00", "bench"), state_dir=work / "a", heartbeat=False
+        ) as member:
+            rec = member.images()[0]
+            for _ in range(trials):
+                heard.clear()
+                started = time.perf_counter()
+                member.take_lease(rec)  # returns once committed
+                heard.wait(10)
+                delays.append(time.perf_counter() - started)
+                member.release_lease(rec)
+                time.sleep(0.02)
+        listener.stop()
+        delays.sort()
+        return {
+            "bench": "team_live",
+            "trials": trials,
+            "notify_delay_ms_p50": round(1000 * statistics.median(delays), 1),
+            "notify_delay_ms_p99": round(1000 * delays[min(len(delays) - 1, int(0.99 * len(delays)))], 1),
+            "reference_poll_delay_ms_mean": 1500.0,
+        }
+    finally:
+        server.remove()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotators", type=int, default=20)
@@ -346,9 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object (default: indented JSON)")
     parser.add_argument("--open-images", type=int, help="instead: time to open a team project of N images")
     parser.add_argument("--faults", type=int, help="instead: SIGKILL a saving client N times, count losses")
+    parser.add_argument("--live", type=int, help="instead: N trials of the LISTEN/NOTIFY delay")
     args = parser.parse_args(argv)
-    if args.open_images or args.faults:
-        result = open_bench(args.open_images) if args.open_images else fault_bench(args.faults)
+    if args.open_images or args.faults or args.live:
+        if args.live:
+            result = live_bench(args.live)
+        else:
+            result = open_bench(args.open_images) if args.open_images else fault_bench(args.faults)
         print(json.dumps(result) if args.json else json.dumps(result, indent=2))
         bad = (
             result.get("lost_saves", 0)

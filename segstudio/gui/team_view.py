@@ -19,7 +19,8 @@ from segstudio.core.store_records import ImageRecord
 
 __all__ = ["POLL_MS", "TeamPresence", "attach", "install_menu_action"]
 
-#: How often the browser learns who is editing what (ms).
+#: How often the browser re-reads who is editing what (ms); changes arrive at once by LISTEN/NOTIFY
+#: (team.live), this poll is the fallback when notices are lost.
 POLL_MS = 3000
 
 
@@ -67,6 +68,7 @@ def attach(window: Any, project: Any) -> TeamPresence | None:
 class TeamPresence(QObject):
     editors_seen = Signal(object)  # {rel_path: member} of the others
     lease_refused = Signal(str)  # a message for the status bar
+    changed = Signal()  # the server announced a change (LISTEN/NOTIFY): poll now
     queue_seen = Signal(object, object)  # this member's queue [rel_path], {rel_path: rejection note}
     reviewed = Signal(str)  # a review verdict went through (status bar)
     notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
@@ -105,14 +107,23 @@ class TeamPresence(QObject):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
         self.timer.start()
+        self._again = False  # a change arrived during a poll: poll once more after it
+        self.changed.connect(self.poll)
+        from segstudio.team.live import ChangeListener
+
+        self.listener = ChangeListener(project.url, lambda table, image: self.changed.emit()).start()
         self.poll()
 
     def _thread(self, work: Any) -> None:
         threading.Thread(target=work, name="segstudio-team", daemon=True).start()
 
     def poll(self) -> None:
-        if self._polling or self._stopped:
+        if self._stopped:
             return
+        if self._polling:
+            self._again = True
+            return
+        self._again = False
         self._polling = True
         paths = {r.id: r.rel_path for r in self.window.browser.model.records()}
         me = self.project.member
@@ -140,6 +151,8 @@ class TeamPresence(QObject):
                 pass  # the next poll tries again; saves report their own errors
             finally:
                 self._polling = False
+                if self._again and not self._stopped:
+                    self.changed.emit()
 
         self._thread(work)
 
@@ -223,6 +236,7 @@ class TeamPresence(QObject):
     def stop(self) -> None:
         self._stopped = True
         self.timer.stop()
+        threading.Thread(target=self.listener.stop, daemon=True).start()  # never wait on the network
         self.window.statusBar().removeWidget(self.pending_label)
         self.window.menuBar().removeAction(self.menu.menuAction())
         self.window.browser.next_unfinished = self._plain_next

@@ -205,3 +205,29 @@ def test_an_annotator_sees_the_rejection_on_the_image_and_next_follows_their_que
         qtbot.waitUntil(lambda: "fix the handle" in window.statusBar().currentMessage(), timeout=WAIT)
     finally:
         window.close()
+
+
+def test_the_browser_learns_of_another_editor_by_notify_without_waiting_for_the_poll(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    import time
+
+    from segstudio.gui import team_view
+
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    monkeypatch.setattr(team_view, "POLL_MS", 600_000)
+    window.team_presence.timer.setInterval(600_000)  # only a notice can bring the change now
+    window.team_presence.timer.start()
+    try:
+        qtbot.waitUntil(window.team_presence.listener.listening.is_set, timeout=WAIT)
+        qtbot.wait(500)  # the first poll is over
+        with TeamProject.join(
+            image_folder, team.url("bob"), state_dir=tmp_path / "b", heartbeat=False
+        ) as bob:
+            other = next(r for r in bob.images() if r.rel_path != window.session.record.rel_path)
+            started = time.monotonic()
+            bob.take_lease(other)
+            qtbot.waitUntil(lambda: "being edited by bob" in _row_text(window, other.rel_path), timeout=5000)
+            assert time.monotonic() - started < 3.0
+    finally:
+        window.close()
