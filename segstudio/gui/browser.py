@@ -388,7 +388,10 @@ class BrowserWidget(QWidget):
 
     def _activated(self, index: QModelIndex) -> None:
         # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
-        self.image_activated.emit(index.data())
+        # The record's path, not the display text (that carries team notes and a display-safe name).
+        rec = index.data(RecordRole)
+        if rec is not None:
+            self.image_activated.emit(rec.rel_path)
 
     # -- project ---------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:

@@ -62,6 +62,9 @@ T = TypeVar("T")
 
 #: Distinct read queries whose last answer is remembered for while the server is away.
 LAST_READS = 512
+#: After the server was found away, reads answer from memory for this long before trying it again
+#: (so the window does not wait on a connection attempt at every repaint).
+AWAY_SECONDS = 2.0
 
 
 def cache_dir_for(url: str) -> Path:
@@ -91,6 +94,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         self._heartbeat: threading.Thread | None = None
         self._server_version = 0
         self._only: set[int] | None = None  # limit_to_accepted: images() lists only these
+        self._away_until = 0.0
         self._last_reads: dict[tuple[str, str, bool], Any] = {}  # see _read
         self.outbox = Outbox(state_dir)  # saves made while the server was away (team.outbox)
         self.conflicts: list[SaveConflict] = []  # queued saves refused on reconnect, not yet shown
@@ -210,12 +214,15 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
                 what,
             )
         key = (sql, repr(params), one)
+        if key in self._last_reads and time.monotonic() < self._away_until:
+            return self._last_reads[key]  # the server was just found away: do not wait on it again yet
         try:
             result = self._run(
                 lambda c: c.execute(sql, params).fetchone() if one else c.execute(sql, params).fetchall(),
                 what,
             )
         except TeamConnectionError:
+            self._away_until = time.monotonic() + AWAY_SECONDS
             if key in self._last_reads:
                 return self._last_reads[key]
             raise

@@ -201,7 +201,15 @@ def test_an_annotator_sees_the_rejection_on_the_image_and_next_follows_their_que
         expected = next(p for p in queue if p != current)
         window.actions_by_id["next_unfinished"].trigger()
         qtbot.waitUntil(lambda: window.session.record.rel_path == expected, timeout=WAIT)
-        window.open_image("b_coffee.png")
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        view, model = window.browser.view, window.browser.model
+        index = model.index(model.row_of("b_coffee.png"))
+        view.scrollTo(index)
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         view.visualRect(index).center())  # fmt: skip
+        qtbot.waitUntil(lambda: window.session.record.rel_path == "b_coffee.png", timeout=WAIT)
         qtbot.waitUntil(lambda: "fix the handle" in window.statusBar().currentMessage(), timeout=WAIT)
     finally:
         window.close()
