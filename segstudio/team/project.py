@@ -187,7 +187,9 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
                 if self._conn is None:
                     raise ProjectError("the team project is closed; open it again")
                 try:
-                    return work(self._conn)
+                    result = work(self._conn)
+                    self._away_until = 0.0  # the server answers: reads ask it again
+                    return result
                 except psycopg.errors.InsufficientPrivilege as error:
                     raise TeamPermissionError(
                         f"your role ({self.member}, {self.role}) may not {what} in this team project; "
