@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -25,6 +24,7 @@ import numpy as np
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
+from segstudio.core.safe_json import load_json_file
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
@@ -78,12 +78,7 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as error:
-        raise ExportError(
-            f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it"
-        ) from None
+    data = load_json_file(path, ExportError, "delete the manifest to import without it")
     if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
         return {}
     items = data.get("items", [])

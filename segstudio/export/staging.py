@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import shutil
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 from segstudio.core.atomic import atomic_write_json, fsync_dir
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import resolve_inside
+from segstudio.core.safe_json import load_json_file
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -44,8 +44,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a previous SegStudio export in `folder`, or None."""
     path = Path(folder) / MANIFEST_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(path, ExportError)
+    except ExportError:  # unreadable, not JSON, nested too deep: not a manifest we wrote
         return None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         return None
