@@ -83,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     command = args[0] if args and args[0] in COMMANDS else "gui"
     rest = args[1:] if args and args[0] in COMMANDS else args
-    parser = build_parser(command)
-    parsed = parser.parse_args(rest)
-    module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
+    parsed = argparse.Namespace()  # what the error paragraph can name, once the arguments are parsed
     try:
+        parsed = build_parser(command).parse_args(rest)
+        module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
         return int(module.run(parsed) or 0)
     except CancelledError:  # the user stopped it: not an error, and the same exit as Ctrl-C
         print(f"segstudio {command}: cancelled", file=sys.stderr)
@@ -97,3 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"segstudio {command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception as error:  # a bug or a file nobody foresaw: one paragraph, the traceback in the log
+        from segstudio.commands.unexpected import report_unexpected
+
+        print(report_unexpected(command, parsed, error), file=sys.stderr)
+        return 2
