@@ -58,7 +58,7 @@ BAD_FIELDS = {
 def test_fields_of_the_wrong_type_are_refused(tmp_path, case):
     path = tmp_path / "bad.pt"
     torch.save({**good_payload(), **BAD_FIELDS[case]}, path)
-    with pytest.raises(CheckpointError, match="bad.pt"):
+    with pytest.raises(CheckpointError, match=r"bad\.pt"):
         load_checkpoint(path)
 
 
