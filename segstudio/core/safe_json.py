@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from segstudio.core.errors import SegStudioError
 
@@ -26,36 +29,32 @@ MAX_JSON_DEPTH = 64
 _MAX_ID = 2**63 - 1
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    """True when `value` nests lists/objects deeper than `limit` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        nested = [c for c in children if isinstance(c, (list, dict))]
-        if nested:
-            if depth >= limit:
-                return True
-            stack.extend((c, depth + 1) for c in nested)
-    return False
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of JSON `text`, strings left out; vectorised, so it costs a
+    fraction of the parse even for a 100 MB COCO file, and it runs *before* the parser recurses."""
+    bare = np.frombuffer(_STRINGS.sub("", text).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    opening = (bare == ord("[")) | (bare == ord("{"))
+    brackets = np.flatnonzero(opening | (bare == ord("]")) | (bare == ord("}")))
+    if not len(brackets):
+        return 0
+    return int(np.cumsum(np.where(opening[brackets], 1, -1), dtype=np.int64).max())
 
 
 def parse_json(
     text: str, where: str, error: type[SegStudioError], todo: str = "fix or remove the file"
 ) -> Any:
     """`text` parsed as JSON, nesting at most MAX_JSON_DEPTH; `error(message)` otherwise."""
+    if _nesting(text) > MAX_JSON_DEPTH:
+        raise error(f"{where} nests lists or objects more than {MAX_JSON_DEPTH} levels deep; {todo}")
     try:
-        data = json.loads(text)
-    except RecursionError:
-        data = None
-        deep = True
+        return json.loads(text)
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; kept so it never becomes a traceback
+        raise error(f"{where} nests lists or objects too deeply; {todo}") from None
     except (ValueError, TypeError) as problem:  # JSONDecodeError, too many digits in an integer
         raise error(f"{where} is not valid JSON ({problem}); {todo}") from None
-    else:
-        deep = isinstance(data, (list, dict)) and _too_deep(data, MAX_JSON_DEPTH)
-    if deep:
-        raise error(f"{where} nests lists or objects more than {MAX_JSON_DEPTH} levels deep; {todo}")
-    return data
 
 
 def load_json_file(

@@ -27,7 +27,7 @@ from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.safe_json import load_json_file
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, control_characters, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
-from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
+from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64, simplify_shapes
 
 __all__ = ["preview_labelme", "read_labels_file", "scheme_from_labels", "shape_to_mask"]
 
@@ -243,6 +243,7 @@ def _sample(
     )  # checked now, decoded again when copied
     size = checked_size(path, data, image_path, embedded if image_path is None else None)
     check_shapes(path, data["shapes"], size)
+    simplify_shapes(path, data["shapes"], warnings)  # Pillow would take minutes on a 1M-point polygon
     try:
         rel = contained_relative(name, base=rel_dir).as_posix()
     except UnsafePathError as error:
