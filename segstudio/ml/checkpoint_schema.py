@@ -76,7 +76,10 @@ def check_archive(path: Path, limit: int = MAX_STORAGE_BYTES) -> None:
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int of 400 digits (torch.save keeps Python ints as they are)
+        return False
 
 
 def state_dict_of(obj: Any, path: Path, what: str = "state_dict") -> dict[str, torch.Tensor]:
@@ -201,7 +204,7 @@ def resume_payload(obj: Any, path: Path) -> dict[str, Any]:
     if payload.get("best_epoch") is not None:
         _whole(payload["best_epoch"], path, "best_epoch")
     _metrics(payload.get("best_metrics"), path)
-    if not isinstance(payload.get("history") or [], list):
+    if payload.get("history") is not None and not isinstance(payload["history"], list):
         raise CheckpointError(f"resume state {path}: 'history' must be a list; start a new run")
     for field in ("baseline_cms", "best_cms"):
         if payload.get(field) is not None and not isinstance(payload[field], torch.Tensor):

@@ -183,11 +183,11 @@ def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:
     try:
         mean, std = [float(v) for v in value["mean"]], [float(v) for v in value["std"]]
         ok = len(mean) == len(std) == 3 and all(map(math.isfinite, mean + std)) and min(std) > 0
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, RuntimeError):
         ok = False
     if not ok:
         raise CheckpointError(
-            f"refused to load {path}: its normalization {value!r} is not 3 finite means and 3 positive stds"
+            f"refused to load {path}: its normalization {str(value)[:80]} is not 3 finite means and 3 positive stds"
         )
     return {"mean": mean, "std": std}
 
@@ -223,7 +223,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         _require_finite(fields["state_dict"], path)
         return Checkpoint(
             **fields,
-            normalization=_checked_normalization(obj.get("normalization") or IMAGENET_NORMALIZATION, path),
+            normalization=_checked_normalization(
+                IMAGENET_NORMALIZATION if obj.get("normalization") is None else obj["normalization"], path
+            ),
             path=path,
         )
     for key in ("state_dict", "model"):  # common wrappers, e.g. torchvision's reference trainer

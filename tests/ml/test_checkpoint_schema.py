@@ -51,6 +51,10 @@ BAD_FIELDS = {
     "integer state-dict keys": {"state_dict": {0: torch.zeros(2)}},
     "version a dict": {"version": {"v": 1}},
     "extra a list": {"extra": [1]},
+    # found by the fuzz run (bench/fuzz.py): OverflowError and "Boolean value of Tensor is ambiguous"
+    "metrics with a 400-digit integer": {"metrics": {"miou": 10**400}},
+    "normalization a tensor": {"normalization": torch.zeros(3)},
+    "normalization with a 400-digit integer": {"normalization": {"mean": [10**400] * 3, "std": [1] * 3}},
 }
 
 
@@ -76,8 +80,20 @@ def test_a_bare_state_dict_with_integer_keys_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "payload",
-    [[1, 2, 3], {"fingerprint": 5, "arch": "x"}, {"fingerprint": "f", "arch": "a", "epoch": "1"}],
-    ids=["a list", "fingerprint a number", "epoch text"],
+    [
+        [1, 2, 3],
+        {"fingerprint": 5, "arch": "x"},
+        {"fingerprint": "f", "arch": "a", "epoch": "1"},
+        {
+            "fingerprint": "f",
+            "arch": "a",
+            "epoch": 0,
+            "iteration": 0,
+            "elapsed": 0.0,
+            "history": torch.zeros(3, 2),
+        },
+    ],
+    ids=["a list", "fingerprint a number", "epoch text", "history a tensor (fuzz)"],
 )
 def test_a_resume_file_of_the_wrong_shape_is_refused(tmp_path, payload):
     torch.save(payload, tmp_path / "resume.pt")
