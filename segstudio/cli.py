@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "eval": "eval",
     "crf": "crf",
+    "repair": "repair",
 }
 
 HELP: dict[str, str] = {
@@ -40,6 +41,7 @@ HELP: dict[str, str] = {
     "train": "fine-tune the project model on done images (torchrun-ready)",
     "eval": "evaluate a model version on the project's val split",
     "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
+    "repair": "rebuild a damaged project database (masks on disk re-attached, the old file kept)",
 }
 
 

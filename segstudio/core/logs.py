@@ -59,6 +59,15 @@ class _FileHandler(logging.handlers.RotatingFileHandler):
 
 
 def _file_handler(folder: Path) -> _FileHandler | None:
+    """None when the folder cannot be written, or lies in an open project's state folder behind a link
+    (`core.state_guard`: a planted `logs` link must not make the log land on someone's file)."""
+    from segstudio.core.errors import UnsafeStateError
+    from segstudio.core.state_guard import check_write_target
+
+    try:
+        check_write_target(folder / LOG_FILE)
+    except UnsafeStateError:
+        return None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handler = _FileHandler(folder / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
