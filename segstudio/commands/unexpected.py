@@ -47,11 +47,14 @@ def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
-def report_unexpected(command: str, args: argparse.Namespace, error: BaseException) -> str:
-    """Log `error` with its traceback and return the paragraph to print (no traceback in it)."""
+def report_unexpected(
+    command: str, args: argparse.Namespace, error: BaseException, show_traceback: bool = False
+) -> str:
+    """Log `error` with its traceback (on stderr too only when `show_traceback`: `--verbose`) and
+    return the paragraph to print (no traceback in it)."""
     if current_log_dir() is None:
         setup_logging(stderr=False)
-    log_exception(f"cli.{command}", error, stderr=False)
+    log_exception(f"cli.{command}", error, stderr=show_traceback)
     folder = current_log_dir()
     log = f"{folder / LOG_FILE}" if folder is not None else "the log (no log folder is writable)"
     inputs = _inputs(args)

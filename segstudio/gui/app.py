@@ -142,8 +142,14 @@ def _install_thread_hook(window: Any, hook: Callable[..., None]) -> None:
     threading.excepthook = thread_hook
 
 
-def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
-    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code."""
+def run_app(
+    folder: str | os.PathLike[str] | None,
+    project_dir: str | os.PathLike[str] | None = None,
+    db: str | None = None,
+) -> int:
+    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code.
+
+    `db`: open the folder as the team project on that server (docs/team.md)."""
     problem = check_display()
     if problem:
         print(problem, file=sys.stderr)
@@ -155,7 +161,7 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
 
     setup_logging()  # the user's log folder until a project opens (then its state folder)
     early = None
-    if folder is not None:  # opened while the window's modules load (see EarlyOpen)
+    if folder is not None and db is None:  # opened while the window's modules load (see EarlyOpen)
         from segstudio.gui.opener import EarlyOpen
 
         early = EarlyOpen(str(folder), None if project_dir is None else str(project_dir))
@@ -177,5 +183,5 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     install_excepthook(window)
     window.show()
     if folder is not None:
-        window.open_folder(folder, project_dir, early=early)
+        window.open_folder(folder, project_dir, early=early, db=db)
     return int(app.exec())

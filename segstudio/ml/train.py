@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import CheckpointError
+from segstudio.core.logs import timed
 from segstudio.ml.data import balanced_class_weights, class_pixel_counts
 from segstudio.ml.distributed import DistContext
 from segstudio.ml.manifest import TrainManifest
@@ -78,6 +79,7 @@ def state_hash(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+@timed("train")
 def train(
     manifest: TrainManifest,
     config: TrainConfig,
