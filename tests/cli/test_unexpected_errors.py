@@ -119,6 +119,7 @@ def _argv(command: str, root: Path, attempt: int) -> list[str]:
         "eval": ["eval", folder, "--device", "cpu"],
         "crf": ["crf", folder, "--json"],
         "repair": ["repair", folder],
+        "team": ["team", "init-server", "--db", "postgresql://postgres@127.0.0.1:9/postgres", "--print-only"],
     }[command]
 
 

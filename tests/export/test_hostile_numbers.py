@@ -90,12 +90,12 @@ def test_a_crashing_coco_file_in_a_subprocess_now_exits_2(tmp_path):
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")},
         timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "far outside" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "home"]  # home: the log folder
 
 
 def test_good_coco_rle_still_imports(tmp_path):
