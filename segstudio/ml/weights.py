@@ -181,6 +181,8 @@ def _require_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
 def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:
     """mean/std of 3 finite numbers each, std > 0 (a zero or NaN std turns every input into NaN)."""
     try:
+        if not isinstance(value, Mapping):
+            raise TypeError(type(value).__name__)
         mean, std = [float(v) for v in value["mean"]], [float(v) for v in value["std"]]
         ok = len(mean) == len(std) == 3 and all(map(math.isfinite, mean + std)) and min(std) > 0
     except (KeyError, TypeError, ValueError, OverflowError, IndexError, RuntimeError):
