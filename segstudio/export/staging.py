@@ -129,7 +129,7 @@ def remove_dead_staging(target: Path, tag: str, *, include_own: bool = False) ->
         if not leftover.name.startswith(prefix) or not leftover.is_dir():
             continue
         pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
-        dead = not pid_text.isdigit() or not _pid_alive(int(pid_text))
+        dead = not (pid_text.isascii() and pid_text.isdigit()) or not _pid_alive(int(pid_text))
         if dead or (include_own and int(pid_text) == os.getpid()):
             shutil.rmtree(leftover, ignore_errors=True)
 
