@@ -369,9 +369,7 @@ class MainWindow(QMainWindow):
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
-        self.model.model_loaded.connect(
-            lambda version, _device: setattr(self.session, "model_version", version)
-        )
+        self.model.model_loaded.connect(self._model_loaded)
         self.model_status.attach(self.model)
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
@@ -403,6 +401,11 @@ class MainWindow(QMainWindow):
                 "by themselves) or open another folder.",
             )
         self.project_opened.emit()
+
+    def _model_loaded(self, version: str, _device: str) -> None:
+        """A model finished loading; it may arrive after the project closed (no session left)."""
+        if self.session is not None:
+            self.session.model_version = version
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
         assert self.project is not None

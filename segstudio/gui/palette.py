@@ -99,10 +99,12 @@ class PaletteWidget(QWidget):
         self.color_button = _button("Colour", self)
         self.up_button = _button("▲", self)
         self.down_button = _button("▼", self)
+        # Lambdas, never the methods themselves: `clicked(bool)` would pass checked=False into
+        # their optional first parameter (a name or colour) and crash.
         for button, slot in (
-            (self.add_button, self.add_class),
-            (self.rename_button, self.rename_active),
-            (self.color_button, self.recolour_active),
+            (self.add_button, lambda: self.add_class()),
+            (self.rename_button, lambda: self.rename_active()),
+            (self.color_button, lambda: self.recolour_active()),
             (self.up_button, lambda: self.move_active(-1)),
             (self.down_button, lambda: self.move_active(1)),
         ):
