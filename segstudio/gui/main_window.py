@@ -42,6 +42,7 @@ from segstudio.gui.panels import open_panel
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.quick_pick import QuickClassPicker
+from segstudio.gui.scheme_actions import SchemeActions
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.smart_tools import stored_probabilities
@@ -199,6 +200,10 @@ class MainWindow(QMainWindow):
         self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
         self.palette.scheme_edited.connect(self._scheme_edited)
         self.palette.preset_requested.connect(self._preset_requested)
+        self.scheme_actions = SchemeActions(self)
+        self.palette.load_requested.connect(self.scheme_actions.load_from_file)
+        self.palette.delete_requested.connect(self.scheme_actions.delete)
+        self.palette.merge_requested.connect(self.scheme_actions.merge)
         self.overlay.counts_changed.connect(self.palette.set_counts)
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
@@ -366,6 +371,7 @@ class MainWindow(QMainWindow):
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
+            self.model.spec_changes["remap_classes"] = bool(weights.get("remap_classes"))
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
@@ -654,6 +660,10 @@ class MainWindow(QMainWindow):
         self._apply_scheme()
 
     def _preset_requested(self, name: str) -> None:
+        self.switch_scheme(get_scheme(name), f"the '{name}' scheme")
+
+    def switch_scheme(self, scheme, what: str) -> None:
+        """A preset or a scheme file replaces the project's scheme (asked first when masks exist)."""
         if self.project is None:
             return
         self.flush_current()
@@ -662,13 +672,14 @@ class MainWindow(QMainWindow):
             answer = QMessageBox.question(
                 self,
                 "Change label scheme",
-                f"Switch this project to the '{name}' scheme? Existing masks keep their class numbers, "
-                "so they will be read with the new class names.",
+                f"Switch this project to {what} ({scheme.num_classes} classes)? Existing masks keep their "
+                "class numbers, so they will be read with the new class names.",
             )
             if answer != QMessageBox.StandardButton.Yes:
                 self._apply_scheme()
                 return
-        self._scheme_edited(get_scheme(name))
+        self._scheme_edited(scheme)
+        self.statusBar().showMessage(f"Label scheme: {what}, {scheme.num_classes} classes", 8000)
 
     def flush_current(self) -> None:
         if self.session is not None:
@@ -692,10 +703,28 @@ class MainWindow(QMainWindow):
             self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)"
         )
         if path:
-            self.use_weights(weights="file", path=path, version=None)
+            self.use_weights_file(path)
+
+    def use_weights_file(self, path: str) -> None:
+        """A checkpoint of other classes: adopt its classes or map them by name (asked), then use it."""
+        if self.project is None or self.session is None:
+            return
+        from segstudio.gui.checkpoint_classes import ask_checkpoint_classes
+
+        paths = [r.rel_path for r in self.project.images()]
+        self.flush_current()
+        choice = ask_checkpoint_classes(self, self.project, path)
+        if choice.changes is None:
+            return
+        if choice.adopted is not None:
+            current = self.scheme_actions.close_current()
+            self.tool_state.active_class = 0
+            self.scheme_actions.reopen(current, paths, None, set())
+        self.use_weights(weights="file", path=path, version=None, **choice.changes)
 
     def use_weights(self, **changes: object) -> None:
         """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
+        changes.setdefault("remap_classes", False)  # only a checkpoint the user chose to map by name remaps
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice

@@ -37,6 +37,7 @@ __all__ = ["PRESETS", "PaletteWidget"]
 #: preset label -> registry name in core.schemes
 PRESETS = {"Pascal VOC (21)": "voc", "Cityscapes (19)": "cityscapes"}
 ROLE_INDEX = Qt.ItemDataRole.UserRole + 1
+LOAD_ITEM = "@load"  # the combo entry that opens a scheme file
 
 
 def _swatch(color: tuple[int, int, int], size: int = 16) -> QIcon:
@@ -58,6 +59,9 @@ class PaletteWidget(QWidget):
     preset_requested = Signal(str)  # registry name
     hidden_changed = Signal(object)  # frozenset[int]
     order_changed = Signal(list)  # display order of mask indices
+    delete_requested = Signal(int)  # mask index (the window asks and rewrites the masks)
+    merge_requested = Signal(int)  # mask index
+    load_requested = Signal()  # "Load scheme from file…"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +75,7 @@ class PaletteWidget(QWidget):
         self.preset_combo.addItem("Scheme: custom", "")
         for label, name in PRESETS.items():
             self.preset_combo.addItem(f"Preset: {label}", name)
+        self.preset_combo.addItem("Load scheme from file…", LOAD_ITEM)
         self.preset_combo.activated.connect(self._preset_picked)
         self.preset_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
@@ -110,6 +115,18 @@ class PaletteWidget(QWidget):
         ):
             button.clicked.connect(slot)
             buttons.addWidget(button)
+        edits = QHBoxLayout()
+        self.merge_button = _button("Merge…", self)
+        self.merge_button.setToolTip("Merge the active class into another (its pixels change class)")
+        self.delete_button = _button("Delete…", self)
+        self.delete_button.setToolTip("Delete the active class (asks what its pixels become)")
+        self.load_button = _button("Load…", self)
+        self.load_button.setToolTip("Load a label scheme from a JSON file")
+        self.merge_button.clicked.connect(lambda: self.merge_requested.emit(self._active))
+        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self._active))
+        self.load_button.clicked.connect(lambda: self.load_requested.emit())
+        for button in (self.merge_button, self.delete_button, self.load_button):
+            edits.addWidget(button)
         self.up_button.setToolTip("Move up (display order and number keys only)")
         self.down_button.setToolTip("Move down (display order and number keys only)")
         layout = QVBoxLayout(self)
@@ -119,6 +136,7 @@ class PaletteWidget(QWidget):
         layout.addWidget(self.find)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        layout.addLayout(edits)
         hint = QLabel(
             "Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
             "untick to hide a class.",
@@ -315,7 +333,11 @@ class PaletteWidget(QWidget):
 
     def _preset_picked(self, i: int) -> None:
         name = self.preset_combo.itemData(i)
-        if name and self.scheme is not None and name != self.scheme.name:
+        if name == LOAD_ITEM:
+            if self.scheme is not None:
+                self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(self.scheme.name)))
+            self.load_requested.emit()
+        elif name and self.scheme is not None and name != self.scheme.name:
             self.preset_requested.emit(name)
         elif self.scheme is not None:
             self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(self.scheme.name)))

@@ -24,6 +24,9 @@ class ModelSpec:
     crf: CRFParams | None = None  # None = no CRF
     tta: bool = False
     max_side: int | None = None  # None: the checkpoint's training cap, else 1024; 0: full resolution
+    remap_classes: bool = (
+        False  # a checkpoint of other classes: match its class rows by name (GUI "map by name")
+    )
 
     @classmethod
     def from_project(cls, project: Any) -> ModelSpec:

@@ -399,6 +399,7 @@ def load_model(
     The auxiliary head is dropped unless `keep_aux` (inference never uses it; it costs a forward pass).
     """
     device = torch.device(device)
+    remap_by_name = remap_by_name or bool(getattr(spec, "remap_classes", False))
     source = _resolve_source(spec, scheme, project)
     normalization = dict(IMAGENET_NORMALIZATION)
     max_side: int | None = None

@@ -12,12 +12,9 @@ reaching sys.excepthook, any error logged, and any error box fails the test, nam
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import numpy as np
 import pytest
 import shiboken6
-from PIL import Image
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -44,19 +41,6 @@ class _Errors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record.getMessage())
-
-
-@pytest.fixture
-def small_folder(tmp_path: Path) -> Path:
-    """Three small photos-like images: every model and panel action stays cheap."""
-    folder = tmp_path / "images"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-        pixels[:, : 20 + 10 * i] = (30, 140, 30)
-        Image.fromarray(pixels).save(folder / f"img{i}.png")
-    return folder
 
 
 @pytest.fixture
