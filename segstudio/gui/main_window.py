@@ -30,6 +30,7 @@ from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
+from segstudio.gui.focus_keys import ShortcutKeysFirst
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
@@ -114,6 +115,8 @@ class MainWindow(QMainWindow):
         }
         for action in self.actions_by_id.values():
             self.addAction(action)  # shortcuts work whatever has focus
+        self._keys_first = ShortcutKeysFirst(self)  # ...even a spin box (text fields keep their keys)
+        QApplication.instance().installEventFilter(self._keys_first)
         self._build_status_bar()
         self._build_menus_and_toolbars()
         self._connect()
