@@ -42,8 +42,10 @@ def ask_checkpoint_classes(parent: QWidget, project: Any, path: str) -> Checkpoi
         QMessageBox.warning(parent, "Use weights file", str(exc))
         return CheckpointChoice(None)
     ours = project.scheme
-    if theirs is None or [n.casefold() for n in theirs.names] == [n.casefold() for n in ours.names]:
-        return CheckpointChoice({"remap_classes": False})
+    if theirs is None:
+        return CheckpointChoice({"remap_classes": False, "classes_by_index": False})
+    if [n.casefold() for n in theirs.names] == [n.casefold() for n in ours.names]:
+        return CheckpointChoice({"remap_classes": False, "classes_by_index": True})
     shared = sorted({n.casefold() for n in theirs.names} & {n.casefold() for n in ours.names})
     masks = has_masks(project)
     box = QMessageBox(parent)
@@ -85,7 +87,7 @@ def ask_checkpoint_classes(parent: QWidget, project: Any, path: str) -> Checkpoi
         except SegStudioError as exc:
             QMessageBox.warning(parent, "Use weights file", str(exc))
             return CheckpointChoice(None)
-        return CheckpointChoice({"remap_classes": False}, adopted=project.scheme)
+        return CheckpointChoice({"remap_classes": False, "classes_by_index": True}, adopted=project.scheme)
     if clicked is mapped and mapped.isEnabled():
-        return CheckpointChoice({"remap_classes": True})
+        return CheckpointChoice({"remap_classes": True, "classes_by_index": False})
     return CheckpointChoice(None)

@@ -4,12 +4,15 @@ Why: after Cancel in the status bar or closing the Problems panel, Qt moves the 
 next control, often the brush Size spin box; a spin box claims printable keys (ShortcutOverride),
 so "4" (a class) set the brush to 4 px. Text fields (line edits, text edits, editable combos)
 keep their keys: typing a name must never pick a class.
+
+The same application filter tells the window about its resizes before its layout runs (the only
+moment the side panels still have the user's widths; see MainWindow.before_resize).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtGui import QKeyEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
 __all__ = ["ShortcutKeysFirst"]
@@ -53,6 +56,10 @@ class ShortcutKeysFirst(QObject):
         return False
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.window and isinstance(event, QResizeEvent):
+            # Application filters run before the window's layout: the panels still have the user's widths.
+            self.window.before_resize(event.oldSize().width(), event.size().width())
+            return False
         if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
             return False
         if (

@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         for action in self.actions_by_id.values():
             self.addAction(action)  # shortcuts work whatever has focus
         self._keys_first = ShortcutKeysFirst(self)  # ...even a spin box (text fields keep their keys)
-        QApplication.instance().installEventFilter(self._keys_first)
+        QApplication.instance().installEventFilter(self._keys_first)  # also sees resizes before the layout
         self._build_status_bar()
         self._build_menus_and_toolbars()
         self._connect()
@@ -146,8 +146,9 @@ class MainWindow(QMainWindow):
         self.pos_label = QLabel("", self)
         self.class_label = QLabel("", self)
         self.effort_label = QLabel("", self)
+        # Permanent (right-hand) widgets: a transient message is drawn over ordinary ones, hiding x/y.
         for widget in (self.pos_label, self.class_label):
-            bar.addWidget(widget)
+            bar.addPermanentWidget(widget)
         self.model_status = ModelStatus(self)
         bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
         self.problems_button = ProblemsButton(self)
@@ -273,6 +274,59 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
+    # -- layout at any window size ------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._wrap_toolbars()
+        self._restore_side_panels(event.oldSize().width(), event.size().width())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._wrap_toolbars()
+
+    def _wrap_toolbars(self) -> None:
+        """Toolbars that do not fit one row go to a second row instead of hiding behind a » button."""
+        bars = [
+            b for b in (self.tools_bar, self.options_bar, self.smart_options, self.view_bar) if b.isVisible()
+        ]
+        room = self.width() - 8
+        used, wrap_at = 0, None
+        for bar in bars:
+            used += bar.sizeHint().width()
+            if used > room and bar is not bars[0]:
+                wrap_at = bar
+                break
+        if wrap_at is getattr(self, "_toolbar_break", None):
+            return
+        for bar in bars:
+            if self.toolBarBreak(bar):
+                self.removeToolBarBreak(bar)
+        if wrap_at is not None:
+            self.insertToolBarBreak(wrap_at)
+        self._toolbar_break = wrap_at
+
+    def _side_docks(self) -> list[QDockWidget]:
+        docks = [self.findChild(QDockWidget, n) for n in ("browser_dock", "palette_dock")]
+        return [d for d in docks if d is not None and d.isVisible() and not d.isFloating()]
+
+    def before_resize(self, old: int, new: int) -> None:
+        """Called before the layout squeezes the panels (the focus_keys filter calls it): their widths now
+        are the user's; a smaller window takes room from them that `_restore_side_panels` gives back.
+
+        Why: Qt never gives the room back, so after shrinking and re-growing the window the Images
+        panel stayed narrower, and that width was saved."""
+        if old > 0 and new < old and getattr(self, "_before_squeeze", None) is None:
+            self._before_squeeze = (old, [(d, d.width()) for d in self._side_docks()])
+
+    def _restore_side_panels(self, old: int, new: int) -> None:
+        squeezed = getattr(self, "_before_squeeze", None)
+        if squeezed is None or new <= old or new < squeezed[0]:
+            return
+        self._before_squeeze = None
+        docks = [(d, w) for d, w in squeezed[1] if shiboken6.isValid(d) and d in self._side_docks()]
+        if docks:
+            self.resizeDocks([d for d, _ in docks], [w for _, w in docks], Qt.Orientation.Horizontal)
+
     def _choose_sam_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)"
@@ -374,7 +428,8 @@ class MainWindow(QMainWindow):
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
-            self.model.spec_changes["remap_classes"] = bool(weights.get("remap_classes"))
+            for flag in ("remap_classes", "classes_by_index"):
+                self.model.spec_changes[flag] = bool(weights.get(flag))
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
@@ -728,6 +783,7 @@ class MainWindow(QMainWindow):
     def use_weights(self, **changes: object) -> None:
         """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
         changes.setdefault("remap_classes", False)  # only a checkpoint the user chose to map by name remaps
+        changes.setdefault("classes_by_index", False)
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice

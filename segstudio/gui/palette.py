@@ -97,7 +97,8 @@ class PaletteWidget(QWidget):
         self.list.setUniformItemSizes(True)  # 19+ classes: compact rows, no per-row layout
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
-        buttons = QHBoxLayout()
+        # Three short rows (edit / scheme / order): the dock stays narrow enough for an 800 px window.
+        buttons, moves = QHBoxLayout(), QHBoxLayout()
         # Tool buttons, not push buttons: no style minimum of ~80 px each, so the dock can be narrow.
         self.add_button = _button("Add", self)
         self.rename_button = _button("Rename", self)
@@ -114,7 +115,7 @@ class PaletteWidget(QWidget):
             (self.down_button, lambda: self.move_active(1)),
         ):
             button.clicked.connect(slot)
-            buttons.addWidget(button)
+            (moves if button in (self.up_button, self.down_button) else buttons).addWidget(button)
         edits = QHBoxLayout()
         self.merge_button = _button("Merge…", self)
         self.merge_button.setToolTip("Merge the active class into another (its pixels change class)")
@@ -137,6 +138,8 @@ class PaletteWidget(QWidget):
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         layout.addLayout(edits)
+        moves.addStretch(1)
+        layout.addLayout(moves)
         hint = QLabel(
             "Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
             "untick to hide a class.",

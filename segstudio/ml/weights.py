@@ -424,7 +424,14 @@ def load_model(
             )
         has_aux = any(k.removeprefix("module.").startswith("aux_classifier.") for k in ckpt.state_dict)
         model = build_model(arch, scheme.num_classes, aux_loss=has_aux)
-        apply_state_dict(model, arch, ckpt.state_dict, ckpt.class_names, scheme, remap_by_name, where)
+        source_names = ckpt.class_names
+        if (
+            getattr(spec, "classes_by_index", False)
+            and source_names
+            and len(source_names) == scheme.num_classes
+        ):
+            source_names = list(scheme.names)  # the project took over these classes: a rename keeps its row
+        apply_state_dict(model, arch, ckpt.state_dict, source_names, scheme, remap_by_name, where)
         normalization = ckpt.normalization
         max_side = _training_max_side(ckpt.provenance)
         description = f"{arch}, {where}"

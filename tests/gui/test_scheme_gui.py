@@ -124,6 +124,7 @@ def test_weights_file_with_other_classes_offers_to_adopt_them(
         "path": checkpoint,
         "version": None,
         "remap_classes": False,
+        "classes_by_index": True,
     }
     window.predict_current()
     qtbot.waitUntil(lambda: window.session.document.prediction is not None, timeout=60_000)
