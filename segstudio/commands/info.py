@@ -17,6 +17,7 @@ from segstudio.core.effort import summarize_effort
 from segstudio.core.errors import ProjectError, ProjectLockedError
 from segstudio.core.project import DB_NAME, STATE_DIR_NAME, Project
 from segstudio.core.scan import scan_images
+from segstudio.core.state_guard import check_state_folder
 
 _STATUS_LABELS = {
     "new": "new",
@@ -50,6 +51,7 @@ def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
     if not folder.is_dir():
         raise ProjectError(f"{folder} is not a folder; give the folder that contains the images")
     state = project_dir.expanduser().absolute() if project_dir is not None else folder / STATE_DIR_NAME
+    check_state_folder(state, sidecar=project_dir is None)  # even a folder without a database: say so
     if not (state / DB_NAME).is_file():
         found = scan_images(folder, exclude=(state,))
         return {"image_dir": str(folder), "state_dir": str(state), "project": False, "images": len(found)}
@@ -134,6 +136,9 @@ def effort_text(groups: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segstudio.export.staging_registry import sweep
+
+    sweep()  # staging folders of killed exports and imports, wherever they were going
     summary = _summary(args.folder, args.project_dir)
     effort = summary.pop("effort", None)
     if args.json:
