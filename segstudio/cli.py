@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "crf": "crf",
     "repair": "repair",
+    "team": "team",
 }
 
 HELP: dict[str, str] = {
@@ -44,6 +45,7 @@ HELP: dict[str, str] = {
     "eval": "evaluate a model version on the project's val split",
     "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
     "repair": "rebuild a damaged project database (masks on disk re-attached, the old file kept)",
+    "team": "team projects on a PostgreSQL server: init-server, create, pull (docs/team.md)",
 }
 
 
