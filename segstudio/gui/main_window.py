@@ -376,6 +376,7 @@ class MainWindow(QMainWindow):
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         self.model.embedding_ready.connect(self.tools.smart.embedding_arrived)
+        self._offer_click_model()
         if self.tools.smart.sam is not None:  # a SAM checkpoint loaded before this project opened
             self.model.use_sam(self.tools.smart.sam)
         order = project.get_setting("gui.palette_order")
@@ -798,6 +799,14 @@ class MainWindow(QMainWindow):
         if spec is not None and hasattr(spec, "with_"):
             controller.set_model(spec.with_(weights="project", version=version))
         # No worker yet: it starts from the project's active version when first needed.
+        self._offer_click_model()
+
+    def _offer_click_model(self) -> None:
+        """The smart tool's ``learned`` engine follows the active version's click model (rollback included)."""
+        from segstudio.ml.click_model_files import click_model_path
+
+        active = self.project.active_model_version() if self.project is not None else None
+        self.tools.smart.set_click_model(click_model_path(active.checkpoint_path if active else None))
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:
