@@ -497,11 +497,10 @@ class SmartOptions(QToolBar):
         self.engine_combo.blockSignals(True)
         self.engine_combo.clear()
         for name in GUI_ENGINES:
-            if (
-                name in registered
-                or name in LAZY_ENGINES
-                or (name == "learned" and click_model() is not None)
-            ):
+            if name == "learned":  # offered while the active version has a click model, registered or not
+                if click_model() is not None:
+                    self.engine_combo.addItem(name, name)
+            elif name in registered or name in LAZY_ENGINES:
                 self.engine_combo.addItem(name, name)
         self.engine_combo.blockSignals(False)
 

@@ -247,7 +247,7 @@ def train_click_model(
             result.losses.append(float(loss.detach()))
             result.steps = step + 1
             if on_step is not None:
-                on_step(step + 1, float(loss))
+                on_step(step + 1, result.losses[-1])
         else:
             result.reason = "completed"
         model.eval()
