@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
-from segstudio.core.task_handle import NullTask, TaskHandle
+from segstudio.core.task_handle import FallbackNote, NullTask, TaskHandle
 from segstudio.ml.crf import (
     CRFParams,
     grid_image,
@@ -261,7 +261,9 @@ class Predictor:
                 flipped = self.model(batch.flip(-1))["out"].float().softmax(dim=1).flip(-1).contiguous()
                 probs = (probs + flipped) * 0.5
         if self.precision != "float32" and not bool(torch.isfinite(probs).all()):
-            self.notes.append(f"{self.precision} overflowed (non-finite outputs): switched to float32")
+            self.notes.append(
+                FallbackNote(f"{self.precision} overflowed (non-finite outputs): switched to float32")
+            )
             self.precision = "float32"
             return self._forward_batch(batch)
         return probs
@@ -336,9 +338,11 @@ class Predictor:
                 if tile_size > MIN_TILE:
                     tile_size = max(MIN_TILE, tile_size // 2)
                     self.tile_size = tile_size
-                    handle.set_status(f"GPU out of memory: retrying with {tile_size} px tiles")
+                    handle.set_status(FallbackNote(f"GPU out of memory: retrying with {tile_size} px tiles"))
                     continue
-                handle.set_status("GPU out of memory even with small tiles: continuing on the CPU (slower)")
+                handle.set_status(
+                    FallbackNote("GPU out of memory even with small tiles: continuing on the CPU (slower)")
+                )
                 self._move_to_cpu()
                 x = x.cpu()
 

@@ -52,6 +52,9 @@ def window_with_click_model(qtbot, tmp_path, one_torch_thread):
     yield window
     window.tools.smart.set_click_model(None)  # module state: leave the next test without it
     window.close()
+    from segstudio.core.interactive.engines import ENGINES
+
+    ENGINES.pop("learned", None)
 
 
 def test_learned_engine_is_offered_and_clicks_are_one_undo_step(window_with_click_model, qtbot):

@@ -22,6 +22,15 @@ from segstudio.ml.click_model import (  # noqa: E402
 from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _forget_learned_engine():
+    """`use_click_model` registers "learned" process-wide with a tmp file: unregister it afterwards."""
+    from segstudio.core.interactive.engines import ENGINES
+
+    yield
+    ENGINES.pop("learned", None)
+
+
 def _scene(seed: int = 0, shape: tuple[int, int] = (120, 160)) -> tuple[np.ndarray, np.ndarray]:
     """A textured background with two coloured rectangles and a disc (classes 1, 2, 3; 0 = ground)."""
     rng = np.random.default_rng(seed)
