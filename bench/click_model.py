@@ -3,6 +3,8 @@
     python -m bench.click_model train --data DIR [--split train] [--limit N] --out FILE [--steps S]
         [--max-iters K] [--no-prev]
     python -m bench.click_model latency --click-model FILE [--data DIR --split val] [--frames N]
+    python -m bench.click_model curve --result N=FILE ... --out PNG
+        (FILE: `bench.annotate --json` output with a click:learned row for a model trained on N images)
 
 `--data` is a folder with images/, masks/ and split.txt (`<stem> train|val`), like
 ../shared/testdata/camvid_more. `latency` runs the `learned` engine through a click session (the
@@ -42,8 +44,17 @@ def train(args: argparse.Namespace) -> dict:
     bank = ObjectBank.from_files(
         _pairs(args.data, args.split, args.limit), config.min_object, config.max_side
     )
+    model = None
+    if args.init is not None:  # continue training a saved model (a longer run in two parts)
+        from segstudio.ml.click_model import load_click_model
+
+        model, _ = load_click_model(args.init)
     _, result = train_click_model(
-        bank, args.out, config, on_step=lambda s, loss: print(f"step {s} loss {loss:.3f}", file=sys.stderr)
+        bank,
+        args.out,
+        config,
+        on_step=lambda s, loss: print(f"step {s} loss {loss:.3f}", file=sys.stderr),
+        model=model,
     )
     losses = result.losses
     return {
@@ -115,6 +126,45 @@ def _timed_object_clicks(engine, obj, cls, sink: list[float], max_clicks: int = 
         sink.append(session.last_seconds)
 
 
+def curve(args: argparse.Namespace) -> dict:
+    """The learning curve: actions to 95 % and NoC@85 against training images, plotted with matplotlib
+    (already in the environment; imported here only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for item in args.result:
+        n, path = item.split("=", 1)
+        row = next(r for r in json.loads(Path(path).read_text())["tools"] if r["tool"] == "click:learned")
+        points.append((int(n), row["mean95"], row["noc85"], row["final_accuracy"], row["images"]))
+    points.sort()
+    fig, left = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    xs = [p[0] for p in points]
+    left.plot(xs, [p[1] for p in points], "o-", color="C0", label="actions to 95 % (mean; 60 = never)")
+    left.plot(xs, [p[2] for p in points], "s--", color="C1", label="NoC@85 (mean; 20 = never)")
+    left.set_xlabel("done images the click model was trained on")
+    left.set_ylabel("actions / clicks")
+    left.set_xticks(xs)
+    left.set_ylim(0, 62)
+    right = left.twinx()
+    right.plot(xs, [100 * p[3] for p in points], "^:", color="C2", label="pixel accuracy after 60 actions")
+    right.set_ylabel("pixel accuracy after 60 actions (%)")
+    right.set_ylim(0, 100)
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    left.legend(handles=handles, fontsize=7, loc="lower left")
+    left.set_title(f"learned engine, {points[0][4]} CamVid val frames, from an empty mask", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(args.out)
+    return {
+        "points": [
+            dict(zip(("images", "mean95", "noc85", "final_accuracy", "frames"), p, strict=True))
+            for p in points
+        ]
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.click_model", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -127,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-iters", type=int, default=3)
     t.add_argument("--no-prev", action="store_true")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init", type=Path, default=None, help="continue from this click model file")
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)
     lat.add_argument(
@@ -137,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--split", default="val")
     lat.add_argument("--frames", type=int, default=5)
     lat.add_argument("--stride", type=int, default=10)
+    c = sub.add_parser("curve")
+    c.add_argument("--result", action="append", required=True, metavar="N=FILE")
+    c.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    result = train(args) if args.command == "train" else latency(args)
+    result = {"train": train, "latency": latency, "curve": curve}[args.command](args)
     print(json.dumps(result))
     return 0
 
