@@ -39,7 +39,12 @@ def train(args: argparse.Namespace) -> dict:
     from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model
 
     config = ClickTrainConfig(
-        steps=args.steps, max_iters=args.max_iters, use_prev=not args.no_prev, seed=args.seed, threads=1
+        steps=args.steps,
+        max_iters=args.max_iters,
+        use_prev=not args.no_prev,
+        seed=args.seed,
+        threads=1,
+        prior=args.prior,
     )
     bank = ObjectBank.from_files(
         _pairs(args.data, args.split, args.limit), config.min_object, config.max_side
@@ -177,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-iters", type=int, default=3)
     t.add_argument("--no-prev", action="store_true")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--prior", type=float, default=4.0, help="initial previous-mask weight in the logits")
     t.add_argument("--init", type=Path, default=None, help="continue from this click model file")
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)

@@ -43,6 +43,7 @@ class ClickTrainConfig:
     min_object: float = 0.002  # objects smaller than this fraction of the frame are not sampled
     max_side: int = 480  # frames are reduced to this long side first (the GUI's working size)
     width: int = 16
+    prior: float = 4.0  # initial weight of the previous mask in the logits (ClickNet)
     seed: int = 0
     threads: int = 1
 
@@ -200,7 +201,7 @@ def train_click_model(
     rng = random.Random(config.seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
-    model = model or ClickNet(width=config.width)
+    model = model or ClickNet(width=config.width, prior=config.prior)
     optimizer = _Adam(list(model.parameters()))
     start = time.perf_counter()
     result = ClickTrainResult(None, 0, 0.0, images=len(bank.frames), objects=len(bank.objects))
