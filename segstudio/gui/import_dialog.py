@@ -175,6 +175,9 @@ class ImportDialog(QDialog):
         ]
         if plan.unmapped:
             lines.append(f"Unmapped labels: {', '.join(plan.unmapped)}. Choose other classes to import.")
+        outside = plan.outside_summary()
+        if outside:
+            lines.append(outside)
         lines += plan.warnings[:5]
         self.summary.setText("\n".join(lines))
         self.import_button.setEnabled(not plan.unmapped and bool(plan.samples))
