@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-iters", type=int, default=3)
     t.add_argument("--no-prev", action="store_true")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--prior", type=float, default=4.0, help="initial previous-mask weight in the logits")
+    t.add_argument("--prior", type=float, default=1.0, help="initial previous-mask weight in the logits")
     t.add_argument("--init", type=Path, default=None, help="continue from this click model file")
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)

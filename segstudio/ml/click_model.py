@@ -62,7 +62,7 @@ class ClickNet(nn.Module):
     """A small U-Net at half the crop's resolution (a strided stem: CPU cost), 4 levels, whose
     logits (upsampled to the crop) are a residual on the previous-mask channel."""
 
-    def __init__(self, width: int = 16, prior: float = 4.0) -> None:
+    def __init__(self, width: int = 16, prior: float = 1.0) -> None:
         super().__init__()
         w = (width, width * 2, width * 3, width * 4)
         self.width = width

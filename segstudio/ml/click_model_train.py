@@ -43,7 +43,7 @@ class ClickTrainConfig:
     min_object: float = 0.002  # objects smaller than this fraction of the frame are not sampled
     max_side: int = 480  # frames are reduced to this long side first (the GUI's working size)
     width: int = 16
-    prior: float = 4.0  # initial weight of the previous mask in the logits (ClickNet)
+    prior: float = 1.0  # initial weight of the previous mask in the logits (ClickNet)
     seed: int = 0
     threads: int = 1
 
