@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="round-robin",
         help="deal in order, whole folders per member, or least confident predictions first",
     )
+    activate = sub.add_parser("activate", help="make a model version the team's model (lead)")
+    activate.add_argument("folder", help="your copy of the team's image folder")
+    activate.add_argument("version", help="the model version to activate, e.g. v3")
+    activate.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
     report = sub.add_parser("report", help="effort per annotator and model version, rejection rate")
     report.add_argument("folder", help="your copy of the team's image folder")
     report.add_argument("--db", required=True, help="postgresql://USER@HOST:PORT/DATABASE")
@@ -115,7 +119,20 @@ def _assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _activate(args: argparse.Namespace) -> int:
+    from segstudio.team.fine_tune import require_lead_to_activate
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        require_lead_to_activate(project)
+        project.set_active_model_version(args.version)
+    print(f"{args.version} is the team's model; members' windows switch to it within seconds")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "activate":
+        return _activate(args)
     if args.action == "init-server":
         return _init_server(args)
     if args.action == "create":

@@ -109,6 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="stop the click model's training after this long",
     )
+    parser.add_argument(
+        "--db",
+        help="team project: postgresql://USER@HOST/DATABASE; trains on its accepted images and stores the "
+        "new version on the server (activated only with --activate yes, by a lead)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run")
     parser.add_argument(
         "--activate",
@@ -230,10 +235,20 @@ def _run_project(args: argparse.Namespace, dist: Any, progress: Any, stop: threa
     from segstudio.core.project import Project
     from segstudio.ml.manifest import TrainManifest, manifest_from_project
 
-    project = Project.open(args.project, state_dir=args.project_dir) if dist.is_main else None
+    project = None
+    if dist.is_main:
+        project = (
+            Project.open(args.project, db=args.db)
+            if args.db
+            else Project.open(args.project, state_dir=args.project_dir)
+        )
     try:
         payload = None
         if project is not None:
+            if args.db and args.activate == "yes":
+                from segstudio.team.fine_tune import require_lead_to_activate
+
+                require_lead_to_activate(project)
             if args.resume:
                 manifest = _resumed_manifest(project)
             else:
@@ -243,7 +258,8 @@ def _run_project(args: argparse.Namespace, dist: Any, progress: Any, stop: threa
         manifest = TrainManifest.from_dict(dist.broadcast_object(payload))
         result = _train(manifest, args, dist, progress, stop)
         if project is not None:
-            _register(project, result, args.activate)
+            # a team's model changes only when a lead says so: `auto` stores without activating
+            _register(project, result, "no" if args.db and args.activate == "auto" else args.activate)
             _summary(result)
     finally:
         if project is not None:

@@ -202,8 +202,12 @@ def manifest_from_project(
     """
     from segstudio.ml.selection import MIN_VAL_IMAGES, reserve_val_images
 
-    reserve_val_images(project, MIN_VAL_IMAGES if min_val is None else min_val)
-    train, val = project_samples(project)
+    team_samples = getattr(project, "training_samples", None)  # a team project: its accepted images
+    if team_samples is not None:
+        train, val = team_samples()  # splits are the lead's: no val top-up here
+    else:
+        reserve_val_images(project, MIN_VAL_IMAGES if min_val is None else min_val)
+        train, val = project_samples(project)
     if not train:
         raise ManifestError(
             f"no training images: the project has {len(val)} done image(s) in the val split and none in train; "

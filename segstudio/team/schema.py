@@ -309,7 +309,29 @@ CREATE TRIGGER notify_assignment AFTER INSERT OR UPDATE OR DELETE ON segstudio.a
     FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2]
+#: Schema 3: fine-tuning by any member. Every member may store a model version they trained (their own
+#: name in `author`); only leads change or delete one, and the active version stays a lead's team
+#: setting. A settings change is announced ("settings:0") so windows switch to a newly activated model.
+_V3 = f"""
+ALTER TABLE segstudio.model_versions ADD COLUMN author text NOT NULL DEFAULT current_user;
+GRANT INSERT ON segstudio.model_versions TO {ANNOTATOR};
+ALTER TABLE segstudio.model_versions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.model_versions FOR SELECT USING (true);
+CREATE POLICY own_insert ON segstudio.model_versions FOR INSERT WITH CHECK (author = current_user);
+
+CREATE FUNCTION segstudio.notify_setting() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segstudio_changes', 'settings:0');
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_setting() OWNER TO {LEAD};
+CREATE TRIGGER notify_setting AFTER INSERT OR UPDATE OR DELETE ON segstudio.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION segstudio.notify_setting();
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -187,6 +187,17 @@ class TeamData:
         )
         return ModelVersion(version, self.state_dir / name, arch, dict(metrics or {}), parent, created)
 
+    def training_samples(self) -> tuple[list[Any], list[Any]]:
+        """Fine-tuning trains on the accepted images only (see team.fine_tune)."""
+        from segstudio.team.fine_tune import accepted_samples
+
+        return accepted_samples(self)
+
+    def next_version_name(self) -> str:
+        from segstudio.team.fine_tune import next_version_name
+
+        return next_version_name(self)
+
     def _version(self, row: tuple[Any, ...]) -> ModelVersion:
         version, name, arch, metrics, parent, created = row
         return ModelVersion(version, self.state_dir / name, arch, dict(metrics), parent, float(created))
