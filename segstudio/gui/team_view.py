@@ -19,6 +19,8 @@ from segstudio.core.store_records import ImageRecord
 
 __all__ = ["POLL_MS", "TeamPresence", "attach", "install_menu_action"]
 
+_UNKNOWN = object()  # the active version before the first poll read it
+
 #: How often the browser re-reads who is editing what (ms); changes arrive at once by LISTEN/NOTIFY
 #: (team.live), this poll is the fallback when notices are lost.
 POLL_MS = 3000
@@ -72,6 +74,7 @@ class TeamPresence(QObject):
     queue_seen = Signal(object, object)  # this member's queue [rel_path], {rel_path: rejection note}
     reviewed = Signal(str)  # a review verdict went through (status bar)
     notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
+    active_seen = Signal(object)  # the team's active model version name (None: none yet)
 
     #: The browser's note on an image whose save is queued on this machine.
     PENDING_NOTE = "not yet on the server"
@@ -94,6 +97,8 @@ class TeamPresence(QObject):
         self.queue_seen.connect(self._show_queue)
         self.reviewed.connect(self._on_reviewed)
         self._notes: dict[str, str] = {}
+        self._active: Any = _UNKNOWN  # the active model version this window predicts with
+        self.active_seen.connect(self._on_active)
         self._plain_next = window.browser.next_unfinished
         window.browser.next_unfinished = self.next_unfinished  # "next unfinished" follows my queue
         self.menu = window.menuBar().addMenu("&Team")
@@ -142,6 +147,8 @@ class TeamPresence(QObject):
                 }
                 if not self._stopped:
                     self.queue_seen.emit(queue, rejected)
+                if not self._stopped:
+                    self.active_seen.emit(self.project.get_setting("active_model_version"))
                 editors = self.project.editors()
                 if not self._stopped:
                     self.editors_seen.emit(
@@ -164,6 +171,17 @@ class TeamPresence(QObject):
         self.pending_label.setText(f"{pending} save(s) not yet on the server" if pending else "")
         self._notes = notes
         self.window.browser.model.set_notes({**self.rejected, **self.kept, **notes})
+
+    def _on_active(self, version: str | None) -> None:
+        """A lead activated another model version: the window's model link switches to it (a running
+        worker hot-swaps it before its next prediction; one not started yet starts with it)."""
+        previous, self._active = self._active, version
+        if previous is _UNKNOWN or version is None or version == previous:
+            return  # the first read is what the window opened with
+        self.window._version_activated(version)
+        self.window.statusBar().showMessage(
+            f"The lead activated model {version}: predicting with it now", 15000
+        )
 
     def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
         self.queue, self.rejected = queue, rejected

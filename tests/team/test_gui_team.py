@@ -239,3 +239,28 @@ def test_the_browser_learns_of_another_editor_by_notify_without_waiting_for_the_
             assert time.monotonic() - started < 3.0
     finally:
         window.close()
+
+
+def test_the_window_switches_to_the_model_version_a_lead_activates(
+    qtbot, team, image_folder, monkeypatch, tmp_path
+):
+    from segstudio.cli import main
+    from tests.fakes import FakeInferenceClient
+
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        worker = FakeInferenceClient(window.project)
+        window.model.set_controller(worker)  # a running model worker, as after the first prediction
+        qtbot.waitUntil(lambda: window.team_presence._active is None, timeout=WAIT)  # first poll done
+        checkpoint = tmp_path / "best.pt"
+        checkpoint.write_bytes(b"weights")
+        with TeamProject.join(
+            image_folder, team.url("bob"), state_dir=tmp_path / "b", heartbeat=False
+        ) as bob:
+            bob.add_model_version("v1", checkpoint, "lraspp_mobilenet_v3_large")  # any member stores one
+        assert main(["team", "activate", str(image_folder), "v1", "--db", team.url("lena")]) == 0
+        qtbot.waitUntil(lambda: any(getattr(m, "version", None) == "v1" for m in worker.models), timeout=WAIT)
+        assert worker.models[-1].weights == "project"
+        assert "activated model v1" in window.statusBar().currentMessage()
+    finally:
+        window.close()
