@@ -11,15 +11,21 @@ import time
 import numpy as np
 
 from segstudio.core.interactive.engines import Engine
+from segstudio.core.interactive.evidence import MaskEvidence
 from segstudio.core.interactive.prompts import Point, Prompts
 
 __all__ = ["ClickSession"]
 
 
 class ClickSession:
-    def __init__(self, engine: Engine, active_class: int, labels: np.ndarray | None = None) -> None:
+    def __init__(
+        self, engine: Engine, active_class: int, labels: np.ndarray | MaskEvidence | None = None
+    ) -> None:
         self.engine = engine
-        self.labels = labels  # the mask before this object (evidence for the engine; never written)
+        #: the mask before this object with the model's prediction and confidence (never written); a bare
+        #: array: labels the engine takes as finished work (`evidence.confirmed_labels`)
+        self.evidence = labels if isinstance(labels, MaskEvidence) else None
+        self.labels = labels.confirmed if isinstance(labels, MaskEvidence) else labels
         self.active_class = int(active_class)
         self.prompts = Prompts()
         self.region: np.ndarray | None = None
