@@ -12,6 +12,7 @@ import numpy as np
 
 from segstudio.core.interactive.engines import Engine
 from segstudio.core.interactive.evidence import MaskEvidence
+from segstudio.core.interactive.extent import limit_to_object
 from segstudio.core.interactive.prompts import Point, Prompts
 
 __all__ = ["ClickSession"]
@@ -63,6 +64,11 @@ class ClickSession:
 
     def _update(self) -> np.ndarray:
         start = time.perf_counter()
-        self.region = self.engine.region(self.prompts, self.active_class, self.labels)
+        region = self.engine.region(self.prompts, self.active_class, self.labels)
+        if self.evidence is not None and self.engine.image is not None:  # a click means "this object"
+            region = limit_to_object(
+                region, self.prompts, self.active_class, self.evidence, self.engine.image, self.engine
+            )
+        self.region = region
         self.last_seconds = time.perf_counter() - start
         return self.region

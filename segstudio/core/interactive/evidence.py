@@ -12,7 +12,12 @@ import numpy as np
 
 from segstudio.core.schemes import UNLABELED
 
-__all__ = ["MaskEvidence", "confirmed_labels"]
+__all__ = ["UNSURE", "MaskEvidence", "confirmed_labels"]
+
+#: model confidence below which a guess is only a guess: the engines treat it as unlabeled, and a
+#: click may take it whatever its class (`extent.limit_to_object`); above it, a guess is evidence
+#: like a label the user drew (measured: docs/smart-tools.md)
+UNSURE = 0.6
 
 
 def confirmed_labels(labels: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
@@ -37,8 +42,14 @@ class MaskEvidence:
 
     @property
     def confirmed(self) -> np.ndarray:
-        """The labels with model guesses set to unlabeled (what the engines take as finished work)."""
-        return confirmed_labels(self.labels, self.prediction)
+        """What the engines take as the labels so far: the guesses the model was unsure of count as
+        unlabeled (a click may correct them); the sure ones stay, as evidence the engines respect (they
+        stop at other classes and correct the clicked class only near the click). Treating every guess
+        as unlabeled let one click on a predicted street photo take 66 % of it."""
+        if self.prediction is None:
+            return self.labels
+        unsure = self.guesses & (self.sureness() < UNSURE)
+        return np.where(unsure, np.uint8(UNLABELED), self.labels).astype(np.uint8)
 
     @property
     def guesses(self) -> np.ndarray:
