@@ -45,6 +45,7 @@ from PIL import Image
 from segstudio.core.errors import SegStudioError
 from segstudio.core.images import is_image_file, load_image
 from segstudio.core.interactive import compute_superpixels, create_engine
+from segstudio.core.interactive.regions import pixel_accuracy
 from segstudio.core.interactive.robot import (
     ObjectAction,
     human_actions,
@@ -163,6 +164,17 @@ def run_tool(
             cache["sp"] = superpixels
         if engine is not None or tool == "spbrush":
             stats.prepare.append(time.perf_counter() - t0)
+        if args.human_only:
+            if engine is not None:
+                stats.human += human_actions(
+                    engine,
+                    truth,
+                    start,
+                    confidence=confidence,
+                    min_area=int(args.min_object * truth.size),
+                    most=args.objects,
+                )
+            return
         trace = run_image(
             tool.split(":")[0],
             image,
@@ -223,17 +235,24 @@ def summary(tool: str, s: ToolStats) -> dict:
             "spoiled": sum(a.spoiled for a in acts) / max(1, sum(a.changed for a in acts)) if acts else None,
             "latency_ms_median": None if not acts else 1000 * pct([a.latency for a in acts], 50),
         }
+    if not n:  # --human-only: the human robot's figures alone
+        keys = "mean90 median90 never90 mean95 median95 never95 start_accuracy final_accuracy"
+        blank = dict.fromkeys(keys.split())
+    else:
+        blank = {
+            "mean90": statistics.fmean(s.to90),
+            "median90": statistics.median(s.to90),
+            "never90": s.never90 / n,
+            "mean95": statistics.fmean(s.to95),
+            "median95": statistics.median(s.to95),
+            "never95": s.never95 / n,
+            "start_accuracy": statistics.fmean(s.start),
+            "final_accuracy": statistics.fmean(s.final),
+        }
     return {
         "tool": tool,
         "images": n,
-        "mean90": statistics.fmean(s.to90),
-        "median90": statistics.median(s.to90),
-        "never90": s.never90 / n,
-        "mean95": statistics.fmean(s.to95),
-        "median95": statistics.median(s.to95),
-        "never95": s.never95 / n,
-        "start_accuracy": statistics.fmean(s.start),
-        "final_accuracy": statistics.fmean(s.final),
+        **blank,
         "noc85": statistics.fmean(s.noc85) if s.noc85 else None,
         "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
         "objects": len(s.noc85),
@@ -256,6 +275,8 @@ def table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if not r["images"]:
+            continue
         out.append(
             f"| {r['tool']} | {f(r['mean90'])} / {f(r['median90'], '{:g}')} | {f(r['never90'], '{:.0%}')} | "
             f"{f(r['mean95'])} / {f(r['median95'], '{:g}')} | {f(r['never95'], '{:.0%}')} | {f(r['noc85'])} | "
@@ -264,6 +285,8 @@ def table(rows: list[dict]) -> str:
             f"{f(r['worst_action_spoiled'], '{:.1%}')} |"
         )
     humans = [(r["tool"], kind, h) for r in rows if r["human"] for kind, h in r["human"].items()]
+    if not any(r["images"] for r in rows):  # --human-only
+        out = []
     if humans:
         out += [
             "",
@@ -282,6 +305,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _old_rule() -> None:
+    """The click rule before issue #19, for a reference measured in the same way: every pixel still equal
+    to the model's prediction counts as unlabeled for the engines, and nothing limits a click's extent."""
+    from segstudio.core.interactive import click_session
+    from segstudio.core.interactive.evidence import MaskEvidence, confirmed_labels
+
+    click_session.limit_to_object = lambda region, *args, **kwargs: region
+    MaskEvidence.confirmed = property(lambda self: confirmed_labels(self.labels, self.prediction))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.annotate", description=__doc__.split("\n")[0])
     p.add_argument("--images", type=Path, required=True)
@@ -295,6 +328,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--list", type=Path, default=None, help="only the stems listed (first word per line)")
     p.add_argument("--human", action="store_true", help="click tools: also the 'human' robot (see above)")
+    p.add_argument("--human-only", action="store_true", help="only the 'human' robot (click tools)")
+    p.add_argument(
+        "--old-rule",
+        action="store_true",
+        help="reference: the rule before issue #19 (every model guess is fair game, no limit near the click)",
+    )
     p.add_argument("--weights", help="checkpoint file for --start model")
     p.add_argument("--tools", default=None, help=f"comma-separated (default: {DEFAULT_TOOLS}[,click:crf])")
     p.add_argument("--target", type=float, default=0.95, help="stop an image at this pixel accuracy")
@@ -320,6 +359,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.old_rule:
+        _old_rule()
     try:
         scheme = get_scheme(args.scheme)
         found = pairs(args.images, args.masks, None if args.list else args.limit, args.stride)
@@ -343,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     default = DEFAULT_TOOLS + (",click:crf" if model else "") + (",click:sam" if args.sam_checkpoint else "")
     tools = (args.tools or default).split(",")
     stats = {t: ToolStats() for t in tools}
+    start_accuracy: list[float] = []
     for image_path, mask_path in found:
         image = load_image(image_path)
         truth = np.array(Image.open(mask_path))
@@ -352,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if model is not None:
             start, probs = model(image, truth)
             confidence = np.rint(255 * probs.max(axis=0)).astype(np.uint8)
+        start_accuracy.append(pixel_accuracy(start, truth))
         objs = objects(truth, args.min_object, args.objects)
         cache: dict = {}
         for tool in tools:
@@ -362,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "images": [p.name for p, _ in found],
         "start": args.start,
         "max_actions": args.max_actions,
-        "start_accuracy": rows[0]["start_accuracy"] if rows else None,
+        "start_accuracy": statistics.fmean(start_accuracy) if start_accuracy else None,
     }
     if args.json:
         print(json.dumps({"meta": meta, "tools": rows}))
