@@ -1,20 +1,25 @@
 """A click means "this object": what a click or scribble may take over of a pre-annotated mask.
 
-Why: after pre-annotation every pixel carries the model's label. The engines were told that those
-guesses count as unlabeled (`evidence.confirmed_labels`), so on a street photo one click on the
-pavement grew over every grey pixel the model had labelled: 66 % of the frame for `superpixel`,
-a median 8x (p95 111x) the clicked object's true area for the "human" robot
-(`robot.human_actions`, docs/smart-tools.md). Colour similarity is not enough evidence to overrule
-the model over the whole photo, so after any engine's region (this is engine-independent: every
-engine, present or future, goes through `ClickSession`) the model's guesses may only be taken
-- near the prompt: within `REACH` times the prompt point's distance to the nearest colour edge
-  (a person clicks inside the object, so that distance is the object's scale there; a scribble
-  is a chain of such points), and only through pixels connected to the point without crossing an
-  edge; at least `MIN_RADIUS` px so every click shows something;
-- and only where the model is unsure (confidence < `UNSURE`) or labelled the pixel with the class
-  under the prompt (the user says that label is wrong here).
-Pixels the user labelled (not guesses), unlabeled pixels and the active class keep the engine's
-own rules, so an image without a prediction behaves as before.
+Why: after pre-annotation every pixel carries the model's label. The engines were told that all of
+them count as unlabeled (`evidence.confirmed_labels`), so one click on the pavement of a predicted
+street photo grew over every grey pixel: 66 % of the frame for `superpixel` (issue #19); the "human"
+robot (`robot.human_actions`, docs/smart-tools.md) measured a median 8x, p95 111x the clicked
+object's true area. Colour similarity is not enough evidence to overrule the model over the whole
+photo. Two rules, both engine-independent (every engine, present or future, goes through
+`ClickSession`):
+1. the engines see the guesses the model was sure of (confidence >= `evidence.UNSURE`) as labels,
+   so they stop at other classes as they do at the user's labels (`MaskEvidence.confirmed`);
+2. after the engine, a model guess may only be taken (`limit_to_object`)
+   - near the prompt: within `REACH` times the prompt point's distance to the nearest colour edge
+     or predicted class border (a person clicks inside the object, so that distance is the
+     object's scale there; a scribble is a chain of such points), only through pixels connected to
+     the point without crossing one; at least `MIN_RADIUS` px so every click shows something, at
+     most `MAX_RADIUS` of the long side (a flat sky has neither edges nor borders);
+   - and only where the model is unsure or labelled the pixel with the class under the prompt
+     (the user says that label is wrong here); a confident guess of another class needs a click
+     of its own.
+Pixels the user labelled, unlabeled pixels and the active class keep the engine's own rules, and a
+box (which bounds the object itself) is not limited, so an image without a prediction behaves as before.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ __all__ = [
     "object_window",
 ]
 
-REACH = 1.5  # a prompt point's window: this many times its distance to the nearest colour edge
+REACH = 1.5  # a prompt point's window: this many times its distance to the nearest edge or border
 MIN_RADIUS = 6  # px: the smallest window (a click right on an edge still does something)
+MAX_RADIUS = 0.1  # of the long side: the largest window (a flat area without edges or predicted borders)
 EDGE_PERCENTILE = 90.0  # Canny's high threshold: this percentile of the image's gradient magnitude
 EDGE_FLOOR = 20.0  # ... but at least this (a flat image has no edges, not noise edges)
 EDGE_SIGMA = 1.5  # px: the blur before the edges (texture inside an object is not its border)
@@ -106,7 +112,7 @@ def object_window(distance: np.ndarray, points: list[Point]) -> np.ndarray:
         xi, yi = int(round(x)), int(round(y))
         if not (0 <= xi < w and 0 <= yi < h):
             continue
-        r = max(float(MIN_RADIUS), REACH * float(distance[yi, xi]))
+        r = min(max(float(MIN_RADIUS), REACH * float(distance[yi, xi])), MAX_RADIUS * max(h, w))
         ri = int(np.ceil(r))
         y0, y1, x0, x1 = max(0, yi - ri), min(h, yi + ri + 1), max(0, xi - ri), min(w, xi + ri + 1)
         yy, xx = np.ogrid[y0:y1, x0:x1]
