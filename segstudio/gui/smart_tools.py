@@ -96,6 +96,9 @@ def _prepared_engine(
             )
     engine = _engines().create_engine(name)
     engine.prepare(image, probs)
+    from segstudio.core.interactive.extent import warm_up
+
+    warm_up(engine)  # the click-extent limit's edge map, here rather than on the first click
     return engine
 
 

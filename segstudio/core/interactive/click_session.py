@@ -27,6 +27,7 @@ class ClickSession:
         #: array: labels the engine takes as finished work (`evidence.confirmed_labels`)
         self.evidence = labels if isinstance(labels, MaskEvidence) else None
         self.labels = labels.confirmed if isinstance(labels, MaskEvidence) else labels
+        self._limit_memo: dict = {}  # what the extent limit derives from the evidence, once per object
         self.active_class = int(active_class)
         self.prompts = Prompts()
         self.region: np.ndarray | None = None
@@ -67,7 +68,13 @@ class ClickSession:
         region = self.engine.region(self.prompts, self.active_class, self.labels)
         if self.evidence is not None and self.engine.image is not None:  # a click means "this object"
             region = limit_to_object(
-                region, self.prompts, self.active_class, self.evidence, self.engine.image, self.engine
+                region,
+                self.prompts,
+                self.active_class,
+                self.evidence,
+                self.engine.image,
+                self.engine,
+                self._limit_memo,
             )
         self.region = region
         self.last_seconds = time.perf_counter() - start

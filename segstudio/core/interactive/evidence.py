@@ -60,7 +60,11 @@ class MaskEvidence:
 
     def sureness(self) -> np.ndarray:
         """The model's confidence in [0, 1] per pixel (1 where unknown)."""
+        return self.sureness_in((slice(None), slice(None)))
+
+    def sureness_in(self, box: tuple[slice, slice]) -> np.ndarray:
+        """`sureness()` of the pixels in `box` only (a click's window: not the whole photo per click)."""
         if self.confidence is None:
-            return np.ones(self.labels.shape, np.float32)
-        conf = np.asarray(self.confidence)
+            return np.ones(self.labels[box].shape, np.float32)
+        conf = np.asarray(self.confidence)[box]
         return conf.astype(np.float32) / 255.0 if conf.dtype == np.uint8 else conf.astype(np.float32)
