@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from segstudio.core.state_guard import check_write_target
+
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "atomic_writer", "fsync_dir"]
 
 TEMP_SUFFIX = ".tmp-segstudio"
@@ -47,8 +49,15 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Yield a binary file; on a clean exit it replaces `path` atomically, on an exception it vanishes."""
+    """Yield a binary file; on a clean exit it replaces `path` atomically, on an exception it vanishes.
+
+    Never writes through a link: the temp file is created with O_CREAT|O_EXCL (mkstemp), which fails
+    on any existing name, links included; `os.replace` swaps the name itself, never the file a link
+    points to; and inside an open project's state folder (`core.state_guard`) no folder on the way
+    may be a link, checked before creating and again before replacing.
+    """
     target = Path(path)
+    check_write_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
@@ -59,6 +68,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        check_write_target(target)
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -75,6 +75,9 @@ class DiskWriteError(ExportError):
         import errno
 
         self.destination = Path(destination)
+        self.cause = (
+            error  # lets an outer step name its own destination (an import's target, not its staging)
+        )
         code = getattr(error, "errno", None)
         if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "disk is full" in str(
             error
@@ -94,3 +97,16 @@ class DiskWriteError(ExportError):
         super().__init__(
             f"{action} stopped: {cause}{where}; {todo} and run it again. Everything saved before is intact"
         )
+
+
+class UnsafeStateError(ProjectError):
+    """A project's state folder holds a link (or a special file) that SegStudio did not make.
+
+    Refused before anything is written: following such a link would overwrite a file outside the
+    project (a folder from a stranger could point `.segstudio/lock` at the user's files)."""
+
+
+class DamagedProjectError(ProjectError):
+    """The project database cannot be trusted (emptied, missing tables, damaged pages, unreadable values).
+
+    Refused instead of starting a new project over existing masks; `segstudio repair FOLDER` salvages it."""

@@ -13,12 +13,25 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import MaskError
 
-__all__ = ["encode_png_l", "load_confidence", "load_mask", "save_confidence", "save_mask", "save_palette_png"]
+__all__ = [
+    "IMAGE_HASH_KEY",
+    "encode_png_l",
+    "load_confidence",
+    "load_mask",
+    "read_image_hash",
+    "save_confidence",
+    "save_mask",
+    "save_palette_png",
+]
+
+#: PNG text key holding the content hash of the image a project mask belongs to: `segstudio repair`
+#: re-attaches masks by it when the database's image rows are lost.
+IMAGE_HASH_KEY = "segstudio:image-hash"
 
 #: zlib level 1: masks compress well anyway, and saving runs on every edit.
 _COMPRESS_LEVEL = 1
@@ -35,10 +48,15 @@ def _check_2d_uint8(array: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def encode_png_l(array: np.ndarray) -> bytes:
-    """Encode a 2-D uint8 array as a grayscale PNG in memory."""
+def encode_png_l(array: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode a 2-D uint8 array as a grayscale PNG in memory (with `text` chunks, if any)."""
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=_COMPRESS_LEVEL)
+    info = None
+    if text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=_COMPRESS_LEVEL, pnginfo=info)
     return buffer.getvalue()
 
 
@@ -85,9 +103,20 @@ def _load_single_channel(
     return array
 
 
-def save_mask(path: str | os.PathLike[str], mask: np.ndarray) -> None:
-    """Write a mask of class indices as a single-channel PNG (atomic)."""
-    atomic_write_bytes(path, encode_png_l(_check_2d_uint8(mask, "a mask")))
+def save_mask(path: str | os.PathLike[str], mask: np.ndarray, image_hash: str | None = None) -> None:
+    """Write a mask of class indices as a single-channel PNG (atomic); `image_hash` names its image."""
+    text = {IMAGE_HASH_KEY: image_hash} if image_hash else None
+    atomic_write_bytes(path, encode_png_l(_check_2d_uint8(mask, "a mask"), text))
+
+
+def read_image_hash(path: str | os.PathLike[str]) -> str | None:
+    """The image content hash a project mask was saved with (None: older mask, or not readable)."""
+    try:
+        with Image.open(path) as image:
+            value = image.info.get(IMAGE_HASH_KEY)  # text before the pixels: nothing is decoded
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def load_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None) -> np.ndarray:

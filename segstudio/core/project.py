@@ -41,9 +41,10 @@ import numpy as np
 
 from segstudio.core import images as image_io
 from segstudio.core import masks as mask_io
-from segstudio.core import store_reconcile, store_schema, store_settings
+from segstudio.core import state_guard, store_health, store_reconcile, store_schema, store_settings
 from segstudio.core.effort import EffortRow
 from segstudio.core.errors import (
+    DamagedProjectError,
     ImageReadError,
     ProjectError,
     ProjectLockedError,
@@ -113,8 +114,10 @@ def _resolve_state_dir(image_dir: Path, state_dir: str | os.PathLike[str] | None
             ) from None
         if not os.access(chosen, os.W_OK):
             raise ProjectError(f"the project folder {chosen} is not writable; choose a writable folder")
+        state_guard.check_state_folder(chosen, sidecar=False)  # the user chose it: only its entries
         return chosen
     sidecar = image_dir / STATE_DIR_NAME
+    state_guard.check_state_folder(sidecar, sidecar=True)  # before anything is created or locked
     if sidecar.is_dir() and not os.access(
         sidecar, os.W_OK
     ):  # it exists: the state folder itself is read-only
@@ -157,6 +160,7 @@ class Project:
         self._versions = ModelVersions(self._store, state_dir)
         self._effort = EffortTable(self._store)
         self._process_lock = ProcessLock(state_dir / LOCK_NAME)
+        self._guarded = False  # True while core.state_guard checks writes into state_dir for this project
         self._scheme: LabelScheme | None = None
         self.last_reconcile = ReconcileReport()
 
@@ -169,27 +173,62 @@ class Project:
         state_dir: str | os.PathLike[str] | None = None,
         scheme: LabelScheme | str | None = None,
         handle: TaskHandle | None = None,
+        db: str | None = None,
     ) -> Project:
         """Open (creating if needed) the project of `image_dir` and reconcile it with the disk.
 
         `state_dir` puts the project state elsewhere (required when the image folder is read-only).
         `scheme` is used for a new project (default: Pascal VOC); for an existing project that has
-        labels it must match the stored scheme.
+        labels it must match the stored scheme. `db` (postgresql://USER@HOST/DATABASE) joins a team
+        project instead: the same API on the team server (segstudio.team; its driver loads only then).
         """
+        if db is not None:
+            from segstudio.team.project import TeamProject
+
+            return TeamProject.join(image_dir, db, state_dir)
         folder = _checked_image_dir(image_dir)
         state = _resolve_state_dir(folder, state_dir)
         project = cls(folder, state)
         project._process_lock.acquire()
+        project._guard()
         try:
             store_schema.connect(project._store, state / DB_NAME, folder, state)
+            project._scheme = store_settings.load_scheme(project._store)
+            _ = project.val_fraction, project.max_pixels  # hand-edited values stop here, not mid-work
             project.layout.create()
             project._init_scheme(scheme)
             project.layout.remove_stale_temp_files()  # safe: we hold the project lock
             project.reconcile(handle)
+        except DamagedProjectError as error:
+            project.close()
+            raise project._damaged(error, state_dir) from None
+        except sqlite3.DatabaseError as error:
+            project.close()
+            if not store_health.is_damage(error):
+                raise
+            raise project._damaged(store_health.damage(str(error)), state_dir) from None
         except BaseException:
             project.close()
             raise
         return project
+
+    def _guard(self) -> None:
+        """Check every atomic write into the state folder for links while the project is open."""
+        state_guard.guard(self.state_dir)
+        self._guarded = True
+
+    def _damaged(self, error: DamagedProjectError, chosen: object) -> DamagedProjectError:
+        """The damage as one paragraph naming the repair command for this folder."""
+        detail = getattr(error, "detail", str(error))
+        return DamagedProjectError(
+            store_health.repair_hint(
+                self.state_dir / DB_NAME,
+                detail,
+                self.image_dir,
+                None if chosen is None else self.state_dir,
+                store_health.has_work(self.state_dir),
+            )
+        )
 
     @classmethod
     def open_for_reading(
@@ -216,6 +255,7 @@ class Project:
         """
         folder = Path(image_dir).expanduser().absolute()
         state = Path(state_dir).expanduser().absolute() if state_dir is not None else folder / STATE_DIR_NAME
+        state_guard.check_state_folder(state, sidecar=state_dir is None)
         path = state / DB_NAME
         if not path.is_file():
             raise ProjectError(
@@ -225,9 +265,17 @@ class Project:
         try:
             store_schema.connect_read_only(project._store, path)
             try:
-                project._scheme = LabelScheme.from_dict(project._store.get_meta("scheme"))
+                project._scheme = store_settings.load_scheme(project._store)
+                if project._scheme is None:
+                    raise store_health.damage("the label scheme is missing")
+                _ = project.val_fraction, project.max_pixels
             except sqlite3.DatabaseError as error:
+                if store_health.is_damage(error):
+                    raise store_health.damage(str(error)) from None
                 raise ProjectError(f"cannot read project database {path}: {error}") from None
+        except DamagedProjectError as error:
+            project.close()
+            raise project._damaged(error, state_dir) from None
         except BaseException:
             project.close()
             raise
@@ -238,6 +286,9 @@ class Project:
         with self._lock:
             self._store.close()
             self._process_lock.release()
+            if self._guarded:
+                self._guarded = False
+                state_guard.unguard(self.state_dir)
 
     @property
     def closed(self) -> bool:
@@ -274,6 +325,8 @@ class Project:
 
     def _init_scheme(self, requested: LabelScheme | str | None) -> None:
         self._scheme = store_settings.load_scheme(self._store)
+        if self._scheme is None and self._has_labels():  # never VOC by default over existing masks
+            raise store_health.damage("the label scheme is missing although masks or statuses exist")
         chosen = store_settings.choose_scheme(self._scheme, requested, self._has_labels)
         if chosen is not None:
             self.set_scheme(chosen)
@@ -400,7 +453,7 @@ class Project:
         with self._lock:
             current = self._images.require(rec)
             check_shape(current, mask, "the mask")
-            mask_io.save_mask(self.mask_path(current), mask)
+            mask_io.save_mask(self.mask_path(current), mask, current.content_hash)
             return self._images.update(current, status=status.value)
 
     def delete_mask(self, rec: ImageRecord, status: Status | str | None = None) -> ImageRecord:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.core.errors import ProjectLockedError
+from segstudio.core.state_guard import open_nofollow
 
 __all__ = ["LOCKED_MESSAGE", "LOCK_NAME", "ProcessLock"]
 
@@ -26,8 +27,13 @@ class ProcessLock:
         self._handle: Any = None
 
     def acquire(self) -> None:
-        """Take the lock or raise ProjectLockedError at once (never waits for the other process)."""
-        handle = open(self._path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+        """Take the lock or raise ProjectLockedError at once (never waits for the other process).
+
+        The file is opened with O_NOFOLLOW (`core.state_guard`): a planted link is refused, never
+        truncated through.
+        """
+        fd = open_nofollow(self._path, self._path.parent)
+        handle = os.fdopen(fd, "r+b")
         try:
             if os.name == "nt":  # pragma: no cover - exercised on Windows only
                 import msvcrt

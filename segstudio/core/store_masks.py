@@ -16,6 +16,7 @@ import numpy as np
 from segstudio.core import masks as mask_io
 from segstudio.core.atomic import TEMP_SUFFIX
 from segstudio.core.errors import MaskError
+from segstudio.core.state_guard import check_write_target
 from segstudio.core.store_records import ImageRecord, Prediction
 
 __all__ = ["STATE_DIR_NAME", "StateLayout", "check_shape"]
@@ -78,6 +79,7 @@ class StateLayout:
                            ("prediction_raw", self.raw_prediction_path(image_id)),
                            ("confidence", self.confidence_path(image_id))):  # fmt: skip
             if path.is_file():
+                check_write_target(target / f"{kind}.png")  # no link on the way (core.state_guard)
                 target.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target / f"{kind}.png")
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.errors import ProjectError
+from segstudio.core import store_health
+from segstudio.core.errors import DiskWriteError, ProjectError
 from segstudio.core.store_masks import STATE_DIR_NAME
 
 __all__ = ["DB_NAME", "MIGRATIONS", "SCHEMA_VERSION", "StoreDB", "connect", "connect_read_only", "migrate"]
@@ -100,6 +101,7 @@ class StoreDB:
         self.lock = threading.RLock()
         self.conn: sqlite3.Connection | None = None
         self.read_only = False
+        self.path: Path | None = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -117,13 +119,17 @@ class StoreDB:
         self.check_writable()
         with self.lock:
             conn = self.db
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:  # SQLite may already have rolled back (disk full)
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                raise _as_disk_error(self.path, error) from None
 
     def fetchall(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -136,7 +142,7 @@ class StoreDB:
 
     def get_meta(self, key: str) -> Any:
         row = self.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
-        return None if row is None else json.loads(row[0])
+        return None if row is None else store_health.parse_json(row[0], f"the meta entry {key!r}")
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction() as conn:
@@ -160,40 +166,60 @@ class StoreDB:
                 self.conn = None
 
 
+def _as_disk_error(path: Path | None, error: sqlite3.OperationalError) -> Exception:
+    """'database or disk is full' becomes a DiskWriteError naming the project; other errors pass unchanged."""
+    if "full" in str(error).lower():
+        return DiskWriteError(path.parent if path else Path("."), "saving to the project database", error)
+    return error
+
+
 def connect(store: StoreDB, path: Path, image_dir: Path, state_dir: Path) -> None:
-    """Open (creating) the database at `path` in WAL mode and migrate it to SCHEMA_VERSION."""
+    """Open (creating) the database at `path` in WAL mode and migrate it to SCHEMA_VERSION.
+
+    A damaged database (`core.store_health`) raises DamagedProjectError before anything is migrated.
+    """
+    store_health.check_file(path, state_dir)
+    existed = path.exists()
     try:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
     except sqlite3.Error as error:
         raise ProjectError(f"cannot open project database {path}: {error}") from None
     store.conn = conn
+    store.path = path
     try:
+        store_health.check_schema(conn, state_dir, existed)
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a process crash never loses a commit; power loss may drop the last
         # few, but never corrupts the database.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         migrate(store, image_dir, state_dir)
-    except sqlite3.OperationalError as error:
-        raise ProjectError(f"cannot open project database {path}: {error}") from None
     except sqlite3.DatabaseError as error:
-        raise ProjectError(
-            f"the project database {path} is damaged ({error}); move the folder {state_dir} "
-            "away to start over, or restore it from a backup"
-        ) from None
+        if store_health.is_damage(error):
+            raise store_health.damage(str(error)) from None
+        if "full" in str(error).lower():
+            raise _as_disk_error(path, error) from None  # type: ignore[arg-type]
+        raise ProjectError(f"cannot open project database {path}: {error}") from None
 
 
 def connect_read_only(store: StoreDB, path: Path) -> None:
     """Open the database without writing anything; only the current schema can be read this way."""
     store.read_only = True
+    store.path = path
+    store_health.check_file(path, path.parent)
     try:
         conn = sqlite3.connect(
             f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
         )
         store.conn = conn
         version = store.schema_version
+        store_health.check_schema(conn, path.parent, existed=True)
     except sqlite3.DatabaseError as error:
+        if store_health.is_damage(error):
+            raise store_health.damage(str(error)) from None
         raise ProjectError(f"cannot read project database {path}: {error}") from None
+    if version == 0 and path.stat().st_size == 0:
+        raise store_health.damage("the file is empty (0 bytes)")
     if version != SCHEMA_VERSION:
         raise ProjectError(
             f"the project uses schema {version} but this SegStudio reads schema {SCHEMA_VERSION}; "

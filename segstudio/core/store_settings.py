@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from segstudio.core import images as image_io
+from segstudio.core import store_health
 from segstudio.core.errors import ProjectError, SchemeError
 from segstudio.core.schemes import LabelScheme, get_scheme, printable_scheme_dict, voc_scheme
 from segstudio.core.store_records import split_for_hash
@@ -49,7 +50,7 @@ class Settings:
 
     def get(self, key: str, default: Any = None) -> Any:
         row = self._store.fetchone("SELECT value FROM settings WHERE key = ?", (key,))
-        return default if row is None else json.loads(row[0])
+        return default if row is None else store_health.parse_json(row[0], f"the setting {key!r}")
 
     def set(self, key: str, value: Any) -> None:
         """Store the value; the caller reconciles afterwards when `key` is 'max_pixels'."""
@@ -74,13 +75,22 @@ class Settings:
                     [(split_for_hash(h, float(value)), i) for i, h in rows],
                 )
 
+    def _stored(self, key: str, default: Any) -> Any:
+        """The stored value, checked as `set` checks it (a database edited by hand is damage, not a crash)."""
+        value = self.get(key, default)
+        try:
+            _validate(key, value)
+        except ProjectError as error:
+            raise store_health.damage(f"the setting {key!r} holds {value!r}: {error}") from None
+        return value
+
     @property
     def val_fraction(self) -> float:
-        return float(self.get("val_fraction", DEFAULT_VAL_FRACTION))
+        return float(self._stored("val_fraction", DEFAULT_VAL_FRACTION))
 
     @property
     def max_pixels(self) -> int | None:
-        value = self.get("max_pixels", image_io.DEFAULT_MAX_PIXELS)
+        value = self._stored("max_pixels", image_io.DEFAULT_MAX_PIXELS)
         return None if value is None else int(value)
 
 
@@ -95,7 +105,7 @@ def load_scheme(store: StoreDB) -> LabelScheme | None:
         try:  # saved before control characters were refused: open it with them shown as spaces
             return LabelScheme.from_dict(printable_scheme_dict(stored))
         except (SchemeError, TypeError, AttributeError):
-            raise ProjectError(f"the project's stored label scheme is invalid: {error}") from None
+            raise store_health.damage(f"the stored label scheme is invalid: {error}") from None
 
 
 def choose_scheme(

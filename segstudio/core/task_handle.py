@@ -16,6 +16,14 @@ from typing import Protocol, TextIO, runtime_checkable
 from segstudio.core.errors import CancelledError
 
 
+class FallbackNote(str):
+    """A status message saying the work goes on in a degraded way (smaller tiles, the CPU, float32).
+
+    Passed to `TaskHandle.set_status` like any status; the GUI's inference worker also lists it under
+    Problems (the user must learn that their GPU ran out of memory), the log records a WARNING.
+    """
+
+
 @runtime_checkable
 class TaskHandle(Protocol):
     def set_status(self, message: str) -> None: ...

@@ -24,10 +24,17 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
+from segstudio.core.logs import timed
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
-from segstudio.export.staging import flush_tree, make_staging_dir, refuse_mount_point, remove_dead_staging
+from segstudio.export.staging import (
+    flush_tree,
+    follow_out_link,
+    make_staging_dir,
+    refuse_mount_point,
+    remove_dead_staging,
+)
 
 __all__ = [
     "ImportPlan",
@@ -191,6 +198,31 @@ class ImportPlan:
     def unmapped(self) -> list[str]:
         return [row.source for row in self.mapping if row.target_index is None]
 
+    def outside_files(self) -> list[tuple[str, Path]]:
+        """(project path, real file) of images that lie outside the dataset folder, through a link or
+        `--allow-outside`. Links to shared image storage are followed on purpose; the preview lists
+        them so that a planted one (`creds.jpg -> ~/.ssh/id_rsa`) is seen before anything is copied."""
+        root = Path(os.path.realpath(self.source))
+        found = []
+        for sample in self.samples:
+            if sample.image_path is not None:
+                real = Path(os.path.realpath(sample.image_path))
+                if not real.is_relative_to(root):
+                    found.append((sample.rel_path, real))
+        return found
+
+    def outside_summary(self, limit: int = 5) -> str | None:
+        """One paragraph about `outside_files` for the CLI preview and the GUI's import dialog (None: none)."""
+        outside = self.outside_files()
+        if not outside:
+            return None
+        shown = "; ".join(f"{rel} -> {real}" for rel, real in outside[:limit])
+        more = f"; and {len(outside) - limit} more" if len(outside) > limit else ""
+        return (
+            f"{len(outside)} image file(s) lie outside {self.source} (links to shared storage, or planted): "
+            f"{shown}{more}. Only files that decode as images are copied into the project"
+        )
+
     def describe(self) -> str:
         """The mapping as a plain-text table (CLI --dry-run, GUI preview)."""
         lines = [
@@ -201,6 +233,9 @@ class ImportPlan:
             lines.append(
                 f"  {row.source:<{width}} -> {row.target_label}{('  ' + row.note) if row.note else ''}"
             )
+        outside = self.outside_summary(limit=20)
+        if outside:
+            lines.append(f"note: {outside}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -258,6 +293,29 @@ def _save_masks(project, plan: ImportPlan, handle: TaskHandle, offset: int, tota
         handle.set_progress(offset + done, total)
 
 
+def _copy_image(source: Path, dest: Path) -> str | None:
+    """Copy one image file into the new project; the reason, when it does not decode as an image.
+
+    Links to shared storage are followed, so a dataset could link `creds.jpg` to a private file:
+    only a file whose header decodes as an image is copied, and the copy itself is checked (what
+    lands in the project is what was checked, even if the source changes meanwhile).
+    """
+    from segstudio.core import images as image_io
+
+    try:
+        image_io.read_image_size(source, None)
+    except ImageReadError as error:
+        return error.reason
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, dest)
+    try:
+        image_io.read_image_size(dest, None)
+    except ImageReadError as error:
+        dest.unlink()
+        return error.reason
+    return None
+
+
 def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Path]:
     """Disk full / permission problems become a DiskWriteError naming the destination, not a traceback."""
     signature = inspect.signature(function)
@@ -266,7 +324,8 @@ def _os_errors_as_user_errors(function: Callable[..., Path]) -> Callable[..., Pa
     def wrapper(*args, **kwargs) -> Path:
         try:
             return function(*args, **kwargs)
-        except OSError as error:
+        except (OSError, DiskWriteError) as caught:
+            error = caught.cause if isinstance(caught, DiskWriteError) else caught
             arguments = signature.bind(*args, **kwargs).arguments
             if arguments.get("target_dir") is not None:
                 destination, what = (
@@ -290,6 +349,7 @@ def can_import_in_place(plan: ImportPlan) -> bool:
 
 
 @_os_errors_as_user_errors
+@timed("import in place")
 def import_in_place(
     plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -327,6 +387,7 @@ def import_in_place(
 
 
 @_os_errors_as_user_errors
+@timed("import")
 def run_import(
     plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None
 ) -> Path:
@@ -335,12 +396,13 @@ def run_import(
 
     handle = handle or NullTask()
     _check_plan(plan)
-    target = Path(target_dir).expanduser().absolute()
+    target = follow_out_link(target_dir)
     _check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_staging(target, _IMPORT_TAG)
     staging = make_staging_dir(target, _IMPORT_TAG)
     total = len(plan.samples)
+    refused: list[ImportSample] = []
     try:
         handle.set_status(f"copying {total} images")
         for done, sample in enumerate(plan.samples, start=1):
@@ -349,8 +411,12 @@ def run_import(
                 staging, sample.rel_path
             )  # importers already refuse escapes: a second guard
             if sample.image_path is not None and sample.image_path.is_file():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(sample.image_path, dest)
+                reason = _copy_image(sample.image_path, dest)
+                if reason is not None:
+                    plan.warnings.append(
+                        f"{sample.rel_path}: {sample.image_path} is not an image ({reason}); not copied"
+                    )
+                    refused.append(sample)
             elif sample.image_bytes is not None:
                 atomic_write_bytes(dest, sample.image_bytes())
             else:
@@ -358,6 +424,8 @@ def run_import(
                     f"the image for {sample.rel_path} is missing ({sample.image_path}); restore it or remove its annotation"
                 )
             handle.set_progress(done, 2 * total)
+        if refused:  # the count printed afterwards is what the project holds
+            plan.samples = [s for s in plan.samples if all(s is not r for r in refused)]
         handle.set_status("saving masks")
         with Project.open(staging, scheme=plan.scheme) as project:
             _save_masks(project, plan, handle, total, 2 * total)

@@ -22,12 +22,14 @@ from typing import Any
 from segstudio.core.atomic import atomic_write_json, fsync_dir
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import resolve_inside
+from segstudio.export import staging_registry
 
 __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "OutputFolder",
     "flush_tree",
+    "follow_out_link",
     "make_staging_dir",
     "read_manifest",
     "refuse_mount_point",
@@ -89,11 +91,29 @@ def refuse_mount_point(folder: Path, what: str) -> None:
 def make_staging_dir(target: Path, tag: str) -> Path:
     """Create the hidden sibling `.<name><tag><pid>-<random>` of `target` that work is staged in.
 
-    The pid in the name lets `remove_dead_staging` tell a live writer's folder from a dead one's.
+    The pid in the name lets `remove_dead_staging` tell a live writer's folder from a dead one's;
+    the folder is also registered (`staging_registry`), so that a writer killed by SIGKILL leaves it
+    only until the next SegStudio export, import or `info`, whatever their target.
     """
+    staging_registry.sweep()
     staging = target.parent / f".{target.name}{tag}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
+    staging_registry.register(staging)
     return staging
+
+
+def follow_out_link(folder: str | os.PathLike[str]) -> Path:
+    """The folder an `--out` link points to (the user named the link: write where it leads).
+
+    Why: the export and import publish by renaming a staging folder into place; renaming over a
+    link replaced the link itself, so the linked earlier export was never updated and the link was
+    kept as `.<name>.segstudio-old-*` forever, and a link to an empty folder or a dangling link
+    failed with "Not a directory". Following it once, up front, makes every case an ordinary folder.
+    """
+    path = Path(folder).expanduser().absolute()
+    if path.is_symlink():
+        return Path(os.path.realpath(path))
+    return path
 
 
 def remove_dead_staging(target: Path, tag: str, *, include_own: bool = False) -> None:
@@ -131,7 +151,7 @@ class OutputFolder:
     def __init__(
         self, target: str | os.PathLike[str], dataset_format: str, disposable: tuple[str, ...] = ()
     ) -> None:
-        self.target = Path(target).absolute()
+        self.target = follow_out_link(target)
         self.dataset_format = dataset_format
         self.disposable = disposable  # glob patterns of files readers add (caches), dropped on re-export
         self.previous: dict[str, Any] | None = None
@@ -151,7 +171,11 @@ class OutputFolder:
     def _recover(self) -> None:
         """Clean up after a crash: restore a swapped-out export, delete dead staging folders."""
         for old in self._siblings(_OLD_TAG):
-            if not self.target.exists():
+            if (
+                old.is_symlink()
+            ):  # left by an export into a linked --out: removing a link removes nothing else
+                old.unlink()
+            elif not self.target.exists():
                 os.replace(old, self.target)
             else:
                 shutil.rmtree(old, ignore_errors=True)

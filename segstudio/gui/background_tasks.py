@@ -32,7 +32,7 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 
 from segstudio.core.errors import CancelledError, SegStudioError
 from segstudio.core.logs import log_exception
@@ -54,9 +54,17 @@ class TaskState(NullTask):
     Thread-safe: status and progress go to the runner, which forwards them as queued signals.
     """
 
-    def __init__(self, report: Callable[[str, Any], None] | None = None) -> None:
+    def __init__(
+        self, report: Callable[[str, Any], None] | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> None:
         super().__init__()
         self._report = report or (lambda kind, payload: None)
+        self._on_cancel = on_cancel
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self._on_cancel is not None:
+            self._on_cancel()
 
     def set_status(self, message: str) -> None:
         self._report("status", str(message))
@@ -111,7 +119,9 @@ class TaskRunner(QObject):
         self._thread: threading.Thread | None = None
         self._discards: dict[int, Callable[[Any], None]] = {}
         self._on_done: Callable[[Any], None] | None = None
-        self._report.connect(self._on_report)
+        # queued even when reported from the GUI thread (an adopted future that is already done):
+        # outcomes always arrive after start()/adopt() has returned, as Orange3's mixin promises
+        self._report.connect(self._on_report, Qt.ConnectionType.QueuedConnection)
 
     def start(
         self,
@@ -140,6 +150,31 @@ class TaskRunner(QObject):
 
         self._thread = threading.Thread(target=run, name=self._name, daemon=True)
         self._thread.start()
+        return state
+
+    def adopt(
+        self,
+        future: Future,
+        on_cancel: Callable[[], None] | None = None,
+        discard: Callable[[Any], None] | None = None,
+    ) -> TaskState:
+        """Report work already running elsewhere (a `concurrent.futures.Future`) as this runner's task:
+        the same queued signals, the same cancel (`on_cancel` asks that work to stop) and `discard`;
+        no thread waits for it (the future's own completion reports it)."""
+        self.abandon()
+        self._generation += 1
+        generation = self._generation
+        self._on_done = None
+        if discard is not None:
+            self._discards[generation] = discard
+        state = TaskState(lambda kind, payload: _emit(self._report, generation, kind, payload), on_cancel)
+        self._state, self._thread = state, None
+
+        def report(done: Future) -> None:
+            outcome = _outcome(lambda _state: done.result(), state)
+            _emit(self._report, generation, outcome.kind, outcome.value)
+
+        future.add_done_callback(report)
         return state
 
     def is_running(self) -> bool:
@@ -215,7 +250,9 @@ class JobQueue(QObject):
         self._current: TaskState | None = None
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._report.connect(self._on_report)
+        # queued even when reported from the GUI thread (an adopted future that is already done):
+        # outcomes always arrive after start()/adopt() has returned, as Orange3's mixin promises
+        self._report.connect(self._on_report, Qt.ConnectionType.QueuedConnection)
 
     def submit(self, fn: Callable[[TaskState], Any], key: Hashable | None = None) -> Future:
         """Queue `fn`; a pending job with the same `key` is replaced (its Future is cancelled)."""

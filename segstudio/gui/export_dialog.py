@@ -1,13 +1,12 @@
 """File -> Export...: choose a format, split and options, check, then export off the GUI thread.
 
 The dialog is wiring only: `segstudio.export.project_export` does the work and receives a
-task state from `gui.background_tasks.TaskRunner`, whose progress/status calls become queued Qt signals;
+task state from `gui.dialog_task.DialogTask`, whose progress/status calls become queued Qt signals;
 Cancel sets its flag and the export stops at the next image, leaving the output folder as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from segstudio.core.errors import SegStudioError
 from segstudio.export import project_export
 from segstudio.export.common import ExportOptions
 from segstudio.export.registry import FORMAT_TITLES
-from segstudio.gui.background_tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskState
+from segstudio.gui.dialog_task import DialogTask
 
 __all__ = ["ExportDialog"]
 
@@ -65,13 +65,6 @@ class ExportDialog(QDialog):
         self.setWindowTitle("Export dataset")
         self.project = project
         self.report: Any = None
-        self._runner = TaskRunner(self, name="segstudio-export")
-        self._runner.progress.connect(self._on_progress)
-        self._runner.status.connect(lambda message: self.status_label.setText(message))
-        self._runner.failed.connect(self._on_failed)
-        self._runner.cancelled.connect(self._on_cancelled)
-        self._runner.finished.connect(lambda: self._set_running(False))
-
         self.format_combo = _combo(FORMATS)
         self.split_combo = _combo(SPLITS)
         self.include_combo = _combo(INCLUDE)
@@ -111,7 +104,10 @@ class ExportDialog(QDialog):
         self.cancel_button = QPushButton("Close")
         self.check_button.clicked.connect(self.run_check)
         self.export_button.clicked.connect(self.start_export)
-        self.cancel_button.clicked.connect(self._cancel_or_close)
+        self.task = DialogTask(self, self.progress, self.cancel_button, self._set_running, "segstudio-export")
+        self.task.status.connect(self.status_label.setText)
+        self.task.failed.connect(self._on_failed)
+        self.task.cancelled.connect(self._on_cancelled)
         buttons = QHBoxLayout()
         buttons.addWidget(self.check_button)
         buttons.addStretch(1)
@@ -155,18 +151,16 @@ class ExportDialog(QDialog):
     # ------------------------------------------------------------------ running
 
     def is_running(self) -> bool:
-        return self._runner.is_running()
-
-    def _start(self, work: Callable[[TaskState], Any], on_success: Callable[[Any], None]) -> None:
-        self._set_running(True)
-        self._runner.start(work, on_done=on_success)
+        return self.task.is_running()
 
     def run_check(self) -> None:
         if self.is_running():
             return
         fmt, options = self.dataset_format(), self.options()
         self.problems.setPlainText("")
-        self._start(lambda h: project_export.check_project(self.project, fmt, options, h), self._on_checked)
+        self.task.start(
+            lambda h: project_export.check_project(self.project, fmt, options, h), self._on_checked
+        )
 
     def start_export(self) -> None:
         if self.is_running():
@@ -186,18 +180,10 @@ class ExportDialog(QDialog):
             check = project_export.check_project(self.project, fmt, options, handle)
             return project_export.export_project(self.project, fmt, out, options, handle, check=check)
 
-        self._start(work, self._on_exported)
+        self.task.start(work, self._on_exported)
 
     def cancel(self) -> None:
-        if self.is_running():
-            self._runner.cancel()
-            self.status_label.setText("Cancelling...")
-
-    def _cancel_or_close(self) -> None:
-        if self.is_running():
-            self.cancel()
-        else:
-            self.reject()
+        self.task.cancel()
 
     def _set_running(self, running: bool) -> None:
         for widget in (
@@ -211,11 +197,6 @@ class ExportDialog(QDialog):
             widget.setEnabled(not running)
         self.void_band.setEnabled(not running and self.format_combo.currentData() == "voc")
         self.color_check.setEnabled(not running and self.format_combo.currentData() in COLOR_FORMATS)
-        self.cancel_button.setText("Cancel" if running else "Close")
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
 
     def _on_checked(self, report: Any) -> None:
         self.problems.setPlainText(report.summary(limit=200) or "No problems found.")
@@ -236,20 +217,4 @@ class ExportDialog(QDialog):
         self.status_label.setText("Failed: see the problems above.")
 
     def _on_cancelled(self) -> None:
-        self.progress.setValue(0)
         self.status_label.setText("Cancelled; the output folder was left as it was.")
-
-    def _stop(self) -> None:
-        """Closing: stop the work and wait, so no export runs on behind a closed dialog."""
-        if self.is_running():
-            self._runner.abandon()
-            self._runner.wait()
-            self._set_running(False)
-
-    def closeEvent(self, event) -> None:
-        self._stop()
-        super().closeEvent(event)
-
-    def reject(self) -> None:
-        self._stop()
-        super().reject()

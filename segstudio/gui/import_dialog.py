@@ -7,7 +7,6 @@ emitted so the main window can open the new project.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,8 @@ from PySide6.QtWidgets import (
 from segstudio.core.schemes import get_scheme
 from segstudio.export import import_common
 from segstudio.export.registry import IMPORTER_TITLES, get_importer
-from segstudio.gui.background_tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskState
+from segstudio.gui.dialog_task import DialogTask
 
 __all__ = ["ImportDialog"]
 
@@ -61,12 +61,6 @@ class ImportDialog(QDialog):
         self.setWindowTitle("Import dataset")
         self.plan: Any = None
         self.imported_dir: str | None = None
-        self._runner = TaskRunner(self, name="segstudio-import")
-        self._runner.progress.connect(self._on_progress)
-        self._runner.status.connect(lambda message: self.summary.setText(message))
-        self._runner.failed.connect(self._on_failed)
-        self._runner.cancelled.connect(lambda: self.summary.setText("Cancelled; nothing was imported."))
-        self._runner.finished.connect(self._on_finished)
 
         self.kind_combo = QComboBox()
         for key, text in KINDS:
@@ -116,7 +110,11 @@ class ImportDialog(QDialog):
         self.cancel_button = QPushButton("Close")
         self.preview_button.clicked.connect(self.run_preview)
         self.import_button.clicked.connect(self.start_import)
-        self.cancel_button.clicked.connect(self._cancel_or_close)
+        self.task = DialogTask(self, self.progress, self.cancel_button, self._set_running, "segstudio-import")
+        self.task.status.connect(self.summary.setText)
+        self.task.failed.connect(self.summary.setText)
+        self.task.cancelled.connect(lambda: self.summary.setText("Cancelled; nothing was imported."))
+        self.task.finished.connect(self._on_finished)
         for widget in (self.kind_combo, self.scheme_combo):
             widget.currentIndexChanged.connect(self._invalidate)
         self.source_edit.textChanged.connect(self._invalidate)
@@ -164,7 +162,7 @@ class ImportDialog(QDialog):
             scheme = get_scheme(scheme_key) if scheme_key else None
             return get_importer(kind)(source, scheme=scheme, allow_outside=allow_outside)
 
-        self._start(work, self._show_plan)
+        self.task.start(work, self._show_plan)
 
     def _show_plan(self, plan: Any) -> None:
         self.plan = plan
@@ -177,6 +175,9 @@ class ImportDialog(QDialog):
         ]
         if plan.unmapped:
             lines.append(f"Unmapped labels: {', '.join(plan.unmapped)}. Choose other classes to import.")
+        outside = plan.outside_summary()
+        if outside:
+            lines.append(outside)
         lines += plan.warnings[:5]
         self.summary.setText("\n".join(lines))
         self.import_button.setEnabled(not plan.unmapped and bool(plan.samples))
@@ -191,13 +192,13 @@ class ImportDialog(QDialog):
             return
         plan = self.plan
         if self.in_place_check.isChecked():
-            self._start(lambda h: import_common.import_in_place(plan, h), self._on_imported)
+            self.task.start(lambda h: import_common.import_in_place(plan, h), self._on_imported)
             return
         target = self.target_edit.text().strip()
         if not target:
             self.summary.setText("Choose a new folder for the project.")
             return
-        self._start(lambda h: import_common.run_import(plan, target, h), self._on_imported)
+        self.task.start(lambda h: import_common.run_import(plan, target, h), self._on_imported)
 
     def _on_imported(self, image_dir: Any) -> None:
         self.imported_dir = str(image_dir)
@@ -205,17 +206,6 @@ class ImportDialog(QDialog):
         self.project_imported.emit(self.imported_dir)
 
     # ------------------------------------------------------------------ plumbing
-
-    def _start(self, work: Callable[[TaskState], Any], on_success: Callable[[Any], None]) -> None:
-        self._set_running(True)
-        self._runner.start(work, on_done=on_success)
-
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-
-    def _on_failed(self, message: str) -> None:
-        self.summary.setText(message)
 
     def _set_running(self, running: bool) -> None:
         for widget in (
@@ -233,25 +223,10 @@ class ImportDialog(QDialog):
         self.import_button.setEnabled(
             not running and self.plan is not None and not self.plan.unmapped and bool(self.plan.samples)
         )
-        self.cancel_button.setText("Cancel" if running else "Close")
 
     def _on_finished(self) -> None:
-        self._set_running(False)
         if self.imported_dir is not None:
             self.import_button.setEnabled(False)
 
     def is_running(self) -> bool:
-        return self._runner.is_running()
-
-    def _cancel_or_close(self) -> None:
-        if self.is_running():
-            self._runner.cancel()
-        else:
-            self.reject()
-
-    def reject(self) -> None:
-        if self.is_running():  # closing: stop the work and wait, so nothing runs on behind the dialog
-            self._runner.abandon()
-            self._runner.wait()
-            self._set_running(False)
-        super().reject()
+        return self.task.is_running()

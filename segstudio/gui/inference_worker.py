@@ -12,14 +12,9 @@ API (all methods are called from the GUI thread and return at once)::
     controller.embed(rel_path, [next, ...], active)  # SAM embeddings: this image, then the next ones
     controller.shutdown()                 # cancel everything and join the thread (window close)
 
-Signals (delivered queued, in the GUI thread)::
-
-    prediction_ready(str rel_path, object PredictionResult)  # already saved in the project
-    progress(int done, int total, str message)              # batch progress, one step per image
-    state_changed(str)                                      # "loading", "predicting", "SAM embedding", "idle", "error"
-    error(str rel_path, str message)                        # rel_path "" for model-loading errors
-    model_loaded(str description, str device_label)
-    embedding_ready(str rel_path, object key)               # a SAM embedding is in the runtime's cache
+Signals: `gui.inference_client.InferenceSignals` (declared there once; the controller emits them
+from the worker thread and Qt delivers them queued, in the GUI thread). The controller is the
+`InferenceClient` that `gui.model_link.ModelLink` holds.
 
 Why this shape (Orange3's concurrent pattern, DESIGN.md): the work is the plain `ml.predict.Predictor`
 with a cancel handle; this module only queues requests and moves the work off the GUI thread.
@@ -45,10 +40,12 @@ import traceback
 from collections import deque
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread
 
 from segstudio.core.errors import CancelledError, ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
+from segstudio.core.task_handle import FallbackNote
+from segstudio.gui.inference_client import InferenceSignals, Severity
 from segstudio.ml.spec import ModelSpec
 
 __all__ = ["CHOOSE_WEIGHTS_HINT", "InferenceController"]
@@ -79,7 +76,8 @@ class _JobHandle:
         self.cancelled = threading.Event()
 
     def set_status(self, message: str) -> None:
-        self._worker.status_message.emit(message)
+        severity = Severity.WARNING if isinstance(message, FallbackNote) else Severity.INFO
+        self._worker.out.status_message.emit(str(message), severity)
 
     def set_progress(self, done: int, total: int) -> None:
         pass  # tile progress is too fine for the status bar; batch progress is per image
@@ -93,16 +91,11 @@ class _JobHandle:
 
 
 class _WorkerThread(QThread):
-    prediction_ready = Signal(str, object)
-    progress = Signal(int, int, str)
-    state_changed = Signal(str)
-    error = Signal(str, str)
-    model_loaded = Signal(str, str)
-    status_message = Signal(str)
-    embedding_ready = Signal(str, object)
+    """Emits on `out` (the controller's signals) from this thread; Qt queues them to the GUI thread."""
 
-    def __init__(self, project: Any, spec: ModelSpec, load_model: bool = True) -> None:
+    def __init__(self, out: InferenceSignals, project: Any, spec: ModelSpec, load_model: bool = True) -> None:
         super().__init__()
+        self.out = out
         self.project = project
         self.stopping = False
         self._cond = threading.Condition()
@@ -117,7 +110,6 @@ class _WorkerThread(QThread):
         self._predictor: Any = None
         self._failed_spec: ModelSpec | None = None  # the spec whose load failed: retried on the next request
         self._failure_reported = False  # its error was just shown; don't add a second, vaguer one
-        self.thread_ident: int | None = None
         self._load_model = load_model  # False: wait for the first prediction request before loading
         self._sam: Any = None  # ml.sam_engine.SamRuntime once the user picked a SAM checkpoint
         self._sam_active = False  # SAM is the engine in use: its current embedding goes first
@@ -260,7 +252,7 @@ class _WorkerThread(QThread):
                     return self._embedding_job(EMBED_CURRENT, path)
                 if self._embed_ahead:
                     return self._embedding_job(EMBED_AHEAD, self._embed_ahead.popleft())
-                self.state_changed.emit("idle")
+                self.out.state_changed.emit("idle")
                 self._cond.wait()
 
     def _embedding_job(self, kind: str, rel_path: str) -> tuple[str, str]:
@@ -269,7 +261,6 @@ class _WorkerThread(QThread):
         return kind, rel_path
 
     def run(self) -> None:
-        self.thread_ident = threading.get_ident()
         while True:
             job = self._next_job()
             if job is None:
@@ -283,7 +274,7 @@ class _WorkerThread(QThread):
                 self._predict(kind, payload)
 
     def _load(self, spec: ModelSpec) -> None:
-        self.state_changed.emit("loading")
+        self.out.state_changed.emit("loading")
         try:
             from segstudio.ml.device import device_label
             from segstudio.ml.predict import load_predictor
@@ -297,12 +288,12 @@ class _WorkerThread(QThread):
             log_exception("inference.load", exc)
             self._loaded = self._predictor = None
             self._failed_spec, self._failure_reported = spec, True
-            self.state_changed.emit("error")
-            self.error.emit("", _load_message(exc))
+            self.out.state_changed.emit("error")
+            self.out.error.emit("", _load_message(exc))
             return
         self._loaded, self._predictor = loaded, predictor
         self._failed_spec = None
-        self.model_loaded.emit(f"{loaded.description} [{loaded.version}]", device_label(loaded.device))
+        self.out.model_loaded.emit(f"{loaded.description} [{loaded.version}]", device_label(loaded.device))
 
     def _predict(self, kind: str, rel_path: str) -> None:
         retried = False
@@ -318,7 +309,7 @@ class _WorkerThread(QThread):
                     self._batch.clear()
                     self._batch_total = self._batch_done = 0
             if not retried:  # a failed retry has just said why itself
-                self.error.emit(
+                self.out.error.emit(
                     rel_path, "no model is loaded, so it was not predicted (the model error says why)"
                 )
             self._failure_reported = False
@@ -326,7 +317,7 @@ class _WorkerThread(QThread):
         handle = _JobHandle(self, kind, rel_path)
         with self._cond:
             self._running = handle
-        self.state_changed.emit("predicting")
+        self.out.state_changed.emit("predicting")
         try:
             rec = self.project.get(rel_path)
             if rec is None:
@@ -338,29 +329,22 @@ class _WorkerThread(QThread):
                 # a loader: the full-resolution image is dropped once its small copies are made (bounded memory)
                 result = self._predictor.predict(lambda: self.project.load_image(rec), handle)
                 handle.check_cancelled()
-                with_crf = self._predictor.crf is not None
-                from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
+                from segstudio.ml.predict import store_prediction
 
-                save_probabilities(self.project, rec.id, result.coarse, result.labels.shape)
-                self.project.save_prediction(
-                    rec,
-                    result.labels,
-                    result.confidence,
-                    self._loaded.version,
-                    result.raw_labels if with_crf else None,
-                )
-            self.prediction_ready.emit(rel_path, result)
+                crf_ran = self._predictor.crf is not None
+                store_prediction(self.project, rec, result, self._loaded.version, crf_ran=crf_ran)
+            self.out.prediction_ready.emit(rel_path, result)
         except CancelledError:
             pass
         except Exception as exc:
             log_exception("inference.predict", exc)
-            self.error.emit(rel_path, _message(exc))
+            self.out.error.emit(rel_path, _message(exc))
         finally:
             with self._cond:
                 self._running = None
                 if kind == BATCH and not handle.cancelled.is_set():
                     self._batch_done += 1
-                    self.progress.emit(self._batch_done, self._batch_total, rel_path)
+                    self.out.progress.emit(self._batch_done, self._batch_total, rel_path)
                     if not self._batch:
                         self._batch_total = self._batch_done = 0
 
@@ -377,15 +361,15 @@ class _WorkerThread(QThread):
                 return  # gone or unreadable: the image list says so already
             key = embedding_key(rec.rel_path, rec.content_hash)
             if key not in runtime.cache:
-                self.state_changed.emit("SAM embedding")  # the status bar reads "model: SAM embedding"
+                self.out.state_changed.emit("SAM embedding")  # the status bar reads "model: SAM embedding"
                 runtime.embed(key, self.project.load_image(rec), should_stop=handle.is_cancelled)
-            self.embedding_ready.emit(rel_path, key)
+            self.out.embedding_ready.emit(rel_path, key)
         except CancelledError:
             pass  # superseded (requeued where still wanted) or shutting down
         except Exception as exc:
             log_exception("inference.sam_embedding", exc)
             if kind == EMBED_CURRENT:
-                self.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
+                self.out.error.emit(rel_path, f"SAM image embedding failed: {_message(exc)}")
         finally:
             with self._cond:
                 self._embedding = None
@@ -422,16 +406,8 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc} ({traceback.extract_tb(exc.__traceback__)[-1].name})"
 
 
-class InferenceController(QObject):
-    """GUI-side facade over the worker thread; see the module docstring."""
-
-    prediction_ready = Signal(str, object)
-    progress = Signal(int, int, str)
-    state_changed = Signal(str)
-    error = Signal(str, str)
-    model_loaded = Signal(str, str)
-    status_message = Signal(str)
-    embedding_ready = Signal(str, object)
+class InferenceController(InferenceSignals):
+    """GUI-side facade over the worker thread (an `InferenceClient`); see the module docstring."""
 
     def __init__(
         self,
@@ -443,22 +419,8 @@ class InferenceController(QObject):
         super().__init__(parent)
         self.project = project
         self.spec = spec or ModelSpec.from_project(project)
-        self._worker = _WorkerThread(project, self.spec, load_model)
-        for name in (
-            "prediction_ready",
-            "progress",
-            "state_changed",
-            "error",
-            "model_loaded",
-            "status_message",
-            "embedding_ready",
-        ):
-            getattr(self._worker, name).connect(getattr(self, name))
+        self._worker = _WorkerThread(self, project, self.spec, load_model)
         self._worker.start()
-
-    @property
-    def worker_thread(self) -> QThread:
-        return self._worker
 
     def request(self, rel_path: str) -> None:
         self._worker.submit_current(rel_path)

@@ -7,6 +7,7 @@ table, and persists layout and per-project state. No torch import here (see mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import shiboken6
@@ -20,17 +21,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QWidget,
 )
 
+from segstudio.core.document import MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
+from segstudio.gui import panels, team_view
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.inference_client import Severity
 from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
 from segstudio.gui.menus import build_menus, build_toolbars
@@ -38,7 +43,6 @@ from segstudio.gui.model_link import ModelLink, ModelStatus
 from segstudio.gui.opener import EarlyOpen, ProjectOpener
 from segstudio.gui.overlay import OverlayPresenter
 from segstudio.gui.palette import PaletteWidget
-from segstudio.gui.panels import open_panel
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.quick_pick import QuickClassPicker
@@ -86,7 +90,7 @@ class MainWindow(QMainWindow):
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
         self.folder_watch: FolderWatcher | None = None
-        self._panels: dict[str, object] = {}  # module name -> open project-bound window
+        self._panels: dict[str, QWidget] = {}  # factory name (panels.*) -> open project-bound window
 
         self.canvas = CanvasView(self)
         self.central, self.welcome, self.model_hint = build_central(self, self.canvas)
@@ -159,10 +163,12 @@ class MainWindow(QMainWindow):
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
-        extra["effort"].triggered.connect(lambda: self._panel("effort_view", "EffortDialog"))
+        extra["effort"].triggered.connect(lambda: self._panel(panels.effort_view))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
+        self.team_presence: team_view.TeamPresence | None = None
+        self.open_team_action = team_view.install_menu_action(self)
 
     def _connect(self) -> None:
         a = self.actions_by_id
@@ -219,9 +225,9 @@ class MainWindow(QMainWindow):
             lambda: self.folder_watch.rescan() if self.folder_watch is not None else None
         )
         a["quit"].triggered.connect(self.close)
-        a["undo"].triggered.connect(lambda: self._doc_call("undo"))
-        a["redo"].triggered.connect(lambda: self._doc_call("redo"))
-        a["accept_prediction"].triggered.connect(lambda: self._doc_call("accept_prediction"))
+        a["undo"].triggered.connect(lambda: self._edit_document(MaskDocument.undo))
+        a["redo"].triggered.connect(lambda: self._edit_document(MaskDocument.redo))
+        a["accept_prediction"].triggered.connect(lambda: self._edit_document(MaskDocument.accept_prediction))
         a["replace_class"].triggered.connect(self._replace_class_dialog)
         a["mark_done"].triggered.connect(lambda: self.mark(Status.DONE))
         a["mark_skipped"].triggered.connect(lambda: self.mark(Status.SKIPPED))
@@ -253,16 +259,16 @@ class MainWindow(QMainWindow):
         self.open_logs_action.triggered.connect(self.open_log_folder)
         self.cancel_batch_action.triggered.connect(self.model_status.cancel)
         self.auto_predict_action.toggled.connect(lambda on: setattr(self.settings, "auto_predict", on))
-        self.export_action.triggered.connect(lambda: self._panel("export_dialog", "ExportDialog", modal=True))
+        self.export_action.triggered.connect(lambda: self._panel(panels.export_dialog, modal=True))
         self.import_action.triggered.connect(self._import)
         self.weights_file_action.triggered.connect(self._choose_weights_file)
         self.untrained_action.triggered.connect(
             lambda: self.use_weights(weights="none", path=None, version=None)
         )
-        self.finetune_action.triggered.connect(lambda: self._panel("finetune_panel", "FinetunePanel"))
-        self.versions_action.triggered.connect(lambda: self._panel("versions_dialog", "VersionsDialog"))
+        self.finetune_action.triggered.connect(lambda: self._panel(panels.finetune_panel))
+        self.versions_action.triggered.connect(lambda: self._panel(panels.versions_dialog))
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
-        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel("crf_panel", "CRFPanel"))
+        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel(panels.crf_panel))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     def _choose_sam_checkpoint(self) -> None:
@@ -318,16 +324,21 @@ class MainWindow(QMainWindow):
 
     # -- project -------------------------------------------------------------------------------------------
     def open_folder(
-        self, folder: str | Path, project_dir: str | Path | None = None, early: EarlyOpen | None = None
+        self,
+        folder: str | Path,
+        project_dir: str | Path | None = None,
+        early: EarlyOpen | None = None,
+        db: str | None = None,
     ) -> None:
         """Open an image folder in the background; the window stays responsive meanwhile.
 
-        `early`: the same folder already being opened since start-up (run_app), adopted."""
+        `early`: the same folder already being opened since start-up (run_app), adopted.
+        `db`: the team server URL of a team project on this folder (gui/team_view.py)."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
         self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
         self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
-        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early)
+        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early, db)
 
     def _open_failed(self, message: str) -> None:
         self.central.setCurrentIndex(0)
@@ -369,6 +380,7 @@ class MainWindow(QMainWindow):
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
+        self.model.status_message.connect(self._model_note)
         self.model.model_loaded.connect(
             lambda version, _device: setattr(self.session, "model_version", version)
         )
@@ -382,6 +394,7 @@ class MainWindow(QMainWindow):
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self.team_presence = team_view.attach(self, project)  # None for a local project
         self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
@@ -416,6 +429,9 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.team_presence is not None:
+            self.team_presence.stop()
+            self.team_presence = None
         if self.folder_watch is not None:
             self.folder_watch.close()
             self.folder_watch = None
@@ -474,6 +490,8 @@ class MainWindow(QMainWindow):
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
         self.browser.update_record(rec)
+        if self.team_presence is not None:
+            self.team_presence.image_opened(rec)
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
         if document is not None and self.settings.auto_predict and self.model is not None:
             # After this event: the image is painted first, the model request follows.
@@ -568,9 +586,10 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.stroke_finished()
 
-    def _doc_call(self, name: str) -> None:
+    def _edit_document(self, edit: Callable[[MaskDocument], object | None]) -> None:
+        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke."""
         doc = self.session.document if self.session else None
-        if doc is not None and getattr(doc, name)() is not None and self.session is not None:
+        if doc is not None and edit(doc) is not None and self.session is not None:
             self.session.stroke_finished()
 
     def _replace_class_dialog(self) -> None:
@@ -713,11 +732,12 @@ class MainWindow(QMainWindow):
         self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
-    def _panel(self, module: str, cls: str, modal: bool = False) -> None:
+    def _panel(self, factory: panels.PanelFactory, modal: bool = False) -> None:
         """Open (or bring back) a project-bound window; one of each kind, closed with the project."""
         if self.project is None:
             return
-        existing = self._panels.get(module)
+        kind = factory.__name__
+        existing = self._panels.get(kind)
         running = (
             existing is not None and shiboken6.isValid(existing) and getattr(existing, "is_running", bool)()
         )
@@ -726,17 +746,16 @@ class MainWindow(QMainWindow):
             existing.raise_()
             existing.activateWindow()
             return
-        widget = open_panel(
+        widget = panels.open_panel(
             self,
-            module,
-            cls,
+            factory,
             (self.project, self),
             lambda m: self.show_error("Not available", m),
             modal=modal,
             connect=self._connect_panel,
         )
         if widget is not None and not modal:
-            self._panels[module] = widget
+            self._panels[kind] = widget
 
     def _close_panels(self) -> None:
         """A training child is stopped (its best checkpoint kept) before its project closes."""
@@ -756,16 +775,15 @@ class MainWindow(QMainWindow):
     def _crf_changed(self, params: object) -> None:
         """New predictions use this CRF (None = off): hot-swapped into a running worker."""
         self.crf_actions["crf_on"].setChecked(params is not None)
-        spec = getattr(self.model.controller if self.model is not None else None, "spec", None)
-        if spec is not None and hasattr(spec, "with_"):
-            self.model.controller.set_model(spec.with_(crf=params))
+        if self.model is not None:
+            self.model.change_model(crf=params)
         self.statusBar().showMessage(
             f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000
         )
 
     def _tune_crf(self) -> None:
-        self._panel("crf_panel", "CRFPanel")
-        panel = self._panels.get("crf_panel")
+        self._panel(panels.crf_panel)
+        panel = self._panels.get(panels.crf_panel.__name__)
         if panel is not None:
             panel.start_tuning()
 
@@ -793,20 +811,16 @@ class MainWindow(QMainWindow):
 
     def _version_activated(self, version: str) -> None:
         """Versions dialog picked a model version: hot-swap it into a running worker."""
-        controller = self.model.controller if self.model is not None else None
-        spec = getattr(controller, "spec", None)
-        if spec is not None and hasattr(spec, "with_"):
-            controller.set_model(spec.with_(weights="project", version=version))
-        # No worker yet: it starts from the project's active version when first needed.
+        if self.model is not None:  # no worker yet: it starts from the project's active version
+            self.model.change_model(weights="project", version=version)
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:
             dialog.project_imported.connect(lambda folder: self.open_folder(folder))
 
-        open_panel(
+        panels.open_panel(
             self,
-            "import_dialog",
-            "ImportDialog",
+            panels.import_dialog,
             (self,),
             lambda m: self.show_error("Not available", m),
             modal=True,
@@ -844,6 +858,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{where}: {message}", 10000)  # the box already says why
         else:
             self.report_problem(where, message)
+
+    def _model_note(self, message: str, severity: str) -> None:
+        """A note from the predictor: every one in the status bar; fallbacks (out of memory, CPU instead
+        of the GPU, float32 instead of half precision) in the problems list too, so they are not missed."""
+        self.statusBar().showMessage(f"Model: {message}", 15000)
+        if severity == Severity.WARNING:
+            self.problems.add_note("Model", message)
 
     # -- misc ---------------------------------------------------------------------------------------------
     def _refresh_record(self, rel_path: str, _message: str = "") -> None:

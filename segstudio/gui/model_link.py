@@ -3,7 +3,9 @@
 Why lazily: the worker module pulls in torch (seconds of import); the window must appear in
 well under a second, so nothing here imports `segstudio.gui.inference_worker` until the user
 asks for a prediction (or auto-predict is on and an image opens, after the window is shown).
-Tests inject a fake controller with the same signals through `set_controller`.
+The worker is held as an `InferenceClient` (gui/inference_client.py); `ModelLink` relays every
+one of its signals (`SIGNAL_NAMES`), so the window connects to the link once, whichever worker
+(the real one, or a test fake through `set_controller`) is behind it.
 """
 
 from __future__ import annotations
@@ -11,45 +13,31 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project, Status
+from segstudio.gui.inference_client import SIGNAL_NAMES, InferenceClient, InferenceSignals
 
 __all__ = ["ModelLink", "ModelStatus"]
 
 
-class ModelLink(QObject):
-    prediction_ready = Signal(str, object)
-    progress = Signal(int, int, str)
-    state_changed = Signal(str)
-    error = Signal(str, str)
-    model_loaded = Signal(str, str)
-    embedding_ready = Signal(str, object)  # a SAM image embedding is cached: (rel_path, key)
+class ModelLink(InferenceSignals):
+    """The window's side of the seam: the worker's signals (all of them, relayed) and its requests."""
 
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project
-        self.controller: Any = None
-        self.batch_running = False
+        self.controller: InferenceClient | None = None
         self.spec_changes: dict[str, Any] = {}  # the user's weights choice, applied to the worker's spec
         self.sam: Any = None  # ml.sam_engine.SamRuntime once a SAM checkpoint is loaded
 
-    def set_controller(self, controller: Any) -> None:
-        """Use `controller` (the real InferenceController or a test fake) and forward its signals."""
+    def set_controller(self, controller: InferenceClient) -> None:
+        """Use `controller` (the real InferenceController or a test fake) and relay all its signals."""
         self.controller = controller
-        for name in (
-            "prediction_ready",
-            "progress",
-            "state_changed",
-            "error",
-            "model_loaded",
-            "embedding_ready",
-        ):
-            signal = getattr(controller, name, None)
-            if signal is not None:
-                signal.connect(getattr(self, f"_on_{name}"))
+        for name in SIGNAL_NAMES:
+            getattr(controller, name).connect(getattr(self, name))
 
     def ensure_controller(self, load_model: bool = True) -> bool:
         """Create the worker now; `load_model=False` (SAM only) defers loading the segmentation model
@@ -58,18 +46,14 @@ class ModelLink(QObject):
             return True
         try:
             module = importlib.import_module("segstudio.gui.inference_worker")
-            cls = module.InferenceController
-            kwargs: dict[str, Any] = {}
+            spec = None
             if self.spec_changes:
                 from segstudio.ml.spec import ModelSpec
 
-                kwargs["spec"] = ModelSpec.from_project(self.project).with_(**self.spec_changes)
-            if not load_model:
-                kwargs["load_model"] = False
-            try:
-                controller = cls(self.project, parent=self, **kwargs)
-            except TypeError:
-                controller = cls(self.project, **kwargs)
+                spec = ModelSpec.from_project(self.project).with_(**self.spec_changes)
+            controller = module.InferenceController(
+                self.project, spec=spec, parent=self, load_model=load_model
+            )
         except Exception as exc:
             log_exception("model", exc)
             self.error.emit("model", f"the model worker is not available: {exc}")
@@ -81,69 +65,54 @@ class ModelLink(QObject):
         """Switch the weights (e.g. weights="file", path=...): hot-swapped into a running worker,
         otherwise used when the worker starts."""
         self.spec_changes = dict(changes)
-        spec = getattr(self.controller, "spec", None)
-        if spec is not None and hasattr(spec, "with_"):
-            self.controller.set_model(spec.with_(**changes))
+        self.change_model(**changes)
+
+    def change_model(self, **changes: Any) -> None:
+        """A running worker loads its spec with `changes` (crf=..., version=...) before its next
+        prediction; without a worker nothing happens (it starts from the project's settings)."""
+        if self.controller is not None:
+            self.controller.set_model(self.controller.spec.with_(**changes))
 
     # -- requests -----------------------------------------------------------------------------------------
     def predict(self, rel_path: str) -> None:
         if self.ensure_controller():
+            assert self.controller is not None
             self.controller.request(rel_path)
 
     def prefetch(self, rel_paths: list[str]) -> None:
-        if rel_paths and self.ensure_controller() and hasattr(self.controller, "prefetch"):
+        if rel_paths and self.ensure_controller():
+            assert self.controller is not None
             self.controller.prefetch(rel_paths)
 
     def use_sam(self, runtime: Any) -> None:
         """The inference worker computes this SAM runtime's image embeddings from now on."""
         self.sam = runtime
-        if self.ensure_controller(load_model=False) and hasattr(self.controller, "set_sam"):
+        if self.ensure_controller(load_model=False):
+            assert self.controller is not None
             self.controller.set_sam(runtime)
 
     def embed(self, current: str | None, upcoming: list[str], active: bool) -> None:
         """SAM embeddings: `current` first (before predictions when `active`), then `upcoming`."""
-        if self.sam is not None and self.controller is not None and hasattr(self.controller, "embed"):
+        if self.sam is not None and self.controller is not None:
             self.controller.embed(current, upcoming, active)
 
     def predict_all_new(self) -> int:
         paths = [r.rel_path for r in self.project.images(status=Status.NEW) if not r.error]
         if paths and self.ensure_controller():
-            self.batch_running = True
+            assert self.controller is not None
             self.controller.predict_batch(paths)
         return len(paths)
 
     def cancel_batch(self) -> None:
         if self.controller is not None:
             self.controller.cancel_batch()
-        self.batch_running = False
 
     def shutdown(self) -> None:
-        if self.controller is not None and hasattr(self.controller, "shutdown"):
+        if self.controller is not None:
             try:
                 self.controller.shutdown()
-            except Exception:
-                pass
-
-    # -- forwarding ---------------------------------------------------------------------------------------
-    def _on_prediction_ready(self, rel_path: str, result: object) -> None:
-        self.prediction_ready.emit(rel_path, result)
-
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        if total and done >= total:
-            self.batch_running = False
-        self.progress.emit(done, total, message)
-
-    def _on_state_changed(self, state: str) -> None:
-        self.state_changed.emit(state)
-
-    def _on_error(self, where: str, message: str) -> None:
-        self.error.emit(where, message)
-
-    def _on_model_loaded(self, version: str, device: str) -> None:
-        self.model_loaded.emit(version, device)
-
-    def _on_embedding_ready(self, rel_path: str, key: object) -> None:
-        self.embedding_ready.emit(rel_path, key)
+            except Exception as exc:  # closing must go on; the log keeps why the worker did not stop
+                log_exception("model.shutdown", exc)
 
 
 class ModelStatus(QWidget):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from PySide6.QtCore import QObject, Signal
 
@@ -12,15 +11,17 @@ from segstudio.core.errors import ProjectError, SegStudioError
 from segstudio.core.logs import log_exception
 from segstudio.core.project import Project
 from segstudio.core.task_handle import NullTask, TaskHandle
-from segstudio.gui.background_tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import TaskRunner
 
 __all__ = ["EarlyOpen", "ProjectOpener", "open_project"]
 
 
-def open_project(folder: str, project_dir: str | None, handle: TaskHandle) -> Project:
-    """`Project.open`, with OS-level surprises turned into a message that names the folder."""
+def open_project(folder: str, project_dir: str | None, handle: TaskHandle, db: str | None = None) -> Project:
+    """`Project.open`, with OS-level surprises turned into a message that names the folder.
+
+    `db`: a team project's server URL (the project then lives there; see docs/team.md)."""
     try:
-        project = Project.open(folder, project_dir, handle=handle)
+        project = Project.open(folder, project_dir, handle=handle, db=db)
     except SegStudioError:
         raise
     except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
@@ -39,7 +40,9 @@ class EarlyOpen:
     Why: opening (a first open hashes every image) and importing the window's modules (pyqtgraph,
     Qt classes) are both on the way to the first photo; run side by side, the opening mostly hides
     behind the imports (hashing and file and SQLite I/O release the GIL). The window adopts the
-    result through `ProjectOpener.start(..., early=this)`, so it arrives exactly like any other open.
+    result through `ProjectOpener.start(..., early=this)` (`TaskRunner.adopt` of its future), so it
+    arrives exactly like any other open. The plain thread is deliberate: it starts before Qt's
+    modules are imported, so no Qt object can run it.
     """
 
     def __init__(self, folder: str, project_dir: str | None) -> None:
@@ -53,15 +56,6 @@ class EarlyOpen:
             self.future.set_result(open_project(*self.request, self.handle))
         except BaseException as exc:
             self.future.set_exception(exc)
-
-    def wait(self, state: TaskState) -> Project:
-        """The opened project (or its error), waited for on a task thread; cancelling `state` cancels it."""
-        while True:
-            try:
-                return self.future.result(timeout=0.05)
-            except FutureTimeout:
-                if state.is_cancelled():
-                    self.handle.cancel()  # the open stops at its next check; a late project is discarded
 
     def close_when_done(self) -> None:
         """Not adopted (another folder was asked for): close its project once it exists, so no lock leaks."""
@@ -85,16 +79,23 @@ class ProjectOpener(QObject):
         self._runner.done.connect(self.opened)
         self._runner.failed.connect(self.failed)
 
-    def start(self, folder: str, project_dir: str | None, early: EarlyOpen | None = None) -> None:
-        """Open `folder`; `early` is an open of it already under way (run_app), adopted instead of a new one."""
-        if early is not None and early.request != (folder, project_dir):
+    def start(
+        self, folder: str, project_dir: str | None, early: EarlyOpen | None = None, db: str | None = None
+    ) -> None:
+        """Open `folder` (on the team server `db`, if given); `early` is an open of it already under way
+        (run_app), adopted instead of a new one."""
+        if early is not None and (early.request != (folder, project_dir) or db is not None):
             early.close_when_done()
             early = None
         if early is not None:
-            self._runner.start(early.wait, discard=lambda project: project.close())
+            # no thread waits for it: the future's completion is reported as a queued signal
+            self._runner.adopt(
+                early.future, on_cancel=early.handle.cancel, discard=lambda project: project.close()
+            )
             return
         self._runner.start(
-            lambda state: open_project(folder, project_dir, state), discard=lambda project: project.close()
+            lambda state: open_project(folder, project_dir, state, db),
+            discard=lambda project: project.close(),
         )
 
     def cancel(self) -> None:

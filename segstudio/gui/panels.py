@@ -6,7 +6,6 @@ message, never the editor (and the fine-tuning panel's imports stay off the star
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,16 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QDialog, QWidget
 
-__all__ = ["open_panel", "place_window"]
+__all__ = [
+    "crf_panel",
+    "effort_view",
+    "export_dialog",
+    "finetune_panel",
+    "import_dialog",
+    "open_panel",
+    "place_window",
+    "versions_dialog",
+]
 
 
 def place_window(widget: QWidget, parent: QWidget) -> None:
@@ -56,26 +64,65 @@ class _EscapeCloser(QObject):
         return False
 
 
+# Each window's module is imported when its menu action is first used (not at start-up); these
+# factories are direct references that go-to-definition follows to the class.
+PanelFactory = Callable[..., QWidget]
+
+
+def effort_view(project: Any, parent: QWidget) -> QWidget:
+    from segstudio.gui.effort_view import EffortDialog
+
+    return EffortDialog(project, parent)
+
+
+def export_dialog(project: Any, parent: QWidget) -> QWidget:
+    from segstudio.gui.export_dialog import ExportDialog
+
+    return ExportDialog(project, parent)
+
+
+def import_dialog(parent: QWidget) -> QWidget:
+    from segstudio.gui.import_dialog import ImportDialog
+
+    return ImportDialog(parent)
+
+
+def finetune_panel(project: Any, parent: QWidget) -> QWidget:
+    from segstudio.gui.finetune_panel import FinetunePanel
+
+    return FinetunePanel(project, parent)
+
+
+def versions_dialog(project: Any, parent: QWidget) -> QWidget:
+    from segstudio.gui.versions_dialog import VersionsDialog
+
+    return VersionsDialog(project, parent)
+
+
+def crf_panel(project: Any, parent: QWidget) -> QWidget:
+    from segstudio.gui.crf_panel import CRFPanel
+
+    return CRFPanel(project, parent)
+
+
 def open_panel(
     parent: QWidget,
-    module_name: str,
-    class_name: str,
+    factory: PanelFactory,
     args: tuple[Any, ...],
     on_error: Callable[[str], None],
     modal: bool = False,
     connect: Callable[[Any], None] | None = None,
 ) -> Any:
-    """Create `segstudio.gui.<module_name>.<class_name>(*args)` and show it; None (and on_error) if absent."""
+    """Create `factory(*args)` (one of the factories above) and show it; None (and on_error) if its
+    module cannot be imported (a broken install costs a message, never the editor)."""
     try:
-        module = importlib.import_module(f"segstudio.gui.{module_name}")
-        cls = getattr(module, class_name)
-    except (ImportError, AttributeError) as exc:
-        on_error(f"This feature is not available in this build yet ({exc}).")
+        widget = factory(*args)
+    except ImportError as exc:
+        on_error(f"This feature is not available in this build ({exc}).")
         return None
-    widget = cls(*args)
     if connect is not None:
         connect(widget)
-    if modal and hasattr(widget, "exec"):
+    if modal and isinstance(widget, QDialog):
         widget.exec()  # a parented QDialog centres itself on the window when shown
         return widget
     if not widget.isWindow():

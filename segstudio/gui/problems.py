@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 __all__ = ["ProblemsButton", "ProblemsPanel", "is_follow_up", "one_paragraph"]
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
+NOTE_ROLE = Qt.ItemDataRole.UserRole + 2  # set on rows that concern no image (e.g. "GPU out of memory")
 #: worker messages that only repeat an earlier, already shown error for one more image
 FOLLOW_UPS = ("no model is loaded",)
 
@@ -75,6 +76,25 @@ class ProblemsPanel(QWidget):
         self.list.insertItem(0, item)
         self._update()
 
+    def add_note(self, source: str, message: str) -> None:
+        """A problem that concerns no single image (the GPU ran out of memory, inference fell back to the
+        CPU): one row per distinct message, newest first; clicking it opens nothing."""
+        text = f"{source}: {one_paragraph(message)}"
+        for row in range(self.list.count()):
+            if self.list.item(row).data(NOTE_ROLE) == text:
+                self.list.takeItem(row)
+                break
+        item = QListWidgetItem(text)
+        item.setData(NOTE_ROLE, text)
+        item.setToolTip(f"{source}\n{message}")
+        self.list.insertItem(0, item)
+        self._update()
+
+    def notes(self) -> list[str]:
+        """The rows added by `add_note`, newest first."""
+        items = (self.list.item(r) for r in range(self.list.count()))
+        return [item.text() for item in items if item.data(NOTE_ROLE)]
+
     def resolve(self, rel_path: str) -> None:
         """The image is fine again (predicted, or gone from the folder): drop its row."""
         if self._take(rel_path):
@@ -92,8 +112,9 @@ class ProblemsPanel(QWidget):
         self._update()
 
     def problems(self) -> dict[str, str]:
-        """rel_path -> the row's text (for tests and the browser's marks)."""
-        return {self.list.item(r).data(PATH_ROLE): self.list.item(r).text() for r in range(self.list.count())}
+        """rel_path -> the row's text, for image rows (for tests and the browser's marks)."""
+        items = (self.list.item(r) for r in range(self.list.count()))
+        return {item.data(PATH_ROLE): item.text() for item in items if not item.data(NOTE_ROLE)}
 
     def _take(self, rel_path: str) -> bool:
         for row in range(self.list.count()):
@@ -103,15 +124,20 @@ class ProblemsPanel(QWidget):
         return False
 
     def _clicked(self, item: QListWidgetItem) -> None:
-        self.image_requested.emit(str(item.data(PATH_ROLE)))
+        if not item.data(NOTE_ROLE):
+            self.image_requested.emit(str(item.data(PATH_ROLE)))
 
     def _update(self) -> None:
         n = self.list.count()
-        self.empty.setText(
-            "No problems."
-            if not n
-            else f"{n} image{'s' if n != 1 else ''} with a problem; click one to open it."
+        images = len(self.problems())
+        parts = (
+            [f"{images} image{'s' if images != 1 else ''} with a problem; click one to open it."]
+            if images
+            else []
         )
+        if n > images:
+            parts.insert(0, f"{n - images} model note{'s' if n - images != 1 else ''}.")
+        self.empty.setText(" ".join(parts) or "No problems.")
         self.clear_button.setEnabled(n > 0)
         self.count_changed.emit(n)
 

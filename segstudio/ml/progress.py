@@ -32,9 +32,60 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["EVENTS", "ProgressWriter", "parse_progress_line"]
+__all__ = ["EVENTS", "EVENT_FIELDS", "ProgressWriter", "parse_progress_line"]
 
-EVENTS = ("start", "batch", "epoch", "val", "checkpoint", "done", "error", "warning")
+_METRICS = ("pixel_accuracy", "mean_pixel_accuracy", "miou", "fwiou", "per_class_iou", "labelled_pixels")
+#: the protocol itself: the fields each event may carry (the writer refuses others, so the child and
+#: its readers - gui/finetune_panel.py, commands/console.py - cannot drift apart; tests/ml/test_progress.py)
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "start": frozenset(
+        [
+            "epochs",
+            "iters_per_epoch",
+            "train_images",
+            "val_images",
+            "classes",
+            "device",
+            "world_size",
+            "arch",
+            "base",
+            "parent",
+            "version",
+            "precision",
+            "resumed_from",
+            "time_budget_s",
+            "output_dir",
+            "fingerprint",
+        ]
+    ),
+    "batch": frozenset(["epoch", "iter", "iters", "loss", "lr", "images_per_s", "step_s", "eta_s"]),
+    "epoch": frozenset(["epoch", "loss", "lr", "time_s", "eta_s", "iterations"]),
+    "val": frozenset(
+        (*_METRICS, "epoch", "miou_pm", "val_images", "best_miou", "improved", "baseline", "gain")
+    ),
+    "checkpoint": frozenset(["path", "epoch", "version", "metrics"]),
+    "done": frozenset(
+        [
+            "reason",
+            "checkpoint",
+            "version",
+            "parent",
+            "arch",
+            "best_miou",
+            "baseline_miou",
+            "best_epoch",
+            "epochs_run",
+            "metrics",
+            "miou_estimate",
+            "gain",
+            "beats_start",
+            "keep",
+        ]
+    ),
+    "error": frozenset({"message"}),
+    "warning": frozenset({"message"}),
+}
+EVENTS = tuple(EVENT_FIELDS)
 
 
 def _jsonable(value: Any) -> Any:
@@ -65,6 +116,9 @@ class ProgressWriter:
     def emit(self, event: str, **fields: Any) -> None:
         if event not in EVENTS:
             raise ValueError(f"unknown progress event {event!r}")
+        undeclared = set(fields) - EVENT_FIELDS[event]
+        if undeclared:
+            raise ValueError(f"{event} event fields {sorted(undeclared)} are not in progress.EVENT_FIELDS")
         record = _jsonable({"event": event, **fields})
         self.events.append(record)
         if not self.enabled:

@@ -2,42 +2,28 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from segstudio.gui.problems import one_paragraph
+from tests.fakes import FakeInferenceClient
 
 WAIT = 20_000
 
 
-class BatchWithOneBadFile(QObject):
-    """The inference controller's signals; a batch where every file but the last decodes."""
-
-    prediction_ready = Signal(str, object)
-    progress = Signal(int, int, str)
-    state_changed = Signal(str)
-    error = Signal(str, str)
-    model_loaded = Signal(str, str)
+class BatchWithOneBadFile(FakeInferenceClient):
+    """An InferenceClient whose batch decodes every file but the last."""
 
     def __init__(self, project, bad: str) -> None:
-        super().__init__()
-        self.project, self.bad = project, bad
-
-    def request(self, rel_path: str) -> None:
-        pass
-
-    def prefetch(self, rel_paths: list[str]) -> None:
-        pass
+        super().__init__(project)
+        self.bad = bad
 
     def predict_batch(self, rel_paths: list[str]) -> None:
         for done, path in enumerate(rel_paths, 1):
             if path == self.bad:
                 self.error.emit(path, "image file is truncated (12 bytes not processed)")
             self.progress.emit(done, len(rel_paths), path)
-
-    def cancel_batch(self) -> None:
-        pass
 
 
 def _modal_boxes() -> list[QDialog]:

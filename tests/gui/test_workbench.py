@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QObject, QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
@@ -25,6 +25,7 @@ from segstudio.core.project import Project, Status
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.tools import Tool
+from tests.fakes import FakeInferenceClient
 
 WAIT = 20_000  # ms; generous for a loaded CI machine
 
@@ -238,18 +239,11 @@ def test_history_survives_switching_images(make_window, image_folder, qtbot):
     assert (doc.labels == UNLABELED).all()
 
 
-class FakeController(QObject):
-    """Same signals as gui.inference_worker.InferenceController; predicts class 7 everywhere, late."""
-
-    prediction_ready = Signal(str, object)
-    progress = Signal(int, int, str)
-    state_changed = Signal(str)
-    error = Signal(str, str)
-    model_loaded = Signal(str, str)
+class FakeController(FakeInferenceClient):
+    """An InferenceClient that predicts class 7 everywhere, late."""
 
     def __init__(self, project: Project, delay: float = 0.5) -> None:
-        super().__init__()
-        self.project = project
+        super().__init__(project)
         self.delay = delay
         self.requests: list[str] = []
         self.batch: list[str] = []
@@ -297,12 +291,10 @@ class FakeController(QObject):
     def cancel_batch(self) -> None:
         self.cancelled = True
 
-    def set_model(self, spec: object) -> None:
-        pass
-
-    def shutdown(self) -> None:  # the window calls this before closing the project
+    def shutdown(self, timeout_ms: int = 30000) -> bool:  # the window calls this before closing the project
         self.stopped = True
         self.release.set()
+        return True
 
 
 def test_late_prediction_does_not_block_or_overwrite_edits(make_window, image_folder, qtbot):
@@ -429,20 +421,11 @@ def test_shortcuts_dialog_lists_every_shortcut(qtbot):
 
 
 def test_missing_panels_show_a_message_instead_of_crashing(make_window, image_folder, monkeypatch):
-    import importlib
+    import sys
 
     window = make_window(image_folder)
-    real = importlib.import_module
-
-    def fake_import(name: str, *args, **kwargs):
-        if name.startswith("segstudio.gui.") and name.rsplit(".", 1)[1] in (
-            "finetune_panel",
-            "versions_dialog",
-        ):
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
+    for name in ("finetune_panel", "versions_dialog"):  # None in sys.modules: importing it raises ImportError
+        monkeypatch.setitem(sys.modules, f"segstudio.gui.{name}", None)
     window.finetune_action.trigger()
     assert "not available" in window.last_error
     window.versions_action.trigger()
@@ -655,8 +638,7 @@ def test_finetuned_version_is_swapped_into_the_worker_and_panels_close_with_the_
     window = make_window(image_folder)
     fake = FakeController(window.project)
     fake.spec = ModelSpec()
-    swapped: list[object] = []
-    fake.set_model = swapped.append
+    swapped = fake.models
     window.model.set_controller(fake)
 
     window.finetune_action.trigger()
