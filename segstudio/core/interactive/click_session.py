@@ -66,13 +66,13 @@ class ClickSession:
     def _update(self) -> np.ndarray:
         start = time.perf_counter()
         region = self.engine.region(self.prompts, self.active_class, self.labels)
-        if self.evidence is not None and self.engine.image is not None:  # a click means "this object"
+        if self.evidence is not None:  # a click means "this object" (core/interactive/extent.py)
             region = limit_to_object(
                 region,
                 self.prompts,
                 self.active_class,
                 self.evidence,
-                self.engine.image,
+                getattr(self.engine, "image", None),  # an engine of the protocol need not keep it
                 self.engine,
                 self._limit_memo,
             )

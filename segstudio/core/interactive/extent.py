@@ -76,10 +76,12 @@ def border_distance(prediction: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform((~border).view(np.uint8), cv2.DIST_L2, 3)
 
 
-def scale_map(image: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+def scale_map(image: np.ndarray | None, prediction: np.ndarray) -> np.ndarray:
     """The object scale at each pixel: the distance to the nearest colour edge or predicted border,
-    whichever is nearer (a dusk frame has no edge at the kerb; a missed sign has no predicted border)."""
-    return np.minimum(edge_distance(image), border_distance(prediction))
+    whichever is nearer (a dusk frame has no edge at the kerb; a missed sign has no predicted border).
+    Without the image (an engine that does not keep it), the predicted borders alone."""
+    borders = border_distance(prediction)
+    return borders if image is None else np.minimum(edge_distance(image), borders)
 
 
 def warm_up(engine: object) -> None:
@@ -158,7 +160,7 @@ def limit_to_object(
     prompts: Prompts,
     active_class: int,
     evidence: MaskEvidence,
-    image: np.ndarray,
+    image: np.ndarray | None,
     owner: object | None = None,
     memo: dict | None = None,
 ) -> np.ndarray:
@@ -177,7 +179,8 @@ def limit_to_object(
     if not taken.any():
         return region
     prediction = evidence.prediction
-    distance = scale_map(image, prediction) if owner is None else _cached_scale(owner, image, prediction)
+    cached = owner is not None and image is not None
+    distance = _cached_scale(owner, image, prediction) if cached else scale_map(image, prediction)
     window, box = _window(distance, _prompt_points(prompts))
     limited = region & ~guessed  # outside the window no guess is taken
     if box is not None:  # inside it: the unsure guesses and those of the class under the prompt
