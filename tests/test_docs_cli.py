@@ -132,6 +132,8 @@ def check(shown: Shown, cache: dict[str, argparse.ArgumentParser]) -> list[str]:
     if not tokens:
         return []
     first = tokens[0]
+    if first.endswith(":"):
+        return []  # a message SegStudio prints (`segstudio info: error: ...`), not a command
     if first in cli.COMMANDS:
         commands, rest = [first], tokens[1:]
     elif "|" in first and all(part in cli.COMMANDS for part in first.split("|")):
@@ -255,6 +257,7 @@ def test_real_flags_folders_and_top_level_options_pass():
         Shown("a.md", 3, ("info|predict|export",)),
         Shown("a.md", 4, ("crf", "tune", "FOLDER", "[--dry-run]", "[--json]")),
         Shown("a.md", 5, ("crf", "FOLDER", "[--on|--off]", "[--set", "KEY=VALUE]")),
+        Shown("a.md", 6, ("info:", "error:", "remove", "it", "or", "pass", "--whatever")),  # printed output
     ]
     assert [p for s in good for p in check(s, cache)] == []
 
