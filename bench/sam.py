@@ -1,9 +1,14 @@
 """SAM click engine latency: image embedding per photo, prompt decoder per click, first click with the
 embedding prefetched vs not. Random ViT-B weights (same shapes and cost as the real checkpoint;
-nothing is downloaded), on the CPU.
+nothing is downloaded), on the CPU by default or on `--device cuda`.
 
     .venv/bin/python -m bench.sam                    # 3 VOC photos, 12 clicks each, 2 torch threads
     .venv/bin/python -m bench.sam --count 1 --clicks 6 --skip-busy
+    .venv/bin/python -m bench.sam --device cuda      # embedding and decoder on the GPU (timed with syncs)
+    .venv/bin/python -m bench.sam --arch tiny --count 1 --clicks 2 --skip-busy   # code path only (dry runs)
+
+`--arch tiny` is a 2-block, 64-wide encoder with SAM's real neck and decoder: its timings mean nothing;
+it exists so `bench/gpu_proof.sh --dry-run` can run this benchmark's whole path on a CPU in seconds.
 
 Per photo: `embed_s` (the ViT encoder, what the inference worker runs in the background),
 `first_click_cold_ms` (embedding + attach + decode: what a click would cost if nothing had been
@@ -54,10 +59,28 @@ def _prompts(points: list[tuple[int, int]]):
     return Prompts(positives=points[:3], negatives=points[3:])
 
 
+_SYNC: list = []  # torch.cuda.synchronize when the model is on CUDA: kernels finish inside the timing
+
+
 def _time_ms(fn) -> float:
     t0 = time.perf_counter()
     fn()
+    for sync in _SYNC:
+        sync()
     return 1000 * (time.perf_counter() - t0)
+
+
+def _build(arch: str):
+    """A SAM model with random weights; `tiny` for dry runs (see the module docstring)."""
+    from segment_anything import sam_model_registry
+
+    if arch != "tiny":
+        return sam_model_registry[arch](checkpoint=None)
+    from segment_anything.build_sam import _build_sam
+
+    return _build_sam(
+        encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=[1]
+    )
 
 
 def _bench_photo(
@@ -138,42 +161,67 @@ def _reference(name: str, image: np.ndarray, clicks: int) -> dict:
     }
 
 
+def _photo_paths(folder: Path, count: int) -> list[Path]:
+    """The first `count` photos of `folder`; scikit-image's sample photos when the folder is absent (a
+    device machine without the shared test data: the timings depend on the size, not the content)."""
+    if folder.is_dir():
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    import tempfile
+
+    from skimage import data as skdata
+
+    out = Path(tempfile.mkdtemp(prefix="bench_sam_"))
+    photos = [skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket()]
+    paths = []
+    for i in range(count):
+        paths.append(out / f"synthetic_{i}.png")
+        Image.fromarray(photos[i % len(photos)]).save(paths[-1])
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, default=TESTDATA / "labelme_voc_example" / "data_annotated")
     parser.add_argument("--count", type=int, default=3, help="photos (each costs one ViT-B embedding)")
     parser.add_argument("--clicks", type=int, default=12, help="decoder calls per photo")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--arch", choices=("vit_b", "vit_l", "vit_h"), default="vit_b")
+    parser.add_argument("--arch", choices=("vit_b", "vit_l", "vit_h", "tiny"), default="vit_b")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="no superpixel reference (dry runs: code path only)"
+    )
     parser.add_argument(
         "--skip-busy", action="store_true", help="no clicks-while-embedding runs (2 embeddings)"
     )
     args = parser.parse_args(argv)
 
     import torch
-    from segment_anything import sam_model_registry
 
+    from segstudio.ml.device import device_label, pick_device
     from segstudio.ml.sam_engine import SamRuntime, decoder_threads
 
     torch.set_num_threads(args.threads)
-    paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[
-        : args.count
-    ]
+    paths = _photo_paths(args.images, args.count)
     if not paths:
         raise SystemExit(f"no photos in {args.images}")
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    runtime = SamRuntime(sam_model_registry[args.arch](checkpoint=None).eval())  # random weights
+    device = pick_device(args.device)
+    runtime = SamRuntime(_build(args.arch).eval().to(device))  # random weights
+    if device.type == "cuda":
+        _SYNC.append(lambda: torch.cuda.synchronize(device))
+        _SYNC[0]()
     build_s = time.perf_counter() - t0
     rows, refs, decode = [], [], []
     for path in paths:
         image = np.array(Image.open(path).convert("RGB"))
         row, times = _bench_photo(runtime, path.name, image, args.clicks, args.threads)
         decode += times
-        row["reference_superpixel"] = _reference(path.name, image, args.clicks)
+        if not args.skip_reference:
+            row["reference_superpixel"] = _reference(path.name, image, args.clicks)
+            refs.append(row["reference_superpixel"])
         print(json.dumps(row), flush=True)
         rows.append(row)
-        refs.append(row["reference_superpixel"])
     busy = []
     if not args.skip_busy:
         first = np.array(Image.open(paths[0]).convert("RGB"))
@@ -189,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "bench": "sam_summary",
                 "arch": args.arch,
+                "device": device_label(device),
                 "weights": "random",
                 "threads": args.threads,
                 "photos": len(rows),
@@ -207,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
                 "reference_superpixel": {
                     "prepare_s_median": med("prepare_s", refs),
                     "click_ms_median": med("click_median_ms", refs),
-                },
+                }
+                if refs
+                else None,
             }
         ),
         flush=True,
