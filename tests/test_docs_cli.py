@@ -18,8 +18,9 @@ from segstudio import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: `segstudio` as a command word: not `segstudio/ml`, `segstudio.core`, `segstudio_manifest.json`.
-_COMMAND_WORD = re.compile(r"(?<![\w./-])segstudio(?=\s|$)")
+#: `segstudio` (or `.venv/bin/segstudio`) as a command word: not `segstudio/ml`, `segstudio.core`,
+#: `segstudio_manifest.json`.
+_COMMAND_WORD = re.compile(r"(?:(?<=bin/)|(?<![\w./-]))segstudio(?=\s|$)")
 _FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 #: a token that is clearly meant as a command name (not a path, placeholder or `...`)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -212,7 +213,7 @@ def test_extractor_finds_commands_in_fences_inline_code_and_indented_blocks():
     text = "\n".join(
         [
             "Run `segstudio predict FOLDER --crf` or",
-            "`python -m segstudio train --manifest`",
+            "`python -m segstudio train --manifest` and `.venv/bin/segstudio info F --json`",
             "```bash",
             "segstudio export P --format voc \\",
             "    --out D   # comment --not-a-flag",
@@ -229,6 +230,7 @@ def test_extractor_finds_commands_in_fences_inline_code_and_indented_blocks():
         (9, ("import", "labelme", "DIR", "--dry-run")),
         (1, ("predict", "FOLDER", "--crf")),
         (2, ("train", "--manifest")),
+        (2, ("info", "F", "--json")),
     ]
 
 
