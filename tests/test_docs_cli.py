@@ -28,6 +28,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _END_TOKENS = {"|", "||", "&&", ";", "#", ">", "2>", "2>&1"}
 #: options `segstudio` itself handles before any command (`cli.main`)
 _TOP_LEVEL = {"-h", "--help", "--version"}
+#: what may stand before `segstudio` when it is the program run (`python -m`, `sudo -u postgres`, ...)
+_LAUNCHER = re.compile(r"(^|&&|;|\||\(|\$|-m|bin/|sudo(\s+-u\s+\S+)?|xvfb-run(\s+-a)?|nohup|time|exec)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Shown:
     file: str
     line: int
     tokens: tuple[str, ...]
+    #: `segstudio` starts the shell command (not a word inside other text, such as a database name)
+    leads: bool = True
 
     def where(self) -> str:
         return f"{self.file}:{self.line}: `segstudio {' '.join(self.tokens)}`"
@@ -95,7 +99,8 @@ def extract_commands(text: str, file: str) -> list[Shown]:
                 if token in _END_TOKENS or token.startswith("#"):
                     break
                 tokens.append(token)
-            found.append(Shown(file, line, tuple(tokens)))
+            leads = bool(_LAUNCHER.search(code[: match.start()].rstrip()))
+            found.append(Shown(file, line, tuple(tokens), leads))
     return found
 
 
@@ -140,6 +145,8 @@ def check(shown: Shown, cache: dict[str, argparse.ArgumentParser]) -> list[str]:
     elif "|" in first and all(part in cli.COMMANDS for part in first.split("|")):
         commands, rest = first.split("|"), tokens[1:]  # `segstudio info|predict|export`
     elif _NAME.match(first) and first not in cli.COMMANDS and not first.startswith("-"):
+        if not shown.leads:
+            return []  # `host segstudio all ...`: the word inside other text, not the program
         return [f"{shown.where()}: no command {first!r} (commands: {', '.join(cli.COMMANDS)})"]
     else:
         commands, rest = ["gui"], tokens  # `segstudio FOLDER`, `segstudio --version`, `segstudio photos/`
@@ -249,6 +256,14 @@ def test_a_made_up_command_or_choice_fails():
     assert len(problems) == 2
     assert "no command 'frobnicate'" in problems[0]
     assert "'pascal'" in problems[1]
+
+
+def test_the_word_inside_other_text_is_not_a_command_but_launched_forms_are():
+    text = "`host  segstudio  all  10.0.0.0/8` and `sudo -u postgres segstudio frobnicate`"
+    shown = extract_commands(text, "a.md")
+    assert [s.leads for s in shown] == [False, True]
+    assert check(shown[0], {}) == []
+    assert "no command 'frobnicate'" in check(shown[1], {})[0]
 
 
 def test_real_flags_folders_and_top_level_options_pass():
