@@ -140,6 +140,11 @@ def check(shown: Shown, cache: dict[str, argparse.ArgumentParser]) -> list[str]:
     first = tokens[0]
     if first.endswith(":"):
         return []  # a message SegStudio prints (`segstudio info: error: ...`), not a command
+    leading = 0  # `segstudio --verbose info ...`: options before the command are checked against it
+    while leading < len(tokens) - 1 and tokens[leading].startswith("-") and tokens[leading] not in _TOP_LEVEL:
+        leading += 1
+    if leading and tokens[leading] in cli.COMMANDS:
+        return _check_tokens(shown, tokens[leading], tokens[:leading] + tokens[leading + 1 :], cache)
     if first in cli.COMMANDS:
         commands, rest = [first], tokens[1:]
     elif "|" in first and all(part in cli.COMMANDS for part in first.split("|")):
@@ -275,6 +280,7 @@ def test_real_flags_folders_and_top_level_options_pass():
         Shown("a.md", 4, ("crf", "tune", "FOLDER", "[--dry-run]", "[--json]")),
         Shown("a.md", 5, ("crf", "FOLDER", "[--on|--off]", "[--set", "KEY=VALUE]")),
         Shown("a.md", 6, ("info:", "error:", "remove", "it", "or", "pass", "--whatever")),  # printed output
+        Shown("a.md", 7, ("--json", "info", "FOLDER")),  # global options (`cli.main` may strip some) go to it
     ]
     assert [p for s in good for p in check(s, cache)] == []
 
