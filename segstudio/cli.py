@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
 from segstudio import __version__
 from segstudio.core.errors import CancelledError, SegStudioError
+from segstudio.core.logs import set_verbose, setup_logging
 
 #: Exit status of cancelled work (a `CancelledError` or Ctrl-C): 128 + SIGINT, as shells report it.
 #: Bad input exits 2 with "error: ..."; a cancel is not an error.
@@ -30,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "crf": "crf",
     "repair": "repair",
+    "team": "team",
 }
 
 HELP: dict[str, str] = {
@@ -42,6 +45,7 @@ HELP: dict[str, str] = {
     "eval": "evaluate a model version on the project's val split",
     "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
     "repair": "rebuild a damaged project database (masks on disk re-attached, the old file kept)",
+    "team": "team projects on a PostgreSQL server: init-server, create, pull (docs/team.md)",
 }
 
 
@@ -49,6 +53,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"segstudio {command}", description=HELP[command])
     module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
     module.add_arguments(parser)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the log on stderr: timings of long work (INFO), fallbacks (WARNING), errors",
+    )
     return parser
 
 
@@ -83,14 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "--version":
         print(__version__)
         return 0
+    verbose = bool(args) and args[0] == "--verbose"  # `segstudio --verbose <command> ...` as well
+    args = args[1:] if verbose else args
     command = args[0] if args and args[0] in COMMANDS else "gui"
     rest = args[1:] if args and args[0] in COMMANDS else args
     parser = build_parser(command)
     parsed = parser.parse_args(rest)
+    verbose = verbose or parsed.verbose
+    setup_logging(stderr=verbose)  # the rotating file in the user's log folder; stderr only when asked
+    set_verbose(verbose)
     module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
     try:
         return int(module.run(parsed) or 0)
-    except CancelledError:  # the user stopped it: not an error, and the same exit as Ctrl-C
+    except CancelledError:  # the one place a cancel ends: not an error, and the same exit as Ctrl-C
+        logging.getLogger(__name__).info("%s: cancelled", command)
         print(f"segstudio {command}: cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except SegStudioError as error:
@@ -99,3 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"segstudio {command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except Exception:  # a bug: its traceback goes to the log file as well as to the terminal
+        logging.getLogger(__name__).exception("segstudio %s failed", command)
+        raise

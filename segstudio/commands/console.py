@@ -17,13 +17,13 @@ import sys
 import time
 from typing import Any, TextIO
 
+from segstudio.core.durations import format_duration
 from segstudio.core.task_handle import ConsoleProgress, NullTask, TaskHandle
 
 __all__ = [
     "TrainConsole",
     "add_progress_arguments",
     "add_train_output_arguments",
-    "duration",
     "task_progress",
     "train_progress",
     "wants_json",
@@ -65,18 +65,6 @@ def add_train_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def wants_json(args: argparse.Namespace, stdout: TextIO | None = None) -> bool:
     return bool(getattr(args, "json", False)) or not _isatty(stdout or sys.stdout)
-
-
-def duration(seconds: float | None) -> str:
-    """'42s', '4m12s', '1h05m' (or '?' when unknown)."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _pct(value: float | None) -> str:
@@ -129,7 +117,7 @@ class TrainConsole:
         loss = e.get("loss")
         self._redraw(
             f"epoch {e.get('epoch')}/{self.epochs}  step {e.get('iter')}/{e.get('iters')}  "
-            f"loss {loss:.4f}  {self.val}  {rate}  ETA {duration(e.get('eta_s'))}"
+            f"loss {loss:.4f}  {self.val}  {rate}  ETA {format_duration(e.get('eta_s'))}"
             if loss is not None
             else f"epoch {e.get('epoch')}/{self.epochs}  step {e.get('iter')}/{e.get('iters')}"
         )
@@ -148,8 +136,8 @@ class TrainConsole:
         loss = epoch.get("loss")
         self._write_line(
             f"epoch {e['epoch']}/{self.epochs}  loss {loss if loss is None else f'{loss:.4f}'}  {self.val}"
-            f"{'  *new best*' if e.get('improved') else ''}{rate}  {duration(epoch.get('time_s'))}/epoch  "
-            f"ETA {duration(epoch.get('eta_s'))}"
+            f"{'  *new best*' if e.get('improved') else ''}{rate}  {format_duration(epoch.get('time_s'))}/epoch  "
+            f"ETA {format_duration(epoch.get('eta_s'))}"
         )
 
     def _on_warning(self, e: dict[str, Any]) -> None:
@@ -159,7 +147,7 @@ class TrainConsole:
         best_epoch = f" at epoch {e['best_epoch']}" if e.get("best_epoch") else ""
         self._write_line(
             f"finished ({e.get('reason')}) after {e.get('epochs_run')} epoch(s) in "
-            f"{duration(time.monotonic() - self._started)}: val mIoU {_pct(e.get('baseline_miou'))} -> "
+            f"{format_duration(time.monotonic() - self._started)}: val mIoU {_pct(e.get('baseline_miou'))} -> "
             f"{_pct(e.get('best_miou'))}{best_epoch}"
         )
 

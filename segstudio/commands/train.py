@@ -131,7 +131,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.errors import SegStudioError, UsageError
+    from segstudio.core.errors import CancelledError, SegStudioError, UsageError
     from segstudio.ml.device import pick_device
     from segstudio.ml.distributed import DistContext
 
@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             if args.manifest:
                 return _run_manifest(args, dist, progress, stop)
             return _run_project(args, dist, progress, stop)
+    except CancelledError:
+        raise  # not a failure: cli.main reports every command's cancel the same way (exit 130)
     except SegStudioError as error:
         progress.emit("error", message=str(error))
         raise

@@ -92,7 +92,6 @@ class MaskDocument:
         self.dirty = False
         #: True once the user changed pixels in this document (drives new/predicted -> in_progress).
         self.edited = False
-        self.revision = 0
         self.prediction: np.ndarray | None = None
         self.confidence: np.ndarray | None = None
         self.raw_prediction: np.ndarray | None = None
@@ -131,7 +130,6 @@ class MaskDocument:
     def _changed(self, box: Box | None) -> None:
         self.dirty = True
         self.edited = True
-        self.revision += 1
         for callback in list(self._listeners):
             callback(box)
 
@@ -216,10 +214,6 @@ class MaskDocument:
             cv2.line(stamp, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thickness=2 * r + 1)
         return self._apply(box, stamp, int(value), protect or Protect.none(), "brush")
 
-    def erase(self, points: Sequence[Point], radius: float, protect: Protect | None = None) -> Box | None:
-        """Brush back to unlabeled."""
-        return self.paint_stroke(points, radius, UNLABELED, protect)
-
     def flood_fill(self, x: float, y: float, value: int, protect: Protect | None = None) -> Box | None:
         """Fill the 4-connected region of the clicked pixel's label with `value`."""
         h, w = self.shape
@@ -296,7 +290,6 @@ class MaskDocument:
         if labels.shape != self.shape:
             raise ValueError(f"mask shape {labels.shape} does not match image {self.shape}")
         np.copyto(self._labels, labels.astype(np.uint8, copy=False))
-        self.revision += 1
         for callback in list(self._listeners):
             callback(None)
 

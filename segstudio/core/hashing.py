@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-__all__ = ["content_hash", "sha256_file", "sha256_json", "update_from_file"]
+__all__ = ["content_hash", "sha256_file", "sha256_json", "stable_fraction", "update_from_file"]
 
 _CHUNK = 1 << 20
 
@@ -38,3 +38,11 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def sha256_json(payload: Any) -> str:
     """SHA-256 of a JSON-serialisable value with sorted keys: a stable key for 'has anything changed'."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def stable_fraction(key: str, salt: str = "") -> float:
+    """A pseudo-random number in [0, 1) fixed by `key` (and `salt`, for an order independent of an
+    unsalted use of the same key): the one way SegStudio picks a split or an order by hashing
+    (project val split, export's random split, val reservation order, CRF held-out images)."""
+    data = (salt + key).encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big") / 2.0**64

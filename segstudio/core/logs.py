@@ -9,19 +9,32 @@ Only the `segstudio` logger is configured (a library using us keeps its own logg
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
+
+from segstudio.core.durations import format_duration
+from segstudio.core.errors import CancelledError, SegStudioError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "LOGGER_NAME",
     "LOG_FILE",
     "current_log_dir",
     "log_exception",
+    "logged_duration",
     "project_log_dir",
+    "set_verbose",
     "setup_logging",
+    "timed",
     "user_log_dir",
 ]
 
@@ -104,6 +117,13 @@ def setup_logging(log_dir: str | os.PathLike[str] | None = None, stderr: bool = 
     return current_log_dir()
 
 
+def set_verbose(verbose: bool) -> None:
+    """`--verbose`: stderr shows INFO too (what the log file gets: timings of long work), not only WARNING."""
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        if isinstance(handler, _StderrHandler):
+            handler.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def current_log_dir() -> Path | None:
     """The folder our log file is in (None before `setup_logging`)."""
     for handler in logging.getLogger(LOGGER_NAME).handlers:
@@ -117,3 +137,42 @@ def log_exception(where: str, error: BaseException) -> None:
     logging.getLogger(f"{LOGGER_NAME}.{where}").error(
         "%s: %s: %s", where, type(error).__name__, error, exc_info=(type(error), error, error.__traceback__)
     )
+
+
+@contextmanager
+def logged_duration(logger: logging.Logger, what: str) -> Iterator[None]:
+    """INFO "what: done in 2m 05s" (or "cancelled after ..."); a user error is a WARNING and anything
+    else an ERROR with its traceback, each with the time it took. The exception propagates."""
+    start = time.perf_counter()
+
+    def took() -> str:
+        return format_duration(time.perf_counter() - start, precise=True)
+
+    try:
+        yield
+    except CancelledError:
+        logger.info("%s: cancelled after %s", what, took())
+        raise
+    except SegStudioError as error:
+        logger.warning("%s: stopped after %s: %s", what, took(), error)
+        raise
+    except Exception:
+        logger.error("%s: failed after %s", what, took(), exc_info=True)
+        raise
+    logger.info("%s: done in %s", what, took())
+
+
+def timed(what: str) -> Callable[[F], F]:
+    """Decorator: `logged_duration` around every call, on the logger of the function's module."""
+
+    def wrap(fn: F) -> F:
+        logger = logging.getLogger(fn.__module__)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with logged_duration(logger, what):
+                return fn(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap

@@ -4,7 +4,6 @@ a model version and a reconcile pass look like to callers.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.errors import ProjectError
+from segstudio.core.hashing import stable_fraction
 
 __all__ = [
     "IMAGE_COLUMNS",
@@ -151,5 +151,4 @@ def split_for_hash(hash_hex: str, val_fraction: float) -> str:
     Keyed by content hash so a renamed or duplicated file keeps (and shares) its split:
     no image can leak from val into train by being copied.
     """
-    value = int.from_bytes(hashlib.blake2b(hash_hex.encode("ascii"), digest_size=8).digest(), "big")
-    return "val" if value / 2.0**64 < val_fraction else "train"
+    return "val" if stable_fraction(hash_hex) < val_fraction else "train"

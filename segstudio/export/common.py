@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segstudio.core.errors import ExportError
+from segstudio.core.hashing import stable_fraction
 from segstudio.core.images import load_image
 
 __all__ = [
@@ -104,8 +105,7 @@ def assign_split(option: str, project_split: str, key: str) -> str:
         return project_split if project_split in SPLITS else "train"
     if mode in SPLITS:
         return mode
-    bucket = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "big") / 2**32
-    return "val" if bucket < fraction else "train"
+    return "val" if stable_fraction(key) < fraction else "train"
 
 
 def safe_name(text: str, fallback: str = "image") -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
+from segstudio.core.logs import timed
 from segstudio.core.paths import contained_relative, resolve_inside
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
@@ -348,6 +349,7 @@ def can_import_in_place(plan: ImportPlan) -> bool:
 
 
 @_os_errors_as_user_errors
+@timed("import in place")
 def import_in_place(
     plan: ImportPlan, handle: TaskHandle | None = None, state_dir: str | os.PathLike[str] | None = None
 ) -> Path:
@@ -385,6 +387,7 @@ def import_in_place(
 
 
 @_os_errors_as_user_errors
+@timed("import")
 def run_import(
     plan: ImportPlan, target_dir: str | os.PathLike[str], handle: TaskHandle | None = None
 ) -> Path:

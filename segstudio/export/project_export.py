@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.errors import ExportError, SegStudioError
+from segstudio.core.logs import timed
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.checks import CheckReport, Problem, check_items
@@ -72,6 +73,7 @@ def check_project(
     return check_items(items, project.scheme, problems, handle)
 
 
+@timed("export")
 def export_project(
     project: Project,
     dataset_format: str,

@@ -115,8 +115,14 @@ def install_excepthook(window: Any) -> Callable[..., None]:
     return hook
 
 
-def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
-    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code."""
+def run_app(
+    folder: str | os.PathLike[str] | None,
+    project_dir: str | os.PathLike[str] | None = None,
+    db: str | None = None,
+) -> int:
+    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code.
+
+    `db`: open the folder as the team project on that server (docs/team.md)."""
     problem = check_display()
     if problem:
         print(problem, file=sys.stderr)
@@ -128,7 +134,7 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
 
     setup_logging()  # the user's log folder until a project opens (then its state folder)
     early = None
-    if folder is not None:  # opened while the window's modules load (see EarlyOpen)
+    if folder is not None and db is None:  # opened while the window's modules load (see EarlyOpen)
         from segstudio.gui.opener import EarlyOpen
 
         early = EarlyOpen(str(folder), None if project_dir is None else str(project_dir))
@@ -150,5 +156,5 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     install_excepthook(window)
     window.show()
     if folder is not None:
-        window.open_folder(folder, project_dir, early=early)
+        window.open_folder(folder, project_dir, early=early, db=db)
     return int(app.exec())

@@ -76,6 +76,7 @@ class ImageListModel(QAbstractListModel):
         self.loader: ThumbnailLoader | None = None
         self.project: Project | None = None
         self.problems: dict[str, str] = {}  # rel_path -> reason, marked in the list
+        self.editors: dict[str, str] = {}  # rel_path -> team member editing it now (team projects)
         self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE * 3 // 4)
         self._placeholder.fill(QColor(70, 70, 70))
 
@@ -139,7 +140,9 @@ class ImageListModel(QAbstractListModel):
             return None
         rec = self._records[self._visible[index.row()]]
         if role == Qt.ItemDataRole.DisplayRole:
-            return display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
+            name = display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
+            editor = self.editors.get(rec.rel_path)
+            return name if editor is None else f"{name}\nbeing edited by {editor}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnail(rec)
         if role == RecordRole:
@@ -156,6 +159,8 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"unreadable: {rec.error}")
             if rec.rel_path in self.problems:
                 lines.append(f"problem: {self.problems[rec.rel_path]}")
+            if rec.rel_path in self.editors:
+                lines.append(f"being edited by {self.editors[rec.rel_path]} (you can look; saves are theirs)")
             return "\n".join(lines)
         return None
 
@@ -184,6 +189,17 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_editors(self, editors: dict[str, str]) -> None:
+        """Who else is editing which image (team projects); repaints the rows that changed."""
+        changed = set(editors.items()) ^ set(self.editors.items())
+        self.editors = dict(editors)
+        for rel_path in {path for path, _ in changed}:
+            i = self._row_of_path.get(rel_path)
+            row = None if i is None else self._visible_row.get(i)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
 
     def set_problem(self, rel_path: str, reason: str | None) -> None:
         """Mark (reason) or unmark (None) an image as having a problem; repaints its row."""

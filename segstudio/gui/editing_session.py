@@ -99,10 +99,6 @@ class ImageCache:
                 self._labels.pop(rel_path, None)
                 self._versions[rel_path] += 1
 
-    def contains(self, rel_path: str) -> bool:
-        with self._lock:
-            return rel_path in self._images
-
     def _put(self, key: str, image: np.ndarray) -> None:
         with self._lock:
             self._images[key] = image

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.core.durations import format_duration
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Project, Status
 from segstudio.gui.finetune_plots import ClassIouTable, TrainingCurves, pct
@@ -40,7 +41,7 @@ from segstudio.ml.manifest import manifest_from_project
 from segstudio.ml.progress import parse_progress_line
 from segstudio.ml.selection import format_estimate, keeps_version, val_target
 
-__all__ = ["AUTO_USE_SETTING", "FinetunePanel", "done_counts", "format_duration"]
+__all__ = ["AUTO_USE_SETTING", "FinetunePanel", "done_counts"]
 
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
@@ -48,17 +49,6 @@ AUTO_USE_SETTING = "finetune.auto_use"
 _WEIGHTS_SETTING = "gui.weights"
 _KILL_AFTER_MS = 30_000
 _PREFERRED_SIZE = (1040, 860)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--"
-    seconds = max(0, int(round(seconds)))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def done_counts(project: Project) -> tuple[int, int]:
@@ -253,7 +243,6 @@ class FinetunePanel(QWidget):
         self.events: list[dict[str, Any]] = []
         self.new_version: str | None = None
         self.new_checkpoint: str | None = None
-        self.finish_reason: str | None = None
         self._run_version: str | None = None
         self._run_arch: str | None = None
         self._run_parent: str | None = None
@@ -539,7 +528,6 @@ class FinetunePanel(QWidget):
             self.use_new_model()
 
     def _end(self, reason: str) -> None:
-        self.finish_reason = reason
         self.fine_tune_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         if self._process is not None:

@@ -67,7 +67,6 @@ class FolderWatcher(QObject):
         self._runner = TaskRunner(self, name="segstudio-rescan")
         self._again = False  # a change arrived while a scan was running
         self._closed = False
-        self.scans = 0  # finished rescans (tests and the status bar)
         self._start(scan=False)  # only lists the folders to watch (the opener has just reconciled)
 
     def schedule(self, _path: str = "") -> None:
@@ -114,12 +113,10 @@ class FolderWatcher(QObject):
             new = [d for d in folders if d not in current]
             if new:
                 self._watcher.addPaths(new)
-        if report is not None:
-            self.scans += 1
-            if report.anything:
-                self.changed.emit(report)
-                if report.added or report.changed or report.restored:
-                    self._settle.start()
+        if report is not None and report.anything:
+            self.changed.emit(report)
+            if report.added or report.changed or report.restored:
+                self._settle.start()
         if self._again:
             self._again = False
             self.rescan()

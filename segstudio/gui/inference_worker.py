@@ -110,7 +110,6 @@ class _WorkerThread(QThread):
         self._predictor: Any = None
         self._failed_spec: ModelSpec | None = None  # the spec whose load failed: retried on the next request
         self._failure_reported = False  # its error was just shown; don't add a second, vaguer one
-        self.thread_ident: int | None = None
         self._load_model = load_model  # False: wait for the first prediction request before loading
         self._sam: Any = None  # ml.sam_engine.SamRuntime once the user picked a SAM checkpoint
         self._sam_active = False  # SAM is the engine in use: its current embedding goes first
@@ -262,7 +261,6 @@ class _WorkerThread(QThread):
         return kind, rel_path
 
     def run(self) -> None:
-        self.thread_ident = threading.get_ident()
         while True:
             job = self._next_job()
             if job is None:
@@ -331,17 +329,10 @@ class _WorkerThread(QThread):
                 # a loader: the full-resolution image is dropped once its small copies are made (bounded memory)
                 result = self._predictor.predict(lambda: self.project.load_image(rec), handle)
                 handle.check_cancelled()
-                with_crf = self._predictor.crf is not None
-                from segstudio.core.probabilities import save_probabilities  # kept for CRF toggle/tuning
+                from segstudio.ml.predict import store_prediction
 
-                save_probabilities(self.project, rec.id, result.coarse, result.labels.shape)
-                self.project.save_prediction(
-                    rec,
-                    result.labels,
-                    result.confidence,
-                    self._loaded.version,
-                    result.raw_labels if with_crf else None,
-                )
+                crf_ran = self._predictor.crf is not None
+                store_prediction(self.project, rec, result, self._loaded.version, crf_ran=crf_ran)
             self.out.prediction_ready.emit(rel_path, result)
         except CancelledError:
             pass
@@ -430,10 +421,6 @@ class InferenceController(InferenceSignals):
         self.spec = spec or ModelSpec.from_project(project)
         self._worker = _WorkerThread(self, project, self.spec, load_model)
         self._worker.start()
-
-    @property
-    def worker_thread(self) -> QThread:
-        return self._worker
 
     def request(self, rel_path: str) -> None:
         self._worker.submit_current(rel_path)

@@ -28,7 +28,7 @@ from segstudio.core.document import MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
-from segstudio.gui import panels
+from segstudio.gui import panels, team_view
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
@@ -167,6 +167,8 @@ class MainWindow(QMainWindow):
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
+        self.team_presence: team_view.TeamPresence | None = None
+        self.open_team_action = team_view.install_menu_action(self)
 
     def _connect(self) -> None:
         a = self.actions_by_id
@@ -322,16 +324,21 @@ class MainWindow(QMainWindow):
 
     # -- project -------------------------------------------------------------------------------------------
     def open_folder(
-        self, folder: str | Path, project_dir: str | Path | None = None, early: EarlyOpen | None = None
+        self,
+        folder: str | Path,
+        project_dir: str | Path | None = None,
+        early: EarlyOpen | None = None,
+        db: str | None = None,
     ) -> None:
         """Open an image folder in the background; the window stays responsive meanwhile.
 
-        `early`: the same folder already being opened since start-up (run_app), adopted."""
+        `early`: the same folder already being opened since start-up (run_app), adopted.
+        `db`: the team server URL of a team project on this folder (gui/team_view.py)."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
         self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
         self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
-        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early)
+        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early, db)
 
     def _open_failed(self, message: str) -> None:
         self.central.setCurrentIndex(0)
@@ -387,6 +394,7 @@ class MainWindow(QMainWindow):
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self.team_presence = team_view.attach(self, project)  # None for a local project
         self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
@@ -421,6 +429,9 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.team_presence is not None:
+            self.team_presence.stop()
+            self.team_presence = None
         if self.folder_watch is not None:
             self.folder_watch.close()
             self.folder_watch = None
@@ -479,6 +490,8 @@ class MainWindow(QMainWindow):
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
         self.browser.update_record(rec)
+        if self.team_presence is not None:
+            self.team_presence.image_opened(rec)
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
         if document is not None and self.settings.auto_predict and self.model is not None:
             # After this event: the image is painted first, the model request follows.

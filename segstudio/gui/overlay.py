@@ -27,7 +27,6 @@ class OverlayPresenter(QObject):
         self.document: MaskDocument | None = None
         self.colors = np.zeros((0, 3), np.uint8)
         self.hidden: frozenset[int] = frozenset()
-        self.show_overlay = True
         self.outline = False
         self.show_prediction = False
         self.opacity = 0.5
@@ -70,7 +69,6 @@ class OverlayPresenter(QObject):
         self.canvas.overlay.item.setOpacity(1.0 if self.outline else self.opacity)
 
     def set_overlay_visible(self, visible: bool) -> None:
-        self.show_overlay = visible
         self.canvas.overlay.set_visible(visible)
 
     def set_outline(self, outline: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -141,7 +142,7 @@ class SmartTools(QObject):
         self._sam_loader.failed.connect(self.error)
         self._drag: list[Point] = []
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
-        self.latencies: list[float] = []  # seconds per update, for the status bar and tests
+        self.latencies: deque[float] = deque(maxlen=100)  # seconds per update (the latest 100)
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
         #: called on the worker thread; the "crf" engine needs them
         self.probabilities_source: Callable[[], np.ndarray | None] | None = None

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from segstudio.core.errors import ProjectError
+from segstudio.core.logs import timed
 from segstudio.core.probabilities import load_probabilities
 from segstudio.core.task_handle import TaskHandle
 from segstudio.ml.crf import SETTING_KEY, CRFParams, load_params, save_params
@@ -69,6 +70,7 @@ def tuning_samples(project: Any, handle: TaskHandle | None = None) -> list[TuneS
     return samples
 
 
+@timed("CRF tune")
 def tune_project(
     project: Any, handle: TaskHandle | None = None, save: bool = True, **options: Any
 ) -> TuneReport:

@@ -23,6 +23,7 @@ each step is reported through `handle.set_status`.
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from segstudio.core.errors import UsageError
+from segstudio.core.logs import timed
 from segstudio.core.task_handle import FallbackNote, NullTask, TaskHandle
 from segstudio.ml.crf import (
     CRFParams,
@@ -59,6 +61,7 @@ __all__ = [
     "load_predictor",
     "resolve_max_side",
     "resolve_precision",
+    "store_prediction",
 ]
 
 DEFAULT_MAX_SIDE = 1024
@@ -82,6 +85,15 @@ def _trim_heap() -> None:
 ImageSource = (
     np.ndarray | Callable[[], np.ndarray]
 )  # an image, or a loader that hands over its only reference
+
+
+_log = logging.getLogger(__name__)
+
+
+def _fallback(handle: TaskHandle, message: str) -> None:
+    """Work goes on in a degraded way: a WARNING in the log and a `FallbackNote` for the user."""
+    _log.warning(message)
+    handle.set_status(FallbackNote(message))
 
 
 @dataclass(frozen=True)
@@ -261,9 +273,9 @@ class Predictor:
                 flipped = self.model(batch.flip(-1))["out"].float().softmax(dim=1).flip(-1).contiguous()
                 probs = (probs + flipped) * 0.5
         if self.precision != "float32" and not bool(torch.isfinite(probs).all()):
-            self.notes.append(
-                FallbackNote(f"{self.precision} overflowed (non-finite outputs): switched to float32")
-            )
+            note = FallbackNote(f"{self.precision} overflowed (non-finite outputs): switched to float32")
+            _log.warning(note)
+            self.notes.append(note)
             self.precision = "float32"
             return self._forward_batch(batch)
         return probs
@@ -338,11 +350,9 @@ class Predictor:
                 if tile_size > MIN_TILE:
                     tile_size = max(MIN_TILE, tile_size // 2)
                     self.tile_size = tile_size
-                    handle.set_status(FallbackNote(f"GPU out of memory: retrying with {tile_size} px tiles"))
+                    _fallback(handle, f"GPU out of memory: retrying with {tile_size} px tiles")
                     continue
-                handle.set_status(
-                    FallbackNote("GPU out of memory even with small tiles: continuing on the CPU (slower)")
-                )
+                _fallback(handle, "GPU out of memory even with small tiles: continuing on the CPU (slower)")
                 self._move_to_cpu()
                 x = x.cpu()
 
@@ -427,6 +437,7 @@ class Predictor:
             f"{candidate}: {agreement:.2%} agreement with float32, {speedup:.1f}x speed: using float32"
         )
 
+    @timed("predict one image")
     def predict(self, image: ImageSource, handle: TaskHandle | None = None) -> PredictionResult:
         """Predict one HxWx3 uint8 RGB image; `handle` gets tile progress and can cancel.
 
@@ -548,6 +559,20 @@ class Predictor:
             else:
                 yield self._predict_tensor(view, x, handle, time.perf_counter() - t0)
         yield from flush()
+
+
+def store_prediction(
+    project: Any, record: Any, result: PredictionResult, version: str, crf_ran: bool
+) -> None:
+    """Keep one prediction in the project: its reduced class probabilities (for switching or tuning the CRF
+    later without predicting again) and labels + confidence, with the labels before the CRF when it ran.
+    The one place both the CLI (`segstudio predict`) and the GUI's inference worker store a prediction."""
+    from segstudio.core.probabilities import save_probabilities
+
+    save_probabilities(project, record.id, result.coarse, result.labels.shape)
+    project.save_prediction(
+        record, result.labels, result.confidence, version, result.raw_labels if crf_ran else None
+    )
 
 
 def load_predictor(

@@ -30,6 +30,7 @@ from segment_anything.modeling import Sam
 from segstudio.core.errors import CancelledError, CheckpointError, UsageError
 from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
+from segstudio.core.logs import timed
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
 __all__ = [
@@ -130,6 +131,7 @@ class SamRuntime:
         self._encoder = SamPredictor(model)
         self._lock = threading.Lock()  # the encoding predictor holds per-image state
 
+    @timed("SAM embedding")
     def embed(
         self, key: tuple[str, str], image: np.ndarray, should_stop: Callable[[], bool] | None = None
     ) -> SamEmbedding:

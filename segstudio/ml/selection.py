@@ -16,11 +16,12 @@ Numpy only (no torch, no Qt): the trainer, the CLI and the GUI panel share these
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from segstudio.core.hashing import stable_fraction
 
 __all__ = [
     "MIN_VAL_IMAGES",
@@ -127,8 +128,8 @@ def val_target(done: int, minimum: int = MIN_VAL_IMAGES) -> int:
     return max(0, min(minimum, done // 3))
 
 
-def _rank(content_hash: str) -> str:
-    return hashlib.sha256(f"segstudio-val:{content_hash}".encode()).hexdigest()
+def _rank(content_hash: str) -> float:
+    return stable_fraction(content_hash, salt="segstudio-val:")
 
 
 def reserve_val_images(project: Any, minimum: int = MIN_VAL_IMAGES) -> list[str]:

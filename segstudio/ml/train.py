@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segstudio.core.logs import timed
 from segstudio.ml.data import balanced_class_weights, class_pixel_counts
 from segstudio.ml.distributed import DistContext
 from segstudio.ml.manifest import TrainManifest
@@ -77,6 +78,7 @@ def state_hash(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+@timed("train")
 def train(
     manifest: TrainManifest,
     config: TrainConfig,

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from segstudio.commands.console import TrainConsole, duration, task_progress, train_progress, wants_json
+from segstudio.commands.console import TrainConsole, task_progress, train_progress, wants_json
+from segstudio.core.durations import format_duration
 from segstudio.core.task_handle import ConsoleProgress, NullTask
 
 
@@ -92,7 +93,7 @@ def test_train_console_renders_the_protocol_for_people():
     for event in events:
         console.handle(event)
     text = screen.getvalue()
-    assert "epoch 1/3  step 5/10  loss 0.7500  val mIoU 10.0%  12.5 img/s  ETA 4m12s" in text
+    assert "epoch 1/3  step 5/10  loss 0.7500  val mIoU 10.0%  12.5 img/s  ETA 4m 12s" in text
     assert (
         "epoch 1/3  loss 0.7000  val mIoU 42.0% (best 42.0%)  *new best*  12.5 img/s  6s/epoch  ETA 12s"
         in text
@@ -104,7 +105,7 @@ def test_train_console_renders_the_protocol_for_people():
     for event in events:
         plain.handle(event)
     assert "\r" not in log.getvalue() and "step 5/10" not in log.getvalue()  # one line per epoch in a log
-    assert duration(3725) == "1h02m" and duration(None) == "?"
+    assert format_duration(3725) == "1h 02m" and format_duration(None) == "?"
 
 
 def test_train_progress_writer_records_events_and_prints_no_json(capsys):

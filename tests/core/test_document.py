@@ -43,7 +43,7 @@ def test_erase_returns_pixels_to_unlabeled():
     doc = _doc()
     doc.labels  # noqa: B018
     doc.paint_stroke([(20, 20), (80, 20)], 4, 2)
-    doc.erase([(50, 20)], 3)
+    doc.paint_stroke([(50, 20)], 3, UNLABELED)  # the eraser paints "unlabeled"
     assert doc.labels[20, 50] == UNLABELED
     assert doc.labels[20, 30] == 2
 

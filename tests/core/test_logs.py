@@ -57,3 +57,52 @@ def test_the_file_moves_with_the_project_rotates_and_falls_back_when_unwritable(
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     assert setup_logging(blocked / "logs") == user_log_dir().absolute()
+
+
+def test_timed_work_logs_its_duration_and_how_it_ended(caplog):
+    import pytest
+
+    from segstudio.core.errors import CancelledError, ExportError
+    from segstudio.core.logs import timed
+
+    caplog.set_level(logging.INFO)
+
+    @timed("export")
+    def work(outcome):
+        if outcome is not None:
+            raise outcome
+        return 7
+
+    assert work(None) == 7
+    for error in (CancelledError("stop"), ExportError("disk full; free some space"), KeyError("bug")):
+        with pytest.raises(type(error)):
+            work(error)
+    lines = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert lines[0][0] == "INFO" and lines[0][1].startswith("export: done in ") and lines[0][1].endswith("s")
+    assert lines[1][0] == "INFO" and lines[1][1].startswith("export: cancelled after ")
+    assert lines[2][0] == "WARNING" and "disk full" in lines[2][1] and not lines[2][2]
+    assert (
+        lines[3][0] == "ERROR" and lines[3][1].startswith("export: failed after ") and lines[3][2]
+    )  # traceback
+    assert {r.name for r in caplog.records} == {__name__}
+
+
+def test_cli_verbose_prints_the_timings_the_log_file_keeps(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from segstudio import cli
+    from segstudio.core.project import Project, Status
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.zeros((16, 24, 3), np.uint8)).save(photos / "a.png")
+    with Project.open(photos) as project:
+        project.save_mask(project.images()[0], np.zeros((16, 24), np.uint8), status=Status.DONE)
+    argv = ["export", str(photos), "--format", "voc", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    assert "export: done in" not in capsys.readouterr().err  # quiet by default...
+    logged = (user_log_dir() / LOG_FILE).read_text()
+    assert "export: done in" in logged  # ...but the log file has it
+    assert cli.main([*argv[:-1], str(tmp_path / "out2"), "--verbose"]) == 0
+    assert "export: done in" in capsys.readouterr().err

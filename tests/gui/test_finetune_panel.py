@@ -7,9 +7,10 @@ import cv2
 import pytest
 from PySide6.QtCore import Qt
 
+from segstudio.core.durations import format_duration
 from segstudio.core.project import Project, Status
 from segstudio.core.schemes import LabelScheme
-from segstudio.gui.finetune_panel import FinetunePanel, format_duration
+from segstudio.gui.finetune_panel import FinetunePanel
 from segstudio.gui.versions_dialog import VersionsDialog
 from segstudio.ml.synthetic import make_shapes_dataset, shapes_scheme_dict
 
@@ -173,7 +174,8 @@ def test_progress_events_show_eta_throughput_and_per_class_iou(qtbot, project):
 
 
 def test_format_duration():
-    assert format_duration(None) == "--"
+    assert format_duration(None) == "?" == format_duration(float("nan"))
     assert format_duration(5.4) == "5s"
     assert format_duration(125) == "2m 05s"
     assert format_duration(3 * 3600 + 60) == "3h 01m"
+    assert format_duration(0.4236, precise=True) == "0.42s" and format_duration(61, precise=True) == "1m 01s"

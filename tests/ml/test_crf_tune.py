@@ -12,7 +12,8 @@ from segstudio.core.project import Project, Status
 from segstudio.ml.coarse import coarse_probabilities
 from segstudio.ml.crf import CRFParams, load_params, refine, upsampled_labels
 from segstudio.ml.crf_project import TUNE_REPORT_KEY, project_crf, tunable_count, tune_project
-from segstudio.ml.crf_tune import TuneSample, boundary_band, split_keys, tune
+from segstudio.ml.crf_tune import TuneSample, boundary_band, decide, split_keys, tune
+from segstudio.ml.selection import Estimate
 
 KNOWN = CRFParams(bilateral_sxy=40, bilateral_srgb=5, bilateral_compat=5, gaussian_sxy=3, gaussian_compat=3)
 SPACE = {
@@ -89,7 +90,8 @@ def test_never_saves_a_crf_worse_than_none_on_held_out_images(shared_testdata, t
         save_params(project, START)
         assert tunable_count(project) == 6
         report = tune_project(project, space=SPACE)
-        assert not report.keep and report.tuned.miou <= report.none.miou
+        gain = report.gain_estimate
+        assert not report.keep and gain.value - gain.plus_minus <= 0 and report.reason
         assert project_crf(project) is None and load_params(project).enabled is False
         assert "turned off" in project.get_setting(TUNE_REPORT_KEY)["summary"]
 
@@ -102,6 +104,9 @@ def test_tuning_saves_settings_that_beat_no_crf(shared_testdata, tmp_path):
     with project:
         report = tune_project(project, space=SPACE)
         assert report.keep and report.gain > 0
+        gain = report.gain_estimate
+        assert gain.n == report.held_out_images and gain.value - gain.plus_minus > 0
+        assert f"± {100 * gain.plus_minus:.1f}" in report.summary()
         saved = project_crf(project)
         assert saved is not None and (saved.bilateral_sxy, saved.bilateral_srgb) == (40, 5)
         stored = project.get_setting(TUNE_REPORT_KEY)
@@ -111,3 +116,44 @@ def test_tuning_saves_settings_that_beat_no_crf(shared_testdata, tmp_path):
 def test_tuning_needs_two_images():
     with pytest.raises(ValueError, match="at least 2"):
         tune([], None, 3)
+
+
+@pytest.mark.parametrize(
+    ("gain", "keep", "why"),
+    [
+        (Estimate(0.0, 0.0, 4), False, "no setting beat"),  # +0.0 mIoU (0.461 -> 0.461): off
+        (Estimate(-0.01, 0.005, 4), False, "no setting beat"),
+        (Estimate(0.004, 0.01, 4), False, "within its uncertainty"),
+        (Estimate(0.05, None, 1), False, "one held-out image"),
+        (Estimate(None, None, 2), False, "no labelled pixels"),
+        (Estimate(0.02, 0.01, 4), True, ""),
+    ],
+)
+def test_the_crf_is_kept_only_for_a_gain_beyond_its_uncertainty(gain, keep, why):
+    kept, reason = decide(gain)
+    assert kept is keep and why in reason
+
+
+def _confident_samples(count=6, size=(48, 64)):
+    """Probabilities so sure of the true labels that no CRF setting changes a pixel: a zero gain."""
+    rng = np.random.default_rng(3)
+    out = []
+    for i in range(count):
+        truth = np.zeros(size, np.uint8)
+        truth[:, size[1] // 3 + i :] = 1
+        image = rng.integers(0, 255, (*size, 3), dtype=np.uint8)
+        probs = np.full((2, *size), 1e-4, np.float32)
+        probs[truth, *np.indices(size)] = 1.0 - 1e-4
+        out.append(TuneSample(f"img{i}.png", image, probs, truth))
+    return out
+
+
+def test_zero_held_out_gain_keeps_the_crf_off_and_says_why():
+    report = tune(_confident_samples(), None, 2, space={"bilateral_compat": (3.0, 10.0)})
+    assert report.tuned.miou == report.none.miou and report.gain_estimate.value == 0.0
+    assert not report.keep and "no setting beat" in report.reason
+    text = report.summary()
+    assert "+0.0 ± 0.0 mIoU points on 2 held-out image(s)" in text and text.endswith(
+        "CRF turned off for this project"
+    )
+    assert report.to_dict()["gain"] == {"value": 0.0, "plus_minus": 0.0, "n": 2}

@@ -164,7 +164,8 @@ def test_cancel_stops_between_tiles(model):
     assert len(task.progress) == 2  # stopped right after the cancel, not at the end of the image
 
 
-def test_out_of_memory_falls_back_to_smaller_tiles_then_cpu(model, monkeypatch):
+def test_out_of_memory_falls_back_to_smaller_tiles_then_cpu(model, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="segstudio")
     predictor = Predictor(model, precision="float32", tile_size=1024)
     tried: list[tuple[str, int]] = []
     real = predictor._forward_tiled
@@ -192,6 +193,15 @@ def test_out_of_memory_falls_back_to_smaller_tiles_then_cpu(model, monkeypatch):
     assert tried == [("cuda", 1024), ("cuda", 512), ("cuda", 256), ("cpu", 256)]
     assert any("512 px tiles" in s for s in task.statuses)
     assert any("CPU" in s for s in task.statuses)
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and r.name == "segstudio.ml.predict"
+    ]
+    assert any("512 px tiles" in w for w in warnings) and any("continuing on the CPU" in w for w in warnings)
+    assert any(
+        r.levelname == "INFO" and "predict one image: done in" in r.getMessage() for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])
