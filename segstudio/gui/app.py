@@ -112,7 +112,34 @@ def install_excepthook(window: Any) -> Callable[..., None]:
             traceback.print_exc(file=sys.stderr)
 
     sys.excepthook = hook
+    _install_thread_hook(window, hook)
     return hook
+
+
+def _install_thread_hook(window: Any, hook: Callable[..., None]) -> None:
+    """Exceptions escaping a plain worker thread (not a TaskRunner job, which reports its own) take
+    the same way: logged with the traceback and shown in `window`. The box is shown from the GUI
+    thread through a queued signal (a widget must never be touched from a worker thread)."""
+    import threading
+
+    from PySide6.QtCore import QObject, Signal
+
+    class _Relay(QObject):
+        raised = Signal(object)
+
+    relay = _Relay(window)  # lives in the GUI thread: emits from other threads are queued to it
+    relay.raised.connect(lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback))
+    window._thread_error_relay = relay  # kept alive with the window
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        try:
+            relay.raised.emit(args)
+        except RuntimeError:  # the window is gone: the terminal is all that is left
+            traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=sys.stderr)
+
+    threading.excepthook = thread_hook
 
 
 def run_app(

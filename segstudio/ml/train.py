@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segstudio.core.errors import CheckpointError
 from segstudio.core.logs import timed
 from segstudio.ml.data import balanced_class_weights, class_pixel_counts
 from segstudio.ml.distributed import DistContext
@@ -157,7 +158,13 @@ class Trainer:
         self.state, payload = RunState(), None
         if resume:
             self.state, payload = RunState.load(self.resume_path, self.fingerprint, self.arch)
-            model.load_state_dict(payload["model"])
+            try:
+                model.load_state_dict(payload["model"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as error:
+                raise CheckpointError(
+                    f"the resume state {self.resume_path} does not fit the model ({str(error)[:200]}); "
+                    "start a new run without --resume"
+                ) from None
         self.precision = resolve_precision(config, device)
         channels_last = (
             config.channels_last if config.channels_last is not None else device.type in ("cuda", "cpu")
