@@ -314,6 +314,9 @@ STATUS_FILTERS: list[tuple[str, set[str] | None]] = [
 ]
 
 
+SORT_SETTING = "gui.browser_sort"
+
+
 class BrowserWidget(QWidget):
     """Filter bar, counter and list; emits `image_activated(rel_path)` when the user picks one."""
 
@@ -369,6 +372,7 @@ class BrowserWidget(QWidget):
         layout.addWidget(self.view, 1)
         self._current: str | None = None
         self.loader: ThumbnailLoader | None = None
+        self._project: Project | None = None
 
     def _activated(self, index: QModelIndex) -> None:
         # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
@@ -386,7 +390,14 @@ class BrowserWidget(QWidget):
             self.loader = ThumbnailLoader(project.thumbnails_dir, parent=self)
             self.loader.ready.connect(self.model.thumbnail_ready)
             self.model.set_records(project.images(), project, self.loader)
+        self._project = project
         self._current = None
+        saved = project.get_setting(SORT_SETTING) if project is not None else None
+        mode = saved if self.sort_combo.findData(saved) >= 0 else SORT_NAME
+        self.sort_combo.blockSignals(True)  # restored, not chosen: nothing is written back
+        self.sort_combo.setCurrentIndex(self.sort_combo.findData(mode))
+        self.sort_combo.blockSignals(False)
+        self.model.set_sort(mode)
         self.update_counter()
 
     def refresh(
@@ -441,8 +452,13 @@ class BrowserWidget(QWidget):
         self._reselect()
 
     def _apply_sort(self) -> None:
-        self.model.set_sort(self.sort_combo.currentData())
-        self._reselect()
+        mode = self.sort_combo.currentData()
+        self.model.set_sort(mode)
+        project = self._project
+        if project is not None and not project.closed:
+            project.set_setting(SORT_SETTING, mode)  # the project reopens in this order
+        self._reselect(scroll=False)
+        self.view.scrollToTop()  # a new order is read from its first row (least confident first)
 
     def set_status_filter(self, label: str) -> None:
         self.status_filter.setCurrentIndex([name for name, _ in STATUS_FILTERS].index(label))
@@ -460,7 +476,7 @@ class BrowserWidget(QWidget):
         self._current = rel_path
         self._reselect()
 
-    def _reselect(self) -> None:
+    def _reselect(self, scroll: bool = True) -> None:
         row = None if self._current is None else self.model.row_of(self._current)
         self.view.blockSignals(True)
         if row is None:
@@ -468,7 +484,8 @@ class BrowserWidget(QWidget):
         else:
             index = self.model.index(row)
             self.view.setCurrentIndex(index)
-            self.view.scrollTo(index)
+            if scroll:
+                self.view.scrollTo(index)
         self.view.blockSignals(False)
         self.update_counter()
 

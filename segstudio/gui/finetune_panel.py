@@ -448,7 +448,11 @@ class FinetunePanel(QWidget):
             "plus_minus": event.get("miou_pm"),
             "n": event.get("val_images") or 0,
         }
-        text = f"Val mIoU {'of the base model ' if baseline else ''}{format_estimate(estimate)}"
+        # Says which evaluation it is: the result below shows the kept (best) epoch, not this one.
+        where = (
+            "Base model before training" if baseline else f"Latest evaluation (epoch {event.get('epoch')})"
+        )
+        text = f"{where}: val mIoU {format_estimate(estimate)}"
         if event.get("gain"):
             text += f"; vs the base model {format_estimate(event['gain'], signed=True)}"
         self.estimate_label.setText(text if event.get("val_images") else "")
@@ -512,12 +516,12 @@ class FinetunePanel(QWidget):
             after = (self._last_checkpoint.get("metrics") or {}).get("miou")
         base = self._run_parent or "starting model"
         text = (
-            f"<b>Val mIoU</b>: before ({base}) <b>{pct(before)}</b> &nbsp;&rarr;&nbsp; "
-            f"after ({self.new_version}) <b>{pct(after)}</b>"
+            f"<b>Kept model {self.new_version}</b> (its best epoch), val mIoU: before ({base}) "
+            f"<b>{pct(before)}</b> &nbsp;&rarr;&nbsp; after ({self.new_version}) <b>{pct(after)}</b>"
         )
         gain = done.get("gain")
         if gain and gain.get("value") is not None:
-            text += f"<br>Gain {format_estimate(gain, signed=True)}"
+            text += f"<br>Gain of the kept model over {base}: {format_estimate(gain, signed=True)}"
             if gain.get("plus_minus") is not None and abs(gain["value"]) < gain["plus_minus"]:
                 text += " (within the uncertainty: more done images would tell)"
         self.result_label.setText(text)

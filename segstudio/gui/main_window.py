@@ -34,6 +34,7 @@ from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
+from segstudio.gui.focus_keys import ShortcutKeysFirst
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.inference_client import Severity
 from segstudio.gui.legend import ConfidenceLegend
@@ -46,6 +47,7 @@ from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.quick_pick import QuickClassPicker
+from segstudio.gui.scheme_actions import SchemeActions
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.smart_tools import stored_probabilities
@@ -117,6 +119,8 @@ class MainWindow(QMainWindow):
         }
         for action in self.actions_by_id.values():
             self.addAction(action)  # shortcuts work whatever has focus
+        self._keys_first = ShortcutKeysFirst(self)  # ...even a spin box (text fields keep their keys)
+        QApplication.instance().installEventFilter(self._keys_first)  # also sees resizes before the layout
         self._build_status_bar()
         self._build_menus_and_toolbars()
         self._connect()
@@ -146,8 +150,9 @@ class MainWindow(QMainWindow):
         self.pos_label = QLabel("", self)
         self.class_label = QLabel("", self)
         self.effort_label = QLabel("", self)
+        # Permanent (right-hand) widgets: a transient message is drawn over ordinary ones, hiding x/y.
         for widget in (self.pos_label, self.class_label):
-            bar.addWidget(widget)
+            bar.addPermanentWidget(widget)
         self.model_status = ModelStatus(self)
         bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
         self.problems_button = ProblemsButton(self)
@@ -205,6 +210,10 @@ class MainWindow(QMainWindow):
         self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
         self.palette.scheme_edited.connect(self._scheme_edited)
         self.palette.preset_requested.connect(self._preset_requested)
+        self.scheme_actions = SchemeActions(self)
+        self.palette.load_requested.connect(self.scheme_actions.load_from_file)
+        self.palette.delete_requested.connect(self.scheme_actions.delete)
+        self.palette.merge_requested.connect(self.scheme_actions.merge)
         self.overlay.counts_changed.connect(self.palette.set_counts)
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
@@ -270,6 +279,59 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
         self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel(panels.crf_panel))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
+
+    # -- layout at any window size ------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._wrap_toolbars()
+        self._restore_side_panels(event.oldSize().width(), event.size().width())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._wrap_toolbars()
+
+    def _wrap_toolbars(self) -> None:
+        """Toolbars that do not fit one row go to a second row instead of hiding behind a » button."""
+        bars = [
+            b for b in (self.tools_bar, self.options_bar, self.smart_options, self.view_bar) if b.isVisible()
+        ]
+        room = self.width() - 8
+        used, wrap_at = 0, None
+        for bar in bars:
+            used += bar.sizeHint().width()
+            if used > room and bar is not bars[0]:
+                wrap_at = bar
+                break
+        if wrap_at is getattr(self, "_toolbar_break", None):
+            return
+        for bar in bars:
+            if self.toolBarBreak(bar):
+                self.removeToolBarBreak(bar)
+        if wrap_at is not None:
+            self.insertToolBarBreak(wrap_at)
+        self._toolbar_break = wrap_at
+
+    def _side_docks(self) -> list[QDockWidget]:
+        docks = [self.findChild(QDockWidget, n) for n in ("browser_dock", "palette_dock")]
+        return [d for d in docks if d is not None and d.isVisible() and not d.isFloating()]
+
+    def before_resize(self, old: int, new: int) -> None:
+        """Called before the layout squeezes the panels (the focus_keys filter calls it): their widths now
+        are the user's; a smaller window takes room from them that `_restore_side_panels` gives back.
+
+        Why: Qt never gives the room back, so after shrinking and re-growing the window the Images
+        panel stayed narrower, and that width was saved."""
+        if old > 0 and new < old and getattr(self, "_before_squeeze", None) is None:
+            self._before_squeeze = (old, [(d, d.width()) for d in self._side_docks()])
+
+    def _restore_side_panels(self, old: int, new: int) -> None:
+        squeezed = getattr(self, "_before_squeeze", None)
+        if squeezed is None or new <= old or new < squeezed[0]:
+            return
+        self._before_squeeze = None
+        docks = [(d, w) for d, w in squeezed[1] if shiboken6.isValid(d) and d in self._side_docks()]
+        if docks:
+            self.resizeDocks([d for d, _ in docks], [w for _, w in docks], Qt.Orientation.Horizontal)
 
     def _choose_sam_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -377,13 +439,13 @@ class MainWindow(QMainWindow):
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
+            for flag in ("remap_classes", "classes_by_index"):
+                self.model.spec_changes[flag] = bool(weights.get(flag))
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
         self.model.status_message.connect(self._model_note)
-        self.model.model_loaded.connect(
-            lambda version, _device: setattr(self.session, "model_version", version)
-        )
+        self.model.model_loaded.connect(self._model_loaded)
         self.model_status.attach(self.model)
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
@@ -416,6 +478,11 @@ class MainWindow(QMainWindow):
                 "by themselves) or open another folder.",
             )
         self.project_opened.emit()
+
+    def _model_loaded(self, version: str, _device: str) -> None:
+        """A model finished loading; it may arrive after the project closed (no session left)."""
+        if self.session is not None:
+            self.session.model_version = version
 
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
         assert self.project is not None
@@ -670,6 +737,10 @@ class MainWindow(QMainWindow):
         self._apply_scheme()
 
     def _preset_requested(self, name: str) -> None:
+        self.switch_scheme(get_scheme(name), f"the '{name}' scheme")
+
+    def switch_scheme(self, scheme, what: str) -> None:
+        """A preset or a scheme file replaces the project's scheme (asked first when masks exist)."""
         if self.project is None:
             return
         self.flush_current()
@@ -678,13 +749,14 @@ class MainWindow(QMainWindow):
             answer = QMessageBox.question(
                 self,
                 "Change label scheme",
-                f"Switch this project to the '{name}' scheme? Existing masks keep their class numbers, "
-                "so they will be read with the new class names.",
+                f"Switch this project to {what} ({scheme.num_classes} classes)? Existing masks keep their "
+                "class numbers, so they will be read with the new class names.",
             )
             if answer != QMessageBox.StandardButton.Yes:
                 self._apply_scheme()
                 return
-        self._scheme_edited(get_scheme(name))
+        self._scheme_edited(scheme)
+        self.statusBar().showMessage(f"Label scheme: {what}, {scheme.num_classes} classes", 8000)
 
     def flush_current(self) -> None:
         if self.session is not None:
@@ -708,10 +780,29 @@ class MainWindow(QMainWindow):
             self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)"
         )
         if path:
-            self.use_weights(weights="file", path=path, version=None)
+            self.use_weights_file(path)
+
+    def use_weights_file(self, path: str) -> None:
+        """A checkpoint of other classes: adopt its classes or map them by name (asked), then use it."""
+        if self.project is None or self.session is None:
+            return
+        from segstudio.gui.checkpoint_classes import ask_checkpoint_classes
+
+        paths = [r.rel_path for r in self.project.images()]
+        self.flush_current()
+        choice = ask_checkpoint_classes(self, self.project, path)
+        if choice.changes is None:
+            return
+        if choice.adopted is not None:
+            current = self.scheme_actions.close_current()
+            self.tool_state.active_class = 0
+            self.scheme_actions.reopen(current, paths, None, set())
+        self.use_weights(weights="file", path=path, version=None, **choice.changes)
 
     def use_weights(self, **changes: object) -> None:
         """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
+        changes.setdefault("remap_classes", False)  # only a checkpoint the user chose to map by name remaps
+        changes.setdefault("classes_by_index", False)
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice

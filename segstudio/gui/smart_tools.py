@@ -40,6 +40,7 @@ __all__ = ["GUI_ENGINES", "SmartOptions", "SmartTools"]
 
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
 GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam")
+BOX_MIN = 2  # image pixels: a press-release closer than this in both directions is a click, not a box
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
 BUILTIN_ENGINES = ("superpixel", "grabcut")  # registered by core.interactive.engines on import
 
@@ -141,6 +142,7 @@ class SmartTools(QObject):
         self._sam_loader = TaskRunner(self, "sam-checkpoint")
         self._sam_loader.failed.connect(self.error)
         self._drag: list[Point] = []
+        self._drag_positive = True  # the box press was a left click (Shift: negative)
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: deque[float] = deque(maxlen=100)  # seconds per update (the latest 100)
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
@@ -329,7 +331,7 @@ class SmartTools(QObject):
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
-        if session is not None and abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
+        if session is not None and abs(x1 - x0) >= BOX_MIN and abs(y1 - y0) >= BOX_MIN:
             self._show(session.box(x0, y0, x1, y1))
 
     def scribble(self, points: list[Point]) -> None:
@@ -368,6 +370,7 @@ class SmartTools(QObject):
             self.click(x, y, positive)
         elif tool in ("box", "scribble"):
             self._drag = [(x, y)]
+            self._drag_positive = positive
         elif tool == "wand":
             self.accept()
             self._wand = (x, y, self.state.wand_tolerance)
@@ -399,7 +402,13 @@ class SmartTools(QObject):
         points, self._drag = self._drag, []
         self.outline.emit([])
         if tool == "box" and points:
-            self.box(points[0][0], points[0][1], x, y)
+            x0, y0 = points[0]
+            if abs(x - x0) < BOX_MIN and abs(y - y0) < BOX_MIN:
+                # A click, not a box: after a box it refines the object (left: this, Shift: not this).
+                if self.session is not None and self.session.prompts.box is not None:
+                    self.click(x, y, self._drag_positive)
+            else:
+                self.box(x0, y0, x, y)
         elif tool == "scribble" and points:
             self.scribble([*points, (x, y)])
         elif tool == "wand" and self._wand is not None:

@@ -398,6 +398,7 @@ def load_model(
     The auxiliary head is dropped unless `keep_aux` (inference never uses it; it costs a forward pass).
     """
     device = torch.device(device)
+    remap_by_name = remap_by_name or bool(getattr(spec, "remap_classes", False))
     source = _resolve_source(spec, scheme, project)
     normalization = dict(IMAGENET_NORMALIZATION)
     max_side: int | None = None
@@ -422,7 +423,14 @@ def load_model(
             )
         has_aux = any(k.removeprefix("module.").startswith("aux_classifier.") for k in ckpt.state_dict)
         model = build_model(arch, scheme.num_classes, aux_loss=has_aux)
-        apply_state_dict(model, arch, ckpt.state_dict, ckpt.class_names, scheme, remap_by_name, where)
+        source_names = ckpt.class_names
+        if (
+            getattr(spec, "classes_by_index", False)
+            and source_names
+            and len(source_names) == scheme.num_classes
+        ):
+            source_names = list(scheme.names)  # the project took over these classes: a rename keeps its row
+        apply_state_dict(model, arch, ckpt.state_dict, source_names, scheme, remap_by_name, where)
         normalization = ckpt.normalization
         max_side = _training_max_side(ckpt.provenance)
         description = f"{arch}, {where}"
