@@ -2,7 +2,8 @@
 docs/*.md page shows must name a real command (and sub-command) and flags its parser really has.
 
 The parsers are built from `segstudio.cli` in this process (what `segstudio <command> --help`
-prints), not by spawning `segstudio`, so the check stays fast. A failure names the file and line.
+prints), not by spawning `segstudio`, so the check stays fast. Relative links must point at files that
+exist. A failure names the file and line.
 """
 
 from __future__ import annotations
@@ -318,3 +319,14 @@ def test_every_command_and_flag_the_docs_show_exists(path: Path):
     relative = str(path.relative_to(ROOT))
     problems = [p for s in extract_commands(path.read_text(), relative) for p in check(s, cache)]
     assert not problems, "the docs show commands or flags the CLI does not have:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_image_exists(path: Path):
+    """The README sends a newcomer to docs/ pages; a moved or renamed page must not leave a dead link."""
+    missing = []
+    for number, line in enumerate(path.read_text().split("\n"), start=1):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", line):
+            if "://" not in target and not (path.parent / target).exists():
+                missing.append(f"{path.relative_to(ROOT)}:{number}: {target}")
+    assert not missing, "links to files that do not exist:\n" + "\n".join(missing)
