@@ -164,29 +164,6 @@ def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, to
     return torch.from_numpy(np.stack(ts))[:, None], torch.from_numpy(np.stack(ws).astype(np.float32))[:, None]
 
 
-class _Adam:
-    """Adam with decoupled weight decay, by hand: `torch.optim`'s first optimizer imports torch._dynamo,
-    measured at 45 s on the shared 2-core machine (longer than this model's whole test training)."""
-
-    def __init__(self, params: list[torch.nn.Parameter], betas: tuple[float, float] = (0.9, 0.999)) -> None:
-        self.params, self.betas, self.t = params, betas, 0
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-
-    @torch.no_grad()
-    def step(self, lr: float, weight_decay: float = 1e-4, eps: float = 1e-8) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            if p.grad is None:
-                continue
-            m.mul_(b1).add_(p.grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-            p.mul_(1 - lr * weight_decay)
-            p.addcdiv_(m / c1, (v / c2).sqrt_().add_(eps), value=-lr)
-
-
 def train_click_model(
     bank: ObjectBank,
     out: str | Path | None,
@@ -202,7 +179,7 @@ def train_click_model(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
     model = model or ClickNet(width=config.width, prior=config.prior)
-    optimizer = _Adam(list(model.parameters()))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     start = time.perf_counter()
     result = ClickTrainResult(None, 0, 0.0, images=len(bank.frames), objects=len(bank.objects))
     try:
@@ -244,7 +221,9 @@ def train_click_model(
             loss = loss / weight.sum().clamp_min(1.0)
             model.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step(config.lr * max(0.05, 1 - step / config.steps))  # linear decay
+            for group in optimizer.param_groups:  # linear decay
+                group["lr"] = config.lr * max(0.05, 1 - step / config.steps)
+            optimizer.step()
             result.losses.append(float(loss.detach()))
             result.steps = step + 1
             if on_step is not None:
