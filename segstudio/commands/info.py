@@ -111,6 +111,11 @@ def _text(summary: dict[str, Any]) -> str:
     ]
     if "team_server" in summary:
         lines.insert(1, f"  team:    {summary['team_server']} as {summary['member']} ({summary['role']})")
+        lines.append(f"  my queue: {summary.get('assigned_to_me', 0)} unfinished image(s) assigned to you")
+        for rejected in summary.get("rejected", []):
+            lines.append(
+                f"  rejected: {rejected['image']} by {rejected['reviewer']}: {rejected['comment'] or '(no comment)'}"
+            )
     changes = summary.get("changes")
     if changes and any(changes.values()):
         lines.append(

@@ -3,6 +3,7 @@
     segstudio team init-server --db postgresql://postgres@HOST/postgres [--database NAME] [--print-only]
     segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME
     segstudio team pull postgresql://USER@HOST/NAME FOLDER
+    segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
 
 Members join with `segstudio FOLDER --db URL` (the window) or `segstudio predict FOLDER --db URL`.
 Passwords come from ~/.pgpass, PGPASSWORD or a service file, never from the command line.
@@ -32,6 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pull.add_argument("url", help="postgresql://USER@HOST:PORT/DATABASE")
     pull.add_argument("folder", help="the image folder (a copy of the team's images)")
     pull.add_argument("--project-dir", help="write the local project here instead of FOLDER/.segstudio")
+    assign = sub.add_parser("assign", help="assign images to members' work queues (lead)")
+    assign.add_argument("folder", help="your copy of the team's image folder")
+    assign.add_argument(
+        "paths", nargs="*", help="these images only (by hand); default: every unassigned, unfinished one"
+    )
+    assign.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    assign.add_argument("--to", required=True, help="member names (database logins), comma-separated")
+    assign.add_argument(
+        "--by",
+        choices=["round-robin", "folder", "confidence"],
+        default="round-robin",
+        help="deal in order, whole folders per member, or least confident predictions first",
+    )
+    report = sub.add_parser("report", help="effort per annotator and model version, rejection rate")
+    report.add_argument("folder", help="your copy of the team's image folder")
+    report.add_argument("--db", required=True, help="postgresql://USER@HOST:PORT/DATABASE")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _init_server(args: argparse.Namespace) -> int:
@@ -72,6 +90,31 @@ def _init_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assign(args: argparse.Namespace) -> int:
+    from segstudio.core.errors import ProjectError
+    from segstudio.team.assignments import FINISHED
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        if args.paths:
+            records = []
+            for path in args.paths:
+                rec = project.get(path)
+                if rec is None:
+                    raise ProjectError(
+                        f"{path} is not an image of the team project; check the path (relative to the folder)"
+                    )
+                records.append(rec)
+        else:
+            taken = project.assignments()
+            records = [
+                r for r in project.images() if r.id not in taken and r.status not in FINISHED and not r.error
+            ]
+        counts = project.assign(records, args.to.split(","), "round-robin" if args.paths else args.by)
+    print(", ".join(f"{member}: {n} image(s)" for member, n in counts.items()) or "nothing to assign")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "init-server":
         return _init_server(args)
@@ -96,4 +139,12 @@ def run(args: argparse.Namespace) -> int:
             + ", ".join(f"{v} {k}" for k, v in counts.items())
         )
         return 0
-    raise UsageError("choose an action: init-server, create or pull (`segstudio team --help`)")
+    if args.action == "assign":
+        return _assign(args)
+    if args.action == "report":
+        from segstudio.team.report import print_report
+
+        return print_report(args.folder, args.db, args.json)
+    raise UsageError(
+        "choose an action: init-server, create, pull, assign or report (`segstudio team --help`)"
+    )

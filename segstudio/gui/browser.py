@@ -77,6 +77,7 @@ class ImageListModel(QAbstractListModel):
         self.project: Project | None = None
         self.problems: dict[str, str] = {}  # rel_path -> reason, marked in the list
         self.editors: dict[str, str] = {}  # rel_path -> team member editing it now (team projects)
+        self.notes: dict[str, str] = {}  # rel_path -> a team note ("not yet on the server", a rejection)
         self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE * 3 // 4)
         self._placeholder.fill(QColor(70, 70, 70))
 
@@ -142,7 +143,9 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             name = display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
             editor = self.editors.get(rec.rel_path)
-            return name if editor is None else f"{name}\nbeing edited by {editor}"
+            lines = [name] if editor is None else [name, f"being edited by {editor}"]
+            note = self.notes.get(rec.rel_path)
+            return "\n".join(lines if note is None else [*lines, note])
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnail(rec)
         if role == RecordRole:
@@ -161,6 +164,8 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"problem: {self.problems[rec.rel_path]}")
             if rec.rel_path in self.editors:
                 lines.append(f"being edited by {self.editors[rec.rel_path]} (you can look; saves are theirs)")
+            if rec.rel_path in self.notes:
+                lines.append(self.notes[rec.rel_path])
             return "\n".join(lines)
         return None
 
@@ -194,6 +199,17 @@ class ImageListModel(QAbstractListModel):
         """Who else is editing which image (team projects); repaints the rows that changed."""
         changed = set(editors.items()) ^ set(self.editors.items())
         self.editors = dict(editors)
+        for rel_path in {path for path, _ in changed}:
+            i = self._row_of_path.get(rel_path)
+            row = None if i is None else self._visible_row.get(i)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
+
+    def set_notes(self, notes: dict[str, str]) -> None:
+        """Team notes per image (a save not yet on the server, a reviewer's rejection); repaints changes."""
+        changed = set(notes.items()) ^ set(self.notes.items())
+        self.notes = dict(notes)
         for rel_path in {path for path, _ in changed}:
             i = self._row_of_path.get(rel_path)
             row = None if i is None else self._visible_row.get(i)
@@ -376,7 +392,10 @@ class BrowserWidget(QWidget):
 
     def _activated(self, index: QModelIndex) -> None:
         # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
-        self.image_activated.emit(index.data())
+        # The record's path, not the display text (that carries team notes and a display-safe name).
+        rec = index.data(RecordRole)
+        if rec is not None:
+            self.image_activated.emit(rec.rel_path)
 
     # -- project ---------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:

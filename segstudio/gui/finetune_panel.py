@@ -45,6 +45,9 @@ __all__ = ["AUTO_USE_SETTING", "FinetunePanel", "done_counts"]
 
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
+CLICK_MODEL_MIN_DONE = (
+    20  # done train images from which the click-model tick is on by default (docs/click-model.md)
+)
 #: the workbench's "Model > Use weights file..." choice (main_window), which the worker predicts with
 _WEIGHTS_SETTING = "gui.weights"
 _KILL_AFTER_MS = 30_000
@@ -232,6 +235,12 @@ class FinetunePanel(QWidget):
         form.addRow("Batch:", self.batch_spin)
         form.addRow("Crop:", self.crop_spin)
         form.addRow(self.freeze_check)
+        #: the smart tool's learned engine (docs/click-model.md); on by default from CLICK_MODEL_MIN_DONE images
+        self.click_model_check = QCheckBox(
+            "Click model (the smart click's learned engine, trained after the model)"
+        )
+        self.click_model_check.clicked.connect(lambda: setattr(self, "_click_model_chosen", True))
+        form.addRow(self.click_model_check)
         form.addRow(self.auto_use_check)
         return settings_box
 
@@ -262,6 +271,8 @@ class FinetunePanel(QWidget):
         self._base_arg, text, new_model = self._base_choice()
         self.base_label.setText(text)
         self.arch_combo.setEnabled(new_model and not self.is_running())
+        if not getattr(self, "_click_model_chosen", False):
+            self.click_model_check.setChecked(train >= CLICK_MODEL_MIN_DONE)
         if not self.is_running():
             self.fine_tune_button.setEnabled(train > 0)
             if not train:
@@ -302,6 +313,7 @@ class FinetunePanel(QWidget):
             "batch": self.batch_spin.value(),
             "crop": self.crop_spin.value(),
             "freeze_backbone": self.freeze_check.isChecked(),
+            "click_model": self.click_model_check.isChecked(),
         }
         values.update(self.extra_settings)
         return values
@@ -406,6 +418,13 @@ class FinetunePanel(QWidget):
             self._last_checkpoint = event
         elif kind == "done":
             self._done = event
+        elif kind == "click_model":
+            done = event.get("path") is not None or event.get("reason") is not None
+            self.status_label.setText(
+                "Click model saved."
+                if done
+                else f"Training the click model: step {event.get('step')} / {event.get('steps')}"
+            )
         elif kind == "error":
             self.status_label.setText(f"Training failed: {event.get('message')}")
         elif kind == "warning":

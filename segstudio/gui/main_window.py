@@ -450,6 +450,7 @@ class MainWindow(QMainWindow):
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         self.model.embedding_ready.connect(self.tools.smart.embedding_arrived)
+        self._offer_click_model()
         if self.tools.smart.sam is not None:  # a SAM checkpoint loaded before this project opened
             self.model.use_sam(self.tools.smart.sam)
         order = project.get_setting("gui.palette_order")
@@ -904,6 +905,14 @@ class MainWindow(QMainWindow):
         """Versions dialog picked a model version: hot-swap it into a running worker."""
         if self.model is not None:  # no worker yet: it starts from the project's active version
             self.model.change_model(weights="project", version=version)
+        self._offer_click_model()
+
+    def _offer_click_model(self) -> None:
+        """The smart tool's ``learned`` engine follows the active version's click model (rollback included)."""
+        from segstudio.ml.click_model_files import click_model_path
+
+        active = self.project.active_model_version() if self.project is not None else None
+        self.tools.smart.set_click_model(click_model_path(active.checkpoint_path if active else None))
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:

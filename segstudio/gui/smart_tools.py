@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -38,9 +39,19 @@ if TYPE_CHECKING:
 
 __all__ = ["GUI_ENGINES", "SmartOptions", "SmartTools"]
 
-# Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
-GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam")
+# Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded
+# and "learned" while the project's active model version carries a click model (docs/click-model.md).
+GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam", "learned")
 BOX_MIN = 2  # image pixels: a press-release closer than this in both directions is a click, not a box
+#: the active version's click model file (`set_click_model`); "learned" is registered from it on the worker
+_click_model: Path | None = None
+
+
+def click_model() -> Path | None:
+    """The click model the ``learned`` engine uses now (None: the engine is not offered)."""
+    return _click_model
+
+
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
 BUILTIN_ENGINES = ("superpixel", "grabcut")  # registered by core.interactive.engines on import
 
@@ -96,6 +107,13 @@ def _prepared_engine(
                 "the crf engine needs this image's prediction with its stored class "
                 "probabilities: predict the image first (Ctrl+P)"
             )
+    if name == "learned":
+        path = _click_model
+        if path is None:
+            raise UsageError("the learned engine needs a click model: fine-tune with the click model ticked")
+        from segstudio.ml.click_engine import use_click_model  # no torch here: prepare() loads it
+
+        use_click_model(path)
     engine = _engines().create_engine(name)
     engine.prepare(image, probs)
     from segstudio.core.interactive.extent import warm_up
@@ -215,6 +233,18 @@ class SmartTools(QObject):
             return out, problems
 
         self._prep.start(work, on_done=lambda result, g=generation: self._prepared(*result, g))
+
+    def set_click_model(self, path: Path | None) -> None:
+        """The project's active version changed: offer ``learned`` with its click model (or not at all)."""
+        global _click_model
+        if path == _click_model:
+            return
+        _click_model = path
+        self.engines.pop("learned", None)  # prepared with the previous model
+        self.engines_changed.emit()
+        if path is None and self.state.engine == "learned":
+            self.state.engine = "superpixel"
+            self.engine_changed()
 
     def load_sam(self, path: str) -> None:
         """Load a SAM checkpoint on a worker thread; then "sam" is an engine choice and selected."""
@@ -481,7 +511,10 @@ class SmartOptions(QToolBar):
         self.engine_combo.blockSignals(True)
         self.engine_combo.clear()
         for name in GUI_ENGINES:
-            if name in registered or name in LAZY_ENGINES:
+            if name == "learned":  # offered while the active version has a click model, registered or not
+                if click_model() is not None:
+                    self.engine_combo.addItem(name, name)
+            elif name in registered or name in LAZY_ENGINES:
                 self.engine_combo.addItem(name, name)
         self.engine_combo.blockSignals(False)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,21 @@ from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
-from segstudio.team.errors import LeaseError, StaleSaveError, TeamError, TeamPermissionError
+from segstudio.team.errors import (
+    LeaseError,
+    StaleSaveError,
+    TeamConnectionError,
+    TeamError,
+    TeamPermissionError,
+)
+from segstudio.team.outbox import Outbox, PendingSave, SaveConflict
 
 __all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
 
 #: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
 LEASE_SECONDS = 180.0
+#: How often saves queued while the server was away are retried (seconds).
+RETRY_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,9 @@ class EditingRules:
     _base: dict[int, int | None]
     _held: set[int]
     _stop: threading.Event
+    _lock: Any
+    outbox: Outbox
+    conflicts: list[SaveConflict]
     member: str
     _run: Any
     _row: Any
@@ -136,9 +149,14 @@ class EditingRules:
         return len(rows)
 
     def _beat(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
+        last = time.monotonic()
+        while not self._stop.wait(RETRY_SECONDS):
             with contextlib.suppress(Exception):  # a dropped link is retried on the next beat
-                self.heartbeat()
+                if self.outbox.pending():
+                    self.flush_pending()
+                if time.monotonic() - last >= LEASE_SECONDS / 3:
+                    last = time.monotonic()
+                    self.heartbeat()
 
     # ---------------------------------------------------------------- masks (versioned)
 
@@ -164,6 +182,13 @@ class EditingRules:
         )
         if row is None:
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
+        queued = self.outbox.get(rec.id)
+        if queued is not None:  # this member's own newer pixels, not yet on the server
+            return (
+                None
+                if queued.png is None
+                else decode_png(queued.png, rec.shape, f"the queued mask of {rec.rel_path}")
+            )
         self._base[rec.id] = None if row[0] is None else int(row[0])
         return None if row[1] is None else decode_png(row[1], rec.shape, f"the mask of {rec.rel_path}")
 
@@ -187,8 +212,14 @@ class EditingRules:
         try:
             new = self._run(work, "save this image's mask")
         except TeamPermissionError:
-            # the only row-level rule a member's own save can meet: someone held the lease at that moment
+            # the row-level rules a member's own save can meet: a lease held by someone, an assignment
             self._refuse_if_leased(rec)
+            owner = self._row("SELECT assignee FROM segstudio.assignments WHERE image_id = %s", (rec.id,))
+            if owner is not None and owner[0] != self.member:
+                raise TeamPermissionError(
+                    f"{rec.rel_path} is assigned to {owner[0]}, so only they (or a lead) may save its mask; "
+                    "nothing was written. Ask your lead to reassign it (`segstudio team assign`)."
+                ) from None
             raise LeaseError(
                 f"{rec.rel_path} was being edited by another member when you saved, so nothing was written; "
                 "your pixels are still in the window, save again"
@@ -222,16 +253,99 @@ class EditingRules:
         status = status_of(status)
         check_shape(rec, mask, "the mask")  # an image's size never changes in a team project
         base = self.base_version(rec) if base_version is ... else base_version
-        self._insert_version(rec, encode_png(mask), status, base)  # type: ignore[arg-type]
-        return self._require(rec.id)
+        return self._save_or_queue(rec, encode_png(mask), status, base)  # type: ignore[arg-type]
 
     def delete_mask(self, rec: ImageRecord, status: Status | str | None = None) -> ImageRecord:
         """'Reset to prediction' as a new version without a mask: the earlier versions stay."""
         current = self._require(rec)
         if status is None:
             status = Status.PREDICTED if self.has_prediction(current) else Status.NEW
-        self._insert_version(current, None, status_of(status), self.base_version(current))
-        return self._require(current.id)
+        return self._save_or_queue(current, None, status_of(status), self.base_version(current))
+
+    # ---------------------------------------------------------------- saves while the server is away
+
+    def _save_or_queue(
+        self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
+    ) -> ImageRecord:
+        """Save on the server, or queue the save locally when the server cannot be reached.
+
+        A save of an image that already has a queued save is queued behind it (one entry per image,
+        keeping the version the member started from), so the order of a member's saves never changes.
+        """
+        with self._lock:
+            queued = self.outbox.get(rec.id) is not None
+            if not queued:
+                try:
+                    self._insert_version(rec, png, status, base)
+                except TeamConnectionError:
+                    pass
+                else:
+                    with contextlib.suppress(TeamConnectionError):
+                        return self._require(rec.id)
+                    return replace(rec, status=status, updated_at=time.time())
+            self.outbox.put(rec.id, rec.rel_path, base, status.value, png)
+        if queued:
+            with contextlib.suppress(TeamError):
+                self.flush_pending()
+        return replace(rec, status=status, updated_at=time.time())
+
+    def pending_saves(self) -> dict[str, float]:
+        """rel_path -> time queued, for this member's saves not yet on the server."""
+        return {p.rel_path: p.queued_at for p in self.outbox.pending()}
+
+    def take_conflicts(self) -> list[SaveConflict]:
+        """Queued saves refused on reconnect since the last call (each says where the pixels are kept)."""
+        with self._lock:
+            found, self.conflicts[:] = list(self.conflicts), []
+        return found
+
+    def flush_pending(self) -> int:
+        """Send the queued saves, oldest first; the number that landed. TeamConnectionError: still away.
+
+        A queued save refused as stale (someone saved the image after the version it started from) is
+        never applied: its pixels go to the outbox's `kept/` folder and a SaveConflict tells the member.
+        An image another member is editing now is retried later.
+        """
+        landed = 0
+        with self._lock:
+            for entry in self.outbox.pending():
+                rec = self.get_by_id(entry.image_id)
+                if rec is None:
+                    self._keep(entry, "the image is no longer part of the team project")
+                    continue
+                try:
+                    self._insert_version(rec, entry.png, Status(entry.status), entry.base)
+                except StaleSaveError as error:
+                    self._keep(
+                        entry,
+                        str(error)
+                        .split(" after you opened it", 1)[0]
+                        .replace(f"{rec.rel_path} was saved", "it was saved")
+                        + " while you were away from the server",
+                    )
+                except LeaseError:
+                    continue  # being edited by someone now: retried later
+                except TeamConnectionError:
+                    raise
+                except TeamError as error:
+                    self._keep(entry, str(error))
+                else:
+                    self.outbox.done(entry)
+                    landed += 1
+        return landed
+
+    def _keep(self, entry: PendingSave, why: str) -> None:
+        kept = self.outbox.keep(entry)
+        where = f"your pixels are kept in {kept}" if kept else "your queued reset was dropped"
+        self.conflicts.append(
+            SaveConflict(
+                entry.rel_path,
+                kept,
+                f"your save of {entry.rel_path} made while the team server was away was not applied "
+                f"({why}), so nothing of theirs was overwritten; {where}. Open the image to see the "
+                "team's version and redo your change.",
+            )
+        )
 
     def mask_history(self, rec: ImageRecord) -> list[MaskVersion]:
         """Every saved version of the image's mask, oldest first."""

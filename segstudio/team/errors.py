@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from segstudio.core.errors import ProjectError
 
-__all__ = ["LeaseError", "StaleSaveError", "TeamError", "TeamPermissionError"]
+__all__ = ["LeaseError", "StaleSaveError", "TeamConnectionError", "TeamError", "TeamPermissionError"]
 
 
 class TeamError(ProjectError):
     """The team server cannot be reached or used (bad URL, login refused, not a SegStudio database)."""
+
+
+class TeamConnectionError(TeamError):
+    """The connection to the server dropped and could not be reopened (server down, network away)."""
 
 
 class StaleSaveError(TeamError):

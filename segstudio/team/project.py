@@ -46,9 +46,11 @@ from segstudio.core.store_records import (
 )
 from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
+from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
-from segstudio.team.errors import TeamError, TeamPermissionError
+from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
+from segstudio.team.outbox import Outbox, SaveConflict
 from segstudio.team.team_data import TeamData
 
 __all__ = ["LEASE_SECONDS", "MaskVersion", "Review", "TeamProject", "cache_dir_for"]
@@ -58,6 +60,12 @@ LOCAL_SETTING_PREFIX = "gui."
 
 T = TypeVar("T")
 
+#: Distinct read queries whose last answer is remembered for while the server is away.
+LAST_READS = 512
+#: After the server was found away, reads answer from memory for this long before trying it again
+#: (so the window does not wait on a connection attempt at every repaint).
+AWAY_SECONDS = 2.0
+
 
 def cache_dir_for(url: str) -> Path:
     """This machine's cache folder for one team database (never inside the shared image folder)."""
@@ -66,7 +74,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(EditingRules, TeamData, Project):
+class TeamProject(Assignments, EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -85,6 +93,11 @@ class TeamProject(EditingRules, TeamData, Project):
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._server_version = 0
+        self._only: set[int] | None = None  # limit_to_accepted: images() lists only these
+        self._away_until = 0.0
+        self._last_reads: dict[tuple[str, str, bool], Any] = {}  # see _read
+        self.outbox = Outbox(state_dir)  # saves made while the server was away (team.outbox)
+        self.conflicts: list[SaveConflict] = []  # queued saves refused on reconnect, not yet shown
 
     # ---------------------------------------------------------------- opening and closing
 
@@ -123,6 +136,8 @@ class TeamProject(EditingRules, TeamData, Project):
         except BaseException:
             project.close()
             raise
+        with contextlib.suppress(TeamError):
+            project.flush_pending()  # saves queued while the server was away, by an earlier session too
         if heartbeat:
             project._heartbeat = threading.Thread(
                 target=project._beat, name="team-lease-heartbeat", daemon=True
@@ -172,7 +187,9 @@ class TeamProject(EditingRules, TeamData, Project):
                 if self._conn is None:
                     raise ProjectError("the team project is closed; open it again")
                 try:
-                    return work(self._conn)
+                    result = work(self._conn)
+                    self._away_until = 0.0  # the server answers: reads ask it again
+                    return result
                 except psycopg.errors.InsufficientPrivilege as error:
                     raise TeamPermissionError(
                         f"your role ({self.member}, {self.role}) may not {what} in this team project; "
@@ -183,26 +200,55 @@ class TeamProject(EditingRules, TeamData, Project):
                         with contextlib.suppress(TeamError):
                             self._conn = connect(self.url)
                             continue
-                    raise TeamError(
+                    raise TeamConnectionError(
                         f"lost the connection to the team server {describe(self.url)} while trying to {what}; "
                         "nothing you have in the window is lost. Check the network or server and try again. "
                         f"(server: {str(error).splitlines()[0] if str(error) else type(error).__name__})"
                     ) from None
         raise AssertionError("unreachable")
 
+    def _read(self, sql: str, params: tuple[Any, ...], what: str, one: bool) -> Any:
+        """A query; while the server is away a SELECT answers what it answered last (so the window keeps
+        showing the list, statuses and settings) instead of failing. Mask bytes are not remembered."""
+        if not sql.lstrip().upper().startswith("SELECT"):
+            return self._run(
+                lambda c: c.execute(sql, params).fetchone() if one else c.execute(sql, params).fetchall(),
+                what,
+            )
+        key = (sql, repr(params), one)
+        if key in self._last_reads and time.monotonic() < self._away_until:
+            return self._last_reads[key]  # the server was just found away: do not wait on it again yet
+        try:
+            result = self._run(
+                lambda c: c.execute(sql, params).fetchone() if one else c.execute(sql, params).fetchall(),
+                what,
+            )
+        except TeamConnectionError:
+            self._away_until = time.monotonic() + AWAY_SECONDS
+            if key in self._last_reads:
+                return self._last_reads[key]
+            raise
+        rows = [result] if one else result
+        if not any(isinstance(v, (bytes, memoryview)) for row in rows if row for v in row):
+            self._last_reads[key] = result
+            if len(self._last_reads) > LAST_READS:
+                self._last_reads.pop(next(iter(self._last_reads)))
+        return result
+
     def _rows(
         self, sql: str, params: tuple[Any, ...] = (), what: str = "read the project"
     ) -> list[tuple[Any, ...]]:
-        return self._run(lambda c: c.execute(sql, params).fetchall(), what)
+        return self._read(sql, params, what, one=False)  # type: ignore[no-any-return]
 
     def _row(
         self, sql: str, params: tuple[Any, ...] = (), what: str = "read the project"
     ) -> tuple[Any, ...] | None:
-        return self._run(lambda c: c.execute(sql, params).fetchone(), what)
+        return self._read(sql, params, what, one=True)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- scheme and settings
 
     def _load_scheme(self) -> LabelScheme:
+        self.get_setting("val_fraction")  # remembered for while the server is away (see _read)
         row = self._row("SELECT value FROM segstudio.meta WHERE key = 'scheme'")
         if row is None:
             raise TeamError(
@@ -239,8 +285,9 @@ class TeamProject(EditingRules, TeamData, Project):
     def get_setting(self, key: str, default: Any = None) -> Any:
         if key.startswith(LOCAL_SETTING_PREFIX):
             return self._local_settings().get(key, default)
-        row = self._row("SELECT value FROM segstudio.settings WHERE key = %s", (key,))
-        return default if row is None else row[0]
+        # all team settings in one read (a small table), so while the server is away every one is known
+        values = dict(self._rows("SELECT key, value FROM segstudio.settings"))
+        return values.get(key, default)
 
     def set_setting(self, key: str, value: Any) -> None:
         """Team settings are the lead's; `gui.*` settings are this member's own, kept on this machine."""
@@ -294,34 +341,60 @@ class TeamProject(EditingRules, TeamData, Project):
     # ---------------------------------------------------------------- queries
 
     def images(self, status: Status | str | None = None, split: str | None = None) -> list[ImageRecord]:
-        sql = f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL"
-        params: list[Any] = []
+        """One read of the whole list, filtered here: while the server is away every filter still answers."""
+        rows = self._rows(
+            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
+        )
+        records = [image_record(row) for row in rows]
         if status is not None:
-            sql += " AND status = %s"
-            params.append(status_of(status).value)
+            wanted = status_of(status)
+            records = [r for r in records if r.status == wanted]
         if split is not None:
-            sql += " AND split = %s"
-            params.append(split)
-        sql += " ORDER BY sort_key, rel_path"
-        return [image_record(row) for row in self._rows(sql, tuple(params))]
+            records = [r for r in records if r.split == split]
+        if self._only is not None:
+            records = [r for r in records if r.id in self._only]
+        return records
+
+    def limit_to_accepted(self) -> int:
+        """From now on `images()` lists only images whose current version a reviewer accepted (for export:
+        `segstudio export ... --db URL --accepted-only`); the number of such images."""
+        self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
+        return len(self._only)
 
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
         return int(row[0]) if row else 0
 
     def get(self, rel_path: str) -> ImageRecord | None:
-        row = self._row(
-            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
-            (db_path(rel_path.replace(os.sep, "/")),),
-        )
+        path = db_path(rel_path.replace(os.sep, "/"))
+        try:
+            row = self._row(
+                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
+                (path,),
+            )
+        except TeamConnectionError:
+            return self._last_known(lambda r: db_path(r.rel_path) == path)
         return None if row is None else image_record(row)
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
-        row = self._row(
-            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
-            (int(image_id),),
-        )
+        try:
+            row = self._row(
+                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
+                (int(image_id),),
+            )
+        except TeamConnectionError:
+            return self._last_known(lambda r: r.id == int(image_id))
         return None if row is None else image_record(row)
+
+    def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
+        """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
+        found = next((r for r in self.images() if match(r)), None)  # images() answers from memory now
+        if found is None:
+            raise TeamConnectionError(
+                f"the team server {describe(self.url)} cannot be reached and this image was not seen before; "
+                "check the network or server"
+            )
+        return found
 
     def _require(self, rec: ImageRecord | int) -> ImageRecord:
         image_id = rec if isinstance(rec, int) else rec.id
@@ -395,6 +468,7 @@ class TeamProject(EditingRules, TeamData, Project):
             self._rows("SELECT split, count(*) FROM segstudio.images WHERE removed_at IS NULL GROUP BY split")
         )
         active = self.active_model_version()
+        by_id = {r.id: r for r in self.images()}
         return {
             "image_dir": str(self.image_dir),
             "state_dir": str(self.state_dir),
@@ -410,6 +484,12 @@ class TeamProject(EditingRules, TeamData, Project):
             "model_versions": [v.version for v in self.model_versions()],
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
+            "assigned_to_me": len(self.my_queue()),
+            "rejected": [
+                {"image": by_id[i].rel_path, "reviewer": r.reviewer, "comment": r.comment}
+                for i, r in sorted(self.rejections().items())
+                if i in by_id
+            ],
         }
 
 

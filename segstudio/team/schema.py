@@ -263,7 +263,53 @@ ALTER FUNCTION segstudio.leased_by_other(bigint) OWNER TO {LEAD};
 """
 )
 
-MIGRATIONS: list[str] = [_V1 + _OWNED]
+#: Schema 2: the work queue (assignments: only the assignee or a lead may save an assigned image's
+#: mask) and change notices for the live view (NOTIFY segstudio_changes, payload "kind:image_id").
+_V2 = f"""
+CREATE TABLE segstudio.assignments (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id) ON DELETE CASCADE,
+    assignee text NOT NULL,
+    position integer NOT NULL DEFAULT 0,
+    assigned_by text NOT NULL DEFAULT current_user,
+    assigned_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX assignments_assignee ON segstudio.assignments(assignee, position);
+ALTER TABLE segstudio.assignments OWNER TO {LEAD};
+GRANT SELECT ON segstudio.assignments TO {ANNOTATOR};
+
+CREATE FUNCTION segstudio.assigned_to_other(image bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segstudio.assignments a WHERE a.image_id = image AND a.assignee <> current_user)
+        AND NOT pg_has_role(current_user, '{LEAD}', 'MEMBER')
+$$;
+ALTER FUNCTION segstudio.assigned_to_other(bigint) OWNER TO {LEAD};
+DROP POLICY own_save_unleased ON segstudio.mask_versions;
+CREATE POLICY own_save_unleased ON segstudio.mask_versions FOR INSERT
+    WITH CHECK (author = current_user AND NOT segstudio.leased_by_other(image_id)
+                AND NOT segstudio.assigned_to_other(image_id));
+
+CREATE FUNCTION segstudio.notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    row_image bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN row_image := OLD.image_id; ELSE row_image := NEW.image_id; END IF;
+    PERFORM pg_notify('segstudio_changes', TG_TABLE_NAME || ':' || row_image);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_change() OWNER TO {LEAD};
+CREATE TRIGGER notify_lease AFTER INSERT OR UPDATE OR DELETE ON segstudio.leases
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_save AFTER INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_review AFTER INSERT ON segstudio.reviews
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_assignment AFTER INSERT OR UPDATE OR DELETE ON segstudio.assignments
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -135,7 +135,7 @@ def test_a_server_that_went_away_is_a_clear_error_not_a_traceback(team, image_fo
         team.server.stop("fast")
         try:
             with pytest.raises(TeamError, match=r"lost the connection|no PostgreSQL server answers"):
-                alice.save_mask(rec, mask_of(6))
+                alice.set_split(rec, "val")  # saves are queued instead (test_offline_saves.py)
         finally:
             team.server.start()
     finally:
@@ -180,3 +180,25 @@ def test_a_client_killed_mid_save_never_leaves_a_half_written_mask(team, image_f
     for version_id, png, _parent in rows:  # every stored version complete, the chain unbroken
         assert decode_png(png, (32, 48), f"version {version_id}").shape == (32, 48)
     assert [r[2] for r in rows[1:]] == [r[0] for r in rows[:-1]]
+
+
+def test_a_change_listener_hears_saves_leases_and_reviews_at_once(team, image_folder, tmp_path):
+    import threading
+
+    from segstudio.team.live import ChangeListener
+
+    heard: list[tuple[str, int]] = []
+    arrived = threading.Event()
+    listener = ChangeListener(team.url("rita"), lambda t, i: (heard.append((t, i)), arrived.set())).start()
+    try:
+        assert listener.listening.wait(10)
+        with _join(team, image_folder, "alice", tmp_path, heartbeat=False) as alice:
+            rec = alice.get("a_cat.png")
+            alice.take_lease(rec)
+            alice.save_mask(rec, mask_of(3))
+            deadline = time.monotonic() + 5
+            while {t for t, _ in heard} < {"leases", "mask_versions"} and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert ("leases", rec.id) in heard and ("mask_versions", rec.id) in heard
+    finally:
+        listener.stop()
