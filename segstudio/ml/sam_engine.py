@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,7 +107,9 @@ def load_sam(path: str | Path) -> Sam:
 def build_mobile_sam() -> Sam:
     """MobileSAM (``vit_t``): SAM's prompt encoder and mask decoder behind a 5.7M-parameter TinyViT
     encoder, with random weights. Imported here, not at module import: ``mobile_sam`` pulls timm."""
-    from mobile_sam import sam_model_registry
+    with warnings.catch_warnings():  # mobile_sam imports timm's deprecated paths and re-registers
+        warnings.simplefilter("ignore")  # timm's TinyViT names: noise to a user, nothing to act on
+        from mobile_sam import sam_model_registry
 
     return sam_model_registry["vit_t"](checkpoint=None)
 
@@ -121,7 +124,7 @@ def _load_into(model: Sam, state: dict, path: Path, name: str) -> Sam:
 
 def encoder_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
     """The encoder's transformer/conv blocks, where a cancelled embedding may stop: ViT's ``blocks``
-    (12 in ViT-B) or TinyViT's ``layers[i].blocks`` (10 in MobileSAM)."""
+    (12 in ViT-B) or TinyViT's ``layers[i].blocks`` (12 in MobileSAM: 2 MBConv, 10 attention)."""
     if hasattr(encoder, "blocks"):
         return list(encoder.blocks)
     return [block for layer in getattr(encoder, "layers", []) for block in layer.blocks]
@@ -163,7 +166,7 @@ class SamRuntime:
     ) -> SamEmbedding:
         """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing.
 
-        `should_stop` is polled before each encoder block (12 in ViT-B, 10 in MobileSAM): when it says yes the pass ends
+        `should_stop` is polled before each encoder block (12 in ViT-B, 12 in MobileSAM): when it says yes the pass ends
         with `CancelledError`, so the worker can switch to the image the user moved to (or quit)
         within a fraction of an embedding instead of finishing a stale one."""
         hit = self.cache.get(key)
