@@ -14,6 +14,8 @@ class Behaviour:
     files: dict[str, bytes] = field(default_factory=dict)
     cut_after: int | None = None  # close the connection after this many body bytes of one response
     ignore_range: bool = False
+    hold_after: int | None = None  # send this many body bytes, then wait for `release` before the rest
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[str | None] = field(default_factory=list)  # the Range header of each GET
 
 
@@ -53,6 +55,11 @@ class FileServer:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if behaviour.hold_after is not None:
+                    self.wfile.write(body[: behaviour.hold_after])
+                    self.wfile.flush()
+                    behaviour.release.wait(30)
+                    body = body[behaviour.hold_after :]
                 self.wfile.write(body)
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

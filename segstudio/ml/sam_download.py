@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ from segstudio.core.errors import CancelledError, SegStudioError
 
 __all__ = [
     "CATALOG",
+    "CATALOG_ENV",
     "DownloadError",
     "OfflineError",
     "SamCheckpoint",
@@ -43,6 +45,7 @@ CHUNK = 1 << 20
 TIMEOUT_S = 30.0
 BASE_URL_ENV = "SEGSTUDIO_SAM_BASE_URL"  # tests (and mirrors): serve every file from this base URL
 CACHE_ENV = "SEGSTUDIO_SAM_CACHE"
+CATALOG_ENV = "SEGSTUDIO_SAM_CATALOG"  # a JSON list of entries replacing CATALOG (mirrors, GUI tests)
 
 
 class DownloadError(SegStudioError):
@@ -122,13 +125,23 @@ CATALOG: tuple[SamCheckpoint, ...] = (
 def catalog(
     entries: tuple[SamCheckpoint, ...] | None = None, base_url: str | None = None
 ) -> list[SamCheckpoint]:
-    """The known checkpoints; with `base_url` (or ``$SEGSTUDIO_SAM_BASE_URL``) each is fetched from
+    """The known checkpoints (``$SEGSTUDIO_SAM_CATALOG``, a JSON list of `SamCheckpoint` fields,
+    replaces them); with `base_url` (or ``$SEGSTUDIO_SAM_BASE_URL``) each is fetched from
     ``<base_url>/<filename>`` instead of its source (a mirror, or the tests' local server)."""
     base = base_url or os.environ.get(BASE_URL_ENV)
+    if entries is None and os.environ.get(CATALOG_ENV):
+        entries = _read_catalog(Path(os.environ[CATALOG_ENV]))
     items = list(CATALOG if entries is None else entries)
     if base:
         items = [replace(e, url=f"{base.rstrip('/')}/{e.filename}") for e in items]
     return items
+
+
+def _read_catalog(path: Path) -> tuple[SamCheckpoint, ...]:
+    try:
+        return tuple(SamCheckpoint(**item) for item in json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as error:
+        raise DownloadError(f"${CATALOG_ENV}={path} is not a SAM catalogue (a JSON list): {error}") from None
 
 
 def cache_dir() -> Path:

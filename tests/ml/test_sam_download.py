@@ -164,3 +164,30 @@ def test_module_imports_neither_torch_nor_qt():
     code = "import sys, segstudio.ml.sam_download; print('torch' in sys.modules, 'PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_catalog_file_replaces_the_list_and_a_bad_one_is_a_clear_error(monkeypatch, tmp_path):
+    import json
+
+    listing = tmp_path / "catalog.json"
+    listing.write_text(
+        json.dumps(
+            [
+                dict(
+                    key="k",
+                    name="N",
+                    filename="f.pt",
+                    url="http://x/f.pt",
+                    size=3,
+                    sha256=None,
+                    licence="MIT",
+                    arch="vit_b",
+                )
+            ]
+        )
+    )
+    monkeypatch.setenv(sam_download.CATALOG_ENV, str(listing))
+    assert [e.key for e in sam_download.catalog()] == ["k"]
+    listing.write_text("{not json")
+    with pytest.raises(DownloadError, match="not a SAM catalogue"):
+        sam_download.catalog()
