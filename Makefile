@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(VENV)/bin/segstudio resources/demo
 
 test: $(STAMP)
-	@bash packaging/system_deps.sh
+	@bash packaging/system_deps.sh --test
 	$(PY) -m pytest -q -ra
 
 lint: $(STAMP)

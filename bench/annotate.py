@@ -11,7 +11,8 @@ the open click-object is wrong; the brush robot dabs the largest disc that fits 
   ideal              one action fixes one whole error region exactly (the lower bound)
   brush, spbrush     disc brush / superpixel brush dabs
   wand, box          magic wand click (default tolerance) / GrabCut box around the error region
-  click:ENGINE       smart click with superpixel, grabcut or crf (crf needs --start model)
+  click:ENGINE       smart click with superpixel, grabcut or crf (crf needs --start model), or learned
+                     (the project's click model: --click-model FILE, see docs/click-model.md)
 Per tool: mean/median actions to 90 % and 95 % (an image that never gets there counts as
 --max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
 per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
@@ -221,6 +222,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="a Segment Anything checkpoint file: adds the click:sam engine (the GUI's sam engine)",
     )
+    p.add_argument(
+        "--click-model",
+        type=Path,
+        default=None,
+        help="a click model file (segstudio train --click-model): adds the click:learned engine "
+        "(default: the one stored next to --weights, when there is one)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.start == "model" and not args.weights:
@@ -238,10 +246,21 @@ def main(argv: list[str] | None = None) -> int:
             from segstudio.ml.sam_engine import use_sam_checkpoint
 
             use_sam_checkpoint(args.sam_checkpoint)  # registers the "sam" engine, as the GUI's menu does
+        if args.click_model is None and args.weights:  # a version's checkpoint carries its click model
+            from segstudio.ml.click_model_files import click_model_path
+
+            args.click_model = click_model_path(args.weights)
+        if args.click_model is not None:
+            from segstudio.ml.click_engine import use_click_model
+
+            if not args.click_model.is_file():
+                raise SegStudioError(f"--click-model {args.click_model}: no such file")
+            use_click_model(args.click_model)  # registers the "learned" engine
     except (SegStudioError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     default = DEFAULT_TOOLS + (",click:crf" if model else "") + (",click:sam" if args.sam_checkpoint else "")
+    default += ",click:learned" if args.click_model else ""
     tools = (args.tools or default).split(",")
     stats = {t: ToolStats() for t in tools}
     for image_path, mask_path in found:

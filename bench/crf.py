@@ -1,7 +1,7 @@
 """Dense CRF speed and fidelity: the default (fast) CRF vs full-resolution pydensecrf, same run, same kernels.
 
     .venv/bin/python -m bench.crf                 # 3 CamVid frames at 2048x1024 (19 classes) + 3 VOC photos
-    .venv/bin/python -m bench.crf --frames 6 --reps 3   # the README figures
+    .venv/bin/python -m bench.crf --frames 6 --reps 3   # the figures in docs/crf.md
 
 Inputs are real photos with truth from the shared test data (CamVid frames resized to 2048x1024, VOC
 photos at 500x375-ish) and DCNN-like probabilities made from the truth (`ml.coarse`: stride 8, blurred,

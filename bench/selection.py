@@ -9,7 +9,7 @@ Two real models on real photos: A = a LR-ASPP MobileNetV3 trained from scratch o
 are evaluated on the 12 other frames (per-image confusion matrices, `evaluate(per_image=True)`).
 For every k-frame subset (k = 4, 8) it reports how often the subset's gain has the opposite sign of
 the 12-frame gain, the median error of the subset's gain, and the median ± (`ml.selection`) it
-reports, so the README's "4 frames cannot decide" is a measured statement. JSON lines on stdout.
+reports, so docs/fine-tuning.md's "4 frames cannot decide" is a measured statement. JSON lines on stdout.
 """
 
 from __future__ import annotations

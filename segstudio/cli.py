@@ -32,18 +32,20 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "crf": "crf",
     "repair": "repair",
+    "team": "team",
 }
 
 HELP: dict[str, str] = {
     "gui": "open the annotation window (the default when no command is given)",
     "info": "print a project summary",
     "predict": "pre-annotate images with a segmentation model",
-    "export": "export corrected masks as a VOC, Cityscapes, COCO, mask-folder or CamVid dataset",
-    "import": "import a VOC, Cityscapes, labelme, mask-folder or CamVid dataset as a project",
+    "export": "export corrected masks as a VOC, Cityscapes, COCO, mask-folder, CamVid or YOLO dataset",
+    "import": "import a VOC, Cityscapes, labelme, mask-folder, CamVid or COCO dataset as a project",
     "train": "fine-tune the project model on done images (torchrun-ready)",
     "eval": "evaluate a model version on the project's val split",
     "crf": "show, change or tune the project's dense CRF (`segstudio crf tune FOLDER`)",
     "repair": "rebuild a damaged project database (masks on disk re-attached, the old file kept)",
+    "team": "team projects on a PostgreSQL server: init-server, create, pull (docs/team.md)",
 }
 
 
@@ -94,13 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = args[1:] if verbose else args
     command = args[0] if args and args[0] in COMMANDS else "gui"
     rest = args[1:] if args and args[0] in COMMANDS else args
-    parser = build_parser(command)
-    parsed = parser.parse_args(rest)
-    verbose = verbose or parsed.verbose
-    setup_logging(stderr=verbose)  # the rotating file in the user's log folder; stderr only when asked
-    set_verbose(verbose)
-    module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
+    parsed = argparse.Namespace()  # what the error paragraph can name, once the arguments are parsed
     try:
+        parsed = build_parser(command).parse_args(rest)
+        verbose = verbose or parsed.verbose
+        setup_logging(stderr=verbose)  # the rotating file in the user's log folder; stderr only when asked
+        set_verbose(verbose)
+        module = importlib.import_module(f"segstudio.commands.{COMMANDS[command]}")
         return int(module.run(parsed) or 0)
     except CancelledError:  # the one place a cancel ends: not an error, and the same exit as Ctrl-C
         logging.getLogger(__name__).info("%s: cancelled", command)
@@ -112,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"segstudio {command}: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
-    except Exception:  # a bug: its traceback goes to the log file as well as to the terminal
-        logging.getLogger(__name__).exception("segstudio %s failed", command)
-        raise
+    except Exception as error:  # a bug or a file nobody foresaw: one paragraph, the traceback in the log
+        from segstudio.commands.unexpected import report_unexpected
+
+        # the traceback reaches the terminal too only with --verbose (the log file always has it)
+        print(report_unexpected(command, parsed, error, show_traceback=verbose), file=sys.stderr)
+        return 2

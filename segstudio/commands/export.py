@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--check", action="store_true", help="only run the pre-export check and list problems"
     )
     parser.add_argument("--strict", action="store_true", help="treat warnings of the check as errors")
+    parser.add_argument("--db", help="a team project: postgresql://USER@HOST:PORT/DATABASE (docs/team.md)")
+    parser.add_argument(
+        "--accepted-only", action="store_true", help="team project: only images a reviewer accepted"
+    )
     add_progress_arguments(parser)
 
 
@@ -55,7 +59,20 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(
         include=args.include, split=args.split, void_band=args.void_band, color_masks=args.color_masks
     )
-    with Project.open_for_reading(args.project, state_dir=args.project_dir) as project:
+    if args.accepted_only and not args.db:
+        from segstudio.core.errors import UsageError
+
+        raise UsageError(
+            "--accepted-only is for team projects; add --db URL (reviews live on the team server)"
+        )
+    opened = (
+        Project.open(args.project, state_dir=args.project_dir, db=args.db)
+        if args.db
+        else Project.open_for_reading(args.project, state_dir=args.project_dir)
+    )
+    with opened as project:
+        if args.accepted_only:
+            project.limit_to_accepted()
         if project.read_only:
             print("note: the project is open in SegStudio; exporting its last saved state", file=sys.stderr)
         report = check_project(project, args.format, options)

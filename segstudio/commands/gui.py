@@ -12,6 +12,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", nargs="?", help="image folder to open (optional)")
     parser.add_argument("--project-dir", help="keep project state here instead of FOLDER/.segstudio")
     parser.add_argument(
+        "--db",
+        help="join the team project on this server: postgresql://USER@HOST:PORT/DATABASE (docs/team.md)",
+    )
+    parser.add_argument(
         "--install-desktop-entry",
         action="store_true",
         help="add SegStudio to this user's application menu (Linux) and exit",
@@ -45,4 +49,10 @@ def run(args: argparse.Namespace) -> int:
         _check_folder(args.folder)
     from segstudio.gui.app import run_app  # Qt import deferred until a window is really wanted
 
-    return run_app(args.folder, project_dir=args.project_dir)
+    if args.db and args.folder is None:
+        raise UsageError("--db needs the image folder too: segstudio FOLDER --db URL")
+    if args.db:  # fail before any window: a wrong URL or password is one paragraph on the terminal
+        from segstudio.team.connection import connect
+
+        connect(args.db).close()
+    return run_app(args.folder, project_dir=args.project_dir, db=args.db)

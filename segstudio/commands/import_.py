@@ -1,4 +1,4 @@
-"""`segstudio import voc|cityscapes|labelme|masks|camvid SOURCE --out DIR`: turn a dataset into a project."""
+"""`segstudio import voc|cityscapes|labelme|masks|camvid|coco SOURCE --out DIR`: turn a dataset into a project."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "source",
         help="VOC folder (VOCdevkit/VOC2012 or a parent), Cityscapes root, labelme JSON folder, mask folder "
-        "(images/ + masks/) or CamVid folder (train/ + trainannot/)",
+        "(images/ + masks/), CamVid folder (train/ + trainannot/) or COCO folder (annotations/*.json + images)",
     )
     parser.add_argument("--out", help="new (or empty) folder for the project (images are copied there)")
     parser.add_argument(

@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where the project state lives if not in FOLDER/.segstudio (e.g. for a read-only image folder)",
     )
+    parser.add_argument("--db", help="a team project: postgresql://USER@HOST:PORT/DATABASE (docs/team.md)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument(
         "--effort",
@@ -44,12 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _summary(folder: Path, project_dir: Path | None) -> dict[str, Any]:
+def _summary(folder: Path, project_dir: Path | None, db: str | None = None) -> dict[str, Any]:
     folder = folder.expanduser().absolute()
     if not folder.exists():
         raise ProjectError(f"image folder {folder} does not exist; check the path")
     if not folder.is_dir():
         raise ProjectError(f"{folder} is not a folder; give the folder that contains the images")
+    if db is not None:  # a team project: the summary comes from the server
+        with Project.open(folder, state_dir=project_dir, db=db) as project:
+            summary = project.summary()
+            summary.update(changes={"added": 0, "removed": 0, "renamed": 0, "changed": 0}, read_only=False)
+            summary["effort"] = summarize_effort(project.effort_rows())
+        summary.update(project=True, state_location="team server")
+        return summary
     state = project_dir.expanduser().absolute() if project_dir is not None else folder / STATE_DIR_NAME
     check_state_folder(state, sidecar=project_dir is None)  # even a folder without a database: say so
     if not (state / DB_NAME).is_file():
@@ -101,6 +109,13 @@ def _text(summary: dict[str, Any]) -> str:
         f"  scheme:  {scheme['name']} ({len(scheme['classes'])} classes: {classes})",
         f"  models:  {models}",
     ]
+    if "team_server" in summary:
+        lines.insert(1, f"  team:    {summary['team_server']} as {summary['member']} ({summary['role']})")
+        lines.append(f"  my queue: {summary.get('assigned_to_me', 0)} unfinished image(s) assigned to you")
+        for rejected in summary.get("rejected", []):
+            lines.append(
+                f"  rejected: {rejected['image']} by {rejected['reviewer']}: {rejected['comment'] or '(no comment)'}"
+            )
     changes = summary.get("changes")
     if changes and any(changes.values()):
         lines.append(
@@ -139,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.export.staging_registry import sweep
 
     sweep()  # staging folders of killed exports and imports, wherever they were going
-    summary = _summary(args.folder, args.project_dir)
+    summary = _summary(args.folder, args.project_dir, args.db)
     effort = summary.pop("effort", None)
     if args.json:
         if args.effort:

@@ -115,6 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--remap-classes", action="store_true", help="load a checkpoint of another scheme by class name"
     )
+    parser.add_argument(
+        "--db", help="team project: postgresql://USER@HOST/DATABASE (torchrun ranks share its work queue)"
+    )
+    parser.add_argument("--claim-seconds", type=float, default=300.0,
+                        help="team project: a rank's claimed batch goes back to the queue after this long")  # fmt: skip
+    parser.add_argument("--claim-size", type=int, default=4, help="team project: images per claimed batch")
     add_progress_arguments(parser)
 
 
@@ -140,6 +146,12 @@ def _folders(args: argparse.Namespace) -> tuple[Path, str | None]:
     return folder, args.project_dir
 
 
+def _model_spec(args: argparse.Namespace, project: Any) -> tuple[Any, bool]:
+    """The spec and whether the CRF is on, for the team ranks (`team.predict_ranks`)."""
+    spec = _spec(args, project)
+    return spec, spec.crf is not None
+
+
 def run(args: argparse.Namespace) -> int:
     """Open the project, load the model, predict what is to do, report (the steps are below)."""
     _validate(args)
@@ -151,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
         arch_info(args.model)  # unknown name -> clear error before opening anything
     pick_device(args.device)  # an unknown device fails before the project opens
     image_dir, state_dir = _folders(args)
+    if args.db:  # a team project: ranks on any number of machines share the server's work queue
+        from segstudio.team.predict_ranks import run_ranks
+
+        return run_ranks(args, image_dir, state_dir, _model_spec)
     with Project.open(image_dir, state_dir) as project:
         _require_images(project)
         spec = _spec(args, project)

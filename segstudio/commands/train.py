@@ -44,6 +44,9 @@ _OVERRIDES = {
     "workers": "workers",
     "max_side": "max_side",
     "min_iters": "min_iters_per_epoch",
+    "click_model": "click_model",
+    "click_model_steps": "click_model_steps",
+    "click_model_time": "click_model_time_s",
 }
 
 
@@ -92,6 +95,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-side", type=int, help="cap images' long side at this many pixels (default 1024)"
     )
     parser.add_argument("--min-iters", type=int, help="minimum steps per epoch for tiny sets (default 10)")
+    parser.add_argument(
+        "--click-model",
+        action="store_true",
+        default=None,
+        help="also train the click model (the smart tool's learned engine) from the done images; "
+        "the new version carries it (docs/click-model.md)",
+    )
+    parser.add_argument("--click-model-steps", type=int, help="click model training steps (default 300)")
+    parser.add_argument(
+        "--click-model-time",
+        type=float,
+        metavar="SECONDS",
+        help="stop the click model's training after this long",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the interrupted run")
     parser.add_argument(
         "--activate",

@@ -132,11 +132,22 @@ def current_log_dir() -> Path | None:
     return None
 
 
-def log_exception(where: str, error: BaseException) -> None:
-    """Record a caught exception with its traceback (workers report errors as messages; the log keeps the rest)."""
-    logging.getLogger(f"{LOGGER_NAME}.{where}").error(
-        "%s: %s: %s", where, type(error).__name__, error, exc_info=(type(error), error, error.__traceback__)
+def log_exception(where: str, error: BaseException, stderr: bool = True) -> None:
+    """Record a caught exception with its traceback (workers report errors as messages; the log keeps the rest).
+
+    `stderr=False` writes it to the log file only: the CLI prints its own one-paragraph message,
+    and a traceback on the terminal is exactly what it must not show."""
+    logger = logging.getLogger(f"{LOGGER_NAME}.{where}")
+    exc_info = (type(error), error, error.__traceback__)
+    if stderr:
+        logger.error("%s: %s: %s", where, type(error).__name__, error, exc_info=exc_info)
+        return
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 0, "%s: %s: %s", (where, type(error).__name__, error), exc_info
     )
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        if isinstance(handler, _FileHandler):
+            handler.handle(record)
 
 
 @contextmanager

@@ -173,13 +173,19 @@ class Project:
         state_dir: str | os.PathLike[str] | None = None,
         scheme: LabelScheme | str | None = None,
         handle: TaskHandle | None = None,
+        db: str | None = None,
     ) -> Project:
         """Open (creating if needed) the project of `image_dir` and reconcile it with the disk.
 
         `state_dir` puts the project state elsewhere (required when the image folder is read-only).
         `scheme` is used for a new project (default: Pascal VOC); for an existing project that has
-        labels it must match the stored scheme.
+        labels it must match the stored scheme. `db` (postgresql://USER@HOST/DATABASE) joins a team
+        project instead: the same API on the team server (segstudio.team; its driver loads only then).
         """
+        if db is not None:
+            from segstudio.team.project import TeamProject
+
+            return TeamProject.join(image_dir, db, state_dir)
         folder = _checked_image_dir(image_dir)
         state = _resolve_state_dir(folder, state_dir)
         project = cls(folder, state)

@@ -8,7 +8,6 @@ custom schemes are small JSON files validated on load, so a typo is reported, no
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -21,6 +20,7 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import SchemeError
+from segstudio.core.safe_json import parse_json
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -238,10 +238,7 @@ class LabelScheme:
             raise SchemeError(f"scheme file {path} does not exist; check the path") from None
         except (OSError, UnicodeDecodeError) as error:
             raise SchemeError(f"cannot read scheme file {path}: {error}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SchemeError(f"scheme file {path} is not valid JSON ({error}); fix the file") from None
+        data = parse_json(text, f"scheme file {path}", SchemeError, "fix the file")
         try:
             return cls.from_dict(data)
         except SchemeError as error:

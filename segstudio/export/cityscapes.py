@@ -117,7 +117,7 @@ class CityscapesFormat(DatasetFormat):
             old = previous.get(item.rel_path)
             if old and old.count("_") == 2:
                 city, seq, frame = old.split("_")
-                if seq.isdigit() and frame.isdigit():
+                if seq.isascii() and seq.isdigit() and frame.isascii() and frame.isdigit():  # not "²"
                     index = int(seq) * 1_000_000 + int(frame)
                     if index not in used.setdefault(city, set()):
                         used[city].add(index)

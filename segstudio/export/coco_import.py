@@ -18,7 +18,6 @@ explicit scheme, categories map by loose name and unmatched ones are listed as u
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,10 @@ from pycocotools import mask as mask_utils
 
 from segstudio.core.errors import ExportError
 from segstudio.core.paths import resolve_inside
+from segstudio.core.safe_json import load_json_file, whole_number
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, voc_colormap
 from segstudio.export.claimed_size import checked_image_size
+from segstudio.export.coco_checks import check_segmentation
 from segstudio.export.import_common import (
     ImportPlan,
     ImportSample,
@@ -43,26 +44,21 @@ __all__ = ["annotation_mask", "preview_coco", "semantic_mask"]
 
 
 def annotation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """(H, W) bool area of one COCO segmentation: polygon list, uncompressed or compressed RLE."""
+    """(H, W) bool area of one COCO segmentation: polygon list, uncompressed or compressed RLE.
+
+    Checked first (`coco_checks.check_segmentation`): pycocotools crashes on hostile numbers."""
+    check_segmentation(segmentation, height, width)
     if isinstance(segmentation, list):
-        polygons = [p for p in segmentation if len(p) >= 6]
-        if not polygons:
+        if not segmentation:
             return np.zeros((height, width), dtype=bool)
+        polygons = [[float(v) for v in p] for p in segmentation]
         rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    elif isinstance(segmentation, dict) and "counts" in segmentation:
-        if list(segmentation.get("size") or []) != [height, width]:  # decode allocates what "size" says
-            raise ExportError(
-                f"an RLE of size {segmentation.get('size')!r} does not fit its {height}x{width} image"
-            )
-        rle = {"size": segmentation["size"], "counts": segmentation["counts"]}
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode("ascii")
-    else:
-        raise ExportError(
-            f"unsupported COCO segmentation {str(segmentation)[:60]!r}; expected polygons or RLE"
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(
+            {"size": [height, width], "counts": segmentation["counts"]}, height, width
         )
+    else:
+        rle = {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
     return mask_utils.decode(rle).astype(bool)
 
 
@@ -73,7 +69,7 @@ def semantic_mask(
     mask = np.full((height, width), UNLABELED, dtype=np.uint8)
     order = sorted(annotations, key=lambda a: (not a.get("iscrowd", 0), -float(a.get("area", 0) or 0)))
     for ann in order:
-        index = index_of.get(int(ann.get("category_id", -1)))
+        index = index_of.get(whole_number(ann.get("category_id", -1), "category_id", ExportError))
         if index is None or "segmentation" not in ann:
             continue
         mask[annotation_mask(ann["segmentation"], height, width)] = index
@@ -115,10 +111,7 @@ def _image_dir(root: Path, annotation_file: Path, allow_outside: bool) -> Callab
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as error:
-        raise ExportError(f"cannot read COCO file {path}: {error}") from None
+    data = load_json_file(path, ExportError, "fix the COCO file or remove it from annotations/")
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("images"), list)
@@ -143,8 +136,8 @@ def _own_scheme(name: str, categories: list[dict[str, Any]]) -> LabelScheme:
 def _categories(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_id: dict[int, dict[str, Any]] = {}
     for data in files:
-        for cat in data["categories"]:
-            by_id.setdefault(int(cat["id"]), cat)
+        for number, cat in enumerate(data["categories"]):
+            by_id.setdefault(whole_number(cat["id"], f"category {number}: id", ExportError), cat)
     return [by_id[k] for k in sorted(by_id)]
 
 
@@ -162,10 +155,15 @@ def _mapping(
             )
         )
         if index is not None:
-            index_of[int(cat["id"])] = index
+            index_of[whole_number(cat["id"], "category id", ExportError)] = index
     rows.append(MappingRow("(not annotated)", UNLABELED, "void"))
-    listed = {int(cat["id"]) for cat in categories}
-    stray = sorted({int(a.get("category_id", -1)) for d in files for a in d.get("annotations", [])} - listed)
+    listed = {whole_number(cat["id"], "category id", ExportError) for cat in categories}
+    used = {
+        whole_number(a.get("category_id", -1), "annotation category_id", ExportError)
+        for d in files
+        for a in d.get("annotations", [])
+    }
+    stray = sorted(used - listed)
     rows += [
         MappingRow(f"{cid}: (not in categories)", None, "", "category id used by annotations")
         for cid in stray
@@ -190,11 +188,17 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
     locate = _image_dir(context.root, path, context.allow_outside)
     warnings, taken, index_of = context.warnings, context.taken, context.index_of
     by_image: dict[int, list[dict[str, Any]]] = {}
-    for ann in data.get("annotations", []):
-        by_image.setdefault(int(ann["image_id"]), []).append(ann)
+    for number, ann in enumerate(data.get("annotations", [])):
+        where = f"{path}: annotation {number}"
+        by_image.setdefault(whole_number(ann["image_id"], f"{where}: image_id", ExportError), []).append(ann)
+        area = ann.get("area", 0)
+        if not (
+            area is None or (isinstance(area, (int, float)) and not isinstance(area, bool) and area == area)
+        ):
+            raise ExportError(f"{where}: area must be a number, got {str(area)[:40]}; fix the file")
     samples = []
-    for image in data["images"]:
-        anns = by_image.get(int(image["id"]), [])
+    for number, image in enumerate(data["images"]):
+        anns = by_image.get(whole_number(image["id"], f"{path}: image {number}: id", ExportError), [])
         image_path = locate(
             str(image["file_name"])
         )  # an escaping file_name refuses the import (UnsafePathError)
@@ -209,6 +213,13 @@ def _samples(path: Path, data: dict[str, Any], context: _Context) -> list[Import
         h, w = checked_image_size(
             where, (image.get("height"), image.get("width")), ("height", "width"), image_path
         )
+        for ann in anns:  # before pycocotools ever sees them (see coco_checks)
+            try:
+                check_segmentation(ann.get("segmentation", []), h, w)
+            except ExportError as error:
+                raise ExportError(
+                    f"{where}, annotation {str(ann.get('id'))[:20]}: {error}; fix or remove that annotation"
+                ) from None
         samples.append(
             ImportSample(
                 rel,

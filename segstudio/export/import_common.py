@@ -11,9 +11,9 @@ project when the images already sit there (a labelme folder), saving only the ma
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -26,6 +26,7 @@ from segstudio.core.atomic import atomic_write_bytes, fsync_dir
 from segstudio.core.errors import DiskWriteError, ExportError, ImageReadError, SegStudioError, UnsafePathError
 from segstudio.core.logs import timed
 from segstudio.core.paths import contained_relative, resolve_inside
+from segstudio.core.safe_json import load_json_file
 from segstudio.core.schemes import UNLABELED, LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
 from segstudio.export.staging import (
@@ -47,6 +48,7 @@ __all__ = [
     "map_values",
     "normalize_label",
     "original_names",
+    "readable_dataset_errors",
     "run_import",
 ]
 
@@ -85,12 +87,7 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as error:
-        raise ExportError(
-            f"{path} is not a readable SegStudio manifest ({error}); delete it to import without it"
-        ) from None
+    data = load_json_file(path, ExportError, "delete the manifest to import without it")
     if not isinstance(data, dict) or data.get("dataset_format") != dataset_format:
         return {}
     items = data.get("items", [])
@@ -99,6 +96,7 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
             f"{path}: 'items' must be a list, not {type(items).__name__}; fix or delete the manifest"
         )
     names: dict[str, str] = {}
+    owners: dict[str, str] = {}  # source (casefolded) -> the manifest name that claimed it first
     for number, entry in enumerate(items):
         if (
             not isinstance(entry, dict)
@@ -109,11 +107,19 @@ def original_names(root: Path, dataset_format: str, warnings: list[str]) -> dict
                 f"{path}: item {number} must be an object with text 'name' and 'source'; fix or delete the manifest"
             )
         try:
-            names[entry["name"]] = contained_relative(entry["source"]).as_posix()
+            source = contained_relative(entry["source"]).as_posix()
         except (UnsafePathError, ValueError) as error:
             warnings.append(
                 f"{MANIFEST_NAME}: source of {entry['name']!r} refused: {error} (kept the dataset's name)"
             )
+            continue
+        first = owners.setdefault(source.casefold(), entry["name"])
+        if first != entry["name"]:
+            raise ExportError(
+                f"{path}: items {first!r} and {entry['name']!r} both restore {source!r}, so one image would "
+                "replace the other; fix the manifest or delete it to import with the dataset's own names"
+            )
+        names[entry["name"]] = source
     return names
 
 
@@ -194,6 +200,18 @@ class ImportPlan:
     samples: list[ImportSample]
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        """Two samples on one project path: one would silently replace the other (and the count lie)."""
+        seen: dict[str, int] = {}
+        for number, sample in enumerate(self.samples):
+            first = seen.setdefault(sample.rel_path.casefold(), number)
+            if first != number:
+                raise ExportError(
+                    f"two images of {self.source} would both be imported as {sample.rel_path!r} "
+                    f"({self.samples[first].image_path} and {sample.image_path}), so one would be lost; "
+                    "rename one of them (or fix the dataset's manifest) and import again"
+                )
+
     @property
     def unmapped(self) -> list[str]:
         return [row.source for row in self.mapping if row.target_index is None]
@@ -238,6 +256,35 @@ class ImportPlan:
             lines.append(f"note: {outside}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def readable_dataset_errors(preview: Callable[..., ImportPlan]) -> Callable[..., ImportPlan]:
+    """A preview function whose file-system surprises become an ExportError naming the file.
+
+    Reading a dataset from a stranger meets names longer than the file system allows
+    (ENAMETOOLONG), unreadable files and folders, names that are not valid text: each is one
+    message naming the entry, not a traceback (the CLI exits 2, the GUI shows it)."""
+
+    @functools.wraps(preview)
+    def wrapper(source, *args, **kwargs) -> ImportPlan:
+        try:
+            return preview(source, *args, **kwargs)
+        except OSError as error:
+            name = getattr(error, "filename", None) or source
+            if getattr(error, "errno", None) == errno.ENAMETOOLONG:
+                raise ExportError(
+                    f"{name}: this name, from {source}, is longer than the file system allows; "
+                    "shorten it (or remove the entry that names it) and import again"
+                ) from None
+            raise ExportError(
+                f"cannot read {name} ({error.strerror or error}); check the dataset's files and permissions"
+            ) from None
+        except UnicodeError as error:
+            raise ExportError(
+                f"{source}: a file or name is not valid text ({error}); fix or remove it and import again"
+            ) from None
+
+    return wrapper
 
 
 _IMPORT_TAG = ".segstudio-import-"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segstudio.core.errors import ExportError
+from segstudio.core.errors import ExportError, MaskError
 from segstudio.core.images import IMAGE_EXTENSIONS
-from segstudio.core.masks import load_mask
+from segstudio.core.masks import MAX_MASK_PIXELS, load_mask
 from segstudio.core.schemes import UNLABELED, VOID_COLOR
 from segstudio.export.import_common import ImportSample, MappingRow
 
@@ -92,7 +92,14 @@ def read_source_mask(path: Path, colors: dict[int, int] | None) -> tuple[np.ndar
     try:
         with Image.open(path) as img:
             colour = img.mode in ("RGB", "RGBA") and colors is not None
+            if colour and img.width * img.height > MAX_MASK_PIXELS:  # the header, before any decoding
+                raise MaskError(
+                    f"mask {path} claims {img.width}x{img.height} pixels, more than {MAX_MASK_PIXELS:,}; "
+                    "it is not a usable mask"
+                )
             rgb = np.asarray(img.convert("RGB")) if colour else None
+    except MaskError as error:
+        raise ExportError(str(error)) from None
     except Exception:
         rgb = None
     if rgb is None or colors is None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,9 +24,10 @@ from PIL import Image, ImageDraw
 
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import contained_relative, resolve_inside
+from segstudio.core.safe_json import load_json_file
 from segstudio.core.schemes import UNLABELED, ClassDef, LabelScheme, control_characters, voc_colormap
 from segstudio.export.import_common import ImportPlan, ImportSample, MappingRow, lookup_by_name
-from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64
+from segstudio.export.labelme_checks import check_shapes, checked_size, decode_base64, simplify_shapes
 
 __all__ = ["preview_labelme", "read_labels_file", "scheme_from_labels", "shape_to_mask"]
 
@@ -114,16 +114,17 @@ def scheme_from_labels(labels: list[str], name: str = "labelme") -> LabelScheme:
     return LabelScheme(name, tuple(ClassDef(n, tuple(int(c) for c in cmap[i])) for i, n in enumerate(names)))
 
 
-def _load_json(path: Path) -> dict[str, Any] | None:
+def _load_json(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """(the labelme document, "") or (None, why it is not one)."""
     if not path.is_file():  # a FIFO or device named *.json would block the read forever
-        return None
+        return None, "not a regular file"
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
-        return None
+        data = load_json_file(path, ExportError)
+    except ExportError as error:
+        return None, str(error).removeprefix(f"{path} ").split(";")[0]
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
-        return None
-    return data
+        return None, "no 'shapes' list"
+    return data, ""
 
 
 def _find_labels_file(source: Path) -> Path | None:
@@ -154,9 +155,9 @@ def preview_labelme(
     for path in sorted(source.rglob("*.json")):
         if any(part.startswith(".") for part in path.relative_to(source).parts):
             continue
-        data = _load_json(path)
+        data, why = _load_json(path)
         if data is None:
-            warnings.append(f"{path.relative_to(source)} is not a labelme file (skipped)")
+            warnings.append(f"{path.relative_to(source)} is not a labelme file ({why}; skipped)")
             continue
         check_shapes(path, data["shapes"])  # objects with text labels, before anything reads them
         documents.append((path, data))
@@ -242,6 +243,7 @@ def _sample(
     )  # checked now, decoded again when copied
     size = checked_size(path, data, image_path, embedded if image_path is None else None)
     check_shapes(path, data["shapes"], size)
+    simplify_shapes(path, data["shapes"], warnings)  # Pillow would take minutes on a 1M-point polygon
     try:
         rel = contained_relative(name, base=rel_dir).as_posix()
     except UnsafePathError as error:

@@ -96,5 +96,7 @@ def get_importer(kind: str) -> Callable[..., Any]:
         raise ExportError(f"unknown import source {kind!r}; choose one of: {', '.join(_IMPORTERS)}")
     import importlib
 
+    from segstudio.export.import_common import readable_dataset_errors
+
     module_name, function = _IMPORTERS[key].split(":")
-    return getattr(importlib.import_module(module_name), function)
+    return readable_dataset_errors(getattr(importlib.import_module(module_name), function))

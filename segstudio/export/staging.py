@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import shutil
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 from segstudio.core.atomic import atomic_write_json, fsync_dir
 from segstudio.core.errors import ExportError, UnsafePathError
 from segstudio.core.paths import resolve_inside
+from segstudio.core.safe_json import load_json_file
 from segstudio.export import staging_registry
 
 __all__ = [
@@ -46,8 +46,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     """The manifest of a previous SegStudio export in `folder`, or None."""
     path = Path(folder) / MANIFEST_NAME
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = load_json_file(path, ExportError)
+    except ExportError:  # unreadable, not JSON, nested too deep: not a manifest we wrote
         return None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         return None
@@ -129,7 +129,7 @@ def remove_dead_staging(target: Path, tag: str, *, include_own: bool = False) ->
         if not leftover.name.startswith(prefix) or not leftover.is_dir():
             continue
         pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
-        dead = not pid_text.isdigit() or not _pid_alive(int(pid_text))
+        dead = not (pid_text.isascii() and pid_text.isdigit()) or not _pid_alive(int(pid_text))
         if dead or (include_own and int(pid_text) == os.getpid()):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -112,11 +112,44 @@ def install_excepthook(window: Any) -> Callable[..., None]:
             traceback.print_exc(file=sys.stderr)
 
     sys.excepthook = hook
+    _install_thread_hook(window, hook)
     return hook
 
 
-def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLike[str] | None = None) -> int:
-    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code."""
+def _install_thread_hook(window: Any, hook: Callable[..., None]) -> None:
+    """Exceptions escaping a plain worker thread (not a TaskRunner job, which reports its own) take
+    the same way: logged with the traceback and shown in `window`. The box is shown from the GUI
+    thread through a queued signal (a widget must never be touched from a worker thread)."""
+    import threading
+
+    from PySide6.QtCore import QObject, Signal
+
+    class _Relay(QObject):
+        raised = Signal(object)
+
+    relay = _Relay(window)  # lives in the GUI thread: emits from other threads are queued to it
+    relay.raised.connect(lambda args: hook(args.exc_type, args.exc_value, args.exc_traceback))
+    window._thread_error_relay = relay  # kept alive with the window
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        try:
+            relay.raised.emit(args)
+        except RuntimeError:  # the window is gone: the terminal is all that is left
+            traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=sys.stderr)
+
+    threading.excepthook = thread_hook
+
+
+def run_app(
+    folder: str | os.PathLike[str] | None,
+    project_dir: str | os.PathLike[str] | None = None,
+    db: str | None = None,
+) -> int:
+    """Show the annotation window on `folder` (or an empty one: File → Open recent); returns the exit code.
+
+    `db`: open the folder as the team project on that server (docs/team.md)."""
     problem = check_display()
     if problem:
         print(problem, file=sys.stderr)
@@ -128,7 +161,7 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
 
     setup_logging()  # the user's log folder until a project opens (then its state folder)
     early = None
-    if folder is not None:  # opened while the window's modules load (see EarlyOpen)
+    if folder is not None and db is None:  # opened while the window's modules load (see EarlyOpen)
         from segstudio.gui.opener import EarlyOpen
 
         early = EarlyOpen(str(folder), None if project_dir is None else str(project_dir))
@@ -150,5 +183,5 @@ def run_app(folder: str | os.PathLike[str] | None, project_dir: str | os.PathLik
     install_excepthook(window)
     window.show()
     if folder is not None:
-        window.open_folder(folder, project_dir, early=early)
+        window.open_folder(folder, project_dir, early=early, db=db)
     return int(app.exec())

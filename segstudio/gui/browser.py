@@ -76,6 +76,8 @@ class ImageListModel(QAbstractListModel):
         self.loader: ThumbnailLoader | None = None
         self.project: Project | None = None
         self.problems: dict[str, str] = {}  # rel_path -> reason, marked in the list
+        self.editors: dict[str, str] = {}  # rel_path -> team member editing it now (team projects)
+        self.notes: dict[str, str] = {}  # rel_path -> a team note ("not yet on the server", a rejection)
         self._placeholder = QPixmap(THUMB_SIZE, THUMB_SIZE * 3 // 4)
         self._placeholder.fill(QColor(70, 70, 70))
 
@@ -139,7 +141,11 @@ class ImageListModel(QAbstractListModel):
             return None
         rec = self._records[self._visible[index.row()]]
         if role == Qt.ItemDataRole.DisplayRole:
-            return display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
+            name = display_path(rec.rel_path)  # a non-UTF-8 name shows U+FFFD where Qt would drop the byte
+            editor = self.editors.get(rec.rel_path)
+            lines = [name] if editor is None else [name, f"being edited by {editor}"]
+            note = self.notes.get(rec.rel_path)
+            return "\n".join(lines if note is None else [*lines, note])
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnail(rec)
         if role == RecordRole:
@@ -156,6 +162,10 @@ class ImageListModel(QAbstractListModel):
                 lines.append(f"unreadable: {rec.error}")
             if rec.rel_path in self.problems:
                 lines.append(f"problem: {self.problems[rec.rel_path]}")
+            if rec.rel_path in self.editors:
+                lines.append(f"being edited by {self.editors[rec.rel_path]} (you can look; saves are theirs)")
+            if rec.rel_path in self.notes:
+                lines.append(self.notes[rec.rel_path])
             return "\n".join(lines)
         return None
 
@@ -184,6 +194,28 @@ class ImageListModel(QAbstractListModel):
         if row is not None:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_editors(self, editors: dict[str, str]) -> None:
+        """Who else is editing which image (team projects); repaints the rows that changed."""
+        changed = set(editors.items()) ^ set(self.editors.items())
+        self.editors = dict(editors)
+        for rel_path in {path for path, _ in changed}:
+            i = self._row_of_path.get(rel_path)
+            row = None if i is None else self._visible_row.get(i)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
+
+    def set_notes(self, notes: dict[str, str]) -> None:
+        """Team notes per image (a save not yet on the server, a reviewer's rejection); repaints changes."""
+        changed = set(notes.items()) ^ set(self.notes.items())
+        self.notes = dict(notes)
+        for rel_path in {path for path, _ in changed}:
+            i = self._row_of_path.get(rel_path)
+            row = None if i is None else self._visible_row.get(i)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index)
 
     def set_problem(self, rel_path: str, reason: str | None) -> None:
         """Mark (reason) or unmark (None) an image as having a problem; repaints its row."""
@@ -298,6 +330,9 @@ STATUS_FILTERS: list[tuple[str, set[str] | None]] = [
 ]
 
 
+SORT_SETTING = "gui.browser_sort"
+
+
 class BrowserWidget(QWidget):
     """Filter bar, counter and list; emits `image_activated(rel_path)` when the user picks one."""
 
@@ -353,10 +388,14 @@ class BrowserWidget(QWidget):
         layout.addWidget(self.view, 1)
         self._current: str | None = None
         self.loader: ThumbnailLoader | None = None
+        self._project: Project | None = None
 
     def _activated(self, index: QModelIndex) -> None:
         # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
-        self.image_activated.emit(index.data())
+        # The record's path, not the display text (that carries team notes and a display-safe name).
+        rec = index.data(RecordRole)
+        if rec is not None:
+            self.image_activated.emit(rec.rel_path)
 
     # -- project ---------------------------------------------------------------------------------------
     def set_project(self, project: Project | None) -> None:
@@ -370,7 +409,14 @@ class BrowserWidget(QWidget):
             self.loader = ThumbnailLoader(project.thumbnails_dir, parent=self)
             self.loader.ready.connect(self.model.thumbnail_ready)
             self.model.set_records(project.images(), project, self.loader)
+        self._project = project
         self._current = None
+        saved = project.get_setting(SORT_SETTING) if project is not None else None
+        mode = saved if self.sort_combo.findData(saved) >= 0 else SORT_NAME
+        self.sort_combo.blockSignals(True)  # restored, not chosen: nothing is written back
+        self.sort_combo.setCurrentIndex(self.sort_combo.findData(mode))
+        self.sort_combo.blockSignals(False)
+        self.model.set_sort(mode)
         self.update_counter()
 
     def refresh(
@@ -425,8 +471,13 @@ class BrowserWidget(QWidget):
         self._reselect()
 
     def _apply_sort(self) -> None:
-        self.model.set_sort(self.sort_combo.currentData())
-        self._reselect()
+        mode = self.sort_combo.currentData()
+        self.model.set_sort(mode)
+        project = self._project
+        if project is not None and not project.closed:
+            project.set_setting(SORT_SETTING, mode)  # the project reopens in this order
+        self._reselect(scroll=False)
+        self.view.scrollToTop()  # a new order is read from its first row (least confident first)
 
     def set_status_filter(self, label: str) -> None:
         self.status_filter.setCurrentIndex([name for name, _ in STATUS_FILTERS].index(label))
@@ -444,7 +495,7 @@ class BrowserWidget(QWidget):
         self._current = rel_path
         self._reselect()
 
-    def _reselect(self) -> None:
+    def _reselect(self, scroll: bool = True) -> None:
         row = None if self._current is None else self.model.row_of(self._current)
         self.view.blockSignals(True)
         if row is None:
@@ -452,7 +503,8 @@ class BrowserWidget(QWidget):
         else:
             index = self.model.index(row)
             self.view.setCurrentIndex(index)
-            self.view.scrollTo(index)
+            if scroll:
+                self.view.scrollTo(index)
         self.view.blockSignals(False)
         self.update_counter()
 

@@ -246,6 +246,15 @@ class EditorSession(QObject):
         doc, rec = self.document, self.record
         if doc is None or rec is None or not doc.dirty or doc.in_stroke:
             return
+        if rec.status != Status.DONE and _all_undone(doc):
+            # Every edit was undone: no mask, and the image returns to predicted / new.
+            doc.mark_saved()
+            self._had_mask = False
+            status = Status.PREDICTED if doc.prediction is not None else Status.NEW
+            self.record = shown = _with_status(rec, status)
+            self.record_changed.emit(shown)
+            self._submit(rec.rel_path, lambda: self.project.delete_mask(rec))
+            return
         labels = doc.labels.copy()
         doc.mark_saved()
         self._had_mask = True
@@ -382,6 +391,15 @@ class EditorSession(QObject):
         self.flush()
         self._writer.stop(wait=True)
         self.cache.shutdown()
+
+
+def _all_undone(doc: MaskDocument) -> bool:
+    """No undo step left and the labels are what an unedited image shows (the prediction, or unlabeled)."""
+    if doc.history.undo_count:
+        return False
+    if doc.prediction is not None:
+        return bool(np.array_equal(doc.labels, doc.prediction))
+    return bool((doc.labels == UNLABELED).all())
 
 
 def _with_status(rec: ImageRecord, status: Status) -> ImageRecord:

@@ -45,6 +45,9 @@ __all__ = ["AUTO_USE_SETTING", "FinetunePanel", "done_counts"]
 
 #: project setting: make a finished fine-tune the active model without asking
 AUTO_USE_SETTING = "finetune.auto_use"
+CLICK_MODEL_MIN_DONE = (
+    20  # done train images from which the click-model tick is on by default (docs/click-model.md)
+)
 #: the workbench's "Model > Use weights file..." choice (main_window), which the worker predicts with
 _WEIGHTS_SETTING = "gui.weights"
 _KILL_AFTER_MS = 30_000
@@ -232,6 +235,12 @@ class FinetunePanel(QWidget):
         form.addRow("Batch:", self.batch_spin)
         form.addRow("Crop:", self.crop_spin)
         form.addRow(self.freeze_check)
+        #: the smart tool's learned engine (docs/click-model.md); on by default from CLICK_MODEL_MIN_DONE images
+        self.click_model_check = QCheckBox(
+            "Click model (the smart click's learned engine, trained after the model)"
+        )
+        self.click_model_check.clicked.connect(lambda: setattr(self, "_click_model_chosen", True))
+        form.addRow(self.click_model_check)
         form.addRow(self.auto_use_check)
         return settings_box
 
@@ -262,6 +271,8 @@ class FinetunePanel(QWidget):
         self._base_arg, text, new_model = self._base_choice()
         self.base_label.setText(text)
         self.arch_combo.setEnabled(new_model and not self.is_running())
+        if not getattr(self, "_click_model_chosen", False):
+            self.click_model_check.setChecked(train >= CLICK_MODEL_MIN_DONE)
         if not self.is_running():
             self.fine_tune_button.setEnabled(train > 0)
             if not train:
@@ -302,6 +313,7 @@ class FinetunePanel(QWidget):
             "batch": self.batch_spin.value(),
             "crop": self.crop_spin.value(),
             "freeze_backbone": self.freeze_check.isChecked(),
+            "click_model": self.click_model_check.isChecked(),
         }
         values.update(self.extra_settings)
         return values
@@ -406,6 +418,13 @@ class FinetunePanel(QWidget):
             self._last_checkpoint = event
         elif kind == "done":
             self._done = event
+        elif kind == "click_model":
+            done = event.get("path") is not None or event.get("reason") is not None
+            self.status_label.setText(
+                "Click model saved."
+                if done
+                else f"Training the click model: step {event.get('step')} / {event.get('steps')}"
+            )
         elif kind == "error":
             self.status_label.setText(f"Training failed: {event.get('message')}")
         elif kind == "warning":
@@ -448,7 +467,11 @@ class FinetunePanel(QWidget):
             "plus_minus": event.get("miou_pm"),
             "n": event.get("val_images") or 0,
         }
-        text = f"Val mIoU {'of the base model ' if baseline else ''}{format_estimate(estimate)}"
+        # Says which evaluation it is: the result below shows the kept (best) epoch, not this one.
+        where = (
+            "Base model before training" if baseline else f"Latest evaluation (epoch {event.get('epoch')})"
+        )
+        text = f"{where}: val mIoU {format_estimate(estimate)}"
         if event.get("gain"):
             text += f"; vs the base model {format_estimate(event['gain'], signed=True)}"
         self.estimate_label.setText(text if event.get("val_images") else "")
@@ -512,12 +535,12 @@ class FinetunePanel(QWidget):
             after = (self._last_checkpoint.get("metrics") or {}).get("miou")
         base = self._run_parent or "starting model"
         text = (
-            f"<b>Val mIoU</b>: before ({base}) <b>{pct(before)}</b> &nbsp;&rarr;&nbsp; "
-            f"after ({self.new_version}) <b>{pct(after)}</b>"
+            f"<b>Kept model {self.new_version}</b> (its best epoch), val mIoU: before ({base}) "
+            f"<b>{pct(before)}</b> &nbsp;&rarr;&nbsp; after ({self.new_version}) <b>{pct(after)}</b>"
         )
         gain = done.get("gain")
         if gain and gain.get("value") is not None:
-            text += f"<br>Gain {format_estimate(gain, signed=True)}"
+            text += f"<br>Gain of the kept model over {base}: {format_estimate(gain, signed=True)}"
             if gain.get("plus_minus") is not None and abs(gain["value"]) < gain["plus_minus"]:
                 text += " (within the uncertainty: more done images would tell)"
         self.result_label.setText(text)

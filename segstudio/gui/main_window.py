@@ -28,12 +28,13 @@ from segstudio.core.document import MaskDocument
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import ImageRecord, Project, Status
 from segstudio.core.schemes import get_scheme
-from segstudio.gui import panels
+from segstudio.gui import panels, team_view
 from segstudio.gui.browser import BrowserWidget
 from segstudio.gui.canvas import CanvasView
 from segstudio.gui.cursors import fill_cursor, polygon_cursor
 from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
+from segstudio.gui.focus_keys import ShortcutKeysFirst
 from segstudio.gui.folder_watch import FolderWatcher
 from segstudio.gui.inference_client import Severity
 from segstudio.gui.legend import ConfidenceLegend
@@ -46,6 +47,7 @@ from segstudio.gui.palette import PaletteWidget
 from segstudio.gui.problems import ProblemsButton, ProblemsPanel, is_follow_up, one_paragraph
 from segstudio.gui.prompt_marks import PromptMarks
 from segstudio.gui.quick_pick import QuickClassPicker
+from segstudio.gui.scheme_actions import SchemeActions
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.smart_tools import stored_probabilities
@@ -117,6 +119,8 @@ class MainWindow(QMainWindow):
         }
         for action in self.actions_by_id.values():
             self.addAction(action)  # shortcuts work whatever has focus
+        self._keys_first = ShortcutKeysFirst(self)  # ...even a spin box (text fields keep their keys)
+        QApplication.instance().installEventFilter(self._keys_first)  # also sees resizes before the layout
         self._build_status_bar()
         self._build_menus_and_toolbars()
         self._connect()
@@ -146,8 +150,9 @@ class MainWindow(QMainWindow):
         self.pos_label = QLabel("", self)
         self.class_label = QLabel("", self)
         self.effort_label = QLabel("", self)
+        # Permanent (right-hand) widgets: a transient message is drawn over ordinary ones, hiding x/y.
         for widget in (self.pos_label, self.class_label):
-            bar.addWidget(widget)
+            bar.addPermanentWidget(widget)
         self.model_status = ModelStatus(self)
         bar.addPermanentWidget(self.effort_label)  # permanent: transient messages must not hide it
         self.problems_button = ProblemsButton(self)
@@ -168,6 +173,8 @@ class MainWindow(QMainWindow):
         extra["get_sam"].triggered.connect(self._get_sam_model)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
+        self.team_presence: team_view.TeamPresence | None = None
+        self.open_team_action = team_view.install_menu_action(self)
 
     def _connect(self) -> None:
         a = self.actions_by_id
@@ -204,6 +211,10 @@ class MainWindow(QMainWindow):
         self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
         self.palette.scheme_edited.connect(self._scheme_edited)
         self.palette.preset_requested.connect(self._preset_requested)
+        self.scheme_actions = SchemeActions(self)
+        self.palette.load_requested.connect(self.scheme_actions.load_from_file)
+        self.palette.delete_requested.connect(self.scheme_actions.delete)
+        self.palette.merge_requested.connect(self.scheme_actions.merge)
         self.overlay.counts_changed.connect(self.palette.set_counts)
         self.overlay.diff_fraction_changed.connect(self._effort)
         self.opacity_slider.valueChanged.connect(self._opacity)
@@ -270,6 +281,59 @@ class MainWindow(QMainWindow):
         self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel(panels.crf_panel))
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
+    # -- layout at any window size ------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._wrap_toolbars()
+        self._restore_side_panels(event.oldSize().width(), event.size().width())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._wrap_toolbars()
+
+    def _wrap_toolbars(self) -> None:
+        """Toolbars that do not fit one row go to a second row instead of hiding behind a » button."""
+        bars = [
+            b for b in (self.tools_bar, self.options_bar, self.smart_options, self.view_bar) if b.isVisible()
+        ]
+        room = self.width() - 8
+        used, wrap_at = 0, None
+        for bar in bars:
+            used += bar.sizeHint().width()
+            if used > room and bar is not bars[0]:
+                wrap_at = bar
+                break
+        if wrap_at is getattr(self, "_toolbar_break", None):
+            return
+        for bar in bars:
+            if self.toolBarBreak(bar):
+                self.removeToolBarBreak(bar)
+        if wrap_at is not None:
+            self.insertToolBarBreak(wrap_at)
+        self._toolbar_break = wrap_at
+
+    def _side_docks(self) -> list[QDockWidget]:
+        docks = [self.findChild(QDockWidget, n) for n in ("browser_dock", "palette_dock")]
+        return [d for d in docks if d is not None and d.isVisible() and not d.isFloating()]
+
+    def before_resize(self, old: int, new: int) -> None:
+        """Called before the layout squeezes the panels (the focus_keys filter calls it): their widths now
+        are the user's; a smaller window takes room from them that `_restore_side_panels` gives back.
+
+        Why: Qt never gives the room back, so after shrinking and re-growing the window the Images
+        panel stayed narrower, and that width was saved."""
+        if old > 0 and new < old and getattr(self, "_before_squeeze", None) is None:
+            self._before_squeeze = (old, [(d, d.width()) for d in self._side_docks()])
+
+    def _restore_side_panels(self, old: int, new: int) -> None:
+        squeezed = getattr(self, "_before_squeeze", None)
+        if squeezed is None or new <= old or new < squeezed[0]:
+            return
+        self._before_squeeze = None
+        docks = [(d, w) for d, w in squeezed[1] if shiboken6.isValid(d) and d in self._side_docks()]
+        if docks:
+            self.resizeDocks([d for d, _ in docks], [w for _, w in docks], Qt.Orientation.Horizontal)
+
     def _choose_sam_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "SAM checkpoint (ViT-B/L/H .pth)", "", "Checkpoints (*.pth *.pt)"
@@ -332,16 +396,21 @@ class MainWindow(QMainWindow):
 
     # -- project -------------------------------------------------------------------------------------------
     def open_folder(
-        self, folder: str | Path, project_dir: str | Path | None = None, early: EarlyOpen | None = None
+        self,
+        folder: str | Path,
+        project_dir: str | Path | None = None,
+        early: EarlyOpen | None = None,
+        db: str | None = None,
     ) -> None:
         """Open an image folder in the background; the window stays responsive meanwhile.
 
-        `early`: the same folder already being opened since start-up (run_app), adopted."""
+        `early`: the same folder already being opened since start-up (run_app), adopted.
+        `db`: the team server URL of a team project on this folder (gui/team_view.py)."""
         self.close_project()
         self.statusBar().showMessage(f"Opening {folder}…")
         self.central.setCurrentIndex(1)  # the editor, saying what is happening, not the welcome page
         self.overlay.set_document(None, None, f"Opening {Path(folder).name}…")
-        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early)
+        self._opener.start(str(folder), None if project_dir is None else str(project_dir), early, db)
 
     def _open_failed(self, message: str) -> None:
         self.central.setCurrentIndex(0)
@@ -380,23 +449,25 @@ class MainWindow(QMainWindow):
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
             self.model.spec_changes = {k: weights.get(k) for k in ("weights", "path", "version")}
+            for flag in ("remap_classes", "classes_by_index"):
+                self.model.spec_changes[flag] = bool(weights.get(flag))
         self.model.prediction_ready.connect(self.session.apply_prediction)
         self.model.prediction_ready.connect(lambda rel_path, _result: self.resolve_problem(rel_path))
         self.model.error.connect(self._model_error)
         self.model.status_message.connect(self._model_note)
-        self.model.model_loaded.connect(
-            lambda version, _device: setattr(self.session, "model_version", version)
-        )
+        self.model.model_loaded.connect(self._model_loaded)
         self.model_status.attach(self.model)
         self._show_planned_model()
         self.model.model_loaded.connect(lambda *_: self.model_hint.hide())
         self.model.embedding_ready.connect(self.tools.smart.embedding_arrived)
+        self._offer_click_model()
         if self.tools.smart.sam is not None:  # a SAM checkpoint loaded before this project opened
             self.model.use_sam(self.tools.smart.sam)
         order = project.get_setting("gui.palette_order")
         hidden = set(project.get_setting("gui.hidden_classes", []) or [])
         self._apply_scheme(order if isinstance(order, list) else None, hidden)
         self.browser.set_project(project)
+        self.team_presence = team_view.attach(self, project)  # None for a local project
         self._list_unreadable(project.images())
         self.folder_watch = FolderWatcher(project, self)
         self.folder_watch.changed.connect(self._folder_changed)
@@ -419,6 +490,11 @@ class MainWindow(QMainWindow):
             )
         self.project_opened.emit()
 
+    def _model_loaded(self, version: str, _device: str) -> None:
+        """A model finished loading; it may arrive after the project closed (no session left)."""
+        if self.session is not None:
+            self.session.model_version = version
+
     def _apply_scheme(self, order: list[int] | None = None, hidden: set[int] | None = None) -> None:
         assert self.project is not None
         scheme = self.project.scheme
@@ -431,6 +507,9 @@ class MainWindow(QMainWindow):
             return
         self._save_project_state()
         self._close_panels()
+        if self.team_presence is not None:
+            self.team_presence.stop()
+            self.team_presence = None
         if self.folder_watch is not None:
             self.folder_watch.close()
             self.folder_watch = None
@@ -489,6 +568,8 @@ class MainWindow(QMainWindow):
         self.canvas.paint_enabled = document is not None
         self.browser.set_current(rec.rel_path)
         self.browser.update_record(rec)
+        if self.team_presence is not None:
+            self.team_presence.image_opened(rec)
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
         if document is not None and self.settings.auto_predict and self.model is not None:
             # After this event: the image is painted first, the model request follows.
@@ -667,6 +748,10 @@ class MainWindow(QMainWindow):
         self._apply_scheme()
 
     def _preset_requested(self, name: str) -> None:
+        self.switch_scheme(get_scheme(name), f"the '{name}' scheme")
+
+    def switch_scheme(self, scheme, what: str) -> None:
+        """A preset or a scheme file replaces the project's scheme (asked first when masks exist)."""
         if self.project is None:
             return
         self.flush_current()
@@ -675,13 +760,14 @@ class MainWindow(QMainWindow):
             answer = QMessageBox.question(
                 self,
                 "Change label scheme",
-                f"Switch this project to the '{name}' scheme? Existing masks keep their class numbers, "
-                "so they will be read with the new class names.",
+                f"Switch this project to {what} ({scheme.num_classes} classes)? Existing masks keep their "
+                "class numbers, so they will be read with the new class names.",
             )
             if answer != QMessageBox.StandardButton.Yes:
                 self._apply_scheme()
                 return
-        self._scheme_edited(get_scheme(name))
+        self._scheme_edited(scheme)
+        self.statusBar().showMessage(f"Label scheme: {what}, {scheme.num_classes} classes", 8000)
 
     def flush_current(self) -> None:
         if self.session is not None:
@@ -705,10 +791,29 @@ class MainWindow(QMainWindow):
             self, "Model weights", "", "PyTorch weights (*.pt *.pth);;All files (*)"
         )
         if path:
-            self.use_weights(weights="file", path=path, version=None)
+            self.use_weights_file(path)
+
+    def use_weights_file(self, path: str) -> None:
+        """A checkpoint of other classes: adopt its classes or map them by name (asked), then use it."""
+        if self.project is None or self.session is None:
+            return
+        from segstudio.gui.checkpoint_classes import ask_checkpoint_classes
+
+        paths = [r.rel_path for r in self.project.images()]
+        self.flush_current()
+        choice = ask_checkpoint_classes(self, self.project, path)
+        if choice.changes is None:
+            return
+        if choice.adopted is not None:
+            current = self.scheme_actions.close_current()
+            self.tool_state.active_class = 0
+            self.scheme_actions.reopen(current, paths, None, set())
+        self.use_weights(weights="file", path=path, version=None, **choice.changes)
 
     def use_weights(self, **changes: object) -> None:
         """Model menu: the weights to predict with from now on (the status bar names the model once loaded)."""
+        changes.setdefault("remap_classes", False)  # only a checkpoint the user chose to map by name remaps
+        changes.setdefault("classes_by_index", False)
         if self.model is not None:
             self.model.use_weights(**changes)
             self._project_setting("gui.weights", changes)  # the project reopens with the same choice
@@ -810,6 +915,14 @@ class MainWindow(QMainWindow):
         """Versions dialog picked a model version: hot-swap it into a running worker."""
         if self.model is not None:  # no worker yet: it starts from the project's active version
             self.model.change_model(weights="project", version=version)
+        self._offer_click_model()
+
+    def _offer_click_model(self) -> None:
+        """The smart tool's ``learned`` engine follows the active version's click model (rollback included)."""
+        from segstudio.ml.click_model_files import click_model_path
+
+        active = self.project.active_model_version() if self.project is not None else None
+        self.tools.smart.set_click_model(click_model_path(active.checkpoint_path if active else None))
 
     def _import(self) -> None:
         def connect(dialog: object) -> None:

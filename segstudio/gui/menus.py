@@ -149,6 +149,7 @@ def build_toolbars(
     tools_bar.addAction(actions["undo"])
     tools_bar.addAction(actions["redo"])
     window.addToolBar(tools_bar)
+    window.tools_bar = tools_bar
     options_bar = ToolOptionsBar(tool_state, window)
     options_bar.protect_class_combo.setMinimumContentsLength(10)
     window.addToolBar(options_bar)
@@ -165,4 +166,5 @@ def build_toolbars(
     for key in LAYERS:
         view_bar.addAction(actions[key])
     window.addToolBar(view_bar)
+    window.view_bar = view_bar
     return options_bar, slider

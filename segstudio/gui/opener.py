@@ -16,10 +16,12 @@ from segstudio.gui.background_tasks import TaskRunner
 __all__ = ["EarlyOpen", "ProjectOpener", "open_project"]
 
 
-def open_project(folder: str, project_dir: str | None, handle: TaskHandle) -> Project:
-    """`Project.open`, with OS-level surprises turned into a message that names the folder."""
+def open_project(folder: str, project_dir: str | None, handle: TaskHandle, db: str | None = None) -> Project:
+    """`Project.open`, with OS-level surprises turned into a message that names the folder.
+
+    `db`: a team project's server URL (the project then lives there; see docs/team.md)."""
     try:
-        project = Project.open(folder, project_dir, handle=handle)
+        project = Project.open(folder, project_dir, handle=handle, db=db)
     except SegStudioError:
         raise
     except Exception as exc:  # an OS-level surprise: name the folder, keep the app running
@@ -77,9 +79,12 @@ class ProjectOpener(QObject):
         self._runner.done.connect(self.opened)
         self._runner.failed.connect(self.failed)
 
-    def start(self, folder: str, project_dir: str | None, early: EarlyOpen | None = None) -> None:
-        """Open `folder`; `early` is an open of it already under way (run_app), adopted instead of a new one."""
-        if early is not None and early.request != (folder, project_dir):
+    def start(
+        self, folder: str, project_dir: str | None, early: EarlyOpen | None = None, db: str | None = None
+    ) -> None:
+        """Open `folder` (on the team server `db`, if given); `early` is an open of it already under way
+        (run_app), adopted instead of a new one."""
+        if early is not None and (early.request != (folder, project_dir) or db is not None):
             early.close_when_done()
             early = None
         if early is not None:
@@ -89,7 +94,8 @@ class ProjectOpener(QObject):
             )
             return
         self._runner.start(
-            lambda state: open_project(folder, project_dir, state), discard=lambda project: project.close()
+            lambda state: open_project(folder, project_dir, state, db),
+            discard=lambda project: project.close(),
         )
 
     def cancel(self) -> None:

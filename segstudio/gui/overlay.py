@@ -149,7 +149,8 @@ class OverlayPresenter(QObject):
             sl = box.slices
             self._diff[sl] = doc.labels[sl] != pred[sl]
             self.canvas.diff.update_region(box)
-        self._stats_timer.start()
+        if not self._stats_timer.isActive():  # a throttle, not a debounce: a wand drag never pauses
+            self._stats_timer.start()
 
     def _zoom_settled(self) -> None:
         if self.outline and outline_reach(self.canvas.zoom_factor()) != self.reach:

@@ -37,6 +37,7 @@ __all__ = ["PRESETS", "PaletteWidget"]
 #: preset label -> registry name in core.schemes
 PRESETS = {"Pascal VOC (21)": "voc", "Cityscapes (19)": "cityscapes"}
 ROLE_INDEX = Qt.ItemDataRole.UserRole + 1
+LOAD_ITEM = "@load"  # the combo entry that opens a scheme file
 
 
 def _swatch(color: tuple[int, int, int], size: int = 16) -> QIcon:
@@ -58,6 +59,9 @@ class PaletteWidget(QWidget):
     preset_requested = Signal(str)  # registry name
     hidden_changed = Signal(object)  # frozenset[int]
     order_changed = Signal(list)  # display order of mask indices
+    delete_requested = Signal(int)  # mask index (the window asks and rewrites the masks)
+    merge_requested = Signal(int)  # mask index
+    load_requested = Signal()  # "Load scheme from file…"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +75,7 @@ class PaletteWidget(QWidget):
         self.preset_combo.addItem("Scheme: custom", "")
         for label, name in PRESETS.items():
             self.preset_combo.addItem(f"Preset: {label}", name)
+        self.preset_combo.addItem("Load scheme from file…", LOAD_ITEM)
         self.preset_combo.activated.connect(self._preset_picked)
         self.preset_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
@@ -92,22 +97,37 @@ class PaletteWidget(QWidget):
         self.list.setUniformItemSizes(True)  # 19+ classes: compact rows, no per-row layout
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
-        buttons = QHBoxLayout()
+        # Three short rows (edit / scheme / order): the dock stays narrow enough for an 800 px window.
+        buttons, moves = QHBoxLayout(), QHBoxLayout()
         # Tool buttons, not push buttons: no style minimum of ~80 px each, so the dock can be narrow.
         self.add_button = _button("Add", self)
         self.rename_button = _button("Rename", self)
         self.color_button = _button("Colour", self)
         self.up_button = _button("▲", self)
         self.down_button = _button("▼", self)
+        # Lambdas, never the methods themselves: `clicked(bool)` would pass checked=False into
+        # their optional first parameter (a name or colour) and crash.
         for button, slot in (
-            (self.add_button, self.add_class),
-            (self.rename_button, self.rename_active),
-            (self.color_button, self.recolour_active),
+            (self.add_button, lambda: self.add_class()),
+            (self.rename_button, lambda: self.rename_active()),
+            (self.color_button, lambda: self.recolour_active()),
             (self.up_button, lambda: self.move_active(-1)),
             (self.down_button, lambda: self.move_active(1)),
         ):
             button.clicked.connect(slot)
-            buttons.addWidget(button)
+            (moves if button in (self.up_button, self.down_button) else buttons).addWidget(button)
+        edits = QHBoxLayout()
+        self.merge_button = _button("Merge…", self)
+        self.merge_button.setToolTip("Merge the active class into another (its pixels change class)")
+        self.delete_button = _button("Delete…", self)
+        self.delete_button.setToolTip("Delete the active class (asks what its pixels become)")
+        self.load_button = _button("Load…", self)
+        self.load_button.setToolTip("Load a label scheme from a JSON file")
+        self.merge_button.clicked.connect(lambda: self.merge_requested.emit(self._active))
+        self.delete_button.clicked.connect(lambda: self.delete_requested.emit(self._active))
+        self.load_button.clicked.connect(lambda: self.load_requested.emit())
+        for button in (self.merge_button, self.delete_button, self.load_button):
+            edits.addWidget(button)
         self.up_button.setToolTip("Move up (display order and number keys only)")
         self.down_button.setToolTip("Move down (display order and number keys only)")
         layout = QVBoxLayout(self)
@@ -117,6 +137,9 @@ class PaletteWidget(QWidget):
         layout.addWidget(self.find)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
+        layout.addLayout(edits)
+        moves.addStretch(1)
+        layout.addLayout(moves)
         hint = QLabel(
             "Number keys 1–9, 0 pick the first ten classes; / picks any class by name; "
             "untick to hide a class.",
@@ -313,7 +336,11 @@ class PaletteWidget(QWidget):
 
     def _preset_picked(self, i: int) -> None:
         name = self.preset_combo.itemData(i)
-        if name and self.scheme is not None and name != self.scheme.name:
+        if name == LOAD_ITEM:
+            if self.scheme is not None:
+                self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(self.scheme.name)))
+            self.load_requested.emit()
+        elif name and self.scheme is not None and name != self.scheme.name:
             self.preset_requested.emit(name)
         elif self.scheme is not None:
             self.preset_combo.setCurrentIndex(max(0, self.preset_combo.findData(self.scheme.name)))

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,19 @@ if TYPE_CHECKING:
 
 __all__ = ["GUI_ENGINES", "SmartOptions", "SmartTools"]
 
-# Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded.
-GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam")
+# Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded
+# and "learned" while the project's active model version carries a click model (docs/click-model.md).
+GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam", "learned")
+BOX_MIN = 2  # image pixels: a press-release closer than this in both directions is a click, not a box
+#: the active version's click model file (`set_click_model`); "learned" is registered from it on the worker
+_click_model: Path | None = None
+
+
+def click_model() -> Path | None:
+    """The click model the ``learned`` engine uses now (None: the engine is not offered)."""
+    return _click_model
+
+
 LAZY_ENGINES = ("crf",)  # registered on first use (its module lives in ml/)
 BUILTIN_ENGINES = ("superpixel", "grabcut")  # registered by core.interactive.engines on import
 
@@ -95,6 +107,13 @@ def _prepared_engine(
                 "the crf engine needs this image's prediction with its stored class "
                 "probabilities: predict the image first (Ctrl+P)"
             )
+    if name == "learned":
+        path = _click_model
+        if path is None:
+            raise UsageError("the learned engine needs a click model: fine-tune with the click model ticked")
+        from segstudio.ml.click_engine import use_click_model  # no torch here: prepare() loads it
+
+        use_click_model(path)
     engine = _engines().create_engine(name)
     engine.prepare(image, probs)
     return engine
@@ -141,6 +160,7 @@ class SmartTools(QObject):
         self._sam_loader = TaskRunner(self, "sam-checkpoint")
         self._sam_loader.failed.connect(self.error)
         self._drag: list[Point] = []
+        self._drag_positive = True  # the box press was a left click (Shift: negative)
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
         self.latencies: deque[float] = deque(maxlen=100)  # seconds per update (the latest 100)
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
@@ -210,6 +230,18 @@ class SmartTools(QObject):
             return out, problems
 
         self._prep.start(work, on_done=lambda result, g=generation: self._prepared(*result, g))
+
+    def set_click_model(self, path: Path | None) -> None:
+        """The project's active version changed: offer ``learned`` with its click model (or not at all)."""
+        global _click_model
+        if path == _click_model:
+            return
+        _click_model = path
+        self.engines.pop("learned", None)  # prepared with the previous model
+        self.engines_changed.emit()
+        if path is None and self.state.engine == "learned":
+            self.state.engine = "superpixel"
+            self.engine_changed()
 
     def load_sam(self, path: str) -> None:
         """Load a SAM checkpoint on a worker thread; then "sam" is an engine choice and selected."""
@@ -329,7 +361,7 @@ class SmartTools(QObject):
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         session = self._session()
-        if session is not None and abs(x1 - x0) >= 2 and abs(y1 - y0) >= 2:
+        if session is not None and abs(x1 - x0) >= BOX_MIN and abs(y1 - y0) >= BOX_MIN:
             self._show(session.box(x0, y0, x1, y1))
 
     def scribble(self, points: list[Point]) -> None:
@@ -368,6 +400,7 @@ class SmartTools(QObject):
             self.click(x, y, positive)
         elif tool in ("box", "scribble"):
             self._drag = [(x, y)]
+            self._drag_positive = positive
         elif tool == "wand":
             self.accept()
             self._wand = (x, y, self.state.wand_tolerance)
@@ -399,7 +432,13 @@ class SmartTools(QObject):
         points, self._drag = self._drag, []
         self.outline.emit([])
         if tool == "box" and points:
-            self.box(points[0][0], points[0][1], x, y)
+            x0, y0 = points[0]
+            if abs(x - x0) < BOX_MIN and abs(y - y0) < BOX_MIN:
+                # A click, not a box: after a box it refines the object (left: this, Shift: not this).
+                if self.session is not None and self.session.prompts.box is not None:
+                    self.click(x, y, self._drag_positive)
+            else:
+                self.box(x0, y0, x, y)
         elif tool == "scribble" and points:
             self.scribble([*points, (x, y)])
         elif tool == "wand" and self._wand is not None:
@@ -468,7 +507,10 @@ class SmartOptions(QToolBar):
         self.engine_combo.blockSignals(True)
         self.engine_combo.clear()
         for name in GUI_ENGINES:
-            if name in registered or name in LAZY_ENGINES:
+            if name == "learned":  # offered while the active version has a click model, registered or not
+                if click_model() is not None:
+                    self.engine_combo.addItem(name, name)
+            elif name in registered or name in LAZY_ENGINES:
                 self.engine_combo.addItem(name, name)
         self.engine_combo.blockSignals(False)
 

@@ -9,7 +9,6 @@ Torch-free so the GUI can build one without paying torch's import.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,12 +131,9 @@ class TrainManifest:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrainManifest:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ManifestError(f"training manifest {path} does not exist") from None
-        except (OSError, json.JSONDecodeError) as error:
-            raise ManifestError(f"cannot read training manifest {path}: {error}") from None
+        from segstudio.core.safe_json import load_json_file  # depth-limited: the file may come from elsewhere
+
+        data = load_json_file(path, ManifestError, "re-create the training manifest from the project")
         return cls.from_dict(data)
 
 

@@ -20,6 +20,8 @@ Every object has an ``"event"`` key, one of `EVENTS`:
   null), ``version, best_miou, baseline_miou, best_epoch, epochs_run``, ``miou_estimate`` and ``gain``
   (``{value, plus_minus, n}`` or null), ``beats_start`` (bool or null: not measured), ``keep`` (whether
   the checkpoint should become a model version: false for a run cancelled before it beat its start)
+- ``click_model``: ``step, steps, loss`` while the click model trains (`TrainConfig.click_model`), then
+  ``path, steps, seconds, reason`` once it is saved next to the checkpoint (docs/click-model.md)
 - ``error``: ``message``
 - ``warning``: ``message``
 """
@@ -84,6 +86,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     ),
     "error": frozenset({"message"}),
     "warning": frozenset({"message"}),
+    "click_model": frozenset({"step", "steps", "loss", "path", "seconds", "reason"}),
 }
 EVENTS = tuple(EVENT_FIELDS)
 

@@ -97,10 +97,14 @@ class RunState:
         """(the state, the raw payload with model/optimizer/scaler/rng) of the run saved at `path`."""
         if not path.is_file():
             raise TrainingError(f"nothing to resume: {path} does not exist; start a new run without --resume")
+        from segstudio.ml.checkpoint_schema import check_archive, resume_payload
+
+        check_archive(path)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
             raise CheckpointError(f"cannot read resume state {path}: {error}; start a new run") from None
+        payload = resume_payload(payload, path)  # every field's type, before anything reads it
         if payload.get("fingerprint") != fingerprint or payload.get("arch") != arch:
             raise TrainingError(
                 f"{path} belongs to another run (different images, classes or architecture); "
@@ -126,8 +130,14 @@ class RunState:
         self, payload: dict[str, Any], optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
     ) -> None:
         """Put the optimizer, scaler and random state of a loaded payload back (the model is loaded earlier)."""
-        optimizer.load_state_dict(payload["optimizer"])
-        if payload.get("scaler"):
-            scaler.load_state_dict(payload["scaler"])
-        if "rng" in payload:
-            torch.set_rng_state(payload["rng"])
+        try:
+            optimizer.load_state_dict(payload["optimizer"])
+            if payload.get("scaler"):
+                scaler.load_state_dict(payload["scaler"])
+            if "rng" in payload:
+                torch.set_rng_state(payload["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+            raise CheckpointError(
+                f"the saved optimizer state does not fit this run ({type(error).__name__}: {error}); "
+                "start a new run without --resume"
+            ) from None

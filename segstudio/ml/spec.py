@@ -24,6 +24,11 @@ class ModelSpec:
     crf: CRFParams | None = None  # None = no CRF
     tta: bool = False
     max_side: int | None = None  # None: the checkpoint's training cap, else 1024; 0: full resolution
+    #: a checkpoint of other classes: match its class rows by name (the GUI's "map by name")
+    remap_classes: bool = False
+    #: the project adopted (or matched) the checkpoint's classes: its rows are the project's classes by
+    #: index, so renaming a class in the palette keeps the model loadable
+    classes_by_index: bool = False
 
     @classmethod
     def from_project(cls, project: Any) -> ModelSpec:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segstudio.core.errors import CheckpointError
 from segstudio.core.logs import timed
 from segstudio.ml.data import balanced_class_weights, class_pixel_counts
 from segstudio.ml.distributed import DistContext
@@ -147,7 +148,9 @@ class Trainer:
         if (
             dist.is_main and not resume
         ):  # a new run owns its folder: an abandoned run's files must not pass as ours
-            for stale in (self.best_path, self.resume_path):
+            from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+
+            for stale in (self.best_path, self.resume_path, self.out_dir / CLICK_MODEL_NAME):
                 stale.unlink(missing_ok=True)
         self.fingerprint = manifest.fingerprint()
         _seed_everything(config, dist, device)
@@ -157,7 +160,13 @@ class Trainer:
         self.state, payload = RunState(), None
         if resume:
             self.state, payload = RunState.load(self.resume_path, self.fingerprint, self.arch)
-            model.load_state_dict(payload["model"])
+            try:
+                model.load_state_dict(payload["model"])
+            except (RuntimeError, KeyError, ValueError, TypeError) as error:
+                raise CheckpointError(
+                    f"the resume state {self.resume_path} does not fit the model ({str(error)[:200]}); "
+                    "start a new run without --resume"
+                ) from None
         self.precision = resolve_precision(config, device)
         channels_last = (
             config.channels_last if config.channels_last is not None else device.type in ("cuda", "cpu")
@@ -226,7 +235,38 @@ class Trainer:
                     self.fingerprint,
                     self.arch,
                 )
+        if self.config.click_model and reason != "cancelled" and dist.is_main and self.best_path.exists():
+            self._train_click_model(should_stop)
         return self._finish(reason, epoch)
+
+    def _train_click_model(self, should_stop: Callable[[], bool]) -> None:
+        """The click model of this version, from the same train images (docs/click-model.md)."""
+        from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+        from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model
+
+        config = ClickTrainConfig(
+            steps=self.config.click_model_steps,
+            time_budget_s=self.config.click_model_time_s,
+            seed=self.config.seed or 0,
+            threads=torch.get_num_threads(),
+        )
+        bank = ObjectBank.from_files(
+            [(s.image, s.mask) for s in self.manifest.train], config.min_object, config.max_side
+        )
+        steps = config.steps
+
+        def on_step(step: int, loss: float) -> None:
+            if self.progress.wants_batch() or step == steps:
+                self.progress.emit("click_model", step=step, steps=steps, loss=loss)
+
+        _, result = train_click_model(bank, self.out_dir / CLICK_MODEL_NAME, config, on_step, should_stop)
+        self.progress.emit(
+            "click_model",
+            path=str(result.path) if result.path else None,
+            steps=result.steps,
+            seconds=result.seconds,
+            reason=result.reason,
+        )
 
     def _stop_after(self, schedule: Schedule) -> str | None:
         if self.config.patience and self.state.bad_epochs >= self.config.patience:

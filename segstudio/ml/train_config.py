@@ -73,6 +73,11 @@ class TrainConfig:
     workers: int = 2
     cache_images: bool = True
     baseline_eval: bool = True  # validate the starting model first, for the before/after comparison
+    #: also train the click model (the ``learned`` smart-click engine) from the train images, stored next
+    #: to best.pt (ml.click_model_files): the version carries it
+    click_model: bool = False
+    click_model_steps: int = 300
+    click_model_time_s: float | None = None  # stop the click model's training after this long
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -93,6 +98,8 @@ class TrainConfig:
             raise TrainingError("--epochs must be at least 1")
         if self.crop < 16:
             raise TrainingError("--crop must be at least 16 pixels")
+        if self.click_model_steps < 1:
+            raise TrainingError("--click-model-steps must be at least 1")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise TrainingError("--time-budget must be positive (seconds)")
 

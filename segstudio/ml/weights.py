@@ -37,6 +37,7 @@ from segstudio.core.hashing import sha256_file
 from segstudio.core.schemes import VOC_CLASSES, ClassDef, LabelScheme
 from segstudio.core.task_handle import TaskHandle
 from segstudio.ml.augment import IMAGENET_MEAN, IMAGENET_STD
+from segstudio.ml.checkpoint_schema import check_archive, checkpoint_metadata, state_dict_of
 from segstudio.ml.models import ARCHS, DEFAULT_ARCH, ModelError, arch_info, build_model, class_dependent_keys
 from segstudio.ml.spec import WEIGHT_SOURCES, ModelSpec
 
@@ -180,13 +181,15 @@ def _require_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
 def _checked_normalization(value: Any, path: Path) -> dict[str, list[float]]:
     """mean/std of 3 finite numbers each, std > 0 (a zero or NaN std turns every input into NaN)."""
     try:
+        if not isinstance(value, Mapping):
+            raise TypeError(type(value).__name__)
         mean, std = [float(v) for v in value["mean"]], [float(v) for v in value["std"]]
         ok = len(mean) == len(std) == 3 and all(map(math.isfinite, mean + std)) and min(std) > 0
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, RuntimeError):
         ok = False
     if not ok:
         raise CheckpointError(
-            f"refused to load {path}: its normalization {value!r} is not 3 finite means and 3 positive stds"
+            f"refused to load {path}: its normalization {str(value)[:80]} is not 3 finite means and 3 positive stds"
         )
     return {"mean": mean, "std": std}
 
@@ -196,6 +199,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    check_archive(path)  # declared tensor sizes, before torch.load inflates anything
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -215,21 +219,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                 f"checkpoint {path} has format version {version!r}; this SegStudio reads up to "
                 f"{CHECKPOINT_FORMAT_VERSION}; update SegStudio"
             )
-        state = obj.get("state_dict")
-        classes = obj.get("classes")
-        if not _is_state_dict(state) or not isinstance(classes, list) or not classes:
+        if not _is_state_dict(obj.get("state_dict")) or not isinstance(obj.get("classes"), list):
             raise CheckpointError(f"checkpoint {path} is incomplete (no state_dict or classes); re-export it")
-        _require_finite(state, path)
+        fields = checkpoint_metadata(obj, path)  # every field's type, before anything reads it
+        _require_finite(fields["state_dict"], path)
         return Checkpoint(
-            arch=obj.get("arch"),
-            classes=[dict(c) for c in classes],
-            state_dict=dict(state),
-            normalization=_checked_normalization(obj.get("normalization") or IMAGENET_NORMALIZATION, path),
-            provenance=dict(obj.get("provenance") or {}),
-            metrics=dict(obj.get("metrics") or {}),
-            version=obj.get("version"),
-            parent=obj.get("parent"),
-            extra=dict(obj.get("extra") or {}),
+            **fields,
+            normalization=_checked_normalization(
+                IMAGENET_NORMALIZATION if obj.get("normalization") is None else obj["normalization"], path
+            ),
             path=path,
         )
     for key in ("state_dict", "model"):  # common wrappers, e.g. torchvision's reference trainer
@@ -237,8 +235,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             obj = obj[key]
             break
     if _is_state_dict(obj):
-        _require_finite(obj, path)
-        return Checkpoint(arch=None, classes=None, state_dict=dict(obj), path=path)
+        state = state_dict_of(obj, path)
+        _require_finite(state, path)
+        return Checkpoint(arch=None, classes=None, state_dict=state, path=path)
     raise CheckpointError(f"{path} is neither a SegStudio checkpoint nor a state dict of tensors")
 
 
@@ -399,6 +398,7 @@ def load_model(
     The auxiliary head is dropped unless `keep_aux` (inference never uses it; it costs a forward pass).
     """
     device = torch.device(device)
+    remap_by_name = remap_by_name or bool(getattr(spec, "remap_classes", False))
     source = _resolve_source(spec, scheme, project)
     normalization = dict(IMAGENET_NORMALIZATION)
     max_side: int | None = None
@@ -423,7 +423,14 @@ def load_model(
             )
         has_aux = any(k.removeprefix("module.").startswith("aux_classifier.") for k in ckpt.state_dict)
         model = build_model(arch, scheme.num_classes, aux_loss=has_aux)
-        apply_state_dict(model, arch, ckpt.state_dict, ckpt.class_names, scheme, remap_by_name, where)
+        source_names = ckpt.class_names
+        if (
+            getattr(spec, "classes_by_index", False)
+            and source_names
+            and len(source_names) == scheme.num_classes
+        ):
+            source_names = list(scheme.names)  # the project took over these classes: a rename keeps its row
+        apply_state_dict(model, arch, ckpt.state_dict, source_names, scheme, remap_by_name, where)
         normalization = ckpt.normalization
         max_side = _training_max_side(ckpt.provenance)
         description = f"{arch}, {where}"

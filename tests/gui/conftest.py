@@ -75,3 +75,36 @@ def noise_project(tmp_path: Path) -> Iterator[Callable[..., object]]:
     yield make
     for project in opened:
         project.close()
+
+
+@pytest.fixture
+def small_folder(tmp_path: Path) -> Path:
+    """Three small images (48x64): every model and panel action on them stays cheap."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        pixels[:, : 20 + 10 * i] = (30, 140, 30)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path: Path) -> Callable[..., Path]:
+    """`small_checkpoint(scheme)`: a random-weights SegStudio checkpoint (lraspp, seconds) for these classes."""
+
+    def make(scheme, name: str = "model.pt") -> Path:
+        import torch
+
+        from segstudio.ml.models import build_model
+        from segstudio.ml.weights import save_checkpoint
+
+        torch.manual_seed(0)
+        model = build_model("lraspp_mobilenet_v3_large", scheme.num_classes).eval()
+        return save_checkpoint(tmp_path / name, model, "lraspp_mobilenet_v3_large", scheme)
+
+    return make

@@ -130,7 +130,8 @@ def test_estimates_show_their_uncertainty(qtbot, project):
         }
     )
     assert panel.estimate_label.text() == (
-        "Val mIoU 47.1 ± 3.2 % on 8 images; vs the base model +2.5 ± 3.1 points on 8 images"
+        "Latest evaluation (epoch 1): val mIoU 47.1 ± 3.2 % on 8 images; "
+        "vs the base model +2.5 ± 3.1 points on 8 images"
     )
 
 

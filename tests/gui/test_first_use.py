@@ -118,6 +118,31 @@ def test_exception_in_a_slot_reaches_the_user_and_the_terminal(window, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_exception_in_a_worker_thread_reaches_the_user_and_the_log(window, qtbot, capsys):
+    """A plain thread (not a TaskRunner job) that dies: shown in the window (from the GUI thread) and logged."""
+    import threading
+
+    from segstudio.gui.app import install_excepthook
+
+    previous, previous_thread_hook = sys.excepthook, threading.excepthook
+    try:
+        install_excepthook(window)
+
+        def work():
+            raise KeyError("boom in a worker thread")
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(
+            lambda: "boom in a worker thread" in (getattr(window, "last_error", "") or ""), timeout=5000
+        )
+    finally:
+        sys.excepthook, threading.excepthook = previous, previous_thread_hook
+    assert "KeyError" in window.last_error
+    assert "Traceback" in capsys.readouterr().err
+
+
 def test_status_bar_shows_no_coordinates_off_the_image(window, folder, qtbot):
     window.open_folder(folder)
     qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=20000)

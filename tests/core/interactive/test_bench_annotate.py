@@ -1,4 +1,4 @@
-"""`python -m bench.annotate` end to end on a small synthetic set (the real figures are in README)."""
+"""`python -m bench.annotate` end to end on a small synthetic set (the real figures are in docs/smart-tools.md)."""
 
 from __future__ import annotations
 

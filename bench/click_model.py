@@ -1,0 +1,207 @@
+"""The click model: train it on frames of a folder, or time its clicks; prints JSON.
+
+    python -m bench.click_model train --data DIR [--split train] [--limit N] --out FILE [--steps S]
+        [--max-iters K] [--no-prev]
+    python -m bench.click_model latency --click-model FILE [--data DIR --split val] [--frames N]
+    python -m bench.click_model curve --result N=FILE ... --out PNG
+        (FILE: `bench.annotate --json` output with a click:learned row for a model trained on N images)
+
+`--data` is a folder with images/, masks/ and split.txt (`<stem> train|val`), like
+../shared/testdata/camvid_more. `latency` runs the `learned` engine through a click session (the
+GUI's path) with the robot's object protocol on each frame's largest objects (20 clicks max) and
+reports per-click milliseconds (median, p90) on one CPU thread; the superpixel engine's clicks on
+the same frames are the reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _stems(data: Path, split: str | None) -> list[str]:
+    lines = [line.split() for line in (data / "split.txt").read_text().splitlines() if line.strip()]
+    return [stem for stem, s in lines if split is None or s == split]
+
+
+def _pairs(data: Path, split: str | None, limit: int | None, stride: int = 1) -> list[tuple[Path, Path]]:
+    stems = _stems(data, split)[:: max(1, stride)]
+    stems = stems[:limit] if limit else stems
+    return [(data / "images" / f"{s}.png", data / "masks" / f"{s}.png") for s in stems]
+
+
+def train(args: argparse.Namespace) -> dict:
+    from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model
+
+    config = ClickTrainConfig(
+        steps=args.steps,
+        max_iters=args.max_iters,
+        use_prev=not args.no_prev,
+        seed=args.seed,
+        threads=1,
+        prior=args.prior,
+    )
+    bank = ObjectBank.from_files(
+        _pairs(args.data, args.split, args.limit), config.min_object, config.max_side
+    )
+    model = None
+    if args.init is not None:  # continue training a saved model (a longer run in two parts)
+        from segstudio.ml.click_model import load_click_model
+
+        model, _ = load_click_model(args.init)
+    _, result = train_click_model(
+        bank,
+        args.out,
+        config,
+        on_step=lambda s, loss: print(f"step {s} loss {loss:.3f}", file=sys.stderr),
+        model=model,
+    )
+    losses = result.losses
+    return {
+        "out": str(result.path),
+        "images": result.images,
+        "objects": result.objects,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "loss_first50": float(np.mean(losses[:50])),
+        "loss_last50": float(np.mean(losses[-50:])),
+        "max_iters": config.max_iters,
+        "use_prev": config.use_prev,
+    }
+
+
+def latency(args: argparse.Namespace) -> dict:
+    import torch
+    from PIL import Image
+
+    from bench.annotate import objects
+    from segstudio.core.images import load_image
+    from segstudio.core.interactive import create_engine
+    from segstudio.ml.click_engine import use_click_model
+
+    torch.set_num_threads(1)
+    use_click_model(args.click_model)
+    out: dict = {"frames": 0, "threads": 1}
+    times: dict[str, list[float]] = {"learned": [], "superpixel": []}
+    prepare: dict[str, list[float]] = {"learned": [], "superpixel": []}
+    for image_path, mask_path in _pairs(args.data, args.split, args.frames, args.stride):
+        image = load_image(image_path)[..., :3]
+        truth = np.array(Image.open(mask_path))
+        out["frames"] += 1
+        out["frame_shape"] = list(image.shape[:2])
+        for name in times:
+            engine = create_engine(name)
+            t0 = time.perf_counter()
+            engine.prepare(image)
+            prepare[name].append(time.perf_counter() - t0)
+            for cls, obj in objects(truth, 0.005, 3):
+                session_times: list[float] = []
+                _timed_object_clicks(engine, obj, cls, session_times)
+                times[name] += session_times
+    for name, values in times.items():
+        ms = 1000 * np.asarray(values)
+        out[name] = {
+            "clicks": len(values),
+            "ms_median": round(float(np.median(ms)), 1),
+            "ms_p90": round(float(np.percentile(ms, 90)), 1),
+            "prepare_s_median": round(float(np.median(prepare[name])), 3),
+        }
+    return out
+
+
+def _timed_object_clicks(engine, obj, cls, sink: list[float], max_clicks: int = 20) -> None:
+    """The robot's object protocol (as `robot.object_clicks`), recording each click's latency."""
+    from segstudio.core.interactive.click_session import ClickSession
+    from segstudio.core.interactive.robot import interior_point
+
+    session = ClickSession(engine, cls)
+    region = np.zeros(obj.shape, bool)
+    for _ in range(max_clicks):
+        fn, fp = obj & ~region, region & ~obj
+        xn, yn, rn = interior_point(fn) if fn.any() else (0, 0, -1.0)
+        xp, yp, rp = interior_point(fp) if fp.any() else (0, 0, -1.0)
+        if rn < 0 and rp < 0:
+            break
+        region = session.click(xn, yn, True) if rn >= rp else session.click(xp, yp, False)
+        sink.append(session.last_seconds)
+
+
+def curve(args: argparse.Namespace) -> dict:
+    """The learning curve: actions to 95 % and NoC@85 against training images, plotted with matplotlib
+    (already in the environment; imported here only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = []
+    for item in args.result:
+        n, path = item.split("=", 1)
+        row = next(r for r in json.loads(Path(path).read_text())["tools"] if r["tool"] == "click:learned")
+        points.append((int(n), row["mean95"], row["noc85"], row["final_accuracy"], row["images"]))
+    points.sort()
+    fig, left = plt.subplots(figsize=(5.5, 3.2), dpi=110)
+    xs = [p[0] for p in points]
+    left.plot(xs, [p[1] for p in points], "o-", color="C0", label="actions to 95 % (mean; 60 = never)")
+    left.plot(xs, [p[2] for p in points], "s--", color="C1", label="NoC@85 (mean; 20 = never)")
+    left.set_xlabel("done images the click model was trained on")
+    left.set_ylabel("actions / clicks")
+    left.set_xticks(xs)
+    left.set_ylim(0, 62)
+    right = left.twinx()
+    right.plot(xs, [100 * p[3] for p in points], "^:", color="C2", label="pixel accuracy after 60 actions")
+    right.set_ylabel("pixel accuracy after 60 actions (%)")
+    right.set_ylim(0, 100)
+    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    left.legend(handles=handles, fontsize=7, loc="lower left")
+    left.set_title(f"learned engine, {points[0][4]} CamVid val frames, from an empty mask", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(args.out)
+    return {
+        "points": [
+            dict(zip(("images", "mean95", "noc85", "final_accuracy", "frames"), p, strict=True))
+            for p in points
+        ]
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.click_model", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--data", type=Path, required=True)
+    t.add_argument("--split", default="train")
+    t.add_argument("--limit", type=int, default=None)
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--steps", type=int, default=400)
+    t.add_argument("--max-iters", type=int, default=3)
+    t.add_argument("--no-prev", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--prior", type=float, default=1.0, help="initial previous-mask weight in the logits")
+    t.add_argument("--init", type=Path, default=None, help="continue from this click model file")
+    lat = sub.add_parser("latency")
+    lat.add_argument("--click-model", type=Path, required=True)
+    lat.add_argument(
+        "--data",
+        type=Path,
+        default=Path(__file__).resolve().parents[1].parent / "shared/testdata/camvid_more",
+    )
+    lat.add_argument("--split", default="val")
+    lat.add_argument("--frames", type=int, default=5)
+    lat.add_argument("--stride", type=int, default=10)
+    c = sub.add_parser("curve")
+    c.add_argument("--result", action="append", required=True, metavar="N=FILE")
+    c.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    result = {"train": train, "latency": latency, "curve": curve}[args.command](args)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

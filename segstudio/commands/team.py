@@ -1,0 +1,150 @@
+"""`segstudio team ...`: set up a team server, turn a local project into a team project, pull it back.
+
+    segstudio team init-server --db postgresql://postgres@HOST/postgres [--database NAME] [--print-only]
+    segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME
+    segstudio team pull postgresql://USER@HOST/NAME FOLDER
+    segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
+
+Members join with `segstudio FOLDER --db URL` (the window) or `segstudio predict FOLDER --db URL`.
+Passwords come from ~/.pgpass, PGPASSWORD or a service file, never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segstudio.core.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    init = sub.add_parser("init-server", help="create the SegStudio group roles and a project database")
+    init.add_argument(
+        "--db", required=True, help="URL of an administrator (superuser or CREATEROLE + CREATEDB)"
+    )
+    init.add_argument("--database", default="segstudio", help="name of the project database to create")
+    init.add_argument("--print-only", action="store_true", help="print the SQL without running it")
+    create = sub.add_parser("create", help="upload a local project into an empty team database (lead)")
+    create.add_argument("folder", help="image folder of the local project")
+    create.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    create.add_argument("--project-dir", help="the local project's state folder, when not FOLDER/.segstudio")
+    pull = sub.add_parser("pull", help="make a local project from a team project")
+    pull.add_argument("url", help="postgresql://USER@HOST:PORT/DATABASE")
+    pull.add_argument("folder", help="the image folder (a copy of the team's images)")
+    pull.add_argument("--project-dir", help="write the local project here instead of FOLDER/.segstudio")
+    assign = sub.add_parser("assign", help="assign images to members' work queues (lead)")
+    assign.add_argument("folder", help="your copy of the team's image folder")
+    assign.add_argument(
+        "paths", nargs="*", help="these images only (by hand); default: every unassigned, unfinished one"
+    )
+    assign.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    assign.add_argument("--to", required=True, help="member names (database logins), comma-separated")
+    assign.add_argument(
+        "--by",
+        choices=["round-robin", "folder", "confidence"],
+        default="round-robin",
+        help="deal in order, whole folders per member, or least confident predictions first",
+    )
+    report = sub.add_parser("report", help="effort per annotator and model version, rejection rate")
+    report.add_argument("folder", help="your copy of the team's image folder")
+    report.add_argument("--db", required=True, help="postgresql://USER@HOST:PORT/DATABASE")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _init_server(args: argparse.Namespace) -> int:
+    from segstudio.team import schema
+    from segstudio.team.connection import connect, describe, require_driver
+
+    sql = [schema.server_sql(), schema.create_database_sql(args.database)]
+    print("-- SQL run by `segstudio team init-server` (roles are server-wide; the database is the project's)")
+    for statement in sql:
+        print(statement)
+    print(
+        "-- then, per member (psql as the administrator; the password is typed, never stored by SegStudio):\n"
+        "--   CREATE ROLE alice LOGIN IN ROLE segstudio_annotator;  \\password alice\n"
+        "--   (segstudio_reviewer for reviewers, segstudio_lead for leads)"
+    )
+    if args.print_only:
+        return 0
+    psycopg = require_driver()
+    conn = connect(args.db)
+    try:
+        conn.execute(sql[0])
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (args.database,)).fetchone()
+        if exists:
+            print(f"database {args.database!r} already exists: left as it is", file=sys.stderr)
+        else:
+            conn.execute(sql[1])
+    except psycopg.errors.InsufficientPrivilege as error:
+        from segstudio.team.errors import TeamError
+
+        raise TeamError(
+            f"{describe(args.db)} may not create roles or databases ({str(error).splitlines()[0]}); run "
+            "init-server as the server's administrator (e.g. postgres), or hand the printed SQL to them "
+            "(`--print-only`)."
+        ) from None
+    finally:
+        conn.close()
+    print(f"ready: roles segstudio_annotator/reviewer/lead and database {args.database!r}", file=sys.stderr)
+    return 0
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from segstudio.core.errors import ProjectError
+    from segstudio.team.assignments import FINISHED
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        if args.paths:
+            records = []
+            for path in args.paths:
+                rec = project.get(path)
+                if rec is None:
+                    raise ProjectError(
+                        f"{path} is not an image of the team project; check the path (relative to the folder)"
+                    )
+                records.append(rec)
+        else:
+            taken = project.assignments()
+            records = [
+                r for r in project.images() if r.id not in taken and r.status not in FINISHED and not r.error
+            ]
+        counts = project.assign(records, args.to.split(","), "round-robin" if args.paths else args.by)
+    print(", ".join(f"{member}: {n} image(s)" for member, n in counts.items()) or "nothing to assign")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "init-server":
+        return _init_server(args)
+    if args.action == "create":
+        from segstudio.team.connection import describe
+        from segstudio.team.transfer import create_team_project
+
+        counts = create_team_project(args.folder, args.db, args.project_dir)
+        print(
+            f"team project created at {describe(args.db)}: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        print(f"members join with: segstudio {args.folder} --db {args.db}")
+        return 0
+    if args.action == "pull":
+        from segstudio.team.connection import describe
+        from segstudio.team.transfer import pull_team_project
+
+        counts = pull_team_project(args.url, args.folder, args.project_dir)
+        print(
+            f"local project made from {describe(args.url)}: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
+        )
+        return 0
+    if args.action == "assign":
+        return _assign(args)
+    if args.action == "report":
+        from segstudio.team.report import print_report
+
+        return print_report(args.folder, args.db, args.json)
+    raise UsageError(
+        "choose an action: init-server, create, pull, assign or report (`segstudio team --help`)"
+    )

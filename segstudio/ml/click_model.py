@@ -1,0 +1,239 @@
+"""The learned click model: RITM-style "this object" network over a click-centred zoom-in crop.
+
+Input (one square crop of `CROP` pixels, resampled from the frame by one affine map):
+  RGB (3) + positive-click disks + negative-click disks + the object's previous mask = 6 channels.
+Output: one logit per crop pixel, "belongs to the object being clicked". The model is class-agnostic
+(the active class comes from the GUI), so one small network serves every class of a project.
+
+Why this shape (measured on CamVid, see docs/click-model.md):
+- the zoom-in crop (RITM's) makes a 480x360 frame's click cost one 128x128 forward pass (a few ms on
+  one CPU thread) and lets a small network see an object at a useful scale;
+- the previous mask as input plus iterative training (clicks placed on the model's own errors,
+  `click_model_train`) is what makes the network *respond* to corrective clicks;
+- the output is a residual on the previous mask (`prior * (2 * prev - 1)` plus a zero-initialised
+  head), so an untrained model returns the previous mask unchanged: training only teaches it to use
+  the clicks, never to forget what the user already accepted.
+Pure torch + OpenCV; nothing here imports Qt. Checkpoints load with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.errors import CheckpointError
+from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+
+__all__ = [
+    "CLICK_MODEL_NAME",
+    "CROP",
+    "ClickNet",
+    "ClickPredictor",
+    "CropWindow",
+    "crop_window",
+    "encode",
+    "load_click_model",
+    "save_click_model",
+]
+
+CROP = 96  # network input side (pixels): 96 measured ~2x cheaper than 128 to train on the shared CPU
+DISK_RADIUS = 4  # click disk radius in crop pixels (RITM: 5 at 320-480 px crops)
+EXPAND = 0.4  # the crop is the bbox of (previous mask + clicks) grown by this fraction on each side
+MIN_SIDE = 0.3  # ... and at least this fraction of the frame's long side (the first click's window)
+FORMAT = "segstudio-click-model-1"
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ClickNet(nn.Module):
+    """A small U-Net at half the crop's resolution (a strided stem: CPU cost), 4 levels, whose
+    logits (upsampled to the crop) are a residual on the previous-mask channel."""
+
+    def __init__(self, width: int = 16, prior: float = 1.0) -> None:
+        super().__init__()
+        w = (width, width * 2, width * 3, width * 4)
+        self.width = width
+        self.stem = _block(6, w[0], stride=2)
+        self.enc = nn.ModuleList(
+            [_block(w[0], w[0]), _block(w[0], w[1]), _block(w[1], w[2]), _block(w[2], w[3])]
+        )
+        self.up = nn.ModuleList(
+            [_block(w[3] + w[2], w[2]), _block(w[2] + w[1], w[1]), _block(w[1] + w[0], w[0])]
+        )
+        self.head = nn.Conv2d(w[0], 1, 1)
+        nn.init.zeros_(self.head.weight)  # untrained: the output is the previous mask (see module doc)
+        nn.init.zeros_(self.head.bias)
+        self.prior = nn.Parameter(torch.tensor(float(prior)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = self.stem(x)
+        for i, block in enumerate(self.enc):
+            h = block(h if i == 0 else nn.functional.max_pool2d(h, 2))
+            skips.append(h)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            h = nn.functional.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = block(torch.cat([h, skip], 1))
+        logits = nn.functional.interpolate(
+            self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
+        prev = x[:, 5:6]
+        return logits + self.prior * (2 * prev - 1)
+
+
+@dataclass(frozen=True)
+class CropWindow:
+    """A square window of the frame: crop pixel (u, v) = frame pixel (x0 + u * scale, y0 + v * scale)."""
+
+    x0: float
+    y0: float
+    scale: float  # frame pixels per crop pixel
+
+    def to_crop(self) -> np.ndarray:
+        """2x3 affine map frame -> crop."""
+        s = 1.0 / self.scale
+        return np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float64)
+
+    def point(self, x: float, y: float) -> tuple[float, float]:
+        return (x - self.x0) / self.scale, (y - self.y0) / self.scale
+
+
+def crop_window(
+    shape: tuple[int, int],
+    points: list[tuple[float, float]],
+    prev: np.ndarray | None,
+    expand: float = EXPAND,
+    min_side: float = MIN_SIDE,
+) -> CropWindow:
+    """RITM's zoom-in: the bounding box of the previous mask and the clicks, grown by `expand` per
+    side, square, at least `min_side` of the frame's long side (the first click sees its surroundings)."""
+    h, w = shape
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    if prev is not None and prev.any():
+        x, y, bw, bh = cv2.boundingRect(prev.view(np.uint8) if prev.dtype == bool else prev.astype(np.uint8))
+        xs += [x, x + bw - 1]
+        ys += [y, y + bh - 1]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * expand)
+    side = min(max(side, min_side * max(h, w), 16.0), 1.2 * max(h, w))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return CropWindow(cx - side / 2, cy - side / 2, side / CROP)
+
+
+def encode(
+    image: np.ndarray,
+    positives: list[tuple[float, float]],
+    negatives: list[tuple[float, float]],
+    prev: np.ndarray,
+    window: CropWindow,
+) -> np.ndarray:
+    """The 6 x CROP x CROP float32 network input for one object (image in [-0.5, 0.5])."""
+    m = window.to_crop()
+    rgb = cv2.warpAffine(
+        image[..., :3], m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    mask = cv2.warpAffine(prev.astype(np.float32), m, (CROP, CROP), flags=cv2.INTER_LINEAR)
+    disks = np.zeros((2, CROP, CROP), np.float32)
+    for k, pts in enumerate((positives, negatives)):
+        for x, y in pts:
+            u, v = window.point(x, y)
+            cv2.circle(disks[k], (int(round(u)), int(round(v))), DISK_RADIUS, 1.0, -1)
+    out = np.empty((6, CROP, CROP), np.float32)
+    out[:3] = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - 0.5
+    out[3:5] = disks
+    out[5] = mask
+    return out
+
+
+def paste_back(prob: np.ndarray, prev: np.ndarray, window: CropWindow) -> np.ndarray:
+    """Frame-sized boolean mask: the crop's prediction inside the window, `prev` outside it."""
+    h, w = prev.shape
+    m = window.to_crop()
+    full = cv2.warpAffine(prob.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpAffine(
+        np.ones((CROP, CROP), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    ).astype(bool)
+    return np.where(inside, full >= 0.5, prev.astype(bool))
+
+
+def save_click_model(path: str | Path, model: ClickNet, info: dict[str, Any] | None = None) -> Path:
+    """Write the click model atomically (tensors + plain metadata: loadable with weights_only=True)."""
+    import io
+
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": FORMAT, "width": model.width, "state": state, "info": dict(info or {})}, buffer)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
+    """The model (eval mode, CPU) and its training info; CheckpointError for anything else."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"click model {path} does not exist; train one with segstudio train --click-model"
+        ) from None
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a readable click model ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a SegStudio click model (train one with segstudio train --click-model)"
+        )
+    model = ClickNet(width=int(payload["width"]))
+    try:
+        model.load_state_dict(payload["state"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: click model weights do not fit ({error})") from None
+    return model.eval(), dict(payload.get("info", {}))
+
+
+class ClickPredictor:
+    """Runs the model for one click state: (image, clicks, previous mask) -> boolean frame mask."""
+
+    def __init__(self, model: ClickNet, threads: int | None = None, use_prev: bool = True) -> None:
+        self.model = model.eval()
+        self.threads = threads
+        self.use_prev = use_prev  # False only for the no-previous-mask ablation's models
+
+    @torch.inference_mode()
+    def predict(
+        self,
+        image: np.ndarray,
+        positives: list[tuple[float, float]],
+        negatives: list[tuple[float, float]],
+        prev: np.ndarray,
+    ) -> np.ndarray:
+        if not positives:
+            return np.zeros(image.shape[:2], bool)
+        window = crop_window(image.shape[:2], positives + negatives, prev)
+        fed = prev if self.use_prev else np.zeros_like(prev)
+        x = torch.from_numpy(encode(image, positives, negatives, fed, window))[None]
+        previous_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            prob = torch.sigmoid(self.model(x))[0, 0].numpy()
+        finally:
+            if self.threads:
+                torch.set_num_threads(previous_threads)
+        return paste_back(prob, prev, window)

@@ -1,0 +1,247 @@
+"""Training the click model from done images by simulated clicks (RITM's iterative protocol).
+
+Objects are the connected regions of one class in a corrected mask. Each training sample starts with
+a positive click at the object's interior point (the robot's first click, `core.interactive.robot`),
+sometimes at a random interior pixel instead; then 0..`max_iters` rounds run the model *without*
+gradient, paste its prediction back as the previous mask and add the next click on the larger error
+(false negative -> positive click, false positive -> negative click, each at its interior point:
+the benchmark's `object_clicks` protocol). The last round is trained with binary cross-entropy.
+Each round recomputes the zoom-in window from the clicks and the previous mask, as inference does.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from segstudio.core.images import load_image
+from segstudio.core.interactive.robot import interior_point
+from segstudio.ml.click_model import ClickNet, crop_window, encode, paste_back, save_click_model
+
+__all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "train_click_model"]
+
+VOID = 255
+
+
+@dataclass
+class ClickTrainConfig:
+    steps: int = 600  # optimizer steps at most
+    time_budget_s: float | None = None  # stop after this long (whichever comes first)
+    batch: int = 8
+    lr: float = 2e-3
+    max_iters: int = 3  # rounds of simulated corrective clicks before the trained one (0 = no iterative)
+    use_prev: bool = True  # feed the previous mask (ablation: False zeroes that channel)
+    min_object: float = 0.002  # objects smaller than this fraction of the frame are not sampled
+    max_side: int = 480  # frames are reduced to this long side first (the GUI's working size)
+    width: int = 16
+    prior: float = 1.0  # initial weight of the previous mask in the logits (ClickNet)
+    seed: int = 0
+    threads: int = 1
+
+
+@dataclass
+class ClickTrainResult:
+    path: Path | None
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    images: int = 0
+    objects: int = 0
+    reason: str = "completed"  # completed | time_budget | cancelled
+
+
+def _reduced(image: np.ndarray, mask: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = mask.shape
+    s = min(1.0, max_side / max(h, w))
+    if s >= 1.0:
+        return image, mask
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.resize(
+        mask, size, interpolation=cv2.INTER_NEAREST
+    )
+
+
+class ObjectBank:
+    """Frames and their objects (connected regions of one class), kept in memory for sampling."""
+
+    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], min_object: float) -> None:
+        self.frames: list[tuple[np.ndarray, np.ndarray]] = []
+        self.objects: list[tuple[int, np.ndarray]] = []  # (frame index, boolean mask)
+        for image, mask in pairs:
+            index = len(self.frames)
+            self.frames.append((image, mask))
+            for c in np.unique(mask):
+                if c == VOID:
+                    continue
+                count, comp, stats, _ = cv2.connectedComponentsWithStats(
+                    (mask == c).view(np.uint8), connectivity=8
+                )
+                for k in range(1, count):
+                    if stats[k, cv2.CC_STAT_AREA] >= min_object * mask.size:
+                        self.objects.append((index, comp == k))
+        if not self.objects:
+            from segstudio.ml.train_config import TrainingError
+
+            raise TrainingError(
+                "no objects to train the click model on: the done masks have no labelled regions"
+            )
+
+    @classmethod
+    def from_files(
+        cls, pairs: Sequence[tuple[str | Path, str | Path]], min_object: float, max_side: int
+    ) -> ObjectBank:
+        loaded = []
+        for image_path, mask_path in pairs:
+            mask = np.array(Image.open(mask_path))
+            if mask.ndim != 2:
+                continue
+            loaded.append(_reduced(load_image(image_path)[..., :3], mask.astype(np.uint8), max_side))
+        return cls(loaded, min_object)
+
+
+def _first_click(obj: np.ndarray, rng: random.Random) -> tuple[float, float]:
+    if rng.random() < 0.7:
+        x, y, _ = interior_point(obj)
+        return float(x), float(y)
+    inner = cv2.erode(obj.view(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    ys, xs = np.nonzero(inner if inner.any() else obj)
+    i = rng.randrange(len(xs))
+    return float(xs[i]), float(ys[i])
+
+
+def next_click(
+    pred: np.ndarray, obj: np.ndarray, valid: np.ndarray | None = None
+) -> tuple[float, float, bool] | None:
+    """The benchmark's corrective click: at the interior point of the larger error (False: negative)."""
+    fn, fp = obj & ~pred, pred & ~obj
+    if valid is not None:
+        fp &= valid
+    xn, yn, rn = interior_point(fn) if fn.any() else (0, 0, -1.0)
+    xp, yp, rp = interior_point(fp) if fp.any() else (0, 0, -1.0)
+    if rn < 0 and rp < 0:
+        return None
+    return (float(xn), float(yn), True) if rn >= rp else (float(xp), float(yp), False)
+
+
+@dataclass
+class _State:
+    image: np.ndarray
+    obj: np.ndarray
+    valid: np.ndarray
+    pos: list[tuple[float, float]]
+    neg: list[tuple[float, float]]
+    prev: np.ndarray
+
+
+def _batch(states: list[_State], use_prev: bool) -> tuple[torch.Tensor, list[Any]]:
+    xs, windows = [], []
+    for s in states:
+        window = crop_window(s.obj.shape, s.pos + s.neg, s.prev)
+        prev = s.prev if use_prev else np.zeros_like(s.prev)
+        xs.append(encode(s.image, s.pos, s.neg, prev, window))
+        windows.append(window)
+    return torch.from_numpy(np.stack(xs)), windows
+
+
+def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    from segstudio.ml.click_model import CROP
+
+    ts, ws = [], []
+    for s, window in zip(states, windows, strict=True):
+        m = window.to_crop()
+        ts.append(cv2.warpAffine(s.obj.astype(np.float32), m, (CROP, CROP), flags=cv2.INTER_LINEAR))
+        inside = cv2.warpAffine(np.ones(s.obj.shape, np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST)
+        ws.append((cv2.warpAffine(s.valid.view(np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST) & inside))
+    return torch.from_numpy(np.stack(ts))[:, None], torch.from_numpy(np.stack(ws).astype(np.float32))[:, None]
+
+
+def train_click_model(
+    bank: ObjectBank,
+    out: str | Path | None,
+    config: ClickTrainConfig | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    model: ClickNet | None = None,
+) -> tuple[ClickNet, ClickTrainResult]:
+    """Train (or continue training `model`) and save to `out` (when given)."""
+    config = config or ClickTrainConfig()
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, config.threads))
+    model = model or ClickNet(width=config.width, prior=config.prior)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    start = time.perf_counter()
+    result = ClickTrainResult(None, 0, 0.0, images=len(bank.frames), objects=len(bank.objects))
+    try:
+        for step in range(config.steps):
+            if should_stop is not None and should_stop():
+                result.reason = "cancelled"
+                break
+            if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+                result.reason = "time_budget"
+                break
+            states = []
+            for _ in range(config.batch):
+                frame, obj = bank.objects[rng.randrange(len(bank.objects))]
+                image, mask = bank.frames[frame]
+                if rng.random() < 0.5:  # horizontal flip
+                    image, mask, obj = image[:, ::-1].copy(), mask[:, ::-1].copy(), obj[:, ::-1].copy()
+                states.append(
+                    _State(image, obj, mask != VOID, [_first_click(obj, rng)], [], np.zeros(obj.shape, bool))
+                )
+            rounds = rng.randint(0, config.max_iters) if config.max_iters else 0
+            if rounds:
+                model.eval()
+                with torch.no_grad():
+                    for _ in range(rounds):
+                        x, windows = _batch(states, config.use_prev)
+                        probs = torch.sigmoid(model(x))[:, 0].numpy()
+                        for s, prob, window in zip(states, probs, windows, strict=True):
+                            s.prev = paste_back(prob, s.prev, window)
+                            click = next_click(s.prev, s.obj, s.valid)
+                            if click is not None:
+                                (s.pos if click[2] else s.neg).append(click[:2])
+            model.train()
+            x, windows = _batch(states, config.use_prev)
+            target, weight = _targets(states, windows)
+            logits = model(x)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, target, weight=weight, reduction="sum"
+            )
+            loss = loss / weight.sum().clamp_min(1.0)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in optimizer.param_groups:  # linear decay
+                group["lr"] = config.lr * max(0.05, 1 - step / config.steps)
+            optimizer.step()
+            result.losses.append(float(loss.detach()))
+            result.steps = step + 1
+            if on_step is not None:
+                on_step(step + 1, result.losses[-1])
+        else:
+            result.reason = "completed"
+        model.eval()
+        result.seconds = time.perf_counter() - start
+        if out is not None and result.steps:
+            info = {
+                "steps": result.steps,
+                "seconds": round(result.seconds, 1),
+                "train_images": result.images,
+                "objects": result.objects,
+                "max_iters": config.max_iters,
+                "use_prev": config.use_prev,
+            }
+            result.path = save_click_model(out, model, info)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return model, result

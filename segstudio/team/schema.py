@@ -1,0 +1,351 @@
+"""The team server's SQL: group roles, the project tables, their grants and row-level security.
+
+The rules live in the database, not only in the app, so they hold for psql too:
+
+* `segstudio_annotator` < `segstudio_reviewer` < `segstudio_lead` (each group includes the one before).
+  Members are login roles granted one group; the tables belong to `segstudio_lead`.
+* A mask save is an INSERT into `mask_versions` naming the version it started from (`parent`). A
+  trigger locks the image row and refuses the save (SQLSTATE SSTAL) unless `parent` is still the head,
+  so a stale save is never applied; versions are never updated, and only a lead may delete one.
+* `leases`: a member may take an image whose lease is free or expired; nobody else may save its mask
+  or change its row while the lease is live (policies on `images` and `mask_versions`).
+* `reviews`: only reviewers insert, and only on the current head of an image someone else saved.
+* Scheme, settings and model versions: readable by all, written by leads only (plain GRANTs).
+
+`MIGRATIONS[n]` upgrades schema n to n + 1 in one transaction; never edit a released one, append.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segstudio.team.errors import TeamError
+
+__all__ = [
+    "GROUP_ROLES",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "create_database_sql",
+    "migrate",
+    "read_version",
+    "server_sql",
+]
+
+ANNOTATOR, REVIEWER, LEAD = "segstudio_annotator", "segstudio_reviewer", "segstudio_lead"
+GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
+
+#: SQLSTATE of a save on a version that is no longer the head (see the trigger below).
+STALE_SQLSTATE = "SSTAL"
+
+
+def server_sql() -> str:
+    """The group roles (idempotent); run once per server by a superuser or a CREATEROLE role."""
+    return f"""DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ANNOTATOR}') THEN
+    CREATE ROLE {ANNOTATOR} NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{REVIEWER}') THEN
+    CREATE ROLE {REVIEWER} NOLOGIN IN ROLE {ANNOTATOR};
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{LEAD}') THEN
+    CREATE ROLE {LEAD} NOLOGIN IN ROLE {REVIEWER};
+  END IF;
+END
+$$;"""
+
+
+def create_database_sql(name: str) -> str:
+    return f"CREATE DATABASE {quote_ident(name)} OWNER {LEAD};"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_TABLES = ("schema_version", "meta", "settings", "images", "mask_versions", "leases", "reviews",
+           "predictions", "model_versions", "effort", "predict_queue")  # fmt: skip
+
+_V1 = f"""
+CREATE SCHEMA segstudio;
+REVOKE ALL ON SCHEMA segstudio FROM PUBLIC;
+CREATE TABLE segstudio.schema_version (version integer NOT NULL);
+CREATE TABLE segstudio.meta (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE segstudio.settings (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE segstudio.images (
+    id bigint PRIMARY KEY,
+    rel_path text NOT NULL,
+    sort_key text NOT NULL,
+    size bigint NOT NULL,
+    mtime_ns bigint NOT NULL,
+    width integer,
+    height integer,
+    content_hash text NOT NULL,
+    status text NOT NULL DEFAULT 'new'
+        CHECK (status IN ('new', 'predicted', 'in_progress', 'done', 'skipped')),
+    split text NOT NULL CHECK (split IN ('train', 'val')),
+    model_version text,
+    mean_confidence double precision,
+    error text,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    removed_at double precision,
+    mask_head bigint
+);
+CREATE UNIQUE INDEX images_live_path ON segstudio.images(rel_path) WHERE removed_at IS NULL;
+CREATE INDEX images_order ON segstudio.images(sort_key, rel_path);
+CREATE TABLE segstudio.mask_versions (
+    id bigserial PRIMARY KEY,
+    image_id bigint NOT NULL REFERENCES segstudio.images(id),
+    parent bigint REFERENCES segstudio.mask_versions(id),
+    png bytea,  -- NULL: the mask was removed (reset to the prediction)
+    status text NOT NULL,
+    author text NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX mask_versions_image ON segstudio.mask_versions(image_id, id);
+ALTER TABLE segstudio.images ADD FOREIGN KEY (mask_head) REFERENCES segstudio.mask_versions(id);
+CREATE TABLE segstudio.leases (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id),
+    holder text NOT NULL DEFAULT current_user,
+    taken_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    expires_at timestamptz NOT NULL
+);
+CREATE TABLE segstudio.reviews (
+    id bigserial PRIMARY KEY,
+    image_id bigint NOT NULL REFERENCES segstudio.images(id),
+    mask_version bigint NOT NULL REFERENCES segstudio.mask_versions(id),
+    verdict text NOT NULL CHECK (verdict IN ('accepted', 'rejected')),
+    comment text NOT NULL DEFAULT '',
+    reviewer text NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX reviews_image ON segstudio.reviews(image_id, id);
+CREATE TABLE segstudio.predictions (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id),
+    labels bytea NOT NULL,
+    confidence bytea,
+    raw_labels bytea,
+    model_version text NOT NULL,
+    times integer NOT NULL DEFAULT 1,  -- how often it was stored: the work queue's exactly-once proof
+    author text NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE segstudio.model_versions (
+    version text PRIMARY KEY,
+    checkpoint_name text NOT NULL,  -- relative to the state folder's models/ when it was there
+    checkpoint bytea,
+    arch text NOT NULL,
+    metrics jsonb NOT NULL,
+    parent text,
+    created_at double precision NOT NULL
+);
+CREATE TABLE segstudio.effort (
+    image_id bigint NOT NULL REFERENCES segstudio.images(id),
+    member text NOT NULL DEFAULT current_user,
+    active_seconds double precision NOT NULL DEFAULT 0,
+    actions jsonb NOT NULL DEFAULT '{{}}',
+    changed_fraction double precision,
+    updated_at double precision NOT NULL,
+    PRIMARY KEY (image_id, member)
+);
+CREATE TABLE segstudio.predict_queue (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id),
+    claim text,
+    claimed_by text,
+    expires_at timestamptz,
+    done_at timestamptz
+);
+
+CREATE FUNCTION segstudio.leased_by_other(image bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segstudio.leases l
+                   WHERE l.image_id = image AND l.holder <> current_user AND l.expires_at > now())
+$$;
+
+CREATE FUNCTION segstudio.before_mask_save() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    head bigint;
+    last_author text;
+    last_at timestamptz;
+BEGIN
+    SELECT mask_head INTO head FROM segstudio.images
+        WHERE id = NEW.image_id AND removed_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'image % is not part of the project', NEW.image_id USING ERRCODE = 'P0002';
+    END IF;
+    IF head IS DISTINCT FROM NEW.parent THEN
+        SELECT author, created_at INTO last_author, last_at FROM segstudio.mask_versions WHERE id = head;
+        RAISE EXCEPTION 'stale save refused: the mask is at version % (saved by %), not %',
+            coalesce(head::text, 'none'), coalesce(last_author, 'nobody'), coalesce(NEW.parent::text, 'none')
+            USING ERRCODE = '{STALE_SQLSTATE}',
+                  DETAIL = json_build_object('head', head, 'author', last_author, 'at', last_at)::text;
+    END IF;
+    NEW.created_at := clock_timestamp();
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION segstudio.after_mask_save() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE segstudio.images
+        SET mask_head = NEW.id, status = NEW.status, updated_at = extract(epoch FROM clock_timestamp())
+        WHERE id = NEW.image_id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER mask_save_check BEFORE INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.before_mask_save();
+CREATE TRIGGER mask_save_head AFTER INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.after_mask_save();
+
+GRANT USAGE ON SCHEMA segstudio TO {ANNOTATOR};
+GRANT SELECT ON ALL TABLES IN SCHEMA segstudio TO {ANNOTATOR};
+GRANT UPDATE (status, model_version, mean_confidence, error, updated_at) ON segstudio.images TO {ANNOTATOR};
+GRANT INSERT ON segstudio.mask_versions TO {ANNOTATOR};
+GRANT USAGE ON SEQUENCE segstudio.mask_versions_id_seq TO {ANNOTATOR};
+GRANT INSERT, UPDATE, DELETE ON segstudio.leases TO {ANNOTATOR};
+GRANT INSERT, UPDATE ON segstudio.predictions, segstudio.effort, segstudio.predict_queue TO {ANNOTATOR};
+GRANT INSERT ON segstudio.reviews TO {REVIEWER};
+GRANT USAGE ON SEQUENCE segstudio.reviews_id_seq TO {REVIEWER};
+
+ALTER TABLE segstudio.images ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.images FOR SELECT USING (true);
+CREATE POLICY not_leased_by_other ON segstudio.images FOR UPDATE
+    USING (NOT segstudio.leased_by_other(id)) WITH CHECK (NOT segstudio.leased_by_other(id));
+
+ALTER TABLE segstudio.mask_versions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.mask_versions FOR SELECT USING (true);
+CREATE POLICY own_save_unleased ON segstudio.mask_versions FOR INSERT
+    WITH CHECK (author = current_user AND NOT segstudio.leased_by_other(image_id));
+
+ALTER TABLE segstudio.leases ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.leases FOR SELECT USING (true);
+CREATE POLICY take_own ON segstudio.leases FOR INSERT WITH CHECK (holder = current_user);
+CREATE POLICY renew_own_or_expired ON segstudio.leases FOR UPDATE
+    USING (holder = current_user OR expires_at < now()) WITH CHECK (holder = current_user);
+CREATE POLICY drop_own_or_expired ON segstudio.leases FOR DELETE
+    USING (holder = current_user OR expires_at < now());
+
+ALTER TABLE segstudio.reviews ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.reviews FOR SELECT USING (true);
+CREATE POLICY review_others_head ON segstudio.reviews FOR INSERT WITH CHECK (
+    reviewer = current_user
+    AND mask_version = (SELECT i.mask_head FROM segstudio.images i WHERE i.id = image_id)
+    AND (SELECT v.author FROM segstudio.mask_versions v WHERE v.id = mask_version) <> current_user
+);
+
+ALTER TABLE segstudio.predictions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.predictions FOR SELECT USING (true);
+CREATE POLICY own_insert ON segstudio.predictions FOR INSERT WITH CHECK (author = current_user);
+CREATE POLICY own_update ON segstudio.predictions FOR UPDATE USING (true) WITH CHECK (author = current_user);
+
+ALTER TABLE segstudio.effort ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON segstudio.effort FOR SELECT USING (true);
+CREATE POLICY own_insert ON segstudio.effort FOR INSERT WITH CHECK (member = current_user);
+CREATE POLICY own_update ON segstudio.effort FOR UPDATE USING (member = current_user)
+    WITH CHECK (member = current_user);
+
+INSERT INTO segstudio.schema_version(version) VALUES (0);
+"""
+
+# The schema first: a table's new owner needs CREATE on its schema.
+_OWNED = (
+    f"ALTER SCHEMA segstudio OWNER TO {LEAD};\n"
+    + "\n".join(f"ALTER TABLE segstudio.{t} OWNER TO {LEAD};" for t in _TABLES)
+    + f"""
+ALTER FUNCTION segstudio.before_mask_save() OWNER TO {LEAD};
+ALTER FUNCTION segstudio.after_mask_save() OWNER TO {LEAD};
+ALTER FUNCTION segstudio.leased_by_other(bigint) OWNER TO {LEAD};
+"""
+)
+
+#: Schema 2: the work queue (assignments: only the assignee or a lead may save an assigned image's
+#: mask) and change notices for the live view (NOTIFY segstudio_changes, payload "kind:image_id").
+_V2 = f"""
+CREATE TABLE segstudio.assignments (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id) ON DELETE CASCADE,
+    assignee text NOT NULL,
+    position integer NOT NULL DEFAULT 0,
+    assigned_by text NOT NULL DEFAULT current_user,
+    assigned_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX assignments_assignee ON segstudio.assignments(assignee, position);
+ALTER TABLE segstudio.assignments OWNER TO {LEAD};
+GRANT SELECT ON segstudio.assignments TO {ANNOTATOR};
+
+CREATE FUNCTION segstudio.assigned_to_other(image bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segstudio.assignments a WHERE a.image_id = image AND a.assignee <> current_user)
+        AND NOT pg_has_role(current_user, '{LEAD}', 'MEMBER')
+$$;
+ALTER FUNCTION segstudio.assigned_to_other(bigint) OWNER TO {LEAD};
+DROP POLICY own_save_unleased ON segstudio.mask_versions;
+CREATE POLICY own_save_unleased ON segstudio.mask_versions FOR INSERT
+    WITH CHECK (author = current_user AND NOT segstudio.leased_by_other(image_id)
+                AND NOT segstudio.assigned_to_other(image_id));
+
+CREATE FUNCTION segstudio.notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    row_image bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN row_image := OLD.image_id; ELSE row_image := NEW.image_id; END IF;
+    PERFORM pg_notify('segstudio_changes', TG_TABLE_NAME || ':' || row_image);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_change() OWNER TO {LEAD};
+CREATE TRIGGER notify_lease AFTER INSERT OR UPDATE OR DELETE ON segstudio.leases
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_save AFTER INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_review AFTER INSERT ON segstudio.reviews
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+CREATE TRIGGER notify_assignment AFTER INSERT OR UPDATE OR DELETE ON segstudio.assignments
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_version(conn: Any) -> int | None:
+    """The database's team schema version, or None when it holds no SegStudio project."""
+    row = conn.execute("SELECT to_regclass('segstudio.schema_version')").fetchone()
+    if row is None or row[0] is None:
+        return None
+    got = conn.execute("SELECT max(version) FROM segstudio.schema_version").fetchone()
+    return int(got[0]) if got and got[0] is not None else 0
+
+
+def check_version(version: int | None, where: str) -> None:
+    """Refuse a database that is no SegStudio project, or one saved by a newer SegStudio."""
+    if version is None:
+        raise TeamError(
+            f"the database {where} is not a SegStudio team project (it has no segstudio schema). Check the "
+            "database name in the URL; a lead turns a local project into a team project with "
+            "`segstudio team create FOLDER --db URL`."
+        )
+    if version > SCHEMA_VERSION:
+        raise TeamError(
+            f"the team project {where} uses schema {version}, newer than this SegStudio reads "
+            f"(up to {SCHEMA_VERSION}); update SegStudio on this machine to join it. Nothing was changed."
+        )
+
+
+def migrate(conn: Any) -> int:
+    """Create or upgrade the project schema step by step (one transaction each); the new version."""
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('segstudio-migrate'))")
+            version = read_version(conn) or 0
+            if version > SCHEMA_VERSION:
+                check_version(version, "on this server")
+            if version >= SCHEMA_VERSION:
+                return version
+            conn.execute(MIGRATIONS[version])
+            conn.execute("UPDATE segstudio.schema_version SET version = %s", (version + 1,))

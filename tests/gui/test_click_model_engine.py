@@ -1,0 +1,81 @@
+"""The ``learned`` engine in the window: offered when the active version carries a click model, used by
+the smart click like the other engines (one undo step on Enter), and withdrawn on rollback to a version
+without one. Synthetic photo: no shared test data needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+pytest.importorskip("torch")
+
+from segstudio.core.project import Project
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.settings import AppSettings
+from segstudio.gui.tools import Tool
+from segstudio.ml.click_model import ClickNet, save_click_model
+from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+from segstudio.ml.synthetic import shapes_scheme_dict
+
+WAIT = 60_000
+NO = Qt.KeyboardModifier.NoModifier
+
+
+@pytest.fixture
+def window_with_click_model(qtbot, tmp_path, one_torch_thread):
+    from segstudio.core.schemes import LabelScheme
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    image = np.full((120, 160, 3), 90, np.uint8)
+    image[30:80, 40:110] = (220, 40, 40)
+    Image.fromarray(image).save(folder / "a.png")
+    with Project.open(folder, scheme=LabelScheme.from_dict(shapes_scheme_dict())) as project:
+        project.set_setting("gui.weights", {"weights": "none"})  # no segmentation worker in this test
+        for version, with_click_model in (("v1", True), ("v2", False)):
+            out = project.models_dir / version
+            out.mkdir(parents=True)
+            (out / "best.pt").write_bytes(b"placeholder: this test never predicts")
+            if with_click_model:
+                save_click_model(out / CLICK_MODEL_NAME, ClickNet())
+            project.add_model_version(version, out / "best.pt", "lraspp_mobilenet_v3_large")
+        project.set_active_model_version("v1")
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
+    yield window
+    window.tools.smart.set_click_model(None)  # module state: leave the next test without it
+    window.close()
+    from segstudio.core.interactive.engines import ENGINES
+
+    ENGINES.pop("learned", None)
+
+
+def test_learned_engine_is_offered_and_clicks_are_one_undo_step(window_with_click_model, qtbot):
+    window = window_with_click_model
+    combo = window.smart_options.engine_combo
+    index = combo.findData("learned")
+    assert index >= 0  # the active version v1 carries a click model
+    combo.setCurrentIndex(index)  # what choosing it in the options bar does
+    assert window.tool_state.engine == "learned"
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S)
+    assert window.tool_state.tool == Tool.CLICK
+    qtbot.waitUntil(lambda: "learned" in window.tools.smart.engines, timeout=WAIT)
+    window.tool_state.active_class = 1
+    doc = window.session.document
+    QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(75, 55))
+    assert doc.labels[55, 75] == 1 and doc.history.undo_count == 0  # previewed, not yet recorded
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert doc.history.undo_count == 1
+    # rollback to a version without a click model: the engine is withdrawn, the tool falls back
+    window.project.set_active_model_version("v2")
+    window._version_activated("v2")
+    assert combo.findData("learned") < 0 and window.tool_state.engine == "superpixel"

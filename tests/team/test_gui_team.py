@@ -1,0 +1,241 @@
+"""The window on a team project, as a member uses it: File -> Open team project..., the browser shows
+who else is editing an image, and opening an image takes its lease."""
+
+from __future__ import annotations
+
+import pytest
+
+from segstudio.core.project import Project
+from segstudio.team.project import TeamProject
+from segstudio.team.transfer import create_team_project
+
+WAIT = 30_000
+
+
+@pytest.fixture
+def team(team_db, image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    return team_db
+
+
+def _row_text(window, rel_path: str) -> str:
+    from PySide6.QtCore import Qt
+
+    model = window.browser.model
+    row = model.row_of(rel_path)
+    return "" if row is None else str(model.data(model.index(row), Qt.ItemDataRole.DisplayRole))
+
+
+def test_open_team_project_shows_other_editors_and_takes_the_lease(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    with TeamProject.join(image_folder, team.url("bob"), state_dir=tmp_path / "bob") as bob:
+        coffee = bob.get("b_coffee.png")
+        bob.take_lease(coffee)
+        monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+        window = MainWindow(AppSettings())
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        try:
+            file_menu = next(
+                a.menu()
+                for a in window.menuBar().actions()
+                if a.menu() and window.open_team_action in a.menu().actions()
+            )
+            assert file_menu is not None
+            window.open_team_action.trigger()
+            qtbot.waitUntil(
+                lambda: window.session is not None and window.session.document is not None, timeout=WAIT
+            )
+            assert isinstance(window.project, TeamProject) and window.project.member == "alice"
+            qtbot.waitUntil(lambda: "being edited by bob" in _row_text(window, "b_coffee.png"), timeout=WAIT)
+            opened = window.session.record
+            qtbot.waitUntil(lambda: bob.lease_holder(opened) == "alice", timeout=WAIT)
+            bob.release_lease(coffee)
+            qtbot.waitUntil(lambda: "being edited" not in _row_text(window, "b_coffee.png"), timeout=WAIT)
+        finally:
+            window.close()
+        assert bob.lease_holder(opened) is None  # closing the window gave the lease back
+
+
+def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it_lands(
+    qtbot, team, image_folder, monkeypatch
+):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    import segstudio.team.editing as editing
+    from segstudio.gui import team_view
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    monkeypatch.setattr(team_view, "POLL_MS", 300)
+    monkeypatch.setattr(editing, "RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        window.open_team_action.trigger()
+        qtbot.waitUntil(
+            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
+        )
+        opened = window.session.record
+        team.server.stop("fast")
+        try:
+            window.actions_by_id["mark_done"].trigger()  # the window does not wait: the save is queued
+            qtbot.waitUntil(
+                lambda: "not yet on the server" in _row_text(window, opened.rel_path), timeout=WAIT
+            )
+            assert "1 save(s) not yet on the server" in window.team_presence.pending_label.text()
+        finally:
+            team.server.start()
+        qtbot.waitUntil(
+            lambda: "not yet on the server" not in _row_text(window, opened.rel_path), timeout=WAIT
+        )
+        assert window.team_presence.pending_label.text() == ""
+    finally:
+        window.close()
+    with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+        assert lena.get(opened.rel_path).status.value == "done"
+        assert [v.author for v in lena.mask_history(lena.get(opened.rel_path))] == ["alice"]
+
+
+def _open_window(qtbot, team, image_folder, monkeypatch, user):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from segstudio.gui import team_view
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    monkeypatch.setattr(team_view, "POLL_MS", 300)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url(user), True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_team_action.trigger()
+    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
+    return window
+
+
+def _alice_saves_everything(team, image_folder, tmp_path):
+    from segstudio.core.project import Status
+    from tests.team.conftest import mask_of
+
+    with TeamProject.join(
+        image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False
+    ) as alice:
+        for rec in alice.images():
+            alice.load_mask(rec)
+            alice.save_mask(rec, mask_of(2), Status.DONE)
+
+
+def test_a_reviewer_accepts_and_rejects_the_open_image_from_the_team_menu(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QInputDialog
+
+    _alice_saves_everything(team, image_folder, tmp_path)
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "rita")
+    try:
+        presence = window.team_presence
+        assert presence.menu.title() == "&Team"
+        opened = window.session.record
+        asked = []
+        monkeypatch.setattr(
+            QInputDialog, "getText", lambda *a, **k: (asked.append(a), ("the sky is labelled road", True))[1]
+        )
+        presence.reject_action.trigger()
+        assert asked, "the reject action asks for a comment"
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            qtbot.waitUntil(lambda: lena.review_of(opened) is not None, timeout=WAIT)
+            review = lena.review_of(opened)
+            assert (review.verdict, review.comment, review.reviewer) == (
+                "rejected",
+                "the sky is labelled road",
+                "rita",
+            )
+            presence.accept_action.trigger()
+            qtbot.waitUntil(lambda: lena.review_of(opened).verdict == "accepted", timeout=WAIT)
+        qtbot.waitUntil(lambda: "accepted" in window.statusBar().currentMessage(), timeout=WAIT)
+    finally:
+        window.close()
+
+
+def test_an_annotator_sees_the_rejection_on_the_image_and_next_follows_their_queue(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.core.project import Status
+    from tests.team.conftest import mask_of
+
+    with TeamProject.join(
+        image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False
+    ) as alice:
+        coffee = alice.get("b_coffee.png")
+        alice.load_mask(coffee)
+        alice.save_mask(coffee, mask_of(2), Status.DONE)
+    with TeamProject.join(image_folder, team.url("rita"), state_dir=tmp_path / "r", heartbeat=False) as rita:
+        rita.review(rita.get("b_coffee.png"), False, "fix the handle")
+    queue = ["sub/d_rocket.png", "a_cat.png"]
+    with TeamProject.join(image_folder, team.url("lena"), state_dir=tmp_path / "l", heartbeat=False) as lena:
+        lena.assign([lena.get(p) for p in queue], ["alice"], "hand")
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        qtbot.waitUntil(
+            lambda: "rejected by rita: fix the handle" in _row_text(window, "b_coffee.png"), timeout=WAIT
+        )
+        qtbot.waitUntil(lambda: window.team_presence.queue == queue, timeout=WAIT)
+        current = window.session.record.rel_path
+        expected = next(p for p in queue if p != current)
+        window.actions_by_id["next_unfinished"].trigger()
+        qtbot.waitUntil(lambda: window.session.record.rel_path == expected, timeout=WAIT)
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        view, model = window.browser.view, window.browser.model
+        index = model.index(model.row_of("b_coffee.png"))
+        view.scrollTo(index)
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         view.visualRect(index).center())  # fmt: skip
+        qtbot.waitUntil(lambda: window.session.record.rel_path == "b_coffee.png", timeout=WAIT)
+        qtbot.waitUntil(lambda: "fix the handle" in window.statusBar().currentMessage(), timeout=WAIT)
+    finally:
+        window.close()
+
+
+def test_the_browser_learns_of_another_editor_by_notify_without_waiting_for_the_poll(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    import time
+
+    from segstudio.gui import team_view
+
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    monkeypatch.setattr(team_view, "POLL_MS", 600_000)
+    window.team_presence.timer.setInterval(600_000)  # only a notice can bring the change now
+    window.team_presence.timer.start()
+    try:
+        qtbot.waitUntil(window.team_presence.listener.listening.is_set, timeout=WAIT)
+        qtbot.wait(500)  # the first poll is over
+        with TeamProject.join(
+            image_folder, team.url("bob"), state_dir=tmp_path / "b", heartbeat=False
+        ) as bob:
+            other = next(r for r in bob.images() if r.rel_path != window.session.record.rel_path)
+            started = time.monotonic()
+            bob.take_lease(other)
+            qtbot.waitUntil(lambda: "being edited by bob" in _row_text(window, other.rel_path), timeout=5000)
+            assert time.monotonic() - started < 3.0
+    finally:
+        window.close()

@@ -1,0 +1,109 @@
+"""Saves while the team server is away: queued durably in the member's cache, sent on reconnect, shown
+as pending until they land; a queued save that turns out stale is never applied over someone's work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segstudio.core.project import Project, Status
+from segstudio.team.blobs import decode_png
+from segstudio.team.errors import TeamError
+from segstudio.team.project import TeamProject
+from segstudio.team.transfer import create_team_project
+from tests.team.conftest import mask_of
+
+
+@pytest.fixture
+def team(team_db, image_folder):
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    return team_db
+
+
+def _join(team, folder, user, tmp_path, **kwargs) -> TeamProject:
+    return TeamProject.join(folder, team.url(user), state_dir=tmp_path / user, heartbeat=False, **kwargs)
+
+
+def test_a_save_during_an_outage_is_queued_durably_and_lands_after_the_restart(team, image_folder, tmp_path):
+    alice = _join(team, image_folder, "alice", tmp_path)
+    try:
+        rec = alice.get("a_cat.png")
+        alice.load_mask(rec)
+        team.server.stop("fast")
+        try:
+            saved = alice.save_mask(rec, mask_of(3), Status.DONE)  # no error, no wait: queued
+            assert saved.status == Status.DONE
+            alice.save_mask(rec, mask_of(4), Status.DONE)  # a second save of it replaces the queued pixels
+            assert set(alice.pending_saves()) == {"a_cat.png"}
+            queued = alice.outbox.get(rec.id)
+            assert queued is not None and queued.base is None  # still the version alice started from
+            assert np.array_equal(decode_png(queued.png, rec.shape, "queued"), mask_of(4))
+            with pytest.raises(TeamError):
+                alice.flush_pending()  # still away: the entry stays
+            assert set(alice.pending_saves()) == {"a_cat.png"}
+        finally:
+            alice.close()  # the member quits while the server is down: the queue is on disk
+            team.server.start()
+    finally:
+        alice.close()
+    with _join(team, image_folder, "alice", tmp_path) as again:  # joining sends what is queued
+        assert again.pending_saves() == {}
+        assert again.take_conflicts() == []
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        landed = lena.get("a_cat.png")
+        assert landed.status == Status.DONE
+        assert np.array_equal(lena.load_mask(landed), mask_of(4))
+        history = lena.mask_history(landed)
+        assert [v.author for v in history] == ["alice"] and history[0].parent is None
+
+
+def test_a_queued_save_made_stale_by_another_member_is_kept_locally_not_applied(team, image_folder, tmp_path):
+    with (
+        _join(team, image_folder, "alice", tmp_path) as alice,
+        _join(team, image_folder, "bob", tmp_path) as bob,
+    ):
+        rec = alice.get("b_coffee.png")
+        alice.load_mask(rec)
+        bob.load_mask(rec)
+        team.server.stop("fast")
+        try:
+            alice.save_mask(rec, mask_of(5))
+            assert "b_coffee.png" in alice.pending_saves()
+        finally:
+            team.server.start()
+        bob.save_mask(rec, mask_of(7))  # bob reached the server first
+        assert alice.flush_pending() == 0
+        assert alice.pending_saves() == {}
+        conflicts = alice.take_conflicts()
+        assert len(conflicts) == 1 and conflicts[0].rel_path == "b_coffee.png"
+        assert "bob" in conflicts[0].message and "not applied" in conflicts[0].message
+        kept = conflicts[0].kept_at
+        assert kept is not None and kept.is_file() and kept.is_relative_to(tmp_path / "alice")
+        assert np.array_equal(decode_png(kept.read_bytes(), rec.shape, "kept"), mask_of(5))
+        assert alice.take_conflicts() == []  # told once
+        assert np.array_equal(alice.load_mask(rec), mask_of(7))  # bob's work stands
+        assert [v.author for v in alice.mask_history(rec)] == ["bob"]
+
+
+def test_a_queued_save_is_retried_in_the_background_and_load_shows_it_meanwhile(
+    team, image_folder, tmp_path, monkeypatch
+):
+    import segstudio.team.editing as editing
+
+    monkeypatch.setattr(editing, "RETRY_SECONDS", 0.2)
+    with TeamProject.join(image_folder, team.url("alice"), state_dir=tmp_path / "alice") as alice:
+        rec = alice.get("c_astronaut.png")
+        alice.load_mask(rec)
+        team.server.stop("fast")
+        try:
+            alice.save_mask(rec, mask_of(2))
+        finally:
+            team.server.start()
+        import time
+
+        deadline = time.monotonic() + 20
+        while alice.pending_saves() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alice.pending_saves() == {}
+        assert np.array_equal(alice.load_mask(rec), mask_of(2))
