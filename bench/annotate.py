@@ -1,6 +1,7 @@
 """Simulated annotator: actions per image to 90 / 95 % pixel accuracy, per tool, on labelled photos.
 
-    python -m bench.annotate --images DIR --masks DIR --scheme scheme.json [--start empty|model --weights FILE]
+    python -m bench.annotate --images DIR --masks DIR --scheme scheme.json
+        [--start empty|simulated|model --weights FILE] [--list STEMS.txt] [--human]
         [--tools LIST] [--target 0.95] [--max-actions 60] [--limit N] [--stride K] [--json]
 
 The robot (segstudio.core.interactive.robot) drives the same tool functions as the GUI: after each
@@ -17,7 +18,15 @@ Per tool: mean/median actions to 90 % and 95 % (an image that never gets there c
 --max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
 per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
 the --objects largest per image, 20 clicks max, counted as 20 when missed), per-action latency
-median/p90 and the per-image precomputation time. Prints a Markdown table, or JSON with --json.
+median/p90 and the per-image precomputation time; collateral damage: the share of all changed
+pixels that became wrong and the worst single action (most pixels made wrong, as % of the image).
+--start simulated: a pre-annotation without a network (`core.interactive.simulated_model`: the truth
+degraded as a model errs, with class probabilities), so the click tools are measured after
+pre-annotation as users meet them. --human (click tools): the "human" robot
+(`robot.human_actions`): per image, one click and one scribble on each of the --objects true objects
+the start mask gets most wrong, each from the start mask; reports changed area / the object's true
+area (median, p95, max), the object's IoU gain and the accuracy change of the rest of the image.
+Prints a Markdown table, or JSON with --json.
 """
 
 from __future__ import annotations
@@ -37,7 +46,15 @@ from PIL import Image
 from segstudio.core.errors import SegStudioError
 from segstudio.core.images import is_image_file, load_image
 from segstudio.core.interactive import compute_superpixels, create_engine
-from segstudio.core.interactive.robot import object_clicks, polygon_trace, run_image
+from segstudio.core.interactive.regions import pixel_accuracy
+from segstudio.core.interactive.robot import (
+    ObjectAction,
+    human_actions,
+    object_clicks,
+    polygon_trace,
+    run_image,
+)
+from segstudio.core.interactive.simulated_model import simulated_prediction
 from segstudio.core.schemes import get_scheme
 
 VOID = 255
@@ -57,6 +74,10 @@ class ToolStats:
     prepare: list[float] = field(default_factory=list)
     noc85: list[int] = field(default_factory=list)
     noc90: list[int] = field(default_factory=list)
+    changed: int = 0  # pixels changed by all actions
+    spoiled: int = 0  # of those, pixels that became wrong
+    worst: float = 0.0  # most pixels one action made wrong, as a fraction of its image
+    human: list[ObjectAction] = field(default_factory=list)
 
 
 def pairs(images: Path, masks: Path, limit: int | None, stride: int = 1) -> list[tuple[Path, Path]]:
@@ -101,9 +122,22 @@ class ModelStart:
         loaded = load_model(ModelSpec(weights="file", path=weights), get_scheme(scheme_name), "cpu")
         self.predictor = Predictor.from_loaded(loaded, return_probabilities=True, precision="float32")
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.predictor.predict(image)
         return result.labels, result.probabilities
+
+
+class SimulatedStart:
+    """A pre-annotation without a network: the truth degraded as a model errs (`simulated_model`)."""
+
+    def __init__(self, num_classes: int) -> None:
+        import segstudio.ml.interactive_crf  # noqa: F401  (registers the crf engine)
+
+        self.num_classes = num_classes
+
+    def __call__(self, image: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        predicted = simulated_prediction(truth, self.num_classes)
+        return predicted.labels, predicted.probabilities
 
 
 def run_tool(
@@ -116,6 +150,7 @@ def run_tool(
     args: argparse.Namespace,
     objs: list[tuple[int, np.ndarray]],
     cache: dict,
+    confidence: np.ndarray | None = None,
 ) -> None:
     if tool == "polygon":
         trace = polygon_trace(truth, start)
@@ -130,6 +165,17 @@ def run_tool(
             cache["sp"] = superpixels
         if engine is not None or tool == "spbrush":
             stats.prepare.append(time.perf_counter() - t0)
+        if args.human_only:
+            if engine is not None:
+                stats.human += human_actions(
+                    engine,
+                    truth,
+                    start,
+                    confidence=confidence,
+                    min_area=int(args.min_object * truth.size),
+                    most=args.objects,
+                )
+            return
         trace = run_image(
             tool.split(":")[0],
             image,
@@ -139,8 +185,21 @@ def run_tool(
             superpixels=superpixels,
             target=args.target,
             max_actions=args.max_actions,
+            confidence=confidence,
         )
         stats.latency += trace.latency
+        stats.changed += sum(trace.changed)
+        stats.spoiled += sum(trace.spoiled)
+        stats.worst = max([stats.worst, *(s / truth.size for s in trace.spoiled)])
+        if engine is not None and args.human:
+            stats.human += human_actions(
+                engine,
+                truth,
+                start,
+                confidence=confidence,
+                min_area=int(args.min_object * truth.size),
+                most=args.objects,
+            )
         if engine is not None:
             for cls, mask in objs:
                 ious = object_clicks(engine, mask, cls, NOC_MAX)
@@ -161,23 +220,49 @@ def summary(tool: str, s: ToolStats) -> dict:
         return float(np.percentile(values, q)) if values else None
 
     n = len(s.final)
+    human = {}
+    for kind in ("click", "scribble"):
+        acts = [a for a in s.human if a.kind == kind]
+        ratios = [a.ratio for a in acts]
+        outside = [100 * (a.outside_after - a.outside_before) for a in acts]
+        human[kind] = {
+            "actions": len(acts),
+            "ratio_median": pct(ratios, 50),
+            "ratio_p95": pct(ratios, 95),
+            "ratio_max": max(ratios) if ratios else None,
+            "iou_gain_median": pct([a.iou_after - a.iou_before for a in acts], 50),
+            "outside_points_median": pct(outside, 50),
+            "outside_points_p5": pct(outside, 5),
+            "spoiled": sum(a.spoiled for a in acts) / max(1, sum(a.changed for a in acts)) if acts else None,
+            "latency_ms_median": None if not acts else 1000 * pct([a.latency for a in acts], 50),
+        }
+    if not n:  # --human-only: the human robot's figures alone
+        keys = "mean90 median90 never90 mean95 median95 never95 start_accuracy final_accuracy"
+        blank = dict.fromkeys(keys.split())
+    else:
+        blank = {
+            "mean90": statistics.fmean(s.to90),
+            "median90": statistics.median(s.to90),
+            "never90": s.never90 / n,
+            "mean95": statistics.fmean(s.to95),
+            "median95": statistics.median(s.to95),
+            "never95": s.never95 / n,
+            "start_accuracy": statistics.fmean(s.start),
+            "final_accuracy": statistics.fmean(s.final),
+        }
     return {
         "tool": tool,
         "images": n,
-        "mean90": statistics.fmean(s.to90),
-        "median90": statistics.median(s.to90),
-        "never90": s.never90 / n,
-        "mean95": statistics.fmean(s.to95),
-        "median95": statistics.median(s.to95),
-        "never95": s.never95 / n,
-        "start_accuracy": statistics.fmean(s.start),
-        "final_accuracy": statistics.fmean(s.final),
+        **blank,
         "noc85": statistics.fmean(s.noc85) if s.noc85 else None,
         "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
         "objects": len(s.noc85),
         "latency_ms_median": None if not s.latency else 1000 * pct(s.latency, 50),
         "latency_ms_p90": None if not s.latency else 1000 * pct(s.latency, 90),
         "prepare_s_median": statistics.median(s.prepare) if s.prepare else None,
+        "spoiled": s.spoiled / s.changed if s.changed else None,
+        "worst_action_spoiled": s.worst,
+        "human": human if s.human else None,
     }
 
 
@@ -187,17 +272,48 @@ def table(rows: list[dict]) -> str:
 
     out = [
         "| tool | to 90 % mean / median | never | to 95 % mean / median | never | NoC@85 | NoC@90 | "
-        "latency median / p90 ms | precompute s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "latency median / p90 ms | precompute s | changed px made wrong | worst action |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if not r["images"]:
+            continue
         out.append(
             f"| {r['tool']} | {f(r['mean90'])} / {f(r['median90'], '{:g}')} | {f(r['never90'], '{:.0%}')} | "
             f"{f(r['mean95'])} / {f(r['median95'], '{:g}')} | {f(r['never95'], '{:.0%}')} | {f(r['noc85'])} | "
             f"{f(r['noc90'])} | {f(r['latency_ms_median'], '{:.0f}')} / {f(r['latency_ms_p90'], '{:.0f}')} | "
-            f"{f(r['prepare_s_median'], '{:.2f}')} |"
+            f"{f(r['prepare_s_median'], '{:.2f}')} | {f(r['spoiled'], '{:.0%}')} | "
+            f"{f(r['worst_action_spoiled'], '{:.1%}')} |"
         )
+    humans = [(r["tool"], kind, h) for r in rows if r["human"] for kind, h in r["human"].items()]
+    if not any(r["images"] for r in rows):  # --human-only
+        out = []
+    if humans:
+        out += [
+            "",
+            "| human robot | actions | changed / object area median / p95 / max | object IoU gain median | "
+            "rest of image, points median / p5 | changed px made wrong | latency median ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for tool, kind, h in humans:
+            out.append(
+                f"| {tool} {kind} | {h['actions']} | {f(h['ratio_median'], '{:.2f}')} / "
+                f"{f(h['ratio_p95'], '{:.2f}')} / {f(h['ratio_max'], '{:.2f}')} | "
+                f"{f(h['iou_gain_median'], '{:+.3f}')} | {f(h['outside_points_median'], '{:+.3f}')} / "
+                f"{f(h['outside_points_p5'], '{:+.2f}')} | {f(h['spoiled'], '{:.0%}')} | "
+                f"{f(h['latency_ms_median'], '{:.0f}')} |"
+            )
     return "\n".join(out)
+
+
+def _old_rule() -> None:
+    """The click rule before issue #19, for a reference measured in the same way: every pixel still equal
+    to the model's prediction counts as unlabeled for the engines, and nothing limits a click's extent."""
+    from segstudio.core.interactive import click_session
+    from segstudio.core.interactive.evidence import MaskEvidence, confirmed_labels
+
+    click_session.limit_to_object = lambda region, *args, **kwargs: region
+    MaskEvidence.confirmed = property(lambda self: confirmed_labels(self.labels, self.prediction))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -205,7 +321,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=Path, required=True)
     p.add_argument("--masks", type=Path, required=True, help="class-index PNGs (palette ok), 255 = void")
     p.add_argument("--scheme", required=True, help="scheme JSON file or a preset name (voc, cityscapes)")
-    p.add_argument("--start", choices=("empty", "model"), default="empty")
+    p.add_argument(
+        "--start",
+        choices=("empty", "simulated", "model"),
+        default="empty",
+        help="empty mask, a simulated pre-annotation (truth degraded as a model errs), or --weights' prediction",
+    )
+    p.add_argument("--list", type=Path, default=None, help="only the stems listed (first word per line)")
+    p.add_argument("--human", action="store_true", help="click tools: also the 'human' robot (see above)")
+    p.add_argument("--human-only", action="store_true", help="only the 'human' robot (click tools)")
+    p.add_argument(
+        "--old-rule",
+        action="store_true",
+        help="reference: the rule before issue #19 (every model guess is fair game, no limit near the click)",
+    )
     p.add_argument("--weights", help="checkpoint file for --start model")
     p.add_argument("--tools", default=None, help=f"comma-separated (default: {DEFAULT_TOOLS}[,click:crf])")
     p.add_argument("--target", type=float, default=0.95, help="stop an image at this pixel accuracy")
@@ -238,10 +367,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.old_rule:
+        _old_rule()
     try:
         scheme = get_scheme(args.scheme)
-        found = pairs(args.images, args.masks, args.limit, args.stride)
-        model = ModelStart(args.weights, args.scheme) if args.start == "model" else None
+        found = pairs(args.images, args.masks, None if args.list else args.limit, args.stride)
+        if args.list is not None:
+            wanted = {line.split()[0] for line in args.list.read_text().splitlines() if line.strip()}
+            found = [pair for pair in found if pair[0].stem in wanted][: args.limit]
+        model = (
+            ModelStart(args.weights, args.scheme)
+            if args.start == "model"
+            else SimulatedStart(scheme.num_classes)
+            if args.start == "simulated"
+            else None
+        )
         if args.sam_checkpoint is not None:
             from segstudio.ml.sam_engine import use_sam_checkpoint
 
@@ -263,25 +403,28 @@ def main(argv: list[str] | None = None) -> int:
     default += ",click:learned" if args.click_model else ""
     tools = (args.tools or default).split(",")
     stats = {t: ToolStats() for t in tools}
+    start_accuracy: list[float] = []
     for image_path, mask_path in found:
         image = load_image(image_path)
         truth = np.array(Image.open(mask_path))
         truth = np.where(truth < scheme.num_classes, truth, VOID).astype(np.uint8)
-        probs = None
+        probs = confidence = None
         start = np.full(truth.shape, VOID, np.uint8)
         if model is not None:
-            start, probs = model(image)
+            start, probs = model(image, truth)
+            confidence = np.rint(255 * probs.max(axis=0)).astype(np.uint8)
+        start_accuracy.append(pixel_accuracy(start, truth))
         objs = objects(truth, args.min_object, args.objects)
         cache: dict = {}
         for tool in tools:
-            run_tool(tool, image, truth, start, probs, stats[tool], args, objs, cache)
+            run_tool(tool, image, truth, start, probs, stats[tool], args, objs, cache, confidence)
         print(f"{image_path.name}: done", file=sys.stderr, flush=True)
     rows = [summary(t, s) for t, s in stats.items()]
     meta = {
         "images": [p.name for p, _ in found],
         "start": args.start,
         "max_actions": args.max_actions,
-        "start_accuracy": rows[0]["start_accuracy"] if rows else None,
+        "start_accuracy": statistics.fmean(start_accuracy) if start_accuracy else None,
     }
     if args.json:
         print(json.dumps({"meta": meta, "tools": rows}))

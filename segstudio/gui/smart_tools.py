@@ -116,6 +116,9 @@ def _prepared_engine(
         use_click_model(path)
     engine = _engines().create_engine(name)
     engine.prepare(image, probs)
+    from segstudio.core.interactive.extent import warm_up
+
+    warm_up(engine)  # the click-extent limit's edge map, here rather than on the first click
     return engine
 
 
@@ -332,11 +335,12 @@ class SmartTools(QObject):
                 return None
             doc.begin_stroke("smart click")
             from segstudio.core.interactive.click_session import ClickSession
-            from segstudio.core.interactive.robot import confirmed_labels
+            from segstudio.core.interactive.evidence import MaskEvidence
 
-            self.session = ClickSession(
-                engine, cls, confirmed_labels(doc.labels.copy(), doc.shown_prediction)
-            )
+            # the same evidence the benchmark robot passes: a click may only take the model's guesses
+            # near it (core/interactive/extent.py), not the whole predicted photo
+            evidence = MaskEvidence(doc.labels.copy(), doc.shown_prediction, doc.confidence)
+            self.session = ClickSession(engine, cls, evidence)
         return self.session
 
     def _show(self, region: np.ndarray) -> None:

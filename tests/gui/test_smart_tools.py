@@ -276,16 +276,22 @@ def test_sam_checkpoint_becomes_an_engine(voc_window, qtbot, tiny_sam_checkpoint
 
 
 def test_click_corrects_a_prediction(voc_window, qtbot):
-    """A prediction that calls everything background is only a guess: the click region is not
-    stopped by it (it would be by labels the user confirmed)."""
+    """A prediction that calls everything background, confidently: a click on the chair corrects the
+    prediction around the click, but may not take the whole photo on colour alone (issue #19: a
+    click means "this object"); a box, which bounds the object, takes it whole."""
     window, chair = voc_window
     doc = window.session.document
     wrong = np.zeros(doc.shape, np.uint8)
-    doc.set_prediction(wrong)
+    doc.set_prediction(wrong, np.full(doc.shape, 230, np.uint8))
     doc.reset(wrong)
     use_tool(window, qtbot, Qt.Key.Key_S, Tool.CLICK)
     x, y, _ = interior_point(chair)
     press(window, x, y)
+    assert doc.labels[y, x] == CHAIR and np.count_nonzero(doc.labels == CHAIR) <= 2 * chair.sum()
+    key(window, Qt.Key.Key_Escape)
+    doc = use_tool(window, qtbot, Qt.Key.Key_S, Tool.BOX, Qt.KeyboardModifier.ShiftModifier)
+    ys, xs = np.nonzero(chair)
+    drag(window, [(xs.min(), ys.min()), ((xs.min() + xs.max()) / 2, ys.max()), (xs.max(), ys.max())])
     assert iou(doc.labels, chair) >= 0.75
 
 

@@ -11,15 +11,23 @@ import time
 import numpy as np
 
 from segstudio.core.interactive.engines import Engine
+from segstudio.core.interactive.evidence import MaskEvidence
+from segstudio.core.interactive.extent import limit_to_object
 from segstudio.core.interactive.prompts import Point, Prompts
 
 __all__ = ["ClickSession"]
 
 
 class ClickSession:
-    def __init__(self, engine: Engine, active_class: int, labels: np.ndarray | None = None) -> None:
+    def __init__(
+        self, engine: Engine, active_class: int, labels: np.ndarray | MaskEvidence | None = None
+    ) -> None:
         self.engine = engine
-        self.labels = labels  # the mask before this object (evidence for the engine; never written)
+        #: the mask before this object with the model's prediction and confidence (never written); a bare
+        #: array: labels the engine takes as finished work (`evidence.confirmed_labels`)
+        self.evidence = labels if isinstance(labels, MaskEvidence) else None
+        self.labels = labels.confirmed if isinstance(labels, MaskEvidence) else labels
+        self._limit_memo: dict = {}  # what the extent limit derives from the evidence, once per object
         self.active_class = int(active_class)
         self.prompts = Prompts()
         self.region: np.ndarray | None = None
@@ -57,6 +65,17 @@ class ClickSession:
 
     def _update(self) -> np.ndarray:
         start = time.perf_counter()
-        self.region = self.engine.region(self.prompts, self.active_class, self.labels)
+        region = self.engine.region(self.prompts, self.active_class, self.labels)
+        if self.evidence is not None:  # a click means "this object" (core/interactive/extent.py)
+            region = limit_to_object(
+                region,
+                self.prompts,
+                self.active_class,
+                self.evidence,
+                getattr(self.engine, "image", None),  # an engine of the protocol need not keep it
+                self.engine,
+                self._limit_memo,
+            )
+        self.region = region
         self.last_seconds = time.perf_counter() - start
         return self.region

@@ -17,6 +17,7 @@ import numpy as np
 
 from segstudio.core.interactive.click_session import ClickSession
 from segstudio.core.interactive.engines import Engine, grabcut_region
+from segstudio.core.interactive.evidence import MaskEvidence, confirmed_labels
 from segstudio.core.interactive.regions import paste_region, pixel_accuracy
 from segstudio.core.interactive.superpixels import Superpixels, superpixel_brush
 from segstudio.core.interactive.wand import magic_wand
@@ -25,13 +26,18 @@ from segstudio.core.schemes import UNLABELED
 __all__ = [
     "BRUSH_MAX_RADIUS",
     "ErrorSpot",
+    "ObjectAction",
     "Trace",
     "confirmed_labels",
+    "human_actions",
     "interior_point",
     "largest_error",
     "object_clicks",
+    "object_iou",
     "polygon_trace",
     "run_image",
+    "scribble_through",
+    "wrong_objects",
 ]
 
 VOID = UNLABELED  # truth pixels that no tool is scored on
@@ -53,14 +59,6 @@ def interior_point(region: np.ndarray) -> tuple[int, int, float]:
     dt = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     y, x = np.unravel_index(int(dt.argmax()), dt.shape)
     return int(x), int(y), float(dt[y, x])
-
-
-def confirmed_labels(labels: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
-    """The labels an engine may trust as finished: pixels still equal to the model's prediction are
-    only a guess (the click may be correcting them), so they count as unlabeled."""
-    if prediction is None:
-        return labels
-    return np.where(labels == prediction, np.uint8(VOID), labels).astype(np.uint8)
 
 
 def largest_error(labels: np.ndarray, truth: np.ndarray) -> ErrorSpot | None:
@@ -89,6 +87,13 @@ class Trace:
 
     accuracy: list[float] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)  # pixels each action changed
+    spoiled: list[int] = field(default_factory=list)  # of those, pixels that became wrong (void ignored)
+
+    @property
+    def spoiled_fraction(self) -> list[float]:
+        """Per action: the share of its changed pixels that ended up wrong (collateral damage)."""
+        return [s / c for s, c in zip(self.spoiled, self.changed, strict=True) if c]
 
     def actions_to(self, target: float) -> int | None:
         for i, acc in enumerate(self.accuracy):
@@ -139,22 +144,27 @@ def run_image(
     tolerance: float | None = None,
     target: float = 0.95,
     max_actions: int = 60,
+    prediction: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> Trace:
     """Drive one tool on one image until `target` pixel accuracy or `max_actions`.
 
     `tool` is "click" (smart click with `engine`: positive clicks of the true class refine the open
     object, a click on a pixel the open object got wrong is a negative click), or one of "ideal",
-    "brush", "spbrush", "wand", "box" (one action each).
+    "brush", "spbrush", "wand", "box" (one action each). `prediction` (default: `start`) and its
+    `confidence` are the model's, as the GUI passes them to the click tools.
     """
     labels = start.copy()
     trace = Trace([pixel_accuracy(labels, truth)])
     base = labels.copy()
+    valid = truth != VOID
     session: ClickSession | None = None
     simple = None if tool == "click" else _simple_action(tool, image, superpixels, tolerance)
     while trace.accuracy[-1] < target and len(trace.latency) < max_actions:
         spot = largest_error(labels, truth)
         if spot is None:
             break
+        before = labels.copy()
         t0 = time.perf_counter()
         if simple is not None:
             simple(labels, spot)
@@ -169,11 +179,15 @@ def run_image(
                 session.click(spot.x, spot.y, positive=False)
             else:
                 base = labels  # accept the open object; start the next one
-                session = ClickSession(engine, spot.true_class, confirmed_labels(base, start))
+                evidence = MaskEvidence(base, start if prediction is None else prediction, confidence)
+                session = ClickSession(engine, spot.true_class, evidence)
                 session.click(spot.x, spot.y, positive=True)
             labels = base.copy()
             paste_region(labels, session.region, session.active_class)
         trace.latency.append(time.perf_counter() - t0)
+        changed = labels != before
+        trace.changed.append(int(np.count_nonzero(changed)))
+        trace.spoiled.append(int(np.count_nonzero(changed & valid & (labels != truth))))
         trace.accuracy.append(pixel_accuracy(labels, truth))
     return trace
 
@@ -216,3 +230,140 @@ def polygon_trace(truth: np.ndarray, start: np.ndarray, epsilon: float = 1.5) ->
         acc = pixel_accuracy(labels, truth)
         trace.accuracy.extend([trace.accuracy[-1]] * (clicks - 1) + [acc])
     return trace
+
+
+@dataclass(frozen=True)
+class ObjectAction:
+    """One click or scribble of the "human" robot on one true object, from the pre-annotation."""
+
+    kind: str  # "click" or "scribble"
+    true_class: int
+    area: int  # the object's true area (pixels)
+    changed: int  # pixels the action changed
+    spoiled: int  # of those, pixels that became wrong
+    iou_before: float
+    iou_after: float
+    outside_before: float  # pixel accuracy outside the object
+    outside_after: float
+    latency: float
+
+    @property
+    def ratio(self) -> float:
+        """Changed area over the object's true area (a click means "this object": <= ~1 expected)."""
+        return self.changed / self.area
+
+
+def object_iou(labels: np.ndarray, truth: np.ndarray, obj: np.ndarray, cls: int) -> float:
+    """IoU of the true object `obj` with what the mask calls it: the connected parts of class `cls`
+    touching it, less the pixels that truly belong to other objects of that class."""
+    mine = keep_touching(labels == cls, obj) & ~((truth == cls) & ~obj)
+    union = np.count_nonzero(mine | obj)
+    return np.count_nonzero(mine & obj) / union if union else 1.0
+
+
+def keep_touching(mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """The 8-connected parts of `mask` that overlap `seeds` (nothing when none does)."""
+    _count, comp = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    ids = np.unique(comp[seeds & mask])
+    return np.isin(comp, ids[ids != 0])
+
+
+def wrong_objects(
+    labels: np.ndarray, truth: np.ndarray, min_area: int, most: int, below: float = 0.85
+) -> list[tuple[int, np.ndarray]]:
+    """True objects (8-connected regions of one class, >= `min_area` px) the mask gets wrong (IoU <
+    `below`), the `most` with the largest wrong area first: what a person looking at the picture fixes."""
+    found = []
+    for c in np.unique(truth):
+        if c == VOID:
+            continue
+        count, comp, stats, _ = cv2.connectedComponentsWithStats((truth == c).view(np.uint8), connectivity=8)
+        for k in range(1, count):
+            if stats[k, cv2.CC_STAT_AREA] < min_area:
+                continue
+            obj = comp == k
+            if object_iou(labels, truth, obj, int(c)) < below:
+                found.append((int(np.count_nonzero(obj & (labels != c))), int(c), obj))
+    found.sort(key=lambda f: -f[0])
+    return [(c, m) for _, c, m in found[:most]]
+
+
+def _largest_part(mask: np.ndarray) -> np.ndarray:
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    return comp == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax()) if count > 1 else mask
+
+
+def scribble_through(part: np.ndarray) -> list[tuple[float, float]]:
+    """A stroke a person draws inside `part`: along its long axis through its most interior point,
+    kept at least 3 px (the stroke's half-width) inside the part."""
+    x, y, r = interior_point(part)
+    ys, xs = np.nonzero(part)
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64)) if len(xs) > 2 else np.eye(2)
+    vals, vecs = np.linalg.eigh(cov)
+    dx, dy = vecs[:, int(np.argmax(vals))]
+    padded = np.pad(part.astype(np.uint8), 1)
+    dt = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    keep = min(3.0, r)
+    ends = []
+    for sign in (-1, 1):
+        t, last = 0, (x, y)
+        while True:
+            t += 1
+            px, py = int(round(x + sign * t * dx)), int(round(y + sign * t * dy))
+            if not (0 <= py < part.shape[0] and 0 <= px < part.shape[1]) or dt[py, px] < keep:
+                break
+            last = (px, py)
+        ends.append(last)
+    return [
+        (float(ends[0][0]), float(ends[0][1])),
+        (float(x), float(y)),
+        (float(ends[1][0]), float(ends[1][1])),
+    ]
+
+
+def human_actions(
+    engine: Engine,
+    truth: np.ndarray,
+    start: np.ndarray,
+    *,
+    prediction: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+    min_area: int = 200,
+    most: int = 5,
+    kinds: tuple[str, ...] = ("click", "scribble"),
+) -> list[ObjectAction]:
+    """The "human" robot: for each of the `most` true objects the pre-annotation `start` gets most
+    wrong, one click at the most interior point of the object's largest wrongly labelled part (and
+    one scribble along that part), each from `start`, judged by the object's IoU and by the accuracy
+    of the rest of the image - as a person judges a click from the picture."""
+    prediction = start if prediction is None else prediction
+    valid = truth != VOID
+    out: list[ObjectAction] = []
+    for cls, obj in wrong_objects(start, truth, min_area, most):
+        part = _largest_part(obj & (start != cls))
+        x, y, _ = interior_point(part)
+        rest = valid & ~obj
+        before_rest = float(np.count_nonzero((start == truth) & rest)) / max(1, int(rest.sum()))
+        iou0 = object_iou(start, truth, obj, cls)
+        for kind in kinds:
+            session = ClickSession(engine, cls, MaskEvidence(start, prediction, confidence))
+            t0 = time.perf_counter()
+            region = session.click(x, y) if kind == "click" else session.scribble(scribble_through(part))
+            latency = time.perf_counter() - t0
+            labels = start.copy()
+            changed = paste_region(labels, region, cls)
+            out.append(
+                ObjectAction(
+                    kind,
+                    cls,
+                    int(obj.sum()),
+                    int(changed.sum()),
+                    int(np.count_nonzero(changed & valid & (labels != truth))),
+                    iou0,
+                    object_iou(labels, truth, obj, cls),
+                    before_rest,
+                    float(np.count_nonzero((labels == truth) & rest)) / max(1, int(rest.sum())),
+                    latency,
+                )
+            )
+    return out

@@ -124,3 +124,22 @@ def test_annotate_benchmark_measures_a_sam_checkpoint(tmp_path: Path, tiny_sam_c
         == 2
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_annotate_benchmark_human_robot_after_a_simulated_pre_annotation(tmp_path: Path):
+    """--start simulated --human-only: per engine, each click's and scribble's changed area over the
+    clicked object's true area, the object's IoU gain and the rest of the image's accuracy change."""
+    images, masks, scheme = _synthetic_set(tmp_path)
+    done = _run(
+        *("--images", str(images), "--masks", str(masks), "--scheme", str(scheme), "--json"),
+        *("--start", "simulated", "--human-only", "--tools", "click:superpixel", "--min-object", "0.01"),
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["meta"]["start"] == "simulated" and 0.5 < data["meta"]["start_accuracy"] < 1.0
+    (row,) = data["tools"]
+    for kind in ("click", "scribble"):
+        human = row["human"][kind]
+        assert human["actions"] >= 1
+        assert 0 < human["ratio_median"] <= human["ratio_p95"] <= human["ratio_max"] <= 2
+        assert human["spoiled"] is not None and human["latency_ms_median"] > 0

@@ -51,3 +51,41 @@ def test_model_guesses_are_not_trusted_as_finished():
     labels = np.array([[1, 3, 2]], np.uint8)  # the user changed the middle pixel only
     assert confirmed_labels(labels, prediction).tolist() == [[UNLABELED, 3, UNLABELED]]
     assert confirmed_labels(labels, None) is labels
+
+
+def test_collateral_damage_is_counted_per_action():
+    """A brush dab that covers an error region and a finished neighbour: the neighbour's pixels it
+    relabels are counted as made wrong."""
+    truth = np.zeros((40, 60), np.uint8)
+    truth[10:30, 10:30] = 1
+    start = truth.copy()
+    start[15:25, 15:25] = 0  # a 10x10 hole the robot fixes with a disc brush (radius 5, so it stays inside)
+    trace = run_image("brush", np.zeros((40, 60, 3), np.uint8), truth, start, target=1.0, max_actions=1)
+    assert trace.changed[0] > 0 and trace.spoiled == [0] and trace.spoiled_fraction == [0.0]
+    wide = np.zeros_like(truth)
+    wide[20:22, 0:60] = 1  # a stripe across object and background: the background part is spoiled
+    trace = run_image("ideal", np.zeros((40, 60, 3), np.uint8), wide, truth, target=1.0, max_actions=3)
+    assert all(s == 0 for s in trace.spoiled)  # the ideal tool never spoils
+
+
+def test_human_robot_judges_one_click_by_the_object_and_the_rest():
+    """A made-up engine that floods the whole image: the human robot reports the flood as changed area
+    far beyond the object's, and the rest of the image losing accuracy."""
+    from segstudio.core.interactive.engines import Engine
+    from segstudio.core.interactive.robot import human_actions
+
+    class Flood(Engine):
+        def _region(self, prompts, active_class, barrier):
+            return np.ones(self.image.shape[:2], bool)
+
+    truth = np.zeros((60, 80), np.uint8)
+    truth[20:40, 20:40] = 1  # the object: 400 px
+    start = np.zeros_like(truth)  # the pre-annotation missed it
+    engine = Flood()
+    engine.prepare(np.zeros((60, 80, 3), np.uint8))
+    (click,) = human_actions(engine, truth, start, min_area=100, kinds=("click",))
+    assert click.area == 400 and click.true_class == 1 and click.iou_before == 0.0
+    assert click.outside_before == 1.0
+    # with no confidence the model's labels count as sure: the limit keeps the flood near the click
+    assert click.changed <= 2 * click.area and click.outside_after >= 0.99
+    assert click.iou_after > 0
