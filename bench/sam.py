@@ -6,6 +6,11 @@ nothing is downloaded), on the CPU by default or on `--device cuda`.
     .venv/bin/python -m bench.sam --count 1 --clicks 6 --skip-busy
     .venv/bin/python -m bench.sam --device cuda      # embedding and decoder on the GPU (timed with syncs)
     .venv/bin/python -m bench.sam --arch tiny --count 1 --clicks 2 --skip-busy   # code path only (dry runs)
+    .venv/bin/python -m bench.sam --arch vit_t --embed-reference vit_b --skip-busy  # MobileSAM vs ViT-B
+
+`--arch vit_t` is MobileSAM (TinyViT encoder, `mobilesam-mirror`), random weights of the real shapes.
+`--embed-reference ARCH` also embeds every photo with ARCH, right after the benchmarked arch (so both
+see the same machine load), and reports `reference_embed_s_median` and `embed_speedup`.
 
 `--arch tiny` is a 2-block, 64-wide encoder with SAM's real neck and decoder: its timings mean nothing;
 it exists so `bench/gpu_proof.sh --dry-run` can run this benchmark's whole path on a CPU in seconds.
@@ -74,6 +79,10 @@ def _build(arch: str):
     """A SAM model with random weights; `tiny` for dry runs (see the module docstring)."""
     from segment_anything import sam_model_registry
 
+    if arch == "vit_t":
+        from segstudio.ml.sam_engine import build_mobile_sam
+
+        return build_mobile_sam()
     if arch != "tiny":
         return sam_model_registry[arch](checkpoint=None)
     from segment_anything.build_sam import _build_sam
@@ -185,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=3, help="photos (each costs one ViT-B embedding)")
     parser.add_argument("--clicks", type=int, default=12, help="decoder calls per photo")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--arch", choices=("vit_b", "vit_l", "vit_h", "tiny"), default="vit_b")
+    archs = ("vit_t", "vit_b", "vit_l", "vit_h", "tiny")
+    parser.add_argument("--arch", choices=archs, default="vit_b")
+    parser.add_argument("--embed-reference", choices=archs, help="also time this arch's embedding per photo")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument(
         "--skip-reference", action="store_true", help="no superpixel reference (dry runs: code path only)"
@@ -212,11 +223,16 @@ def main(argv: list[str] | None = None) -> None:
         _SYNC.append(lambda: torch.cuda.synchronize(device))
         _SYNC[0]()
     build_s = time.perf_counter() - t0
+    reference = SamRuntime(_build(args.embed_reference).eval().to(device)) if args.embed_reference else None
     rows, refs, decode = [], [], []
     for path in paths:
         image = np.array(Image.open(path).convert("RGB"))
         row, times = _bench_photo(runtime, path.name, image, args.clicks, args.threads)
         decode += times
+        if reference is not None:
+            t_ref = time.perf_counter()
+            reference.embed(("ref", path.name), image)
+            row["reference_embed_s"] = round(time.perf_counter() - t_ref, 3)
         if not args.skip_reference:
             row["reference_superpixel"] = _reference(path.name, image, args.clicks)
             refs.append(row["reference_superpixel"])
@@ -246,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
                 "embed_s_median": med("embed_s"),
                 "first_click_cold_ms_median": med("first_click_cold_ms"),
                 "first_click_prefetched_ms_median": med("first_click_prefetched_ms"),
+                "reference_arch": args.embed_reference,
+                "reference_embed_s_median": med("reference_embed_s") if reference else None,
+                "embed_speedup": round(med("reference_embed_s") / med("embed_s"), 2) if reference else None,
                 "decoder_threads": decoder_threads(),
                 "decode_ms_median": round(statistics.median(decode), 1),
                 "decode_ms_p90": round(_p90(decode), 1),

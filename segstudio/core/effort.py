@@ -12,9 +12,36 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["IDLE_GAP", "EffortClock", "EffortRow", "summarize_effort"]
+__all__ = [
+    "IDLE_GAP",
+    "MANUAL",
+    "EffortClock",
+    "EffortRow",
+    "action_key",
+    "engine_of",
+    "summarize_by_engine",
+    "summarize_effort",
+]
 
 IDLE_GAP = 20.0
+MANUAL = "manual"  # brush, eraser, fill, polygon: no engine decides the pixels
+_MANUAL_TOOLS = frozenset({"brush", "eraser", "fill", "polygon"})
+
+
+def action_key(tool: str, engine: str | None = None) -> str:
+    """How an action is counted: ``tool`` or, for the click tools that ask an engine,
+    ``tool:engine`` (``click:sam``), so effort can be read per engine."""
+    return f"{tool}:{engine}" if engine else tool
+
+
+def engine_of(key: str) -> str:
+    """The engine an action key belongs to: ``click:sam`` → ``sam``; brush, eraser, fill and polygon
+    → `MANUAL`; any other tool (wand, superpixel, or a click saved before engines were recorded)
+    → the tool's own name."""
+    tool, _, engine = key.partition(":")
+    if engine:
+        return engine
+    return MANUAL if tool in _MANUAL_TOOLS else tool
 
 
 @dataclass
@@ -84,3 +111,38 @@ def summarize_effort(rows: list[EffortRow], status: str = "done") -> list[dict[s
             }
         )
     return out
+
+
+def summarize_by_engine(rows: list[EffortRow], status: str = "done") -> list[dict[str, Any]]:
+    """Which tool pays: per engine (`engine_of`), its actions over all `status` images and their share,
+    the images it was used on, and — over the images where it was the main engine (most actions) —
+    the median actions and seconds per image. Sorted by actions, most first."""
+    totals: Counter = Counter()
+    used: Counter = Counter()
+    main: dict[str, list[EffortRow]] = {}
+    for row in rows:
+        if row.status != status or not row.actions:
+            continue
+        per: Counter = Counter()
+        for key, count in row.actions.items():
+            per[engine_of(key)] += int(count)
+        totals.update(per)
+        used.update(per.keys())
+        main.setdefault(per.most_common(1)[0][0], []).append(row)
+    everything = sum(totals.values())
+    return [
+        {
+            "engine": engine,
+            "actions": count,
+            "share": count / everything,
+            "images_used": used[engine],
+            "images_mainly": len(main.get(engine, [])),
+            "median_actions_mainly": statistics.median(r.total_actions for r in main[engine])
+            if engine in main
+            else None,
+            "median_seconds_mainly": statistics.median(r.seconds for r in main[engine])
+            if engine in main
+            else None,
+        }
+        for engine, count in totals.most_common()
+    ]

@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QDialog, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from segstudio.core.effort import EffortClock, summarize_effort
+from segstudio.core.effort import EffortClock, summarize_by_engine, summarize_effort
 from segstudio.core.errors import SegStudioError
 
 __all__ = ["EffortDialog", "EffortTracker"]
@@ -52,7 +52,18 @@ class EffortTracker(QObject):
 
 
 class EffortDialog(QDialog):
-    """Median active seconds and actions per done image, per model version (as `info --effort`)."""
+    """Median active seconds and actions per done image, per model version (as `info --effort`),
+    and per smart-tool engine (`core.effort.summarize_by_engine`): which tool pays in this project."""
+
+    ENGINE_COLUMNS = (
+        "Engine",
+        "Actions",
+        "Share",
+        "Images used on",
+        "Images mainly",
+        "Median actions (mainly)",
+        "Median seconds (mainly)",
+    )
 
     COLUMNS = (
         "Model version",
@@ -85,6 +96,23 @@ class EffortDialog(QDialog):
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+        rows = project.effort_rows()
+        engines = summarize_by_engine(rows)
+        self.engine_table = QTableWidget(len(engines), len(self.ENGINE_COLUMNS), self)
+        self.engine_table.setHorizontalHeaderLabels(self.ENGINE_COLUMNS)
+        for row, e in enumerate(engines):
+            cells = (
+                e["engine"],
+                str(e["actions"]),
+                f"{e['share']:.0%}",
+                str(e["images_used"]),
+                str(e["images_mainly"]),
+                "-" if e["median_actions_mainly"] is None else f"{e['median_actions_mainly']:g}",
+                "-" if e["median_seconds_mainly"] is None else f"{e['median_seconds_mainly']:.0f}",
+            )
+            for col, text in enumerate(cells):
+                self.engine_table.setItem(row, col, QTableWidgetItem(text))
+        self.engine_table.resizeColumnsToContents()
         layout = QVBoxLayout(self)
         layout.addWidget(
             QLabel(
@@ -94,4 +122,13 @@ class EffortDialog(QDialog):
             )
         )
         layout.addWidget(self.table)
-        self.resize(760, 260)
+        layout.addWidget(
+            QLabel(
+                "Per engine (click, box and scribble count under the engine they used; brush, eraser,"
+                " fill and polygon are manual). 'Mainly': images where that engine had the most"
+                " actions; fewer median actions and seconds there means the engine pays.",
+                self,
+            )
+        )
+        layout.addWidget(self.engine_table)
+        self.resize(760, 420)

@@ -170,6 +170,7 @@ class MainWindow(QMainWindow):
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
         extra["effort"].triggered.connect(lambda: self._panel(panels.effort_view))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
+        extra["get_sam"].triggered.connect(self._get_sam_model)
         self.auto_predict_action.setChecked(self.settings.auto_predict)
         self.options_bar, self.opacity_slider = build_toolbars(self, self.actions_by_id, self.tool_state)
         self.team_presence: team_view.TeamPresence | None = None
@@ -339,6 +340,15 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.tools.smart.load_sam(path)
+
+    def _get_sam_model(self) -> None:
+        """Model → Get a SAM model…: download (or pick) a checkpoint, then load it as the sam engine."""
+        from segstudio.gui.sam_download_dialog import SamDownloadDialog
+
+        dialog = SamDownloadDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.chosen.connect(self.tools.smart.load_sam)
+        dialog.open()
 
     def _clamp_side_panels(self) -> None:
         """A side panel saved wider than 40 % of the window (older versions grew them) is narrowed."""

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QToolBar, QWidget
 
 from segstudio.core.document import UNLABELED, MaskDocument, Protect, ProtectMode
+from segstudio.core.effort import action_key
 from segstudio.core.interactive.polygon import pick_edge, pick_vertex
 from segstudio.core.interactive.wand import DEFAULT_TOLERANCE
 from segstudio.gui.smart_tools import SmartTools
@@ -210,6 +211,11 @@ class ToolController(QObject):
             self.smart.engine_changed()
         self._class, self._tool = self.state.active_class, self.state.tool
 
+    def _action_key(self) -> str:
+        """Effort telemetry's name for a press: the click tools carry their engine (``click:sam``)."""
+        tool = self.state.tool
+        return action_key(tool.value, self.state.engine if tool in SESSION else None)
+
     def _value(self) -> int:
         return UNLABELED if self.state.tool == Tool.ERASER else self.state.active_class
 
@@ -220,7 +226,7 @@ class ToolController(QObject):
         if doc is None:
             return
         tool = self.state.tool
-        self.action.emit(tool.value)
+        self.action.emit(self._action_key())
         if tool in SMART:
             self.smart.press(tool.value, x, y, positive)
         elif tool in (Tool.BRUSH, Tool.ERASER):
@@ -236,7 +242,7 @@ class ToolController(QObject):
     def secondary_press(self, x: float, y: float) -> None:
         """Right button: a negative click, or delete the polygon vertex under it."""
         if self.document is not None:
-            self.action.emit(self.state.tool.value)
+            self.action.emit(self._action_key())
         if self.state.tool in (Tool.CLICK, Tool.BOX, Tool.SCRIBBLE):
             self.smart.click(x, y, positive=False)
         elif self.state.tool == Tool.POLYGON:

@@ -1,5 +1,6 @@
-"""The ``sam`` click engine: Segment Anything (Meta's `segment-anything` package) from a checkpoint
-file the user picks. Never downloads anything.
+"""The ``sam`` click engine: Segment Anything (Meta's `segment-anything` package) or MobileSAM (its
+TinyViT encoder, the `mobilesam-mirror` package) from a checkpoint file the user picks or fetched
+by *Model → Get a SAM model…* (`segstudio.ml.sam_download`). Never downloads anything itself.
 
 Two halves with different costs, run in different places:
 - `SamRuntime.embed`: the ViT image encoder, once per image (seconds on a CPU). In the app the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from segstudio.core.logs import timed
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
 __all__ = [
+    "MOBILE_SAM_KEY",
     "SAM_ARCHS",
     "SAMEngine",
     "SamEmbedding",
@@ -50,6 +53,8 @@ SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
     1024: ("vit_l", build_sam_vit_l),
     1280: ("vit_h", build_sam_vit_h),
 }
+#: a key only MobileSAM's TinyViT encoder has (its first conv): the checkpoint is a ``vit_t``.
+MOBILE_SAM_KEY = "image_encoder.patch_embed.seq.0.c.weight"
 SCRIBBLE_POINTS = 5  # a scribble becomes this many positive points along it
 
 
@@ -82,10 +87,13 @@ def load_sam(path: str | Path) -> Sam:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(f"{path} is not a SAM checkpoint (a PyTorch state dict): {error}") from None
+    if isinstance(state, dict) and MOBILE_SAM_KEY in state:
+        return _load_into(build_mobile_sam(), state, path, "vit_t (MobileSAM)")
     pos = state.get("image_encoder.pos_embed") if isinstance(state, dict) else None
     if pos is None:
         raise CheckpointError(
-            f"{path} has no SAM image encoder (image_encoder.pos_embed); is it a SAM ViT checkpoint?"
+            f"{path} has no SAM image encoder (image_encoder.pos_embed or MobileSAM's TinyViT);"
+            " is it a SAM or MobileSAM checkpoint?"
         )
     width = int(pos.shape[-1])
     if width not in SAM_ARCHS:
@@ -93,12 +101,33 @@ def load_sam(path: str | Path) -> Sam:
             f"{path}: unknown SAM encoder width {width}; supported: "
             + ", ".join(f"{n} ({w})" for w, (n, _) in SAM_ARCHS.items())
         )
-    model = SAM_ARCHS[width][1](checkpoint=None)
+    return _load_into(SAM_ARCHS[width][1](checkpoint=None), state, path, SAM_ARCHS[width][0])
+
+
+def build_mobile_sam() -> Sam:
+    """MobileSAM (``vit_t``): SAM's prompt encoder and mask decoder behind a 5.7M-parameter TinyViT
+    encoder, with random weights. Imported here, not at module import: ``mobile_sam`` pulls timm."""
+    with warnings.catch_warnings():  # mobile_sam imports timm's deprecated paths and re-registers
+        warnings.simplefilter("ignore")  # timm's TinyViT names: noise to a user, nothing to act on
+        from mobile_sam import sam_model_registry
+
+    return sam_model_registry["vit_t"](checkpoint=None)
+
+
+def _load_into(model: Sam, state: dict, path: Path, name: str) -> Sam:
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise CheckpointError(f"{path} does not fit SAM {SAM_ARCHS[width][0]}: {str(error)[:300]}") from None
+        raise CheckpointError(f"{path} does not fit SAM {name}: {str(error)[:300]}") from None
     return model.eval()
+
+
+def encoder_blocks(encoder: torch.nn.Module) -> list[torch.nn.Module]:
+    """The encoder's transformer/conv blocks, where a cancelled embedding may stop: ViT's ``blocks``
+    (12 in ViT-B) or TinyViT's ``layers[i].blocks`` (12 in MobileSAM: 2 MBConv, 10 attention)."""
+    if hasattr(encoder, "blocks"):
+        return list(encoder.blocks)
+    return [block for layer in getattr(encoder, "layers", []) for block in layer.blocks]
 
 
 @dataclass(frozen=True)
@@ -137,7 +166,7 @@ class SamRuntime:
     ) -> SamEmbedding:
         """The cached embedding of `key`, computed from `image` (HxWx3 uint8) when missing.
 
-        `should_stop` is polled before each ViT block (12 in ViT-B): when it says yes the pass ends
+        `should_stop` is polled before each encoder block (12 in ViT-B, 12 in MobileSAM): when it says yes the pass ends
         with `CancelledError`, so the worker can switch to the image the user moved to (or quit)
         within a fraction of an embedding instead of finishing a stale one."""
         hit = self.cache.get(key)
@@ -153,7 +182,7 @@ class SamRuntime:
                 if should_stop is None
                 else [
                     block.register_forward_pre_hook(lambda _m, _i: _stop_if(should_stop))
-                    for block in self.model.image_encoder.blocks
+                    for block in encoder_blocks(self.model.image_encoder)
                 ]
             )
             try:

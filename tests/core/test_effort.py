@@ -6,7 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.effort import IDLE_GAP, EffortClock, EffortRow, summarize_effort
+from segstudio.core.effort import (
+    IDLE_GAP,
+    MANUAL,
+    EffortClock,
+    EffortRow,
+    action_key,
+    engine_of,
+    summarize_by_engine,
+    summarize_effort,
+)
 from segstudio.core.project import Project, Status
 
 
@@ -57,3 +66,30 @@ def test_project_stores_and_accumulates_effort(photo_dir: Path):
             row.seconds == 42.5 and row.actions == {"click": 4, "brush": 2} and row.changed_fraction == 0.10
         )
         assert summarize_effort(project.effort_rows())[0]["median_seconds"] == 42.5
+
+
+def test_action_keys_carry_the_engine_and_old_keys_still_count():
+    assert action_key("click", "sam") == "click:sam" and action_key("brush") == "brush"
+    assert engine_of("click:sam") == "sam" and engine_of("box:superpixel") == "superpixel"
+    assert engine_of("brush") == engine_of("polygon") == MANUAL
+    assert engine_of("wand") == "wand" and engine_of("click") == "click"  # saved before engines were recorded
+
+
+def test_summary_by_engine_says_which_tool_pays():
+    rows = [
+        EffortRow("a", "done", None, 100.0, {"polygon": 40, "click:superpixel": 2}, None),
+        EffortRow("b", "done", None, 80.0, {"polygon": 30}, None),
+        EffortRow("c", "done", None, 20.0, {"click:sam": 4, "box:sam": 1, "brush": 1}, None),
+        EffortRow("d", "done", None, 30.0, {"click:sam": 6}, None),
+        EffortRow("e", "todo", None, 500.0, {"click:sam": 99}, None),  # not done: not counted
+        EffortRow("f", "done", None, 0.0, {}, None),  # opened, never edited
+    ]
+    out = {e["engine"]: e for e in summarize_by_engine(rows)}
+    assert list(out) == [MANUAL, "sam", "superpixel"]  # by actions, most first
+    assert out[MANUAL]["actions"] == 71 and out[MANUAL]["images_used"] == 3
+    assert out[MANUAL]["images_mainly"] == 2 and out[MANUAL]["median_actions_mainly"] == 36
+    assert out["sam"]["actions"] == 11 and out["sam"]["images_mainly"] == 2
+    assert out["sam"]["median_actions_mainly"] == 6 and out["sam"]["median_seconds_mainly"] == 25.0
+    assert out["superpixel"]["images_mainly"] == 0 and out["superpixel"]["median_actions_mainly"] is None
+    assert abs(sum(e["share"] for e in out.values()) - 1.0) < 1e-9
+    assert summarize_by_engine([]) == []

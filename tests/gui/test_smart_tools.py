@@ -220,7 +220,8 @@ def test_effort_is_recorded_and_shown(voc_window, qtbot):
     qtbot.waitUntil(lambda: window.project.get("2011_000006.jpg").status == "done", timeout=WAIT)
     window.effort.flush()
     (row,) = window.project.effort_rows()
-    assert row.actions == {"click": 2} and row.status == "done" and row.seconds >= 0.0
+    engine = window.tool_state.engine
+    assert row.actions == {f"click:{engine}": 2} and row.status == "done" and row.seconds >= 0.0
     assert doc.history.undo_count == 1
     from segstudio.gui.effort_view import EffortDialog
 
@@ -228,6 +229,8 @@ def test_effort_is_recorded_and_shown(voc_window, qtbot):
     qtbot.addWidget(dialog)
     assert dialog.table.rowCount() == 1
     assert dialog.table.item(0, 0).text() == "(no prediction)" and dialog.table.item(0, 3).text() == "2"
+    assert dialog.engine_table.rowCount() == 1  # which tool pays: the engine the clicks used
+    assert [dialog.engine_table.item(0, c).text() for c in (0, 1, 2, 4)] == [engine, "2", "100%", "1"]
 
 
 def test_effort_view_from_the_menu_is_not_modal(voc_window, qtbot):
