@@ -54,16 +54,6 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return data
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def _listed_files(manifest: dict[str, Any]) -> set[str]:
     """Every file the manifest says SegStudio wrote (entries of the wrong type list nothing)."""
     files = {f for f in _as_list(manifest.get("index_files")) if isinstance(f, str)}
@@ -129,7 +119,9 @@ def remove_dead_staging(target: Path, tag: str, *, include_own: bool = False) ->
         if not leftover.name.startswith(prefix) or not leftover.is_dir():
             continue
         pid_text = leftover.name[len(prefix) :].split("-", 1)[0]
-        dead = not (pid_text.isascii() and pid_text.isdigit()) or not _pid_alive(int(pid_text))
+        dead = not (pid_text.isascii() and pid_text.isdigit()) or not staging_registry.pid_alive(
+            int(pid_text)
+        )
         if dead or (include_own and int(pid_text) == os.getpid()):
             shutil.rmtree(leftover, ignore_errors=True)
 

@@ -63,7 +63,8 @@ def _process_start(pid: int) -> float | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +77,7 @@ def _alive(pid: int) -> bool:
 def _writer_gone(pid: int, created: float, now: float) -> bool:
     if pid == os.getpid():
         return False
-    if not _alive(pid):
+    if not pid_alive(pid):
         return True
     started = _process_start(pid)
     if started is not None:

@@ -199,18 +199,17 @@ class ImageListModel(QAbstractListModel):
         """Who else is editing which image (team projects); repaints the rows that changed."""
         changed = set(editors.items()) ^ set(self.editors.items())
         self.editors = dict(editors)
-        for rel_path in {path for path, _ in changed}:
-            i = self._row_of_path.get(rel_path)
-            row = None if i is None else self._visible_row.get(i)
-            if row is not None:
-                index = self.index(row)
-                self.dataChanged.emit(index, index)
+        self._repaint_paths({path for path, _ in changed})
 
     def set_notes(self, notes: dict[str, str]) -> None:
         """Team notes per image (a save not yet on the server, a reviewer's rejection); repaints changes."""
         changed = set(notes.items()) ^ set(self.notes.items())
         self.notes = dict(notes)
-        for rel_path in {path for path, _ in changed}:
+        self._repaint_paths({path for path, _ in changed})
+
+    def _repaint_paths(self, rel_paths: set[str]) -> None:
+        """Repaint the visible rows of these images (hidden or unknown ones are skipped)."""
+        for rel_path in rel_paths:
             i = self._row_of_path.get(rel_path)
             row = None if i is None else self._visible_row.get(i)
             if row is not None:
