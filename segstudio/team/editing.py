@@ -47,6 +47,7 @@ class MaskVersion:
     created_at: float
     status: str
     removed: bool  # a "reset to prediction" (the version holds no mask)
+    branch: str | None = None  # "A"/"B": a consensus annotator's own line (team.consensus); None: main
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ class EditingRules:
     _row: Any
     _rows: Any
     _require: Any
+    _my_branch: Any  # team.consensus
+    _branch_head: Any
+    _branch_refusal: Any
+    _closed_branch: Any
 
     # ---------------------------------------------------------------- leases
 
@@ -98,8 +103,15 @@ class EditingRules:
             )
 
     def take_lease(self, rec: ImageRecord, seconds: float = LEASE_SECONDS) -> None:
-        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it."""
+        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it.
+
+        An annotator of an open consensus image edits their own branch, which nobody else may write:
+        it needs no lease (the stale-save rule still refuses a second window of theirs)."""
         psycopg = require_driver()
+        if self._my_branch(rec.id) is not None:
+            if rec.id not in self._base:
+                self._base[rec.id] = self._work_head(rec.id)
+            return
 
         def work(conn: Any) -> Any:
             return conn.execute(
@@ -123,7 +135,7 @@ class EditingRules:
             raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
         self._held.add(rec.id)
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            self._base[rec.id] = self._work_head(rec.id)
 
     def release_lease(self, rec: ImageRecord) -> None:
         """Stop editing: others may edit the image at once."""
@@ -164,20 +176,34 @@ class EditingRules:
         row = self._row("SELECT mask_head FROM segstudio.images WHERE id = %s", (image_id,))
         return None if row is None or row[0] is None else int(row[0])
 
+    def _work_head(self, image_id: int) -> int | None:
+        """The version this member's next save builds on: their branch's head on an open consensus image
+        they annotate, else the main head."""
+        branch = self._my_branch(image_id)
+        return self._head(image_id) if branch is None else self._branch_head(image_id, branch)
+
     def has_mask(self, rec: ImageRecord | int) -> bool:
         image_id = rec if isinstance(rec, int) else rec.id
-        row = self._row(
-            "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v ON v.id = i.mask_head "
-            "WHERE i.id = %s",
-            (image_id,),
-        )
+        branch = self._my_branch(image_id)
+        if branch is not None:
+            head = self._branch_head(image_id, branch)
+            row = self._row("SELECT png IS NOT NULL FROM segstudio.mask_versions WHERE id = %s", (head,))
+        else:
+            row = self._row(
+                "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v "
+                "ON v.id = i.mask_head WHERE i.id = %s",
+                (image_id,),
+            )
         return bool(row and row[0])
 
     def load_mask(self, rec: ImageRecord) -> np.ndarray | None:
-        """The current mask (None when there is none); remembers its version as the base of the next save."""
+        """The current mask (None when there is none); remembers its version as the base of the next save.
+        An annotator of an open consensus image gets their own branch's mask."""
+        branch = self._my_branch(rec.id)
+        head = "i.mask_head" if branch is None else "c.head_a" if branch == "A" else "c.head_b"
         row = self._row(
-            "SELECT i.mask_head, v.png FROM segstudio.images i "
-            "LEFT JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
+            f"SELECT {head}, v.png FROM segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id "
+            f"LEFT JOIN segstudio.mask_versions v ON v.id = {head} WHERE i.id = %s",
             (rec.id,),
         )
         if row is None:
@@ -195,17 +221,18 @@ class EditingRules:
     def base_version(self, rec: ImageRecord) -> int | None:
         """The mask version the next save of `rec` starts from (what `load_mask` last returned)."""
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            self._base[rec.id] = self._work_head(rec.id)
         return self._base[rec.id]
 
     def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
         psycopg = require_driver()
+        branch = self._my_branch(rec.id)  # an annotator of an open consensus image saves on their branch
 
         def work(conn: Any) -> int:
             row = conn.execute(
-                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, %s, %s) "
-                "RETURNING id",
-                (rec.id, base, png, status.value),
+                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (rec.id, base, png, status.value, branch),
             ).fetchone()
             return int(row[0])
 
@@ -226,7 +253,11 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
+                if branch is None and self._closed_branch(rec, base):
+                    raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
+            if getattr(error, "sqlstate", None) == "SCONS":
+                raise self._branch_refusal(rec, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new
         return new
@@ -350,11 +381,11 @@ class EditingRules:
     def mask_history(self, rec: ImageRecord) -> list[MaskVersion]:
         """Every saved version of the image's mask, oldest first."""
         rows = self._rows(
-            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL "
+            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL, branch "
             "FROM segstudio.mask_versions WHERE image_id = %s ORDER BY id",
             (rec.id,),
         )
-        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g)) for a, b, c, d, e, f, g in rows]
+        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g), h) for a, b, c, d, e, f, g, h in rows]
 
     def load_mask_version(self, rec: ImageRecord, version: int) -> np.ndarray | None:
         row = self._row(
@@ -377,6 +408,16 @@ class EditingRules:
     def review(self, rec: ImageRecord, accepted: bool, comment: str = "") -> Review:
         """Accept or reject the image's current mask version (reviewers; never one's own work)."""
         head = self._head(rec.id)
+        waiting = self._row(
+            "SELECT annotator_a, annotator_b FROM segstudio.consensus WHERE image_id = %s "
+            "AND resolved_version IS NULL",
+            (rec.id,),
+        )
+        if waiting is not None:
+            raise ProjectError(
+                f"{rec.rel_path} waits for consensus ({waiting[0]} and {waiting[1]} annotate it): resolve it "
+                "first (Team -> Compare annotations..., or `segstudio team resolve`), then review the result"
+            )
         if head is None:
             raise ProjectError(f"{rec.rel_path} has no saved mask to review")
         verdict = "accepted" if accepted else "rejected"
@@ -396,7 +437,8 @@ class EditingRules:
         row = self._row(
             "SELECT r.verdict, r.comment, r.reviewer, r.mask_version, extract(epoch FROM r.created_at) "
             "FROM segstudio.reviews r JOIN segstudio.images i ON i.id = r.image_id AND r.mask_version = i.mask_head "
-            "WHERE r.image_id = %s ORDER BY r.id DESC LIMIT 1",
+            "WHERE r.image_id = %s AND segstudio.consensus_state(r.image_id) IS DISTINCT FROM 'open' "
+            "ORDER BY r.id DESC LIMIT 1",
             (rec.id,),
         )
         return None if row is None else Review(row[0], row[1], row[2], int(row[3]), float(row[4]))

@@ -48,6 +48,7 @@ from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
+from segstudio.team.consensus import Consensus
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.outbox import Outbox, SaveConflict
@@ -74,7 +75,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(Assignments, EditingRules, TeamData, Project):
+class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -345,7 +346,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         rows = self._rows(
             f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = [image_record(row) for row in rows]
+        records = self._as_seen([image_record(row) for row in rows])  # consensus annotators: their branch
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -374,7 +375,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else image_record(row)
+        return None if row is None else self._as_seen([image_record(row)])[0]
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
@@ -384,7 +385,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else image_record(row)
+        return None if row is None else self._as_seen([image_record(row)])[0]
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -444,9 +445,18 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         if row is None:
             self._refuse_if_leased(rec)
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        return image_record(row)
+        return self._as_seen([image_record(row)])[0]
 
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
+        if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
+            base = self.base_version(rec)
+            row = (
+                None
+                if base is None
+                else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (base,))
+            )
+            png = None if row is None or row[0] is None else bytes(row[0])
+            return self._save_or_queue(rec, png, status_of(status), base)
         return self._update(rec, "change the status", status=status_of(status).value)
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
@@ -485,6 +495,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
             "assigned_to_me": len(self.my_queue()),
+            "consensus": self.consensus_summary(),
             "rejected": [
                 {"image": by_id[i].rel_path, "reviewer": r.reviewer, "comment": r.comment}
                 for i, r in sorted(self.rejections().items())
