@@ -61,6 +61,24 @@ def choose_team_project(window: Any) -> None:
         window.open_folder(folder, db=url.strip())
 
 
+def consensus_notes(project: Any, paths: dict[int, str]) -> dict[str, str]:
+    """The browser's note on each open consensus image: for its annotators, that theirs is their own
+    (the other is hidden); for reviewers, whether it is ready to compare."""
+    notes = {}
+    for image_id, c in project.consensus_images().items():
+        if not c.open or image_id not in paths:
+            continue
+        if c.branch_of(project.member) is not None:
+            notes[paths[image_id]] = "consensus: your own annotation (the other one is hidden until resolved)"
+        elif c.done("A") and c.done("B"):
+            notes[paths[image_id]] = (
+                f"consensus {c.annotator_a} + {c.annotator_b}: ready to compare (Team menu)"
+            )
+        else:
+            notes[paths[image_id]] = f"consensus {c.annotator_a} + {c.annotator_b}: being annotated"
+    return notes
+
+
 def attach(window: Any, project: Any) -> TeamPresence | None:
     if not hasattr(project, "take_lease"):
         return None
@@ -151,6 +169,7 @@ class TeamPresence(QObject):
                     for i, r in self.project.rejections().items()
                     if i in paths
                 }
+                rejected = {**consensus_notes(self.project, paths), **rejected}
                 if not self._stopped:
                     self.queue_seen.emit(queue, rejected)
                 if not self._stopped:

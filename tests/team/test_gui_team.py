@@ -309,6 +309,9 @@ def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_te
         presence = window.team_presence
         team_menu = next(act.menu() for act in window.menuBar().actions() if act.text() == "&Team")
         compare = next(act for act in team_menu.actions() if act.text() == "Compare annotations…")
+        qtbot.waitUntil(
+            lambda: "consensus alice + bob: ready to compare" in _row_text(window, "a_cat.png"), timeout=WAIT
+        )
         _click_in_browser(qtbot, window, "a_cat.png")
         compare.trigger()
         dialog = presence.compare_dialog
@@ -327,6 +330,7 @@ def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_te
         assert rows == {names[1]: f"{IOU_1:.3f}", names[2]: f"{IOU_2:.3f}"}
         assert all(not p.pixmap().isNull() for p in dialog.pictures)  # A, B and the disagreement are shown
         qtbot.mouseClick(dialog.take_b, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "consensus" not in _row_text(window, "a_cat.png"), timeout=WAIT)
         qtbot.waitUntil(lambda: dialog.version is not None and not dialog.isVisible(), timeout=WAIT)
         qtbot.waitUntil(
             lambda: window.session.document is not None and np.array_equal(window.session.document.labels, b),
@@ -352,5 +356,47 @@ def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_te
             qtbot.waitUntil(
                 lambda: np.array_equal(window.session.document.labels, merged), timeout=WAIT
             )  # the reviewer paints the disputed pixels in the window next
+    finally:
+        window.close()
+
+
+def test_an_annotator_of_a_consensus_image_saves_on_their_branch_from_the_window(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.cli import main
+
+    assert (
+        main(
+            [
+                "team",
+                "assign",
+                str(image_folder),
+                "a_cat.png",
+                "--db",
+                team.url("lena"),
+                "--to",
+                "bob,alice",
+                "--consensus",
+                "1",
+            ]
+        )
+        == 0
+    )  # fmt: skip  (bob is A, alice is B)
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        qtbot.waitUntil(
+            lambda: "consensus: your own annotation" in _row_text(window, "a_cat.png"), timeout=WAIT
+        )
+        _click_in_browser(qtbot, window, "a_cat.png")
+        window.actions_by_id["mark_done"].trigger()
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            cat = lena.get("a_cat.png")
+            qtbot.waitUntil(lambda: lena.consensus_of(cat).done("B"), timeout=WAIT)
+            assert [(v.branch, v.author) for v in lena.mask_history(cat)] == [("B", "alice")]
+            assert lena.get("a_cat.png").status.value == "new"  # the main line waits for the resolution
+        qtbot.waitUntil(lambda: window.browser.model.record("a_cat.png").status.value == "done", timeout=WAIT)
+        window.team_presence.compare_action.trigger()
+        assert "for reviewers and leads" in window.statusBar().currentMessage()
+        assert window.team_presence.compare_dialog is None
     finally:
         window.close()
