@@ -18,17 +18,21 @@ ordinary one, which the resolver may accept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import ProjectError
 from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
-from segstudio.team.agreement import Agreement, agreement_of, merge_annotations, summarize
+from segstudio.team.agreement import Agreement, merge_annotations, pair_confusion, summarize
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
 from segstudio.team.errors import StaleSaveError, TeamError, TeamPermissionError
@@ -38,6 +42,8 @@ __all__ = ["CONSENSUS_SQLSTATE", "Consensus", "ConsensusImage", "pick_consensus"
 #: SQLSTATE of a save the consensus rules refuse (a closed branch, a main save on an open image).
 CONSENSUS_SQLSTATE = "SCONS"
 TAKES = ("A", "B", "merge")
+#: This machine's confusion matrices of compared version pairs (in the member's cache folder).
+AGREEMENT_CACHE = "consensus_agreement.json"
 FINISHED = (Status.DONE, Status.SKIPPED)
 
 _COLUMNS = (
@@ -115,12 +121,22 @@ def second_annotators(
     return result
 
 
+def _matrix(value: Any, size: int) -> np.ndarray | None:
+    """A cached confusion matrix, or None when absent or not a (size, size) table of counts."""
+    try:
+        cm = np.asarray(value, np.int64)
+    except (TypeError, ValueError):
+        return None
+    return cm if cm.shape == (size, size) else None
+
+
 class Consensus:
     """Mixed into TeamProject (provides `_run`, `_row`, `_rows`, `_require`, `member`, `role`, `scheme`)."""
 
     member: str
     role: str
     scheme: Any
+    state_dir: Path
     _run: Any
     _row: Any
     _rows: Any
@@ -251,14 +267,20 @@ class Consensus:
         _, a, b = self.branch_masks(rec)
         if a is None or b is None:
             return None
-        return agreement_of(a, b, self.scheme.names)[0]
+        return Agreement.from_confusion(pair_confusion(a, b, len(self.scheme.names)), self.scheme.names)
 
     def consensus_report(self) -> dict[str, Any]:
         """Agreement over the project: per image, per class (pooled) and per annotator pair; only images
-        whose two annotations are both marked done (a half-made annotation would count as disagreement)."""
+        whose two annotations are both marked done (a half-made annotation would count as disagreement).
+
+        Versions never change, so each image's confusion matrix is kept on this machine by the pair of
+        versions it compares (`consensus_agreement.json` in the cache folder): a report reads only the
+        masks of pairs it has not compared before."""
         found = self.consensus_images()
         by_id = {r.id: r for r in self.images()}  # type: ignore[attr-defined]
         names = self.scheme.names
+        known = self._agreement_cache()
+        fresh = dict(known)
         items, images, waiting = [], [], 0
         for image_id, c in sorted(found.items()):
             rec = by_id.get(image_id)
@@ -267,19 +289,26 @@ class Consensus:
             if not (c.done("A") and c.done("B")):
                 waiting += 1
                 continue
-            try:
-                _, a, b = self.branch_masks(rec)
-            except TeamPermissionError:
+            if c.open and c.branch_of(self.member) is not None:
                 continue  # an annotator's own report: the other branch is hidden until resolved
-            if a is None or b is None:
-                waiting += 1
-                continue
-            agreement, cm = agreement_of(a, b, names)
+            key = f"{c.head_a}:{c.head_b}:{len(names)}"
+            cm = _matrix(known.get(key), len(names))
+            if cm is None:
+                _, a, b = self.branch_masks(rec)
+                if a is None or b is None:
+                    waiting += 1
+                    continue
+                cm = pair_confusion(a, b, len(names))
+                fresh[key] = cm.tolist()
+            agreement = Agreement.from_confusion(cm, names)
             items.append((c.annotator_a, c.annotator_b, agreement, cm))
             images.append({
                 "image": rec.rel_path, "annotators": [c.annotator_a, c.annotator_b],
                 "resolved": c.resolved_how, **agreement.to_dict(),
             })  # fmt: skip
+        if fresh != known:
+            with contextlib.suppress(OSError):  # only a cache: the next report computes it again
+                atomic_write_json(self.state_dir / AGREEMENT_CACHE, fresh, indent=None)
         summary = summarize(items, names)
         return {
             "consensus_images": len(found),
@@ -289,6 +318,13 @@ class Consensus:
             **summary,
             "images": images,
         }
+
+    def _agreement_cache(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((self.state_dir / AGREEMENT_CACHE).read_text())
+            if isinstance(data, dict):
+                return data
+        return {}
 
     def consensus_summary(self) -> dict[str, Any]:
         """What `segstudio info --db` shows: counts and the project's agreement (no per-image list)."""

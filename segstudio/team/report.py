@@ -30,7 +30,8 @@ def effort_report(project: Any) -> dict[str, Any]:
         groups.setdefault(key, []).append((row.seconds, row.total_actions))
     rows = project._rows(
         "SELECT v.author, count(*), count(*) FILTER (WHERE r.verdict = 'rejected') "
-        "FROM segstudio.reviews r JOIN segstudio.mask_versions v ON v.id = r.mask_version GROUP BY v.author"
+        "FROM segstudio.reviews r JOIN segstudio.mask_versions v ON v.id = r.mask_version "
+        "WHERE v.author <> r.reviewer GROUP BY v.author"  # a resolver accepting their consensus resolution
     )
     return {
         "consensus": project.consensus_report(),

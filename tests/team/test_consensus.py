@@ -181,7 +181,10 @@ def test_each_annotator_saves_their_own_branch_blind_and_the_server_refuses_the_
             )
 
 
-def test_agreement_matches_a_hand_computed_case_in_report_and_info(team, image_folder, tmp_path, capsys):
+def test_agreement_matches_a_hand_computed_case_in_report_and_info(
+    team, image_folder, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     a, b = _halves(), _b_of(_halves())
     by_hand, _ = agreement_of(a, b, ["c0", "c1", "c2"])
     assert by_hand.per_class == {"c1": round(IOU_1, 4), "c2": round(IOU_2, 4)}
@@ -213,6 +216,10 @@ def test_agreement_matches_a_hand_computed_case_in_report_and_info(team, image_f
     assert report["per_class_iou"] == image["per_class_iou"]
     assert report["pairs"] == [{"annotators": ["alice", "bob"], "images": 1, "mean_image_miou": image["miou"],
                                 "pooled_miou": image["miou"]}]  # fmt: skip
+    cached = list((tmp_path / "cache").rglob("consensus_agreement.json"))
+    assert len(cached) == 1 and len(json.loads(cached[0].read_text())) == 1  # one pair compared
+    code, out, _ = _cli(capsys, "team", "report", str(image_folder), "--db", team.url("rita"), "--json")
+    assert json.loads(out)["consensus"] == report  # the second report reads the pair from the cache
     code, out, _ = _cli(capsys, "team", "report", str(image_folder), "--db", team.url("rita"))
     assert code == 0
     assert (
