@@ -334,3 +334,39 @@ def test_an_unresolved_consensus_image_is_not_exported_and_pull_keeps_the_main_l
         cat = local.get("a_cat.png")
         assert np.array_equal(local.load_mask(cat), mask_of(5))
         assert np.array_equal(local.load_mask(local.get("b_coffee.png")), mask_of(6))
+
+
+def test_a_project_made_before_consensus_is_upgraded_by_a_lead_and_keeps_its_versions_and_reviews(
+    team_db, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.team import schema
+
+    consensus_at = next(
+        i for i, sql in enumerate(schema.MIGRATIONS) if "CREATE TABLE segstudio.consensus" in sql
+    )
+    with monkeypatch.context() as old:  # the SegStudio that made the project knew schema 3 only
+        old.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+        old.setattr(schema, "SCHEMA_VERSION", 3)
+        Project.open(image_folder).close()
+        create_team_project(image_folder, team_db.url("lena"))
+    with team_db.raw("alice") as raw:  # what that SegStudio stored (the new client would ask for consensus)
+        image = raw.execute("SELECT id FROM segstudio.images WHERE rel_path = 'a_cat.png'").fetchone()[0]
+        version = raw.execute(
+            "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, NULL, %s, 'done') "
+            "RETURNING id",
+            (image, encode_png(mask_of(3))),
+        ).fetchone()[0]
+    with team_db.raw("rita") as raw:
+        raw.execute(
+            "INSERT INTO segstudio.reviews(image_id, mask_version, verdict) VALUES (%s, %s, 'accepted')",
+            (image, version),
+        )
+    with pytest.raises(TeamError, match="older schema"):  # members wait for a lead
+        _join(team_db, image_folder, "alice", tmp_path)
+    with _join(team_db, image_folder, "lena", tmp_path) as lena:
+        assert lena.schema_version == schema.SCHEMA_VERSION > consensus_at
+    with _join(team_db, image_folder, "alice", tmp_path) as alice:
+        cat = alice.get("a_cat.png")
+        assert np.array_equal(alice.load_mask(cat), mask_of(3)) and alice.review_of(cat).verdict == "accepted"
+        assert [(v.author, v.branch) for v in alice.mask_history(cat)] == [("alice", None)]
+        _annotate(alice, "b_coffee.png", mask_of(4))  # main-line saves work as before
