@@ -121,7 +121,7 @@ class Assignments:
                 "SELECT a.image_id, a.position FROM segstudio.assignments a WHERE a.assignee = current_user "
                 "UNION ALL SELECT c.image_id, coalesce(a.position, 0) FROM segstudio.consensus c "
                 "LEFT JOIN segstudio.assignments a ON a.image_id = c.image_id "
-                "WHERE c.annotator_b = current_user AND c.resolved_version IS NULL"
+                "WHERE current_user IN (c.annotator_a, c.annotator_b) AND c.resolved_version IS NULL"
             )
         }  # a second annotator's consensus images come in the order the lead dealt them
         mine = [r for r in self.images() if r.id in order and r.status not in FINISHED and not r.error]

@@ -108,6 +108,23 @@ def test_consensus_assignment_gives_each_image_two_distinct_annotators_with_thei
         queue = {r.id for r in bob.my_queue()}
         assert {i for i, c in found.items() if c.annotator_b == "bob"} <= queue
         assert {i for i, m in owners.items() if m == "bob"} <= queue
+    first, second = sorted(found)
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        paths = {i: lena.get_by_id(i).rel_path for i in found}
+        b_of_second = found[second].annotator_b
+        with _join(team, image_folder, b_of_second, tmp_path) as annotator:
+            _annotate(annotator, paths[second], mask_of(2))
+    # dealt again by hand: the pair changes where nobody saved yet, stays where one annotator has
+    code, out, err = _cli(capsys, "team", "assign", str(image_folder), paths[first], paths[second], "--db",
+                          team.url("lena"), "--to", "rita,lena", "--consensus", "1")  # fmt: skip
+    assert code == 0, err
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        again = lena.consensus_images()
+        assert (again[first].annotator_a, again[first].annotator_b) == ("rita", "lena")
+        assert again[second].annotator_b == b_of_second and again[second].head_b != again[second].fork
+    a_of_second = again[second].annotator_a  # no longer its assignee: still finds their branch in the queue
+    with _join(team, image_folder, a_of_second, tmp_path) as annotator:
+        assert second in {r.id for r in annotator.my_queue()}
 
 
 def test_each_annotator_saves_their_own_branch_blind_and_the_server_refuses_the_other_branch(
