@@ -37,14 +37,11 @@ from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
 from segstudio.team.errors import StaleSaveError, TeamError, TeamPermissionError
 
-__all__ = ["CONSENSUS_SQLSTATE", "Consensus", "ConsensusImage", "pick_consensus", "second_annotators"]
+__all__ = ["Consensus", "ConsensusImage", "pick_consensus", "second_annotators"]
 
-#: SQLSTATE of a save the consensus rules refuse (a closed branch, a main save on an open image).
-CONSENSUS_SQLSTATE = "SCONS"
 TAKES = ("A", "B", "merge")
 #: This machine's confusion matrices of compared version pairs (in the member's cache folder).
 AGREEMENT_CACHE = "consensus_agreement.json"
-FINISHED = (Status.DONE, Status.SKIPPED)
 
 _COLUMNS = (
     "c.image_id, c.annotator_a, c.annotator_b, c.fork, c.head_a, c.head_b, c.resolved_version, "
@@ -145,11 +142,13 @@ class Consensus:
 
     # ---------------------------------------------------------------- set up (leads)
 
-    def set_consensus(self, triples: Sequence[tuple[ImageRecord, str, str]]) -> int:
+    def set_consensus(
+        self, triples: Sequence[tuple[ImageRecord, str, str]]
+    ) -> list[tuple[ImageRecord, str, str]]:
         """Send images to two annotators (leads only): (image, annotator A, annotator B) each. An image
-        whose annotators already started keeps them (the server refuses the change); the number set."""
+        whose annotators already started keeps them (the server refuses the change); those set."""
         psycopg = require_driver()
-        done = 0
+        done = []
         for rec, first, second in triples:
             try:
                 self._run(
@@ -163,17 +162,17 @@ class Consensus:
                     "send images to consensus (leads do)",
                 )
             except psycopg.Error as error:
-                if getattr(error, "sqlstate", None) != CONSENSUS_SQLSTATE:
+                if getattr(error, "sqlstate", None) != schema.CONSENSUS_SQLSTATE:
                     raise TeamError(f"cannot send {rec.rel_path} to consensus: {error}") from None
                 continue  # started: keeps its two annotators
-            done += 1
+            done.append((rec, first, second))
         return done
 
     def add_consensus(
         self, records: Sequence[ImageRecord], members: Sequence[str], fraction: float
     ) -> dict[str, int]:
         """Send `fraction` of `records` (assigned images: their assignee is annotator A) to a second
-        annotator among `members`; {second annotator: images}. Leads only."""
+        annotator among `members`; {second annotator: images sent}. Leads only."""
         members = [m.strip() for m in members if m.strip()]
         picked = pick_consensus(records, fraction)
         if not picked:
@@ -185,9 +184,8 @@ class Consensus:
                 f"assign these images first, their assignee is the first annotator: {', '.join(unassigned[:5])}"
             )
         triples = second_annotators([(r, owners[r.id]) for r in picked], members)
-        self.set_consensus(triples)
         counts: dict[str, int] = {}
-        for _, _, second in triples:
+        for _, _, second in self.set_consensus(triples):
             counts[second] = counts.get(second, 0) + 1
         return counts
 

@@ -256,7 +256,7 @@ class EditingRules:
                 if branch is None and self._closed_branch(rec, base):
                     raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
-            if getattr(error, "sqlstate", None) == "SCONS":
+            if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:
                 raise self._branch_refusal(rec, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new

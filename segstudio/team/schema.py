@@ -37,6 +37,8 @@ GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
 
 #: SQLSTATE of a save on a version that is no longer the head (see the trigger below).
 STALE_SQLSTATE = "SSTAL"
+#: SQLSTATE of a save the consensus rules refuse: a closed branch, or a main save on an open image.
+CONSENSUS_SQLSTATE = "SCONS"
 
 
 def server_sql() -> str:
@@ -397,7 +399,7 @@ BEGIN
     IF TG_OP = 'UPDATE' AND (OLD.head_a IS DISTINCT FROM OLD.fork OR OLD.head_b IS DISTINCT FROM OLD.fork
                              OR OLD.resolved_version IS NOT NULL) THEN
         RAISE EXCEPTION 'the consensus annotators of image % have started; they cannot change', NEW.image_id
-            USING ERRCODE = 'SCONS';
+            USING ERRCODE = '{CONSENSUS_SQLSTATE}';
     END IF;
     NEW.head_a := NEW.fork;
     NEW.head_b := NEW.fork;
@@ -421,11 +423,11 @@ BEGIN
     IF NEW.branch IS NOT NULL THEN
         IF NOT FOUND THEN
             RAISE EXCEPTION 'image % is not a consensus image: it has no branch %', NEW.image_id, NEW.branch
-                USING ERRCODE = 'SCONS';
+                USING ERRCODE = '{CONSENSUS_SQLSTATE}';
         END IF;
         IF c.resolved_version IS NOT NULL THEN
             RAISE EXCEPTION 'the consensus was resolved by % (version %): the branches are closed',
-                c.resolved_by, c.resolved_version USING ERRCODE = 'SCONS';
+                c.resolved_by, c.resolved_version USING ERRCODE = '{CONSENSUS_SQLSTATE}';
         END IF;
         IF NEW.author IS DISTINCT FROM (CASE NEW.branch WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END) THEN
             RAISE EXCEPTION 'branch % belongs to %', NEW.branch,
@@ -446,7 +448,7 @@ BEGIN
     ELSIF FOUND AND c.resolved_version IS NULL THEN
         IF NEW.resolves IS NULL THEN
             RAISE EXCEPTION 'image % waits for consensus (% and %): only its resolution may be saved on it',
-                NEW.image_id, c.annotator_a, c.annotator_b USING ERRCODE = 'SCONS';
+                NEW.image_id, c.annotator_a, c.annotator_b USING ERRCODE = '{CONSENSUS_SQLSTATE}';
         END IF;
         IF NEW.author IN (c.annotator_a, c.annotator_b) THEN
             RAISE EXCEPTION '% annotated a branch of image %, so someone else resolves it', NEW.author, NEW.image_id

@@ -118,6 +118,7 @@ def test_consensus_assignment_gives_each_image_two_distinct_annotators_with_thei
     code, out, err = _cli(capsys, "team", "assign", str(image_folder), paths[first], paths[second], "--db",
                           team.url("lena"), "--to", "rita,lena", "--consensus", "1")  # fmt: skip
     assert code == 0, err
+    assert "consensus: 1 image(s) also go to a second annotator" in out  # the started one is kept
     with _join(team, image_folder, "lena", tmp_path) as lena:
         again = lena.consensus_images()
         assert (again[first].annotator_a, again[first].annotator_b) == ("rita", "lena")
