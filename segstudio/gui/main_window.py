@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
@@ -53,6 +54,11 @@ from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
 from segstudio.gui.smart_tools import stored_probabilities
 from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
 from segstudio.gui.welcome import build_central, has_model, planned_model
+
+if TYPE_CHECKING:  # the windows themselves are imported when first opened (panels.py)
+    from segstudio.gui.crf_panel import CRFPanel
+    from segstudio.gui.finetune_panel import FinetunePanel
+    from segstudio.gui.versions_dialog import VersionsDialog
 
 __all__ = ["MainWindow"]
 
@@ -275,10 +281,14 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(
             lambda: self.use_weights(weights="none", path=None, version=None)
         )
-        self.finetune_action.triggered.connect(lambda: self._panel(panels.finetune_panel))
-        self.versions_action.triggered.connect(lambda: self._panel(panels.versions_dialog))
+        self.finetune_action.triggered.connect(
+            lambda: self._panel(panels.finetune_panel, connect=self._connect_finetune)
+        )
+        self.versions_action.triggered.connect(
+            lambda: self._panel(panels.versions_dialog, connect=self._connect_versions)
+        )
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
-        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel(panels.crf_panel))
+        self.crf_actions["crf_panel"].triggered.connect(self._open_crf_panel)
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     # -- layout at any window size ------------------------------------------------------------------------
@@ -834,8 +844,16 @@ class MainWindow(QMainWindow):
         self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
-    def _panel(self, factory: panels.PanelFactory, modal: bool = False) -> None:
-        """Open (or bring back) a project-bound window; one of each kind, closed with the project."""
+    def _panel(
+        self,
+        factory: panels.PanelFactory,
+        modal: bool = False,
+        connect: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Open (or bring back) a project-bound window; one of each kind, closed with the project.
+
+        `connect` wires the new window's own signals (each caller knows its window's type, so no probing).
+        """
         if self.project is None:
             return
         kind = factory.__name__
@@ -854,7 +872,7 @@ class MainWindow(QMainWindow):
             (self.project, self),
             lambda m: self.show_error("Not available", m),
             modal=modal,
-            connect=self._connect_panel,
+            connect=connect,
         )
         if widget is not None and not modal:
             self._panels[kind] = widget
@@ -883,8 +901,11 @@ class MainWindow(QMainWindow):
             f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000
         )
 
+    def _open_crf_panel(self) -> None:
+        self._panel(panels.crf_panel, connect=self._connect_crf)
+
     def _tune_crf(self) -> None:
-        self._panel(panels.crf_panel)
+        self._open_crf_panel()
         panel = self._panels.get(panels.crf_panel.__name__)
         if panel is not None:
             panel.start_tuning()
@@ -898,13 +919,14 @@ class MainWindow(QMainWindow):
             self._project_setting("crf_tune_offered", True)
             self._tune_crf()
 
-    def _connect_panel(self, widget: object) -> None:
-        if hasattr(widget, "crf_changed"):
-            widget.crf_changed.connect(self._crf_changed)
-        if hasattr(widget, "model_version_ready"):
-            widget.model_version_ready.connect(self._new_version_ready)
-        if hasattr(widget, "version_activated"):
-            widget.version_activated.connect(self._version_activated)
+    def _connect_crf(self, panel: CRFPanel) -> None:
+        panel.crf_changed.connect(self._crf_changed)
+
+    def _connect_finetune(self, panel: FinetunePanel) -> None:
+        panel.model_version_ready.connect(self._new_version_ready)
+
+    def _connect_versions(self, dialog: VersionsDialog) -> None:
+        dialog.version_activated.connect(self._version_activated)
 
     def _new_version_ready(self, version: str, path: str) -> None:
         """Fine-tuning finished and the user chose the new version: the worker predicts with it from now on."""
