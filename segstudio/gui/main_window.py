@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
+        self.undo_class_removal_action = extra["undo_class_removal"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
         extra["effort"].triggered.connect(lambda: self._panel(panels.effort_view))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
@@ -217,7 +218,7 @@ class MainWindow(QMainWindow):
         self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
         self.palette.scheme_edited.connect(self._scheme_edited)
         self.palette.preset_requested.connect(self._preset_requested)
-        self.scheme_actions = SchemeActions(self)
+        self.scheme_actions = SchemeActions(self, self.undo_class_removal_action)
         self.palette.load_requested.connect(self.scheme_actions.load_from_file)
         self.palette.delete_requested.connect(self.scheme_actions.delete)
         self.palette.merge_requested.connect(self.scheme_actions.merge)
@@ -455,6 +456,7 @@ class MainWindow(QMainWindow):
             x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x
         ]
         self.model = ModelLink(project, self)
+        self.scheme_actions.refresh_undo()
         self.crf_actions["crf_on"].setChecked(_crf_project().project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
