@@ -30,18 +30,56 @@ import numpy as np
 
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import ProjectError
-from segstudio.core.store_records import ImageRecord, Status, status_of
+from segstudio.core.store_records import IMAGE_COLUMNS, ImageRecord, Status, image_record, status_of
 from segstudio.team import schema
 from segstudio.team.agreement import Agreement, merge_annotations, pair_confusion, summarize
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
 from segstudio.team.errors import StaleSaveError, TeamError, TeamPermissionError
 
-__all__ = ["Consensus", "ConsensusImage", "pick_consensus", "second_annotators"]
+__all__ = [
+    "MY_BRANCH",
+    "SEEN_COLUMNS",
+    "WORK_HEAD",
+    "Consensus",
+    "ConsensusImage",
+    "pick_consensus",
+    "second_annotators",
+    "seen_record",
+]
 
 TAKES = ("A", "B", "merge")
 #: This machine's confusion matrices of compared version pairs (in the member's cache folder).
 AGREEMENT_CACHE = "consensus_agreement.json"
+
+#: SQL (one %s: the image id): the branch this member annotates on the image's open consensus, else NULL.
+#: Part of the save's INSERT, so routing a save to its branch costs no extra round trip.
+MY_BRANCH = (
+    "(SELECT CASE WHEN c.annotator_a = current_user THEN 'A' ELSE 'B' END FROM segstudio.consensus c "
+    "WHERE c.image_id = %s AND c.resolved_version IS NULL AND current_user IN (c.annotator_a, c.annotator_b))"
+)
+#: SQL over `segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id`: the version this
+#: member works on (their branch's head on an open consensus image they annotate, else the main head).
+WORK_HEAD = (
+    "CASE WHEN c.resolved_version IS NULL AND c.annotator_a = current_user THEN c.head_a "
+    "WHEN c.resolved_version IS NULL AND c.annotator_b = current_user THEN c.head_b ELSE i.mask_head END"
+)
+#: IMAGE_COLUMNS of `segstudio.images` plus the status of this member's own branch (NULL elsewhere): an
+#: annotator of an open consensus image sees their branch's status (done on their branch is done for
+#: them, whatever the other annotator does), read in the same query (`seen_record`).
+SEEN_COLUMNS = (
+    f"{IMAGE_COLUMNS}, (SELECT v.status FROM segstudio.consensus c JOIN segstudio.mask_versions v ON v.id = "
+    "CASE WHEN c.annotator_a = current_user THEN c.head_a ELSE c.head_b END AND v.branch IS NOT NULL "
+    "WHERE c.image_id = segstudio.images.id AND c.resolved_version IS NULL "
+    "AND current_user IN (c.annotator_a, c.annotator_b))"
+)
+
+
+def seen_record(row: tuple[Any, ...]) -> ImageRecord:
+    """The ImageRecord of a row selected with SEEN_COLUMNS."""
+    rec = image_record(row[:-1])
+    return rec if row[-1] is None else replace(rec, status=Status(row[-1]))
+
 
 _COLUMNS = (
     "c.image_id, c.annotator_a, c.annotator_b, c.fork, c.head_a, c.head_b, c.resolved_version, "
@@ -209,26 +247,6 @@ class Consensus:
             (self.member, image_id, self.member),
         )
         return None if row is None else str(row[0])
-
-    def _my_branches(self) -> dict[int, tuple[str | None, int | None]]:
-        """image id -> (status of my branch's last save or None, its head) for my open consensus images."""
-        rows = self._rows(
-            "SELECT c.image_id, v.status, v.id FROM segstudio.consensus c LEFT JOIN segstudio.mask_versions v "
-            "ON v.id = CASE WHEN c.annotator_a = %s THEN c.head_a ELSE c.head_b END AND v.branch IS NOT NULL "
-            "WHERE c.resolved_version IS NULL AND %s IN (c.annotator_a, c.annotator_b)",
-            (self.member, self.member),
-        )
-        return {int(i): (s, v) for i, s, v in rows}
-
-    def _as_seen(self, records: list[ImageRecord]) -> list[ImageRecord]:
-        """An annotator of an open consensus image sees their branch's status (done on their branch is
-        done for them, whatever the other annotator does)."""
-        mine = self._my_branches()
-        if not mine:
-            return records
-        return [
-            replace(r, status=Status(mine[r.id][0])) if r.id in mine and mine[r.id][0] else r for r in records
-        ]
 
     def _branch_head(self, image_id: int, branch: str) -> int | None:
         row = self._row(

@@ -21,6 +21,7 @@ from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
+from segstudio.team.consensus import MY_BRANCH, WORK_HEAD
 from segstudio.team.errors import (
     LeaseError,
     StaleSaveError,
@@ -34,6 +35,7 @@ __all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
 
 #: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
 LEASE_SECONDS = 180.0
+_IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
 #: How often saves queued while the server was away are retried (seconds).
 RETRY_SECONDS = 3.0
 
@@ -75,7 +77,6 @@ class EditingRules:
     _rows: Any
     _require: Any
     _my_branch: Any  # team.consensus
-    _branch_head: Any
     _branch_refusal: Any
     _closed_branch: Any
 
@@ -179,31 +180,24 @@ class EditingRules:
     def _work_head(self, image_id: int) -> int | None:
         """The version this member's next save builds on: their branch's head on an open consensus image
         they annotate, else the main head."""
-        branch = self._my_branch(image_id)
-        return self._head(image_id) if branch is None else self._branch_head(image_id, branch)
+        row = self._row(f"SELECT {WORK_HEAD} FROM {_IMAGE_AND_CONSENSUS} WHERE i.id = %s", (image_id,))
+        return None if row is None or row[0] is None else int(row[0])
 
     def has_mask(self, rec: ImageRecord | int) -> bool:
         image_id = rec if isinstance(rec, int) else rec.id
-        branch = self._my_branch(image_id)
-        if branch is not None:
-            head = self._branch_head(image_id, branch)
-            row = self._row("SELECT png IS NOT NULL FROM segstudio.mask_versions WHERE id = %s", (head,))
-        else:
-            row = self._row(
-                "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v "
-                "ON v.id = i.mask_head WHERE i.id = %s",
-                (image_id,),
-            )
+        row = self._row(
+            f"SELECT v.png IS NOT NULL FROM {_IMAGE_AND_CONSENSUS} JOIN segstudio.mask_versions v "
+            f"ON v.id = {WORK_HEAD} WHERE i.id = %s",
+            (image_id,),
+        )
         return bool(row and row[0])
 
     def load_mask(self, rec: ImageRecord) -> np.ndarray | None:
         """The current mask (None when there is none); remembers its version as the base of the next save.
         An annotator of an open consensus image gets their own branch's mask."""
-        branch = self._my_branch(rec.id)
-        head = "i.mask_head" if branch is None else "c.head_a" if branch == "A" else "c.head_b"
         row = self._row(
-            f"SELECT {head}, v.png FROM segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id "
-            f"LEFT JOIN segstudio.mask_versions v ON v.id = {head} WHERE i.id = %s",
+            f"SELECT {WORK_HEAD}, v.png FROM {_IMAGE_AND_CONSENSUS} "
+            f"LEFT JOIN segstudio.mask_versions v ON v.id = {WORK_HEAD} WHERE i.id = %s",
             (rec.id,),
         )
         if row is None:
@@ -226,13 +220,12 @@ class EditingRules:
 
     def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
         psycopg = require_driver()
-        branch = self._my_branch(rec.id)  # an annotator of an open consensus image saves on their branch
 
-        def work(conn: Any) -> int:
+        def work(conn: Any) -> int:  # an annotator of an open consensus image saves on their branch
             row = conn.execute(
                 "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
-                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (rec.id, base, png, status.value, branch),
+                f"VALUES (%s, %s, %s, %s, {MY_BRANCH}) RETURNING id",
+                (rec.id, base, png, status.value, rec.id),
             ).fetchone()
             return int(row[0])
 
@@ -253,7 +246,7 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
-                if branch is None and self._closed_branch(rec, base):
+                if self._closed_branch(rec, base):
                     raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
             if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:

@@ -35,12 +35,10 @@ from segstudio.core.hashing import content_hash
 from segstudio.core.project import Project, _checked_image_dir
 from segstudio.core.schemes import LabelScheme, get_scheme
 from segstudio.core.store_records import (
-    IMAGE_COLUMNS,
     ImageRecord,
     ReconcileReport,
     Status,
     db_path,
-    image_record,
     split_for_hash,
     status_of,
 )
@@ -48,7 +46,7 @@ from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
-from segstudio.team.consensus import Consensus
+from segstudio.team.consensus import SEEN_COLUMNS, Consensus, seen_record
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.outbox import Outbox, SaveConflict
@@ -344,9 +342,9 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
     def images(self, status: Status | str | None = None, split: str | None = None) -> list[ImageRecord]:
         """One read of the whole list, filtered here: while the server is away every filter still answers."""
         rows = self._rows(
-            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
+            f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = self._as_seen([image_record(row) for row in rows])  # consensus annotators: their branch
+        records = [seen_record(row) for row in rows]  # consensus annotators: their branch's status
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -370,22 +368,22 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         path = db_path(rel_path.replace(os.sep, "/"))
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
                 (path,),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else self._as_seen([image_record(row)])[0]
+        return None if row is None else seen_record(row)
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
                 (int(image_id),),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else self._as_seen([image_record(row)])[0]
+        return None if row is None else seen_record(row)
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -438,14 +436,14 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         values["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = %s" for name in values)
         row = self._row(
-            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {IMAGE_COLUMNS}",
+            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {SEEN_COLUMNS}",
             (*values.values(), rec.id),
             what,
         )
         if row is None:
             self._refuse_if_leased(rec)
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        return self._as_seen([image_record(row)])[0]
+        return seen_record(row)
 
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
         if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
