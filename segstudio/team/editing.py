@@ -35,9 +35,10 @@ __all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
 
 #: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
 LEASE_SECONDS = 180.0
-_IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
 #: How often saves queued while the server was away are retried (seconds).
 RETRY_SECONDS = 3.0
+#: An image with its consensus row, if any (what `consensus.WORK_HEAD` reads).
+_IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
 
 
 @dataclass(frozen=True)
