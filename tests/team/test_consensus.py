@@ -352,6 +352,13 @@ def test_an_unresolved_consensus_image_is_not_exported_and_pull_keeps_the_main_l
         cat = local.get("a_cat.png")
         assert np.array_equal(local.load_mask(cat), mask_of(5))
         assert np.array_equal(local.load_mask(local.get("b_coffee.png")), mask_of(6))
+    with _join(team, image_folder, "rita", tmp_path) as rita:
+        rita.resolve_consensus(rita.get("a_cat.png"), "A")
+    state = tmp_path / "pulled-after"
+    pull_team_project(team.url("lena"), image_folder, state)
+    with Project.open(image_folder, state) as local:  # resolved: the resolution comes down
+        cat = local.get("a_cat.png")
+        assert np.array_equal(local.load_mask(cat), _halves()) and cat.status == Status.DONE
 
 
 def test_a_project_made_before_consensus_is_upgraded_by_a_lead_and_keeps_its_versions_and_reviews(
