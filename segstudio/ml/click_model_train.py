@@ -50,7 +50,7 @@ VOID = 255
 
 @dataclass
 class ClickTrainConfig:
-    steps: int = 600  # optimizer steps at most
+    steps: int = 1800  # optimizer steps at most (900 were too few: docs/click-model.md)
     time_budget_s: float | None = None  # stop after this long (whichever comes first)
     batch: int = 8
     lr: float = 2e-3
