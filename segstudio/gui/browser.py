@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
@@ -53,13 +52,6 @@ BADGE_COLORS = {
     PROBLEM: QColor(215, 80, 20),
 }
 BADGE_TEXT = {Status.IN_PROGRESS.value: "in progress"}
-
-
-def _thumbnail_source(project: Project, rec: ImageRecord) -> Path:
-    """The file a thumbnail is made from (on the loader's thread): the folder's file when present, else
-    the project's resolver (a team image kept in the server is fetched into this machine's cache)."""
-    path = project.image_path(rec)
-    return path if path.is_file() else project.image_file(rec)
 
 
 def badge_of(rec: ImageRecord) -> str:
@@ -190,7 +182,7 @@ class ImageListModel(QAbstractListModel):
             and rec.rel_path not in self._requested
         ):
             self._requested.add(rec.rel_path)
-            self.loader.request(rec.rel_path, partial(_thumbnail_source, self.project, rec), rec.content_hash)
+            self.loader.request(rec.rel_path, partial(self.project.image_file, rec), rec.content_hash)
         return self._placeholder
 
     def thumbnail_ready(self, key: str, image: QImage) -> None:

@@ -385,6 +385,14 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
         return len(self._only)
 
+    def image_list_stamp(self) -> tuple[int, int]:
+        """(number of live images, highest id): a cheap read that changes when a lead adds images, so
+        a window re-reads the whole list only then."""
+        row = self._row(
+            "SELECT count(*), coalesce(max(id), 0) FROM segstudio.images WHERE removed_at IS NULL"
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
         return int(row[0]) if row else 0
@@ -445,9 +453,17 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         return self.server_images.path(rec)
 
     def image_file(self, rec: ImageRecord) -> Path:
+        """A local file holding the image, for readers of the bytes (thumbnails, export, training): the
+        folder's file when there, else the server's copy fetched into the cache (blocking: call it off
+        the window's thread). `load_image` checks the folder's copy against the team's hash too."""
+        path = self.image_dir / rec.rel_path
+        if path.is_file() or self.server_images is None:
+            return path
+        return self.server_images.file(rec)
+
+    def _checked_file(self, rec: ImageRecord) -> Path:
         """A local file holding exactly the team's image: the folder's copy once its hash was checked,
-        else the server's copy fetched into the cache (blocking: call it off the window's thread
-        where possible)."""
+        else the server's copy fetched into the cache (checked before it is kept)."""
         path = self.image_dir / rec.rel_path
         try:
             stat = path.stat()
@@ -480,7 +496,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
 
     def load_image(self, rec: ImageRecord) -> np.ndarray:
         """Decode this machine's copy, after checking it is the team's (same content hash)."""
-        path = self.image_file(rec)
+        path = self._checked_file(rec)
         if self.prefetcher is not None:
             self.prefetcher.poke()  # the queue may have moved on: keep the next images coming
         return image_io.load_image(path, self.max_pixels)
