@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.atomic import atomic_write_bytes
+from segstudio.core.atomic import TEMP_SUFFIX
 from segstudio.core.errors import ProjectError
 from segstudio.core.hashing import content_hash
 from segstudio.core.store_records import ImageRecord
@@ -95,6 +97,23 @@ def upload_image(cur: Any, path: Path, expected: str) -> int:
     return len(data)
 
 
+def _write_cached(path: Path, data: bytes) -> None:
+    """Atomic (a temp file beside it, then a rename): never a half-written cached image under its name.
+    Not fsynced, unlike project files: this cache holds copies, and every session checks a cached file's
+    hash before first use, so one torn by a power cut is fetched again (fsync cost 14 ms per image here,
+    the download of a 260 KB photo 3 ms)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 class ServerImages:
     """This machine's cache of the team's images, filled from the server on demand."""
 
@@ -104,6 +123,7 @@ class ServerImages:
         self._conns: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._verified: dict[Path, tuple[int, int]] = {}  # cached file -> (size, mtime_ns) when checked
+        self._busy: dict[str, threading.Lock] = {}  # content hash -> held while it is being fetched
         self._closed = False
         self.fetched_bytes = 0  # downloaded by this client (bench and tests read it)
 
@@ -116,7 +136,14 @@ class ServerImages:
 
     def file(self, rec: ImageRecord) -> Path:
         """A cached file holding exactly this image's bytes, fetched from the server when missing or
-        found changed (a cached file is re-checked whenever its size or time differs from the check)."""
+        found changed (a cached file is re-checked whenever its size or time differs from the check).
+        Two threads asking for one image download it once: the second waits for the first."""
+        with self._lock:
+            busy = self._busy.setdefault(rec.content_hash, threading.Lock())
+        with busy:
+            return self._file(rec)
+
+    def _file(self, rec: ImageRecord) -> Path:
         path = self.path(rec)
         try:
             stat = path.stat()
@@ -136,8 +163,7 @@ class ServerImages:
         for _ in range(FETCH_TRIES):
             data = self._download(rec)
             if bytes_hash(data) == rec.content_hash:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, data)
+                _write_cached(path, data)
                 stat = path.stat()
                 self._verified[path] = (stat.st_size, stat.st_mtime_ns)
                 self.fetched_bytes += len(data)
@@ -153,8 +179,10 @@ class ServerImages:
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                row = conn.execute(
-                    "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s", (rec.content_hash,)
+                row = conn.execute(  # binary: bytea as it is, not hex text (3-4x faster, measured)
+                    "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s",
+                    (rec.content_hash,),
+                    binary=True,
                 ).fetchone()
             except psycopg.OperationalError as error:
                 self._drop(conn)

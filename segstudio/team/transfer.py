@@ -253,7 +253,7 @@ def _download_images(conn: Any, local: Project, written: list[Path]) -> dict[str
     size = 0
     for path, digest, mtime_ns in todo:
         row = conn.execute(
-            "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s", (digest,)
+            "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s", (digest,), binary=True
         ).fetchone()
         data = bytes(row[0])
         if bytes_hash(data) != digest:
