@@ -23,7 +23,10 @@ from segstudio.core.scan import FileStat, scan_images
 from segstudio.core.store_records import db_path, split_for_hash
 from segstudio.team.image_store import IMAGES_FLAG, check_size, upload_image
 
-__all__ = ["AddReport", "add_images", "describe_report"]
+__all__ = ["CHUNK_BYTES", "AddReport", "add_images", "describe_report"]
+
+#: Image bytes sent per commit by `team add --store-images` (resumable: a cut upload keeps whole chunks).
+CHUNK_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -56,6 +59,51 @@ def _given(folder: Path, paths: Sequence[str]) -> list[FileStat]:
             )
         stats.append(FileStat(rel, st.st_size, st.st_mtime_ns))
     return stats
+
+
+def _upload_missing(project: Any, rows: list[tuple[FileStat, str, int, int]], report: AddReport) -> None:
+    """Upload the bytes of the new images and of every team image the server lacks, from the lead's
+    folder, one commit per ~CHUNK_BYTES: an interrupted upload keeps what was committed, and running
+    the command again sends only the rest (content-addressed, so nothing is sent twice)."""
+    folder: Path = project.image_dir
+    lacking = project._rows(
+        "SELECT DISTINCT ON (i.content_hash) i.rel_path, i.content_hash FROM segstudio.images i "
+        "WHERE i.removed_at IS NULL AND i.error IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM segstudio.image_blobs b WHERE b.content_hash = i.content_hash)",
+        (),
+        "read which images the server lacks",
+    )
+    todo: dict[str, Path] = {}
+    for rel_path, digest in lacking:
+        path = folder / rel_path
+        if path.is_file() and content_hash(path) == digest:
+            todo.setdefault(digest, path)
+        else:
+            report.without_bytes.append(rel_path)  # not (or not this content) in the lead's folder
+    for stat, digest, _, _ in rows:
+        todo.setdefault(digest, folder / stat.rel_path)
+    for path in todo.values():
+        check_size(path, path.stat().st_size)
+    pending = list(todo.items())
+    while pending:
+        chunk, size = [], 0
+        while pending and (not chunk or size < CHUNK_BYTES):
+            digest, path = pending.pop(0)
+            chunk.append((digest, path))
+            size += path.stat().st_size
+
+        def work(conn: Any, chunk: list[tuple[str, Path]] = chunk) -> tuple[int, int]:
+            sent = files = 0
+            with conn.transaction(), conn.cursor() as cur:
+                for digest, path in chunk:
+                    count = upload_image(cur, path, digest)
+                    files += 1 if count else 0
+                    sent += count
+            return files, sent
+
+        files, sent = project._run(work, "add images to the team project (leads add images)")
+        report.image_files += files
+        report.image_bytes += sent
 
 
 def add_images(project: Any, paths: Sequence[str] = (), store_images: bool = False) -> AddReport:
@@ -93,6 +141,9 @@ def add_images(project: Any, paths: Sequence[str] = (), store_images: bool = Fal
             check_size(path, stat.size)
         rows.append((stat, digest, width, height))
 
+    if store:  # the bytes first, in resumable commits: a record never points at bytes not yet there
+        _upload_missing(project, rows, report)
+
     def work(conn: Any) -> None:
         with conn.transaction(), conn.cursor() as cur:
             # one adder at a time: the new ids follow the highest one
@@ -106,28 +157,12 @@ def add_images(project: Any, paths: Sequence[str] = (), store_images: bool = Fal
                     (next_id + offset, db_path(stat.rel_path), db_path(natural_key(stat.rel_path)), stat.size,
                      stat.mtime_ns, width, height, digest, split_for_hash(digest, val_fraction), now, now),
                 )  # fmt: skip
-            if not store:
-                return
-            report.image_files = report.image_bytes = 0
-            report.without_bytes.clear()
-            missing = cur.execute(
-                "SELECT DISTINCT ON (i.content_hash) i.rel_path, i.content_hash FROM segstudio.images i "
-                "WHERE i.removed_at IS NULL AND i.error IS NULL AND NOT EXISTS "
-                "(SELECT 1 FROM segstudio.image_blobs b WHERE b.content_hash = i.content_hash)"
-            ).fetchall()
-            for rel_path, digest in missing:
-                path = folder / rel_path
-                if not path.is_file() or content_hash(path) != digest:
-                    report.without_bytes.append(rel_path)  # not (or not this content) in the lead's folder
-                    continue
-                size = upload_image(cur, path, digest)
-                report.image_files += 1
-                report.image_bytes += size
-            cur.execute(
-                "INSERT INTO segstudio.meta(key, value) VALUES (%s, 'true'::jsonb) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (IMAGES_FLAG,),
-            )
+            if store_images:
+                cur.execute(
+                    "INSERT INTO segstudio.meta(key, value) VALUES (%s, 'true'::jsonb) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (IMAGES_FLAG,),
+                )
 
     if rows or store_images:
         project._run(work, "add images to the team project (leads add images)")

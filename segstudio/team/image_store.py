@@ -102,15 +102,25 @@ def _write_cached(path: Path, data: bytes) -> None:
     Not fsynced, unlike project files: this cache holds copies, and every session checks a cached file's
     hash before first use, so one torn by a power cut is fetched again (fsync cost 14 ms per image here,
     the download of a 260 KB photo 3 ms)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as error:
+        raise ProjectError(
+            f"cannot create the image cache {path.parent} ({error.strerror or error})"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(error, OSError):
+            raise ProjectError(
+                f"cannot keep the team's image in this machine's cache {path.parent} "
+                f"({error.strerror or error}); free some space there and open the image again"
+            ) from None
         raise
 
 

@@ -111,6 +111,17 @@ def test_a_corrupt_transfer_is_refused_retried_and_never_half_written(
         assert not (cache / "images" / other.content_hash).exists()
         assert _no_temp_files(cache)
 
+        monkeypatch.setattr(ServerImages, "_download", real)
+
+        def disk_full(src, dst):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(image_store.os, "replace", disk_full)  # the write is cut before its rename
+        with pytest.raises(ProjectError, match=r"No space left on device.*free some space"):
+            alice.load_image(other)
+        assert not (cache / "images" / other.content_hash).exists()
+        assert _no_temp_files(cache)
+
 
 def test_the_members_queue_is_fetched_ahead_in_the_background(stored, tmp_path):
     with TeamProject.join(
@@ -201,14 +212,39 @@ def test_lead_adds_images_and_a_member_sees_and_opens_them(stored, image_folder,
         listener.stop()
 
 
-def test_store_images_later_uploads_what_the_server_lacks(team_db, image_folder, tmp_path):
+def test_store_images_later_uploads_what_the_server_lacks_resumably(
+    team_db, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.team import adding
+
     Project.open(image_folder).close()
     create_team_project(image_folder, team_db.url("lena"))  # images in a shared folder at first
+    monkeypatch.setattr(adding, "CHUNK_BYTES", 1)  # one image per commit
+    real = adding.upload_image
+    calls = []
+
+    def cut_off(cur, path, digest):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise ConnectionResetError("the link dropped")  # the third upload never arrives
+        return real(cur, path, digest)
+
+    monkeypatch.setattr(adding, "upload_image", cut_off)
+    sizes = {p.rsplit("/", 1)[-1]: (image_folder / p).stat().st_size for p in PHOTOS}
     with TeamProject.join(
         image_folder, team_db.url("lena"), state_dir=tmp_path / "l", heartbeat=False
     ) as lena:
-        report = add_images(lena, store_images=True)
-        assert report.added == [] and report.image_files == 4
+        with pytest.raises(ConnectionResetError):
+            add_images(lena, store_images=True)
+        with team_db.raw("lena") as conn:  # the two committed chunks stay; the flag is not set yet
+            assert conn.execute("SELECT count(*) FROM segstudio.image_blobs").fetchone() == (2,)
+            assert conn.execute(
+                "SELECT count(*) FROM segstudio.meta WHERE key = 'images_in_server'"
+            ).fetchone() == (0,)
+        monkeypatch.setattr(adding, "upload_image", real)
+        report = add_images(lena, store_images=True)  # run again: only the rest goes up
+        assert report.added == [] and report.image_files == 2
+        assert report.image_bytes == sum(sizes.values()) - sizes[calls[0]] - sizes[calls[1]]
     with TeamProject.join(
         tmp_path / "empty", team_db.url("bob"), state_dir=tmp_path / "b", heartbeat=False
     ) as bob:
