@@ -56,7 +56,9 @@ def choose_team_project(window: Any) -> None:
     )
     if not ok or not url.strip():
         return
-    folder = QFileDialog.getExistingDirectory(window, "Your copy of the team's images")
+    folder = QFileDialog.getExistingDirectory(
+        window, "Your copy of the team's images (any empty folder if the team keeps them in the server)"
+    )
     if folder:
         window.open_folder(folder, db=url.strip())
 

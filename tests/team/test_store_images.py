@@ -279,3 +279,30 @@ def test_annotators_cannot_add_images_or_write_image_bytes(stored, image_folder,
                 conn.execute("DELETE FROM segstudio.image_blobs")
             # reading is every member's right
             assert conn.execute("SELECT count(*) FROM segstudio.image_blobs").fetchone() == (4,)
+
+
+def test_the_command_line_joins_a_new_folder_only_where_the_server_keeps_the_images(
+    team_db, stored, image_folder, tmp_path, capsys, monkeypatch
+):
+    import segstudio.gui.app as app
+
+    opened = []
+    monkeypatch.setattr(
+        app, "run_app", lambda folder, project_dir=None, db=None: opened.append((folder, db)) or 0
+    )
+    new = tmp_path / "new-laptop-folder"
+    assert main([str(new), "--db", stored.url("alice")]) == 0
+    assert opened == [(str(new), stored.url("alice"))]
+
+
+def test_a_new_folder_is_refused_where_the_team_keeps_images_in_a_shared_folder(
+    team_db, image_folder, tmp_path, capsys, monkeypatch
+):
+    import segstudio.gui.app as app
+
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    monkeypatch.setattr(app, "run_app", lambda *a, **k: pytest.fail("no window for a missing folder"))
+    code = main([str(tmp_path / "nowhere"), "--db", team_db.url("alice")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
