@@ -399,6 +399,28 @@ project.close()
 print(shown, image.shape[0], image.shape[1])
 """
 
+_WINDOW = """
+import os, sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.settings import AppSettings
+folder, url = sys.argv[1:3]
+window = MainWindow(AppSettings())
+window.show()
+app.processEvents()
+started = time.perf_counter()
+window.open_folder(folder, db=url)
+while window.session is None or window.session.image is None:
+    app.processEvents()
+    time.sleep(0.002)
+    if time.perf_counter() - started > 120:
+        raise SystemExit("the image never showed")
+shown = time.perf_counter() - started
+window.close()
+print(shown)
+"""
+
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "camvid_more" / "images"
 
 
@@ -451,12 +473,17 @@ def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
         url = server.url("ann", "stored")
 
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-        joins, shared = [], []
+        joins, shared, windows, windows_shared = [], [], [], []
         for run in range(runs):
-            for target, where, times in ((work / f"empty{run}", url, joins),
-                                         (folder, server.url("ann", "plain"), shared)):  # fmt: skip
-                out = subprocess.run([sys.executable, "-c", _JOINER, str(target), where],
-                                     env={**env, "XDG_CACHE_HOME": str(work / f"cache{run}-{len(times)}")},
+            for script, target, where, times in (
+                (_JOINER, work / f"empty{run}", url, joins),
+                (_JOINER, folder, server.url("ann", "plain"), shared),
+                (_WINDOW, work / f"window{run}", url, windows),
+                (_WINDOW, folder, server.url("ann", "plain"), windows_shared),
+            ):
+                out = subprocess.run([sys.executable, "-c", script, str(target), where],
+                                     env={**env, "XDG_CACHE_HOME": str(work / f"cache{run}-{len(times)}-{len(script)}"),
+                                          "QT_QPA_PLATFORM": "offscreen", "SEGSTUDIO_SETTINGS_DIR": str(work / "settings")},
                                      capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
                 times.append(float(out[0]))
 
@@ -495,6 +522,8 @@ def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
             "join_empty_folder_to_first_image_s_median": round(statistics.median(joins), 3),
             "join_empty_folder_to_first_image_s_max": round(max(joins), 3),
             "reference_join_images_in_folder_s_median": round(statistics.median(shared), 3),
+            "window_open_to_first_image_shown_empty_folder_s_median": round(statistics.median(windows), 3),
+            "reference_window_images_in_folder_s_median": round(statistics.median(windows_shared), 3),
             "fetch_mib_per_s": round(total / 2**20 / fetch_s, 1),
             "fetch_images_per_s": round(len(records) / fetch_s, 1),
             "reference_disk_read_and_hash_mib_per_s": round(total / 2**20 / disk_s, 1),
