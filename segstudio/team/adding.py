@@ -101,7 +101,7 @@ def _upload_missing(project: Any, rows: list[tuple[FileStat, str, int, int]], re
                     sent += count
             return files, sent
 
-        files, sent = project._run(work, "add images to the team project (leads add images)")
+        files, sent = project._run(work, "add images (only leads add images)")
         report.image_files += files
         report.image_bytes += sent
 
@@ -165,7 +165,7 @@ def add_images(project: Any, paths: Sequence[str] = (), store_images: bool = Fal
                 )
 
     if rows or store_images:
-        project._run(work, "add images to the team project (leads add images)")
+        project._run(work, "add images (only leads add images)")
     report.added = [stat.rel_path for stat, *_ in rows]
     return report
 
