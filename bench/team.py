@@ -506,7 +506,7 @@ def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
             lead.assign(lead.images()[:PREFETCH_COUNT], ["ann"], "hand")
         started = time.perf_counter()
         with TeamProject.join(work / "queue", url, state_dir=work / "queue-cache") as member:
-            assert member.prefetcher is not None
+            assert member.start_prefetch() is not None
             member.prefetcher.idle.wait(300)
             prefetch_s = time.perf_counter() - started
             prefetched = len(list((work / "queue-cache" / "images").iterdir()))

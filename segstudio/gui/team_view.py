@@ -121,6 +121,7 @@ class TeamPresence(QObject):
         from segstudio.team.live import ChangeListener
 
         self.listener = ChangeListener(project.url, lambda table, image: self.changed.emit()).start()
+        project.start_prefetch()  # images kept in the server: this member's queue comes ahead
         self.poll()
 
     def _thread(self, work: Any) -> None:

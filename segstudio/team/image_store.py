@@ -18,7 +18,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ IMAGES_FLAG = "images_in_server"
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
 #: How many images of the member's queue are fetched ahead.
 PREFETCH_COUNT = 20
+#: Connections one client opens for images at most (the window's thread, thumbnails, prefetch share
+#: them), so a team of 20 stays far below PostgreSQL's default max_connections of 100.
+CONNECTIONS = 2
 #: A download whose bytes do not match their hash is tried this many times before giving up.
 FETCH_TRIES = 2
 
@@ -130,8 +133,10 @@ class ServerImages:
     def __init__(self, url: str, cache_dir: Path) -> None:
         self.url = url
         self.folder = cache_dir / "images"
-        self._conns: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._free = threading.Condition()  # guards the pool below
+        self._idle: list[Any] = []
+        self._open = 0  # connections that exist (idle or in use)
         self._verified: dict[Path, tuple[int, int]] = {}  # cached file -> (size, mtime_ns) when checked
         self._busy: dict[str, threading.Lock] = {}  # content hash -> held while it is being fetched
         self._closed = False
@@ -184,59 +189,93 @@ class ServerImages:
         )
 
     def _download(self, rec: ImageRecord) -> bytes:
-        """The stored bytes (not yet checked); one reconnect on a dropped link."""
+        """The stored bytes (not yet checked)."""
+        row = self._query(
+            "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s",
+            (rec.content_hash,),
+            f"fetch {rec.rel_path}",
+        )
+        if not row:
+            raise ProjectError(
+                f"{rec.rel_path} is neither in your image folder nor kept in the team server; ask your lead "
+                "to add its bytes (`segstudio team add FOLDER --db URL --store-images`)"
+            )
+        return bytes(row[0][0])
+
+    def queue_head(self, count: int) -> list[ImageRecord]:
+        """The member's next `count` unfinished assigned images, in queue order (one small query on this
+        store's connections, so the prefetcher never waits on, or holds, the project's connection)."""
+        from segstudio.core.store_records import IMAGE_COLUMNS, image_record
+
+        columns = ", ".join(f"i.{c.strip()}" for c in IMAGE_COLUMNS.split(","))
+        rows = self._query(
+            f"SELECT {columns} FROM segstudio.assignments a JOIN segstudio.images i ON i.id = a.image_id "
+            "WHERE a.assignee = current_user AND i.removed_at IS NULL AND i.error IS NULL "
+            "AND i.status NOT IN ('done', 'skipped') ORDER BY a.position, i.rel_path LIMIT %s",
+            (count,),
+            "read your queue",
+        )
+        return [image_record(row) for row in rows]
+
+    def _query(self, sql: str, params: tuple[Any, ...], what: str) -> list[tuple[Any, ...]]:
+        """Rows of one query on a pooled connection; one reconnect on a dropped link. Binary results:
+        bytea arrives as it is, not as hex text (3-4x faster, measured)."""
         psycopg = require_driver()
         for attempt in (1, 2):
-            conn = self._connection()
+            conn = self._checkout()
             try:
-                row = conn.execute(  # binary: bytea as it is, not hex text (3-4x faster, measured)
-                    "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s",
-                    (rec.content_hash,),
-                    binary=True,
-                ).fetchone()
+                rows = conn.execute(sql, params, binary=True).fetchall()
             except psycopg.OperationalError as error:
-                self._drop(conn)
+                self._checkin(conn, broken=True)
                 if attempt == 1:
                     continue
                 raise TeamConnectionError(
-                    f"lost the connection to the team server {describe(self.url)} while fetching "
-                    f"{rec.rel_path}; check the network and open the image again. ({str(error).splitlines()[0]})"
+                    f"lost the connection to the team server {describe(self.url)} while trying to {what}; "
+                    f"check the network and try again. ({str(error).splitlines()[0] if str(error) else error})"
                 ) from None
             except psycopg.Error as error:
-                raise TeamError(f"cannot fetch {rec.rel_path} from the team server: {error}") from None
-            if row is None:
-                raise ProjectError(
-                    f"{rec.rel_path} is neither in your image folder nor kept in the team server; ask your lead "
-                    "to add its bytes (`segstudio team add FOLDER --db URL --store-images`)"
-                )
-            return bytes(row[0])
+                self._checkin(conn)
+                raise TeamError(f"cannot {what} on the team server: {error}") from None
+            self._checkin(conn)
+            return rows  # type: ignore[no-any-return]
         raise AssertionError("unreachable")
 
-    def _connection(self) -> Any:
-        key = threading.get_ident()
-        with self._lock:
-            if self._closed:
-                raise ProjectError("the team project is closed; open it again")
-            conn = self._conns.get(key)
-        if conn is None or conn.closed:
-            conn = connect(self.url)
-            with self._lock:
-                self._conns[key] = conn
-        return conn
+    def _checkout(self) -> Any:
+        """An idle pooled connection, a new one while fewer than CONNECTIONS exist, else wait for one."""
+        with self._free:
+            while True:
+                if self._closed:
+                    raise ProjectError("the team project is closed; open it again")
+                if self._idle:
+                    return self._idle.pop()
+                if self._open < CONNECTIONS:
+                    self._open += 1
+                    break
+                self._free.wait()
+        try:
+            return connect(self.url)
+        except BaseException:
+            with self._free:
+                self._open -= 1
+                self._free.notify()
+            raise
 
-    def _drop(self, conn: Any) -> None:
-        with self._lock:
-            for key, held in list(self._conns.items()):
-                if held is conn:
-                    del self._conns[key]
-        with contextlib.suppress(Exception):
-            conn.close()
+    def _checkin(self, conn: Any, broken: bool = False) -> None:
+        with self._free:
+            if broken or self._closed or conn.closed:
+                self._open -= 1
+                with contextlib.suppress(Exception):
+                    conn.close()
+            else:
+                self._idle.append(conn)
+            self._free.notify()
 
     def close(self) -> None:
-        with self._lock:
+        with self._free:
             self._closed = True
-            conns, self._conns = list(self._conns.values()), {}
-        for conn in conns:
+            idle, self._idle = self._idle, []
+            self._free.notify_all()
+        for conn in idle:
             with contextlib.suppress(Exception):
                 conn.close()
 
@@ -246,14 +285,9 @@ class QueuePrefetcher:
     it to look again (after the project opened, after an image was opened, when the queue changed)."""
 
     def __init__(
-        self,
-        images: ServerImages,
-        queue: Callable[[], Iterable[ImageRecord]],
-        ready: Callable[[ImageRecord], bool],
-        count: int = PREFETCH_COUNT,
+        self, images: ServerImages, ready: Callable[[ImageRecord], bool], count: int = PREFETCH_COUNT
     ) -> None:
         self.images = images
-        self.queue = queue
         self.ready = ready  # True when the image needs no fetch (in the folder, or cached)
         self.count = count
         self._wake = threading.Event()
@@ -282,7 +316,7 @@ class QueuePrefetcher:
             if self._stop.is_set():
                 return
             try:
-                for rec in list(self.queue())[: self.count]:
+                for rec in self.images.queue_head(self.count):
                     if self._stop.is_set():
                         return
                     if not self.ready(rec):

@@ -159,10 +159,6 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
                 target=project._beat, name="team-lease-heartbeat", daemon=True
             )
             project._heartbeat.start()
-            if project.server_images is not None:  # interactive sessions: the member's queue comes ahead
-                project.prefetcher = QueuePrefetcher(
-                    project.server_images, project.my_queue, project._has_local_copy
-                ).start()
         return project
 
     def close(self) -> None:
@@ -504,6 +500,13 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
     @property
     def images_in_server(self) -> bool:
         return self.server_images is not None
+
+    def start_prefetch(self) -> QueuePrefetcher | None:
+        """Fetch the member's queue ahead on a background thread (the window starts it; one-off commands
+        do not); None when the team keeps no images in the server. Idempotent."""
+        if self.server_images is not None and self.prefetcher is None and not self.closed:
+            self.prefetcher = QueuePrefetcher(self.server_images, self._has_local_copy).start()
+        return self.prefetcher
 
     # ---------------------------------------------------------------- per-image updates
 

@@ -141,7 +141,8 @@ def test_the_members_queue_is_fetched_ahead_in_the_background(stored, tmp_path):
     try:
         ServerImages._download = recording  # type: ignore[method-assign]
         with TeamProject.join(tmp_path / "empty", stored.url("alice"), state_dir=cache) as alice:
-            assert alice.prefetcher is not None
+            assert alice.prefetcher is None  # the window starts it; one-off commands do not
+            assert alice.start_prefetch() is alice.prefetcher is not None
             assert alice.prefetcher.idle.wait(30), alice.prefetcher.errors
             cached = {p.name for p in (cache / "images").iterdir()}
             assert cached == {recs["c_astronaut.png"].content_hash, recs["sub/d_rocket.png"].content_hash}
@@ -306,3 +307,22 @@ def test_a_new_folder_is_refused_where_the_team_keeps_images_in_a_shared_folder(
     code = main([str(tmp_path / "nowhere"), "--db", team_db.url("alice")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_older_team_database_gets_image_storage_when_a_lead_opens_it(team_db, image_folder, tmp_path):
+    from segstudio.team import schema
+
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    with team_db.raw("lena") as conn:  # back to the schema before image storage
+        conn.execute("DROP TRIGGER notify_image_added ON segstudio.images")
+        conn.execute("DROP FUNCTION segstudio.notify_image_added()")
+        conn.execute("DROP TABLE segstudio.image_blobs")
+        conn.execute("UPDATE segstudio.schema_version SET version = %s", (schema.SCHEMA_VERSION - 1,))
+    with pytest.raises(TeamError, match="older schema"):
+        TeamProject.join(image_folder, team_db.url("alice"), state_dir=tmp_path / "a", heartbeat=False)
+    with TeamProject.join(
+        image_folder, team_db.url("lena"), state_dir=tmp_path / "l", heartbeat=False
+    ) as lena:
+        assert lena.schema_version == schema.SCHEMA_VERSION
+        assert add_images(lena, store_images=True).image_files == 4
