@@ -499,6 +499,27 @@ def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
         for rec in records:
             content_hash(folder / rec.rel_path)
         disk_s = time.perf_counter() - started
+        transfer = {}  # why the cache reads bytea in binary: the same rows as hex text (psycopg's default)
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for binary in (True, False):
+                started = time.perf_counter()
+                for rec in records:
+                    conn.execute("SELECT data FROM segstudio.image_blobs WHERE content_hash = %s",
+                                 (rec.content_hash,), binary=binary).fetchone()  # fmt: skip
+                transfer[binary] = total / 2**20 / (time.perf_counter() - started)
+        from segstudio.core.atomic import atomic_write_bytes
+        from segstudio.team.image_store import _write_cached
+
+        writes = {}  # why cache files are not fsynced: the same writes with and without
+        sample = (folder / records[0].rel_path).read_bytes()
+        for name, write in (("fsync", atomic_write_bytes), ("rename_only", _write_cached)):
+            (work / "writes" / name).mkdir(parents=True)
+            started = time.perf_counter()
+            for i in range(50):
+                write(work / "writes" / name / str(i), sample)
+            writes[name] = 1000 * (time.perf_counter() - started) / 50
 
         with TeamProject.join(
             folder, server.url("lead", "stored"), state_dir=work / "l", heartbeat=False
@@ -527,6 +548,10 @@ def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
             "fetch_mib_per_s": round(total / 2**20 / fetch_s, 1),
             "fetch_images_per_s": round(len(records) / fetch_s, 1),
             "reference_disk_read_and_hash_mib_per_s": round(total / 2**20 / disk_s, 1),
+            "bytea_binary_mib_per_s": round(transfer[True], 1),
+            "reference_bytea_hex_text_mib_per_s": round(transfer[False], 1),
+            "cache_write_ms_rename_only": round(writes["rename_only"], 2),
+            "reference_cache_write_ms_fsync": round(writes["fsync"], 2),
             "prefetch_queue_images": prefetched,
             "prefetch_queue_s": round(prefetch_s, 2),
             "load_average_1min": round(os.getloadavg()[0], 1),
