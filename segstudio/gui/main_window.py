@@ -64,7 +64,7 @@ def _crf_project():
     return crf_project
 
 
-DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
+DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "prompt_undo", "pan_hint"}
 CHECKABLE = {
     "toggle_overlay",
     "outline_mode",
@@ -187,6 +187,8 @@ class MainWindow(QMainWindow):
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
+        c.prompt_undo.connect(self.tools.undo_prompt)
+        self.tools.smart.busy_changed.connect(c.set_busy)
         c.secondary_pressed.connect(self.tools.secondary_press)
         self.prompt_marks = PromptMarks(c.vb)
         self.tools.smart.prompts.connect(self.prompt_marks.show)
