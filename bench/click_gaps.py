@@ -7,11 +7,13 @@ awaited; then a 5 ms precise QTimer ticks while the user clicks `--clicks` times
 (real mouse events on the canvas, `--pause` ms apart, Enter accepting every 4th click). Reported per
 engine: `max_gap_ms` (the longest time the event loop did not run: a frozen window for that long),
 `p50_gap_ms`, `p99_gap_ms`, `gaps_over_50ms`, the wall time, and the per-click latency from the press
-to the mask shown (`click_ms_p50` / `click_ms_p90`; queued clicks wait for the one computing). Each
+to the mask shown (`click_ms_p50` / `click_ms_p90`; queued clicks wait for the one computing), the
+engine's own time per request (`engine_ms_p50`) and the number of requests (`requests`). Each
 engine is measured twice in the same run: `mode: "gui-thread"` runs the engine on the GUI thread as
 the smart tools did before the click worker (`SmartTools.synchronous`, the "before"), `mode:
-"worker"` is the shipped path. The reference is the same measurement with the brush (no engine). `--sam vit_t|vit_b` adds the SAM engine with random weights
-of that architecture (its embedding on the inference worker, awaited before clicking).
+"worker"` is the shipped path. The reference is the same measurement with the brush (no engine).
+`--sam vit_t|vit_b` adds the SAM engine with random weights of that architecture (its embedding on
+the inference worker, awaited before clicking).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12 --sam vit_t
@@ -98,6 +100,7 @@ def _measure(
     timer.start(5)
     QTest.qWait(50)
     smart.latencies.clear()
+    smart.compute_seconds.clear()
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(points):
         QTest.mouseClick(
@@ -132,6 +135,8 @@ def _measure(
     if engine is not None and clicks:
         row["click_ms_p50"] = round(statistics.median(clicks), 1)
         row["click_ms_p90"] = round(clicks[int(0.9 * (len(clicks) - 1))], 1)
+        row["engine_ms_p50"] = round(1000 * statistics.median(smart.compute_seconds), 1)
+        row["requests"] = len(smart.compute_seconds)  # fewer than clicks: queued clicks were folded
     return row
 
 

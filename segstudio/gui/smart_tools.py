@@ -171,7 +171,9 @@ class SmartTools(QObject):
         self._drag: list[Point] = []
         self._drag_positive = True  # the box press was a left click (Shift: negative)
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
-        self.latencies: deque[float] = deque(maxlen=100)  # seconds per update (the latest 100)
+        #: seconds from each press to its mask shown (the latest 100; queued presses include the wait)
+        self.latencies: deque[float] = deque(maxlen=100)
+        self.compute_seconds: deque[float] = deque(maxlen=100)  # the engine's own time per request
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
         #: called on the worker thread; the "crf" engine needs them
         self.probabilities_source: Callable[[], np.ndarray | None] | None = None
@@ -458,6 +460,7 @@ class SmartTools(QObject):
         assert doc is not None and session is not None
         now = time.perf_counter()
         self.latencies.extend(now - op.at for op in request.ops)  # press -> mask shown, per press
+        self.compute_seconds.append(session.last_seconds)
         doc.cancel_stroke()
         doc.begin_stroke("smart click")
         doc.apply_region(region, session.active_class, self.state.protect())

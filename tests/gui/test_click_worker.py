@@ -34,12 +34,15 @@ class SlowEngine(Engine):
 
     name = "slow"
     calls: list[list[tuple[float, float]]] = []
+    spans: list[tuple[float, float]] = []  # (start, end) of each update, perf_counter
     finished = threading.Event()  # set when an update returns (the worker is free again)
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:
         SlowEngine.finished.clear()
         SlowEngine.calls.append(list(prompts.positives))
+        start = time.perf_counter()
         time.sleep(SLEEP)
+        SlowEngine.spans.append((start, time.perf_counter()))
         assert self.image is not None
         region = np.zeros(self.image.shape[:2], bool)
         for x, y in prompts.positives:
@@ -55,7 +58,7 @@ def slow_window(shown_window, tmp_path, qtbot):
     for name in ("a.png", "b.png"):
         Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(folder / name)
     register_engine("slow", SlowEngine)
-    SlowEngine.calls = []
+    SlowEngine.calls, SlowEngine.spans = [], []
     SlowEngine.finished.set()
     window = shown_window(folder)
     window.tool_state.active_class = 1
@@ -100,10 +103,11 @@ def test_a_slow_engine_does_not_block_the_event_loop(slow_window):
     assert window.canvas.viewport().cursor().shape() == Qt.CursorShape.BusyCursor  # says it computes
     clicks_shown(window)
     timer.stop()
-    during = [t for t in ticks if t >= start]
-    assert len(during) >= 10  # the timer kept firing while the engine slept
-    gaps = np.diff(during)
-    assert gaps.max() < SLEEP / 2, gaps.max()  # never frozen for anything like one update
+    ((began, ended),) = SlowEngine.spans
+    during = [t for t in ticks if began < t < ended]
+    # the timer kept firing while the engine slept (on the GUI thread: not once); a count, not a gap
+    # bound, so that a loaded machine does not make it flaky
+    assert len(during) >= 5, len(during)
     doc = window.session.document
     assert (square(doc.labels, A) == 1).all() and doc.history.undo_count == 0  # shown, still open
     assert window.canvas.viewport().cursor().shape() != Qt.CursorShape.BusyCursor
