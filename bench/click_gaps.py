@@ -13,10 +13,11 @@ engine is measured twice in the same run: `mode: "gui-thread"` runs the engine o
 the smart tools did before the click worker (`SmartTools.synchronous`, the "before"), `mode:
 "worker"` is the shipped path. The reference is the same measurement with the brush (no engine).
 `--sam vit_t|vit_b` adds the SAM engine with random weights of that architecture (its embedding on
-the inference worker, awaited before clicking).
+the inference worker, awaited before clicking); `--learned` the click-model engine with a click model
+of random weights (the shipped architecture: the same cost per click as a trained one).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12 --sam vit_t
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12 --sam vit_t --learned
 
 Prints one JSON line per engine and a summary line.
 """
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause", type=int, default=300, help="ms between clicks (a fast user)")
     parser.add_argument("--engines", default="superpixel,grabcut")
     parser.add_argument("--sam", choices=("vit_t", "vit_b"), help="also the SAM engine, random weights")
+    parser.add_argument(
+        "--learned", action="store_true", help="also the learned engine: a click model of random weights"
+    )
     args = parser.parse_args(argv)
     if not (args.example / "data_annotated" / PHOTO).is_file():
         print(f"needs {args.example}/data_annotated/{PHOTO} (the shared test data)", file=sys.stderr)
@@ -194,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
             window.tools.smart.load_sam(str(checkpoint))
             _wait(app, lambda: window.tools.smart.sam is not None, 300)
             engines.append("sam")
+        if args.learned:
+            from segstudio.ml.click_model import ClickNet, save_click_model
+
+            window.tools.smart.set_click_model(save_click_model(Path(tmp) / "click_model.pt", ClickNet()))
+            engines.append("learned")
         for engine in engines:
             ready_s = 900 if engine == "sam" else 90  # SAM: the first embedding, on the worker
             for synchronous in (True, False):  # before (engine on the GUI thread) / after (click worker)
