@@ -667,7 +667,9 @@ class MainWindow(QMainWindow):
             self.session.stroke_finished()
 
     def _edit_document(self, edit: Callable[[MaskDocument], object | None]) -> None:
-        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke."""
+        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke.
+        The object being clicked is settled first: its pending clicks dropped, what is shown one step."""
+        self.tools.smart.settle()
         doc = self.session.document if self.session else None
         if doc is not None and edit(doc) is not None and self.session is not None:
             self.session.stroke_finished()

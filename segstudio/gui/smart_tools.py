@@ -359,7 +359,7 @@ class SmartTools(QObject):
             if op.kind == "accept":
                 self._accept_now()
                 continue
-            if op.kind == "undo" and self.session is None:
+            if op.kind == "undo" and (self.session is None or self.session.active_class != op.active_class):
                 continue  # nothing open to drop a click from
             session = self._session(op.active_class)
             if session is None:

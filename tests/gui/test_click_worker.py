@@ -176,15 +176,20 @@ def test_undo_after_an_async_click_restores_one_step(slow_window):
     assert (doc.labels == UNLABELED).all()  # both clicks: one step
     key(window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
     np.testing.assert_array_equal(doc.labels, kept)
-    # Ctrl+Z while a click still computes: the open object is closed and undone; its late result
-    # does not bring it back
+    # Ctrl+Z while clicks still compute: the open object, as shown, is closed and undone; the late
+    # result and the queued click do not bring it back
     click(window, C)
     clicks_shown(window)
     click(window, (C[0], C[1] + 40))
+    click(window, (C[0] - 40, C[1] + 40))  # queued behind the one computing
     key(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     clicks_shown(window)
     np.testing.assert_array_equal(doc.labels, kept)
     assert window.tools.smart.session is None and not doc.in_stroke
+    assert SlowEngine.finished.wait(10)
+    QTest.qWait(100)
+    np.testing.assert_array_equal(doc.labels, kept)
+    assert len(SlowEngine.calls) == 4  # [A], [A, B], [C], [C, C2]: the queued third click never ran
 
 
 def test_escape_while_computing_drops_the_object(slow_window):
