@@ -63,6 +63,24 @@ def choose_team_project(window: Any) -> None:
         window.open_folder(folder, db=url.strip())
 
 
+def consensus_notes(project: Any, paths: dict[int, str]) -> dict[str, str]:
+    """The browser's note on each open consensus image: for its annotators, that theirs is their own
+    (the other is hidden); for reviewers, whether it is ready to compare."""
+    notes = {}
+    for image_id, c in project.consensus_images().items():
+        if not c.open or image_id not in paths:
+            continue
+        if c.branch_of(project.member) is not None:
+            notes[paths[image_id]] = "consensus: your own annotation (the other one is hidden until resolved)"
+        elif c.done("A") and c.done("B"):
+            notes[paths[image_id]] = (
+                f"consensus {c.annotator_a} + {c.annotator_b}: ready to compare (Team menu)"
+            )
+        else:
+            notes[paths[image_id]] = f"consensus {c.annotator_a} + {c.annotator_b}: being annotated"
+    return notes
+
+
 def attach(window: Any, project: Any) -> TeamPresence | None:
     if not hasattr(project, "take_lease"):
         return None
@@ -112,6 +130,12 @@ class TeamPresence(QObject):
         self.reject_action = self.menu.addAction("Reject this image…")
         self.reject_action.setStatusTip("Reviewers: reject the open image with a comment for its annotator")
         self.reject_action.triggered.connect(lambda: self.review_current(False))
+        self.compare_action = self.menu.addAction("Compare annotations…")
+        self.compare_action.setStatusTip(
+            "Reviewers: the two annotations of a consensus image, their agreement, take A, B or a merge"
+        )
+        self.compare_action.triggered.connect(self.compare_current)
+        self.compare_dialog: Any = None
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -155,6 +179,7 @@ class TeamPresence(QObject):
                     for i, r in self.project.rejections().items()
                     if i in paths
                 }
+                rejected = {**consensus_notes(self.project, paths), **rejected}
                 if not self._stopped:
                     self.queue_seen.emit(queue, rejected)
                 if not self._stopped:
@@ -250,6 +275,42 @@ class TeamPresence(QObject):
                 self.reviewed.emit(f"review not stored: {error}")
 
         self._thread(work)
+
+    def compare_current(self) -> None:
+        """Open *Compare annotations...* on the open image (reviewers and leads, consensus images)."""
+        session = self.window.session
+        rec = None if session is None else session.record
+        if rec is None:
+            self.window.statusBar().showMessage("open a consensus image to compare its annotations", 10000)
+            return
+        if self.project.role == "annotator":
+            self.window.statusBar().showMessage(
+                "comparing the two annotations of a consensus image is for reviewers and leads", 10000
+            )
+            return
+        from segstudio.gui.consensus_dialog import CompareDialog
+
+        dialog = CompareDialog(self.window, self.project, rec, session.image)
+        dialog.accepted.connect(lambda: self._compared(dialog))
+        self.compare_dialog = dialog
+        dialog.open()
+
+    def _compared(self, dialog: Any) -> None:
+        """A resolution was saved: show it in the window (it is the image's main version now)."""
+        session, rec = self.window.session, dialog.rec
+        if dialog.version is None or session is None:
+            return
+        if session.document is not None and session.record is not None and session.record.id == rec.id:
+            session.document.mark_saved()  # the open image showed the main line before the resolution
+        session.cache.invalidate_labels(rec.rel_path)
+        self.window.open_image(rec.rel_path)
+        how = "the merge" if dialog.taken == "merge" else f"annotation {dialog.taken}"
+        self.window.statusBar().showMessage(
+            f"{rec.rel_path}: {how} is version {dialog.version}; paint any unlabelled (disputed) pixels, then "
+            "Team -> Accept this image",
+            30000,
+        )
+        self.poll()
 
     def image_opened(self, rec: ImageRecord) -> None:
         """Take the lease of the image now being edited; give back the previous one."""

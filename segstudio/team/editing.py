@@ -21,6 +21,7 @@ from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
+from segstudio.team.consensus import MY_BRANCH, WORK_HEAD
 from segstudio.team.errors import (
     LeaseError,
     StaleSaveError,
@@ -36,6 +37,8 @@ __all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
 LEASE_SECONDS = 180.0
 #: How often saves queued while the server was away are retried (seconds).
 RETRY_SECONDS = 3.0
+#: An image with its consensus row, if any (what `consensus.WORK_HEAD` reads).
+_IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class MaskVersion:
     created_at: float
     status: str
     removed: bool  # a "reset to prediction" (the version holds no mask)
+    branch: str | None = None  # "A"/"B": a consensus annotator's own line (team.consensus); None: main
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class EditingRules:
     _row: Any
     _rows: Any
     _require: Any
+    _my_branch: Any  # team.consensus
+    _branch_refusal: Any
+    _closed_branch: Any
 
     # ---------------------------------------------------------------- leases
 
@@ -98,8 +105,15 @@ class EditingRules:
             )
 
     def take_lease(self, rec: ImageRecord, seconds: float = LEASE_SECONDS) -> None:
-        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it."""
+        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it.
+
+        An annotator of an open consensus image edits their own branch, which nobody else may write:
+        it needs no lease (the stale-save rule still refuses a second window of theirs)."""
         psycopg = require_driver()
+        if self._my_branch(rec.id) is not None:
+            if rec.id not in self._base:
+                self._base[rec.id] = self._work_head(rec.id)
+            return
 
         def work(conn: Any) -> Any:
             return conn.execute(
@@ -123,7 +137,7 @@ class EditingRules:
             raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
         self._held.add(rec.id)
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            self._base[rec.id] = self._work_head(rec.id)
 
     def release_lease(self, rec: ImageRecord) -> None:
         """Stop editing: others may edit the image at once."""
@@ -164,20 +178,27 @@ class EditingRules:
         row = self._row("SELECT mask_head FROM segstudio.images WHERE id = %s", (image_id,))
         return None if row is None or row[0] is None else int(row[0])
 
+    def _work_head(self, image_id: int) -> int | None:
+        """The version this member's next save builds on: their branch's head on an open consensus image
+        they annotate, else the main head."""
+        row = self._row(f"SELECT {WORK_HEAD} FROM {_IMAGE_AND_CONSENSUS} WHERE i.id = %s", (image_id,))
+        return None if row is None or row[0] is None else int(row[0])
+
     def has_mask(self, rec: ImageRecord | int) -> bool:
         image_id = rec if isinstance(rec, int) else rec.id
         row = self._row(
-            "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v ON v.id = i.mask_head "
-            "WHERE i.id = %s",
+            f"SELECT v.png IS NOT NULL FROM {_IMAGE_AND_CONSENSUS} JOIN segstudio.mask_versions v "
+            f"ON v.id = {WORK_HEAD} WHERE i.id = %s",
             (image_id,),
         )
         return bool(row and row[0])
 
     def load_mask(self, rec: ImageRecord) -> np.ndarray | None:
-        """The current mask (None when there is none); remembers its version as the base of the next save."""
+        """The current mask (None when there is none); remembers its version as the base of the next save.
+        An annotator of an open consensus image gets their own branch's mask."""
         row = self._row(
-            "SELECT i.mask_head, v.png FROM segstudio.images i "
-            "LEFT JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
+            f"SELECT {WORK_HEAD}, v.png FROM {_IMAGE_AND_CONSENSUS} "
+            f"LEFT JOIN segstudio.mask_versions v ON v.id = {WORK_HEAD} WHERE i.id = %s",
             (rec.id,),
         )
         if row is None:
@@ -195,17 +216,17 @@ class EditingRules:
     def base_version(self, rec: ImageRecord) -> int | None:
         """The mask version the next save of `rec` starts from (what `load_mask` last returned)."""
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            self._base[rec.id] = self._work_head(rec.id)
         return self._base[rec.id]
 
     def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
         psycopg = require_driver()
 
-        def work(conn: Any) -> int:
+        def work(conn: Any) -> int:  # an annotator of an open consensus image saves on their branch
             row = conn.execute(
-                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, %s, %s) "
-                "RETURNING id",
-                (rec.id, base, png, status.value),
+                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
+                f"VALUES (%s, %s, %s, %s, {MY_BRANCH}) RETURNING id",
+                (rec.id, base, png, status.value, rec.id),
             ).fetchone()
             return int(row[0])
 
@@ -226,7 +247,11 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
+                if self._closed_branch(rec, base):
+                    raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
+            if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:
+                raise self._branch_refusal(rec, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new
         return new
@@ -350,11 +375,11 @@ class EditingRules:
     def mask_history(self, rec: ImageRecord) -> list[MaskVersion]:
         """Every saved version of the image's mask, oldest first."""
         rows = self._rows(
-            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL "
+            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL, branch "
             "FROM segstudio.mask_versions WHERE image_id = %s ORDER BY id",
             (rec.id,),
         )
-        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g)) for a, b, c, d, e, f, g in rows]
+        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g), h) for a, b, c, d, e, f, g, h in rows]
 
     def load_mask_version(self, rec: ImageRecord, version: int) -> np.ndarray | None:
         row = self._row(
@@ -377,6 +402,16 @@ class EditingRules:
     def review(self, rec: ImageRecord, accepted: bool, comment: str = "") -> Review:
         """Accept or reject the image's current mask version (reviewers; never one's own work)."""
         head = self._head(rec.id)
+        waiting = self._row(
+            "SELECT annotator_a, annotator_b FROM segstudio.consensus WHERE image_id = %s "
+            "AND resolved_version IS NULL",
+            (rec.id,),
+        )
+        if waiting is not None:
+            raise ProjectError(
+                f"{rec.rel_path} waits for consensus ({waiting[0]} and {waiting[1]} annotate it): resolve it "
+                "first (Team -> Compare annotations..., or `segstudio team resolve`), then review the result"
+            )
         if head is None:
             raise ProjectError(f"{rec.rel_path} has no saved mask to review")
         verdict = "accepted" if accepted else "rejected"
@@ -396,7 +431,8 @@ class EditingRules:
         row = self._row(
             "SELECT r.verdict, r.comment, r.reviewer, r.mask_version, extract(epoch FROM r.created_at) "
             "FROM segstudio.reviews r JOIN segstudio.images i ON i.id = r.image_id AND r.mask_version = i.mask_head "
-            "WHERE r.image_id = %s ORDER BY r.id DESC LIMIT 1",
+            "WHERE r.image_id = %s AND segstudio.consensus_state(r.image_id) IS DISTINCT FROM 'open' "
+            "ORDER BY r.id DESC LIMIT 1",
             (rec.id,),
         )
         return None if row is None else Review(row[0], row[1], row[2], int(row[3]), float(row[4]))

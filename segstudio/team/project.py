@@ -35,12 +35,10 @@ from segstudio.core.hashing import content_hash
 from segstudio.core.project import Project, _checked_image_dir
 from segstudio.core.schemes import LabelScheme, get_scheme
 from segstudio.core.store_records import (
-    IMAGE_COLUMNS,
     ImageRecord,
     ReconcileReport,
     Status,
     db_path,
-    image_record,
     split_for_hash,
     status_of,
 )
@@ -48,6 +46,7 @@ from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
+from segstudio.team.consensus import SEEN_COLUMNS, Consensus, seen_record
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
@@ -75,7 +74,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(Assignments, EditingRules, TeamData, Project):
+class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -363,9 +362,9 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
     def images(self, status: Status | str | None = None, split: str | None = None) -> list[ImageRecord]:
         """One read of the whole list, filtered here: while the server is away every filter still answers."""
         rows = self._rows(
-            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
+            f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = [image_record(row) for row in rows]
+        records = [seen_record(row) for row in rows]  # consensus annotators: their branch's status
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -397,22 +396,22 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         path = db_path(rel_path.replace(os.sep, "/"))
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
                 (path,),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else image_record(row)
+        return None if row is None else seen_record(row)
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
                 (int(image_id),),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else image_record(row)
+        return None if row is None else seen_record(row)
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -514,16 +513,25 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         values["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = %s" for name in values)
         row = self._row(
-            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {IMAGE_COLUMNS}",
+            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {SEEN_COLUMNS}",
             (*values.values(), rec.id),
             what,
         )
         if row is None:
             self._refuse_if_leased(rec)
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        return image_record(row)
+        return seen_record(row)
 
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
+        if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
+            base = self.base_version(rec)
+            row = (
+                None
+                if base is None
+                else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (base,))
+            )
+            png = None if row is None or row[0] is None else bytes(row[0])
+            return self._save_or_queue(rec, png, status_of(status), base)
         return self._update(rec, "change the status", status=status_of(status).value)
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
@@ -562,6 +570,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
             "assigned_to_me": len(self.my_queue()),
+            "consensus": self.consensus_summary(),
             "rejected": [
                 {"image": by_id[i].rel_path, "reviewer": r.reviewer, "comment": r.comment}
                 for i, r in sorted(self.rejections().items())
