@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -53,6 +54,9 @@ PREFETCH_COUNT = 20
 CONNECTIONS = 2
 #: A download whose bytes do not match their hash is tried this many times before giving up.
 FETCH_TRIES = 2
+
+
+_HASH = re.compile(r"[0-9a-f]{32}")
 
 
 def bytes_hash(data: bytes) -> str:
@@ -143,7 +147,13 @@ class ServerImages:
         self.fetched_bytes = 0  # downloaded by this client (bench and tests read it)
 
     def path(self, rec: ImageRecord) -> Path:
-        """Where this image's bytes are (or will be) cached."""
+        """Where this image's bytes are (or will be) cached. The name is the hash the server lists,
+        so it must look like one: never a path that leads out of the cache."""
+        if not _HASH.fullmatch(rec.content_hash):
+            raise ProjectError(
+                f"the team server lists {rec.content_hash!r} as the content hash of {rec.rel_path}, which is not "
+                "a SegStudio image hash; nothing was fetched. Ask your lead to check the team database."
+            )
         return self.folder / rec.content_hash
 
     def is_cached(self, rec: ImageRecord) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from segstudio.core import store_schema
@@ -239,8 +239,18 @@ def _download_images(conn: Any, local: Project, written: list[Path]) -> dict[str
         "WHERE i.removed_at IS NULL AND i.error IS NULL ORDER BY i.id"
     ).fetchall()
     todo = []
+    root = local.image_dir.resolve()
     for rel_path, digest, mtime_ns, stored in rows:
         path = local.image_dir / rel_path
+        if (
+            PurePosixPath(rel_path).is_absolute()
+            or ".." in PurePosixPath(rel_path).parts
+            or not (path.resolve().is_relative_to(root))
+        ):
+            raise ProjectError(
+                f"the team server lists the image path {rel_path!r}, which leads out of {local.image_dir}; "
+                "nothing was pulled. Ask your lead to check the team database."
+            )
         if path.exists():
             if content_hash(path) != digest:
                 raise ProjectError(

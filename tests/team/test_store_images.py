@@ -326,3 +326,21 @@ def test_an_older_team_database_gets_image_storage_when_a_lead_opens_it(team_db,
     ) as lena:
         assert lena.schema_version == schema.SCHEMA_VERSION
         assert add_images(lena, store_images=True).image_files == 4
+
+
+def test_names_from_the_server_never_lead_out_of_the_cache_or_the_pulled_folder(stored, tmp_path):
+    with stored.raw("lena") as conn:  # what a damaged (or hostile) team database could list
+        conn.execute(
+            "UPDATE segstudio.images SET content_hash = '../../escaped' WHERE rel_path = 'a_cat.png'"
+        )
+        conn.execute(
+            "UPDATE segstudio.images SET rel_path = '../escaped.png' WHERE rel_path = 'b_coffee.png'"
+        )
+    cache = tmp_path / "deep" / "cache"
+    alice = TeamProject.join(tmp_path / "empty", stored.url("alice"), state_dir=cache, heartbeat=False)
+    with alice, pytest.raises(ProjectError, match="not a SegStudio image hash"):
+        alice.load_image(alice.get("a_cat.png"))
+    with pytest.raises(ProjectError, match="leads out of"):
+        pull_team_project(stored.url("alice"), tmp_path / "pulled" / "here")
+    assert not list(tmp_path.rglob("escaped*"))
+    assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").rglob("*.png"))
