@@ -1,8 +1,9 @@
 """`segstudio team ...`: set up a team server, turn a local project into a team project, pull it back.
 
     segstudio team init-server --db postgresql://postgres@HOST/postgres [--database NAME] [--print-only]
-    segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME
+    segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME [--store-images]
     segstudio team pull postgresql://USER@HOST/NAME FOLDER
+    segstudio team add FOLDER --db URL [--store-images] [PATH ...]
     segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
                          [--consensus FRACTION]
     segstudio team resolve FOLDER IMAGE --db URL --take A|B|merge [--accept]
@@ -31,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("folder", help="image folder of the local project")
     create.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
     create.add_argument("--project-dir", help="the local project's state folder, when not FOLDER/.segstudio")
+    create.add_argument(
+        "--store-images",
+        action="store_true",
+        help="keep the images' bytes in the server too, so members join with only the URL",
+    )
     pull = sub.add_parser("pull", help="make a local project from a team project")
     pull.add_argument("url", help="postgresql://USER@HOST:PORT/DATABASE")
     pull.add_argument("folder", help="the image folder (a copy of the team's images)")
@@ -70,6 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "disputed pixels left unlabelled to paint",
     )
     resolve.add_argument("--accept", action="store_true", help="also accept the result (as its reviewer)")
+    add = sub.add_parser("add", help="add new images of the folder to the team project (lead)")
+    add.add_argument("folder", help="your copy of the team's image folder, holding the new images")
+    add.add_argument("paths", nargs="*", help="these images only; default: every image the project lacks")
+    add.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    add.add_argument(
+        "--store-images",
+        action="store_true",
+        help="upload the bytes of every team image the server lacks, and keep images in the server from now on",
+    )
     activate = sub.add_parser("activate", help="make a model version the team's model (lead)")
     activate.add_argument("folder", help="your copy of the team's image folder")
     activate.add_argument("version", help="the model version to activate, e.g. v3")
@@ -195,12 +210,13 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.team.connection import describe
         from segstudio.team.transfer import create_team_project
 
-        counts = create_team_project(args.folder, args.db, args.project_dir)
+        counts = create_team_project(args.folder, args.db, args.project_dir, args.store_images)
         print(
             f"team project created at {describe(args.db)}: "
             + ", ".join(f"{v} {k}" for k, v in counts.items())
         )
-        print(f"members join with: segstudio {args.folder} --db {args.db}")
+        joining = "an empty FOLDER" if args.store_images else args.folder
+        print(f"members join with: segstudio {joining} --db {args.db}")
         return 0
     if args.action == "pull":
         from segstudio.team.connection import describe
@@ -216,11 +232,18 @@ def run(args: argparse.Namespace) -> int:
         return _assign(args)
     if args.action == "resolve":
         return _resolve(args)
+    if args.action == "add":
+        from segstudio.team.adding import add_images, describe_report
+        from segstudio.team.project import TeamProject
+
+        with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+            print(describe_report(add_images(project, args.paths, args.store_images)))
+        return 0
     if args.action == "report":
         from segstudio.team.report import print_report
 
         return print_report(args.folder, args.db, args.json)
     raise UsageError(
-        "choose an action: init-server, create, pull, assign, resolve, activate or report "
+        "choose an action: init-server, create, pull, add, assign, resolve, activate or report "
         "(`segstudio team --help`)"
     )

@@ -70,7 +70,7 @@ def _crf_project():
     return crf_project
 
 
-DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
+DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "prompt_undo", "pan_hint"}
 CHECKABLE = {
     "toggle_overlay",
     "outline_mode",
@@ -194,6 +194,8 @@ class MainWindow(QMainWindow):
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
+        c.prompt_undo.connect(self.tools.undo_prompt)
+        self.tools.smart.busy_changed.connect(c.set_busy)
         c.secondary_pressed.connect(self.tools.secondary_press)
         self.prompt_marks = PromptMarks(c.vb)
         self.tools.smart.prompts.connect(self.prompt_marks.show)
@@ -677,7 +679,9 @@ class MainWindow(QMainWindow):
             self.session.stroke_finished()
 
     def _edit_document(self, edit: Callable[[MaskDocument], object | None]) -> None:
-        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke."""
+        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke.
+        The object being clicked is settled first: its pending clicks dropped, what is shown one step."""
+        self.tools.smart.settle()
         doc = self.session.document if self.session else None
         if doc is not None and edit(doc) is not None and self.session is not None:
             self.session.stroke_finished()

@@ -56,7 +56,9 @@ def choose_team_project(window: Any) -> None:
     )
     if not ok or not url.strip():
         return
-    folder = QFileDialog.getExistingDirectory(window, "Your copy of the team's images")
+    folder = QFileDialog.getExistingDirectory(
+        window, "Your copy of the team's images (any empty folder if the team keeps them in the server)"
+    )
     if folder:
         window.open_folder(folder, db=url.strip())
 
@@ -93,6 +95,7 @@ class TeamPresence(QObject):
     reviewed = Signal(str)  # a review verdict went through (status bar)
     notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
     active_seen = Signal(object)  # the team's active model version name (None: none yet)
+    images_seen = Signal(object)  # the whole image list, read because a lead added images
 
     #: The browser's note on an image whose save is queued on this machine.
     PENDING_NOTE = "not yet on the server"
@@ -117,6 +120,7 @@ class TeamPresence(QObject):
         self._notes: dict[str, str] = {}
         self._active: Any = _UNKNOWN  # the active model version this window predicts with
         self.active_seen.connect(self._on_active)
+        self.images_seen.connect(self._show_images)
         self._plain_next = window.browser.next_unfinished
         window.browser.next_unfinished = self.next_unfinished  # "next unfinished" follows my queue
         self.menu = window.menuBar().addMenu("&Team")
@@ -141,6 +145,7 @@ class TeamPresence(QObject):
         from segstudio.team.live import ChangeListener
 
         self.listener = ChangeListener(project.url, lambda table, image: self.changed.emit()).start()
+        project.start_prefetch()  # images kept in the server: this member's queue comes ahead
         self.poll()
 
     def _thread(self, work: Any) -> None:
@@ -155,10 +160,15 @@ class TeamPresence(QObject):
         self._again = False
         self._polling = True
         paths = {r.id: r.rel_path for r in self.window.browser.model.records()}
+        listed = (len(paths), max(paths, default=0))
         me = self.project.member
 
         def work() -> None:
             try:
+                if self.project.image_list_stamp() != listed:  # a lead added images: list them
+                    records = self.project.images()
+                    if not self._stopped:
+                        self.images_seen.emit(records)
                 notes = {path: self.PENDING_NOTE for path in self.project.pending_saves()}
                 conflicts = self.project.take_conflicts()
                 if not self._stopped:
@@ -208,7 +218,17 @@ class TeamPresence(QObject):
             f"The lead activated model {version}: predicting with it now", 15000
         )
 
+    def _show_images(self, records: list[ImageRecord]) -> None:
+        known = {r.rel_path for r in self.window.browser.model.records()}
+        self.window.browser.refresh(records, {})
+        self.window.browser.update_counter()
+        added = [r.rel_path for r in records if r.rel_path not in known]
+        if added:
+            self.window.statusBar().showMessage(f"{len(added)} image(s) added to the team project", 10000)
+
     def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
+        if queue != self.queue and self.project.prefetcher is not None:
+            self.project.prefetcher.poke()  # new work assigned: fetch its images ahead
         self.queue, self.rejected = queue, rejected
         self.window.browser.model.set_notes({**rejected, **self.kept, **self._notes})
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -43,7 +44,7 @@ from segstudio.ml.click_model import (
     save_click_model,
 )
 
-__all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "train_click_model"]
+__all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "amp_precision", "train_click_model"]
 
 VOID = 255
 
@@ -65,6 +66,7 @@ class ClickTrainConfig:
     error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
     seed: int = 0
     threads: int = 1
+    device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)
 
 
 @dataclass
@@ -207,7 +209,7 @@ class _State:
 
 
 def _batch(
-    states: list[_State], predictor: ClickPredictor
+    states: list[_State], predictor: ClickPredictor, device: Any = "cpu"
 ) -> tuple[torch.Tensor, list[Any], list[np.ndarray]]:
     """The network inputs as inference builds them (`ClickPredictor`: start mask, window, channels)."""
     xs, windows, fed = [], [], []
@@ -219,7 +221,7 @@ def _batch(
         xs.append(encode(s.image, s.pos, s.neg, prev, window, plane))
         windows.append(window)
         fed.append(prev)
-    return torch.from_numpy(np.stack(xs)), windows, fed
+    return torch.from_numpy(np.stack(xs)).to(device), windows, fed
 
 
 def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,6 +234,15 @@ def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, to
         inside = cv2.warpAffine(np.ones(s.obj.shape, np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST)
         ws.append((cv2.warpAffine(s.valid.view(np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST) & inside))
     return torch.from_numpy(np.stack(ts))[:, None], torch.from_numpy(np.stack(ws).astype(np.float32))[:, None]
+
+
+def amp_precision(device: torch.device) -> str:
+    """Mixed precision on CUDA, chosen as the segmentation trainer chooses it; float32 elsewhere."""
+    if device.type != "cuda":
+        return "float32"
+    from segstudio.ml.train_loop import resolve_precision
+
+    return resolve_precision(SimpleNamespace(precision="auto"), device)
 
 
 def train_click_model(
@@ -248,7 +259,14 @@ def train_click_model(
     rng = random.Random(config.seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
-    model = model or ClickNet(width=config.width, prior=config.prior)
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.train_loop import autocast_for
+
+    device = pick_device(config.device)
+    precision = amp_precision(device)  # float32 on a CPU: AMP only where it pays (CUDA)
+    amp = autocast_for(precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
+    model = (model or ClickNet(width=config.width, prior=config.prior)).to(device)
     use_seg = config.seg_evidence and bank.has_evidence
     predictor = ClickPredictor(
         model, use_prev=config.use_prev, seg_evidence=use_seg, proposal=config.proposal and use_seg
@@ -280,10 +298,10 @@ def train_click_model(
             rounds = rng.randint(0, config.max_iters) if config.max_iters else 0
             if rounds:
                 model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), amp():
                     for _ in range(rounds):
-                        x, windows, fed = _batch(states, predictor)
-                        deltas = model.delta(x)[:, 0].numpy()
+                        x, windows, fed = _batch(states, predictor, device)
+                        deltas = model.delta(x).float()[:, 0].cpu().numpy()
                         prior = float(model.prior)
                         for s, delta, window, prev in zip(states, deltas, windows, fed, strict=True):
                             s.prev = paste_logits(delta, prior, prev, window)
@@ -291,25 +309,27 @@ def train_click_model(
                             if click is not None:
                                 (s.pos if click[2] else s.neg).append(click[:2])
             model.train()
-            x, windows, _ = _batch(states, predictor)
-            target, weight = _targets(states, windows)
-            logits = model(x)
+            x, windows, _ = _batch(states, predictor, device)
+            target, weight = (t.to(device) for t in _targets(states, windows))
+            with amp():
+                logits = model(x)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, target, weight=weight, reduction="sum"
+                logits.float(), target, weight=weight, reduction="sum"
             )
             loss = loss / weight.sum().clamp_min(1.0)
             model.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             for group in optimizer.param_groups:  # linear decay
                 group["lr"] = config.lr * max(0.05, 1 - step / config.steps)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             result.losses.append(float(loss.detach()))
             result.steps = step + 1
             if on_step is not None:
                 on_step(step + 1, result.losses[-1])
         else:
             result.reason = "completed"
-        model.eval()
+        model = model.cpu().eval()  # callers predict on the CPU (the GUI's engine moves it again)
         result.seconds = time.perf_counter() - start
         if out is not None and result.steps:
             info = {

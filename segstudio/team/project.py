@@ -49,6 +49,7 @@ from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.consensus import SEEN_COLUMNS, Consensus, seen_record
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
+from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
 from segstudio.team.outbox import Outbox, SaveConflict
 from segstudio.team.team_data import TeamData
 
@@ -97,6 +98,8 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         self._last_reads: dict[tuple[str, str, bool], Any] = {}  # see _read
         self.outbox = Outbox(state_dir)  # saves made while the server was away (team.outbox)
         self.conflicts: list[SaveConflict] = []  # queued saves refused on reconnect, not yet shown
+        self.server_images: ServerImages | None = None  # set when the team keeps its images in the server
+        self.prefetcher: QueuePrefetcher | None = None
 
     # ---------------------------------------------------------------- opening and closing
 
@@ -108,12 +111,23 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         state_dir: str | os.PathLike[str] | None = None,
         heartbeat: bool = True,
     ) -> TeamProject:
-        """Open the team project at `url` on the local copy `image_dir` of its images."""
-        folder = _checked_image_dir(image_dir)
+        """Open the team project at `url` on the local copy `image_dir` of its images. When the team keeps
+        its images in the server, `image_dir` may be empty or not exist yet (it is created): images are
+        fetched into this machine's cache as needed, the member's queue ahead in the background."""
+        wanted = Path(image_dir).expanduser().absolute()
         conn = connect(url)
         psycopg = require_driver()
         try:
             version, member, role = _check_database(conn, url)
+            stored = images_in_server(conn)
+            if stored and not wanted.exists():
+                try:
+                    wanted.mkdir(parents=True)
+                except OSError as error:
+                    raise ProjectError(
+                        f"cannot create the folder {wanted} ({error.strerror or error})"
+                    ) from None
+            folder = _checked_image_dir(wanted)
             cache = Path(state_dir).expanduser().absolute() if state_dir is not None else cache_dir_for(url)
             try:
                 cache.mkdir(parents=True, exist_ok=True)
@@ -126,6 +140,8 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             conn.close()
             raise
         project.member, project.role, project._server_version = member, role, version
+        if stored:
+            project.server_images = ServerImages(url, project.state_dir)
         try:
             project.layout.create()
             project._scheme = project._load_scheme()
@@ -147,6 +163,10 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
     def close(self) -> None:
         """Give back this client's leases and close the connection (idempotent)."""
         self._stop.set()
+        if self.prefetcher is not None:
+            self.prefetcher.stop()
+        if self.server_images is not None:
+            self.server_images.close()
         with self._lock:
             if self._conn is None:
                 return
@@ -360,6 +380,14 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
         return len(self._only)
 
+    def image_list_stamp(self) -> tuple[int, int]:
+        """(number of live images, highest id): a cheap read that changes when a lead adds images, so
+        a window re-reads the whole list only then."""
+        row = self._row(
+            "SELECT count(*), coalesce(max(id), 0) FROM segstudio.images WHERE removed_at IS NULL"
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
         return int(row[0]) if row else 0
@@ -411,24 +439,73 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             result[Status(status)] = int(count)
         return result
 
-    def load_image(self, rec: ImageRecord) -> np.ndarray:
-        """Decode this machine's copy, after checking it is the team's (same content hash)."""
-        path = self.image_path(rec)
+    def image_path(self, rec: ImageRecord) -> Path:
+        """Where this machine has the image (no network): the folder's copy, else - when the team keeps
+        its images in the server - the cache file it is (or will be) fetched into."""
+        path = self.image_dir / rec.rel_path
+        if self.server_images is None or path.exists():
+            return path
+        return self.server_images.path(rec)
+
+    def image_file(self, rec: ImageRecord) -> Path:
+        """A local file holding the image, for readers of the bytes (thumbnails, export, training): the
+        folder's file when there, else the server's copy fetched into the cache (blocking: call it off
+        the window's thread). `load_image` checks the folder's copy against the team's hash too."""
+        path = self.image_dir / rec.rel_path
+        if path.is_file() or self.server_images is None:
+            return path
+        return self.server_images.file(rec)
+
+    def _checked_file(self, rec: ImageRecord) -> Path:
+        """A local file holding exactly the team's image: the folder's copy once its hash was checked,
+        else the server's copy fetched into the cache (checked before it is kept)."""
+        path = self.image_dir / rec.rel_path
         try:
             stat = path.stat()
         except OSError:
+            stat = None
+        if stat is None and self.server_images is None:
             raise ProjectError(
                 f"{rec.rel_path} is not in your copy of the image folder ({self.image_dir}); get the team's "
                 "images (shared folder or a copy) and open the team project on that folder"
             ) from None
-        if self._hashes.get(rec.id) != (stat.st_size, stat.st_mtime_ns):
-            if content_hash(path) != rec.content_hash:
+        if stat is not None:
+            if self._hashes.get(rec.id) == (stat.st_size, stat.st_mtime_ns):
+                return path
+            if content_hash(path) == rec.content_hash:
+                self._hashes[rec.id] = (stat.st_size, stat.st_mtime_ns)
+                return path
+            if self.server_images is None:
                 raise ProjectError(
                     f"your copy of {rec.rel_path} differs from the team's (its content hash does not match the "
                     "server's), so masks would not line up; replace it with the team's copy of the file"
                 )
-            self._hashes[rec.id] = (stat.st_size, stat.st_mtime_ns)
+        assert self.server_images is not None  # a missing or differing copy: the team's own bytes
+        return self.server_images.file(rec)
+
+    def _has_local_copy(self, rec: ImageRecord) -> bool:
+        """No fetch needed (the prefetcher asks): the folder has the file, or the cache has."""
+        if (self.image_dir / rec.rel_path).exists():
+            return True
+        return self.server_images is not None and self.server_images.is_cached(rec)
+
+    def load_image(self, rec: ImageRecord) -> np.ndarray:
+        """Decode this machine's copy, after checking it is the team's (same content hash)."""
+        path = self._checked_file(rec)
+        if self.prefetcher is not None:
+            self.prefetcher.poke()  # the queue may have moved on: keep the next images coming
         return image_io.load_image(path, self.max_pixels)
+
+    @property
+    def images_in_server(self) -> bool:
+        return self.server_images is not None
+
+    def start_prefetch(self) -> QueuePrefetcher | None:
+        """Fetch the member's queue ahead on a background thread (the window starts it; one-off commands
+        do not); None when the team keeps no images in the server. Idempotent."""
+        if self.server_images is not None and self.prefetcher is None and not self.closed:
+            self.prefetcher = QueuePrefetcher(self.server_images, self._has_local_copy).start()
+        return self.prefetcher
 
     # ---------------------------------------------------------------- per-image updates
 

@@ -529,7 +529,38 @@ CREATE POLICY review_others_head ON segstudio.reviews FOR INSERT WITH CHECK (
 );
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS]
+#: Image bytes in the server (`team create --store-images`, `team add`): content-addressed by the hash
+#: every image record already carries (`images.content_hash`, BLAKE2b-128 of the file), so an image
+#: copied under two names is stored once. Every member reads them; only leads write them (the table is
+#: the lead group's, annotators get SELECT only). Photos are compressed already: no TOAST compression.
+#: Adding an image is announced ("images:ID") so members' browsers list it at once. Stands alone: it
+#: names only tables of schema 1-3 (written beside, not on top of, the consensus step).
+_IMAGE_BYTES = f"""
+CREATE TABLE segstudio.image_blobs (
+    content_hash text PRIMARY KEY,
+    size bigint NOT NULL,
+    data bytea NOT NULL,
+    added_by text NOT NULL DEFAULT current_user,
+    added_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CHECK (octet_length(data) = size)
+);
+ALTER TABLE segstudio.image_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE segstudio.image_blobs OWNER TO {LEAD};
+GRANT SELECT ON segstudio.image_blobs TO {ANNOTATOR};
+
+CREATE FUNCTION segstudio.notify_image_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segstudio_changes', 'images:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_image_added() OWNER TO {LEAD};
+CREATE TRIGGER notify_image_added AFTER INSERT ON segstudio.images
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_image_added();
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
