@@ -134,12 +134,16 @@ class Screen:
 
     def stop_app(self, app: subprocess.Popen) -> None:
         """Quit as a user does (Ctrl+Q over the status bar: leases are released), else terminate."""
+        subprocess.run(
+            ["xdotool", "search", "--onlyvisible", "--name", "SegStudio", "windowfocus"], check=False
+        )
         subprocess.run(["xdotool", "mousemove", *STATUS_BAR, "key", "ctrl+q"], check=False)
         try:
-            app.wait(15)
+            app.wait(20)
+            print("the app quit (Ctrl+Q)", flush=True)
             return
         except subprocess.TimeoutExpired:
-            pass
+            print("Ctrl+Q did not quit the app: terminated", flush=True)
         app.terminate()
         try:
             app.wait(15)
@@ -193,8 +197,10 @@ def main(out_dir: str, steps: str = "all") -> int:
             bob = screen.start_app(empty, url("bob"), work, "bob")
             time.sleep(4)
             screen.shot("05_join_from_empty_folder")
-            screen.click(*CANVAS_SPOT)  # one brush dab on bob's own annotation
+            screen.click(*ROW_BOBS_OWN, wait=4)  # an ordinary image of bob's queue
             server.stop()
+            time.sleep(4)  # a poll or two finds the server away
+            screen.click(*CANVAS_SPOT)  # one brush dab, saved while the server is away
             screen.key("ctrl+s", wait=6)  # the server is away: the save is queued
             screen.shot("06_save_queued_server_down")
             server.start()
@@ -208,6 +214,8 @@ def main(out_dir: str, steps: str = "all") -> int:
             holder.close()
         if server is not None:
             server.remove()
+        for log in work.glob("app-*.log"):
+            shutil.copy2(log, out / log.name)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -219,6 +227,7 @@ ITEM_COMPARE = (354, 73)
 BUTTON_MERGE = (458, 760)
 STATUS_BAR = ("700", "945")
 CANVAS_SPOT = (700, 500)
+ROW_BOBS_OWN = (160, 464)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/teamshots", *sys.argv[2:3]))
