@@ -11,7 +11,9 @@ the real app (`python -m segstudio FOLDER --db URL`, passwords from a pgpass fil
 
 1. rita (reviewer) on the lead's folder: browser marks, then Team -> Compare annotations...,
    then Merge: the merged mask in the window.
-2. bob (annotator) joins from an EMPTY folder: thumbnails and the first image, fetched from the server.
+2. bob (annotator) joins from an EMPTY folder: thumbnails and the first image, fetched from the server;
+   then, with the server stopped, a brush dab and Ctrl+S (the save is queued: "not yet on the server"),
+   and the server started again (the queued save lands).
 
 Coordinates come from the screenshots of this layout (window at 0,0, 1440x960); a changed layout means
 new coordinates. The screenshots are not part of the repository.
