@@ -24,6 +24,7 @@ class ClickEngine(Protocol):
     name: str
     needs_probabilities: bool  # `prepare` needs the image's stored class probabilities
     handles_box: bool  # False: a box prompt goes to GrabCut's rectangle mode
+    object_bounded: bool  # True: its region is one object by construction (no click-window limit)
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         """Per-image precomputation (the slow part; the GUI runs it off the GUI thread)."""

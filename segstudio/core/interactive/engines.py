@@ -48,6 +48,9 @@ class Engine:
     name = "base"
     needs_probabilities = False
     handles_box = False  # False: a box prompt goes to GrabCut's rectangle mode
+    #: True: the region is one object by construction (a model trained on objects, crop-limited), so
+    #: `ClickSession` does not cut it to the click's window (`extent.limit_to_object`, rule 2)
+    object_bounded = False
 
     def __init__(self, tolerance: float | None = None) -> None:
         self.image: np.ndarray | None = None

@@ -56,7 +56,7 @@ def test_every_engine_class_has_the_protocols_signatures(method):
     want = _params(getattr(ClickEngine, method))
     for cls in classes:
         assert _params(getattr(cls, method)) == want, f"{cls.__name__}.{method}"
-        for attr in ("name", "needs_probabilities", "handles_box", "ready"):
+        for attr in ("name", "needs_probabilities", "handles_box", "object_bounded", "ready"):
             assert hasattr(cls, attr), f"{cls.__name__} lacks {attr}"
 
 
