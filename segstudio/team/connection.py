@@ -152,11 +152,14 @@ def check_server_version(conn: Any, url: str) -> None:
         )
 
 
-def connect(url: str) -> Any:
+def connect(url: str, announces_own_changes: bool = False) -> Any:
     """An autocommit psycopg connection (multi-statement work uses `conn.transaction()`), to a server of
-    a supported PostgreSQL version."""
+    a supported PostgreSQL version. `announces_own_changes`: this session NOTIFYs its saves and leases
+    itself after they commit, so the triggers do not (team.schema, schema 4: saves do not queue on the
+    NOTIFY lock)."""
     psycopg = require_driver()
     url_params(url)
+    extra = {"options": "-c segstudio.client_notifies=on"} if announces_own_changes else {}
     try:
         conn = psycopg.connect(
             url,
@@ -164,6 +167,7 @@ def connect(url: str) -> Any:
             connect_timeout=CONNECT_TIMEOUT,
             application_name=APPLICATION_NAME,
             **KEEPALIVES,
+            **extra,
         )
     except psycopg.Error as error:
         raise explain(error, url) from None

@@ -17,7 +17,7 @@ import numpy as np
 
 from segstudio.core.errors import ProjectError
 from segstudio.core.store_masks import check_shape
-from segstudio.core.store_records import ImageRecord, Status, status_of
+from segstudio.core.store_records import IMAGE_COLUMNS, ImageRecord, Status, image_record, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
@@ -28,14 +28,26 @@ from segstudio.team.errors import (
     TeamError,
     TeamPermissionError,
 )
+from segstudio.team.live import CHANNEL
 from segstudio.team.outbox import Outbox, PendingSave, SaveConflict
 
-__all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
+__all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review", "announce"]
 
 #: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
 LEASE_SECONDS = 180.0
 #: How often saves queued while the server was away are retried (seconds).
 RETRY_SECONDS = 3.0
+
+
+def announce(conn: Any, table: str, image_ids: list[int]) -> None:
+    """Tell the live view (team.live) about this client's committed changes to `table`. Sent after the
+    change committed, from a statement that writes nothing: a NOTIFY inside the saving transaction would
+    hold PostgreSQL's database-wide notify lock across the save's fsync (schema 4)."""
+    if image_ids:
+        conn.execute(
+            "SELECT pg_notify(%s, %s || ':' || i) FROM unnest(%s::bigint[]) AS i",
+            (CHANNEL, table, [int(i) for i in image_ids]),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,7 @@ class EditingRules:
         psycopg = require_driver()
 
         def work(conn: Any) -> Any:
-            return conn.execute(
+            row = conn.execute(
                 "INSERT INTO segstudio.leases(image_id, holder, expires_at) "
                 "VALUES (%s, current_user, now() + make_interval(secs => %s)) "
                 "ON CONFLICT (image_id) DO UPDATE SET holder = excluded.holder, taken_at = clock_timestamp(), "
@@ -111,6 +123,9 @@ class EditingRules:
                 "RETURNING holder",
                 (rec.id, float(seconds)),
             ).fetchone()
+            if row is not None:  # a retry after a dropped link takes it again: idempotent
+                announce(conn, "leases", [rec.id])
+            return row
 
         try:
             row = self._run(work, "take the image's lease")
@@ -128,12 +143,15 @@ class EditingRules:
     def release_lease(self, rec: ImageRecord) -> None:
         """Stop editing: others may edit the image at once."""
         self._held.discard(rec.id)
-        self._run(
-            lambda c: c.execute(
-                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user", (rec.id,)
-            ),
-            "give back the image's lease",
-        )
+
+        def work(conn: Any) -> None:
+            gone = conn.execute(
+                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user RETURNING image_id",
+                (rec.id,),
+            ).fetchall()
+            announce(conn, "leases", [int(r[0]) for r in gone])
+
+        self._run(work, "give back the image's lease")
 
     def heartbeat(self, seconds: float = LEASE_SECONDS) -> int:
         """Renew every lease this client holds; the number renewed (a lost one is dropped from the set)."""
@@ -280,14 +298,28 @@ class EditingRules:
                 except TeamConnectionError:
                     pass
                 else:
-                    with contextlib.suppress(TeamConnectionError):
-                        return self._require(rec.id)
-                    return replace(rec, status=status, updated_at=time.time())
+                    return self._announce_save(rec) or replace(rec, status=status, updated_at=time.time())
             self.outbox.put(rec.id, rec.rel_path, base, status.value, png)
         if queued:
             with contextlib.suppress(TeamError):
                 self.flush_pending()
         return replace(rec, status=status, updated_at=time.time())
+
+    def _announce_save(self, rec: ImageRecord) -> ImageRecord | None:
+        """After a save committed: NOTIFY it and read the image's new row, in one round trip (None when the
+        server went away meanwhile: the save is stored, only the notice is missed; the poll finds it)."""
+        try:
+            row = self._run(
+                lambda c: c.execute(
+                    f"SELECT pg_notify(%s, %s), {IMAGE_COLUMNS} FROM segstudio.images "
+                    "WHERE id = %s AND removed_at IS NULL",
+                    (CHANNEL, f"mask_versions:{int(rec.id)}", rec.id),
+                ).fetchone(),
+                "announce the save",
+            )
+        except TeamConnectionError:
+            return None
+        return None if row is None else image_record(row[1:])
 
     def pending_saves(self) -> dict[str, float]:
         """rel_path -> time queued, for this member's saves not yet on the server."""
@@ -332,6 +364,7 @@ class EditingRules:
                 else:
                     self.outbox.done(entry)
                     landed += 1
+                    self._announce_save(rec)
         return landed
 
     def _keep(self, entry: PendingSave, why: str) -> None:

@@ -48,7 +48,7 @@ from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
-from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
+from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review, announce
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.outbox import Outbox, SaveConflict
 from segstudio.team.team_data import TeamData
@@ -111,7 +111,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
     ) -> TeamProject:
         """Open the team project at `url` on the local copy `image_dir` of its images."""
         folder = _checked_image_dir(image_dir)
-        conn = connect(url)
+        conn = connect(url, announces_own_changes=True)
         psycopg = require_driver()
         try:
             version, member, role = _check_database(conn, url)
@@ -153,10 +153,12 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
                 return
             if self._held:
                 with contextlib.suppress(Exception):
-                    self._conn.execute(
-                        "DELETE FROM segstudio.leases WHERE holder = current_user AND image_id = ANY(%s)",
+                    gone = self._conn.execute(
+                        "DELETE FROM segstudio.leases WHERE holder = current_user AND image_id = ANY(%s) "
+                        "RETURNING image_id",
                         (sorted(self._held),),
-                    )
+                    ).fetchall()
+                    announce(self._conn, "leases", [int(r[0]) for r in gone])
             self._held.clear()
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -198,7 +200,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
                 except psycopg.OperationalError as error:
                     if attempt == 1 and self._conn.broken:
                         with contextlib.suppress(TeamError):
-                            self._conn = connect(self.url)
+                            self._conn = connect(self.url, announces_own_changes=True)
                             continue
                     raise TeamConnectionError(
                         f"lost the connection to the team server {describe(self.url)} while trying to {what}; "

