@@ -39,6 +39,25 @@ LEASE_SECONDS = 180.0
 RETRY_SECONDS = 3.0
 
 
+def commit_then_read(
+    conn: Any, write: str, write_params: tuple[Any, ...], read: str, read_params: tuple[Any, ...]
+) -> tuple[Any, Any]:
+    """`write; COMMIT; read` in ONE round trip: (the write's first row or None, the read's first row).
+
+    One simple-protocol query string (parameters bound by the client): PostgreSQL commits the write at
+    the COMMIT - durably, its own transaction - and runs `read` in a new one. If the write fails (a stale
+    save, a policy), the rest is not run and the error is raised as usual. Used to NOTIFY right after a
+    commit (schema 4) without a second round trip: under load each round trip is two waits for a CPU."""
+    psycopg = require_driver()
+    with psycopg.ClientCursor(conn) as cur:
+        cur.execute(f"{write}; COMMIT; {read}", (*write_params, *read_params))
+        first = cur.fetchone() if cur.pgresult is not None and cur.description is not None else None
+        cur.nextset()  # COMMIT
+        cur.nextset()
+        second = cur.fetchone() if cur.description is not None else None
+    return first, second
+
+
 def announce(conn: Any, table: str, image_ids: list[int]) -> None:
     """Tell the live view (team.live) about this client's committed changes to `table`. Sent after the
     change committed, from a statement that writes nothing: a NOTIFY inside the saving transaction would
@@ -114,7 +133,10 @@ class EditingRules:
         psycopg = require_driver()
 
         def work(conn: Any) -> Any:
-            row = conn.execute(
+            # taken (or renewed), committed, announced and the mask head read: one round trip; a retry
+            # after a dropped link takes it again (idempotent)
+            row, head = commit_then_read(
+                conn,
                 "INSERT INTO segstudio.leases(image_id, holder, expires_at) "
                 "VALUES (%s, current_user, now() + make_interval(secs => %s)) "
                 "ON CONFLICT (image_id) DO UPDATE SET holder = excluded.holder, taken_at = clock_timestamp(), "
@@ -122,10 +144,11 @@ class EditingRules:
                 "WHERE segstudio.leases.holder = current_user OR segstudio.leases.expires_at < now() "
                 "RETURNING holder",
                 (rec.id, float(seconds)),
-            ).fetchone()
-            if row is not None:  # a retry after a dropped link takes it again: idempotent
-                announce(conn, "leases", [rec.id])
-            return row
+                "SELECT i.mask_head, pg_notify(%s, %s) FROM segstudio.images i JOIN segstudio.leases l "
+                "ON l.image_id = i.id AND l.holder = current_user WHERE i.id = %s",
+                (CHANNEL, f"leases:{int(rec.id)}", rec.id),
+            )
+            return None if row is None else (row[0], head)
 
         try:
             row = self._run(work, "take the image's lease")
@@ -138,18 +161,21 @@ class EditingRules:
             raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
         self._held.add(rec.id)
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            head = row[1]
+            self._base[rec.id] = None if head is None or head[0] is None else int(head[0])
 
     def release_lease(self, rec: ImageRecord) -> None:
         """Stop editing: others may edit the image at once."""
         self._held.discard(rec.id)
 
         def work(conn: Any) -> None:
-            gone = conn.execute(
-                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user RETURNING image_id",
+            commit_then_read(
+                conn,
+                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user",
                 (rec.id,),
-            ).fetchall()
-            announce(conn, "leases", [int(r[0]) for r in gone])
+                "SELECT pg_notify(%s, %s)",
+                (CHANNEL, f"leases:{int(rec.id)}"),
+            )
 
         self._run(work, "give back the image's lease")
 
@@ -201,7 +227,7 @@ class EditingRules:
         if row is None:
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
         queued = self.outbox.get(rec.id)
-        if queued is not None:  # this member's own newer pixels, not yet on the server
+        if queued is not None and queued.save:  # this member's own newer pixels, not yet on the server
             return (
                 None
                 if queued.png is None
@@ -216,16 +242,24 @@ class EditingRules:
             self._base[rec.id] = self._head(rec.id)
         return self._base[rec.id]
 
-    def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
+    def _insert_version(
+        self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
+    ) -> tuple[int, ImageRecord | None]:
+        """Store a version: (its id, the image's new row). One round trip: the INSERT (the trigger checks
+        `base` and locks the image row), its commit, then the NOTIFY and the row read (schema 4)."""
         psycopg = require_driver()
 
-        def work(conn: Any) -> int:
-            row = conn.execute(
+        def work(conn: Any) -> tuple[int, ImageRecord | None]:
+            row, image = commit_then_read(
+                conn,
                 "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, %s, %s) "
                 "RETURNING id",
                 (rec.id, base, png, status.value),
-            ).fetchone()
-            return int(row[0])
+                f"SELECT pg_notify(%s, %s), {IMAGE_COLUMNS} FROM segstudio.images "
+                "WHERE id = %s AND removed_at IS NULL",
+                (CHANNEL, f"mask_versions:{int(rec.id)}", rec.id),
+            )
+            return int(row[0]), None if image is None else image_record(image[1:])
 
         try:
             new = self._run(work, "save this image's mask")
@@ -246,7 +280,7 @@ class EditingRules:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
                 raise self._stale(rec, png, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
-        self._base[rec.id] = new
+        self._base[rec.id] = new[0]
         return new
 
     def _stale(self, rec: ImageRecord, png: bytes | None, error: Any) -> StaleSaveError:
@@ -294,32 +328,74 @@ class EditingRules:
             queued = self.outbox.get(rec.id) is not None
             if not queued:
                 try:
-                    self._insert_version(rec, png, status, base)
+                    _, shown = self._insert_version(rec, png, status, base)
                 except TeamConnectionError:
                     pass
                 else:
-                    return self._announce_save(rec) or replace(rec, status=status, updated_at=time.time())
+                    return shown or replace(rec, status=status, updated_at=time.time())
             self.outbox.put(rec.id, rec.rel_path, base, status.value, png)
         if queued:
             with contextlib.suppress(TeamError):
                 self.flush_pending()
         return replace(rec, status=status, updated_at=time.time())
 
-    def _announce_save(self, rec: ImageRecord) -> ImageRecord | None:
-        """After a save committed: NOTIFY it and read the image's new row, in one round trip (None when the
-        server went away meanwhile: the save is stored, only the notice is missed; the poll finds it)."""
-        try:
-            row = self._run(
-                lambda c: c.execute(
-                    f"SELECT pg_notify(%s, %s), {IMAGE_COLUMNS} FROM segstudio.images "
-                    "WHERE id = %s AND removed_at IS NULL",
-                    (CHANNEL, f"mask_versions:{int(rec.id)}", rec.id),
-                ).fetchone(),
-                "announce the save",
+    def _change_or_queue(
+        self, rec: ImageRecord, what: str, status: Status | None = None, split: str | None = None
+    ) -> ImageRecord:
+        """A status/split change on the server, or queued behind the image's queued save (in order) when
+        the server cannot be reached or something of the image is queued already."""
+        with self._lock:
+            queued = self.outbox.get(rec.id) is not None
+            if not queued:
+                try:
+                    return self._apply_change(rec, what, status, split, ...)
+                except TeamConnectionError:
+                    base = self.base_version(rec)  # known from load_mask, or the last read of the image
+            else:
+                base = None  # the queued entry keeps the version it started from
+            self.outbox.put_change(rec.id, rec.rel_path, base, status and status.value, split)
+        if queued:
+            with contextlib.suppress(TeamError):
+                self.flush_pending()
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if status is not None:
+            values["status"] = status
+        if split is not None:
+            values["split"] = split
+        return replace(rec, **values)
+
+    def _apply_change(
+        self, rec: ImageRecord, what: str, status: Status | None, split: str | None, base: object
+    ) -> ImageRecord:
+        """UPDATE the image's status/split; with a `base` version (a queued change; None: no mask yet) only
+        while the mask is still at it (`...`: unchecked, a change made online). LeaseError while another
+        member edits the image; StaleSaveError when someone saved it since."""
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if status is not None:
+            values["status"] = status.value
+        if split is not None:
+            values["split"] = split
+        sets = ", ".join(f"{name} = %s" for name in values)
+        check = "" if base is ... else " AND mask_head IS NOT DISTINCT FROM %s::bigint"
+        params = (*values.values(), rec.id) + (() if base is ... else (base,))
+        row = self._row(
+            f"UPDATE segstudio.images SET {sets} WHERE id = %s AND removed_at IS NULL{check} "
+            f"RETURNING {IMAGE_COLUMNS}",
+            params,
+            what,
+        )
+        if row is not None:
+            return image_record(row)
+        self._refuse_if_leased(rec)
+        if base is not ... and self._head(rec.id) != base:
+            last = self._row(
+                "SELECT v.author, to_char(v.created_at, 'YYYY-MM-DD HH24:MI:SS') FROM segstudio.images i "
+                "JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
+                (rec.id,),
             )
-        except TeamConnectionError:
-            return None
-        return None if row is None else image_record(row[1:])
+            who, when = (last[0], last[1]) if last else ("another member", "just now")
+            raise StaleSaveError(f"{rec.rel_path} was saved by {who} at {when} after the version you saw")
+        raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
 
     def pending_saves(self) -> dict[str, float]:
         """rel_path -> time queued, for this member's saves not yet on the server."""
@@ -346,12 +422,26 @@ class EditingRules:
                     self._keep(entry, "the image is no longer part of the team project")
                     continue
                 try:
-                    self._insert_version(rec, entry.png, Status(entry.status), entry.base)
+                    if entry.save:
+                        version, _ = self._insert_version(rec, entry.png, Status(entry.status), entry.base)
+                        rest = self.outbox.saved(entry, version)
+                        if rest is None:
+                            landed += 1
+                            continue
+                        entry = rest  # the status/split change queued after the save, on the saved version
+                    self._apply_change(
+                        rec,
+                        "apply a queued change",
+                        None if entry.then_status is None else Status(entry.then_status),
+                        entry.then_split,
+                        entry.base,
+                    )
                 except StaleSaveError as error:
                     self._keep(
                         entry,
                         str(error)
                         .split(" after you opened it", 1)[0]
+                        .split(" after the version you saw", 1)[0]
                         .replace(f"{rec.rel_path} was saved", "it was saved")
                         + " while you were away from the server",
                     )
@@ -359,23 +449,34 @@ class EditingRules:
                     continue  # being edited by someone now: retried later
                 except TeamConnectionError:
                     raise
-                except TeamError as error:
+                except (TeamError, ProjectError) as error:
                     self._keep(entry, str(error))
                 else:
                     self.outbox.done(entry)
                     landed += 1
-                    self._announce_save(rec)
         return landed
 
     def _keep(self, entry: PendingSave, why: str) -> None:
         kept = self.outbox.keep(entry)
-        where = f"your pixels are kept in {kept}" if kept else "your queued reset was dropped"
+        parts = []
+        if entry.save:
+            parts.append("save")
+        if entry.then_status is not None:
+            parts.append(f"status change to {entry.then_status!r}")
+        if entry.then_split is not None:
+            parts.append(f"split change to {entry.then_split!r}")
+        if kept:
+            where = f"your pixels are kept in {kept}"
+        elif entry.save:
+            where = "your queued reset was dropped"
+        else:
+            where = "the change was dropped"
         self.conflicts.append(
             SaveConflict(
                 entry.rel_path,
                 kept,
-                f"your save of {entry.rel_path} made while the team server was away was not applied "
-                f"({why}), so nothing of theirs was overwritten; {where}. Open the image to see the "
+                f"your {' and '.join(parts)} of {entry.rel_path} made while the team server was away was not "
+                f"applied ({why}), so nothing of theirs was overwritten; {where}. Open the image to see the "
                 "team's version and redo your change.",
             )
         )

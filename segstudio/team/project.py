@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -347,7 +348,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         rows = self._rows(
             f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = [image_record(row) for row in rows]
+        records = self._with_queued([image_record(row) for row in rows])
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -376,7 +377,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else image_record(row)
+        return None if row is None else self._with_queued([image_record(row)])[0]
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
@@ -386,7 +387,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else image_record(row)
+        return None if row is None else self._with_queued([image_record(row)])[0]
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -435,26 +436,32 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
 
     # ---------------------------------------------------------------- per-image updates
 
-    def _update(self, rec: ImageRecord, what: str, **values: Any) -> ImageRecord:
-        values["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = %s" for name in values)
-        row = self._row(
-            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {IMAGE_COLUMNS}",
-            (*values.values(), rec.id),
-            what,
-        )
-        if row is None:
-            self._refuse_if_leased(rec)
-            raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        return image_record(row)
-
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
-        return self._update(rec, "change the status", status=status_of(status).value)
+        """Change the status; while the server is away it is queued behind the image's queued save."""
+        return self._change_or_queue(rec, "change the status", status=status_of(status))
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
+        """Move the image to train/val (leads); queued like a status change while the server is away."""
         if split not in ("train", "val"):
             raise ProjectError(f"unknown split {split!r}; choose 'train' or 'val'")
-        return self._update(rec, "change an image's split", split=split)
+        return self._change_or_queue(rec, "change an image's split", split=split)
+
+    def _with_queued(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        """Records as this member's queued changes will make them (the window shows what you did)."""
+        queued = {p.image_id: p for p in self.outbox.pending()}
+        if not queued:
+            return records
+        shown = []
+        for rec in records:
+            entry = queued.get(rec.id)
+            if entry is not None:
+                status = entry.then_status or (entry.status if entry.save else None)
+                if status is not None:
+                    rec = replace(rec, status=Status(status))
+                if entry.then_split is not None:
+                    rec = replace(rec, split=entry.then_split)
+            shown.append(rec)
+        return shown
 
     def _record_unreadable(self, rec: ImageRecord, reason: str) -> None:
         return  # another member's copy may read fine: an unreadable local copy is not the team's fact

@@ -135,7 +135,7 @@ def test_a_server_that_went_away_is_a_clear_error_not_a_traceback(team, image_fo
         team.server.stop("fast")
         try:
             with pytest.raises(TeamError, match=r"lost the connection|no PostgreSQL server answers"):
-                alice.set_split(rec, "val")  # saves are queued instead (test_offline_saves.py)
+                alice.take_lease(rec)  # saves, statuses, splits are queued instead (test_offline_saves.py)
         finally:
             team.server.start()
     finally:
