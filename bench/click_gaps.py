@@ -6,12 +6,18 @@ engine, the click tool is picked, the engine chosen in the tool bar and its per-
 awaited; then a 5 ms precise QTimer ticks while the user clicks `--clicks` times inside the chair
 (real mouse events on the canvas, `--pause` ms apart, Enter accepting every 4th click). Reported per
 engine: `max_gap_ms` (the longest time the event loop did not run: a frozen window for that long),
-`p99_gap_ms`, `gaps_over_50ms`, and the wall time. The reference is the same measurement with
-the brush (no engine) in the same run. `--sam vit_t|vit_b` adds the SAM engine with random weights
-of that architecture (its embedding on the inference worker, awaited before clicking).
+`p50_gap_ms`, `p99_gap_ms`, `gaps_over_50ms`, the wall time, and the per-click latency from the press
+to the mask shown (`click_ms_p50` / `click_ms_p90`; queued clicks wait for the one computing), the
+engine's own time per request (`engine_ms_p50`) and the number of requests (`requests`). Each
+engine is measured twice in the same run: `mode: "gui-thread"` runs the engine on the GUI thread as
+the smart tools did before the click worker (`SmartTools.synchronous`, the "before"), `mode:
+"worker"` is the shipped path. The reference is the same measurement with the brush (no engine).
+`--sam vit_t|vit_b` adds the SAM engine with random weights of that architecture (its embedding on
+the inference worker, awaited before clicking); `--learned` the click-model engine with a click model
+of random weights (the shipped architecture: the same cost per click as a trained one).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12
-    OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12 --sam vit_t
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.click_gaps --clicks 12 --sam vit_t --learned
 
 Prints one JSON line per engine and a summary line.
 """
@@ -58,11 +64,22 @@ def _wait(app, condition, timeout: float) -> bool:
     return True
 
 
-def _measure(window, app, tool_key, engine: str | None, points, pause_ms: int, ready_s: float = 90) -> dict:
+def _measure(
+    window,
+    app,
+    tool_key,
+    engine: str | None,
+    points,
+    pause_ms: int,
+    ready_s: float = 90,
+    synchronous: bool = False,
+) -> dict:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtTest import QTest
 
     canvas = window.canvas
+    smart = window.tools.smart
+    smart.synchronous = synchronous
     canvas.setFocus()
     QTest.keyClick(canvas, tool_key)
     if engine is not None:
@@ -83,6 +100,8 @@ def _measure(window, app, tool_key, engine: str | None, points, pause_ms: int, r
     timer.timeout.connect(lambda: moments.append(time.perf_counter()))
     timer.start(5)
     QTest.qWait(50)
+    smart.latencies.clear()
+    smart.compute_seconds.clear()
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(points):
         QTest.mouseClick(
@@ -96,18 +115,30 @@ def _measure(window, app, tool_key, engine: str | None, points, pause_ms: int, r
             canvas.setFocus()
             QTest.keyClick(canvas, Qt.Key.Key_Return)
     QTest.qWait(pause_ms)
+    _wait(app, lambda: not smart.busy, ready_s)  # every click shown
     wall = time.perf_counter() - t0
     timer.stop()
+    canvas.setFocus()
+    QTest.keyClick(canvas, Qt.Key.Key_Return)
+    smart.synchronous = False
     gaps = sorted((b - a) * 1000 for a, b in itertools.pairwise(moments))
-    return {
+    clicks = sorted(1000 * s for s in smart.latencies)
+    row = {
         "engine": engine or "brush (reference)",
+        "mode": ("gui-thread" if synchronous else "worker") if engine else "-",
         "clicks": len(points),
         "max_gap_ms": round(gaps[-1], 1),
+        "p50_gap_ms": round(statistics.median(gaps), 1),
         "p99_gap_ms": round(gaps[int(0.99 * (len(gaps) - 1))], 1),
-        "median_gap_ms": round(statistics.median(gaps), 1),
         "gaps_over_50ms": sum(g > 50 for g in gaps),
         "wall_s": round(wall, 2),
     }
+    if engine is not None and clicks:
+        row["click_ms_p50"] = round(statistics.median(clicks), 1)
+        row["click_ms_p90"] = round(clicks[int(0.9 * (len(clicks) - 1))], 1)
+        row["engine_ms_p50"] = round(1000 * statistics.median(smart.compute_seconds), 1)
+        row["requests"] = len(smart.compute_seconds)  # fewer than clicks: queued clicks were folded
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pause", type=int, default=300, help="ms between clicks (a fast user)")
     parser.add_argument("--engines", default="superpixel,grabcut")
     parser.add_argument("--sam", choices=("vit_t", "vit_b"), help="also the SAM engine, random weights")
+    parser.add_argument(
+        "--learned", action="store_true", help="also the learned engine: a click model of random weights"
+    )
     args = parser.parse_args(argv)
     if not (args.example / "data_annotated" / PHOTO).is_file():
         print(f"needs {args.example}/data_annotated/{PHOTO} (the shared test data)", file=sys.stderr)
@@ -164,10 +198,18 @@ def main(argv: list[str] | None = None) -> int:
             window.tools.smart.load_sam(str(checkpoint))
             _wait(app, lambda: window.tools.smart.sam is not None, 300)
             engines.append("sam")
+        if args.learned:
+            from segstudio.ml.click_model import ClickNet, save_click_model
+
+            window.tools.smart.set_click_model(save_click_model(Path(tmp) / "click_model.pt", ClickNet()))
+            engines.append("learned")
         for engine in engines:
             ready_s = 900 if engine == "sam" else 90  # SAM: the first embedding, on the worker
-            rows.append(_measure(window, app, Qt.Key.Key_S, engine, points, args.pause, ready_s))
-            print(json.dumps({"bench": "click_gaps", **rows[-1]}), flush=True)
+            for synchronous in (True, False):  # before (engine on the GUI thread) / after (click worker)
+                rows.append(
+                    _measure(window, app, Qt.Key.Key_S, engine, points, args.pause, ready_s, synchronous)
+                )
+                print(json.dumps({"bench": "click_gaps", **rows[-1]}), flush=True)
         window.close()
     print(
         json.dumps(
@@ -177,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                 "clicks": args.clicks,
                 "pause_ms": args.pause,
                 "sam": args.sam,
-                "max_gap_ms": {r["engine"]: r.get("max_gap_ms") for r in rows},
+                "max_gap_ms": {f"{r['engine']} ({r.get('mode')})": r.get("max_gap_ms") for r in rows},
+                "p99_gap_ms": {f"{r['engine']} ({r.get('mode')})": r.get("p99_gap_ms") for r in rows},
             }
         ),
         flush=True,

@@ -4,6 +4,8 @@ Run: `.venv/bin/python -m bench.team [--annotators 20] [--images 200] [--seconds
      `.venv/bin/python -m bench.team --open-images 10000`  (time to open a 10,000-image team project)
      `.venv/bin/python -m bench.team --live 50`  (delay of a change heard by LISTEN/NOTIFY)
      `.venv/bin/python -m bench.team --faults 100`  (SIGKILL a client mid-save, N trials: lost/half-written)
+     `.venv/bin/python -m bench.team --store-images 200`  (images kept in the server: upload, join from an
+      empty folder to the first image, fetch throughput, queue prefetch; real CamVid photos)
 
 Starts a throwaway PostgreSQL server (fsync on, as a real one) in a temp folder, makes a local project
 of real-photo crops (480x360), turns it into a team project, then starts N annotator processes, each
@@ -402,6 +404,182 @@ def live_bench(trials: int) -> dict[str, object]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+_JOINER = """
+import sys, time
+from segstudio.core.project import Project
+folder, url = sys.argv[1:3]
+started = time.perf_counter()
+project = Project.open(folder, db=url)
+rec = project.images()[0]
+image = project.load_image(rec)
+shown = time.perf_counter() - started
+project.close()
+print(shown, image.shape[0], image.shape[1])
+"""
+
+_WINDOW = """
+import os, sys, time
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.settings import AppSettings
+folder, url = sys.argv[1:3]
+window = MainWindow(AppSettings())
+window.show()
+app.processEvents()
+started = time.perf_counter()
+window.open_folder(folder, db=url)
+while window.session is None or window.session.image is None:
+    app.processEvents()
+    time.sleep(0.002)
+    if time.perf_counter() - started > 120:
+        raise SystemExit("the image never showed")
+shown = time.perf_counter() - started
+window.close()
+print(shown)
+"""
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "camvid_more" / "images"
+
+
+def store_images_bench(count: int, runs: int = 5) -> dict[str, object]:
+    """Images kept in the server, on real CamVid photos (960x720 PNG, ~260 KB): `team create
+    --store-images` against a plain `team create` of the same project; a member joining from an empty
+    folder until the first image is decoded (fresh process and cache each run, imports excluded; the
+    window shows the image right after), against joining with the images in the folder; serial fetch
+    throughput against reading and hashing the same files from the local disk; the background prefetch
+    of a 20-image queue."""
+    import shutil
+    import subprocess
+
+    from segstudio.core.hashing import content_hash
+    from segstudio.core.project import Project
+    from segstudio.team.image_store import PREFETCH_COUNT, ServerImages
+    from segstudio.team.local_server import start_local_server
+    from segstudio.team.project import TeamProject
+    from segstudio.team.schema import server_sql
+    from segstudio.team.transfer import create_team_project
+
+    sources = sorted(PHOTOS.glob("*.png"))[:count]
+    if not sources:
+        raise SystemExit(f"no photos in {PHOTOS}: the shared test data is needed for this bench")
+    server = start_local_server(fsync=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-team-images-"))
+    try:
+        folder = work / "images"
+        folder.mkdir()
+        for src in sources:
+            shutil.copyfile(src, folder / src.name)
+        total = sum(p.stat().st_size for p in folder.iterdir())
+        passfile = work / "pgpass"
+        passfile.write_text("".join(f"127.0.0.1:{server.port}:*:{m}:pw-{m}\n" for m in ("lead", "ann")))
+        passfile.chmod(0o600)
+        os.environ["PGPASSFILE"] = str(passfile)
+        with server.admin() as conn:
+            conn.execute(server_sql())
+            conn.execute("CREATE ROLE lead LOGIN PASSWORD 'pw-lead' IN ROLE segstudio_lead")
+            conn.execute("CREATE ROLE ann LOGIN PASSWORD 'pw-ann' IN ROLE segstudio_annotator")
+            conn.execute("CREATE DATABASE stored OWNER segstudio_lead")
+            conn.execute("CREATE DATABASE plain OWNER segstudio_lead")
+        Project.open(folder).close()
+        started = time.perf_counter()
+        create_team_project(folder, server.url("lead", "plain"))
+        plain_s = time.perf_counter() - started
+        started = time.perf_counter()
+        counts = create_team_project(folder, server.url("lead", "stored"), store_images=True)
+        stored_s = time.perf_counter() - started
+        url = server.url("ann", "stored")
+
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+        joins, shared, windows, windows_shared = [], [], [], []
+        for run in range(runs):
+            for script, target, where, times in (
+                (_JOINER, work / f"empty{run}", url, joins),
+                (_JOINER, folder, server.url("ann", "plain"), shared),
+                (_WINDOW, work / f"window{run}", url, windows),
+                (_WINDOW, folder, server.url("ann", "plain"), windows_shared),
+            ):
+                out = subprocess.run([sys.executable, "-c", script, str(target), where],
+                                     env={**env, "XDG_CACHE_HOME": str(work / f"cache{run}-{len(times)}-{len(script)}"),
+                                          "QT_QPA_PLATFORM": "offscreen", "SEGSTUDIO_SETTINGS_DIR": str(work / "settings")},
+                                     capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+                times.append(float(out[0]))
+
+        with TeamProject.join(work / "fetch", url, state_dir=work / "fetch-cache", heartbeat=False) as member:
+            records = member.images()
+        images = ServerImages(url, work / "fetch-cache")
+        started = time.perf_counter()
+        for rec in records:
+            images.file(rec)
+        fetch_s = time.perf_counter() - started
+        images.close()
+        started = time.perf_counter()
+        for rec in records:
+            content_hash(folder / rec.rel_path)
+        disk_s = time.perf_counter() - started
+        transfer = {}  # why the cache reads bytea in binary: the same rows as hex text (psycopg's default)
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for binary in (True, False):
+                started = time.perf_counter()
+                for rec in records:
+                    conn.execute("SELECT data FROM segstudio.image_blobs WHERE content_hash = %s",
+                                 (rec.content_hash,), binary=binary).fetchone()  # fmt: skip
+                transfer[binary] = total / 2**20 / (time.perf_counter() - started)
+        from segstudio.core.atomic import atomic_write_bytes
+        from segstudio.team.image_store import _write_cached
+
+        writes = {}  # why cache files are not fsynced: the same writes with and without
+        sample = (folder / records[0].rel_path).read_bytes()
+        for name, write in (("fsync", atomic_write_bytes), ("rename_only", _write_cached)):
+            (work / "writes" / name).mkdir(parents=True)
+            started = time.perf_counter()
+            for i in range(50):
+                write(work / "writes" / name / str(i), sample)
+            writes[name] = 1000 * (time.perf_counter() - started) / 50
+
+        with TeamProject.join(
+            folder, server.url("lead", "stored"), state_dir=work / "l", heartbeat=False
+        ) as lead:
+            lead.assign(lead.images()[:PREFETCH_COUNT], ["ann"], "hand")
+        started = time.perf_counter()
+        with TeamProject.join(work / "queue", url, state_dir=work / "queue-cache") as member:
+            assert member.start_prefetch() is not None
+            member.prefetcher.idle.wait(300)
+            prefetch_s = time.perf_counter() - started
+            prefetched = len(list((work / "queue-cache" / "images").iterdir()))
+        return {
+            "bench": "team_store_images",
+            "images": len(records),
+            "image_mib": round(total / 2**20, 1),
+            "create_store_images_s": round(stored_s, 2),
+            "reference_create_without_images_s": round(plain_s, 2),
+            "upload_mib_per_s": round(total / 2**20 / max(stored_s - plain_s, 1e-9), 1),
+            "uploaded_files": counts["image_files"],
+            "runs": runs,
+            "join_empty_folder_to_first_image_s_median": round(statistics.median(joins), 3),
+            "join_empty_folder_to_first_image_s_max": round(max(joins), 3),
+            "reference_join_images_in_folder_s_median": round(statistics.median(shared), 3),
+            "window_open_to_first_image_shown_empty_folder_s_median": round(statistics.median(windows), 3),
+            "reference_window_images_in_folder_s_median": round(statistics.median(windows_shared), 3),
+            "fetch_mib_per_s": round(total / 2**20 / fetch_s, 1),
+            "fetch_images_per_s": round(len(records) / fetch_s, 1),
+            "reference_disk_read_and_hash_mib_per_s": round(total / 2**20 / disk_s, 1),
+            "bytea_binary_mib_per_s": round(transfer[True], 1),
+            "reference_bytea_hex_text_mib_per_s": round(transfer[False], 1),
+            "cache_write_ms_rename_only": round(writes["rename_only"], 2),
+            "reference_cache_write_ms_fsync": round(writes["fsync"], 2),
+            "prefetch_queue_images": prefetched,
+            "prefetch_queue_s": round(prefetch_s, 2),
+            "load_average_1min": round(os.getloadavg()[0], 1),
+            "cpu_cores": os.cpu_count(),
+        }
+    finally:
+        server.remove()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotators", type=int, default=20)
@@ -411,9 +589,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-images", type=int, help="instead: time to open a team project of N images")
     parser.add_argument("--faults", type=int, help="instead: SIGKILL a saving client N times, count losses")
     parser.add_argument("--live", type=int, help="instead: N trials of the LISTEN/NOTIFY delay")
+    parser.add_argument(
+        "--store-images", type=int, help="instead: images kept in the server, N CamVid photos"
+    )
     args = parser.parse_args(argv)
-    if args.open_images or args.faults or args.live:
-        if args.live:
+    if args.open_images or args.faults or args.live or args.store_images:
+        if args.store_images:
+            result = store_images_bench(args.store_images)
+        elif args.live:
             result = live_bench(args.live)
         else:
             result = open_bench(args.open_images) if args.open_images else fault_bench(args.faults)

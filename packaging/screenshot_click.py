@@ -69,6 +69,8 @@ def main(photo: str, out: str) -> int:
             )
             _pump(app, 0.3)
         _pump(app, 1.0)
+        while window.tools.smart.busy:  # the clicks compute on the click worker
+            _pump(app, 0.1)
         window.grab().save(out)
         print(
             f"saved {out}: {window.tools.smart.session.actions} prompts, "

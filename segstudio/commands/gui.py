@@ -45,14 +45,26 @@ def run(args: argparse.Namespace) -> int:
         for path in install_desktop_entry():
             print(f"wrote {path}")
         return 0
-    if args.folder is not None:
+    joining = args.db and args.folder is not None and not Path(args.folder).expanduser().exists()
+    if args.folder is not None and not joining:  # a new folder may join a team keeping its images
         _check_folder(args.folder)
     from segstudio.gui.app import run_app  # Qt import deferred until a window is really wanted
 
     if args.db and args.folder is None:
         raise UsageError("--db needs the image folder too: segstudio FOLDER --db URL")
     if args.db:  # fail before any window: a wrong URL or password is one paragraph on the terminal
-        from segstudio.team.connection import connect
+        from segstudio.team.connection import connect, require_driver
+        from segstudio.team.image_store import images_in_server
 
-        connect(args.db).close()
+        conn = connect(args.db)
+        try:
+            if joining:
+                try:
+                    stored = images_in_server(conn)
+                except require_driver().Error:
+                    stored = False  # not a team project: the window's open says so
+                if not stored:
+                    _check_folder(args.folder)
+        finally:
+            conn.close()
     return run_app(args.folder, project_dir=args.project_dir, db=args.db)

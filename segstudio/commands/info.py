@@ -112,6 +112,13 @@ def _text(summary: dict[str, Any]) -> str:
     if "team_server" in summary:
         lines.insert(1, f"  team:    {summary['team_server']} as {summary['member']} ({summary['role']})")
         lines.append(f"  my queue: {summary.get('assigned_to_me', 0)} unfinished image(s) assigned to you")
+        consensus = summary.get("consensus") or {}
+        if consensus.get("consensus_images"):
+            miou = consensus["miou"]
+            lines.append(
+                f"  consensus: {consensus['consensus_images']} image(s) ({consensus['resolved']} resolved); "
+                f"agreement mIoU {'-' if miou is None else f'{miou:.3f}'} over {consensus['compared']} compared"
+            )
         for rejected in summary.get("rejected", []):
             lines.append(
                 f"  rejected: {rejected['image']} by {rejected['reviewer']}: {rejected['comment'] or '(no comment)'}"

@@ -1,9 +1,12 @@
 """`segstudio team ...`: set up a team server, turn a local project into a team project, pull it back.
 
     segstudio team init-server --db postgresql://postgres@HOST/postgres [--database NAME] [--print-only]
-    segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME
+    segstudio team create FOLDER --db postgresql://LEAD@HOST/NAME [--store-images]
     segstudio team pull postgresql://USER@HOST/NAME FOLDER
+    segstudio team add FOLDER --db URL [--store-images] [PATH ...]
     segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
+                         [--consensus FRACTION]
+    segstudio team resolve FOLDER IMAGE --db URL --take A|B|merge [--accept]
 
 Members join with `segstudio FOLDER --db URL` (the window) or `segstudio predict FOLDER --db URL`.
 Passwords come from ~/.pgpass, PGPASSWORD or a service file, never from the command line.
@@ -29,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument("folder", help="image folder of the local project")
     create.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
     create.add_argument("--project-dir", help="the local project's state folder, when not FOLDER/.segstudio")
+    create.add_argument(
+        "--store-images",
+        action="store_true",
+        help="keep the images' bytes in the server too, so members join with only the URL",
+    )
     pull = sub.add_parser("pull", help="make a local project from a team project")
     pull.add_argument("url", help="postgresql://USER@HOST:PORT/DATABASE")
     pull.add_argument("folder", help="the image folder (a copy of the team's images)")
@@ -45,6 +53,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["round-robin", "folder", "confidence"],
         default="round-robin",
         help="deal in order, whole folders per member, or least confident predictions first",
+    )
+    assign.add_argument(
+        "--consensus",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="also send this fraction of the dealt images (1 = all the PATHs given) to a second annotator "
+        "among --to; the two annotate blind and a reviewer resolves (docs/team.md)",
+    )
+    resolve = sub.add_parser(
+        "resolve", help="make a consensus image's mask from its two annotations (reviewer)"
+    )
+    resolve.add_argument("folder", help="your copy of the team's image folder")
+    resolve.add_argument("image", help="the image, relative to the folder")
+    resolve.add_argument("--db", required=True, help="postgresql://REVIEWER@HOST:PORT/DATABASE")
+    resolve.add_argument(
+        "--take",
+        required=True,
+        choices=["A", "B", "merge"],
+        help="annotation A (the assignee's), B (the second annotator's), or merge: what both agree on, "
+        "disputed pixels left unlabelled to paint",
+    )
+    resolve.add_argument("--accept", action="store_true", help="also accept the result (as its reviewer)")
+    add = sub.add_parser("add", help="add new images of the folder to the team project (lead)")
+    add.add_argument("folder", help="your copy of the team's image folder, holding the new images")
+    add.add_argument("paths", nargs="*", help="these images only; default: every image the project lacks")
+    add.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    add.add_argument(
+        "--store-images",
+        action="store_true",
+        help="upload the bytes of every team image the server lacks, and keep images in the server from now on",
     )
     activate = sub.add_parser("activate", help="make a model version the team's model (lead)")
     activate.add_argument("folder", help="your copy of the team's image folder")
@@ -115,7 +154,39 @@ def _assign(args: argparse.Namespace) -> int:
                 r for r in project.images() if r.id not in taken and r.status not in FINISHED and not r.error
             ]
         counts = project.assign(records, args.to.split(","), "round-robin" if args.paths else args.by)
+        seconds = project.add_consensus(records, args.to.split(","), args.consensus) if args.consensus else {}
     print(", ".join(f"{member}: {n} image(s)" for member, n in counts.items()) or "nothing to assign")
+    if seconds:
+        print(
+            f"consensus: {sum(seconds.values())} image(s) also go to a second annotator ("
+            + ", ".join(f"{member}: {n}" for member, n in seconds.items())
+            + ")"
+        )
+    return 0
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    from segstudio.core.errors import ProjectError
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        rec = project.get(args.image)
+        if rec is None:
+            raise ProjectError(f"{args.image} is not an image of the team project; check the path")
+        version = project.resolve_consensus(rec, args.take)
+        agreement = project.agreement(rec)
+        found = project.consensus_of(rec)
+        assert found is not None
+        who = {"A": found.annotator_a, "B": found.annotator_b, "merge": "both"}[args.take]
+        line = f"{rec.rel_path}: version {version} made from {who}'s annotation" + (
+            "s" if args.take == "merge" else ""
+        )
+        if agreement is not None and agreement.miou is not None:
+            line += f" (agreement mIoU {agreement.miou:.3f}, {agreement.disputed} disputed pixels)"
+        print(line)
+        if args.accept:
+            project.review(project._require(rec), True, f"consensus: took {args.take}")
+            print(f"{rec.rel_path}: accepted")
     return 0
 
 
@@ -139,12 +210,13 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.team.connection import describe
         from segstudio.team.transfer import create_team_project
 
-        counts = create_team_project(args.folder, args.db, args.project_dir)
+        counts = create_team_project(args.folder, args.db, args.project_dir, args.store_images)
         print(
             f"team project created at {describe(args.db)}: "
             + ", ".join(f"{v} {k}" for k, v in counts.items())
         )
-        print(f"members join with: segstudio {args.folder} --db {args.db}")
+        joining = "an empty FOLDER" if args.store_images else args.folder
+        print(f"members join with: segstudio {joining} --db {args.db}")
         return 0
     if args.action == "pull":
         from segstudio.team.connection import describe
@@ -158,10 +230,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "assign":
         return _assign(args)
+    if args.action == "resolve":
+        return _resolve(args)
+    if args.action == "add":
+        from segstudio.team.adding import add_images, describe_report
+        from segstudio.team.project import TeamProject
+
+        with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+            print(describe_report(add_images(project, args.paths, args.store_images)))
+        return 0
     if args.action == "report":
         from segstudio.team.report import print_report
 
         return print_report(args.folder, args.db, args.json)
     raise UsageError(
-        "choose an action: init-server, create, pull, assign or report (`segstudio team --help`)"
+        "choose an action: init-server, create, pull, add, assign, resolve, activate or report "
+        "(`segstudio team --help`)"
     )

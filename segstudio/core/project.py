@@ -404,6 +404,11 @@ class Project:
     def image_path(self, rec: ImageRecord) -> Path:
         return self.image_dir / rec.rel_path
 
+    def image_file(self, rec: ImageRecord) -> Path:
+        """A local file holding the image, for readers of the bytes (thumbnails, export, training). The
+        folder's file here; a team project whose images live in the server fetches it first."""
+        return self.image_path(rec)
+
     def load_image(self, rec: ImageRecord) -> np.ndarray:
         """Decode the image; a file found truncated or corrupt is recorded as unreadable (with its
         reason) before the ImageReadError propagates, so badge, counters, filter and `info` agree."""

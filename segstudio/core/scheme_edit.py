@@ -21,6 +21,7 @@ import numpy as np
 from segstudio.core import masks as mask_io
 from segstudio.core.errors import SchemeError
 from segstudio.core.probabilities import delete_probabilities
+from segstudio.core.scheme_undo import keep_for_undo, label_files
 from segstudio.core.schemes import LabelScheme
 from segstudio.core.task_handle import NullTask, TaskHandle
 
@@ -57,20 +58,10 @@ def merge_lut(num_classes: int, source: int, target: int | None) -> np.ndarray:
     return lut
 
 
-def _label_files(project: Any) -> list[tuple[Any, Path]]:
-    """(record, path) of every mask, prediction and raw-prediction file of the project."""
-    files = []
-    for rec in project.images():
-        for path in (project.mask_path(rec), project.prediction_path(rec), project.raw_prediction_path(rec)):
-            if path.is_file():
-                files.append((rec, path))
-    return files
-
-
 def class_pixel_files(project: Any, index: int) -> int:
     """How many mask or prediction files hold at least one pixel of class `index`."""
     count = 0
-    for rec, path in _label_files(project):
+    for rec, path in label_files(project):
         if np.any(mask_io.load_mask(path, rec.shape) == index):
             count += 1
     return count
@@ -96,18 +87,21 @@ def plan_merge(project: Any, source: int, target: int | None) -> MergePlan:
         )
     later = [i for i in range(source, n)]
     rewrite = sum(
-        1 for rec, path in _label_files(project) if np.isin(mask_io.load_mask(path, rec.shape), later).any()
+        1 for rec, path in label_files(project) if np.isin(mask_io.load_mask(path, rec.shape), later).any()
     )
     return MergePlan(source, target, new_scheme, with_source, rewrite)
 
 
 def remove_class(project: Any, plan: MergePlan, handle: TaskHandle | None = None) -> LabelScheme:
-    """Carry out `plan`: rewrite every label file, drop stale stored probabilities, set the scheme."""
+    """Carry out `plan`: rewrite every label file, drop stale stored probabilities, set the scheme.
+
+    The files it changes are kept first, so `core.scheme_undo.undo_remove_class` can take it back.
+    """
     handle = handle or NullTask()
     if project.scheme.num_classes != plan.scheme.num_classes + 1:
         raise SchemeError("the scheme changed since the merge was planned; try again")
     lut = merge_lut(project.scheme.num_classes, plan.source, plan.target)
-    files = _label_files(project)
+    files = label_files(project)
     staged: list[tuple[Path, Path]] = []
     try:
         for done, (rec, path) in enumerate(files):
@@ -118,8 +112,9 @@ def remove_class(project: Any, plan: MergePlan, handle: TaskHandle | None = None
             if np.array_equal(remapped, labels):
                 continue
             tmp = path.with_name(path.name + _STAGED)
-            mask_io.save_mask(tmp, remapped)
+            mask_io.save_mask(tmp, remapped, mask_io.read_image_hash(path))  # `repair` still finds its image
             staged.append((tmp, path))
+        keep_for_undo(project, plan.source, plan.scheme, staged)
     except BaseException:
         for tmp, _path in staged:
             with contextlib.suppress(OSError):

@@ -45,7 +45,7 @@ def items_from_project(project: Project, options: ExportOptions) -> tuple[list[E
         items.append(
             ExportItem(
                 rel_path=rec.rel_path,
-                image_path=project.image_path(rec),
+                image_path=project.image_file(rec),
                 split=assign_split(options.split, rec.split, rec.content_hash),
                 load_mask=_loader(project, rec),
                 content_hash=rec.content_hash,

@@ -154,7 +154,7 @@ def run_app(
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    if folder is not None and not Path(folder).is_dir():
+    if folder is not None and not Path(folder).is_dir() and (db is None or Path(folder).exists()):
         print(f"{folder} is not a folder; give the folder that contains your images", file=sys.stderr)
         return 2
     from PySide6.QtWidgets import QApplication

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import partial
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
@@ -181,7 +182,7 @@ class ImageListModel(QAbstractListModel):
             and rec.rel_path not in self._requested
         ):
             self._requested.add(rec.rel_path)
-            self.loader.request(rec.rel_path, self.project.image_path(rec), rec.content_hash)
+            self.loader.request(rec.rel_path, partial(self.project.image_file, rec), rec.content_hash)
         return self._placeholder
 
     def thumbnail_ready(self, key: str, image: QImage) -> None:

@@ -141,6 +141,7 @@ class CanvasView(QGraphicsView):
     secondary_pressed = Signal(float, float)  # right button, while `secondary_enabled` (negative clicks)
     polygon_finish = Signal()
     polygon_cancel = Signal()
+    prompt_undo = Signal()  # Backspace: drop the latest smart click
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -196,6 +197,7 @@ class CanvasView(QGraphicsView):
         self.secondary_enabled = False  # right button: a tool action instead of the zoom drag
         self.brush_cursor_enabled = True
         self._tool_cursor: QCursor | None = None  # the tool's own pointer (fill, polygon); None = default
+        self._busy = False  # a smart click is computing (`set_busy`)
         self._brush_radius = 5.0
         self._image_shape: tuple[int, int] | None = None
 
@@ -271,8 +273,16 @@ class CanvasView(QGraphicsView):
         if not self._space:
             self._apply_cursor()
 
+    def set_busy(self, busy: bool) -> None:
+        """A smart click is computing: the pointer says so (clicking stays possible: they queue)."""
+        self._busy = busy
+        if not self._space:
+            self._apply_cursor()
+
     def _apply_cursor(self) -> None:
-        if self._tool_cursor is None:
+        if self._busy:
+            self.viewport().setCursor(Qt.CursorShape.BusyCursor)
+        elif self._tool_cursor is None:
             self.viewport().unsetCursor()
         else:
             self.viewport().setCursor(self._tool_cursor)
@@ -407,6 +417,9 @@ class CanvasView(QGraphicsView):
             return
         if key == Qt.Key.Key_Escape:
             self.polygon_cancel.emit()
+            return
+        if key == Qt.Key.Key_Backspace:
+            self.prompt_undo.emit()
             return
         super().keyPressEvent(ev)
 

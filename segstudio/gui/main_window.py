@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
@@ -54,6 +55,11 @@ from segstudio.gui.smart_tools import stored_probabilities
 from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
 from segstudio.gui.welcome import build_central, has_model, planned_model
 
+if TYPE_CHECKING:  # the windows themselves are imported when first opened (panels.py)
+    from segstudio.gui.crf_panel import CRFPanel
+    from segstudio.gui.finetune_panel import FinetunePanel
+    from segstudio.gui.versions_dialog import VersionsDialog
+
 __all__ = ["MainWindow"]
 
 
@@ -64,7 +70,7 @@ def _crf_project():
     return crf_project
 
 
-DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "pan_hint"}
+DISPLAY_ONLY = {"polygon_finish", "polygon_cancel", "prompt_undo", "pan_hint"}
 CHECKABLE = {
     "toggle_overlay",
     "outline_mode",
@@ -167,6 +173,7 @@ class MainWindow(QMainWindow):
         self.versions_action, self.finetune_action = extra["versions"], extra["finetune"]
         self.weights_file_action, self.untrained_action = extra["weights_file"], extra["untrained"]
         self.open_logs_action = extra["open_logs"]
+        self.undo_class_removal_action = extra["undo_class_removal"]
         self.crf_actions = {k: extra[k] for k in ("crf_on", "crf_panel", "crf_tune")}
         extra["effort"].triggered.connect(lambda: self._panel(panels.effort_view))
         extra["sam_checkpoint"].triggered.connect(self._choose_sam_checkpoint)
@@ -187,6 +194,8 @@ class MainWindow(QMainWindow):
         c.brush_wheel.connect(self.tool_state.grow)
         c.polygon_finish.connect(self.tools.accept)
         c.polygon_cancel.connect(self.tools.cancel)
+        c.prompt_undo.connect(self.tools.undo_prompt)
+        self.tools.smart.busy_changed.connect(c.set_busy)
         c.secondary_pressed.connect(self.tools.secondary_press)
         self.prompt_marks = PromptMarks(c.vb)
         self.tools.smart.prompts.connect(self.prompt_marks.show)
@@ -211,7 +220,7 @@ class MainWindow(QMainWindow):
         self.palette.order_changed.connect(lambda order: self._project_setting("gui.palette_order", order))
         self.palette.scheme_edited.connect(self._scheme_edited)
         self.palette.preset_requested.connect(self._preset_requested)
-        self.scheme_actions = SchemeActions(self)
+        self.scheme_actions = SchemeActions(self, self.undo_class_removal_action)
         self.palette.load_requested.connect(self.scheme_actions.load_from_file)
         self.palette.delete_requested.connect(self.scheme_actions.delete)
         self.palette.merge_requested.connect(self.scheme_actions.merge)
@@ -275,10 +284,14 @@ class MainWindow(QMainWindow):
         self.untrained_action.triggered.connect(
             lambda: self.use_weights(weights="none", path=None, version=None)
         )
-        self.finetune_action.triggered.connect(lambda: self._panel(panels.finetune_panel))
-        self.versions_action.triggered.connect(lambda: self._panel(panels.versions_dialog))
+        self.finetune_action.triggered.connect(
+            lambda: self._panel(panels.finetune_panel, connect=self._connect_finetune)
+        )
+        self.versions_action.triggered.connect(
+            lambda: self._panel(panels.versions_dialog, connect=self._connect_versions)
+        )
         self.crf_actions["crf_on"].triggered.connect(self._crf_switched)
-        self.crf_actions["crf_panel"].triggered.connect(lambda: self._panel(panels.crf_panel))
+        self.crf_actions["crf_panel"].triggered.connect(self._open_crf_panel)
         self.crf_actions["crf_tune"].triggered.connect(self._tune_crf)
 
     # -- layout at any window size ------------------------------------------------------------------------
@@ -445,6 +458,7 @@ class MainWindow(QMainWindow):
             x for x in (self.browser.neighbour(1), self.browser.neighbour(-1)) if x
         ]
         self.model = ModelLink(project, self)
+        self.scheme_actions.refresh_undo()
         self.crf_actions["crf_on"].setChecked(_crf_project().project_crf(project) is not None)
         weights = project.get_setting("gui.weights")
         if isinstance(weights, dict) and weights.get("weights") in ("none", "file"):
@@ -665,7 +679,9 @@ class MainWindow(QMainWindow):
             self.session.stroke_finished()
 
     def _edit_document(self, edit: Callable[[MaskDocument], object | None]) -> None:
-        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke."""
+        """Apply `edit` (e.g. `MaskDocument.undo`) to the open mask; a change (not None) is saved like a stroke.
+        The object being clicked is settled first: its pending clicks dropped, what is shown one step."""
+        self.tools.smart.settle()
         doc = self.session.document if self.session else None
         if doc is not None and edit(doc) is not None and self.session is not None:
             self.session.stroke_finished()
@@ -834,8 +850,16 @@ class MainWindow(QMainWindow):
         self.model_hint.setVisible(not has_model(self.project, choice))
 
     # -- other engineers' panels -------------------------------------------------------------------------
-    def _panel(self, factory: panels.PanelFactory, modal: bool = False) -> None:
-        """Open (or bring back) a project-bound window; one of each kind, closed with the project."""
+    def _panel(
+        self,
+        factory: panels.PanelFactory,
+        modal: bool = False,
+        connect: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Open (or bring back) a project-bound window; one of each kind, closed with the project.
+
+        `connect` wires the new window's own signals (each caller knows its window's type, so no probing).
+        """
         if self.project is None:
             return
         kind = factory.__name__
@@ -854,7 +878,7 @@ class MainWindow(QMainWindow):
             (self.project, self),
             lambda m: self.show_error("Not available", m),
             modal=modal,
-            connect=self._connect_panel,
+            connect=connect,
         )
         if widget is not None and not modal:
             self._panels[kind] = widget
@@ -883,8 +907,11 @@ class MainWindow(QMainWindow):
             f"Dense CRF {'on' if params is not None else 'off'} for new predictions", 8000
         )
 
+    def _open_crf_panel(self) -> None:
+        self._panel(panels.crf_panel, connect=self._connect_crf)
+
     def _tune_crf(self) -> None:
-        self._panel(panels.crf_panel)
+        self._open_crf_panel()
         panel = self._panels.get(panels.crf_panel.__name__)
         if panel is not None:
             panel.start_tuning()
@@ -898,13 +925,14 @@ class MainWindow(QMainWindow):
             self._project_setting("crf_tune_offered", True)
             self._tune_crf()
 
-    def _connect_panel(self, widget: object) -> None:
-        if hasattr(widget, "crf_changed"):
-            widget.crf_changed.connect(self._crf_changed)
-        if hasattr(widget, "model_version_ready"):
-            widget.model_version_ready.connect(self._new_version_ready)
-        if hasattr(widget, "version_activated"):
-            widget.version_activated.connect(self._version_activated)
+    def _connect_crf(self, panel: CRFPanel) -> None:
+        panel.crf_changed.connect(self._crf_changed)
+
+    def _connect_finetune(self, panel: FinetunePanel) -> None:
+        panel.model_version_ready.connect(self._new_version_ready)
+
+    def _connect_versions(self, dialog: VersionsDialog) -> None:
+        dialog.version_activated.connect(self._version_activated)
 
     def _new_version_ready(self, version: str, path: str) -> None:
         """Fine-tuning finished and the user chose the new version: the worker predicts with it from now on."""

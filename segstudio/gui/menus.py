@@ -22,6 +22,7 @@ MENUS: dict[str, list[str | None]] = {
         "redo",
         None,
         "replace_class",
+        "@undo_class_removal",
         "accept_prediction",
         "quick_class",
         None,
@@ -66,6 +67,7 @@ MENUS: dict[str, list[str | None]] = {
 MENU_ONLY = {
     "export": "Export…",
     "import": "Import…",
+    "undo_class_removal": "Undo class removal",
     "cancel_batch": "Cancel pre-annotation",
     "auto_predict": "Auto-predict on open",
     "versions": "Versions…",

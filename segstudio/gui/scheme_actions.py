@@ -10,17 +10,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.project import Status
 from segstudio.core.scheme_edit import class_pixel_files, plan_merge, remove_class
+from segstudio.core.scheme_undo import undo_available, undo_remove_class
 from segstudio.core.schemes import LabelScheme
 
 if TYPE_CHECKING:
     from segstudio.gui.main_window import MainWindow
 
-__all__ = ["SchemeActions", "shifted"]
+__all__ = ["SchemeActions", "shifted", "unshifted"]
 
 
 def shifted(indices: list[int] | set[int], removed: int) -> list[int]:
@@ -28,11 +30,26 @@ def shifted(indices: list[int] | set[int], removed: int) -> list[int]:
     return [i - (i > removed) for i in indices if i != removed]
 
 
+def unshifted(order: list[int], restored: int) -> list[int]:
+    """Palette order after class `restored` came back: later ones move up, it sits before its successor."""
+    moved = [i + (i >= restored) for i in order]
+    if not moved:
+        return moved  # the default order needs no entry
+    at = moved.index(restored + 1) if restored + 1 in moved else len(moved)
+    return [*moved[:at], restored, *moved[at:]]
+
+
 class SchemeActions:
     """Palette requests that change the project's scheme, carried out for `window`."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: MainWindow, undo_action: QAction) -> None:
         self.window = window
+        self.undo_action = undo_action
+        undo_action.triggered.connect(self.undo)
+        for menu in undo_action.associatedObjects():  # the scheme may change by other ways too
+            if isinstance(menu, QMenu):
+                menu.aboutToShow.connect(self.refresh_undo)
+        self.refresh_undo()
 
     # -- load a scheme file ----------------------------------------------------------------------------
     def load_from_file(self) -> None:
@@ -94,8 +111,9 @@ class SchemeActions:
             window,
             title,
             f"Every pixel of '{names[index]}' becomes '{choice}' in {plan.files_with_source} mask or "
-            f"prediction file(s), and '{names[index]}' leaves the scheme. This cannot be undone "
-            "(undo history of the open images is cleared). Continue?",
+            f"prediction file(s), and '{names[index]}' leaves the scheme. Edit → Undo class removal "
+            "takes it back until the scheme changes again (the undo history of open images is "
+            "cleared). Continue?",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self._run(index, target)
@@ -154,6 +172,55 @@ class SchemeActions:
             current, paths, shifted(window.palette.order, index), set(shifted(window.palette.hidden, index))
         )
         remaining = sum(1 for r in project.images() if r.status == Status.DONE)
+        self.refresh_undo()
         window.statusBar().showMessage(
-            f"Class removed; {project.scheme.num_classes} classes left ({remaining} images done)", 8000
+            f"Class removed; {project.scheme.num_classes} classes left ({remaining} images done). "
+            "Edit → Undo class removal takes it back.",
+            10000,
         )
+
+    def refresh_undo(self) -> None:
+        """The Edit menu names the class an undo would bring back, or is greyed out."""
+        project = self.window.project
+        name = undo_available(project) if project is not None else None
+        self.undo_action.setEnabled(name is not None)
+        self.undo_action.setText(f"Undo removing class '{name}'" if name else "Undo class removal")
+
+    def undo(self) -> None:
+        """Bring back the class removed last, with the masks it had (see core.scheme_undo)."""
+        window = self.window
+        project, session = window.project, window.session
+        if project is None or session is None:
+            return
+        window.flush_current()
+        name = undo_available(project)
+        if name is None:
+            self.refresh_undo()
+            return
+        paths = [r.rel_path for r in project.images()]
+        current = self.close_current()
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            summary = undo_remove_class(project)
+        except SegStudioError as exc:
+            window.show_error("Undo class removal", str(exc))
+            summary = None
+        finally:
+            QApplication.restoreOverrideCursor()
+        if summary is None:
+            self.reopen(current, paths, window.palette.order, window.palette.hidden)
+            self.refresh_undo()
+            return
+        index = summary.scheme.names.index(name)
+        active = window.tool_state.active_class
+        window.tool_state.active_class = active + (active >= index)
+        hidden = {i + (i >= index) for i in window.palette.hidden}
+        self.reopen(current, paths, unshifted(window.palette.order, index), hidden)
+        self.refresh_undo()
+        kept = (
+            f"; {summary.renumbered} file(s) changed since keep their content ('{name}' pixels merged "
+            "then stay merged there)"
+            if summary.renumbered
+            else ""
+        )
+        window.statusBar().showMessage(f"Class '{name}' is back in {summary.restored} file(s){kept}", 10000)

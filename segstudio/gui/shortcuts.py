@@ -71,6 +71,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     _s("brush_larger", "]", "Larger brush (also Ctrl+wheel)", "Tools"),
     _s("polygon_finish", ("Return", "Enter"), "Fill the polygon / accept the clicked object", "Tools"),
     _s("polygon_cancel", "Esc", "Cancel the polygon / the clicked object", "Tools"),
+    _s("prompt_undo", "Backspace", "Drop the latest click of the clicked object", "Tools"),
     *(_s(f"class_{n}", str(n % 10), f"Select class {n} in the palette", "Classes") for n in range(1, 11)),
     _s("quick_class", ("/", "Ctrl+K"), "Pick a class by typing part of its name", "Classes"),
     _s("toggle_overlay", "O", "Show / hide the label overlay", "View"),

@@ -7,6 +7,10 @@ drives); this module only turns canvas events into calls and the results into do
   records exactly one undo step and Escape restores the mask;
 - the per-image precomputation (SLIC superpixels, the engine's state) runs on a worker thread when
   an image opens; until it is ready a click only shows "preparing…" and painting never waits.
+- each click's engine work (the region for the prompts so far) runs on the click worker, one thread
+  per editing session, in order (gui/click_queue.py); the result is applied here, on the GUI thread,
+  only to the object and image it was computed for. Clicks made meanwhile queue and are folded into
+  the next request; Enter and Backspace wait their turn; another image, tool or engine drops them.
 - SAM is the exception: its image embedding is a background job of the long-lived inference worker
   (this image first, then the next ones; `embedding_wanted` asks the window to queue them), and this
   side only attaches the cached embedding (`embedding_arrived`) and runs the prompt decoder per click.
@@ -29,9 +33,10 @@ from PySide6.QtWidgets import QComboBox, QLabel, QToolBar, QWidget
 
 from segstudio.core.document import MaskDocument
 from segstudio.core.errors import SegStudioError, UsageError
-from segstudio.core.interactive.prompts import Point
+from segstudio.core.interactive.prompts import Point, Prompts
 from segstudio.core.interactive.wand import magic_wand, tolerance_from_drag
-from segstudio.gui.background_tasks import TaskRunner, TaskState
+from segstudio.gui.background_tasks import JobQueue, TaskRunner, TaskState
+from segstudio.gui.click_queue import PROMPT_KINDS, ClickOp, ClickRequest, add_prompt
 
 if TYPE_CHECKING:
     from segstudio.core.interactive.click_session import ClickSession
@@ -134,6 +139,7 @@ class SmartTools(QObject):
     """Per-image engines + the open click session of one document."""
 
     edited = Signal()  # an accepted result was recorded as one undo step
+    busy_changed = Signal(bool)  # a click is computing on the worker (the canvas shows a busy pointer)
     ready = Signal()  # the current image's precomputation finished
     status = Signal(str)
     outline = Signal(list)  # a box or scribble being drawn, image coordinates (empty: none)
@@ -165,7 +171,9 @@ class SmartTools(QObject):
         self._drag: list[Point] = []
         self._drag_positive = True  # the box press was a left click (Shift: negative)
         self._wand: tuple[float, float, float] | None = None  # (x, y, starting tolerance)
-        self.latencies: deque[float] = deque(maxlen=100)  # seconds per update (the latest 100)
+        #: seconds from each press to its mask shown (the latest 100; queued presses include the wait)
+        self.latencies: deque[float] = deque(maxlen=100)
+        self.compute_seconds: deque[float] = deque(maxlen=100)  # the engine's own time per request
         #: returns the open image's stored class probabilities (C, h, w) or None; set by the window,
         #: called on the worker thread; the "crf" engine needs them
         self.probabilities_source: Callable[[], np.ndarray | None] | None = None
@@ -174,10 +182,23 @@ class SmartTools(QObject):
         self.sam: Any = None  # ml.sam_engine.SamRuntime once a checkpoint is loaded
         #: a SAM click made before the embedding arrived: (x, y, positive, class), applied on arrival
         self._pending: tuple[float, float, bool, int] | None = None
+        # The click worker (one thread for this editing session): engines' per-click work, in order;
+        # see gui/click_queue.py for why the ops queue lives here.
+        self._worker = JobQueue(self, "smart-clicks")
+        self._worker.done.connect(self._arrived)
+        self._worker.failed.connect(self._click_failed)
+        self._ops: deque[ClickOp] = deque()
+        self._inflight: ClickRequest | None = None
+        self._token = 0
+        self._prompts = Prompts()  # the open object's prompts as the user gave them (GUI thread)
+        self._shown = Prompts()  # ...as the mask shows them now
+        self._busy_shown = False
+        #: run the engine on the GUI thread instead (the "before" reference of bench/click_gaps.py only)
+        self.synchronous = False
 
     # -- image lifecycle ----------------------------------------------------------------------------
     def set_document(self, document: MaskDocument | None, image: np.ndarray | None = None) -> None:
-        self.accept()
+        self.settle()  # a result still computing belongs to the previous image: it is dropped
         self.document, self.image = document, image
         self.engines = {}
         self._generation += 1
@@ -305,7 +326,7 @@ class SmartTools(QObject):
 
     def engine_changed(self) -> None:
         """The engine picked in the options bar; prepared now if this image has not got it yet."""
-        self.accept()
+        self.settle()
         if self.image is not None and self.state.engine not in self.engines:
             self._prepare(self.image, self._generation)
 
@@ -321,14 +342,104 @@ class SmartTools(QObject):
     def is_ready(self) -> bool:
         return self.state.engine in self.engines
 
-    # -- click session ------------------------------------------------------------------------------
-    def _session(self) -> ClickSession | None:
+    # -- click session: the engine works on the click worker, results are applied here ---------------
+    @property
+    def busy(self) -> bool:
+        """A click (box, scribble, Backspace, Enter) is waiting for or computing on the click worker."""
+        return self._inflight is not None or bool(self._ops)
+
+    def _enqueue(self, op: ClickOp) -> None:
+        self._ops.append(op)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Run queued ops until one needs the worker (GUI thread; never waits)."""
+        while self._ops and self._inflight is None:
+            op = self._ops.popleft()
+            if op.kind == "accept":
+                self._accept_now()
+                continue
+            if op.kind == "undo" and (self.session is None or self.session.active_class != op.active_class):
+                continue  # nothing open to drop a click from
+            session = self._session(op.active_class)
+            if session is None:
+                continue
+            batch = [op]
+            add_prompt(self._prompts, op)
+            # queued prompts for the same object supersede the lists in between: one request for all
+            while (
+                self._ops
+                and self._ops[0].kind in PROMPT_KINDS
+                and self._ops[0].active_class == op.active_class
+            ):
+                batch.append(self._ops.popleft())
+                add_prompt(self._prompts, batch[-1])
+            self._send(session, batch)
+        self._set_busy(self.busy)
+
+    def _send(self, session: ClickSession, batch: list[ClickOp]) -> None:
+        self._token += 1
+        request = ClickRequest(self._token, session, self.document, batch, self._prompts.copy())
+        self._inflight = request
+        self._set_busy(True)
+        prompts = request.prompts.copy()  # the worker's own: the GUI keeps changing its copy
+
+        def work(state: TaskState) -> np.ndarray:  # the click worker's thread
+            return session.update_to(prompts)
+
+        if self.synchronous:  # the measured reference only (bench/click_gaps.py): the old GUI-thread path
+            try:
+                region = work(TaskState())
+            except SegStudioError as error:
+                self._click_failed(request.token, str(error))
+            else:
+                self._arrived(request.token, region)
+            return
+        self._worker.submit(work, key=request.token)
+
+    def _arrived(self, token: object, region: np.ndarray) -> None:
+        """GUI thread: a result from the worker; applied only to the object and image it was for."""
+        request = self._inflight
+        if request is None or token != request.token:
+            return  # stale: cancelled, or another image or object since
+        self._inflight = None
+        doc = self.document
+        if self.session is request.session and doc is request.document and doc is not None and doc.in_stroke:
+            self._shown = request.prompts
+            self._show(region, request)
+        elif self.session is request.session:  # its stroke was closed meanwhile (undo): drop the object
+            self.session, self._prompts = None, Prompts()
+            self.prompts.emit([], [])
+        self._drain()
+
+    def _click_failed(self, token: object, message: str) -> None:
+        request = self._inflight
+        if request is None or token != request.token:
+            return
+        self._inflight = None
+        self._prompts = self._shown.copy()  # the object stays as last shown
+        self.status.emit(f"smart click failed: {message}")
+        self._drain()
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy_shown:
+            self._busy_shown = busy
+            self.busy_changed.emit(busy)
+            if busy:
+                self.status.emit("computing the click…")
+
+    def _drop_pending(self) -> None:
+        """Forget queued ops and the request on the worker (its result will be stale)."""
+        self._ops.clear()
+        self._inflight = None
+        self._set_busy(False)
+
+    def _session(self, cls: int) -> ClickSession | None:
         doc = self.document
         if doc is None:
             return None
-        cls = self.state.active_class
         if self.session is not None and (self.session.active_class != cls or not doc.in_stroke):
-            self.accept()
+            self._accept_now()
         if self.session is None:
             engine = self._engine()
             if engine is None:
@@ -341,41 +452,74 @@ class SmartTools(QObject):
             # near it (core/interactive/extent.py), not the whole predicted photo
             evidence = MaskEvidence(doc.labels.copy(), doc.shown_prediction, doc.confidence)
             self.session = ClickSession(engine, cls, evidence)
+            self._prompts, self._shown = Prompts(), Prompts()
         return self.session
 
-    def _show(self, region: np.ndarray) -> None:
+    def _show(self, region: np.ndarray, request: ClickRequest) -> None:
         doc, session = self.document, self.session
         assert doc is not None and session is not None
-        self.latencies.append(session.last_seconds)
+        now = time.perf_counter()
+        self.latencies.extend(now - op.at for op in request.ops)  # press -> mask shown, per press
+        self.compute_seconds.append(session.last_seconds)
         doc.cancel_stroke()
         doc.begin_stroke("smart click")
         doc.apply_region(region, session.active_class, self.state.protect())
-        self.prompts.emit(list(session.prompts.positives), list(session.prompts.negatives))
+        shown = request.prompts
+        self.prompts.emit(list(shown.positives), list(shown.negatives))
+        actions = len(shown.positives) + len(shown.negatives) + len(shown.scribbles) + (shown.box is not None)
         self.status.emit(
-            f"{session.actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels"
+            f"{actions} prompt(s), {1000 * session.last_seconds:.0f} ms — Enter accepts, Esc cancels"
         )
 
+    def _can_click(self) -> bool:
+        """The current engine is ready for this image (or a queued op will find it so)."""
+        return self.document is not None and (self.busy or self._engine() is not None)
+
     def click(self, x: float, y: float, positive: bool = True) -> None:
-        session = self._session()
-        if session is not None:
-            self._show(session.click(x, y, positive))
+        if self._can_click():
+            self._enqueue(ClickOp("click", (x, y, positive), self.state.active_class))
         elif self.document is not None and self.sam is not None and self.state.engine == "sam":
             self._pending = (x, y, positive, self.state.active_class)  # the latest one waits (not a queue)
             self.status.emit("preparing the SAM image embedding… your click applies when it is ready")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        session = self._session()
-        if session is not None and abs(x1 - x0) >= BOX_MIN and abs(y1 - y0) >= BOX_MIN:
-            self._show(session.box(x0, y0, x1, y1))
+        if abs(x1 - x0) >= BOX_MIN and abs(y1 - y0) >= BOX_MIN and self._can_click():
+            self._enqueue(ClickOp("box", (x0, y0, x1, y1), self.state.active_class))
 
     def scribble(self, points: list[Point]) -> None:
-        session = self._session()
-        if session is not None and points:
-            self._show(session.scribble(points))
+        if points and self._can_click():
+            self._enqueue(ClickOp("scribble", (list(points),), self.state.active_class))
+
+    def undo_prompt(self) -> None:
+        """Backspace: drop the open object's latest click (in order after the clicks still computing)."""
+        if self.session is not None or self.busy:
+            self._enqueue(ClickOp("undo", (), self.state.active_class))
+
+    def _box_open(self) -> bool:
+        """The open object (after the queued ops) was started by a box: a click then refines it."""
+        for op in reversed(self._ops):
+            if op.kind == "accept":
+                return False
+            if op.kind == "box":
+                return True
+        return self.session is not None and self._prompts.box is not None
 
     def accept(self) -> bool:
-        """Record the open object as one undo step (Enter, another class or tool, another image)."""
+        """Record the open object as one undo step (Enter, another class): after the clicks still
+        computing, in order. True when it was recorded now."""
+        if self.busy:
+            self._enqueue(ClickOp("accept"))
+            return False
+        return self._accept_now()
+
+    def settle(self) -> bool:
+        """Another image, tool or engine: drop the clicks still computing, keep what is shown (one step)."""
+        self._drop_pending()
+        return self._accept_now()
+
+    def _accept_now(self) -> bool:
         session, self.session = self.session, None
+        self._prompts = Prompts()
         self._pending = None  # moving on drops a click still waiting for the SAM embedding
         if session is not None:
             self.prompts.emit([], [])
@@ -387,9 +531,11 @@ class SmartTools(QObject):
         return False
 
     def cancel(self) -> None:
+        self._drop_pending()
         if self.session is not None and self.document is not None:
             self.document.cancel_stroke()
         self.session = None
+        self._prompts = Prompts()
         self._pending = None
         self._drag = []
         self.outline.emit([])
@@ -406,14 +552,14 @@ class SmartTools(QObject):
             self._drag = [(x, y)]
             self._drag_positive = positive
         elif tool == "wand":
-            self.accept()
+            self.settle()
             self._wand = (x, y, self.state.wand_tolerance)
             doc.begin_stroke("magic wand")
             self._wand_update(x)
         elif tool == "superpixel":
             if self._engine("superpixel") is None:
                 return
-            self.accept()
+            self.settle()
             doc.begin_stroke("superpixel brush")
             self._drag = [(x, y)]
             self._paint_superpixels([(x, y)])
@@ -439,7 +585,7 @@ class SmartTools(QObject):
             x0, y0 = points[0]
             if abs(x - x0) < BOX_MIN and abs(y - y0) < BOX_MIN:
                 # A click, not a box: after a box it refines the object (left: this, Shift: not this).
-                if self.session is not None and self.session.prompts.box is not None:
+                if self._box_open():
                     self.click(x, y, self._drag_positive)
             else:
                 self.box(x0, y0, x, y)

@@ -56,9 +56,29 @@ def choose_team_project(window: Any) -> None:
     )
     if not ok or not url.strip():
         return
-    folder = QFileDialog.getExistingDirectory(window, "Your copy of the team's images")
+    folder = QFileDialog.getExistingDirectory(
+        window, "Your copy of the team's images (any empty folder if the team keeps them in the server)"
+    )
     if folder:
         window.open_folder(folder, db=url.strip())
+
+
+def consensus_notes(project: Any, paths: dict[int, str]) -> dict[str, str]:
+    """The browser's note on each open consensus image: for its annotators, that theirs is their own
+    (the other is hidden); for reviewers, whether it is ready to compare."""
+    notes = {}
+    for image_id, c in project.consensus_images().items():
+        if not c.open or image_id not in paths:
+            continue
+        if c.branch_of(project.member) is not None:
+            notes[paths[image_id]] = "consensus: your own annotation (the other one is hidden until resolved)"
+        elif c.done("A") and c.done("B"):
+            notes[paths[image_id]] = (
+                f"consensus {c.annotator_a} + {c.annotator_b}: ready to compare (Team menu)"
+            )
+        else:
+            notes[paths[image_id]] = f"consensus {c.annotator_a} + {c.annotator_b}: being annotated"
+    return notes
 
 
 def attach(window: Any, project: Any) -> TeamPresence | None:
@@ -75,6 +95,7 @@ class TeamPresence(QObject):
     reviewed = Signal(str)  # a review verdict went through (status bar)
     notes_seen = Signal(object, object)  # {rel_path: note} for the browser, [SaveConflict] newly refused
     active_seen = Signal(object)  # the team's active model version name (None: none yet)
+    images_seen = Signal(object)  # the whole image list, read because a lead added images
 
     #: The browser's note on an image whose save is queued on this machine.
     PENDING_NOTE = "not yet on the server"
@@ -99,6 +120,7 @@ class TeamPresence(QObject):
         self._notes: dict[str, str] = {}
         self._active: Any = _UNKNOWN  # the active model version this window predicts with
         self.active_seen.connect(self._on_active)
+        self.images_seen.connect(self._show_images)
         self._plain_next = window.browser.next_unfinished
         window.browser.next_unfinished = self.next_unfinished  # "next unfinished" follows my queue
         self.menu = window.menuBar().addMenu("&Team")
@@ -108,6 +130,12 @@ class TeamPresence(QObject):
         self.reject_action = self.menu.addAction("Reject this image…")
         self.reject_action.setStatusTip("Reviewers: reject the open image with a comment for its annotator")
         self.reject_action.triggered.connect(lambda: self.review_current(False))
+        self.compare_action = self.menu.addAction("Compare annotations…")
+        self.compare_action.setStatusTip(
+            "Reviewers: the two annotations of a consensus image, their agreement, take A, B or a merge"
+        )
+        self.compare_action.triggered.connect(self.compare_current)
+        self.compare_dialog: Any = None
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -117,6 +145,7 @@ class TeamPresence(QObject):
         from segstudio.team.live import ChangeListener
 
         self.listener = ChangeListener(project.url, lambda table, image: self.changed.emit()).start()
+        project.start_prefetch()  # images kept in the server: this member's queue comes ahead
         self.poll()
 
     def _thread(self, work: Any) -> None:
@@ -131,10 +160,15 @@ class TeamPresence(QObject):
         self._again = False
         self._polling = True
         paths = {r.id: r.rel_path for r in self.window.browser.model.records()}
+        listed = (len(paths), max(paths, default=0))
         me = self.project.member
 
         def work() -> None:
             try:
+                if self.project.image_list_stamp() != listed:  # a lead added images: list them
+                    records = self.project.images()
+                    if not self._stopped:
+                        self.images_seen.emit(records)
                 notes = {path: self.PENDING_NOTE for path in self.project.pending_saves()}
                 conflicts = self.project.take_conflicts()
                 if not self._stopped:
@@ -145,6 +179,7 @@ class TeamPresence(QObject):
                     for i, r in self.project.rejections().items()
                     if i in paths
                 }
+                rejected = {**consensus_notes(self.project, paths), **rejected}
                 if not self._stopped:
                     self.queue_seen.emit(queue, rejected)
                 if not self._stopped:
@@ -183,7 +218,17 @@ class TeamPresence(QObject):
             f"The lead activated model {version}: predicting with it now", 15000
         )
 
+    def _show_images(self, records: list[ImageRecord]) -> None:
+        known = {r.rel_path for r in self.window.browser.model.records()}
+        self.window.browser.refresh(records, {})
+        self.window.browser.update_counter()
+        added = [r.rel_path for r in records if r.rel_path not in known]
+        if added:
+            self.window.statusBar().showMessage(f"{len(added)} image(s) added to the team project", 10000)
+
     def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
+        if queue != self.queue and self.project.prefetcher is not None:
+            self.project.prefetcher.poke()  # new work assigned: fetch its images ahead
         self.queue, self.rejected = queue, rejected
         self.window.browser.model.set_notes({**rejected, **self.kept, **self._notes})
 
@@ -230,6 +275,42 @@ class TeamPresence(QObject):
                 self.reviewed.emit(f"review not stored: {error}")
 
         self._thread(work)
+
+    def compare_current(self) -> None:
+        """Open *Compare annotations...* on the open image (reviewers and leads, consensus images)."""
+        session = self.window.session
+        rec = None if session is None else session.record
+        if rec is None:
+            self.window.statusBar().showMessage("open a consensus image to compare its annotations", 10000)
+            return
+        if self.project.role == "annotator":
+            self.window.statusBar().showMessage(
+                "comparing the two annotations of a consensus image is for reviewers and leads", 10000
+            )
+            return
+        from segstudio.gui.consensus_dialog import CompareDialog
+
+        dialog = CompareDialog(self.window, self.project, rec, session.image)
+        dialog.accepted.connect(lambda: self._compared(dialog))
+        self.compare_dialog = dialog
+        dialog.open()
+
+    def _compared(self, dialog: Any) -> None:
+        """A resolution was saved: show it in the window (it is the image's main version now)."""
+        session, rec = self.window.session, dialog.rec
+        if dialog.version is None or session is None:
+            return
+        if session.document is not None and session.record is not None and session.record.id == rec.id:
+            session.document.mark_saved()  # the open image showed the main line before the resolution
+        session.cache.invalidate_labels(rec.rel_path)
+        self.window.open_image(rec.rel_path)
+        how = "the merge" if dialog.taken == "merge" else f"annotation {dialog.taken}"
+        self.window.statusBar().showMessage(
+            f"{rec.rel_path}: {how} is version {dialog.version}; paint any unlabelled (disputed) pixels, then "
+            "Team -> Accept this image",
+            30000,
+        )
+        self.poll()
 
     def image_opened(self, rec: ImageRecord) -> None:
         """Take the lease of the image now being edited; give back the previous one."""

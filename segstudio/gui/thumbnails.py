@@ -9,6 +9,7 @@ queued Qt signal. The disk cache is keyed by content hash, so renames keep their
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -55,7 +56,9 @@ class ThumbnailLoader(QObject):
         self._jobs.done.connect(lambda key, image: self.ready.emit(key, image))
         self._jobs.failed.connect(lambda key, message: self.failed.emit(key, message))
 
-    def request(self, key: str, src: Path, cache_name: str) -> None:
+    def request(self, key: str, src: Path | Callable[[], Path], cache_name: str) -> None:
+        """`src` may be a callable giving the file (called on the loader's thread, only when the thumbnail
+        is not cached: a team image kept in the server is fetched there, never on the GUI thread)."""
         self._jobs.submit(lambda state: self._image(src, cache_name), key=key)
 
     def clear_pending(self) -> None:
@@ -64,21 +67,22 @@ class ThumbnailLoader(QObject):
     def stop(self) -> None:
         self._jobs.stop(wait=True, timeout=5)
 
-    def _image(self, src: Path, cache_name: str) -> QImage:
+    def _image(self, src: Path | Callable[[], Path], cache_name: str) -> QImage:
+        where = src if isinstance(src, Path) else Path(cache_name)
         try:
             data = self._load(src, cache_name)
         except Exception as exc:
-            raise ImageReadError(src, str(exc)) from None
+            raise ImageReadError(where, str(exc)) from None
         image = QImage()
         if not image.loadFromData(data):
-            raise ImageReadError(src, "thumbnail could not be decoded")
+            raise ImageReadError(where, "thumbnail could not be decoded")
         return image
 
-    def _load(self, src: Path, cache_name: str) -> bytes:
+    def _load(self, src: Path | Callable[[], Path], cache_name: str) -> bytes:
         cached = self.cache_dir / f"{cache_name}_{self.size}.jpg" if self.cache_dir and cache_name else None
         if cached is not None and cached.is_file():
             return cached.read_bytes()
-        data = make_thumbnail(src, self.size)
+        data = make_thumbnail(src if isinstance(src, Path) else src(), self.size)
         if cached is not None:
             try:
                 atomic_write_bytes(cached, data)

@@ -204,8 +204,11 @@ class ToolController(QObject):
         self.smart.set_document(document, image)
 
     def _state_changed(self) -> None:
-        """Another class or tool accepts the object being clicked (it "moves on")."""
-        if (self.state.active_class, self.state.tool) != (self._class, self._tool):
+        """Another class or tool accepts the object being clicked (it "moves on"). Another class waits
+        for the clicks still computing (they were made for this object); another tool drops them."""
+        if self.state.tool != self._tool:
+            self.smart.settle()
+        elif self.state.active_class != self._class:
             self.smart.accept()
         if self.state.engine not in self.smart.engines:
             self.smart.engine_changed()
@@ -257,6 +260,11 @@ class ToolController(QObject):
             self.finish_polygon()
         else:
             self.smart.accept()
+
+    def undo_prompt(self) -> None:
+        """Backspace: drop the latest click of the object being clicked."""
+        if self.state.tool in SESSION:
+            self.smart.undo_prompt()
 
     def cancel(self) -> None:
         """Escape: drop the polygon or the object being clicked."""

@@ -28,6 +28,30 @@ _lock = threading.Lock()
 MEMO = 64  # remembered answers per image
 
 
+def _on_device(model: Any) -> Any:
+    """The model on the project's device (ml.device: CUDA, then MPS, then CPU), under autocast there;
+    takes and returns CPU float tensors, so `ClickPredictor` stays device-agnostic."""
+    import torch
+
+    from segstudio.ml.click_model_train import amp_precision
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.train_loop import autocast_for
+
+    device = pick_device("auto")
+    amp = autocast_for(amp_precision(device), device)
+
+    class OnDevice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.device = model.to(device), device
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with amp():
+                return self.inner(x.to(self.device)).float().cpu()
+
+    return OnDevice()
+
+
 def _predictor(path: Path, threads: int | None) -> Any:
     key = (str(path.resolve()), path.stat().st_mtime)
     with _lock:
@@ -35,7 +59,8 @@ def _predictor(path: Path, threads: int | None) -> Any:
             from segstudio.ml.click_model import ClickPredictor, load_click_model
 
             model, info = load_click_model(path)
-            _models[key] = ClickPredictor(model, threads, use_prev=bool(info.get("use_prev", True)))
+            use_prev = bool(info.get("use_prev", True))
+            _models[key] = ClickPredictor(_on_device(model), threads, use_prev=use_prev)
         return _models[key]
 
 

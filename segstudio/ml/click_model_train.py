@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
@@ -27,7 +28,7 @@ from segstudio.core.images import load_image
 from segstudio.core.interactive.robot import interior_point
 from segstudio.ml.click_model import ClickNet, crop_window, encode, paste_back, save_click_model
 
-__all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "train_click_model"]
+__all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "amp_precision", "train_click_model"]
 
 VOID = 255
 
@@ -46,6 +47,7 @@ class ClickTrainConfig:
     prior: float = 1.0  # initial weight of the previous mask in the logits (ClickNet)
     seed: int = 0
     threads: int = 1
+    device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)
 
 
 @dataclass
@@ -142,14 +144,14 @@ class _State:
     prev: np.ndarray
 
 
-def _batch(states: list[_State], use_prev: bool) -> tuple[torch.Tensor, list[Any]]:
+def _batch(states: list[_State], use_prev: bool, device: Any = "cpu") -> tuple[torch.Tensor, list[Any]]:
     xs, windows = [], []
     for s in states:
         window = crop_window(s.obj.shape, s.pos + s.neg, s.prev)
         prev = s.prev if use_prev else np.zeros_like(s.prev)
         xs.append(encode(s.image, s.pos, s.neg, prev, window))
         windows.append(window)
-    return torch.from_numpy(np.stack(xs)), windows
+    return torch.from_numpy(np.stack(xs)).to(device), windows
 
 
 def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,6 +164,15 @@ def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, to
         inside = cv2.warpAffine(np.ones(s.obj.shape, np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST)
         ws.append((cv2.warpAffine(s.valid.view(np.uint8), m, (CROP, CROP), flags=cv2.INTER_NEAREST) & inside))
     return torch.from_numpy(np.stack(ts))[:, None], torch.from_numpy(np.stack(ws).astype(np.float32))[:, None]
+
+
+def amp_precision(device: torch.device) -> str:
+    """Mixed precision on CUDA, chosen as the segmentation trainer chooses it; float32 elsewhere."""
+    if device.type != "cuda":
+        return "float32"
+    from segstudio.ml.train_loop import resolve_precision
+
+    return resolve_precision(SimpleNamespace(precision="auto"), device)
 
 
 def train_click_model(
@@ -178,7 +189,14 @@ def train_click_model(
     rng = random.Random(config.seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
-    model = model or ClickNet(width=config.width, prior=config.prior)
+    from segstudio.ml.device import pick_device
+    from segstudio.ml.train_loop import autocast_for
+
+    device = pick_device(config.device)
+    precision = amp_precision(device)  # float32 on a CPU: AMP only where it pays (CUDA)
+    amp = autocast_for(precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
+    model = (model or ClickNet(width=config.width, prior=config.prior)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     start = time.perf_counter()
     result = ClickTrainResult(None, 0, 0.0, images=len(bank.frames), objects=len(bank.objects))
@@ -202,35 +220,37 @@ def train_click_model(
             rounds = rng.randint(0, config.max_iters) if config.max_iters else 0
             if rounds:
                 model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), amp():
                     for _ in range(rounds):
-                        x, windows = _batch(states, config.use_prev)
-                        probs = torch.sigmoid(model(x))[:, 0].numpy()
+                        x, windows = _batch(states, config.use_prev, device)
+                        probs = torch.sigmoid(model(x).float())[:, 0].cpu().numpy()
                         for s, prob, window in zip(states, probs, windows, strict=True):
                             s.prev = paste_back(prob, s.prev, window)
                             click = next_click(s.prev, s.obj, s.valid)
                             if click is not None:
                                 (s.pos if click[2] else s.neg).append(click[:2])
             model.train()
-            x, windows = _batch(states, config.use_prev)
-            target, weight = _targets(states, windows)
-            logits = model(x)
+            x, windows = _batch(states, config.use_prev, device)
+            target, weight = (t.to(device) for t in _targets(states, windows))
+            with amp():
+                logits = model(x)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, target, weight=weight, reduction="sum"
+                logits.float(), target, weight=weight, reduction="sum"
             )
             loss = loss / weight.sum().clamp_min(1.0)
             model.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             for group in optimizer.param_groups:  # linear decay
                 group["lr"] = config.lr * max(0.05, 1 - step / config.steps)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             result.losses.append(float(loss.detach()))
             result.steps = step + 1
             if on_step is not None:
                 on_step(step + 1, result.losses[-1])
         else:
             result.reason = "completed"
-        model.eval()
+        model = model.cpu().eval()  # callers predict on the CPU (the GUI's engine moves it again)
         result.seconds = time.perf_counter() - start
         if out is not None and result.steps:
             info = {

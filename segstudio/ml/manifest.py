@@ -153,7 +153,7 @@ def project_samples(project: Any) -> tuple[list[Sample], list[Sample]]:
             continue
         mask_path = project.mask_path(rec)
         sample = Sample(
-            image=str(project.image_path(rec)),
+            image=str(project.image_file(rec)),
             mask=str(mask_path),
             key=rec.rel_path,
             image_hash=rec.content_hash,

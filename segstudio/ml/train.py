@@ -249,6 +249,7 @@ class Trainer:
             time_budget_s=self.config.click_model_time_s,
             seed=self.config.seed or 0,
             threads=torch.get_num_threads(),
+            device=str(self.parts.device),  # the run's device; AMP there on CUDA
         )
         bank = ObjectBank.from_files(
             [(s.image, s.mask) for s in self.manifest.train], config.min_object, config.max_side

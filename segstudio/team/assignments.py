@@ -113,13 +113,17 @@ class Assignments:
         return {int(i): str(m) for i, m in self._rows("SELECT image_id, assignee FROM segstudio.assignments")}
 
     def my_queue(self) -> list[ImageRecord]:
-        """This member's unfinished assigned images, in queue order (what "next unfinished" follows)."""
+        """This member's unfinished assigned images, in queue order (what "next unfinished" follows);
+        consensus images count as theirs while open, finished when their own branch is."""
         order = {
             int(i): int(p)
             for i, p in self._rows(
-                "SELECT image_id, position FROM segstudio.assignments WHERE assignee = current_user"
+                "SELECT a.image_id, a.position FROM segstudio.assignments a WHERE a.assignee = current_user "
+                "UNION ALL SELECT c.image_id, coalesce(a.position, 0) FROM segstudio.consensus c "
+                "LEFT JOIN segstudio.assignments a ON a.image_id = c.image_id "
+                "WHERE current_user IN (c.annotator_a, c.annotator_b) AND c.resolved_version IS NULL"
             )
-        }
+        }  # a second annotator's consensus images come in the order the lead dealt them
         mine = [r for r in self.images() if r.id in order and r.status not in FINISHED and not r.error]
         return sorted(mine, key=lambda r: (order[r.id], r.rel_path))
 
@@ -129,6 +133,7 @@ class Assignments:
             "SELECT DISTINCT ON (r.image_id) r.image_id, r.verdict, r.comment, r.reviewer, r.mask_version, "
             "extract(epoch FROM r.created_at) FROM segstudio.reviews r "
             "JOIN segstudio.images i ON i.id = r.image_id AND r.mask_version = i.mask_head "
+            "WHERE segstudio.consensus_state(r.image_id) IS DISTINCT FROM 'open' "  # a verdict before consensus
             "ORDER BY r.image_id, r.id DESC"
         )
         return {int(i): Review(v, c, w, int(m), float(t)) for i, v, c, w, m, t in rows}

@@ -155,7 +155,7 @@ def check_server_version(conn: Any, url: str) -> None:
 def connect(url: str, announces_own_changes: bool = False) -> Any:
     """An autocommit psycopg connection (multi-statement work uses `conn.transaction()`), to a server of
     a supported PostgreSQL version. `announces_own_changes`: this session NOTIFYs its saves and leases
-    itself after they commit, so the triggers do not (team.schema, schema 4: saves do not queue on the
+    itself after they commit, so the triggers do not (team.schema, schema 6: saves do not queue on the
     NOTIFY lock)."""
     psycopg = require_driver()
     url_params(url)

@@ -17,10 +17,11 @@ import numpy as np
 
 from segstudio.core.errors import ProjectError
 from segstudio.core.store_masks import check_shape
-from segstudio.core.store_records import IMAGE_COLUMNS, ImageRecord, Status, image_record, status_of
+from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
+from segstudio.team.consensus import MY_BRANCH, SEEN_COLUMNS, WORK_HEAD, seen_record
 from segstudio.team.errors import (
     LeaseError,
     StaleSaveError,
@@ -37,6 +38,8 @@ __all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review", "announce"]
 LEASE_SECONDS = 180.0
 #: How often saves queued while the server was away are retried (seconds).
 RETRY_SECONDS = 3.0
+#: An image with its consensus row, if any (what `consensus.WORK_HEAD` reads).
+_IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
 
 
 def commit_then_read(
@@ -47,7 +50,7 @@ def commit_then_read(
     One simple-protocol query string (parameters bound by the client): PostgreSQL commits the write at
     the COMMIT - durably, its own transaction - and runs `read` in a new one. If the write fails (a stale
     save, a policy), the rest is not run and the error is raised as usual. Used to NOTIFY right after a
-    commit (schema 4) without a second round trip: under load each round trip is two waits for a CPU."""
+    commit (schema 6) without a second round trip: under load each round trip is two waits for a CPU."""
     psycopg = require_driver()
     with psycopg.ClientCursor(conn) as cur:
         cur.execute(f"{write}; COMMIT; {read}", (*write_params, *read_params))
@@ -61,7 +64,7 @@ def commit_then_read(
 def announce(conn: Any, table: str, image_ids: list[int]) -> None:
     """Tell the live view (team.live) about this client's committed changes to `table`. Sent after the
     change committed, from a statement that writes nothing: a NOTIFY inside the saving transaction would
-    hold PostgreSQL's database-wide notify lock across the save's fsync (schema 4)."""
+    hold PostgreSQL's database-wide notify lock across the save's fsync (schema 6)."""
     if image_ids:
         conn.execute(
             "SELECT pg_notify(%s, %s || ':' || i) FROM unnest(%s::bigint[]) AS i",
@@ -78,6 +81,7 @@ class MaskVersion:
     created_at: float
     status: str
     removed: bool  # a "reset to prediction" (the version holds no mask)
+    branch: str | None = None  # "A"/"B": a consensus annotator's own line (team.consensus); None: main
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ class EditingRules:
     _row: Any
     _rows: Any
     _require: Any
+    _my_branch: Any  # team.consensus
+    _branch_refusal: Any
+    _closed_branch: Any
 
     # ---------------------------------------------------------------- leases
 
@@ -129,8 +136,15 @@ class EditingRules:
             )
 
     def take_lease(self, rec: ImageRecord, seconds: float = LEASE_SECONDS) -> None:
-        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it."""
+        """Start editing: take (or renew) the image's lease; LeaseError when another member holds it.
+
+        An annotator of an open consensus image edits their own branch, which nobody else may write:
+        it needs no lease (the stale-save rule still refuses a second window of theirs)."""
         psycopg = require_driver()
+        if self._my_branch(rec.id) is not None:
+            if rec.id not in self._base:
+                self._base[rec.id] = self._work_head(rec.id)
+            return
 
         def work(conn: Any) -> Any:
             # taken (or renewed), committed, announced and the mask head read: one round trip; a retry
@@ -161,7 +175,7 @@ class EditingRules:
             raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
         self._held.add(rec.id)
         if rec.id not in self._base:
-            head = row[1]
+            head = row[1]  # read with the lease (no branch here: branch annotators took no lease)
             self._base[rec.id] = None if head is None or head[0] is None else int(head[0])
 
     def release_lease(self, rec: ImageRecord) -> None:
@@ -208,20 +222,27 @@ class EditingRules:
         row = self._row("SELECT mask_head FROM segstudio.images WHERE id = %s", (image_id,))
         return None if row is None or row[0] is None else int(row[0])
 
+    def _work_head(self, image_id: int) -> int | None:
+        """The version this member's next save builds on: their branch's head on an open consensus image
+        they annotate, else the main head."""
+        row = self._row(f"SELECT {WORK_HEAD} FROM {_IMAGE_AND_CONSENSUS} WHERE i.id = %s", (image_id,))
+        return None if row is None or row[0] is None else int(row[0])
+
     def has_mask(self, rec: ImageRecord | int) -> bool:
         image_id = rec if isinstance(rec, int) else rec.id
         row = self._row(
-            "SELECT v.png IS NOT NULL FROM segstudio.images i JOIN segstudio.mask_versions v ON v.id = i.mask_head "
-            "WHERE i.id = %s",
+            f"SELECT v.png IS NOT NULL FROM {_IMAGE_AND_CONSENSUS} JOIN segstudio.mask_versions v "
+            f"ON v.id = {WORK_HEAD} WHERE i.id = %s",
             (image_id,),
         )
         return bool(row and row[0])
 
     def load_mask(self, rec: ImageRecord) -> np.ndarray | None:
-        """The current mask (None when there is none); remembers its version as the base of the next save."""
+        """The current mask (None when there is none); remembers its version as the base of the next save.
+        An annotator of an open consensus image gets their own branch's mask."""
         row = self._row(
-            "SELECT i.mask_head, v.png FROM segstudio.images i "
-            "LEFT JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
+            f"SELECT {WORK_HEAD}, v.png FROM {_IMAGE_AND_CONSENSUS} "
+            f"LEFT JOIN segstudio.mask_versions v ON v.id = {WORK_HEAD} WHERE i.id = %s",
             (rec.id,),
         )
         if row is None:
@@ -239,27 +260,28 @@ class EditingRules:
     def base_version(self, rec: ImageRecord) -> int | None:
         """The mask version the next save of `rec` starts from (what `load_mask` last returned)."""
         if rec.id not in self._base:
-            self._base[rec.id] = self._head(rec.id)
+            self._base[rec.id] = self._work_head(rec.id)
         return self._base[rec.id]
 
     def _insert_version(
         self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
     ) -> tuple[int, ImageRecord | None]:
         """Store a version: (its id, the image's new row). One round trip: the INSERT (the trigger checks
-        `base` and locks the image row), its commit, then the NOTIFY and the row read (schema 4)."""
+        `base` and locks the image row), its commit, then the NOTIFY and the row read (schema 6)."""
         psycopg = require_driver()
 
         def work(conn: Any) -> tuple[int, ImageRecord | None]:
+            # an annotator of an open consensus image saves on their branch
             row, image = commit_then_read(
                 conn,
-                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, %s, %s) "
-                "RETURNING id",
-                (rec.id, base, png, status.value),
-                f"SELECT pg_notify(%s, %s), {IMAGE_COLUMNS} FROM segstudio.images "
+                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
+                f"VALUES (%s, %s, %s, %s, {MY_BRANCH}) RETURNING id",
+                (rec.id, base, png, status.value, rec.id),
+                f"SELECT pg_notify(%s, %s), {SEEN_COLUMNS} FROM segstudio.images "
                 "WHERE id = %s AND removed_at IS NULL",
                 (CHANNEL, f"mask_versions:{int(rec.id)}", rec.id),
             )
-            return int(row[0]), None if image is None else image_record(image[1:])
+            return int(row[0]), None if image is None else seen_record(image[1:])
 
         try:
             new = self._run(work, "save this image's mask")
@@ -278,7 +300,11 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
+                if self._closed_branch(rec, base):
+                    raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
+            if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:
+                raise self._branch_refusal(rec, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new[0]
         return new
@@ -380,12 +406,12 @@ class EditingRules:
         params = (*values.values(), rec.id) + (() if base is ... else (base,))
         row = self._row(
             f"UPDATE segstudio.images SET {sets} WHERE id = %s AND removed_at IS NULL{check} "
-            f"RETURNING {IMAGE_COLUMNS}",
+            f"RETURNING {SEEN_COLUMNS}",
             params,
             what,
         )
         if row is not None:
-            return image_record(row)
+            return seen_record(row)
         self._refuse_if_leased(rec)
         if base is not ... and self._head(rec.id) != base:
             last = self._row(
@@ -484,11 +510,11 @@ class EditingRules:
     def mask_history(self, rec: ImageRecord) -> list[MaskVersion]:
         """Every saved version of the image's mask, oldest first."""
         rows = self._rows(
-            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL "
+            "SELECT id, image_id, parent, author, extract(epoch FROM created_at), status, png IS NULL, branch "
             "FROM segstudio.mask_versions WHERE image_id = %s ORDER BY id",
             (rec.id,),
         )
-        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g)) for a, b, c, d, e, f, g in rows]
+        return [MaskVersion(int(a), int(b), c, d, float(e), f, bool(g), h) for a, b, c, d, e, f, g, h in rows]
 
     def load_mask_version(self, rec: ImageRecord, version: int) -> np.ndarray | None:
         row = self._row(
@@ -511,6 +537,16 @@ class EditingRules:
     def review(self, rec: ImageRecord, accepted: bool, comment: str = "") -> Review:
         """Accept or reject the image's current mask version (reviewers; never one's own work)."""
         head = self._head(rec.id)
+        waiting = self._row(
+            "SELECT annotator_a, annotator_b FROM segstudio.consensus WHERE image_id = %s "
+            "AND resolved_version IS NULL",
+            (rec.id,),
+        )
+        if waiting is not None:
+            raise ProjectError(
+                f"{rec.rel_path} waits for consensus ({waiting[0]} and {waiting[1]} annotate it): resolve it "
+                "first (Team -> Compare annotations..., or `segstudio team resolve`), then review the result"
+            )
         if head is None:
             raise ProjectError(f"{rec.rel_path} has no saved mask to review")
         verdict = "accepted" if accepted else "rejected"
@@ -530,7 +566,8 @@ class EditingRules:
         row = self._row(
             "SELECT r.verdict, r.comment, r.reviewer, r.mask_version, extract(epoch FROM r.created_at) "
             "FROM segstudio.reviews r JOIN segstudio.images i ON i.id = r.image_id AND r.mask_version = i.mask_head "
-            "WHERE r.image_id = %s ORDER BY r.id DESC LIMIT 1",
+            "WHERE r.image_id = %s AND segstudio.consensus_state(r.image_id) IS DISTINCT FROM 'open' "
+            "ORDER BY r.id DESC LIMIT 1",
             (rec.id,),
         )
         return None if row is None else Review(row[0], row[1], row[2], int(row[3]), float(row[4]))

@@ -34,7 +34,7 @@ def accepted_samples(project: Any) -> tuple[list[Any], list[Any]]:
         mask = folder / f"{rec.id}.png"
         atomic_write_bytes(mask, pngs[rec.id])
         sample = Sample(
-            image=str(project.image_path(rec)),
+            image=str(project.image_file(rec)),
             mask=str(mask),
             key=rec.rel_path,
             image_hash=rec.content_hash,

@@ -36,12 +36,10 @@ from segstudio.core.hashing import content_hash
 from segstudio.core.project import Project, _checked_image_dir
 from segstudio.core.schemes import LabelScheme, get_scheme
 from segstudio.core.store_records import (
-    IMAGE_COLUMNS,
     ImageRecord,
     ReconcileReport,
     Status,
     db_path,
-    image_record,
     split_for_hash,
     status_of,
 )
@@ -49,8 +47,10 @@ from segstudio.core.store_settings import DEFAULT_VAL_FRACTION
 from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
+from segstudio.team.consensus import SEEN_COLUMNS, Consensus, seen_record
 from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review, announce
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
+from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
 from segstudio.team.outbox import Outbox, SaveConflict
 from segstudio.team.team_data import TeamData
 
@@ -75,7 +75,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(Assignments, EditingRules, TeamData, Project):
+class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -99,6 +99,8 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         self._last_reads: dict[tuple[str, str, bool], Any] = {}  # see _read
         self.outbox = Outbox(state_dir)  # saves made while the server was away (team.outbox)
         self.conflicts: list[SaveConflict] = []  # queued saves refused on reconnect, not yet shown
+        self.server_images: ServerImages | None = None  # set when the team keeps its images in the server
+        self.prefetcher: QueuePrefetcher | None = None
 
     # ---------------------------------------------------------------- opening and closing
 
@@ -110,12 +112,23 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         state_dir: str | os.PathLike[str] | None = None,
         heartbeat: bool = True,
     ) -> TeamProject:
-        """Open the team project at `url` on the local copy `image_dir` of its images."""
-        folder = _checked_image_dir(image_dir)
+        """Open the team project at `url` on the local copy `image_dir` of its images. When the team keeps
+        its images in the server, `image_dir` may be empty or not exist yet (it is created): images are
+        fetched into this machine's cache as needed, the member's queue ahead in the background."""
+        wanted = Path(image_dir).expanduser().absolute()
         conn = connect(url, announces_own_changes=True)
         psycopg = require_driver()
         try:
             version, member, role = _check_database(conn, url)
+            stored = images_in_server(conn)
+            if stored and not wanted.exists():
+                try:
+                    wanted.mkdir(parents=True)
+                except OSError as error:
+                    raise ProjectError(
+                        f"cannot create the folder {wanted} ({error.strerror or error})"
+                    ) from None
+            folder = _checked_image_dir(wanted)
             cache = Path(state_dir).expanduser().absolute() if state_dir is not None else cache_dir_for(url)
             try:
                 cache.mkdir(parents=True, exist_ok=True)
@@ -128,6 +141,8 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             conn.close()
             raise
         project.member, project.role, project._server_version = member, role, version
+        if stored:
+            project.server_images = ServerImages(url, project.state_dir)
         try:
             project.layout.create()
             project._scheme = project._load_scheme()
@@ -149,6 +164,10 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
     def close(self) -> None:
         """Give back this client's leases and close the connection (idempotent)."""
         self._stop.set()
+        if self.prefetcher is not None:
+            self.prefetcher.stop()
+        if self.server_images is not None:
+            self.server_images.close()
         with self._lock:
             if self._conn is None:
                 return
@@ -346,9 +365,10 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
     def images(self, status: Status | str | None = None, split: str | None = None) -> list[ImageRecord]:
         """One read of the whole list, filtered here: while the server is away every filter still answers."""
         rows = self._rows(
-            f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
+            f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = self._with_queued([image_record(row) for row in rows])
+        # consensus annotators: their branch's status; this member's queued changes on top
+        records = self._with_queued([seen_record(row) for row in rows])
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -364,6 +384,14 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
         return len(self._only)
 
+    def image_list_stamp(self) -> tuple[int, int]:
+        """(number of live images, highest id): a cheap read that changes when a lead adds images, so
+        a window re-reads the whole list only then."""
+        row = self._row(
+            "SELECT count(*), coalesce(max(id), 0) FROM segstudio.images WHERE removed_at IS NULL"
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
         return int(row[0]) if row else 0
@@ -372,22 +400,22 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
         path = db_path(rel_path.replace(os.sep, "/"))
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE rel_path = %s AND removed_at IS NULL",
                 (path,),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else self._with_queued([image_record(row)])[0]
+        return None if row is None else self._with_queued([seen_record(row)])[0]
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
             row = self._row(
-                f"SELECT {IMAGE_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
+                f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE id = %s AND removed_at IS NULL",
                 (int(image_id),),
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else self._with_queued([image_record(row)])[0]
+        return None if row is None else self._with_queued([seen_record(row)])[0]
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -415,29 +443,87 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             result[Status(status)] = int(count)
         return result
 
-    def load_image(self, rec: ImageRecord) -> np.ndarray:
-        """Decode this machine's copy, after checking it is the team's (same content hash)."""
-        path = self.image_path(rec)
+    def image_path(self, rec: ImageRecord) -> Path:
+        """Where this machine has the image (no network): the folder's copy, else - when the team keeps
+        its images in the server - the cache file it is (or will be) fetched into."""
+        path = self.image_dir / rec.rel_path
+        if self.server_images is None or path.exists():
+            return path
+        return self.server_images.path(rec)
+
+    def image_file(self, rec: ImageRecord) -> Path:
+        """A local file holding the image, for readers of the bytes (thumbnails, export, training): the
+        folder's file when there, else the server's copy fetched into the cache (blocking: call it off
+        the window's thread). `load_image` checks the folder's copy against the team's hash too."""
+        path = self.image_dir / rec.rel_path
+        if path.is_file() or self.server_images is None:
+            return path
+        return self.server_images.file(rec)
+
+    def _checked_file(self, rec: ImageRecord) -> Path:
+        """A local file holding exactly the team's image: the folder's copy once its hash was checked,
+        else the server's copy fetched into the cache (checked before it is kept)."""
+        path = self.image_dir / rec.rel_path
         try:
             stat = path.stat()
         except OSError:
+            stat = None
+        if stat is None and self.server_images is None:
             raise ProjectError(
                 f"{rec.rel_path} is not in your copy of the image folder ({self.image_dir}); get the team's "
                 "images (shared folder or a copy) and open the team project on that folder"
             ) from None
-        if self._hashes.get(rec.id) != (stat.st_size, stat.st_mtime_ns):
-            if content_hash(path) != rec.content_hash:
+        if stat is not None:
+            if self._hashes.get(rec.id) == (stat.st_size, stat.st_mtime_ns):
+                return path
+            if content_hash(path) == rec.content_hash:
+                self._hashes[rec.id] = (stat.st_size, stat.st_mtime_ns)
+                return path
+            if self.server_images is None:
                 raise ProjectError(
                     f"your copy of {rec.rel_path} differs from the team's (its content hash does not match the "
                     "server's), so masks would not line up; replace it with the team's copy of the file"
                 )
-            self._hashes[rec.id] = (stat.st_size, stat.st_mtime_ns)
+        assert self.server_images is not None  # a missing or differing copy: the team's own bytes
+        return self.server_images.file(rec)
+
+    def _has_local_copy(self, rec: ImageRecord) -> bool:
+        """No fetch needed (the prefetcher asks): the folder has the file, or the cache has."""
+        if (self.image_dir / rec.rel_path).exists():
+            return True
+        return self.server_images is not None and self.server_images.is_cached(rec)
+
+    def load_image(self, rec: ImageRecord) -> np.ndarray:
+        """Decode this machine's copy, after checking it is the team's (same content hash)."""
+        path = self._checked_file(rec)
+        if self.prefetcher is not None:
+            self.prefetcher.poke()  # the queue may have moved on: keep the next images coming
         return image_io.load_image(path, self.max_pixels)
+
+    @property
+    def images_in_server(self) -> bool:
+        return self.server_images is not None
+
+    def start_prefetch(self) -> QueuePrefetcher | None:
+        """Fetch the member's queue ahead on a background thread (the window starts it; one-off commands
+        do not); None when the team keeps no images in the server. Idempotent."""
+        if self.server_images is not None and self.prefetcher is None and not self.closed:
+            self.prefetcher = QueuePrefetcher(self.server_images, self._has_local_copy).start()
+        return self.prefetcher
 
     # ---------------------------------------------------------------- per-image updates
 
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
         """Change the status; while the server is away it is queued behind the image's queued save."""
+        if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
+            base = self.base_version(rec)
+            row = (
+                None
+                if base is None
+                else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (base,))
+            )
+            png = None if row is None or row[0] is None else bytes(row[0])
+            return self._save_or_queue(rec, png, status_of(status), base)
         return self._change_or_queue(rec, "change the status", status=status_of(status))
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
@@ -494,6 +580,7 @@ class TeamProject(Assignments, EditingRules, TeamData, Project):
             "active_model_version": None if active is None else active.version,
             "schema_version": self.schema_version,
             "assigned_to_me": len(self.my_queue()),
+            "consensus": self.consensus_summary(),
             "rejected": [
                 {"image": by_id[i].rel_path, "reviewer": r.reviewer, "comment": r.comment}
                 for i, r in sorted(self.rejections().items())

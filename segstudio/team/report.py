@@ -3,7 +3,8 @@ model saves annotators time, and who needs help.
 
 For accepted images only (work that counts): the median active seconds and actions per image, per
 annotator and per model version that pre-annotated it. The rejection rate is over every review of the
-annotator's versions (a rejected-then-fixed image counts one rejection and one acceptance).
+annotator's versions (a rejected-then-fixed image counts one rejection and one acceptance). Consensus
+images add the agreement between their two annotators (`team.consensus.consensus_report`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import statistics
 from typing import Any
 
-__all__ = ["effort_report", "print_report"]
+__all__ = ["consensus_lines", "effort_report", "print_report"]
 
 
 def effort_report(project: Any) -> dict[str, Any]:
@@ -29,9 +30,11 @@ def effort_report(project: Any) -> dict[str, Any]:
         groups.setdefault(key, []).append((row.seconds, row.total_actions))
     rows = project._rows(
         "SELECT v.author, count(*), count(*) FILTER (WHERE r.verdict = 'rejected') "
-        "FROM segstudio.reviews r JOIN segstudio.mask_versions v ON v.id = r.mask_version GROUP BY v.author"
+        "FROM segstudio.reviews r JOIN segstudio.mask_versions v ON v.id = r.mask_version "
+        "WHERE v.author <> r.reviewer GROUP BY v.author"  # a resolver accepting their consensus resolution
     )
     return {
+        "consensus": project.consensus_report(),
         "groups": [
             {
                 "annotator": member,
@@ -67,4 +70,28 @@ def print_report(folder: str, url: str, as_json: bool) -> int:
         print("(no accepted image with recorded effort yet)")
     for author, r in sorted(report["rejection_rate"].items()):
         print(f"rejection rate of {author}: {r['rejected']}/{r['reviews']} reviews ({r['rate']:.0%})")
+    for line in consensus_lines(report["consensus"]):
+        print(line)
     return 0
+
+
+def consensus_lines(consensus: dict[str, Any]) -> list[str]:
+    """The agreement part of the report as text (nothing when no image went to consensus)."""
+    if not consensus["consensus_images"]:
+        return []
+    miou = consensus["miou"]
+    lines = [
+        f"consensus: {consensus['consensus_images']} image(s), {consensus['compared']} compared, "
+        f"{consensus['waiting']} waiting, {consensus['resolved']} resolved; agreement mIoU "
+        + ("-" if miou is None else f"{miou:.3f}")
+    ]
+    if consensus["per_class_iou"]:
+        lines.append(f"  {'class':<20}{'IoU':>8}")
+        lines += [f"  {name:<20}{iou:>8.3f}" for name, iou in consensus["per_class_iou"].items()]
+    for pair in consensus["pairs"]:
+        mean = pair["mean_image_miou"]
+        lines.append(
+            f"  {' + '.join(pair['annotators'])}: {pair['images']} image(s), mean image mIoU "
+            + ("-" if mean is None else f"{mean:.3f}")
+        )
+    return lines

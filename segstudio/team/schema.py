@@ -11,6 +11,7 @@ The rules live in the database, not only in the app, so they hold for psql too:
   or change its row while the lease is live (policies on `images` and `mask_versions`).
 * `reviews`: only reviewers insert, and only on the current head of an image someone else saved.
 * Scheme, settings and model versions: readable by all, written by leads only (plain GRANTs).
+* `consensus`: an image annotated twice, on two branches of `mask_versions` (see `_CONSENSUS`).
 
 `MIGRATIONS[n]` upgrades schema n to n + 1 in one transaction; never edit a released one, append.
 """
@@ -36,8 +37,10 @@ GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
 
 #: SQLSTATE of a save on a version that is no longer the head (see the trigger below).
 STALE_SQLSTATE = "SSTAL"
+#: SQLSTATE of a save the consensus rules refuse: a closed branch, or a main save on an open image.
+CONSENSUS_SQLSTATE = "SCONS"
 #: A session setting by which a SegStudio client tells the triggers it NOTIFYs its own saves and leases
-#: after they commit (schema 4).
+#: after they commit (schema 6).
 CLIENT_NOTIFIES = "segstudio.client_notifies"
 
 
@@ -334,14 +337,240 @@ CREATE TRIGGER notify_setting AFTER INSERT OR UPDATE OR DELETE ON segstudio.sett
     FOR EACH STATEMENT EXECUTE FUNCTION segstudio.notify_setting();
 """
 
-#: Schema 4: saves and leases of a SegStudio client are announced by the client right after they commit,
+#: Consensus (one migration, independent of any other appended after schema 3): a lead sends an image to
+#: two annotators. Each saves on their own *branch* of `mask_versions` (`branch` 'A' or 'B'; a branch's
+#: head lives in `consensus.head_a/head_b`, both start at the main head when the consensus is set up), so
+#: neither overwrites the other and every branch version is kept. The stale-save rule holds per branch
+#: (SQLSTATE SSTAL); only a branch's annotator writes it (RLS); a branch is hidden from the other
+#: annotator until the consensus is resolved (blind). The main line of an open consensus image takes one
+#: save only: the resolution (`resolves` A/B/merge, `sources` = the two branch heads it was made from,
+#: refused as stale if either branch moved since), made by a reviewer who annotated neither branch; then
+#: branches are closed (SQLSTATE SCONS) and the resolver may accept the image. Open consensus images
+#: take no review.
+_CONSENSUS = f"""
+CREATE TABLE segstudio.consensus (
+    image_id bigint PRIMARY KEY REFERENCES segstudio.images(id),
+    annotator_a text NOT NULL,
+    annotator_b text NOT NULL CHECK (annotator_b <> annotator_a),
+    fork bigint REFERENCES segstudio.mask_versions(id),
+    head_a bigint REFERENCES segstudio.mask_versions(id),
+    head_b bigint REFERENCES segstudio.mask_versions(id),
+    resolved_version bigint REFERENCES segstudio.mask_versions(id),
+    resolved_how text CHECK (resolved_how IN ('A', 'B', 'merge')),
+    resolved_by text,
+    resolved_at timestamptz,
+    created_by text NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE segstudio.consensus OWNER TO {LEAD};
+GRANT SELECT ON segstudio.consensus TO {ANNOTATOR};
+ALTER TABLE segstudio.mask_versions
+    ADD COLUMN branch text CHECK (branch IN ('A', 'B')),
+    ADD COLUMN resolves text CHECK (resolves IN ('A', 'B', 'merge')),
+    ADD COLUMN sources bigint[];
+
+CREATE FUNCTION segstudio.branch_owner(image bigint, which text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE which WHEN 'A' THEN c.annotator_a WHEN 'B' THEN c.annotator_b END
+    FROM segstudio.consensus c WHERE c.image_id = image
+$$;
+ALTER FUNCTION segstudio.branch_owner(bigint, text) OWNER TO {LEAD};
+CREATE FUNCTION segstudio.may_see_branch(image bigint, which text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM segstudio.consensus c WHERE c.image_id = image AND (
+        c.resolved_version IS NOT NULL
+        OR CASE which WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END = current_user
+        OR (pg_has_role(current_user, '{REVIEWER}', 'MEMBER')
+            AND current_user NOT IN (c.annotator_a, c.annotator_b))))
+$$;
+ALTER FUNCTION segstudio.may_see_branch(bigint, text) OWNER TO {LEAD};
+CREATE FUNCTION segstudio.consensus_state(image bigint) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN c.resolved_version IS NULL THEN 'open' ELSE 'resolved' END
+    FROM segstudio.consensus c WHERE c.image_id = image
+$$;
+ALTER FUNCTION segstudio.consensus_state(bigint) OWNER TO {LEAD};
+
+CREATE FUNCTION segstudio.before_consensus() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    SELECT mask_head INTO NEW.fork FROM segstudio.images
+        WHERE id = NEW.image_id AND removed_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'image % is not part of the project', NEW.image_id USING ERRCODE = 'P0002';
+    END IF;
+    IF TG_OP = 'UPDATE' AND (OLD.head_a IS DISTINCT FROM OLD.fork OR OLD.head_b IS DISTINCT FROM OLD.fork
+                             OR OLD.resolved_version IS NOT NULL) THEN
+        RAISE EXCEPTION 'the consensus annotators of image % have started; they cannot change', NEW.image_id
+            USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+    END IF;
+    NEW.head_a := NEW.fork;
+    NEW.head_b := NEW.fork;
+    NEW.resolved_version := NULL;
+    RETURN NEW;
+END
+$$;
+ALTER FUNCTION segstudio.before_consensus() OWNER TO {LEAD};
+CREATE TRIGGER consensus_fork BEFORE INSERT OR UPDATE OF annotator_a, annotator_b ON segstudio.consensus
+    FOR EACH ROW EXECUTE FUNCTION segstudio.before_consensus();
+
+CREATE FUNCTION segstudio.before_consensus_save() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c segstudio.consensus%ROWTYPE;
+    head bigint;
+    last_author text;
+    last_at timestamptz;
+BEGIN
+    SELECT * INTO c FROM segstudio.consensus WHERE image_id = NEW.image_id FOR UPDATE;
+    IF NEW.branch IS NOT NULL THEN
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'image % is not a consensus image: it has no branch %', NEW.image_id, NEW.branch
+                USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF c.resolved_version IS NOT NULL THEN
+            RAISE EXCEPTION 'the consensus was resolved by % (version %): the branches are closed',
+                c.resolved_by, c.resolved_version USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF NEW.author IS DISTINCT FROM (CASE NEW.branch WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END) THEN
+            RAISE EXCEPTION 'branch % belongs to %', NEW.branch,
+                CASE NEW.branch WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END
+                USING ERRCODE = '42501';
+        END IF;
+        head := CASE NEW.branch WHEN 'A' THEN c.head_a ELSE c.head_b END;
+        IF head IS DISTINCT FROM NEW.parent THEN
+            SELECT author, created_at INTO last_author, last_at FROM segstudio.mask_versions WHERE id = head;
+            RAISE EXCEPTION 'stale save refused: branch % is at version % (saved by %), not %', NEW.branch,
+                coalesce(head::text, 'none'), coalesce(last_author, 'nobody'), coalesce(NEW.parent::text, 'none')
+                USING ERRCODE = '{STALE_SQLSTATE}',
+                      DETAIL = json_build_object('head', head, 'author', last_author, 'at', last_at)::text;
+        END IF;
+        NEW.resolves := NULL;
+        NEW.sources := NULL;
+        NEW.created_at := clock_timestamp();
+    ELSIF FOUND AND c.resolved_version IS NULL THEN
+        IF NEW.resolves IS NULL THEN
+            RAISE EXCEPTION 'image % waits for consensus (% and %): only its resolution may be saved on it',
+                NEW.image_id, c.annotator_a, c.annotator_b USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF NEW.author IN (c.annotator_a, c.annotator_b) THEN
+            RAISE EXCEPTION '% annotated a branch of image %, so someone else resolves it', NEW.author, NEW.image_id
+                USING ERRCODE = '42501';
+        END IF;
+        IF NEW.sources IS DISTINCT FROM ARRAY[c.head_a, c.head_b] THEN
+            RAISE EXCEPTION 'stale resolution refused: the branches are at % and %, not %',
+                coalesce(c.head_a::text, 'none'), coalesce(c.head_b::text, 'none'), NEW.sources
+                USING ERRCODE = '{STALE_SQLSTATE}',
+                      DETAIL = json_build_object('head', NEW.parent, 'author', 'an annotator of its branches')::text;
+        END IF;
+    ELSE
+        NEW.resolves := NULL;
+        NEW.sources := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+ALTER FUNCTION segstudio.before_consensus_save() OWNER TO {LEAD};
+
+CREATE FUNCTION segstudio.after_consensus_save() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.branch = 'A' THEN
+        UPDATE segstudio.consensus SET head_a = NEW.id WHERE image_id = NEW.image_id;
+    ELSIF NEW.branch = 'B' THEN
+        UPDATE segstudio.consensus SET head_b = NEW.id WHERE image_id = NEW.image_id;
+    ELSIF NEW.resolves IS NOT NULL THEN
+        UPDATE segstudio.consensus SET resolved_version = NEW.id, resolved_how = NEW.resolves,
+            resolved_by = NEW.author, resolved_at = clock_timestamp() WHERE image_id = NEW.image_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.after_consensus_save() OWNER TO {LEAD};
+
+-- branch saves bypass the main line's head check and head update; the consensus triggers run first
+-- (triggers of one kind fire in name order: consensus_* < mask_*)
+DROP TRIGGER mask_save_check ON segstudio.mask_versions;
+CREATE TRIGGER mask_save_check BEFORE INSERT ON segstudio.mask_versions
+    FOR EACH ROW WHEN (NEW.branch IS NULL) EXECUTE FUNCTION segstudio.before_mask_save();
+DROP TRIGGER mask_save_head ON segstudio.mask_versions;
+CREATE TRIGGER mask_save_head AFTER INSERT ON segstudio.mask_versions
+    FOR EACH ROW WHEN (NEW.branch IS NULL) EXECUTE FUNCTION segstudio.after_mask_save();
+CREATE TRIGGER consensus_save_check BEFORE INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.before_consensus_save();
+CREATE TRIGGER consensus_save_head AFTER INSERT ON segstudio.mask_versions
+    FOR EACH ROW EXECUTE FUNCTION segstudio.after_consensus_save();
+CREATE TRIGGER notify_consensus AFTER INSERT OR UPDATE OR DELETE ON segstudio.consensus
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_change();
+
+-- blind: a branch is readable by its annotator, by reviewers who annotated neither, by all once resolved
+DROP POLICY read_all ON segstudio.mask_versions;
+CREATE POLICY read_all ON segstudio.mask_versions FOR SELECT
+    USING (branch IS NULL OR segstudio.may_see_branch(image_id, branch));
+-- a branch is written by its annotator only (whoever the image is assigned to)
+CREATE POLICY own_branch ON segstudio.mask_versions FOR INSERT
+    WITH CHECK (branch IS NOT NULL AND author = current_user
+                AND segstudio.branch_owner(image_id, branch) = current_user);
+CREATE POLICY only_own_branch ON segstudio.mask_versions AS RESTRICTIVE FOR INSERT
+    WITH CHECK (branch IS NULL OR segstudio.branch_owner(image_id, branch) = current_user);
+-- reviewers save the main line of a consensus image: the resolution, then fixes of disputed pixels
+CREATE POLICY resolve_consensus ON segstudio.mask_versions FOR INSERT
+    WITH CHECK (branch IS NULL AND author = current_user AND pg_has_role(current_user, '{REVIEWER}', 'MEMBER')
+                AND segstudio.consensus_state(image_id) IS NOT NULL
+                AND NOT segstudio.leased_by_other(image_id));
+
+-- no verdict on an open consensus image; the resolver (who annotated neither branch) may accept it
+DROP POLICY review_others_head ON segstudio.reviews;
+CREATE POLICY review_others_head ON segstudio.reviews FOR INSERT WITH CHECK (
+    reviewer = current_user
+    AND mask_version = (SELECT i.mask_head FROM segstudio.images i WHERE i.id = image_id)
+    AND segstudio.consensus_state(image_id) IS DISTINCT FROM 'open'
+    AND ((SELECT v.author FROM segstudio.mask_versions v WHERE v.id = mask_version) <> current_user
+         OR EXISTS (SELECT 1 FROM segstudio.consensus c WHERE c.image_id = reviews.image_id
+                    AND c.resolved_version IS NOT NULL
+                    AND current_user NOT IN (c.annotator_a, c.annotator_b)))
+);
+"""
+
+#: Image bytes in the server (`team create --store-images`, `team add`): content-addressed by the hash
+#: every image record already carries (`images.content_hash`, BLAKE2b-128 of the file), so an image
+#: copied under two names is stored once. Every member reads them; only leads write them (the table is
+#: the lead group's, annotators get SELECT only). Photos are compressed already: no TOAST compression.
+#: Adding an image is announced ("images:ID") so members' browsers list it at once. Stands alone: it
+#: names only tables of schema 1-3 (written beside, not on top of, the consensus step).
+_IMAGE_BYTES = f"""
+CREATE TABLE segstudio.image_blobs (
+    content_hash text PRIMARY KEY,
+    size bigint NOT NULL,
+    data bytea NOT NULL,
+    added_by text NOT NULL DEFAULT current_user,
+    added_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    CHECK (octet_length(data) = size)
+);
+ALTER TABLE segstudio.image_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+ALTER TABLE segstudio.image_blobs OWNER TO {LEAD};
+GRANT SELECT ON segstudio.image_blobs TO {ANNOTATOR};
+
+CREATE FUNCTION segstudio.notify_image_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segstudio_changes', 'images:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_image_added() OWNER TO {LEAD};
+CREATE TRIGGER notify_image_added AFTER INSERT ON segstudio.images
+    FOR EACH ROW EXECUTE FUNCTION segstudio.notify_image_added();
+"""
+
+#: Schema 6: saves and leases of a SegStudio client are announced by the client right after they commit,
 #: not by the trigger inside the saving transaction. PostgreSQL (through 15) holds one database-wide lock
 #: from a NOTIFYing transaction's pre-commit until its commit record is flushed, so with the trigger every
 #: save's and lease's fsync ran one at a time (measured: 20 writers, p50 71 ms -> 17 ms without it). A
 #: client announcing after its commit sends a NOTIFY from a transaction that writes nothing (no fsync),
 #: so the lock is held for microseconds. The client says so per session (`segstudio.client_notifies`);
 #: any other writer (psql, an older client) still gets the trigger's notice.
-_V4 = f"""
+_CLIENT_NOTICES = f"""
 CREATE OR REPLACE FUNCTION segstudio.notify_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -349,7 +578,7 @@ DECLARE
 BEGIN
     IF TG_TABLE_NAME IN ('mask_versions', 'leases')
        AND current_setting('{CLIENT_NOTIFIES}', true) = 'on' THEN
-        RETURN NULL;  -- the client NOTIFYs right after its commit (see schema 4)
+        RETURN NULL;  -- the client NOTIFYs right after its commit (see schema 6)
     END IF;
     IF TG_OP = 'DELETE' THEN row_image := OLD.image_id; ELSE row_image := NEW.image_id; END IF;
     PERFORM pg_notify('segstudio_changes', TG_TABLE_NAME || ':' || row_image);
@@ -358,7 +587,7 @@ END
 $$;
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _V4]
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES, _CLIENT_NOTICES]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

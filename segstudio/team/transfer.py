@@ -5,8 +5,12 @@ empty database in one transaction - image records with their ids, masks and pred
 exact PNG bytes, settings, scheme, model versions with their checkpoints, effort. A failure leaves the
 database as it was.
 
+With `store_images` (`--store-images`) every image's bytes go up too, in the same transaction,
+content-addressed by the record's hash (team.image_store), so members join with only the URL.
+
 `pull_team_project` (`segstudio team pull URL FOLDER`): a local project made back from the server
-(the current mask version of each image; effort summed over members).
+(the current mask version of each image; effort summed over members; the images themselves when the
+server keeps them and the folder lacks them).
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from segstudio.core import store_schema
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import ProjectError
+from segstudio.core.hashing import content_hash
 from segstudio.core.project import Project, _checked_image_dir, _resolve_state_dir
 from segstudio.core.store_masks import STATE_DIR_NAME
 from segstudio.team import schema
 from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.errors import TeamError
+from segstudio.team.image_store import IMAGES_FLAG, bytes_hash, check_size, images_in_server, upload_image
 
 __all__ = ["create_team_project", "pull_team_project"]
 
@@ -55,9 +61,13 @@ def _lead_only(conn: Any, url: str) -> None:
 
 
 def create_team_project(
-    folder: str | os.PathLike[str], url: str, state_dir: str | os.PathLike[str] | None = None
+    folder: str | os.PathLike[str],
+    url: str,
+    state_dir: str | os.PathLike[str] | None = None,
+    store_images: bool = False,
 ) -> dict[str, int]:
-    """Upload the local project of `folder` into the empty database at `url`; counts of what went up."""
+    """Upload the local project of `folder` into the empty database at `url`; counts of what went up.
+    `store_images`: the images' bytes too (one copy per distinct content)."""
     psycopg = require_driver()
     conn = connect(url)
     try:
@@ -68,12 +78,19 @@ def create_team_project(
                 f"`segstudio FOLDER --db URL`, or create the team project in a new database."
             )
         with Project.open(folder, state_dir) as local:
+            if store_images:  # refuse an oversized image before anything is sent
+                for rec in local.images():
+                    if not rec.error:
+                        path = local.image_path(rec)
+                        check_size(path, path.stat().st_size)
             try:
                 with (
                     conn.transaction()
                 ):  # schema and data together: a failed upload leaves the database empty
                     schema.migrate(conn)
                     counts = _upload(conn, local)
+                    if store_images:
+                        counts.update(_upload_images(conn, local))
             except psycopg.Error as error:
                 raise TeamError(
                     f"the upload to {describe(url)} failed, nothing was kept there: {error}"
@@ -86,7 +103,9 @@ def create_team_project(
 def _upload(conn: Any, local: Project) -> dict[str, int]:
     db = local._db
     layout = local.layout
-    meta = [(k, v) for k, v in db.execute("SELECT key, value FROM meta") if k != "image_dir"]
+    meta = [
+        (k, v) for k, v in db.execute("SELECT key, value FROM meta") if k not in ("image_dir", IMAGES_FLAG)
+    ]
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO segstudio.meta(key, value) VALUES (%s, %s::jsonb)", meta)
         settings = db.execute("SELECT key, value FROM settings").fetchall()
@@ -142,12 +161,30 @@ def _upload(conn: Any, local: Project) -> dict[str, int]:
             "model_versions": len(versions)}  # fmt: skip
 
 
+def _upload_images(conn: Any, local: Project) -> dict[str, int]:
+    """Every readable image's bytes, once per distinct content, and the flag members' clients read."""
+    sent = stored = 0
+    with conn.cursor() as cur:
+        for rec in local.images():
+            if rec.error:
+                continue  # an unreadable file has no team image to show
+            size = upload_image(cur, local.image_path(rec), rec.content_hash)
+            stored += 1 if size else 0
+            sent += size
+        cur.execute(
+            "INSERT INTO segstudio.meta(key, value) VALUES (%s, 'true'::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (IMAGES_FLAG,),
+        )
+    return {"image_files": stored, "image_bytes": sent}
+
+
 def pull_team_project(
     url: str, folder: str | os.PathLike[str], state_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, int]:
     """Make a local project for `folder` from the team project at `url`; counts of what came down."""
     psycopg = require_driver()
-    image_dir = _checked_image_dir(folder)
+    image_dir = Path(folder).expanduser().absolute()
     target = Path(state_dir).expanduser().absolute() if state_dir is not None else image_dir / STATE_DIR_NAME
     if (target / store_schema.DB_NAME).exists():
         raise ProjectError(
@@ -156,9 +193,15 @@ def pull_team_project(
         )
     conn = connect(url)
     existed = target.exists()
+    folder_existed = image_dir.exists()
+    written: list[Path] = []  # images written into the folder: removed again if the pull fails
     try:
         version = schema.read_version(conn)
         schema.check_version(version, describe(url))
+        with_images = images_in_server(conn)
+        if with_images and not folder_existed:
+            image_dir.mkdir(parents=True)
+        image_dir = _checked_image_dir(image_dir)
         state = _resolve_state_dir(image_dir, state_dir)
         project = Project(image_dir, state)
         project._process_lock.acquire()
@@ -167,6 +210,8 @@ def pull_team_project(
             project.layout.create()
             with conn.transaction():
                 counts = _download(conn, project)
+                if with_images:
+                    counts.update(_download_images(conn, project, written))
         except psycopg.Error as error:
             raise TeamError(f"reading the team project {describe(url)} failed: {error}") from None
         finally:
@@ -175,15 +220,69 @@ def pull_team_project(
     except BaseException:
         if not existed:  # a pull that fails leaves no half-made project behind
             shutil.rmtree(target, ignore_errors=True)
+        for path in written:
+            path.unlink(missing_ok=True)
+        if not folder_existed:
+            shutil.rmtree(image_dir, ignore_errors=True)
         raise
     finally:
         conn.close()
 
 
+def _download_images(conn: Any, local: Project, written: list[Path]) -> dict[str, int]:
+    """Write the server's image bytes into the folder where it lacks them (hash checked before each
+    atomic write; file times set to the record's, so the local project finds nothing changed). A file
+    already there with other content is left alone and refused: the pull never overwrites your files."""
+    rows = conn.execute(
+        "SELECT i.rel_path, i.content_hash, i.mtime_ns, b.content_hash IS NOT NULL FROM segstudio.images i "
+        "LEFT JOIN segstudio.image_blobs b ON b.content_hash = i.content_hash "
+        "WHERE i.removed_at IS NULL AND i.error IS NULL ORDER BY i.id"
+    ).fetchall()
+    todo = []
+    root = local.image_dir.resolve()
+    for rel_path, digest, mtime_ns, stored in rows:
+        path = local.image_dir / rel_path
+        if (
+            PurePosixPath(rel_path).is_absolute()
+            or ".." in PurePosixPath(rel_path).parts
+            or not (path.resolve().is_relative_to(root))
+        ):
+            raise ProjectError(
+                f"the team server lists the image path {rel_path!r}, which leads out of {local.image_dir}; "
+                "nothing was pulled. Ask your lead to check the team database."
+            )
+        if path.exists():
+            if content_hash(path) != digest:
+                raise ProjectError(
+                    f"{path} already exists with other content than the team's image; move it away or pull into "
+                    "another folder. Nothing was changed."
+                )
+            continue
+        if stored:
+            todo.append((path, digest, int(mtime_ns)))
+    size = 0
+    for path, digest, mtime_ns in todo:
+        row = conn.execute(
+            "SELECT data FROM segstudio.image_blobs WHERE content_hash = %s", (digest,), binary=True
+        ).fetchone()
+        data = bytes(row[0])
+        if bytes_hash(data) != digest:
+            raise TeamError(
+                f"the team server's copy of {path.name} does not match its content hash; nothing was pulled. "
+                "Ask your lead to add the image again (`segstudio team add`)."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+        written.append(path)
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+        size += len(data)
+    return {"image_files": len(todo), "image_bytes": size}
+
+
 def _download(conn: Any, local: Project) -> dict[str, int]:
     layout = local.layout
     images = conn.execute(f"SELECT {_IMAGE_COLS} FROM segstudio.images ORDER BY id").fetchall()
-    meta = conn.execute("SELECT key, value FROM segstudio.meta").fetchall()
+    meta = conn.execute("SELECT key, value FROM segstudio.meta WHERE key <> %s", (IMAGES_FLAG,)).fetchall()
     settings = conn.execute("SELECT key, value FROM segstudio.settings").fetchall()
     effort = conn.execute(
         "SELECT image_id, sum(active_seconds), jsonb_agg(actions), "

@@ -72,3 +72,67 @@ def test_delete_refuses_a_used_class_without_a_target_but_removes_an_unused_one(
 def test_merge_into_itself_is_refused(project):
     with pytest.raises(SchemeError):
         plan_merge(project, 2, 2)
+
+
+def test_merge_keeps_the_mask_image_hash_that_repair_uses(project):
+    from segstudio.core import masks as mask_io
+
+    first = project.images()[0]
+    project.save_mask(first, _labels(), Status.DONE)
+    digest = mask_io.read_image_hash(project.mask_path(first))
+    assert digest
+    remove_class(project, plan_merge(project, source=1, target=3))
+    assert mask_io.read_image_hash(project.mask_path(first)) == digest
+
+
+def test_undo_brings_the_merged_class_back_byte_for_byte(project):
+    from segstudio.core.scheme_undo import undo_available, undo_remove_class
+
+    first, second = project.images()
+    project.save_mask(first, _labels(), Status.DONE)
+    project.save_prediction(second, _labels(), np.full((4, 6), 200, np.uint8), "v1", raw_labels=_labels())
+    files = [project.mask_path(first), project.prediction_path(second), project.raw_prediction_path(second)]
+    before = [p.read_bytes() for p in files]
+    scheme = project.scheme
+    assert undo_available(project) is None
+    remove_class(project, plan_merge(project, source=1, target=3))
+    assert undo_available(project) == "car"
+    summary = undo_remove_class(project)
+    assert project.scheme == scheme
+    assert [p.read_bytes() for p in files] == before
+    assert (summary.restored, summary.renumbered) == (3, 0)
+    assert undo_available(project) is None
+
+
+def test_undo_renumbers_work_saved_after_the_merge_and_keeps_it(project):
+    from segstudio.core.scheme_undo import undo_remove_class
+
+    first, second = project.images()
+    project.save_mask(first, _labels(), Status.DONE)
+    remove_class(project, plan_merge(project, source=1, target=3))  # car -> sky; tree 2->1, sky 3->2
+    edited = project.load_mask(project.get(first.rel_path))
+    edited[0, 0] = 1  # tree, painted after the merge in the new numbering
+    project.save_mask(project.get(first.rel_path), edited, Status.DONE)
+    project.save_mask(second, np.full((4, 6), 2, np.uint8), Status.DONE)  # sky, new numbering
+    summary = undo_remove_class(project)
+    assert (summary.restored, summary.renumbered) == (0, 1)
+    assert project.scheme.names == list(NAMES)
+    names = project.scheme.names
+    assert {names[v] for v in project.load_mask(project.get(second.rel_path)).ravel()} == {"sky"}
+    back = project.load_mask(project.get(first.rel_path))
+    assert names[back[0, 0]] == "tree"
+    assert names[back[0, 1]] == "sky"  # the merged car pixel was changed since: it stays sky
+    assert names[back[0, 2]] == "tree" and names[back[0, 3]] == "sky" and back[0, 4] == 255
+
+
+def test_no_undo_once_the_scheme_changed_again(project):
+    from segstudio.core.scheme_undo import undo_available, undo_remove_class
+
+    project.save_mask(project.images()[0], _labels(), Status.DONE)
+    remove_class(project, plan_merge(project, source=1, target=3))
+    remove_class(project, plan_merge(project, source=0, target=1))  # the newer removal replaces the undo
+    assert undo_available(project) == "road"
+    undo_remove_class(project)
+    assert undo_available(project) is None
+    with pytest.raises(SchemeError, match="no class removal to undo"):
+        undo_remove_class(project)

@@ -108,3 +108,17 @@ def small_checkpoint(tmp_path: Path) -> Callable[..., Path]:
         return save_checkpoint(tmp_path / name, model, "lraspp_mobilenet_v3_large", scheme)
 
     return make
+
+
+def clicks_shown(window, timeout: float = 30.0) -> None:
+    """Let the event loop run until every smart click made so far is shown: the click engines work on
+    the smart tools' click worker (gui/click_queue.py), so a click's mask arrives a moment after it."""
+    import time
+
+    from PySide6.QtTest import QTest
+
+    deadline = time.monotonic() + timeout
+    while window.tools.smart.busy:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"a smart click was still computing after {timeout} s")
+        QTest.qWait(5)

@@ -17,6 +17,7 @@ from PySide6.QtTest import QTest
 
 from segstudio.core.interactive.robot import interior_point
 from segstudio.gui.tools import Tool
+from tests.gui.conftest import clicks_shown
 
 CHAIR = 9
 NO = Qt.KeyboardModifier.NoModifier
@@ -48,11 +49,13 @@ def test_small_left_click_after_a_box_is_a_positive_refinement(qtbot, chair_wind
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(xs.min(), ys.min()))
     QTest.mouseMove(viewport, canvas.to_widget((xs.min() + xs.max()) / 2, ys.max()))
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(xs.max(), ys.max()))
+    clicks_shown(window)
     session = smart.session
     assert session is not None and session.prompts.box is not None
     # A left click (press and release at one place) on the chair: a positive click, not a dropped box.
     x, y, _ = interior_point(chair)
     QTest.mouseClick(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(x, y))
+    clicks_shown(window)
     assert len(session.prompts.positives) == 1
     assert window.session.document.labels[y, x] == CHAIR
     # Right click and Shift+left click outside the chair: negatives.
@@ -61,6 +64,7 @@ def test_small_left_click_after_a_box_is_a_positive_refinement(qtbot, chair_wind
     QTest.mouseClick(
         viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, canvas.to_widget(bx, by)
     )
+    clicks_shown(window)
     assert len(session.prompts.negatives) == 2
     assert window.session.document.labels[by, bx] != CHAIR
     QTest.keyClick(window.canvas, Qt.Key.Key_Return)

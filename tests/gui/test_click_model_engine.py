@@ -19,6 +19,7 @@ from segstudio.gui.tools import Tool
 from segstudio.ml.click_model import ClickNet, save_click_model
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 from segstudio.ml.synthetic import shapes_scheme_dict
+from tests.gui.conftest import clicks_shown
 
 WAIT = 60_000
 NO = Qt.KeyboardModifier.NoModifier
@@ -71,11 +72,22 @@ def test_learned_engine_is_offered_and_clicks_are_one_undo_step(window_with_clic
     window.tool_state.active_class = 1
     doc = window.session.document
     QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(75, 55))
+    clicks_shown(window)
     assert doc.labels[55, 75] == 1 and doc.history.undo_count == 0  # previewed, not yet recorded
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_Return)
     assert doc.history.undo_count == 1
-    # rollback to a version without a click model: the engine is withdrawn, the tool falls back
-    window.project.set_active_model_version("v2")
-    window._version_activated("v2")
+    # rollback to a version without a click model, as a user does it: Model > Versions…, click v2's row,
+    # "Use selected version": the engine is withdrawn and the tool falls back
+    window.versions_action.trigger()
+    dialog = window._panels.get("versions_dialog")
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitExposed(dialog)
+    (row,) = [r for r in range(dialog.table.rowCount()) if dialog.table.item(r, 0).text() == "v2"]
+    cell = dialog.table.visualItemRect(dialog.table.item(row, 0)).center()
+    qtbot.mouseClick(dialog.table.viewport(), Qt.MouseButton.LeftButton, NO, cell)
+    assert dialog.selected_version() == "v2" and dialog.use_button.isEnabled()
+    qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+    assert window.project.active_model_version().version == "v2"
     assert combo.findData("learned") < 0 and window.tool_state.engine == "superpixel"
+    dialog.close()

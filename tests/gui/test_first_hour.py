@@ -27,6 +27,7 @@ from segstudio.core.project import Status
 from segstudio.core.schemes import camvid_scheme
 from segstudio.gui.tools import Tool
 from segstudio.ml.crf_project import TUNE_REPORT_KEY
+from tests.gui.conftest import clicks_shown
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,6 +73,7 @@ def _key(window, key: Qt.Key, modifier=NO) -> None:
 
 def _click(window, x: float, y: float, button=Qt.MouseButton.LeftButton) -> None:
     QTest.mouseClick(window.canvas.viewport(), button, NO, window.canvas.to_widget(x, y))
+    clicks_shown(window)
 
 
 def _pick_class(qtbot, window, index: int) -> None:

@@ -16,6 +16,7 @@ from PySide6.QtTest import QTest
 
 from segstudio.gui.inference_worker import InferenceController
 from segstudio.ml.spec import ModelSpec
+from tests.gui.conftest import clicks_shown
 
 pytest.importorskip("segment_anything")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -187,6 +188,7 @@ def _click(win, x: float, y: float) -> None:
         Qt.KeyboardModifier.NoModifier,
         win.canvas.to_widget(x, y),
     )
+    clicks_shown(win)
 
 
 def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(
@@ -222,6 +224,7 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(
         gate.set()
         qtbot.waitUntil(lambda: smart.is_ready, timeout=WAIT)
         assert doc.in_stroke and smart.session is not None  # ... and the waiting click applies on arrival
+        clicks_shown(win)
         assert (doc.labels != before).any()  # random weights: any region, the plumbing is what counts
         QTest.keyClick(win.canvas, Qt.Key.Key_Return)
         assert doc.history.undo_count == 1

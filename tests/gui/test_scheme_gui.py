@@ -55,7 +55,7 @@ def test_load_scheme_from_file_then_merge_and_delete_by_clicking(
     palette.select_class(1)
     monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("tree", True)))
     qtbot.mouseClick(palette.merge_button, Qt.MouseButton.LeftButton)
-    assert asked and "cannot be undone" in asked[-1]
+    assert asked and "Undo class removal" in asked[-1]
     assert window.project.scheme.names == ["road", "tree", "sky"]
     mask = window.project.load_mask(window.project.get(rec.rel_path))
     names = window.project.scheme.names
@@ -70,6 +70,45 @@ def test_load_scheme_from_file_then_merge_and_delete_by_clicking(
     assert window.project.scheme.names == ["tree", "sky"]
     mask = window.project.load_mask(window.project.get(rec.rel_path))
     assert window.project.scheme.names[int(mask[0, -1])] == "sky"
+
+
+def _edit_menu_action(window, prefix: str):
+    """The Edit menu's entry starting with `prefix`, as the user finds it."""
+    edit = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
+    edit.aboutToShow.emit()
+    return next(a for a in edit.actions() if a.text().startswith(prefix))
+
+
+def test_a_merge_is_taken_back_from_the_edit_menu_with_the_class_pixels(
+    qtbot, shown_window, small_folder, tmp_path, monkeypatch
+):
+    window = shown_window(small_folder)
+    palette = window.palette
+    scheme_file = _street_scheme_file(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (scheme_file, "")))
+    _yes(monkeypatch, [])
+    qtbot.mouseClick(palette.load_button, Qt.MouseButton.LeftButton)
+    assert not _edit_menu_action(window, "Undo class removal").isEnabled()
+    doc = window.session.document
+    labels = np.full(doc.shape, 1, np.uint8)  # car | sky
+    labels[:, doc.shape[1] // 2 :] = 3
+    rec = window.session.record
+    window.project.save_mask(rec, labels, Status.IN_PROGRESS)
+    palette.select_class(1)
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("tree", True)))
+    qtbot.mouseClick(palette.merge_button, Qt.MouseButton.LeftButton)
+    assert window.project.scheme.names == ["road", "tree", "sky"]
+
+    undo = _edit_menu_action(window, "Undo removing class")
+    assert undo.isEnabled() and "'car'" in undo.text()
+    undo.trigger()
+    assert window.project.scheme.names == ["road", "car", "tree", "sky"]
+    assert palette.list.count() == 4
+    mask = window.project.load_mask(window.project.get(rec.rel_path))
+    assert np.array_equal(mask, labels)
+    assert np.array_equal(window.session.document.labels, labels)  # the open image shows car again
+    assert "'car' is back" in window.statusBar().currentMessage()
+    assert not _edit_menu_action(window, "Undo class removal").isEnabled()
 
 
 def test_delete_of_a_used_class_asks_what_its_pixels_become_and_cancel_changes_nothing(

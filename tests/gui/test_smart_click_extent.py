@@ -23,6 +23,7 @@ from segstudio.core.interactive.simulated_model import simulated_prediction
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.tools import Tool
+from tests.gui.conftest import clicks_shown
 
 WAIT = 60_000
 STEM = "0006R0_f03570"
@@ -89,6 +90,7 @@ def test_a_click_on_the_pavement_stays_on_the_pavement(predicted_window, qtbot, 
     assert window.tool_state.tool == Tool.CLICK
     x, y, r = interior_point(pavement)
     QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(x, y))
+    clicks_shown(window)
     changed = doc.labels != start
     assert doc.labels[y, x] == PAVEMENT
     assert changed.sum() <= 2 * pavement.sum(), changed.mean()  # was 66 % of the frame (superpixel)
@@ -102,6 +104,7 @@ def test_a_click_on_the_pavement_stays_on_the_pavement(predicted_window, qtbot, 
     for p in points[1:]:
         QTest.mouseMove(viewport, p)
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, NO, points[-1])
+    clicks_shown(window)
     changed = doc.labels != start
     assert changed.any() and changed.sum() <= 2 * pavement.sum(), changed.mean()  # was 44-57 %
     key(window, Qt.Key.Key_Return)

@@ -22,6 +22,7 @@ from segstudio.core.interactive.robot import interior_point
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.tools import Tool
+from tests.gui.conftest import clicks_shown
 
 WAIT = 30_000
 CHAIR = 9
@@ -56,6 +57,7 @@ def ready(qtbot, window: MainWindow) -> None:
 
 def press(window: MainWindow, x: float, y: float, button=Qt.MouseButton.LeftButton, modifier=NO) -> None:
     QTest.mouseClick(window.canvas.viewport(), button, modifier, window.canvas.to_widget(x, y))
+    clicks_shown(window)
 
 
 def drag(window: MainWindow, points: list[tuple[float, float]]) -> None:
@@ -65,6 +67,7 @@ def drag(window: MainWindow, points: list[tuple[float, float]]) -> None:
     for p in pos[1:]:
         QTest.mouseMove(viewport, p)
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, NO, pos[-1])
+    clicks_shown(window)
 
 
 def key(window: MainWindow, k: Qt.Key, modifier=NO) -> None:

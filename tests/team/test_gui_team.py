@@ -266,3 +266,137 @@ def test_the_window_switches_to_the_model_version_a_lead_activates(
         assert "activated model v1" in window.statusBar().currentMessage()
     finally:
         window.close()
+
+
+def _click_in_browser(qtbot, window, rel_path: str) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    view, model = window.browser.view, window.browser.model
+    index = model.index(model.row_of(rel_path))
+    view.scrollTo(index)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     view.visualRect(index).center())  # fmt: skip
+    qtbot.waitUntil(
+        lambda: window.session.record.rel_path == rel_path and window.session.document is not None,
+        timeout=WAIT,
+    )
+
+
+def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_team_menu(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    import numpy as np
+    from PySide6.QtCore import Qt
+
+    from segstudio.cli import main
+    from segstudio.core.project import Status
+    from segstudio.core.schemes import UNLABELED
+    from tests.team.test_consensus import IOU_1, IOU_2, _annotate, _b_of, _halves
+
+    assert main(["team", "assign", str(image_folder), "a_cat.png", "b_coffee.png", "--db", team.url("lena"),
+                 "--to", "alice,bob", "--consensus", "1"]) == 0  # fmt: skip
+    a, b = _halves(), _b_of(_halves())
+    with (
+        TeamProject.join(image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False) as alice,
+        TeamProject.join(image_folder, team.url("bob"), state_dir=tmp_path / "b", heartbeat=False) as bob,
+    ):
+        for path in ("a_cat.png", "b_coffee.png"):
+            _annotate(alice, path, a)
+            _annotate(bob, path, b)
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "rita")
+    try:
+        presence = window.team_presence
+        team_menu = next(act.menu() for act in window.menuBar().actions() if act.text() == "&Team")
+        compare = next(act for act in team_menu.actions() if act.text() == "Compare annotations…")
+        qtbot.waitUntil(
+            lambda: "consensus alice + bob: ready to compare" in _row_text(window, "a_cat.png"), timeout=WAIT
+        )
+        _click_in_browser(qtbot, window, "a_cat.png")
+        compare.trigger()
+        dialog = presence.compare_dialog
+        qtbot.waitUntil(lambda: dialog.take_b.isEnabled(), timeout=WAIT)
+        assert (
+            dialog.isVisible()
+            and dialog.take_a.text() == "Take A (alice)"
+            and dialog.take_b.text() == "Take B (bob)"
+        )
+        assert "mIoU 0.909" in dialog.summary.text() and "64 pixels disputed" in dialog.summary.text()
+        names = window.project.scheme.names
+        rows = {
+            dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text()
+            for r in range(dialog.table.rowCount())
+        }
+        assert rows == {names[1]: f"{IOU_1:.3f}", names[2]: f"{IOU_2:.3f}"}
+        assert all(not p.pixmap().isNull() for p in dialog.pictures)  # A, B and the disagreement are shown
+        qtbot.mouseClick(dialog.take_b, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "consensus" not in _row_text(window, "a_cat.png"), timeout=WAIT)
+        qtbot.waitUntil(lambda: dialog.version is not None and not dialog.isVisible(), timeout=WAIT)
+        qtbot.waitUntil(
+            lambda: window.session.document is not None and np.array_equal(window.session.document.labels, b),
+            timeout=WAIT,
+        )
+        assert "annotation B is version" in window.statusBar().currentMessage()
+        presence.accept_action.trigger()
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            cat = lena.get("a_cat.png")
+            qtbot.waitUntil(lambda: lena.review_of(cat) is not None, timeout=WAIT)
+            assert lena.review_of(cat).verdict == "accepted" and lena.consensus_of(cat).resolved_how == "B"
+
+            _click_in_browser(qtbot, window, "b_coffee.png")
+            compare.trigger()
+            dialog = presence.compare_dialog
+            qtbot.waitUntil(lambda: dialog.merge.isEnabled(), timeout=WAIT)
+            qtbot.mouseClick(dialog.merge, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: dialog.version is not None, timeout=WAIT)
+            coffee = lena.get("b_coffee.png")
+            merged = lena.load_mask(coffee)
+            assert (merged[0:8, 16:24] == UNLABELED).all() and int((merged == UNLABELED).sum()) == 64
+            assert coffee.status == Status.DONE
+            qtbot.waitUntil(
+                lambda: np.array_equal(window.session.document.labels, merged), timeout=WAIT
+            )  # the reviewer paints the disputed pixels in the window next
+    finally:
+        window.close()
+
+
+def test_an_annotator_of_a_consensus_image_saves_on_their_branch_from_the_window(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from segstudio.cli import main
+
+    assert (
+        main(
+            [
+                "team",
+                "assign",
+                str(image_folder),
+                "a_cat.png",
+                "--db",
+                team.url("lena"),
+                "--to",
+                "bob,alice",
+                "--consensus",
+                "1",
+            ]
+        )
+        == 0
+    )  # fmt: skip  (bob is A, alice is B)
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        qtbot.waitUntil(
+            lambda: "consensus: your own annotation" in _row_text(window, "a_cat.png"), timeout=WAIT
+        )
+        _click_in_browser(qtbot, window, "a_cat.png")
+        window.actions_by_id["mark_done"].trigger()
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            cat = lena.get("a_cat.png")
+            qtbot.waitUntil(lambda: lena.consensus_of(cat).done("B"), timeout=WAIT)
+            assert [(v.branch, v.author) for v in lena.mask_history(cat)] == [("B", "alice")]
+            assert lena.get("a_cat.png").status.value == "new"  # the main line waits for the resolution
+        qtbot.waitUntil(lambda: window.browser.model.record("a_cat.png").status.value == "done", timeout=WAIT)
+        window.team_presence.compare_action.trigger()
+        assert "for reviewers and leads" in window.statusBar().currentMessage()
+        assert window.team_presence.compare_dialog is None
+    finally:
+        window.close()

@@ -82,6 +82,27 @@ def test_local_to_team_to_local_loses_nothing(team_db, image_folder, tmp_path):
         assert np.array_equal(pulled.load_mask(rec), mask_of(3))
 
 
+def test_round_trip_with_the_images_in_the_server_into_an_empty_folder(team_db, image_folder, tmp_path):
+    """--store-images: the pull needs nothing but the URL, and brings the images back byte-exact."""
+    _fill_local(image_folder, tmp_path)
+    before = _local_dump(image_folder / ".segstudio")
+    counts = create_team_project(image_folder, team_db.url("lena"), store_images=True)
+    assert counts["image_files"] == 4
+    elsewhere = tmp_path / "another machine" / "photos"
+    pulled_counts = pull_team_project(team_db.url("alice"), elsewhere)
+    assert pulled_counts["image_files"] == 4
+    after = _local_dump(elsewhere / ".segstudio")
+    for key in ("images", "files", "settings", "scheme", "versions", "checkpoints", "effort"):
+        assert after[key] == before[key], key
+    images = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png")
+                    if ".segstudio" not in p.parts)  # fmt: skip
+    for rel in images:
+        assert (elsewhere / rel).read_bytes() == (image_folder / rel).read_bytes()
+    with Project.open(elsewhere) as pulled:
+        assert not pulled.last_reconcile.anything
+        assert np.array_equal(pulled.load_mask(pulled.get("a_cat.png")), mask_of(3))
+
+
 def test_team_edits_come_back_in_a_pull(team_db, image_folder, tmp_path):
     _fill_local(image_folder, tmp_path)
     create_team_project(image_folder, team_db.url("lena"))

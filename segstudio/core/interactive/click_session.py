@@ -56,11 +56,14 @@ class ClickSession:
 
     def undo_prompt(self) -> np.ndarray | None:
         """Drop the latest click (Backspace)."""
-        p = self.prompts
-        for bucket in (p.negatives, p.positives, p.scribbles):
-            if bucket:
-                bucket.pop()
-                break
+        self.prompts.drop_latest()
+        return self._update()
+
+    def update_to(self, prompts: Prompts) -> np.ndarray:
+        """The region for these prompts, which replace the session's (the GUI's click worker: the GUI
+        thread keeps its own copy of what the user clicked and sends the whole list, so several
+        clicks queued meanwhile cost one update)."""
+        self.prompts = prompts
         return self._update()
 
     def _update(self) -> np.ndarray:

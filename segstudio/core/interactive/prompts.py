@@ -26,6 +26,13 @@ class Prompts:
     def empty(self) -> bool:
         return not (self.positives or self.scribbles or self.box)
 
+    def drop_latest(self) -> None:
+        """Forget the latest click (Backspace): a negative one first, then a positive one, then a scribble."""
+        for bucket in (self.negatives, self.positives, self.scribbles):
+            if bucket:
+                bucket.pop()
+                return
+
     def copy(self) -> Prompts:
         return Prompts(
             list(self.positives), list(self.negatives), [list(s) for s in self.scribbles], self.box

@@ -1,0 +1,96 @@
+"""Agreement between two annotations of one image, and the reviewer's merge of them (pure numpy).
+
+Agreement is the IoU of each class between annotation A and annotation B, computed with the project's
+own metrics (`core.metrics`: B is scored against A; IoU is symmetric). Pixels void (UNLABELED) in either
+annotation are left out: "not labelled" is no opinion, not a disagreement. The image's mIoU is the mean
+over the classes present in either annotation. Over a project, the per-image confusion matrices are
+summed (they are additive), so a class's project IoU weighs every pixel once.
+
+The merge keeps every pixel the two agree on (or that only one of them labelled) and leaves the pixels
+they disagree on UNLABELED, so the reviewer sees exactly what is disputed (in the void colour) and
+paints only that; accepted as is, the disputed pixels are ignored in training and evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from segstudio.core.metrics import SegmentationMetrics, confusion_matrix
+from segstudio.core.schemes import UNLABELED
+
+__all__ = ["Agreement", "agreement_of", "merge_annotations", "pair_confusion", "summarize"]
+
+
+def pair_confusion(a: np.ndarray, b: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) counts, rows = A's class, columns = B's, over pixels both labelled."""
+    if a.shape != b.shape:
+        raise ValueError(f"the two annotations differ in size: {a.shape} and {b.shape}")
+    both = np.where(b == UNLABELED, UNLABELED, a)  # void in either: not counted (void target is ignored)
+    return confusion_matrix(np.where(both == UNLABELED, 0, b), both, num_classes, UNLABELED)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """IoU per class present (by name), their mean, and the pixels counted / disputed."""
+
+    per_class: dict[str, float]
+    miou: float | None
+    pixels: int  # labelled in both
+    disputed: int  # labelled in both, differently
+
+    @classmethod
+    def from_confusion(cls, cm: np.ndarray, names: Sequence[str]) -> Agreement:
+        metrics = SegmentationMetrics.from_confusion(cm)
+        per_class = {
+            str(names[i]) if i < len(names) else str(i): round(float(v), 4)
+            for i, v in enumerate(metrics.per_class_iou)
+            if np.isfinite(v)
+        }
+        total = int(cm.sum())
+        miou = None if not per_class else round(float(metrics.miou), 4)
+        return cls(per_class, miou, total, total - int(np.trace(cm)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"miou": self.miou, "per_class_iou": self.per_class, "pixels": self.pixels,
+                "disputed_pixels": self.disputed}  # fmt: skip
+
+
+def agreement_of(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> tuple[Agreement, np.ndarray]:
+    """The agreement of two masks and its confusion matrix (to be summed over a project)."""
+    cm = pair_confusion(a, b, len(names))
+    return Agreement.from_confusion(cm, names), cm
+
+
+def merge_annotations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """(merged mask, disputed pixels): agreement kept, one-sided labels kept, disagreement left void."""
+    merged = np.where(a == UNLABELED, b, a)
+    disputed = (a != b) & (a != UNLABELED) & (b != UNLABELED)
+    merged[disputed] = UNLABELED
+    return merged.astype(np.uint8), int(disputed.sum())
+
+
+def summarize(
+    items: Iterable[tuple[str, str, Agreement, np.ndarray]], names: Sequence[str]
+) -> dict[str, object]:
+    """Project figures from (annotator A, annotator B, image agreement, confusion) of each compared image:
+    per class (pooled confusion) and per annotator pair (images, mean image mIoU, pooled mIoU)."""
+    pooled = np.zeros((len(names), len(names)), np.int64)
+    pairs: dict[tuple[str, str], list[tuple[Agreement, np.ndarray]]] = {}
+    for a, b, agreement, cm in items:
+        pooled += cm
+        pairs.setdefault(tuple(sorted((a, b))), []).append((agreement, cm))  # type: ignore[arg-type]
+    overall = Agreement.from_confusion(pooled, names)
+    by_pair = []
+    for (a, b), found in sorted(pairs.items()):
+        scored = [g.miou for g, _ in found if g.miou is not None]
+        pair_cm = np.sum([cm for _, cm in found], axis=0)
+        by_pair.append({
+            "annotators": [a, b],
+            "images": len(found),
+            "mean_image_miou": round(float(np.mean(scored)), 4) if scored else None,
+            "pooled_miou": Agreement.from_confusion(pair_cm, names).miou,
+        })  # fmt: skip
+    return {"miou": overall.miou, "per_class_iou": overall.per_class, "pairs": by_pair}
