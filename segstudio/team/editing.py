@@ -423,6 +423,14 @@ class EditingRules:
             raise StaleSaveError(f"{rec.rel_path} was saved by {who} at {when} after the version you saw")
         raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
 
+    def _png_of(self, version: int | None) -> bytes | None:
+        row = (
+            None
+            if version is None
+            else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (version,))
+        )
+        return None if row is None or row[0] is None else bytes(row[0])
+
     def pending_saves(self) -> dict[str, float]:
         """rel_path -> time queued, for this member's saves not yet on the server."""
         return {p.rel_path: p.queued_at for p in self.outbox.pending()}
@@ -455,6 +463,16 @@ class EditingRules:
                             landed += 1
                             continue
                         entry = rest  # the status/split change queued after the save, on the saved version
+                    if entry.then_status is not None and self._my_branch(rec.id) is not None:
+                        # a consensus annotator's status lives on their branch: a version there
+                        branch_version, _ = self._insert_version(
+                            rec, self._png_of(entry.base), Status(entry.then_status), entry.base
+                        )
+                        rest = self.outbox.saved(replace(entry, then_status=None), branch_version)
+                        if rest is None:
+                            landed += 1
+                            continue
+                        entry = rest
                     self._apply_change(
                         rec,
                         "apply a queued change",

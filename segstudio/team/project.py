@@ -515,16 +515,18 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
 
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
         """Change the status; while the server is away it is queued behind the image's queued save."""
-        if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
-            base = self.base_version(rec)
-            row = (
-                None
-                if base is None
-                else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (base,))
-            )
-            png = None if row is None or row[0] is None else bytes(row[0])
-            return self._save_or_queue(rec, png, status_of(status), base)
+        try:
+            branch = self._my_branch(rec.id)
+        except TeamConnectionError:
+            branch = None  # away: queued as a status change; flush_pending puts it on the branch if any
+        if branch is not None:  # a consensus annotator's status lives on their branch
+            return self._status_on_branch(rec, status_of(status), self.base_version(rec))
         return self._change_or_queue(rec, "change the status", status=status_of(status))
+
+    def _status_on_branch(self, rec: ImageRecord, status: Status, base: int | None) -> ImageRecord:
+        """A consensus annotator's status change: a version of their branch with the same pixels."""
+        png = self._png_of(base)
+        return self._save_or_queue(rec, png, status, base)
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
         """Move the image to train/val (leads); queued like a status change while the server is away."""
