@@ -520,7 +520,14 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         except TeamConnectionError:
             branch = None  # away: queued as a status change; flush_pending puts it on the branch if any
         if branch is not None:  # a consensus annotator's status lives on their branch
-            return self._status_on_branch(rec, status_of(status), self.base_version(rec))
+            try:
+                return self._status_on_branch(rec, status_of(status), self.base_version(rec))
+            except TeamConnectionError:  # away: queued; flush_pending makes it a version of the branch
+                with self._lock:
+                    self.outbox.put_change(
+                        rec.id, rec.rel_path, self.base_version(rec), status_of(status).value
+                    )
+                return replace(rec, status=status_of(status), updated_at=time.time())
         return self._change_or_queue(rec, "change the status", status=status_of(status))
 
     def _status_on_branch(self, rec: ImageRecord, status: Status, base: int | None) -> ImageRecord:

@@ -212,3 +212,28 @@ def test_a_queued_save_and_status_on_an_image_assigned_to_another_are_reported_n
         after = lena.get("sub/d_rocket.png")
         assert lena.mask_history(after) == [] and after.status != Status.DONE and after.split == rec.split
         assert alice.pending_saves() == {}
+
+
+def test_a_consensus_annotators_status_change_while_away_lands_on_their_branch(
+    team, image_folder, tmp_path, capsys
+):
+    from tests.team.test_consensus import _annotate, _consensus_on
+
+    _consensus_on(team, image_folder, capsys, "a_cat.png")  # alice annotates branch A
+    with _join(team, image_folder, "alice", tmp_path) as alice:
+        _annotate(alice, "a_cat.png", mask_of(2), Status.IN_PROGRESS)
+        rec = alice.get("a_cat.png")
+        alice.images()
+        team.server.stop("fast")
+        try:
+            assert alice.set_status(rec, Status.SKIPPED).status == Status.SKIPPED  # queued, no error
+            assert alice.get("a_cat.png").status == Status.SKIPPED
+        finally:
+            team.server.start()
+        assert alice.flush_pending() == 1 and alice.take_conflicts() == []
+        history = alice.mask_history(rec)
+        assert [(v.branch, v.status) for v in history] == [("A", "in_progress"), ("A", "skipped")]
+        assert np.array_equal(alice.load_mask(rec), mask_of(2)) and alice._head(rec.id) is None
+        assert alice.get("a_cat.png").status == Status.SKIPPED  # her branch's status, from the server
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        assert lena.get("a_cat.png").status != Status.SKIPPED  # the main line is untouched
