@@ -17,7 +17,8 @@ the open click-object is wrong; the brush robot dabs the largest disc that fits 
 Per tool: mean/median actions to 90 % and 95 % (an image that never gets there counts as
 --max-actions, so those figures are lower bounds when "never" > 0), the fraction never reaching,
 per-object NoC@85/NoC@90 (objects = connected regions of one class >= --min-object of the image,
-the --objects largest per image, 20 clicks max, counted as 20 when missed), per-action latency
+the --objects largest per image, 20 clicks max, counted as 20 when missed; and their mean IoU after
+the first click, `iou_first_click` in the JSON), per-action latency
 median/p90 and the per-image precomputation time; collateral damage: the share of all changed
 pixels that became wrong and the worst single action (most pixels made wrong, as % of the image).
 --start simulated: a pre-annotation without a network (`core.interactive.simulated_model`: the truth
@@ -74,6 +75,7 @@ class ToolStats:
     prepare: list[float] = field(default_factory=list)
     noc85: list[int] = field(default_factory=list)
     noc90: list[int] = field(default_factory=list)
+    iou1: list[float] = field(default_factory=list)  # NoC objects: IoU after the first click
     changed: int = 0  # pixels changed by all actions
     spoiled: int = 0  # of those, pixels that became wrong
     worst: float = 0.0  # most pixels one action made wrong, as a fraction of its image
@@ -204,6 +206,7 @@ def run_tool(
             for cls, mask in objs:
                 ious = object_clicks(engine, mask, cls, NOC_MAX)
                 stats.noc85.append(noc(ious, 0.85))
+                stats.iou1.append(ious[0] if ious else 1.0)
                 stats.noc90.append(noc(ious, 0.90))
     for target, reached, never in ((0.90, stats.to90, "never90"), (0.95, stats.to95, "never95")):
         n = trace.actions_to(target)
@@ -256,6 +259,7 @@ def summary(tool: str, s: ToolStats) -> dict:
         **blank,
         "noc85": statistics.fmean(s.noc85) if s.noc85 else None,
         "noc90": statistics.fmean(s.noc90) if s.noc90 else None,
+        "iou_first_click": statistics.fmean(s.iou1) if s.iou1 else None,
         "objects": len(s.noc85),
         "latency_ms_median": None if not s.latency else 1000 * pct(s.latency, 50),
         "latency_ms_p90": None if not s.latency else 1000 * pct(s.latency, 90),

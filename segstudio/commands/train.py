@@ -102,7 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train the click model (the smart tool's learned engine) from the done images; "
         "the new version carries it (docs/click-model.md)",
     )
-    parser.add_argument("--click-model-steps", type=int, help="click model training steps (default 300)")
+    parser.add_argument(
+        "--click-model-steps",
+        type=int,
+        help="click model training steps (default 1800: ~20 min on a 2-core CPU)",
+    )
     parser.add_argument(
         "--click-model-time",
         type=float,

@@ -370,6 +370,9 @@ class BrowserWidget(QWidget):
         self.view.setBatchSize(200)
         self.view.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE * 3 // 4))
         self.view.setItemDelegate(BadgeDelegate(self.view))
+        # Team notes ("consensus alice + bob: ready to compare") wrap under the name instead of being
+        # elided after a few words: the part cut off was the part that says what to do.
+        self.view.setWordWrap(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.view.clicked.connect(self._activated)

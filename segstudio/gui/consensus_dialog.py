@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -34,6 +34,8 @@ __all__ = ["CompareDialog", "blend"]
 
 #: Width of each of the three pictures (pixels); they keep the image's aspect ratio.
 PANE_WIDTH = 320
+#: The IoU table shows this many class rows without scrolling (more scroll).
+TABLE_ROWS = 12
 DISPUTED_COLOR = np.array([255, 0, 64], np.uint8)
 
 
@@ -63,6 +65,12 @@ def _disputed_picture(image: np.ndarray | None, a: np.ndarray, b: np.ndarray) ->
     return np.ascontiguousarray(out)
 
 
+def _pane_height(image: np.ndarray | None, rec: ImageRecord) -> int:
+    """Height of a picture PANE_WIDTH wide with the image's aspect ratio (4:3 when unknown)."""
+    h, w = image.shape[:2] if image is not None else (rec.height or 3, rec.width or 4)
+    return max(1, round(PANE_WIDTH * h / max(1, w)))
+
+
 def _pixmap(rgb: np.ndarray) -> QPixmap:
     h, w = rgb.shape[:2]
     image = QImage(rgb.data, w, h, rgb.strides[0], QImage.Format.Format_RGB888).copy()
@@ -87,13 +95,23 @@ class CompareDialog(QDialog):
         grid = QGridLayout()
         self.captions = [QLabel(text) for text in ("A", "B", "Disagreement")]
         self.pictures = [QLabel() for _ in range(3)]
+        # The dialog opens at its final size (pictures and table reserved before the masks arrive), so it
+        # is centred over the window as it will look; growing after loading pushed Close off screen.
+        pane = QSize(PANE_WIDTH, _pane_height(image, rec))
         for column, (caption, picture) in enumerate(zip(self.captions, self.pictures)):
+            picture.setFixedSize(pane)
             grid.addWidget(caption, 0, column)
             grid.addWidget(picture, 1, column)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["class", "IoU (A vs B)"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        rows = min(TABLE_ROWS, max(1, len(project.scheme.names)))
+        self.table.setMinimumHeight(
+            self.table.horizontalHeader().sizeHint().height()
+            + rows * self.table.verticalHeader().defaultSectionSize()
+            + 2 * self.table.frameWidth()
+        )
         self.take_a = QPushButton("Take A")
         self.take_b = QPushButton("Take B")
         self.merge = QPushButton("Merge")
@@ -105,7 +123,9 @@ class CompareDialog(QDialog):
         buttons = QHBoxLayout()
         for button in (self.take_a, self.take_b, self.merge):
             button.setEnabled(False)
+            button.setAutoDefault(False)  # Enter must not resolve: it would pick Take A by accident
             buttons.addWidget(button)
+        self.close_button.setDefault(True)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         layout = QVBoxLayout(self)

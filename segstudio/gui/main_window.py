@@ -51,7 +51,7 @@ from segstudio.gui.quick_pick import QuickClassPicker
 from segstudio.gui.scheme_actions import SchemeActions
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.shortcuts import SHORTCUTS, ShortcutsDialog, make_action
-from segstudio.gui.smart_tools import stored_probabilities
+from segstudio.gui.smart_tools import SMART_READY, stored_probabilities
 from segstudio.gui.tools import SESSION, SMART, Tool, ToolController, ToolState
 from segstudio.gui.welcome import build_central, has_model, planned_model
 
@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         self.tools.smart.paint_gate = self.canvas.viewport()  # first image: painted before the engines load
         c.dragged.connect(self.effort.touch)
         self.tools.action.connect(self.effort.action)
-        self.tools.smart.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.tools.smart.status.connect(self._smart_status)
         self.tools.polygon_changed.connect(
             lambda pts: c.set_polygon(pts, closed=self.tool_state.tool != Tool.SCRIBBLE)
         )
@@ -1034,6 +1034,14 @@ class MainWindow(QMainWindow):
                 self.error_box = box
                 box.open()
         self.last_error = message
+
+    def _smart_status(self, text: str) -> None:
+        """The smart tools' news. "Ready" comes after every image opens: it must not wipe a message the
+        user still needs (a consensus resolution's "paint the disputed pixels, then accept", a rejection);
+        a problem is always shown."""
+        if text.startswith(SMART_READY) and self.statusBar().currentMessage():
+            return
+        self.statusBar().showMessage(text, 5000)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._opener.cancel()

@@ -42,11 +42,12 @@ if TYPE_CHECKING:
     from segstudio.core.interactive.click_session import ClickSession
     from segstudio.core.interactive.engines import Engine
 
-__all__ = ["GUI_ENGINES", "SmartOptions", "SmartTools"]
+__all__ = ["GUI_ENGINES", "SMART_READY", "SmartOptions", "SmartTools"]
 
 # Offline engines ("crf" needs the image's stored model probabilities), plus "sam" once a checkpoint is loaded
 # and "learned" while the project's active model version carries a click model (docs/click-model.md).
 GUI_ENGINES = ("superpixel", "grabcut", "crf", "sam", "learned")
+SMART_READY = "smart tools ready"  # routine news after each image opens (the window may hold it back)
 BOX_MIN = 2  # image pixels: a press-release closer than this in both directions is a click, not a box
 #: the active version's click model file (`set_click_model`); "learned" is registered from it on the worker
 _click_model: Path | None = None
@@ -311,7 +312,7 @@ class SmartTools(QObject):
         engine = _engines().create_engine("sam")
         engine.attach(self.image, embedding)
         self.engines["sam"] = engine
-        self.status.emit("smart tools ready (SAM)")
+        self.status.emit(f"{SMART_READY} (SAM)")
         self.ready.emit()
         pending, self._pending = self._pending, None
         if pending is not None and self.state.engine == "sam" and pending[3] == self.state.active_class:
@@ -321,7 +322,7 @@ class SmartTools(QObject):
         if generation != self._generation:
             return  # an older image's result
         self.engines.update(engines)
-        self.status.emit("; ".join(problems) if problems else "smart tools ready")
+        self.status.emit("; ".join(problems) if problems else SMART_READY)
         self.ready.emit()
 
     def engine_changed(self) -> None:

@@ -71,7 +71,7 @@ def consensus_notes(project: Any, paths: dict[int, str]) -> dict[str, str]:
         if not c.open or image_id not in paths:
             continue
         if c.branch_of(project.member) is not None:
-            notes[paths[image_id]] = "consensus: your own annotation (the other one is hidden until resolved)"
+            notes[paths[image_id]] = "consensus: your own annotation (the other is hidden)"
         elif c.done("A") and c.done("B"):
             notes[paths[image_id]] = (
                 f"consensus {c.annotator_a} + {c.annotator_b}: ready to compare (Team menu)"

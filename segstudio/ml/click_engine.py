@@ -45,9 +45,17 @@ def _on_device(model: Any) -> Any:
             super().__init__()
             self.inner, self.device = model.to(device), device
 
+        @property
+        def prior(self) -> torch.Tensor:
+            return self.inner.prior
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             with amp():
                 return self.inner(x.to(self.device)).float().cpu()
+
+        def delta(self, x: torch.Tensor) -> torch.Tensor:
+            with amp():
+                return self.inner.delta(x.to(self.device)).float().cpu()
 
     return OnDevice()
 
@@ -59,46 +67,77 @@ def _predictor(path: Path, threads: int | None) -> Any:
             from segstudio.ml.click_model import ClickPredictor, load_click_model
 
             model, info = load_click_model(path)
-            use_prev = bool(info.get("use_prev", True))
-            _models[key] = ClickPredictor(_on_device(model), threads, use_prev=use_prev)
+            _models[key] = ClickPredictor.from_info(_on_device(model), info, threads)
         return _models[key]
+
+
+def segmentation_checkpoint(click_model: Path) -> Path:
+    """The segmentation model a click model starts from: its version's best.pt (the same folder)."""
+    from segstudio.ml.train_config import BEST_NAME
+
+    return click_model.parent / BEST_NAME
 
 
 class LearnedEngine(Engine):
     name = "learned"
 
-    def __init__(self, path: str | Path, tolerance: float | None = None, threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        tolerance: float | None = None,
+        threads: int | None = 1,
+        segmentation: str | Path | None = None,
+    ) -> None:
         super().__init__(tolerance)
         self.path = Path(path)
+        self.segmentation = Path(segmentation) if segmentation else segmentation_checkpoint(self.path)
         self.threads = threads
         self.predictor: Any = None
+        self.evidence: Any = None  # ml.click_evidence.SegEvidence of this image (None: not used)
         self._memo: dict[tuple, np.ndarray] = {}
 
     def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        """Load the click model (once per file) and this image's segmentation evidence: `probabilities`
+        (C x h x w, the caller's prediction by the same model) or the version's best.pt run once here."""
         super().prepare(image, probabilities)
         self.predictor = _predictor(self.path, self.threads)
+        self.evidence = None
+        if self.predictor.seg_evidence or self.predictor.proposal:
+            from segstudio.ml.click_evidence import SegEvidence, segmentation_probabilities
+
+            assert self.image is not None
+            if probabilities is None:
+                if not self.segmentation.is_file():
+                    from segstudio.core.errors import UsageError
+
+                    raise UsageError(
+                        f"the click model {self.path.name} needs its version's segmentation model "
+                        f"({self.segmentation}); train the version again with the click model ticked"
+                    )
+                probabilities = segmentation_probabilities(self.segmentation, self.image)
+            self.evidence = SegEvidence(probabilities, self.image.shape[:2])
         self._memo = {}
 
     @property
     def ready(self) -> bool:
         return self.image is not None and self.predictor is not None
 
-    def _answer(self, pos: tuple, neg: tuple) -> np.ndarray:
-        key = (pos, neg)
+    def _answer(self, pos: tuple, neg: tuple, c: int) -> np.ndarray:
+        key = (pos, neg, c)
         if key in self._memo:
             return self._memo[key]
         assert self.image is not None
         if not pos:
             return np.zeros(self.image.shape[:2], bool)
-        if (pos[:-1], neg) in self._memo:  # the latest click was a positive one
-            prev = self._memo[(pos[:-1], neg)]
+        if (pos[:-1], neg, c) in self._memo:  # the latest click was a positive one
+            prev = self._memo[(pos[:-1], neg, c)]
         elif neg:  # the latest was a negative one (or nothing remembered: replay, positives first)
-            prev = self._answer(pos, neg[:-1])
+            prev = self._answer(pos, neg[:-1], c)
         elif len(pos) > 1:
-            prev = self._answer(pos[:-1], neg)
+            prev = self._answer(pos[:-1], neg, c)
         else:
             prev = np.zeros(self.image.shape[:2], bool)
-        region = self.predictor.predict(self.image, list(pos), list(neg), prev)
+        region = self.predictor.predict(self.image, list(pos), list(neg), prev, self.evidence, c)
         if len(self._memo) >= MEMO:
             self._memo.pop(next(iter(self._memo)))
         self._memo[key] = region
@@ -112,17 +151,20 @@ class LearnedEngine(Engine):
         pos = list(prompts.positives)
         for stroke in prompts.scribbles:  # a scribble: its points count as positive clicks
             pos += [stroke[i] for i in np.linspace(0, len(stroke) - 1, min(len(stroke), 5)).astype(int)]
-        region = self._answer(tuple(pos), tuple(prompts.negatives)).copy()
+        region = self._answer(tuple(pos), tuple(prompts.negatives), int(active_class)).copy()
         if barrier is not None:  # finished work of other classes: the click model may not flood it
             region &= ~barrier
         return region
 
 
-def use_click_model(path: str | Path, threads: int | None = 1) -> None:
-    """Make ``learned`` an engine choice backed by the click model at `path` (loaded on first prepare)."""
+def use_click_model(
+    path: str | Path, threads: int | None = 1, segmentation: str | Path | None = None
+) -> None:
+    """Make ``learned`` an engine choice backed by the click model at `path` (loaded on first prepare)
+    and the segmentation model it starts from (default: the best.pt next to it)."""
     path = Path(path)
 
     def factory(tolerance: float | None = None) -> LearnedEngine:
-        return LearnedEngine(path, tolerance, threads)
+        return LearnedEngine(path, tolerance, threads, segmentation)
 
     register_engine("learned", factory)

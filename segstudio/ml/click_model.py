@@ -1,18 +1,24 @@
-"""The learned click model: RITM-style "this object" network over a click-centred zoom-in crop.
+"""The learned click model: RITM-style "this object" network over a click-centred zoom-in crop,
+started from the project's segmentation model.
 
 Input (one square crop of `CROP` pixels, resampled from the frame by one affine map):
-  RGB (3) + positive-click disks + negative-click disks + the object's previous mask = 6 channels.
-Output: one logit per crop pixel, "belongs to the object being clicked". The model is class-agnostic
-(the active class comes from the GUI), so one small network serves every class of a project.
+  RGB (3) + positive-click disks + negative-click disks + the object's previous mask
+  + the segmentation model's probability of the clicked class (`ml.click_evidence`) = 7 channels.
+Output: one logit per crop pixel, "belongs to the object being clicked". The clicked class selects
+the probability plane, so one network serves every class of a project.
 
 Why this shape (measured on CamVid, see docs/click-model.md):
-- the zoom-in crop (RITM's) makes a 480x360 frame's click cost one 128x128 forward pass (a few ms on
-  one CPU thread) and lets a small network see an object at a useful scale;
-- the previous mask as input plus iterative training (clicks placed on the model's own errors,
-  `click_model_train`) is what makes the network *respond* to corrective clicks;
+- the segmentation model's evidence: a from-scratch click net on ~100 frames has no notion of
+  "object" (its first click found IoU 0.01-0.06); the project's own segmentation model has one;
+- the first-click *proposal* (the model's connected region of the clicked class under the click,
+  `SegEvidence.proposal`) is fed as the previous mask of the first click, so the first answer
+  starts from the model's object and the network only has to fix it;
+- the zoom-in crop (RITM's) makes a click cost one small forward pass and shows a small network an
+  object at a useful scale;
 - the output is a residual on the previous mask (`prior * (2 * prev - 1)` plus a zero-initialised
-  head), so an untrained model returns the previous mask unchanged: training only teaches it to use
-  the clicks, never to forget what the user already accepted.
+  head), so an untrained model returns its prior (the previous mask, or the proposal) unchanged.
+  At inference the residual is added at the *frame's* resolution (`paste_logits`): where the head
+  changes nothing, the previous mask keeps its full-resolution boundary instead of the crop's.
 Pure torch + OpenCV; nothing here imports Qt. Checkpoints load with `weights_only=True`.
 """
 
@@ -29,9 +35,11 @@ from torch import nn
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import CheckpointError
+from segstudio.ml.click_evidence import SegEvidence
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 
 __all__ = [
+    "CHANNELS",
     "CLICK_MODEL_NAME",
     "CROP",
     "ClickNet",
@@ -40,6 +48,7 @@ __all__ = [
     "crop_window",
     "encode",
     "load_click_model",
+    "paste_logits",
     "save_click_model",
 ]
 
@@ -47,7 +56,10 @@ CROP = 96  # network input side (pixels): 96 measured ~2x cheaper than 128 to tr
 DISK_RADIUS = 4  # click disk radius in crop pixels (RITM: 5 at 320-480 px crops)
 EXPAND = 0.4  # the crop is the bbox of (previous mask + clicks) grown by this fraction on each side
 MIN_SIDE = 0.3  # ... and at least this fraction of the frame's long side (the first click's window)
-FORMAT = "segstudio-click-model-1"
+FORMAT = "segstudio-click-model-2"
+OLD_FORMATS = ("segstudio-click-model-1",)  # 6 inputs, no segmentation evidence: retrain
+CHANNELS = 7  # RGB, positive disks, negative disks, previous mask, p(clicked class)
+PREV, SEG = 5, 6  # channel indices
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -66,7 +78,7 @@ class ClickNet(nn.Module):
         super().__init__()
         w = (width, width * 2, width * 3, width * 4)
         self.width = width
-        self.stem = _block(6, w[0], stride=2)
+        self.stem = _block(CHANNELS, w[0], stride=2)
         self.enc = nn.ModuleList(
             [_block(w[0], w[0]), _block(w[0], w[1]), _block(w[1], w[2]), _block(w[2], w[3])]
         )
@@ -79,6 +91,11 @@ class ClickNet(nn.Module):
         self.prior = nn.Parameter(torch.tensor(float(prior)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Crop logits: the head's residual plus the previous mask's term (training's view)."""
+        return self.delta(x) + self.prior * (2 * x[:, PREV : PREV + 1] - 1)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's residual logits at the crop's size (zero for an untrained model)."""
         skips = []
         h = self.stem(x)
         for i, block in enumerate(self.enc):
@@ -87,11 +104,9 @@ class ClickNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
             h = nn.functional.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], 1))
-        logits = nn.functional.interpolate(
+        return nn.functional.interpolate(
             self.head(h), size=x.shape[-2:], mode="bilinear", align_corners=False
         )
-        prev = x[:, 5:6]
-        return logits + self.prior * (2 * prev - 1)
 
 
 @dataclass(frozen=True)
@@ -140,8 +155,10 @@ def encode(
     negatives: list[tuple[float, float]],
     prev: np.ndarray,
     window: CropWindow,
+    seg: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The 6 x CROP x CROP float32 network input for one object (image in [-0.5, 0.5])."""
+    """The CHANNELS x CROP x CROP float32 network input for one object (image in [-0.5, 0.5]);
+    `seg`: the frame's p(clicked class) plane (float32 in [0, 1]; None: zeros)."""
     m = window.to_crop()
     rgb = cv2.warpAffine(
         image[..., :3], m, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
@@ -152,10 +169,12 @@ def encode(
         for x, y in pts:
             u, v = window.point(x, y)
             cv2.circle(disks[k], (int(round(u)), int(round(v))), DISK_RADIUS, 1.0, -1)
-    out = np.empty((6, CROP, CROP), np.float32)
+    out = np.zeros((CHANNELS, CROP, CROP), np.float32)
     out[:3] = rgb.transpose(2, 0, 1).astype(np.float32) / 255.0 - 0.5
     out[3:5] = disks
-    out[5] = mask
+    out[PREV] = mask
+    if seg is not None:
+        out[SEG] = cv2.warpAffine(seg.astype(np.float32, copy=False), m, (CROP, CROP), flags=cv2.INTER_LINEAR)
     return out
 
 
@@ -168,6 +187,21 @@ def paste_back(prob: np.ndarray, prev: np.ndarray, window: CropWindow) -> np.nda
         np.ones((CROP, CROP), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     ).astype(bool)
     return np.where(inside, full >= 0.5, prev.astype(bool))
+
+
+def paste_logits(delta: np.ndarray, prior: float, prev: np.ndarray, window: CropWindow) -> np.ndarray:
+    """Frame-sized boolean mask: inside the window, the head's residual (resampled from the crop) plus
+    the previous mask's term at the frame's resolution; `prev` outside it."""
+    h, w = prev.shape
+    m = window.to_crop()
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    full = cv2.warpAffine(delta.astype(np.float32), m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(
+        np.ones((CROP, CROP), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    ).astype(bool)
+    prev = prev.astype(bool)
+    logits = full + prior * np.where(prev, 1.0, -1.0).astype(np.float32)
+    return np.where(inside, logits >= 0, prev)
 
 
 def save_click_model(path: str | Path, model: ClickNet, info: dict[str, Any] | None = None) -> Path:
@@ -195,6 +229,11 @@ def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
         raise CheckpointError(
             f"{path} is not a readable click model ({type(error).__name__}: {error})"
         ) from None
+    if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
+        raise CheckpointError(
+            f"{path} is a click model of an earlier format (without the segmentation model's evidence); "
+            "train a new one with segstudio train --click-model"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a SegStudio click model (train one with segstudio train --click-model)"
@@ -208,12 +247,46 @@ def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
 
 
 class ClickPredictor:
-    """Runs the model for one click state: (image, clicks, previous mask) -> boolean frame mask."""
+    """Runs the model for one click state: (image, clicks, previous mask, the frame's segmentation
+    evidence, the clicked class) -> boolean frame mask."""
 
-    def __init__(self, model: ClickNet, threads: int | None = None, use_prev: bool = True) -> None:
+    def __init__(
+        self,
+        model: ClickNet,
+        threads: int | None = None,
+        use_prev: bool = True,
+        seg_evidence: bool = True,
+        proposal: bool = True,
+    ) -> None:
         self.model = model.eval()
         self.threads = threads
         self.use_prev = use_prev  # False only for the no-previous-mask ablation's models
+        self.seg_evidence = seg_evidence  # False: the seg channel stays zero (ablation)
+        self.proposal = proposal  # the first click starts from the segmentation model's region
+
+    @classmethod
+    def from_info(cls, model: ClickNet, info: dict[str, Any], threads: int | None = None) -> ClickPredictor:
+        return cls(
+            model,
+            threads,
+            use_prev=bool(info.get("use_prev", True)),
+            seg_evidence=bool(info.get("seg_evidence", True)),
+            proposal=bool(info.get("proposal", True)),
+        )
+
+    def start_mask(
+        self,
+        positives: list[tuple[float, float]],
+        negatives: list[tuple[float, float]],
+        prev: np.ndarray,
+        seg: SegEvidence | None,
+        active_class: int,
+    ) -> np.ndarray:
+        """The previous mask the network sees: for the first click (one positive, nothing yet) the
+        segmentation model's proposal when this model was trained with it."""
+        if self.proposal and seg is not None and len(positives) == 1 and not negatives and not prev.any():
+            return seg.proposal(active_class, *positives[0])
+        return prev
 
     @torch.inference_mode()
     def predict(
@@ -222,18 +295,22 @@ class ClickPredictor:
         positives: list[tuple[float, float]],
         negatives: list[tuple[float, float]],
         prev: np.ndarray,
+        seg: SegEvidence | None = None,
+        active_class: int = 0,
     ) -> np.ndarray:
         if not positives:
             return np.zeros(image.shape[:2], bool)
+        prev = self.start_mask(positives, negatives, prev, seg, active_class)
         window = crop_window(image.shape[:2], positives + negatives, prev)
         fed = prev if self.use_prev else np.zeros_like(prev)
-        x = torch.from_numpy(encode(image, positives, negatives, fed, window))[None]
+        plane = seg.plane(active_class) if (seg is not None and self.seg_evidence) else None
+        x = torch.from_numpy(encode(image, positives, negatives, fed, window, plane))[None]
         previous_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            prob = torch.sigmoid(self.model(x))[0, 0].numpy()
+            delta = self.model.delta(x)[0, 0].numpy()
         finally:
             if self.threads:
                 torch.set_num_threads(previous_threads)
-        return paste_back(prob, prev, window)
+        return paste_logits(delta, float(self.model.prior), fed, window)

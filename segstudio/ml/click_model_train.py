@@ -7,6 +7,14 @@ gradient, paste its prediction back as the previous mask and add the next click 
 (false negative -> positive click, false positive -> negative click, each at its interior point:
 the benchmark's `object_clicks` protocol). The last round is trained with binary cross-entropy.
 Each round recomputes the zoom-in window from the clicks and the previous mask, as inference does.
+
+The segmentation model's evidence (`ml.click_evidence`): each frame carries class probabilities
+that a segmentation model which did NOT train on that frame predicted (cross-fitting, or an early
+checkpoint: a model predicting its own training frames is far surer than on new ones, and a click
+model trained on such priors would trust them too much). The first click's previous mask is the
+model's proposal (`SegEvidence.proposal`), as at inference. A share of first clicks lands on the
+part of the object the model got wrong (`error_first`), as the robot's first click does when it
+corrects a prediction (`--start model`).
 """
 
 from __future__ import annotations
@@ -26,7 +34,15 @@ from PIL import Image
 
 from segstudio.core.images import load_image
 from segstudio.core.interactive.robot import interior_point
-from segstudio.ml.click_model import ClickNet, crop_window, encode, paste_back, save_click_model
+from segstudio.ml.click_evidence import SegEvidence
+from segstudio.ml.click_model import (
+    ClickNet,
+    ClickPredictor,
+    crop_window,
+    encode,
+    paste_logits,
+    save_click_model,
+)
 
 __all__ = ["ClickTrainConfig", "ClickTrainResult", "ObjectBank", "amp_precision", "train_click_model"]
 
@@ -35,7 +51,7 @@ VOID = 255
 
 @dataclass
 class ClickTrainConfig:
-    steps: int = 600  # optimizer steps at most
+    steps: int = 1800  # optimizer steps at most (900 were too few: docs/click-model.md)
     time_budget_s: float | None = None  # stop after this long (whichever comes first)
     batch: int = 8
     lr: float = 2e-3
@@ -45,6 +61,9 @@ class ClickTrainConfig:
     max_side: int = 480  # frames are reduced to this long side first (the GUI's working size)
     width: int = 16
     prior: float = 1.0  # initial weight of the previous mask in the logits (ClickNet)
+    seg_evidence: bool = True  # feed p(clicked class) (needs the bank's probabilities)
+    proposal: bool = True  # the first click's previous mask is the segmentation model's proposal
+    error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
     seed: int = 0
     threads: int = 1
     device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)
@@ -75,12 +94,24 @@ def _reduced(image: np.ndarray, mask: np.ndarray, max_side: int) -> tuple[np.nda
 class ObjectBank:
     """Frames and their objects (connected regions of one class), kept in memory for sampling."""
 
-    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], min_object: float) -> None:
+    def __init__(
+        self,
+        pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+        min_object: float,
+        probabilities: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
         self.frames: list[tuple[np.ndarray, np.ndarray]] = []
-        self.objects: list[tuple[int, np.ndarray]] = []  # (frame index, boolean mask)
-        for image, mask in pairs:
+        #: per frame: the segmentation evidence (class probabilities by a model that did not train on it)
+        self.evidence: list[SegEvidence | None] = []
+        self.objects: list[tuple[int, int, np.ndarray]] = []  # (frame index, class, boolean mask)
+        self._flipped: dict[int, SegEvidence | None] = {}
+        probabilities = list(probabilities) if probabilities is not None else [None] * len(pairs)
+        if len(probabilities) != len(pairs):
+            raise ValueError(f"{len(probabilities)} probability maps for {len(pairs)} frames")
+        for (image, mask), probs in zip(pairs, probabilities, strict=True):
             index = len(self.frames)
             self.frames.append((image, mask))
+            self.evidence.append(None if probs is None else SegEvidence(probs, mask.shape))
             for c in np.unique(mask):
                 if c == VOID:
                     continue
@@ -89,7 +120,7 @@ class ObjectBank:
                 )
                 for k in range(1, count):
                     if stats[k, cv2.CC_STAT_AREA] >= min_object * mask.size:
-                        self.objects.append((index, comp == k))
+                        self.objects.append((index, int(c), comp == k))
         if not self.objects:
             from segstudio.ml.train_config import TrainingError
 
@@ -97,20 +128,51 @@ class ObjectBank:
                 "no objects to train the click model on: the done masks have no labelled regions"
             )
 
+    def flipped_evidence(self, frame: int) -> SegEvidence | None:
+        """Frame `frame`'s evidence mirrored left-right (made once: the training's flip augmentation)."""
+        if frame not in self._flipped:
+            seg = self.evidence[frame]
+            self._flipped[frame] = None if seg is None else SegEvidence(seg.probs[:, :, ::-1])
+        return self._flipped[frame]
+
+    @property
+    def has_evidence(self) -> bool:
+        return any(e is not None for e in self.evidence)
+
     @classmethod
     def from_files(
-        cls, pairs: Sequence[tuple[str | Path, str | Path]], min_object: float, max_side: int
+        cls,
+        pairs: Sequence[tuple[str | Path, str | Path]],
+        min_object: float,
+        max_side: int,
+        predict: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> ObjectBank:
-        loaded = []
-        for image_path, mask_path in pairs:
+        """Frames from files; `predict(i, image)` gives frame i's class probabilities (C x H x W), the
+        segmentation evidence (None: the click model trains without it)."""
+        loaded, probs = [], []
+        for i, (image_path, mask_path) in enumerate(pairs):
             mask = np.array(Image.open(mask_path))
             if mask.ndim != 2:
                 continue
-            loaded.append(_reduced(load_image(image_path)[..., :3], mask.astype(np.uint8), max_side))
-        return cls(loaded, min_object)
+            image, mask = _reduced(load_image(image_path)[..., :3], mask.astype(np.uint8), max_side)
+            loaded.append((image, mask))
+            probs.append(None if predict is None else predict(i, image))
+        return cls(loaded, min_object, probs)
 
 
-def _first_click(obj: np.ndarray, rng: random.Random) -> tuple[float, float]:
+def _first_click(
+    obj: np.ndarray, rng: random.Random, missed: np.ndarray | None = None, error_first: float = 0.0
+) -> tuple[float, float]:
+    """The object's interior point (70 %), a random interior pixel (30 %); with `missed` (the part of
+    the object the segmentation model did not call its class), the interior point of its largest part
+    for a share `error_first` of the clicks (the robot correcting a prediction clicks there)."""
+    if missed is not None and rng.random() < error_first:
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(missed.view(np.uint8), connectivity=8)
+        if count > 1:
+            k = 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
+            if stats[k, cv2.CC_STAT_AREA] >= 20:
+                x, y, _ = interior_point(comp == k)
+                return float(x), float(y)
     if rng.random() < 0.7:
         x, y, _ = interior_point(obj)
         return float(x), float(y)
@@ -142,16 +204,24 @@ class _State:
     pos: list[tuple[float, float]]
     neg: list[tuple[float, float]]
     prev: np.ndarray
+    seg: SegEvidence | None = None
+    cls: int = 0
 
 
-def _batch(states: list[_State], use_prev: bool, device: Any = "cpu") -> tuple[torch.Tensor, list[Any]]:
-    xs, windows = [], []
+def _batch(
+    states: list[_State], predictor: ClickPredictor, device: Any = "cpu"
+) -> tuple[torch.Tensor, list[Any], list[np.ndarray]]:
+    """The network inputs as inference builds them (`ClickPredictor`: start mask, window, channels)."""
+    xs, windows, fed = [], [], []
     for s in states:
-        window = crop_window(s.obj.shape, s.pos + s.neg, s.prev)
-        prev = s.prev if use_prev else np.zeros_like(s.prev)
-        xs.append(encode(s.image, s.pos, s.neg, prev, window))
+        prev = predictor.start_mask(s.pos, s.neg, s.prev, s.seg, s.cls)
+        window = crop_window(s.obj.shape, s.pos + s.neg, prev)
+        prev = prev if predictor.use_prev else np.zeros_like(prev)
+        plane = s.seg.plane(s.cls) if (s.seg is not None and predictor.seg_evidence) else None
+        xs.append(encode(s.image, s.pos, s.neg, prev, window, plane))
         windows.append(window)
-    return torch.from_numpy(np.stack(xs)).to(device), windows
+        fed.append(prev)
+    return torch.from_numpy(np.stack(xs)).to(device), windows, fed
 
 
 def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,6 +267,10 @@ def train_click_model(
     amp = autocast_for(precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
     model = (model or ClickNet(width=config.width, prior=config.prior)).to(device)
+    use_seg = config.seg_evidence and bank.has_evidence
+    predictor = ClickPredictor(
+        model, use_prev=config.use_prev, seg_evidence=use_seg, proposal=config.proposal and use_seg
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     start = time.perf_counter()
     result = ClickTrainResult(None, 0, 0.0, images=len(bank.frames), objects=len(bank.objects))
@@ -210,27 +284,32 @@ def train_click_model(
                 break
             states = []
             for _ in range(config.batch):
-                frame, obj = bank.objects[rng.randrange(len(bank.objects))]
+                frame, cls, obj = bank.objects[rng.randrange(len(bank.objects))]
                 image, mask = bank.frames[frame]
+                seg = bank.evidence[frame] if use_seg else None
                 if rng.random() < 0.5:  # horizontal flip
                     image, mask, obj = image[:, ::-1].copy(), mask[:, ::-1].copy(), obj[:, ::-1].copy()
+                    seg = bank.flipped_evidence(frame) if seg is not None else None
+                missed = None if seg is None else obj & (seg.labels != cls)
+                click = _first_click(obj, rng, missed, config.error_first)
                 states.append(
-                    _State(image, obj, mask != VOID, [_first_click(obj, rng)], [], np.zeros(obj.shape, bool))
+                    _State(image, obj, mask != VOID, [click], [], np.zeros(obj.shape, bool), seg, cls)
                 )
             rounds = rng.randint(0, config.max_iters) if config.max_iters else 0
             if rounds:
                 model.eval()
                 with torch.no_grad(), amp():
                     for _ in range(rounds):
-                        x, windows = _batch(states, config.use_prev, device)
-                        probs = torch.sigmoid(model(x).float())[:, 0].cpu().numpy()
-                        for s, prob, window in zip(states, probs, windows, strict=True):
-                            s.prev = paste_back(prob, s.prev, window)
+                        x, windows, fed = _batch(states, predictor, device)
+                        deltas = model.delta(x).float()[:, 0].cpu().numpy()
+                        prior = float(model.prior)
+                        for s, delta, window, prev in zip(states, deltas, windows, fed, strict=True):
+                            s.prev = paste_logits(delta, prior, prev, window)
                             click = next_click(s.prev, s.obj, s.valid)
                             if click is not None:
                                 (s.pos if click[2] else s.neg).append(click[:2])
             model.train()
-            x, windows = _batch(states, config.use_prev, device)
+            x, windows, _ = _batch(states, predictor, device)
             target, weight = (t.to(device) for t in _targets(states, windows))
             with amp():
                 logits = model(x)
@@ -260,6 +339,8 @@ def train_click_model(
                 "objects": result.objects,
                 "max_iters": config.max_iters,
                 "use_prev": config.use_prev,
+                "seg_evidence": use_seg,
+                "proposal": config.proposal and use_seg,
             }
             result.path = save_click_model(out, model, info)
     finally:

@@ -69,6 +69,10 @@ __all__ = [
     "train",
 ]
 
+#: the click model's segmentation evidence on the train frames comes from the weights at this share of
+#: the run (an early, weaker model: see Trainer._keep_early_weights and docs/click-model.md)
+EARLY_AT = 0.5
+
 
 def state_hash(module: nn.Module) -> str:
     """sha256 over every parameter and buffer (compares ranks' or runs' weights)."""
@@ -157,6 +161,7 @@ class Trainer:
         model, self.arch, self.parent, self.base_desc, self.norm = build_start_model(
             manifest.base, manifest.arch or config.arch, self.scheme, config.seed, self.warn
         )
+        self._early_state: dict[str, torch.Tensor] | None = None  # see _keep_early_weights
         self.state, payload = RunState(), None
         if resume:
             self.state, payload = RunState.load(self.resume_path, self.fingerprint, self.arch)
@@ -222,6 +227,7 @@ class Trainer:
                 reason, epoch = "cancelled", epoch - 1
                 break
             self._end_epoch(epoch, outcome.mean_loss)
+            self._keep_early_weights(schedule.fraction(state.iteration))
             reason = outcome.stop or self._stop_after(schedule) or reason
             if reason != "completed":
                 break
@@ -239,8 +245,49 @@ class Trainer:
             self._train_click_model(should_stop)
         return self._finish(reason, epoch)
 
+    def _keep_early_weights(self, fraction: float) -> None:
+        """With the click model on: keep (in memory) the weights of the first epoch past EARLY_AT of the
+        run. They predict the click model's training frames: the final model has learnt those frames
+        and is far surer on them than on new ones, where the click model will meet it."""
+        if (
+            self.config.click_model
+            and self.dist.is_main
+            and self._early_state is None
+            and fraction >= EARLY_AT
+        ):
+            self._early_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()
+            }
+
+    def _evidence_model(self) -> Callable[[int, np.ndarray], np.ndarray]:
+        """`predict(i, image)`: class probabilities of train frame i by the early weights (or the final
+        ones when the run kept none), on the CPU at the run's resolution cap."""
+        import copy
+
+        from segstudio.ml.predict import Predictor
+
+        model = copy.deepcopy(self.module).to("cpu").float()
+        if self._early_state is not None:
+            model.load_state_dict(self._early_state)
+        model = model.to(memory_format=torch.contiguous_format).eval()
+        predictor = Predictor(
+            model,
+            "cpu",
+            normalization=self.norm,
+            max_side=self.config.max_side,
+            return_probabilities=True,
+            precision="float32",
+            channels_last=False,
+        )
+
+        def predict(_i: int, image: np.ndarray) -> np.ndarray:
+            return np.asarray(predictor.predict(image).probabilities, np.float32)
+
+        return predict
+
     def _train_click_model(self, should_stop: Callable[[], bool]) -> None:
-        """The click model of this version, from the same train images (docs/click-model.md)."""
+        """The click model of this version, from the same train images (docs/click-model.md), started
+        from this run's segmentation model (its early weights' evidence on the train frames)."""
         from segstudio.ml.click_model_files import CLICK_MODEL_NAME
         from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model
 
@@ -252,7 +299,10 @@ class Trainer:
             device=str(self.parts.device),  # the run's device; AMP there on CUDA
         )
         bank = ObjectBank.from_files(
-            [(s.image, s.mask) for s in self.manifest.train], config.min_object, config.max_side
+            [(s.image, s.mask) for s in self.manifest.train],
+            config.min_object,
+            config.max_side,
+            self._evidence_model(),
         )
         steps = config.steps
 

@@ -98,3 +98,32 @@ def test_thumbnails_are_made_in_background_and_cached(browser, qtbot, tmp_path: 
         with Image.open(cached[0]) as thumb:
             assert max(thumb.size) == THUMB_SIZE
         browser.shutdown()
+
+
+def test_a_team_note_wraps_under_the_name_instead_of_being_cut_after_a_few_words(browser, qtbot):
+    """In a real window the reviewer's note read "consensus alice + bo..." and never said what to do."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+
+    browser.resize(240, 600)  # the dock's default width
+    browser.show()
+    qtbot.waitExposed(browser)
+    browser.model.set_records([_rec(1), _rec(2)], None, None)
+    note = "consensus alice + bob: ready to compare (Team menu)"
+    browser.model.set_notes({"img_00001.jpg": note})
+    view, index = browser.view, browser.model.index(0)
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    option.decorationSize = view.iconSize()
+    option.decorationPosition = QStyleOptionViewItem.Position.Left
+    view.itemDelegate().initStyleOption(option, index)
+    if view.wordWrap():
+        option.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
+    assert option.features & QStyleOptionViewItem.ViewItemFeature.WrapText  # what the delegate paints with
+    text_rect = view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemText, option, view)
+    needed = option.fontMetrics.boundingRect(
+        QRect(0, 0, text_rect.width(), 10_000), int(Qt.TextFlag.TextWordWrap), option.text
+    )
+    assert option.text.endswith(note)
+    assert needed.width() <= text_rect.width() and needed.height() <= option.rect.height()

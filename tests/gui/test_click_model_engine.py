@@ -18,7 +18,9 @@ from segstudio.gui.settings import AppSettings
 from segstudio.gui.tools import Tool
 from segstudio.ml.click_model import ClickNet, save_click_model
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+from segstudio.ml.models import build_model
 from segstudio.ml.synthetic import shapes_scheme_dict
+from segstudio.ml.weights import save_checkpoint
 from tests.gui.conftest import clicks_shown
 
 WAIT = 60_000
@@ -39,9 +41,16 @@ def window_with_click_model(qtbot, tmp_path, one_torch_thread):
         for version, with_click_model in (("v1", True), ("v2", False)):
             out = project.models_dir / version
             out.mkdir(parents=True)
-            (out / "best.pt").write_bytes(b"placeholder: this test never predicts")
-            if with_click_model:
-                save_click_model(out / CLICK_MODEL_NAME, ClickNet())
+            if with_click_model:  # the pair training leaves: the click model starts from this best.pt
+                import torch
+
+                torch.manual_seed(0)
+                arch = "lraspp_mobilenet_v3_large"
+                model = build_model(arch, project.scheme.num_classes, aux_loss=False)
+                save_checkpoint(out / "best.pt", model, arch, project.scheme)
+                save_click_model(out / CLICK_MODEL_NAME, ClickNet(width=4))
+            else:
+                (out / "best.pt").write_bytes(b"placeholder: this test never predicts with v2")
             project.add_model_version(version, out / "best.pt", "lraspp_mobilenet_v3_large")
         project.set_active_model_version("v1")
     window = MainWindow(AppSettings())

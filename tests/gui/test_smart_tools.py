@@ -322,3 +322,29 @@ def test_crf_engine_uses_the_stored_probabilities(voc_window, qtbot):
     x, y, _ = interior_point(chair)
     press(window, x, y)
     assert iou(doc.labels, chair) >= 0.7  # core test (full-size probabilities): 0.85
+
+
+def test_smart_tools_ready_never_wipes_a_message_the_user_still_needs(qtbot, shown_window, small_folder):
+    """After a consensus merge the window opens the image and says "paint the disputed pixels, then accept";
+    in a real window that line vanished at once under the routine "smart tools ready"."""
+    window = shown_window(small_folder)
+    ready(qtbot, window)
+    view, model, bar = window.browser.view, window.browser.model, window.statusBar()
+
+    def open_by_click(rel_path: str) -> None:
+        index = model.index(model.row_of(rel_path))
+        QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         view.visualRect(index).center())  # fmt: skip
+
+    bar.clearMessage()
+    open_by_click("img1.png")
+    qtbot.waitUntil(lambda: window.session.record.rel_path == "img1.png", timeout=WAIT)
+    qtbot.waitUntil(lambda: bar.currentMessage() == "smart tools ready", timeout=WAIT)  # nothing else to say
+    bar.clearMessage()
+    open_by_click("img2.png")
+    bar.showMessage("img2.png: the merge is version 3; paint any unlabelled pixels", 30000)
+    qtbot.waitUntil(
+        lambda: window.session.record.rel_path == "img2.png" and window.tools.smart.is_ready, timeout=WAIT
+    )
+    qtbot.wait(200)
+    assert bar.currentMessage().startswith("img2.png: the merge is version 3")

@@ -10,8 +10,11 @@ torch = pytest.importorskip("torch")
 from segstudio.core.errors import CheckpointError  # noqa: E402
 from segstudio.core.interactive import ClickSession, create_engine  # noqa: E402
 from segstudio.core.interactive.robot import object_clicks  # noqa: E402
+from segstudio.ml.click_evidence import LOW, SegEvidence  # noqa: E402
 from segstudio.ml.click_model import (  # noqa: E402
+    CHANNELS,
     CROP,
+    SEG,
     ClickNet,
     ClickPredictor,
     crop_window,
@@ -51,7 +54,7 @@ def _scene(seed: int = 0, shape: tuple[int, int] = (120, 160)) -> tuple[np.ndarr
 
 def test_shapes_and_untrained_model_returns_the_previous_mask(one_torch_thread):
     net = ClickNet().eval()
-    x = torch.rand(2, 6, CROP, CROP)
+    x = torch.rand(2, CHANNELS, CROP, CROP)
     with torch.no_grad():
         out = net(x)
     assert out.shape == (2, 1, CROP, CROP)
@@ -78,7 +81,8 @@ def test_crop_window_zooms_to_the_mask_and_clicks():
     first = crop_window(prev.shape, [(10.0, 10.0)], None)
     assert first.scale * CROP >= 0.3 * 480  # a first click sees its surroundings
     x = encode(np.zeros((360, 480, 3), np.uint8), [(230.0, 120.0)], [], prev, window)
-    assert x.shape == (6, CROP, CROP) and x[3].max() == 1 and x[4].max() == 0 and x[5].max() > 0.9
+    assert x.shape == (CHANNELS, CROP, CROP) and x[3].max() == 1 and x[4].max() == 0 and x[5].max() > 0.9
+    assert not x[SEG].any()  # no segmentation evidence given: the channel is zero
 
 
 def test_a_few_training_steps_lower_the_loss_and_save_a_loadable_model(tmp_path, one_torch_thread):
@@ -108,21 +112,118 @@ def test_a_file_that_is_not_a_click_model_is_a_checkpoint_error(tmp_path):
         load_click_model(tmp_path / "missing.pt")
 
 
+def _probabilities(mask: np.ndarray, classes: int = 4, sure: float = 0.9) -> np.ndarray:
+    """Class probabilities of a model that calls every pixel its `mask` class with `sure` confidence."""
+    probs = np.full((classes, *mask.shape), (1 - sure) / (classes - 1), np.float32)
+    for c in range(classes):
+        probs[c][mask == c] = sure
+    return probs
+
+
+def test_seg_evidence_channel_is_cropped_like_the_image():
+    shape = (360, 480)
+    plane = np.zeros(shape, np.float32)
+    plane[100:140, 200:260] = 1.0  # p(class) = 1 on a rectangle, 0 elsewhere
+    prev = plane > 0
+    window = crop_window(shape, [(230.0, 120.0)], prev)
+    x = encode(np.zeros((*shape, 3), np.uint8), [(230.0, 120.0)], [], prev, window, plane)
+    u0, v0 = window.point(200, 100)
+    u1, v1 = window.point(259, 139)
+    inside = x[SEG][int(v0) + 2 : int(v1) - 1, int(u0) + 2 : int(u1) - 1]
+    assert inside.min() > 0.99  # the rectangle lands where the window maps it ...
+    outside = x[SEG].copy()
+    outside[int(v0) - 1 : int(v1) + 2, int(u0) - 1 : int(u1) + 2] = 0
+    assert outside.max() < 0.01  # ... and nowhere else
+    assert np.allclose(x[SEG], x[5], atol=1e-5)  # the same resampling as the previous-mask channel
+
+
+def test_first_click_proposal_picks_the_clicked_component():
+    mask = np.zeros((100, 140), np.uint8)
+    mask[10:40, 10:50] = 1  # two separate objects the model calls class 1
+    mask[60:90, 80:130] = 1
+    probs = _probabilities(mask, sure=0.9)
+    probs[1][10:40, 60:75] = 0.4  # a strip the model calls 0 but with some p(1) >= LOW
+    probs[0][10:40, 60:75] = 0.6
+    evidence = SegEvidence(probs)
+    first = evidence.proposal(1, 20, 20)
+    assert first.sum() == 30 * 40 and first[20, 20] and not first[70, 100]  # only the clicked part
+    assert evidence.proposal(1, 100, 70).sum() == 30 * 50
+    strip = evidence.proposal(1, 65, 20)  # the model missed the click's pixel: p(1) >= LOW part
+    assert LOW <= 0.4 and strip[20, 65] and strip.sum() == 30 * 15
+    assert not evidence.proposal(1, 130, 5).any()  # no evidence at all: no proposal
+    assert not evidence.proposal(7, 20, 20).any()  # a class the model does not know
+    assert evidence.plane(7).shape == mask.shape and not evidence.plane(7).any()
+
+
+def test_untrained_model_returns_its_prior_the_segmentation_proposal(one_torch_thread):
+    image, mask = _scene()
+    evidence = SegEvidence(_probabilities(mask))
+    predictor = ClickPredictor(ClickNet())
+    obj = mask == 1
+    ys, xs = np.nonzero(obj)
+    click = [(float(xs.mean()), float(ys.mean()))]
+    first = predictor.predict(image, click, [], np.zeros_like(obj), evidence, active_class=1)
+    assert np.array_equal(first, obj)  # exactly the model's object, at the frame's resolution
+    # a later click starts from the previous answer, unchanged by an untrained head
+    prev = mask == 2
+    later = predictor.predict(image, click, [(5.0, 5.0)], prev, evidence, active_class=1)
+    assert np.array_equal(later, prev)
+    # without the proposal (ablation), the first click starts from nothing
+    bare = ClickPredictor(ClickNet(), proposal=False)
+    assert not bare.predict(image, click, [], np.zeros_like(obj), evidence, active_class=1).any()
+
+
+def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thread):
+    image, mask = _scene(1)
+    rough = _probabilities(np.where(mask == 255, 0, mask), sure=0.7)
+    bank = ObjectBank([(image, mask)], min_object=0.01, probabilities=[rough])
+    assert bank.has_evidence and {c for _, c, _ in bank.objects} >= {1, 2, 3}
+    config = ClickTrainConfig(steps=6, batch=2, max_iters=1, width=4, seed=0)
+    _, result = train_click_model(bank, tmp_path / "click_model.pt", config)
+    assert result.steps == 6 and np.isfinite(result.losses).all()
+    _, info = load_click_model(result.path)
+    assert info["seg_evidence"] is True and info["proposal"] is True
+
+
+def test_an_earlier_format_click_model_is_refused_with_a_clear_message(tmp_path):
+    torch.save({"format": "segstudio-click-model-1", "width": 16, "state": {}}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="earlier format"):
+        load_click_model(tmp_path / "old.pt")
+
+
+def _checkpoint_pair(folder, classes: int = 4):
+    """A version folder as training leaves it: best.pt (LR-ASPP, random weights) + click_model.pt."""
+    from segstudio.core.schemes import ClassDef, LabelScheme
+    from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+    from segstudio.ml.models import build_model
+    from segstudio.ml.weights import save_checkpoint
+
+    arch = "lraspp_mobilenet_v3_large"
+    scheme = LabelScheme("t", tuple(ClassDef(f"c{i}", (i * 40, 0, 0)) for i in range(classes)))
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / "best.pt", build_model(arch, classes, aux_loss=False), arch, scheme)
+    return save_click_model(folder / CLICK_MODEL_NAME, ClickNet(width=4))
+
+
 def test_learned_engine_through_the_engine_interface(tmp_path, one_torch_thread):
     from segstudio.ml.click_engine import use_click_model
 
-    path = save_click_model(tmp_path / "click_model.pt", ClickNet())
+    path = _checkpoint_pair(tmp_path / "v1")
     use_click_model(path)
     image, mask = _scene()
     engine = create_engine("learned")
-    engine.prepare(image)
-    assert engine.ready
+    engine.prepare(image)  # runs the version's best.pt once: the frame's segmentation evidence
+    assert engine.ready and engine.evidence.probs.shape == (4, *mask.shape)
     obj = mask == 1
     ys, xs = np.nonzero(obj)
     session = ClickSession(engine, active_class=1)
     region = session.click(float(xs.mean()), float(ys.mean()))
     assert region.shape == obj.shape and region.any()  # the click's own disc at least
     assert region[int(ys.mean()), int(xs.mean())]
+    # untrained click head: the first answer is the random segmentation model's proposal (+ the disc)
+    proposal = engine.evidence.proposal(1, float(xs.mean()), float(ys.mean()))
+    assert np.count_nonzero(region & ~proposal) <= 60
     # a negative click is honoured; undo gives back the earlier answer (remembered per prompt list)
     before = region.copy()
     after = session.click(float(xs.mean()) + 10, float(ys.mean()), positive=False)
@@ -132,4 +233,18 @@ def test_learned_engine_through_the_engine_interface(tmp_path, one_torch_thread)
     labels = np.where(mask == 2, 2, 255).astype(np.uint8)
     session = ClickSession(engine, 1, labels)
     assert not (session.click(float(xs.mean()), float(ys.mean())) & (mask == 2)).any()
-    assert len(object_clicks(engine, obj, 1, max_clicks=3)) == 3
+    assert len(object_clicks(engine, obj, 1, max_clicks=3)) >= 1
+    # the caller's probabilities (a prediction by the same model) are used instead of running it
+    given = create_engine("learned")
+    given.prepare(image, _probabilities(mask))
+    assert np.array_equal(ClickSession(given, 1).click(float(xs.mean()), float(ys.mean())), obj)
+
+
+def test_learned_engine_without_its_segmentation_model_says_what_to_do(tmp_path, one_torch_thread):
+    from segstudio.core.errors import UsageError
+    from segstudio.ml.click_engine import use_click_model
+
+    path = save_click_model(tmp_path / "click_model.pt", ClickNet(width=4))
+    use_click_model(path)
+    with pytest.raises(UsageError, match="needs its version's segmentation model"):
+        create_engine("learned").prepare(_scene()[0])

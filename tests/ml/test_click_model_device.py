@@ -40,15 +40,16 @@ def _bank() -> ObjectBank:
 
 
 def _autocast_seen(monkeypatch) -> list[bool]:
-    """Records, for every ClickNet forward pass, whether CPU autocast (bfloat16) was on."""
+    """Records, for every ClickNet pass (`delta`: the network; `forward` adds the prior term to it),
+    whether CPU autocast (bfloat16) was on."""
     seen: list[bool] = []
-    real = ClickNet.forward
+    real = ClickNet.delta
 
-    def forward(self, x):
+    def delta(self, x):
         seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
         return real(self, x)
 
-    monkeypatch.setattr(ClickNet, "forward", forward)
+    monkeypatch.setattr(ClickNet, "delta", delta)
     return seen
 
 
@@ -97,7 +98,9 @@ def test_learned_engine_asks_the_device_picker_and_runs_under_autocast(
     asked = _picked(monkeypatch)
     seen = _autocast_seen(monkeypatch)
     monkeypatch.setattr(click_model_train, "amp_precision", lambda device: "bfloat16")
-    use_click_model(save_click_model(tmp_path / "click_model.pt", ClickNet(width=4)))
+    # without segmentation evidence (no best.pt needed: this test is about the device)
+    info = {"seg_evidence": False, "proposal": False}
+    use_click_model(save_click_model(tmp_path / "click_model.pt", ClickNet(width=4), info))
     image, _ = _bank().frames[0]
     engine = create_engine("learned")
     engine.prepare(image)

@@ -1,0 +1,114 @@
+"""The segmentation model's evidence a click model starts from: per-pixel class probabilities of one frame.
+
+Why (issue #21, measured in docs/click-model.md): a click model trained from scratch on ~100 frames
+has no notion of "object", so its first click found almost nothing (IoU 0.01-0.06). The project
+always has a segmentation model trained on its own domain; its probability of the clicked class
+is the "what is an object of this class here" the click model lacks. It is computed once per
+frame (the engine's `prepare`, off the GUI thread) and every click crops it like the image.
+
+- `SegEvidence`: the probabilities of one frame (uint8, round(255 p), C x H x W: 1/4 of float32's
+  memory), the class plane of the clicked class, and the first-click *proposal*: the connected
+  part of "the model says class c" containing the click, which the click model takes as its
+  previous mask so its first answer starts from the model's object instead of from nothing.
+- `segmentation_probabilities`: runs a project checkpoint (a version's best.pt) on one frame,
+  with the loaded model cached per file.
+Pure numpy/OpenCV except `segmentation_probabilities` (torch, loaded lazily).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["LOW", "SegEvidence", "segmentation_probabilities"]
+
+#: a click on a pixel the model did not call class c (an error the user corrects) takes the
+#: connected part of p_c >= LOW around it as its proposal (a missed object often still has some p_c)
+LOW = 0.25
+
+
+class SegEvidence:
+    """Class probabilities of one frame at the frame's size (C x H x W)."""
+
+    def __init__(self, probabilities: np.ndarray, shape: tuple[int, int] | None = None) -> None:
+        probs = np.asarray(probabilities)
+        if probs.ndim != 3:
+            raise ValueError(f"class probabilities must be C x H x W, got {probs.shape}")
+        if probs.dtype != np.uint8:
+            probs = np.rint(np.clip(probs, 0.0, 1.0) * 255).astype(np.uint8)
+        if shape is not None and probs.shape[1:] != tuple(shape):  # stored reduced: back to the frame
+            h, w = shape
+            probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+        self.probs = np.ascontiguousarray(probs)
+        self.labels = self.probs.argmax(axis=0).astype(np.uint8)
+        self._memo: dict[tuple, np.ndarray] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.probs.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.probs.shape[1], self.probs.shape[2]
+
+    def plane(self, c: int) -> np.ndarray:
+        """p(class c) per pixel, float32 in [0, 1] (zeros for a class the model does not know)."""
+        if not 0 <= c < self.num_classes:
+            return np.zeros(self.shape, np.float32)
+        return self.probs[c].astype(np.float32) / 255.0
+
+    def proposal(self, c: int, x: float, y: float) -> np.ndarray:
+        """The first click's proposal: the 8-connected part of (argmax == c) containing the click;
+        if the model did not call the click's pixel c, the part of p_c >= LOW containing it; else
+        nothing. Memoised per (c, component) since the robot and users click one object repeatedly."""
+        h, w = self.shape
+        xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+        if not 0 <= c < self.num_classes:
+            return np.zeros(self.shape, bool)
+        for kind in ("argmax", "low"):
+            key = (c, kind)
+            if key not in self._memo:
+                mask = self.labels == c if kind == "argmax" else self.probs[c] >= round(255 * LOW)
+                _n, comp = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+                self._memo[key] = comp
+            comp = self._memo[key]
+            k = comp[yi, xi]
+            if k:
+                return comp == k
+        return np.zeros(self.shape, bool)
+
+
+_models: dict[tuple[str, float], Any] = {}
+_lock = threading.Lock()
+
+
+def segmentation_probabilities(checkpoint: str | Path, image: np.ndarray) -> np.ndarray:
+    """C x H x W float32 class probabilities of `image` by the checkpoint (loaded once per file and
+    modification time; CPU, float32, at the checkpoint's training resolution cap)."""
+    from segstudio.ml.predict import Predictor
+    from segstudio.ml.spec import ModelSpec
+    from segstudio.ml.weights import load_checkpoint, load_model
+
+    path = Path(checkpoint)
+    key = (str(path.resolve()), path.stat().st_mtime)
+    with _lock:
+        predictor = _models.get(key)
+        if predictor is None:
+            scheme = load_checkpoint(path).scheme()
+            if scheme is None:
+                from segstudio.core.errors import CheckpointError
+
+                raise CheckpointError(f"{path} has no class list: the click model needs a project checkpoint")
+            loaded = load_model(ModelSpec(weights="file", path=str(path)), scheme, "cpu")
+            predictor = Predictor.from_loaded(loaded, return_probabilities=True, precision="float32")
+            _models[key] = predictor
+    result = predictor.predict(np.ascontiguousarray(image[..., :3]))
+    probs = np.asarray(result.probabilities, np.float32)
+    h, w = image.shape[:2]
+    if probs.shape[1:] != (h, w):
+        probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+    return probs
