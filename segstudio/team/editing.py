@@ -300,6 +300,10 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
+                landed = self._own_save_landed(rec, png, status, base)
+                if landed is not None:
+                    self._base[rec.id] = landed[0]
+                    return landed
                 if self._closed_branch(rec, base):
                     raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
@@ -308,6 +312,29 @@ class EditingRules:
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new[0]
         return new
+
+    def _own_save_landed(
+        self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
+    ) -> tuple[int, ImageRecord | None] | None:
+        """This very save, already committed: (its version, the image row), else None.
+
+        Why: when the link drops after the server committed a save but before the answer arrived, the
+        retry (at once, or from the outbox on reconnect) finds the head moved past `base` - by the
+        member's own save. Refusing it as stale would tell them their work was not applied and keep a
+        needless copy. It is the same save when the head of the version line they save on is theirs,
+        made on `base`, with the same pixels and status."""
+        sql = (  # not through _read: its away-cache would keep the pixels as a key
+            f"SELECT v.id FROM {_IMAGE_AND_CONSENSUS} JOIN segstudio.mask_versions v ON v.id = {WORK_HEAD} "
+            "WHERE i.id = %s AND v.author = current_user AND v.parent IS NOT DISTINCT FROM %s "
+            "AND v.png IS NOT DISTINCT FROM %s AND v.status = %s"
+        )
+        row = self._run(
+            lambda c: c.execute(sql, (rec.id, base, png, status.value)).fetchone(), "check a refused save"
+        )
+        if row is None:
+            return None
+        image = self._row(f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE id = %s", (rec.id,))
+        return int(row[0]), None if image is None else seen_record(image)
 
     def _stale(self, rec: ImageRecord, png: bytes | None, error: Any) -> StaleSaveError:
         detail: dict[str, Any] = {}

@@ -237,3 +237,60 @@ def test_a_consensus_annotators_status_change_while_away_lands_on_their_branch(
         assert alice.get("a_cat.png").status == Status.SKIPPED  # her branch's status, from the server
     with _join(team, image_folder, "lena", tmp_path) as lena:
         assert lena.get("a_cat.png").status != Status.SKIPPED  # the main line is untouched
+
+
+def test_a_save_whose_answer_was_lost_after_the_commit_is_not_refused_as_stale(
+    team, image_folder, tmp_path, monkeypatch
+):
+    """The link drops after the server committed the save but before the client heard: the retry finds
+    the member's own save at the head and takes it as done, instead of 'saved by alice after you opened it'."""
+    import segstudio.team.editing as editing
+
+    real = editing.commit_then_read
+    dropped: list[int] = []
+
+    def commit_then_lose_the_link(conn, *args):
+        result = real(conn, *args)
+        if not dropped:  # once: the commit is on the server, the answer never arrives
+            dropped.append(conn.info.backend_pid)
+            with team.server.admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+            conn.execute("SELECT 1")  # the client notices the dead link here (OperationalError)
+        return result
+
+    alice = _join(team, image_folder, "alice", tmp_path)
+    try:
+        rec = alice.get("a_cat.png")
+        alice.load_mask(rec)
+        monkeypatch.setattr(editing, "commit_then_read", commit_then_lose_the_link)
+        saved = alice.save_mask(rec, mask_of(3), Status.DONE)
+        assert dropped, "the link was not cut"
+        assert saved.status == Status.DONE
+        assert alice.pending_saves() == {} and alice.take_conflicts() == []
+        alice.save_mask(rec, mask_of(5), Status.DONE)  # the next save builds on the landed one
+    finally:
+        alice.close()
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        history = lena.mask_history(lena.get("a_cat.png"))
+        assert [v.author for v in history] == ["alice", "alice"]
+        assert history[0].parent is None and history[1].parent == history[0].id
+        assert np.array_equal(lena.load_mask(lena.get("a_cat.png")), mask_of(5))
+
+
+def test_an_identical_save_by_someone_else_is_still_refused_as_stale(team, image_folder, tmp_path):
+    """Only the member's own save counts as 'already landed': the same pixels saved by another member
+    on the same base are someone else's version, and the late save is refused."""
+    from segstudio.team.errors import StaleSaveError
+
+    alice = _join(team, image_folder, "alice", tmp_path)
+    lena = _join(team, image_folder, "lena", tmp_path)
+    try:
+        rec = alice.get("a_cat.png")
+        alice.load_mask(rec)
+        lena.load_mask(lena.get("a_cat.png"))
+        lena.save_mask(lena.get("a_cat.png"), mask_of(3), Status.DONE)
+        with pytest.raises(StaleSaveError, match="lena"):
+            alice.save_mask(rec, mask_of(3), Status.DONE)
+    finally:
+        alice.close()
+        lena.close()
