@@ -11,13 +11,16 @@ Starts a throwaway PostgreSQL server (fsync on, as a real one) in a temp folder,
 of real-photo crops (480x360), turns it into a team project, then starts N annotator processes, each
 with its own login role and connection. Each loops: pick an image, take its lease (a contested one is
 counted and another picked), load the mask, edit it (a rectangle of its own class), save (timed), give
-the lease back. One operation in ten is a deliberately racy save without a lease on one of a few hot
+the lease back. All N start together once every one has joined (imports and logins are not part of the
+run). One operation in ten is a deliberately racy save without a lease on one of a few hot
 images, on a version loaded a moment earlier: two members editing the same image, which the server must
 refuse as stale whenever someone saved in between.
 
 At the end every save the clients were told succeeded is looked up: present, byte-exact (same PNG
 bytes), the version chain unbroken, no version nobody was told about. Printed as JSON: saves/s,
-p50/p99 save latency, leases contested, stale saves refused, lost, half-written. The reference,
+p50/p99 save latency (from the call of `save_mask`, PNG encoding included, until the server has the
+version on disk and the client knows it: in the window that is how long a save runs on the background
+writer before the image is safe; nobody waits for it), leases contested, stale saves refused, lost, half-written. The reference,
 measured in the same run on the same machine: the median save of a local (SQLite) project.
 """
 
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +69,9 @@ def _mask(base: np.ndarray | None, worker: int, step: int) -> np.ndarray:
     return mask
 
 
-def _annotator(worker: int, url: str, folder: str, seconds: float, passfile: str, out: mp.Queue) -> None:
+def _annotator(
+    worker: int, url: str, folder: str, seconds: float, passfile: str, out: mp.Queue, ready: mp.Queue, go: Any
+) -> None:
     os.environ["PGPASSFILE"] = passfile
     from segstudio.team.blobs import encode_png
     from segstudio.team.errors import LeaseError, StaleSaveError
@@ -74,12 +80,15 @@ def _annotator(worker: int, url: str, folder: str, seconds: float, passfile: str
     rng = random.Random(worker)
     saves: list[tuple[int, str]] = []  # (version id, sha256 of the PNG bytes) the client was told are saved
     latencies: list[float] = []
+    cpu: list[float] = []  # this process's CPU seconds within each timed save (the rest is waiting)
     contested = stale = 0
     with TeamProject.join(
         folder, url, state_dir=tempfile.mkdtemp(prefix="bench-team-"), heartbeat=False
     ) as team:
         records = team.images()
         hot = records[:3]
+        ready.put(worker)
+        go.wait()  # all annotators start together: N of them really work at once
         end = time.monotonic() + seconds
         step = 0
         while time.monotonic() < end:
@@ -89,7 +98,7 @@ def _annotator(worker: int, url: str, folder: str, seconds: float, passfile: str
                 base = team.load_mask(rec)
                 time.sleep(0.1)  # thinking: another member may save this image meanwhile
                 mask = _mask(base, worker, step)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     team.save_mask(rec, mask)
                 except StaleSaveError:
@@ -99,6 +108,7 @@ def _annotator(worker: int, url: str, folder: str, seconds: float, passfile: str
                     contested += 1
                     continue
                 latencies.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 saves.append((team.base_version(rec), hashlib.sha256(encode_png(mask)).hexdigest()))
                 continue
             rec = rng.choice(records)
@@ -110,18 +120,26 @@ def _annotator(worker: int, url: str, folder: str, seconds: float, passfile: str
             try:
                 mask = _mask(team.load_mask(rec), worker, step)
                 time.sleep(0.02)  # the edit itself
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     team.save_mask(rec, mask, "in_progress")
                 except StaleSaveError:  # a racy save got in between load and save
                     stale += 1
                     continue
                 latencies.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 saves.append((team.base_version(rec), hashlib.sha256(encode_png(mask)).hexdigest()))
             finally:
                 team.release_lease(rec)
     out.put(
-        {"worker": worker, "saves": saves, "latencies": latencies, "contested": contested, "stale": stale}
+        {
+            "worker": worker,
+            "saves": saves,
+            "latencies": latencies,
+            "cpu": cpu,
+            "contested": contested,
+            "stale": stale,
+        }
     )
 
 
@@ -618,16 +636,22 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = mp.get_context("spawn")
         out: mp.Queue = ctx.Queue()
+        ready: mp.Queue = ctx.Queue()
+        go = ctx.Event()
         procs = [
             ctx.Process(
                 target=_annotator,
-                args=(i, server.url(m, "bench"), str(folder), args.seconds, str(passfile), out),
+                args=(i, server.url(m, "bench"), str(folder), args.seconds, str(passfile), out, ready, go),
             )
             for i, m in enumerate(members)
         ]
-        started = time.monotonic()
         for p in procs:
             p.start()
+        for _ in procs:  # every annotator joined (imports and login are not part of the run)
+            ready.get(timeout=300)
+        load_before = os.getloadavg()[0]
+        go.set()
+        started = time.monotonic()
         results = []
         while len(results) < len(procs):
             try:
@@ -638,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                 ):
                     raise SystemExit("an annotator process failed; see its traceback above") from None
         wall = time.monotonic() - started
+        load_after = os.getloadavg()[0]
         for p in procs:
             p.join()
 
@@ -672,12 +697,16 @@ def main(argv: list[str] | None = None) -> int:
             "saves_per_s": round(len(saves) / args.seconds, 1),
             "save_ms_p50": round(1000 * statistics.median(latencies), 1) if n else None,
             "save_ms_p99": round(1000 * latencies[min(n - 1, int(0.99 * n))], 1) if n else None,
+            "save_client_cpu_ms_p50": round(1000 * statistics.median(t for r in results for t in r["cpu"]), 2)
+            if n
+            else None,
             "leases_contested": sum(r["contested"] for r in results),
             "stale_saves_refused": sum(r["stale"] for r in results),
             "lost_saves": lost,
             "versions_nobody_was_told_about": phantom,
             "broken_version_chains": broken,
             "reference_local_save_ms_p50": round(1000 * reference, 1),
+            "load_average_1min_start_end": [round(load_before, 1), round(load_after, 1)],
         }
         print(json.dumps(report) if args.json else json.dumps(report, indent=2))
         return 0 if lost == 0 and phantom == 0 and broken == 0 else 1

@@ -16,6 +16,8 @@ from segstudio.team.errors import TeamError
 __all__ = [
     "APPLICATION_NAME",
     "CONNECT_TIMEOUT",
+    "MIN_SERVER_VERSION",
+    "check_server_version",
     "connect",
     "describe",
     "explain",
@@ -38,6 +40,12 @@ KEEPALIVES = {
 }
 
 URL_FORM = "postgresql://USER@HOST:PORT/DATABASE"
+
+#: The oldest PostgreSQL major version SegStudio runs on (server_version_num). The schema needs 11+
+#: (`EXECUTE FUNCTION` triggers); 13 is the oldest release we check, and the suite runs on 15. Newer
+#: majors are accepted: PostgreSQL keeps the SQL and protocol used here across releases.
+MIN_SERVER_VERSION = 130000
+TESTED_SERVER_VERSION = "15"
 
 
 def require_driver() -> ModuleType:
@@ -122,17 +130,50 @@ def explain(error: BaseException, url: str) -> TeamError:
     )
 
 
-def connect(url: str) -> Any:
-    """An autocommit psycopg connection (multi-statement work uses `conn.transaction()`)."""
+def server_version_num(conn: Any) -> int:
+    """The server's version as PostgreSQL reports it at login (e.g. 150004 for 15.4; no round trip)."""
+    return int(conn.info.server_version)
+
+
+def _release(number: int) -> str:
+    major = number // 10000
+    return f"{major}.{number % 10000}" if major >= 10 else f"{major}.{number // 100 % 100}.{number % 100}"
+
+
+def check_server_version(conn: Any, url: str) -> None:
+    """Refuse a server older than SegStudio runs on, before anything is read or written."""
+    number = server_version_num(conn)
+    if number < MIN_SERVER_VERSION:
+        raise TeamError(
+            f"the team server {describe(url)} runs PostgreSQL {_release(number)}, older than SegStudio supports "
+            f"(PostgreSQL {MIN_SERVER_VERSION // 10000} or newer; tested with {TESTED_SERVER_VERSION}). Ask the "
+            "server's administrator to upgrade it (pg_upgrade, or a dump restored into a newer server), or "
+            "use another server; nothing was changed."
+        )
+
+
+def connect(url: str, announces_own_changes: bool = False) -> Any:
+    """An autocommit psycopg connection (multi-statement work uses `conn.transaction()`), to a server of
+    a supported PostgreSQL version. `announces_own_changes`: this session NOTIFYs its saves and leases
+    itself after they commit, so the triggers do not (team.schema, schema 6: saves do not queue on the
+    NOTIFY lock)."""
     psycopg = require_driver()
     url_params(url)
+    extra = {"options": "-c segstudio.client_notifies=on"} if announces_own_changes else {}
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             application_name=APPLICATION_NAME,
             **KEEPALIVES,
+            **extra,
         )
     except psycopg.Error as error:
         raise explain(error, url) from None
+    try:
+        check_server_version(conn, url)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -21,7 +21,7 @@ from segstudio.core.store_records import ImageRecord, Status, status_of
 from segstudio.team import schema
 from segstudio.team.blobs import decode_png, encode_png
 from segstudio.team.connection import require_driver
-from segstudio.team.consensus import MY_BRANCH, WORK_HEAD
+from segstudio.team.consensus import MY_BRANCH, SEEN_COLUMNS, WORK_HEAD, seen_record
 from segstudio.team.errors import (
     LeaseError,
     StaleSaveError,
@@ -29,9 +29,10 @@ from segstudio.team.errors import (
     TeamError,
     TeamPermissionError,
 )
+from segstudio.team.live import CHANNEL
 from segstudio.team.outbox import Outbox, PendingSave, SaveConflict
 
-__all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review"]
+__all__ = ["LEASE_SECONDS", "EditingRules", "MaskVersion", "Review", "announce"]
 
 #: A lease lives this long without a heartbeat (a crashed or disconnected client frees it after this).
 LEASE_SECONDS = 180.0
@@ -39,6 +40,36 @@ LEASE_SECONDS = 180.0
 RETRY_SECONDS = 3.0
 #: An image with its consensus row, if any (what `consensus.WORK_HEAD` reads).
 _IMAGE_AND_CONSENSUS = "segstudio.images i LEFT JOIN segstudio.consensus c ON c.image_id = i.id"
+
+
+def commit_then_read(
+    conn: Any, write: str, write_params: tuple[Any, ...], read: str, read_params: tuple[Any, ...]
+) -> tuple[Any, Any]:
+    """`write; COMMIT; read` in ONE round trip: (the write's first row or None, the read's first row).
+
+    One simple-protocol query string (parameters bound by the client): PostgreSQL commits the write at
+    the COMMIT - durably, its own transaction - and runs `read` in a new one. If the write fails (a stale
+    save, a policy), the rest is not run and the error is raised as usual. Used to NOTIFY right after a
+    commit (schema 6) without a second round trip: under load each round trip is two waits for a CPU."""
+    psycopg = require_driver()
+    with psycopg.ClientCursor(conn) as cur:
+        cur.execute(f"{write}; COMMIT; {read}", (*write_params, *read_params))
+        first = cur.fetchone() if cur.pgresult is not None and cur.description is not None else None
+        cur.nextset()  # COMMIT
+        cur.nextset()
+        second = cur.fetchone() if cur.description is not None else None
+    return first, second
+
+
+def announce(conn: Any, table: str, image_ids: list[int]) -> None:
+    """Tell the live view (team.live) about this client's committed changes to `table`. Sent after the
+    change committed, from a statement that writes nothing: a NOTIFY inside the saving transaction would
+    hold PostgreSQL's database-wide notify lock across the save's fsync (schema 6)."""
+    if image_ids:
+        conn.execute(
+            "SELECT pg_notify(%s, %s || ':' || i) FROM unnest(%s::bigint[]) AS i",
+            (CHANNEL, table, [int(i) for i in image_ids]),
+        )
 
 
 @dataclass(frozen=True)
@@ -116,7 +147,10 @@ class EditingRules:
             return
 
         def work(conn: Any) -> Any:
-            return conn.execute(
+            # taken (or renewed), committed, announced and the mask head read: one round trip; a retry
+            # after a dropped link takes it again (idempotent)
+            row, head = commit_then_read(
+                conn,
                 "INSERT INTO segstudio.leases(image_id, holder, expires_at) "
                 "VALUES (%s, current_user, now() + make_interval(secs => %s)) "
                 "ON CONFLICT (image_id) DO UPDATE SET holder = excluded.holder, taken_at = clock_timestamp(), "
@@ -124,7 +158,11 @@ class EditingRules:
                 "WHERE segstudio.leases.holder = current_user OR segstudio.leases.expires_at < now() "
                 "RETURNING holder",
                 (rec.id, float(seconds)),
-            ).fetchone()
+                "SELECT i.mask_head, pg_notify(%s, %s) FROM segstudio.images i JOIN segstudio.leases l "
+                "ON l.image_id = i.id AND l.holder = current_user WHERE i.id = %s",
+                (CHANNEL, f"leases:{int(rec.id)}", rec.id),
+            )
+            return None if row is None else (row[0], head)
 
         try:
             row = self._run(work, "take the image's lease")
@@ -137,17 +175,23 @@ class EditingRules:
             raise LeaseError(f"cannot take the lease of {rec.rel_path}; try again")
         self._held.add(rec.id)
         if rec.id not in self._base:
-            self._base[rec.id] = self._work_head(rec.id)
+            head = row[1]  # read with the lease (no branch here: branch annotators took no lease)
+            self._base[rec.id] = None if head is None or head[0] is None else int(head[0])
 
     def release_lease(self, rec: ImageRecord) -> None:
         """Stop editing: others may edit the image at once."""
         self._held.discard(rec.id)
-        self._run(
-            lambda c: c.execute(
-                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user", (rec.id,)
-            ),
-            "give back the image's lease",
-        )
+
+        def work(conn: Any) -> None:
+            commit_then_read(
+                conn,
+                "DELETE FROM segstudio.leases WHERE image_id = %s AND holder = current_user",
+                (rec.id,),
+                "SELECT pg_notify(%s, %s)",
+                (CHANNEL, f"leases:{int(rec.id)}"),
+            )
+
+        self._run(work, "give back the image's lease")
 
     def heartbeat(self, seconds: float = LEASE_SECONDS) -> int:
         """Renew every lease this client holds; the number renewed (a lost one is dropped from the set)."""
@@ -204,7 +248,7 @@ class EditingRules:
         if row is None:
             raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
         queued = self.outbox.get(rec.id)
-        if queued is not None:  # this member's own newer pixels, not yet on the server
+        if queued is not None and queued.save:  # this member's own newer pixels, not yet on the server
             return (
                 None
                 if queued.png is None
@@ -219,16 +263,25 @@ class EditingRules:
             self._base[rec.id] = self._work_head(rec.id)
         return self._base[rec.id]
 
-    def _insert_version(self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None) -> int:
+    def _insert_version(
+        self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
+    ) -> tuple[int, ImageRecord | None]:
+        """Store a version: (its id, the image's new row). One round trip: the INSERT (the trigger checks
+        `base` and locks the image row), its commit, then the NOTIFY and the row read (schema 6)."""
         psycopg = require_driver()
 
-        def work(conn: Any) -> int:  # an annotator of an open consensus image saves on their branch
-            row = conn.execute(
+        def work(conn: Any) -> tuple[int, ImageRecord | None]:
+            # an annotator of an open consensus image saves on their branch
+            row, image = commit_then_read(
+                conn,
                 "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
                 f"VALUES (%s, %s, %s, %s, {MY_BRANCH}) RETURNING id",
                 (rec.id, base, png, status.value, rec.id),
-            ).fetchone()
-            return int(row[0])
+                f"SELECT pg_notify(%s, %s), {SEEN_COLUMNS} FROM segstudio.images "
+                "WHERE id = %s AND removed_at IS NULL",
+                (CHANNEL, f"mask_versions:{int(rec.id)}", rec.id),
+            )
+            return int(row[0]), None if image is None else seen_record(image[1:])
 
         try:
             new = self._run(work, "save this image's mask")
@@ -247,14 +300,41 @@ class EditingRules:
             ) from None
         except psycopg.Error as error:
             if getattr(error, "sqlstate", None) == schema.STALE_SQLSTATE:
+                landed = self._own_save_landed(rec, png, status, base)
+                if landed is not None:
+                    self._base[rec.id] = landed[0]
+                    return landed
                 if self._closed_branch(rec, base):
                     raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
             if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:
                 raise self._branch_refusal(rec, error) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
-        self._base[rec.id] = new
+        self._base[rec.id] = new[0]
         return new
+
+    def _own_save_landed(
+        self, rec: ImageRecord, png: bytes | None, status: Status, base: int | None
+    ) -> tuple[int, ImageRecord | None] | None:
+        """This very save, already committed: (its version, the image row), else None.
+
+        Why: when the link drops after the server committed a save but before the answer arrived, the
+        retry (at once, or from the outbox on reconnect) finds the head moved past `base` - by the
+        member's own save. Refusing it as stale would tell them their work was not applied and keep a
+        needless copy. It is the same save when the head of the version line they save on is theirs,
+        made on `base`, with the same pixels and status."""
+        sql = (  # not through _read: its away-cache would keep the pixels as a key
+            f"SELECT v.id FROM {_IMAGE_AND_CONSENSUS} JOIN segstudio.mask_versions v ON v.id = {WORK_HEAD} "
+            "WHERE i.id = %s AND v.author = current_user AND v.parent IS NOT DISTINCT FROM %s "
+            "AND v.png IS NOT DISTINCT FROM %s AND v.status = %s"
+        )
+        row = self._run(
+            lambda c: c.execute(sql, (rec.id, base, png, status.value)).fetchone(), "check a refused save"
+        )
+        if row is None:
+            return None
+        image = self._row(f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE id = %s", (rec.id,))
+        return int(row[0]), None if image is None else seen_record(image)
 
     def _stale(self, rec: ImageRecord, png: bytes | None, error: Any) -> StaleSaveError:
         detail: dict[str, Any] = {}
@@ -301,18 +381,82 @@ class EditingRules:
             queued = self.outbox.get(rec.id) is not None
             if not queued:
                 try:
-                    self._insert_version(rec, png, status, base)
+                    _, shown = self._insert_version(rec, png, status, base)
                 except TeamConnectionError:
                     pass
                 else:
-                    with contextlib.suppress(TeamConnectionError):
-                        return self._require(rec.id)
-                    return replace(rec, status=status, updated_at=time.time())
+                    return shown or replace(rec, status=status, updated_at=time.time())
             self.outbox.put(rec.id, rec.rel_path, base, status.value, png)
         if queued:
             with contextlib.suppress(TeamError):
                 self.flush_pending()
         return replace(rec, status=status, updated_at=time.time())
+
+    def _change_or_queue(
+        self, rec: ImageRecord, what: str, status: Status | None = None, split: str | None = None
+    ) -> ImageRecord:
+        """A status/split change on the server, or queued behind the image's queued save (in order) when
+        the server cannot be reached or something of the image is queued already."""
+        with self._lock:
+            queued = self.outbox.get(rec.id) is not None
+            if not queued:
+                try:
+                    return self._apply_change(rec, what, status, split, ...)
+                except TeamConnectionError:
+                    base = self.base_version(rec)  # known from load_mask, or the last read of the image
+            else:
+                base = None  # the queued entry keeps the version it started from
+            self.outbox.put_change(rec.id, rec.rel_path, base, status and status.value, split)
+        if queued:
+            with contextlib.suppress(TeamError):
+                self.flush_pending()
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if status is not None:
+            values["status"] = status
+        if split is not None:
+            values["split"] = split
+        return replace(rec, **values)
+
+    def _apply_change(
+        self, rec: ImageRecord, what: str, status: Status | None, split: str | None, base: object
+    ) -> ImageRecord:
+        """UPDATE the image's status/split; with a `base` version (a queued change; None: no mask yet) only
+        while the mask is still at it (`...`: unchecked, a change made online). LeaseError while another
+        member edits the image; StaleSaveError when someone saved it since."""
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if status is not None:
+            values["status"] = status.value
+        if split is not None:
+            values["split"] = split
+        sets = ", ".join(f"{name} = %s" for name in values)
+        check = "" if base is ... else " AND mask_head IS NOT DISTINCT FROM %s::bigint"
+        params = (*values.values(), rec.id) + (() if base is ... else (base,))
+        row = self._row(
+            f"UPDATE segstudio.images SET {sets} WHERE id = %s AND removed_at IS NULL{check} "
+            f"RETURNING {SEEN_COLUMNS}",
+            params,
+            what,
+        )
+        if row is not None:
+            return seen_record(row)
+        self._refuse_if_leased(rec)
+        if base is not ... and self._head(rec.id) != base:
+            last = self._row(
+                "SELECT v.author, to_char(v.created_at, 'YYYY-MM-DD HH24:MI:SS') FROM segstudio.images i "
+                "JOIN segstudio.mask_versions v ON v.id = i.mask_head WHERE i.id = %s",
+                (rec.id,),
+            )
+            who, when = (last[0], last[1]) if last else ("another member", "just now")
+            raise StaleSaveError(f"{rec.rel_path} was saved by {who} at {when} after the version you saw")
+        raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
+
+    def _png_of(self, version: int | None) -> bytes | None:
+        row = (
+            None
+            if version is None
+            else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (version,))
+        )
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def pending_saves(self) -> dict[str, float]:
         """rel_path -> time queued, for this member's saves not yet on the server."""
@@ -339,12 +483,36 @@ class EditingRules:
                     self._keep(entry, "the image is no longer part of the team project")
                     continue
                 try:
-                    self._insert_version(rec, entry.png, Status(entry.status), entry.base)
+                    if entry.save:
+                        version, _ = self._insert_version(rec, entry.png, Status(entry.status), entry.base)
+                        rest = self.outbox.saved(entry, version)
+                        if rest is None:
+                            landed += 1
+                            continue
+                        entry = rest  # the status/split change queued after the save, on the saved version
+                    if entry.then_status is not None and self._my_branch(rec.id) is not None:
+                        # a consensus annotator's status lives on their branch: a version there
+                        branch_version, _ = self._insert_version(
+                            rec, self._png_of(entry.base), Status(entry.then_status), entry.base
+                        )
+                        rest = self.outbox.saved(replace(entry, then_status=None), branch_version)
+                        if rest is None:
+                            landed += 1
+                            continue
+                        entry = rest
+                    self._apply_change(
+                        rec,
+                        "apply a queued change",
+                        None if entry.then_status is None else Status(entry.then_status),
+                        entry.then_split,
+                        entry.base,
+                    )
                 except StaleSaveError as error:
                     self._keep(
                         entry,
                         str(error)
                         .split(" after you opened it", 1)[0]
+                        .split(" after the version you saw", 1)[0]
                         .replace(f"{rec.rel_path} was saved", "it was saved")
                         + " while you were away from the server",
                     )
@@ -352,7 +520,7 @@ class EditingRules:
                     continue  # being edited by someone now: retried later
                 except TeamConnectionError:
                     raise
-                except TeamError as error:
+                except (TeamError, ProjectError) as error:
                     self._keep(entry, str(error))
                 else:
                     self.outbox.done(entry)
@@ -361,13 +529,25 @@ class EditingRules:
 
     def _keep(self, entry: PendingSave, why: str) -> None:
         kept = self.outbox.keep(entry)
-        where = f"your pixels are kept in {kept}" if kept else "your queued reset was dropped"
+        parts = []
+        if entry.save:
+            parts.append("save")
+        if entry.then_status is not None:
+            parts.append(f"status change to {entry.then_status!r}")
+        if entry.then_split is not None:
+            parts.append(f"split change to {entry.then_split!r}")
+        if kept:
+            where = f"your pixels are kept in {kept}"
+        elif entry.save:
+            where = "your queued reset was dropped"
+        else:
+            where = "the change was dropped"
         self.conflicts.append(
             SaveConflict(
                 entry.rel_path,
                 kept,
-                f"your save of {entry.rel_path} made while the team server was away was not applied "
-                f"({why}), so nothing of theirs was overwritten; {where}. Open the image to see the "
+                f"your {' and '.join(parts)} of {entry.rel_path} made while the team server was away was not "
+                f"applied ({why}), so nothing of theirs was overwritten; {where}. Open the image to see the "
                 "team's version and redo your change.",
             )
         )

@@ -1,4 +1,4 @@
-"""Saves waiting for the team server: a durable queue in the member's cache folder.
+"""Changes waiting for the team server: a durable queue in the member's cache folder.
 
 When the server cannot be reached, a save is not lost and the window does not wait: the mask is written
 here (one atomic file per image: a JSON header line, then the PNG bytes) and sent when the server is
@@ -6,6 +6,11 @@ back. One entry per image: a later save of the same image replaces the earlier e
 the version it started from, so the server still refuses it if someone else saved in between. A queued
 save refused as stale is never applied: its pixels are kept as a local copy under `kept/`, and the
 member is told (`SaveConflict`).
+
+Status and split changes (mark done, skip, move to val) queue in the same entry, *after* its mask save:
+they are sent in that order, and a status change is refused like a save when someone else saved the
+image after the version the member saw. A later save supersedes a queued status change (the save carries
+its own status), exactly as applying them one by one would end.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from segstudio.core.atomic import atomic_write_bytes
@@ -30,9 +35,22 @@ class PendingSave:
     image_id: int
     rel_path: str
     base: int | None  # the server version the member started from
-    status: str
+    status: str  # the saved version's status ("" when the entry holds no save)
     png: bytes | None  # None: a "reset to prediction" (a version without a mask)
     queued_at: float
+    save: bool = True  # False: only status/split changes are queued for this image
+    then_status: str | None = None  # a status change made after the save (or on `base` when no save)
+    then_split: str | None = None  # a split change (train/val)
+
+    @property
+    def changes(self) -> list[str]:
+        """What is queued, for messages: 'mask', 'status done', 'split val'."""
+        found = ["mask"] if self.save else []
+        if self.then_status is not None:
+            found.append(f"status {self.then_status}")
+        if self.then_split is not None:
+            found.append(f"split {self.then_split}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -55,19 +73,68 @@ class Outbox:
         return self.folder / f"{int(image_id)}{SUFFIX}"
 
     def put(self, image_id: int, rel_path: str, base: int | None, status: str, png: bytes | None) -> None:
-        """Queue (or replace) the save of one image; durable once this returns (fsynced, atomic rename)."""
+        """Queue (or replace) the save of one image; durable once this returns (fsynced, atomic rename).
+        A status change queued before it is superseded (the save carries its own status)."""
         earlier = self.get(image_id)
+        self._write(
+            PendingSave(
+                int(image_id),
+                rel_path,
+                earlier.base if earlier is not None else base,  # the version the member started from
+                status,
+                png,
+                time.time(),
+                save=True,
+                then_status=None,
+                then_split=earlier.then_split if earlier is not None else None,
+            )
+        )
+
+    def put_change(
+        self,
+        image_id: int,
+        rel_path: str,
+        base: int | None,
+        status: str | None = None,
+        split: str | None = None,
+    ) -> None:
+        """Queue a status and/or split change of one image behind its queued save (if any); durable on return."""
+        earlier = self.get(image_id)
+        if earlier is None:
+            earlier = PendingSave(int(image_id), rel_path, base, "", None, 0.0, save=False)
+        self._write(
+            replace(
+                earlier,
+                queued_at=time.time(),
+                then_status=status if status is not None else earlier.then_status,
+                then_split=split if split is not None else earlier.then_split,
+            )
+        )
+
+    def saved(self, entry: PendingSave, version: int) -> PendingSave | None:
+        """The entry's save landed as `version`: what is left queued behind it (None: nothing)."""
+        if entry.then_status is None and entry.then_split is None:
+            self.done(entry)
+            return None
+        rest = replace(entry, base=version, status="", png=None, save=False)
+        self._write(rest)
+        return rest
+
+    def _write(self, entry: PendingSave) -> None:
         header = {
-            "image_id": int(image_id),
-            "rel_path": rel_path,
-            "base": earlier.base if earlier is not None else base,  # the version the member started from
-            "status": status,
-            "has_mask": png is not None,
-            "queued_at": time.time(),
+            "image_id": entry.image_id,
+            "rel_path": entry.rel_path,
+            "base": entry.base,
+            "status": entry.status,
+            "has_mask": entry.png is not None,
+            "queued_at": entry.queued_at,
+            "save": entry.save,
+            "then_status": entry.then_status,
+            "then_split": entry.then_split,
         }
-        data = json.dumps(header).encode() + b"\n" + (png or b"")
+        data = json.dumps(header).encode() + b"\n" + (entry.png or b"")
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self._path(image_id), data)
+        atomic_write_bytes(self._path(entry.image_id), data)
 
     def get(self, image_id: int) -> PendingSave | None:
         return self._read(self._path(image_id))
@@ -87,6 +154,9 @@ class Outbox:
                 str(h["status"]),
                 png if h["has_mask"] else None,
                 float(h["queued_at"]),
+                bool(h.get("save", True)),  # entries written before status changes queued: saves
+                None if h.get("then_status") is None else str(h["then_status"]),
+                None if h.get("then_split") is None else str(h["then_split"]),
             )
         except (ValueError, KeyError, TypeError):
             return None  # not one of ours (atomic writes never leave a half file)
@@ -108,7 +178,7 @@ class Outbox:
     def keep(self, entry: PendingSave) -> Path | None:
         """Move a refused save's pixels to `kept/` (a PNG named after the image and the time); drop the entry."""
         kept: Path | None = None
-        if entry.png is not None:
+        if entry.save and entry.png is not None:
             stem = re.sub(r"[^A-Za-z0-9._-]+", "_", entry.rel_path.rsplit(".", 1)[0])
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(entry.queued_at))
             kept = self.kept_folder / f"{stem}.yours-{stamp}.png"

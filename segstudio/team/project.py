@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,7 +48,7 @@ from segstudio.team import schema
 from segstudio.team.assignments import Assignments
 from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.consensus import SEEN_COLUMNS, Consensus, seen_record
-from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review
+from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Review, announce
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
 from segstudio.team.outbox import Outbox, SaveConflict
@@ -115,7 +116,7 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         its images in the server, `image_dir` may be empty or not exist yet (it is created): images are
         fetched into this machine's cache as needed, the member's queue ahead in the background."""
         wanted = Path(image_dir).expanduser().absolute()
-        conn = connect(url)
+        conn = connect(url, announces_own_changes=True)
         psycopg = require_driver()
         try:
             version, member, role = _check_database(conn, url)
@@ -172,10 +173,12 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
                 return
             if self._held:
                 with contextlib.suppress(Exception):
-                    self._conn.execute(
-                        "DELETE FROM segstudio.leases WHERE holder = current_user AND image_id = ANY(%s)",
+                    gone = self._conn.execute(
+                        "DELETE FROM segstudio.leases WHERE holder = current_user AND image_id = ANY(%s) "
+                        "RETURNING image_id",
                         (sorted(self._held),),
-                    )
+                    ).fetchall()
+                    announce(self._conn, "leases", [int(r[0]) for r in gone])
             self._held.clear()
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -217,7 +220,7 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
                 except psycopg.OperationalError as error:
                     if attempt == 1 and self._conn.broken:
                         with contextlib.suppress(TeamError):
-                            self._conn = connect(self.url)
+                            self._conn = connect(self.url, announces_own_changes=True)
                             continue
                     raise TeamConnectionError(
                         f"lost the connection to the team server {describe(self.url)} while trying to {what}; "
@@ -364,7 +367,8 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         rows = self._rows(
             f"SELECT {SEEN_COLUMNS} FROM segstudio.images WHERE removed_at IS NULL ORDER BY sort_key, rel_path"
         )
-        records = [seen_record(row) for row in rows]  # consensus annotators: their branch's status
+        # consensus annotators: their branch's status; this member's queued changes on top
+        records = self._with_queued([seen_record(row) for row in rows])
         if status is not None:
             wanted = status_of(status)
             records = [r for r in records if r.status == wanted]
@@ -401,7 +405,7 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: db_path(r.rel_path) == path)
-        return None if row is None else seen_record(row)
+        return None if row is None else self._with_queued([seen_record(row)])[0]
 
     def get_by_id(self, image_id: int) -> ImageRecord | None:
         try:
@@ -411,7 +415,7 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             )
         except TeamConnectionError:
             return self._last_known(lambda r: r.id == int(image_id))
-        return None if row is None else seen_record(row)
+        return None if row is None else self._with_queued([seen_record(row)])[0]
 
     def _last_known(self, match: Callable[[ImageRecord], bool]) -> ImageRecord:
         """While the server is away: the record as the last image list had it (TeamConnectionError if none)."""
@@ -509,35 +513,50 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
 
     # ---------------------------------------------------------------- per-image updates
 
-    def _update(self, rec: ImageRecord, what: str, **values: Any) -> ImageRecord:
-        values["updated_at"] = time.time()
-        assignments = ", ".join(f"{name} = %s" for name in values)
-        row = self._row(
-            f"UPDATE segstudio.images SET {assignments} WHERE id = %s AND removed_at IS NULL RETURNING {SEEN_COLUMNS}",
-            (*values.values(), rec.id),
-            what,
-        )
-        if row is None:
-            self._refuse_if_leased(rec)
-            raise ProjectError(f"image {rec.rel_path} is no longer part of the team project")
-        return seen_record(row)
-
     def set_status(self, rec: ImageRecord, status: Status | str) -> ImageRecord:
-        if self._my_branch(rec.id) is not None:  # a consensus annotator's status lives on their branch
-            base = self.base_version(rec)
-            row = (
-                None
-                if base is None
-                else self._row("SELECT png FROM segstudio.mask_versions WHERE id = %s", (base,))
-            )
-            png = None if row is None or row[0] is None else bytes(row[0])
-            return self._save_or_queue(rec, png, status_of(status), base)
-        return self._update(rec, "change the status", status=status_of(status).value)
+        """Change the status; while the server is away it is queued behind the image's queued save."""
+        try:
+            branch = self._my_branch(rec.id)
+        except TeamConnectionError:
+            branch = None  # away: queued as a status change; flush_pending puts it on the branch if any
+        if branch is not None:  # a consensus annotator's status lives on their branch
+            try:
+                return self._status_on_branch(rec, status_of(status), self.base_version(rec))
+            except TeamConnectionError:  # away: queued; flush_pending makes it a version of the branch
+                with self._lock:
+                    self.outbox.put_change(
+                        rec.id, rec.rel_path, self.base_version(rec), status_of(status).value
+                    )
+                return replace(rec, status=status_of(status), updated_at=time.time())
+        return self._change_or_queue(rec, "change the status", status=status_of(status))
+
+    def _status_on_branch(self, rec: ImageRecord, status: Status, base: int | None) -> ImageRecord:
+        """A consensus annotator's status change: a version of their branch with the same pixels."""
+        png = self._png_of(base)
+        return self._save_or_queue(rec, png, status, base)
 
     def set_split(self, rec: ImageRecord, split: str) -> ImageRecord:
+        """Move the image to train/val (leads); queued like a status change while the server is away."""
         if split not in ("train", "val"):
             raise ProjectError(f"unknown split {split!r}; choose 'train' or 'val'")
-        return self._update(rec, "change an image's split", split=split)
+        return self._change_or_queue(rec, "change an image's split", split=split)
+
+    def _with_queued(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        """Records as this member's queued changes will make them (the window shows what you did)."""
+        queued = {p.image_id: p for p in self.outbox.pending()}
+        if not queued:
+            return records
+        shown = []
+        for rec in records:
+            entry = queued.get(rec.id)
+            if entry is not None:
+                status = entry.then_status or (entry.status if entry.save else None)
+                if status is not None:
+                    rec = replace(rec, status=Status(status))
+                if entry.then_split is not None:
+                    rec = replace(rec, split=entry.then_split)
+            shown.append(rec)
+        return shown
 
     def _record_unreadable(self, rec: ImageRecord, reason: str) -> None:
         return  # another member's copy may read fine: an unreadable local copy is not the team's fact

@@ -39,6 +39,9 @@ GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
 STALE_SQLSTATE = "SSTAL"
 #: SQLSTATE of a save the consensus rules refuse: a closed branch, or a main save on an open image.
 CONSENSUS_SQLSTATE = "SCONS"
+#: A session setting by which a SegStudio client tells the triggers it NOTIFYs its own saves and leases
+#: after they commit (schema 6).
+CLIENT_NOTIFIES = "segstudio.client_notifies"
 
 
 def server_sql() -> str:
@@ -560,7 +563,31 @@ CREATE TRIGGER notify_image_added AFTER INSERT ON segstudio.images
     FOR EACH ROW EXECUTE FUNCTION segstudio.notify_image_added();
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES]
+#: Schema 6: saves and leases of a SegStudio client are announced by the client right after they commit,
+#: not by the trigger inside the saving transaction. PostgreSQL (through 15) holds one database-wide lock
+#: from a NOTIFYing transaction's pre-commit until its commit record is flushed, so with the trigger every
+#: save's and lease's fsync ran one at a time (measured: 20 writers, p50 71 ms -> 17 ms without it). A
+#: client announcing after its commit sends a NOTIFY from a transaction that writes nothing (no fsync),
+#: so the lock is held for microseconds. The client says so per session (`segstudio.client_notifies`);
+#: any other writer (psql, an older client) still gets the trigger's notice.
+_CLIENT_NOTICES = f"""
+CREATE OR REPLACE FUNCTION segstudio.notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    row_image bigint;
+BEGIN
+    IF TG_TABLE_NAME IN ('mask_versions', 'leases')
+       AND current_setting('{CLIENT_NOTIFIES}', true) = 'on' THEN
+        RETURN NULL;  -- the client NOTIFYs right after its commit (see schema 6)
+    END IF;
+    IF TG_OP = 'DELETE' THEN row_image := OLD.image_id; ELSE row_image := NEW.image_id; END IF;
+    PERFORM pg_notify('segstudio_changes', TG_TABLE_NAME || ':' || row_image);
+    RETURN NULL;
+END
+$$;
+"""
+
+MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES, _CLIENT_NOTICES]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -118,3 +118,36 @@ def test_joining_in_the_window_with_a_bad_url_fails_before_any_window(image_fold
     assert code == 2 and "no PostgreSQL server answers" in err and "Traceback" not in err
     code, _, err = _run(capsys, "gui", "--db", "postgresql://alice@127.0.0.1:1/segstudio")
     assert code == 2 and "needs the image folder" in err
+
+
+def test_a_server_of_an_unsupported_major_version_is_one_clear_paragraph(
+    pg_server, team_db, image_folder, tmp_path, capsys, monkeypatch
+):
+    from segstudio.team import connection
+
+    with team_db.raw("lena") as raw:  # the number checked is the one the server reports
+        real = int(raw.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+        assert connection.server_version_num(raw) == real >= connection.MIN_SERVER_VERSION
+    Project.open(image_folder).close()
+    before = sorted(p.name for p in (image_folder / ".segstudio").iterdir())
+    monkeypatch.setattr(connection, "server_version_num", lambda conn: 120015)  # a real login, an old server
+    for args in (
+        ["team", "create", str(image_folder), "--db", team_db.url("lena")],
+        ["team", "pull", team_db.url("alice"), str(image_folder), "--project-dir", str(tmp_path / "copy")],
+        ["team", "init-server", "--db", pg_server.url("postgres", "postgres"), "--database", "never_made"],
+        [str(image_folder), "--db", team_db.url("alice")],
+    ):
+        code, _, err = _run(capsys, *args)
+        assert code == 2, args
+        assert "runs PostgreSQL 12.15, older than SegStudio supports (PostgreSQL 13 or newer" in err
+        assert "upgrade" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # nothing written: no team schema on the server, no new database, no local copy, the local project as it was
+    monkeypatch.undo()
+    with team_db.raw("lena") as raw:
+        assert raw.execute("SELECT to_regclass('segstudio.schema_version')").fetchone()[0] is None
+    with pg_server.admin() as admin:
+        assert admin.execute("SELECT 1 FROM pg_database WHERE datname = 'never_made'").fetchone() is None
+    assert not (tmp_path / "copy").exists()
+    assert sorted(p.name for p in (image_folder / ".segstudio").iterdir()) == before
+    monkeypatch.setattr(connection, "server_version_num", lambda conn: 180002)  # a newer major is accepted
+    assert main(["team", "create", str(image_folder), "--db", team_db.url("lena")]) == 0

@@ -135,7 +135,7 @@ def test_a_server_that_went_away_is_a_clear_error_not_a_traceback(team, image_fo
         team.server.stop("fast")
         try:
             with pytest.raises(TeamError, match=r"lost the connection|no PostgreSQL server answers"):
-                alice.set_split(rec, "val")  # saves are queued instead (test_offline_saves.py)
+                alice.take_lease(rec)  # saves, statuses, splits are queued instead (test_offline_saves.py)
         finally:
             team.server.start()
     finally:
@@ -200,5 +200,62 @@ def test_a_change_listener_hears_saves_leases_and_reviews_at_once(team, image_fo
             while {t for t, _ in heard} < {"leases", "mask_versions"} and time.monotonic() < deadline:
                 time.sleep(0.02)
         assert ("leases", rec.id) in heard and ("mask_versions", rec.id) in heard
+    finally:
+        listener.stop()
+
+
+def test_saves_and_leases_are_announced_once_after_commit_and_psql_writes_still_by_the_trigger(
+    team, image_folder, tmp_path
+):
+    """Schema 4: a SegStudio client NOTIFYs its own saves and leases after they commit (no NOTIFY lock held
+    across the save's fsync); every other writer is still announced by the trigger. Each change once."""
+    import threading
+
+    from segstudio.team.live import ChangeListener
+
+    heard: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def hear(table: str, image: int) -> None:
+        with lock:
+            heard.append((table, image))
+
+    def wait_for(wanted: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not all(heard.count(w) >= wanted.count(w) for w in wanted):
+            time.sleep(0.02)
+        time.sleep(0.3)  # a duplicate would arrive within this
+        with lock:
+            got, heard[:] = list(heard), []
+        return got
+
+    listener = ChangeListener(team.url("rita"), hear).start()
+    try:
+        assert listener.listening.wait(10)
+        with _join(team, image_folder, "alice", tmp_path, heartbeat=False) as alice:
+            rec = alice.get("a_cat.png")
+            alice.take_lease(rec)
+            alice.save_mask(rec, mask_of(3))
+            alice.save_mask(rec, mask_of(4))
+            alice.release_lease(rec)
+            got = wait_for([("leases", rec.id), ("mask_versions", rec.id), ("mask_versions", rec.id)])
+            assert got == [
+                ("leases", rec.id),
+                ("mask_versions", rec.id),
+                ("mask_versions", rec.id),
+                ("leases", rec.id),
+            ]
+            other = alice.get("b_coffee.png")
+            alice.take_lease(other)
+        assert wait_for([("leases", other.id), ("leases", other.id)]) == [("leases", other.id)] * 2  # close
+        with team.raw("bob") as psql:  # a writer that is not a SegStudio client: the trigger announces it
+            head = psql.execute("SELECT mask_head FROM segstudio.images WHERE id = %s", (rec.id,)).fetchone()[
+                0
+            ]
+            psql.execute(
+                "INSERT INTO segstudio.mask_versions(image_id, parent, png, status) VALUES (%s, %s, NULL, 'new')",
+                (rec.id, head),
+            )
+        assert wait_for([("mask_versions", rec.id)]) == [("mask_versions", rec.id)]
     finally:
         listener.stop()
