@@ -314,9 +314,13 @@ class SmartTools(QObject):
         self.engines["sam"] = engine
         self.status.emit(f"{SMART_READY} (SAM)")
         self.ready.emit()
+        self._click_waiting()
+
+    def _click_waiting(self) -> None:
+        """The click made while the engine was being prepared, now that it is ready (same class)."""
         pending, self._pending = self._pending, None
-        if pending is not None and self.state.engine == "sam" and pending[3] == self.state.active_class:
-            self.click(*pending[:3])  # the click that was waiting for the embedding
+        if pending is not None and self.is_ready and pending[3] == self.state.active_class:
+            self.click(*pending[:3])
 
     def _prepared(self, engines: dict[str, Engine], problems: list[str], generation: int) -> None:
         if generation != self._generation:
@@ -324,6 +328,7 @@ class SmartTools(QObject):
         self.engines.update(engines)
         self.status.emit("; ".join(problems) if problems else SMART_READY)
         self.ready.emit()
+        self._click_waiting()
 
     def engine_changed(self) -> None:
         """The engine picked in the options bar; prepared now if this image has not got it yet."""
@@ -479,9 +484,13 @@ class SmartTools(QObject):
     def click(self, x: float, y: float, positive: bool = True) -> None:
         if self._can_click():
             self._enqueue(ClickOp("click", (x, y, positive), self.state.active_class))
-        elif self.document is not None and self.sam is not None and self.state.engine == "sam":
-            self._pending = (x, y, positive, self.state.active_class)  # the latest one waits (not a queue)
-            self.status.emit("preparing the SAM image embedding… your click applies when it is ready")
+        elif self.document is not None and (self.sam is not None or self.state.engine != "sam"):
+            # the engine is being prepared for this image: the latest click waits for it (not a queue)
+            self._pending = (x, y, positive, self.state.active_class)
+            what = (
+                "the SAM image embedding" if self.state.engine == "sam" else "the smart tools for this image"
+            )
+            self.status.emit(f"preparing {what}… your click applies when it is ready")
 
     def box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         if abs(x1 - x0) >= BOX_MIN and abs(y1 - y0) >= BOX_MIN and self._can_click():

@@ -203,3 +203,37 @@ def test_escape_while_computing_drops_the_object(slow_window):
     assert SlowEngine.finished.wait(10)
     QTest.qWait(100)
     assert (doc.labels == UNLABELED).all() and not doc.in_stroke and doc.history.undo_count == 0
+
+
+class SlowPrepareEngine(SlowEngine):
+    """Takes a while to prepare each image (a click model loading, a big photo's superpixels)."""
+
+    name = "slowprep"
+    PREPARE = 1.0
+
+    def prepare(self, image: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        time.sleep(self.PREPARE)
+        super().prepare(image, probabilities)
+
+
+def test_a_click_made_while_the_engine_prepares_applies_when_it_is_ready(slow_window, qtbot):
+    """A user clicks as soon as the photo shows; the engine is still preparing it. The click must not
+    vanish: it waits (the status bar says so) and is applied once the engine is ready."""
+    window = slow_window
+    register_engine("slowprep", SlowPrepareEngine)
+    try:
+        smart = window.tools.smart
+        messages: list[str] = []
+        smart.status.connect(messages.append)
+        window.tool_state.engine = "slowprep"  # a test engine: not one of the options bar's choices
+        key(window, Qt.Key.Key_PageDown)  # the next photo: its engine is prepared now
+        qtbot.waitUntil(lambda: window.session.record.rel_path == "b.png", timeout=10_000)
+        assert not smart.is_ready
+        click(window, A)
+        assert any("your click applies when it is ready" in m for m in messages), messages
+        qtbot.waitUntil(lambda: smart.is_ready, timeout=30_000)
+        clicks_shown(window)
+        assert (square(window.session.document.labels, A) == 1).all()
+        assert [[(round(x), round(y)) for x, y in call] for call in SlowEngine.calls] == [[A]]
+    finally:
+        ENGINES.pop("slowprep", None)
