@@ -917,11 +917,20 @@ class MainWindow(QMainWindow):
             panel.start_tuning()
 
     def _offer_crf_tuning(self) -> None:
-        """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background."""
-        if self.project is None or self.project.get_setting("crf_tune_offered"):
+        """Once MIN_TUNE_IMAGES corrected images have stored probabilities, tune once in the background.
+
+        Only an offer: when the project cannot be read now (a team server away), the next Mark done asks
+        again, and marking the image done goes on as usual."""
+        if self.project is None:
             return
         crf_project = _crf_project()
-        if crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES:
+        try:
+            if self.project.get_setting("crf_tune_offered"):
+                return
+            enough = crf_project.tunable_count(self.project) >= crf_project.MIN_TUNE_IMAGES
+        except SegStudioError:
+            return
+        if enough:
             self._project_setting("crf_tune_offered", True)
             self._tune_crf()
 

@@ -203,7 +203,16 @@ class TeamPresence(QObject):
             self.kept[conflict.rel_path] = "your offline save was NOT applied (kept on this machine)"
             self.window.statusBar().showMessage(conflict.message, 60000)
         pending = sum(1 for note in notes.values() if note == self.PENDING_NOTE)
-        self.pending_label.setText(f"{pending} save(s) not yet on the server" if pending else "")
+        was_pending = bool(self.pending_label.text())
+        self.pending_label.setText(f" · {pending} save(s) not yet on the server" if pending else "")
+        if pending and not was_pending and not conflicts:  # say it once, where the eye goes
+            self.window.statusBar().showMessage(
+                "The team server cannot be reached: your saves are kept on this machine and sent when it "
+                "is back. Keep working.",
+                30000,
+            )
+        elif was_pending and not pending and not conflicts:
+            self.window.statusBar().showMessage("Back on the team server: your queued saves landed.", 10000)
         self._notes = notes
         self.window.browser.model.set_notes({**self.rejected, **self.kept, **notes})
 

@@ -195,6 +195,26 @@ def test_mark_done_moves_to_next_unfinished_and_saves(make_window, image_folder,
     assert window.browser.model.visible_paths() == ["astronaut.jpg"]
 
 
+def test_mark_done_goes_on_when_the_project_cannot_be_read_for_the_crf_offer(
+    make_window, image_folder, qtbot, monkeypatch
+):
+    """Mark done asks whether enough images are ready for CRF tuning, an optional offer. A project that
+    cannot be read at that moment (a team server away) must not break Mark done (seen once under load)."""
+    from segstudio.core.errors import ProjectError
+    from segstudio.ml import crf_project
+
+    def unreadable(project):
+        raise ProjectError("lost the connection to the team server while trying to read the project")
+
+    monkeypatch.setattr(crf_project, "tunable_count", unreadable)
+    window = make_window(image_folder)
+    key(window, Qt.Key.Key_2)
+    stroke(window, [(30, 30), (80, 40)])
+    key(window, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: window.session.record.rel_path == "chelsea.jpg", timeout=WAIT)
+    qtbot.waitUntil(lambda: window.project.get("astronaut.jpg").status == Status.DONE, timeout=WAIT)
+
+
 def test_reopen_finds_everything_as_left(make_window, image_folder, qtbot):
     window = make_window(image_folder)
     key(window, Qt.Key.Key_Right)  # next image

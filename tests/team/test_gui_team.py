@@ -91,6 +91,8 @@ def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it
             lambda: window.session is not None and window.session.document is not None, timeout=WAIT
         )
         opened = window.session.record
+        shown: list[str] = []
+        window.statusBar().messageChanged.connect(shown.append)
         team.server.stop("fast")
         try:
             window.actions_by_id["mark_done"].trigger()  # the window does not wait: the save is queued
@@ -98,12 +100,14 @@ def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it
                 lambda: "not yet on the server" in _row_text(window, opened.rel_path), timeout=WAIT
             )
             assert "1 save(s) not yet on the server" in window.team_presence.pending_label.text()
+            assert any("cannot be reached" in m and "kept on this machine" in m for m in shown), shown
         finally:
             team.server.start()
         qtbot.waitUntil(
             lambda: "not yet on the server" not in _row_text(window, opened.rel_path), timeout=WAIT
         )
         assert window.team_presence.pending_label.text() == ""
+        assert any("queued saves landed" in m for m in shown), shown
     finally:
         window.close()
     with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
