@@ -167,16 +167,20 @@ def run_tool(
             cache["sp"] = superpixels
         if engine is not None or tool == "spbrush":
             stats.prepare.append(time.perf_counter() - t0)
+
+        def add_human_actions() -> None:
+            stats.human += human_actions(
+                engine,
+                truth,
+                start,
+                confidence=confidence,
+                min_area=int(args.min_object * truth.size),
+                most=args.objects,
+            )
+
         if args.human_only:
             if engine is not None:
-                stats.human += human_actions(
-                    engine,
-                    truth,
-                    start,
-                    confidence=confidence,
-                    min_area=int(args.min_object * truth.size),
-                    most=args.objects,
-                )
+                add_human_actions()
             return
         trace = run_image(
             tool.split(":")[0],
@@ -194,14 +198,7 @@ def run_tool(
         stats.spoiled += sum(trace.spoiled)
         stats.worst = max([stats.worst, *(s / truth.size for s in trace.spoiled)])
         if engine is not None and args.human:
-            stats.human += human_actions(
-                engine,
-                truth,
-                start,
-                confidence=confidence,
-                min_area=int(args.min_object * truth.size),
-                most=args.objects,
-            )
+            add_human_actions()
         if engine is not None:
             for cls, mask in objs:
                 ious = object_clicks(engine, mask, cls, NOC_MAX)

@@ -125,6 +125,7 @@ def latency(args: argparse.Namespace) -> dict:
     from bench.annotate import objects
     from segstudio.core.images import load_image
     from segstudio.core.interactive import create_engine
+    from segstudio.core.interactive.robot import object_clicks
     from segstudio.ml.click_engine import use_click_model
 
     torch.set_num_threads(1)
@@ -143,9 +144,7 @@ def latency(args: argparse.Namespace) -> dict:
             engine.prepare(image)
             prepare[name].append(time.perf_counter() - t0)
             for cls, obj in objects(truth, 0.005, 3):
-                session_times: list[float] = []
-                _timed_object_clicks(engine, obj, cls, session_times)
-                times[name] += session_times
+                object_clicks(engine, obj, cls, latencies=times[name])
     for name, values in times.items():
         ms = 1000 * np.asarray(values)
         out[name] = {
@@ -155,23 +154,6 @@ def latency(args: argparse.Namespace) -> dict:
             "prepare_s_median": round(float(np.median(prepare[name])), 3),
         }
     return out
-
-
-def _timed_object_clicks(engine, obj, cls, sink: list[float], max_clicks: int = 20) -> None:
-    """The robot's object protocol (as `robot.object_clicks`), recording each click's latency."""
-    from segstudio.core.interactive.click_session import ClickSession
-    from segstudio.core.interactive.robot import interior_point
-
-    session = ClickSession(engine, cls)
-    region = np.zeros(obj.shape, bool)
-    for _ in range(max_clicks):
-        fn, fp = obj & ~region, region & ~obj
-        xn, yn, rn = interior_point(fn) if fn.any() else (0, 0, -1.0)
-        xp, yp, rp = interior_point(fp) if fp.any() else (0, 0, -1.0)
-        if rn < 0 and rp < 0:
-            break
-        region = session.click(xn, yn, True) if rn >= rp else session.click(xp, yp, False)
-        sink.append(session.last_seconds)
 
 
 def curve(args: argparse.Namespace) -> dict:

@@ -192,8 +192,15 @@ def run_image(
     return trace
 
 
-def object_clicks(engine: Engine, obj: np.ndarray, active_class: int, max_clicks: int = 20) -> list[float]:
-    """IoU with `obj` after each click of the single-object protocol (NoC): click the larger error."""
+def object_clicks(
+    engine: Engine,
+    obj: np.ndarray,
+    active_class: int,
+    max_clicks: int = 20,
+    latencies: list[float] | None = None,
+) -> list[float]:
+    """IoU with `obj` after each click of the single-object protocol (NoC): click the larger error.
+    Each click's engine seconds go to `latencies` when given (the latency benchmark)."""
     session = ClickSession(engine, active_class)
     region = np.zeros(obj.shape, bool)
     ious: list[float] = []
@@ -204,6 +211,8 @@ def object_clicks(engine: Engine, obj: np.ndarray, active_class: int, max_clicks
         if rn < 0 and rp < 0:
             break
         region = session.click(xn, yn, True) if rn >= rp else session.click(xp, yp, False)
+        if latencies is not None:
+            latencies.append(session.last_seconds)
         union = np.count_nonzero(region | obj)
         ious.append(np.count_nonzero(region & obj) / union if union else 1.0)
     return ious
