@@ -31,25 +31,34 @@ def _street_scheme_file(tmp_path) -> str:
     return str(path)
 
 
+def _load_street_scheme(qtbot, window, tmp_path, monkeypatch, asked: list[str]) -> None:
+    """Load road/car/tree/sky from a file with the palette's Load button; every question answered Yes."""
+    scheme_file = _street_scheme_file(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (scheme_file, "")))
+    _yes(monkeypatch, asked)
+    qtbot.mouseClick(window.palette.load_button, Qt.MouseButton.LeftButton)
+
+
+def _save_car_and_sky(window):
+    """The open image's mask: left half car (1), right half sky (3), saved as the user's; (record, labels)."""
+    labels = np.full(window.session.document.shape, 1, np.uint8)
+    labels[:, labels.shape[1] // 2 :] = 3
+    rec = window.session.record
+    window.project.save_mask(rec, labels, Status.IN_PROGRESS)
+    return rec, labels
+
+
 def test_load_scheme_from_file_then_merge_and_delete_by_clicking(
     qtbot, shown_window, small_folder, tmp_path, monkeypatch
 ):
     window = shown_window(small_folder)
     palette = window.palette
-    scheme_file = _street_scheme_file(tmp_path)
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (scheme_file, "")))
     asked: list[str] = []
-    _yes(monkeypatch, asked)
-    qtbot.mouseClick(palette.load_button, Qt.MouseButton.LeftButton)
+    _load_street_scheme(qtbot, window, tmp_path, monkeypatch, asked)
     assert window.project.scheme.names == ["road", "car", "tree", "sky"]
     assert palette.list.count() == 4
-
-    # Paint: left half car (1), right half sky (3), saved as the user's mask.
     doc = window.session.document
-    labels = np.full(doc.shape, 1, np.uint8)
-    labels[:, doc.shape[1] // 2 :] = 3
-    rec = window.session.record
-    window.project.save_mask(rec, labels, Status.IN_PROGRESS)
+    rec, _labels = _save_car_and_sky(window)
 
     # Merge car into tree: the car pixels become tree, sky moves from 3 to 2 and stays sky.
     palette.select_class(1)
@@ -84,16 +93,9 @@ def test_a_merge_is_taken_back_from_the_edit_menu_with_the_class_pixels(
 ):
     window = shown_window(small_folder)
     palette = window.palette
-    scheme_file = _street_scheme_file(tmp_path)
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (scheme_file, "")))
-    _yes(monkeypatch, [])
-    qtbot.mouseClick(palette.load_button, Qt.MouseButton.LeftButton)
+    _load_street_scheme(qtbot, window, tmp_path, monkeypatch, [])
     assert not _edit_menu_action(window, "Undo class removal").isEnabled()
-    doc = window.session.document
-    labels = np.full(doc.shape, 1, np.uint8)  # car | sky
-    labels[:, doc.shape[1] // 2 :] = 3
-    rec = window.session.record
-    window.project.save_mask(rec, labels, Status.IN_PROGRESS)
+    rec, labels = _save_car_and_sky(window)
     palette.select_class(1)
     monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("tree", True)))
     qtbot.mouseClick(palette.merge_button, Qt.MouseButton.LeftButton)
