@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import shiboken6
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QCursor
+from PySide6.QtCore import QPoint, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QCursor, QScreen
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -87,6 +87,19 @@ CHECKABLE = {
 }
 
 
+#: the window's size on first start (no saved geometry) where the screen has room for it
+PREFERRED_SIZE = QSize(1400, 900)
+
+
+def first_window_size(screen: QScreen | None) -> QSize:
+    """1400x900, or 95 % of a smaller screen's free area: a 1366x768 laptop gets a window that fits
+    (with no window manager, or before one steps in, nothing else shrinks it)."""
+    if screen is None:
+        return PREFERRED_SIZE
+    area = screen.availableGeometry()
+    return PREFERRED_SIZE.boundedTo(QSize(int(area.width() * 0.95), int(area.height() * 0.95)))
+
+
 class MainWindow(QMainWindow):
     project_opened = Signal()
 
@@ -95,7 +108,7 @@ class MainWindow(QMainWindow):
         install_gui_thread_gc()  # workers never free Qt objects (whoever made the QApplication)
         self.settings = settings
         self.setWindowTitle("SegStudio")
-        self.resize(1400, 900)
+        self.resize(first_window_size(QApplication.primaryScreen()))
         self.project: Project | None = None
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None

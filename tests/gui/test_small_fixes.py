@@ -166,3 +166,19 @@ def test_least_confident_sort_shows_its_top_row_and_is_restored_on_reopen(qtbot,
     again = shown_window(folder)
     assert again.browser.sort_combo.currentData() == SORT_LEAST_CONFIDENT
     assert again.browser.model.path_at(0) == "f39.png"
+
+
+def test_first_start_window_fits_a_screen_smaller_than_1400_by_900(qtbot):
+    """No saved geometry: the window is 1400x900 where that fits, else 95 % of the screen's free area
+    (the offscreen test screen is 800x800, like a small laptop it has no room for 1400x900)."""
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    area = QApplication.primaryScreen().availableGeometry()
+    assert area.width() < 1400 or area.height() < 900, "this test needs a screen smaller than 1400x900"
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.width() <= area.width() and window.height() <= area.height()
+    assert window.width() >= 0.9 * min(1400, area.width())  # not needlessly small either
