@@ -160,4 +160,5 @@ def test_team_resolve_with_a_class_choice_writes_the_exact_mask_and_refuses_unkn
         np.testing.assert_array_equal(lena.load_mask(cat), expected)
         found = lena.consensus_of(cat)
         assert found.resolved_how == "merge" and found.resolved_by == "rita"
-        assert lena.review_of(cat).verdict == "accepted"
+        review = lena.review_of(cat)
+        assert review.verdict == "accepted" and review.comment == f"consensus: took merge ({names[2]} from B)"
