@@ -170,7 +170,7 @@ def parse_class_choices(
         lowered.setdefault(str(name).lower(), []).append(index)
     choices: dict[int, str] = {}
     for spec in specs:
-        name, sep, who = (part.strip() for part in spec.partition("="))
+        name, sep, who = (part.strip() for part in spec.rpartition("="))
         if not sep or not name or not who:
             raise ProjectError(f"--class takes CLASS=A or CLASS=B (e.g. --class car=A), not {spec!r}")
         if name in names:
