@@ -6,7 +6,7 @@
     segstudio team add FOLDER --db URL [--store-images] [PATH ...]
     segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
                          [--consensus FRACTION]
-    segstudio team resolve FOLDER IMAGE --db URL --take A|B|merge [--accept]
+    segstudio team resolve FOLDER IMAGE --db URL --take A|B|merge [--class CLASS=A|B ...] [--accept]
 
 Members join with `segstudio FOLDER --db URL` (the window) or `segstudio predict FOLDER --db URL`.
 Passwords come from ~/.pgpass, PGPASSWORD or a service file, never from the command line.
@@ -74,6 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["A", "B", "merge"],
         help="annotation A (the assignee's), B (the second annotator's), or merge: what both agree on, "
         "disputed pixels left unlabelled to paint",
+    )
+    resolve.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        default=[],
+        metavar="CLASS=A|B",
+        help="with --take merge: trust annotator A or B (or name them) for this class; repeatable. Pixels "
+        "either labelled as CLASS take that annotator's labels (docs/team.md)",
     )
     resolve.add_argument("--accept", action="store_true", help="also accept the result (as its reviewer)")
     add = sub.add_parser("add", help="add new images of the folder to the team project (lead)")
@@ -167,25 +176,38 @@ def _assign(args: argparse.Namespace) -> int:
 
 def _resolve(args: argparse.Namespace) -> int:
     from segstudio.core.errors import ProjectError
+    from segstudio.team.consensus import describe_choices, parse_class_choices
     from segstudio.team.project import TeamProject
 
     with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
         rec = project.get(args.image)
         if rec is None:
             raise ProjectError(f"{args.image} is not an image of the team project; check the path")
-        version = project.resolve_consensus(rec, args.take)
+        if args.classes and args.take != "merge":
+            raise ProjectError(
+                f"--class picks an annotator per class within a merge: use it with --take merge, not --take "
+                f"{args.take} (which takes the whole annotation)"
+            )
+        names = project.scheme.names
+        choices = parse_class_choices(args.classes, names, project.consensus_of(rec))
+        version = project.resolve_consensus(rec, args.take, classes=choices)
         agreement = project.agreement(rec)
         found = project.consensus_of(rec)
         assert found is not None
-        who = {"A": found.annotator_a, "B": found.annotator_b, "merge": "both"}[args.take]
-        line = f"{rec.rel_path}: version {version} made from {who}'s annotation" + (
-            "s" if args.take == "merge" else ""
-        )
+        made = {
+            "A": f"{found.annotator_a}'s annotation",
+            "B": f"{found.annotator_b}'s annotation",
+            "merge": f"{found.annotator_a}'s and {found.annotator_b}'s annotations",
+        }[args.take]
+        line = f"{rec.rel_path}: version {version} made from {made}"
+        if choices:
+            line += f"; {describe_choices(choices, names, found)}"
         if agreement is not None and agreement.miou is not None:
             line += f" (agreement mIoU {agreement.miou:.3f}, {agreement.disputed} disputed pixels)"
         print(line)
         if args.accept:
-            project.review(project._require(rec), True, f"consensus: took {args.take}")
+            how = args.take + (f" ({describe_choices(choices, names, None)})" if choices else "")
+            project.review(project._require(rec), True, f"consensus: took {how}")
             print(f"{rec.rel_path}: accepted")
     return 0
 

@@ -409,6 +409,11 @@ class Project:
         folder's file here; a team project whose images live in the server fetches it first."""
         return self.image_path(rec)
 
+    def needs_fetch(self, rec: ImageRecord) -> bool:
+        """Loading the image waits on the network first (a team's image kept in its server and not yet
+        on this machine): the window then loads it off its thread. Never for a local project."""
+        return False
+
     def load_image(self, rec: ImageRecord) -> np.ndarray:
         """Decode the image; a file found truncated or corrupt is recorded as unreadable (with its
         reason) before the ImageReadError propagates, so badge, counters, filter and `info` agree."""

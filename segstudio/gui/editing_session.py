@@ -11,6 +11,10 @@ Kept out of `main_window.py` so the window stays wiring. Disk work stays off the
   (Save, close) waits for all of them.
 - Decoding: the neighbours of the open image (their photo, mask and prediction) are decoded ahead
   on a background queue, so next/previous usually finds them ready.
+- Fetching: an image whose bytes are not on this machine (a team keeping its images in the server,
+  the image not yet cached) is fetched and decoded on a `TaskRunner`: `fetching` says so at once, the
+  window stays usable, `image_opened` follows when it arrives, `fetch_failed` if it cannot. Opening
+  another image meanwhile abandons the fetch, so a late result is dropped, never shown.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from segstudio.core.errors import SegStudioError
 from segstudio.core.history import Box, HistoryStore
 from segstudio.core.logs import log_exception
 from segstudio.core.project import ImageRecord, Prediction, Project, Status
-from segstudio.gui.background_tasks import JobQueue, TaskState
+from segstudio.gui.background_tasks import JobQueue, TaskRunner, TaskState
 
 __all__ = ["EditorSession", "ImageCache"]
 
@@ -59,6 +63,11 @@ class ImageCache:
         self._lock = threading.Lock()
         self._jobs = JobQueue(name="segstudio-prefetch")
         self._inflight: dict[str, Future] = {}
+
+    def is_decoded(self, rel_path: str) -> bool:
+        """In memory already (one being prefetched may still wait on the network: not yet)."""
+        with self._lock:
+            return rel_path in self._images
 
     def get(self, rec: ImageRecord) -> np.ndarray:
         with self._lock:
@@ -148,6 +157,8 @@ class EditorSession(QObject):
     prediction_changed = Signal()  # the current document's prediction layer changed
     error = Signal(str)
     image_problem = Signal(str, str)  # rel_path, reason: one image cannot be used (no decision needed)
+    fetching = Signal(object)  # ImageRecord: being fetched from the team server, `image_opened` follows
+    fetch_failed = Signal(object, str)  # ImageRecord, message: the fetch of the open image failed
 
     def __init__(self, project: Project, autosave_ms: int = 800, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -170,6 +181,9 @@ class EditorSession(QObject):
         self._timer.setInterval(autosave_ms)
         self._timer.timeout.connect(self.save)
         self.neighbours: Callable[[str], list[str]] | None = None  # for prefetching
+        self._fetch = TaskRunner(self, name="segstudio-fetch-image")
+        self._fetch.failed.connect(self._on_fetch_failed)
+        self.fetching_record: ImageRecord | None = None  # the image being fetched (None: none)
 
     # -- opening -------------------------------------------------------------------------------------
     def open_image(self, rel_path: str) -> bool:
@@ -178,6 +192,10 @@ class EditorSession(QObject):
         if rec is None:
             self.image_problem.emit(rel_path, "it is no longer in the folder (moved or deleted)")
             return False
+        if self.fetching_record is not None and self.fetching_record.rel_path == rel_path:
+            return True  # asked again while it is on its way: the fetch under way shows it
+        self._fetch.abandon()  # a fetch of another image: its late result is dropped
+        self.fetching_record = None
         self._queue_current()
         if self._writes_pending(rel_path):  # its own mask is still being written: read what was saved
             self._writer.wait_idle(60)
@@ -187,17 +205,55 @@ class EditorSession(QObject):
         if rec.error or rec.shape is None:
             self.image_opened.emit(rec, None, None)
             return True
+        if not self.cache.is_decoded(rel_path) and self.project.needs_fetch(rec):
+            self.fetching_record = rec
+            self.fetching.emit(rec)
+            self._fetch.start(
+                lambda state, r=rec: (self.cache.get(r), self.cache.take_labels(r)),
+                on_done=lambda result, r=rec: self._on_fetched(r, *result),
+            )
+            return True
         try:
             image = self.cache.get(rec)
             mask, prediction = self.cache.take_labels(rec)
         except SegStudioError as exc:
-            fresh = self.project.get(rel_path)  # a decode failure was recorded: badge and counters follow
-            if fresh is not None and fresh.error != rec.error:
-                rec = self.record = fresh
-                self.record_changed.emit(fresh)
-            self.image_problem.emit(rel_path, str(exc))
-            self.image_opened.emit(rec, None, None)
+            self._open_failed(rec, str(exc))
             return True
+        self._show(rec, image, Labels(mask, prediction))
+        return True
+
+    def _open_failed(self, rec: ImageRecord, reason: str) -> None:
+        fresh = self.project.get(rec.rel_path)  # a decode failure was recorded: badge and counters follow
+        if fresh is not None and fresh.error != rec.error:
+            rec = self.record = fresh
+            self.record_changed.emit(fresh)
+        self.image_problem.emit(rec.rel_path, reason)
+        self.image_opened.emit(rec, None, None)
+
+    def _on_fetched(self, rec: ImageRecord, image: np.ndarray, labels: Labels) -> None:
+        """The fetch of the image still wanted arrived (a superseded one never gets here)."""
+        self.fetching_record = None
+        self._show(rec, image, labels)
+
+    def _on_fetch_failed(self, message: str) -> None:
+        rec, self.fetching_record = self.fetching_record, None
+        if rec is None:
+            return
+        fresh = self.project.get(rec.rel_path)
+        if fresh is not None and fresh.error:  # fetched, but the bytes do not decode: an unreadable image
+            self._open_failed(rec, message)
+            return
+        self.fetch_failed.emit(rec, message)
+
+    @property
+    def fetching_image(self) -> bool:
+        """The open image is still on its way from the team server (nothing to edit yet)."""
+        return self.fetching_record is not None
+
+    def _show(self, rec: ImageRecord, image: np.ndarray, labels: Labels) -> None:
+        """Make the document of `rec` (its saved mask, else its prediction, else unlabelled) and show it."""
+        rel_path = rec.rel_path
+        mask, prediction = labels
         self._had_mask = mask is not None
         if mask is None:
             mask = (
@@ -215,11 +271,12 @@ class EditorSession(QObject):
         if self.neighbours is not None:
             recs = [r for p in self.neighbours(rel_path) if (r := self.project.get(p)) is not None]
             self.cache.prefetch(recs)
-        return True
 
     def close_image(self) -> None:
         """Forget the open image without saving (its file left the folder; saved strokes stay stored)."""
         self._timer.stop()
+        self._fetch.abandon()
+        self.fetching_record = None
         if self.document is not None:
             self.document.remove_listener(self._on_doc_changed)
         self.record, self.image, self.document = None, None, None
@@ -323,7 +380,7 @@ class EditorSession(QObject):
     def set_status(self, status: Status) -> ImageRecord | None:
         """Mark the current image (saving its mask first; `done` always writes the mask)."""
         rec, doc = self.record, self.document
-        if rec is None:
+        if rec is None or self.fetching_image:  # not shown yet: nothing was seen to mark
             return None
         self._queue_current()
         target = self.record or rec
@@ -388,6 +445,8 @@ class EditorSession(QObject):
 
     # -- teardown ----------------------------------------------------------------------------------------
     def close(self) -> None:
+        self._fetch.abandon()
+        self.fetching_record = None
         self.flush()
         self._writer.stop(wait=True)
         self.cache.shutdown()

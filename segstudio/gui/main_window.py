@@ -113,6 +113,7 @@ class MainWindow(QMainWindow):
         self.session: EditorSession | None = None
         self.model: ModelLink | None = None
         self.folder_watch: FolderWatcher | None = None
+        self._view_to_restore: Any = None  # the saved view of an image still being fetched
         self._panels: dict[str, QWidget] = {}  # factory name (panels.*) -> open project-bound window
 
         self.canvas = CanvasView(self)
@@ -465,6 +466,8 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_folder(project.image_dir)
         self.session = EditorSession(project, self.settings.autosave_ms, self)
         self.session.image_opened.connect(self._image_opened)
+        self.session.fetching.connect(self._image_fetching)
+        self.session.fetch_failed.connect(self._image_fetch_failed)
         self.session.record_changed.connect(self.browser.update_record)
         self.session.prediction_changed.connect(self.overlay.rebuild)
         self.session.error.connect(lambda msg: self.show_error("SegStudio", msg))
@@ -580,10 +583,41 @@ class MainWindow(QMainWindow):
         if self.session.record is not None and self.session.record.rel_path != rel_path:
             self._project_setting("gui.view", self.canvas.view_state())
         self.tools.set_document(None)
+        self._view_to_restore = None
         if self.session.open_image(rel_path):
             self._project_setting("gui.last_image", rel_path)
             if restore_view:
-                self.canvas.restore_view_state(self.project.get_setting("gui.view") if self.project else None)
+                view = self.project.get_setting("gui.view") if self.project else None
+                if self.session.fetching_image:
+                    self._view_to_restore = view  # applied when the image arrives
+                else:
+                    self.canvas.restore_view_state(view)
+
+    def _image_fetching(self, rec: ImageRecord) -> None:
+        """The image is on its way from the team server: say so; the window stays usable meanwhile (open
+        another image and this one is dropped when it arrives)."""
+        self.overlay.set_document(None, None, f"{rec.rel_path}\n\nfetching from the server…")
+        self._clear_readout()
+        self.effort.attach(self.project, None, None)
+        self.tools.smart.record = None
+        self.tools.set_document(None, None)
+        self.canvas.paint_enabled = False
+        self.browser.set_current(rec.rel_path)
+        self.setWindowTitle(f"SegStudio — {rec.rel_path} (fetching from the server…)")
+        self.statusBar().showMessage(f"{rec.rel_path}: fetching from the server…", 10000)
+
+    def _image_fetch_failed(self, rec: ImageRecord, message: str) -> None:
+        """The fetch of the open image failed (server away, image missing there): say why and how to retry;
+        the window keeps running and any other image can be opened."""
+        self._view_to_restore = None
+        self.overlay.set_document(
+            None,
+            None,
+            f"{rec.rel_path} could not be fetched from the server:\n{message}\n\n"
+            "Open it again to retry, or pick another image.",
+        )
+        self.setWindowTitle(f"SegStudio — {rec.rel_path} (not fetched)")
+        self.statusBar().showMessage(f"{rec.rel_path} could not be fetched: {one_paragraph(message)}", 15000)
 
     def _image_opened(self, rec: ImageRecord, image, document) -> None:
         reason = rec.error or (self.browser.model.problems.get(rec.rel_path) if document is None else None)
@@ -600,6 +634,9 @@ class MainWindow(QMainWindow):
         if self.team_presence is not None:
             self.team_presence.image_opened(rec)
         self.setWindowTitle(f"SegStudio — {rec.rel_path}")
+        if self._view_to_restore is not None and document is not None:
+            self.canvas.restore_view_state(self._view_to_restore)
+        self._view_to_restore = None
         if document is not None and self.settings.auto_predict and self.model is not None:
             # After this event: the image is painted first, the model request follows.
             QTimer.singleShot(
@@ -676,6 +713,11 @@ class MainWindow(QMainWindow):
 
     def mark(self, status: Status) -> None:
         if self.session is None or self.session.record is None:
+            return
+        if self.session.fetching_image:
+            self.statusBar().showMessage(
+                "the image is still being fetched from the server: mark it once shown", 5000
+            )
             return
         if self.session.set_status(status) is not None:
             if status == Status.DONE:

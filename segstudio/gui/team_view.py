@@ -313,7 +313,12 @@ class TeamPresence(QObject):
             session.document.mark_saved()  # the open image showed the main line before the resolution
         session.cache.invalidate_labels(rec.rel_path)
         self.window.open_image(rec.rel_path)
-        how = "the merge" if dialog.taken == "merge" else f"annotation {dialog.taken}"
+        how = f"annotation {dialog.taken}"
+        if dialog.taken == "merge":
+            from segstudio.team.consensus import describe_choices
+
+            picked = describe_choices(dialog.choices, self.project.scheme.names, dialog.found)
+            how = f"the merge ({picked})" if dialog.choices else "the merge"
         self.window.statusBar().showMessage(
             f"{rec.rel_path}: {how} is version {dialog.version}; paint any unlabelled (disputed) pixels, then "
             "Team -> Accept this image",

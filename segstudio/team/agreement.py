@@ -9,11 +9,21 @@ summed (they are additive), so a class's project IoU weighs every pixel once.
 The merge keeps every pixel the two agree on (or that only one of them labelled) and leaves the pixels
 they disagree on UNLABELED, so the reviewer sees exactly what is disputed (in the void colour) and
 paints only that; accepted as is, the disputed pixels are ignored in training and evaluation.
+
+A reviewer may trust one annotator per class (`choices`: class -> "A" or "B"). A chosen class claims
+every pixel that either annotator labelled as it, and there the result is the chosen annotator's
+labelling, void included ("A's car outline is the truth": A's car pixels stay car, B's car pixels that
+A labelled otherwise take A's label, or void where A left them unlabelled). A pixel claimed by two
+choices that name different annotators (A says car, trusted for car; B says road, trusted for road) is
+a conflict between the reviewer's own choices and is left void, like any dispute. Unclaimed pixels
+follow the merge rule above. So every pixel of the result is A's label, B's label or void, and a chosen
+class appears exactly where its chosen annotator drew it and no other choice contests it; choosing A for
+every class gives A's annotation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,12 +74,33 @@ def agreement_of(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> tuple[Ag
     return Agreement.from_confusion(cm, names), cm
 
 
-def merge_annotations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
-    """(merged mask, disputed pixels): agreement kept, one-sided labels kept, disagreement left void."""
+#: Claim codes of a class choice, as bits: a pixel claimed by both annotators' choices has both set.
+_CLAIM = {"A": 1, "B": 2}
+
+
+def merge_annotations(
+    a: np.ndarray, b: np.ndarray, choices: Mapping[int, str] | None = None
+) -> tuple[np.ndarray, int]:
+    """(merged mask, pixels left to paint): agreement kept, one-sided labels kept, disagreement left void;
+    `choices` (class index -> "A" or "B") hands each chosen class to one annotator (module docstring).
+    Pixels left to paint: void in the result although at least one annotator labelled them (without
+    choices, exactly the disputed pixels)."""
+    if a.shape != b.shape:
+        raise ValueError(f"the two annotations differ in size: {a.shape} and {b.shape}")
     merged = np.where(a == UNLABELED, b, a)
-    disputed = (a != b) & (a != UNLABELED) & (b != UNLABELED)
-    merged[disputed] = UNLABELED
-    return merged.astype(np.uint8), int(disputed.sum())
+    merged[(a != b) & (a != UNLABELED) & (b != UNLABELED)] = UNLABELED
+    if choices:
+        claim_of = np.zeros(256, np.uint8)  # class value -> claim bits; void (255) claims nothing
+        for cls, who in choices.items():
+            if who not in _CLAIM or not 0 <= int(cls) < UNLABELED:
+                raise ValueError(f"a class choice is a class index and 'A' or 'B', not {cls!r}: {who!r}")
+            claim_of[int(cls)] = _CLAIM[who]
+        claims = claim_of[a] | claim_of[b]
+        merged = np.where(claims == _CLAIM["A"], a, merged)
+        merged = np.where(claims == _CLAIM["B"], b, merged)
+        merged[claims == _CLAIM["A"] | _CLAIM["B"]] = UNLABELED
+    left = (merged == UNLABELED) & ((a != UNLABELED) | (b != UNLABELED))
+    return merged.astype(np.uint8), int(left.sum())
 
 
 def summarize(

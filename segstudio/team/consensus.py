@@ -10,7 +10,8 @@ never choose a branch: `load_mask`/`save_mask` of an annotator of an open consen
 branch (`_my_branch`), everyone else sees the main line.
 
 A reviewer who annotated neither branch resolves the image (`resolve_consensus`): take A, take B, or
-merge (`agreement.merge_annotations`: agreement kept, disputed pixels left void to paint). That is a
+merge (`agreement.merge_annotations`: agreement kept, disputed pixels left void to paint; optionally one
+annotator trusted per class, `parse_class_choices`). That is a
 normal new main version (parent: the main head) recording the two branch heads it was made from; the
 server refuses it if either annotator saved again since. Then the branches close and the image is an
 ordinary one, which the resolver may accept.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ __all__ = [
     "WORK_HEAD",
     "Consensus",
     "ConsensusImage",
+    "describe_choices",
+    "parse_class_choices",
     "pick_consensus",
     "second_annotators",
     "seen_record",
@@ -154,6 +157,51 @@ def second_annotators(
         load[second] += 1
         result.append((rec, first, second))
     return result
+
+
+def parse_class_choices(
+    specs: Sequence[str], names: Sequence[str], found: ConsensusImage | None = None
+) -> dict[int, str]:
+    """`CLASS=WHO` items (`team resolve --class car=A`) -> {class index: "A" or "B"}. WHO is A or B, or
+    the name of annotator A or B when `found` says who they are; classes are the scheme's names (case
+    does not matter when unambiguous). Anything else, or one class chosen twice, is a ProjectError."""
+    lowered: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        lowered.setdefault(str(name).lower(), []).append(index)
+    choices: dict[int, str] = {}
+    for spec in specs:
+        name, sep, who = (part.strip() for part in spec.rpartition("="))
+        if not sep or not name or not who:
+            raise ProjectError(f"--class takes CLASS=A or CLASS=B (e.g. --class car=A), not {spec!r}")
+        if name in names:
+            index = list(names).index(name)
+        elif len(lowered.get(name.lower(), [])) == 1:
+            index = lowered[name.lower()][0]
+        else:
+            raise ProjectError(
+                f"--class {spec}: {name!r} is not a class of this project; its classes are: {', '.join(names)}"
+            )
+        branch = who.upper() if who.upper() in ("A", "B") else None
+        if branch is None and found is not None:
+            branch = found.branch_of(who)
+        if branch is None:
+            known = "" if found is None else f" ({found.annotator_a} or {found.annotator_b})"
+            raise ProjectError(
+                f"--class {spec}: {who!r} is neither annotator; name A or B, or annotator A or B by name{known}"
+            )
+        if index in choices and choices[index] != branch:
+            raise ProjectError(f"--class names {names[index]} twice, with A and with B; choose one")
+        choices[index] = branch
+    return choices
+
+
+def describe_choices(choices: Mapping[int, str], names: Sequence[str], found: ConsensusImage | None) -> str:
+    """'car from alice (A), road from bob (B)': what a per-class merge took from whom."""
+
+    def who(branch: str) -> str:
+        return branch if found is None else f"{found.annotator(branch)} ({branch})"
+
+    return ", ".join(f"{names[i] if i < len(names) else i} from {who(b)}" for i, b in sorted(choices.items()))
 
 
 def _matrix(value: Any, size: int) -> np.ndarray | None:
@@ -356,14 +404,30 @@ class Consensus:
         take: str,
         status: Status | str = Status.DONE,
         seen: tuple[int | None, int | None] | None = None,
+        classes: Mapping[int, str] | None = None,
     ) -> int:
         """Make the image's main version from its two annotations: "A", "B" or "merge"; the new version id.
 
+        `classes` (merge only): class index -> "A" or "B", the annotator trusted for that class
+        (`agreement.merge_annotations`); the classes not named follow the merge rule.
         Both annotators must have marked their annotation done. `seen`: the branch heads (A, B) the
         reviewer compared (default: those read now); refused (StaleSaveError) when either annotator saved
         after that, so a reviewer never resolves what they did not see."""
         if take not in TAKES:
             raise ProjectError(f"take one of A, B or merge, not {take!r}")
+        if classes and take != "merge":
+            raise ProjectError(
+                "a per-class choice picks an annotator per class within a merge: use it with --take merge "
+                f"(--take {take} takes the whole annotation)"
+            )
+        if classes:
+            bad = [
+                f"{c}={who}"
+                for c, who in classes.items()
+                if who not in ("A", "B") or not 0 <= c < len(self.scheme.names)
+            ]
+            if bad:
+                raise ProjectError(f"class choices name a class of the project and A or B; got {bad}")
         mine = self.consensus_of(rec)
         if mine is not None and mine.open and mine.branch_of(self.member) is not None:
             raise TeamPermissionError(
@@ -384,7 +448,7 @@ class Consensus:
                     "both annotators marked it done"
                 )
         assert a is not None and b is not None
-        mask = a if take == "A" else b if take == "B" else merge_annotations(a, b)[0]
+        mask = a if take == "A" else b if take == "B" else merge_annotations(a, b, classes)[0]
         head = self._head(rec.id)  # type: ignore[attr-defined]
         sources = list(seen) if seen is not None else [found.head_a, found.head_b]
         psycopg = require_driver()

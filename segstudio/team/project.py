@@ -493,6 +493,11 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             return True
         return self.server_images is not None and self.server_images.is_cached(rec)
 
+    def needs_fetch(self, rec: ImageRecord) -> bool:
+        """The image is kept in the server and neither the folder nor this machine's cache has it (two
+        stats, no network). A folder copy whose hash differs is fetched too, but is not seen here."""
+        return self.server_images is not None and not self._has_local_copy(rec)
+
     def load_image(self, rec: ImageRecord) -> np.ndarray:
         """Decode this machine's copy, after checking it is the team's (same content hash)."""
         path = self._checked_file(rec)

@@ -296,6 +296,7 @@ def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_te
     from segstudio.cli import main
     from segstudio.core.project import Status
     from segstudio.core.schemes import UNLABELED
+    from segstudio.team.agreement import merge_annotations
     from tests.team.test_consensus import IOU_1, IOU_2, _annotate, _b_of, _halves
 
     assert main(["team", "assign", str(image_folder), "a_cat.png", "b_coffee.png", "--db", team.url("lena"),
@@ -351,11 +352,20 @@ def test_a_reviewer_compares_a_consensus_image_and_takes_b_or_merges_from_the_te
             compare.trigger()
             dialog = presence.compare_dialog
             qtbot.waitUntil(lambda: dialog.merge.isEnabled(), timeout=WAIT)
+            assert "(64 pixels left to paint)" in dialog.captions[3].text()  # the merge rule: the box is void
+            qtbot.mouseClick(dialog.choice_buttons[names[2]]["A"], Qt.MouseButton.LeftButton)  # trust A there
+            previewed = dialog.preview.copy()
             qtbot.mouseClick(dialog.merge, Qt.MouseButton.LeftButton)
             qtbot.waitUntil(lambda: dialog.version is not None, timeout=WAIT)
             coffee = lena.get("b_coffee.png")
             merged = lena.load_mask(coffee)
-            assert (merged[0:8, 16:24] == UNLABELED).all() and int((merged == UNLABELED).sum()) == 64
+            _, mask_a, mask_b = lena.branch_masks(coffee)  # readable by everyone once resolved
+            np.testing.assert_array_equal(merged, previewed)  # saved exactly what the preview showed
+            np.testing.assert_array_equal(merged, merge_annotations(mask_a, mask_b, {2: "A"})[0])
+            assert (merged[0:8, 16:24] == mask_a[0:8, 16:24]).all()  # the disputed box: A's word on class 2
+            assert (
+                int((merged == UNLABELED).sum()) != 64 and lena.consensus_of(coffee).resolved_how == "merge"
+            )
             assert coffee.status == Status.DONE
             qtbot.waitUntil(
                 lambda: np.array_equal(window.session.document.labels, merged), timeout=WAIT
