@@ -159,13 +159,15 @@ class TeamPresence(QObject):
             return
         self._again = False
         self._polling = True
+        from segstudio.team.project import list_stamp
+
         paths = {r.id: r.rel_path for r in self.window.browser.model.records()}
-        listed = (len(paths), max(paths, default=0))
+        listed = list_stamp(self.window.browser.model.records())
         me = self.project.member
 
         def work() -> None:
             try:
-                if self.project.image_list_stamp() != listed:  # a lead added images: list them
+                if self.project.image_list_stamp() != listed:  # a lead added or removed images
                     records = self.project.images()
                     if not self._stopped:
                         self.images_seen.emit(records)
