@@ -604,14 +604,16 @@ $$;
 #:   version, authored by its annotator and recording both branch heads (`resolves` = the branch,
 #:   `sources`), which closes the branches like a resolution - the other branch stays in the history.
 #:   Either way the image is assigned to the kept annotator and goes on as an ordinary image.
+#:
+#: Written to run again over itself (IF NOT EXISTS, OR REPLACE), as the steps before it may be re-run.
 _REMOVE_AND_KEEP = f"""
-ALTER TABLE segstudio.images ADD COLUMN removed_by text;
+ALTER TABLE segstudio.images ADD COLUMN IF NOT EXISTS removed_by text;
 ALTER TABLE segstudio.consensus
-    ADD COLUMN kept text CHECK (kept IN ('A', 'B')),
-    ADD COLUMN kept_by text,
-    ADD COLUMN kept_at timestamptz;
+    ADD COLUMN IF NOT EXISTS kept text CHECK (kept IN ('A', 'B')),
+    ADD COLUMN IF NOT EXISTS kept_by text,
+    ADD COLUMN IF NOT EXISTS kept_at timestamptz;
 
-CREATE FUNCTION segstudio.before_removal() RETURNS trigger
+CREATE OR REPLACE FUNCTION segstudio.before_removal() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     editor text;
@@ -642,11 +644,21 @@ BEGIN
 END
 $$;
 ALTER FUNCTION segstudio.before_removal() OWNER TO {LEAD};
+CREATE OR REPLACE FUNCTION segstudio.notify_image_listed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segstudio_changes', 'images:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_image_listed() OWNER TO {LEAD};
+DROP TRIGGER IF EXISTS removal_check ON segstudio.images;
 CREATE TRIGGER removal_check BEFORE UPDATE OF removed_at ON segstudio.images
     FOR EACH ROW EXECUTE FUNCTION segstudio.before_removal();
+DROP TRIGGER IF EXISTS notify_image_listed ON segstudio.images;
 CREATE TRIGGER notify_image_listed AFTER UPDATE OF removed_at ON segstudio.images
     FOR EACH ROW WHEN (OLD.removed_at IS DISTINCT FROM NEW.removed_at)
-    EXECUTE FUNCTION segstudio.notify_image_added();
+    EXECUTE FUNCTION segstudio.notify_image_listed();
 
 -- as in the consensus step, plus: no save on a removed image (branch saves skip before_mask_save), and
 -- the main version a lead's `kept` makes is authored by the kept annotator
@@ -714,7 +726,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION segstudio.after_consensus_kept() RETURNS trigger
+CREATE OR REPLACE FUNCTION segstudio.after_consensus_kept() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kept_head bigint := CASE NEW.kept WHEN 'A' THEN NEW.head_a ELSE NEW.head_b END;
@@ -750,6 +762,7 @@ BEGIN
 END
 $$;
 ALTER FUNCTION segstudio.after_consensus_kept() OWNER TO {LEAD};
+DROP TRIGGER IF EXISTS consensus_kept ON segstudio.consensus;
 CREATE TRIGGER consensus_kept AFTER UPDATE OF kept ON segstudio.consensus
     FOR EACH ROW WHEN (NEW.kept IS NOT NULL) EXECUTE FUNCTION segstudio.after_consensus_kept();
 """
