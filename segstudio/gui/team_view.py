@@ -136,6 +136,11 @@ class TeamPresence(QObject):
         )
         self.compare_action.triggered.connect(self.compare_current)
         self.compare_dialog: Any = None
+        self.remover: Any = None  # a lead's *Remove from project…* in the browser's context menu
+        if project.role == "lead":
+            from segstudio.gui.team_remove import RemoveFromProject
+
+            self.remover = RemoveFromProject(self)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -230,12 +235,47 @@ class TeamPresence(QObject):
         )
 
     def _show_images(self, records: list[ImageRecord]) -> None:
+        """A lead added, removed or restored images: the browser lists the team's images now."""
         known = {r.rel_path for r in self.window.browser.model.records()}
+        listed = {r.rel_path for r in records}
+        added = [r.rel_path for r in records if r.rel_path not in known]
+        gone = known - listed
+        closed = self.list_changed(records)
+        parts = [f"{len(added)} image(s) added to"] if added else []
+        parts += [f"{len(gone)} image(s) removed from"] if gone else []
+        if parts:
+            text = f"{' and '.join(parts)} the team project"
+            if closed is not None:
+                text += f"; {closed} was removed by a lead, so it was closed (its saved versions are kept)"
+            self.window.statusBar().showMessage(text, 15000 if closed is None else 60000)
+
+    def list_changed(self, records: list[ImageRecord]) -> str | None:
+        """Show `records` as the project's images; when the open image is no longer among them, close it
+        (give back its lease) and open the next one. The closed image's path, else None."""
+        session = self.window.session
+        current = None if session is None else session.record
         self.window.browser.refresh(records, {})
         self.window.browser.update_counter()
-        added = [r.rel_path for r in records if r.rel_path not in known]
-        if added:
-            self.window.statusBar().showMessage(f"{len(added)} image(s) added to the team project", 10000)
+        if current is None or any(r.id == current.id for r in records):
+            return None
+        self.window.tools.set_document(None)
+        session.close_image()
+        if self._held is not None and self._held.id == current.id:
+            held, self._held = self._held, None
+            self._thread(lambda: self._quietly(lambda: self.project.release_lease(held)))
+        target = self.window.browser.next_unfinished() or self.window.browser.neighbour(1)
+        if target:
+            self.window.open_image(target)
+        else:
+            self.window.overlay.set_document(None, None, "The team project has no images left.")
+        return current.rel_path
+
+    @staticmethod
+    def _quietly(work: Any) -> None:
+        try:
+            work()
+        except SegStudioError:
+            pass  # a lease left behind expires by itself
 
     def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
         if queue != self.queue and self.project.prefetcher is not None:
@@ -350,3 +390,5 @@ class TeamPresence(QObject):
         self.window.statusBar().removeWidget(self.pending_label)
         self.window.menuBar().removeAction(self.menu.menuAction())
         self.window.browser.next_unfinished = self._plain_next
+        if self.remover is not None:
+            self.remover.stop()

@@ -1,0 +1,121 @@
+"""A lead removes images from the team project with the browser's context menu; other members' browsers
+follow at once (live view), and a restore brings the image back to them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from segstudio.cli import main
+from segstudio.core.project import Project
+from segstudio.team.project import TeamProject
+from segstudio.team.transfer import create_team_project
+from tests.team.test_gui_team import WAIT, _click_in_browser, _open_window
+
+
+@pytest.fixture
+def team(team_db, image_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    return team_db
+
+
+def _right_click(view, rel_path: str) -> None:
+    """What the platform sends the list when the user right-clicks a row."""
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication
+
+    index = view.model().index(view.model().row_of(rel_path))
+    view.scrollTo(index)
+    pos = view.visualRect(index).center()
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, view.viewport().mapToGlobal(pos))
+    QApplication.sendEvent(view.viewport(), event)
+
+
+def _ctrl_click(view, rel_path: str) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    index = view.model().index(view.model().row_of(rel_path))
+    view.scrollTo(index)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,
+                     view.visualRect(index).center())  # fmt: skip
+
+
+def test_a_lead_removes_the_selected_images_from_the_browser_context_menu(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+    answers = [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda parent, title, text, *a: (asked.append(text), answers.pop(0))[1]
+    )
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "lena")
+    try:
+        view, remover = window.browser.view, window.team_presence.remover
+        _click_in_browser(qtbot, window, "b_coffee.png")  # the open image is one of those removed
+        _ctrl_click(view, "c_astronaut.png")
+        assert window.session.record.rel_path == "b_coffee.png"  # Ctrl-click selects, opens nothing
+        _right_click(view, "c_astronaut.png")
+        qtbot.waitUntil(remover.menu.isVisible, timeout=WAIT)
+        action = next(a for a in remover.menu.actions() if a.text() == "Remove 2 images from project…")
+        action.trigger()  # the user cancels the confirmation: nothing happens
+        assert "Remove 2 image(s) from the team project?" in asked[0]
+        assert "  b_coffee.png\n  c_astronaut.png\n" in asked[0] and "team restore" in asked[0]
+        qtbot.wait(300)
+        assert view.model().row_of("c_astronaut.png") is not None
+        remover.menu.close()
+
+        _right_click(view, "c_astronaut.png")  # still selected: both again
+        qtbot.waitUntil(remover.menu.isVisible, timeout=WAIT)
+        remover.remove_action.trigger()
+        qtbot.waitUntil(lambda: view.model().row_of("c_astronaut.png") is None, timeout=WAIT)
+        assert view.model().row_of("b_coffee.png") is None
+        assert "Removed 2 image(s) from the team project" in window.statusBar().currentMessage()
+        qtbot.waitUntil(
+            lambda: window.session.record is not None and window.session.record.rel_path == "a_cat.png",
+            timeout=WAIT,
+        )  # the open image went: the window moved on
+        assert window.browser.counter.text().startswith("0 / 2 done")
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            assert sorted(r.record.rel_path for r in lena.removed_images()) == [
+                "b_coffee.png",
+                "c_astronaut.png",
+            ]
+            coffee = lena.find_removed("b_coffee.png")
+            qtbot.waitUntil(lambda: lena.lease_holder(coffee) is None, timeout=WAIT)  # its lease given back
+    finally:
+        window.close()
+
+
+def test_other_members_browsers_follow_a_removal_and_a_restore_at_once(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    from PySide6.QtCore import Qt
+
+    from segstudio.gui import team_view
+
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    window.team_presence.timer.setInterval(600_000)  # only a notice can bring the change now
+    monkeypatch.setattr(team_view, "POLL_MS", 600_000)
+    try:
+        assert window.team_presence.remover is None  # an annotator is not offered removal
+        assert window.browser.view.contextMenuPolicy() != Qt.ContextMenuPolicy.CustomContextMenu
+        qtbot.waitUntil(window.team_presence.listener.listening.is_set, timeout=WAIT)
+        qtbot.wait(500)  # the first poll is over
+        other = next(
+            r.rel_path for r in window.browser.model.records() if r.rel_path != window.session.record.rel_path
+        )
+        started = time.monotonic()
+        assert main(["team", "remove", str(image_folder), other, "--db", team.url("lena")]) == 0
+        qtbot.waitUntil(lambda: window.browser.model.row_of(other) is None, timeout=5000)
+        assert time.monotonic() - started < 5.0
+        assert "1 image(s) removed from the team project" in window.statusBar().currentMessage()
+        assert main(["team", "restore", str(image_folder), other, "--db", team.url("lena")]) == 0
+        qtbot.waitUntil(lambda: window.browser.model.row_of(other) is not None, timeout=5000)
+    finally:
+        window.close()
