@@ -349,12 +349,21 @@ class TeamPresence(QObject):
     def _compared(self, dialog: Any) -> None:
         """A resolution was saved: show it in the window (it is the image's main version now)."""
         session, rec = self.window.session, dialog.rec
-        if dialog.version is None or session is None:
+        if (dialog.version is None and dialog.kept is None) or session is None:
             return
         if session.document is not None and session.record is not None and session.record.id == rec.id:
             session.document.mark_saved()  # the open image showed the main line before the resolution
         session.cache.invalidate_labels(rec.rel_path)
         self.window.open_image(rec.rel_path)
+        if dialog.kept is not None:
+            who = dialog.found.annotator(dialog.kept) if dialog.found is not None else dialog.kept
+            self.window.statusBar().showMessage(
+                f"{rec.rel_path} is out of consensus: an ordinary image of {who}"
+                + ("" if dialog.version is None else f", whose annotation is version {dialog.version}"),
+                30000,
+            )
+            self.poll()
+            return
         how = "the merge" if dialog.taken == "merge" else f"annotation {dialog.taken}"
         self.window.statusBar().showMessage(
             f"{rec.rel_path}: {how} is version {dialog.version}; paint any unlabelled (disputed) pixels, then "

@@ -1,5 +1,6 @@
-"""A lead removes images from the team project with the browser's context menu; other members' browsers
-follow at once (live view), and a restore brings the image back to them."""
+"""A lead's tools in the window: removing images with the browser's context menu (other members' browsers
+follow at once, a restore brings the image back to them), and taking an image out of consensus from the
+Compare dialog."""
 
 from __future__ import annotations
 
@@ -117,5 +118,49 @@ def test_other_members_browsers_follow_a_removal_and_a_restore_at_once(
         assert "1 image(s) removed from the team project" in window.statusBar().currentMessage()
         assert main(["team", "restore", str(image_folder), other, "--db", team.url("lena")]) == 0
         qtbot.waitUntil(lambda: window.browser.model.row_of(other) is not None, timeout=5000)
+    finally:
+        window.close()
+
+
+def test_a_lead_takes_an_image_out_of_consensus_from_the_compare_dialog(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    import numpy as np
+    from PySide6.QtCore import Qt
+
+    from segstudio.core.project import Status
+    from tests.team.test_consensus import _annotate, _b_of, _halves
+
+    assert main(["team", "assign", str(image_folder), "a_cat.png", "--db", team.url("lena"),
+                 "--to", "alice,bob", "--consensus", "1"]) == 0  # fmt: skip
+    a, b = _halves(), _b_of(_halves())
+    with (
+        TeamProject.join(image_folder, team.url("alice"), state_dir=tmp_path / "a", heartbeat=False) as alice,
+        TeamProject.join(image_folder, team.url("bob"), state_dir=tmp_path / "b", heartbeat=False) as bob,
+    ):
+        _annotate(alice, "a_cat.png", a)
+        _annotate(bob, "a_cat.png", b, Status.IN_PROGRESS)  # bob has not finished: no resolution yet
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "lena")
+    try:
+        _click_in_browser(qtbot, window, "a_cat.png")
+        window.team_presence.compare_action.trigger()
+        dialog = window.team_presence.compare_dialog
+        qtbot.waitUntil(lambda: dialog.keep_b.isEnabled(), timeout=WAIT)
+        assert dialog.keep_a.text() == "Keep only A (alice)" and dialog.keep_b.text() == "Keep only B (bob)"
+        assert not dialog.take_b.isEnabled()  # resolving waits for both; taking one out does not
+        qtbot.mouseClick(dialog.keep_b, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.kept == "B" and not dialog.isVisible(), timeout=WAIT)
+        qtbot.waitUntil(
+            lambda: window.session.document is not None and np.array_equal(window.session.document.labels, b),
+            timeout=WAIT,
+        )
+        assert (
+            "a_cat.png is out of consensus: an ordinary image of bob" in window.statusBar().currentMessage()
+        )
+        with TeamProject.join(image_folder, team.url("lena"), heartbeat=False) as lena:
+            cat = lena.get("a_cat.png")
+            found = lena.consensus_of(cat)
+            assert found.kept == "B" and lena.assignments()[cat.id] == "bob"
+            assert cat.status == Status.IN_PROGRESS and dialog.version == found.resolved_version
     finally:
         window.close()
