@@ -227,3 +227,25 @@ def test_a_project_of_schema_6_is_upgraded_and_keeps_its_removed_images_removed(
         assert gone.record.rel_path == "a_cat.png" and gone.removed_by is None
         lena.restore_images([gone.record])
         assert len(lena) == 4
+
+
+def test_a_consensus_annotator_cannot_save_their_branch_of_a_removed_image(
+    team, image_folder, tmp_path, capsys
+):
+    code, _, err = _cli(capsys, "team", "assign", str(image_folder), "a_cat.png", "--db", team.url("lena"),
+                        "--to", "alice,bob", "--consensus", "1")  # fmt: skip
+    assert code == 0, err
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        cat = lena.get("a_cat.png")
+        lena.remove_images([cat])  # a branch takes no lease: nothing stops the lead
+    with team.raw("alice") as raw, pytest.raises(psycopg.Error) as refused:
+        raw.execute(
+            "INSERT INTO segstudio.mask_versions(image_id, parent, png, status, branch) "
+            "VALUES (%s, NULL, %s, 'done', 'A')",
+            (cat.id, encode_png(mask_of(1))),
+        )
+    assert refused.value.sqlstate == "P0002"
+    with _join(team, image_folder, "alice", tmp_path) as alice:
+        with pytest.raises(Exception, match="removed from the team project by a lead"):
+            alice.save_mask(cat, mask_of(2), Status.DONE, base_version=None)
+        assert alice.mask_history(cat) == []
