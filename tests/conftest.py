@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -32,6 +33,21 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SEGSTUDIO_LOG_DIR", str(home / "logs"))
     yield
     _close_log_files()
+
+
+@pytest.fixture(autouse=True)
+def _gui_thread_gc():
+    """As in the app: once Qt is up, cycles are collected on the GUI (test) thread only, never by a
+    worker thread that happens to allocate (segstudio/gui/gui_thread_gc.py)."""
+    if "PySide6.QtWidgets" in sys.modules:
+        from segstudio.gui.gui_thread_gc import install_gui_thread_gc
+
+        install_gui_thread_gc()
+    yield
+    if not gc.isenabled():  # tests that run no event loop still get their cycles freed, here
+        from segstudio.gui.gui_thread_gc import collect_due
+
+        collect_due()
 
 
 def _close_log_files() -> None:

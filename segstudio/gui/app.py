@@ -169,6 +169,9 @@ def run_app(
     from segstudio.gui.settings import AppSettings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from segstudio.gui.gui_thread_gc import install_gui_thread_gc
+
+    install_gui_thread_gc(app)  # before any worker starts (see its module)
     app.setApplicationName("SegStudio")
     app.setOrganizationName("SegStudio")
     from segstudio.assets import icon_path

@@ -317,7 +317,7 @@ class JobQueue(QObject):
             else:
                 future.set_exception(outcome.error)
             if outcome.kind != "cancelled":
-                self._report.emit(key, outcome.kind, outcome.value)
+                _emit(self._report, key, outcome.kind, outcome.value)
             with self._cond:
                 self._current = None
                 self._cond.notify_all()

@@ -37,6 +37,7 @@ from segstudio.gui.editing_session import EditorSession
 from segstudio.gui.effort_view import EffortTracker
 from segstudio.gui.focus_keys import ShortcutKeysFirst
 from segstudio.gui.folder_watch import FolderWatcher
+from segstudio.gui.gui_thread_gc import install_gui_thread_gc
 from segstudio.gui.inference_client import Severity
 from segstudio.gui.legend import ConfidenceLegend
 from segstudio.gui.log_folder import open_log_folder, use_project_logs
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: AppSettings) -> None:
         super().__init__()
+        install_gui_thread_gc()  # workers never free Qt objects (whoever made the QApplication)
         self.settings = settings
         self.setWindowTitle("SegStudio")
         self.resize(1400, 900)
@@ -1056,6 +1058,7 @@ class MainWindow(QMainWindow):
         self._opener.cancel()
         self.close_project()
         self.browser.shutdown()
+        self.tools.smart.shutdown()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
         super().closeEvent(event)

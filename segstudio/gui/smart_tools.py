@@ -185,9 +185,7 @@ class SmartTools(QObject):
         self._pending: tuple[float, float, bool, int] | None = None
         # The click worker (one thread for this editing session): engines' per-click work, in order;
         # see gui/click_queue.py for why the ops queue lives here.
-        self._worker = JobQueue(self, "smart-clicks")
-        self._worker.done.connect(self._arrived)
-        self._worker.failed.connect(self._click_failed)
+        self._worker = self._click_worker()
         self._ops: deque[ClickOp] = deque()
         self._inflight: ClickRequest | None = None
         self._token = 0
@@ -521,6 +519,23 @@ class SmartTools(QObject):
             self._enqueue(ClickOp("accept"))
             return False
         return self._accept_now()
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """The window closes: end the click worker and the preparation, and wait for them, so no
+        thread is left inside an engine's native code (OpenCV, torch) when the process exits."""
+        self.settle()
+        self._prep.abandon()
+        self._sam_loader.abandon()
+        self._worker.stop(wait=True, timeout=timeout)
+        self._prep.wait(timeout)
+        self._sam_loader.wait(timeout)
+        self._worker = self._click_worker()  # no thread until a click (a window shown again works)
+
+    def _click_worker(self) -> JobQueue:
+        worker = JobQueue(self, "smart-clicks")
+        worker.done.connect(self._arrived)
+        worker.failed.connect(self._click_failed)
+        return worker
 
     def settle(self) -> bool:
         """Another image, tool or engine: drop the clicks still computing, keep what is shown (one step)."""
