@@ -100,4 +100,5 @@ class Removal:
                     "take its place"
                 ) from None
             raise TeamError(f"the team server refused to {verb} the images: {message}") from None
-        return [by_id[i] for i in ids if i in set(changed)]
+        done = set(changed)
+        return [by_id[i] for i in ids if i in done]
