@@ -164,3 +164,24 @@ def test_a_lead_takes_an_image_out_of_consensus_from_the_compare_dialog(
             assert cat.status == Status.IN_PROGRESS and dialog.version == found.resolved_version
     finally:
         window.close()
+
+
+def test_an_image_open_in_a_members_window_closes_when_a_lead_removes_it(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    # a consensus annotator works on their branch without a lease, so nothing stops the lead
+    assert main(["team", "assign", str(image_folder), "b_coffee.png", "--db", team.url("lena"),
+                 "--to", "alice,bob", "--consensus", "1"]) == 0  # fmt: skip
+    window = _open_window(qtbot, team, image_folder, monkeypatch, "alice")
+    try:
+        _click_in_browser(qtbot, window, "b_coffee.png")
+        assert main(["team", "remove", str(image_folder), "b_coffee.png", "--db", team.url("lena")]) == 0
+        qtbot.waitUntil(lambda: window.browser.model.row_of("b_coffee.png") is None, timeout=WAIT)
+        qtbot.waitUntil(
+            lambda: window.session.record is not None and window.session.record.rel_path != "b_coffee.png",
+            timeout=WAIT,
+        )
+        message = window.statusBar().currentMessage()
+        assert "1 image(s) removed from the team project; b_coffee.png was removed by a lead" in message
+    finally:
+        window.close()
