@@ -99,6 +99,8 @@ def _text(summary: dict[str, Any]) -> str:
     if summary["active_model_version"]:
         models += f" (active: {summary['active_model_version']})"
     unreadable = f"  ({summary['unreadable']} unreadable)" if summary["unreadable"] else ""
+    if summary.get("removed"):
+        unreadable += f"  ({summary['removed']} removed by a lead, not counted)"
     lines = [
         f"SegStudio project: {summary['image_dir']}",
         f"  state:   {summary['state_dir']}  ({summary['state_location']})",
@@ -116,7 +118,9 @@ def _text(summary: dict[str, Any]) -> str:
         if consensus.get("consensus_images"):
             miou = consensus["miou"]
             lines.append(
-                f"  consensus: {consensus['consensus_images']} image(s) ({consensus['resolved']} resolved); "
+                f"  consensus: {consensus['consensus_images']} image(s) ({consensus['resolved']} resolved"
+                + (f", {consensus['single']} taken out" if consensus.get("single") else "")
+                + "); "
                 f"agreement mIoU {'-' if miou is None else f'{miou:.3f}'} over {consensus['compared']} compared"
             )
         for rejected in summary.get("rejected", []):

@@ -7,6 +7,9 @@
     segstudio team assign FOLDER --db URL --to NAME[,NAME] [--by round-robin|folder|confidence] [PATH ...]
                          [--consensus FRACTION]
     segstudio team resolve FOLDER IMAGE --db URL --take A|B|merge [--class CLASS=A|B ...] [--accept]
+    segstudio team single FOLDER IMAGE --db URL --keep A|B|NAME
+    segstudio team remove FOLDER IMAGE... --db URL
+    segstudio team restore FOLDER [IMAGE...] --db URL
 
 Members join with `segstudio FOLDER --db URL` (the window) or `segstudio predict FOLDER --db URL`.
 Passwords come from ~/.pgpass, PGPASSWORD or a service file, never from the command line.
@@ -85,6 +88,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "either labelled as CLASS take that annotator's labels (docs/team.md)",
     )
     resolve.add_argument("--accept", action="store_true", help="also accept the result (as its reviewer)")
+    single = sub.add_parser(
+        "single", help="take a consensus image out of consensus, keeping one annotator's work (lead)"
+    )
+    single.add_argument("folder", help="your copy of the team's image folder")
+    single.add_argument("image", help="the image, relative to the folder")
+    single.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    single.add_argument(
+        "--keep",
+        required=True,
+        metavar="A|B|NAME",
+        help="the annotation kept: A, B or its annotator's name; their last save becomes the image's "
+        "version and the image theirs (the other annotation stays in the history)",
+    )
+    remove = sub.add_parser(
+        "remove", help="remove images from the team project; nothing saved is lost (lead)"
+    )
+    remove.add_argument("folder", help="your copy of the team's image folder")
+    remove.add_argument("images", nargs="+", help="the images, relative to the folder")
+    remove.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
+    restore = sub.add_parser("restore", help="bring removed images back, exactly as they were (lead)")
+    restore.add_argument("folder", help="your copy of the team's image folder")
+    restore.add_argument(
+        "images", nargs="*", help="the images, relative to the folder; none: list the removed"
+    )
+    restore.add_argument("--db", required=True, help="postgresql://LEAD@HOST:PORT/DATABASE")
     add = sub.add_parser("add", help="add new images of the folder to the team project (lead)")
     add.add_argument("folder", help="your copy of the team's image folder, holding the new images")
     add.add_argument("paths", nargs="*", help="these images only; default: every image the project lacks")
@@ -212,6 +240,64 @@ def _resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _single(args: argparse.Namespace) -> int:
+    from segstudio.core.errors import ProjectError
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        rec = project.get(args.image)
+        if rec is None:
+            raise ProjectError(f"{args.image} is not an image of the team project; check the path")
+        before = project.consensus_of(rec)
+        after = project.leave_consensus(rec, args.keep)
+        assert before is not None
+        branch = args.keep if args.keep in ("A", "B") else before.branch_of(args.keep) or "A"
+        who = before.annotator(branch)
+        if after is None:
+            print(f"{rec.rel_path}: out of consensus (nobody had saved on it); an ordinary image of {who}")
+        else:
+            print(
+                f"{rec.rel_path}: out of consensus; {who}'s annotation is version {after.resolved_version}, "
+                f"an ordinary image of {who} (the other annotation stays in the history)"
+            )
+    return 0
+
+
+def _remove(args: argparse.Namespace, removed: bool) -> int:
+    from segstudio.core.errors import ProjectError
+    from segstudio.team.project import TeamProject
+
+    with TeamProject.join(args.folder, args.db, heartbeat=False) as project:
+        if not removed and not args.images:
+            gone = project.removed_images()
+            for item in gone:
+                print(f"{item.record.rel_path}  (removed by {item.removed_by or 'a lead'})")
+            print(
+                f"{len(gone)} removed image(s)"
+                + ("; `team restore FOLDER IMAGE...` brings them back" if gone else "")
+            )
+            return 0
+        records = []
+        for path in args.images:
+            rec = project.get(path) if removed else project.find_removed(path)
+            if rec is None:
+                why = "not an image of the team project" if removed else "not a removed image"
+                if removed and project.find_removed(path) is not None:
+                    why = "removed already"
+                elif not removed and project.get(path) is not None:
+                    why = "part of the project (not removed)"
+                raise ProjectError(
+                    f"{path} is {why}; check the path (relative to the folder). Nothing was changed."
+                )
+            records.append(rec)
+        changed = project.remove_images(records) if removed else project.restore_images(records)
+    verb = "removed" if removed else "restored"
+    print(f"{verb} {len(changed)} image(s): " + ", ".join(r.rel_path for r in changed))
+    if removed:
+        print("their masks, versions and reviews are kept; `segstudio team restore` brings them back")
+    return 0
+
+
 def _activate(args: argparse.Namespace) -> int:
     from segstudio.team.fine_tune import require_lead_to_activate
     from segstudio.team.project import TeamProject
@@ -254,6 +340,10 @@ def run(args: argparse.Namespace) -> int:
         return _assign(args)
     if args.action == "resolve":
         return _resolve(args)
+    if args.action == "single":
+        return _single(args)
+    if args.action in ("remove", "restore"):
+        return _remove(args, args.action == "remove")
     if args.action == "add":
         from segstudio.team.adding import add_images, describe_report
         from segstudio.team.project import TeamProject
@@ -266,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
 
         return print_report(args.folder, args.db, args.json)
     raise UsageError(
-        "choose an action: init-server, create, pull, add, assign, resolve, activate or report "
+        "choose an action: init-server, create, pull, add, assign, resolve, single, remove, restore, "
+        "activate or report "
         "(`segstudio team --help`)"
     )

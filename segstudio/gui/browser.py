@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -396,6 +397,12 @@ class BrowserWidget(QWidget):
     def _activated(self, index: QModelIndex) -> None:
         # A method, not `lambda: signal.emit(...)`: PySide6 6.12 mishandles slots returning a bool.
         # The record's path, not the display text (that carries team notes and a display-safe name).
+        # Ctrl/Shift-click only selects (a lead picks several images to remove): it opens nothing.
+        picking = QApplication.keyboardModifiers() & (
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        )
+        if picking or len(self.view.selectionModel().selectedRows()) > 1:
+            return
         rec = index.data(RecordRole)
         if rec is not None:
             self.image_activated.emit(rec.rel_path)

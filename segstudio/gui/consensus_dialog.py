@@ -107,6 +107,7 @@ class CompareDialog(QDialog):
 
     loaded = Signal(object)  # (ConsensusImage, mask A, mask B) or an error message
     resolved = Signal(object)  # the new main version id, or an error message
+    left = Signal(object)  # out of consensus: (branch kept, main version id or None), or an error message
 
     def __init__(self, parent: Any, project: Any, rec: ImageRecord, image: np.ndarray | None) -> None:
         super().__init__(parent)
@@ -119,6 +120,7 @@ class CompareDialog(QDialog):
         self.choice_buttons: dict[str, dict[str | None, QRadioButton]] = {}  # class name -> choice -> button
         self._groups: list[QButtonGroup] = []
         self.preview: np.ndarray | None = None  # the merged mask shown, which Resolve saves
+        self.kept: str | None = None  # a lead took the image out of consensus keeping this branch
         self.setWindowTitle(f"Compare annotations — {rec.rel_path}")
         self.summary = QLabel("Loading the two annotations…")
         self.summary.setWordWrap(True)
@@ -173,6 +175,26 @@ class CompareDialog(QDialog):
         layout.addLayout(grid)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        # Leads may also take the image out of consensus, also before both finished (team single).
+        self.keep_a = QPushButton("Keep only A")
+        self.keep_b = QPushButton("Keep only B")
+        for button in (self.keep_a, self.keep_b):
+            button.setEnabled(False)
+            button.setAutoDefault(False)
+            button.setToolTip(
+                "Leads: take the image out of consensus. This annotator's last save becomes its version (the "
+                "other annotation stays in the history) and it goes on as an ordinary image of theirs"
+            )
+        if getattr(project, "role", "") == "lead":
+            keeping = QHBoxLayout()
+            keeping.addWidget(QLabel("Out of consensus:"))
+            keeping.addWidget(self.keep_a)
+            keeping.addWidget(self.keep_b)
+            keeping.addStretch(1)
+            layout.addLayout(keeping)
+        self.keep_a.clicked.connect(lambda: self._leave("A"))
+        self.keep_b.clicked.connect(lambda: self._leave("B"))
+        self.left.connect(self._on_left)
         self.take_a.clicked.connect(lambda: self._resolve("A"))
         self.take_b.clicked.connect(lambda: self._resolve("B"))
         self.merge.clicked.connect(lambda: self._resolve("merge"))
@@ -204,6 +226,7 @@ class CompareDialog(QDialog):
             self.captions[index].setText(f"{branch}: {found.annotator(branch)} ({state})")
             self.pictures[index].setPixmap(_pixmap(blend(self.image, mask, lut)))
         ready = a is not None and b is not None and found.done("A") and found.done("B")
+        self._show_keep(found)
         if a is None or b is None:
             self.summary.setText("Agreement: waiting for both annotations.")
             return
@@ -224,6 +247,7 @@ class CompareDialog(QDialog):
         self._update_preview()
         self.take_a.setText(f"Take A ({found.annotator_a})")
         self.take_b.setText(f"Take B ({found.annotator_b})")
+        self._show_keep(found)
         for button in (self.take_a, self.take_b, self.merge):
             button.setEnabled(ready and found.open)
 
@@ -304,6 +328,35 @@ class CompareDialog(QDialog):
                 self.resolved.emit(str(error))
 
         self._thread(work)
+
+    def _show_keep(self, found: Any) -> None:
+        self.keep_a.setText(f"Keep only A ({found.annotator_a})")
+        self.keep_b.setText(f"Keep only B ({found.annotator_b})")
+        for button in (self.keep_a, self.keep_b):
+            button.setEnabled(found.open)
+
+    def _leave(self, branch: str) -> None:
+        for button in (self.take_a, self.take_b, self.merge, self.keep_a, self.keep_b):
+            button.setEnabled(False)
+        self.summary.setText("Taking the image out of consensus…")
+
+        def work() -> None:
+            try:
+                after = self.project.leave_consensus(self.rec, branch)
+                self.left.emit((branch, None if after is None else after.resolved_version))
+            except SegStudioError as error:
+                self.left.emit(str(error))
+
+        self._thread(work)
+
+    def _on_left(self, result: Any) -> None:
+        if isinstance(result, str):
+            self.summary.setText(f"Still in consensus: {result}")
+            self._thread(self._load)
+            return
+        self.kept, version = result
+        self.version = None if version is None else int(version)
+        self.accept()
 
     def _on_resolved(self, result: Any) -> None:
         if isinstance(result, str):

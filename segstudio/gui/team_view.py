@@ -136,6 +136,11 @@ class TeamPresence(QObject):
         )
         self.compare_action.triggered.connect(self.compare_current)
         self.compare_dialog: Any = None
+        self.remover: Any = None  # a lead's *Remove from project…* in the browser's context menu
+        if project.role == "lead":
+            from segstudio.gui.team_remove import RemoveFromProject
+
+            self.remover = RemoveFromProject(self)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -159,13 +164,15 @@ class TeamPresence(QObject):
             return
         self._again = False
         self._polling = True
+        from segstudio.team.project import list_stamp
+
         paths = {r.id: r.rel_path for r in self.window.browser.model.records()}
-        listed = (len(paths), max(paths, default=0))
+        listed = list_stamp(self.window.browser.model.records())
         me = self.project.member
 
         def work() -> None:
             try:
-                if self.project.image_list_stamp() != listed:  # a lead added images: list them
+                if self.project.image_list_stamp() != listed:  # a lead added or removed images
                     records = self.project.images()
                     if not self._stopped:
                         self.images_seen.emit(records)
@@ -228,12 +235,47 @@ class TeamPresence(QObject):
         )
 
     def _show_images(self, records: list[ImageRecord]) -> None:
+        """A lead added, removed or restored images: the browser lists the team's images now."""
         known = {r.rel_path for r in self.window.browser.model.records()}
+        listed = {r.rel_path for r in records}
+        added = [r.rel_path for r in records if r.rel_path not in known]
+        gone = known - listed
+        closed = self.list_changed(records)
+        parts = [f"{len(added)} image(s) added to"] if added else []
+        parts += [f"{len(gone)} image(s) removed from"] if gone else []
+        if parts:
+            text = f"{' and '.join(parts)} the team project"
+            if closed is not None:
+                text += f"; {closed} was removed by a lead, so it was closed (its saved versions are kept)"
+            self.window.statusBar().showMessage(text, 15000 if closed is None else 60000)
+
+    def list_changed(self, records: list[ImageRecord]) -> str | None:
+        """Show `records` as the project's images; when the open image is no longer among them, close it
+        (give back its lease) and open the next one. The closed image's path, else None."""
+        session = self.window.session
+        current = None if session is None else session.record
         self.window.browser.refresh(records, {})
         self.window.browser.update_counter()
-        added = [r.rel_path for r in records if r.rel_path not in known]
-        if added:
-            self.window.statusBar().showMessage(f"{len(added)} image(s) added to the team project", 10000)
+        if current is None or any(r.id == current.id for r in records):
+            return None
+        self.window.tools.set_document(None)
+        session.close_image()
+        if self._held is not None and self._held.id == current.id:
+            held, self._held = self._held, None
+            self._thread(lambda: self._quietly(lambda: self.project.release_lease(held)))
+        target = self.window.browser.next_unfinished() or self.window.browser.neighbour(1)
+        if target:
+            self.window.open_image(target)
+        else:
+            self.window.overlay.set_document(None, None, "The team project has no images left.")
+        return current.rel_path
+
+    @staticmethod
+    def _quietly(work: Any) -> None:
+        try:
+            work()
+        except SegStudioError:
+            pass  # a lease left behind expires by itself
 
     def _show_queue(self, queue: list[str], rejected: dict[str, str]) -> None:
         if queue != self.queue and self.project.prefetcher is not None:
@@ -307,12 +349,21 @@ class TeamPresence(QObject):
     def _compared(self, dialog: Any) -> None:
         """A resolution was saved: show it in the window (it is the image's main version now)."""
         session, rec = self.window.session, dialog.rec
-        if dialog.version is None or session is None:
+        if (dialog.version is None and dialog.kept is None) or session is None:
             return
         if session.document is not None and session.record is not None and session.record.id == rec.id:
             session.document.mark_saved()  # the open image showed the main line before the resolution
         session.cache.invalidate_labels(rec.rel_path)
         self.window.open_image(rec.rel_path)
+        if dialog.kept is not None:
+            who = dialog.found.annotator(dialog.kept) if dialog.found is not None else dialog.kept
+            self.window.statusBar().showMessage(
+                f"{rec.rel_path} is out of consensus: an ordinary image of {who}"
+                + ("" if dialog.version is None else f", whose annotation is version {dialog.version}"),
+                30000,
+            )
+            self.poll()
+            return
         how = f"annotation {dialog.taken}"
         if dialog.taken == "merge":
             from segstudio.team.consensus import describe_choices
@@ -353,3 +404,5 @@ class TeamPresence(QObject):
         self.window.statusBar().removeWidget(self.pending_label)
         self.window.menuBar().removeAction(self.menu.menuAction())
         self.window.browser.next_unfinished = self._plain_next
+        if self.remover is not None:
+            self.remover.stop()

@@ -9,6 +9,7 @@ so a single user with a local project needs neither the driver nor a server.
     project     TeamProject: the Project facade over the server (connection, settings, queries)
     editing     its editing rules: leases, versioned masks, review
     team_data   its shared data: predictions, effort per member, model versions
+    removal     a lead removes images from the project and restores them (nothing saved is lost)
     transfer    local project -> server (`team create`) and back (`team pull`)
     work_queue  batches of unpredicted images for ranks on many machines (FOR UPDATE SKIP LOCKED)
     local_server  a throwaway PostgreSQL server in a temp folder (tests, benchmarks, trying it out)

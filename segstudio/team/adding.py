@@ -36,6 +36,7 @@ class AddReport:
     image_files: int = 0  # image contents uploaded now
     image_bytes: int = 0
     without_bytes: list[str] = field(default_factory=list)  # team images the server still has no bytes of
+    removed: list[str] = field(default_factory=list)  # files of images a lead removed: left out
 
 
 def _given(folder: Path, paths: Sequence[str]) -> list[FileStat]:
@@ -113,13 +114,18 @@ def add_images(project: Any, paths: Sequence[str] = (), store_images: bool = Fal
     folder: Path = project.image_dir
     report = AddReport()
     known = {r.rel_path for r in project.images()}
+    removed = {r.record.rel_path for r in project.removed_images()} - known
     if paths:
         stats = _given(folder, paths)
         for stat in stats:
             if stat.rel_path in known:
                 report.skipped[stat.rel_path] = "already in the team project"
+            elif stat.rel_path in removed:
+                report.skipped[stat.rel_path] = "removed by a lead; `segstudio team restore` brings it back"
     else:
         stats = sorted(scan_images(folder, exclude=(project.state_dir,)).values())
+        report.removed = sorted(stat.rel_path for stat in stats if stat.rel_path in removed)
+    known |= removed  # a removed image is not added again as a new one: it is restored
     store = store_images or project.images_in_server
     rows = []
     now = time.time()
@@ -181,6 +187,11 @@ def describe_report(report: AddReport) -> str:
         lines.append(f"uploaded {report.image_files} image file(s), {report.image_bytes / 2**20:.1f} MiB")
     for rel_path, why in sorted(report.skipped.items()):
         lines.append(f"skipped {rel_path}: {why}")
+    if report.removed:
+        lines.append(
+            f"left out {len(report.removed)} removed image(s) (e.g. {report.removed[0]}); "
+            "`segstudio team restore` brings them back"
+        )
     if report.without_bytes:
         lines.append(
             f"{len(report.without_bytes)} team image(s) are not in your folder, so the server still lacks their "

@@ -86,7 +86,7 @@ def seen_record(row: tuple[Any, ...]) -> ImageRecord:
 
 _COLUMNS = (
     "c.image_id, c.annotator_a, c.annotator_b, c.fork, c.head_a, c.head_b, c.resolved_version, "
-    "c.resolved_how, c.resolved_by, va.status, vb.status"
+    "c.resolved_how, c.resolved_by, va.status, vb.status, c.kept"
 )
 _FROM = (
     "segstudio.consensus c LEFT JOIN segstudio.mask_versions va ON va.id = c.head_a AND c.head_a IS DISTINCT "
@@ -109,6 +109,7 @@ class ConsensusImage:
     resolved_by: str | None
     status_a: str | None  # status of the branch's last save (None: nothing saved on it yet)
     status_b: str | None
+    kept: str | None = None  # "A"/"B": a lead took the image out of consensus keeping that branch
 
     @property
     def open(self) -> bool:
@@ -340,18 +341,16 @@ class Consensus:
         Versions never change, so each image's confusion matrix is kept on this machine by the pair of
         versions it compares (`consensus_agreement.json` in the cache folder): a report reads only the
         masks of pairs it has not compared before."""
-        found = self.consensus_images()
         by_id = {r.id: r for r in self.images()}  # type: ignore[attr-defined]
+        found = {i: c for i, c in self.consensus_images().items() if i in by_id}  # removed: not counted
         names = self.scheme.names
         known = self._agreement_cache()
         fresh = dict(known)
         items, images, waiting = [], [], 0
         for image_id, c in sorted(found.items()):
-            rec = by_id.get(image_id)
-            if rec is None:
-                continue
+            rec = by_id[image_id]
             if not (c.done("A") and c.done("B")):
-                waiting += 1
+                waiting += c.kept is None  # taken out of consensus: nobody waits for it
                 continue
             if c.open and c.branch_of(self.member) is not None:
                 continue  # an annotator's own report: the other branch is hidden until resolved
@@ -376,7 +375,8 @@ class Consensus:
         summary = summarize(items, names)
         return {
             "consensus_images": len(found),
-            "resolved": sum(1 for c in found.values() if not c.open),
+            "resolved": sum(1 for c in found.values() if not c.open and c.kept is None),
+            "single": sum(1 for c in found.values() if c.kept is not None),
             "compared": len(images),
             "waiting": waiting,
             **summary,
@@ -474,6 +474,69 @@ class Consensus:
         self._base[rec.id] = int(new)
         return int(new)
 
+    # ---------------------------------------------------------------- out of consensus (leads)
+
+    def leave_consensus(self, rec: ImageRecord, keep: str) -> ConsensusImage | None:
+        """Take the image out of consensus (leads), keeping branch `keep` ("A", "B" or its annotator's
+        name): the kept annotator's last save becomes the image's main version (the other branch stays in
+        the history) and the image is theirs, an ordinary one. Before anyone saved on a branch the image
+        just leaves consensus. The consensus after (None when it simply left). All done by the server
+        (`consensus.kept`, schema 7), so psql gets the same."""
+        found = self.consensus_of(rec)
+        if found is None:
+            raise ProjectError(f"{rec.rel_path} is not a consensus image (it has one annotator)")
+        branch = keep if keep in ("A", "B") else found.branch_of(keep)
+        if branch is None:
+            raise ProjectError(
+                f"{keep} annotates neither branch of {rec.rel_path}: keep A ({found.annotator_a}) or "
+                f"B ({found.annotator_b})"
+            )
+        if not found.open:
+            how = f"kept {found.kept}" if found.kept else f"take {found.resolved_how}"
+            raise ProjectError(
+                f"{rec.rel_path} is out of consensus already ({found.resolved_by}, {how}, version "
+                f"{found.resolved_version}); edit or review it like any image"
+            )
+        psycopg = require_driver()
+        try:
+            changed = self._run(
+                lambda c: (
+                    c.execute(
+                        "UPDATE segstudio.consensus SET kept = %s WHERE image_id = %s AND resolved_version IS NULL",
+                        (branch, rec.id),
+                    ).rowcount
+                ),
+                "take an image out of consensus (leads do)",
+            )
+        except psycopg.Error as error:
+            state = getattr(error, "sqlstate", None)
+            if state == "P0002":
+                raise ProjectError(f"{rec.rel_path} was removed from the team project") from None
+            raise TeamError(
+                f"the team server refused to take {rec.rel_path} out of consensus: "
+                f"{error.diag.message_primary or error}"
+            ) from None
+        if not changed:
+            raise ProjectError(f"{rec.rel_path} was resolved meanwhile; edit or review it like any image")
+        self._base.pop(rec.id, None)  # the main line moved
+        return self.consensus_of(rec)
+
+    def _kept_mine(self, rec: ImageRecord, base: int | None) -> int | None:
+        """When a lead took the image out of consensus keeping this member's branch while they worked on
+        it, and nobody saved since: the main version made from their last branch save (the same pixels
+        as `base`), on which their save goes on; else None."""
+        found = self.consensus_of(rec)
+        if (
+            found is None
+            or found.kept is None
+            or found.branch_of(self.member) != found.kept
+            or base != found.head(found.kept)
+            or found.resolved_version is None
+        ):
+            return None
+        head = self._head(rec.id)  # type: ignore[attr-defined]
+        return found.resolved_version if head == found.resolved_version else None
+
     # ---------------------------------------------------------------- saves on my branch
 
     def _closed_branch(self, rec: ImageRecord, base: int | None) -> bool:
@@ -490,6 +553,12 @@ class Consensus:
     def _branch_refusal(self, rec: ImageRecord, error: Any) -> TeamError:
         """A clear error for a save the consensus rules refused (SQLSTATE SCONS)."""
         found = self.consensus_of(rec)
+        if found is not None and found.kept is not None:
+            return TeamError(
+                f"{found.resolved_by} took {rec.rel_path} out of consensus while you worked on it, keeping "
+                f"{found.annotator(found.kept)}'s annotation, so your save was not stored. Your pixels are still in "
+                "the window; reopen the image to see its version now."
+            )
         if found is not None and not found.open:
             return TeamError(
                 f"{rec.rel_path} was resolved by {found.resolved_by} while you worked on it, so your annotation "

@@ -111,6 +111,7 @@ class EditingRules:
     _my_branch: Any  # team.consensus
     _branch_refusal: Any
     _closed_branch: Any
+    _kept_mine: Any
 
     # ---------------------------------------------------------------- leases
 
@@ -304,11 +305,19 @@ class EditingRules:
                 if landed is not None:
                     self._base[rec.id] = landed[0]
                     return landed
+                kept = self._kept_mine(rec, base)
+                if kept is not None:  # out of consensus keeping my branch: go on on the main line
+                    return self._insert_version(rec, png, status, kept)
                 if self._closed_branch(rec, base):
                     raise self._branch_refusal(rec, error) from None
                 raise self._stale(rec, png, error) from None
             if getattr(error, "sqlstate", None) == schema.CONSENSUS_SQLSTATE:
                 raise self._branch_refusal(rec, error) from None
+            if getattr(error, "sqlstate", None) == "P0002":
+                raise ProjectError(
+                    f"{rec.rel_path} was removed from the team project by a lead, so this save was not stored; "
+                    "your pixels are still in the window (ask the lead to `segstudio team restore` it)"
+                ) from None
             raise TeamError(f"the team server refused the save of {rec.rel_path}: {error}") from None
         self._base[rec.id] = new[0]
         return new

@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,9 +52,10 @@ from segstudio.team.editing import LEASE_SECONDS, EditingRules, MaskVersion, Rev
 from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermissionError
 from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
 from segstudio.team.outbox import Outbox, SaveConflict
+from segstudio.team.removal import Removal
 from segstudio.team.team_data import TeamData
 
-__all__ = ["LEASE_SECONDS", "MaskVersion", "Review", "TeamProject", "cache_dir_for"]
+__all__ = ["LEASE_SECONDS", "MaskVersion", "Review", "TeamProject", "cache_dir_for", "list_stamp"]
 
 #: Settings with this prefix are the member's own (window layout, last image): kept on this machine.
 LOCAL_SETTING_PREFIX = "gui."
@@ -68,6 +69,12 @@ LAST_READS = 512
 AWAY_SECONDS = 2.0
 
 
+def list_stamp(records: Sequence[ImageRecord]) -> tuple[int, int, int]:
+    """What `TeamProject.image_list_stamp` answers for a list of live records (the window compares)."""
+    ids = [int(r.id) for r in records]
+    return (len(ids), max(ids, default=0), sum(ids))
+
+
 def cache_dir_for(url: str) -> Path:
     """This machine's cache folder for one team database (never inside the shared image folder)."""
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segstudio" / "team"
@@ -75,7 +82,7 @@ def cache_dir_for(url: str) -> Path:
     return base / key
 
 
-class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
+class TeamProject(Assignments, Consensus, EditingRules, Removal, TeamData, Project):
     """An opened team project; `TeamProject.join(folder, url)`. Thread-safe (one connection, one lock)."""
 
     def __init__(self, image_dir: Path, state_dir: Path, url: str, conn: Any) -> None:
@@ -384,13 +391,14 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
         self._only = {i for i, r in self.verdicts().items() if r.verdict == "accepted"}
         return len(self._only)
 
-    def image_list_stamp(self) -> tuple[int, int]:
-        """(number of live images, highest id): a cheap read that changes when a lead adds images, so
-        a window re-reads the whole list only then."""
+    def image_list_stamp(self) -> tuple[int, int, int]:
+        """(number of live images, highest id, sum of ids): a cheap read that changes when a lead adds,
+        removes or restores images, so a window re-reads the whole list only then (`list_stamp`)."""
         row = self._row(
-            "SELECT count(*), coalesce(max(id), 0) FROM segstudio.images WHERE removed_at IS NULL"
+            "SELECT count(*), coalesce(max(id), 0), coalesce(sum(id), 0) FROM segstudio.images "
+            "WHERE removed_at IS NULL"
         )
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
 
     def __len__(self) -> int:
         row = self._row("SELECT count(*) FROM segstudio.images WHERE removed_at IS NULL")
@@ -585,6 +593,7 @@ class TeamProject(Assignments, Consensus, EditingRules, TeamData, Project):
             "member": self.member,
             "role": self.role,
             "images": sum(counts.values()),
+            "removed": self.removed_count(),
             "status": {s.value: n for s, n in counts.items()},
             "unreadable": int(unreadable[0]) if unreadable else 0,
             "split": {"train": int(splits.get("train", 0)), "val": int(splits.get("val", 0))},

@@ -34,6 +34,8 @@ def effort_report(project: Any) -> dict[str, Any]:
         "WHERE v.author <> r.reviewer GROUP BY v.author"  # a resolver accepting their consensus resolution
     )
     return {
+        "images": len(by_path),
+        "removed_images": project.removed_count(),
         "consensus": project.consensus_report(),
         "groups": [
             {
@@ -70,6 +72,11 @@ def print_report(folder: str, url: str, as_json: bool) -> int:
         print("(no accepted image with recorded effort yet)")
     for author, r in sorted(report["rejection_rate"].items()):
         print(f"rejection rate of {author}: {r['rejected']}/{r['reviews']} reviews ({r['rate']:.0%})")
+    if report["removed_images"]:
+        print(
+            f"images: {report['images']} in the project, {report['removed_images']} removed by a lead "
+            "(not counted above; `segstudio team restore FOLDER --db URL` lists them)"
+        )
     for line in consensus_lines(report["consensus"]):
         print(line)
     return 0
@@ -82,7 +89,9 @@ def consensus_lines(consensus: dict[str, Any]) -> list[str]:
     miou = consensus["miou"]
     lines = [
         f"consensus: {consensus['consensus_images']} image(s), {consensus['compared']} compared, "
-        f"{consensus['waiting']} waiting, {consensus['resolved']} resolved; agreement mIoU "
+        f"{consensus['waiting']} waiting, {consensus['resolved']} resolved"
+        + (f", {consensus['single']} taken out" if consensus.get("single") else "")
+        + "; agreement mIoU "
         + ("-" if miou is None else f"{miou:.3f}")
     ]
     if consensus["per_class_iou"]:

@@ -39,6 +39,8 @@ GROUP_ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
 STALE_SQLSTATE = "SSTAL"
 #: SQLSTATE of a save the consensus rules refuse: a closed branch, or a main save on an open image.
 CONSENSUS_SQLSTATE = "SCONS"
+#: SQLSTATE of a removal (or restore) refused because another member holds the image's lease (schema 7).
+LEASED_SQLSTATE = "SLEAS"
 #: A session setting by which a SegStudio client tells the triggers it NOTIFYs its own saves and leases
 #: after they commit (schema 6).
 CLIENT_NOTIFIES = "segstudio.client_notifies"
@@ -587,7 +589,187 @@ END
 $$;
 """
 
-MIGRATIONS: list[str] = [_V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES, _CLIENT_NOTICES]
+#: Schema 7: a lead removes images from the project and brings them back, and takes an image out of
+#: consensus keeping one annotator's work. Nothing saved is ever deleted:
+#:
+#: * Removing sets `images.removed_at` (the column grants of schema 1 let only leads write it: annotators
+#:   and reviewers get "permission denied", psql included); every reader already lists live rows only, so
+#:   the image leaves browsers, queues, export and training while its versions, reviews, effort,
+#:   assignment and consensus stay. The trigger refuses it (SQLSTATE SLEAS) while another member holds
+#:   the image's lease, records who removed it, refuses a restore whose path a newer image has taken,
+#:   and announces both ("images:ID", as an added image). No save of any line lands on a removed image.
+#: * `consensus.kept` ('A'/'B', set by a lead: annotators may not UPDATE the table) closes an open
+#:   consensus at once (trigger `after_consensus_kept`): with no branch save yet the consensus row simply
+#:   goes; else the kept branch's last save (the fork when that branch saved nothing) becomes a new main
+#:   version, authored by its annotator and recording both branch heads (`resolves` = the branch,
+#:   `sources`), which closes the branches like a resolution - the other branch stays in the history.
+#:   Either way the image is assigned to the kept annotator and goes on as an ordinary image.
+#:
+#: Written to run again over itself (IF NOT EXISTS, OR REPLACE), as the steps before it may be re-run.
+_REMOVE_AND_KEEP = f"""
+ALTER TABLE segstudio.images ADD COLUMN IF NOT EXISTS removed_by text;
+ALTER TABLE segstudio.consensus
+    ADD COLUMN IF NOT EXISTS kept text CHECK (kept IN ('A', 'B')),
+    ADD COLUMN IF NOT EXISTS kept_by text,
+    ADD COLUMN IF NOT EXISTS kept_at timestamptz;
+
+CREATE OR REPLACE FUNCTION segstudio.before_removal() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    editor text;
+BEGIN
+    IF NEW.removed_at IS NOT DISTINCT FROM OLD.removed_at THEN
+        RETURN NEW;
+    END IF;
+    IF NOT pg_has_role(current_user, '{LEAD}', 'MEMBER') THEN
+        RAISE EXCEPTION 'only leads remove or restore images' USING ERRCODE = '42501';
+    END IF;
+    SELECT l.holder INTO editor FROM segstudio.leases l
+        WHERE l.image_id = NEW.id AND l.holder <> current_user AND l.expires_at > now();
+    IF FOUND THEN
+        RAISE EXCEPTION '% is being edited by %', NEW.rel_path, editor
+            USING ERRCODE = '{LEASED_SQLSTATE}', DETAIL = editor;
+    END IF;
+    IF NEW.removed_at IS NULL THEN
+        IF EXISTS (SELECT 1 FROM segstudio.images o
+                   WHERE o.rel_path = NEW.rel_path AND o.removed_at IS NULL AND o.id <> NEW.id) THEN
+            RAISE EXCEPTION 'cannot restore %: an image added since has that path', NEW.rel_path
+                USING ERRCODE = '23505';
+        END IF;
+        NEW.removed_by := NULL;
+    ELSE
+        NEW.removed_by := current_user;
+    END IF;
+    RETURN NEW;
+END
+$$;
+ALTER FUNCTION segstudio.before_removal() OWNER TO {LEAD};
+CREATE OR REPLACE FUNCTION segstudio.notify_image_listed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('segstudio_changes', 'images:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.notify_image_listed() OWNER TO {LEAD};
+DROP TRIGGER IF EXISTS removal_check ON segstudio.images;
+CREATE TRIGGER removal_check BEFORE UPDATE OF removed_at ON segstudio.images
+    FOR EACH ROW EXECUTE FUNCTION segstudio.before_removal();
+DROP TRIGGER IF EXISTS notify_image_listed ON segstudio.images;
+CREATE TRIGGER notify_image_listed AFTER UPDATE OF removed_at ON segstudio.images
+    FOR EACH ROW WHEN (OLD.removed_at IS DISTINCT FROM NEW.removed_at)
+    EXECUTE FUNCTION segstudio.notify_image_listed();
+
+-- as in the consensus step, plus: no save on a removed image (branch saves skip before_mask_save), and
+-- the main version a lead's `kept` makes is authored by the kept annotator
+CREATE OR REPLACE FUNCTION segstudio.before_consensus_save() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c segstudio.consensus%ROWTYPE;
+    head bigint;
+    last_author text;
+    last_at timestamptz;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM segstudio.images WHERE id = NEW.image_id AND removed_at IS NULL) THEN
+        RAISE EXCEPTION 'image % is not part of the project', NEW.image_id USING ERRCODE = 'P0002';
+    END IF;
+    SELECT * INTO c FROM segstudio.consensus WHERE image_id = NEW.image_id FOR UPDATE;
+    IF NEW.branch IS NOT NULL THEN
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'image % is not a consensus image: it has no branch %', NEW.image_id, NEW.branch
+                USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF c.resolved_version IS NOT NULL OR c.kept IS NOT NULL THEN
+            RAISE EXCEPTION 'the consensus was resolved by % (version %): the branches are closed',
+                c.resolved_by, c.resolved_version USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF NEW.author IS DISTINCT FROM (CASE NEW.branch WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END) THEN
+            RAISE EXCEPTION 'branch % belongs to %', NEW.branch,
+                CASE NEW.branch WHEN 'A' THEN c.annotator_a ELSE c.annotator_b END
+                USING ERRCODE = '42501';
+        END IF;
+        head := CASE NEW.branch WHEN 'A' THEN c.head_a ELSE c.head_b END;
+        IF head IS DISTINCT FROM NEW.parent THEN
+            SELECT author, created_at INTO last_author, last_at FROM segstudio.mask_versions WHERE id = head;
+            RAISE EXCEPTION 'stale save refused: branch % is at version % (saved by %), not %', NEW.branch,
+                coalesce(head::text, 'none'), coalesce(last_author, 'nobody'), coalesce(NEW.parent::text, 'none')
+                USING ERRCODE = '{STALE_SQLSTATE}',
+                      DETAIL = json_build_object('head', head, 'author', last_author, 'at', last_at)::text;
+        END IF;
+        NEW.resolves := NULL;
+        NEW.sources := NULL;
+        NEW.created_at := clock_timestamp();
+    ELSIF FOUND AND c.resolved_version IS NULL THEN
+        IF NEW.resolves IS NULL THEN
+            RAISE EXCEPTION 'image % waits for consensus (% and %): only its resolution may be saved on it',
+                NEW.image_id, c.annotator_a, c.annotator_b USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF c.kept IS NOT NULL AND NEW.resolves IS DISTINCT FROM c.kept THEN
+            RAISE EXCEPTION 'image % leaves consensus keeping branch %', NEW.image_id, c.kept
+                USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+        END IF;
+        IF c.kept IS NULL AND NEW.author IN (c.annotator_a, c.annotator_b) THEN
+            RAISE EXCEPTION '% annotated a branch of image %, so someone else resolves it', NEW.author, NEW.image_id
+                USING ERRCODE = '42501';
+        END IF;
+        IF NEW.sources IS DISTINCT FROM ARRAY[c.head_a, c.head_b] THEN
+            RAISE EXCEPTION 'stale resolution refused: the branches are at % and %, not %',
+                coalesce(c.head_a::text, 'none'), coalesce(c.head_b::text, 'none'), NEW.sources
+                USING ERRCODE = '{STALE_SQLSTATE}',
+                      DETAIL = json_build_object('head', NEW.parent, 'author', 'an annotator of its branches')::text;
+        END IF;
+    ELSE
+        NEW.resolves := NULL;
+        NEW.sources := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION segstudio.after_consensus_kept() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kept_head bigint := CASE NEW.kept WHEN 'A' THEN NEW.head_a ELSE NEW.head_b END;
+    owner text := CASE NEW.kept WHEN 'A' THEN NEW.annotator_a ELSE NEW.annotator_b END;
+    main bigint;
+    pixels bytea;
+    main_status text;
+BEGIN
+    IF OLD.resolved_version IS NOT NULL OR OLD.kept IS NOT NULL THEN
+        RAISE EXCEPTION 'the consensus of image % is closed already (resolved by %)', NEW.image_id,
+            OLD.resolved_by USING ERRCODE = '{CONSENSUS_SQLSTATE}';
+    END IF;
+    IF NEW.head_a IS NOT DISTINCT FROM NEW.fork AND NEW.head_b IS NOT DISTINCT FROM NEW.fork THEN
+        DELETE FROM segstudio.consensus WHERE image_id = NEW.image_id;  -- nothing saved on a branch yet
+    ELSE
+        SELECT mask_head, status INTO main, main_status FROM segstudio.images
+            WHERE id = NEW.image_id AND removed_at IS NULL FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'image % is not part of the project', NEW.image_id USING ERRCODE = 'P0002';
+        END IF;
+        SELECT v.png, CASE WHEN kept_head IS DISTINCT FROM NEW.fork THEN v.status ELSE main_status END
+            INTO pixels, main_status FROM (SELECT 1) AS one
+            LEFT JOIN segstudio.mask_versions v ON v.id = kept_head;
+        INSERT INTO segstudio.mask_versions(image_id, parent, png, status, author, resolves, sources)
+            VALUES (NEW.image_id, main, pixels, main_status, owner, NEW.kept, ARRAY[NEW.head_a, NEW.head_b]);
+        UPDATE segstudio.consensus SET resolved_by = current_user, kept_by = current_user,
+            kept_at = clock_timestamp() WHERE image_id = NEW.image_id;
+    END IF;
+    INSERT INTO segstudio.assignments(image_id, assignee) VALUES (NEW.image_id, owner)
+        ON CONFLICT (image_id) DO UPDATE SET assignee = excluded.assignee, assigned_by = current_user,
+            assigned_at = now();
+    RETURN NULL;
+END
+$$;
+ALTER FUNCTION segstudio.after_consensus_kept() OWNER TO {LEAD};
+DROP TRIGGER IF EXISTS consensus_kept ON segstudio.consensus;
+CREATE TRIGGER consensus_kept AFTER UPDATE OF kept ON segstudio.consensus
+    FOR EACH ROW WHEN (NEW.kept IS NOT NULL) EXECUTE FUNCTION segstudio.after_consensus_kept();
+"""
+
+MIGRATIONS: list[str] = [
+    _V1 + _OWNED, _V2, _V3, _CONSENSUS, _IMAGE_BYTES, _CLIENT_NOTICES, _REMOVE_AND_KEEP
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
