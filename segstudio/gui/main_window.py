@@ -107,6 +107,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         install_gui_thread_gc()  # workers never free Qt objects (whoever made the QApplication)
         self.settings = settings
+        self._view_settings: dict[str, object] = {}  # see _view_setting_later
+        self._view_settings_timer = QTimer(self, singleShot=True, interval=1500)
+        self._view_settings_timer.timeout.connect(self._write_view_settings)
         self.setWindowTitle("SegStudio")
         self.resize(first_window_size(QApplication.primaryScreen()))
         self.project: Project | None = None
@@ -562,12 +565,25 @@ class MainWindow(QMainWindow):
         self._set_enabled(False)
 
     def _save_project_state(self) -> None:
+        self._view_settings.clear()  # written below, current
         if self.project is None or self.session is None:
             return
         if self.session.record is not None:
             self._project_setting("gui.last_image", self.session.record.rel_path)
             self._project_setting("gui.view", self.canvas.view_state())
         self._project_setting("gui.tool", self.tool_state.to_dict())
+
+    def _view_setting_later(self, key: str, value: object) -> None:
+        """Where the user is (image, zoom) is written once they pause, not on every image switch: each
+        write is a synced file or database commit on the GUI thread (most of an image switch's time on
+        a team project). Closing the project writes the latest at once."""
+        self._view_settings[key] = value
+        self._view_settings_timer.start()
+
+    def _write_view_settings(self) -> None:
+        pending, self._view_settings = self._view_settings, {}
+        for key, value in pending.items():
+            self._project_setting(key, value)
 
     def _project_setting(self, key: str, value: object) -> None:
         if self.project is not None:
@@ -581,12 +597,13 @@ class MainWindow(QMainWindow):
         if not rel_path or self.session is None:
             return
         if self.session.record is not None and self.session.record.rel_path != rel_path:
-            self._project_setting("gui.view", self.canvas.view_state())
+            self._view_setting_later("gui.view", self.canvas.view_state())
         self.tools.set_document(None)
         self._view_to_restore = None
         if self.session.open_image(rel_path):
-            self._project_setting("gui.last_image", rel_path)
+            self._view_setting_later("gui.last_image", rel_path)
             if restore_view:
+                self._write_view_settings()
                 view = self.project.get_setting("gui.view") if self.project else None
                 if self.session.fetching_image:
                     self._view_to_restore = view  # applied when the image arrives

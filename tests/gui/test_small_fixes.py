@@ -182,3 +182,25 @@ def test_first_start_window_fits_a_screen_smaller_than_1400_by_900(qtbot):
     qtbot.waitExposed(window)
     assert window.width() <= area.width() and window.height() <= area.height()
     assert window.width() >= 0.9 * min(1400, area.width())  # not needlessly small either
+
+
+def test_switching_images_writes_where_the_user_is_once_they_pause(qtbot, shown_window, small_folder):
+    """PageDown through the images: no synced write per switch on the GUI thread; the last image is
+    written once the user pauses, and the project reopens on it."""
+    window = shown_window(small_folder)
+    writes: list[str] = []
+    real = window.project.set_setting
+    window.project.set_setting = lambda key, value: (writes.append(key), real(key, value))[1]
+    window.canvas.setFocus()
+    for _ in range(2):
+        QTest.keyClick(window.canvas, Qt.Key.Key_PageDown)
+        qtbot.waitUntil(lambda: window.session.document is not None)
+    last = window.session.record.rel_path
+    assert last == "img2.png" and writes == []
+    qtbot.waitUntil(lambda: "gui.last_image" in writes, timeout=5000)
+    assert sorted(writes) == ["gui.last_image", "gui.view"]
+    assert window.project.get_setting("gui.last_image") == last
+    folder = window.project.image_dir
+    window.close()
+    again = shown_window(folder)
+    assert again.session.record.rel_path == last
