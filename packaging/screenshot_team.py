@@ -9,11 +9,13 @@ ground truth and bob a shifted, partly relabelled copy; alice holds a lease on a
 the real app (`python -m segstudio FOLDER --db URL`, passwords from a pgpass file as the docs say) on
 `Xvfb :91`, clicks it with xdotool and saves screenshots of the whole screen with `import -window root`:
 
-1. rita (reviewer) on the lead's folder: browser marks, then Team -> Compare annotations...,
-   then Merge: the merged mask in the window.
+1. rita (reviewer) on the lead's folder: browser marks, then Team -> Compare annotations..., a
+   per-class choice (road from bob), then Resolve as previewed: the merged mask in the window.
 2. bob (annotator) joins from an EMPTY folder: thumbnails and the first image, fetched from the server;
    then, with the server stopped, a brush dab and Ctrl+S (the save is queued: "not yet on the server"),
    and the server started again (the queued save lands).
+3. lena (lead): Compare on the second consensus photo with the lead's Keep-only buttons, Keep only A;
+   then a right-click on the last photo, Remove from project..., and its confirmation.
 
 Coordinates come from the screenshots of this layout (window at 0,0, 1440x960); a changed layout means
 new coordinates. The screenshots are not part of the repository.
@@ -190,9 +192,26 @@ def main(out_dir: str, steps: str = "all") -> int:
             screen.shot("02_team_menu")
             screen.click(*ITEM_COMPARE, wait=5)
             screen.shot("03_compare_dialog")
+            screen.click(*RADIO_ROAD_B, wait=3)  # trust bob for road: the preview changes
+            screen.shot("03b_road_from_b")
             screen.click(*BUTTON_MERGE, wait=5)
             screen.shot("04_after_merge")
             screen.stop_app(rita)
+        if steps in ("all", "lead"):
+            lena = screen.start_app(folder, url("lena"), work, "lena")
+            screen.click(*ROW_CONSENSUS_2, wait=3)  # the second consensus photo (the first is resolved)
+            screen.click(*MENU_TEAM)
+            screen.click(*ITEM_COMPARE, wait=5)
+            screen.shot("08_lead_compare_keep_buttons")
+            screen.click(*BUTTON_KEEP_A, wait=5)
+            screen.shot("09_after_keep_only_a")
+            screen.click(*ROW_LAST, wait=3, button=3)  # right-click the last photo: the lead's menu
+            screen.shot("10_lead_context_menu")
+            screen.click(*ITEM_REMOVE, wait=3)
+            screen.shot("11_remove_confirmation")
+            screen.click(*BUTTON_YES, wait=4)  # Cancel is the default: Return would keep the image
+            screen.shot("12_after_remove")
+            screen.stop_app(lena)
         if steps in ("all", "join"):
             empty = work / "bob-empty"
             empty.mkdir()
@@ -224,9 +243,15 @@ def main(out_dir: str, steps: str = "all") -> int:
 
 # Screen coordinates read from the screenshots (window at 0,0, 1440x960).
 ROW_CONSENSUS_1 = (160, 220)
+ROW_CONSENSUS_2 = (160, 300)
+ROW_LAST = (160, 628)
 MENU_TEAM = (275, 8)
 ITEM_COMPARE = (354, 73)
-BUTTON_MERGE = (458, 760)
+BUTTON_MERGE = (447, 738)
+RADIO_ROAD_B = (1105, 494)
+BUTTON_KEEP_A = (354, 752)
+ITEM_REMOVE = (230, 640)
+BUTTON_YES = (822, 494)
 STATUS_BAR = ("700", "945")
 CANVAS_SPOT = (700, 500)
 ROW_BOBS_OWN = (160, 464)
