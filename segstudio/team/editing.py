@@ -169,7 +169,12 @@ class EditingRules:
             row = self._run(work, "take the image's lease")
         except TeamPermissionError:
             row = None
-        except psycopg.Error as error:  # pragma: no cover - defensive: a foreign key on a removed image
+        except psycopg.Error as error:
+            if getattr(error, "sqlstate", None) == "P0002":
+                raise ProjectError(
+                    f"{rec.rel_path} was removed from the team project by a lead; press F5 to refresh the "
+                    "list (a lead can bring it back with `segstudio team restore`)"
+                ) from None
             raise TeamError(f"cannot take the lease of {rec.rel_path}: {error}") from None
         if row is None:
             self._refuse_if_leased(rec)
@@ -604,13 +609,21 @@ class EditingRules:
         if head is None:
             raise ProjectError(f"{rec.rel_path} has no saved mask to review")
         verdict = "accepted" if accepted else "rejected"
-        self._run(
-            lambda c: c.execute(
-                "INSERT INTO segstudio.reviews(image_id, mask_version, verdict, comment) VALUES (%s, %s, %s, %s)",
-                (rec.id, head, verdict, comment),
-            ),
-            f"review (mark {verdict}) this image - reviewers review others' work",
-        )
+        try:
+            self._run(
+                lambda c: c.execute(
+                    "INSERT INTO segstudio.reviews(image_id, mask_version, verdict, comment) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (rec.id, head, verdict, comment),
+                ),
+                f"review (mark {verdict}) this image - reviewers review others' work",
+            )
+        except require_driver().Error as error:
+            if getattr(error, "sqlstate", None) == "P0002":
+                raise ProjectError(
+                    f"{rec.rel_path} was removed from the team project by a lead: not reviewed"
+                ) from None
+            raise
         review = self.review_of(rec)
         assert review is not None
         return review

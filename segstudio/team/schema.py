@@ -597,7 +597,8 @@ $$;
 #:   the image leaves browsers, queues, export and training while its versions, reviews, effort,
 #:   assignment and consensus stay. The trigger refuses it (SQLSTATE SLEAS) while another member holds
 #:   the image's lease, records who removed it, refuses a restore whose path a newer image has taken,
-#:   and announces both ("images:ID", as an added image). No save of any line lands on a removed image.
+#:   and announces both ("images:ID", as an added image). No save of any line, new lease or review
+#:   verdict lands on a removed image.
 #: * `consensus.kept` ('A'/'B', set by a lead: annotators may not UPDATE the table) closes an open
 #:   consensus at once (trigger `after_consensus_kept`): with no branch save yet the consensus row simply
 #:   goes; else the kept branch's last save (the fork when that branch saved nothing) becomes a new main
@@ -659,6 +660,31 @@ DROP TRIGGER IF EXISTS notify_image_listed ON segstudio.images;
 CREATE TRIGGER notify_image_listed AFTER UPDATE OF removed_at ON segstudio.images
     FOR EACH ROW WHEN (OLD.removed_at IS DISTINCT FROM NEW.removed_at)
     EXECUTE FUNCTION segstudio.notify_image_listed();
+
+-- nothing new starts on a removed image: a lease (a member opening it from a list not yet refreshed) or
+-- a review verdict (psql included) is refused like a save; renewing a lease already held is left alone
+CREATE OR REPLACE FUNCTION segstudio.refuse_removed_image() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.holder IS NOT DISTINCT FROM OLD.holder THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM segstudio.images WHERE id = NEW.image_id AND removed_at IS NULL) THEN
+        RAISE EXCEPTION 'image % is not part of the project: a lead removed it', NEW.image_id
+            USING ERRCODE = 'P0002';
+    END IF;
+    RETURN NEW;
+END
+$$;
+ALTER FUNCTION segstudio.refuse_removed_image() OWNER TO {LEAD};
+DROP TRIGGER IF EXISTS lease_on_live_image ON segstudio.leases;
+CREATE TRIGGER lease_on_live_image BEFORE INSERT OR UPDATE ON segstudio.leases
+    FOR EACH ROW EXECUTE FUNCTION segstudio.refuse_removed_image();
+DROP TRIGGER IF EXISTS review_on_live_image ON segstudio.reviews;
+CREATE TRIGGER review_on_live_image BEFORE INSERT ON segstudio.reviews
+    FOR EACH ROW EXECUTE FUNCTION segstudio.refuse_removed_image();
 
 -- as in the consensus step, plus: no save on a removed image (branch saves skip before_mask_save), and
 -- the main version a lead's `kept` makes is authored by the kept annotator

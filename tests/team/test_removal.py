@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from segstudio.cli import main
+from segstudio.core.errors import ProjectError
 from segstudio.core.project import Project, Status
 from segstudio.team.blobs import encode_png
 from segstudio.team.errors import LeaseError, TeamPermissionError
@@ -249,3 +250,31 @@ def test_a_consensus_annotator_cannot_save_their_branch_of_a_removed_image(
         with pytest.raises(Exception, match="removed from the team project by a lead"):
             alice.save_mask(cat, mask_of(2), Status.DONE, base_version=None)
         assert alice.mask_history(cat) == []
+
+
+def test_no_new_lease_or_review_starts_on_a_removed_image_even_through_psql(team, image_folder, tmp_path):
+    """A member whose list is not refreshed yet opens a removed image, or a reviewer judges it: refused with
+    a message, like a save; a lease already held is still renewed (its heartbeat does not fail)."""
+    _worked_on(team, image_folder, tmp_path)
+    with _join(team, image_folder, "lena", tmp_path) as lena:
+        coffee, cat = lena.get("b_coffee.png"), lena.get("a_cat.png")
+        lena.take_lease(cat)  # the lead's own lease does not stop the lead
+        lena.remove_images([coffee, cat])
+        assert lena.heartbeat() == 1  # renewing the lease held is left alone
+    with team.raw("alice") as raw, pytest.raises(psycopg.Error) as refused:
+        raw.execute(
+            "INSERT INTO segstudio.leases(image_id, expires_at) VALUES (%s, now() + interval '2 minutes')",
+            (coffee.id,),
+        )
+    assert refused.value.sqlstate == "P0002"
+    with team.raw("rita") as raw, pytest.raises(psycopg.Error) as refused:
+        raw.execute(
+            "INSERT INTO segstudio.reviews(image_id, mask_version, verdict) "
+            "SELECT id, mask_head, 'rejected' FROM segstudio.images WHERE id = %s",
+            (coffee.id,),
+        )
+    assert refused.value.sqlstate == "P0002"
+    with _join(team, image_folder, "alice", tmp_path) as alice, pytest.raises(ProjectError, match="removed"):
+        alice.take_lease(coffee)
+    with _join(team, image_folder, "rita", tmp_path) as rita, pytest.raises(ProjectError, match="removed"):
+        rita.review(coffee, False, "blurred")
