@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
 from segstudio.core.project import Status
@@ -81,11 +82,21 @@ def test_load_scheme_from_file_then_merge_and_delete_by_clicking(
     assert window.project.scheme.names[int(mask[0, -1])] == "sky"
 
 
-def _edit_menu_action(window, prefix: str):
-    """The Edit menu's entry starting with `prefix`, as the user finds it."""
-    edit = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Edit")
-    edit.aboutToShow.emit()
-    return next(a for a in edit.actions() if a.text().startswith(prefix))
+def _edit_menu_entry(qtbot, window, prefix: str):
+    """Click Edit in the menu bar, as the user does; the open menu and its entry starting with `prefix`."""
+    bar = window.menuBar()
+    title = next(a for a in bar.actions() if a.text() == "&Edit")
+    QTest.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.actionGeometry(title).center())
+    menu = title.menu()
+    qtbot.waitUntil(menu.isVisible, timeout=3000)
+    return menu, next(a for a in menu.actions() if a.text().startswith(prefix))
+
+
+def _undo_entry_disabled(qtbot, window) -> bool:
+    menu, entry = _edit_menu_entry(qtbot, window, "Undo class removal")
+    QTest.keyClick(menu, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not menu.isVisible(), timeout=3000)
+    return not entry.isEnabled()
 
 
 def test_a_merge_is_taken_back_from_the_edit_menu_with_the_class_pixels(
@@ -94,23 +105,23 @@ def test_a_merge_is_taken_back_from_the_edit_menu_with_the_class_pixels(
     window = shown_window(small_folder)
     palette = window.palette
     _load_street_scheme(qtbot, window, tmp_path, monkeypatch, [])
-    assert not _edit_menu_action(window, "Undo class removal").isEnabled()
+    assert _undo_entry_disabled(qtbot, window)
     rec, labels = _save_car_and_sky(window)
     palette.select_class(1)
     monkeypatch.setattr(QInputDialog, "getItem", staticmethod(lambda *a, **k: ("tree", True)))
     qtbot.mouseClick(palette.merge_button, Qt.MouseButton.LeftButton)
     assert window.project.scheme.names == ["road", "tree", "sky"]
 
-    undo = _edit_menu_action(window, "Undo removing class")
+    menu, undo = _edit_menu_entry(qtbot, window, "Undo removing class")
     assert undo.isEnabled() and "'car'" in undo.text()
-    undo.trigger()
+    QTest.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(undo).center())
     assert window.project.scheme.names == ["road", "car", "tree", "sky"]
     assert palette.list.count() == 4
     mask = window.project.load_mask(window.project.get(rec.rel_path))
     assert np.array_equal(mask, labels)
     assert np.array_equal(window.session.document.labels, labels)  # the open image shows car again
     assert "'car' is back" in window.statusBar().currentMessage()
-    assert not _edit_menu_action(window, "Undo class removal").isEnabled()
+    assert _undo_entry_disabled(qtbot, window)
 
 
 def test_delete_of_a_used_class_asks_what_its_pixels_become_and_cancel_changes_nothing(

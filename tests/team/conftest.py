@@ -107,6 +107,18 @@ def image_folder(tmp_path):
     return folder
 
 
+@pytest.fixture
+def team(team_db, image_folder, tmp_path, monkeypatch):
+    """The photos made a team project led by lena (each test its own image cache)."""
+    from segstudio.core.project import Project
+    from segstudio.team.transfer import create_team_project
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    Project.open(image_folder).close()
+    create_team_project(image_folder, team_db.url("lena"))
+    return team_db
+
+
 def mask_of(value: int, shape=(32, 48)) -> np.ndarray:
     mask = np.full(shape, 255, np.uint8)
     mask[4:20, 6:30] = value

@@ -9,12 +9,11 @@ import json
 import pytest
 
 from segstudio.cli import main
-from segstudio.core.project import Project, Status
+from segstudio.core.project import Status
 from segstudio.core.store_records import ImageRecord
 from segstudio.team.assignments import plan_assignment
 from segstudio.team.errors import TeamPermissionError
 from segstudio.team.project import TeamProject
-from segstudio.team.transfer import create_team_project
 from tests.team.conftest import mask_of
 
 
@@ -40,13 +39,6 @@ def test_the_plans_deal_in_order_keep_folders_together_and_put_the_least_confide
     conf = plan_assignment(recs, ["alice", "bob"], "confidence")
     assert [r.rel_path for r, _, _ in conf] == ["x/e.png", "b.png", "x/c.png", "a.png", "x/d.png"]
     assert [m for _, m, _ in conf] == ["alice", "bob", "alice", "bob", "alice"]
-
-
-@pytest.fixture
-def team(team_db, image_folder):
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
 
 
 def _join(team, folder, user, tmp_path) -> TeamProject:

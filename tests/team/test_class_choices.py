@@ -110,16 +110,6 @@ def test_class_choices_are_read_by_class_name_and_annotator_letter_or_name():
 # ---------------------------------------------------------------- the command, against a real server
 
 
-@pytest.fixture
-def team(team_db, image_folder):
-    from segstudio.core.project import Project
-    from segstudio.team.transfer import create_team_project
-
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
-
-
 def test_team_resolve_with_a_class_choice_writes_the_exact_mask_and_refuses_unknown_classes_and_annotators(
     team, image_folder, tmp_path, capsys
 ):

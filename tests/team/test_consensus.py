@@ -41,13 +41,6 @@ IOU_1 = (672 - 64) / 672
 IOU_2 = 672 / (672 + 64)
 
 
-@pytest.fixture
-def team(team_db, image_folder):
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
-
-
 def _join(team, folder, user, tmp_path, name: str | None = None) -> TeamProject:
     return TeamProject.join(folder, team.url(user), state_dir=tmp_path / (name or user), heartbeat=False)
 

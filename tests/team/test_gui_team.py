@@ -3,21 +3,9 @@ who else is editing an image, and opening an image takes its lease."""
 
 from __future__ import annotations
 
-import pytest
-
-from segstudio.core.project import Project
 from segstudio.team.project import TeamProject
-from segstudio.team.transfer import create_team_project
 
 WAIT = 30_000
-
-
-@pytest.fixture
-def team(team_db, image_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
 
 
 def _row_text(window, rel_path: str) -> str:

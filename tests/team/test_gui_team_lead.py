@@ -6,21 +6,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from segstudio.cli import main
-from segstudio.core.project import Project
 from segstudio.team.project import TeamProject
-from segstudio.team.transfer import create_team_project
 from tests.team.test_gui_team import WAIT, _click_in_browser, _open_window
-
-
-@pytest.fixture
-def team(team_db, image_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
 
 
 def _right_click(view, rel_path: str) -> None:

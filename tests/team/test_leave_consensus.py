@@ -10,18 +10,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from segstudio.core.project import Project, Status
+from segstudio.core.project import Status
 from segstudio.team.errors import TeamError, TeamPermissionError
-from segstudio.team.transfer import create_team_project
 from tests.team.conftest import mask_of
 from tests.team.test_consensus import _annotate, _b_of, _cli, _consensus_on, _halves, _join
-
-
-@pytest.fixture
-def team(team_db, image_folder):
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
 
 
 def test_before_anyone_saved_the_image_just_leaves_consensus_for_the_kept_annotator(

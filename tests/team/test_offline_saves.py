@@ -6,19 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segstudio.core.project import Project, Status
+from segstudio.core.project import Status
 from segstudio.team.blobs import decode_png
 from segstudio.team.errors import TeamError
 from segstudio.team.project import TeamProject
-from segstudio.team.transfer import create_team_project
 from tests.team.conftest import mask_of
-
-
-@pytest.fixture
-def team(team_db, image_folder):
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
 
 
 def _join(team, folder, user, tmp_path, **kwargs) -> TeamProject:

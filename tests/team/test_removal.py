@@ -22,14 +22,6 @@ from segstudio.team.work_queue import WorkQueue
 from tests.team.conftest import mask_of
 
 
-@pytest.fixture
-def team(team_db, image_folder, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    Project.open(image_folder).close()
-    create_team_project(image_folder, team_db.url("lena"))
-    return team_db
-
-
 def _join(team, folder, user, tmp_path, name: str | None = None) -> TeamProject:
     return TeamProject.join(folder, team.url(user), state_dir=tmp_path / (name or user), heartbeat=False)
 
