@@ -13,6 +13,7 @@ Reference counting still frees everything that is not in a cycle at once, on any
 from __future__ import annotations
 
 import gc
+import time
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer
 
@@ -22,9 +23,18 @@ COLLECTOR_NAME = "segstudio_gui_thread_gc"
 INTERVAL_MS = 500  # frequent enough that cycles of big arrays do not pile up between passes
 
 
+#: a full collection walks every object (~0.1-0.2 s with torch and a model loaded, the GUI thread held
+#: either way: the collector holds the GIL); the automatic collector skips most of them (it waits for
+#: the survivors to grow by 25 %, a count Python does not expose), so at most one per this many seconds
+FULL_COLLECTION_EVERY_S = 60.0
+_last_full = time.monotonic()
+
+
 def collect_due() -> int:
     """Collect the oldest generation whose count passed its threshold (as the automatic collector
-    would have); the number of unreachable objects found, 0 when nothing was due."""
+    would have; the oldest at most every FULL_COLLECTION_EVERY_S); the number of unreachable
+    objects found, 0 when nothing was due."""
+    global _last_full
     counts, thresholds = gc.get_count(), gc.get_threshold()
     due = -1
     for generation in range(3):
@@ -32,6 +42,12 @@ def collect_due() -> int:
             due = generation
         else:
             break
+    if due == 2:
+        now = time.monotonic()
+        if now - _last_full < FULL_COLLECTION_EVERY_S:
+            due = 1
+        else:
+            _last_full = now
     return gc.collect(due) if due >= 0 else 0
 
 

@@ -57,3 +57,20 @@ def test_collector_is_a_child_of_the_application(qapp) -> None:
     collector = install_gui_thread_gc(qapp)
     assert collector is not None and collector.parent() is qapp
     assert qapp.findChild(GuiThreadCollector, COLLECTOR_NAME) is collector
+
+
+def test_a_full_collection_runs_at_most_once_a_minute(monkeypatch) -> None:
+    """Each full pass holds the GUI thread ~0.1-0.2 s with torch loaded: when every generation is due,
+    the oldest is collected once, then the middle one until a minute has passed."""
+    from segstudio.gui import gui_thread_gc
+
+    collected: list[int] = []
+    monkeypatch.setattr(gui_thread_gc.gc, "get_count", lambda: (800, 20, 20))
+    monkeypatch.setattr(gui_thread_gc.gc, "collect", lambda generation=2: collected.append(generation) or 0)
+    monkeypatch.setattr(gui_thread_gc, "_last_full", gui_thread_gc.time.monotonic() - 61)
+    for _ in range(3):
+        gui_thread_gc.collect_due()
+    assert collected == [2, 1, 1]
+    monkeypatch.setattr(gui_thread_gc.gc, "get_count", lambda: (800, 5, 20))
+    gui_thread_gc.collect_due()
+    assert collected[-1] == 0  # the middle generation not due: the youngest only
