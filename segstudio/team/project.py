@@ -53,6 +53,7 @@ from segstudio.team.errors import TeamConnectionError, TeamError, TeamPermission
 from segstudio.team.image_store import QueuePrefetcher, ServerImages, images_in_server
 from segstudio.team.outbox import Outbox, SaveConflict
 from segstudio.team.removal import Removal
+from segstudio.team.server_paths import server_named_path
 from segstudio.team.team_data import TeamData
 
 __all__ = ["LEASE_SECONDS", "MaskVersion", "Review", "TeamProject", "cache_dir_for", "list_stamp"]
@@ -451,10 +452,14 @@ class TeamProject(Assignments, Consensus, EditingRules, Removal, TeamData, Proje
             result[Status(status)] = int(count)
         return result
 
+    def _folder_path(self, rec: ImageRecord) -> Path:
+        """The image's place in this machine's copy of the folder (a path leading out of it is refused)."""
+        return server_named_path(self.image_dir, rec.rel_path, "the image path")
+
     def image_path(self, rec: ImageRecord) -> Path:
         """Where this machine has the image (no network): the folder's copy, else - when the team keeps
         its images in the server - the cache file it is (or will be) fetched into."""
-        path = self.image_dir / rec.rel_path
+        path = self._folder_path(rec)
         if self.server_images is None or path.exists():
             return path
         return self.server_images.path(rec)
@@ -463,7 +468,7 @@ class TeamProject(Assignments, Consensus, EditingRules, Removal, TeamData, Proje
         """A local file holding the image, for readers of the bytes (thumbnails, export, training): the
         folder's file when there, else the server's copy fetched into the cache (blocking: call it off
         the window's thread). `load_image` checks the folder's copy against the team's hash too."""
-        path = self.image_dir / rec.rel_path
+        path = self._folder_path(rec)
         if path.is_file() or self.server_images is None:
             return path
         return self.server_images.file(rec)
@@ -471,7 +476,7 @@ class TeamProject(Assignments, Consensus, EditingRules, Removal, TeamData, Proje
     def _checked_file(self, rec: ImageRecord) -> Path:
         """A local file holding exactly the team's image: the folder's copy once its hash was checked,
         else the server's copy fetched into the cache (checked before it is kept)."""
-        path = self.image_dir / rec.rel_path
+        path = self._folder_path(rec)
         try:
             stat = path.stat()
         except OSError:
@@ -497,7 +502,7 @@ class TeamProject(Assignments, Consensus, EditingRules, Removal, TeamData, Proje
 
     def _has_local_copy(self, rec: ImageRecord) -> bool:
         """No fetch needed (the prefetcher asks): the folder has the file, or the cache has."""
-        if (self.image_dir / rec.rel_path).exists():
+        if (self._folder_path(rec)).exists():
             return True
         return self.server_images is not None and self.server_images.is_cached(rec)
 

@@ -19,6 +19,7 @@ from segstudio.core.errors import ProjectError
 from segstudio.core.store_masks import check_shape
 from segstudio.core.store_records import ImageRecord, ModelVersion, Prediction, path_from_db
 from segstudio.team.blobs import decode_png, encode_png
+from segstudio.team.server_paths import server_named_path
 
 __all__ = ["TeamData"]
 
@@ -200,7 +201,8 @@ class TeamData:
 
     def _version(self, row: tuple[Any, ...]) -> ModelVersion:
         version, name, arch, metrics, parent, created = row
-        return ModelVersion(version, self.state_dir / name, arch, dict(metrics), parent, float(created))
+        path = server_named_path(self.state_dir, name, f"the checkpoint of model version {version!r}", True)
+        return ModelVersion(version, path, arch, dict(metrics), parent, float(created))
 
     def model_versions(self) -> list[ModelVersion]:
         rows = self._rows(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from segstudio.core import store_schema
@@ -31,6 +31,7 @@ from segstudio.team import schema
 from segstudio.team.connection import connect, describe, require_driver
 from segstudio.team.errors import TeamError
 from segstudio.team.image_store import IMAGES_FLAG, bytes_hash, check_size, images_in_server, upload_image
+from segstudio.team.server_paths import server_named_path
 
 __all__ = ["create_team_project", "pull_team_project"]
 
@@ -239,18 +240,8 @@ def _download_images(conn: Any, local: Project, written: list[Path]) -> dict[str
         "WHERE i.removed_at IS NULL AND i.error IS NULL ORDER BY i.id"
     ).fetchall()
     todo = []
-    root = local.image_dir.resolve()
     for rel_path, digest, mtime_ns, stored in rows:
-        path = local.image_dir / rel_path
-        if (
-            PurePosixPath(rel_path).is_absolute()
-            or ".." in PurePosixPath(rel_path).parts
-            or not (path.resolve().is_relative_to(root))
-        ):
-            raise ProjectError(
-                f"the team server lists the image path {rel_path!r}, which leads out of {local.image_dir}; "
-                "nothing was pulled. Ask your lead to check the team database."
-            )
+        path = server_named_path(local.image_dir, rel_path, "the image path", for_writing=True)
         if path.exists():
             if content_hash(path) != digest:
                 raise ProjectError(
@@ -311,8 +302,8 @@ def _download(conn: Any, local: Project) -> dict[str, int]:
         predictions += 1
     rows = []
     for version, name, data, arch, metrics, parent, created in versions:
+        path = server_named_path(local.state_dir, name, f"the checkpoint of model version {version!r}", True)
         if data is not None:
-            path = local.state_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(path, bytes(data))
         rows.append((version, name, arch, json.dumps(metrics), parent, created))

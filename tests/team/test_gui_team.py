@@ -402,3 +402,45 @@ def test_an_annotator_of_a_consensus_image_saves_on_their_branch_from_the_window
         assert window.team_presence.compare_dialog is None
     finally:
         window.close()
+
+
+def test_an_image_path_from_the_server_leading_out_of_the_folder_is_a_problem_not_a_read(
+    qtbot, team, image_folder, tmp_path, monkeypatch
+):
+    """A hostile or damaged team database names a file outside the folder: clicking it lists a problem
+    (never reads the file), and the window goes on with the other images."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    hostile = "../outside/secret.png"
+    with team.raw("lena") as conn:
+        conn.execute("UPDATE segstudio.images SET rel_path = %s WHERE rel_path = 'b_coffee.png'", (hostile,))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        window.open_team_action.trigger()
+        qtbot.waitUntil(
+            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
+        )
+        view, model = window.browser.view, window.browser.model
+        for rel_path in (hostile, "c_astronaut.png"):
+            index = model.index(model.row_of(rel_path))
+            view.scrollTo(index)
+            QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                             view.visualRect(index).center())  # fmt: skip
+            qtbot.waitUntil(lambda p=rel_path: window.session.record.rel_path == p, timeout=WAIT)
+            if rel_path == hostile:
+                qtbot.waitUntil(lambda: hostile in window.problems.problems(), timeout=WAIT)
+                assert "not a file inside" in window.problems.problems()[hostile]
+                assert window.session.document is None
+        assert window.session.document is not None and window.session.image is not None
+    finally:
+        window.close()

@@ -341,7 +341,39 @@ def test_names_from_the_server_never_lead_out_of_the_cache_or_the_pulled_folder(
     alice = TeamProject.join(tmp_path / "empty", stored.url("alice"), state_dir=cache, heartbeat=False)
     with alice, pytest.raises(ProjectError, match="not a SegStudio image hash"):
         alice.load_image(alice.get("a_cat.png"))
-    with pytest.raises(ProjectError, match="leads out of"):
+    with pytest.raises(ProjectError, match="not a file inside"):
         pull_team_project(stored.url("alice"), tmp_path / "pulled" / "here")
     assert not list(tmp_path.rglob("escaped*"))
     assert not (tmp_path / "pulled").exists() or not any((tmp_path / "pulled").rglob("*.png"))
+
+
+def test_a_hostile_server_cannot_make_a_member_read_or_write_outside_the_folders(stored, tmp_path, capsys):
+    """Image paths and checkpoint names are the server's words: a stranger's team database naming
+    '../' or absolute paths gets a clear refusal, and no file outside the member's folders is touched."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(secret)
+    with stored.raw("lena") as conn:
+        conn.execute(
+            "UPDATE segstudio.images SET rel_path = %s WHERE rel_path = 'b_coffee.png'", (str(secret),)
+        )
+        conn.execute(
+            "INSERT INTO segstudio.model_versions(version, checkpoint_name, checkpoint, arch, metrics, created_at) "
+            "VALUES ('v9', %s, %s, 'lraspp_mobilenet_v3', '{}', 1)",
+            (f"../../{outside.name}/evil.pt", b"not a checkpoint"),
+        )
+    member = tmp_path / "member"
+    with TeamProject.join(
+        tmp_path / "photos", stored.url("alice"), state_dir=member, heartbeat=False
+    ) as alice:
+        rec = alice.get(str(secret))
+        assert rec is not None
+        with pytest.raises(ProjectError, match="not a file inside"):
+            alice.load_image(rec)
+        with pytest.raises(ProjectError, match="not a file inside"):
+            alice.get_model_version("v9")
+        assert alice.get("a_cat.png") is not None  # the rest of the project still works
+    with pytest.raises(ProjectError, match="not a file inside"):
+        pull_team_project(stored.url("alice"), tmp_path / "pulled")
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]
