@@ -2,21 +2,20 @@
 
 Why a lead's menu only: the server lets only leads remove images (schema 7), so others are not offered
 an action that would be refused. The browser lets a lead select several images (Ctrl/Shift-click);
-removal asks for confirmation naming them, runs on a plain thread (the window never waits on the
+removal asks for confirmation naming them, runs on a `TaskRunner` (the window never waits on the
 network) and the list follows at once; other members' browsers follow through the live view.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from PySide6.QtCore import QObject, QPoint, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QMessageBox
 
-from segstudio.core.errors import SegStudioError
 from segstudio.core.store_records import ImageRecord
+from segstudio.gui.background_tasks import TaskRunner
 from segstudio.gui.browser import RecordRole
 
 __all__ = ["NAMES_SHOWN", "RemoveFromProject", "confirmation_text"]
@@ -38,8 +37,6 @@ def confirmation_text(records: list[ImageRecord]) -> str:
 class RemoveFromProject(QObject):
     """Installs the context menu on the window's browser; `stop()` takes it away again."""
 
-    removed = Signal(object)  # the records removed, or an error message
-
     def __init__(self, presence: Any) -> None:
         super().__init__(presence)
         self.presence = presence
@@ -58,7 +55,10 @@ class RemoveFromProject(QObject):
         )
         self.remove_action.triggered.connect(self.remove_selected)
         self.menu.addAction(self.remove_action)
-        self.removed.connect(self._on_removed)
+        # the server round trip runs off the GUI thread; its outcome arrives as a queued signal
+        self._runner = TaskRunner(self, "segstudio-team-remove")
+        self._runner.done.connect(self._on_removed)
+        self._runner.failed.connect(self._on_failed)
         self._chosen: list[ImageRecord] = []
 
     def selected(self) -> list[ImageRecord]:
@@ -97,18 +97,12 @@ class RemoveFromProject(QObject):
             if any(r.id == session.record.id for r in records):
                 session.save()  # strokes are saved as they end; anything left goes before the image does
 
-        def work() -> None:
-            try:
-                self.removed.emit(self.project.remove_images(records))
-            except SegStudioError as error:
-                self.removed.emit(f"Nothing was removed: {error}")
+        self._runner.start(lambda state: self.project.remove_images(records))
 
-        threading.Thread(target=work, name="segstudio-team-remove", daemon=True).start()
+    def _on_failed(self, message: str) -> None:
+        self.window.statusBar().showMessage(f"Nothing was removed: {message}", 30000)
 
     def _on_removed(self, result: Any) -> None:
-        if isinstance(result, str):
-            self.window.statusBar().showMessage(result, 30000)
-            return
         gone = {r.id for r in result}
         records = [r for r in self.window.browser.model.records() if r.id not in gone]
         self.presence.list_changed(records)
@@ -120,6 +114,7 @@ class RemoveFromProject(QObject):
         )
 
     def stop(self) -> None:
+        self._runner.abandon()  # a removal still on its way no longer updates this window
         self.view.customContextMenuRequested.disconnect(self.show_menu)
         self.view.setContextMenuPolicy(self._policy)
         self.view.setSelectionMode(self._mode)
