@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,19 +36,38 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     _close_log_files()
 
 
+#: collections that ran off the main thread once the GUI-thread collector was installed
+_WORKER_COLLECTIONS: list[str] = []
+
+
+def _gc_off_main_thread(phase: str, info: dict) -> None:
+    collector = sys.modules.get("segstudio.gui.gui_thread_gc")
+    if phase == "start" and collector is not None and collector.installed:
+        thread = threading.current_thread()
+        if thread is not threading.main_thread():
+            _WORKER_COLLECTIONS.append(f"generation {info['generation']} on thread {thread.name!r}")
+
+
+gc.callbacks.append(_gc_off_main_thread)
+
+
 @pytest.fixture(autouse=True)
 def _gui_thread_gc():
     """As in the app: once Qt is up, cycles are collected on the GUI (test) thread only, never by a
-    worker thread that happens to allocate (segstudio/gui/gui_thread_gc.py)."""
+    worker thread that happens to allocate (segstudio/gui/gui_thread_gc.py): one that did (automatic
+    collection switched back on, or a worker calling gc.collect()) fails the test, deterministically,
+    instead of the rare segfault it would cause."""
     if "PySide6.QtWidgets" in sys.modules:
         from segstudio.gui.gui_thread_gc import install_gui_thread_gc
 
         install_gui_thread_gc()
+    _WORKER_COLLECTIONS.clear()
     yield
     if not gc.isenabled():  # tests that run no event loop still get their cycles freed, here
         from segstudio.gui.gui_thread_gc import collect_due
 
         collect_due()
+    assert not _WORKER_COLLECTIONS, f"garbage collected off the GUI thread: {_WORKER_COLLECTIONS[:3]}"
 
 
 def _close_log_files() -> None:

@@ -28,6 +28,8 @@ INTERVAL_MS = 500  # frequent enough that cycles of big arrays do not pile up be
 #: the survivors to grow by 25 %, a count Python does not expose), so at most one per this many seconds
 FULL_COLLECTION_EVERY_S = 60.0
 _last_full = time.monotonic()
+#: a collector was installed in this process: from then on no other thread may collect
+installed = False
 
 
 def collect_due() -> int:
@@ -62,6 +64,8 @@ class GuiThreadCollector(QObject):
         self._timer.timeout.connect(collect_due)
         self._timer.start()
         gc.disable()
+        global installed
+        installed = True
 
 
 def install_gui_thread_gc(app: QCoreApplication | None = None) -> GuiThreadCollector | None:

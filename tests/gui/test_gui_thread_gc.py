@@ -74,3 +74,17 @@ def test_a_full_collection_runs_at_most_once_a_minute(monkeypatch) -> None:
     monkeypatch.setattr(gui_thread_gc.gc, "get_count", lambda: (800, 5, 20))
     gui_thread_gc.collect_due()
     assert collected[-1] == 0  # the middle generation not due: the youngest only
+
+
+def test_the_suite_catches_a_worker_that_collects(qapp) -> None:
+    """tests/conftest.py fails any test during which a worker thread ran a collection once the collector
+    was installed: the rare segfault becomes a deterministic failure. Its guard, checked here."""
+    install_gui_thread_gc(qapp)
+    guard = next(cb for cb in gc.callbacks if getattr(cb, "__name__", "") == "_gc_off_main_thread")
+    recorded = guard.__globals__["_WORKER_COLLECTIONS"]
+    worker = threading.Thread(target=gc.collect, name="collecting-worker")
+    worker.start()
+    worker.join()
+    seen = list(recorded)
+    recorded.clear()  # this test's own collection is the point, not a failure
+    assert seen and "collecting-worker" in seen[0]
