@@ -42,7 +42,7 @@ _WORKER_COLLECTIONS: list[str] = []
 
 def _gc_off_main_thread(phase: str, info: dict) -> None:
     collector = sys.modules.get("segstudio.gui.gui_thread_gc")
-    if phase == "start" and collector is not None and collector.installed:
+    if phase == "start" and getattr(collector, "installed", False):  # None, or still importing
         thread = threading.current_thread()
         if thread is not threading.main_thread():
             _WORKER_COLLECTIONS.append(f"generation {info['generation']} on thread {thread.name!r}")
