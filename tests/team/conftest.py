@@ -119,6 +119,30 @@ def team(team_db, image_folder, tmp_path, monkeypatch):
     return team_db
 
 
+def open_team_window(qtbot, monkeypatch, url: str, folder, poll_ms: int | None = None):
+    """A window on the team project as a member opens it: File -> Open team project..., the URL and the
+    folder typed into the dialogs; returns once its first image is shown. `poll_ms`: a faster live view."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    from segstudio.gui import team_view
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import AppSettings
+
+    if poll_ms is not None:
+        monkeypatch.setattr(team_view, "POLL_MS", poll_ms)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (url, True))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    window = MainWindow(AppSettings())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.open_team_action.trigger()
+    qtbot.waitUntil(
+        lambda: window.session is not None and window.session.document is not None, timeout=30_000
+    )
+    return window
+
+
 def mask_of(value: int, shape=(32, 48)) -> np.ndarray:
     mask = np.full(shape, 255, np.uint8)
     mask[4:20, 6:30] = value

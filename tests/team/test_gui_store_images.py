@@ -11,6 +11,7 @@ from PIL import Image
 from segstudio.core import images as image_io
 from segstudio.core.project import Project, Status
 from segstudio.team.transfer import create_team_project
+from tests.team.conftest import open_team_window
 
 WAIT = 30_000
 
@@ -26,27 +27,13 @@ def stored(team_db, image_folder, tmp_path, monkeypatch):
 def test_open_a_team_project_from_an_empty_folder_shows_the_first_image(
     qtbot, stored, image_folder, tmp_path, monkeypatch
 ):
-    from PySide6.QtWidgets import QFileDialog, QInputDialog
 
     from segstudio.cli import main
-    from segstudio.gui import team_view
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
 
     empty = tmp_path / "laptop"
     empty.mkdir()
-    monkeypatch.setattr(team_view, "POLL_MS", 300)
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (stored.url("alice"), True))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(empty))
-    window = MainWindow(AppSettings())
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = open_team_window(qtbot, monkeypatch, stored.url("alice"), empty, poll_ms=300)
     try:
-        window.open_team_action.trigger()
-        qtbot.waitUntil(
-            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
-        )
         rec = window.session.record
         assert window.session.image is not None
         np.testing.assert_array_equal(window.session.image, image_io.load_image(image_folder / rec.rel_path))
@@ -71,21 +58,9 @@ TARGET = "c_astronaut.png"  # never prefetched here (no queue): fetched when ope
 
 def _open_as_alice(qtbot, stored, tmp_path, monkeypatch):
     """The window of alice on an empty folder, its first image shown."""
-    from PySide6.QtWidgets import QFileDialog, QInputDialog
-
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
-
     empty = tmp_path / "laptop"
     empty.mkdir()
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (stored.url("alice"), True))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(empty))
-    window = MainWindow(AppSettings())
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    window.open_team_action.trigger()
-    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
+    window = open_team_window(qtbot, monkeypatch, stored.url("alice"), empty)
     assert window.session.record.rel_path != TARGET
     return window
 

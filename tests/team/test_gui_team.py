@@ -4,6 +4,7 @@ who else is editing an image, and opening an image takes its lease."""
 from __future__ import annotations
 
 from segstudio.team.project import TeamProject
+from tests.team.conftest import open_team_window
 
 WAIT = 30_000
 
@@ -58,26 +59,11 @@ def test_open_team_project_shows_other_editors_and_takes_the_lease(
 def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it_lands(
     qtbot, team, image_folder, monkeypatch
 ):
-    from PySide6.QtWidgets import QFileDialog, QInputDialog
-
     import segstudio.team.editing as editing
-    from segstudio.gui import team_view
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
 
-    monkeypatch.setattr(team_view, "POLL_MS", 300)
     monkeypatch.setattr(editing, "RETRY_SECONDS", 0.3)
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
-    window = MainWindow(AppSettings())
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = open_team_window(qtbot, monkeypatch, team.url("alice"), image_folder, poll_ms=300)
     try:
-        window.open_team_action.trigger()
-        qtbot.waitUntil(
-            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
-        )
         opened = window.session.record
         shown: list[str] = []
         window.statusBar().messageChanged.connect(shown.append)
@@ -104,22 +90,7 @@ def test_a_save_while_the_server_is_down_shows_as_not_yet_on_the_server_until_it
 
 
 def _open_window(qtbot, team, image_folder, monkeypatch, user):
-    from PySide6.QtWidgets import QFileDialog, QInputDialog
-
-    from segstudio.gui import team_view
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
-
-    monkeypatch.setattr(team_view, "POLL_MS", 300)
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url(user), True))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
-    window = MainWindow(AppSettings())
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    window.open_team_action.trigger()
-    qtbot.waitUntil(lambda: window.session is not None and window.session.document is not None, timeout=WAIT)
-    return window
+    return open_team_window(qtbot, monkeypatch, team.url(user), image_folder, poll_ms=300)
 
 
 def _alice_saves_everything(team, image_folder, tmp_path):
@@ -411,25 +382,12 @@ def test_an_image_path_from_the_server_leading_out_of_the_folder_is_a_problem_no
     (never reads the file), and the window goes on with the other images."""
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QFileDialog, QInputDialog
-
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import AppSettings
 
     hostile = "../outside/secret.png"
     with team.raw("lena") as conn:
         conn.execute("UPDATE segstudio.images SET rel_path = %s WHERE rel_path = 'b_coffee.png'", (hostile,))
-    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (team.url("alice"), True))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(image_folder))
-    window = MainWindow(AppSettings())
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = open_team_window(qtbot, monkeypatch, team.url("alice"), image_folder)
     try:
-        window.open_team_action.trigger()
-        qtbot.waitUntil(
-            lambda: window.session is not None and window.session.document is not None, timeout=WAIT
-        )
         view, model = window.browser.view, window.browser.model
         for rel_path in (hostile, "c_astronaut.png"):
             index = model.index(model.row_of(rel_path))
