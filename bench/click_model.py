@@ -84,6 +84,8 @@ def train(args: argparse.Namespace) -> dict:
         threads=args.threads,
         prior=args.prior,
         proposal=not args.no_proposal,
+        colour_fallback=not args.no_colour_fallback,
+        per_click=not args.first_click_only,
         error_first=args.error_first,
     )
     pairs = _pairs(args.data, args.split, args.limit)
@@ -114,6 +116,8 @@ def train(args: argparse.Namespace) -> dict:
         "use_prev": config.use_prev,
         "seg_evidence": bank.has_evidence,
         "proposal": config.proposal and bank.has_evidence,
+        "colour_fallback": config.colour_fallback,
+        "per_click": config.per_click,
         "evidence": "none" if not bank.has_evidence else ("one model" if args.seg else "cross-fitted"),
     }
 
@@ -219,6 +223,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seg", type=Path, default=None, help="one segmentation model predicts every frame")
     t.add_argument("--no-seg", action="store_true", help="ablation: no segmentation evidence")
     t.add_argument("--no-proposal", action="store_true", help="ablation: no first-click proposal")
+    t.add_argument(
+        "--no-colour-fallback",
+        action="store_true",
+        help="ablation: no colour region as the first click's proposal where the model has none",
+    )
+    t.add_argument(
+        "--first-click-only",
+        action="store_true",
+        help="ablation: only the first click starts from a proposal, not later clicks outside the mask",
+    )
     t.add_argument("--error-first", type=float, default=0.3)
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)

@@ -10,6 +10,9 @@ frame (the engine's `prepare`, off the GUI thread) and every click crops it like
   memory), the class plane of the clicked class, and the first-click *proposal*: the connected
   part of "the model says class c" containing the click, which the click model takes as its
   previous mask so its first answer starts from the model's object instead of from nothing.
+- `colour_proposal`: where the model disagrees with the click (no proposal: the user is correcting
+  the model there), the colour region around the click stands in, so the network refines a region
+  instead of growing one from nothing (measured: docs/click-model.md, *Where the model disagrees*).
 - `segmentation_probabilities`: runs a project checkpoint (a version's best.pt) on one frame,
   with the loaded model cached per file.
 Pure numpy/OpenCV except `segmentation_probabilities` (torch, loaded lazily).
@@ -24,11 +27,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["LOW", "SegEvidence", "segmentation_probabilities"]
+__all__ = ["COLOUR_REACH", "LOW", "SegEvidence", "colour_proposal", "segmentation_probabilities"]
 
 #: a click on a pixel the model did not call class c (an error the user corrects) takes the
 #: connected part of p_c >= LOW around it as its proposal (a missed object often still has some p_c)
 LOW = 0.25
+#: the colour proposal's extent: at most this fraction of the frame's long side from the click (a
+#: flat sky or road would otherwise flood the frame; the click model's crop is sized from it)
+COLOUR_REACH = 0.15
 
 
 class SegEvidence:
@@ -80,6 +86,23 @@ class SegEvidence:
             if k:
                 return comp == k
         return np.zeros(self.shape, bool)
+
+
+def colour_proposal(image: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The first click's proposal where the segmentation model has none: the magic wand's colour
+    region around the click (`core.interactive.wand`), within `COLOUR_REACH` of the long side.
+
+    Why: on a pre-annotated frame most corrective clicks land where the model is sure of another
+    class (38 of 48 measured on CamVid), so `SegEvidence.proposal` is empty there and the click
+    network, whose output is a residual on its previous mask, added almost nothing (median 0.01x
+    the object's area). A colour region is a start it can trim or grow."""
+    from segstudio.core.interactive.wand import magic_wand
+
+    h, w = image.shape[:2]
+    region = magic_wand(image, x, y)
+    reach = COLOUR_REACH * max(h, w)
+    yy, xx = np.ogrid[:h, :w]
+    return region & ((yy - y) ** 2 + (xx - x) ** 2 <= reach * reach)
 
 
 _models: dict[tuple[str, float], Any] = {}

@@ -12,9 +12,10 @@ The segmentation model's evidence (`ml.click_evidence`): each frame carries clas
 that a segmentation model which did NOT train on that frame predicted (cross-fitting, or an early
 checkpoint: a model predicting its own training frames is far surer than on new ones, and a click
 model trained on such priors would trust them too much). The first click's previous mask is the
-model's proposal (`SegEvidence.proposal`), as at inference. A share of first clicks lands on the
-part of the object the model got wrong (`error_first`), as the robot's first click does when it
-corrects a prediction (`--start model`).
+model's proposal (`SegEvidence.proposal`, or the colour region where the model has none), and so
+is each later positive click's outside the previous mask, as at inference
+(`ClickPredictor.start_mask`). A share of first clicks lands on the part of the object the model got
+wrong (`error_first`), as the robot's first click does when it corrects a prediction (`--start model`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class ClickTrainConfig:
     prior: float = 1.0  # initial weight of the previous mask in the logits (ClickNet)
     seg_evidence: bool = True  # feed p(clicked class) (needs the bank's probabilities)
     proposal: bool = True  # the first click's previous mask is the segmentation model's proposal
+    colour_fallback: bool = True  # ... or the colour region around the click where the model has none
+    per_click: bool = True  # ... for every positive click outside the previous mask, not the first only
     error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
     seed: int = 0
     threads: int = 1
@@ -214,7 +217,7 @@ def _batch(
     """The network inputs as inference builds them (`ClickPredictor`: start mask, window, channels)."""
     xs, windows, fed = [], [], []
     for s in states:
-        prev = predictor.start_mask(s.pos, s.neg, s.prev, s.seg, s.cls)
+        prev = predictor.start_mask(s.image, s.pos, s.neg, s.prev, s.seg, s.cls)
         window = crop_window(s.obj.shape, s.pos + s.neg, prev)
         prev = prev if predictor.use_prev else np.zeros_like(prev)
         plane = s.seg.plane(s.cls) if (s.seg is not None and predictor.seg_evidence) else None
@@ -269,7 +272,12 @@ def train_click_model(
     model = (model or ClickNet(width=config.width, prior=config.prior)).to(device)
     use_seg = config.seg_evidence and bank.has_evidence
     predictor = ClickPredictor(
-        model, use_prev=config.use_prev, seg_evidence=use_seg, proposal=config.proposal and use_seg
+        model,
+        use_prev=config.use_prev,
+        seg_evidence=use_seg,
+        proposal=config.proposal and use_seg,
+        colour_fallback=config.colour_fallback,
+        per_click=config.per_click,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     start = time.perf_counter()
@@ -341,6 +349,8 @@ def train_click_model(
                 "use_prev": config.use_prev,
                 "seg_evidence": use_seg,
                 "proposal": config.proposal and use_seg,
+                "colour_fallback": config.colour_fallback,
+                "per_click": config.per_click,
             }
             result.path = save_click_model(out, model, info)
     finally:

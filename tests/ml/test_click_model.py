@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from segstudio.core.errors import CheckpointError  # noqa: E402
 from segstudio.core.interactive import ClickSession, create_engine  # noqa: E402
 from segstudio.core.interactive.robot import object_clicks  # noqa: E402
-from segstudio.ml.click_evidence import LOW, SegEvidence  # noqa: E402
+from segstudio.ml.click_evidence import COLOUR_REACH, LOW, SegEvidence, colour_proposal  # noqa: E402
 from segstudio.ml.click_model import (  # noqa: E402
     CHANNELS,
     CROP,
@@ -164,13 +164,45 @@ def test_untrained_model_returns_its_prior_the_segmentation_proposal(one_torch_t
     click = [(float(xs.mean()), float(ys.mean()))]
     first = predictor.predict(image, click, [], np.zeros_like(obj), evidence, active_class=1)
     assert np.array_equal(first, obj)  # exactly the model's object, at the frame's resolution
-    # a later click starts from the previous answer, unchanged by an untrained head
-    prev = mask == 2
+    # a later click starts from the previous answer, unchanged by an untrained head ...
+    prev = (mask == 2) | obj
     later = predictor.predict(image, click, [(5.0, 5.0)], prev, evidence, active_class=1)
     assert np.array_equal(later, prev)
+    # ... and a positive click the previous answer left out adds that click's proposal
+    grown = predictor.predict(image, click, [(5.0, 5.0)], mask == 2, evidence, active_class=1)
+    assert np.array_equal(grown, prev)
+    once = ClickPredictor(ClickNet(), per_click=False)  # the earlier rule: the first click only
+    assert np.array_equal(once.predict(image, click, [(5.0, 5.0)], mask == 2, evidence, 1), mask == 2)
     # without the proposal (ablation), the first click starts from nothing
     bare = ClickPredictor(ClickNet(), proposal=False)
     assert not bare.predict(image, click, [], np.zeros_like(obj), evidence, active_class=1).any()
+
+
+def test_where_the_model_disagrees_the_first_click_starts_from_the_colour_region(one_torch_thread):
+    """A click on an object the model calls another class (the user correcting a pre-annotation): no
+    proposal of the clicked class, so the untrained network returns the colour region around the click
+    (its prior), bounded by COLOUR_REACH; the ablation without the fallback returns nothing."""
+    image, mask = _scene()
+    wrong = np.where(mask == 1, 2, mask)  # the model calls the red rectangle class 2 (sure)
+    evidence = SegEvidence(_probabilities(wrong))
+    obj = mask == 1
+    ys, xs = np.nonzero(obj)
+    click = [(float(xs.mean()), float(ys.mean()))]
+    assert not evidence.proposal(1, *click[0]).any()
+    region = ClickPredictor(ClickNet()).predict(image, click, [], np.zeros_like(obj), evidence, 1)
+    yy, xx = np.mgrid[: obj.shape[0], : obj.shape[1]]
+    near = np.hypot(xx - click[0][0], yy - click[0][1]) <= COLOUR_REACH * max(obj.shape)
+    assert np.array_equal(region, obj & near)  # the flat red rectangle, as far as the reach goes
+    off = ClickPredictor(ClickNet(), colour_fallback=False)
+    assert not off.predict(image, click, [], np.zeros_like(obj), evidence, 1).any()
+    # a flat frame: the colour region stops COLOUR_REACH of the long side from the click
+    flat = np.full((120, 160, 3), 90, np.uint8)
+    big = colour_proposal(flat, 80.0, 60.0)
+    ys, xs = np.nonzero(big)
+    assert big[60, 80] and np.hypot(xs - 80, ys - 60).max() <= COLOUR_REACH * 160
+    # a model trained without the fallback says so in its info; from_info honours it
+    assert not ClickPredictor.from_info(ClickNet(), {"colour_fallback": False}).colour_fallback
+    assert ClickPredictor.from_info(ClickNet(), {}).colour_fallback
 
 
 def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thread):
@@ -182,7 +214,7 @@ def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thr
     _, result = train_click_model(bank, tmp_path / "click_model.pt", config)
     assert result.steps == 6 and np.isfinite(result.losses).all()
     _, info = load_click_model(result.path)
-    assert info["seg_evidence"] is True and info["proposal"] is True
+    assert info["seg_evidence"] is True and info["proposal"] is True and info["colour_fallback"] is True
 
 
 def test_an_earlier_format_click_model_is_refused_with_a_clear_message(tmp_path):
