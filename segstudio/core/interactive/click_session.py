@@ -12,7 +12,7 @@ import numpy as np
 
 from segstudio.core.interactive.engines import Engine
 from segstudio.core.interactive.evidence import MaskEvidence
-from segstudio.core.interactive.extent import limit_to_object
+from segstudio.core.interactive.extent import keep_corrections, limit_to_object
 from segstudio.core.interactive.prompts import Point, Prompts
 
 __all__ = ["ClickSession"]
@@ -71,7 +71,9 @@ class ClickSession:
         region = self.engine.region(self.prompts, self.active_class, self.labels)
         # a click means "this object" (core/interactive/extent.py); an object-bounded engine's region
         # already is one object (the learned engine: measured in docs/click-model.md)
-        if self.evidence is not None and not getattr(self.engine, "object_bounded", False):
+        if self.evidence is not None and getattr(self.engine, "object_bounded", False):
+            region = keep_corrections(region, self.prompts, self.active_class, self.evidence)
+        elif self.evidence is not None:
             region = limit_to_object(
                 region,
                 self.prompts,

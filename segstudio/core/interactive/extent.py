@@ -20,6 +20,12 @@ photo. Two rules, both engine-independent (every engine, present or future, goes
      of its own.
 Pixels the user labelled, unlabeled pixels and the active class keep the engine's own rules, and a
 box (which bounds the object itself) is not limited, so an image without a prediction behaves as before.
+
+An *object-bounded* engine (the learned click model) skips rule 2, but its region starts from the
+segmentation model's region of the clicked class, which can cover pixels the user already corrected
+away from that class. `keep_corrections` keeps those: a click takes the user's own labels of
+another class only in the part connected to a positive click (the user clicked on their own
+mistake). Measured: one frame's road click re-took 12 000 correctly relabelled pixels three times.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ __all__ = [
     "UNSURE",
     "border_distance",
     "edge_distance",
+    "keep_corrections",
     "limit_to_object",
     "object_window",
     "warm_up",
@@ -188,3 +195,21 @@ def limit_to_object(
         may = (evidence.sureness_in(box) < UNSURE) | np.isin(labels[box], under)
         limited[box] |= region[box] & guessed[box] & may & window[box]
     return keep_seeded(limited, pos)
+
+
+def keep_corrections(
+    region: np.ndarray, prompts: Prompts, active_class: int, evidence: MaskEvidence
+) -> np.ndarray:
+    """`region` less the user's own corrections of other classes (pixels whose label differs from the
+    model's prediction), except the parts of them connected to a positive prompt. An image without a
+    prediction has no corrections to tell apart: unchanged."""
+    if evidence.prediction is None:
+        return region
+    labels = evidence.labels
+    own = (labels != evidence.prediction) & (labels != UNLABELED) & (labels != active_class)
+    taken = region & own
+    if not taken.any():
+        return region
+    pos, _neg = prompts.seed_masks(labels.shape)
+    clicked = keep_seeded(taken, pos) if (taken & pos).any() else np.zeros_like(taken)
+    return keep_seeded(region & ~(taken & ~clicked), pos)

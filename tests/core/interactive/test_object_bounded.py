@@ -66,3 +66,29 @@ def test_only_the_learned_engine_declares_itself_object_bounded():
         assert not ENGINES[name]().object_bounded, name
     crf = pytest.importorskip("segstudio.ml.interactive_crf")
     assert not crf.CRFClickEngine.object_bounded
+
+
+def _corrected_evidence() -> MaskEvidence:
+    """The model said road on the left half; the user corrected two strips of it to car: rows 0-9 (far
+    from the click) and rows 45-54 (under the click at (20, 50))."""
+    prediction = np.full((SIZE, SIZE), ROAD, np.uint8)
+    prediction[:, SIZE // 2 :] = CAR
+    labels = prediction.copy()
+    labels[0:10, : SIZE // 2] = CAR
+    labels[45:55, : SIZE // 2] = CAR
+    return MaskEvidence(labels, prediction, np.full((SIZE, SIZE), 100, np.uint8))  # unsure guesses
+
+
+def test_an_object_bounded_click_keeps_the_users_corrections_away_from_the_click():
+    """The learned engine's region starts from the model's region, which may cover what the user already
+    relabelled: it keeps the corrections, except the one the user clicks on (their own mistake)."""
+    engine = _BoundedLeftHalf()
+    engine.prepare(np.full((SIZE, SIZE, 3), 128, np.uint8))
+    region = ClickSession(engine, PAVEMENT, _corrected_evidence()).click(20, 50)
+    assert not region[0:10].any()  # the far correction is the user's work: kept
+    assert region[45:55, : SIZE // 2].all()  # the clicked one: the user overrides it
+    assert region[10:45, : SIZE // 2].all() and region[55:, : SIZE // 2].all()  # the model's guesses
+    # a colour engine is not changed by this rule (its click window already bounds it)
+    colour = _LeftHalf()
+    colour.prepare(np.full((SIZE, SIZE, 3), 128, np.uint8))
+    assert ClickSession(colour, PAVEMENT, _corrected_evidence()).click(20, 50)[50, 20]
