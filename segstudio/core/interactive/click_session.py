@@ -72,7 +72,10 @@ class ClickSession:
         # a click means "this object" (core/interactive/extent.py); an object-bounded engine's region
         # already is one object (the learned engine: measured in docs/click-model.md)
         if self.evidence is not None and getattr(self.engine, "object_bounded", False):
-            region = keep_corrections(region, self.prompts, self.active_class, self.evidence)
+            image = getattr(self.engine, "image", None)
+            region = keep_corrections(
+                region, self.prompts, self.active_class, self.evidence, image, self.engine
+            )
         elif self.evidence is not None:
             region = limit_to_object(
                 region,

@@ -81,12 +81,14 @@ def _corrected_evidence() -> MaskEvidence:
 
 def test_an_object_bounded_click_keeps_the_users_corrections_away_from_the_click():
     """The learned engine's region starts from the model's region, which may cover what the user already
-    relabelled: it keeps the corrections, except the one the user clicks on (their own mistake)."""
+    relabelled: it keeps the corrections, except near the click (the user clicked on their own mistake,
+    which need not be all of the correction it touches)."""
     engine = _BoundedLeftHalf()
     engine.prepare(np.full((SIZE, SIZE, 3), 128, np.uint8))
     region = ClickSession(engine, PAVEMENT, _corrected_evidence()).click(20, 50)
     assert not region[0:10].any()  # the far correction is the user's work: kept
-    assert region[45:55, : SIZE // 2].all()  # the clicked one: the user overrides it
+    assert region[45:55, 15:26].all()  # the clicked one, near the click: the user overrides it
+    assert not region[45:55, 20 + int(MAX_RADIUS * SIZE) + 2 : SIZE // 2].any()  # beyond the window: kept
     assert region[10:45, : SIZE // 2].all() and region[55:, : SIZE // 2].all()  # the model's guesses
     # a colour engine is not changed by this rule (its click window already bounds it)
     colour = _LeftHalf()
