@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from segstudio.core.errors import CheckpointError  # noqa: E402
 from segstudio.core.interactive import ClickSession, create_engine  # noqa: E402
 from segstudio.core.interactive.robot import object_clicks  # noqa: E402
+from segstudio.core.interactive.wand import magic_wand  # noqa: E402
 from segstudio.ml.click_evidence import COLOUR_REACH, LOW, SegEvidence, colour_proposal  # noqa: E402
 from segstudio.ml.click_model import (  # noqa: E402
     CHANNELS,
@@ -192,12 +193,22 @@ def test_where_the_model_disagrees_the_first_click_starts_from_the_colour_region
     region = ClickPredictor(ClickNet()).predict(image, click, [], np.zeros_like(obj), evidence, 1)
     yy, xx = np.mgrid[: obj.shape[0], : obj.shape[1]]
     near = np.hypot(xx - click[0][0], yy - click[0][1]) <= COLOUR_REACH * max(obj.shape)
-    assert np.array_equal(region, obj & near)  # the flat red rectangle, as far as the reach goes
+    # the flat red rectangle, as far as the reach goes (the closing may round a corner or a pixel step)
+    assert np.count_nonzero(region ^ (obj & near)) <= 0.02 * near.sum()
     off = ClickPredictor(ClickNet(), colour_fallback=False)
     assert not off.predict(image, click, [], np.zeros_like(obj), evidence, 1).any()
     # a flat frame: the colour region stops COLOUR_REACH of the long side from the click
     flat = np.full((120, 160, 3), 90, np.uint8)
     big = colour_proposal(flat, 80.0, 60.0)
+    # a textured object: the wand's specks and holes are closed into one region around the click
+    rng = np.random.default_rng(0)
+    jacket = np.full((120, 160, 3), 200, np.uint8)
+    jacket[30:90, 40:120] = rng.choice([60, 90], size=(60, 80, 1)).astype(np.uint8)  # dark, speckled
+    worn = colour_proposal(jacket, 80.0, 60.0)
+    yy, xx = np.mgrid[:120, :160]
+    inside = (np.hypot(xx - 80, yy - 60) <= COLOUR_REACH * 160 - 2) & (yy >= 30) & (yy < 90)
+    assert worn[inside].mean() > 0.9 and not worn[:25].any()
+    assert magic_wand(jacket, 80.0, 60.0)[inside].mean() < 0.7  # the wand alone: specks and holes
     ys, xs = np.nonzero(big)
     assert big[60, 80] and np.hypot(xs - 80, ys - 60).max() <= COLOUR_REACH * 160
     # a model trained without the fallback says so in its info; from_info honours it
