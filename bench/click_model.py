@@ -162,44 +162,76 @@ def latency(args: argparse.Namespace) -> dict:
 
 def curve(args: argparse.Namespace) -> dict:
     """The learning curve: actions to 90 % and 95 %, NoC@85 and the pixel accuracy after the last action
-    against training images, plotted with matplotlib (already in the environment; imported here only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    against training images, drawn with pyqtgraph (the project's plotting library, offscreen; imported
+    here only) into a PNG for the docs."""
     points = []
+    settings = set()
     for item in args.result:
         n, path = item.split("=", 1)
-        row = next(r for r in json.loads(Path(path).read_text())["tools"] if r["tool"] == "click:learned")
+        result = json.loads(Path(path).read_text())
+        row = next(r for r in result["tools"] if r["tool"] == "click:learned")
+        meta = result.get("meta", {})
+        settings.add((meta.get("start", "empty"), int(meta.get("max_actions", 60))))
         points.append(
             (int(n), row["mean95"], row["noc85"], row["final_accuracy"], row["images"], row["mean90"])
         )
+    if len(settings) != 1:
+        raise SystemExit(
+            f"the results were measured with different start masks or action caps: {sorted(settings)}"
+        )
+    start, cap = settings.pop()
     points.sort()
-    fig, left = plt.subplots(figsize=(5.5, 3.2), dpi=110)
-    xs = [p[0] for p in points]
-    left.plot(xs, [p[5] for p in points], "o-", color="C0", label="actions to 90 % (mean; 60 = never)")
-    left.plot(xs, [p[1] for p in points], "x:", color="C3", label="actions to 95 % (mean; 60 = never)")
-    left.plot(xs, [p[2] for p in points], "s--", color="C1", label="NoC@85 (mean; 20 = never)")
-    left.set_xlabel("done images the click model was trained on")
-    left.set_ylabel("actions / clicks")
-    left.set_xticks(xs)
-    left.set_ylim(0, 62)
-    right = left.twinx()
-    right.plot(xs, [100 * p[3] for p in points], "^:", color="C2", label="pixel accuracy after 60 actions")
-    right.set_ylabel("pixel accuracy after 60 actions (%)")
-    right.set_ylim(0, 100)
-    handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    left.legend(handles=handles, fontsize=7, loc="lower left")
-    left.set_title(f"learned engine, {points[0][4]} CamVid val frames, from an empty mask", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(args.out)
+    _plot_curve(points, start, cap, args.out)
     return {
         "points": [
             dict(zip(("images", "mean95", "noc85", "final_accuracy", "frames", "mean90"), p, strict=True))
             for p in points
         ]
     }
+
+
+def _plot_curve(points: list[tuple], start: str, cap: int, out: Path) -> None:
+    """Two panels (effort; quality) rather than twin axes: each keeps its own honest scale."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    import pyqtgraph.exporters
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])  # pyqtgraph draws through Qt
+    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    start_text = {"empty": "from an empty mask", "model": "from the model's prediction"}.get(start, start)
+    layout = pg.GraphicsLayoutWidget()
+    layout.resize(820, 330)
+    layout.addLabel(f"learned engine, {points[0][4]} CamVid val frames, {start_text}", colspan=2)
+    layout.nextRow()
+    xs = [float(p[0]) for p in points]
+    ticks = [[(x, str(int(x))) for x in xs]]
+    effort = layout.addPlot(title="actions and clicks (lower is better)")
+    effort.addLegend(offset=(-10, -80), labelTextSize="8pt")  # right, between the lines
+    for column, name, colour, style in (
+        (5, f"actions to 90 % (mean; {cap} = never)", "#1f77b4", None),
+        (1, f"actions to 95 % (mean; {cap} = never)", "#d62728", pg.QtCore.Qt.PenStyle.DashLine),
+        (2, "NoC@85 (mean; 20 = never)", "#ff7f0e", pg.QtCore.Qt.PenStyle.DotLine),
+    ):
+        pen = pg.mkPen(colour, width=2, **({"style": style} if style else {}))
+        effort.plot(xs, [p[column] for p in points], pen=pen, symbol="o", symbolBrush=colour, name=name)
+    effort.setYRange(0, cap * 1.04, padding=0)
+    quality = layout.addPlot(title=f"pixel accuracy after {cap} actions (%)")
+    quality.plot(
+        xs, [100 * p[3] for p in points], pen=pg.mkPen("#2ca02c", width=2), symbol="t", symbolBrush="#2ca02c"
+    )
+    quality.setYRange(0, 100, padding=0)
+    for plot in (effort, quality):
+        plot.setLabel("bottom", "done images the click model was trained on")
+        plot.getAxis("bottom").setTicks(ticks)
+        plot.setXRange(min(xs) - 5, max(xs) + 5, padding=0)
+        plot.showGrid(y=True, alpha=0.25)
+    layout.show()  # lays the plots out at the widget's size (offscreen: nothing appears)
+    app.processEvents()
+    pg.exporters.ImageExporter(layout.scene()).export(str(out))
+    layout.close()
 
 
 def main(argv: list[str] | None = None) -> int:
