@@ -90,7 +90,7 @@ class SegEvidence:
 
 
 def colour_proposal(image: np.ndarray, x: float, y: float) -> np.ndarray:
-    """The first click's proposal where the segmentation model has none: the magic wand's colour
+    """A positive click's proposal where the segmentation model has none: the magic wand's colour
     region around the click (`core.interactive.wand`), within `COLOUR_REACH` of the long side.
 
     Why: on a pre-annotated frame most corrective clicks land where the model is sure of another
