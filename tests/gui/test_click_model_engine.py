@@ -47,6 +47,9 @@ def window_with_click_model(qtbot, tmp_path, one_torch_thread):
                 torch.manual_seed(0)
                 arch = "lraspp_mobilenet_v3_large"
                 model = build_model(arch, project.scheme.num_classes, aux_loss=False)
+                with torch.no_grad():  # a model sure that everything is background (class 0)
+                    for layer in (model.classifier.low_classifier, model.classifier.high_classifier):
+                        layer.bias.copy_(torch.tensor([10.0] + [-10.0] * (project.scheme.num_classes - 1)))
                 save_checkpoint(out / "best.pt", model, arch, project.scheme)
                 save_click_model(out / CLICK_MODEL_NAME, ClickNet(width=4))
             else:
@@ -100,3 +103,32 @@ def test_learned_engine_is_offered_and_clicks_are_one_undo_step(window_with_clic
     assert window.project.active_model_version().version == "v2"
     assert combo.findData("learned") < 0 and window.tool_state.engine == "superpixel"
     dialog.close()
+
+
+def test_a_click_where_the_model_sees_no_such_object_takes_its_colour_region(window_with_click_model, qtbot):
+    """The segmentation model calls the red rectangle background (it disagrees with the user), so the
+    click model starts from the colour region around the click (click_evidence.colour_proposal): the
+    rectangle as far as the colour reach goes, nothing of the grey around it. The untrained click
+    network returns exactly that start, so the test sees the fallback itself."""
+    from segstudio.ml.click_evidence import COLOUR_REACH
+
+    window = window_with_click_model
+    combo = window.smart_options.engine_combo
+    combo.setCurrentIndex(combo.findData("learned"))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: "learned" in window.tools.smart.engines, timeout=WAIT)
+    window.tool_state.active_class = 1
+    doc = window.session.document
+    QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(75, 55))
+    clicks_shown(window)
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    taken = doc.labels == 1
+    rectangle = np.zeros(taken.shape, bool)
+    rectangle[30:80, 40:110] = True
+    yy, xx = np.mgrid[: taken.shape[0], : taken.shape[1]]
+    reach = np.hypot(xx - 75, yy - 55) <= COLOUR_REACH * 160 - 1.5
+    assert not (taken & ~rectangle).any()  # nothing of the grey background
+    assert taken[rectangle & reach].mean() > 0.95  # the rectangle, as far as the reach goes
+    assert taken.sum() > 4 * np.pi * 9**2  # far more than the click's own disc
