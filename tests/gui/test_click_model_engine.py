@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 pytest.importorskip("torch")
@@ -35,6 +35,7 @@ def window_with_click_model(qtbot, tmp_path, one_torch_thread):
     folder.mkdir()
     image = np.full((120, 160, 3), 90, np.uint8)
     image[30:80, 40:110] = (220, 40, 40)
+    image[95:105, 130:140] = (40, 60, 200)  # a small blue spot, far from the rectangle
     Image.fromarray(image).save(folder / "a.png")
     with Project.open(folder, scheme=LabelScheme.from_dict(shapes_scheme_dict())) as project:
         project.set_setting("gui.weights", {"weights": "none"})  # no segmentation worker in this test
@@ -132,3 +133,53 @@ def test_a_click_where_the_model_sees_no_such_object_takes_its_colour_region(win
     assert not (taken & ~rectangle).any()  # nothing of the grey background
     assert taken[rectangle & reach].mean() > 0.95  # the rectangle, as far as the reach goes
     assert taken.sum() > 4 * np.pi * 9**2  # far more than the click's own disc
+
+
+def _pick_class(qtbot, window: MainWindow, index: int) -> None:
+    """Click the class's row in the palette, as a user does."""
+    palette = window.palette
+    rect = palette.list.visualItemRect(palette.list.item(palette.order.index(index)))
+    qtbot.mouseClick(palette.list.viewport(), Qt.MouseButton.LeftButton, NO, rect.center() + QPoint(20, 0))
+    assert window.tool_state.active_class == index
+
+
+def _wand(window: MainWindow, x: int, y: int) -> None:
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_W)
+    viewport, canvas = window.canvas.viewport(), window.canvas
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(x, y))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(x, y))
+
+
+def test_a_learned_click_keeps_the_users_corrections_away_from_it(window_with_click_model, qtbot):
+    """On a pre-annotated frame (the model: background everywhere) the user relabels the rectangle and
+    the blue spot as triangle with the wand (the spot by mistake), then clicks the spot with the learned
+    engine and the class background. The click's start is the model's background region, the whole
+    frame, and the clicked label (triangle) is no barrier to it, as the user clicked on it; yet the
+    rectangle, the user's triangle away from the click, stays (extent.keep_corrections) while the spot
+    under the click becomes background."""
+    window = window_with_click_model
+    doc = window.session.document
+    background = np.zeros(doc.shape, np.uint8)
+    doc.set_prediction(background, np.full(doc.shape, 230, np.uint8))  # the pre-annotation
+    doc.reset(background)
+    _pick_class(qtbot, window, 3)
+    _wand(window, 75, 55)
+    _wand(window, 135, 100)
+    rectangle = np.zeros(doc.shape, bool)
+    rectangle[30:80, 40:110] = True
+    assert (doc.labels[rectangle] == 3).all() and doc.labels[100, 135] == 3
+    combo = window.smart_options.engine_combo
+    combo.setCurrentIndex(combo.findData("learned"))
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: "learned" in window.tools.smart.engines, timeout=WAIT)
+    _pick_class(qtbot, window, 0)
+    QTest.mouseClick(
+        window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(135, 100)
+    )
+    clicks_shown(window)
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert (doc.labels[rectangle] == 3).all()  # the user's correction, away from the click: kept
+    assert (doc.labels[97:103, 132:138] == 0).all()  # the clicked mistake: the user overrides it
