@@ -122,3 +122,31 @@ def clicks_shown(window, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"a smart click was still computing after {timeout} s")
         QTest.qWait(5)
+
+
+def pick_class(qtbot, window, index: int) -> None:
+    """Click the class's row in the palette, as a user does."""
+    from PySide6.QtCore import QPoint, Qt
+
+    palette = window.palette
+    rect = palette.list.visualItemRect(palette.list.item(palette.order.index(index)))
+    qtbot.mouseClick(palette.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center() + QPoint(20, 0))
+    assert window.tool_state.active_class == index
+
+
+def use_engine(window, qtbot, name: str, timeout: int = 60_000) -> None:
+    """Pick the engine in the options bar's combo box with the keyboard, as a user does; wait until the
+    smart tools have it ready."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    combo = window.smart_options.engine_combo
+    target = combo.findData(name)
+    assert target >= 0, f"{name} is not offered"
+    combo.setFocus()
+    for _ in range(combo.count()):
+        if combo.currentIndex() == target:
+            break
+        QTest.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < target else Qt.Key.Key_Up)
+    assert window.tool_state.engine == name
+    qtbot.waitUntil(lambda: name in window.tools.smart.engines, timeout=timeout)

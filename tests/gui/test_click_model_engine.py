@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 pytest.importorskip("torch")
@@ -21,7 +21,7 @@ from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 from segstudio.ml.models import build_model
 from segstudio.ml.synthetic import shapes_scheme_dict
 from segstudio.ml.weights import save_checkpoint
-from tests.gui.conftest import clicks_shown
+from tests.gui.conftest import clicks_shown, pick_class, use_engine
 
 WAIT = 60_000
 NO = Qt.KeyboardModifier.NoModifier
@@ -114,12 +114,10 @@ def test_a_click_where_the_model_sees_no_such_object_takes_its_colour_region(win
     from segstudio.ml.click_evidence import COLOUR_REACH
 
     window = window_with_click_model
-    combo = window.smart_options.engine_combo
-    combo.setCurrentIndex(combo.findData("learned"))
+    use_engine(window, qtbot, "learned")
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_S)
-    qtbot.waitUntil(lambda: "learned" in window.tools.smart.engines, timeout=WAIT)
-    window.tool_state.active_class = 1
+    pick_class(qtbot, window, 1)
     doc = window.session.document
     QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(75, 55))
     clicks_shown(window)
@@ -133,14 +131,6 @@ def test_a_click_where_the_model_sees_no_such_object_takes_its_colour_region(win
     assert not (taken & ~rectangle).any()  # nothing of the grey background
     assert taken[rectangle & reach].mean() > 0.95  # the rectangle, as far as the reach goes
     assert taken.sum() > 4 * np.pi * 9**2  # far more than the click's own disc
-
-
-def _pick_class(qtbot, window: MainWindow, index: int) -> None:
-    """Click the class's row in the palette, as a user does."""
-    palette = window.palette
-    rect = palette.list.visualItemRect(palette.list.item(palette.order.index(index)))
-    qtbot.mouseClick(palette.list.viewport(), Qt.MouseButton.LeftButton, NO, rect.center() + QPoint(20, 0))
-    assert window.tool_state.active_class == index
 
 
 def _wand(window: MainWindow, x: int, y: int) -> None:
@@ -163,18 +153,16 @@ def test_a_learned_click_keeps_the_users_corrections_away_from_it(window_with_cl
     background = np.zeros(doc.shape, np.uint8)
     doc.set_prediction(background, np.full(doc.shape, 230, np.uint8))  # the pre-annotation
     doc.reset(background)
-    _pick_class(qtbot, window, 3)
+    pick_class(qtbot, window, 3)
     _wand(window, 75, 55)
     _wand(window, 135, 100)
     rectangle = np.zeros(doc.shape, bool)
     rectangle[30:80, 40:110] = True
     assert (doc.labels[rectangle] == 3).all() and doc.labels[100, 135] == 3
-    combo = window.smart_options.engine_combo
-    combo.setCurrentIndex(combo.findData("learned"))
+    use_engine(window, qtbot, "learned")
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, Qt.Key.Key_S)
-    qtbot.waitUntil(lambda: "learned" in window.tools.smart.engines, timeout=WAIT)
-    _pick_class(qtbot, window, 0)
+    pick_class(qtbot, window, 0)
     QTest.mouseClick(
         window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(135, 100)
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
@@ -27,7 +27,7 @@ from segstudio.core.project import Status
 from segstudio.core.schemes import camvid_scheme
 from segstudio.gui.tools import Tool
 from segstudio.ml.crf_project import TUNE_REPORT_KEY
-from tests.gui.conftest import clicks_shown
+from tests.gui.conftest import clicks_shown, pick_class
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -74,15 +74,6 @@ def _key(window, key: Qt.Key, modifier=NO) -> None:
 def _click(window, x: float, y: float, button=Qt.MouseButton.LeftButton) -> None:
     QTest.mouseClick(window.canvas.viewport(), button, NO, window.canvas.to_widget(x, y))
     clicks_shown(window)
-
-
-def _pick_class(qtbot, window, index: int) -> None:
-    """Click the class's row in the palette, as a user does."""
-    palette = window.palette
-    item = palette.list.item(palette.order.index(index))
-    rect = palette.list.visualItemRect(item)
-    qtbot.mouseClick(palette.list.viewport(), Qt.MouseButton.LeftButton, NO, rect.center() + QPoint(20, 0))
-    assert window.tool_state.active_class == index
 
 
 def _answer_modal(name: str, act) -> None:
@@ -172,7 +163,7 @@ def test_first_hour_session(
                 objects.append((cls, ox, oy))
     assert len(objects) >= 3, "the frame has too few objects to correct"
     for engine, (cls, ox, oy) in zip(("superpixel", "grabcut", "crf"), objects, strict=False):
-        _pick_class(qtbot, window, cls)
+        pick_class(qtbot, window, cls)
         combo = window.smart_options.engine_combo
         combo.setCurrentIndex(combo.findData(engine))  # the user's choice in the Engine box
         assert window.tool_state.engine == engine
@@ -187,7 +178,7 @@ def test_first_hour_session(
 
     lap("click engines")
     # 5. Magic wand on the sky (W, drag), then a polygon on the road (G, three clicks, Enter).
-    _pick_class(qtbot, window, SKY)
+    pick_class(qtbot, window, SKY)
     window.canvas.setFocus()
     _key(window, Qt.Key.Key_W)
     sx, sy, _ = interior_point(truth == SKY)
@@ -196,7 +187,7 @@ def test_first_hour_session(
     QTest.mouseMove(viewport, canvas.to_widget(sx + 6, sy))
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, NO, canvas.to_widget(sx + 6, sy))
     assert doc.labels[sy, sx] == SKY
-    _pick_class(qtbot, window, ROAD)
+    pick_class(qtbot, window, ROAD)
     window.canvas.setFocus()
     _key(window, Qt.Key.Key_G)
     h, w = doc.shape
@@ -214,7 +205,7 @@ def test_first_hour_session(
     names = iter(TO_CITYSCAPES.values())
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: (next(names), True)))
     for old in TO_CITYSCAPES:
-        _pick_class(qtbot, window, project.scheme.names.index(old))
+        pick_class(qtbot, window, project.scheme.names.index(old))
         qtbot.mouseClick(window.palette.rename_button, Qt.MouseButton.LeftButton)
     assert [project.scheme.names[i] for i in (4, 5, 6, 9, 10)] == list(TO_CITYSCAPES.values())
 

@@ -23,7 +23,7 @@ from segstudio.core.interactive.simulated_model import simulated_prediction
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.settings import AppSettings
 from segstudio.gui.tools import Tool
-from tests.gui.conftest import clicks_shown
+from tests.gui.conftest import clicks_shown, use_engine
 
 WAIT = 60_000
 STEM = "0006R0_f03570"
@@ -63,20 +63,6 @@ def predicted_window(qtbot, shared_testdata: Path, tmp_path: Path):
 def key(window: MainWindow, k: Qt.Key) -> None:
     window.canvas.setFocus()
     QTest.keyClick(window.canvas, k, NO)
-
-
-def use_engine(window: MainWindow, qtbot, name: str) -> None:
-    """Pick the engine in the options bar's combo box with the keyboard, as a user does."""
-    combo = window.smart_options.engine_combo
-    target = combo.findData(name)
-    assert target >= 0, f"{name} is not offered"
-    combo.setFocus()
-    for _ in range(combo.count()):
-        if combo.currentIndex() == target:
-            break
-        QTest.keyClick(combo, Qt.Key.Key_Down if combo.currentIndex() < target else Qt.Key.Key_Up)
-    assert window.tool_state.engine == name
-    qtbot.waitUntil(lambda: name in window.tools.smart.engines, timeout=WAIT)
 
 
 @pytest.mark.parametrize("name", ["superpixel", "grabcut", "crf"])
