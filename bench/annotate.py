@@ -359,6 +359,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a click model file (segstudio train --click-model): adds the click:learned engine "
         "(default: the one stored next to --weights, when there is one)",
     )
+    p.add_argument(
+        "--click-model-unguided",
+        action="store_true",
+        help="the learned engine without its guided filter (the crop's raw boundary: before/after)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.start == "model" and not args.weights:
@@ -396,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not args.click_model.is_file():
                 raise SegStudioError(f"--click-model {args.click_model}: no such file")
-            use_click_model(args.click_model)  # registers the "learned" engine
+            use_click_model(args.click_model, guided=not args.click_model_unguided)  # the "learned" engine
     except (SegStudioError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -426,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         "start": args.start,
         "max_actions": args.max_actions,
         "start_accuracy": statistics.fmean(start_accuracy) if start_accuracy else None,
+        "click_model_guided": None if args.click_model is None else not args.click_model_unguided,
     }
     if args.json:
         print(json.dumps({"meta": meta, "tools": rows}))

@@ -23,7 +23,7 @@ from segstudio.core.interactive.prompts import Prompts
 
 __all__ = ["LearnedEngine", "use_click_model"]
 
-_models: dict[tuple[str, float], Any] = {}  # (path, mtime) -> ClickPredictor, shared by engines
+_models: dict[tuple[str, float, bool], Any] = {}  # (path, mtime, guided) -> ClickPredictor, shared
 _lock = threading.Lock()
 MEMO = 64  # remembered answers per image
 
@@ -60,14 +60,14 @@ def _on_device(model: Any) -> Any:
     return OnDevice()
 
 
-def _predictor(path: Path, threads: int | None) -> Any:
-    key = (str(path.resolve()), path.stat().st_mtime)
+def _predictor(path: Path, threads: int | None, guided: bool = True) -> Any:
+    key = (str(path.resolve()), path.stat().st_mtime, guided)
     with _lock:
         if key not in _models:
             from segstudio.ml.click_model import ClickPredictor, load_click_model
 
             model, info = load_click_model(path)
-            _models[key] = ClickPredictor.from_info(_on_device(model), info, threads)
+            _models[key] = ClickPredictor.from_info(_on_device(model), info, threads, guided)
         return _models[key]
 
 
@@ -90,8 +90,10 @@ class LearnedEngine(Engine):
         tolerance: float | None = None,
         threads: int | None = 1,
         segmentation: str | Path | None = None,
+        guided: bool = True,
     ) -> None:
         super().__init__(tolerance)
+        self.guided = guided  # False: the crop's raw boundary (the benchmark's before/after)
         self.path = Path(path)
         self.segmentation = Path(segmentation) if segmentation else segmentation_checkpoint(self.path)
         self.threads = threads
@@ -103,7 +105,7 @@ class LearnedEngine(Engine):
         """Load the click model (once per file) and this image's segmentation evidence: `probabilities`
         (C x h x w, the caller's prediction by the same model) or the version's best.pt run once here."""
         super().prepare(image, probabilities)
-        self.predictor = _predictor(self.path, self.threads)
+        self.predictor = _predictor(self.path, self.threads, self.guided)
         self.evidence = None
         if self.predictor.seg_evidence or self.predictor.proposal:
             from segstudio.ml.click_evidence import SegEvidence, segmentation_probabilities
@@ -161,13 +163,16 @@ class LearnedEngine(Engine):
 
 
 def use_click_model(
-    path: str | Path, threads: int | None = 1, segmentation: str | Path | None = None
+    path: str | Path,
+    threads: int | None = 1,
+    segmentation: str | Path | None = None,
+    guided: bool = True,
 ) -> None:
     """Make ``learned`` an engine choice backed by the click model at `path` (loaded on first prepare)
     and the segmentation model it starts from (default: the best.pt next to it)."""
     path = Path(path)
 
     def factory(tolerance: float | None = None) -> LearnedEngine:
-        return LearnedEngine(path, tolerance, threads, segmentation)
+        return LearnedEngine(path, tolerance, threads, segmentation, guided)
 
     register_engine("learned", factory)

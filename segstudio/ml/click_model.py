@@ -20,7 +20,9 @@ Why this shape (measured on CamVid, see docs/click-model.md):
 - the output is a residual on the previous mask (`prior * (2 * prev - 1)` plus a zero-initialised
   head), so an untrained model returns its prior (the previous mask, or the proposal) unchanged.
   At inference the residual is added at the *frame's* resolution (`paste_logits`): where the head
-  changes nothing, the previous mask keeps its full-resolution boundary instead of the crop's.
+  changes nothing, the previous mask keeps its full-resolution boundary instead of the crop's, and
+  the logits are guided-filtered by the frame (`core.interactive.guided_filter`) so a boundary the
+  head moved lands on the image's edges, not on the coarse crop's pixels.
 Pure torch + OpenCV; nothing here imports Qt. Checkpoints load with `weights_only=True`.
 """
 
@@ -37,6 +39,7 @@ from torch import nn
 
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import CheckpointError
+from segstudio.core.interactive.guided_filter import grey_guide, guide_radius, guided_filter
 from segstudio.ml.click_evidence import SegEvidence, colour_proposal
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 
@@ -191,9 +194,13 @@ def paste_back(prob: np.ndarray, prev: np.ndarray, window: CropWindow) -> np.nda
     return np.where(inside, full >= 0.5, prev.astype(bool))
 
 
-def paste_logits(delta: np.ndarray, prior: float, prev: np.ndarray, window: CropWindow) -> np.ndarray:
+def paste_logits(
+    delta: np.ndarray, prior: float, prev: np.ndarray, window: CropWindow, guide: np.ndarray | None = None
+) -> np.ndarray:
     """Frame-sized boolean mask: inside the window, the head's residual (resampled from the crop) plus
-    the previous mask's term at the frame's resolution; `prev` outside it."""
+    the previous mask's term at the frame's resolution; `prev` outside it. With `guide` (the frame,
+    H x W x 3 uint8) those logits are guided-filtered by its grey levels at the frame's resolution
+    first, so the boundary follows the image's edges instead of the crop's coarse pixels."""
     h, w = prev.shape
     m = window.to_crop()
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
@@ -203,6 +210,17 @@ def paste_logits(delta: np.ndarray, prior: float, prev: np.ndarray, window: Crop
     ).astype(bool)
     prev = prev.astype(bool)
     logits = full + prior * np.where(prev, 1.0, -1.0).astype(np.float32)
+    if guide is not None:  # only the window (and a radius around it) matters: the rest stays `prev`
+        r = guide_radius((h, w), window.scale)
+        side = CROP * window.scale
+        x0, y0 = max(int(window.x0) - r, 0), max(int(window.y0) - r, 0)
+        x1, y1 = (
+            min(int(np.ceil(window.x0 + side)) + r + 1, w),
+            min(int(np.ceil(window.y0 + side)) + r + 1, h),
+        )
+        if x1 > x0 and y1 > y0:
+            grey = grey_guide(guide[y0:y1, x0:x1])
+            logits[y0:y1, x0:x1] = guided_filter(grey, logits[y0:y1, x0:x1], r)
     return np.where(inside, logits >= 0, prev)
 
 
@@ -261,6 +279,7 @@ class ClickPredictor:
         proposal: bool = True,
         colour_fallback: bool = True,
         per_click: bool = True,
+        guided: bool = True,
     ) -> None:
         self.model = model.eval()
         self.threads = threads
@@ -269,9 +288,13 @@ class ClickPredictor:
         self.proposal = proposal  # the first click starts from the segmentation model's region
         self.colour_fallback = colour_fallback  # ... or the colour region where the model has none
         self.per_click = per_click  # every positive click outside the mask, not only the first one
+        self.guided = guided  # the answer's boundary guided-filtered by the frame (inference only)
 
     @classmethod
-    def from_info(cls, model: ClickNet, info: dict[str, Any], threads: int | None = None) -> ClickPredictor:
+    def from_info(
+        cls, model: ClickNet, info: dict[str, Any], threads: int | None = None, guided: bool = True
+    ) -> ClickPredictor:
+        """The predictor a model was trained for (its info's flags); `guided` is inference-only."""
         return cls(
             model,
             threads,
@@ -280,6 +303,7 @@ class ClickPredictor:
             proposal=bool(info.get("proposal", True)),
             colour_fallback=bool(info.get("colour_fallback", True)),
             per_click=bool(info.get("per_click", True)),
+            guided=guided,
         )
 
     def start_mask(
@@ -336,4 +360,4 @@ class ClickPredictor:
         finally:
             if self.threads:
                 torch.set_num_threads(previous_threads)
-        return paste_logits(delta, float(self.model.prior), fed, window)
+        return paste_logits(delta, float(self.model.prior), fed, window, image if self.guided else None)
