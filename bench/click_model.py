@@ -87,7 +87,6 @@ def train(args: argparse.Namespace) -> dict:
         colour_fallback=not args.no_colour_fallback,
         per_click=not args.first_click_only,
         error_first=args.error_first,
-        guided_rounds=args.guided_rounds,
     )
     pairs = _pairs(args.data, args.split, args.limit)
     stems = [image.stem for image, _ in pairs]
@@ -119,7 +118,6 @@ def train(args: argparse.Namespace) -> dict:
         "proposal": config.proposal and bank.has_evidence,
         "colour_fallback": config.colour_fallback,
         "per_click": config.per_click,
-        "guided_rounds": config.guided_rounds,
         "evidence": "none" if not bank.has_evidence else ("one model" if args.seg else "cross-fitted"),
     }
 
@@ -268,11 +266,6 @@ def main(argv: list[str] | None = None) -> int:
         help="ablation: only the first click starts from a proposal, not later clicks outside the mask",
     )
     t.add_argument("--error-first", type=float, default=0.3)
-    t.add_argument(
-        "--guided-rounds",
-        action="store_true",
-        help="the simulated clicks' answers guided-filtered by the frame, as the engine does",
-    )
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)
     lat.add_argument(

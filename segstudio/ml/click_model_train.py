@@ -67,7 +67,6 @@ class ClickTrainConfig:
     colour_fallback: bool = True  # ... or the colour region around the click where the model has none
     per_click: bool = True  # ... for every positive click outside the previous mask, not the first only
     error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
-    guided_rounds: bool = False  # the simulated rounds' answers guided-filtered by the frame, as at inference
     seed: int = 0
     threads: int = 1
     device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)
@@ -313,8 +312,7 @@ def train_click_model(
                         deltas = model.delta(x).float()[:, 0].cpu().numpy()
                         prior = float(model.prior)
                         for s, delta, window, prev in zip(states, deltas, windows, fed, strict=True):
-                            guide = s.image if config.guided_rounds else None
-                            s.prev = paste_logits(delta, prior, prev, window, guide)
+                            s.prev = paste_logits(delta, prior, prev, window)
                             click = next_click(s.prev, s.obj, s.valid)
                             if click is not None:
                                 (s.pos if click[2] else s.neg).append(click[:2])
@@ -353,7 +351,6 @@ def train_click_model(
                 "proposal": config.proposal and use_seg,
                 "colour_fallback": config.colour_fallback,
                 "per_click": config.per_click,
-                "guided_rounds": config.guided_rounds,
             }
             result.path = save_click_model(out, model, info)
     finally:
