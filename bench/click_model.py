@@ -87,6 +87,7 @@ def train(args: argparse.Namespace) -> dict:
         colour_fallback=not args.no_colour_fallback,
         per_click=not args.first_click_only,
         error_first=args.error_first,
+        max_aspect=args.max_aspect,
     )
     pairs = _pairs(args.data, args.split, args.limit)
     stems = [image.stem for image, _ in pairs]
@@ -118,6 +119,7 @@ def train(args: argparse.Namespace) -> dict:
         "proposal": config.proposal and bank.has_evidence,
         "colour_fallback": config.colour_fallback,
         "per_click": config.per_click,
+        "max_aspect": config.max_aspect,
         "evidence": "none" if not bank.has_evidence else ("one model" if args.seg else "cross-fitted"),
     }
 
@@ -266,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         help="ablation: only the first click starts from a proposal, not later clicks outside the mask",
     )
     t.add_argument("--error-first", type=float, default=0.3)
+    t.add_argument(
+        "--max-aspect", type=float, default=1.0, help="the zoom-in crop up to this long : short (1: square)"
+    )
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)
     lat.add_argument(

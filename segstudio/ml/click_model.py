@@ -116,19 +116,25 @@ class ClickNet(nn.Module):
 
 @dataclass(frozen=True)
 class CropWindow:
-    """A square window of the frame: crop pixel (u, v) = frame pixel (x0 + u * scale, y0 + v * scale)."""
+    """A window of the frame: crop pixel (u, v) = frame pixel (x0 + u * scale, y0 + v * scale_y);
+    square unless the model was trained with `max_aspect` > 1 (`scale_y` None: the same as `scale`)."""
 
     x0: float
     y0: float
-    scale: float  # frame pixels per crop pixel
+    scale: float  # frame pixels per crop pixel (across; down too for a square window)
+    scale_y: float | None = None  # frame pixels per crop pixel down, where it differs
+
+    @property
+    def sy(self) -> float:
+        return self.scale if self.scale_y is None else self.scale_y
 
     def to_crop(self) -> np.ndarray:
         """2x3 affine map frame -> crop."""
-        s = 1.0 / self.scale
-        return np.array([[s, 0, -self.x0 * s], [0, s, -self.y0 * s]], np.float64)
+        sx, sy = 1.0 / self.scale, 1.0 / self.sy
+        return np.array([[sx, 0, -self.x0 * sx], [0, sy, -self.y0 * sy]], np.float64)
 
     def point(self, x: float, y: float) -> tuple[float, float]:
-        return (x - self.x0) / self.scale, (y - self.y0) / self.scale
+        return (x - self.x0) / self.scale, (y - self.y0) / self.sy
 
 
 def crop_window(
@@ -137,9 +143,12 @@ def crop_window(
     prev: np.ndarray | None,
     expand: float = EXPAND,
     min_side: float = MIN_SIDE,
+    max_aspect: float = 1.0,
 ) -> CropWindow:
     """RITM's zoom-in: the bounding box of the previous mask and the clicks, grown by `expand` per
-    side, square, at least `min_side` of the frame's long side (the first click sees its surroundings)."""
+    side, at least `min_side` of the frame's long side (the first click sees its surroundings);
+    square, or up to `max_aspect` : 1 so a long thin object (a pavement strip) keeps its width's
+    resolution instead of being a few crop pixels across."""
     h, w = shape
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
@@ -148,10 +157,14 @@ def crop_window(
         xs += [x, x + bw - 1]
         ys += [y, y + bh - 1]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * expand)
-    side = min(max(side, min_side * max(h, w), 16.0), 1.2 * max(h, w))
+    least, most = max(min_side * max(h, w), 16.0), 1.2 * max(h, w)
+    across, down = (min(max(d * (1 + 2 * expand), least), most) for d in (x1 - x0, y1 - y0))
+    longer = max(across, down)
+    across, down = max(across, longer / max_aspect), max(down, longer / max_aspect)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return CropWindow(cx - side / 2, cy - side / 2, side / CROP)
+    if across == down:
+        return CropWindow(cx - across / 2, cy - down / 2, across / CROP)
+    return CropWindow(cx - across / 2, cy - down / 2, across / CROP, down / CROP)
 
 
 def encode(
@@ -211,13 +224,10 @@ def paste_logits(
     prev = prev.astype(bool)
     logits = full + prior * np.where(prev, 1.0, -1.0).astype(np.float32)
     if guide is not None:  # only the window (and a radius around it) matters: the rest stays `prev`
-        r = guide_radius((h, w), window.scale)
-        side = CROP * window.scale
+        r = guide_radius((h, w), max(window.scale, window.sy))
         x0, y0 = max(int(window.x0) - r, 0), max(int(window.y0) - r, 0)
-        x1, y1 = (
-            min(int(np.ceil(window.x0 + side)) + r + 1, w),
-            min(int(np.ceil(window.y0 + side)) + r + 1, h),
-        )
+        x1 = min(int(np.ceil(window.x0 + CROP * window.scale)) + r + 1, w)
+        y1 = min(int(np.ceil(window.y0 + CROP * window.sy)) + r + 1, h)
         if x1 > x0 and y1 > y0:
             grey = grey_guide(guide[y0:y1, x0:x1])
             logits[y0:y1, x0:x1] = guided_filter(grey, logits[y0:y1, x0:x1], r)
@@ -280,6 +290,7 @@ class ClickPredictor:
         colour_fallback: bool = True,
         per_click: bool = True,
         guided: bool = True,
+        max_aspect: float = 1.0,
     ) -> None:
         self.model = model.eval()
         self.threads = threads
@@ -289,6 +300,7 @@ class ClickPredictor:
         self.colour_fallback = colour_fallback  # ... or the colour region where the model has none
         self.per_click = per_click  # every positive click outside the mask, not only the first one
         self.guided = guided  # the answer's boundary guided-filtered by the frame (inference only)
+        self.max_aspect = max_aspect  # the crop's longest side : shortest (1: square)
 
     @classmethod
     def from_info(
@@ -304,6 +316,7 @@ class ClickPredictor:
             colour_fallback=bool(info.get("colour_fallback", True)),
             per_click=bool(info.get("per_click", True)),
             guided=guided,
+            max_aspect=float(info.get("max_aspect", 1.0)),
         )
 
     def start_mask(
@@ -348,7 +361,7 @@ class ClickPredictor:
         if not positives:
             return np.zeros(image.shape[:2], bool)
         prev = self.start_mask(image, positives, negatives, prev, seg, active_class)
-        window = crop_window(image.shape[:2], positives + negatives, prev)
+        window = crop_window(image.shape[:2], positives + negatives, prev, max_aspect=self.max_aspect)
         fed = prev if self.use_prev else np.zeros_like(prev)
         plane = seg.plane(active_class) if (seg is not None and self.seg_evidence) else None
         x = torch.from_numpy(encode(image, positives, negatives, fed, window, plane))[None]

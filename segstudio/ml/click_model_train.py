@@ -67,6 +67,7 @@ class ClickTrainConfig:
     colour_fallback: bool = True  # ... or the colour region around the click where the model has none
     per_click: bool = True  # ... for every positive click outside the previous mask, not the first only
     error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
+    max_aspect: float = 1.0  # the zoom-in crop's longest side : shortest (1: square, RITM's)
     seed: int = 0
     threads: int = 1
     device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)
@@ -218,7 +219,7 @@ def _batch(
     xs, windows, fed = [], [], []
     for s in states:
         prev = predictor.start_mask(s.image, s.pos, s.neg, s.prev, s.seg, s.cls)
-        window = crop_window(s.obj.shape, s.pos + s.neg, prev)
+        window = crop_window(s.obj.shape, s.pos + s.neg, prev, max_aspect=predictor.max_aspect)
         prev = prev if predictor.use_prev else np.zeros_like(prev)
         plane = s.seg.plane(s.cls) if (s.seg is not None and predictor.seg_evidence) else None
         xs.append(encode(s.image, s.pos, s.neg, prev, window, plane))
@@ -278,6 +279,7 @@ def train_click_model(
         proposal=config.proposal and use_seg,
         colour_fallback=config.colour_fallback,
         per_click=config.per_click,
+        max_aspect=config.max_aspect,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
     start = time.perf_counter()
@@ -351,6 +353,7 @@ def train_click_model(
                 "proposal": config.proposal and use_seg,
                 "colour_fallback": config.colour_fallback,
                 "per_click": config.per_click,
+                "max_aspect": config.max_aspect,
             }
             result.path = save_click_model(out, model, info)
     finally:

@@ -86,6 +86,30 @@ def test_crop_window_zooms_to_the_mask_and_clicks():
     assert not x[SEG].any()  # no segmentation evidence given: the channel is zero
 
 
+def test_a_long_thin_object_gets_an_oblong_crop_when_the_model_allows_it():
+    """A pavement-like strip across the frame: a square crop makes it a few crop pixels tall; with
+    max_aspect 3 the crop keeps three times the resolution across the strip, and the whole strip
+    (grown by the margin) is still inside; the square window is what max_aspect 1 gives."""
+    prev = np.zeros((360, 480), bool)
+    prev[250:280, 20:460] = True
+    square = crop_window(prev.shape, [(240.0, 265.0)], prev)
+    oblong = crop_window(prev.shape, [(240.0, 265.0)], prev, max_aspect=3.0)
+    assert square.scale_y is None and oblong.scale == square.scale
+    assert oblong.sy == oblong.scale / 3  # three times finer down
+    for window in (square, oblong):
+        (u0, v0), (u1, v1) = window.point(20, 250), window.point(459, 279)
+        assert 0 < u0 < u1 < CROP and 0 < v0 < v1 < CROP
+    assert (oblong.point(0, 279)[1] - oblong.point(0, 250)[1]) >= 2.9 * (
+        square.point(0, 279)[1] - square.point(0, 250)[1]
+    )
+    # the map to the crop and back agree
+    m = oblong.to_crop()
+    assert np.allclose(m @ np.array([100.0, 260.0, 1.0]), oblong.point(100.0, 260.0))
+    # a model trained with oblong crops says so in its info, and its predictor uses them
+    assert ClickPredictor.from_info(ClickNet(), {"max_aspect": 3.0}).max_aspect == 3.0
+    assert ClickPredictor.from_info(ClickNet(), {}).max_aspect == 1.0
+
+
 def test_a_few_training_steps_lower_the_loss_and_save_a_loadable_model(tmp_path, one_torch_thread):
     image, mask = _scene(0)
     bank = ObjectBank([(image, np.where(mask == 1, 1, 255).astype(np.uint8))], min_object=0.01)
