@@ -21,8 +21,8 @@ Why this shape (measured on CamVid, see docs/click-model.md):
   head), so an untrained model returns its prior (the previous mask, or the proposal) unchanged.
   At inference the residual is added at the *frame's* resolution (`paste_logits`): where the head
   changes nothing, the previous mask keeps its full-resolution boundary instead of the crop's, and
-  the logits are guided-filtered by the frame (`core.interactive.guided_filter`) so a boundary the
-  head moved lands on the image's edges, not on the coarse crop's pixels.
+  the logits are guided-filtered by the frame (`core.interactive.guided_filter`) so the boundary
+  (the head's, or the segmentation model's upsampled one) lands on the image's edges.
 Pure torch + OpenCV; nothing here imports Qt. Checkpoints load with `weights_only=True`.
 """
 

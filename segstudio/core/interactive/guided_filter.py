@@ -2,10 +2,11 @@
 a map by an image, in O(1) per pixel whatever the radius.
 
 Why here: the click model predicts on a 96 px crop, so on a frame-wide object each crop pixel is
-~6 frame pixels and its boundary is that coarse. Filtering its frame-resolution logits with the
-frame as guide moves the boundary onto the image's edges and removes the crop's stair-steps
-(measured in docs/click-model.md, *Boundary at the frame's resolution*: NoC@85 / @90 6.5 / 9.9 ->
-5.5 / 9.0 on 26 CamVid val frames). OpenCV has it only in the contrib modules (`cv2.ximgproc`), which
+~6 frame pixels and its boundary is that coarse; the segmentation model's region it starts from is
+upsampled from a coarse output too. Filtering the answer's frame-resolution logits with the frame
+as guide moves the boundary onto the image's edges (measured in docs/click-model.md, *Boundary at
+the frame's resolution*: NoC@85 / @90 6.5 / 10.0 -> 5.3 / 9.0 on 26 CamVid val frames, the
+pre-annotated route no worse). OpenCV has it only in the contrib modules (`cv2.ximgproc`), which
 `opencv-python-headless` does not ship; the filter is six box filters, so it is written here on
 `cv2.boxFilter` rather than swapping the OpenCV wheel for one function.
 """
