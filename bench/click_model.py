@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     t.add_argument("--error-first", type=float, default=0.3)
     t.add_argument(
-        "--max-aspect", type=float, default=1.0, help="the zoom-in crop up to this long : short (1: square)"
+        "--max-aspect", type=float, default=3.0, help="the zoom-in crop up to this long : short (1: square)"
     )
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)

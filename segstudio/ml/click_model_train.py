@@ -37,6 +37,7 @@ from segstudio.core.images import load_image
 from segstudio.core.interactive.robot import interior_point
 from segstudio.ml.click_evidence import SegEvidence
 from segstudio.ml.click_model import (
+    OBLONG_CROPS,
     ClickNet,
     ClickPredictor,
     crop_window,
@@ -67,7 +68,7 @@ class ClickTrainConfig:
     colour_fallback: bool = True  # ... or the colour region around the click where the model has none
     per_click: bool = True  # ... for every positive click outside the previous mask, not the first only
     error_first: float = 0.3  # share of first clicks on the object's part the segmentation model got wrong
-    max_aspect: float = 1.0  # the zoom-in crop's longest side : shortest (1: square, RITM's)
+    max_aspect: float = OBLONG_CROPS  # the zoom-in crop's longest side : shortest (1: square, RITM's)
     seed: int = 0
     threads: int = 1
     device: str = "auto"  # ml.device.pick_device: the trainer passes its own device (AMP on CUDA)

@@ -15,6 +15,7 @@ from segstudio.ml.click_evidence import COLOUR_REACH, LOW, SegEvidence, colour_p
 from segstudio.ml.click_model import (  # noqa: E402
     CHANNELS,
     CROP,
+    OBLONG_CROPS,
     SEG,
     ClickNet,
     ClickPredictor,
@@ -253,6 +254,10 @@ def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thr
     assert result.steps == 6 and np.isfinite(result.losses).all()
     _, info = load_click_model(result.path)
     assert info["seg_evidence"] is True and info["proposal"] is True and info["colour_fallback"] is True
+    # new models train on oblong crops, and their predictor uses the same windows
+    assert info["max_aspect"] == OBLONG_CROPS > 1
+    model, info = load_click_model(result.path)
+    assert ClickPredictor.from_info(model, info).max_aspect == OBLONG_CROPS
 
 
 def test_an_earlier_format_click_model_is_refused_with_a_clear_message(tmp_path):
