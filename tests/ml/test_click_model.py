@@ -103,7 +103,7 @@ def test_a_long_thin_object_gets_an_oblong_crop_when_the_model_allows_it():
     assert (oblong.point(0, 279)[1] - oblong.point(0, 250)[1]) >= 2.9 * (
         square.point(0, 279)[1] - square.point(0, 250)[1]
     )
-    # the map to the crop and back agree
+    # the affine map and point() agree
     m = oblong.to_crop()
     assert np.allclose(m @ np.array([100.0, 260.0, 1.0]), oblong.point(100.0, 260.0))
     # a model trained with oblong crops says so in its info, and its predictor uses them
@@ -313,9 +313,8 @@ def test_learned_engine_through_the_engine_interface(tmp_path, one_torch_thread)
     given = create_engine("learned")
     given.prepare(image, _probabilities(mask))
     answer = ClickSession(given, 1).click(float(xs.mean()), float(ys.mean()))
-    assert (
-        np.count_nonzero(answer ^ obj) <= 0.05 * obj.sum()
-    )  # the object (corners rounded by the guided filter)
+    # the object, its corners rounded by the guided filter
+    assert np.count_nonzero(answer ^ obj) <= 0.05 * obj.sum()
 
 
 def test_learned_engine_without_its_segmentation_model_says_what_to_do(tmp_path, one_torch_thread):
