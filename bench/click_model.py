@@ -73,6 +73,7 @@ def _evidence(args: argparse.Namespace, stems: list[str]):
 
 
 def train(args: argparse.Namespace) -> dict:
+    from segstudio.ml.click_model import OBLONG_CROPS
     from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model
 
     config = ClickTrainConfig(
@@ -87,7 +88,7 @@ def train(args: argparse.Namespace) -> dict:
         colour_fallback=not args.no_colour_fallback,
         per_click=not args.first_click_only,
         error_first=args.error_first,
-        max_aspect=args.max_aspect,
+        max_aspect=OBLONG_CROPS if args.max_aspect is None else args.max_aspect,
     )
     pairs = _pairs(args.data, args.split, args.limit)
     stems = [image.stem for image, _ in pairs]
@@ -269,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     t.add_argument("--error-first", type=float, default=0.3)
     t.add_argument(
-        "--max-aspect", type=float, default=3.0, help="the zoom-in crop up to this long : short (1: square)"
+        "--max-aspect",
+        type=float,
+        default=None,
+        help="the zoom-in crop up to this long : short (1: square; default: the trainer's, OBLONG_CROPS)",
     )
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)
