@@ -230,10 +230,9 @@ def paste_logits(
     logits = full + prior * np.where(prev, 1.0, -1.0).astype(np.float32)
     if guide is not None:  # only the window (and a radius around it) matters: the rest stays `prev`
         r = guide_radius((h, w), max(window.scale, window.sy))
-        x0, y0 = max(int(window.x0) - r, 0), max(int(window.y0) - r, 0)
-        x1 = min(int(np.ceil(window.x0 + CROP * window.scale)) + r + 1, w)
-        y1 = min(int(np.ceil(window.y0 + CROP * window.sy)) + r + 1, h)
-        if x1 > x0 and y1 > y0:
+        x, y, bw, bh = cv2.boundingRect(inside.view(np.uint8))
+        x0, y0, x1, y1 = max(x - r, 0), max(y - r, 0), min(x + bw + r, w), min(y + bh + r, h)
+        if bw and bh:
             grey = grey_guide(guide[y0:y1, x0:x1])
             logits[y0:y1, x0:x1] = guided_filter(grey, logits[y0:y1, x0:x1], r)
     return np.where(inside, logits >= 0, prev)
