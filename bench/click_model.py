@@ -88,6 +88,7 @@ def train(args: argparse.Namespace) -> dict:
         colour_fallback=not args.no_colour_fallback,
         per_click=not args.first_click_only,
         error_first=args.error_first,
+        misnamed=not args.no_misnamed,
         max_aspect=OBLONG_CROPS if args.max_aspect is None else args.max_aspect,
     )
     pairs = _pairs(args.data, args.split, args.limit)
@@ -120,6 +121,7 @@ def train(args: argparse.Namespace) -> dict:
         "proposal": config.proposal and bank.has_evidence,
         "colour_fallback": config.colour_fallback,
         "per_click": config.per_click,
+        "misnamed": config.misnamed and bank.has_evidence,
         "max_aspect": config.max_aspect,
         "evidence": "none" if not bank.has_evidence else ("one model" if args.seg else "cross-fitted"),
     }
@@ -269,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         help="ablation: only the first click starts from a proposal, not later clicks outside the mask",
     )
     t.add_argument("--error-first", type=float, default=0.3)
+    t.add_argument(
+        "--no-misnamed",
+        action="store_true",
+        help="ablation: where the model disagrees with a click, start from the colour region, not its segment",
+    )
     t.add_argument(
         "--max-aspect",
         type=float,

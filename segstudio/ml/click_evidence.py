@@ -10,9 +10,14 @@ frame (the engine's `prepare`, off the GUI thread) and every click crops it like
   memory), the class plane of the clicked class, and the first-click *proposal*: the connected
   part of "the model says class c" containing the click, which the click model takes as its
   previous mask so its first answer starts from the model's object instead of from nothing.
-- `colour_proposal`: where the model disagrees with the click (no proposal: the user is correcting
-  the model there), the colour region around the click stands in, so the network refines a region
-  instead of growing one from nothing (measured: docs/click-model.md, *Where the model disagrees*).
+- `SegEvidence.misnamed`: where the model disagrees with the click, the model's own segment under it
+  (of whatever class it called it), within reach: the model often finds the object's extent and only
+  names it wrong (a building behind trees called fence), and a textured object's colour region is
+  a few specks (measured: docs/click-model.md, *Misnamed segments*).
+- `colour_proposal`: for click models trained before `misnamed`, where the model disagrees with
+  the click (no proposal: the user is correcting the model there), the colour region around it
+  stands in, so the network refines a region instead of growing one from nothing (measured:
+  docs/click-model.md, *Where the model disagrees*).
 - `segmentation_probabilities`: runs a project checkpoint (a version's best.pt) on one frame,
   with the loaded model cached per file.
 Pure numpy/OpenCV except `segmentation_probabilities` (torch, loaded lazily).
@@ -27,7 +32,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["COLOUR_REACH", "LOW", "SegEvidence", "colour_proposal", "segmentation_probabilities"]
+__all__ = [
+    "COLOUR_REACH",
+    "LOW",
+    "MISNAMED_REACH",
+    "SegEvidence",
+    "colour_proposal",
+    "segmentation_probabilities",
+]
 
 #: a click on a pixel the model did not call class c (an error the user corrects) takes the
 #: connected part of p_c >= LOW around it as its proposal (a missed object often still has some p_c)
@@ -35,6 +47,9 @@ LOW = 0.25
 #: the colour proposal's extent: at most this fraction of the frame's long side from the click (a
 #: flat sky or road would otherwise flood the frame; the click model's crop is sized from it)
 COLOUR_REACH = 0.15
+#: the misnamed segment's extent (fraction of the long side from the click), as the colour region's:
+#: a click on a misnamed strip of road must not take the whole road (0.3 measured worse: docs/click-model.md)
+MISNAMED_REACH = COLOUR_REACH
 _CLOSE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
 
@@ -87,6 +102,26 @@ class SegEvidence:
             if k:
                 return comp == k
         return np.zeros(self.shape, bool)
+
+    def misnamed(self, x: float, y: float, reach: float = MISNAMED_REACH) -> np.ndarray:
+        """The model's segment under the click, whatever class it called it: the 8-connected part of
+        (argmax == the label at the click) containing it, within `reach` of the long side from the
+        click. For a click the model disagrees with (no `proposal`): the user is renaming it."""
+        h, w = self.shape
+        xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+        label = int(self.labels[yi, xi])
+        key = (label, "segment")
+        if key not in self._memo:
+            _n, comp = cv2.connectedComponents((self.labels == label).view(np.uint8), connectivity=8)
+            self._memo[key] = comp
+        comp = self._memo[key]
+        r = reach * max(h, w)
+        x0, x1 = max(int(x - r), 0), min(int(x + r) + 1, w)
+        y0, y1 = max(int(y - r), 0), min(int(y + r) + 1, h)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        out = np.zeros(self.shape, bool)
+        out[y0:y1, x0:x1] = (comp[y0:y1, x0:x1] == comp[yi, xi]) & ((yy - y) ** 2 + (xx - x) ** 2 <= r * r)
+        return out
 
 
 def colour_proposal(image: np.ndarray, x: float, y: float) -> np.ndarray:

@@ -293,6 +293,7 @@ class ClickPredictor:
         proposal: bool = True,
         colour_fallback: bool = True,
         per_click: bool = True,
+        misnamed: bool = False,
         guided: bool = True,
         max_aspect: float = 1.0,
     ) -> None:
@@ -303,6 +304,7 @@ class ClickPredictor:
         self.proposal = proposal  # the first click starts from the segmentation model's region
         self.colour_fallback = colour_fallback  # ... or the colour region where the model has none
         self.per_click = per_click  # every positive click outside the mask, not only the first one
+        self.misnamed = misnamed  # where the model disagrees: its segment under the click, before colour
         self.guided = guided  # the answer's boundary guided-filtered by the frame (inference only)
         self.max_aspect = max_aspect  # the crop's longest side : shortest (1: square)
 
@@ -319,6 +321,7 @@ class ClickPredictor:
             proposal=bool(info.get("proposal", True)),
             colour_fallback=bool(info.get("colour_fallback", True)),
             per_click=bool(info.get("per_click", True)),
+            misnamed=bool(info.get("misnamed", False)),
             guided=guided,
             max_aspect=float(info.get("max_aspect", 1.0)),
         )
@@ -335,7 +338,8 @@ class ClickPredictor:
         """The previous mask the network sees. A positive click outside it (the first click, or one the
         network's answer left out) adds that click's proposal when this model was trained with it: the
         segmentation model's region of the class under the click, else (the model disagrees with the
-        click) the colour region around it. Without that, a click the network once declined stayed
+        click) the model's own segment under it when the model was trained with `misnamed`, else the
+        colour region around it. Without that, a click the network once declined stayed
         declined: the robot measured 58 clicks in a row on one frame each adding only its disc."""
         if not (self.proposal and seg is not None):
             return prev
@@ -347,6 +351,8 @@ class ClickPredictor:
             if start[yi, xi]:
                 continue
             proposal = seg.proposal(active_class, x, y)
+            if self.misnamed and not proposal.any():
+                proposal = seg.misnamed(x, y)
             if self.colour_fallback and not proposal.any():
                 proposal = colour_proposal(image, x, y)
             start |= proposal

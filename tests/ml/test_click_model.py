@@ -11,7 +11,13 @@ from segstudio.core.errors import CheckpointError  # noqa: E402
 from segstudio.core.interactive import ClickSession, create_engine  # noqa: E402
 from segstudio.core.interactive.robot import object_clicks  # noqa: E402
 from segstudio.core.interactive.wand import magic_wand  # noqa: E402
-from segstudio.ml.click_evidence import COLOUR_REACH, LOW, SegEvidence, colour_proposal  # noqa: E402
+from segstudio.ml.click_evidence import (  # noqa: E402
+    COLOUR_REACH,
+    LOW,
+    MISNAMED_REACH,
+    SegEvidence,
+    colour_proposal,
+)
 from segstudio.ml.click_model import (  # noqa: E402
     CHANNELS,
     CROP,
@@ -244,6 +250,34 @@ def test_where_the_model_disagrees_the_first_click_starts_from_the_colour_region
     assert ClickPredictor.from_info(ClickNet(), {}).colour_fallback
 
 
+def test_where_the_model_misnames_an_object_its_segment_is_the_start(one_torch_thread):
+    """A click on an object the model found but called another class: a model trained with `misnamed`
+    starts from the model's segment under the click (within MISNAMED_REACH), not the colour region;
+    another region of the same wrong class that does not touch it is not taken."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)  # noisy colours: the wand finds specks
+    mask = np.zeros((120, 160), np.uint8)
+    mask[20:60, 20:70] = 1  # the object clicked (class 1) ...
+    mask[70:110, 100:150] = 2  # ... and a real class-2 object apart from it
+    wrong = np.where(mask == 1, 2, mask)  # the model calls both class 2
+    evidence = SegEvidence(_probabilities(wrong))
+    obj = mask == 1
+    click = [(45.0, 40.0)]
+    assert not evidence.proposal(1, *click[0]).any()
+    segment = evidence.misnamed(*click[0])
+    yy, xx = np.mgrid[:120, :160]
+    near = np.hypot(xx - 45.0, yy - 40.0) <= MISNAMED_REACH * 160
+    assert np.array_equal(segment, obj & near) and not (segment & (mask == 2)).any()
+    trained_so = ClickPredictor.from_info(ClickNet(), {"misnamed": True}, guided=False)
+    region = trained_so.predict(image, click, [], np.zeros_like(obj), evidence, 1)
+    assert np.array_equal(region, segment)  # the untrained network returns its start
+    colour = ClickPredictor(ClickNet(), guided=False).predict(
+        image, click, [], np.zeros_like(obj), evidence, 1
+    )
+    assert np.count_nonzero(colour & obj) < 0.2 * np.count_nonzero(region & obj)
+    assert not ClickPredictor.from_info(ClickNet(), {}).misnamed  # older models keep the colour start
+
+
 def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thread):
     image, mask = _scene(1)
     rough = _probabilities(np.where(mask == 255, 0, mask), sure=0.7)
@@ -254,6 +288,8 @@ def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thr
     assert result.steps == 6 and np.isfinite(result.losses).all()
     _, info = load_click_model(result.path)
     assert info["seg_evidence"] is True and info["proposal"] is True and info["colour_fallback"] is True
+    # new models start a click the model disagrees with from its segment there, and say so
+    assert info["misnamed"] is True and ClickPredictor.from_info(ClickNet(), info).misnamed
     # new models train on oblong crops, and their predictor uses the same windows
     assert info["max_aspect"] == OBLONG_CROPS > 1
     model, info = load_click_model(result.path)
