@@ -83,21 +83,30 @@ class SegEvidence:
             return np.zeros(self.shape, np.float32)
         return self.probs[c].astype(np.float32) / 255.0
 
+    def _pixel(self, x: float, y: float) -> tuple[int, int]:
+        """The click's pixel, clamped into the frame."""
+        h, w = self.shape
+        return min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+
+    def _components(self, c: int, kind: str) -> np.ndarray:
+        """8-connected components of (argmax == c) or (p_c >= LOW), memoised per (c, kind): the robot
+        and users click one object repeatedly, and `proposal` and `misnamed` share the argmax ones."""
+        key = (c, kind)
+        if key not in self._memo:
+            mask = self.labels == c if kind == "argmax" else self.probs[c] >= round(255 * LOW)
+            _n, comp = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+            self._memo[key] = comp
+        return self._memo[key]
+
     def proposal(self, c: int, x: float, y: float) -> np.ndarray:
         """The first click's proposal: the 8-connected part of (argmax == c) containing the click;
         if the model did not call the click's pixel c, the part of p_c >= LOW containing it; else
-        nothing. Memoised per (c, component) since the robot and users click one object repeatedly."""
-        h, w = self.shape
-        xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+        nothing."""
+        xi, yi = self._pixel(x, y)
         if not 0 <= c < self.num_classes:
             return np.zeros(self.shape, bool)
         for kind in ("argmax", "low"):
-            key = (c, kind)
-            if key not in self._memo:
-                mask = self.labels == c if kind == "argmax" else self.probs[c] >= round(255 * LOW)
-                _n, comp = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
-                self._memo[key] = comp
-            comp = self._memo[key]
+            comp = self._components(c, kind)
             k = comp[yi, xi]
             if k:
                 return comp == k
@@ -108,13 +117,8 @@ class SegEvidence:
         (argmax == the label at the click) containing it, within `reach` of the long side from the
         click. For a click the model disagrees with (no `proposal`): the user is renaming it."""
         h, w = self.shape
-        xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
-        label = int(self.labels[yi, xi])
-        key = (label, "segment")
-        if key not in self._memo:
-            _n, comp = cv2.connectedComponents((self.labels == label).view(np.uint8), connectivity=8)
-            self._memo[key] = comp
-        comp = self._memo[key]
+        xi, yi = self._pixel(x, y)
+        comp = self._components(int(self.labels[yi, xi]), "argmax")
         r = reach * max(h, w)
         x0, x1 = max(int(x - r), 0), min(int(x + r) + 1, w)
         y0, y1 = max(int(y - r), 0), min(int(y + r) + 1, h)
