@@ -91,6 +91,8 @@ def train(args: argparse.Namespace) -> dict:
         misnamed=not args.no_misnamed,
         max_aspect=OBLONG_CROPS if args.max_aspect is None else args.max_aspect,
     )
+    if args.focus is not None:
+        config.focus = args.focus
     pairs = _pairs(args.data, args.split, args.limit)
     stems = [image.stem for image, _ in pairs]
     bank = ObjectBank.from_files(pairs, config.min_object, config.max_side, _evidence(args, stems))
@@ -123,6 +125,7 @@ def train(args: argparse.Namespace) -> dict:
         "per_click": config.per_click,
         "misnamed": config.misnamed and bank.has_evidence,
         "max_aspect": config.max_aspect,
+        "focus": config.focus,
         "evidence": "none" if not bank.has_evidence else ("one model" if args.seg else "cross-fitted"),
     }
 
@@ -281,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="the zoom-in crop up to this long : short (1: square; default: the trainer's, OBLONG_CROPS)",
+    )
+    t.add_argument(
+        "--focus",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="corrective clicks near the boundary in a local window (FocalClick; default: the trainer's)",
     )
     lat = sub.add_parser("latency")
     lat.add_argument("--click-model", type=Path, required=True)

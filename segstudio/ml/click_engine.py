@@ -134,15 +134,16 @@ class LearnedEngine(Engine):
         assert self.image is not None
         if not pos:
             return np.zeros(self.image.shape[:2], bool)
+        latest: tuple[float, float, bool] | None
         if (pos[:-1], neg, c) in self._memo:  # the latest click was a positive one
-            prev = self._memo[(pos[:-1], neg, c)]
+            prev, latest = self._memo[(pos[:-1], neg, c)], (*pos[-1], True)
         elif neg:  # the latest was a negative one (or nothing remembered: replay, positives first)
-            prev = self._answer(pos, neg[:-1], c)
+            prev, latest = self._answer(pos, neg[:-1], c), (*neg[-1], False)
         elif len(pos) > 1:
-            prev = self._answer(pos[:-1], neg, c)
+            prev, latest = self._answer(pos[:-1], neg, c), (*pos[-1], True)
         else:
-            prev = np.zeros(self.image.shape[:2], bool)
-        region = self.predictor.predict(self.image, list(pos), list(neg), prev, self.evidence, c)
+            prev, latest = np.zeros(self.image.shape[:2], bool), None
+        region = self.predictor.predict(self.image, list(pos), list(neg), prev, self.evidence, c, latest)
         if len(self._memo) >= MEMO:
             self._memo.pop(next(iter(self._memo)))
         self._memo[key] = region

@@ -53,6 +53,7 @@ __all__ = [
     "CropWindow",
     "crop_window",
     "encode",
+    "focus_window",
     "load_click_model",
     "paste_logits",
     "save_click_model",
@@ -70,6 +71,13 @@ PREV, SEG = 5, 6  # channel indices
 #: across it (2 seeds each on 26 CamVid val frames: NoC@85 / @90 6.1 / 9.7 against square crops'
 #: 6.6 / 10.2, objects never at 85 % 10 against 16-20); models without it in their info stay square
 OBLONG_CROPS = 3.0
+#: FocalClick's local refinement: after the whole-object answer, a corrective click near the boundary
+#: is answered again in a square window around it, `FOCUS_SPAN` times the click's distance to that
+#: boundary, at least `FOCUS_MIN` of the frame's long side, where that is under `FOCUS_MAX` of the
+#: whole window's shorter side; only models trained so (`focus` in their info) do it (docs/click-model.md)
+FOCUS_SPAN = 8.0
+FOCUS_MIN = 0.1
+FOCUS_MAX = 0.5
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -170,6 +178,27 @@ def crop_window(
     if across == down:
         return CropWindow(cx - across / 2, cy - down / 2, across / CROP)
     return CropWindow(cx - across / 2, cy - down / 2, across / CROP, down / CROP)
+
+
+def focus_window(whole: CropWindow, latest: tuple[float, float, bool], prev: np.ndarray) -> CropWindow | None:
+    """FocalClick's focus crop for the latest click `(x, y, positive)`: a square around it sized by
+    its distance to the boundary of `prev` (the answer before it), or None where that would not be
+    much finer than `whole` (the window around the object and every click). A long pavement strip's
+    whole window is ~5 frame px per crop px, coarser than the slivers its later clicks fix."""
+    x, y, positive = latest
+    prev = prev.astype(bool)
+    if not prev.any():
+        return None
+    h, w = prev.shape
+    xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+    # the distance to the nearest pixel on the other side of the boundary: mask pixels for a
+    # positive click (outside the mask), background pixels for a negative one (inside it)
+    other = ~prev if positive else prev
+    distance = float(cv2.distanceTransform(other.view(np.uint8), cv2.DIST_L2, 3)[yi, xi])
+    side = max(FOCUS_SPAN * distance, FOCUS_MIN * max(h, w))
+    if side > FOCUS_MAX * min(whole.scale, whole.sy) * CROP:
+        return None
+    return CropWindow(x - side / 2, y - side / 2, side / CROP)
 
 
 def encode(
@@ -296,6 +325,7 @@ class ClickPredictor:
         misnamed: bool = False,
         guided: bool = True,
         max_aspect: float = 1.0,
+        focus: bool = False,
     ) -> None:
         self.model = model.eval()
         self.threads = threads
@@ -307,6 +337,7 @@ class ClickPredictor:
         self.misnamed = misnamed  # where the model disagrees: its segment under the click, before colour
         self.guided = guided  # the answer's boundary guided-filtered by the frame (inference only)
         self.max_aspect = max_aspect  # the crop's longest side : shortest (1: square)
+        self.focus = focus  # a corrective click near the boundary is refined in a local window too
 
     @classmethod
     def from_info(
@@ -324,6 +355,7 @@ class ClickPredictor:
             misnamed=bool(info.get("misnamed", False)),
             guided=guided,
             max_aspect=float(info.get("max_aspect", 1.0)),
+            focus=bool(info.get("focus", False)),
         )
 
     def start_mask(
@@ -358,6 +390,31 @@ class ClickPredictor:
             start |= proposal
         return start
 
+    def focus_window(
+        self,
+        whole: CropWindow,
+        points: list[tuple[float, float]],
+        prev: np.ndarray,
+        latest: tuple[float, float, bool] | None,
+    ) -> CropWindow | None:
+        """Where a focus model refines its answer to the latest click (None: it doesn't)."""
+        if not self.focus or latest is None or len(points) < 2:
+            return None
+        return focus_window(whole, latest, prev)
+
+    def _answer(
+        self,
+        image: np.ndarray,
+        positives: list[tuple[float, float]],
+        negatives: list[tuple[float, float]],
+        fed: np.ndarray,
+        window: CropWindow,
+        plane: np.ndarray | None,
+    ) -> np.ndarray:
+        x = torch.from_numpy(encode(image, positives, negatives, fed, window, plane))[None]
+        delta = self.model.delta(x)[0, 0].numpy()
+        return paste_logits(delta, float(self.model.prior), fed, window, image if self.guided else None)
+
     @torch.inference_mode()
     def predict(
         self,
@@ -367,20 +424,26 @@ class ClickPredictor:
         prev: np.ndarray,
         seg: SegEvidence | None = None,
         active_class: int = 0,
+        latest: tuple[float, float, bool] | None = None,
     ) -> np.ndarray:
+        """`prev`: the answer to the clicks before the latest one, `latest` (x, y, positive): that click
+        (None: unknown, as after a replay; a focus model then answers in the whole window)."""
         if not positives:
             return np.zeros(image.shape[:2], bool)
-        prev = self.start_mask(image, positives, negatives, prev, seg, active_class)
-        window = crop_window(image.shape[:2], positives + negatives, prev, max_aspect=self.max_aspect)
-        fed = prev if self.use_prev else np.zeros_like(prev)
+        start = self.start_mask(image, positives, negatives, prev, seg, active_class)
+        points = positives + negatives
+        whole = crop_window(image.shape[:2], points, start, max_aspect=self.max_aspect)
+        fed = start if self.use_prev else np.zeros_like(start)
         plane = seg.plane(active_class) if (seg is not None and self.seg_evidence) else None
-        x = torch.from_numpy(encode(image, positives, negatives, fed, window, plane))[None]
+        local = self.focus_window(whole, points, prev, latest)
         previous_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            delta = self.model.delta(x)[0, 0].numpy()
+            answer = self._answer(image, positives, negatives, fed, whole, plane)
+            if local is not None:  # FocalClick: the whole answer, then refined around the click
+                answer = self._answer(image, positives, negatives, answer, local, plane)
         finally:
             if self.threads:
                 torch.set_num_threads(previous_threads)
-        return paste_logits(delta, float(self.model.prior), fed, window, image if self.guided else None)
+        return answer

@@ -21,12 +21,14 @@ from segstudio.ml.click_evidence import (  # noqa: E402
 from segstudio.ml.click_model import (  # noqa: E402
     CHANNELS,
     CROP,
+    FOCUS_MIN,
     OBLONG_CROPS,
     SEG,
     ClickNet,
     ClickPredictor,
     crop_window,
     encode,
+    focus_window,
     load_click_model,
     save_click_model,
 )
@@ -130,6 +132,54 @@ def test_a_few_training_steps_lower_the_loss_and_save_a_loadable_model(tmp_path,
     assert info["steps"] == 30 and info["train_images"] == 1
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def _strip() -> np.ndarray:
+    """A pavement-like strip across a 480 x 360 frame: its whole-object window is ~6 px per crop px."""
+    prev = np.zeros((360, 480), bool)
+    prev[100:300, 20:460] = True
+    return prev
+
+
+def test_a_corrective_click_near_the_boundary_gets_a_local_focus_window():
+    prev = _strip()
+    clicks = [(240.0, 200.0), (240.0, 104.0)]
+    whole = crop_window(prev.shape, clicks, prev, max_aspect=OBLONG_CROPS)
+    local = focus_window(whole, (240.0, 104.0, False), prev)  # 5 px inside the top edge
+    side = local.scale * CROP
+    assert side == pytest.approx(FOCUS_MIN * 480)  # 8 x 5 px is under the least side
+    assert local.x0 < 240 < local.x0 + side and local.y0 < 104 < local.y0 + side
+    assert side < 0.2 * min(whole.scale, whole.sy) * CROP
+    # a positive click 20 px above the strip: a window 8 x 20 px across; 30 px above: too far for one
+    above = focus_window(whole, (240.0, 80.0, True), prev)
+    assert above.scale * CROP == pytest.approx(8 * 20, rel=0.05)
+    assert focus_window(whole, (240.0, 70.0, True), prev) is None
+    # a click deep inside the object is not a boundary fix; nor is a click with nothing to refine
+    assert focus_window(whole, (240.0, 200.0, False), prev) is None
+    assert focus_window(whole, (240.0, 104.0, False), np.zeros_like(prev)) is None
+
+
+def test_a_focus_model_refines_its_answer_around_the_latest_click(one_torch_thread):
+    """FocalClick's two passes: the whole-object answer, then that answer refined in the focus window
+    centred on the latest click. Only for a focus model, and only when it knows which click was last."""
+    net = ClickNet(width=4).eval()
+    calls = []
+    real = net.delta
+    net.delta = lambda x: calls.append(x.clone()) or real(x)  # type: ignore[method-assign]
+    prev = _strip()
+    image = np.full((*prev.shape, 3), 100, np.uint8)
+    args = (image, [(240.0, 200.0)], [(240.0, 104.0)], prev)
+    focused = ClickPredictor(net, guided=False, max_aspect=OBLONG_CROPS, focus=True)
+    answer = focused.predict(*args, latest=(240.0, 104.0, False))
+    assert len(calls) == 2
+    negative = calls[1][0, 4]  # the second pass: the negative click's disc at the crop's centre
+    ys, xs = np.nonzero(negative.numpy())
+    assert abs(xs.mean() - CROP / 2) <= 1 and abs(ys.mean() - CROP / 2) <= 1
+    assert np.array_equal(answer, prev)  # an untrained head keeps the previous mask in both passes
+    calls.clear()
+    focused.predict(*args)  # a replay: which click came last is unknown
+    ClickPredictor(net, guided=False, max_aspect=OBLONG_CROPS).predict(*args, latest=(240.0, 104.0, False))
+    assert len(calls) == 2  # one pass each
 
 
 def test_a_file_that_is_not_a_click_model_is_a_checkpoint_error(tmp_path):
@@ -296,6 +346,28 @@ def test_a_few_training_steps_with_segmentation_evidence(tmp_path, one_torch_thr
     assert ClickPredictor.from_info(model, info).max_aspect == OBLONG_CROPS
 
 
+def test_a_focus_model_trains_its_refining_pass_and_says_so(tmp_path, one_torch_thread, monkeypatch):
+    from segstudio.ml import click_model_train
+
+    strip = _strip()
+    mask = strip.astype(np.uint8)
+    image = np.where(strip[..., None], 180, 60).astype(np.uint8).repeat(3, axis=2)
+    seen = mask.copy()
+    seen[100:104] = 0  # the segmentation model misses a 4 px band along the strip's top edge
+    bank = ObjectBank([(image, mask)], min_object=0.01, probabilities=[_probabilities(seen, classes=2)])
+    refined = []
+    real = click_model_train._refine_inputs
+    monkeypatch.setattr(click_model_train, "_refine_inputs", lambda *a: refined.append(a[3]) or real(*a))
+    config = ClickTrainConfig(steps=8, batch=4, max_iters=3, width=4, seed=0, focus=True)
+    _, result = train_click_model(bank, tmp_path / "click_model.pt", config)
+    assert result.steps == 8 and np.isfinite(result.losses).all()
+    assert refined  # corrective clicks by the boundary went through the second pass
+    assert all(w.scale * CROP <= 0.5 * 360 for w in refined)
+    model, info = load_click_model(result.path)
+    assert info["focus"] is True and ClickPredictor.from_info(model, info).focus
+    assert not ClickPredictor.from_info(model, {}).focus  # older models answer in one pass
+
+
 def test_an_earlier_format_click_model_is_refused_with_a_clear_message(tmp_path):
     torch.save({"format": "segstudio-click-model-1", "width": 16, "state": {}}, tmp_path / "old.pt")
     with pytest.raises(CheckpointError, match="earlier format"):
@@ -351,6 +423,37 @@ def test_learned_engine_through_the_engine_interface(tmp_path, one_torch_thread)
     answer = ClickSession(given, 1).click(float(xs.mean()), float(ys.mean()))
     # the object, its corners rounded by the guided filter
     assert np.count_nonzero(answer ^ obj) <= 0.05 * obj.sum()
+
+
+def test_learned_engine_tells_a_focus_model_which_click_came_last(tmp_path, one_torch_thread, monkeypatch):
+    """The local window centres on the latest click; the engine gets its prompts as two lists, so it
+    says which one was latest (and whether it was positive), through undo too."""
+    from segstudio.ml.click_engine import use_click_model
+    from segstudio.ml.click_model_files import CLICK_MODEL_NAME
+
+    _checkpoint_pair(tmp_path / "v1")
+    path = save_click_model(tmp_path / "v1" / CLICK_MODEL_NAME, ClickNet(width=4), {"focus": True})
+    use_click_model(path)
+    seen = []
+    real = ClickPredictor.predict
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("latest", args[6] if len(args) > 6 else None))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClickPredictor, "predict", spy)
+    image, mask = _scene()
+    engine = create_engine("learned")
+    engine.prepare(image, _probabilities(mask))
+    assert engine.predictor.focus
+    session = ClickSession(engine, active_class=1)
+    session.click(30.0, 40.0)
+    session.click(35.0, 42.0, positive=False)
+    session.click(50.0, 20.0)
+    assert seen == [None, (35.0, 42.0, False), (50.0, 20.0, True)]
+    session.undo_prompt()
+    session.click(31.0, 41.0, positive=False)
+    assert seen[-1] == (31.0, 41.0, False)
 
 
 def test_learned_engine_without_its_segmentation_model_says_what_to_do(tmp_path, one_torch_thread):
