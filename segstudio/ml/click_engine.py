@@ -2,7 +2,8 @@
 
 Importing this module is cheap (no torch): `use_click_model(path)` only registers the engine; the
 model (and torch) load in `prepare`, which the GUI runs off the GUI thread like every engine's
-precomputation. Per click it runs one forward pass on the zoom-in crop around the open object.
+precomputation. Per click it runs one forward pass on the zoom-in crop around the open object (a
+second one in a focus window for a focus model's click near the boundary).
 
 The model needs the object's previous mask, but engines are called with the whole prompt list each
 time (`ClickSession`): the engine remembers its answer per prompt list, so a new click finds the

@@ -16,6 +16,8 @@ model's proposal (`SegEvidence.proposal`, or the colour region where the model h
 is each later positive click's outside the previous mask, as at inference
 (`ClickPredictor.start_mask`). A share of first clicks lands on the part of the object the model got
 wrong (`error_first`), as the robot's first click does when it corrects a prediction (`--start model`).
+With `focus`, the rounds answer a corrective click near the boundary a second time in its focus
+window, as inference does, and half of such trained clicks train that second pass.
 """
 
 from __future__ import annotations
