@@ -259,6 +259,58 @@ def _answers(model: ClickNet, x: torch.Tensor, windows: list[Any], fed: list[np.
     return [paste_logits(d, prior, f, w) for d, w, f in zip(deltas, windows, fed, strict=True)]
 
 
+def _refine(
+    model: ClickNet,
+    states: list[_State],
+    predictor: ClickPredictor,
+    answers: list[np.ndarray],
+    windows: list[Any],
+    device: Any,
+) -> None:
+    """The focus pass over a batch (no gradient): `answers[i]` refined in place where state i's latest
+    click has a focus window."""
+    focus = [(i, w) for i, w in enumerate(_focus_windows(states, predictor, windows)) if w is not None]
+    if not focus:
+        return
+    x = np.stack([_refine_inputs(states[i], predictor, answers[i], w) for i, w in focus])
+    refined = _answers(
+        model, torch.from_numpy(x).to(device), [w for _, w in focus], [answers[i] for i, _ in focus]
+    )
+    for (i, _), answer in zip(focus, refined, strict=True):
+        answers[i] = answer
+
+
+def _train_focus_pass(
+    model: ClickNet,
+    states: list[_State],
+    predictor: ClickPredictor,
+    x: torch.Tensor,
+    windows: list[Any],
+    fed: list[np.ndarray],
+    rng: random.Random,
+    amp: Callable[[], Any],
+    device: Any,
+) -> torch.Tensor:
+    """Half the clicks that have a focus window train the second pass: their input becomes the focus
+    crop with the whole-window answer (no gradient) as the previous mask; `windows` is updated in place."""
+    chosen = [
+        (i, local)
+        for i, local in enumerate(_focus_windows(states, predictor, windows))
+        if local is not None and rng.random() < 0.5
+    ]
+    if not chosen:
+        return x
+    index = [i for i, _ in chosen]
+    model.eval()
+    with torch.no_grad(), amp():
+        whole = _answers(model, x[index], [windows[i] for i in index], [fed[i] for i in index])
+    x = x.clone()
+    for (i, local), answer in zip(chosen, whole, strict=True):
+        x[i] = torch.from_numpy(_refine_inputs(states[i], predictor, answer, local)).to(device)
+        windows[i] = local
+    return x
+
+
 def _targets(states: list[_State], windows: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
     from segstudio.ml.click_model import CROP
 
@@ -345,23 +397,8 @@ def train_click_model(
                     for _ in range(rounds):
                         x, windows, fed = _batch(states, predictor, device)
                         answers = _answers(model, x, windows, fed)
-                        focus = [
-                            (i, w)
-                            for i, w in enumerate(_focus_windows(states, predictor, windows))
-                            if w is not None
-                        ]
-                        if focus:  # the focus model's second pass, as at inference
-                            refine = np.stack(
-                                [_refine_inputs(states[i], predictor, answers[i], w) for i, w in focus]
-                            )
-                            refined = _answers(
-                                model,
-                                torch.from_numpy(refine).to(device),
-                                [w for _, w in focus],
-                                [answers[i] for i, _ in focus],
-                            )
-                            for (i, _), answer in zip(focus, refined, strict=True):
-                                answers[i] = answer
+                        if predictor.focus:  # the second pass, as at inference
+                            _refine(model, states, predictor, answers, windows, device)
                         for s, answer in zip(states, answers, strict=True):
                             s.prev = answer
                             click = next_click(s.prev, s.obj, s.valid)
@@ -369,25 +406,8 @@ def train_click_model(
                                 (s.pos if click[2] else s.neg).append(click[:2])
                                 s.latest = click
             x, windows, fed = _batch(states, predictor, device)
-            if predictor.focus:  # half the clicks that have a focus window train the refining pass
-                chosen = [
-                    (i, local)
-                    for i, local in enumerate(_focus_windows(states, predictor, windows))
-                    if local is not None and rng.random() < 0.5
-                ]
-                if chosen:
-                    model.eval()
-                    with torch.no_grad(), amp():
-                        index = [i for i, _ in chosen]
-                        whole = _answers(
-                            model, x[index], [windows[i] for i in index], [fed[i] for i in index]
-                        )
-                    x = x.clone()
-                    for (i, local), answer in zip(chosen, whole, strict=True):
-                        x[i] = torch.from_numpy(_refine_inputs(states[i], predictor, answer, local)).to(
-                            device
-                        )
-                        windows[i] = local
+            if predictor.focus:
+                x = _train_focus_pass(model, states, predictor, x, windows, fed, rng, amp, device)
             model.train()
             target, weight = (t.to(device) for t in _targets(states, windows))
             with amp():
