@@ -37,6 +37,7 @@ __all__ = [
     "LOW",
     "MISNAMED_REACH",
     "SegEvidence",
+    "click_pixel",
     "colour_proposal",
     "segmentation_probabilities",
 ]
@@ -51,6 +52,12 @@ COLOUR_REACH = 0.15
 #: a click on a misnamed strip of road must not take the whole road (0.3 measured worse: docs/click-model.md)
 MISNAMED_REACH = COLOUR_REACH
 _CLOSE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def click_pixel(shape: tuple[int, int], x: float, y: float) -> tuple[int, int]:
+    """The click's pixel (column, row), clamped into a frame of `shape` (a click may land on its edge)."""
+    h, w = shape
+    return min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
 
 
 class SegEvidence:
@@ -84,9 +91,7 @@ class SegEvidence:
         return self.probs[c].astype(np.float32) / 255.0
 
     def _pixel(self, x: float, y: float) -> tuple[int, int]:
-        """The click's pixel, clamped into the frame."""
-        h, w = self.shape
-        return min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+        return click_pixel(self.shape, x, y)
 
     def _components(self, c: int, kind: str) -> np.ndarray:
         """8-connected components of (argmax == c) or (p_c >= LOW), memoised per (c, kind): the robot
@@ -144,7 +149,7 @@ def colour_proposal(image: np.ndarray, x: float, y: float) -> np.ndarray:
     region = magic_wand(image, x, y) & ((yy - y) ** 2 + (xx - x) ** 2 <= reach * reach)
     # texture leaves the wand's region full of holes and specks (seen in the window on a jacket)
     closed = cv2.morphologyEx(region.view(np.uint8), cv2.MORPH_CLOSE, _CLOSE).astype(bool)
-    xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+    xi, yi = click_pixel((h, w), x, y)
     _n, comp = cv2.connectedComponents(closed.view(np.uint8), connectivity=8)
     return comp == comp[yi, xi] if comp[yi, xi] else region
 

@@ -43,7 +43,7 @@ from torch import nn
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import CheckpointError
 from segstudio.core.interactive.guided_filter import grey_guide, guide_radius, guided_filter
-from segstudio.ml.click_evidence import SegEvidence, colour_proposal
+from segstudio.ml.click_evidence import SegEvidence, click_pixel, colour_proposal
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 
 __all__ = [
@@ -193,7 +193,7 @@ def focus_window(whole: CropWindow, latest: tuple[float, float, bool], prev: np.
     if not prev.any():
         return None
     h, w = prev.shape
-    xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+    xi, yi = click_pixel((h, w), x, y)
     # the distance to the nearest pixel on the other side of the boundary: mask pixels for a
     # positive click (outside the mask), background pixels for a negative one (inside it)
     other = ~prev if positive else prev
@@ -380,9 +380,8 @@ class ClickPredictor:
             return prev
         first_only = len(positives) == 1 and not negatives and not prev.any()
         start = prev.astype(bool, copy=True)
-        h, w = start.shape
         for x, y in positives if (self.per_click or first_only) else ():
-            xi, yi = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+            xi, yi = click_pixel(start.shape, x, y)
             if start[yi, xi]:
                 continue
             proposal = seg.proposal(active_class, x, y)
