@@ -62,7 +62,16 @@ def _on_device(model: Any) -> Any:
 
 
 def _predictor(path: Path, threads: int | None, guided: bool = True) -> Any:
-    key = (str(path.resolve()), path.stat().st_mtime, guided)
+    try:
+        stamp = path.stat().st_mtime
+    except OSError as error:  # gone since it was chosen (a rollback, a cleanup): a message, not a traceback
+        from segstudio.core.errors import CheckpointError
+
+        raise CheckpointError(
+            f"cannot read the click model {path} ({error.strerror or error}); "
+            "train one with segstudio train --click-model"
+        ) from None
+    key = (str(path.resolve()), stamp, guided)
     with _lock:
         if key not in _models:
             from segstudio.ml.click_model import ClickPredictor, load_click_model
@@ -129,25 +138,28 @@ class LearnedEngine(Engine):
         return self.image is not None and self.predictor is not None
 
     def _answer(self, pos: tuple, neg: tuple, c: int) -> np.ndarray:
-        key = (pos, neg, c)
-        if key in self._memo:
-            return self._memo[key]
+        """The answer to these prompts, from the remembered answer to the ones before the latest; with
+        none remembered, the clicks are replayed (positives first). A loop, not recursion: a long prompt
+        list replayed at once (a re-prepared image, many scribbles) hit Python's recursion limit at
+        ~1000 prompts."""
         assert self.image is not None
-        if not pos:
-            return np.zeros(self.image.shape[:2], bool)
-        latest: tuple[float, float, bool] | None
-        if (pos[:-1], neg, c) in self._memo:  # the latest click was a positive one
-            prev, latest = self._memo[(pos[:-1], neg, c)], (*pos[-1], True)
-        elif neg:  # the latest was a negative one (or nothing remembered: replay, positives first)
-            prev, latest = self._answer(pos, neg[:-1], c), (*neg[-1], False)
-        elif len(pos) > 1:
-            prev, latest = self._answer(pos[:-1], neg, c), (*pos[-1], True)
-        else:
-            prev, latest = np.zeros(self.image.shape[:2], bool), None
-        region = self.predictor.predict(self.image, list(pos), list(neg), prev, self.evidence, c, latest)
-        if len(self._memo) >= MEMO:
-            self._memo.pop(next(iter(self._memo)))
-        self._memo[key] = region
+        steps: list[tuple[tuple, tuple, tuple[float, float, bool] | None]] = []  # (pos, neg, latest click)
+        while pos and (pos, neg, c) not in self._memo:
+            if (pos[:-1], neg, c) in self._memo or (not neg and len(pos) > 1):  # the latest was positive
+                steps.append((pos, neg, (*pos[-1], True)))
+                pos = pos[:-1]
+            elif neg:  # the latest was a negative one (or nothing remembered: replay, positives first)
+                steps.append((pos, neg, (*neg[-1], False)))
+                neg = neg[:-1]
+            else:  # the first click
+                steps.append((pos, neg, None))
+                pos = ()
+        region = self._memo[(pos, neg, c)] if pos else np.zeros(self.image.shape[:2], bool)
+        for p, n, latest in reversed(steps):
+            region = self.predictor.predict(self.image, list(p), list(n), region, self.evidence, c, latest)
+            if len(self._memo) >= MEMO:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[(p, n, c)] = region
         return region
 
     def _region(self, prompts: Prompts, active_class: int, barrier: np.ndarray | None) -> np.ndarray:

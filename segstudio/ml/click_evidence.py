@@ -32,6 +32,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from segstudio.core.errors import UsageError
+
 __all__ = [
     "COLOUR_REACH",
     "LOW",
@@ -65,9 +67,17 @@ class SegEvidence:
 
     def __init__(self, probabilities: np.ndarray, shape: tuple[int, int] | None = None) -> None:
         probs = np.asarray(probabilities)
-        if probs.ndim != 3:
-            raise ValueError(f"class probabilities must be C x H x W, got {probs.shape}")
+        if probs.ndim != 3 or 0 in probs.shape:
+            raise UsageError(
+                f"class probabilities must be C x H x W with at least one class and pixel, got {probs.shape}"
+            )
         if probs.dtype != np.uint8:
+            # NaN would cast to an arbitrary byte: a broken segmentation model must say so, not steer clicks
+            if not np.isfinite(probs).all():
+                raise UsageError(
+                    "the segmentation model's class probabilities contain NaN or infinity; "
+                    "it gives the click model no evidence: train that model version again"
+                )
             probs = np.rint(np.clip(probs, 0.0, 1.0) * 255).astype(np.uint8)
         if shape is not None and probs.shape[1:] != tuple(shape):  # stored reduced: back to the frame
             h, w = shape

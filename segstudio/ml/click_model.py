@@ -31,6 +31,7 @@ Pure torch + OpenCV; nothing here imports Qt. Checkpoints load with `weights_onl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ import torch
 from torch import nn
 
 from segstudio.core.atomic import atomic_write_bytes
-from segstudio.core.errors import CheckpointError
+from segstudio.core.errors import CheckpointError, UsageError
 from segstudio.core.interactive.guided_filter import grey_guide, guide_radius, guided_filter
 from segstudio.ml.click_evidence import SegEvidence, click_pixel, colour_proposal
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
@@ -54,6 +55,7 @@ __all__ = [
     "ClickNet",
     "ClickPredictor",
     "CropWindow",
+    "check_frame",
     "crop_window",
     "encode",
     "focus_window",
@@ -151,6 +153,17 @@ class CropWindow:
 
     def point(self, x: float, y: float) -> tuple[float, float]:
         return (x - self.x0) / self.scale, (y - self.y0) / self.sy
+
+
+def check_frame(image: np.ndarray, what: str = "the click model") -> None:
+    """UsageError unless `image` is an H x W x 3 (or x 4) uint8 frame of at least one pixel. Why: `encode`
+    takes `image[..., :3]` and scales by 1/255, so a grey (H x W) frame would be cut to its first three
+    columns and a 16-bit or float frame silently mis-scaled (`core.images.load_image` gives the right kind)."""
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8 or 0 in image.shape[:2]:
+        raise UsageError(
+            f"{what} needs an H x W x 3 uint8 RGB image, got shape {image.shape} {image.dtype}; "
+            "convert it to 8-bit RGB first"
+        )
 
 
 def crop_window(
@@ -293,7 +306,8 @@ def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
         ) from None
     except Exception as error:
         raise CheckpointError(
-            f"{path} is not a readable click model ({type(error).__name__}: {error})"
+            f"{path} is not a readable click model ({type(error).__name__}: {error}); "
+            "train a new one with segstudio train --click-model"
         ) from None
     if isinstance(payload, dict) and payload.get("format") in OLD_FORMATS:
         raise CheckpointError(
@@ -304,12 +318,56 @@ def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
         raise CheckpointError(
             f"{path} is not a SegStudio click model (train one with segstudio train --click-model)"
         )
-    model = ClickNet(width=int(payload["width"]))
+    width, state = payload.get("width"), payload.get("state")
+    stem = state.get("stem.0.weight") if isinstance(state, dict) else None
+    # the stem's shape before building the net: a damaged width (0, -3, 10**6) must not reach ClickNet's
+    # allocation (a huge one takes all memory), and a missing part is named here, not as a KeyError
+    if (
+        not isinstance(width, int)
+        or not isinstance(stem, torch.Tensor)
+        or tuple(stem.shape) != (width, CHANNELS, 3, 3)
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
+        raise CheckpointError(
+            f"{path}: the click model's weights are missing or do not fit its width {width!r}; "
+            "train a new one with segstudio train --click-model"
+        )
+    model = ClickNet(width=width)
     try:
-        model.load_state_dict(payload["state"])
+        model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: click model weights do not fit ({error})") from None
-    return model.eval(), dict(payload.get("info", {}))
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(
+            f"{path}: the click model's weights contain NaN or infinity (its training diverged); "
+            "train a new one with segstudio train --click-model"
+        )
+    return model.eval(), _checked_info(path, payload.get("info", {}))
+
+
+#: the info keys `ClickPredictor.from_info` reads as switches
+_INFO_FLAGS = ("use_prev", "seg_evidence", "proposal", "colour_fallback", "per_click", "misnamed", "focus")
+
+
+def _checked_info(path: Path, info: Any) -> dict[str, Any]:
+    """The file's training info where it steers prediction: switches must be true/false and `max_aspect`
+    a finite number >= 1. A damaged or hand-edited file is refused here, naming the key, instead of
+    failing on the first click (a max_aspect of 0 divided by zero there) or acting on "false" as true."""
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: the click model's info is a {type(info).__name__}, not a mapping")
+    for key in _INFO_FLAGS:
+        if key in info and not isinstance(info[key], bool):
+            raise CheckpointError(f"{path}: the click model's info {key!r} is {info[key]!r}, not true/false")
+    aspect = info.get("max_aspect", 1.0)
+    if (
+        isinstance(aspect, bool)
+        or not isinstance(aspect, int | float)
+        or not (math.isfinite(aspect) and aspect >= 1)
+    ):
+        raise CheckpointError(
+            f"{path}: the click model's info 'max_aspect' is {aspect!r}; it must be a number of at least 1"
+        )
+    return dict(info)
 
 
 class ClickPredictor:
@@ -330,6 +388,8 @@ class ClickPredictor:
         max_aspect: float = 1.0,
         focus: bool = False,
     ) -> None:
+        if not max_aspect >= 1.0:  # crop_window divides by it; below 1 (or NaN) has no meaning
+            raise UsageError(f"a click model's crops need max_aspect >= 1, got {max_aspect!r}")
         self.model = model.eval()
         self.threads = threads
         self.use_prev = use_prev  # False only for the no-previous-mask ablation's models
@@ -430,6 +490,11 @@ class ClickPredictor:
     ) -> np.ndarray:
         """`prev`: the answer to the clicks before the latest one, `latest` (x, y, positive): that click
         (None: unknown, as after a replay; a focus model then answers in the whole window)."""
+        check_frame(image)
+        shapes = {"previous mask": prev.shape} | ({} if seg is None else {"segmentation evidence": seg.shape})
+        for what, shape in shapes.items():
+            if tuple(shape) != image.shape[:2]:
+                raise UsageError(f"the click model's {what} is {tuple(shape)}, its image {image.shape[:2]}")
         if not positives:
             return np.zeros(image.shape[:2], bool)
         start = self.start_mask(image, positives, negatives, prev, seg, active_class)

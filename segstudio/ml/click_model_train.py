@@ -33,15 +33,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
-from segstudio.core.images import load_image
+from segstudio.core.errors import MaskError
 from segstudio.core.interactive.robot import interior_point
 from segstudio.ml.click_evidence import SegEvidence
 from segstudio.ml.click_model import (
     OBLONG_CROPS,
     ClickNet,
     ClickPredictor,
+    check_frame,
     crop_window,
     encode,
     paste_logits,
@@ -123,6 +123,12 @@ class ObjectBank:
             raise ValueError(f"{len(probabilities)} probability maps for {len(pairs)} frames")
         for (image, mask), probs in zip(pairs, probabilities, strict=True):
             index = len(self.frames)
+            check_frame(image, f"the click model's training frame {index}")
+            if mask.shape != image.shape[:2]:  # objects would be cut from the wrong pixels, silently
+                raise MaskError(
+                    f"the click model's training frame {index}: its mask is {mask.shape}, "
+                    f"its image {image.shape[:2]}"
+                )
             self.frames.append((image, mask))
             self.evidence.append(None if probs is None else SegEvidence(probs, mask.shape))
             for c in np.unique(mask):
@@ -137,8 +143,15 @@ class ObjectBank:
         if not self.objects:
             from segstudio.ml.train_config import TrainingError
 
+            labelled = any((mask != VOID).any() for _, mask in self.frames)
             raise TrainingError(
-                "no objects to train the click model on: the done masks have no labelled regions"
+                "no objects to train the click model on: "
+                + (
+                    f"every labelled region in {len(self.frames)} done mask(s) is smaller than "
+                    f"{min_object:.1%} of its frame"
+                    if labelled
+                    else f"no labelled region in {len(self.frames)} done mask(s)"
+                )
             )
 
     def flipped_evidence(self, frame: int) -> SegEvidence | None:
@@ -161,13 +174,17 @@ class ObjectBank:
         predict: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> ObjectBank:
         """Frames from files; `predict(i, image)` gives frame i's class probabilities (C x H x W), the
-        segmentation evidence (None: the click model trains without it)."""
+        segmentation evidence (None: the click model trains without it). Each pair is read as the
+        segmentation trainer reads it (`ml.data.SegmentationDataset`): a mask that is not a single-channel
+        8-bit PNG is a MaskError naming it (it was skipped, or its 16-bit labels wrapped, silently), and
+        a mask of another size than its image is resized to it (its objects were misplaced)."""
+        from segstudio.ml.data import SegmentationDataset
+        from segstudio.ml.manifest import Sample
+
+        files = SegmentationDataset([Sample(str(image), str(mask)) for image, mask in pairs])
         loaded, probs = [], []
-        for i, (image_path, mask_path) in enumerate(pairs):
-            mask = np.array(Image.open(mask_path))
-            if mask.ndim != 2:
-                continue
-            image, mask = _reduced(load_image(image_path)[..., :3], mask.astype(np.uint8), max_side)
+        for i in range(len(files)):
+            image, mask = _reduced(*files.pair(i), max_side)
             loaded.append((image, mask))
             probs.append(None if predict is None else predict(i, image))
         return cls(loaded, min_object, probs)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segstudio.core.errors import CheckpointError
+from segstudio.core.errors import CancelledError, CheckpointError, SegStudioError
 from segstudio.core.logs import timed
 from segstudio.ml.data import balanced_class_weights, class_pixel_counts
 from segstudio.ml.distributed import DistContext
@@ -298,19 +298,27 @@ class Trainer:
             threads=torch.get_num_threads(),
             device=str(self.parts.device),  # the run's device; AMP there on CUDA
         )
-        bank = ObjectBank.from_files(
-            [(s.image, s.mask) for s in self.manifest.train],
-            config.min_object,
-            config.max_side,
-            self._evidence_model(),
-        )
         steps = config.steps
 
         def on_step(step: int, loss: float) -> None:
             if self.progress.wants_batch() or step == steps:
                 self.progress.emit("click_model", step=step, steps=steps, loss=loss)
 
-        _, result = train_click_model(bank, self.out_dir / CLICK_MODEL_NAME, config, on_step, should_stop)
+        try:
+            bank = ObjectBank.from_files(
+                [(s.image, s.mask) for s in self.manifest.train],
+                config.min_object,
+                config.max_side,
+                self._evidence_model(),
+            )
+            _, result = train_click_model(bank, self.out_dir / CLICK_MODEL_NAME, config, on_step, should_stop)
+        except CancelledError:
+            raise
+        except SegStudioError as error:
+            # the segmentation model this run trained stays a version (the run finishes): only its click
+            # model is missing, e.g. done masks whose objects are all tiny, or a mask changed meanwhile
+            self.warn(f"this version has no click model: {error}")
+            return
         self.progress.emit(
             "click_model",
             path=str(result.path) if result.path else None,
