@@ -171,3 +171,40 @@ def test_a_learned_click_keeps_the_users_corrections_away_from_it(window_with_cl
     QTest.keyClick(window.canvas, Qt.Key.Key_Return)
     assert (doc.labels[rectangle] == 3).all()  # the user's correction, away from the click: kept
     assert (doc.labels[97:103, 132:138] == 0).all()  # the clicked mistake: the user overrides it
+
+
+@pytest.mark.parametrize("damage", ["cut short", "crop aspect 0"])
+def test_a_damaged_click_model_is_a_message_and_the_other_tools_keep_working(
+    window_with_click_model, qtbot, damage
+):
+    """The version's click model file is cut short (a full disk) or carries an info no training writes
+    (a stranger's hand-edited copy; before, its crop aspect of 0 divided by zero on the first click):
+    choosing ``learned`` says so in the status bar, the app keeps running, and the superpixel engine
+    still answers clicks."""
+    window = window_with_click_model
+    path = window.project.models_dir / "v1" / CLICK_MODEL_NAME
+    if damage == "cut short":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        save_click_model(path, ClickNet(width=4), {"max_aspect": 0})
+    combo = window.smart_options.engine_combo
+    combo.setFocus()
+    while combo.currentIndex() != combo.findData("learned"):
+        QTest.keyClick(
+            combo, Qt.Key.Key_Down if combo.currentIndex() < combo.findData("learned") else Qt.Key.Key_Up
+        )
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: "click model" in window.statusBar().currentMessage(), timeout=WAIT)
+    assert str(path) in window.statusBar().currentMessage()
+    assert "learned" not in window.tools.smart.engines
+    use_engine(window, qtbot, "superpixel")
+    pick_class(qtbot, window, 1)
+    doc = window.session.document
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_S)
+    QTest.mouseClick(window.canvas.viewport(), Qt.MouseButton.LeftButton, NO, window.canvas.to_widget(75, 55))
+    clicks_shown(window)
+    window.canvas.setFocus()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert doc.labels[55, 75] == 1 and doc.history.undo_count == 1
