@@ -18,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from bench.hostile_files import deflate_bomb
 
 
 def _cli(args: list[str], home: Path) -> dict:
@@ -114,16 +115,7 @@ def main() -> None:
 
         plain, bomb = tmp_path / "plain.pt", tmp_path / "bomb.pt"
         torch.save({"weight": torch.zeros(1)}, plain)
-        with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w") as target:
-            for info in source.infolist():
-                if "/data/" in info.filename and not info.filename.endswith("serialization_id"):
-                    entry = zipfile.ZipInfo(info.filename)
-                    entry.compress_type = zipfile.ZIP_DEFLATED
-                    with target.open(entry, "w", force_zip64=True) as out:
-                        for _ in range(3500 // 4):
-                            out.write(bytes(4 * 2**20))
-                else:
-                    target.writestr(info, source.read(info))
+        deflate_bomb(plain, bomb, 3500 * 2**20)
         folder = tmp_path / "photos"
         folder.mkdir()
         Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(folder / "a.png")

@@ -44,6 +44,7 @@ from torch import nn
 from segstudio.core.atomic import atomic_write_bytes
 from segstudio.core.errors import CheckpointError, UsageError
 from segstudio.core.interactive.guided_filter import grey_guide, guide_radius, guided_filter
+from segstudio.ml.checkpoint_schema import check_archive
 from segstudio.ml.click_evidence import SegEvidence, click_pixel, colour_proposal
 from segstudio.ml.click_model_files import CLICK_MODEL_NAME
 
@@ -71,6 +72,8 @@ MIN_SIDE = 0.3  # ... and at least this fraction of the frame's long side (the f
 FORMAT = "segstudio-click-model-2"
 OLD_FORMATS = ("segstudio-click-model-1",)  # 6 inputs, no segmentation evidence: retrain
 CHANNELS = 7  # RGB, positive disks, negative disks, previous mask, p(clicked class)
+#: A click model is ~0.5 MB (width 16) and 8 MB at width 64; a file declaring more is not one.
+MAX_CLICK_MODEL_BYTES = 64 * 2**20
 PREV, SEG = 5, 6  # channel indices
 #: new click models train (and then predict) on crops up to 3 : 1, so a long object keeps resolution
 #: across it (2 seeds each on 26 CamVid val frames: NoC@85 / @90 6.1 / 9.7 against square crops'
@@ -298,6 +301,7 @@ def save_click_model(path: str | Path, model: ClickNet, info: dict[str, Any] | N
 def load_click_model(path: str | Path) -> tuple[ClickNet, dict[str, Any]]:
     """The model (eval mode, CPU) and its training info; CheckpointError for anything else."""
     path = Path(path)
+    check_archive(path, MAX_CLICK_MODEL_BYTES)  # declared sizes and compression, before torch.load inflates
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

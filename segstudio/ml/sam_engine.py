@@ -33,6 +33,7 @@ from segstudio.core.errors import CancelledError, CheckpointError, UsageError
 from segstudio.core.interactive.engines import Engine, register_engine
 from segstudio.core.interactive.prompts import Prompts
 from segstudio.core.logs import timed
+from segstudio.ml.checkpoint_schema import check_archive
 from segstudio.ml.sam_cache import DEFAULT_MAX_BYTES, EmbeddingCache
 
 __all__ = [
@@ -55,6 +56,8 @@ SAM_ARCHS: dict[int, tuple[str, Callable[..., Sam]]] = {
 }
 #: a key only MobileSAM's TinyViT encoder has (its first conv): the checkpoint is a ``vit_t``.
 MOBILE_SAM_KEY = "image_encoder.patch_embed.seq.0.c.weight"
+#: The largest SAM checkpoint (ViT-H) is 2.4 GiB; a file declaring more is not a SAM model.
+MAX_SAM_BYTES = 3 * 2**30
 SCRIBBLE_POINTS = 5  # a scribble becomes this many positive points along it
 
 
@@ -83,6 +86,7 @@ def load_sam(path: str | Path) -> Sam:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"SAM checkpoint {path} does not exist; pick the .pth file you downloaded")
+    check_archive(path, MAX_SAM_BYTES)  # declared sizes and compression, before torch.load inflates
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

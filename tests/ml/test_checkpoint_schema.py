@@ -8,12 +8,12 @@ before anything reads it.
 from __future__ import annotations
 
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from bench.hostile_files import deflate_bomb
 from segstudio.cli import main
 from segstudio.core.errors import CheckpointError
 from segstudio.ml.checkpoint_schema import MAX_MODEL_BYTES, check_archive
@@ -102,21 +102,10 @@ def test_a_resume_file_of_the_wrong_shape_is_refused(tmp_path, payload):
 
 
 def _bomb(path: Path, inflated: int) -> None:
-    """A torch file whose tensor storage is `inflated` zero bytes, deflate-compressed (about 1/1000)."""
+    """A checkpoint whose tensor storage is `inflated` zero bytes, deflate-compressed (about 1/1000)."""
     plain = path.with_suffix(".plain")
     torch.save(good_payload(), plain)
-    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if "/data/" in info.filename and not info.filename.endswith("serialization_id"):
-                entry = zipfile.ZipInfo(info.filename)
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                with target.open(entry, "w", force_zip64=True) as out:
-                    chunk = bytes(2**22)
-                    for _ in range(inflated // len(chunk)):
-                        out.write(chunk)  # streamed: the test itself never holds it either
-                continue
-            target.writestr(info, data, compress_type=zipfile.ZIP_STORED)
+    deflate_bomb(plain, path, inflated)
 
 
 def test_a_compressed_checkpoint_is_refused_before_it_is_inflated(tmp_path):

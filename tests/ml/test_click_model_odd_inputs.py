@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,11 +16,18 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from bench.hostile_files import deflate_bomb  # noqa: E402
 from segstudio.core.errors import CheckpointError, MaskError, UsageError  # noqa: E402
 from segstudio.core.interactive import ClickSession, create_engine  # noqa: E402
 from segstudio.core.interactive.prompts import Prompts  # noqa: E402
 from segstudio.ml.click_evidence import SegEvidence  # noqa: E402
-from segstudio.ml.click_model import ClickNet, ClickPredictor, load_click_model, save_click_model  # noqa: E402
+from segstudio.ml.click_model import (  # noqa: E402
+    MAX_CLICK_MODEL_BYTES,
+    ClickNet,
+    ClickPredictor,
+    load_click_model,
+    save_click_model,
+)
 from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model  # noqa: E402
 from segstudio.ml.train_config import TrainingError  # noqa: E402
 
@@ -219,6 +227,24 @@ def test_a_damaged_click_model_file_is_a_checkpoint_error_naming_it(tmp_path, na
     write(path, good)
     with pytest.raises(CheckpointError, match=f"click_model.pt.*{message}"):
         load_click_model(path)
+
+
+def test_a_click_model_file_built_to_exhaust_memory_is_refused_before_loading(tmp_path):
+    """The checkpoints' archive check (`checkpoint_schema.check_archive`) with a click model's bound:
+    a 1 MB file that inflates to 256 MiB, and a plain one declaring more than any click model holds."""
+    plain = save_click_model(tmp_path / "plain.pt", ClickNet(width=4))
+    deflate_bomb(plain, tmp_path / "bomb.pt", 256 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"bomb\.pt.*inflates"):
+            load_click_model(tmp_path / "bomb.pt")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, peak
+    torch.save(_payload(info={"padding": torch.zeros(MAX_CLICK_MODEL_BYTES // 4 + 1)}), tmp_path / "big.pt")
+    with pytest.raises(CheckpointError, match=r"big\.pt.*declares 64 MiB"):
+        load_click_model(tmp_path / "big.pt")
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")

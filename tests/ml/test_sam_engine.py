@@ -82,3 +82,22 @@ def test_sam_checkpoint_errors(tmp_path, checkpoint):
     torch.save(state, other)
     with pytest.raises(CheckpointError, match="unknown SAM encoder width 96"):
         sam_engine.load_sam(other)
+
+
+def test_a_sam_file_built_to_exhaust_memory_is_refused_before_loading(tmp_path):
+    """The checkpoints' archive check with SAM's bound: a small state dict whose tensor data inflates
+    to 256 MiB is refused without inflating it."""
+    import tracemalloc
+
+    from bench.hostile_files import deflate_bomb
+
+    torch.save({"image_encoder.pos_embed": torch.zeros(1, 4, 4, 768)}, tmp_path / "plain.pth")
+    deflate_bomb(tmp_path / "plain.pth", tmp_path / "bomb.pth", 256 * 2**20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=r"bomb\.pth.*inflates"):
+            sam_engine.load_sam(tmp_path / "bomb.pth")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, peak
