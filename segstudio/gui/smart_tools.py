@@ -315,9 +315,13 @@ class SmartTools(QObject):
         self._click_waiting()
 
     def _click_waiting(self) -> None:
-        """The click made while the engine was being prepared, now that it is ready (same class)."""
+        """The click made while the engine was being prepared, now that it is ready (same class). Kept
+        while the current engine is not ready yet: the other engines' preparation can finish first
+        (under load, while SAM's embedding still computes), and that must not drop the click."""
+        if self._pending is None or not self.is_ready:
+            return
         pending, self._pending = self._pending, None
-        if pending is not None and self.is_ready and pending[3] == self.state.active_class:
+        if pending[3] == self.state.active_class:
             self.click(*pending[:3])
 
     def _prepared(self, engines: dict[str, Engine], problems: list[str], generation: int) -> None:

@@ -247,3 +247,53 @@ def test_widgets_prefetch_the_next_photos_and_clicks_never_recompute(
         assert doc2.in_stroke and smart.sam.computed == 3
     finally:
         gate.set()
+
+
+def test_a_click_waiting_for_sam_survives_the_other_tools_getting_ready_first(
+    qtbot, window, tiny_sam_checkpoint, monkeypatch
+):
+    """A click made while SAM's embedding computes waits for it. Under load the other smart tools'
+    preparation (superpixel) can finish in between; that used to drop the waiting click (a CI run
+    found it). Here both are held until the click is made, then superpixel is let go first."""
+    from segstudio.gui import smart_tools
+    from segstudio.ml import sam_engine
+
+    win, smart = window, window.tools.smart
+    sam_gate, others_gate = threading.Event(), threading.Event()
+    real_embed, real_prepared = sam_engine.SamRuntime.embed, smart_tools._prepared_engine
+
+    def embed(self, key, image, **kwargs):
+        assert sam_gate.wait(30)
+        return real_embed(self, key, image, **kwargs)
+
+    def prepared_engine(name, image, probabilities):
+        assert others_gate.wait(30)
+        return real_prepared(name, image, probabilities)
+
+    monkeypatch.setattr(sam_engine.SamRuntime, "embed", embed)
+    monkeypatch.setattr(smart_tools, "_prepared_engine", prepared_engine)
+    try:
+        smart.load_sam(str(tiny_sam_checkpoint))
+        qtbot.waitUntil(lambda: smart.sam is not None and win.tool_state.engine == "sam", timeout=WAIT)
+        first = win.session.document
+        win.open_image(win.browser.neighbour(1))  # a new photo: every engine is prepared again
+        qtbot.waitUntil(lambda: smart.document is not None and smart.document is not first, timeout=WAIT)
+        doc = smart.document
+        win.canvas.setFocus()
+        QTest.keyClick(win.canvas, Qt.Key.Key_S)
+        h, w = doc.shape
+        before = doc.labels.copy()
+        _click(win, w // 2, h // 2)
+        assert not doc.in_stroke and (doc.labels == before).all()  # waiting: nothing ready yet
+        others_gate.set()
+        qtbot.waitUntil(lambda: "superpixel" in smart.engines, timeout=WAIT)
+        assert not smart.is_ready and not doc.in_stroke  # SAM's embedding is still held
+        sam_gate.set()
+        qtbot.waitUntil(lambda: smart.is_ready, timeout=WAIT)
+        clicks_shown(win)
+        assert doc.in_stroke and (doc.labels != before).any()  # the waiting click applied on arrival
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return)
+        assert doc.history.undo_count == 1
+    finally:
+        sam_gate.set()
+        others_gate.set()
