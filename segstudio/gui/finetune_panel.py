@@ -10,6 +10,7 @@ checkpoint - also after Cancel, which keeps the best checkpoint so far.
 
 from __future__ import annotations
 
+import html
 import sys
 from pathlib import Path
 from typing import Any
@@ -543,6 +544,9 @@ class FinetunePanel(QWidget):
             text += f"<br>Gain of the kept model over {base}: {format_estimate(gain, signed=True)}"
             if gain.get("plus_minus") is not None and abs(gain["value"]) < gain["plus_minus"]:
                 text += " (within the uncertainty: more done images would tell)"
+        for message in dict.fromkeys(e.get("message") for e in self.events if e["event"] == "warning"):
+            # what the version lacks or what the run worked around (no click model; smaller GPU tiles)
+            text += f"<br>Note: {html.escape(str(message))}"
         self.result_label.setText(text)
         self.status_label.setText(f"Training {reason.replace('_', ' ')}: new model {self.new_version} saved.")
         self.use_button.setEnabled(True)
