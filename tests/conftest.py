@@ -117,6 +117,16 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def forget_learned_engine():
+    """`use_click_model` registers the "learned" engine process-wide with a test's tmp file: unregister it
+    afterwards, so the next test starts without it."""
+    yield
+    from segstudio.core.interactive.engines import ENGINES
+
+    ENGINES.pop("learned", None)
+
+
+@pytest.fixture
 def offline_downloads(monkeypatch):
     """torch.hub downloads fail at once with the error an offline machine gives (URLError)."""
     import urllib.error

@@ -34,14 +34,7 @@ from segstudio.ml.click_model import (  # noqa: E402
 )
 from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _forget_learned_engine():
-    """`use_click_model` registers "learned" process-wide with a tmp file: unregister it afterwards."""
-    from segstudio.core.interactive.engines import ENGINES
-
-    yield
-    ENGINES.pop("learned", None)
+pytestmark = pytest.mark.usefixtures("forget_learned_engine")
 
 
 def _scene(seed: int = 0, shape: tuple[int, int] = (120, 160)) -> tuple[np.ndarray, np.ndarray]:

@@ -31,14 +31,7 @@ from segstudio.ml.click_model import (  # noqa: E402
 from segstudio.ml.click_model_train import ClickTrainConfig, ObjectBank, train_click_model  # noqa: E402
 from segstudio.ml.train_config import TrainingError  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _forget_learned_engine():
-    """`use_click_model` registers "learned" process-wide with a tmp file: unregister it afterwards."""
-    from segstudio.core.interactive.engines import ENGINES
-
-    yield
-    ENGINES.pop("learned", None)
+pytestmark = pytest.mark.usefixtures("forget_learned_engine")
 
 
 def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
